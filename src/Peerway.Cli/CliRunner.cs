@@ -1,0 +1,87 @@
+using System.CommandLine;
+
+namespace Peerway.Cli;
+
+/// <summary>A user error: printed as one line on stderr, exit code 2.</summary>
+internal sealed class UsageException : Exception
+{
+    public UsageException(string message) : base(message)
+    {
+    }
+
+    public UsageException()
+    {
+    }
+
+    public UsageException(string message, Exception innerException) : base(message, innerException)
+    {
+    }
+}
+
+/// <summary>A runtime failure (timeout, nothing found, I/O): one line on stderr, exit code 1.</summary>
+internal sealed class RuntimeFailureException : Exception
+{
+    public RuntimeFailureException(string message) : base(message)
+    {
+    }
+
+    public RuntimeFailureException()
+    {
+    }
+
+    public RuntimeFailureException(string message, Exception innerException) : base(message, innerException)
+    {
+    }
+}
+
+internal static class CliRunner
+{
+    public const int Ok = 0;
+    public const int RuntimeError = 1;
+    public const int UsageError = 2;
+
+    public static async Task<int> RunAsync(RootCommand root, string[] args)
+    {
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            await Console.Error.WriteLineAsync($"peerway: {parse.Errors[0].Message}");
+            return UsageError;
+        }
+
+        using var cts = new CancellationTokenSource();
+        using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(
+            System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; cts.Cancel(); });
+        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(
+            System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; cts.Cancel(); });
+        try
+        {
+            return await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }, cts.Token);
+        }
+        catch (UsageException ex)
+        {
+            await Console.Error.WriteLineAsync($"peerway: {ex.Message}");
+            return UsageError;
+        }
+        catch (RuntimeFailureException ex)
+        {
+            await Console.Error.WriteLineAsync($"peerway: {ex.Message}");
+            return RuntimeError;
+        }
+        catch (OperationCanceledException) when (cts.IsCancellationRequested)
+        {
+            await Console.Error.WriteLineAsync("peerway: interrupted");
+            return RuntimeError;
+        }
+        catch (IOException ex)
+        {
+            await Console.Error.WriteLineAsync($"peerway: {ex.Message}");
+            return RuntimeError;
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            await Console.Error.WriteLineAsync($"peerway: {ex.Message}");
+            return RuntimeError;
+        }
+    }
+}

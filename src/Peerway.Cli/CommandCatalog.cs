@@ -1,0 +1,12 @@
+using System.CommandLine;
+
+namespace Peerway.Cli;
+
+/// <summary>Every top-level command. Each area keeps its commands in its own file.</summary>
+internal static class CommandCatalog
+{
+    public static IEnumerable<Command> All()
+    {
+        yield return DemoCommand.Create();
+    }
+}

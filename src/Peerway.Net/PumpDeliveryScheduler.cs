@@ -1,0 +1,68 @@
+using System.Threading.Channels;
+
+namespace Peerway.Net;
+
+/// <summary>
+/// Runs deliveries one at a time on a background task, in order; delayed ones are queued when their
+/// <see cref="TimeProvider"/> timer fires. One pump serialises the whole virtual network, so handlers never race.
+/// </summary>
+public sealed class PumpDeliveryScheduler : IDeliveryScheduler, IDisposable
+{
+    private readonly TimeProvider _time;
+    private readonly Channel<Action> _queue = Channel.CreateUnbounded<Action>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _pump;
+    private long _faults;
+
+    public PumpDeliveryScheduler(TimeProvider time)
+    {
+        _time = time ?? throw new ArgumentNullException(nameof(time));
+        _pump = Task.Run(PumpAsync);
+    }
+
+    /// <summary>Deliveries whose handler threw (a bug in the receiving engine); counted, not swallowed silently.</summary>
+    public long Faults => Interlocked.Read(ref _faults);
+
+    public Exception? LastFault { get; private set; }
+
+    public void Schedule(TimeSpan delay, Action action)
+    {
+        if (delay <= TimeSpan.Zero)
+        {
+            _queue.Writer.TryWrite(action);
+            return;
+        }
+
+        ITimer? timer = null;
+        timer = _time.CreateTimer(
+            _ =>
+            {
+                _queue.Writer.TryWrite(action);
+                timer?.Dispose();
+            },
+            null,
+            delay,
+            Timeout.InfiniteTimeSpan);
+    }
+
+    private async Task PumpAsync()
+    {
+        await foreach (var action in _queue.Reader.ReadAllAsync())
+        {
+            try
+            {
+                action();
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                Interlocked.Increment(ref _faults);
+                LastFault = ex;
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _queue.Writer.TryComplete();
+        _pump.Wait(TimeSpan.FromSeconds(5));
+    }
+}

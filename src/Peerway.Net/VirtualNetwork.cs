@@ -1,0 +1,140 @@
+using System.Collections.Concurrent;
+using System.Net;
+
+namespace Peerway.Net;
+
+/// <summary>Link conditions between two virtual endpoints.</summary>
+public sealed record VirtualLinkOptions
+{
+    /// <summary>One-way delay for a datagram from <c>from</c> to <c>to</c>; zero by default.</summary>
+    public Func<IPEndPoint, IPEndPoint, TimeSpan> Latency { get; init; } = static (_, _) => TimeSpan.Zero;
+
+    /// <summary>Probability in [0, 1) that a datagram is dropped.</summary>
+    public double LossRate { get; init; }
+
+    /// <summary>Seed for loss decisions (deterministic runs).</summary>
+    public int Seed { get; init; } = 1;
+}
+
+/// <summary>
+/// An in-memory datagram network: sockets get addresses in 10.0.0.0/8 (or the one asked for) and exchange datagrams
+/// through an <see cref="IDeliveryScheduler"/>, with optional latency and loss. Thread-safe.
+/// </summary>
+public sealed class VirtualNetwork
+{
+    private readonly ConcurrentDictionary<IPEndPoint, VirtualDatagramSocket> _sockets = new();
+    private readonly IDeliveryScheduler _scheduler;
+    private readonly VirtualLinkOptions _link;
+    private readonly Random _random;
+    private readonly Lock _randomLock = new();
+    private int _nextHost = 1;
+    private long _delivered;
+    private long _dropped;
+
+    public VirtualNetwork(IDeliveryScheduler scheduler, VirtualLinkOptions? link = null)
+    {
+        _scheduler = scheduler ?? throw new ArgumentNullException(nameof(scheduler));
+        _link = link ?? new VirtualLinkOptions();
+        if (_link.LossRate is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(link), "LossRate must be in [0, 1).");
+        _random = new Random(_link.Seed);
+    }
+
+    public long Delivered => Interlocked.Read(ref _delivered);
+
+    public long Dropped => Interlocked.Read(ref _dropped);
+
+    public int SocketCount => _sockets.Count;
+
+    /// <summary>Creates a socket at <paramref name="endPoint"/>, or at the next free 10.x.y.z:6881.</summary>
+    public VirtualDatagramSocket CreateSocket(IPEndPoint? endPoint = null)
+    {
+        endPoint ??= NextAddress();
+        var socket = new VirtualDatagramSocket(this, endPoint);
+        if (!_sockets.TryAdd(endPoint, socket)) throw new InvalidOperationException($"{endPoint} is already bound.");
+        return socket;
+    }
+
+    private IPEndPoint NextAddress()
+    {
+        var n = Interlocked.Increment(ref _nextHost);
+        // 10.0.0.0/8 with distinct /24s spread so BEP 42 style prefixes differ between hosts.
+        var bytes = new byte[] { 10, (byte)(n >> 16), (byte)(n >> 8), (byte)n };
+        return new IPEndPoint(new IPAddress(bytes), 6881);
+    }
+
+    internal void Unbind(VirtualDatagramSocket socket) => _sockets.TryRemove(socket.LocalEndPoint, out _);
+
+    internal void Send(IPEndPoint from, ReadOnlySpan<byte> datagram, IPEndPoint to)
+    {
+        if (_link.LossRate > 0)
+        {
+            bool drop;
+            lock (_randomLock) drop = _random.NextDouble() < _link.LossRate;
+            if (drop)
+            {
+                Interlocked.Increment(ref _dropped);
+                return;
+            }
+        }
+
+        var copy = datagram.ToArray();
+        _scheduler.Schedule(_link.Latency(from, to), () =>
+        {
+            if (_sockets.TryGetValue(to, out var target) && target.Deliver(copy, from))
+            {
+                Interlocked.Increment(ref _delivered);
+            }
+            else
+            {
+                Interlocked.Increment(ref _dropped);
+            }
+        });
+    }
+}
+
+/// <summary>A socket on a <see cref="VirtualNetwork"/>.</summary>
+public sealed class VirtualDatagramSocket : IDatagramSocket
+{
+    private readonly VirtualNetwork _network;
+    private DatagramHandler? _handler;
+    private volatile bool _disposed;
+
+    internal VirtualDatagramSocket(VirtualNetwork network, IPEndPoint endPoint)
+    {
+        _network = network;
+        LocalEndPoint = endPoint;
+    }
+
+    public IPEndPoint LocalEndPoint { get; }
+
+    public void Start(DatagramHandler handler)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        if (Interlocked.CompareExchange(ref _handler, handler, null) is not null)
+        {
+            throw new InvalidOperationException("The socket is already started.");
+        }
+    }
+
+    public void Send(ReadOnlySpan<byte> datagram, IPEndPoint remote)
+    {
+        ArgumentNullException.ThrowIfNull(remote);
+        if (_disposed) return;
+        _network.Send(LocalEndPoint, datagram, remote);
+    }
+
+    internal bool Deliver(byte[] datagram, IPEndPoint from)
+    {
+        var handler = _handler;
+        if (_disposed || handler is null) return false;
+        handler(datagram, from);
+        return true;
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _network.Unbind(this);
+    }
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs what the tests need (Debian packages, npm peers) when missing, then runs every test.
+# Under CI=true the interop tests treat a missing peer as a failure, so installation errors are fatal here too.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+ci="${CI:-false}"
+
+# Third-party programs the interop tests drive (package -> a command it provides).
+declare -A apt_peers=(
+  [aria2]=aria2c
+  [transmission-cli]=transmission-cli
+  [transmission-daemon]=transmission-daemon
+  [coturn]=turnutils_stunclient
+  [chromium]=chromium
+  [iproute2]=ip
+  [iptables]=iptables
+)
+
+missing=()
+for pkg in "${!apt_peers[@]}"; do
+  command -v "${apt_peers[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test.sh: installing ${missing[*]}" >&2
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; } >&2 \
+      || { echo "test.sh: apt-get install failed" >&2; [ "$ci" = true ] && exit 1; }
+  else
+    echo "test.sh: not root; cannot install ${missing[*]} (interop tests needing them will fail under CI=true)" >&2
+    [ "$ci" = true ] && exit 1
+  fi
+fi
+# coturn's package starts a server by default; the tests start their own.
+if command -v systemctl >/dev/null 2>&1; then systemctl stop coturn >/dev/null 2>&1 || true; fi
+
+# npm peers (bittorrent-dht, webtorrent-cli@4, ipfs-unixfs-importer, Helia ...), pinned by package-lock.json.
+peers=tests/interop-peers
+if [ ! -d "$peers/node_modules" ] || [ "$peers/package.json" -nt "$peers/node_modules/.installed" ]; then
+  echo "test.sh: installing npm peers" >&2
+  ( cd "$peers" && npm ci --no-audit --no-fund --ignore-scripts >&2 ) \
+    || ( cd "$peers" && npm install --no-audit --no-fund --ignore-scripts >&2 ) \
+    || { echo "test.sh: npm install failed" >&2; [ "$ci" = true ] && exit 1; }
+  touch "$peers/node_modules/.installed"
+fi
+
+export PEERWAY_ROOT="$PWD"
+# The launcher builds the CLI once; interop tests call ./peerway.
+./peerway --version >/dev/null
+
+dotnet test Peerway.sln -c Release --nologo "$@"
