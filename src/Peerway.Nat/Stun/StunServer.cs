@@ -33,7 +33,7 @@ public sealed partial class StunServer : IDisposable
 
     private static readonly HashSet<ushort> Known =
     [
-        StunAttributeType.ChangeRequest, StunAttributeType.Padding, StunAttributeType.Username,
+        StunAttributeType.ChangeRequest, StunAttributeType.Padding, StunAttributeType.ResponsePort, StunAttributeType.Username,
         StunAttributeType.MessageIntegrity, StunAttributeType.MessageIntegritySha256, StunAttributeType.UserHash,
         StunAttributeType.Realm, StunAttributeType.Nonce, StunAttributeType.Priority, StunAttributeType.UseCandidate,
     ];
@@ -76,20 +76,22 @@ public sealed partial class StunServer : IDisposable
     private void OnDatagram(int index, ReadOnlySpan<byte> datagram, IPEndPoint remote)
     {
         Span<byte> response = stackalloc byte[MaxResponseSize];
-        var written = Respond(datagram, remote, index, allowChange: true, response, out var from);
+        var written = Respond(datagram, remote, index, allowChange: true, response, out var from, out var to);
         if (written == 0) return;
-        _sockets[from].Send(response[..written], remote);
+        _sockets[from].Send(response[..written], to);
     }
 
     /// <summary>
     /// The sans-I/O core: the response to <paramref name="request"/> received on socket <paramref name="localIndex"/>
     /// from <paramref name="remote"/>, written to <paramref name="response"/>; 0 when nothing is to be sent.
-    /// <paramref name="fromIndex"/> is the socket to send it from (differs under CHANGE-REQUEST).
+    /// <paramref name="fromIndex"/> is the socket to send it from (differs under CHANGE-REQUEST) and
+    /// <paramref name="to"/> the destination (differs under RESPONSE-PORT).
     /// </summary>
-    public int Respond(ReadOnlySpan<byte> request, IPEndPoint remote, int localIndex, bool allowChange, Span<byte> response, out int fromIndex)
+    public int Respond(ReadOnlySpan<byte> request, IPEndPoint remote, int localIndex, bool allowChange, Span<byte> response, out int fromIndex, out IPEndPoint to)
     {
         ArgumentNullException.ThrowIfNull(remote);
         fromIndex = localIndex;
+        to = remote;
         if (!StunMessage.TryDecode(request, out var message, out _) || message!.Class != StunClass.Request)
         {
             Interlocked.Increment(ref _dropped);
@@ -118,6 +120,16 @@ public sealed partial class StunServer : IDisposable
             if (!SupportsBehaviorDiscovery || !allowChange) return Error(message, StunErrorCode.UnknownAttribute, [StunAttributeType.ChangeRequest], withFingerprint, response);
             if (!message.TryGetUInt32(StunAttributeType.ChangeRequest, out var flags)) return Error(message, StunErrorCode.BadRequest, null, withFingerprint, response);
             fromIndex = localIndex ^ ((flags & ChangeIp) != 0 ? 2 : 0) ^ ((flags & ChangePort) != 0 ? 1 : 0);
+        }
+
+        if (message.TryGet(StunAttributeType.ResponsePort, out var responsePort))
+        {
+            // RFC 5780 §7.5: RESPONSE-PORT (UDP only) names the port the response goes to, at the source IP.
+            if (!allowChange) return Error(message, StunErrorCode.UnknownAttribute, [StunAttributeType.ResponsePort], withFingerprint, response);
+            if (responsePort.Length != 4) return Error(message, StunErrorCode.BadRequest, null, withFingerprint, response);
+            var port = (message.Raw[responsePort.Offset] << 8) | message.Raw[responsePort.Offset + 1];
+            if (port == 0) return Error(message, StunErrorCode.BadRequest, null, withFingerprint, response);
+            to = new IPEndPoint(remote.Address, port);
         }
 
         // RFC 8489 §8.1 (Binding success): XOR-MAPPED-ADDRESS is the request's source transport address.

@@ -201,6 +201,15 @@ public sealed class StunServerClientTests
     }
 
     [Fact]
+    public void Response_port_redirects_the_response_to_that_port_at_the_source_ip()
+    {
+        var (_, sockets) = NewServer(4);
+        sockets[0].Handler!(BindingRequest(h => { h.Add(StunAttributeType.ResponsePort, [0x9C, 0x41, 0, 0]); h.Add(StunAttributeType.ChangeRequest, [0, 0, 0, 6]); }), Client);
+        Assert.Single(sockets[3].Sent);
+        Assert.Equal(new IPEndPoint(Client.Address, 0x9C41), sockets[3].Sent[0].To);
+    }
+
+    [Fact]
     public async Task Probe_over_a_virtual_network_without_nat_reports_no_nat()
     {
         using var scheduler = new PumpDeliveryScheduler(TimeProvider.System);
