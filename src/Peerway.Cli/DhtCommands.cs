@@ -68,7 +68,7 @@ internal static class DhtCommands
                 }
 
                 return CliRunner.Ok;
-            }, ct);
+            }, ct, $"a reply from {remote}");
         });
         return command;
     }
@@ -362,7 +362,8 @@ internal static class DhtCli
         DhtCommandSettings settings,
         IReadOnlyList<IPEndPoint> targets,
         Func<DhtHost, CancellationToken, Task<int>> body,
-        CancellationToken ct)
+        CancellationToken ct,
+        string? waitingFor = null)
     {
         var family = targets.Count > 0 ? targets[0].AddressFamily : AddressFamily.InterNetwork;
         var bind = settings.Bind ?? (family == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any);
@@ -391,7 +392,9 @@ internal static class DhtCli
             }
             catch (OperationCanceledException) when (deadline.IsCancellationRequested && !ct.IsCancellationRequested)
             {
-                throw new RuntimeFailureException($"timed out after {settings.TimeoutSeconds:0.###} s");
+                throw new RuntimeFailureException(waitingFor is null
+                    ? $"timed out after {settings.TimeoutSeconds:0.###} s"
+                    : $"timed out after {settings.TimeoutSeconds:0.###} s waiting for {waitingFor}");
             }
         }
     }
