@@ -227,7 +227,6 @@ internal sealed class Lookup
                 if (c.State is CandidateState.Failed or CandidateState.TakenByOtherPath) continue;
                 if (rank++ >= owner._k) break;
                 if (c.State == CandidateState.Answered) continue;
-                allAnswered = false;
                 if (c.State == CandidateState.New && inFlight < owner._alpha && owner.QueriesSent + queries.Count < MaxQueries)
                 {
                     if (!Claim(c))
@@ -239,6 +238,8 @@ internal sealed class Lookup
                     queries.Add(c);
                     inFlight++;
                 }
+
+                allAnswered = false;
             }
 
             var budgetLeft = owner.QueriesSent + queries.Count < MaxQueries;
