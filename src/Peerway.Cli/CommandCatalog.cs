@@ -9,5 +9,6 @@ internal static class CommandCatalog
     {
         yield return DemoCommand.Create();
         foreach (var c in NatCommands.All()) yield return c;
+        yield return DhtCommands.Create();
     }
 }
