@@ -9,5 +9,6 @@ internal static class CommandCatalog
     {
         yield return DemoCommand.Create();
         foreach (var command in ContentCommands.Create()) { yield return command; }
+        yield return DhtCommands.Create();
     }
 }
