@@ -35,7 +35,12 @@ public sealed partial class UnixFsImporter
                 throw new ArgumentException($"duplicate directory entry '{entry.Name}'.", nameof(entries));
             }
 
-            estimate += Encoding.UTF8.GetByteCount(entry.Name) + entry.Child.Cid.Length;
+            // ipfs-unixfs-importer estimates only children that already have a CID when the directory is sized:
+            // files, not sub-directories (those are flushed later), so sub-directories do not count here either.
+            if (!entry.Child.IsDirectory)
+            {
+                estimate += Encoding.UTF8.GetByteCount(entry.Name) + entry.Child.Cid.Length;
+            }
         }
 
         if (estimate > _options.ShardSplitThresholdBytes)
