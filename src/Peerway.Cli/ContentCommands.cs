@@ -91,7 +91,7 @@ internal static class ContentCommands
                 OpenRepo(parse, repo).AddRoot(result.Cid);
             }
 
-            await Console.Out.WriteLineAsync(result.Cid.ToString());
+            await parse.InvocationConfiguration.Output.WriteLineAsync(result.Cid.ToString());
             return CliRunner.Ok;
         });
         return command;
@@ -231,7 +231,7 @@ internal static class ContentCommands
                 foreach (var root in header!.Roots)
                 {
                     repository.AddRoot(root);
-                    await Console.Out.WriteLineAsync(root.ToString());
+                    await parse.InvocationConfiguration.Output.WriteLineAsync(root.ToString());
                 }
             }
 
@@ -272,8 +272,8 @@ internal static class ContentCommands
                     throw new RuntimeFailureException($"cannot listen on {server.Prefix}: {ex.Message}");
                 }
 
-                await Console.Out.WriteLineAsync($"gateway listening on {server.Prefix}");
-                await Console.Out.FlushAsync(ct);
+                await parse.InvocationConfiguration.Output.WriteLineAsync($"gateway listening on {server.Prefix}");
+                await parse.InvocationConfiguration.Output.FlushAsync(ct);
                 await WaitForCancellationAsync(ct);
             }
 
