@@ -32,34 +32,73 @@ public sealed partial class UnixFsImporter
     /// <summary>One link waiting to be gathered into a parent: CID, Tsize and the file bytes below it.</summary>
     private readonly record struct PendingLink(Cid Cid, ulong Tsize, ulong ContentSize);
 
+    /// <summary>A leaf block built and hashed in its chunk buffer, not yet stored.</summary>
+    private readonly record struct PreparedLeaf(Cid Cid, int Start, int Length, ulong ContentSize);
+
     /// <summary>Imports a file's bytes from <paramref name="content"/>, storing every block; returns the root.</summary>
+    /// <remarks>
+    /// Chunks are read in batches of <see cref="ImportOptions.HashParallelism"/> × 4 and their leaves hashed in
+    /// parallel, then stored and linked in order: memory is one batch of chunks plus the pending links.
+    /// </remarks>
     public async Task<ImportResult> ImportFileAsync(Stream content, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(content);
         var chunkSize = _options.ChunkSize;
-        var buffer = ArrayPool<byte>.Shared.Rent(LeafHeaderRoom + chunkSize + LeafTrailerRoom);
+        var batchSize = _options.HashParallelism * 4;
+        var buffers = new byte[batchSize][];
+        for (var i = 0; i < batchSize; i++)
+        {
+            buffers[i] = ArrayPool<byte>.Shared.Rent(LeafHeaderRoom + chunkSize + LeafTrailerRoom);
+        }
+
         try
         {
             var levels = new List<List<PendingLink>> { new(_options.MaxLinksPerNode) };
             var counts = new List<long> { 0 };
+            var lengths = new int[batchSize];
+            var prepared = new PreparedLeaf[batchSize];
+            var parallel = new ParallelOptions { MaxDegreeOfParallelism = _options.HashParallelism, CancellationToken = cancellationToken };
             var chunkCount = 0L;
-            while (true)
+            var done = false;
+            while (!done)
             {
-                // ipfs-unixfs-importer fixed-size chunker: every chunk is exactly chunkSize bytes except the last;
-                // an empty input still yields one (empty) chunk.
-                var read = await content.ReadAtLeastAsync(
-                    buffer.AsMemory(LeafHeaderRoom, chunkSize), chunkSize, throwOnEndOfStream: false, cancellationToken);
-                if (read == 0 && chunkCount > 0)
+                var n = 0;
+                while (n < batchSize)
                 {
-                    break;
+                    // ipfs-unixfs-importer fixed-size chunker: every chunk is exactly chunkSize bytes except the last;
+                    // an empty input still yields one (empty) chunk.
+                    var read = await content.ReadAtLeastAsync(
+                        buffers[n].AsMemory(LeafHeaderRoom, chunkSize), chunkSize, throwOnEndOfStream: false, cancellationToken)
+                        .ConfigureAwait(false);
+                    if (read == 0 && chunkCount > 0)
+                    {
+                        done = true;
+                        break;
+                    }
+
+                    chunkCount++;
+                    lengths[n++] = read;
+                    if (read < chunkSize)
+                    {
+                        done = true;
+                        break;
+                    }
                 }
 
-                chunkCount++;
-                var leaf = StoreLeaf(buffer, read);
-                AddLink(levels, counts, 0, leaf);
-                if (read < chunkSize)
+                if (n == 1)
                 {
-                    break;
+                    prepared[0] = PrepareLeaf(buffers[0], lengths[0]);
+                }
+                else if (n > 1)
+                {
+                    Parallel.For(0, n, parallel, i => prepared[i] = PrepareLeaf(buffers[i], lengths[i]));
+                }
+
+                for (var i = 0; i < n; i++)
+                {
+                    var leaf = prepared[i];
+                    _store.Put(leaf.Cid, buffers[i].AsSpan(leaf.Start, leaf.Length));
+                    AddLink(levels, counts, 0, new PendingLink(leaf.Cid, (ulong)leaf.Length, leaf.ContentSize));
                 }
             }
 
@@ -67,7 +106,10 @@ public sealed partial class UnixFsImporter
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            foreach (var buffer in buffers)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
         }
     }
 
@@ -78,15 +120,14 @@ public sealed partial class UnixFsImporter
         return ImportFileAsync(stream, CancellationToken.None).GetAwaiter().GetResult();
     }
 
-    private PendingLink StoreLeaf(byte[] buffer, int length)
+    /// <summary>Builds the leaf block for a chunk (read at <see cref="LeafHeaderRoom"/>) in place and hashes it.</summary>
+    private PreparedLeaf PrepareLeaf(byte[] buffer, int length)
     {
         var chunk = buffer.AsSpan(LeafHeaderRoom, length);
         if (_options.UseRawLeaves)
         {
             // ipfs-unixfs-importer buffer-importer: raw leaves are always CIDv1 with the raw codec.
-            var cid = Cid.V1(Cid.RawCodec, Multihash.Sha2_256(chunk));
-            _store.Put(cid, chunk);
-            return new PendingLink(cid, (ulong)length, (ulong)length);
+            return new PreparedLeaf(Cid.V1(Cid.RawCodec, Multihash.Sha2_256(chunk)), LeafHeaderRoom, length, (ulong)length);
         }
 
         // A dag-pb leaf: PBNode { Data: UnixFS { Type: File, Data: chunk (absent when empty), filesize: length } }.
@@ -102,10 +143,8 @@ public sealed partial class UnixFsImporter
         outer[..outerLength].CopyTo(buffer.AsSpan(start));
         header[..unixHeader].CopyTo(buffer.AsSpan(start + outerLength));
         trailer[..trailerLength].CopyTo(buffer.AsSpan(LeafHeaderRoom + length));
-        var block = buffer.AsSpan(start, outerLength + innerLength);
-        var leafCid = MakeDagPbCid(block);
-        _store.Put(leafCid, block);
-        return new PendingLink(leafCid, (ulong)block.Length, (ulong)length);
+        var blockLength = outerLength + innerLength;
+        return new PreparedLeaf(MakeDagPbCid(buffer.AsSpan(start, blockLength)), start, blockLength, (ulong)length);
     }
 
     private Cid MakeDagPbCid(ReadOnlySpan<byte> block)
