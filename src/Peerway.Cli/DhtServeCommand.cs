@@ -42,13 +42,7 @@ internal static class DhtServeCommand
         };
         command.SetAction(async (parse, ct) =>
         {
-            var bindText = parse.GetValue(bind);
-            IPAddress? address = IPAddress.Any;
-            if (bindText is not null && !EndPointParser.TryParseAddress(bindText, out address))
-            {
-                throw new UsageException($"--bind '{bindText}' is not an IP address");
-            }
-
+            var address = DhtCli.ParseBind(parse.GetValue(bind)) ?? IPAddress.Any;
             var portText = parse.GetValue(port);
             var portNumber = DhtCommands.DefaultServePort;
             if (portText is not null && !EndPointParser.TryParsePort(portText, allowZero: true, out portNumber))
@@ -56,12 +50,7 @@ internal static class DhtServeCommand
                 throw new UsageException($"--port '{portText}' is not a valid port (0-65535)");
             }
 
-            var routers = new List<HostPort>();
-            foreach (var text in (parse.GetValue(bootstrap) ?? []).SelectMany(t => t.Split(',', StringSplitOptions.RemoveEmptyEntries)))
-            {
-                routers.Add(DhtCli.ParseEndPoint(text, "--bootstrap"));
-            }
-
+            var routers = DhtCli.ParseEndPoints(parse.GetValue(bootstrap));
             var statePath = parse.GetValue(state);
             if (statePath is { Length: 0 }) throw new UsageException("--state needs a file name");
             var dhtOptions = new DhtOptions();
@@ -75,18 +64,7 @@ internal static class DhtServeCommand
                 dhtOptions = dhtOptions with { MaxQueriesPerIpPerSecond = rate, RateLimitBurst = (int)Math.Clamp(rate * 2, 1, int.MaxValue) };
             }
 
-            var joinTimeout = TimeSpan.FromSeconds(DhtCommands.DefaultTimeoutSeconds);
-            if (parse.GetValue(timeout) is { } timeoutText)
-            {
-                if (!double.TryParse(timeoutText, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds)
-                    || !double.IsFinite(seconds) || seconds <= 0 || seconds > 86_400)
-                {
-                    throw new UsageException($"--timeout '{timeoutText}' is not a number of seconds in (0, 86400]");
-                }
-
-                joinTimeout = TimeSpan.FromSeconds(seconds);
-            }
-
+            var joinTimeout = TimeSpan.FromSeconds(DhtCli.ParseTimeoutSeconds(parse.GetValue(timeout)));
             var isVerbose = parse.GetValue(verbose);
             var resolved = new List<IPEndPoint>();
             foreach (var r in routers) resolved.Add(await DhtCli.ResolveAsync(r, ct));
@@ -98,11 +76,11 @@ internal static class DhtServeCommand
             DhtHost host;
             try
             {
-                host = DhtHost.Start(new DhtHostOptions { Bind = new IPEndPoint(address!, portNumber), StatePath = statePath, Dht = dhtOptions }, loggers);
+                host = DhtHost.Start(new DhtHostOptions { Bind = new IPEndPoint(address, portNumber), StatePath = statePath, Dht = dhtOptions }, loggers);
             }
             catch (SocketException ex)
             {
-                throw new RuntimeFailureException($"cannot bind {new IPEndPoint(address!, portNumber)}: {ex.Message}");
+                throw new RuntimeFailureException($"cannot bind {new IPEndPoint(address, portNumber)}: {ex.Message}");
             }
             catch (InvalidDataException ex)
             {
