@@ -8,6 +8,7 @@ internal static class CommandCatalog
     public static IEnumerable<Command> All()
     {
         yield return DemoCommand.Create();
+        foreach (var command in ContentCommands.Create()) { yield return command; }
         yield return DhtCommands.Create();
     }
 }
