@@ -9,6 +9,7 @@ internal static class CommandCatalog
     {
         yield return DemoCommand.Create();
         foreach (var command in ContentCommands.Create()) { yield return command; }
+        foreach (var c in NatCommands.All()) yield return c;
         yield return DhtCommands.Create();
     }
 }
