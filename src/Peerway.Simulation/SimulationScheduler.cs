@@ -105,9 +105,11 @@ public sealed class SimulationScheduler : Peerway.Net.IDeliveryScheduler
         while (_inbox.TryDequeue(out var e)) _queue.Enqueue(e.Item, new Key(NowTicks + e.DelayTicks, _sequence++));
     }
 
-    private bool WaitForForeignWork()
+    /// <summary>With nothing left to run, waits (real time) for work posted from other threads: always when the run
+    /// waits for a condition (only foreign work can still satisfy it), otherwise only after a violation.</summary>
+    private bool WaitForForeignWork(bool waitingForCondition)
     {
-        if (Interlocked.Read(ref _threadViolations) == 0 && _inbox.IsEmpty) return false;
+        if (!waitingForCondition && Interlocked.Read(ref _threadViolations) == 0 && _inbox.IsEmpty) return false;
         if (!_inboxSignal.Wait(ForeignThreadGrace)) return false;
         DrainInbox();
         return true;
@@ -167,7 +169,7 @@ public sealed class SimulationScheduler : Peerway.Net.IDeliveryScheduler
                 DrainInbox();
                 if (!_queue.TryPeek(out _, out var key))
                 {
-                    if (WaitForForeignWork()) continue;
+                    if (WaitForForeignWork(endTicks == long.MaxValue)) continue;
                     break;
                 }
 
