@@ -64,7 +64,10 @@ internal sealed class SimulationRun
         public bool Router { get; } = router;
         public bool Alive { get; set; } = true;
         public int LiveIndex { get; set; }
-        public CancellationTokenSource Life { get; } = new();
+        /// <summary>Cancelled when the node leaves (only nodes that can leave get one: they are many).</summary>
+        public CancellationTokenSource? Life { get; set; }
+
+        public CancellationToken Token => Life?.Token ?? CancellationToken.None;
     }
 
     public async Task<SimulationReport> ScenarioAsync()
@@ -181,20 +184,25 @@ internal sealed class SimulationRun
         _live.Add(h);
         _truth.Add(node.Id, socket.Host);
         if (router) _routers.Add(h);
+        // Not disposed after the node leaves: late continuations still read its token (it holds no timer).
+        if (_o.Churn is not null && !router) h.Life = new CancellationTokenSource();
         node.Start();
 
         var routers = _routers.Where(r => r != h).Select(r => r.Socket.LocalEndPoint).ToList();
         if (routers.Count > 0) Track(BootstrapAsync(h, routers));
-        if (_o.Churn is { } churn && !router) Scheduler.Schedule(churn.NextSession(_random), () => Track(DepartAsync(h)));
+        if (_o.Churn is { } churn && !router)
+        {
+            Scheduler.Schedule(churn.NextSession(_random), () => Track(DepartAsync(h)));
+        }
     }
 
     private async Task BootstrapAsync(Honest h, List<IPEndPoint> routers)
     {
         try
         {
-            await h.Node.BootstrapAsync(routers, h.Life.Token);
+            await h.Node.BootstrapAsync(routers, h.Token);
         }
-        catch (OperationCanceledException) when (h.Life.IsCancellationRequested)
+        catch (OperationCanceledException) when (h.Token.IsCancellationRequested)
         {
             // Left before the bootstrap finished.
         }
@@ -210,11 +218,10 @@ internal sealed class SimulationRun
         _live.RemoveAt(_live.Count - 1);
         _truth.Remove(h.Id);
         _departedBytes += h.Socket.BytesSent;
-        await h.Life.CancelAsync();
+        if (h.Life is { } life) await life.CancelAsync();
         // A departure is silent (a crash or a closed laptop): the socket goes, nobody is told.
         h.Socket.Dispose();
         await h.Node.DisposeAsync();
-        h.Life.Dispose();
         JoinHonest(router: false);
     }
 
@@ -293,9 +300,9 @@ internal sealed class SimulationRun
     {
         try
         {
-            await h.Node.AnnounceAsync(hash, SimulationNetwork.Port, impliedPort: true, h.Life.Token);
+            await h.Node.AnnounceAsync(hash, SimulationNetwork.Port, impliedPort: true, h.Token);
         }
-        catch (OperationCanceledException) when (h.Life.IsCancellationRequested)
+        catch (OperationCanceledException) when (h.Token.IsCancellationRequested)
         {
             // The announcer left.
         }
@@ -352,9 +359,9 @@ internal sealed class SimulationRun
         LookupResult r;
         try
         {
-            r = await h.Node.FindNodeAsync(target, h.Life.Token);
+            r = await h.Node.FindNodeAsync(target, h.Token);
         }
-        catch (OperationCanceledException) when (h.Life.IsCancellationRequested)
+        catch (OperationCanceledException) when (h.Token.IsCancellationRequested)
         {
             return;
         }
@@ -378,9 +385,9 @@ internal sealed class SimulationRun
         GetPeersResult r;
         try
         {
-            r = await h.Node.GetPeersAsync(item.Hash, h.Life.Token);
+            r = await h.Node.GetPeersAsync(item.Hash, h.Token);
         }
-        catch (OperationCanceledException) when (h.Life.IsCancellationRequested)
+        catch (OperationCanceledException) when (h.Token.IsCancellationRequested)
         {
             return;
         }
