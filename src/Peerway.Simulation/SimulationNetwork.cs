@@ -109,6 +109,7 @@ public sealed class SimulationNetwork
 
     private void Deliver(Datagram d)
     {
+        if (d.From is null) throw new InvalidOperationException("A datagram was delivered twice (the network was used from two threads).");
         var target = _sockets[d.To];
         if (target is null)
         {
@@ -136,6 +137,7 @@ public sealed class SimulationNetwork
 
         public void Set(ReadOnlySpan<byte> data, SimulationSocket from, int to)
         {
+            if (From is not null) throw new InvalidOperationException("A pooled datagram was reused while in flight (the network was used from two threads).");
             if (data.Length > Buffer.Length) Buffer = new byte[Math.Max(data.Length, Buffer.Length * 2)];
             data.CopyTo(Buffer);
             Length = data.Length;

@@ -12,9 +12,12 @@ internal interface ISimulationEvent
 /// with the same seed and the same inputs is identical. Virtual time only moves when the next event is taken.
 /// </summary>
 /// <remarks>
-/// It is also the <see cref="Peerway.Net.IDeliveryScheduler"/> of a <see cref="Peerway.Net.VirtualNetwork"/>, and the
-/// <see cref="SynchronizationContext"/> of the thread that runs it, so <c>await</c> continuations of code under test
-/// are queued here (at the current instant) instead of escaping to the thread pool.
+/// It is also the <see cref="Peerway.Net.IDeliveryScheduler"/> of a <see cref="Peerway.Net.VirtualNetwork"/>. No
+/// <see cref="SynchronizationContext"/> is installed on purpose: with one, .NET refuses to inline
+/// <c>ConfigureAwait(false)</c> continuations and sends them to the thread pool. Without one, a continuation runs
+/// inline on the thread that completed its task — the scheduler thread, as long as the code under test completes
+/// tasks from its datagram handlers and timers. Anything that still arrives from another thread is counted in
+/// <see cref="ThreadViolations"/> and queued through a thread-safe inbox.
 /// </remarks>
 public sealed class SimulationScheduler : Peerway.Net.IDeliveryScheduler
 {
@@ -58,6 +61,9 @@ public sealed class SimulationScheduler : Peerway.Net.IDeliveryScheduler
     /// scheduler, e.g. through <c>Task.Run</c>): each one breaks determinism.</summary>
     public long ThreadViolations => Interlocked.Read(ref _threadViolations);
 
+    /// <summary>Where the first call from a foreign thread came from (for the bug report).</summary>
+    public string? FirstViolation { get; private set; }
+
     /// <summary>Events that threw; the first is kept in <see cref="FirstFault"/>.</summary>
     public long Faults => _faults;
 
@@ -96,7 +102,7 @@ public sealed class SimulationScheduler : Peerway.Net.IDeliveryScheduler
     {
         var owner = Volatile.Read(ref _ownerThread);
         if (owner == 0 || owner == Environment.CurrentManagedThreadId) return true;
-        Interlocked.Increment(ref _threadViolations);
+        if (Interlocked.Increment(ref _threadViolations) == 1) FirstViolation = Environment.StackTrace;
         return false;
     }
 
@@ -145,9 +151,7 @@ public sealed class SimulationScheduler : Peerway.Net.IDeliveryScheduler
 
     private void WithContext(Action action)
     {
-        var previous = SynchronizationContext.Current;
         var previousOwner = _ownerThread;
-        SynchronizationContext.SetSynchronizationContext(new Context(this));
         Volatile.Write(ref _ownerThread, Environment.CurrentManagedThreadId);
         try
         {
@@ -155,7 +159,6 @@ public sealed class SimulationScheduler : Peerway.Net.IDeliveryScheduler
         }
         finally
         {
-            SynchronizationContext.SetSynchronizationContext(previous);
             Volatile.Write(ref _ownerThread, previousOwner);
         }
     }
@@ -210,24 +213,5 @@ public sealed class SimulationScheduler : Peerway.Net.IDeliveryScheduler
     private sealed class ActionEvent(Action action) : ISimulationEvent
     {
         public void Run(long token) => action();
-    }
-
-    /// <summary>Posts continuations back into the event queue at the current instant.</summary>
-    private sealed class Context(SimulationScheduler owner) : SynchronizationContext
-    {
-        public override void Post(SendOrPostCallback d, object? state)
-        {
-            // From another thread this goes through the inbox (and counts as a violation).
-            owner.Enqueue(0, new PostEvent(d, state), 0);
-        }
-
-        public override void Send(SendOrPostCallback d, object? state) => d(state);
-
-        public override SynchronizationContext CreateCopy() => this;
-    }
-
-    private sealed class PostEvent(SendOrPostCallback callback, object? state) : ISimulationEvent
-    {
-        public void Run(long token) => callback(state);
     }
 }

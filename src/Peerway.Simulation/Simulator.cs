@@ -17,7 +17,9 @@ public static class Simulator
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         var run = new SimulationRun(options);
-        return run.Scheduler.Run(run.ScenarioAsync);
+        var report = run.Scheduler.Run(run.ScenarioAsync);
+        if (run.Scheduler.FirstViolation is { } where && Environment.GetEnvironmentVariable("PEERWAY_SIM_TRACE") is not null) Console.Error.WriteLine(where);
+        return report;
     }
 }
 
@@ -168,7 +170,7 @@ internal sealed class SimulationRun
     private void JoinHonest(bool router)
     {
         var socket = _network.CreateSocket();
-        var id = _o.EnforceBep42 ? Bep42Ids.For(socket.LocalEndPoint.Address, _random) : NodeId.Random(_random);
+        var id = _o.EnforceBep42 ? Bep42.GenerateId(socket.LocalEndPoint.Address, (byte)_random.Next(256), _random) : NodeId.Random(_random);
         var options = _o.Dht with
         {
             NodeId = id,
@@ -229,7 +231,7 @@ internal sealed class SimulationRun
     {
         var socket = _network.CreateSocket();
         // The adversary's own id follows the rules (BEP 42-compliant when enforced): that is how it gets in.
-        var id = _o.EnforceBep42 ? Bep42Ids.For(socket.LocalEndPoint.Address, _random) : NodeId.Random(_random);
+        var id = _o.EnforceBep42 ? Bep42.GenerateId(socket.LocalEndPoint.Address, (byte)_random.Next(256), _random) : NodeId.Random(_random);
         var behavior = _o.AdversaryBehavior ?? (_adversaries.Count % 2 == 0 ? AdversaryBehavior.Lie : AdversaryBehavior.Drop);
         var a = new AdversaryNode(socket, id, behavior, () => _adversaries[_random.Next(_adversaries.Count)].EndPoint, new Random(_random.Next()));
         _adversaries.Add(a);

@@ -29,35 +29,3 @@ public sealed class GroundTruthTests
         return Prop.ToProperty(truth.Closest(target, k).SequenceEqual(want));
     }
 }
-
-public sealed class Bep42IdTests
-{
-    // BEP 42 "Test vectors": IP, rand (last byte), and the first 21 bits of the node id.
-    [Theory]
-    [InlineData("124.31.75.21", 1, "5fbfbf")]
-    [InlineData("21.75.31.124", 86, "5a3ce9")]
-    [InlineData("65.23.51.170", 22, "a5d432")]
-    [InlineData("84.124.73.14", 65, "1b0321")]
-    [InlineData("43.213.53.83", 90, "e56f6c")]
-    public void Prefix_matches_the_BEP_42_vectors(string ip, int rand, string idPrefix)
-    {
-        var crc = Bep42Ids.Prefix(IPAddress.Parse(ip), (byte)(rand & 7));
-        var want = Convert.FromHexString(idPrefix);
-        Assert.Equal(want[0], (byte)(crc >> 24));
-        Assert.Equal(want[1], (byte)(crc >> 16));
-        Assert.Equal(want[2] & 0xf8, (int)((crc >> 8) & 0xf8));
-    }
-
-    [Fact]
-    public void Generated_ids_are_compliant_for_their_address_only()
-    {
-        var random = new Random(1);
-        for (var host = 0; host < 200; host++)
-        {
-            var address = SimulationNetwork.AddressOf(host * 7919);
-            var id = Bep42Ids.For(address, random);
-            Assert.True(Bep42Ids.IsCompliant(id, address));
-            Assert.False(Bep42Ids.IsCompliant(id, SimulationNetwork.AddressOf(host * 7919 + 1)) && Bep42Ids.IsCompliant(id, SimulationNetwork.AddressOf(host * 7919 + 2)));
-        }
-    }
-}
