@@ -11,5 +11,6 @@ internal static class CommandCatalog
         foreach (var command in ContentCommands.Create()) { yield return command; }
         foreach (var c in NatCommands.All()) yield return c;
         yield return DhtCommands.Create();
+        yield return SimulateCommand.Create();
     }
 }
