@@ -8,5 +8,6 @@ internal static class CommandCatalog
     public static IEnumerable<Command> All()
     {
         yield return DemoCommand.Create();
+        foreach (var c in TorrentCommands.All()) yield return c;
     }
 }
