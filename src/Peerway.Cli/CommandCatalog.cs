@@ -12,5 +12,6 @@ internal static class CommandCatalog
         foreach (var c in NatCommands.All()) yield return c;
         yield return DhtCommands.Create();
         yield return SimulateCommand.Create();
+        foreach (var c in TorrentCommands.All()) yield return c;
     }
 }
