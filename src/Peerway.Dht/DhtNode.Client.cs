@@ -8,6 +8,24 @@ public sealed partial class DhtNode
 {
     private readonly Dictionary<ushort, PendingQuery> _pending = [];
 
+    /// <summary>Outstanding queries (for tests of the memory bound).</summary>
+    internal int PendingQueryCount
+    {
+        get
+        {
+            lock (_gate) return _pending.Count;
+        }
+    }
+
+    /// <summary>IPs tracked by the rate limiter (for tests of the memory bound).</summary>
+    internal int RateLimitedIps
+    {
+        get
+        {
+            lock (_gate) return _limiter.Tracked;
+        }
+    }
+
     /// <summary>
     /// Sends a query and calls <paramref name="done"/> under the lock with the reply (response or error; valid only during
     /// the call) or null after the last retry timed out. Returns false (and never calls back) when the pending-query

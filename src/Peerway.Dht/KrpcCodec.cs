@@ -60,7 +60,7 @@ public static partial class KrpcCodec
         var reader = new BencodeReader(datagram, Limits);
         if (reader.Peek() != BencodeToken.Dictionary)
         {
-            return datagram.Length == 0 || reader.Peek() != BencodeToken.None ? KrpcError.NotADictionary : KrpcError.MalformedBencode;
+            return datagram.Length > 0 && reader.Peek() != BencodeToken.None ? KrpcError.NotADictionary : KrpcError.MalformedBencode;
         }
 
         reader.TryEnterDictionary();
