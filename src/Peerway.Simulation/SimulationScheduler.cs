@@ -152,6 +152,10 @@ public sealed class SimulationScheduler : Peerway.Net.IDeliveryScheduler
     private void WithContext(Action action)
     {
         var previousOwner = _ownerThread;
+        // Run with no SynchronizationContext (a test runner's, or a UI's, would get every ConfigureAwait(false)
+        // continuation sent to the thread pool instead of inlined).
+        var previousContext = SynchronizationContext.Current;
+        SynchronizationContext.SetSynchronizationContext(null);
         Volatile.Write(ref _ownerThread, Environment.CurrentManagedThreadId);
         try
         {
@@ -159,6 +163,7 @@ public sealed class SimulationScheduler : Peerway.Net.IDeliveryScheduler
         }
         finally
         {
+            SynchronizationContext.SetSynchronizationContext(previousContext);
             Volatile.Write(ref _ownerThread, previousOwner);
         }
     }

@@ -18,7 +18,7 @@ public static class Simulator
         options.Validate();
         var run = new SimulationRun(options);
         var report = run.Scheduler.Run(run.ScenarioAsync);
-        if (run.Scheduler.FirstViolation is { } where && Environment.GetEnvironmentVariable("PEERWAY_SIM_TRACE") is not null) Console.Error.WriteLine(where);
+        if (run.Scheduler.FirstViolation is { } where && Environment.GetEnvironmentVariable("PEERWAY_SIM_TRACE") is { Length: > 0 } path) File.AppendAllText(path, where + Environment.NewLine);
         return report;
     }
 }
@@ -26,7 +26,7 @@ public static class Simulator
 internal sealed class SimulationRun
 {
     /// <summary>How long (virtual) the run waits for outstanding lookups before giving up on them.</summary>
-    private static readonly TimeSpan StragglerLimit = TimeSpan.FromMinutes(10);
+    private static readonly TimeSpan StragglerLimit = TimeSpan.FromMinutes(120);
 
     private static readonly TimeSpan JoinTick = TimeSpan.FromMilliseconds(10);
 
@@ -121,6 +121,8 @@ internal sealed class SimulationRun
             WallSeconds = _wall.Elapsed.TotalSeconds,
             PeakWorkingSetMegabytes = _peakWorkingSet / 1048576.0,
             ThreadViolations = Scheduler.ThreadViolations,
+            LookupErrors = stats.Errors,
+            FirstLookupError = stats.FirstError,
         };
     }
 
@@ -194,7 +196,7 @@ internal sealed class SimulationRun
         if (routers.Count > 0) Track(BootstrapAsync(h, routers));
         if (_o.Churn is { } churn && !router)
         {
-            Scheduler.Schedule(churn.NextSession(_random), () => Track(DepartAsync(h)));
+            Scheduler.Schedule(churn.NextSession(_random), () => Depart(h));
         }
     }
 
@@ -210,7 +212,7 @@ internal sealed class SimulationRun
         }
     }
 
-    private async Task DepartAsync(Honest h)
+    private void Depart(Honest h)
     {
         _departures++;
         h.Alive = false;
@@ -220,10 +222,11 @@ internal sealed class SimulationRun
         _live.RemoveAt(_live.Count - 1);
         _truth.Remove(h.Id);
         _departedBytes += h.Socket.BytesSent;
-        if (h.Life is { } life) await life.CancelAsync();
+        // Cancel, not CancelAsync: the latter runs the callbacks on the thread pool, outside the simulation.
+        h.Life?.Cancel();
         // A departure is silent (a crash or a closed laptop): the socket goes, nobody is told.
         h.Socket.Dispose();
-        await h.Node.DisposeAsync();
+        Track(h.Node.DisposeAsync().AsTask());
         JoinHonest(router: false);
     }
 
@@ -321,6 +324,15 @@ internal sealed class SimulationRun
         public readonly Percentiles Rounds = new();
         public readonly Percentiles Messages = new();
         public readonly Percentiles Latency = new();
+        public int Errors;
+        public string? FirstError;
+
+        /// <summary>A lookup whose task failed: an engine bug, counted and described in the report.</summary>
+        public void Error(Exception ex)
+        {
+            Errors++;
+            FirstError ??= $"{ex.GetType().Name}: {ex.Message} at {ex.StackTrace?.Split('\n').FirstOrDefault()?.Trim()}";
+        }
     }
 
     private async Task<LookupStats> LookupsAsync(List<(NodeId Hash, HashSet<IPEndPoint> Peers)> announced)
@@ -367,6 +379,11 @@ internal sealed class SimulationRun
         {
             return;
         }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            stats.Error(ex);
+            return;
+        }
 
         if (!h.Alive) return;
         Record(stats, r);
@@ -391,6 +408,11 @@ internal sealed class SimulationRun
         }
         catch (OperationCanceledException) when (h.Token.IsCancellationRequested)
         {
+            return;
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            stats.Error(ex);
             return;
         }
 
