@@ -1,0 +1,141 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using System.Numerics;
+using Peerway.Core;
+
+namespace Peerway.Dht;
+
+/// <summary>
+/// BEP 42 (DHT Security Extension): node ids are tied to the node's external IP address. The first 21 bits of the id
+/// are the first 21 bits of crc32c((ip &amp; mask) | (r &lt;&lt; 29)), where r is the low 3 bits of the id's last byte.
+/// </summary>
+public static class Bep42
+{
+    // BEP 42: "the mask is 0x030f3fff for IPv4 and 0x0103070f1f3f7fff for IPv6" (applied to the high 64 bits).
+    private const uint V4Mask = 0x030f3fff;
+    private const ulong V6Mask = 0x0103070f1f3f7fff;
+
+    /// <summary>The 32-bit CRC32C prefix for <paramref name="address"/> and r (0..7).</summary>
+    public static uint Prefix(IPAddress address, int r)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        address = KrpcCodec.Normalize(address);
+        Span<byte> ip = stackalloc byte[16];
+        address.TryWriteBytes(ip, out var length);
+        Span<byte> masked = stackalloc byte[8];
+        var rBits = (ulong)(r & 7);
+        int n;
+        if (address.AddressFamily == AddressFamily.InterNetwork)
+        {
+            var v = (BinaryPrimitives.ReadUInt32BigEndian(ip) & V4Mask) | (uint)(rBits << 29);
+            BinaryPrimitives.WriteUInt32BigEndian(masked, v);
+            n = 4;
+        }
+        else
+        {
+            _ = length;
+            var v = (BinaryPrimitives.ReadUInt64BigEndian(ip) & V6Mask) | (rBits << 61);
+            BinaryPrimitives.WriteUInt64BigEndian(masked, v);
+            n = 8;
+        }
+
+        return Crc32C(masked[..n]);
+    }
+
+    /// <summary>A compliant id for <paramref name="address"/>: 21-bit prefix from the CRC, random middle, last byte
+    /// <paramref name="rand"/> (whose low 3 bits are r).</summary>
+    public static NodeId GenerateId(IPAddress address, byte rand, Random random)
+    {
+        ArgumentNullException.ThrowIfNull(random);
+        Span<byte> id = stackalloc byte[NodeId.Length];
+        random.NextBytes(id);
+        var crc = Prefix(address, rand & 7);
+        id[0] = (byte)(crc >> 24);
+        id[1] = (byte)(crc >> 16);
+        id[2] = (byte)(((crc >> 8) & 0xf8) | (uint)(id[2] & 0x7));
+        id[19] = rand;
+        return new NodeId(id);
+    }
+
+    /// <summary>True when the first 21 bits of <paramref name="id"/> match the CRC of <paramref name="address"/>.</summary>
+    public static bool IsCompliant(NodeId id, IPAddress address)
+    {
+        Span<byte> b = stackalloc byte[NodeId.Length];
+        id.WriteTo(b);
+        var crc = Prefix(address, b[19] & 7);
+        return b[0] == (byte)(crc >> 24) && b[1] == (byte)(crc >> 16) && (b[2] & 0xf8) == ((crc >> 8) & 0xf8);
+    }
+
+    /// <summary>
+    /// BEP 42: "local and private network address ranges are exempt from verification" — 10.0.0.0/8, 172.16.0.0/12,
+    /// 192.168.0.0/16, 169.254.0.0/16 and 127.0.0.0/8; for IPv6 we exempt the analogous loopback (::1), link-local
+    /// (fe80::/10) and unique-local (fc00::/7) ranges.
+    /// </summary>
+    public static bool IsExempt(IPAddress address)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        address = KrpcCodec.Normalize(address);
+        Span<byte> b = stackalloc byte[16];
+        address.TryWriteBytes(b, out _);
+        if (address.AddressFamily == AddressFamily.InterNetwork)
+        {
+            return b[0] == 10 || b[0] == 127 || (b[0] == 172 && (b[1] & 0xf0) == 16) || (b[0] == 192 && b[1] == 168) ||
+                   (b[0] == 169 && b[1] == 254);
+        }
+
+        return IPAddress.IsLoopback(address) || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || (b[0] & 0xfe) == 0xfc;
+    }
+
+    /// <summary>True when <paramref name="id"/> is acceptable for a node at <paramref name="address"/> (exempt or compliant).</summary>
+    public static bool IsAcceptable(NodeId id, IPAddress address) => IsExempt(address) || IsCompliant(id, address);
+
+    /// <summary>CRC-32C (Castagnoli), as BEP 42 requires; hardware-accelerated by <see cref="BitOperations.Crc32C(uint, byte)"/>.</summary>
+    internal static uint Crc32C(ReadOnlySpan<byte> data)
+    {
+        var crc = uint.MaxValue;
+        foreach (var b in data) crc = BitOperations.Crc32C(crc, b);
+        return ~crc;
+    }
+}
+
+/// <summary>
+/// Learns our external address from the BEP 42 "ip" field of replies: one vote per responding IP over a bounded,
+/// first-in-first-out voter set; an address wins with at least <see cref="MinVotes"/> votes and a strict majority.
+/// </summary>
+internal sealed class ExternalAddressVoter
+{
+    /// <summary>Votes needed before an address is believed (one liar must not move us).</summary>
+    public const int MinVotes = 3;
+
+    /// <summary>Voters remembered; older ones are forgotten first.</summary>
+    public const int MaxVoters = 64;
+
+    private readonly Dictionary<IPAddress, IPAddress> _votes = [];
+    private readonly Queue<IPAddress> _order = new();
+
+    public IPAddress? Current { get; private set; }
+
+    /// <summary>Records a vote; returns true when <see cref="Current"/> changed.</summary>
+    public bool Vote(IPAddress voter, IPAddress claimed)
+    {
+        if (!_votes.ContainsKey(voter))
+        {
+            if (_order.Count >= MaxVoters) _votes.Remove(_order.Dequeue());
+            _order.Enqueue(voter);
+        }
+
+        _votes[voter] = claimed;
+        IPAddress? best = null;
+        var bestCount = 0;
+        foreach (var group in _votes.Values.GroupBy(a => a))
+        {
+            var c = group.Count();
+            if (c > bestCount) (best, bestCount) = (group.Key, c);
+        }
+
+        if (best is null || bestCount < MinVotes || bestCount * 2 <= _votes.Count || best.Equals(Current)) return false;
+        Current = best;
+        return true;
+    }
+}

@@ -1,0 +1,222 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Peerway.Core;
+
+namespace Peerway.Dht;
+
+// Iterative lookups (Kademlia §2.3) and the public async operations built on them.
+public sealed partial class DhtNode
+{
+    private readonly HashSet<LookupOperation> _lookups = [];
+    private readonly HashSet<Action> _simpleWaits = [];
+
+    public Task<NodeId?> PingAsync(IPEndPoint endPoint, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(endPoint);
+        ct.ThrowIfCancellationRequested();
+        var tcs = new TaskCompletionSource<NodeId?>();
+        Action cancel = () => tcs.TrySetCanceled(ct);
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var sent = SendQuery(endPoint, KrpcMethod.Ping, null, reply =>
+            {
+                _simpleWaits.Remove(cancel);
+                NodeId? id = reply is { Type: KrpcMessageType.Response } r ? r.Id : null;
+                Defer(() => tcs.TrySetResult(id));
+            });
+            if (!sent) return Task.FromResult<NodeId?>(null);
+            _simpleWaits.Add(cancel);
+        }
+
+        var registration = ct.Register(cancel);
+        tcs.Task.ContinueWith(_ => registration.Dispose(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return tcs.Task;
+    }
+
+    public async Task<LookupResult> FindNodeAsync(NodeId target, CancellationToken ct)
+    {
+        var op = await RunLookupAsync(target, LookupKind.FindNode, [], ct).ConfigureAwait(false);
+        return op.Result!;
+    }
+
+    public async Task<GetPeersResult> GetPeersAsync(NodeId infoHash, CancellationToken ct)
+    {
+        var op = await RunLookupAsync(infoHash, LookupKind.GetPeers, [], ct).ConfigureAwait(false);
+        return new GetPeersResult(op.Peers!, op.Result!);
+    }
+
+    /// <summary>get_peers lookup, then announce_peer to the k closest responders with the tokens they gave (BEP 5).</summary>
+    public async Task<AnnounceResult> AnnounceAsync(NodeId infoHash, int port, bool impliedPort, CancellationToken ct)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(port, impliedPort ? 0 : 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(port, ushort.MaxValue);
+        var op = await RunLookupAsync(infoHash, LookupKind.GetPeers, [], ct).ConfigureAwait(false);
+        var lookup = new GetPeersResult(op.Peers!, op.Result!);
+        var tcs = new TaskCompletionSource<int>();
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var targets = op.Lookup.ClosestAnswered().Where(c => c.Token is not null).ToList();
+            var outstanding = 0;
+            var accepted = 0;
+            Action cancel = () => tcs.TrySetResult(accepted);
+            foreach (var c in targets)
+            {
+                var sent = SendQuery(c.EndPoint, KrpcMethod.AnnouncePeer, infoHash, reply =>
+                {
+                    if (reply is { Type: KrpcMessageType.Response }) accepted++;
+                    if (--outstanding == 0)
+                    {
+                        _simpleWaits.Remove(cancel);
+                        Defer(() => tcs.TrySetResult(accepted));
+                    }
+                }, c.Token, port, impliedPort);
+                if (sent) outstanding++;
+            }
+
+            if (outstanding == 0) tcs.TrySetResult(0);
+            else _simpleWaits.Add(cancel);
+        }
+
+        var announced = await tcs.Task.ConfigureAwait(false);
+        return new AnnounceResult(announced, lookup);
+    }
+
+    /// <summary>BEP 5 bootstrap: a find_node lookup for our own id through the routers (ids unknown) and known nodes.</summary>
+    public async Task<int> BootstrapAsync(IReadOnlyList<IPEndPoint> routers, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(routers);
+        NodeId self;
+        lock (_gate) self = _id;
+        await RunLookupAsync(self, LookupKind.FindNode, routers.Where(r => r.AddressFamily == Family).ToList(), ct).ConfigureAwait(false);
+        lock (_gate) return _table.Count;
+    }
+
+    /// <summary>Pings saved contacts so a restarted node rejoins without a bootstrap router, then looks up its own id;
+    /// returns the routing table size.</summary>
+    public async Task<int> RestoreAsync(IReadOnlyList<NodeContact> nodes, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(nodes);
+        var pings = nodes.Where(n => n.EndPoint.AddressFamily == Family).Take(MaxPendingQueries / 2).Select(n => PingAsync(n.EndPoint, ct)).ToList();
+        await Task.WhenAll(pings).ConfigureAwait(false);
+        int count;
+        NodeId self;
+        lock (_gate) (count, self) = (_table.Count, _id);
+        if (count == 0) return 0;
+        await RunLookupAsync(self, LookupKind.FindNode, [], ct).ConfigureAwait(false);
+        lock (_gate) return _table.Count;
+    }
+
+    private Task<LookupOperation> RunLookupAsync(NodeId target, LookupKind kind, IReadOnlyList<IPEndPoint> routers, CancellationToken ct)
+    {
+        ct.ThrowIfCancellationRequested();
+        LookupOperation op;
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            op = StartLookup(target, kind, routers);
+        }
+
+        RunDeferred();
+        if (ct.CanBeCanceled && !op.Completion.Task.IsCompleted)
+        {
+            var registration = ct.Register(() =>
+            {
+                lock (_gate) CompleteLookup(op, canceled: true, ct);
+                RunDeferred();
+            });
+            op.Completion.Task.ContinueWith(_ => registration.Dispose(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+
+        return op.Completion.Task;
+    }
+
+    /// <summary>Starts a lookup seeded with the closest known nodes (and routers); call under the lock.</summary>
+    private LookupOperation StartLookup(NodeId target, LookupKind kind, IReadOnlyList<IPEndPoint> routers)
+    {
+        var now = _time.GetUtcNow();
+        var lookup = new Lookup(target, kind, _options.K, _options.Alpha, _options.DisjointPaths, now);
+        var op = new LookupOperation(lookup);
+        _lookups.Add(op);
+        var seeds = _table.Closest(target, _options.K * _options.DisjointPaths, now).Select(e => ((NodeId?)e.Id, e.EndPoint));
+        lookup.Seed(routers.Select(r => ((NodeId?)null, r)).Concat(seeds));
+        Advance(op);
+        return op;
+    }
+
+    private void Advance(LookupOperation op)
+    {
+        while (!op.Lookup.IsDone)
+        {
+            var queries = op.Lookup.NextQueries();
+            if (queries.Count == 0) break;
+            var failed = false;
+            foreach (var c in queries)
+            {
+                var method = op.Lookup.Kind == LookupKind.GetPeers ? KrpcMethod.GetPeers : KrpcMethod.FindNode;
+                if (SendQuery(c.EndPoint, method, op.Lookup.Target, reply => OnLookupReply(op, c, reply))) continue;
+                op.Lookup.OnFailure(c);
+                failed = true;
+            }
+
+            if (!failed) break;
+        }
+
+        if (op.Lookup.IsDone) CompleteLookup(op, canceled: false);
+    }
+
+    private void OnLookupReply(LookupOperation op, Candidate candidate, KrpcMessage? reply)
+    {
+        if (!_lookups.Contains(op)) return;
+        if (reply is null)
+        {
+            op.Lookup.OnFailure(candidate);
+            if (candidate.Id is { } id) _table.OnFailed(id, _time.GetUtcNow(), evict: false);
+        }
+        else if (reply.Type == KrpcMessageType.Error)
+        {
+            op.Lookup.OnFailure(candidate);
+        }
+        else
+        {
+            var nodes = Family == System.Net.Sockets.AddressFamily.InterNetworkV6
+                ? KrpcCodec.ReadCompactNodes(reply.Nodes6.Span, Family)
+                : KrpcCodec.ReadCompactNodes(reply.Nodes.Span, Family);
+            var usable = nodes.Where(n => n.EndPoint.Port != 0 && n.Id != _id && !n.EndPoint.Equals(LocalEndPoint)).ToList();
+            op.Lookup.OnResponse(candidate, reply.Id, usable, op.Lookup.Kind == LookupKind.GetPeers ? reply.Values : null, reply.Token);
+        }
+
+        Advance(op);
+    }
+
+    private void CompleteLookup(LookupOperation op, bool canceled, CancellationToken ct = default)
+    {
+        if (!_lookups.Remove(op)) return;
+        op.Lookup.Cancel();
+        if (canceled)
+        {
+            Defer(() => op.Completion.TrySetCanceled(ct));
+            return;
+        }
+
+        var lookup = op.Lookup;
+        var closest = lookup.ClosestAnswered().Select(c => new NodeContact(c.Id!.Value, c.EndPoint)).ToList();
+        op.Result = new LookupResult(closest, lookup.Rounds, lookup.QueriesSent, lookup.Responses, _time.GetUtcNow() - lookup.Started);
+        op.Peers = [.. lookup.Peers];
+        _log.LogDebug("Lookup {Target} done: {Closest} closest, {Rounds} rounds, {Queries} queries, {Peers} peers",
+            lookup.Target, closest.Count, lookup.Rounds, lookup.QueriesSent, lookup.Peers.Count);
+        Defer(() => op.Completion.TrySetResult(op));
+    }
+
+    private sealed class LookupOperation(Lookup lookup)
+    {
+        public Lookup Lookup { get; } = lookup;
+
+        public TaskCompletionSource<LookupOperation> Completion { get; } = new();
+
+        public LookupResult? Result { get; set; }
+
+        public IReadOnlyList<IPEndPoint>? Peers { get; set; }
+    }
+}

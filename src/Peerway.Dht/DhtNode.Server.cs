@@ -1,0 +1,212 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using Peerway.Core;
+
+namespace Peerway.Dht;
+
+// Incoming datagrams: decoding, answering queries (BEP 5), matching replies, learning contacts and our address (BEP 42).
+public sealed partial class DhtNode
+{
+    private void OnDatagram(ReadOnlySpan<byte> datagram, IPEndPoint remote)
+    {
+        _handlerThread = Environment.CurrentManagedThreadId;
+        try
+        {
+            if (remote.Address.IsIPv4MappedToIPv6) remote = new IPEndPoint(remote.Address.MapToIPv4(), remote.Port);
+            lock (_gate)
+            {
+                if (_disposed) return;
+                _bytesReceived += datagram.Length;
+                var error = KrpcCodec.Decode(datagram, _in);
+                if (error != KrpcError.None) OnMalformed(error, remote);
+                else if (_in.Type == KrpcMessageType.Query) OnQuery(_in, remote);
+                else OnReply(_in, remote);
+            }
+
+            RunDeferred();
+        }
+        finally
+        {
+            _handlerThread = 0;
+        }
+    }
+
+    private void OnMalformed(KrpcError error, IPEndPoint remote)
+    {
+        _malformedDropped++;
+        _log.LogDebug("Malformed datagram from {Remote}: {Error}", remote, error);
+        // Without a transaction id there is nothing to answer; replies to our own queries are never answered.
+        if (!_in.HasTransactionId || _in.Type != KrpcMessageType.Query) return;
+        if (!_limiter.TryAcquire(remote.Address, _time.GetUtcNow()))
+        {
+            _rateLimitedDropped++;
+            return;
+        }
+
+        SendError(_in.TransactionId, remote, KrpcErrorCode.Protocol, $"Protocol Error: {error}");
+    }
+
+    private void OnQuery(KrpcMessage query, IPEndPoint remote)
+    {
+        _queriesReceived++;
+        var now = _time.GetUtcNow();
+        if (!_limiter.TryAcquire(remote.Address, now))
+        {
+            _rateLimitedDropped++;
+            return;
+        }
+
+        switch (query.Method)
+        {
+            case KrpcMethod.Ping:
+                SendReply(query, remote, nodesFor: null, withToken: false, values: null);
+                break;
+            case KrpcMethod.FindNode:
+                SendReply(query, remote, nodesFor: query.Target, withToken: false, values: null);
+                break;
+            case KrpcMethod.GetPeers:
+            {
+                var values = _store.Get(query.InfoHash!.Value, now, MaxValuesPerReply, remote.AddressFamily);
+                // BEP 5: reply with "values" when we have peers, else the closest "nodes"; both carry a token. We add
+                // the nodes in both cases (as libtorrent does) so lookups converge while collecting values.
+                SendReply(query, remote, nodesFor: query.InfoHash, withToken: true, values: values.Count > 0 ? values : null);
+                break;
+            }
+
+            case KrpcMethod.AnnouncePeer:
+                if (!_tokens.Validate(remote.Address, query.Token, now))
+                {
+                    // BEP 5: a token that does not match the requester's IP is refused.
+                    SendError(query.TransactionId, remote, KrpcErrorCode.Protocol, "Bad token");
+                    return;
+                }
+
+                // BEP 5: "implied_port": the peer's port is the source port of the UDP packet.
+                var port = query.ImpliedPort ? remote.Port : query.Port!.Value;
+                _store.Add(query.InfoHash!.Value, new IPEndPoint(remote.Address, port), now);
+                SendReply(query, remote, nodesFor: null, withToken: false, values: null);
+                break;
+            default:
+                // BEP 5: "unknown query methods carrying target or info_hash are answered like find_node" (forward
+                // compatibility); anything else is error 204.
+                if ((query.Target ?? query.InfoHash) is { } target) SendReply(query, remote, nodesFor: target, withToken: false, values: null);
+                else SendError(query.TransactionId, remote, KrpcErrorCode.MethodUnknown, "Method Unknown");
+                break;
+        }
+
+        // BEP 43: read-only nodes ("ro": 1) are not added to routing tables.
+        if (!query.ReadOnly) Learn(query.Id, remote, responded: false, now);
+    }
+
+    private void SendReply(KrpcMessage query, IPEndPoint remote, NodeId? nodesFor, bool withToken, List<IPEndPoint>? values)
+    {
+        var reply = _out;
+        reply.Reset();
+        reply.Type = KrpcMessageType.Response;
+        reply.SetTransactionId(query.TransactionId);
+        reply.SetVersion(ClientVersion);
+        reply.Id = _id;
+        reply.ExternalAddress = remote; // BEP 42: tell the requester the address we see it at.
+        if (nodesFor is { } target)
+        {
+            var closest = _table.Closest(target, _options.K, _time.GetUtcNow(), remote.AddressFamily);
+            var size = remote.AddressFamily == AddressFamily.InterNetworkV6 ? KrpcCodec.CompactNode6Length : KrpcCodec.CompactNodeLength;
+            var n = 0;
+            foreach (var e in closest)
+            {
+                var entry = _nodesBuffer.AsSpan(n, size);
+                e.Id.WriteTo(entry);
+                if (KrpcCodec.WriteCompactEndPoint(e.EndPoint, entry[NodeId.Length..]) < 0) continue;
+                n += size;
+            }
+
+            if (remote.AddressFamily == AddressFamily.InterNetworkV6) reply.Nodes6 = _nodesBuffer.AsMemory(0, n);
+            else reply.Nodes = _nodesBuffer.AsMemory(0, n);
+        }
+
+        if (withToken)
+        {
+            Span<byte> token = stackalloc byte[TokenManager.TokenLength];
+            _tokens.Create(remote.Address, _time.GetUtcNow(), token);
+            reply.SetToken(token);
+        }
+
+        reply.Values = values;
+        var length = KrpcCodec.Encode(reply, _sendBuffer);
+        if (length > 0) Send(_sendBuffer.AsSpan(0, length), remote);
+    }
+
+    private void SendError(ReadOnlySpan<byte> transactionId, IPEndPoint remote, KrpcErrorCode code, string text)
+    {
+        var reply = _out;
+        reply.Reset();
+        reply.Type = KrpcMessageType.Error;
+        reply.SetTransactionId(transactionId);
+        reply.SetVersion(ClientVersion);
+        reply.ErrorCode = (int)code;
+        reply.ErrorMessage = text;
+        var length = KrpcCodec.Encode(reply, _sendBuffer);
+        if (length > 0) Send(_sendBuffer.AsSpan(0, length), remote);
+    }
+
+    /// <summary>A reply (response or error) to one of our queries: match it by transaction id and source address.</summary>
+    private void OnReply(KrpcMessage reply, IPEndPoint remote)
+    {
+        if (reply.TransactionId.Length != 2) return;
+        var tid = (ushort)((reply.TransactionId[0] << 8) | reply.TransactionId[1]);
+        if (!_pending.TryGetValue(tid, out var pending) || !pending.To.Equals(remote)) return; // unsolicited or spoofed
+        _pending.Remove(tid);
+        pending.Timer?.Dispose();
+        var now = _time.GetUtcNow();
+        if (reply.Type == KrpcMessageType.Error)
+        {
+            _errorsReceived++;
+        }
+        else
+        {
+            _responsesReceived++;
+            Learn(reply.Id, remote, responded: true, now);
+            if (reply.ExternalAddress is { } seen && _voter.Vote(remote.Address, seen.Address)) OnExternalAddress(seen.Address, now);
+        }
+
+        pending.Done(reply);
+    }
+
+    /// <summary>Adds a node we heard from to the routing table (subject to BEP 42) and pings questionable ones.</summary>
+    private void Learn(NodeId id, IPEndPoint endPoint, bool responded, DateTimeOffset now)
+    {
+        if (endPoint.Port == 0 || endPoint.AddressFamily != Family) return;
+        var verified = Bep42.IsAcceptable(id, endPoint.Address);
+        if (_options.EnforceBep42 && !verified) return;
+        var toPing = new List<RoutingEntry>();
+        if (responded && _table.Find(id) is not null) _table.OnResponded(id, now, toPing);
+        else _table.Add(id, endPoint, verified, responded, now, toPing);
+        foreach (var entry in toPing) PingBeforeEvict(entry);
+    }
+
+    // BEP 5: ping a questionable node before evicting it; the candidate waits in the replacement cache meanwhile.
+    private void PingBeforeEvict(RoutingEntry entry)
+    {
+        var id = entry.Id;
+        var sent = SendQuery(entry.EndPoint, KrpcMethod.Ping, null, reply =>
+        {
+            var now = _time.GetUtcNow();
+            var toPing = new List<RoutingEntry>();
+            if (reply is { Type: KrpcMessageType.Response } r && r.Id == id) _table.OnResponded(id, now, toPing);
+            else _table.OnFailed(id, now, evict: true);
+            foreach (var next in toPing) PingBeforeEvict(next);
+        });
+        if (!sent) entry.Pinging = false;
+    }
+
+    private void OnExternalAddress(IPAddress address, DateTimeOffset now)
+    {
+        _log.LogInformation("External address learned from BEP 42 votes: {Address}", address);
+        // BEP 42: a node whose id does not match its external IP regenerates a compliant id (unless one was configured).
+        if (_options.NodeId is not null || Bep42.IsExempt(address) || Bep42.IsCompliant(_id, address)) return;
+        _id = Bep42.GenerateId(address, (byte)_random.Next(256), _random);
+        _table = _table.Rebase(_id, now);
+        _log.LogInformation("Node id changed to {Id} to comply with BEP 42 for {Address}", _id, address);
+    }
+}

@@ -1,0 +1,75 @@
+using Peerway.Core;
+
+namespace Peerway.Dht;
+
+/// <summary>Settings of a <see cref="DhtNode"/>. Defaults follow BEP 5 and common Mainline practice.</summary>
+public sealed record DhtOptions
+{
+    /// <summary>The node id; null: random, then made BEP 42-compliant once the external IP is known.</summary>
+    public NodeId? NodeId { get; init; }
+
+    /// <summary>BEP 5: bucket size k = 8.</summary>
+    public int K { get; init; } = 8;
+
+    /// <summary>Kademlia α: queries in flight per lookup path.</summary>
+    public int Alpha { get; init; } = 3;
+
+    /// <summary>S/Kademlia d: number of disjoint lookup paths; 1 = plain Kademlia.</summary>
+    public int DisjointPaths { get; init; } = 1;
+
+    /// <summary>Time to wait for one reply before retrying or giving up.</summary>
+    public TimeSpan QueryTimeout { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Retransmissions of a query after a timeout (0 = send once).</summary>
+    public int QueryRetries { get; init; } = 1;
+
+    /// <summary>BEP 5: buckets not changed for 15 minutes are refreshed.</summary>
+    public TimeSpan BucketRefreshInterval { get; init; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>How long an announced peer is kept (BEP 5 leaves it to the implementation; Mainline uses 30 min).</summary>
+    public TimeSpan PeerTtl { get; init; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>Upper bound on stored peers over all info-hashes; the oldest is evicted first.</summary>
+    public int MaxStoredPeers { get; init; } = 100_000;
+
+    /// <summary>Upper bound on stored peers for one info-hash; the oldest is evicted first.</summary>
+    public int MaxPeersPerInfoHash { get; init; } = 2_000;
+
+    /// <summary>BEP 5: the token secret changes every 5 minutes; tokens are accepted for two rotations (10 minutes).</summary>
+    public TimeSpan TokenRotation { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>BEP 42: refuse nodes whose id does not match their (non-exempt) IP into the routing table.</summary>
+    public bool EnforceBep42 { get; init; }
+
+    /// <summary>Sustained queries per second accepted from one IP address (token bucket rate).</summary>
+    public double MaxQueriesPerIpPerSecond { get; init; } = 50;
+
+    /// <summary>Queries one IP address may send in a burst (token bucket depth).</summary>
+    public int RateLimitBurst { get; init; } = 100;
+
+    /// <summary>Seed for transaction ids, token secrets and random ids (deterministic simulations); null: cryptographic.</summary>
+    public int? RandomSeed { get; init; }
+
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid setting.</summary>
+    public void Validate()
+    {
+        Check(K is >= 1 and <= 64, nameof(K), K, "must be in 1..64");
+        Check(Alpha is >= 1 and <= 32, nameof(Alpha), Alpha, "must be in 1..32");
+        Check(DisjointPaths >= 1 && DisjointPaths <= K, nameof(DisjointPaths), DisjointPaths, "must be in 1..K");
+        Check(QueryTimeout > TimeSpan.Zero, nameof(QueryTimeout), QueryTimeout, "must be positive");
+        Check(QueryRetries is >= 0 and <= 10, nameof(QueryRetries), QueryRetries, "must be in 0..10");
+        Check(BucketRefreshInterval > TimeSpan.Zero, nameof(BucketRefreshInterval), BucketRefreshInterval, "must be positive");
+        Check(PeerTtl > TimeSpan.Zero, nameof(PeerTtl), PeerTtl, "must be positive");
+        Check(MaxStoredPeers >= 1, nameof(MaxStoredPeers), MaxStoredPeers, "must be at least 1");
+        Check(MaxPeersPerInfoHash >= 1, nameof(MaxPeersPerInfoHash), MaxPeersPerInfoHash, "must be at least 1");
+        Check(TokenRotation > TimeSpan.Zero, nameof(TokenRotation), TokenRotation, "must be positive");
+        Check(MaxQueriesPerIpPerSecond > 0 && double.IsFinite(MaxQueriesPerIpPerSecond), nameof(MaxQueriesPerIpPerSecond),
+            MaxQueriesPerIpPerSecond, "must be a positive number");
+        Check(RateLimitBurst >= 1, nameof(RateLimitBurst), RateLimitBurst, "must be at least 1");
+    }
+
+    private static void Check(bool ok, string name, object value, string rule)
+    {
+        if (!ok) throw new ArgumentOutOfRangeException(name, value, $"DhtOptions.{name} {rule} (got {value}).");
+    }
+}

@@ -1,0 +1,337 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using Peerway.Core;
+using Peerway.Core.Bencoding;
+
+namespace Peerway.Dht;
+
+/// <summary>
+/// Sans-I/O KRPC (BEP 5) decoder and encoder over spans. Decoding never throws on network input: it returns a
+/// <see cref="KrpcError"/>. It is zero-copy for queries (keys are compared in place; short fields go to the message's
+/// inline buffers), so decoding a query allocates nothing beyond the <see cref="KrpcMessage"/> itself.
+/// </summary>
+/// <remarks>
+/// Top-level and argument keys are accepted in any order (Postel: some hand-written encoders do not sort); nested
+/// values of unknown keys are validated strictly by <see cref="BencodeReader"/>. Unknown keys are skipped (BEP 5
+/// extensions such as BEP 32 "want" or BEP 33 "seed" are tolerated).
+/// </remarks>
+public static partial class KrpcCodec
+{
+    /// <summary>Largest datagram decoded. Mainline messages fit one UDP payload on a 1500-byte MTU; BEP 44 items
+    /// stay under 1000 bytes of value. 8 KiB leaves room for large get_peers replies.</summary>
+    public const int MaxDatagramLength = 8192;
+
+    /// <summary>Most "values" entries read from one reply.</summary>
+    public const int MaxValues = 1024;
+
+    /// <summary>BEP 5: compact node info is a 20-byte id followed by 6 bytes of compact IPv4 address.</summary>
+    public const int CompactNodeLength = 26;
+
+    /// <summary>BEP 32: compact IPv6 node info is a 20-byte id followed by 18 bytes of compact IPv6 address.</summary>
+    public const int CompactNode6Length = 38;
+
+    /// <summary>Longest error text kept from an "e" message.</summary>
+    public const int MaxErrorMessageLength = 256;
+
+    // KRPC messages nest at most dict → dict → list → string (e.g. r.values, a.want): depth 3; allow some slack.
+    private static readonly BencodeLimits Limits = new()
+    {
+        MaxInputLength = MaxDatagramLength,
+        MaxDepth = 6,
+        MaxItems = 2 * MaxValues + 64,
+        MaxStringLength = MaxDatagramLength,
+    };
+
+    /// <summary>Decodes a datagram into a new message. On failure the message still carries the "t" when it was read.</summary>
+    public static bool TryDecode(ReadOnlySpan<byte> datagram, out KrpcMessage message, out KrpcError error)
+    {
+        message = new KrpcMessage();
+        error = Decode(datagram, message);
+        return error == KrpcError.None;
+    }
+
+    /// <summary>Decodes a datagram into <paramref name="message"/> (reset first).</summary>
+    public static KrpcError Decode(ReadOnlySpan<byte> datagram, KrpcMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        message.Reset();
+        if (datagram.Length > MaxDatagramLength) return KrpcError.DatagramTooLarge;
+        var reader = new BencodeReader(datagram, Limits);
+        if (reader.Peek() != BencodeToken.Dictionary)
+        {
+            return datagram.Length > 0 && reader.Peek() != BencodeToken.None ? KrpcError.NotADictionary : KrpcError.MalformedBencode;
+        }
+
+        reader.TryEnterDictionary();
+        ReadOnlySpan<byte> body = default, errorList = default;
+        var hasType = false;
+        var semantic = KrpcError.None;
+        while (!reader.TryReadEnd())
+        {
+            if (reader.Error != BencodeError.None || !reader.TryReadString(out var key)) return KrpcError.MalformedBencode;
+            var token = reader.Peek();
+            var valueStart = reader.Position;
+            var error = KrpcError.None;
+            if (key.SequenceEqual("t"u8))
+            {
+                if (token != BencodeToken.String) error = KrpcError.MissingTransactionId;
+                else if (reader.TryReadString(out var t) && !message.SetTransactionId(t)) error = KrpcError.TransactionIdTooLong;
+            }
+            else if (key.SequenceEqual("y"u8))
+            {
+                if (token == BencodeToken.String && reader.TryReadString(out var y) && y.Length == 1 && y[0] is (byte)'q' or (byte)'r' or (byte)'e')
+                {
+                    message.Type = y[0] switch { (byte)'q' => KrpcMessageType.Query, (byte)'r' => KrpcMessageType.Response, _ => KrpcMessageType.Error };
+                    hasType = true;
+                }
+                else
+                {
+                    error = KrpcError.InvalidType;
+                }
+            }
+            else if (key.SequenceEqual("q"u8))
+            {
+                if (token != BencodeToken.String || !reader.TryReadString(out var q) || !message.SetMethodName(q)) error = KrpcError.MissingMethod;
+                else message.Method = MethodOf(q);
+            }
+            else if (key.SequenceEqual("a"u8) || key.SequenceEqual("r"u8))
+            {
+                if (token != BencodeToken.Dictionary) error = KrpcError.MissingBody;
+                else reader.TryReadRawValue(out body);
+            }
+            else if (key.SequenceEqual("e"u8))
+            {
+                if (token != BencodeToken.List) error = KrpcError.InvalidError;
+                else reader.TryReadRawValue(out errorList);
+            }
+            else if (key.SequenceEqual("v"u8))
+            {
+                // BEP 5: "v" is optional and informational; an odd one is ignored, not an error.
+                if (token == BencodeToken.String && reader.TryReadString(out var v)) message.SetVersion(v);
+            }
+            else if (key.SequenceEqual("ip"u8))
+            {
+                error = ReadExternalAddress(ref reader, token, message);
+            }
+            else if (key.SequenceEqual("ro"u8))
+            {
+                // BEP 43: "ro": 1 marks a read-only node.
+                if (token == BencodeToken.Integer && reader.TryReadInteger(out var ro)) message.ReadOnly = ro == 1;
+            }
+
+            // Anything not consumed above (unknown key, or a known key of the wrong kind) is skipped, validated.
+            if (reader.Error == BencodeError.None && reader.Position == valueStart && !reader.TrySkipValue())
+            {
+                return KrpcError.MalformedBencode;
+            }
+
+            if (reader.Error != BencodeError.None) return KrpcError.MalformedBencode;
+            if (semantic == KrpcError.None) semantic = error;
+        }
+
+        if (!reader.TryReadEndOfInput()) return KrpcError.MalformedBencode;
+        if (!message.HasTransactionId) return semantic == KrpcError.TransactionIdTooLong ? semantic : KrpcError.MissingTransactionId;
+        if (semantic != KrpcError.None) return semantic;
+        if (!hasType) return KrpcError.InvalidType;
+        return message.Type switch
+        {
+            KrpcMessageType.Query => DecodeQuery(body, message),
+            KrpcMessageType.Response => DecodeResponse(body, message),
+            _ => DecodeError(errorList, message),
+        };
+    }
+
+    private static KrpcMethod MethodOf(ReadOnlySpan<byte> q)
+    {
+        if (q.SequenceEqual("ping"u8)) return KrpcMethod.Ping;
+        if (q.SequenceEqual("find_node"u8)) return KrpcMethod.FindNode;
+        if (q.SequenceEqual("get_peers"u8)) return KrpcMethod.GetPeers;
+        if (q.SequenceEqual("announce_peer"u8)) return KrpcMethod.AnnouncePeer;
+        return KrpcMethod.Unknown;
+    }
+
+    private static KrpcError ReadExternalAddress(ref BencodeReader reader, BencodeToken token, KrpcMessage message)
+    {
+        // BEP 42: "ip" is the compact address (IPv4 6 bytes, IPv6 18 bytes) the responder saw the requester at.
+        if (token != BencodeToken.String || !reader.TryReadString(out var ip)) return KrpcError.InvalidAddress;
+        if (!TryReadCompactEndPoint(ip, out var endPoint)) return KrpcError.InvalidAddress;
+        message.ExternalAddress = endPoint;
+        return KrpcError.None;
+    }
+
+    private static KrpcError DecodeQuery(ReadOnlySpan<byte> body, KrpcMessage message)
+    {
+        if (message.MethodName.IsEmpty && message.Method == KrpcMethod.Unknown) return KrpcError.MissingMethod;
+        if (body.IsEmpty) return KrpcError.MissingBody;
+        var reader = new BencodeReader(body, Limits);
+        reader.TryEnterDictionary();
+        var hasId = false;
+        var impliedPort = false;
+        var result = KrpcError.None;
+        while (!reader.TryReadEnd())
+        {
+            if (reader.Error != BencodeError.None || !reader.TryReadString(out var key)) return KrpcError.MalformedBencode;
+            var token = reader.Peek();
+            var valueStart = reader.Position;
+            var error = KrpcError.None;
+            if (key.SequenceEqual("id"u8))
+            {
+                if (ReadId(ref reader, token, out var id)) (message.Id, hasId) = (id, true);
+                else error = KrpcError.InvalidId;
+            }
+            else if (key.SequenceEqual("target"u8))
+            {
+                if (ReadId(ref reader, token, out var target)) message.Target = target;
+                else error = KrpcError.InvalidTarget;
+            }
+            else if (key.SequenceEqual("info_hash"u8))
+            {
+                if (ReadId(ref reader, token, out var infoHash)) message.InfoHash = infoHash;
+                else error = KrpcError.InvalidInfoHash;
+            }
+            else if (key.SequenceEqual("port"u8))
+            {
+                // BEP 5: "port" is the TCP port of the announcing peer.
+                if (token == BencodeToken.Integer && reader.TryReadInteger(out var port) && port is >= 0 and <= ushort.MaxValue) message.Port = (int)port;
+                else error = KrpcError.InvalidPort;
+            }
+            else if (key.SequenceEqual("implied_port"u8))
+            {
+                // BEP 5: "implied_port" non-zero means: use the UDP source port and ignore "port".
+                if (token == BencodeToken.Integer && reader.TryReadInteger(out var implied)) impliedPort = implied != 0;
+                else error = KrpcError.WrongFieldType;
+            }
+            else if (key.SequenceEqual("token"u8))
+            {
+                if (token != BencodeToken.String || !reader.TryReadString(out var t) || !message.SetToken(t)) error = KrpcError.InvalidToken;
+            }
+
+            if (reader.Error == BencodeError.None && reader.Position == valueStart && !reader.TrySkipValue()) return KrpcError.MalformedBencode;
+            if (reader.Error != BencodeError.None) return KrpcError.MalformedBencode;
+            if (result == KrpcError.None) result = error;
+        }
+
+        message.ImpliedPort = impliedPort;
+        if (result != KrpcError.None) return result;
+        if (!hasId) return KrpcError.InvalidId;
+        return message.Method switch
+        {
+            KrpcMethod.FindNode when message.Target is null => KrpcError.InvalidTarget,
+            KrpcMethod.GetPeers when message.InfoHash is null => KrpcError.InvalidInfoHash,
+            KrpcMethod.AnnouncePeer when message.InfoHash is null => KrpcError.InvalidInfoHash,
+            KrpcMethod.AnnouncePeer when !message.HasToken => KrpcError.InvalidToken,
+            KrpcMethod.AnnouncePeer when !impliedPort && message.Port is null or 0 => KrpcError.InvalidPort,
+            _ => KrpcError.None,
+        };
+    }
+
+    private static KrpcError DecodeResponse(ReadOnlySpan<byte> body, KrpcMessage message)
+    {
+        if (body.IsEmpty) return KrpcError.MissingBody;
+        var reader = new BencodeReader(body, Limits);
+        reader.TryEnterDictionary();
+        var hasId = false;
+        var result = KrpcError.None;
+        while (!reader.TryReadEnd())
+        {
+            if (reader.Error != BencodeError.None || !reader.TryReadString(out var key)) return KrpcError.MalformedBencode;
+            var token = reader.Peek();
+            var valueStart = reader.Position;
+            var error = KrpcError.None;
+            if (key.SequenceEqual("id"u8))
+            {
+                if (ReadId(ref reader, token, out var id)) (message.Id, hasId) = (id, true);
+                else error = KrpcError.InvalidId;
+            }
+            else if (key.SequenceEqual("nodes"u8))
+            {
+                if (token == BencodeToken.String && reader.TryReadString(out var nodes) && nodes.Length % CompactNodeLength == 0) message.Nodes = nodes.ToArray();
+                else error = KrpcError.InvalidNodes;
+            }
+            else if (key.SequenceEqual("nodes6"u8))
+            {
+                if (token == BencodeToken.String && reader.TryReadString(out var nodes6) && nodes6.Length % CompactNode6Length == 0) message.Nodes6 = nodes6.ToArray();
+                else error = KrpcError.InvalidNodes;
+            }
+            else if (key.SequenceEqual("values"u8))
+            {
+                error = token == BencodeToken.List ? ReadValues(ref reader, message) : KrpcError.InvalidValues;
+            }
+            else if (key.SequenceEqual("token"u8))
+            {
+                if (token != BencodeToken.String || !reader.TryReadString(out var t) || !message.SetToken(t)) error = KrpcError.InvalidToken;
+            }
+            else if (key.SequenceEqual("ip"u8))
+            {
+                // Some older nodes put BEP 42's "ip" inside "r"; the top-level one wins when both are present.
+                var saved = message.ExternalAddress;
+                error = ReadExternalAddress(ref reader, token, message);
+                message.ExternalAddress = saved ?? message.ExternalAddress;
+            }
+
+            if (reader.Error == BencodeError.None && reader.Position == valueStart && !reader.TrySkipValue()) return KrpcError.MalformedBencode;
+            if (reader.Error != BencodeError.None) return KrpcError.MalformedBencode;
+            if (result == KrpcError.None) result = error;
+        }
+
+        if (result != KrpcError.None) return result;
+        return hasId ? KrpcError.None : KrpcError.InvalidId;
+    }
+
+    private static KrpcError ReadValues(ref BencodeReader reader, KrpcMessage message)
+    {
+        // BEP 5: "values" is a list of strings, each a compact peer address (6 bytes; 18 for IPv6 per BEP 32).
+        reader.TryEnterList();
+        var values = new List<IPEndPoint>();
+        var result = KrpcError.None;
+        while (!reader.TryReadEnd())
+        {
+            if (reader.Error != BencodeError.None) return KrpcError.MalformedBencode;
+            if (reader.Peek() != BencodeToken.String)
+            {
+                if (!reader.TrySkipValue()) return KrpcError.MalformedBencode;
+                result = KrpcError.InvalidValues;
+                continue;
+            }
+
+            if (!reader.TryReadString(out var peer)) return KrpcError.MalformedBencode;
+            if (values.Count >= MaxValues || !TryReadCompactEndPoint(peer, out var endPoint))
+            {
+                result = KrpcError.InvalidValues;
+                continue;
+            }
+
+            values.Add(endPoint!);
+        }
+
+        message.Values = values;
+        return result;
+    }
+
+    private static KrpcError DecodeError(ReadOnlySpan<byte> list, KrpcMessage message)
+    {
+        // BEP 5: "e" is a list whose first element is an integer code and second a string message.
+        if (list.IsEmpty) return KrpcError.InvalidError;
+        var reader = new BencodeReader(list, Limits);
+        reader.TryEnterList();
+        if (reader.Peek() != BencodeToken.Integer || !reader.TryReadInteger(out var code) || code is < int.MinValue or > int.MaxValue)
+        {
+            return KrpcError.InvalidError;
+        }
+
+        message.ErrorCode = (int)code;
+        if (reader.Peek() == BencodeToken.String && reader.TryReadString(out var text))
+        {
+            message.ErrorMessage = System.Text.Encoding.UTF8.GetString(text[..Math.Min(text.Length, MaxErrorMessageLength)]);
+        }
+
+        return KrpcError.None;
+    }
+
+    private static bool ReadId(ref BencodeReader reader, BencodeToken token, out NodeId id)
+    {
+        id = default;
+        return token == BencodeToken.String && reader.TryReadString(out var bytes) && NodeId.TryRead(bytes, out id);
+    }
+}

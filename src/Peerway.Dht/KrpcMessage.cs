@@ -1,0 +1,192 @@
+using System.Net;
+using System.Runtime.CompilerServices;
+using Peerway.Core;
+
+namespace Peerway.Dht;
+
+/// <summary>BEP 5: the "y" key — "q" query, "r" response, "e" error.</summary>
+public enum KrpcMessageType
+{
+    Query,
+    Response,
+    Error,
+}
+
+/// <summary>BEP 5 query methods ("q"). <see cref="Unknown"/> keeps the raw name in <see cref="KrpcMessage.MethodName"/>.</summary>
+public enum KrpcMethod
+{
+    Unknown = 0,
+    Ping,
+    FindNode,
+    GetPeers,
+    AnnouncePeer,
+}
+
+/// <summary>BEP 5 error codes carried in the "e" list.</summary>
+public enum KrpcErrorCode
+{
+    Generic = 201,
+    Server = 202,
+    Protocol = 203,
+    MethodUnknown = 204,
+}
+
+/// <summary>
+/// One KRPC message (BEP 5). A mutable, reusable object: decoding fills it without allocating for queries (short byte
+/// fields such as "t", "v" and "token" live in inline buffers), so a caller may keep one instance per socket.
+/// </summary>
+public sealed class KrpcMessage
+{
+    /// <summary>Longest "t" accepted. BEP 5: "typically 2 characters"; Mainline clients use 2–4 bytes.</summary>
+    public const int MaxTransactionIdLength = 32;
+
+    /// <summary>Longest "v" kept. BEP 5/20: a 2-letter client id plus a 2-byte version.</summary>
+    public const int MaxVersionLength = 16;
+
+    /// <summary>Longest "token" accepted (libtorrent sends 4 bytes, bittorrent-dht 20).</summary>
+    public const int MaxTokenLength = 64;
+
+    /// <summary>Longest query method name kept.</summary>
+    public const int MaxMethodNameLength = 32;
+
+    private Buffer64 _transactionId;
+    private int _transactionIdLength = -1;
+    private Buffer64 _version;
+    private int _versionLength = -1;
+    private Buffer64 _token;
+    private int _tokenLength = -1;
+    private Buffer64 _methodName;
+    private int _methodNameLength;
+
+    public KrpcMessageType Type { get; set; }
+
+    /// <summary>"t": echoed back in the reply. Empty when absent (see <see cref="HasTransactionId"/>).</summary>
+    public ReadOnlySpan<byte> TransactionId =>
+        _transactionIdLength < 0 ? default : ((ReadOnlySpan<byte>)_transactionId)[.._transactionIdLength];
+
+    public bool HasTransactionId => _transactionIdLength >= 0;
+
+    /// <summary>"v": the sender's client version, when present and short enough to keep.</summary>
+    public ReadOnlySpan<byte> Version => _versionLength < 0 ? default : ((ReadOnlySpan<byte>)_version)[.._versionLength];
+
+    public bool HasVersion => _versionLength >= 0;
+
+    /// <summary>"q" of a query.</summary>
+    public KrpcMethod Method { get; set; }
+
+    /// <summary>The raw "q" value (set for every decoded query; used to encode <see cref="KrpcMethod.Unknown"/>).</summary>
+    public ReadOnlySpan<byte> MethodName => ((ReadOnlySpan<byte>)_methodName)[.._methodNameLength];
+
+    /// <summary>"id" of the querying or responding node (arguments "a" or reply "r").</summary>
+    public NodeId Id { get; set; }
+
+    /// <summary>"target" of find_node (or of an unknown query).</summary>
+    public NodeId? Target { get; set; }
+
+    /// <summary>"info_hash" of get_peers / announce_peer.</summary>
+    public NodeId? InfoHash { get; set; }
+
+    /// <summary>"port" of announce_peer.</summary>
+    public int? Port { get; set; }
+
+    /// <summary>"implied_port" of announce_peer (BEP 5: use the UDP source port instead of "port").</summary>
+    public bool ImpliedPort { get; set; }
+
+    /// <summary>"token" of a get_peers reply or announce_peer query.</summary>
+    public ReadOnlySpan<byte> Token => _tokenLength < 0 ? default : ((ReadOnlySpan<byte>)_token)[.._tokenLength];
+
+    public bool HasToken => _tokenLength >= 0;
+
+    /// <summary>BEP 43 "ro": the querying node is read-only and must not be added to routing tables.</summary>
+    public bool ReadOnly { get; set; }
+
+    /// <summary>BEP 42 "ip": the requester's address as seen by the responder.</summary>
+    public IPEndPoint? ExternalAddress { get; set; }
+
+    /// <summary>"nodes": compact IPv4 node info, 26 bytes per node (BEP 5).</summary>
+    public ReadOnlyMemory<byte> Nodes { get; set; }
+
+    /// <summary>"nodes6": compact IPv6 node info, 38 bytes per node (BEP 32).</summary>
+    public ReadOnlyMemory<byte> Nodes6 { get; set; }
+
+    /// <summary>"values": compact peers (6 bytes IPv4, 18 bytes IPv6).</summary>
+    public IReadOnlyList<IPEndPoint>? Values { get; set; }
+
+    /// <summary>The numeric code of an "e" message.</summary>
+    public int ErrorCode { get; set; }
+
+    /// <summary>The text of an "e" message.</summary>
+    public string? ErrorMessage { get; set; }
+
+    public bool SetTransactionId(ReadOnlySpan<byte> value) => Set(value, MaxTransactionIdLength, _transactionId, ref _transactionIdLength);
+
+    public bool SetVersion(ReadOnlySpan<byte> value) => Set(value, MaxVersionLength, _version, ref _versionLength);
+
+    public bool SetToken(ReadOnlySpan<byte> value) => Set(value, MaxTokenLength, _token, ref _tokenLength);
+
+    public bool SetMethodName(ReadOnlySpan<byte> value)
+    {
+        var length = -1;
+        if (!Set(value, MaxMethodNameLength, _methodName, ref length)) return false;
+        _methodNameLength = length;
+        return true;
+    }
+
+    public void ClearVersion() => _versionLength = -1;
+
+    public void ClearToken() => _tokenLength = -1;
+
+    private static bool Set(ReadOnlySpan<byte> value, int max, Span<byte> buffer, ref int length)
+    {
+        if (value.Length > max) return false;
+        value.CopyTo(buffer);
+        length = value.Length;
+        return true;
+    }
+
+    /// <summary>Clears every field so the instance can be reused.</summary>
+    public void Reset()
+    {
+        Type = KrpcMessageType.Query;
+        _transactionIdLength = -1;
+        _versionLength = -1;
+        _tokenLength = -1;
+        _methodNameLength = 0;
+        Method = KrpcMethod.Unknown;
+        Id = default;
+        Target = null;
+        InfoHash = null;
+        Port = null;
+        ImpliedPort = false;
+        ReadOnly = false;
+        ExternalAddress = null;
+        Nodes = default;
+        Nodes6 = default;
+        Values = null;
+        ErrorCode = 0;
+        ErrorMessage = null;
+    }
+
+    /// <summary>The BEP 5 method name for <paramref name="method"/>.</summary>
+    public static ReadOnlySpan<byte> NameOf(KrpcMethod method) => method switch
+    {
+        KrpcMethod.Ping => "ping"u8,
+        KrpcMethod.FindNode => "find_node"u8,
+        KrpcMethod.GetPeers => "get_peers"u8,
+        KrpcMethod.AnnouncePeer => "announce_peer"u8,
+        _ => default,
+    };
+
+    public override string ToString() => Type switch
+    {
+        KrpcMessageType.Query => $"query {(Method == KrpcMethod.Unknown ? System.Text.Encoding.ASCII.GetString(MethodName) : Method)} t={Convert.ToHexStringLower(TransactionId)}",
+        KrpcMessageType.Response => $"response t={Convert.ToHexStringLower(TransactionId)} id={Id}",
+        _ => $"error {ErrorCode} '{ErrorMessage}' t={Convert.ToHexStringLower(TransactionId)}",
+    };
+
+    [InlineArray(64)]
+    private struct Buffer64
+    {
+        private byte _element;
+    }
+}

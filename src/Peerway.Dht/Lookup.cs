@@ -1,0 +1,261 @@
+using System.Net;
+using Peerway.Core;
+
+namespace Peerway.Dht;
+
+internal enum LookupKind
+{
+    FindNode,
+    GetPeers,
+}
+
+internal enum CandidateState
+{
+    New,
+    InFlight,
+    Answered,
+    Failed,
+    /// <summary>Another disjoint path queried this node first (S/Kademlia: each node is used by one path only).</summary>
+    TakenByOtherPath,
+}
+
+/// <summary>A node considered by a lookup. <see cref="Id"/> is null for a bootstrap router we have not heard from.</summary>
+internal sealed class Candidate(NodeId? id, IPEndPoint endPoint, int depth)
+{
+    public NodeId? Id { get; set; } = id;
+
+    public IPEndPoint EndPoint { get; } = endPoint;
+
+    /// <summary>Hop depth: 1 for seeds, d + 1 for nodes learned from a depth-d response.</summary>
+    public int Depth { get; } = depth;
+
+    public CandidateState State { get; set; }
+
+    /// <summary>The get_peers token this node gave us (for announce_peer).</summary>
+    public byte[]? Token { get; set; }
+}
+
+/// <summary>
+/// An iterative Kademlia lookup as a sans-I/O state machine: the owner sends the queries it asks for
+/// (<see cref="NextQueries"/>) and feeds back responses and failures. With <c>paths</c> &gt; 1 it runs S/Kademlia disjoint
+/// paths: seeds are dealt round-robin to the paths, and a node is queried by at most one path.
+/// Not thread-safe: owned by DhtNode under its lock.
+/// </summary>
+internal sealed class Lookup
+{
+    /// <summary>Candidates remembered per path (closest kept); bounds memory under floods of fake contacts.</summary>
+    public const int MaxCandidatesPerPath = 256;
+
+    /// <summary>Queries one lookup may send before it stops (guards against endless lookups under attack).</summary>
+    public const int MaxQueries = 512;
+
+    private readonly int _k;
+    private readonly int _alpha;
+    private readonly List<Path> _paths = [];
+    private readonly HashSet<IPEndPoint> _queried = [];
+    private readonly HashSet<IPEndPoint> _peerSet = [];
+
+    public Lookup(NodeId target, LookupKind kind, int k, int alpha, int paths, DateTimeOffset started)
+    {
+        Target = target;
+        Kind = kind;
+        _k = k;
+        _alpha = alpha;
+        Started = started;
+        for (var i = 0; i < paths; i++) _paths.Add(new Path(this));
+    }
+
+    public NodeId Target { get; }
+
+    public LookupKind Kind { get; }
+
+    public DateTimeOffset Started { get; }
+
+    public int QueriesSent { get; private set; }
+
+    public int Responses { get; private set; }
+
+    /// <summary>Largest depth of a response that brought a node into some path's k closest (see <see cref="LookupResult"/>).</summary>
+    public int Rounds { get; private set; }
+
+    public List<IPEndPoint> Peers { get; } = [];
+
+    public bool IsDone { get; private set; }
+
+    /// <summary>Adds seeds (closest known nodes, or routers with unknown ids), dealt round-robin to the paths.</summary>
+    public void Seed(IEnumerable<(NodeId? Id, IPEndPoint EndPoint)> seeds)
+    {
+        var i = 0;
+        foreach (var (id, endPoint) in seeds)
+        {
+            if (_paths[i % _paths.Count].Add(id, endPoint, 1)) i++;
+        }
+    }
+
+    /// <summary>The queries to send now: (path, candidate) pairs, marked in flight. Completes the lookup when nothing is left.</summary>
+    public List<Candidate> NextQueries()
+    {
+        var queries = new List<Candidate>();
+        if (IsDone) return queries;
+        foreach (var path in _paths) path.Next(queries);
+        QueriesSent += queries.Count;
+        if (queries.Count == 0 && _paths.All(p => p.IsDone)) IsDone = true;
+        return queries;
+    }
+
+    public void OnResponse(Candidate candidate, NodeId responderId, IReadOnlyList<NodeContact> nodes, IReadOnlyList<IPEndPoint>? values, ReadOnlySpan<byte> token)
+    {
+        if (candidate.State != CandidateState.InFlight) return;
+        Responses++;
+        candidate.State = CandidateState.Answered;
+        candidate.Id ??= responderId;
+        if (!token.IsEmpty) candidate.Token = token.ToArray();
+        if (values is not null)
+        {
+            foreach (var peer in values)
+            {
+                if (_peerSet.Add(peer)) Peers.Add(peer);
+            }
+        }
+
+        var path = _paths.First(p => p.Owns(candidate));
+        path.Resort();
+        var improved = Rounds == 0;
+        foreach (var node in nodes)
+        {
+            if (path.Add(node.Id, node.EndPoint, candidate.Depth + 1) && path.IsAmongClosest(node.Id)) improved = true;
+        }
+
+        if (improved) Rounds = Math.Max(Rounds, candidate.Depth);
+    }
+
+    public void OnFailure(Candidate candidate)
+    {
+        if (candidate.State == CandidateState.InFlight) candidate.State = CandidateState.Failed;
+    }
+
+    public void Cancel() => IsDone = true;
+
+    /// <summary>The k closest answered nodes over all paths, closest first (with their tokens).</summary>
+    public List<Candidate> ClosestAnswered() =>
+        _paths.SelectMany(p => p.Candidates)
+            .Where(c => c.State == CandidateState.Answered && c.Id is not null)
+            .GroupBy(c => c.Id!.Value).Select(g => g.First())
+            .OrderBy(c => c.Id!.Value ^ Target)
+            .Take(_k)
+            .ToList();
+
+    private sealed class Path(Lookup owner)
+    {
+        private readonly List<Candidate> _candidates = []; // known ids, closest first
+        private readonly List<Candidate> _unknown = [];    // routers without ids, queried first
+        private readonly HashSet<NodeId> _seen = [];
+
+        public IEnumerable<Candidate> Candidates => _candidates.Concat(_unknown);
+
+        public bool IsDone { get; private set; }
+
+        public bool Owns(Candidate c) => _candidates.Contains(c) || _unknown.Contains(c);
+
+        public bool Add(NodeId? id, IPEndPoint endPoint, int depth)
+        {
+            if (id is not { } known)
+            {
+                if (_unknown.Count >= owner._k || _unknown.Any(c => c.EndPoint.Equals(endPoint))) return false;
+                _unknown.Add(new Candidate(null, endPoint, depth));
+                return true;
+            }
+
+            if (!_seen.Add(known)) return false;
+            var c = new Candidate(known, endPoint, depth);
+            var index = _candidates.BinarySearch(c, Comparer<Candidate>.Create((a, b) => (a.Id!.Value ^ owner.Target).CompareTo(b.Id!.Value ^ owner.Target)));
+            _candidates.Insert(index < 0 ? ~index : index, c);
+            if (_candidates.Count > MaxCandidatesPerPath)
+            {
+                // Drop the farthest candidate that is not in flight or answered.
+                var victim = _candidates.FindLastIndex(x => x.State is CandidateState.New or CandidateState.Failed or CandidateState.TakenByOtherPath);
+                if (victim >= 0) _candidates.RemoveAt(victim);
+            }
+
+            return _candidates.Contains(c);
+        }
+
+        // Routers answered: their ids are now known, move them into the sorted list.
+        public void Resort()
+        {
+            foreach (var c in _unknown.Where(c => c.Id is not null).ToList())
+            {
+                _unknown.Remove(c);
+                if (!_seen.Add(c.Id!.Value)) continue;
+                var index = _candidates.FindIndex(x => (x.Id!.Value ^ owner.Target) > (c.Id!.Value ^ owner.Target));
+                _candidates.Insert(index < 0 ? _candidates.Count : index, c);
+            }
+        }
+
+        public bool IsAmongClosest(NodeId id)
+        {
+            var rank = 0;
+            foreach (var c in _candidates)
+            {
+                if (c.State is CandidateState.Failed or CandidateState.TakenByOtherPath) continue;
+                if (c.Id == id) return true;
+                if (++rank >= owner._k) return false;
+            }
+
+            return false;
+        }
+
+        public void Next(List<Candidate> queries)
+        {
+            if (IsDone) return;
+            var inFlight = _candidates.Count(c => c.State == CandidateState.InFlight) + _unknown.Count(c => c.State == CandidateState.InFlight);
+            foreach (var c in _unknown)
+            {
+                if (inFlight >= owner._alpha) break;
+                if (c.State != CandidateState.New) continue;
+                if (!Claim(c)) continue;
+                queries.Add(c);
+                inFlight++;
+            }
+
+            // Kademlia §2.3: the lookup ends when the k closest nodes seen have all answered. Only those k closest
+            // (not counting nodes that failed or belong to another path) are ever queried, closest first, α at a time.
+            var rank = 0;
+            var allAnswered = true;
+            foreach (var c in _candidates)
+            {
+                if (c.State is CandidateState.Failed or CandidateState.TakenByOtherPath) continue;
+                if (rank++ >= owner._k) break;
+                if (c.State == CandidateState.Answered) continue;
+                if (c.State == CandidateState.New && inFlight < owner._alpha && owner.QueriesSent + queries.Count < MaxQueries)
+                {
+                    if (!Claim(c))
+                    {
+                        rank--;
+                        continue;
+                    }
+
+                    queries.Add(c);
+                    inFlight++;
+                }
+
+                allAnswered = false;
+            }
+
+            var budgetLeft = owner.QueriesSent + queries.Count < MaxQueries;
+            if (inFlight == 0 && (allAnswered || !budgetLeft)) IsDone = true;
+        }
+
+        private bool Claim(Candidate c)
+        {
+            if (owner._queried.Add(c.EndPoint))
+            {
+                c.State = CandidateState.InFlight;
+                return true;
+            }
+
+            c.State = CandidateState.TakenByOtherPath;
+            return false;
+        }
+    }
+}

@@ -1,0 +1,95 @@
+using System.Net;
+using Peerway.Core;
+
+namespace Peerway.Dht;
+
+/// <summary>
+/// Announced peers per info-hash (BEP 5 announce_peer), expiring after a TTL and bounded in total and per info-hash;
+/// the oldest announcement is evicted first. Not thread-safe: owned by <see cref="DhtNode"/> under its lock.
+/// </summary>
+internal sealed class PeerStore(int maxTotal, int maxPerInfoHash, TimeSpan ttl)
+{
+    private readonly Dictionary<NodeId, Swarm> _swarms = [];
+    private readonly LinkedList<Entry> _all = new(); // oldest first
+
+    public int Count => _all.Count;
+
+    public int InfoHashCount => _swarms.Count;
+
+    public void Add(NodeId infoHash, IPEndPoint peer, DateTimeOffset now)
+    {
+        Expire(now);
+        if (!_swarms.TryGetValue(infoHash, out var swarm))
+        {
+            swarm = new Swarm();
+            _swarms.Add(infoHash, swarm);
+        }
+
+        if (swarm.ByPeer.TryGetValue(peer, out var existing))
+        {
+            Remove(existing); // a re-announce refreshes the entry: it becomes the newest.
+            if (!_swarms.ContainsKey(infoHash)) _swarms.Add(infoHash, swarm);
+        }
+        else if (swarm.Order.Count >= maxPerInfoHash)
+        {
+            Remove(swarm.Order.First!.Value);
+        }
+
+        if (_all.Count >= maxTotal) Remove(_all.First!.Value);
+        if (!_swarms.ContainsKey(infoHash)) _swarms.Add(infoHash, swarm);
+        var entry = new Entry(infoHash, peer, now, swarm);
+        entry.GlobalNode = _all.AddLast(entry);
+        entry.SwarmNode = swarm.Order.AddLast(entry);
+        swarm.ByPeer[peer] = entry;
+    }
+
+    /// <summary>Up to <paramref name="max"/> live peers of <paramref name="infoHash"/>, newest first, of one address family.</summary>
+    public List<IPEndPoint> Get(NodeId infoHash, DateTimeOffset now, int max, System.Net.Sockets.AddressFamily family)
+    {
+        Expire(now);
+        var result = new List<IPEndPoint>();
+        if (!_swarms.TryGetValue(infoHash, out var swarm)) return result;
+        for (var node = swarm.Order.Last; node is not null && result.Count < max; node = node.Previous)
+        {
+            if (node.Value.Peer.AddressFamily == family) result.Add(node.Value.Peer);
+        }
+
+        return result;
+    }
+
+    /// <summary>Drops announcements older than the TTL.</summary>
+    public void Expire(DateTimeOffset now)
+    {
+        while (_all.First is { } first && now - first.Value.Added >= ttl) Remove(first.Value);
+    }
+
+    private void Remove(Entry entry)
+    {
+        _all.Remove(entry.GlobalNode!);
+        entry.Swarm.Order.Remove(entry.SwarmNode!);
+        entry.Swarm.ByPeer.Remove(entry.Peer);
+        if (entry.Swarm.Order.Count == 0) _swarms.Remove(entry.InfoHash);
+    }
+
+    private sealed class Swarm
+    {
+        public Dictionary<IPEndPoint, Entry> ByPeer { get; } = [];
+
+        public LinkedList<Entry> Order { get; } = new();
+    }
+
+    private sealed class Entry(NodeId infoHash, IPEndPoint peer, DateTimeOffset added, Swarm swarm)
+    {
+        public NodeId InfoHash { get; } = infoHash;
+
+        public IPEndPoint Peer { get; } = peer;
+
+        public DateTimeOffset Added { get; } = added;
+
+        public Swarm Swarm { get; } = swarm;
+
+        public LinkedListNode<Entry>? GlobalNode { get; set; }
+
+        public LinkedListNode<Entry>? SwarmNode { get; set; }
+    }
+}

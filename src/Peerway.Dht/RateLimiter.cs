@@ -1,0 +1,67 @@
+using System.Net;
+
+namespace Peerway.Dht;
+
+/// <summary>
+/// Per-IP token bucket for incoming queries. The table of IPs is bounded: when full, the least recently seen IP is
+/// forgotten (it will start again with a full bucket, which only helps that one IP). Owned by DhtNode under its lock.
+/// </summary>
+internal sealed class RateLimiter(double ratePerSecond, int burst, int maxTracked = RateLimiter.DefaultMaxTracked)
+{
+    /// <summary>IPs tracked at once (memory bound under floods from many addresses).</summary>
+    public const int DefaultMaxTracked = 10_000;
+
+    private readonly Dictionary<IPAddress, LinkedListNode<Bucket>> _byIp = [];
+    private readonly LinkedList<Bucket> _lru = new(); // least recently seen first
+
+    public int Tracked => _byIp.Count;
+
+    public bool TryAcquire(IPAddress ip, DateTimeOffset now)
+    {
+        if (_byIp.TryGetValue(ip, out var node))
+        {
+            _lru.Remove(node);
+            _lru.AddLast(node);
+        }
+        else
+        {
+            if (_byIp.Count >= maxTracked)
+            {
+                var oldest = _lru.First!;
+                _lru.RemoveFirst();
+                _byIp.Remove(oldest.Value.Ip);
+            }
+
+            node = _lru.AddLast(new Bucket(ip, burst, now));
+            _byIp.Add(ip, node);
+        }
+
+        var b = node.Value;
+        var elapsed = (now - b.Updated).TotalSeconds;
+        if (elapsed > 0) b.Tokens = Math.Min(burst, b.Tokens + (elapsed * ratePerSecond));
+        b.Updated = now;
+        if (b.Tokens < 1) return false;
+        b.Tokens -= 1;
+        return true;
+    }
+
+    /// <summary>Forgets IPs whose bucket has refilled completely (idle long enough).</summary>
+    public void PruneIdle(DateTimeOffset now)
+    {
+        var idle = TimeSpan.FromSeconds(burst / ratePerSecond);
+        while (_lru.First is { } first && now - first.Value.Updated >= idle)
+        {
+            _lru.RemoveFirst();
+            _byIp.Remove(first.Value.Ip);
+        }
+    }
+
+    private sealed class Bucket(IPAddress ip, double tokens, DateTimeOffset updated)
+    {
+        public IPAddress Ip { get; } = ip;
+
+        public double Tokens { get; set; } = tokens;
+
+        public DateTimeOffset Updated { get; set; } = updated;
+    }
+}

@@ -1,0 +1,91 @@
+using System.Net;
+using Peerway.Core;
+
+namespace Peerway.Dht.Tests;
+
+public sealed class VirtualNetworkDhtTests
+{
+    [Fact]
+    public async Task Ping_returns_the_remote_id_and_unknown_endpoint_times_out()
+    {
+        await using var net = new DhtTestNetwork();
+        var a = net.AddNode();
+        var b = net.AddNode();
+        Assert.Equal(b.Id, net.Await(a.PingAsync(b.LocalEndPoint, CancellationToken.None)));
+        Assert.Null(net.Await(a.PingAsync(new IPEndPoint(IPAddress.Parse("10.200.0.1"), 6881), CancellationToken.None)));
+        Assert.Equal(1, a.Stats.ResponsesReceived);
+        Assert.Equal(2, a.Stats.Timeouts); // one retry (QueryRetries = 1), both timed out
+        Assert.Contains(a.RoutingTableNodes(), n => n.Id == b.Id);
+        Assert.Contains(b.RoutingTableNodes(), n => n.Id == a.Id);
+    }
+
+    [Fact]
+    public async Task Thousand_nodes_bootstrap_then_lookups_and_announces_succeed()
+    {
+        const int count = 1000;
+        await using var net = new DhtTestNetwork();
+        for (var i = 0; i < count; i++) net.AddNode(new DhtOptions { RandomSeed = i + 1 });
+        var nodes = net.Nodes;
+
+        // Bootstrap chain: node i bootstraps from node i - 1 (the first one has nobody).
+        for (var i = 1; i < count; i++)
+        {
+            var size = net.Await(nodes[i].BootstrapAsync([nodes[i - 1].LocalEndPoint], CancellationToken.None));
+            Assert.True(size > 0, $"node {i} has an empty routing table after bootstrap");
+        }
+
+        var random = new Random(42);
+        var ids = nodes.Select(n => n.Id).ToList();
+
+        // find_node for existing ids: the target must be the closest node found.
+        var found = 0;
+        var rounds = new List<int>();
+        for (var i = 0; i < 50; i++)
+        {
+            var from = nodes[random.Next(count)];
+            var target = ids[random.Next(count)];
+            var result = net.Await(from.FindNodeAsync(target, CancellationToken.None));
+            if (target == from.Id || (result.Closest.Count > 0 && result.Closest[0].Id == target)) found++;
+            rounds.Add(result.Rounds);
+            Assert.True(result.QueriesSent >= result.Responses);
+        }
+
+        Assert.True(found >= 48, $"find_node found only {found}/50 targets");
+        Assert.InRange(rounds.Average(), 1, 10);
+
+        // Announce from 20 nodes, then get_peers from others must find the announced peers.
+        var success = 0;
+        for (var i = 0; i < 20; i++)
+        {
+            var infoHash = NodeId.Random(random);
+            var announcer = nodes[random.Next(count)];
+            var announced = net.Await(announcer.AnnounceAsync(infoHash, 7000 + i, impliedPort: false, CancellationToken.None));
+            Assert.True(announced.AnnouncedTo >= 6, $"announced to {announced.AnnouncedTo}");
+            var seeker = nodes[random.Next(count)];
+            var peers = net.Await(seeker.GetPeersAsync(infoHash, CancellationToken.None));
+            if (peers.Peers.Contains(new IPEndPoint(announcer.LocalEndPoint.Address, 7000 + i))) success++;
+        }
+
+        Assert.True(success >= 19, $"get_peers found the announced peer for {success}/20 info-hashes");
+        var closestStore = nodes.Sum(n => n.Stats.StoredPeers);
+        Assert.InRange(closestStore, 20 * 6, 20 * 8);
+    }
+
+    [Fact]
+    public async Task Disjoint_paths_lookup_finds_the_target()
+    {
+        await using var net = new DhtTestNetwork();
+        for (var i = 0; i < 200; i++) net.AddNode(new DhtOptions { RandomSeed = i + 1, DisjointPaths = 3 });
+        var nodes = net.Nodes;
+        for (var i = 1; i < nodes.Count; i++) net.Await(nodes[i].BootstrapAsync([nodes[0].LocalEndPoint], CancellationToken.None));
+        var hits = 0;
+        for (var i = 0; i < 20; i++)
+        {
+            var target = nodes[(i * 7) + 3].Id;
+            var result = net.Await(nodes[150 + i].FindNodeAsync(target, CancellationToken.None));
+            if (result.Closest.Count > 0 && result.Closest[0].Id == target) hits++;
+        }
+
+        Assert.True(hits >= 19, $"{hits}/20");
+    }
+}
