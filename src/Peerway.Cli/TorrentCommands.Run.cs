@@ -23,6 +23,19 @@ internal static partial class TorrentCommands
 
     private static Option<string[]> TrackerOption() => new("--tracker") { Description = "Tracker announce URL, http(s):// or udp:// (repeatable)." };
 
+    private static Option<string[]> DhtBootstrapOption() => new("--dht-bootstrap") { Description = "A DHT node to join through, HOST:PORT (repeatable); enables the DHT as a peer source." };
+
+    private static async Task<IReadOnlyList<IPEndPoint>> ResolveAllAsync(string[]? values, string what, CancellationToken ct)
+    {
+        var result = new List<IPEndPoint>();
+        foreach (var v in values ?? [])
+        {
+            result.Add(await TorrentHost.ResolveAsync(v, ct) ?? throw new UsageException($"not a HOST:PORT {what}: {v}"));
+        }
+
+        return result;
+    }
+
     private static Option<bool> VerboseOption() => new("--verbose", "-v") { Description = "Log protocol events to stderr." };
 
     private static int CheckPort(int port) => port is < 0 or > 65535 ? throw new UsageException($"invalid port: {port}") : port;
@@ -44,7 +57,8 @@ internal static partial class TorrentCommands
         var trackers = TrackerOption();
         var content = new Option<string?>("--content") { Description = "With a .torrent: where the content is (default: next to the .torrent)." };
         var verbose = VerboseOption();
-        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, trackers, content, verbose };
+        var dht = DhtBootstrapOption();
+        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, trackers, dht, content, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var source = parse.GetValue(path)!;
@@ -80,6 +94,7 @@ internal static partial class TorrentCommands
                 Path = contentPath,
                 ContentIsSource = true,
                 Trackers = allTrackers,
+                DhtBootstrap = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct),
                 Session = new TorrentSessionOptions { ListenPort = CheckPort(parse.GetValue(port)) },
             }, loggers);
             await using (host)
@@ -121,7 +136,8 @@ internal static partial class TorrentCommands
         var seed = new Option<bool>("--seed") { Description = "Keep seeding after the download completes, until Ctrl-C." };
         var timeout = new Option<int?>("--timeout") { Description = "Give up (exit 1) after this many seconds." };
         var verbose = VerboseOption();
-        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, peers, trackers, seed, timeout, verbose };
+        var dht = DhtBootstrapOption();
+        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, peers, dht, trackers, seed, timeout, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var target = parse.GetValue(what)!;
@@ -150,10 +166,7 @@ internal static partial class TorrentCommands
                 trackerList.AddRange(meta.Trackers.Where(t => !trackerList.Contains(t)));
             }
 
-            foreach (var p in parse.GetValue(peers) ?? [])
-            {
-                peerList.Add(await TorrentHost.ResolveAsync(p, ct) ?? throw new UsageException($"not a HOST:PORT peer: {p}"));
-            }
+            peerList.AddRange(await ResolveAllAsync(parse.GetValue(peers), "peer", ct));
 
             if (parse.GetValue(timeout) is <= 0) throw new UsageException("--timeout must be positive");
             var dir = parse.GetValue(output)!;
@@ -166,6 +179,7 @@ internal static partial class TorrentCommands
                 Path = dir,
                 Trackers = trackerList,
                 Peers = peerList,
+                DhtBootstrap = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct),
                 Session = new TorrentSessionOptions { ListenPort = CheckPort(parse.GetValue(port)) },
             }, loggers);
             await using (host)

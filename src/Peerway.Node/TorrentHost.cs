@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Peerway.Core;
+using Peerway.Dht;
 using Peerway.Net;
 using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Swarm;
@@ -28,6 +29,14 @@ public sealed record TorrentHostOptions
 
     public TorrentSessionOptions Session { get; init; } = new();
 
+    /// <summary>DHT routers to join (BEP 5); empty: no DHT node of our own (unless one is passed to the host).</summary>
+    public IReadOnlyList<IPEndPoint> DhtBootstrap { get; init; } = [];
+
+    /// <summary>Where our DHT node binds (port 0: any).</summary>
+    public IPEndPoint DhtBind { get; init; } = new(IPAddress.Any, 0);
+
+    public DhtPeerSourceOptions DhtPeerSource { get; init; } = new();
+
     public void Validate()
     {
         ArgumentException.ThrowIfNullOrEmpty(Path);
@@ -47,16 +56,34 @@ public sealed class TorrentHost : IAsyncDisposable
     private UdpDatagramSocket? _udpSocket;
     private UdpTrackerClient? _udp;
     private TrackerAnnouncer? _announcer;
+    private DhtHost? _dhtHost;
+    private DhtPeerSource? _dhtSource;
+    private readonly DhtNode? _dht;
 
-    public TorrentHost(TorrentHostOptions options, ILoggerFactory? loggers = null)
+    /// <summary>
+    /// Creates the host. With <paramref name="dht"/> the torrent uses that (already joined) DHT node; otherwise, when
+    /// <see cref="TorrentHostOptions.DhtBootstrap"/> is set, it starts and joins a DHT node of its own.
+    /// </summary>
+    public TorrentHost(TorrentHostOptions options, ILoggerFactory? loggers = null, DhtNode? dht = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         _options = options;
         _loggers = loggers ?? NullLoggerFactory.Instance;
-        Session = new TorrentSession(options.InfoHash, options.Info, options.Path, options.ContentIsSource, options.Session, TimeProvider.System,
+        var sessionOptions = options.Session;
+        if (dht is null && options.DhtBootstrap.Count > 0)
+        {
+            _dhtHost = DhtHost.Start(new DhtHostOptions { Bind = options.DhtBind }, _loggers);
+            dht = _dhtHost.Node;
+        }
+
+        _dht = dht;
+        if (dht is not null) sessionOptions = sessionOptions with { DhtPort = dht.LocalEndPoint.Port };
+        Session = new TorrentSession(options.InfoHash, options.Info, options.Path, options.ContentIsSource, sessionOptions, TimeProvider.System,
             _loggers.CreateLogger<TorrentSession>());
     }
+
+    public DhtPeerSource? DhtSource => _dhtSource;
 
     public TorrentSession Session { get; }
 
@@ -76,6 +103,18 @@ public sealed class TorrentHost : IAsyncDisposable
 
             _announcer = new TrackerAnnouncer(Session, _options.Trackers, _http, _udp, TimeProvider.System, _loggers.CreateLogger<TrackerAnnouncer>());
             _announcer.Start();
+        }
+
+        if (_dht is not null)
+        {
+            if (_dhtHost is not null)
+            {
+                var size = await _dhtHost.JoinAsync(_options.DhtBootstrap, ct).ConfigureAwait(false);
+                if (size == 0) _loggers.CreateLogger<TorrentHost>().LogWarning("the DHT bootstrap nodes did not answer");
+            }
+
+            _dhtSource = new DhtPeerSource(Session, _dht, _options.DhtPeerSource, TimeProvider.System, _loggers.CreateLogger<DhtPeerSource>());
+            _dhtSource.Start();
         }
     }
 
@@ -101,7 +140,9 @@ public sealed class TorrentHost : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (_announcer is not null) await _announcer.DisposeAsync().ConfigureAwait(false);
+        if (_dhtSource is not null) await _dhtSource.DisposeAsync().ConfigureAwait(false);
         await Session.DisposeAsync().ConfigureAwait(false);
+        if (_dhtHost is not null) await _dhtHost.DisposeAsync().ConfigureAwait(false);
         _udp?.Dispose();
         _udpSocket?.Dispose();
         _http.Dispose();
