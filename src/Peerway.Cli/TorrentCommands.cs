@@ -11,6 +11,9 @@ internal static partial class TorrentCommands
     {
         yield return CreateCommand();
         yield return InfoCommand();
+        yield return ShareCommand();
+        yield return GetCommand();
+        yield return TrackerCommand();
     }
 
     private static Command CreateCommand()

@@ -321,6 +321,7 @@ public static class MetainfoParser
         return true;
     }
 
-    internal static bool IsTrackerUrl(string url) =>
+    /// <summary>An absolute http, https or udp URL with a host.</summary>
+    public static bool IsTrackerUrl(string url) =>
         Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" or "udp" && !string.IsNullOrEmpty(uri.Host);
 }

@@ -81,8 +81,15 @@ public sealed class TrackerServer : IAsyncDisposable
         _listener.Start(256);
         Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
         _accept = AcceptLoopAsync(_cts.Token);
+        if (udp is not null) StartUdp(udp);
+    }
+
+    /// <summary>Serves BEP 15 on <paramref name="udp"/> (typically bound to the same port number as HTTP).</summary>
+    public void StartUdp(IDatagramSocket udp)
+    {
+        ArgumentNullException.ThrowIfNull(udp);
         _udp = udp;
-        udp?.Start(OnUdp);
+        udp.Start(OnUdp);
     }
 
     /// <summary>Records an announce and returns the peers to give back (not including the announcer).</summary>
