@@ -29,6 +29,10 @@ public sealed class LoopbackSwarmFixture : IAsyncLifetime
 /// <summary>The CLI contract's output formats, against real nodes on loopback.</summary>
 public sealed partial class DhtCommandTests(LoopbackSwarmFixture fixture) : IClassFixture<LoopbackSwarmFixture>
 {
+    // Every CLI run leaves a dead contact in the swarm's routing tables (the client node exits); a lookup that meets
+    // it waits for a query timeout. A generous deadline keeps "nothing found" distinct from "timed out".
+    private const string Deadline = "120";
+
     [GeneratedRegex("^[0-9a-f]{40}$")]
     private static partial Regex Hex40();
 
@@ -81,7 +85,7 @@ public sealed partial class DhtCommandTests(LoopbackSwarmFixture fixture) : ICla
     {
         var target = fixture.Swarm.Hosts[7].Node.Id;
 
-        var run = await InProcessCli.RunAsync("dht", "find-node", target.ToString(), "--bootstrap", fixture.Router, "--bind", "127.0.0.1");
+        var run = await InProcessCli.RunAsync("dht", "find-node", target.ToString(), "--bootstrap", fixture.Router, "--bind", "127.0.0.1", "--timeout", Deadline);
 
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.InRange(run.StdoutLines.Count, 1, 8);
@@ -109,9 +113,9 @@ public sealed partial class DhtCommandTests(LoopbackSwarmFixture fixture) : ICla
         var port = Random.Shared.Next(20_000, 60_000).ToString(CultureInfo.InvariantCulture);
 
         var announce = await InProcessCli.RunAsync(
-            "dht", "announce", hash, "--port", port, "--bootstrap", fixture.Router, "--bind", "127.0.0.1");
+            "dht", "announce", hash, "--port", port, "--bootstrap", fixture.Router, "--bind", "127.0.0.1", "--timeout", Deadline);
         var peers = await InProcessCli.RunAsync(
-            "dht", "get-peers", hash, "--bootstrap", fixture.Swarm.Hosts[5].LocalEndPoint.ToString(), "--bind", "127.0.0.1");
+            "dht", "get-peers", hash, "--bootstrap", fixture.Swarm.Hosts[5].LocalEndPoint.ToString(), "--bind", "127.0.0.1", "--timeout", Deadline);
 
         Assert.True(announce.ExitCode == 0, announce.ToString());
         var n = Assert.Single(announce.StdoutLines);
@@ -129,9 +133,9 @@ public sealed partial class DhtCommandTests(LoopbackSwarmFixture fixture) : ICla
     {
         var hash = NodeId.Random().ToString();
         var announce = await InProcessCli.RunAsync(
-            "dht", "announce", hash, "--port", "4321", "--bootstrap", fixture.Router, "--bind", "127.0.0.1", "--json");
+            "dht", "announce", hash, "--port", "4321", "--bootstrap", fixture.Router, "--bind", "127.0.0.1", "--json", "--timeout", Deadline);
         var peers = await InProcessCli.RunAsync(
-            "dht", "get-peers", hash, "--bootstrap", fixture.Router, "--bind", "127.0.0.1", "--json");
+            "dht", "get-peers", hash, "--bootstrap", fixture.Router, "--bind", "127.0.0.1", "--json", "--timeout", Deadline);
 
         Assert.True(announce.ExitCode == 0, announce.ToString());
         using var a = JsonDocument.Parse(Assert.Single(announce.StdoutLines));
@@ -146,7 +150,7 @@ public sealed partial class DhtCommandTests(LoopbackSwarmFixture fixture) : ICla
     public async Task Get_peers_for_an_unknown_infohash_exits_1()
     {
         var run = await InProcessCli.RunAsync(
-            "dht", "get-peers", NodeId.Random().ToString(), "--bootstrap", fixture.Router, "--bind", "127.0.0.1");
+            "dht", "get-peers", NodeId.Random().ToString(), "--bootstrap", fixture.Router, "--bind", "127.0.0.1", "--timeout", Deadline);
 
         Assert.True(run.ExitCode == 1, run.ToString());
         Assert.Equal(string.Empty, run.Stdout);
