@@ -51,6 +51,15 @@ public sealed class ImporterExporterTests
     }
 
     [Fact]
+    public void The_dag_does_not_depend_on_hash_parallelism()
+    {
+        var content = RandomBytes(100_000, 9);
+        var serial = new UnixFsImporter(new MemoryBlockStore(), new ImportOptions { ChunkSize = 1000, HashParallelism = 1 }).ImportBytes(content);
+        var parallel = new UnixFsImporter(new MemoryBlockStore(), new ImportOptions { ChunkSize = 1000, HashParallelism = 7 }).ImportBytes(content);
+        Assert.Equal(serial, parallel);
+    }
+
+    [Fact]
     public void Exactly_a_full_node_is_a_single_parent()
     {
         var store = new MemoryBlockStore();
@@ -78,7 +87,8 @@ public sealed class ImporterExporterTests
     {
         // Streaming: memory is one chunk plus 174 pending links per level, whatever the size. 256 MiB through a
         // generated stream must allocate far less than the content (CIDs and link lists only).
-        var importer = new UnixFsImporter(new NullBlockStore(), new ImportOptions());
+        // One hashing thread, so every allocation of the import happens on this thread and is counted.
+        var importer = new UnixFsImporter(new NullBlockStore(), new ImportOptions { HashParallelism = 1 });
         // The generated stream and the null store complete synchronously, so the whole import runs on this thread.
         using var stream = new GeneratedStream(256L * 1024 * 1024);
         var before = GC.GetAllocatedBytesForCurrentThread();
