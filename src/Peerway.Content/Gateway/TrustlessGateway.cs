@@ -103,7 +103,7 @@ public sealed class TrustlessGateway
         return format switch
         {
             "raw" => RawBlock(target!, request),
-            "car" => CarDag(target!, request),
+            "car" => CarDag(target!, request, IsBlockScope(request.Query)),
             _ => Deserialized(target!, request),
         };
     }
@@ -172,8 +172,17 @@ public sealed class TrustlessGateway
         };
     }
 
-    private GatewayResponse CarDag(Cid cid, GatewayRequest request)
+    /// <summary>Trustless Gateway spec, <c>dag-scope</c>: <c>block</c> = only the root block; <c>entity</c>/<c>all</c> = the DAG.</summary>
+    private static bool IsBlockScope(string? query) =>
+        !string.IsNullOrEmpty(query) && query.TrimStart('?').Split('&').Contains("dag-scope=block", StringComparer.Ordinal);
+
+    private GatewayResponse CarDag(Cid cid, GatewayRequest request, bool blockOnly)
     {
+        if (blockOnly)
+        {
+            return RootBlockCar(cid, request);
+        }
+
         var etag = $"\"{cid}.car\"";
         // Check the whole DAG is present before committing to a 200 (a half CAR would be a broken response).
         var check = DagWalker.WalkAsync(_store, cid, static (_, _, _) => ValueTask.CompletedTask, CancellationToken.None)
@@ -194,6 +203,38 @@ public sealed class TrustlessGateway
             ContentType = CarResponseType,
             Headers = CacheHeaders(etag, cid, "car"),
             WriteBody = async (s, ct) => await CarWriter.ExportDagAsync(_store, cid, s, ct).ConfigureAwait(false),
+        };
+    }
+
+    private GatewayResponse RootBlockCar(Cid cid, GatewayRequest request)
+    {
+        var etag = $"\"{cid}.block.car\"";
+        var error = UnixFsExporter.TryGetBlock(_store, cid, out var block);
+        if (error != ContentError.None)
+        {
+            return error == ContentError.NotFound ? Error(404, $"block {cid} not found") : Error(500, $"block {cid}: {error}");
+        }
+
+        if (request.IfNoneMatch == etag)
+        {
+            return NotModified(etag);
+        }
+
+        var header = CarCodec.EncodeHeader([cid]);
+        var section = new byte[Varint.MaxLength + cid.Length];
+        var n = CarCodec.WriteSectionHeader(cid, block!.Length, section);
+        return new GatewayResponse
+        {
+            Status = 200,
+            ContentType = CarResponseType,
+            ContentLength = header.Length + n + block.Length,
+            Headers = CacheHeaders(etag, cid, "car"),
+            WriteBody = async (s, ct) =>
+            {
+                await s.WriteAsync(header, ct).ConfigureAwait(false);
+                await s.WriteAsync(section.AsMemory(0, n), ct).ConfigureAwait(false);
+                await s.WriteAsync(block, ct).ConfigureAwait(false);
+            },
         };
     }
 
