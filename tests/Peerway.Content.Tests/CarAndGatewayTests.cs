@@ -208,6 +208,7 @@ public sealed class CarAndGatewayTests
         var dir = importer.ImportDirectory([new DirectoryEntry("hello world.txt", file)]);
         var (response, body) = await GetAsync(new TrustlessGateway(store), $"/ipfs/{dir.Cid}/hello%20world.txt");
         Assert.Equal(200, response.Status);
+        Assert.Equal("text/plain; charset=utf-8", response.ContentType);
         Assert.Equal("hello"u8.ToArray(), body);
         var (listing, text) = await GetAsync(new TrustlessGateway(store), $"/ipfs/{dir.Cid}");
         Assert.Equal(200, listing.Status);

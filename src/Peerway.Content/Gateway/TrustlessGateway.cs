@@ -282,7 +282,7 @@ public sealed class TrustlessGateway
         return new GatewayResponse
         {
             Status = 200,
-            ContentType = "application/octet-stream",
+            ContentType = ContentTypeFor(request.Path),
             ContentLength = length,
             Headers = headers,
             WriteBody = async (s, ct) =>
@@ -295,6 +295,33 @@ public sealed class TrustlessGateway
                 }
             },
         };
+    }
+
+    private static readonly Dictionary<string, string> ContentTypes = new(StringComparer.OrdinalIgnoreCase)
+    {
+        [".txt"] = "text/plain; charset=utf-8",
+        [".html"] = "text/html; charset=utf-8",
+        [".htm"] = "text/html; charset=utf-8",
+        [".css"] = "text/css; charset=utf-8",
+        [".js"] = "text/javascript; charset=utf-8",
+        [".json"] = "application/json",
+        [".svg"] = "image/svg+xml",
+        [".png"] = "image/png",
+        [".jpg"] = "image/jpeg",
+        [".jpeg"] = "image/jpeg",
+        [".gif"] = "image/gif",
+        [".webp"] = "image/webp",
+        [".pdf"] = "application/pdf",
+        [".mp4"] = "video/mp4",
+        [".wasm"] = "application/wasm",
+    };
+
+    /// <summary>Path Gateway spec: the Content-Type of a deserialized file comes from its name when the path has one.</summary>
+    internal static string ContentTypeFor(string path)
+    {
+        var name = path[(path.LastIndexOf('/') + 1)..];
+        var dot = name.LastIndexOf('.');
+        return dot > 0 && ContentTypes.TryGetValue(name[dot..], out var type) ? type : "application/octet-stream";
     }
 
     private static Dictionary<string, string> CacheHeaders(string etag, Cid cid, string extension) => new()
