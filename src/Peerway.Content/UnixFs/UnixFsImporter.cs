@@ -37,80 +37,113 @@ public sealed partial class UnixFsImporter
 
     /// <summary>Imports a file's bytes from <paramref name="content"/>, storing every block; returns the root.</summary>
     /// <remarks>
-    /// Chunks are read in batches of <see cref="ImportOptions.HashParallelism"/> × 4 and their leaves hashed in
-    /// parallel, then stored and linked in order: memory is one batch of chunks plus the pending links.
+    /// Chunks are read in batches of <see cref="ImportOptions.HashParallelism"/> × 4; while one batch's leaves are hashed
+    /// in parallel (then stored and linked in order), the next batch is read. Memory: two batches of chunks plus the
+    /// pending links, whatever the file size.
     /// </remarks>
     public async Task<ImportResult> ImportFileAsync(Stream content, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(content);
-        var chunkSize = _options.ChunkSize;
         var batchSize = _options.HashParallelism * 4;
-        var buffers = new byte[batchSize][];
-        for (var i = 0; i < batchSize; i++)
-        {
-            buffers[i] = ArrayPool<byte>.Shared.Rent(LeafHeaderRoom + chunkSize + LeafTrailerRoom);
-        }
-
+        var current = new Batch(batchSize, LeafHeaderRoom + _options.ChunkSize + LeafTrailerRoom);
+        var next = new Batch(batchSize, LeafHeaderRoom + _options.ChunkSize + LeafTrailerRoom);
         try
         {
             var levels = new List<List<PendingLink>> { new(_options.MaxLinksPerNode) };
             var counts = new List<long> { 0 };
-            var lengths = new int[batchSize];
             var prepared = new PreparedLeaf[batchSize];
             var parallel = new ParallelOptions { MaxDegreeOfParallelism = _options.HashParallelism, CancellationToken = cancellationToken };
-            var chunkCount = 0L;
-            var done = false;
-            while (!done)
+            var (n, done) = await FillAsync(content, current, first: true, cancellationToken).ConfigureAwait(false);
+            while (n > 0)
             {
-                var n = 0;
-                while (n < batchSize)
-                {
-                    // ipfs-unixfs-importer fixed-size chunker: every chunk is exactly chunkSize bytes except the last;
-                    // an empty input still yields one (empty) chunk.
-                    var read = await content.ReadAtLeastAsync(
-                        buffers[n].AsMemory(LeafHeaderRoom, chunkSize), chunkSize, throwOnEndOfStream: false, cancellationToken)
-                        .ConfigureAwait(false);
-                    if (read == 0 && chunkCount > 0)
-                    {
-                        done = true;
-                        break;
-                    }
-
-                    chunkCount++;
-                    lengths[n++] = read;
-                    if (read < chunkSize)
-                    {
-                        done = true;
-                        break;
-                    }
-                }
-
+                var batch = current;
+                var reading = done ? null : Task.Run(() => FillAsync(content, next, first: false, cancellationToken), cancellationToken);
                 if (n == 1)
                 {
-                    prepared[0] = PrepareLeaf(buffers[0], lengths[0]);
+                    prepared[0] = PrepareLeaf(batch.Buffers[0], batch.Lengths[0]);
                 }
-                else if (n > 1)
+                else
                 {
-                    Parallel.For(0, n, parallel, i => prepared[i] = PrepareLeaf(buffers[i], lengths[i]));
+                    Parallel.For(0, n, parallel, i => prepared[i] = PrepareLeaf(batch.Buffers[i], batch.Lengths[i]));
                 }
 
                 for (var i = 0; i < n; i++)
                 {
                     var leaf = prepared[i];
-                    _store.Put(leaf.Cid, buffers[i].AsSpan(leaf.Start, leaf.Length));
+                    _store.Put(leaf.Cid, batch.Buffers[i].AsSpan(leaf.Start, leaf.Length));
                     AddLink(levels, counts, 0, new PendingLink(leaf.Cid, (ulong)leaf.Length, leaf.ContentSize));
                 }
+
+                if (reading is null)
+                {
+                    break;
+                }
+
+                (n, done) = await reading.ConfigureAwait(false);
+                (current, next) = (next, current);
             }
 
             return Finish(levels, counts);
         }
         finally
         {
-            foreach (var buffer in buffers)
+            current.Return();
+            next.Return();
+        }
+    }
+
+    /// <summary>Chunk buffers (rented) and the length read into each.</summary>
+    private sealed class Batch
+    {
+        public Batch(int size, int bufferLength)
+        {
+            Buffers = new byte[size][];
+            Lengths = new int[size];
+            for (var i = 0; i < size; i++)
+            {
+                Buffers[i] = ArrayPool<byte>.Shared.Rent(bufferLength);
+            }
+        }
+
+        public byte[][] Buffers { get; }
+
+        public int[] Lengths { get; }
+
+        public void Return()
+        {
+            foreach (var buffer in Buffers)
             {
                 ArrayPool<byte>.Shared.Return(buffer);
             }
         }
+    }
+
+    /// <summary>
+    /// Reads up to a batch of chunks. ipfs-unixfs-importer fixed-size chunker: every chunk is exactly ChunkSize bytes
+    /// except the last; an empty input still yields one (empty) chunk. Done = the input has ended.
+    /// </summary>
+    private async Task<(int Count, bool Done)> FillAsync(Stream content, Batch batch, bool first, CancellationToken cancellationToken)
+    {
+        var chunkSize = _options.ChunkSize;
+        var n = 0;
+        while (n < batch.Buffers.Length)
+        {
+            var read = await content.ReadAtLeastAsync(
+                batch.Buffers[n].AsMemory(LeafHeaderRoom, chunkSize), chunkSize, throwOnEndOfStream: false, cancellationToken)
+                .ConfigureAwait(false);
+            if (read == 0 && !(first && n == 0))
+            {
+                return (n, true);
+            }
+
+            batch.Lengths[n++] = read;
+            if (read < chunkSize)
+            {
+                return (n, true);
+            }
+        }
+
+        return (n, false);
     }
 
     /// <summary>Imports an in-memory buffer (tests, small content).</summary>
