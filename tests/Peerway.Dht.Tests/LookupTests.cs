@@ -74,6 +74,18 @@ public sealed class LookupTests
     }
 
     [Fact]
+    public void A_reply_from_another_id_than_the_contact_claimed_fails_that_candidate()
+    {
+        var lookup = Start(k: 8, alpha: 1, seeds: [10]);
+        var c = Assert.Single(lookup.NextQueries());
+        lookup.OnResponse(c, At(999), [Contact(1)], null, default); // a liar's fake "closer" id answered by someone else
+        Assert.Equal(CandidateState.Failed, c.State);
+        Assert.Empty(lookup.ClosestAnswered());
+        Assert.Empty(lookup.NextQueries()); // its nodes were not taken either
+        Assert.True(lookup.IsDone);
+    }
+
+    [Fact]
     public void A_failed_node_lets_the_next_closest_into_the_k_closest()
     {
         var lookup = Start(k: 2, alpha: 1, seeds: [10, 20, 30]);
