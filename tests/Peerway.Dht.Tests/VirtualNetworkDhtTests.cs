@@ -91,6 +91,27 @@ public sealed class VirtualNetworkDhtTests
     }
 
     [Fact]
+    public async Task IPv6_nodes_use_nodes6_and_18_byte_peers()
+    {
+        await using var net = new DhtTestNetwork();
+        var nodes = Enumerable.Range(0, 20)
+            .Select(i => net.AddNode(new DhtOptions { RandomSeed = i + 1 }, new IPEndPoint(IPAddress.Parse($"fd00::{i + 1:x}"), 6881)))
+            .ToList();
+        for (var i = 1; i < nodes.Count; i++) net.Await(nodes[i].BootstrapAsync([nodes[0].LocalEndPoint], CancellationToken.None));
+        var found = net.Await(nodes[19].FindNodeAsync(nodes[7].Id, CancellationToken.None));
+        Assert.Equal(nodes[7].Id, found.Closest[0].Id);
+        Assert.Equal(nodes[7].LocalEndPoint, found.Closest[0].EndPoint);
+        var infoHash = NodeId.Sha1("v6"u8);
+        net.Await(nodes[3].AnnounceAsync(infoHash, 6000, impliedPort: false, CancellationToken.None));
+        var peers = net.Await(nodes[15].GetPeersAsync(infoHash, CancellationToken.None));
+        Assert.Contains(new IPEndPoint(IPAddress.Parse("fd00::4"), 6000), peers.Peers);
+        // The state file keeps IPv6 contacts in "nodes6".
+        Assert.True(DhtNode.TryLoadState(nodes[5].SaveState(), out var state));
+        Assert.All(state!.Nodes, n => Assert.Equal(System.Net.Sockets.AddressFamily.InterNetworkV6, n.EndPoint.AddressFamily));
+        Assert.NotEmpty(state.Nodes);
+    }
+
+    [Fact]
     public async Task Disjoint_paths_lookup_finds_the_target()
     {
         await using var net = new DhtTestNetwork();
