@@ -41,7 +41,6 @@ public sealed partial class DhtNode : IAsyncDisposable
     private readonly Random _random;
     private readonly KrpcMessage _in = new();
     private readonly KrpcMessage _out = new();
-    private readonly byte[] _sendBuffer = new byte[KrpcCodec.MaxDatagramLength];
     private readonly byte[] _nodesBuffer;
     private readonly PeerStore _store;
     private readonly TokenManager _tokens;
@@ -217,5 +216,24 @@ public sealed partial class DhtNode : IAsyncDisposable
     {
         _bytesSent += datagram.Length;
         _socket.Send(datagram, to);
+    }
+
+    /// <summary>Largest message we encode: 100 IPv6 values (21 bytes each) + 8 IPv6 nodes + id, token, ip, t, v.</summary>
+    internal const int MaxEncodedLength = 4096;
+
+    /// <summary>Encodes <paramref name="message"/> into a pooled buffer and sends it (no per-node send buffer, so a
+    /// simulator can hold many nodes).</summary>
+    private void EncodeAndSend(KrpcMessage message, IPEndPoint to)
+    {
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(MaxEncodedLength);
+        try
+        {
+            var length = KrpcCodec.Encode(message, buffer);
+            if (length > 0) Send(buffer.AsSpan(0, length), to);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 }

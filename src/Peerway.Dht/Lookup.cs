@@ -136,10 +136,11 @@ internal sealed class Lookup
 
     public void Cancel() => IsDone = true;
 
-    /// <summary>The k closest answered nodes over all paths, closest first (with their tokens).</summary>
-    public List<Candidate> ClosestAnswered() =>
+    /// <summary>The k closest answered nodes over all paths, closest first; with <paramref name="withToken"/>, only those
+    /// that gave a get_peers token (BEP 5: announce_peer goes to the closest nodes that returned a token).</summary>
+    public List<Candidate> ClosestAnswered(bool withToken = false) =>
         _paths.SelectMany(p => p.Candidates)
-            .Where(c => c.State == CandidateState.Answered && c.Id is not null)
+            .Where(c => c.State == CandidateState.Answered && c.Id is not null && (!withToken || c.Token is not null))
             .GroupBy(c => c.Id!.Value).Select(g => g.First())
             .OrderBy(c => c.Id!.Value ^ Target)
             .Take(_k)
