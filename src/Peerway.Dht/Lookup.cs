@@ -107,6 +107,15 @@ internal sealed class Lookup
     {
         if (candidate.State != CandidateState.InFlight) return;
         Responses++;
+        if (candidate.Id is { } claimed && claimed != responderId)
+        {
+            // The contact that led here claimed another id (a stale entry, or a liar's fake "closer" node): the answer
+            // is not from the node we asked for, so it neither counts as that node nor feeds the lookup. Found by the
+            // simulator (docs/SIMULATION.md): without this check, fake ids next to the target filled the k closest.
+            candidate.State = CandidateState.Failed;
+            return;
+        }
+
         candidate.State = CandidateState.Answered;
         candidate.Id ??= responderId;
         if (!token.IsEmpty) candidate.Token = token.ToArray();
