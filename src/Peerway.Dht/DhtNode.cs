@@ -17,7 +17,8 @@ namespace Peerway.Dht;
 /// is guarded by one lock, <c>_gate</c>. Datagrams (socket handler) and timers (TimeProvider) take it, advance the state
 /// machines and send under it (<see cref="IDatagramSocket.Send"/> never blocks). Task completions are deferred until the
 /// lock is released and then run inline (no thread-pool hop), so under a single-threaded discrete-event scheduler a
-/// run is deterministic.
+/// run is deterministic. Consequently an <c>await</c> on this API may resume on the socket's receive thread (or a timer
+/// thread): long blocking work there delays datagram processing. Disposing the node from such a continuation is safe.
 /// </remarks>
 public sealed partial class DhtNode : IAsyncDisposable
 {
@@ -143,6 +144,10 @@ public sealed partial class DhtNode : IAsyncDisposable
         if (v6.Length > 0) dict.Add("nodes6", new BString(v6));
         return Bencode.Encode(dict);
     }
+
+    /// <summary>Reads a state file written by <see cref="SaveState"/>, or throws <see cref="FormatException"/>.</summary>
+    public static DhtState LoadState(ReadOnlySpan<byte> data) =>
+        TryLoadState(data, out var state) ? state! : throw new FormatException("Not a DHT state file (expected a bencoded dictionary with a 20-byte \"id\" and compact \"nodes\").");
 
     /// <summary>Reads a state file written by <see cref="SaveState"/>; false (never throws) when it is not one.</summary>
     public static bool TryLoadState(ReadOnlySpan<byte> data, out DhtState? state)

@@ -63,12 +63,31 @@ public sealed class VirtualNetworkDhtTests
             Assert.True(announced.AnnouncedTo >= 6, $"announced to {announced.AnnouncedTo}");
             var seeker = nodes[random.Next(count)];
             var peers = net.Await(seeker.GetPeersAsync(infoHash, CancellationToken.None));
+            Assert.Equal(peers.Peers.Count, peers.Peers.Distinct().Count()); // values from several nodes, deduplicated
             if (peers.Peers.Contains(new IPEndPoint(announcer.LocalEndPoint.Address, 7000 + i))) success++;
         }
 
         Assert.True(success >= 19, $"get_peers found the announced peer for {success}/20 info-hashes");
         var closestStore = nodes.Sum(n => n.Stats.StoredPeers);
         Assert.InRange(closestStore, 20 * 6, 20 * 8);
+    }
+
+    [Fact]
+    public async Task Cancelling_a_lookup_completes_it_as_canceled_and_the_node_keeps_working()
+    {
+        await using var net = new DhtTestNetwork();
+        var a = net.AddNode();
+        var b = net.AddNode();
+        net.Await(a.PingAsync(b.LocalEndPoint, CancellationToken.None));
+        // A lookup whose only candidate never answers (a silent endpoint), cancelled before its timeout.
+        using var cts = new CancellationTokenSource();
+        var silent = new RawPeer(net);
+        var lookup = a.BootstrapAsync([silent.EndPoint], cts.Token);
+        net.Scheduler.RunUntilIdle();
+        Assert.False(lookup.IsCompleted);
+        StepScheduler.RunInline(cts.Cancel);
+        Assert.True(lookup.IsCanceled);
+        Assert.Equal(b.Id, net.Await(a.PingAsync(b.LocalEndPoint, CancellationToken.None)));
     }
 
     [Fact]
