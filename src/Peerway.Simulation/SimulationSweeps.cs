@@ -28,7 +28,7 @@ public static class SimulationSweeps
         var small = main with { Churn = null, AdversaryFraction = 0, Lookups = Math.Min(main.Lookups, sweepLookups), LookupWindow = null, Settle = null };
 
         var bySize = new List<SimulationReport>();
-        for (var n = main.Nodes / 64; n < main.Nodes; n *= 4)
+        foreach (var n in new[] { main.Nodes / 64, main.Nodes / 16, main.Nodes / 4 })
         {
             if (n < 64) continue;
             bySize.Add(Report(small with { Nodes = n, AdversaryFraction = main.AdversaryFraction, Churn = main.Churn, Routers = Math.Min(main.Routers, n / 2) }, progress));
