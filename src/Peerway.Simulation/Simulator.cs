@@ -395,25 +395,30 @@ internal sealed class SimulationRun
         stats.Latency.Add(r.Elapsed.TotalMilliseconds);
     }
 
-    private async Task FindOne(Honest h, NodeId target, LookupStats stats)
+    /// <summary>Runs one lookup on <paramref name="h"/>; null when the node left meanwhile or the engine failed (counted).</summary>
+    private static async Task<T?> Attempt<T>(Honest h, Func<CancellationToken, Task<T>> lookup, LookupStats stats)
+        where T : class
     {
-        var start = Scheduler.Now;
-        LookupResult r;
         try
         {
-            r = await h.Node.FindNodeAsync(target, h.Token);
+            var result = await lookup(h.Token);
+            return h.Alive ? result : null;
         }
         catch (OperationCanceledException) when (h.Token.IsCancellationRequested)
         {
-            return;
+            return null;
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
             stats.Error(ex);
-            return;
+            return null;
         }
+    }
 
-        if (!h.Alive) return;
+    private async Task FindOne(Honest h, NodeId target, LookupStats stats)
+    {
+        var start = Scheduler.Now;
+        if (await Attempt(h, ct => h.Node.FindNodeAsync(target, ct), stats) is not { } r) return;
         Record(stats, r);
         stats.FindDone++;
         // The truth: the k closest honest nodes alive now that were already there when the lookup started.
@@ -429,22 +434,7 @@ internal sealed class SimulationRun
 
     private async Task PeersOne(Honest h, (NodeId Hash, HashSet<IPEndPoint> Peers) item, LookupStats stats)
     {
-        GetPeersResult r;
-        try
-        {
-            r = await h.Node.GetPeersAsync(item.Hash, h.Token);
-        }
-        catch (OperationCanceledException) when (h.Token.IsCancellationRequested)
-        {
-            return;
-        }
-        catch (Exception ex) when (ex is not OutOfMemoryException)
-        {
-            stats.Error(ex);
-            return;
-        }
-
-        if (!h.Alive) return;
+        if (await Attempt(h, ct => h.Node.GetPeersAsync(item.Hash, ct), stats) is not { } r) return;
         Record(stats, r.Lookup);
         stats.PeersDone++;
         if (r.Peers.Any(item.Peers.Contains)) stats.PeersOk++;
