@@ -42,45 +42,54 @@ internal static class CliRunner
 
     public static async Task<int> RunAsync(RootCommand root, string[] args)
     {
-        var parse = root.Parse(args);
-        if (parse.Errors.Count > 0)
-        {
-            await Console.Error.WriteLineAsync($"peerway: {parse.Errors[0].Message}");
-            return UsageError;
-        }
-
         using var cts = new CancellationTokenSource();
         using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(
             System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; cts.Cancel(); });
         using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(
             System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; cts.Cancel(); });
+        return await RunAsync(root, args, Console.Out, Console.Error, cts.Token);
+    }
+
+    /// <summary>Runs a command line with the given output writers (tests run the CLI in-process through this).</summary>
+    public static async Task<int> RunAsync(RootCommand root, string[] args, TextWriter output, TextWriter error, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(root);
+        ArgumentNullException.ThrowIfNull(error);
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            await error.WriteLineAsync($"peerway: {parse.Errors[0].Message}");
+            return UsageError;
+        }
+
         try
         {
-            return await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }, cts.Token);
+            return await parse.InvokeAsync(
+                new InvocationConfiguration { EnableDefaultExceptionHandler = false, Output = output, Error = error }, ct);
         }
         catch (UsageException ex)
         {
-            await Console.Error.WriteLineAsync($"peerway: {ex.Message}");
+            await error.WriteLineAsync($"peerway: {ex.Message}");
             return UsageError;
         }
         catch (RuntimeFailureException ex)
         {
-            await Console.Error.WriteLineAsync($"peerway: {ex.Message}");
+            await error.WriteLineAsync($"peerway: {ex.Message}");
             return RuntimeError;
         }
-        catch (OperationCanceledException) when (cts.IsCancellationRequested)
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
-            await Console.Error.WriteLineAsync("peerway: interrupted");
+            await error.WriteLineAsync("peerway: interrupted");
             return RuntimeError;
         }
         catch (IOException ex)
         {
-            await Console.Error.WriteLineAsync($"peerway: {ex.Message}");
+            await error.WriteLineAsync($"peerway: {ex.Message}");
             return RuntimeError;
         }
         catch (UnauthorizedAccessException ex)
         {
-            await Console.Error.WriteLineAsync($"peerway: {ex.Message}");
+            await error.WriteLineAsync($"peerway: {ex.Message}");
             return RuntimeError;
         }
     }

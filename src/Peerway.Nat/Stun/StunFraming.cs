@@ -1,0 +1,44 @@
+using System.Buffers.Binary;
+
+namespace Peerway.Nat.Stun;
+
+/// <summary>Result of looking for one frame at the start of a stream buffer.</summary>
+public enum StunFrameStatus
+{
+    Complete,
+    NeedMore,
+    Invalid,
+}
+
+/// <summary>
+/// Cuts STUN messages and TURN ChannelData messages out of a byte stream (RFC 8489 §6.2.2: over TCP the header's
+/// length delimits a message; RFC 8656 §12.5: over TCP a ChannelData message is padded to a multiple of 4).
+/// </summary>
+public static class StunFraming
+{
+    public static StunFrameStatus TryGetFrameLength(ReadOnlySpan<byte> buffer, out int frameLength)
+    {
+        frameLength = 0;
+        if (buffer.Length < 4) return StunFrameStatus.NeedMore;
+        var top = buffer[0] >> 6;
+        var length = BinaryPrimitives.ReadUInt16BigEndian(buffer[2..]);
+        if (top == 0)
+        {
+            if ((length & 3) != 0) return StunFrameStatus.Invalid;
+            if (buffer.Length >= 8 && BinaryPrimitives.ReadUInt32BigEndian(buffer[4..]) != StunLimits.MagicCookie) return StunFrameStatus.Invalid;
+            frameLength = StunLimits.HeaderSize + length;
+        }
+        else if (top == 1)
+        {
+            // RFC 8656 §12: channel numbers 0x4000-0x4FFF; over a stream the data is padded to 4 bytes.
+            if (buffer[0] >= 0x50) return StunFrameStatus.Invalid;
+            frameLength = 4 + StunMessage.Pad4(length);
+        }
+        else
+        {
+            return StunFrameStatus.Invalid;
+        }
+
+        return buffer.Length >= frameLength ? StunFrameStatus.Complete : StunFrameStatus.NeedMore;
+    }
+}

@@ -1,0 +1,169 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Peerway.Net;
+
+namespace Peerway.Nat.Stun;
+
+/// <summary>Options of <see cref="StunServer"/>.</summary>
+public sealed record StunServerOptions
+{
+    /// <summary>SOFTWARE attribute in responses (RFC 8489 §14.14); null leaves it out.</summary>
+    public string? Software { get; init; } = "Peerway";
+
+    public void Validate()
+    {
+        if (Software is { Length: > 127 }) throw new ArgumentException("SOFTWARE is limited to 127 characters (RFC 8489 §14.14).");
+    }
+}
+
+/// <summary>
+/// A STUN Binding server (RFC 8489 §8) with RFC 5780 behaviour discovery. Given one socket it answers Binding
+/// requests; given four (primary IP/port, primary IP/alternate port, alternate IP/primary port, alternate IP and
+/// port, in that order) it honours CHANGE-REQUEST and reports OTHER-ADDRESS and RESPONSE-ORIGIN.
+/// </summary>
+public sealed partial class StunServer : IDisposable
+{
+    /// <summary>Largest response we build (a Binding response is well under 200 bytes).</summary>
+    public const int MaxResponseSize = 512;
+
+    // RFC 5780 §7.2: CHANGE-REQUEST flags.
+    private const uint ChangeIp = 0x04;
+    private const uint ChangePort = 0x02;
+
+    private static readonly HashSet<ushort> Known =
+    [
+        StunAttributeType.ChangeRequest, StunAttributeType.Padding, StunAttributeType.ResponsePort, StunAttributeType.Username,
+        StunAttributeType.MessageIntegrity, StunAttributeType.MessageIntegritySha256, StunAttributeType.UserHash,
+        StunAttributeType.Realm, StunAttributeType.Nonce, StunAttributeType.Priority, StunAttributeType.UseCandidate,
+    ];
+
+    private readonly IReadOnlyList<IDatagramSocket> _sockets;
+    private readonly StunServerOptions _options;
+    private readonly ILogger _log;
+    private long _answered;
+    private long _dropped;
+
+    public StunServer(IReadOnlyList<IDatagramSocket> sockets, StunServerOptions options, ILogger<StunServer>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(sockets);
+        ArgumentNullException.ThrowIfNull(options);
+        if (sockets.Count is not (1 or 4)) throw new ArgumentException("A STUN server takes 1 socket, or 4 for RFC 5780.", nameof(sockets));
+        options.Validate();
+        _sockets = sockets;
+        _options = options;
+        _log = log ?? NullLogger<StunServer>.Instance;
+    }
+
+    public bool SupportsBehaviorDiscovery => _sockets.Count == 4;
+
+    public long Answered => Interlocked.Read(ref _answered);
+
+    /// <summary>Datagrams that were not a well-formed STUN request (discarded, RFC 8489 §6.3).</summary>
+    public long Dropped => Interlocked.Read(ref _dropped);
+
+    public IPEndPoint PrimaryEndPoint => _sockets[0].LocalEndPoint;
+
+    public void Start()
+    {
+        for (var i = 0; i < _sockets.Count; i++)
+        {
+            var index = i;
+            _sockets[i].Start((datagram, remote) => OnDatagram(index, datagram, remote));
+        }
+    }
+
+    private void OnDatagram(int index, ReadOnlySpan<byte> datagram, IPEndPoint remote)
+    {
+        Span<byte> response = stackalloc byte[MaxResponseSize];
+        var written = Respond(datagram, remote, index, allowChange: true, response, out var from, out var to);
+        if (written == 0) return;
+        _sockets[from].Send(response[..written], to);
+    }
+
+    /// <summary>
+    /// The sans-I/O core: the response to <paramref name="request"/> received on socket <paramref name="localIndex"/>
+    /// from <paramref name="remote"/>, written to <paramref name="response"/>; 0 when nothing is to be sent.
+    /// <paramref name="fromIndex"/> is the socket to send it from (differs under CHANGE-REQUEST) and
+    /// <paramref name="to"/> the destination (differs under RESPONSE-PORT).
+    /// </summary>
+    public int Respond(ReadOnlySpan<byte> request, IPEndPoint remote, int localIndex, bool allowChange, Span<byte> response, out int fromIndex, out IPEndPoint to)
+    {
+        ArgumentNullException.ThrowIfNull(remote);
+        fromIndex = localIndex;
+        to = remote;
+        if (!StunMessage.TryDecode(request, out var message, out _) || message!.Class != StunClass.Request)
+        {
+            Interlocked.Increment(ref _dropped);
+            return 0;
+        }
+
+        // RFC 8489 §7.3: a FINGERPRINT that does not match means this is not a STUN message for us.
+        if (message.FingerprintIndex >= 0 && !StunAttributes.VerifyFingerprint(message))
+        {
+            Interlocked.Increment(ref _dropped);
+            return 0;
+        }
+
+        var withFingerprint = message.FingerprintIndex >= 0;
+        if (message.Method != StunMethod.Binding)
+        {
+            return Error(message, StunErrorCode.BadRequest, null, withFingerprint, response);
+        }
+
+        var unknown = StunAttributes.UnknownComprehensionRequired(message, Known);
+        if (unknown.Length > 0) return Error(message, StunErrorCode.UnknownAttribute, unknown, withFingerprint, response);
+
+        if (message.Has(StunAttributeType.ChangeRequest))
+        {
+            // RFC 5780 §6.1: without an alternate address the server answers 420; a malformed value is a 400.
+            if (!SupportsBehaviorDiscovery || !allowChange) return Error(message, StunErrorCode.UnknownAttribute, [StunAttributeType.ChangeRequest], withFingerprint, response);
+            if (!message.TryGetUInt32(StunAttributeType.ChangeRequest, out var flags)) return Error(message, StunErrorCode.BadRequest, null, withFingerprint, response);
+            fromIndex = localIndex ^ ((flags & ChangeIp) != 0 ? 2 : 0) ^ ((flags & ChangePort) != 0 ? 1 : 0);
+        }
+
+        if (message.TryGet(StunAttributeType.ResponsePort, out var responsePort))
+        {
+            // RFC 5780 §7.5: RESPONSE-PORT (UDP only) names the port the response goes to, at the source IP.
+            if (!allowChange) return Error(message, StunErrorCode.UnknownAttribute, [StunAttributeType.ResponsePort], withFingerprint, response);
+            if (responsePort.Length != 4) return Error(message, StunErrorCode.BadRequest, null, withFingerprint, response);
+            var port = (message.Raw[responsePort.Offset] << 8) | message.Raw[responsePort.Offset + 1];
+            if (port == 0) return Error(message, StunErrorCode.BadRequest, null, withFingerprint, response);
+            to = new IPEndPoint(remote.Address, port);
+        }
+
+        // RFC 8489 §8.1 (Binding success): XOR-MAPPED-ADDRESS is the request's source transport address.
+        var w = new StunWriter(response, StunMethod.Binding, StunClass.SuccessResponse, message.TransactionId);
+        w.AddXorAddress(StunAttributeType.XorMappedAddress, remote);
+        if (SupportsBehaviorDiscovery)
+        {
+            // RFC 5780 §6.1: MAPPED-ADDRESS for old clients, RESPONSE-ORIGIN and OTHER-ADDRESS.
+            w.AddAddress(StunAttributeType.MappedAddress, remote);
+            w.AddAddress(StunAttributeType.ResponseOrigin, _sockets[fromIndex].LocalEndPoint);
+            w.AddAddress(StunAttributeType.OtherAddress, _sockets[localIndex ^ 3].LocalEndPoint);
+        }
+
+        if (_options.Software is not null) w.AddUtf8(StunAttributeType.Software, _options.Software);
+        if (withFingerprint) w.AddFingerprint();
+        Interlocked.Increment(ref _answered);
+        return w.Length;
+    }
+
+    private int Error(StunMessage request, int code, ushort[]? unknown, bool withFingerprint, Span<byte> response)
+    {
+        LogError(code, request.Method);
+        var w = new StunWriter(response, request.Method, StunClass.ErrorResponse, request.TransactionId);
+        w.AddErrorCode(code);
+        if (unknown is not null) w.AddUnknownAttributes(unknown.AsSpan(0, Math.Min(unknown.Length, 32)));
+        if (withFingerprint) w.AddFingerprint();
+        return w.Length;
+    }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "STUN error {Code} for {Method}")]
+    private partial void LogError(int code, StunMethod method);
+
+    public void Dispose()
+    {
+        foreach (var s in _sockets) s.Dispose();
+    }
+}
