@@ -218,7 +218,8 @@ internal sealed class Lookup
         public void Next(List<Candidate> queries)
         {
             if (IsDone) return;
-            var inFlight = _candidates.Count(c => c.State == CandidateState.InFlight) + _unknown.Count(c => c.State == CandidateState.InFlight);
+            var routersInFlight = _unknown.Count(c => c.State == CandidateState.InFlight);
+            var inFlight = _candidates.Count(c => c.State == CandidateState.InFlight) + routersInFlight;
             foreach (var c in _unknown)
             {
                 if (inFlight >= owner._alpha) break;
@@ -226,6 +227,7 @@ internal sealed class Lookup
                 if (!Claim(c)) continue;
                 queries.Add(c);
                 inFlight++;
+                routersInFlight++;
             }
 
             // Kademlia §2.3: the lookup ends when the k closest nodes seen have all answered. Only those k closest
@@ -252,8 +254,10 @@ internal sealed class Lookup
                 allAnswered = false;
             }
 
+            // Queries still in flight to nodes outside the k closest do not hold the lookup up; routers (ids unknown)
+            // in flight do, since they may return the first candidates.
             var budgetLeft = owner.QueriesSent + queries.Count < MaxQueries;
-            if (inFlight == 0 && (allAnswered || !budgetLeft)) IsDone = true;
+            if ((allAnswered && routersInFlight == 0) || (inFlight == 0 && !budgetLeft)) IsDone = true;
         }
 
         private bool Claim(Candidate c)

@@ -63,8 +63,8 @@ public sealed class ScenarioTests
     public void Adversaries_hurt_lookups_and_disjoint_paths_help()
     {
         var clean = Simulator.Run(Small());
-        var attacked = Simulator.Run(Small() with { AdversaryFraction = 0.3 });
-        var disjoint = Simulator.Run(Small() with { AdversaryFraction = 0.3, DisjointPaths = 4 });
+        var attacked = Simulator.Run(Small() with { AdversaryFraction = 0.3, AdversaryBehavior = AdversaryBehavior.Lie });
+        var disjoint = Simulator.Run(Small() with { AdversaryFraction = 0.3, AdversaryBehavior = AdversaryBehavior.Lie, DisjointPaths = 4 });
         Assert.Equal(120, attacked.Adversaries);
         Assert.True(attacked.RoutingTableAdversaries > 0.1, $"adversaries in routing tables {attacked.RoutingTableAdversaries}");
         Assert.True(attacked.SuccessRate < clean.SuccessRate, $"{attacked.SuccessRate} vs {clean.SuccessRate}");
