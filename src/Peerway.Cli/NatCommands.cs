@@ -24,9 +24,10 @@ internal static class NatCommands
         var bind = new Option<string>("--bind") { Description = "Address to listen on (UDP and TCP).", DefaultValueFactory = _ => "0.0.0.0" };
         var port = new Option<int>("--port") { Description = "Port (RFC 8489 default 3478).", DefaultValueFactory = _ => 3478 };
         var alt = new Option<string?>("--alt") { Description = "Second IP of this host: enables RFC 5780 behaviour discovery (ports PORT and PORT+1 on both IPs)." };
+        var threads = new Option<int>("--threads") { Description = "Receive loops sharing the port (SO_REUSEPORT).", DefaultValueFactory = _ => Math.Max(1, Environment.ProcessorCount) };
         var command = new Command("stun-server", "Run a STUN server (RFC 8489) over UDP and TCP, with RFC 5780 behaviour discovery when --alt is given.")
         {
-            bind, port, alt,
+            bind, port, alt, threads,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -39,7 +40,9 @@ internal static class NatCommands
             StunServerHost host;
             try
             {
-                host = StunServerHost.Start(bindIp, p, altIp, new StunServerOptions(), loggers);
+                var n = parse.GetValue(threads);
+                if (n is < 1 or > 64) throw new UsageException("--threads must be in 1..64");
+                host = StunServerHost.Start(bindIp, p, altIp, new StunServerOptions(), loggers, n);
             }
             catch (SocketException ex)
             {
@@ -50,7 +53,7 @@ internal static class NatCommands
             {
                 Console.WriteLine($"stun-server: udp {string.Join(", ", host.UdpEndPoints)}; tcp {host.TcpEndPoint}");
                 await WaitForCancellationAsync(ct);
-                Console.WriteLine($"stun-server: answered {host.Server.Answered} requests, dropped {host.Server.Dropped}");
+                Console.WriteLine($"stun-server: answered {host.Answered} requests, dropped {host.Dropped}");
             }
 
             return CliRunner.Ok;
