@@ -70,4 +70,16 @@ public sealed class ScenarioTests
         Assert.True(attacked.SuccessRate < clean.SuccessRate, $"{attacked.SuccessRate} vs {clean.SuccessRate}");
         Assert.True(disjoint.SuccessRate >= attacked.SuccessRate, $"d=4 {disjoint.SuccessRate} vs d=1 {attacked.SuccessRate}");
     }
+
+    [Fact]
+    public void Bep42_enforcement_stops_Sybils_from_eclipsing_an_info_hash()
+    {
+        // Without BEP 42 a quarter of the attackers choose ids next to the 5 announced info-hashes (12 per hash, more
+        // than k = 8) and swallow their announces.
+        var o = Small(600) with { Lookups = 100, AdversaryFraction = 0.4 };
+        var open = Simulator.Run(o);
+        var enforced = Simulator.Run(o with { EnforceBep42 = true });
+        Assert.True(open.GetPeersSuccessRate < 0.8, $"get_peers without BEP 42 {open.GetPeersSuccessRate}");
+        Assert.True(enforced.GetPeersSuccessRate > open.GetPeersSuccessRate + 0.2, $"{enforced.GetPeersSuccessRate} vs {open.GetPeersSuccessRate}");
+    }
 }
