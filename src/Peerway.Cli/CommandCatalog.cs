@@ -8,7 +8,10 @@ internal static class CommandCatalog
     public static IEnumerable<Command> All()
     {
         yield return DemoCommand.Create();
+        foreach (var command in ContentCommands.Create()) { yield return command; }
         foreach (var c in NatCommands.All()) yield return c;
         yield return DhtCommands.Create();
+        yield return SimulateCommand.Create();
+        foreach (var c in TorrentCommands.All()) yield return c;
     }
 }

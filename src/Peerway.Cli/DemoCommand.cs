@@ -6,11 +6,12 @@ using Spectre.Console;
 namespace Peerway.Cli;
 
 /// <summary>
-/// <c>peerway demo</c>: until file sharing exists, a swarm of DHT nodes on loopback (real UDP sockets) joins, announces
-/// random info-hashes from random nodes, looks them up from other nodes and prints a summary. Exit 0 only when every
-/// lookup found its announcer.
+/// <c>peerway demo</c>: the main job — one seeder and 8 downloaders share a generated 64 MiB file on loopback, the
+/// downloaders starting from a magnet link with no tracker (the DHT is the only peer source); a table shows each
+/// peer's time and how many bytes came from the seeder versus other peers. Exit 0 only when every copy verifies.
+/// <c>peerway demo --dht-only</c>: the DHT part alone — nodes join, announce random info-hashes, look them up.
 /// </summary>
-internal static class DemoCommand
+internal static partial class DemoCommand
 {
     public static Command Create()
     {
@@ -19,9 +20,22 @@ internal static class DemoCommand
         var seed = new Option<int?>("--seed") { Description = "Seed for the random choices (repeatable runs)." };
         var timeout = new Option<int>("--timeout") { Description = "Give up after SECONDS.", DefaultValueFactory = _ => 50 };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Log debug messages to stderr." };
-        var command = new Command("demo", "Run a local swarm on loopback and print a summary.") { nodes, infoHashes, seed, timeout, verbose };
+        var dhtOnly = new Option<bool>("--dht-only") { Description = "Run only the DHT demo (join, announce, look up) without file sharing." };
+        var peers = new Option<int>("--peers") { Description = "Downloaders in the file-sharing demo.", DefaultValueFactory = _ => 8 };
+        var sizeMib = new Option<int>("--size-mib") { Description = "Size of the generated file in MiB.", DefaultValueFactory = _ => 64 };
+        var command = new Command("demo", "Run a local swarm on loopback (1 seeder, 8 peers, magnet via DHT only) and print a summary.")
+        {
+            nodes, infoHashes, seed, timeout, verbose, dhtOnly, peers, sizeMib,
+        };
         command.SetAction(async (parse, ct) =>
         {
+            if (!parse.GetValue(dhtOnly))
+            {
+                var seconds0 = parse.GetResult(timeout) is null ? 300 : parse.GetValue(timeout);
+                return await RunTorrentDemoAsync(parse.GetValue(peers), parse.GetValue(sizeMib), parse.GetValue(seed), seconds0,
+                    parse.GetValue(verbose), parse.InvocationConfiguration.Output, ct);
+            }
+
             var options = new LocalSwarmOptions
             {
                 Nodes = parse.GetValue(nodes),

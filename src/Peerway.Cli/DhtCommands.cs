@@ -269,32 +269,10 @@ internal sealed class DhtCommonOptions
 
     public DhtCommandSettings Read(ParseResult parse)
     {
-        var bindText = parse.GetValue(Bind);
-        IPAddress? bind = null;
-        if (bindText is not null && !EndPointParser.TryParseAddress(bindText, out bind))
-        {
-            throw new UsageException($"--bind '{bindText}' is not an IP address");
-        }
-
-        var timeout = DhtCommands.DefaultTimeoutSeconds;
-        var timeoutText = parse.GetValue(Timeout);
-        if (timeoutText is not null
-            && (!double.TryParse(timeoutText, NumberStyles.Float, CultureInfo.InvariantCulture, out timeout)
-                || !double.IsFinite(timeout) || timeout <= 0 || timeout > 86_400))
-        {
-            throw new UsageException($"--timeout '{timeoutText}' is not a number of seconds in (0, 86400]");
-        }
-
-        var bootstrap = new List<HostPort>();
-        if (Bootstrap is not null)
-        {
-            foreach (var text in (parse.GetValue(Bootstrap) ?? []).SelectMany(t => t.Split(',', StringSplitOptions.RemoveEmptyEntries)))
-            {
-                bootstrap.Add(DhtCli.ParseEndPoint(text, "--bootstrap"));
-            }
-
-            if (bootstrap.Count == 0) throw new UsageException("--bootstrap HOST:PORT is required");
-        }
+        var bind = DhtCli.ParseBind(parse.GetValue(Bind));
+        var timeout = DhtCli.ParseTimeoutSeconds(parse.GetValue(Timeout));
+        var bootstrap = Bootstrap is null ? [] : DhtCli.ParseEndPoints(parse.GetValue(Bootstrap));
+        if (Bootstrap is not null && bootstrap.Count == 0) throw new UsageException("--bootstrap HOST:PORT is required");
 
         return new DhtCommandSettings(bind, timeout, parse.GetValue(Json), parse.GetValue(Verbose), bootstrap);
     }
@@ -317,6 +295,33 @@ internal static class DhtCli
 
         return id;
     }
+
+    /// <summary>--bind: an IP address literal, or null when not given.</summary>
+    public static IPAddress? ParseBind(string? text)
+    {
+        if (text is null) return null;
+        if (!EndPointParser.TryParseAddress(text, out var address)) throw new UsageException($"--bind '{text}' is not an IP address");
+        return address;
+    }
+
+    /// <summary>--timeout: seconds in (0, 86400], the default when not given.</summary>
+    public static double ParseTimeoutSeconds(string? text)
+    {
+        if (text is null) return DhtCommands.DefaultTimeoutSeconds;
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds)
+            || !double.IsFinite(seconds) || seconds <= 0 || seconds > 86_400)
+        {
+            throw new UsageException($"--timeout '{text}' is not a number of seconds in (0, 86400]");
+        }
+
+        return seconds;
+    }
+
+    /// <summary>--bootstrap values: repeated options, several per option, or comma-separated.</summary>
+    public static List<HostPort> ParseEndPoints(string[]? values) =>
+        (values ?? []).SelectMany(t => t.Split(',', StringSplitOptions.RemoveEmptyEntries))
+            .Select(t => ParseEndPoint(t, "--bootstrap"))
+            .ToList();
 
     public static HostPort ParseEndPoint(string? text, string what)
     {

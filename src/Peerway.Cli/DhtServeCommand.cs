@@ -19,6 +19,9 @@ internal static class DhtServeCommand
     /// <summary>How often the routing table is compared for "node added" lines (only with -v).</summary>
     private static readonly TimeSpan WatchInterval = TimeSpan.FromMilliseconds(250);
 
+    /// <summary>How often the state file is also written while serving, so a crash loses little.</summary>
+    private static readonly TimeSpan SaveInterval = TimeSpan.FromMinutes(5);
+
     public static Command Create()
     {
         var bind = new Option<string>("--bind") { Description = "Local IP address to bind (default 0.0.0.0)." };
@@ -42,13 +45,7 @@ internal static class DhtServeCommand
         };
         command.SetAction(async (parse, ct) =>
         {
-            var bindText = parse.GetValue(bind);
-            IPAddress? address = IPAddress.Any;
-            if (bindText is not null && !EndPointParser.TryParseAddress(bindText, out address))
-            {
-                throw new UsageException($"--bind '{bindText}' is not an IP address");
-            }
-
+            var address = DhtCli.ParseBind(parse.GetValue(bind)) ?? IPAddress.Any;
             var portText = parse.GetValue(port);
             var portNumber = DhtCommands.DefaultServePort;
             if (portText is not null && !EndPointParser.TryParsePort(portText, allowZero: true, out portNumber))
@@ -56,12 +53,7 @@ internal static class DhtServeCommand
                 throw new UsageException($"--port '{portText}' is not a valid port (0-65535)");
             }
 
-            var routers = new List<HostPort>();
-            foreach (var text in (parse.GetValue(bootstrap) ?? []).SelectMany(t => t.Split(',', StringSplitOptions.RemoveEmptyEntries)))
-            {
-                routers.Add(DhtCli.ParseEndPoint(text, "--bootstrap"));
-            }
-
+            var routers = DhtCli.ParseEndPoints(parse.GetValue(bootstrap));
             var statePath = parse.GetValue(state);
             if (statePath is { Length: 0 }) throw new UsageException("--state needs a file name");
             var dhtOptions = new DhtOptions();
@@ -75,18 +67,7 @@ internal static class DhtServeCommand
                 dhtOptions = dhtOptions with { MaxQueriesPerIpPerSecond = rate, RateLimitBurst = (int)Math.Clamp(rate * 2, 1, int.MaxValue) };
             }
 
-            var joinTimeout = TimeSpan.FromSeconds(DhtCommands.DefaultTimeoutSeconds);
-            if (parse.GetValue(timeout) is { } timeoutText)
-            {
-                if (!double.TryParse(timeoutText, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds)
-                    || !double.IsFinite(seconds) || seconds <= 0 || seconds > 86_400)
-                {
-                    throw new UsageException($"--timeout '{timeoutText}' is not a number of seconds in (0, 86400]");
-                }
-
-                joinTimeout = TimeSpan.FromSeconds(seconds);
-            }
-
+            var joinTimeout = TimeSpan.FromSeconds(DhtCli.ParseTimeoutSeconds(parse.GetValue(timeout)));
             var isVerbose = parse.GetValue(verbose);
             var resolved = new List<IPEndPoint>();
             foreach (var r in routers) resolved.Add(await DhtCli.ResolveAsync(r, ct));
@@ -98,11 +79,11 @@ internal static class DhtServeCommand
             DhtHost host;
             try
             {
-                host = DhtHost.Start(new DhtHostOptions { Bind = new IPEndPoint(address!, portNumber), StatePath = statePath, Dht = dhtOptions }, loggers);
+                host = DhtHost.Start(new DhtHostOptions { Bind = new IPEndPoint(address, portNumber), StatePath = statePath, Dht = dhtOptions }, loggers);
             }
             catch (SocketException ex)
             {
-                throw new RuntimeFailureException($"cannot bind {new IPEndPoint(address!, portNumber)}: {ex.Message}");
+                throw new RuntimeFailureException($"cannot bind {new IPEndPoint(address, portNumber)}: {ex.Message}");
             }
             catch (InvalidDataException ex)
             {
@@ -124,6 +105,7 @@ internal static class DhtServeCommand
                 using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 var watch = isVerbose ? WatchRoutingTableAsync(host.Node, error, stop.Token) : Task.CompletedTask;
                 var join = JoinAsync(host, resolved, joinTimeout, log, stop.Token);
+                var periodicSave = statePath is null ? Task.CompletedTask : SavePeriodicallyAsync(host, log, stop.Token);
                 try
                 {
                     await Task.Delay(Timeout.InfiniteTimeSpan, ct);
@@ -136,6 +118,7 @@ internal static class DhtServeCommand
                 await stop.CancelAsync();
                 await join;
                 await watch;
+                await periodicSave;
                 try
                 {
                     host.SaveState();
@@ -168,6 +151,33 @@ internal static class DhtServeCommand
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
             if (!ct.IsCancellationRequested) log.LogWarning("Joining the DHT timed out after {Seconds} s", timeout.TotalSeconds);
+        }
+    }
+
+    private static async Task SavePeriodicallyAsync(DhtHost host, ILogger log, CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(SaveInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(ct))
+            {
+                try
+                {
+                    host.SaveState();
+                }
+                catch (IOException ex)
+                {
+                    log.LogWarning("Could not save the state file: {Message}", ex.Message);
+                }
+                catch (UnauthorizedAccessException ex)
+                {
+                    log.LogWarning("Could not save the state file: {Message}", ex.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // Stopping: the final save follows.
         }
     }
 

@@ -57,7 +57,7 @@ public sealed partial class DhtNode
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            var targets = op.Lookup.ClosestAnswered().Where(c => c.Token is not null).ToList();
+            var targets = op.Lookup.ClosestAnswered(withToken: true);
             var outstanding = 0;
             var accepted = 0;
             Action cancel = () => tcs.TrySetResult(accepted);

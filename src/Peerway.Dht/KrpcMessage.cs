@@ -49,13 +49,13 @@ public sealed class KrpcMessage
     /// <summary>Longest query method name kept.</summary>
     public const int MaxMethodNameLength = 32;
 
-    private Buffer64 _transactionId;
+    private Buffer32 _transactionId;
     private int _transactionIdLength = -1;
-    private Buffer64 _version;
+    private Buffer16 _version;
     private int _versionLength = -1;
     private Buffer64 _token;
     private int _tokenLength = -1;
-    private Buffer64 _methodName;
+    private Buffer32 _methodName;
     private int _methodNameLength;
 
     public KrpcMessageType Type { get; set; }
@@ -184,8 +184,20 @@ public sealed class KrpcMessage
         _ => $"error {ErrorCode} '{ErrorMessage}' t={Convert.ToHexStringLower(TransactionId)}",
     };
 
-    [InlineArray(64)]
+    [InlineArray(MaxTokenLength)]
     private struct Buffer64
+    {
+        private byte _element;
+    }
+
+    [InlineArray(MaxTransactionIdLength)]
+    private struct Buffer32
+    {
+        private byte _element;
+    }
+
+    [InlineArray(MaxVersionLength)]
+    private struct Buffer16
     {
         private byte _element;
     }

@@ -19,6 +19,24 @@ public sealed class RoutingTableTests
         return id.WithBit(prefix, !self.GetBit(prefix));
     }
 
+    /// <summary>
+    /// A table whose far bucket (first bit differs from ours) is full with 8 nodes seen at T0 + i seconds, plus one near
+    /// node, so the far bucket can no longer split; one more far node waits in its replacement cache.
+    /// </summary>
+    private static (RoutingTable Table, List<NodeId> Far, NodeId Self, Random Random, List<RoutingEntry> Ping) FullFarBucket(int seed)
+    {
+        var random = new Random(seed);
+        var self = NodeId.Random(random);
+        var table = new RoutingTable(self, 8, Fifteen, T0);
+        var ping = new List<RoutingEntry>();
+        var far = Enumerable.Range(0, 8).Select(_ => IdAt(self, 0, random)).ToList();
+        for (var i = 0; i < 8; i++) table.Add(far[i], Ep(i), true, true, T0.AddSeconds(i), ping);
+        table.Add(IdAt(self, 2, random), Ep(50), true, true, T0, ping); // near node
+        Assert.Equal(AddOutcome.Cached, table.Add(IdAt(self, 0, random), Ep(51), true, true, T0, ping)); // forces the split
+        Assert.Empty(ping);
+        return (table, far, self, random, ping);
+    }
+
     [Fact]
     public void Only_the_bucket_holding_our_id_splits()
     {
@@ -43,16 +61,7 @@ public sealed class RoutingTableTests
     [Fact]
     public void Full_bucket_of_questionable_nodes_pings_the_least_recently_seen_and_evicts_it_on_failure()
     {
-        var random = new Random(2);
-        var self = NodeId.Random(random);
-        var table = new RoutingTable(self, 8, Fifteen, T0);
-        var ping = new List<RoutingEntry>();
-        // Fill the far bucket and force a split so it can no longer split.
-        var far = Enumerable.Range(0, 8).Select(_ => IdAt(self, 0, random)).ToList();
-        for (var i = 0; i < 8; i++) table.Add(far[i], Ep(i), true, true, T0.AddSeconds(i), ping);
-        table.Add(IdAt(self, 3, random), Ep(50), true, true, T0, ping); // near node
-        table.Add(IdAt(self, 0, random), Ep(51), true, true, T0, ping); // forces the split; cached
-        Assert.Empty(ping);
+        var (table, far, self, random, ping) = FullFarBucket(2);
 
         var later = T0 + TimeSpan.FromMinutes(16); // every far node is now questionable
         var newcomer = IdAt(self, 0, random);
@@ -63,21 +72,14 @@ public sealed class RoutingTableTests
 
         table.OnFailed(pinged.Id, later, evict: true);
         Assert.Null(table.Find(far[0]));
-        Assert.NotNull(table.Find(newcomer) ?? table.Find(table.Entries.First(e => e.LastSeen == later).Id)); // a replacement took its place
+        Assert.NotNull(table.Find(newcomer)); // the most recently seen replacement took its place
         Assert.Equal(9, table.Count);
     }
 
     [Fact]
     public void Ping_answered_keeps_the_node_and_pings_the_next_questionable()
     {
-        var random = new Random(3);
-        var self = NodeId.Random(random);
-        var table = new RoutingTable(self, 8, Fifteen, T0);
-        var ping = new List<RoutingEntry>();
-        var far = Enumerable.Range(0, 8).Select(_ => IdAt(self, 0, random)).ToList();
-        for (var i = 0; i < 8; i++) table.Add(far[i], Ep(i), true, true, T0.AddSeconds(i), ping);
-        table.Add(IdAt(self, 2, random), Ep(50), true, true, T0, ping);
-        table.Add(IdAt(self, 0, random), Ep(51), true, true, T0, ping);
+        var (table, far, self, random, ping) = FullFarBucket(3);
         var later = T0 + TimeSpan.FromMinutes(16);
         table.Add(IdAt(self, 0, random), Ep(60), true, true, later, ping);
         var first = Assert.Single(ping);
@@ -91,14 +93,7 @@ public sealed class RoutingTableTests
     [Fact]
     public void Bad_nodes_are_replaced_immediately()
     {
-        var random = new Random(4);
-        var self = NodeId.Random(random);
-        var table = new RoutingTable(self, 8, Fifteen, T0);
-        var ping = new List<RoutingEntry>();
-        var far = Enumerable.Range(0, 8).Select(_ => IdAt(self, 0, random)).ToList();
-        for (var i = 0; i < 8; i++) table.Add(far[i], Ep(i), true, true, T0, ping);
-        table.Add(IdAt(self, 1, random), Ep(50), true, true, T0, ping);
-        table.Add(IdAt(self, 0, random), Ep(51), true, true, T0, ping); // split; cached
+        var (table, far, _, _, _) = FullFarBucket(4);
         // Two failed queries in a row make a node bad (and a waiting replacement takes its place).
         table.OnFailed(far[3], T0, evict: false);
         Assert.NotNull(table.Find(far[3]));
@@ -138,13 +133,7 @@ public sealed class RoutingTableTests
     [Fact]
     public void Verified_nodes_are_preferred_for_replacement()
     {
-        var random = new Random(7);
-        var self = NodeId.Random(random);
-        var table = new RoutingTable(self, 8, Fifteen, T0);
-        var ping = new List<RoutingEntry>();
-        var far = Enumerable.Range(0, 8).Select(_ => IdAt(self, 0, random)).ToList();
-        for (var i = 0; i < 8; i++) table.Add(far[i], Ep(i), true, true, T0, ping);
-        table.Add(IdAt(self, 1, random), Ep(50), true, true, T0, ping);
+        var (table, far, self, random, ping) = FullFarBucket(7);
         var unverified = IdAt(self, 0, random);
         var verified = IdAt(self, 0, random);
         table.Add(unverified, Ep(60), false, true, T0.AddSeconds(5), ping);
@@ -171,27 +160,34 @@ public sealed class RoutingTableTests
 
 public sealed class DhtNodeRoutingTests
 {
-    [Fact]
-    public async Task Full_bucket_pings_a_questionable_node_asynchronously_and_evicts_it_when_silent()
+    /// <summary>
+    /// A node with k = 2 whose far bucket holds two raw peers (ids differ from ours in the first bit) plus one near
+    /// peer, all seen 16 minutes ago (questionable); then a newcomer for the far bucket queries it.
+    /// </summary>
+    private static (DhtNode Node, RawPeer[] Old, RawPeer Newcomer) FullBucketThenNewcomer(DhtTestNetwork net, int seed)
     {
-        await using var net = new DhtTestNetwork();
         var node = net.AddNode(new DhtOptions { RandomSeed = 1, K = 2, BucketRefreshInterval = TimeSpan.FromHours(1) });
-        // Two raw peers that answer nothing fill buckets; their ids differ from ours in the first bit.
         var self = node.Id;
-        var random = new Random(9);
+        var random = new Random(seed);
         NodeId Far() => NodeId.Random(random).WithBit(0, !self.GetBit(0));
-        NodeId Near() => NodeId.Random(random).WithBit(0, self.GetBit(0)).WithBit(1, !self.GetBit(1));
-        var silent = new[] { new RawPeer(net, id: Far()), new RawPeer(net, id: Far()) };
-        var near = new RawPeer(net, id: Near());
-        foreach (var p in silent) p.SendQuery(node.LocalEndPoint, KrpcMethod.Ping, 1);
+        var old = new[] { new RawPeer(net, id: Far()), new RawPeer(net, id: Far()) };
+        var near = new RawPeer(net, id: NodeId.Random(random).WithBit(0, self.GetBit(0)).WithBit(1, !self.GetBit(1)));
+        foreach (var p in old) p.SendQuery(node.LocalEndPoint, KrpcMethod.Ping, 1);
         near.SendQuery(node.LocalEndPoint, KrpcMethod.Ping, 1);
         net.Scheduler.RunUntilIdle();
         Assert.Equal(3, node.RoutingTableNodes().Count);
-
         net.Time.Advance(TimeSpan.FromMinutes(16));
         var newcomer = new RawPeer(net, id: Far());
         newcomer.SendQuery(node.LocalEndPoint, KrpcMethod.Ping, 2);
         net.Scheduler.RunUntilIdle();
+        return (node, old, newcomer);
+    }
+
+    [Fact]
+    public async Task Full_bucket_pings_a_questionable_node_asynchronously_and_evicts_it_when_silent()
+    {
+        await using var net = new DhtTestNetwork();
+        var (node, silent, newcomer) = FullBucketThenNewcomer(net, 9);
         // The newcomer waits in the replacement cache while the least recently seen silent node is pinged.
         Assert.DoesNotContain(node.RoutingTableNodes(), n => n.Id == newcomer.Id);
         var pings = silent.SelectMany(p => p.Messages()).Where(m => m.Type == KrpcMessageType.Query && m.Method == KrpcMethod.Ping).ToList();
@@ -207,24 +203,14 @@ public sealed class DhtNodeRoutingTests
     public async Task Answered_ping_keeps_the_old_node()
     {
         await using var net = new DhtTestNetwork();
-        var node = net.AddNode(new DhtOptions { RandomSeed = 1, K = 2, BucketRefreshInterval = TimeSpan.FromHours(1) });
-        var self = node.Id;
-        var random = new Random(10);
-        NodeId Far() => NodeId.Random(random).WithBit(0, !self.GetBit(0));
-        var alive = new[] { new RawPeer(net, id: Far()), new RawPeer(net, id: Far()) };
-        var near = new RawPeer(net, id: NodeId.Random(random).WithBit(0, self.GetBit(0)).WithBit(1, !self.GetBit(1)));
-        foreach (var p in alive) p.SendQuery(node.LocalEndPoint, KrpcMethod.Ping, 1);
-        near.SendQuery(node.LocalEndPoint, KrpcMethod.Ping, 1);
-        net.Scheduler.RunUntilIdle();
-        net.Time.Advance(TimeSpan.FromMinutes(16));
-        var newcomer = new RawPeer(net, id: Far());
-        newcomer.SendQuery(node.LocalEndPoint, KrpcMethod.Ping, 2);
-        net.Scheduler.RunUntilIdle();
+        var (node, alive, newcomer) = FullBucketThenNewcomer(net, 10);
         var handled = new int[2];
-        for (var i = 0; i < 2; i++) alive[i].AnswerQueries(ref handled[i]);
+        var answered = 0;
+        for (var i = 0; i < 2; i++) answered += alive[i].AnswerQueries(ref handled[i]);
         net.Scheduler.RunUntilIdle();
-        for (var i = 0; i < 2; i++) alive[i].AnswerQueries(ref handled[i]);
+        for (var i = 0; i < 2; i++) answered += alive[i].AnswerQueries(ref handled[i]);
         net.Scheduler.RunUntil(() => false, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10));
+        Assert.Equal(2, answered); // BEP 5: an answered ping leads to pinging the next questionable node
         Assert.All(alive, p => Assert.Contains(node.RoutingTableNodes(), n => n.Id == p.Id));
         Assert.DoesNotContain(node.RoutingTableNodes(), n => n.Id == newcomer.Id);
     }

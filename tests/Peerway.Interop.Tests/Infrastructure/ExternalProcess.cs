@@ -93,6 +93,9 @@ internal sealed class ExternalProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>True once <see cref="DisposeAsync"/> has seen the process exit (or it had exited before).</summary>
+    public bool HasExitedAfterDispose { get; private set; }
+
     /// <summary>Writes one line to the process's stdin.</summary>
     public async Task WriteLineAsync(string line)
     {
@@ -205,6 +208,7 @@ internal sealed class ExternalProcess : IAsyncDisposable
         {
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             await _process.WaitForExitAsync(cts.Token);
+            HasExitedAfterDispose = true;
         }
         catch (OperationCanceledException)
         {

@@ -1,0 +1,101 @@
+using System.CommandLine;
+using System.Globalization;
+using Peerway.Torrent.Metainfo;
+
+namespace Peerway.Cli;
+
+/// <summary>BitTorrent commands: create, info, share, get, tracker.</summary>
+internal static partial class TorrentCommands
+{
+    public static IEnumerable<Command> All()
+    {
+        yield return CreateCommand();
+        yield return InfoCommand();
+        yield return ShareCommand();
+        yield return GetCommand();
+        yield return TrackerCommand();
+    }
+
+    private static Command CreateCommand()
+    {
+        var path = new Argument<string>("path") { Description = "File or directory to share." };
+        var output = new Option<string>("--output", "-o") { Description = "Where to write the .torrent.", Required = true };
+        var trackers = new Option<string[]>("--tracker") { Description = "Tracker announce URL (repeatable).", AllowMultipleArgumentsPerToken = false };
+        var pieceSize = new Option<int?>("--piece-size") { Description = "Piece size in bytes (power of two ≥ 16384); default chosen from the size." };
+        var isPrivate = new Option<bool>("--private") { Description = "Set the BEP 27 private flag." };
+        var command = new Command("create", "Create a .torrent (BitTorrent v1) from a file or directory.") { path, output, trackers, pieceSize, isPrivate };
+        command.SetAction(async (parse, ct) =>
+        {
+            var source = parse.GetValue(path)!;
+            if (!File.Exists(source) && !Directory.Exists(source)) throw new UsageException($"no such file or directory: {source}");
+            var options = new TorrentCreateOptions
+            {
+                Trackers = parse.GetValue(trackers) ?? [],
+                PieceLength = parse.GetValue(pieceSize),
+                Private = parse.GetValue(isPrivate),
+                CreationDate = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
+            };
+            try
+            {
+                options.Validate();
+            }
+            catch (ArgumentException ex)
+            {
+                throw new UsageException(ex.Message.Split(" (Parameter", 2)[0]);
+            }
+
+            var bytes = await TorrentCreator.CreateAsync(source, options, null, ct);
+            await File.WriteAllBytesAsync(parse.GetValue(output)!, bytes, ct);
+            MetainfoParser.TryParse(bytes, out var meta, out _);
+            Console.WriteLine(new MagnetLink(meta!.InfoHash, meta.Info.Name, [.. meta.Trackers], []).ToString());
+            return CliRunner.Ok;
+        });
+        return command;
+    }
+
+    private static Command InfoCommand()
+    {
+        var file = new Argument<string>("torrent") { Description = "A .torrent file." };
+        var command = new Command("info", "Print a .torrent's name, size, pieces, info-hash and files.") { file };
+        command.SetAction(async (parse, ct) =>
+        {
+            var meta = await LoadTorrentAsync(parse.GetValue(file)!, ct);
+            var info = meta.Info;
+            var c = CultureInfo.InvariantCulture;
+            Console.WriteLine($"name:       {info.Name}");
+            Console.WriteLine(string.Create(c, $"size:       {info.TotalLength} bytes ({FormatSize(info.TotalLength)})"));
+            Console.WriteLine(string.Create(c, $"pieces:     {info.PieceCount} x {info.PieceLength} bytes"));
+            Console.WriteLine($"info-hash:  {meta.InfoHash}");
+            Console.WriteLine($"private:    {(info.IsPrivate ? "yes" : "no")}");
+            foreach (var t in meta.Trackers) Console.WriteLine($"tracker:    {t}");
+            Console.WriteLine(string.Create(c, $"files:      {info.Files.Count}"));
+            foreach (var f in info.Files) Console.WriteLine(string.Create(c, $"  {f.Length,14}  {(info.IsMultiFile ? info.Name + "/" : "")}{f.RelativePath}"));
+            Console.WriteLine($"magnet:     {new MagnetLink(meta.InfoHash, info.Name, [.. meta.Trackers], [])}");
+            return CliRunner.Ok;
+        });
+        return command;
+    }
+
+    internal static async Task<TorrentMetainfo> LoadTorrentAsync(string path, CancellationToken ct)
+    {
+        if (!File.Exists(path)) throw new UsageException($"no such file: {path}");
+        if (new FileInfo(path).Length > TorrentLimits.MaxTorrentFileLength) throw new UsageException($"{path}: too large to be a .torrent");
+        var bytes = await File.ReadAllBytesAsync(path, ct);
+        if (!MetainfoParser.TryParse(bytes, out var meta, out var error)) throw new UsageException($"{path}: {error.Describe()}");
+        return meta!;
+    }
+
+    internal static string FormatSize(long bytes)
+    {
+        string[] units = ["B", "KiB", "MiB", "GiB", "TiB"];
+        double v = bytes;
+        var u = 0;
+        while (v >= 1024 && u < units.Length - 1)
+        {
+            v /= 1024;
+            u++;
+        }
+
+        return string.Create(CultureInfo.InvariantCulture, $"{v:0.##} {units[u]}");
+    }
+}

@@ -1,0 +1,112 @@
+using Peerway.Core.Multiformats;
+
+namespace Peerway.Content.Blocks;
+
+/// <summary>
+/// A content-addressed block store. <see cref="TryGet"/> verifies every block against its CID before returning it, so a
+/// corrupted or tampered store is detected, never served.
+/// </summary>
+public interface IBlockStore
+{
+    bool Has(Cid cid);
+
+    /// <summary>Returns the verified block, <see cref="ContentError.NotFound"/>, or <see cref="ContentError.HashMismatch"/>.</summary>
+    ContentError TryGet(Cid cid, out byte[]? block);
+
+    /// <summary>Stores <paramref name="block"/> under <paramref name="cid"/>; the caller has computed or verified the hash.</summary>
+    void Put(Cid cid, ReadOnlySpan<byte> block);
+}
+
+/// <summary>Checks a block against a CID (sha2-256 or identity multihash).</summary>
+public static class BlockVerifier
+{
+    public static bool Verify(Cid cid, ReadOnlySpan<byte> block)
+    {
+        ArgumentNullException.ThrowIfNull(cid);
+        return cid.Multihash.Matches(block);
+    }
+}
+
+/// <summary>An in-memory block store (tests, the verifying fetcher's scratch space).</summary>
+public sealed class MemoryBlockStore : IBlockStore
+{
+    private readonly Dictionary<Multihash, byte[]> _blocks = [];
+    private readonly Lock _gate = new();
+
+    public int Count
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _blocks.Count;
+            }
+        }
+    }
+
+    public bool Has(Cid cid)
+    {
+        ArgumentNullException.ThrowIfNull(cid);
+        lock (_gate)
+        {
+            return _blocks.ContainsKey(cid.Multihash);
+        }
+    }
+
+    public ContentError TryGet(Cid cid, out byte[]? block)
+    {
+        ArgumentNullException.ThrowIfNull(cid);
+        lock (_gate)
+        {
+            _blocks.TryGetValue(cid.Multihash, out block);
+        }
+
+        if (block is null)
+        {
+            return ContentError.NotFound;
+        }
+
+        if (!BlockVerifier.Verify(cid, block))
+        {
+            block = null;
+            return ContentError.HashMismatch;
+        }
+
+        return ContentError.None;
+    }
+
+    public void Put(Cid cid, ReadOnlySpan<byte> block)
+    {
+        ArgumentNullException.ThrowIfNull(cid);
+        var copy = block.ToArray();
+        lock (_gate)
+        {
+            _blocks[cid.Multihash] = copy;
+        }
+    }
+
+    /// <summary>Test hook: replaces stored bytes without checking them (to simulate corruption).</summary>
+    internal void Corrupt(Cid cid, byte[] bytes)
+    {
+        lock (_gate)
+        {
+            _blocks[cid.Multihash] = bytes;
+        }
+    }
+}
+
+/// <summary>Discards blocks (for computing CIDs only, like <c>ipfs add --only-hash</c>).</summary>
+public sealed class NullBlockStore : IBlockStore
+{
+    public bool Has(Cid cid) => false;
+
+    public ContentError TryGet(Cid cid, out byte[]? block)
+    {
+        block = null;
+        return ContentError.NotFound;
+    }
+
+    public void Put(Cid cid, ReadOnlySpan<byte> block)
+    {
+    }
+}

@@ -1,0 +1,70 @@
+namespace Peerway.Content.UnixFs;
+
+/// <summary>
+/// UnixFS import parameters. The defaults are kubo's and ipfs-unixfs-importer's "unixfs-v0-2015" profile: CIDv0,
+/// dag-pb leaves, 262,144-byte fixed chunks, balanced DAG with at most 174 links per node, HAMT sharding once a
+/// directory's links exceed 262,144 bytes (estimated as name bytes + CID bytes per link).
+/// </summary>
+public sealed record ImportOptions
+{
+    /// <summary>kubo: the default chunker is size-262144.</summary>
+    public const int DefaultChunkSize = 262_144;
+
+    /// <summary>kubo refuses chunks over 1 MiB (ChunkSizeLimit); blocks stay under the 2 MiB bitswap limit.</summary>
+    public const int MaxChunkSize = 1024 * 1024;
+
+    /// <summary>go-unixfs helpers.DefaultLinksPerBlock: 174 links keep a parent node under 8 KiB.</summary>
+    public const int DefaultMaxLinksPerNode = 174;
+
+    /// <summary>kubo Import.UnixFSHAMTDirectorySizeThreshold: 256 KiB.</summary>
+    public const int DefaultShardSplitThresholdBytes = 262_144;
+
+    /// <summary>0 (kubo's default) or 1.</summary>
+    public int CidVersion { get; init; }
+
+    /// <summary>Raw leaves; null means "true for CIDv1, false for CIDv0" (kubo: --cid-version=1 implies --raw-leaves).</summary>
+    public bool? RawLeaves { get; init; }
+
+    public int ChunkSize { get; init; } = DefaultChunkSize;
+
+    public int MaxLinksPerNode { get; init; } = DefaultMaxLinksPerNode;
+
+    public int ShardSplitThresholdBytes { get; init; } = DefaultShardSplitThresholdBytes;
+
+    /// <summary>Leaves hashed concurrently (the DAG and CIDs do not depend on it). Default: the processor count, at most 8.</summary>
+    public int HashParallelism { get; init; } = Math.Clamp(Environment.ProcessorCount, 1, 8);
+
+    /// <summary>The effective raw-leaves setting.</summary>
+    public bool UseRawLeaves => RawLeaves ?? CidVersion == 1;
+
+    public void Validate()
+    {
+        if (CidVersion is not (0 or 1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(CidVersion), CidVersion, "CID version must be 0 or 1.");
+        }
+
+        if (ChunkSize is < 1 or > MaxChunkSize)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ChunkSize), ChunkSize, $"chunk size must be 1..{MaxChunkSize} bytes.");
+        }
+
+        if (MaxLinksPerNode < 2 || MaxLinksPerNode > 8192)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxLinksPerNode), MaxLinksPerNode, "links per node must be 2..8192.");
+        }
+
+        if (HashParallelism is < 1 or > 64)
+        {
+            throw new ArgumentOutOfRangeException(nameof(HashParallelism), HashParallelism, "hash parallelism must be 1..64.");
+        }
+
+        if (ShardSplitThresholdBytes < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ShardSplitThresholdBytes), ShardSplitThresholdBytes, "must be positive.");
+        }
+    }
+}
+
+/// <summary>An imported file or directory: its CID, cumulative DAG size (Tsize) and content size.</summary>
+public sealed record ImportResult(Peerway.Core.Multiformats.Cid Cid, ulong Tsize, ulong ContentSize, bool IsDirectory);

@@ -1,0 +1,223 @@
+namespace Peerway.Simulation;
+
+/// <summary>Something the <see cref="SimulationScheduler"/> runs at a virtual instant.</summary>
+internal interface ISimulationEvent
+{
+    /// <summary>Runs the event. <paramref name="token"/> is the value given when it was scheduled.</summary>
+    void Run(long token);
+}
+
+/// <summary>
+/// A single-threaded discrete-event scheduler: events run in order of (virtual time, insertion sequence), so a run
+/// with the same seed and the same inputs is identical. Virtual time only moves when the next event is taken.
+/// </summary>
+/// <remarks>
+/// It is also the <see cref="Peerway.Net.IDeliveryScheduler"/> of a <see cref="Peerway.Net.VirtualNetwork"/>. Events
+/// run with <see cref="SynchronizationContext.Current"/> cleared on purpose: with one (a test runner's, say), .NET
+/// refuses to inline
+/// <c>ConfigureAwait(false)</c> continuations and sends them to the thread pool. Without one, a continuation runs
+/// inline on the thread that completed its task — the scheduler thread, as long as the code under test completes
+/// tasks from its datagram handlers and timers. Anything that still arrives from another thread is counted in
+/// <see cref="ThreadViolations"/> and queued through a thread-safe inbox.
+/// </remarks>
+public sealed class SimulationScheduler : Peerway.Net.IDeliveryScheduler
+{
+    private readonly PriorityQueue<Item, Key> _queue = new(KeyComparer.Instance);
+    private readonly int _seed;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<(Item Item, long DelayTicks)> _inbox = new();
+    private readonly SemaphoreSlim _inboxSignal = new(0);
+    private long _sequence;
+    private int _ownerThread;
+    private long _threadViolations;
+    private long _faults;
+
+    public SimulationScheduler(int seed)
+    {
+        _seed = seed;
+        Random = new Random(seed);
+        Time = new SimulatedTimeProvider(this);
+    }
+
+    /// <summary>The seed this run started from.</summary>
+    public int Seed => _seed;
+
+    /// <summary>The run's deterministic random source. Use only from the scheduler thread.</summary>
+    public Random Random { get; }
+
+    /// <summary>Virtual time (a <see cref="TimeProvider"/> whose timers are events of this scheduler).</summary>
+    public SimulatedTimeProvider Time { get; }
+
+    /// <summary>Virtual time since the start, in <see cref="TimeSpan"/> ticks.</summary>
+    public long NowTicks { get; private set; }
+
+    public TimeSpan Now => TimeSpan.FromTicks(NowTicks);
+
+    /// <summary>Events run so far.</summary>
+    public long EventsRun { get; private set; }
+
+    /// <summary>Events waiting (including cancelled timers not yet reached).</summary>
+    public int Pending => _queue.Count;
+
+    /// <summary>Calls into the simulation from a thread other than the one running it (an engine escaping its
+    /// scheduler, e.g. through <c>Task.Run</c>): each one breaks determinism.</summary>
+    public long ThreadViolations => Interlocked.Read(ref _threadViolations);
+
+    /// <summary>Where the first call from a foreign thread came from (for the bug report).</summary>
+    public string? FirstViolation { get; private set; }
+
+    /// <summary>Events that threw; the first is kept in <see cref="FirstFault"/>.</summary>
+    public long Faults => _faults;
+
+    public Exception? FirstFault { get; private set; }
+
+    /// <summary>When true (the default), an event that throws stops the run by rethrowing.</summary>
+    public bool ThrowOnFault { get; init; } = true;
+
+    /// <summary>Runs <paramref name="action"/> after <paramref name="delay"/> of virtual time.</summary>
+    public void Schedule(TimeSpan delay, Action action)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        Enqueue(delay.Ticks, new ActionEvent(action), 0);
+    }
+
+    /// <summary>How long (real time) a run waits, when no event is left, for work arriving from other threads
+    /// before concluding the run is stuck. Only code that escapes the scheduler (a determinism bug) needs it.</summary>
+    public TimeSpan ForeignThreadGrace { get; init; } = TimeSpan.FromSeconds(2);
+
+    internal void Enqueue(long delayTicks, ISimulationEvent e, long token)
+    {
+        if (delayTicks < 0) delayTicks = 0;
+        if (!CheckThread())
+        {
+            _inbox.Enqueue((new Item(e, token), delayTicks));
+            _inboxSignal.Release();
+            return;
+        }
+
+        _queue.Enqueue(new Item(e, token), new Key(NowTicks + delayTicks, _sequence++));
+    }
+
+    /// <summary>Whether the caller is the thread running the simulation (or none runs yet); otherwise counts a
+    /// violation (see <see cref="ThreadViolations"/>).</summary>
+    internal bool CheckThread()
+    {
+        var owner = Volatile.Read(ref _ownerThread);
+        if (owner == 0 || owner == Environment.CurrentManagedThreadId) return true;
+        if (Interlocked.Increment(ref _threadViolations) == 1) FirstViolation = Environment.StackTrace;
+        return false;
+    }
+
+    private void DrainInbox()
+    {
+        while (_inbox.TryDequeue(out var e)) _queue.Enqueue(e.Item, new Key(NowTicks + e.DelayTicks, _sequence++));
+    }
+
+    /// <summary>With nothing left to run, waits (real time) for work posted from other threads: always when the run
+    /// waits for a condition (only foreign work can still satisfy it), otherwise only after a violation.</summary>
+    private bool WaitForForeignWork(bool waitingForCondition)
+    {
+        if (!waitingForCondition && Interlocked.Read(ref _threadViolations) == 0 && _inbox.IsEmpty) return false;
+        if (!_inboxSignal.Wait(ForeignThreadGrace)) return false;
+        DrainInbox();
+        return true;
+    }
+
+    /// <summary>Runs events until none is due at or before <paramref name="until"/>; the clock then reads
+    /// <paramref name="until"/>.</summary>
+    public void RunUntil(TimeSpan until) => Run(until.Ticks, static () => false);
+
+    /// <summary>Runs events for <paramref name="duration"/> of virtual time.</summary>
+    public void RunFor(TimeSpan duration) => RunUntil(Now + duration);
+
+    /// <summary>Runs until <paramref name="done"/> holds (checked after each event) or the queue is empty.</summary>
+    /// <returns>Whether <paramref name="done"/> held.</returns>
+    public bool RunUntil(Func<bool> done, TimeSpan? limit = null)
+    {
+        ArgumentNullException.ThrowIfNull(done);
+        var end = limit is { } l ? NowTicks + l.Ticks : long.MaxValue;
+        Run(end, done);
+        return done();
+    }
+
+    /// <summary>Runs a scenario written as an async method to completion on this thread.</summary>
+    public T Run<T>(Func<Task<T>> scenario)
+    {
+        ArgumentNullException.ThrowIfNull(scenario);
+        Task<T>? task = null;
+        WithContext(() => task = scenario());
+        RunUntil(() => task!.IsCompleted);
+        if (!task!.IsCompleted) throw new InvalidOperationException("The scenario is waiting on something that will never happen (no events left).");
+        return task.GetAwaiter().GetResult();
+    }
+
+    private void WithContext(Action action)
+    {
+        var previousOwner = _ownerThread;
+        // Run with no SynchronizationContext (a test runner's, or a UI's, would get every ConfigureAwait(false)
+        // continuation sent to the thread pool instead of inlined).
+        var previousContext = SynchronizationContext.Current;
+        SynchronizationContext.SetSynchronizationContext(null);
+        Volatile.Write(ref _ownerThread, Environment.CurrentManagedThreadId);
+        try
+        {
+            action();
+        }
+        finally
+        {
+            SynchronizationContext.SetSynchronizationContext(previousContext);
+            Volatile.Write(ref _ownerThread, previousOwner);
+        }
+    }
+
+    private void Run(long endTicks, Func<bool> done)
+    {
+        WithContext(() =>
+        {
+            while (!done())
+            {
+                DrainInbox();
+                if (!_queue.TryPeek(out _, out var key))
+                {
+                    if (WaitForForeignWork(endTicks == long.MaxValue)) continue;
+                    break;
+                }
+
+                if (key.Time > endTicks) break;
+                _queue.TryDequeue(out var item, out _);
+                NowTicks = key.Time;
+                EventsRun++;
+                try
+                {
+                    item.Event.Run(item.Token);
+                }
+                catch (Exception ex) when (!ThrowOnFault && ex is not OutOfMemoryException)
+                {
+                    _faults++;
+                    FirstFault ??= ex;
+                }
+            }
+
+            if (endTicks != long.MaxValue && NowTicks < endTicks && !done()) NowTicks = endTicks;
+        });
+    }
+
+    private readonly record struct Item(ISimulationEvent Event, long Token);
+
+    private readonly record struct Key(long Time, long Sequence);
+
+    private sealed class KeyComparer : IComparer<Key>
+    {
+        public static readonly KeyComparer Instance = new();
+
+        public int Compare(Key x, Key y)
+        {
+            var c = x.Time.CompareTo(y.Time);
+            return c != 0 ? c : x.Sequence.CompareTo(y.Sequence);
+        }
+    }
+
+    private sealed class ActionEvent(Action action) : ISimulationEvent
+    {
+        public void Run(long token) => action();
+    }
+}

@@ -1,0 +1,111 @@
+using Peerway.Core;
+
+namespace Peerway.Torrent.Metainfo;
+
+/// <summary>One file of a torrent: its path components (validated safe), length and offset in the piece stream.</summary>
+public sealed record TorrentFileEntry(IReadOnlyList<string> Path, long Length, long Offset)
+{
+    /// <summary>The path joined with '/', relative to the torrent's root.</summary>
+    public string RelativePath => string.Join('/', Path);
+}
+
+/// <summary>The parsed, validated "info" dictionary of a v1 torrent (BEP 3) and its info-hash.</summary>
+public sealed class TorrentInfo
+{
+    internal TorrentInfo(string name, int pieceLength, ReadOnlyMemory<byte> pieceHashes, IReadOnlyList<TorrentFileEntry> files,
+        bool isMultiFile, bool isPrivate, ReadOnlyMemory<byte> rawInfo)
+    {
+        Name = name;
+        PieceLength = pieceLength;
+        PieceHashes = pieceHashes;
+        Files = files;
+        IsMultiFile = isMultiFile;
+        IsPrivate = isPrivate;
+        RawInfo = rawInfo;
+        TotalLength = files.Count == 0 ? 0 : files[^1].Offset + files[^1].Length;
+        // BEP 3: the info-hash is the SHA-1 of the bencoded info dictionary exactly as it appears in the file.
+        InfoHash = NodeId.Sha1(rawInfo.Span);
+    }
+
+    public string Name { get; }
+
+    public int PieceLength { get; }
+
+    /// <summary>Concatenated 20-byte SHA-1 hashes, one per piece.</summary>
+    public ReadOnlyMemory<byte> PieceHashes { get; }
+
+    public int PieceCount => PieceHashes.Length / TorrentLimits.Sha1Length;
+
+    public IReadOnlyList<TorrentFileEntry> Files { get; }
+
+    public bool IsMultiFile { get; }
+
+    /// <summary>BEP 27: private torrents use only their trackers (no DHT, no PEX).</summary>
+    public bool IsPrivate { get; }
+
+    public long TotalLength { get; }
+
+    /// <summary>The exact bencoded info dictionary (served to peers through BEP 9).</summary>
+    public ReadOnlyMemory<byte> RawInfo { get; }
+
+    public NodeId InfoHash { get; }
+
+    public ReadOnlySpan<byte> PieceHash(int piece) => PieceHashes.Span.Slice(piece * TorrentLimits.Sha1Length, TorrentLimits.Sha1Length);
+
+    /// <summary>Length of piece <paramref name="piece"/>: the last one may be shorter.</summary>
+    public int PieceSize(int piece) =>
+        piece == PieceCount - 1 ? (int)(TotalLength - ((long)piece * PieceLength)) : PieceLength;
+}
+
+/// <summary>A whole .torrent: the info dictionary plus trackers (BEP 3, BEP 12 announce-list).</summary>
+public sealed class TorrentMetainfo
+{
+    internal TorrentMetainfo(TorrentInfo info, IReadOnlyList<IReadOnlyList<string>> trackerTiers, string? comment, string? createdBy, long? creationDate)
+    {
+        Info = info;
+        TrackerTiers = trackerTiers;
+        Comment = comment;
+        CreatedBy = createdBy;
+        CreationDate = creationDate;
+    }
+
+    public TorrentInfo Info { get; }
+
+    /// <summary>BEP 12 tiers; a plain "announce" becomes a single tier.</summary>
+    public IReadOnlyList<IReadOnlyList<string>> TrackerTiers { get; }
+
+    public IEnumerable<string> Trackers => TrackerTiers.SelectMany(t => t).Distinct(StringComparer.Ordinal);
+
+    public string? Comment { get; }
+
+    public string? CreatedBy { get; }
+
+    public long? CreationDate { get; }
+
+    public NodeId InfoHash => Info.InfoHash;
+}
+
+/// <summary>Bounds for untrusted torrents and metadata (named after what they bound).</summary>
+public static class TorrentLimits
+{
+    /// <summary>BEP 3: each piece hash is a 20-byte SHA-1.</summary>
+    public const int Sha1Length = 20;
+
+    /// <summary>Largest .torrent accepted (implementation limit; real torrents are well below).</summary>
+    public const int MaxTorrentFileLength = 32 * 1024 * 1024;
+
+    /// <summary>Largest piece accepted (implementation limit; libtorrent also refuses beyond 128 MiB).</summary>
+    public const int MaxPieceLength = 128 * 1024 * 1024;
+
+    /// <summary>Smallest piece created and the block size used on the wire (BEP 3: requests are 16 KiB by convention).</summary>
+    public const int BlockLength = 16 * 1024;
+
+    /// <summary>Most files in one torrent (implementation limit).</summary>
+    public const int MaxFiles = 100_000;
+
+    /// <summary>Deepest path in a torrent (implementation limit).</summary>
+    public const int MaxPathDepth = 64;
+
+    /// <summary>Longest path component in bytes (Linux NAME_MAX).</summary>
+    public const int MaxPathComponentBytes = 255;
+}

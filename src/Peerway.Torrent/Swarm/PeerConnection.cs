@@ -1,0 +1,260 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+using Peerway.Core;
+using Peerway.Torrent.Storage;
+using Peerway.Torrent.Wire;
+
+namespace Peerway.Torrent.Swarm;
+
+/// <summary>
+/// One TCP connection to a peer: System.IO.Pipelines for both directions, the handshake, framing, and per-peer protocol
+/// state. Message handling happens in <see cref="TorrentSession"/> under its lock; writes are serialised by a per-connection
+/// lock into an unbounded <see cref="Pipe"/> that a pump copies to the socket (so writers never block on the network).
+/// </summary>
+internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
+{
+    private readonly Socket _socket;
+    private readonly NetworkStream _stream;
+    private readonly PipeReader _reader;
+    private readonly Pipe _outgoing = new(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0, useSynchronizationContext: false));
+    private readonly Lock _writeGate = new();
+    private readonly CancellationTokenSource _cts = new();
+    private readonly TimeProvider _time;
+    private Task? _pump;
+    private int _closed;
+
+    public PeerConnection(Socket socket, IPEndPoint remote, bool outgoing, TimeProvider time)
+    {
+        _socket = socket;
+        _socket.NoDelay = true;
+        _stream = new NetworkStream(socket, ownsSocket: true);
+        _reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 256 * 1024, minimumReadSize: 64 * 1024));
+        _time = time;
+        Remote = remote;
+        Outgoing = outgoing;
+        DownloadMeter = new RateMeter(time, TimeSpan.FromSeconds(10));
+        UploadMeter = new RateMeter(time, TimeSpan.FromSeconds(10));
+        LastBlockReceived = time.GetUtcNow();
+        LastSent = time.GetUtcNow();
+        LastReceived = time.GetUtcNow();
+    }
+
+    public IPEndPoint Remote { get; }
+
+    /// <summary>The peer's listening endpoint (outgoing: what we dialled; incoming: remote IP + BEP 10 "p").</summary>
+    public IPEndPoint? ListenEndPoint { get; set; }
+
+    public bool Outgoing { get; }
+
+    public CancellationToken Closing => _cts.Token;
+
+    public NodeId PeerId { get; set; }
+
+    public PeerHandshake Handshake { get; set; }
+
+    public bool Fast => Handshake.SupportsFast && (TorrentSession.OurReserved & PeerHandshake.FastBit) != 0;
+
+    public ExtendedHandshake? Extended { get; set; }
+
+    // Protocol state (guarded by the session lock).
+    public bool AmChoking { get; set; } = true;
+    public bool AmInterested { get; set; }
+    public bool PeerChoking { get; set; } = true;
+    public bool PeerInterested { get; set; }
+    public Bitfield? PeerHas { get; set; }
+    public byte[]? EarlyBitfield { get; set; }
+    public bool EarlyHaveAll { get; set; }
+    public List<int> EarlyHaves { get; } = [];
+    public HashSet<BlockRequest> Outstanding { get; } = [];
+    public HashSet<int> AllowedFastFromPeer { get; } = [];
+    public HashSet<int> AllowedFastToPeer { get; } = [];
+    public Queue<BlockRequest> IncomingRequests { get; } = new();
+    public int QueueDepth { get; set; } = 16;
+    public int HashFailures { get; set; }
+    public RateMeter DownloadMeter { get; }
+    public RateMeter UploadMeter { get; }
+    public long BytesReceived { get; set; }
+    public long BytesSent { get; set; }
+    public DateTimeOffset LastBlockReceived { get; set; }
+    public DateTimeOffset LastSent { get; set; }
+    public DateTimeOffset LastReceived { get; set; }
+    public HashSet<IPEndPoint> PexSent { get; } = [];
+    public bool MetadataRequested { get; set; }
+
+    public double DownloadRate => DownloadMeter.Rate;
+    public double UploadRate => UploadMeter.Rate;
+    public bool AmWaiting => AmInterested && Outstanding.Count > 0;
+
+    public bool IsClosed => Volatile.Read(ref _closed) != 0;
+
+    public static async Task<PeerConnection> ConnectAsync(IPEndPoint endPoint, TimeProvider time, TimeSpan timeout, CancellationToken ct)
+    {
+        var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            cts.CancelAfter(timeout);
+            await socket.ConnectAsync(endPoint, cts.Token).ConfigureAwait(false);
+            return new PeerConnection(socket, endPoint, outgoing: true, time) { ListenEndPoint = endPoint };
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    public void StartPump() => _pump = PumpAsync();
+
+    private async Task PumpAsync()
+    {
+        try
+        {
+            await _outgoing.Reader.CopyToAsync(_stream, _cts.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
+        {
+            Close();
+        }
+    }
+
+    /// <summary>Writes a message (or several) and schedules the flush. Safe from any thread.</summary>
+    public void Send(Action<IBufferWriter<byte>> write)
+    {
+        if (IsClosed) return;
+        lock (_writeGate)
+        {
+            if (IsClosed) return;
+            write(_outgoing.Writer);
+            // Never blocks: the pipe has no pause threshold.
+            _ = _outgoing.Writer.FlushAsync(CancellationToken.None);
+        }
+
+        LastSent = _time.GetUtcNow();
+    }
+
+    /// <summary>Writes a block read straight from storage into the pipe's buffer (no intermediate copy).</summary>
+    public bool SendBlock(TorrentStorage storage, BlockRequest request)
+    {
+        if (IsClosed) return false;
+        lock (_writeGate)
+        {
+            if (IsClosed) return false;
+            var span = _outgoing.Writer.GetSpan(13 + request.Length);
+            PeerWire.WritePieceHeader(span, request.Piece, request.Begin, request.Length);
+            storage.Read(request.Piece, request.Begin, span.Slice(13, request.Length));
+            _outgoing.Writer.Advance(13 + request.Length);
+            _ = _outgoing.Writer.FlushAsync(CancellationToken.None);
+        }
+
+        LastSent = _time.GetUtcNow();
+        return true;
+    }
+
+    /// <summary>Reads exactly the 68-byte handshake (BEP 3 sends it before any framed message).</summary>
+    public async Task<PeerHandshake?> ReadHandshakeAsync(CancellationToken ct)
+    {
+        while (true)
+        {
+            var result = await _reader.ReadAsync(ct).ConfigureAwait(false);
+            var buffer = result.Buffer;
+            if (buffer.Length >= PeerWire.HandshakeLength)
+            {
+                var bytes = new byte[PeerWire.HandshakeLength];
+                buffer.Slice(0, PeerWire.HandshakeLength).CopyTo(bytes);
+                _reader.AdvanceTo(buffer.GetPosition(PeerWire.HandshakeLength));
+                return PeerWire.TryReadHandshake(bytes, out var hs, out _) ? hs : null;
+            }
+
+            // BEP 3: the first byte is 19; anything else cannot become a valid handshake.
+            if (buffer.Length > 0 && buffer.FirstSpan[0] != 19) return null;
+            _reader.AdvanceTo(buffer.Start, buffer.End);
+            if (result.IsCompleted) return null;
+        }
+    }
+
+    /// <summary>Reads frames and hands each to <paramref name="handle"/>; returns the error that ended the connection.</summary>
+    public async Task<PeerWireError> ReadLoopAsync(Func<PeerConnection, ReadOnlySpan<byte>, PeerWireError> handle, Action<PeerConnection> afterBatch, CancellationToken ct)
+    {
+        byte[]? scratch = null;
+        try
+        {
+            while (!IsClosed)
+            {
+                var result = await _reader.ReadAsync(ct).ConfigureAwait(false);
+                var buffer = result.Buffer;
+                while (true)
+                {
+                    var n = PeerWire.FrameLength(buffer, out var error);
+                    if (n < 0) return error;
+                    if (n == 0) break;
+                    var frame = buffer.Slice(0, n);
+                    ReadOnlySpan<byte> span;
+                    if (frame.IsSingleSegment)
+                    {
+                        span = frame.FirstSpan;
+                    }
+                    else
+                    {
+                        if (scratch is null || scratch.Length < n)
+                        {
+                            if (scratch is not null) ArrayPool<byte>.Shared.Return(scratch);
+                            scratch = ArrayPool<byte>.Shared.Rent((int)n);
+                        }
+
+                        frame.CopyTo(scratch);
+                        span = scratch.AsSpan(0, (int)n);
+                    }
+
+                    LastReceived = _time.GetUtcNow();
+                    error = handle(this, span);
+                    if (error != PeerWireError.None) return error;
+                    buffer = buffer.Slice(n);
+                }
+
+                _reader.AdvanceTo(buffer.Start, buffer.End);
+                afterBatch(this);
+                if (result.IsCompleted) return PeerWireError.None;
+            }
+
+            return PeerWireError.None;
+        }
+        finally
+        {
+            if (scratch is not null) ArrayPool<byte>.Shared.Return(scratch);
+        }
+    }
+
+    public void Close()
+    {
+        if (Interlocked.Exchange(ref _closed, 1) != 0) return;
+        _cts.Cancel();
+        lock (_writeGate) _outgoing.Writer.Complete();
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (SocketException)
+        {
+            // Already reset by the peer.
+        }
+        catch (ObjectDisposedException)
+        {
+            // Already closed.
+        }
+
+        _stream.Dispose();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Close();
+        if (_pump is not null) await _pump.ConfigureAwait(false);
+        await _reader.CompleteAsync().ConfigureAwait(false);
+        _cts.Dispose();
+    }
+
+    public override string ToString() => $"{Remote} {(Outgoing ? "out" : "in")}";
+}

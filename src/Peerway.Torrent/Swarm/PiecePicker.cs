@@ -1,0 +1,248 @@
+using Peerway.Torrent.Storage;
+
+namespace Peerway.Torrent.Swarm;
+
+/// <summary>A block to request: piece index, offset and length (BEP 3: 16 KiB blocks, the last one shorter).</summary>
+public readonly record struct BlockRequest(int Piece, int Begin, int Length);
+
+/// <summary>
+/// Chooses which blocks to request from a peer. Not thread-safe: owned by the swarm's single state lock.
+/// Policy (BEP 3 "piece selection", and the classic BitTorrent client's):
+/// 1. finish pieces already started (strict priority), 2. random first pieces until a few are complete,
+/// 3. rarest first with a random tie-break, 4. endgame: once every missing block is requested, request
+/// outstanding blocks from other peers too, and cancel the duplicates when one arrives.
+/// </summary>
+public sealed class PiecePicker
+{
+    /// <summary>Until this many pieces are complete, pick random pieces (something to share quickly).</summary>
+    public const int RandomFirstPieces = 4;
+
+    private readonly int _pieceCount;
+    private readonly Func<int, int> _pieceSize;
+    private readonly Random _random;
+    private readonly int[] _availability;
+    private readonly Bitfield _have;
+    private readonly Dictionary<int, PartialPiece> _partial = [];
+    private int _unrequestedMissingBlocks;
+
+    public PiecePicker(int pieceCount, Func<int, int> pieceSize, Bitfield have, Random random)
+    {
+        ArgumentNullException.ThrowIfNull(have);
+        _pieceCount = pieceCount;
+        _pieceSize = pieceSize;
+        _random = random;
+        _availability = new int[pieceCount];
+        _have = have;
+        for (var p = 0; p < pieceCount; p++)
+        {
+            if (!have[p]) _unrequestedMissingBlocks += BlockCount(p);
+        }
+    }
+
+    public int BlockLength { get; init; } = Metainfo.TorrentLimits.BlockLength;
+
+    /// <summary>True once every missing block has been requested at least once.</summary>
+    public bool InEndgame => _unrequestedMissingBlocks == 0 && !_have.IsComplete;
+
+    public int Availability(int piece) => _availability[piece];
+
+    public IReadOnlyCollection<int> PartialPieces => _partial.Keys;
+
+    public int BlockCount(int piece) => (_pieceSize(piece) + BlockLength - 1) / BlockLength;
+
+    public void AddAvailability(Bitfield peerHas)
+    {
+        ArgumentNullException.ThrowIfNull(peerHas);
+        foreach (var p in peerHas.SetIndices()) _availability[p]++;
+    }
+
+    public void RemoveAvailability(Bitfield peerHas)
+    {
+        ArgumentNullException.ThrowIfNull(peerHas);
+        foreach (var p in peerHas.SetIndices()) _availability[p] = Math.Max(0, _availability[p] - 1);
+    }
+
+    public void AddAvailability(int piece) => _availability[piece]++;
+
+    /// <summary>Whether the peer has any piece we still need.</summary>
+    public bool IsInteresting(Bitfield peerHas)
+    {
+        ArgumentNullException.ThrowIfNull(peerHas);
+        for (var p = 0; p < _pieceCount; p++)
+        {
+            if (peerHas[p] && !_have[p]) return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// Picks up to <paramref name="count"/> blocks that <paramref name="peer"/> (which has <paramref name="peerHas"/>) should
+    /// be asked for, marking them requested. <paramref name="allowedFast"/> restricts the choice (BEP 6, while choked).
+    /// </summary>
+    public List<BlockRequest> Pick(object peer, Bitfield peerHas, int count, IReadOnlySet<int>? allowedFast = null)
+    {
+        ArgumentNullException.ThrowIfNull(peerHas);
+        var result = new List<BlockRequest>();
+        if (count <= 0) return result;
+        bool Eligible(int p) => peerHas[p] && !_have[p] && (allowedFast is null || allowedFast.Contains(p));
+
+        // 1. Finish started pieces first (fewest remaining blocks first, so pieces complete and can be shared).
+        foreach (var partial in _partial.Values.OrderBy(p => p.Remaining).ToList())
+        {
+            if (!Eligible(partial.Piece)) continue;
+            TakeUnrequested(partial, peer, count, result);
+            if (result.Count >= count) return result;
+        }
+
+        // 2/3. Start new pieces: random first, then rarest first with a random tie-break.
+        while (result.Count < count)
+        {
+            var next = _have.SetCount < RandomFirstPieces ? PickRandom(Eligible) : PickRarest(Eligible);
+            if (next < 0) break;
+            var partial = new PartialPiece(next, BlockCount(next));
+            _partial.Add(next, partial);
+            TakeUnrequested(partial, peer, count, result);
+        }
+
+        // 4. Endgame: every missing block is requested; ask this peer for blocks others are slow to deliver.
+        if (result.Count < count && InEndgame)
+        {
+            foreach (var partial in _partial.Values.OrderBy(p => p.Remaining).ToList())
+            {
+                if (!Eligible(partial.Piece)) continue;
+                for (var b = 0; b < partial.Blocks.Length && result.Count < count; b++)
+                {
+                    ref var block = ref partial.Blocks[b];
+                    if (block.Received || block.Requesters.Contains(peer)) continue;
+                    block.Requesters.Add(peer);
+                    result.Add(Block(partial.Piece, b));
+                }
+            }
+        }
+
+        return result;
+    }
+
+    private void TakeUnrequested(PartialPiece partial, object peer, int count, List<BlockRequest> result)
+    {
+        for (var b = 0; b < partial.Blocks.Length && result.Count < count; b++)
+        {
+            ref var block = ref partial.Blocks[b];
+            if (block.Received || block.Requesters.Count > 0) continue;
+            block.Requesters.Add(peer);
+            _unrequestedMissingBlocks--;
+            result.Add(Block(partial.Piece, b));
+        }
+    }
+
+    private BlockRequest Block(int piece, int block)
+    {
+        var begin = block * BlockLength;
+        return new BlockRequest(piece, begin, Math.Min(BlockLength, _pieceSize(piece) - begin));
+    }
+
+    private int PickRandom(Func<int, bool> eligible)
+    {
+        // Reservoir sampling over the eligible, unstarted pieces: uniform without building a list.
+        var chosen = -1;
+        var seen = 0;
+        for (var p = 0; p < _pieceCount; p++)
+        {
+            if (!eligible(p) || _partial.ContainsKey(p)) continue;
+            if (_random.Next(++seen) == 0) chosen = p;
+        }
+
+        return chosen;
+    }
+
+    private int PickRarest(Func<int, bool> eligible)
+    {
+        var chosen = -1;
+        var best = int.MaxValue;
+        var ties = 0;
+        for (var p = 0; p < _pieceCount; p++)
+        {
+            if (!eligible(p) || _partial.ContainsKey(p)) continue;
+            var a = _availability[p];
+            if (a < best)
+            {
+                best = a;
+                chosen = p;
+                ties = 1;
+            }
+            else if (a == best && _random.Next(++ties) == 0)
+            {
+                chosen = p;
+            }
+        }
+
+        return chosen;
+    }
+
+    /// <summary>
+    /// Records a received block. Returns the other peers that were also asked for it (endgame: send them a cancel),
+    /// and whether the piece now has every block. A block nobody asked this peer for is ignored (returns false).
+    /// </summary>
+    public bool OnBlockReceived(object peer, int piece, int begin, out IReadOnlyList<object> cancelAt, out bool pieceComplete)
+    {
+        cancelAt = [];
+        pieceComplete = false;
+        if (!_partial.TryGetValue(piece, out var partial) || begin % BlockLength != 0) return false;
+        var b = begin / BlockLength;
+        if (b >= partial.Blocks.Length) return false;
+        ref var block = ref partial.Blocks[b];
+        if (block.Received || !block.Requesters.Contains(peer)) return false;
+        block.Received = true;
+        block.From = peer;
+        partial.Remaining--;
+        cancelAt = block.Requesters.Where(r => !ReferenceEquals(r, peer)).ToList();
+        block.Requesters.Clear();
+        pieceComplete = partial.Remaining == 0;
+        return true;
+    }
+
+    /// <summary>A request that will not be answered (choke, reject, disconnect, timeout): the block can be picked again.</summary>
+    public void OnRequestDropped(object peer, int piece, int begin)
+    {
+        if (!_partial.TryGetValue(piece, out var partial) || begin % BlockLength != 0) return;
+        var b = begin / BlockLength;
+        if (b >= partial.Blocks.Length) return;
+        ref var block = ref partial.Blocks[b];
+        if (block.Received || !block.Requesters.Remove(peer)) return;
+        if (block.Requesters.Count == 0) _unrequestedMissingBlocks++;
+    }
+
+    /// <summary>The peers that supplied the blocks of a complete piece (to blame if its hash fails).</summary>
+    public IReadOnlyList<object> Contributors(int piece) =>
+        _partial.TryGetValue(piece, out var p) ? p.Blocks.Where(b => b.From is not null).Select(b => b.From!).Distinct().ToList() : [];
+
+    /// <summary>The piece verified and was written: it is done.</summary>
+    public void OnPieceVerified(int piece)
+    {
+        _partial.Remove(piece);
+        _have.Set(piece);
+    }
+
+    /// <summary>The piece failed its hash: every block goes back to unrequested.</summary>
+    public void OnPieceFailed(int piece)
+    {
+        if (!_partial.Remove(piece, out var partial)) return;
+        // Received and requested blocks were both counted out of the unrequested total; all of them are needed again.
+        _unrequestedMissingBlocks += partial.Blocks.Length;
+    }
+
+    private sealed class PartialPiece(int piece, int blocks)
+    {
+        public int Piece { get; } = piece;
+        public BlockState[] Blocks { get; } = Enumerable.Range(0, blocks).Select(_ => new BlockState { Requesters = [] }).ToArray();
+        public int Remaining { get; set; } = blocks;
+    }
+
+    private struct BlockState
+    {
+        public List<object> Requesters;
+        public bool Received;
+        public object? From;
+    }
+}

@@ -1,0 +1,535 @@
+using System.Buffers;
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Peerway.Torrent.Metainfo;
+using Peerway.Torrent.Storage;
+using Peerway.Torrent.Wire;
+
+namespace Peerway.Torrent.Swarm;
+
+/// <summary>Message handling: every method here runs under <c>_gate</c> unless it says otherwise.</summary>
+public sealed partial class TorrentSession
+{
+    private readonly Dictionary<PeerConnection, List<(int Piece, byte[] Data)>> _completedPieces = [];
+
+    /// <summary>Handles one frame (called by the connection's read loop, outside the lock).</summary>
+    private PeerWireError HandleFrame(PeerConnection conn, ReadOnlySpan<byte> frame)
+    {
+        if (!PeerWire.TryDecode(frame, out var m, out var error)) return error;
+        lock (_gate) return Handle(conn, m);
+    }
+
+    private PeerWireError Handle(PeerConnection conn, PeerMessage m)
+    {
+        var count = _info?.PieceCount ?? -1;
+        switch (m.Type)
+        {
+            case PeerMessageType.KeepAlive:
+                return PeerWireError.None;
+            case PeerMessageType.Choke:
+                conn.PeerChoking = true;
+                // BEP 3: a choke discards our pending requests; BEP 6: with the fast extension they are rejected explicitly.
+                if (!conn.Fast) DropOutstanding(conn);
+                return PeerWireError.None;
+            case PeerMessageType.Unchoke:
+                conn.PeerChoking = false;
+                conn.LastBlockReceived = _time.GetUtcNow();
+                RequestMore(conn);
+                return PeerWireError.None;
+            case PeerMessageType.Interested:
+                conn.PeerInterested = true;
+                // Fill a free upload slot at once rather than at the next 10 s round.
+                if (conn.AmChoking && _connections.Count(c => !c.AmChoking) < _options.Choker.UploadSlots + 1) Rechoke();
+                return PeerWireError.None;
+            case PeerMessageType.NotInterested:
+                conn.PeerInterested = false;
+                return PeerWireError.None;
+            case PeerMessageType.Have:
+                if (count < 0)
+                {
+                    if (conn.EarlyHaves.Count < 100_000) conn.EarlyHaves.Add(m.Index);
+                    return PeerWireError.None;
+                }
+
+                if (m.Index >= count) return PeerWireError.BadLength;
+                conn.PeerHas ??= new Bitfield(count);
+                if (conn.PeerHas.Set(m.Index)) _picker!.AddAvailability(m.Index);
+                UpdateInterest(conn);
+                return PeerWireError.None;
+            case PeerMessageType.Bitfield:
+                if (count < 0)
+                {
+                    conn.EarlyBitfield = m.Payload.ToArray();
+                    return PeerWireError.None;
+                }
+
+                return SetBitfield(conn, m.Payload) ? PeerWireError.None : PeerWireError.BadLength;
+            case PeerMessageType.HaveAll or PeerMessageType.HaveNone:
+                // BEP 6: only valid when both sides set the fast bit.
+                if (!conn.Fast) return PeerWireError.UnknownMessage;
+                if (count < 0)
+                {
+                    conn.EarlyHaveAll = m.Type == PeerMessageType.HaveAll;
+                    return PeerWireError.None;
+                }
+
+                if (conn.PeerHas is not null) _picker!.RemoveAvailability(conn.PeerHas);
+                conn.PeerHas = new Bitfield(count);
+                if (m.Type == PeerMessageType.HaveAll) conn.PeerHas.SetAll();
+                _picker!.AddAvailability(conn.PeerHas);
+                UpdateInterest(conn);
+                return PeerWireError.None;
+            case PeerMessageType.Request:
+                return OnRequest(conn, new BlockRequest(m.Index, m.Begin, m.Length));
+            case PeerMessageType.Cancel:
+            {
+                var r = new BlockRequest(m.Index, m.Begin, m.Length);
+                if (conn.IncomingRequests.Contains(r))
+                {
+                    var rest = conn.IncomingRequests.Where(x => x != r).ToList();
+                    conn.IncomingRequests.Clear();
+                    foreach (var x in rest) conn.IncomingRequests.Enqueue(x);
+                }
+
+                return PeerWireError.None;
+            }
+
+            case PeerMessageType.Piece:
+                OnBlock(conn, m.Index, m.Begin, m.Payload);
+                return PeerWireError.None;
+            case PeerMessageType.RejectRequest:
+            {
+                if (!conn.Fast) return PeerWireError.UnknownMessage;
+                var r = new BlockRequest(m.Index, m.Begin, m.Length);
+                if (conn.Outstanding.Remove(r)) _picker?.OnRequestDropped(conn, r.Piece, r.Begin);
+                return PeerWireError.None;
+            }
+
+            case PeerMessageType.AllowedFast:
+                if (!conn.Fast) return PeerWireError.UnknownMessage;
+                if (count >= 0 && m.Index < count && conn.AllowedFastFromPeer.Count < 64) conn.AllowedFastFromPeer.Add(m.Index);
+                RequestMore(conn);
+                return PeerWireError.None;
+            case PeerMessageType.Suggest:
+                return PeerWireError.None;
+            case PeerMessageType.Port:
+                if (m.Index != 0)
+                {
+                    var node = new IPEndPoint(conn.Remote.Address, m.Index);
+                    ThreadPool.UnsafeQueueUserWorkItem(_ => DhtNodeSeen?.Invoke(node), null);
+                }
+
+                return PeerWireError.None;
+            case PeerMessageType.Extended:
+                return OnExtended(conn, m.ExtendedId, m.Payload);
+            default:
+                return PeerWireError.UnknownMessage;
+        }
+    }
+
+    private bool SetBitfield(PeerConnection conn, ReadOnlySpan<byte> bits)
+    {
+        if (!Bitfield.TryFromBytes(bits, _info!.PieceCount, out var has)) return false;
+        if (conn.PeerHas is not null) _picker!.RemoveAvailability(conn.PeerHas);
+        conn.PeerHas = has;
+        _picker!.AddAvailability(has!);
+        UpdateInterest(conn);
+        return true;
+    }
+
+    /// <summary>Availability announced before we had the metadata (magnet), applied once we have it.</summary>
+    private void AdoptEarlyAvailability(PeerConnection conn)
+    {
+        var count = _info!.PieceCount;
+        if (conn.EarlyHaveAll)
+        {
+            conn.PeerHas = new Bitfield(count);
+            conn.PeerHas.SetAll();
+            _picker!.AddAvailability(conn.PeerHas);
+        }
+        else if (conn.EarlyBitfield is not null)
+        {
+            if (!SetBitfield(conn, conn.EarlyBitfield))
+            {
+                conn.Close();
+                return;
+            }
+        }
+
+        foreach (var h in conn.EarlyHaves.Where(h => h < count))
+        {
+            conn.PeerHas ??= new Bitfield(count);
+            if (conn.PeerHas.Set(h)) _picker!.AddAvailability(h);
+        }
+
+        conn.EarlyBitfield = null;
+        conn.EarlyHaves.Clear();
+        // We could not send a bitfield before the metadata: announce what a previous run left on disk with HAVE.
+        foreach (var p in _have!.SetIndices()) conn.Send(w => PeerWire.WriteIndex(w, PeerMessageType.Have, p));
+        if (conn.Fast) GrantAllowedFast(conn);
+        UpdateInterest(conn);
+    }
+
+    private void UpdateInterest(PeerConnection conn)
+    {
+        if (_picker is null || conn.PeerHas is null) return;
+        var interested = !_have!.IsComplete && _picker.IsInteresting(conn.PeerHas);
+        if (interested == conn.AmInterested) return;
+        conn.AmInterested = interested;
+        conn.Send(w => PeerWire.WriteSimple(w, interested ? PeerMessageType.Interested : PeerMessageType.NotInterested));
+        if (interested)
+        {
+            conn.LastBlockReceived = _time.GetUtcNow();
+            RequestMore(conn);
+        }
+    }
+
+    private PeerWireError OnRequest(PeerConnection conn, BlockRequest r)
+    {
+        if (_info is null || r.Piece >= _info.PieceCount) return PeerWireError.BadRequest;
+        if (r.Begin < 0 || (long)r.Begin + r.Length > _info.PieceSize(r.Piece)) return PeerWireError.BadRequest;
+        var allowed = (!conn.AmChoking || (conn.Fast && conn.AllowedFastToPeer.Contains(r.Piece))) && _have![r.Piece] &&
+                      conn.IncomingRequests.Count < _options.MaxIncomingRequests;
+        if (!allowed)
+        {
+            if (conn.Fast) conn.Send(w => PeerWire.WriteBlockMessage(w, PeerMessageType.RejectRequest, r.Piece, r.Begin, r.Length));
+            return PeerWireError.None;
+        }
+
+        conn.IncomingRequests.Enqueue(r);
+        return PeerWireError.None;
+    }
+
+    private void OnBlock(PeerConnection conn, int piece, int begin, ReadOnlySpan<byte> data)
+    {
+        if (_info is null || _picker is null) return;
+        var r = new BlockRequest(piece, begin, data.Length);
+        if (!conn.Outstanding.Remove(r)) return; // Unrequested or already cancelled: ignore.
+        conn.LastBlockReceived = _time.GetUtcNow();
+        conn.DownloadMeter.Add(data.Length);
+        conn.BytesReceived += data.Length;
+        if (!_picker.OnBlockReceived(conn, piece, begin, out var cancelAt, out var complete)) return;
+        _downloaded += data.Length;
+        _receivedByPeerId[conn.PeerId] = _receivedByPeerId.GetValueOrDefault(conn.PeerId) + data.Length;
+        if (!_pieceBuffers.TryGetValue(piece, out var buffer))
+        {
+            buffer = ArrayPool<byte>.Shared.Rent(_info.PieceSize(piece));
+            _pieceBuffers[piece] = buffer;
+        }
+
+        data.CopyTo(buffer.AsSpan(begin));
+        // Endgame: the same block was asked of others; cancel it there.
+        foreach (var other in cancelAt.Cast<PeerConnection>())
+        {
+            if (other.Outstanding.Remove(r)) other.Send(w => PeerWire.WriteBlockMessage(w, PeerMessageType.Cancel, r.Piece, r.Begin, r.Length));
+        }
+
+        if (complete)
+        {
+            _pieceBuffers.Remove(piece);
+            if (!_completedPieces.TryGetValue(conn, out var list)) _completedPieces[conn] = list = [];
+            list.Add((piece, buffer));
+        }
+
+        RequestMore(conn);
+    }
+
+    private void DropOutstanding(PeerConnection conn)
+    {
+        foreach (var r in conn.Outstanding) _picker?.OnRequestDropped(conn, r.Piece, r.Begin);
+        conn.Outstanding.Clear();
+    }
+
+    /// <summary>Asks the peer for more blocks, up to its adaptive queue depth.</summary>
+    private void RequestMore(PeerConnection conn)
+    {
+        if (_picker is null || conn.PeerHas is null || !conn.AmInterested || conn.IsClosed || _have!.IsComplete) return;
+        IReadOnlySet<int>? allowed = null;
+        if (conn.PeerChoking)
+        {
+            if (!conn.Fast || conn.AllowedFastFromPeer.Count == 0) return;
+            allowed = conn.AllowedFastFromPeer;
+        }
+
+        // Anti-snubbing: a peer that stopped sending gets one request at a time.
+        var depth = _choker.IsSnubbed(conn) ? 1 : conn.QueueDepth;
+        var want = depth - conn.Outstanding.Count;
+        if (want <= 0) return;
+        var picks = _picker.Pick(conn, conn.PeerHas, want, allowed);
+        if (picks.Count == 0) return;
+        foreach (var p in picks) conn.Outstanding.Add(p);
+        conn.Send(w =>
+        {
+            foreach (var p in picks) PeerWire.WriteBlockMessage(w, PeerMessageType.Request, p.Piece, p.Begin, p.Length);
+        });
+    }
+
+    /// <summary>After a batch of frames from one peer (outside the lock): verify and store pieces, serve requests.</summary>
+    private void AfterBatch(PeerConnection conn)
+    {
+        List<(int Piece, byte[] Data)>? done;
+        List<BlockRequest>? serve = null;
+        TorrentStorage? storage;
+        lock (_gate)
+        {
+            _completedPieces.Remove(conn, out done);
+            storage = _storage;
+            // With an upload cap, requests wait in the queue and the timer serves them within the budget.
+            if (conn.IncomingRequests.Count > 0 && storage is not null && _options.UploadRateLimit is null)
+            {
+                serve = [.. conn.IncomingRequests];
+                conn.IncomingRequests.Clear();
+            }
+        }
+
+        if (done is not null && storage is not null)
+        {
+            foreach (var (piece, data) in done)
+            {
+                // A piece counts only once its SHA-1 verifies; only then is it written (no unverified byte on disk).
+                var ok = storage.TryWriteVerifiedPiece(piece, data.AsSpan(0, _info!.PieceSize(piece)));
+                ArrayPool<byte>.Shared.Return(data);
+                lock (_gate) OnPieceChecked(piece, ok);
+            }
+        }
+
+        if (_info is null)
+        {
+            lock (_gate) TryFinishMetadata();
+        }
+
+        if (serve is not null) Serve(conn, storage!, serve);
+    }
+
+    /// <summary>Sends blocks (outside the lock: disk reads) and accounts for them.</summary>
+    private void Serve(PeerConnection conn, TorrentStorage storage, List<BlockRequest> serve)
+    {
+        long sent = 0;
+        foreach (var r in serve)
+        {
+            if (!conn.SendBlock(storage, r)) break;
+            sent += r.Length;
+        }
+
+        lock (_gate)
+        {
+            conn.UploadMeter.Add(sent);
+            conn.BytesSent += sent;
+            _uploaded += sent;
+        }
+    }
+
+    /// <summary>
+    /// Upload cap (token bucket): each tick adds rate × elapsed to the budget (at most one second's worth) and serves
+    /// queued requests round-robin across peers while the budget lasts. Called from the timer, outside the lock.
+    /// </summary>
+    private void ServeRateLimited(TimeSpan elapsed)
+    {
+        if (_options.UploadRateLimit is not { } rate || _storage is not { } storage) return;
+        var work = new List<(PeerConnection Conn, List<BlockRequest> Blocks)>();
+        lock (_gate)
+        {
+            _uploadBudget = Math.Min(rate, _uploadBudget + (long)(rate * elapsed.TotalSeconds));
+            var queues = _connections.Where(c => c.IncomingRequests.Count > 0).ToList();
+            var progress = true;
+            var picked = queues.ToDictionary(c => c, _ => new List<BlockRequest>());
+            while (progress && _uploadBudget > 0)
+            {
+                progress = false;
+                foreach (var c in queues)
+                {
+                    if (c.IncomingRequests.Count == 0 || c.IncomingRequests.Peek().Length > _uploadBudget) continue;
+                    var r = c.IncomingRequests.Dequeue();
+                    _uploadBudget -= r.Length;
+                    picked[c].Add(r);
+                    progress = true;
+                }
+            }
+
+            work.AddRange(picked.Where(kv => kv.Value.Count > 0).Select(kv => (kv.Key, kv.Value)));
+        }
+
+        foreach (var (conn, blocks) in work) Serve(conn, storage, blocks);
+    }
+
+    private void OnPieceChecked(int piece, bool ok)
+    {
+        if (ok)
+        {
+            _picker!.OnPieceVerified(piece);
+            foreach (var c in _connections)
+            {
+                c.Send(w => PeerWire.WriteIndex(w, PeerMessageType.Have, piece));
+                UpdateInterest(c);
+            }
+
+            if (_have!.IsComplete)
+            {
+                _log.LogInformation("download complete: {Name}", _info!.Name);
+                foreach (var c in _connections) DropOutstanding(c);
+                ThreadPool.UnsafeQueueUserWorkItem(_ =>
+                {
+                    SaveResumeSafely();
+                    _completed.TrySetResult();
+                }, null);
+            }
+
+            return;
+        }
+
+        _hashFailures++;
+        var contributors = _picker!.Contributors(piece).Cast<PeerConnection>().ToList();
+        _picker.OnPieceFailed(piece);
+        foreach (var c in contributors)
+        {
+            c.HashFailures++;
+            // A peer that sent a whole bad piece alone is certainly lying; otherwise ban on repeated involvement.
+            if (contributors.Count == 1 || c.HashFailures >= _options.BanAfterHashFailures) Ban(c, $"piece {piece} failed its hash check");
+        }
+
+        foreach (var c in _connections) RequestMore(c);
+    }
+
+    private PeerWireError OnExtended(PeerConnection conn, byte id, ReadOnlySpan<byte> payload)
+    {
+        if (id == ExtendedHandshake.HandshakeId)
+        {
+            if (!ExtendedHandshake.TryDecode(payload, out var hs, out var error)) return error;
+            conn.Extended = hs;
+            if (hs!.ListenPort is { } port) conn.ListenEndPoint = new IPEndPoint(conn.Remote.Address, port);
+            if (IsBanned(conn))
+            {
+                conn.Close();
+                return PeerWireError.None;
+            }
+
+            if (hs.RequestQueue is { } reqq) conn.QueueDepth = Math.Min(conn.QueueDepth, reqq);
+            if (_info is null) RequestMetadata(conn);
+            return PeerWireError.None;
+        }
+
+        if (id == ExtendedHandshake.UtMetadataId)
+        {
+            if (!MetadataMessage.TryDecode(payload, out var mm, out var error)) return error;
+            OnMetadataMessage(conn, mm);
+            return PeerWireError.None;
+        }
+
+        if (id == ExtendedHandshake.UtPexId)
+        {
+            if (IsPrivate) return PeerWireError.None;
+            if (!PexMessage.TryDecode(payload, out var pex, out var error)) return error;
+            AddPeersLocked(pex!.Added);
+            return PeerWireError.None;
+        }
+
+        return PeerWireError.None; // BEP 10: unknown extension messages are ignored.
+    }
+
+    private void AddPeersLocked(IEnumerable<IPEndPoint> peers)
+    {
+        foreach (var p in peers)
+        {
+            if (p.Port == 0 || _bannedEndPoints.Contains(p) || IsConnectedTo(p)) continue;
+            if (p.Port == ListenPort && IPAddress.IsLoopback(p.Address)) continue;
+            _candidates.Add(p);
+        }
+    }
+
+    // BEP 9: ut_metadata ------------------------------------------------------------------------------------------
+
+    private void OnMetadataMessage(PeerConnection conn, MetadataMessage m)
+    {
+        var theirId = conn.Extended?.ExtensionId("ut_metadata") ?? 0;
+        switch (m.Type)
+        {
+            case MetadataMessageType.Request:
+            {
+                if (theirId == 0) return;
+                var raw = _info?.RawInfo;
+                var pieces = raw is null ? 0 : (raw.Value.Length + MetadataMessage.PieceLength - 1) / MetadataMessage.PieceLength;
+                byte[] reply;
+                if (raw is null || m.Piece >= pieces || IsPrivate)
+                {
+                    reply = MetadataMessage.Encode(MetadataMessageType.Reject, m.Piece);
+                }
+                else
+                {
+                    var start = m.Piece * MetadataMessage.PieceLength;
+                    var slice = raw.Value.Span.Slice(start, Math.Min(MetadataMessage.PieceLength, raw.Value.Length - start));
+                    reply = MetadataMessage.Encode(MetadataMessageType.Data, m.Piece, raw.Value.Length, slice);
+                }
+
+                conn.Send(w => PeerWire.WriteExtended(w, theirId, reply));
+                return;
+            }
+
+            case MetadataMessageType.Data:
+            {
+                if (_info is not null || _metadataBuffer is null || m.TotalSize != _metadataBuffer.Length) return;
+                var pieces = _metadataHave!.Length;
+                if (m.Piece >= pieces) return;
+                var start = m.Piece * MetadataMessage.PieceLength;
+                var expected = Math.Min(MetadataMessage.PieceLength, _metadataBuffer.Length - start);
+                if (m.Data.Length != expected) return;
+                m.Data.CopyTo(_metadataBuffer.AsSpan(start));
+                _metadataHave[m.Piece] = true;
+                return;
+            }
+
+            default:
+                conn.MetadataRequested = false;
+                conn.Extended = conn.Extended! with { MetadataSize = null };
+                return;
+        }
+    }
+
+    private void RequestMetadata(PeerConnection conn)
+    {
+        if (_info is not null || conn.MetadataRequested || conn.Extended is not { MetadataSize: { } size } ext) return;
+        var theirId = ext.ExtensionId("ut_metadata");
+        if (theirId == 0) return;
+        if (_metadataBuffer is null || _metadataBuffer.Length != size)
+        {
+            if (_metadataBuffer is not null && _metadataHave!.Any(h => h)) return; // Another peer's size is in progress.
+            _metadataBuffer = new byte[size];
+            _metadataHave = new bool[(size + MetadataMessage.PieceLength - 1) / MetadataMessage.PieceLength];
+        }
+
+        conn.MetadataRequested = true;
+        var missing = Enumerable.Range(0, _metadataHave!.Length).Where(i => !_metadataHave[i]).ToList();
+        conn.Send(w =>
+        {
+            foreach (var piece in missing) PeerWire.WriteExtended(w, theirId, MetadataMessage.Encode(MetadataMessageType.Request, piece));
+        });
+    }
+
+    private void TryFinishMetadata()
+    {
+        if (_info is not null || _metadataHave is null || !_metadataHave.All(h => h) || Interlocked.Exchange(ref _initializing, 1) != 0) return;
+        // BEP 9: verify the assembled info dictionary against the info-hash before using it.
+        if (!MetainfoParser.TryParseInfo(_metadataBuffer, InfoHash, out var info, out var error))
+        {
+            _log.LogWarning("metadata rejected: {Error}", error.Describe());
+            _metadataBuffer = null;
+            _metadataHave = null;
+            foreach (var c in _connections) c.MetadataRequested = false;
+            _initializing = 0;
+            return;
+        }
+
+        _tasks.Add(Task.Run(() =>
+        {
+            try
+            {
+                InitializeStorage(info!, _cts.Token);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException or OperationCanceledException)
+            {
+                _log.LogError("cannot open storage: {Message}", ex.Message);
+                _metadata.TrySetException(ex);
+                _completed.TrySetException(ex);
+            }
+        }));
+    }
+}

@@ -1,0 +1,489 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Peerway.Core;
+using Peerway.Torrent.Metainfo;
+using Peerway.Torrent.Storage;
+using Peerway.Torrent.Wire;
+
+namespace Peerway.Torrent.Swarm;
+
+/// <summary>
+/// The swarm engine for one torrent: accepts and dials peers over TCP, speaks BEP 3/6/9/10/11, picks pieces, chokes,
+/// verifies and stores. All protocol state is guarded by one lock (<c>_gate</c>); disk reads/writes and hashing run
+/// outside it on the connection's own read task. Time comes from the <see cref="TimeProvider"/>.
+/// </summary>
+public sealed partial class TorrentSession : IAsyncDisposable
+{
+    /// <summary>The engine's clock tick: connection upkeep, request refill, upload budget.</summary>
+    private static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(100);
+
+    internal const ulong OurReserved = PeerHandshake.DhtBit | PeerHandshake.FastBit | PeerHandshake.ExtensionBit;
+
+    private readonly TorrentSessionOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _log;
+    private readonly string _directory;
+    private readonly bool _contentIsSource;
+    private readonly Lock _gate = new();
+    private readonly Random _random;
+    private readonly List<PeerConnection> _connections = [];
+    private readonly HashSet<IPEndPoint> _candidates = [];
+    private readonly HashSet<IPEndPoint> _connecting = [];
+    private readonly HashSet<IPEndPoint> _bannedEndPoints = [];
+    private readonly HashSet<NodeId> _bannedIds = [];
+    private readonly Dictionary<NodeId, long> _receivedByPeerId = [];
+    private readonly Dictionary<int, byte[]> _pieceBuffers = [];
+    private readonly List<Task> _tasks = [];
+    private readonly CancellationTokenSource _cts = new();
+    private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<TorrentInfo> _metadata = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Choker _choker;
+    private TorrentInfo? _info;
+    private TorrentStorage? _storage;
+    private PiecePicker? _picker;
+    private Bitfield? _have;
+    private TcpListener? _listener;
+    private ITimer? _timer;
+    private long _ticks;
+    private long _downloaded;
+    private long _uploaded;
+    private int _hashFailures;
+    private DateTimeOffset _lastResume;
+    private DateTimeOffset _lastPex;
+    private byte[]? _metadataBuffer;
+    private bool[]? _metadataHave;
+    private int _initializing;
+    private long _uploadBudget;
+    private long _lastTickTimestamp;
+    private int _disposed;
+
+    public TorrentSession(NodeId infoHash, TorrentInfo? info, string directory, bool contentIsSource, TorrentSessionOptions options, TimeProvider time, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (info is not null && info.InfoHash != infoHash) throw new ArgumentException("info does not match the info-hash", nameof(info));
+        InfoHash = infoHash;
+        _info = info;
+        _directory = directory;
+        _contentIsSource = contentIsSource;
+        _options = options;
+        _time = time;
+        _log = logger ?? NullLogger.Instance;
+        _random = options.RandomSeed is { } seed ? new Random(seed) : new Random();
+        _choker = new Choker(time, options.Choker, _random);
+        if (options.PeerId is { } id)
+        {
+            PeerId = id;
+        }
+        else
+        {
+            var bytes = new byte[NodeId.Length];
+            System.Security.Cryptography.RandomNumberGenerator.Fill(bytes);
+            "-PW0001-"u8.CopyTo(bytes);
+            PeerId = new NodeId(bytes);
+        }
+    }
+
+    public NodeId InfoHash { get; }
+
+    public NodeId PeerId { get; }
+
+    public TorrentInfo? Info => _info;
+
+    public int ListenPort { get; private set; }
+
+    /// <summary>Completes when every piece is verified on disk.</summary>
+    public Task Completed => _completed.Task;
+
+    /// <summary>Completes when the info dictionary is known (at once for a .torrent; via BEP 9 for a magnet).</summary>
+    public Task<TorrentInfo> MetadataReady => _metadata.Task;
+
+    /// <summary>Raised (outside the lock) when a peer sends a BEP 5 PORT message: a DHT node to add.</summary>
+    public event Action<IPEndPoint>? DhtNodeSeen;
+
+    public bool IsPrivate => _info?.IsPrivate ?? false;
+
+    public async Task StartAsync(CancellationToken ct)
+    {
+        if (_info is not null)
+        {
+            await Task.Run(() => InitializeStorage(_info, ct), ct).ConfigureAwait(false);
+        }
+
+        _listener = new TcpListener(_options.ListenAddress, _options.ListenPort);
+        if (_options.ListenAddress.Equals(IPAddress.IPv6Any)) _listener.Server.DualMode = true;
+        _listener.Start(128);
+        ListenPort = ((IPEndPoint)_listener.LocalEndpoint).Port;
+        lock (_gate) _tasks.Add(AcceptLoopAsync(_cts.Token));
+        _timer = _time.CreateTimer(_ => Tick(), null, TickInterval, TickInterval);
+    }
+
+    private void InitializeStorage(TorrentInfo info, CancellationToken ct)
+    {
+        var dir = _contentIsSource ? Path.GetDirectoryName(Path.GetFullPath(_directory))! : _directory;
+        var storage = TorrentStorage.Open(info, dir, create: !_contentIsSource, ct: ct);
+        if (_contentIsSource && !storage.IsComplete)
+        {
+            storage.Dispose();
+            throw new InvalidDataException($"{_directory}: the content does not match the torrent ({storage.VerifiedCount}/{info.PieceCount} pieces verify)");
+        }
+
+        lock (_gate)
+        {
+            _info = info;
+            _storage = storage;
+            _have = storage.Verified;
+            _picker = new PiecePicker(info.PieceCount, info.PieceSize, _have, _random);
+            _lastResume = _time.GetUtcNow();
+            foreach (var c in _connections) AdoptEarlyAvailability(c);
+        }
+
+        _metadata.TrySetResult(info);
+        if (storage.IsComplete) _completed.TrySetResult();
+    }
+
+    /// <summary>Adds peers to dial (from trackers, the DHT, PEX, the command line).</summary>
+    public void AddPeers(IEnumerable<IPEndPoint> peers)
+    {
+        ArgumentNullException.ThrowIfNull(peers);
+        lock (_gate)
+        {
+            foreach (var p in peers)
+            {
+                if (p.Port == 0 || _bannedEndPoints.Contains(p)) continue;
+                if (ListenPort != 0 && p.Port == ListenPort && (IPAddress.IsLoopback(p.Address) || p.Address.Equals(IPAddress.Any))) continue;
+                _candidates.Add(p);
+            }
+        }
+    }
+
+    public TorrentSessionStats GetStats()
+    {
+        lock (_gate)
+        {
+            return new TorrentSessionStats(_info?.PieceCount ?? 0, _have?.SetCount ?? 0, _info?.TotalLength ?? 0, _downloaded, _uploaded,
+                _connections.Count, _hashFailures, _bannedIds.Count, _storage?.PiecesKeptOnOpen ?? 0, _storage?.PiecesRechecked ?? 0,
+                new Dictionary<NodeId, long>(_receivedByPeerId), _info is not null);
+        }
+    }
+
+    /// <summary>The endpoints of connected peers (for PEX and diagnostics).</summary>
+    public IReadOnlyList<IPEndPoint> ConnectedPeers()
+    {
+        lock (_gate) return _connections.Select(c => c.ListenEndPoint ?? c.Remote).ToList();
+    }
+
+    private async Task AcceptLoopAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listener!.AcceptSocketAsync(ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+                return;
+            }
+
+            var conn = new PeerConnection(socket, (IPEndPoint)socket.RemoteEndPoint!, outgoing: false, _time);
+            lock (_gate)
+            {
+                if (_connections.Count >= _options.MaxConnections + 10)
+                {
+                    _ = conn.DisposeAsync().AsTask();
+                    continue;
+                }
+
+                _tasks.Add(RunConnectionAsync(conn, ct));
+            }
+        }
+    }
+
+    private async Task DialAsync(IPEndPoint endPoint, CancellationToken ct)
+    {
+        PeerConnection? conn = null;
+        try
+        {
+            conn = await PeerConnection.ConnectAsync(endPoint, _time, _options.ConnectTimeout, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException or IOException)
+        {
+            lock (_gate) _connecting.Remove(endPoint);
+            return;
+        }
+
+        lock (_gate) _connecting.Remove(endPoint);
+        await RunConnectionAsync(conn, ct).ConfigureAwait(false);
+    }
+
+    private async Task RunConnectionAsync(PeerConnection conn, CancellationToken ct)
+    {
+        var registered = false;
+        try
+        {
+            conn.StartPump();
+            var ours = new byte[PeerWire.HandshakeLength];
+            PeerWire.WriteHandshake(ours, new PeerHandshake(OurReserved, InfoHash, PeerId));
+            if (conn.Outgoing) conn.Send(w => BuffersExtensions.Write(w, ours));
+            using var handshakeTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct, conn.Closing);
+            handshakeTimeout.CancelAfter(_options.ConnectTimeout);
+            var theirs = await conn.ReadHandshakeAsync(handshakeTimeout.Token).ConfigureAwait(false);
+            if (theirs is not { } hs || hs.InfoHash != InfoHash) return;
+            if (!conn.Outgoing) conn.Send(w => BuffersExtensions.Write(w, ours));
+            conn.Handshake = hs;
+            conn.PeerId = hs.PeerId;
+            lock (_gate)
+            {
+                if (!Register(conn)) return;
+                registered = true;
+            }
+
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, conn.Closing);
+            var error = await conn.ReadLoopAsync(HandleFrame, AfterBatch, linked.Token).ConfigureAwait(false);
+            if (error != PeerWireError.None) _log.LogDebug("dropping {Peer}: {Error}", conn, error);
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
+        {
+            _log.LogDebug("connection {Peer} ended: {Message}", conn, ex.Message);
+        }
+        finally
+        {
+            if (registered)
+            {
+                lock (_gate) Unregister(conn);
+            }
+
+            await conn.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private bool IsBanned(PeerConnection conn) =>
+        _bannedIds.Contains(conn.PeerId) || (conn.Outgoing && _bannedEndPoints.Contains(conn.Remote)) ||
+        (conn.ListenEndPoint is not null && _bannedEndPoints.Contains(conn.ListenEndPoint));
+
+    private bool Register(PeerConnection conn)
+    {
+        if (_disposed != 0 || conn.PeerId == PeerId || IsBanned(conn) || _connections.Any(c => c.PeerId == conn.PeerId)) return false;
+        _connections.Add(conn);
+        var fast = conn.Fast;
+        // BEP 3: the bitfield (or, BEP 6, have all / have none) is the first message after the handshake.
+        if (_have is not null && _info is not null)
+        {
+            if (fast && _have.IsComplete) conn.Send(w => PeerWire.WriteSimple(w, PeerMessageType.HaveAll));
+            else if (fast && _have.IsEmpty) conn.Send(w => PeerWire.WriteSimple(w, PeerMessageType.HaveNone));
+            else if (!_have.IsEmpty) conn.Send(w => PeerWire.WriteBitfield(w, _have.AsSpan()));
+        }
+        else if (fast)
+        {
+            conn.Send(w => PeerWire.WriteSimple(w, PeerMessageType.HaveNone));
+        }
+
+        if (conn.Handshake.SupportsExtensions) SendExtendedHandshake(conn);
+        if (fast && _info is not null) GrantAllowedFast(conn);
+        if (conn.Handshake.SupportsDht && _options.DhtPort is { } dhtPort) conn.Send(w => PeerWire.WritePort(w, (ushort)dhtPort));
+        return true;
+    }
+
+    private void SendExtendedHandshake(PeerConnection conn)
+    {
+        var extensions = new Dictionary<string, byte> { ["ut_metadata"] = ExtendedHandshake.UtMetadataId };
+        if (!IsPrivate) extensions["ut_pex"] = ExtendedHandshake.UtPexId;
+        var payload = new ExtendedHandshake
+        {
+            Extensions = extensions,
+            ListenPort = ListenPort,
+            Client = _options.ClientName,
+            RequestQueue = _options.MaxIncomingRequests,
+            MetadataSize = _info?.RawInfo.Length,
+            YourIp = conn.Remote.Address,
+        }.Encode();
+        conn.Send(w => PeerWire.WriteExtended(w, ExtendedHandshake.HandshakeId, payload));
+    }
+
+    private void GrantAllowedFast(PeerConnection conn)
+    {
+        foreach (var p in AllowedFast.Generate(conn.Remote.Address, InfoHash, _info!.PieceCount, _options.AllowedFastCount))
+        {
+            conn.AllowedFastToPeer.Add(p);
+            conn.Send(w => PeerWire.WriteIndex(w, PeerMessageType.AllowedFast, p));
+        }
+    }
+
+    private void Unregister(PeerConnection conn)
+    {
+        if (!_connections.Remove(conn)) return;
+        foreach (var r in conn.Outstanding) _picker?.OnRequestDropped(conn, r.Piece, r.Begin);
+        conn.Outstanding.Clear();
+        if (conn.PeerHas is not null) _picker?.RemoveAvailability(conn.PeerHas);
+        // A peer that left may come back (PEX, tracker); a banned one may not.
+        if (conn.ListenEndPoint is { } ep && !_bannedEndPoints.Contains(ep) && !conn.Outgoing) _candidates.Add(ep);
+        foreach (var c in _connections) RequestMore(c);
+    }
+
+    private void Ban(PeerConnection conn, string reason)
+    {
+        _log.LogWarning("banning {Peer} ({PeerId}): {Reason}", conn, conn.PeerId, reason);
+        _bannedIds.Add(conn.PeerId);
+        _bannedEndPoints.Add(conn.Remote);
+        if (conn.ListenEndPoint is not null) _bannedEndPoints.Add(conn.ListenEndPoint);
+        _candidates.RemoveWhere(_bannedEndPoints.Contains);
+        conn.Close();
+    }
+
+    private void Tick()
+    {
+        if (_cts.IsCancellationRequested) return;
+        var now = _time.GetUtcNow();
+        var saveResume = false;
+        lock (_gate)
+        {
+            _ticks++;
+            var dueRechoke = _ticks % Math.Max(1, (long)(_options.Choker.RechokeInterval / TickInterval)) == 1;
+            if (dueRechoke) Rechoke();
+            foreach (var c in _connections.ToList())
+            {
+                if (now - c.LastReceived > _options.IdleTimeout)
+                {
+                    c.Close();
+                    continue;
+                }
+
+                if (now - c.LastSent > _options.KeepAliveInterval) c.Send(PeerWire.WriteKeepAlive);
+                // Adaptive queue depth: enough requests to cover ~2 s of this peer's rate (libtorrent's rule of thumb).
+                var reqq = c.Extended?.RequestQueue ?? 250;
+                var desired = (int)(c.DownloadRate * 2 / TorrentLimits.BlockLength) + _options.MinQueueDepth;
+                c.QueueDepth = Math.Clamp(desired, _options.MinQueueDepth, Math.Min(_options.MaxQueueDepth, reqq));
+                // A peer that stopped delivering gives its requests back, so a vanished peer cannot stall the download.
+                if (c.Outstanding.Count > 0 && now - c.LastBlockReceived > _options.RequestTimeout)
+                {
+                    foreach (var r in c.Outstanding) _picker?.OnRequestDropped(c, r.Piece, r.Begin);
+                    c.Outstanding.Clear();
+                    c.LastBlockReceived = now;
+                }
+
+                RequestMore(c);
+                if (_info is null) RequestMetadata(c);
+            }
+
+            if (!IsPrivate && now - _lastPex >= _options.PexInterval)
+            {
+                _lastPex = now;
+                SendPex();
+            }
+
+            if (_storage is not null && now - _lastResume >= _options.ResumeInterval)
+            {
+                _lastResume = now;
+                saveResume = true;
+            }
+
+            var wanted = _options.MaxConnections - _connections.Count - _connecting.Count;
+            foreach (var ep in _candidates.Where(ep => !_connecting.Contains(ep) && !IsConnectedTo(ep)).Take(Math.Max(0, wanted)).ToList())
+            {
+                _candidates.Remove(ep);
+                _connecting.Add(ep);
+                _tasks.Add(DialAsync(ep, _cts.Token));
+            }
+
+            _tasks.RemoveAll(t => t.IsCompleted);
+        }
+
+        if (saveResume) SaveResumeSafely();
+        var nowTs = _time.GetTimestamp();
+        var elapsed = _lastTickTimestamp == 0 ? TimeSpan.Zero : _time.GetElapsedTime(_lastTickTimestamp, nowTs);
+        _lastTickTimestamp = nowTs;
+        ServeRateLimited(elapsed);
+    }
+
+    private bool IsConnectedTo(IPEndPoint ep) => _connections.Any(c => ep.Equals(c.ListenEndPoint) || (c.Outgoing && ep.Equals(c.Remote)));
+
+    private void SaveResumeSafely()
+    {
+        try
+        {
+            _storage?.SaveResume();
+        }
+        catch (IOException ex)
+        {
+            _log.LogWarning("could not save the resume file: {Message}", ex.Message);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Shutting down.
+        }
+    }
+
+    private void Rechoke()
+    {
+        var seeding = _have?.IsComplete ?? false;
+        var unchoke = _choker.Rechoke(_connections, seeding);
+        foreach (var c in _connections)
+        {
+            var should = unchoke.Contains(c);
+            if (should && c.AmChoking)
+            {
+                c.AmChoking = false;
+                c.Send(w => PeerWire.WriteSimple(w, PeerMessageType.Unchoke));
+            }
+            else if (!should && !c.AmChoking)
+            {
+                c.AmChoking = true;
+                c.Send(w => PeerWire.WriteSimple(w, PeerMessageType.Choke));
+                // BEP 3: choking discards the peer's pending requests; BEP 6: say so explicitly (except allowed-fast ones).
+                var keep = new Queue<BlockRequest>();
+                foreach (var r in c.IncomingRequests)
+                {
+                    if (c.Fast && c.AllowedFastToPeer.Contains(r.Piece)) keep.Enqueue(r);
+                    else if (c.Fast) c.Send(w => PeerWire.WriteBlockMessage(w, PeerMessageType.RejectRequest, r.Piece, r.Begin, r.Length));
+                }
+
+                c.IncomingRequests.Clear();
+                foreach (var r in keep) c.IncomingRequests.Enqueue(r);
+            }
+        }
+    }
+
+    private void SendPex()
+    {
+        var everyone = _connections.Where(c => c.ListenEndPoint is not null).Select(c => c.ListenEndPoint!).ToHashSet();
+        foreach (var c in _connections)
+        {
+            var id = c.Extended?.ExtensionId("ut_pex") ?? 0;
+            if (id == 0) continue;
+            var added = everyone.Where(e => !e.Equals(c.ListenEndPoint) && !c.PexSent.Contains(e)).Take(50).ToList();
+            var dropped = c.PexSent.Where(e => !everyone.Contains(e)).Take(50).ToList();
+            if (added.Count == 0 && dropped.Count == 0) continue;
+            foreach (var a in added) c.PexSent.Add(a);
+            foreach (var d in dropped) c.PexSent.Remove(d);
+            var payload = new PexMessage(added, dropped).Encode();
+            c.Send(w => PeerWire.WriteExtended(w, id, payload));
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        await _cts.CancelAsync().ConfigureAwait(false);
+        if (_timer is not null) await _timer.DisposeAsync().ConfigureAwait(false);
+        _listener?.Stop();
+        Task[] tasks;
+        lock (_gate)
+        {
+            foreach (var c in _connections) c.Close();
+            tasks = [.. _tasks];
+        }
+
+        await Task.WhenAll(tasks).ConfigureAwait(false);
+        SaveResumeSafely();
+        _storage?.Dispose();
+        _listener?.Dispose();
+        _cts.Dispose();
+        _metadata.TrySetCanceled();
+        _completed.TrySetCanceled();
+    }
+}

@@ -1,0 +1,95 @@
+using System.Net;
+using Peerway.Core;
+
+namespace Peerway.Torrent.Swarm;
+
+/// <summary>Settings of one torrent's swarm engine.</summary>
+public sealed record TorrentSessionOptions
+{
+    public IPAddress ListenAddress { get; init; } = IPAddress.Any;
+
+    /// <summary>TCP port for incoming peers; 0 picks a free one.</summary>
+    public int ListenPort { get; init; }
+
+    public int MaxConnections { get; init; } = 60;
+
+    public ChokerOptions Choker { get; init; } = new();
+
+    /// <summary>Keep uploading after the download completes.</summary>
+    public bool SeedWhenComplete { get; init; } = true;
+
+    /// <summary>How often the resume file is rewritten while pieces complete.</summary>
+    public TimeSpan ResumeInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>A peer that sends none of our requested blocks for this long has its requests given to others.</summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(15);
+
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>BEP 11: "peer exchange messages should not be sent more often than once a minute".</summary>
+    public TimeSpan PexInterval { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>BEP 3: keep-alives are sent after two minutes of silence; peers time out after that.</summary>
+    public TimeSpan KeepAliveInterval { get; init; } = TimeSpan.FromSeconds(90);
+
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(3);
+
+    /// <summary>Bounds of the adaptive request queue (outstanding block requests per peer).</summary>
+    public int MinQueueDepth { get; init; } = 4;
+    public int MaxQueueDepth { get; init; } = 500;
+
+    /// <summary>Most requests from one peer we queue (our BEP 10 "reqq").</summary>
+    public int MaxIncomingRequests { get; init; } = 500;
+
+    /// <summary>A peer involved in this many failed pieces is banned (at once if it sent a whole bad piece alone).</summary>
+    public int BanAfterHashFailures { get; init; } = 2;
+
+    /// <summary>BEP 6: size of the allowed-fast set we grant.</summary>
+    public int AllowedFastCount { get; init; } = 10;
+
+    /// <summary>Our DHT port, announced with the BEP 5 PORT message when both sides set the DHT bit.</summary>
+    public int? DhtPort { get; init; }
+
+    public string ClientName { get; init; } = "Peerway 0.1";
+
+    /// <summary>Our 20-byte peer id; null: "-PW0001-" followed by random bytes (Azureus style).</summary>
+    public NodeId? PeerId { get; init; }
+
+    /// <summary>Seed for the picker's and choker's randomness (tests); null: random.</summary>
+    public int? RandomSeed { get; init; }
+
+    /// <summary>Upload cap for the whole session in bytes/s (token bucket); null: unlimited.</summary>
+    public long? UploadRateLimit { get; init; }
+
+    public void Validate()
+    {
+        if (UploadRateLimit is <= 0) throw new ArgumentOutOfRangeException(nameof(UploadRateLimit), UploadRateLimit, "must be positive");
+        ArgumentOutOfRangeException.ThrowIfNegative(ListenPort);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(ListenPort, 65535);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxConnections, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MinQueueDepth, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxQueueDepth, MinQueueDepth);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxIncomingRequests, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(BanAfterHashFailures, 1);
+        ArgumentNullException.ThrowIfNull(Choker);
+        Choker.Validate();
+    }
+}
+
+/// <summary>A snapshot of a session's progress.</summary>
+public sealed record TorrentSessionStats(
+    int PieceCount,
+    int VerifiedPieces,
+    long TotalLength,
+    long Downloaded,
+    long Uploaded,
+    int Connections,
+    int HashFailures,
+    int BannedPeers,
+    int PiecesKeptOnOpen,
+    int PiecesRechecked,
+    IReadOnlyDictionary<NodeId, long> ReceivedByPeerId,
+    bool HasMetadata)
+{
+    public double Progress => PieceCount == 0 ? (HasMetadata ? 1 : 0) : (double)VerifiedPieces / PieceCount;
+}

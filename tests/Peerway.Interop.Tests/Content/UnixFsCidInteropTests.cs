@@ -1,0 +1,114 @@
+using Peerway.Interop.Tests.Infrastructure;
+
+namespace Peerway.Interop.Tests.Content;
+
+/// <summary>
+/// Issue 3 §8: `peerway add` names content exactly as ipfs-unixfs-importer (npm) does with the same options — CIDv0
+/// defaults (dag-pb leaves) and CIDv1 with raw leaves — for chunk-boundary sizes, a file one byte past a full
+/// 174-link node, 50 MiB of random bytes, and directories.
+/// </summary>
+public sealed class UnixFsCidInteropTests : IDisposable
+{
+    private const int Chunk = 262_144;
+    private readonly string _dir = Directory.CreateTempSubdirectory("peerway-cid-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    public static readonly string[][] Modes = [[], ["--cid-version", "1"]];
+
+    private async Task<List<string>> CompareAsync(string path)
+    {
+        var mismatches = new List<string>();
+        foreach (var mode in Modes)
+        {
+            var ours = await ContentPeers.PeerwayAsync(["add", path, "--only-hash", .. mode]);
+            var theirs = await ContentPeers.RunAsync("unixfs-add.mjs", [path, .. mode]);
+            Assert.Matches("^(Qm|b)[A-Za-z0-9]+$", theirs);
+            if (ours != theirs)
+            {
+                mismatches.Add($"{Path.GetFileName(path)} [{string.Join(' ', mode)}]: peerway {ours} vs ipfs-unixfs-importer {theirs}");
+            }
+        }
+
+        return mismatches;
+    }
+
+    [RequiresToolFact("node", NeedsNpmPeers = true)]
+    public async Task Boundary_sizes_give_the_same_cids_as_ipfs_unixfs_importer()
+    {
+        ContentPeers.Require();
+        long[] sizes = [0, 1, Chunk - 1, Chunk, Chunk + 1, (174L * Chunk) + 1];
+        var mismatches = new List<string>();
+        foreach (var size in sizes)
+        {
+            var file = ContentPeers.WriteRandomFile(_dir, $"f{size}", size, seed: (int)(size % int.MaxValue));
+            mismatches.AddRange(await CompareAsync(file));
+        }
+
+        Assert.Empty(mismatches);
+    }
+
+    [RequiresToolFact("node", NeedsNpmPeers = true)]
+    public async Task Raw_leaves_with_cidv0_dag_pb_leaves_with_cidv1_and_other_chunk_sizes_give_the_same_cids()
+    {
+        ContentPeers.Require();
+        var file = ContentPeers.WriteRandomFile(_dir, "options", 600_000, seed: 31);
+        string[][] variants =
+        [
+            ["--raw-leaves", "true"],
+            ["--cid-version", "1", "--raw-leaves", "false"],
+            ["--chunk-size", "100000"],
+            ["--chunk-size", "1000", "--cid-version", "1"],
+        ];
+        var mismatches = new List<string>();
+        foreach (var options in variants)
+        {
+            var ours = await ContentPeers.PeerwayAsync(["add", file, "--only-hash", .. options]);
+            var theirs = await ContentPeers.RunAsync("unixfs-add.mjs", [file, .. options]);
+            if (ours != theirs)
+            {
+                mismatches.Add($"[{string.Join(' ', options)}]: peerway {ours} vs ipfs-unixfs-importer {theirs}");
+            }
+        }
+
+        Assert.Empty(mismatches);
+    }
+
+    [RequiresToolFact("node", NeedsNpmPeers = true)]
+    public async Task A_50_MiB_random_file_gets_the_same_cids_as_ipfs_unixfs_importer()
+    {
+        ContentPeers.Require();
+        var file = ContentPeers.WriteRandomFile(_dir, "f50m", 50L * 1024 * 1024, seed: 50);
+        Assert.Empty(await CompareAsync(file));
+    }
+
+    [RequiresToolFact("node", NeedsNpmPeers = true)]
+    public async Task A_directory_tree_gets_the_same_cids_as_ipfs_unixfs_importer()
+    {
+        ContentPeers.Require();
+        var root = Path.Combine(_dir, "tree");
+        Directory.CreateDirectory(Path.Combine(root, "sub", "deeper"));
+        Directory.CreateDirectory(Path.Combine(root, "empty"));
+        ContentPeers.WriteRandomFile(root, "a.bin", 10, 1);
+        ContentPeers.WriteRandomFile(root, "B.bin", Chunk + 7, 2);
+        ContentPeers.WriteRandomFile(root, "ünïcode name.txt", 33, 3);
+        ContentPeers.WriteRandomFile(Path.Combine(root, "sub"), "same-as-a.bin", 10, 1);
+        ContentPeers.WriteRandomFile(Path.Combine(root, "sub", "deeper"), "zero", 0, 4);
+        Assert.Empty(await CompareAsync(root));
+    }
+
+    [RequiresToolFact("node", NeedsNpmPeers = true)]
+    public async Task A_directory_past_the_shard_threshold_is_a_hamt_with_the_same_cids()
+    {
+        ContentPeers.Require();
+        // links-bytes estimate: 16-byte names + 34/36-byte CIDs; 5,300 entries exceed 262,144 bytes.
+        var root = Path.Combine(_dir, "big");
+        Directory.CreateDirectory(root);
+        for (var i = 0; i < 5_300; i++)
+        {
+            await File.WriteAllTextAsync(Path.Combine(root, $"entry-{i:D6}.txt"), $"entry {i}\n");
+        }
+
+        Assert.Empty(await CompareAsync(root));
+    }
+}

@@ -1,0 +1,123 @@
+using System.Security.Cryptography;
+using Peerway.Torrent.Metainfo;
+using Peerway.Torrent.Storage;
+
+namespace Peerway.Torrent.Tests.Storage;
+
+public sealed class TorrentStorageTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("pw-store-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    private async Task<(TorrentInfo Info, byte[] Content)> MultiFileTorrent()
+    {
+        var src = Path.Combine(_dir, "src", "set");
+        Directory.CreateDirectory(Path.Combine(src, "d"));
+        var a = RandomNumberGenerator.GetBytes(40_000);
+        var b = RandomNumberGenerator.GetBytes(30_000);
+        await File.WriteAllBytesAsync(Path.Combine(src, "a"), a);
+        await File.WriteAllBytesAsync(Path.Combine(src, "d", "b"), b);
+        var bytes = await TorrentCreator.CreateAsync(src, new TorrentCreateOptions { PieceLength = 16384 });
+        Assert.True(MetainfoParser.TryParse(bytes, out var meta, out _));
+        return (meta!.Info, a.Concat(b).ToArray());
+    }
+
+    private static byte[] Piece(TorrentInfo info, byte[] content, int p) => content.AsSpan(p * info.PieceLength, info.PieceSize(p)).ToArray();
+
+    [Fact]
+    public async Task Writes_only_verified_pieces_across_file_boundaries()
+    {
+        var (info, content) = await MultiFileTorrent();
+        var dl = Path.Combine(_dir, "dl");
+        using (var storage = TorrentStorage.Open(info, dl, create: true))
+        {
+            Assert.Equal(40_000, new FileInfo(Path.Combine(dl, "set", "a")).Length);
+            Assert.Equal(30_000, new FileInfo(Path.Combine(dl, "set", "d", "b")).Length);
+            Assert.Equal(0, storage.VerifiedCount);
+            var bad = Piece(info, content, 2);
+            bad[5] ^= 1;
+            Assert.False(storage.TryWriteVerifiedPiece(2, bad));
+            Assert.All(File.ReadAllBytes(Path.Combine(dl, "set", "a")), b => Assert.Equal(0, b));
+            for (var p = 0; p < info.PieceCount; p++) Assert.True(storage.TryWriteVerifiedPiece(p, Piece(info, content, p)));
+            Assert.True(storage.IsComplete);
+            var block = new byte[100];
+            storage.Read(2, 16384 - 50, block);
+            Assert.Equal(content.AsSpan((2 * 16384) + 16384 - 50, 100).ToArray(), block);
+        }
+
+        Assert.Equal(content, File.ReadAllBytes(Path.Combine(dl, "set", "a")).Concat(File.ReadAllBytes(Path.Combine(dl, "set", "d", "b"))));
+    }
+
+    [Fact]
+    public async Task Resume_is_trusted_only_when_size_and_mtime_match()
+    {
+        var (info, content) = await MultiFileTorrent();
+        var dl = Path.Combine(_dir, "dl");
+        using (var storage = TorrentStorage.Open(info, dl, create: true))
+        {
+            Assert.Equal(0, storage.PiecesRechecked); // Files created now hold no data: nothing to hash.
+            storage.TryWriteVerifiedPiece(0, Piece(info, content, 0));
+            storage.TryWriteVerifiedPiece(4, Piece(info, content, 4));
+            storage.SaveResume();
+            Assert.False(File.Exists(storage.ResumePath + ".tmp"));
+        }
+
+        using (var storage = TorrentStorage.Open(info, dl, create: true))
+        {
+            Assert.Equal(0, storage.PiecesRechecked);
+            Assert.Equal([0, 4], storage.Verified.SetIndices());
+        }
+
+        // Data written after the resume file (as after a crash) changes the mtime: those files are re-hashed.
+        using (var raw = new FileStream(Path.Combine(dl, "set", "d", "b"), FileMode.Open))
+        {
+            raw.Position = (3 * 16384) - 40_000;
+            raw.Write(Piece(info, content, 3).AsSpan(0, 16384));
+        }
+
+        File.SetLastWriteTimeUtc(Path.Combine(dl, "set", "d", "b"), DateTime.UtcNow.AddMinutes(1));
+        using (var storage = TorrentStorage.Open(info, dl, create: true))
+        {
+            Assert.True(storage.PiecesRechecked > 0);
+            Assert.Equal([0, 3, 4], storage.Verified.SetIndices());
+        }
+    }
+
+    [Fact]
+    public async Task Lying_resume_file_is_not_trusted_after_files_change()
+    {
+        var (info, content) = await MultiFileTorrent();
+        var dl = Path.Combine(_dir, "dl");
+        using (var storage = TorrentStorage.Open(info, dl, create: true))
+        {
+            for (var p = 0; p < info.PieceCount; p++) storage.TryWriteVerifiedPiece(p, Piece(info, content, p));
+            storage.SaveResume();
+        }
+
+        // Corrupt a byte on disk behind our back (mtime changes): the resume file claims everything, the recheck must not.
+        await using (var raw = new FileStream(Path.Combine(dl, "set", "a"), FileMode.Open))
+        {
+            raw.Position = 100;
+            raw.WriteByte((byte)(content[100] ^ 0xFF));
+        }
+
+        File.SetLastWriteTimeUtc(Path.Combine(dl, "set", "a"), DateTime.UtcNow.AddMinutes(2));
+        using var again = TorrentStorage.Open(info, dl, create: true);
+        Assert.False(again.HasPiece(0));
+        Assert.Equal(info.PieceCount - 1, again.VerifiedCount);
+    }
+
+    [Fact]
+    public void Bitfield_rejects_spare_bits_and_wrong_length()
+    {
+        Assert.True(Bitfield.TryFromBytes([0xFF, 0xC0], 10, out var ok));
+        Assert.Equal(10, ok!.SetCount);
+        Assert.False(Bitfield.TryFromBytes([0xFF, 0xE0], 10, out _));
+        Assert.False(Bitfield.TryFromBytes([0xFF], 10, out _));
+        var b = new Bitfield(9);
+        b.Set(0);
+        b.Set(8);
+        Assert.Equal([0x80, 0x80], b.AsSpan().ToArray());
+    }
+}

@@ -1,0 +1,41 @@
+// Prints the root CID ipfs-unixfs-importer computes for a file or directory (like `ipfs add -Q`).
+// usage: node unixfs-add.mjs PATH [--cid-version 0|1] [--raw-leaves true|false] [--chunk-size N] [--only-hash]
+import { createReadStream, readdirSync, statSync } from 'node:fs'
+import { basename, join } from 'node:path'
+import { importer } from 'ipfs-unixfs-importer'
+import { fixedSize } from 'ipfs-unixfs-importer/chunker'
+import { BlackHoleBlockstore } from 'blockstore-core/black-hole'
+
+const args = process.argv.slice(2)
+const path = args[0]
+const opt = (name, def) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : def }
+const cidVersion = Number(opt('--cid-version', '0'))
+const rawLeaves = opt('--raw-leaves', cidVersion === 1 ? 'true' : 'false') === 'true'
+const chunkSize = Number(opt('--chunk-size', '262144'))
+
+function * entries (root, rel) {
+  const st = statSync(root)
+  if (st.isDirectory()) {
+    const names = readdirSync(root)
+    if (names.length === 0) yield { path: rel }
+    for (const name of names) yield * entries(join(root, name), `${rel}/${name}`)
+  } else {
+    yield { path: rel, content: createReadStream(root, { highWaterMark: 1 << 20 }) }
+  }
+}
+
+const source = statSync(path).isDirectory()
+  ? entries(path, basename(path))
+  : [{ content: createReadStream(path, { highWaterMark: 1 << 20 }) }]
+
+let last
+for await (const entry of importer(source, new BlackHoleBlockstore(), {
+  cidVersion,
+  rawLeaves,
+  chunker: fixedSize({ chunkSize }),
+  shardSplitStrategy: 'links-bytes',
+  reduceSingleLeafToSelf: true
+})) {
+  last = entry
+}
+process.stdout.write(`${last.cid.toString()}\n`)
