@@ -76,7 +76,9 @@ public sealed class SwarmTests : IAsyncLifetime
     public async Task Leechers_exchange_pieces_among_themselves_through_pex()
     {
         var (meta, src, content) = await MakeContent(4 * 1024 * 1024, 16384);
-        var seeder = await Start(meta, meta.Info, src, source: true, Loopback with { Choker = new ChokerOptions { UploadSlots = 1 }, PexInterval = TimeSpan.FromSeconds(1) });
+        // The seeder is capped (1 MiB/s for 4 × 4 MiB) so the swarm cannot finish from the seeder alone before PEX
+        // (every second) has introduced the leechers to each other: the outcome does not depend on machine speed.
+        var seeder = await Start(meta, meta.Info, src, source: true, Loopback with { Choker = new ChokerOptions { UploadSlots = 1 }, PexInterval = TimeSpan.FromSeconds(1), UploadRateLimit = 1024 * 1024 });
         var leechers = new List<TorrentSession>();
         for (var i = 0; i < 4; i++)
         {
