@@ -71,7 +71,8 @@ internal static class ContentCommands
             }
 
             var target = parse.GetValue(path)!;
-            IBlockStore store = parse.GetValue(onlyHash) ? new NullBlockStore() : OpenRepo(parse, repo).Blocks;
+            var repository = parse.GetValue(onlyHash) ? null : OpenRepo(parse, repo);
+            IBlockStore store = repository is null ? new NullBlockStore() : repository.Blocks;
             var importer = new UnixFsImporter(store, options);
             ImportResult result;
             if (Directory.Exists(target))
@@ -87,10 +88,7 @@ internal static class ContentCommands
                 throw new UsageException($"no such file or directory: {target}");
             }
 
-            if (!parse.GetValue(onlyHash))
-            {
-                OpenRepo(parse, repo).AddRoot(result.Cid);
-            }
+            repository?.AddRoot(result.Cid);
 
             await parse.InvocationConfiguration.Output.WriteLineAsync(result.Cid.ToString());
             return CliRunner.Ok;

@@ -36,6 +36,15 @@ internal static partial class TorrentCommands
         return result;
     }
 
+    private static Option<int?> UploadLimitOption() => new("--upload-limit") { Description = "Upload cap in KiB/s (default: unlimited)." };
+
+    private static long? CheckLimit(int? kib) => kib switch
+    {
+        null => null,
+        <= 0 => throw new UsageException("--upload-limit must be a positive number of KiB/s"),
+        _ => kib.Value * 1024L,
+    };
+
     private static Option<bool> VerboseOption() => new("--verbose", "-v") { Description = "Log protocol events to stderr." };
 
     private static int CheckPort(int port) => port is < 0 or > 65535 ? throw new UsageException($"invalid port: {port}") : port;
@@ -58,7 +67,8 @@ internal static partial class TorrentCommands
         var content = new Option<string?>("--content") { Description = "With a .torrent: where the content is (default: next to the .torrent)." };
         var verbose = VerboseOption();
         var dht = DhtBootstrapOption();
-        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, trackers, dht, content, verbose };
+        var limit = UploadLimitOption();
+        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, trackers, dht, content, limit, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var source = parse.GetValue(path)!;
@@ -95,7 +105,7 @@ internal static partial class TorrentCommands
                 ContentIsSource = true,
                 Trackers = allTrackers,
                 DhtBootstrap = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct),
-                Session = new TorrentSessionOptions { ListenPort = CheckPort(parse.GetValue(port)) },
+                Session = new TorrentSessionOptions { ListenPort = CheckPort(parse.GetValue(port)), UploadRateLimit = CheckLimit(parse.GetValue(limit)) },
             }, loggers);
             await using (host)
             {
@@ -137,7 +147,8 @@ internal static partial class TorrentCommands
         var timeout = new Option<int?>("--timeout") { Description = "Give up (exit 1) after this many seconds." };
         var verbose = VerboseOption();
         var dht = DhtBootstrapOption();
-        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, peers, dht, trackers, seed, timeout, verbose };
+        var limit = UploadLimitOption();
+        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, peers, dht, trackers, seed, timeout, limit, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var target = parse.GetValue(what)!;
@@ -180,13 +191,20 @@ internal static partial class TorrentCommands
                 Trackers = trackerList,
                 Peers = peerList,
                 DhtBootstrap = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct),
-                Session = new TorrentSessionOptions { ListenPort = CheckPort(parse.GetValue(port)) },
+                Session = new TorrentSessionOptions { ListenPort = CheckPort(parse.GetValue(port)), UploadRateLimit = CheckLimit(parse.GetValue(limit)) },
             }, loggers);
             await using (host)
             {
                 using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 if (parse.GetValue(timeout) is { } seconds) deadline.CancelAfter(TimeSpan.FromSeconds(seconds));
                 await host.StartAsync(ct);
+                if (host.Session.Info is not null)
+                {
+                    var start = host.Session.GetStats();
+                    await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                        $"resume: {start.PiecesKeptOnOpen} pieces kept, {start.PiecesRechecked} rechecked"));
+                }
+
                 await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"fetching {name} into {dir} (port {host.Session.ListenPort})"));
                 try
                 {

@@ -27,11 +27,21 @@ public sealed class LoopbackSwarmFixture : IAsyncLifetime
 }
 
 /// <summary>The CLI contract's output formats, against real nodes on loopback.</summary>
-public sealed partial class DhtCommandTests(LoopbackSwarmFixture fixture) : IClassFixture<LoopbackSwarmFixture>
+/// <remarks>
+/// Every CLI run leaves a dead contact in the swarm's routing tables (the client node exits, and the engine hands out
+/// nodes that only queried it — see DhtEngineFindingsTests); a lookup that meets one waits a query timeout. So each test
+/// gets a fresh swarm (xunit builds the class per test), and lookups get a generous deadline that keeps "nothing
+/// found" distinct from "timed out".
+/// </remarks>
+public sealed partial class DhtCommandTests : IAsyncLifetime
 {
-    // Every CLI run leaves a dead contact in the swarm's routing tables (the client node exits); a lookup that meets
-    // it waits for a query timeout. A generous deadline keeps "nothing found" distinct from "timed out".
     private const string Deadline = "120";
+
+    private readonly LoopbackSwarmFixture fixture = new();
+
+    public Task InitializeAsync() => fixture.InitializeAsync();
+
+    public Task DisposeAsync() => fixture.DisposeAsync();
 
     [GeneratedRegex("^[0-9a-f]{40}$")]
     private static partial Regex Hex40();
@@ -144,6 +154,23 @@ public sealed partial class DhtCommandTests(LoopbackSwarmFixture fixture) : ICla
         using var p = JsonDocument.Parse(Assert.Single(peers.StdoutLines));
         Assert.Equal(hash, p.RootElement.GetProperty("infohash").GetString());
         Assert.Contains("127.0.0.1:4321", p.RootElement.GetProperty("peers").EnumerateArray().Select(e => e.GetString()));
+    }
+
+    [Fact]
+    public async Task Bootstrap_takes_several_endpoints_per_option_comma_lists_and_repeats()
+    {
+        var h = fixture.Swarm.Hosts;
+        var target = h[2].Node.Id.ToString();
+
+        var spaced = await InProcessCli.RunAsync("dht", "find-node", target, "--bootstrap", h[0].LocalEndPoint.ToString(), h[1].LocalEndPoint.ToString(), "--timeout", Deadline);
+        var comma = await InProcessCli.RunAsync("dht", "find-node", target, "--bootstrap", $"{h[0].LocalEndPoint},{h[1].LocalEndPoint}", "--timeout", Deadline);
+        var repeated = await InProcessCli.RunAsync("dht", "find-node", target, "--bootstrap", h[0].LocalEndPoint.ToString(), "--bootstrap", h[1].LocalEndPoint.ToString(), "--timeout", Deadline);
+
+        foreach (var run in new[] { spaced, comma, repeated })
+        {
+            Assert.True(run.ExitCode == 0, run.ToString());
+            Assert.StartsWith(target, run.StdoutLines[0], StringComparison.Ordinal);
+        }
     }
 
     [Fact]

@@ -7,6 +7,8 @@ namespace Peerway.Simulation.Tests;
 
 public sealed class AdversaryTests
 {
+    private static readonly NodeId AccompliceId = NodeId.Random(new Random(5));
+
     private static (SimulationScheduler S, SimulationSocket Client, List<KrpcMessage> Replies, AdversaryNode Liar) Setup(AdversaryBehavior behavior)
     {
         var s = new SimulationScheduler(1);
@@ -19,7 +21,8 @@ public sealed class AdversaryTests
             replies.Add(m);
         });
         var accomplice = net.CreateSocket();
-        var liar = new AdversaryNode(net.CreateSocket(), NodeId.Random(new Random(2)), behavior, () => accomplice.LocalEndPoint, new Random(3));
+        var liar = new AdversaryNode(net.CreateSocket(), NodeId.Random(new Random(2)), behavior,
+            (_, n) => Enumerable.Repeat(new NodeContact(AccompliceId, accomplice.LocalEndPoint), n), new Random(3));
         liar.Start();
         return (s, client, replies, liar);
     }
@@ -38,7 +41,7 @@ public sealed class AdversaryTests
     }
 
     [Fact]
-    public void Liar_returns_contacts_closer_than_any_honest_node_pointing_at_the_attackers()
+    public void Liar_returns_only_attackers_some_with_fake_ids_next_to_the_target()
     {
         var (s, client, replies, liar) = Setup(AdversaryBehavior.Lie);
         var target = NodeId.Random(new Random(9));
@@ -52,8 +55,10 @@ public sealed class AdversaryTests
             Assert.Equal(liar.Id, reply.Id);
             var nodes = KrpcCodec.ReadCompactNodes(reply.Nodes.Span, AddressFamily.InterNetwork);
             Assert.Equal(8, nodes.Count);
-            // Only the last 16 bits differ from the target: a distance no random honest id reaches.
-            Assert.All(nodes, n => Assert.True(n.Id.CommonPrefixLength(target) >= 144));
+            // Two fakes: only the last 16 bits differ from the target, a distance no random honest id reaches.
+            Assert.All(nodes.Take(2), n => Assert.True(n.Id.CommonPrefixLength(target) >= 144));
+            Assert.All(nodes.Take(2), n => Assert.Equal(liar.EndPoint, n.EndPoint));
+            Assert.All(nodes.Skip(2), n => Assert.Equal(AccompliceId, n.Id));
             Assert.All(nodes, n => Assert.NotEqual(client.LocalEndPoint, n.EndPoint));
         }
 

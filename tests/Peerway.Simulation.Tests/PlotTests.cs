@@ -34,4 +34,21 @@ public sealed class PlotTests
         var doc = XDocument.Parse(SvgPlot.Line("empty", "x", "y", []));
         Assert.NotNull(doc.Root);
     }
+
+    [Fact]
+    public void Png_is_rendered_with_a_log_axis()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"peerway-plot-{Guid.NewGuid():N}.png");
+        try
+        {
+            PngPlot.Line(path, "rounds", "nodes", "rounds", [new PlotSeries("p50", [(100, 2), (1_000, 3), (100_000, 4)])], logX: true);
+            var bytes = File.ReadAllBytes(path);
+            Assert.True(bytes.Length > 2_000, $"{bytes.Length} bytes");
+            Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, bytes[..4]);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
 }

@@ -63,11 +63,23 @@ public sealed class ScenarioTests
     public void Adversaries_hurt_lookups_and_disjoint_paths_help()
     {
         var clean = Simulator.Run(Small());
-        var attacked = Simulator.Run(Small() with { AdversaryFraction = 0.3 });
-        var disjoint = Simulator.Run(Small() with { AdversaryFraction = 0.3, DisjointPaths = 4 });
+        var attacked = Simulator.Run(Small() with { AdversaryFraction = 0.3, AdversaryBehavior = AdversaryBehavior.Lie });
+        var disjoint = Simulator.Run(Small() with { AdversaryFraction = 0.3, AdversaryBehavior = AdversaryBehavior.Lie, DisjointPaths = 4 });
         Assert.Equal(120, attacked.Adversaries);
         Assert.True(attacked.RoutingTableAdversaries > 0.1, $"adversaries in routing tables {attacked.RoutingTableAdversaries}");
         Assert.True(attacked.SuccessRate < clean.SuccessRate, $"{attacked.SuccessRate} vs {clean.SuccessRate}");
         Assert.True(disjoint.SuccessRate >= attacked.SuccessRate, $"d=4 {disjoint.SuccessRate} vs d=1 {attacked.SuccessRate}");
+    }
+
+    [Fact]
+    public void Bep42_enforcement_stops_Sybils_from_eclipsing_an_info_hash()
+    {
+        // Without BEP 42 a quarter of the attackers choose ids next to the 5 announced info-hashes (12 per hash, more
+        // than k = 8) and swallow their announces.
+        var o = Small(600) with { Lookups = 100, AdversaryFraction = 0.4 };
+        var open = Simulator.Run(o);
+        var enforced = Simulator.Run(o with { EnforceBep42 = true });
+        Assert.True(open.GetPeersSuccessRate < 0.8, $"get_peers without BEP 42 {open.GetPeersSuccessRate}");
+        Assert.True(enforced.GetPeersSuccessRate > open.GetPeersSuccessRate + 0.2, $"{enforced.GetPeersSuccessRate} vs {open.GetPeersSuccessRate}");
     }
 }

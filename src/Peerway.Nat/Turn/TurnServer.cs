@@ -59,10 +59,11 @@ public sealed partial class TurnServer : IDisposable
     /// <summary>RFC 8656 §14.4: "the server MUST reject a REQUESTED-TRANSPORT other than UDP (17)".</summary>
     private const byte UdpProtocol = 17;
 
-    /// <summary>RFC 8656 §12: channel numbers 0x4000 through 0x4FFF.</summary>
+    /// <summary>RFC 8656 §12: channel numbers 0x4000 through 0x4FFF; RFC 5766 allowed up to 0x7FFF and clients such
+    /// as coturn's still pick from that range, so it is accepted (the first two bits stay 01: no clash with STUN).</summary>
     private const ushort MinChannel = 0x4000;
 
-    private const ushort MaxChannel = 0x4FFF;
+    private const ushort MaxChannel = 0x7FFF;
 
     /// <summary>Bound on permissions and channels per allocation.</summary>
     private const int MaxPermissionsPerAllocation = 256;
@@ -176,10 +177,13 @@ public sealed partial class TurnServer : IDisposable
 
         Interlocked.Increment(ref Stats.RequestsValue);
         Span<byte> response = stackalloc byte[ResponseBufferSize];
-        var length = HandleRequest(client, message, response, out var authenticated);
+        var length = HandleRequest(client, message, response, out var exempt);
         if (length == 0) return;
-        // Issue rule (and RFC 8656 §21.2 spirit): no unauthenticated answer larger than its request, Binding aside.
-        if (!authenticated && message.Method != StunMethod.Binding && length > data.Length)
+        // No unauthenticated answer over UDP larger than its request: a spoofed source must not turn the server into
+        // an amplifier. Exempt are Binding and the compact 401/438 challenge (48 bytes + REALM) that RFC 8656 §6.2
+        // requires before any client can authenticate (coturn's uclient opens with a 52-byte Allocate). TCP needs no
+        // such rule: its handshake proves the source address.
+        if (!exempt && client.Link is null && message.Method != StunMethod.Binding && length > data.Length)
         {
             Interlocked.Increment(ref Stats.AmplificationDropsValue);
             return;
@@ -188,19 +192,22 @@ public sealed partial class TurnServer : IDisposable
         SendToClient(client, response[..length]);
     }
 
-    private int HandleRequest(ClientId client, StunMessage request, Span<byte> response, out bool authenticated)
+    /// <param name="exempt">True when the answer may be larger than the request: authenticated, a Binding response or
+    /// the 401/438 challenge.</param>
+    private int HandleRequest(ClientId client, StunMessage request, Span<byte> response, out bool exempt)
     {
-        authenticated = false;
+        exempt = false;
         var unknown = StunAttributes.UnknownComprehensionRequired(request, Known);
         if (unknown.Length > 0) return Error(request, StunErrorCode.UnknownAttribute, null, response, unknown);
-        if (request.Method == StunMethod.Binding) return Binding(client, request, response);
+        exempt = request.Method == StunMethod.Binding;
+        if (exempt) return Binding(client, request, response);
         if (request.Method is not (StunMethod.Allocate or StunMethod.Refresh or StunMethod.CreatePermission or StunMethod.ChannelBind))
         {
             return Error(request, StunErrorCode.BadRequest, null, response);
         }
 
         // RFC 8489 §9.2.4: the long-term credential checks, in order.
-        if (request.IntegrityIndex < 0) return Challenge(request, client, StunErrorCode.Unauthenticated, response);
+        if (request.IntegrityIndex < 0) return Challenge(out exempt, request, client, StunErrorCode.Unauthenticated, response);
         if (!request.TryGetText(StunAttributeType.Username, StunLimits.MaxUsernameBytes, out var username) ||
             !request.TryGetText(StunAttributeType.Realm, StunLimits.MaxRealmBytes, out var realm) ||
             !request.TryGetText(StunAttributeType.Nonce, StunLimits.MaxNonceBytes, out var nonce))
@@ -210,16 +217,16 @@ public sealed partial class TurnServer : IDisposable
 
         if (!_auth.IsNonceValid(nonce, client.Remote.Address) || realm != _options.Realm)
         {
-            return Challenge(request, client, StunErrorCode.StaleNonce, response);
+            return Challenge(out exempt, request, client, StunErrorCode.StaleNonce, response);
         }
 
         var key = _auth.KeyFor(username);
         if (key is null || !StunAttributes.VerifyIntegrity(request, key))
         {
-            return Challenge(request, client, StunErrorCode.Unauthenticated, response);
+            return Challenge(out exempt, request, client, StunErrorCode.Unauthenticated, response);
         }
 
-        authenticated = true;
+        exempt = true;
         lock (_gate)
         {
             _allocations.TryGetValue(client, out var allocation);
@@ -510,8 +517,9 @@ public sealed partial class TurnServer : IDisposable
 
     private TokenBucket Bucket() => new(_options.MaxBytesPerSecond, _time);
 
-    private int Challenge(StunMessage request, ClientId client, int code, Span<byte> response)
+    private int Challenge(out bool exempt, StunMessage request, ClientId client, int code, Span<byte> response)
     {
+        exempt = true;
         Interlocked.Increment(ref Stats.ErrorsValue);
         // Compact on purpose: no reason phrase, a 12-character nonce, so it is no larger than a typical Allocate.
         var w = new StunWriter(response, request.Method, StunClass.ErrorResponse, request.TransactionId);

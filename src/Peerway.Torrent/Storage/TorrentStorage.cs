@@ -91,6 +91,7 @@ public sealed class TorrentStorage : IDisposable
 
         resumePath ??= Path.Combine(root, ".peerway", info.InfoHash + ".resume");
         var storage = new TorrentStorage(info, paths, handles, resumePath) { _writable = create };
+        var fresh = new bool[paths.Length];
         try
         {
             for (var i = 0; i < paths.Length; i++)
@@ -98,6 +99,8 @@ public sealed class TorrentStorage : IDisposable
                 if (create)
                 {
                     Directory.CreateDirectory(Path.GetDirectoryName(paths[i])!);
+                    // A file we create now holds no data: its pieces need no hashing (only zeros could be there).
+                    fresh[i] = !File.Exists(paths[i]) || new FileInfo(paths[i]).Length == 0;
                     handles[i] = File.OpenHandle(paths[i], FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite);
                     // Sparse preallocation: extending with ftruncate allocates no blocks.
                     if (RandomAccess.GetLength(handles[i]!) != info.Files[i].Length) RandomAccess.SetLength(handles[i]!, info.Files[i].Length);
@@ -110,7 +113,7 @@ public sealed class TorrentStorage : IDisposable
                 }
             }
 
-            storage.Establish(ct);
+            storage.Establish(fresh, ct);
             return storage;
         }
         catch
@@ -120,7 +123,7 @@ public sealed class TorrentStorage : IDisposable
         }
     }
 
-    private void Establish(CancellationToken ct)
+    private void Establish(bool[] fresh, CancellationToken ct)
     {
         var trustedFiles = LoadResume(out var resumed);
         var buffer = ArrayPool<byte>.Shared.Rent(_info.PieceLength);
@@ -137,6 +140,7 @@ public sealed class TorrentStorage : IDisposable
                     continue;
                 }
 
+                if (Enumerable.Range(first, last - first + 1).All(f => fresh[f] || _info.Files[f].Length == 0) && _info.PieceSize(piece) > 0) continue;
                 PiecesRechecked++;
                 if (CheckOnDisk(piece, buffer)) _verified.Set(piece);
             }

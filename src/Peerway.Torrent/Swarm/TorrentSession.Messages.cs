@@ -274,7 +274,8 @@ public sealed partial class TorrentSession
         {
             _completedPieces.Remove(conn, out done);
             storage = _storage;
-            if (conn.IncomingRequests.Count > 0 && storage is not null)
+            // With an upload cap, requests wait in the queue and the timer serves them within the budget.
+            if (conn.IncomingRequests.Count > 0 && storage is not null && _options.UploadRateLimit is null)
             {
                 serve = [.. conn.IncomingRequests];
                 conn.IncomingRequests.Clear();
@@ -297,22 +298,58 @@ public sealed partial class TorrentSession
             lock (_gate) TryFinishMetadata();
         }
 
-        if (serve is not null)
+        if (serve is not null) Serve(conn, storage!, serve);
+    }
+
+    /// <summary>Sends blocks (outside the lock: disk reads) and accounts for them.</summary>
+    private void Serve(PeerConnection conn, TorrentStorage storage, List<BlockRequest> serve)
+    {
+        long sent = 0;
+        foreach (var r in serve)
         {
-            long sent = 0;
-            foreach (var r in serve)
+            if (!conn.SendBlock(storage, r)) break;
+            sent += r.Length;
+        }
+
+        lock (_gate)
+        {
+            conn.UploadMeter.Add(sent);
+            conn.BytesSent += sent;
+            _uploaded += sent;
+        }
+    }
+
+    /// <summary>
+    /// Upload cap (token bucket): each tick adds rate × elapsed to the budget (at most one second's worth) and serves
+    /// queued requests round-robin across peers while the budget lasts. Called from the timer, outside the lock.
+    /// </summary>
+    private void ServeRateLimited(TimeSpan elapsed)
+    {
+        if (_options.UploadRateLimit is not { } rate || _storage is not { } storage) return;
+        var work = new List<(PeerConnection Conn, List<BlockRequest> Blocks)>();
+        lock (_gate)
+        {
+            _uploadBudget = Math.Min(rate, _uploadBudget + (long)(rate * elapsed.TotalSeconds));
+            var queues = _connections.Where(c => c.IncomingRequests.Count > 0).ToList();
+            var progress = true;
+            var picked = queues.ToDictionary(c => c, _ => new List<BlockRequest>());
+            while (progress && _uploadBudget > 0)
             {
-                if (!conn.SendBlock(storage!, r)) break;
-                sent += r.Length;
+                progress = false;
+                foreach (var c in queues)
+                {
+                    if (c.IncomingRequests.Count == 0 || c.IncomingRequests.Peek().Length > _uploadBudget) continue;
+                    var r = c.IncomingRequests.Dequeue();
+                    _uploadBudget -= r.Length;
+                    picked[c].Add(r);
+                    progress = true;
+                }
             }
 
-            lock (_gate)
-            {
-                conn.UploadMeter.Add(sent);
-                conn.BytesSent += sent;
-                _uploaded += sent;
-            }
+            work.AddRange(picked.Where(kv => kv.Value.Count > 0).Select(kv => (kv.Key, kv.Value)));
         }
+
+        foreach (var (conn, blocks) in work) Serve(conn, storage, blocks);
     }
 
     private void OnPieceChecked(int piece, bool ok)

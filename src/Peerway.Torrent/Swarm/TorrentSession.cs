@@ -17,6 +17,9 @@ namespace Peerway.Torrent.Swarm;
 /// </summary>
 public sealed partial class TorrentSession : IAsyncDisposable
 {
+    /// <summary>The engine's clock tick: connection upkeep, request refill, upload budget.</summary>
+    private static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(100);
+
     internal const ulong OurReserved = PeerHandshake.DhtBit | PeerHandshake.FastBit | PeerHandshake.ExtensionBit;
 
     private readonly TorrentSessionOptions _options;
@@ -53,6 +56,8 @@ public sealed partial class TorrentSession : IAsyncDisposable
     private byte[]? _metadataBuffer;
     private bool[]? _metadataHave;
     private int _initializing;
+    private long _uploadBudget;
+    private long _lastTickTimestamp;
     private int _disposed;
 
     public TorrentSession(NodeId infoHash, TorrentInfo? info, string directory, bool contentIsSource, TorrentSessionOptions options, TimeProvider time, ILogger? logger = null)
@@ -113,7 +118,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
         _listener.Start(128);
         ListenPort = ((IPEndPoint)_listener.LocalEndpoint).Port;
         lock (_gate) _tasks.Add(AcceptLoopAsync(_cts.Token));
-        _timer = _time.CreateTimer(_ => Tick(), null, TimeSpan.FromMilliseconds(250), TimeSpan.FromMilliseconds(250));
+        _timer = _time.CreateTimer(_ => Tick(), null, TickInterval, TickInterval);
     }
 
     private void InitializeStorage(TorrentInfo info, CancellationToken ct)
@@ -338,7 +343,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
         lock (_gate)
         {
             _ticks++;
-            var dueRechoke = _ticks % Math.Max(1, (long)(_options.Choker.RechokeInterval.TotalMilliseconds / 250)) == 1;
+            var dueRechoke = _ticks % Math.Max(1, (long)(_options.Choker.RechokeInterval / TickInterval)) == 1;
             if (dueRechoke) Rechoke();
             foreach (var c in _connections.ToList())
             {
@@ -389,6 +394,10 @@ public sealed partial class TorrentSession : IAsyncDisposable
         }
 
         if (saveResume) SaveResumeSafely();
+        var nowTs = _time.GetTimestamp();
+        var elapsed = _lastTickTimestamp == 0 ? TimeSpan.Zero : _time.GetElapsedTime(_lastTickTimestamp, nowTs);
+        _lastTickTimestamp = nowTs;
+        ServeRateLimited(elapsed);
     }
 
     private bool IsConnectedTo(IPEndPoint ep) => _connections.Any(c => ep.Equals(c.ListenEndPoint) || (c.Outgoing && ep.Equals(c.Remote)));

@@ -58,8 +58,12 @@ public sealed record TorrentSessionOptions
     /// <summary>Seed for the picker's and choker's randomness (tests); null: random.</summary>
     public int? RandomSeed { get; init; }
 
+    /// <summary>Upload cap for the whole session in bytes/s (token bucket); null: unlimited.</summary>
+    public long? UploadRateLimit { get; init; }
+
     public void Validate()
     {
+        if (UploadRateLimit is <= 0) throw new ArgumentOutOfRangeException(nameof(UploadRateLimit), UploadRateLimit, "must be positive");
         ArgumentOutOfRangeException.ThrowIfNegative(ListenPort);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(ListenPort, 65535);
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxConnections, 1);

@@ -309,23 +309,35 @@ public sealed class TurnServerTests : IDisposable
     }
 
     [Fact]
-    public async Task Unauthenticated_answers_are_never_larger_than_the_request()
+    public async Task Unauthenticated_answers_are_never_larger_than_the_request_except_binding_and_the_challenge()
     {
         var (server, ep) = Server(Options());
         var raw = new Inbox(_net.CreateSocket(new IPEndPoint(IPAddress.Parse("192.168.1.99"), 40000)));
         _owned.Add(raw);
-        // A bare 20-byte Allocate: the 401 challenge would be larger, so nothing is sent.
-        var bare = new byte[20];
-        new StunWriter(bare, StunMethod.Allocate, StunClass.Request, StunClient.NewTransactionId());
-        raw.Socket.Send(bare, ep);
-        // A Binding request is answered (Binding aside); it also orders the datagrams for this check.
-        var binding = new byte[20];
-        new StunWriter(binding, StunMethod.Binding, StunClass.Request, StunClient.NewTransactionId());
-        raw.Socket.Send(binding, ep);
+        static byte[] Message(StunMethod method, ushort? unknownAttribute = null)
+        {
+            var b = new byte[64];
+            var w = new StunWriter(b, method, StunClass.Request, StunClient.NewTransactionId());
+            if (unknownAttribute is { } t) w.AddUInt32(t, 0);
+            return b[..w.Length];
+        }
+
+        // 420 with UNKNOWN-ATTRIBUTES (36 bytes) to a 28-byte request, 400 (28 bytes) to a 20-byte unknown method:
+        // both would amplify, so neither is sent.
+        raw.Socket.Send(Message(StunMethod.Allocate, 0x7ABC), ep);
+        raw.Socket.Send(Message((StunMethod)0x00A), ep);
+        // The 401 challenge is compact (48 bytes + REALM) and exempt, as is Binding; they also order this check.
+        raw.Socket.Send(Message(StunMethod.Allocate), ep);
+        var (challenge, _) = await raw.NextAsync();
+        Assert.True(StunMessage.TryDecode(challenge, out var m, out _));
+        Assert.True(m!.TryGetErrorCode(out var code, out _));
+        Assert.Equal(401, code);
+        Assert.True(challenge.Length <= 48 + 4, $"challenge is {challenge.Length} bytes");
+        raw.Socket.Send(Message(StunMethod.Binding), ep);
         var (answer, _) = await raw.NextAsync();
-        Assert.True(StunMessage.TryDecode(answer, out var m, out _));
-        Assert.Equal(StunMethod.Binding, m!.Method);
-        Assert.Equal(1, server.Stats.AmplificationDrops);
+        Assert.True(StunMessage.TryDecode(answer, out var binding, out _));
+        Assert.Equal(StunMethod.Binding, binding!.Method);
+        Assert.Equal(2, server.Stats.AmplificationDrops);
         Assert.Equal(0, raw.Count);
     }
 

@@ -1,0 +1,188 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Sockets;
+using Peerway.Core;
+using Peerway.Torrent.Metainfo;
+using Peerway.Torrent.Wire;
+
+namespace Peerway.Torrent.Tests.Swarm;
+
+/// <summary>How a <see cref="FakePeer"/> misbehaves.</summary>
+internal enum FakePeerMode
+{
+    /// <summary>Answers every request with blocks whose bytes are flipped (pieces fail their hash).</summary>
+    Corrupt,
+    /// <summary>Accepts requests and never answers (a peer that stalls).</summary>
+    Silent,
+    /// <summary>Sends one correct block of the first piece asked for, then vanishes (socket closed mid-piece).</summary>
+    VanishMidPiece,
+    /// <summary>Sends a message with an unknown id right after the handshake.</summary>
+    Malformed,
+}
+
+/// <summary>A test double speaking the real wire protocol (our codec) that claims every piece and then misbehaves.</summary>
+internal sealed class FakePeer : IAsyncDisposable
+{
+    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly TorrentInfo _info;
+    private readonly byte[] _content;
+    private readonly FakePeerMode _mode;
+    private readonly CancellationTokenSource _cts = new();
+    private readonly Task _accept;
+    private readonly List<Task> _connections = [];
+
+    public FakePeer(TorrentInfo info, byte[] content, FakePeerMode mode)
+    {
+        _info = info;
+        _content = content;
+        _mode = mode;
+        _listener.Start();
+        _accept = AcceptAsync();
+    }
+
+    public NodeId PeerId { get; } = NodeId.Random();
+
+    public IPEndPoint EndPoint => (IPEndPoint)_listener.LocalEndpoint;
+
+    public int Connections;
+    public int BlocksSent;
+    public int RequestsReceived;
+
+    /// <summary>Completes when the other side closed a connection on us (our misbehaviour was punished).</summary>
+    public TaskCompletionSource Dropped { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private async Task AcceptAsync()
+    {
+        while (!_cts.IsCancellationRequested)
+        {
+            Socket s;
+            try
+            {
+                s = await _listener.AcceptSocketAsync(_cts.Token);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
+            {
+                return;
+            }
+
+            lock (_connections) _connections.Add(ServeAsync(s));
+        }
+    }
+
+    /// <summary>Dials <paramref name="target"/> as if reconnecting; returns true if the handshake was answered and the connection then stayed open for a message.</summary>
+    public async Task<bool> ReconnectAsync(IPEndPoint target)
+    {
+        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await s.ConnectAsync(target);
+        await using var stream = new NetworkStream(s);
+        await stream.WriteAsync(Handshake());
+        var buffer = new byte[PeerWire.HandshakeLength + 64];
+        var n = 0;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        try
+        {
+            while (true)
+            {
+                var read = await stream.ReadAsync(buffer.AsMemory(n), timeout.Token);
+                if (read == 0) return false;
+                n += read;
+                if (n > PeerWire.HandshakeLength) return true;
+                if (n == buffer.Length) return true;
+            }
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private byte[] Handshake()
+    {
+        var hs = new byte[PeerWire.HandshakeLength];
+        PeerWire.WriteHandshake(hs, new PeerHandshake(PeerHandshake.FastBit, _info.InfoHash, PeerId));
+        return hs;
+    }
+
+    private async Task ServeAsync(Socket socket)
+    {
+        Interlocked.Increment(ref Connections);
+        using var owned = socket;
+        await using var stream = new NetworkStream(socket);
+        var ct = _cts.Token;
+        try
+        {
+            var hs = new byte[PeerWire.HandshakeLength];
+            await stream.ReadExactlyAsync(hs, ct);
+            await stream.WriteAsync(Handshake(), ct);
+            var w = new ArrayBufferWriter<byte>();
+            PeerWire.WriteSimple(w, PeerMessageType.HaveAll);
+            PeerWire.WriteSimple(w, PeerMessageType.Unchoke);
+            if (_mode == FakePeerMode.Malformed) w.Write<byte>([0, 0, 0, 1, 0x63]);
+            await stream.WriteAsync(w.WrittenMemory, ct);
+            var buffer = new byte[PeerWire.MaxMessageLength + 4];
+            var filled = 0;
+            while (true)
+            {
+                var n = await stream.ReadAsync(buffer.AsMemory(filled), ct);
+                if (n == 0)
+                {
+                    Dropped.TrySetResult();
+                    return;
+                }
+
+                filled += n;
+                while (true)
+                {
+                    var frame = PeerWire.FrameLength(buffer.AsSpan(0, filled), out _);
+                    if (frame <= 0) break;
+                    var reply = Handle(buffer.AsSpan(0, frame), out var vanish);
+                    if (reply is not null) await stream.WriteAsync(reply, ct);
+                    if (vanish)
+                    {
+                        socket.Close();
+                        return;
+                    }
+
+                    buffer.AsSpan(frame, filled - frame).CopyTo(buffer);
+                    filled -= frame;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException or EndOfStreamException or ObjectDisposedException)
+        {
+            Dropped.TrySetResult();
+        }
+    }
+
+    private byte[]? Handle(ReadOnlySpan<byte> frame, out bool vanish)
+    {
+        vanish = false;
+        if (!PeerWire.TryDecode(frame, out var m, out _) || m.Type != PeerMessageType.Request) return null;
+        Interlocked.Increment(ref RequestsReceived);
+        if (_mode is FakePeerMode.Silent or FakePeerMode.Malformed) return null;
+        var offset = ((long)m.Index * _info.PieceLength) + m.Begin;
+        var block = _content.AsSpan((int)offset, m.Length).ToArray();
+        if (_mode == FakePeerMode.Corrupt)
+        {
+            for (var i = 0; i < block.Length; i += 97) block[i] ^= 0x5A;
+        }
+
+        if (_mode == FakePeerMode.VanishMidPiece) vanish = true;
+        Interlocked.Increment(ref BlocksSent);
+        var w = new ArrayBufferWriter<byte>();
+        PeerWire.WritePiece(w, m.Index, m.Begin, block);
+        return w.WrittenSpan.ToArray();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _cts.CancelAsync();
+        _listener.Stop();
+        await _accept;
+        Task[] all;
+        lock (_connections) all = [.. _connections];
+        await Task.WhenAll(all);
+        _listener.Dispose();
+        _cts.Dispose();
+    }
+}

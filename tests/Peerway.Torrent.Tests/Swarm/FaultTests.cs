@@ -1,0 +1,187 @@
+using System.Net;
+using System.Security.Cryptography;
+using Peerway.Torrent.Metainfo;
+using Peerway.Torrent.Storage;
+using Peerway.Torrent.Swarm;
+
+namespace Peerway.Torrent.Tests.Swarm;
+
+/// <summary>Misbehaving peers (test doubles speaking the real protocol) against a real session over loopback TCP.</summary>
+public sealed class FaultTests : IAsyncLifetime
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("pw-fault-").FullName;
+    private readonly List<IAsyncDisposable> _disposables = [];
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        for (var i = _disposables.Count - 1; i >= 0; i--) await _disposables[i].DisposeAsync();
+        Directory.Delete(_dir, true);
+    }
+
+    private async Task<(TorrentMetainfo Meta, string Source, byte[] Content)> Content(int size = 2 * 1024 * 1024)
+    {
+        var src = Path.Combine(_dir, "seed", "payload.bin");
+        Directory.CreateDirectory(Path.GetDirectoryName(src)!);
+        var content = RandomNumberGenerator.GetBytes(size);
+        await File.WriteAllBytesAsync(src, content);
+        var bytes = await TorrentCreator.CreateAsync(src, new TorrentCreateOptions { PieceLength = 16384 * 2 });
+        Assert.True(MetainfoParser.TryParse(bytes, out var meta, out _));
+        return (meta!, src, content);
+    }
+
+    private async Task<TorrentSession> Session(TorrentMetainfo meta, string dir, bool source, TorrentSessionOptions? options = null)
+    {
+        var s = new TorrentSession(meta.InfoHash, meta.Info, dir, source, options ?? new TorrentSessionOptions { ListenAddress = IPAddress.Loopback }, TimeProvider.System);
+        _disposables.Add(s);
+        await s.StartAsync(CancellationToken.None);
+        return s;
+    }
+
+    private FakePeer Fake(TorrentMetainfo meta, byte[] content, FakePeerMode mode)
+    {
+        var f = new FakePeer(meta.Info, content, mode);
+        _disposables.Add(f);
+        return f;
+    }
+
+    /// <summary>Watches the download file while the download runs: every piece-aligned region is zero (not yet written) or correct.</summary>
+    private static async Task<int> WatchForCorruptBytesAsync(string path, TorrentInfo info, Task until)
+    {
+        var bad = 0;
+        var buffer = new byte[info.PieceLength];
+        while (!until.IsCompleted)
+        {
+            if (File.Exists(path))
+            {
+                await using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+                for (var p = 0; p < info.PieceCount; p++)
+                {
+                    var size = info.PieceSize(p);
+                    f.Position = (long)p * info.PieceLength;
+                    await f.ReadExactlyAsync(buffer.AsMemory(0, size));
+                    var span = buffer.AsSpan(0, size);
+                    // A piece is written whole after its hash verified: anything else on disk is a corrupt byte.
+                    if (span.ContainsAnyExcept((byte)0) && !TorrentStorage.VerifyPiece(info, p, span)) bad++;
+                }
+            }
+
+            await Task.WhenAny(until, Task.Delay(20));
+        }
+
+        return bad;
+    }
+
+    [Fact]
+    public async Task Corrupting_peer_is_banned_stays_banned_and_no_corrupt_byte_reaches_the_disk()
+    {
+        var (meta, src, content) = await Content();
+        var liar = Fake(meta, content, FakePeerMode.Corrupt);
+        var leecher = await Session(meta, Path.Combine(_dir, "dl"), source: false);
+        var watch = WatchForCorruptBytesAsync(Path.Combine(_dir, "dl", "payload.bin"), meta.Info, leecher.Completed);
+        leecher.AddPeers([liar.EndPoint]);
+        await liar.Dropped.Task.WaitAsync(Deadline);
+        var stats = leecher.GetStats();
+        Assert.True(stats.HashFailures >= 1);
+        Assert.Equal(1, stats.BannedPeers);
+        Assert.Equal(0, stats.VerifiedPieces);
+
+        // Banned for good: reconnecting (as itself) is refused, and the download completes from an honest seeder.
+        Assert.False(await liar.ReconnectAsync(new IPEndPoint(IPAddress.Loopback, leecher.ListenPort)));
+        var seeder = await Session(meta, src, source: true);
+        leecher.AddPeers([new IPEndPoint(IPAddress.Loopback, seeder.ListenPort), liar.EndPoint]);
+        await leecher.Completed.WaitAsync(Deadline);
+        Assert.Equal(0, await watch);
+        Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(_dir, "dl", "payload.bin")));
+        Assert.True(leecher.GetStats().ReceivedByPeerId.ContainsKey(seeder.PeerId));
+    }
+
+    [Fact]
+    public async Task Silent_peer_does_not_stall_the_download()
+    {
+        var (meta, src, content) = await Content();
+        var silent = Fake(meta, content, FakePeerMode.Silent);
+        var options = new TorrentSessionOptions { ListenAddress = IPAddress.Loopback, RequestTimeout = TimeSpan.FromSeconds(2) };
+        var leecher = await Session(meta, Path.Combine(_dir, "dl"), source: false, options);
+        leecher.AddPeers([silent.EndPoint]);
+        await WaitUntil(() => silent.RequestsReceived > 0);
+        var seeder = await Session(meta, src, source: true);
+        leecher.AddPeers([new IPEndPoint(IPAddress.Loopback, seeder.ListenPort)]);
+        await leecher.Completed.WaitAsync(Deadline);
+        Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(_dir, "dl", "payload.bin")));
+    }
+
+    [Fact]
+    public async Task Peer_vanishing_mid_piece_does_not_stall_the_download()
+    {
+        var (meta, src, content) = await Content();
+        var vanisher = Fake(meta, content, FakePeerMode.VanishMidPiece);
+        var leecher = await Session(meta, Path.Combine(_dir, "dl"), source: false);
+        leecher.AddPeers([vanisher.EndPoint]);
+        await WaitUntil(() => vanisher.BlocksSent > 0);
+        var seeder = await Session(meta, src, source: true);
+        leecher.AddPeers([new IPEndPoint(IPAddress.Loopback, seeder.ListenPort)]);
+        await leecher.Completed.WaitAsync(Deadline);
+        Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(_dir, "dl", "payload.bin")));
+    }
+
+    [Fact]
+    public async Task Malformed_message_drops_only_that_peer()
+    {
+        var (meta, src, content) = await Content();
+        var seeder = await Session(meta, src, source: true);
+        var bad = Fake(meta, content, FakePeerMode.Malformed);
+        var leecher = await Session(meta, Path.Combine(_dir, "dl"), source: false);
+        leecher.AddPeers([bad.EndPoint, new IPEndPoint(IPAddress.Loopback, seeder.ListenPort)]);
+        await bad.Dropped.Task.WaitAsync(Deadline);
+        await leecher.Completed.WaitAsync(Deadline);
+        Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(_dir, "dl", "payload.bin")));
+        Assert.Equal(meta.Info.TotalLength, leecher.GetStats().ReceivedByPeerId[seeder.PeerId]);
+    }
+
+    [Fact]
+    public async Task Upload_rate_limit_caps_the_seeder_by_its_clock()
+    {
+        var (meta, src, content) = await Content(1024 * 1024);
+        const int rate = 64 * 1024;
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        var seeder = new TorrentSession(meta.InfoHash, meta.Info, src, true,
+            new TorrentSessionOptions { ListenAddress = IPAddress.Loopback, UploadRateLimit = rate }, time);
+        _disposables.Add(seeder);
+        await seeder.StartAsync(CancellationToken.None);
+        var leecher = await Session(meta, Path.Combine(_dir, "dl"), source: false);
+        leecher.AddPeers([new IPEndPoint(IPAddress.Loopback, seeder.ListenPort)]);
+        // The token bucket only grows with the seeder's clock: after T of (fake) time at most rate·T bytes can leave.
+        var advanced = TimeSpan.Zero;
+        var deadline = DateTime.UtcNow + Deadline;
+        while (seeder.GetStats().Uploaded == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "nothing was uploaded");
+            time.Advance(TimeSpan.FromMilliseconds(100));
+            advanced += TimeSpan.FromMilliseconds(100);
+            await Task.Delay(5);
+        }
+
+        for (var i = 0; i < 10; i++)
+        {
+            time.Advance(TimeSpan.FromMilliseconds(100));
+            advanced += TimeSpan.FromMilliseconds(100);
+            Assert.True(seeder.GetStats().Uploaded <= rate * advanced.TotalSeconds, $"{seeder.GetStats().Uploaded} bytes after {advanced}");
+            await Task.Delay(5);
+        }
+
+        Assert.False(leecher.Completed.IsCompleted);
+    }
+
+    private static async Task WaitUntil(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + Deadline;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "condition not reached");
+            await Task.Delay(10);
+        }
+    }
+}
