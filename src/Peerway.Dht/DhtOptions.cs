@@ -47,6 +47,13 @@ public sealed record DhtOptions
     /// <summary>Queries one IP address may send in a burst (token bucket depth).</summary>
     public int RateLimitBurst { get; init; } = 100;
 
+    /// <summary>
+    /// After bootstrap (and restore), refresh every bucket at once (a find_node for a random id in each) instead of
+    /// waiting for the 15-minute refresh. Fuller tables sooner, at the cost of about one lookup per bucket per join
+    /// (off by default: large simulations join thousands of nodes).
+    /// </summary>
+    public bool RefreshBucketsAfterBootstrap { get; init; }
+
     /// <summary>Seed for transaction ids, token secrets and random ids (deterministic simulations); null: cryptographic.</summary>
     public int? RandomSeed { get; init; }
 

@@ -3,7 +3,7 @@ using Peerway.Core;
 
 namespace Peerway.Dht.Tests;
 
-public sealed class VirtualNetworkDhtTests
+public sealed class VirtualNetworkDhtTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [Fact]
     public async Task Ping_returns_the_remote_id_and_unknown_endpoint_times_out()
@@ -24,7 +24,9 @@ public sealed class VirtualNetworkDhtTests
     {
         const int count = 1000;
         await using var net = new DhtTestNetwork();
-        for (var i = 0; i < count; i++) net.AddNode(new DhtOptions { RandomSeed = i + 1 });
+        // Each joining node refreshes its buckets right after bootstrap, as every node's 15-minute BEP 5 refresh would
+        // in a network that has run a while (advancing FakeTimeProvider through that refresh for 1,000 nodes is slow).
+        for (var i = 0; i < count; i++) net.AddNode(new DhtOptions { RandomSeed = i + 1, RefreshBucketsAfterBootstrap = true });
         var nodes = net.Nodes;
 
         // Bootstrap chain: node i bootstraps from node i - 1 (the first one has nobody).
@@ -40,6 +42,7 @@ public sealed class VirtualNetworkDhtTests
         // find_node for existing ids: the target must be the closest node found.
         var found = 0;
         var rounds = new List<int>();
+        var queries = new List<int>();
         for (var i = 0; i < 50; i++)
         {
             var from = nodes[random.Next(count)];
@@ -47,9 +50,11 @@ public sealed class VirtualNetworkDhtTests
             var result = net.Await(from.FindNodeAsync(target, CancellationToken.None));
             if (target == from.Id || (result.Closest.Count > 0 && result.Closest[0].Id == target)) found++;
             rounds.Add(result.Rounds);
+            queries.Add(result.QueriesSent);
             Assert.True(result.QueriesSent >= result.Responses);
         }
 
+        output.WriteLine($"find_node: {found}/50 exact, rounds avg {rounds.Average():F2} max {rounds.Max()}, queries avg {queries.Average():F1}");
         Assert.True(found >= 48, $"find_node found only {found}/50 targets");
         Assert.InRange(rounds.Average(), 1, 10);
 
@@ -67,9 +72,28 @@ public sealed class VirtualNetworkDhtTests
             if (peers.Peers.Contains(new IPEndPoint(announcer.LocalEndPoint.Address, 7000 + i))) success++;
         }
 
+        output.WriteLine($"announce/get_peers: {success}/20; routing table sizes avg {nodes.Average(n => n.Stats.RoutingTableSize):F1}");
         Assert.True(success >= 19, $"get_peers found the announced peer for {success}/20 info-hashes");
         var closestStore = nodes.Sum(n => n.Stats.StoredPeers);
         Assert.InRange(closestStore, 20 * 6, 20 * 8);
+    }
+
+    [Fact]
+    public async Task Refresh_after_bootstrap_fills_far_buckets_at_once()
+    {
+        async Task<double> AverageTableSize(bool refresh)
+        {
+            await using var net = new DhtTestNetwork();
+            for (var i = 0; i < 200; i++) net.AddNode(new DhtOptions { RandomSeed = i + 1, RefreshBucketsAfterBootstrap = refresh });
+            for (var i = 1; i < 200; i++) net.Await(net.Nodes[i].BootstrapAsync([net.Nodes[i - 1].LocalEndPoint], CancellationToken.None));
+            net.Scheduler.RunUntilIdle();
+            return net.Nodes.Average(n => n.Stats.RoutingTableSize);
+        }
+
+        var plain = await AverageTableSize(false);
+        var refreshed = await AverageTableSize(true);
+        output.WriteLine($"average routing table: {plain:F1} without, {refreshed:F1} with refresh after bootstrap");
+        Assert.True(refreshed > plain * 1.2, $"{refreshed:F1} vs {plain:F1}");
     }
 
     [Fact]
