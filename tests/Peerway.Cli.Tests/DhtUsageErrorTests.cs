@@ -47,7 +47,7 @@ public sealed class DhtUsageErrorTests
         new[] { "dht", "ping", "127.0.0.1:6881", "--frobnicate" },
         new[] { "dht", "serve", "--state", "" },
         new[] { "dht", "serve", "--rate-limit", "0" },
-        new[] { "demo", "--nodes", "1" },
+        new[] { "demo", "--dht-only", "--nodes", "1" },
     };
 
     [Theory]
