@@ -57,3 +57,72 @@ public class KrpcBenchmarks
     [Benchmark(Description = "encode get_peers response, 8 nodes")]
     public int EncodeGetPeersResponse() => KrpcCodec.Encode(_responseMessage, _buffer);
 }
+
+/// <summary>
+/// One DhtNode answering queries end to end (decode, rate limit, routing-table update, token, encode, send) over an
+/// in-memory socket that discards replies: the library-level ceiling of queries answered per second.
+/// </summary>
+[MemoryDiagnoser]
+public class DhtServeBenchmarks
+{
+    private readonly CapturingSocket _socket = new();
+    private DhtNode? _node;
+    private byte[] _ping = [];
+    private byte[] _getPeers = [];
+    private readonly IPEndPoint _from = new(IPAddress.Parse("198.51.100.7"), 6881);
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _node = new DhtNode(_socket, TimeProvider.System, new DhtOptions { RandomSeed = 1, MaxQueriesPerIpPerSecond = 1e12, RateLimitBurst = int.MaxValue });
+        _node.Start();
+        // A populated routing table (200 queriers) so find_node/get_peers replies carry 8 nodes.
+        var random = new Random(1);
+        for (var i = 0; i < 200; i++)
+        {
+            var q = new KrpcMessage { Type = KrpcMessageType.Query, Method = KrpcMethod.Ping, Id = NodeId.Random(random) };
+            q.SetTransactionId([1, 2]);
+            var buffer = new byte[256];
+            _socket.Deliver(buffer.AsSpan(0, KrpcCodec.Encode(q, buffer)), new IPEndPoint(new IPAddress([203, 0, (byte)(i >> 8), (byte)i]), 6881));
+        }
+
+        _ping = "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe"u8.ToArray();
+        _getPeers = "d1:ad2:id20:abcdefghij01234567899:info_hash20:mnopqrstuvwxyz123456e1:q9:get_peers1:t2:aa1:y1:qe"u8.ToArray();
+    }
+
+    [GlobalCleanup]
+    public void Cleanup() => _node!.DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    [Benchmark(Description = "answer ping")]
+    public int AnswerPing()
+    {
+        _socket.Deliver(_ping, _from);
+        return _socket.LastLength;
+    }
+
+    [Benchmark(Description = "answer get_peers (8 nodes + token)")]
+    public int AnswerGetPeers()
+    {
+        _socket.Deliver(_getPeers, _from);
+        return _socket.LastLength;
+    }
+
+    private sealed class CapturingSocket : Peerway.Net.IDatagramSocket
+    {
+        private Peerway.Net.DatagramHandler? _handler;
+
+        public IPEndPoint LocalEndPoint { get; } = new(IPAddress.Parse("192.0.2.1"), 6881);
+
+        public int LastLength { get; private set; }
+
+        public void Start(Peerway.Net.DatagramHandler handler) => _handler = handler;
+
+        public void Send(ReadOnlySpan<byte> datagram, IPEndPoint remote) => LastLength = datagram.Length;
+
+        public void Deliver(ReadOnlySpan<byte> datagram, IPEndPoint from) => _handler!(datagram, from);
+
+        public void Dispose()
+        {
+        }
+    }
+}

@@ -1,8 +1,7 @@
 using BenchmarkDotNet.Running;
 
-namespace Peerway.Benchmarks;
-
-public static class Program
-{
-    public static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
-}
+// `stun-load HOST:PORT [--seconds S] [--clients N] [--window W]` is the closed-loop STUN load generator used by
+// bench/nat/stun-binding.sh; anything else goes to BenchmarkDotNet.
+if (args.Length > 0 && args[0] == "stun-load") return Peerway.Benchmarks.StunLoad.Run(args[1..]);
+BenchmarkSwitcher.FromAssembly(typeof(Peerway.Benchmarks.StunLoad).Assembly).Run(args);
+return 0;

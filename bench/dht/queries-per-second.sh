@@ -30,19 +30,28 @@ serve() {
   echo "server did not start: $*" >&2; return 1
 }
 
-measure() { # name endpoint
-  echo "== $1 at $2 ($seconds s, $sockets sockets x $window in flight)" >&2
-  dotnet "$load" "$2" --seconds "$seconds" --sockets "$sockets" --window "$window" | tee /dev/stderr | sed -E 's/.*: ([0-9]+) queries\/s.*/\1/'
+# Measures the server at $ep (process $pid): prints "<queries/s> <queries per server CPU-second>".
+measure() { # name
+  echo "== $1 at $ep ($seconds s, $sockets sockets x $window in flight)" >&2
+  local out; out="$(dotnet "$load" "$ep" --seconds "$seconds" --sockets "$sockets" --window "$window" --cpu-pid "$pid")"
+  echo "$out" >&2
+  echo "$(echo "$out" | sed -nE 's/.*: ([0-9]+) queries\/s.*/\1/p') $(echo "$out" | sed -nE 's/.*: ([0-9]+) queries per CPU-second.*/\1/p')"
 }
 
 # The per-IP rate limit (50/s by default, an abuse defence) is lifted: the load generator is one IP.
 serve ./peerway dht serve --bind 127.0.0.1 --port 0 --rate-limit 1000000000
-ours="$(measure "peerway dht serve" "$ep")"
+read -r ours ours_cpu <<<"$(measure "peerway dht serve")"
 kill "$pid"; wait "$pid" 2>/dev/null || true
 
 serve node tests/interop-peers/dht-serve.mjs 127.0.0.1
-theirs="$(measure "bittorrent-dht $(node -p "require('./tests/interop-peers/node_modules/bittorrent-dht/package.json').version")" "$ep")"
+read -r theirs theirs_cpu <<<"$(measure "bittorrent-dht $(node -p "require('./tests/interop-peers/node_modules/bittorrent-dht/package.json').version")")"
 kill "$pid"; wait "$pid" 2>/dev/null || true
 
-ratio="$(awk -v a="$ours" -v b="$theirs" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "inf" }')"
-echo "peerway ${ours} q/s, bittorrent-dht ${theirs} q/s, ratio ${ratio}x"
+# Calibration: a trivial responder (no DHT logic) shows the ceiling of this machine and generator.
+serve dotnet "$load" --echo
+read -r ceiling _ <<<"$(measure "calibration: trivial KRPC responder (bench/dht/DhtLoad --echo)")"
+kill "$pid"; wait "$pid" 2>/dev/null || true
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "inf" }'; }
+echo "throughput: peerway ${ours} q/s, bittorrent-dht ${theirs} q/s, ratio $(ratio "$ours" "$theirs")x (ceiling of this machine + generator: ${ceiling} q/s)"
+echo "efficiency: peerway ${ours_cpu} q/CPU-s, bittorrent-dht ${theirs_cpu} q/CPU-s, ratio $(ratio "$ours_cpu" "$theirs_cpu")x"

@@ -6,6 +6,7 @@ using Peerway.Content.Blocks;
 using Peerway.Content.Car;
 using Peerway.Content.UnixFs;
 using Peerway.Core.Multiformats;
+using Peerway.Node;
 using Peerway.Node.Content;
 
 namespace Peerway.Cli;
@@ -70,7 +71,8 @@ internal static class ContentCommands
             }
 
             var target = parse.GetValue(path)!;
-            IBlockStore store = parse.GetValue(onlyHash) ? new NullBlockStore() : OpenRepo(parse, repo).Blocks;
+            var repository = parse.GetValue(onlyHash) ? null : OpenRepo(parse, repo);
+            IBlockStore store = repository is null ? new NullBlockStore() : repository.Blocks;
             var importer = new UnixFsImporter(store, options);
             ImportResult result;
             if (Directory.Exists(target))
@@ -86,10 +88,7 @@ internal static class ContentCommands
                 throw new UsageException($"no such file or directory: {target}");
             }
 
-            if (!parse.GetValue(onlyHash))
-            {
-                OpenRepo(parse, repo).AddRoot(result.Cid);
-            }
+            repository?.AddRoot(result.Cid);
 
             await parse.InvocationConfiguration.Output.WriteLineAsync(result.Cid.ToString());
             return CliRunner.Ok;
@@ -246,9 +245,11 @@ internal static class ContentCommands
         var port = new Option<int>("--port") { Description = "TCP port (default 8080).", DefaultValueFactory = _ => 8080 };
         var host = new Option<string>("--host") { Description = "Address to listen on (default 127.0.0.1).", DefaultValueFactory = _ => "127.0.0.1" };
         var repo = RepoOption();
-        var command = new Command("gateway", "Serve the repository as an IPFS trustless HTTP gateway (GET /ipfs/{cid}).")
+        var dhtBootstrap = DhtBootstrapOption("Announce the repository's roots in the DHT through this node (repeatable).");
+        var dhtPort = new Option<int>("--dht-port") { Description = "UDP port of the DHT node (default 0: any).", DefaultValueFactory = _ => 0 };
+        var command = new Command("gateway", "Serve the repository as an IPFS trustless HTTP gateway (GET /ipfs/{cid}); with --dht-bootstrap, announce its roots in the DHT.")
         {
-            port, host, repo,
+            port, host, repo, dhtBootstrap, dhtPort,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -258,6 +259,13 @@ internal static class ContentCommands
                 throw new UsageException($"invalid port {p}");
             }
 
+            var dp = parse.GetValue(dhtPort);
+            if (dp is < 0 or > 65535)
+            {
+                throw new UsageException($"invalid --dht-port {dp}");
+            }
+
+            var routers = ParseBootstrap(parse.GetValue(dhtBootstrap));
             var repository = OpenRepo(parse, repo);
             using var loggerFactory = LoggerFactory.Create(b => b.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace).SetMinimumLevel(LogLevel.Warning));
             var server = new GatewayServer(repository.Blocks, parse.GetValue(host)!, p, loggerFactory.CreateLogger<GatewayServer>());
@@ -272,9 +280,30 @@ internal static class ContentCommands
                     throw new RuntimeFailureException($"cannot listen on {server.Prefix}: {ex.Message}");
                 }
 
-                await parse.InvocationConfiguration.Output.WriteLineAsync($"gateway listening on {server.Prefix}");
-                await parse.InvocationConfiguration.Output.FlushAsync(ct);
-                await WaitForCancellationAsync(ct);
+                var output = parse.InvocationConfiguration.Output;
+                await output.WriteLineAsync($"gateway listening on {server.Prefix}");
+                await output.FlushAsync(ct);
+                if (routers.Count == 0)
+                {
+                    await WaitForCancellationAsync(ct);
+                    return CliRunner.Ok;
+                }
+
+                var bindAddress = IPAddress.TryParse(parse.GetValue(host), out var a) ? a : IPAddress.Any;
+                var dht = await JoinDhtAsync(new IPEndPoint(bindAddress, dp), routers, loggerFactory, ct);
+                await using (dht)
+                {
+                    var discovery = new ContentDiscovery(dht.Node, loggerFactory.CreateLogger<ContentDiscovery>());
+                    using var timer = new PeriodicTimer(ContentDiscovery.ReannounceInterval, TimeProvider.System);
+                    do
+                    {
+                        var roots = repository.Roots();
+                        var announced = await discovery.AnnounceAsync(roots, p, ct);
+                        await output.WriteLineAsync($"announced {announced} of {roots.Count} roots in the DHT (node {Node.EndPointParser.Format(dht.LocalEndPoint)})");
+                        await output.FlushAsync(ct);
+                    }
+                    while (await timer.WaitForNextTickAsync(ct));
+                }
             }
 
             return CliRunner.Ok;
@@ -301,9 +330,11 @@ internal static class ContentCommands
             AllowMultipleArgumentsPerToken = false,
         };
         var repo = RepoOption();
-        var command = new Command("fetch", "Fetch content by CID from gateways, verifying every block, and write it to a file.")
+        var dhtBootstrap = DhtBootstrapOption("Find providers in the DHT through this node (repeatable).");
+        var timeout = new Option<int>("--timeout") { Description = "Seconds allowed for the DHT lookup (default 60).", DefaultValueFactory = _ => 60 };
+        var command = new Command("fetch", "Fetch content by CID from gateways (given, or found in the DHT), verifying every block, and write it to a file.")
         {
-            cidArg, output, gateways, repo,
+            cidArg, output, gateways, repo, dhtBootstrap, timeout,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -319,15 +350,97 @@ internal static class ContentCommands
                 urls.Add(uri);
             }
 
-            if (urls.Count == 0)
+            var routers = ParseBootstrap(parse.GetValue(dhtBootstrap));
+            if (urls.Count == 0 && routers.Count == 0)
             {
-                throw new UsageException("no source: give --gateway URL");
+                throw new UsageException("no source: give --gateway URL or --dht-bootstrap HOST:PORT");
+            }
+
+            var seconds = parse.GetValue(timeout);
+            if (seconds is < 1 or > 86_400)
+            {
+                throw new UsageException($"invalid --timeout {seconds}");
+            }
+
+            if (routers.Count > 0)
+            {
+                using var loggerFactory = LoggerFactory.Create(b => b.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace).SetMinimumLevel(LogLevel.Warning));
+                using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                deadline.CancelAfter(TimeSpan.FromSeconds(seconds));
+                var dht = await JoinDhtAsync(new IPEndPoint(IPAddress.Any, 0), routers, loggerFactory, deadline.Token);
+                await using (dht)
+                {
+                    var found = await new ContentDiscovery(dht.Node).FindGatewaysAsync(cid, deadline.Token);
+                    urls.AddRange(found);
+                }
+
+                if (urls.Count == 0)
+                {
+                    throw new RuntimeFailureException($"no provider of {cid} found in the DHT");
+                }
             }
 
             await FetchToFileAsync(OpenRepo(parse, repo), cid, urls, parse.GetValue(output)!, ct);
             return CliRunner.Ok;
         });
         return command;
+    }
+
+    private static Option<string[]> DhtBootstrapOption(string description) => new("--dht-bootstrap")
+    {
+        Description = description + " HOST:PORT.",
+        AllowMultipleArgumentsPerToken = false,
+    };
+
+    private static List<HostPort> ParseBootstrap(string[]? values)
+    {
+        var list = new List<HostPort>();
+        foreach (var text in values ?? [])
+        {
+            if (!EndPointParser.TryParse(text, out var ep, out var error))
+            {
+                throw new UsageException($"--dht-bootstrap: {error}");
+            }
+
+            list.Add(ep!);
+        }
+
+        return list;
+    }
+
+    /// <summary>Starts a DHT node and bootstraps it; no answering router is a runtime failure.</summary>
+    private static async Task<DhtHost> JoinDhtAsync(IPEndPoint bind, IReadOnlyList<HostPort> routers, ILoggerFactory loggers, CancellationToken ct)
+    {
+        var resolved = new List<IPEndPoint>();
+        foreach (var router in routers)
+        {
+            resolved.Add(await DhtCli.ResolveAsync(router, ct));
+        }
+
+        DhtHost host;
+        try
+        {
+            host = DhtHost.Start(new DhtHostOptions { Bind = bind }, loggers);
+        }
+        catch (System.Net.Sockets.SocketException ex)
+        {
+            throw new RuntimeFailureException($"cannot bind the DHT node to {bind}: {ex.Message}");
+        }
+
+        try
+        {
+            if (await host.JoinAsync(resolved, ct) == 0)
+            {
+                throw new RuntimeFailureException($"no DHT bootstrap node answered ({string.Join(", ", resolved)})");
+            }
+
+            return host;
+        }
+        catch
+        {
+            await host.DisposeAsync();
+            throw;
+        }
     }
 
     internal static async Task FetchToFileAsync(ContentRepo repository, Cid cid, IReadOnlyList<Uri> gateways, string file, CancellationToken ct)

@@ -19,6 +19,9 @@ internal static class DhtServeCommand
     /// <summary>How often the routing table is compared for "node added" lines (only with -v).</summary>
     private static readonly TimeSpan WatchInterval = TimeSpan.FromMilliseconds(250);
 
+    /// <summary>How often the state file is also written while serving, so a crash loses little.</summary>
+    private static readonly TimeSpan SaveInterval = TimeSpan.FromMinutes(5);
+
     public static Command Create()
     {
         var bind = new Option<string>("--bind") { Description = "Local IP address to bind (default 0.0.0.0)." };
@@ -102,6 +105,7 @@ internal static class DhtServeCommand
                 using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 var watch = isVerbose ? WatchRoutingTableAsync(host.Node, error, stop.Token) : Task.CompletedTask;
                 var join = JoinAsync(host, resolved, joinTimeout, log, stop.Token);
+                var periodicSave = statePath is null ? Task.CompletedTask : SavePeriodicallyAsync(host, log, stop.Token);
                 try
                 {
                     await Task.Delay(Timeout.InfiniteTimeSpan, ct);
@@ -114,6 +118,7 @@ internal static class DhtServeCommand
                 await stop.CancelAsync();
                 await join;
                 await watch;
+                await periodicSave;
                 try
                 {
                     host.SaveState();
@@ -146,6 +151,33 @@ internal static class DhtServeCommand
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
             if (!ct.IsCancellationRequested) log.LogWarning("Joining the DHT timed out after {Seconds} s", timeout.TotalSeconds);
+        }
+    }
+
+    private static async Task SavePeriodicallyAsync(DhtHost host, ILogger log, CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(SaveInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(ct))
+            {
+                try
+                {
+                    host.SaveState();
+                }
+                catch (IOException ex)
+                {
+                    log.LogWarning("Could not save the state file: {Message}", ex.Message);
+                }
+                catch (UnauthorizedAccessException ex)
+                {
+                    log.LogWarning("Could not save the state file: {Message}", ex.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // Stopping: the final save follows.
         }
     }
 

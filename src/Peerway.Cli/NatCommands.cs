@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Peerway.Nat.Stun;
+using Peerway.Nat.Turn;
 using Peerway.Net;
 using Peerway.Node.Nat;
 
@@ -14,6 +15,7 @@ internal static class NatCommands
     public static IEnumerable<Command> All()
     {
         yield return StunServer();
+        yield return TurnServer();
         yield return Nat();
     }
 
@@ -22,9 +24,10 @@ internal static class NatCommands
         var bind = new Option<string>("--bind") { Description = "Address to listen on (UDP and TCP).", DefaultValueFactory = _ => "0.0.0.0" };
         var port = new Option<int>("--port") { Description = "Port (RFC 8489 default 3478).", DefaultValueFactory = _ => 3478 };
         var alt = new Option<string?>("--alt") { Description = "Second IP of this host: enables RFC 5780 behaviour discovery (ports PORT and PORT+1 on both IPs)." };
+        var threads = new Option<int>("--threads") { Description = "Receive loops sharing the port (SO_REUSEPORT).", DefaultValueFactory = _ => Math.Max(1, Environment.ProcessorCount) };
         var command = new Command("stun-server", "Run a STUN server (RFC 8489) over UDP and TCP, with RFC 5780 behaviour discovery when --alt is given.")
         {
-            bind, port, alt,
+            bind, port, alt, threads,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -37,7 +40,9 @@ internal static class NatCommands
             StunServerHost host;
             try
             {
-                host = StunServerHost.Start(bindIp, p, altIp, new StunServerOptions(), loggers);
+                var n = parse.GetValue(threads);
+                if (n is < 1 or > 64) throw new UsageException("--threads must be in 1..64");
+                host = StunServerHost.Start(bindIp, p, altIp, new StunServerOptions(), loggers, n);
             }
             catch (SocketException ex)
             {
@@ -48,13 +53,106 @@ internal static class NatCommands
             {
                 Console.WriteLine($"stun-server: udp {string.Join(", ", host.UdpEndPoints)}; tcp {host.TcpEndPoint}");
                 await WaitForCancellationAsync(ct);
-                Console.WriteLine($"stun-server: answered {host.Server.Answered} requests, dropped {host.Server.Dropped}");
+                Console.WriteLine($"stun-server: answered {host.Answered} requests, dropped {host.Dropped}");
             }
 
             return CliRunner.Ok;
         });
         return command;
     }
+
+    private static Command TurnServer()
+    {
+        var realm = new Option<string>("--realm") { Description = "REALM of the long-term credentials.", Required = true };
+        var user = new Option<string[]>("--user") { Description = "NAME:PASS (repeatable).", AllowMultipleArgumentsPerToken = false };
+        var secret = new Option<string?>("--secret") { Description = "TURN REST API shared secret (user names are EXPIRY:NAME)." };
+        var bind = new Option<string>("--bind") { Description = "Address to listen on (UDP and TCP).", DefaultValueFactory = _ => "127.0.0.1" };
+        var port = new Option<int>("--port") { Description = "Port.", DefaultValueFactory = _ => 3478 };
+        var relayIp = new Option<string?>("--relay-ip") { Description = "Address of the relay sockets (default: --bind)." };
+        var relayPorts = new Option<string?>("--relay-ports") { Description = "Relay port range A-B (default: any free port)." };
+        var allowPeer = new Option<string[]>("--allow-peer") { Description = "CIDR of peers allowed although loopback/private/reserved (repeatable)." };
+        var denyPeer = new Option<string[]>("--deny-peer") { Description = "CIDR of peers always refused (repeatable)." };
+        var userQuota = new Option<int>("--user-quota") { Description = "Allocations per user.", DefaultValueFactory = _ => 10 };
+        var totalQuota = new Option<int>("--total-quota") { Description = "Allocations in total.", DefaultValueFactory = _ => 10_000 };
+        var maxBps = new Option<long>("--max-bps") { Description = "Relayed bytes per second per allocation (0: no cap).", DefaultValueFactory = _ => 0 };
+        var command = new Command("turn-server", "Run a TURN server (RFC 8656) over UDP and TCP with long-term or REST credentials.")
+        {
+            realm, user, secret, bind, port, relayIp, relayPorts, allowPeer, denyPeer, userQuota, totalQuota, maxBps,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var users = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var u in parse.GetValue(user) ?? [])
+            {
+                var colon = u.IndexOf(':', StringComparison.Ordinal);
+                if (colon <= 0 || colon == u.Length - 1) throw new UsageException($"--user: '{u}' is not NAME:PASS");
+                users[u[..colon]] = u[(colon + 1)..];
+            }
+
+            var sharedSecret = parse.GetValue(secret);
+            if (users.Count == 0 && string.IsNullOrEmpty(sharedSecret)) throw new UsageException("give --user NAME:PASS or --secret S (no open relay)");
+            var bindIp = ParseIp(parse.GetValue(bind)!, "--bind");
+            var relayText = parse.GetValue(relayIp);
+            var relay = relayText is null ? bindIp : ParseIp(relayText, "--relay-ip");
+            if (relay.Equals(IPAddress.Any) || relay.Equals(IPAddress.IPv6Any)) throw new UsageException("--relay-ip must be a concrete address when --bind is a wildcard");
+            var (first, last) = (0, 0);
+            if (parse.GetValue(relayPorts) is { } range)
+            {
+                var parts = range.Split('-');
+                if (parts.Length != 2 || !int.TryParse(parts[0], out first) || !int.TryParse(parts[1], out last) || first is < 1 or > 65535 || last < first || last > 65535)
+                {
+                    throw new UsageException($"--relay-ports: '{range}' is not A-B");
+                }
+            }
+
+            TurnServerOptions options;
+            try
+            {
+                options = new TurnServerOptions
+                {
+                    Realm = parse.GetValue(realm)!,
+                    Users = users,
+                    SharedSecret = sharedSecret,
+                    AllowedPeers = [.. (parse.GetValue(allowPeer) ?? []).Select(c => ParseCidr(c, "--allow-peer"))],
+                    DeniedPeers = [.. (parse.GetValue(denyPeer) ?? []).Select(c => ParseCidr(c, "--deny-peer"))],
+                    UserQuota = parse.GetValue(userQuota),
+                    TotalQuota = parse.GetValue(totalQuota),
+                    MaxBytesPerSecond = parse.GetValue(maxBps),
+                };
+                options.Validate();
+            }
+            catch (ArgumentException ex)
+            {
+                throw new UsageException(ex.Message, ex);
+            }
+
+            var p = ParsePort(parse.GetValue(port), "--port", allowZero: true);
+            using var loggers = CliLogging.Create();
+            TurnServerHost host;
+            try
+            {
+                host = TurnServerHost.Start(new IPEndPoint(bindIp, p), new UdpRelaySocketFactory(relay, first, last), options, TimeProvider.System, loggers);
+            }
+            catch (SocketException ex)
+            {
+                throw new RuntimeFailureException($"cannot listen on {bindIp}:{p}: {ex.Message}", ex);
+            }
+
+            await using (host)
+            {
+                Console.WriteLine($"turn-server: udp {host.UdpEndPoint}; tcp {host.TcpEndPoint}; relay {relay}; realm {options.Realm}");
+                await WaitForCancellationAsync(ct);
+                var s = host.Server.Stats;
+                Console.WriteLine($"turn-server: {s.Requests} requests, {s.Errors} errors, relayed {s.RelayedToPeer} to peers and {s.RelayedToClient} to clients");
+            }
+
+            return CliRunner.Ok;
+        });
+        return command;
+    }
+
+    internal static IPNetwork ParseCidr(string text, string option) =>
+        IPNetwork.TryParse(text, out var n) ? n : throw new UsageException($"{option}: '{text}' is not a CIDR block");
 
     private static Command Nat()
     {

@@ -29,9 +29,13 @@ internal static class SimulateCommand
         var outDir = new Option<string?>("--out") { Description = "Directory for plots (SVG) and summary.json; also runs the sweeps behind the plots." };
         var sweepNodes = new Option<int>("--sweep-nodes") { Description = "Network size of the churn and adversary sweeps (with --out).", DefaultValueFactory = _ => 1000 };
         var json = new Option<bool>("--json") { Description = "Print the results as JSON instead of a table." };
+        var alpha = new Option<int?>("--alpha") { Description = "Engine tuning: lookup parallelism α (default: the engine's)." };
+        var timeout = new Option<string?>("--timeout") { Description = "Engine tuning: query timeout, e.g. 1s or 0.5s (default: the engine's)." };
+        var retries = new Option<int?>("--retries") { Description = "Engine tuning: retries after a query timeout (default: the engine's)." };
+        var maintenance = new Option<string?>("--maintenance") { Description = "Window (no lookups) for measuring maintenance traffic, e.g. 20m; 0 skips it (default 2m)." };
 
         var command = new Command("simulate", "Simulate the DHT at scale (production engine, virtual time): success, rounds, messages, latency.");
-        foreach (var o in new Option[] { nodes, lookups, churn, adversaries, behavior, bep42, disjoint, seed, loss, outDir, sweepNodes, json })
+        foreach (var o in new Option[] { nodes, lookups, churn, adversaries, behavior, bep42, disjoint, seed, loss, outDir, sweepNodes, json, alpha, timeout, retries, maintenance })
         {
             command.Options.Add(o);
         }
@@ -47,8 +51,23 @@ internal static class SimulateCommand
                 "DROP" => AdversaryBehavior.Drop,
                 _ => throw new UsageException("--adversary-mode must be lie, drop or mixed"),
             };
+            var dht = new Peerway.Dht.DhtOptions();
+            if (parse.GetValue(alpha) is { } a) dht = dht with { Alpha = a };
+            if (parse.GetValue(retries) is { } r) dht = dht with { QueryRetries = r };
+            if (parse.GetValue(timeout) is { } t)
+            {
+                if (!ChurnModel.TryParseDuration(t, out var span)) throw new UsageException("--timeout must be a positive duration such as 2s or 0.5s");
+                dht = dht with { QueryTimeout = span };
+            }
+
+            var window = TimeSpan.FromMinutes(2);
+            if (parse.GetValue(maintenance) is { } m && m != "0" && !ChurnModel.TryParseDuration(m, out window)) throw new UsageException("--maintenance must be a duration such as 20m, or 0");
+            if (parse.GetValue(maintenance) == "0") window = TimeSpan.Zero;
+
             var options = new SimulationOptions
             {
+                Dht = dht,
+                MaintenanceWindow = window,
                 Nodes = parse.GetValue(nodes),
                 Lookups = parse.GetValue(lookups),
                 Churn = churnModel,
@@ -63,7 +82,7 @@ internal static class SimulateCommand
             {
                 options.Validate();
             }
-            catch (ArgumentOutOfRangeException ex)
+            catch (ArgumentException ex)
             {
                 throw new UsageException(FirstLine(ex.Message));
             }

@@ -63,13 +63,18 @@ public sealed partial class DhtNode
                 break;
         }
 
-        var length = KrpcCodec.Encode(q, _sendBuffer);
-        if (length < 0) return false;
-        var pending = new PendingQuery(tid, to, _sendBuffer.AsSpan(0, length).ToArray(), _options.QueryRetries, done);
+        // The encoded query is kept for retransmission. It is registered before it is sent, so a reply delivered
+        // synchronously (by an inline scheduler) still finds it.
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(MaxEncodedLength);
+        var length = KrpcCodec.Encode(q, buffer);
+        var datagram = length > 0 ? buffer.AsSpan(0, length).ToArray() : null;
+        System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        if (datagram is null) return false;
+        var pending = new PendingQuery(tid, to, datagram, _options.QueryRetries, done);
         _pending.Add(tid, pending);
         pending.Timer = _time.CreateTimer(OnQueryTimer, pending, _options.QueryTimeout, Timeout.InfiniteTimeSpan);
         _queriesSent++;
-        Send(pending.Datagram, to);
+        Send(datagram, to);
         return true;
     }
 

@@ -133,8 +133,7 @@ public sealed partial class DhtNode
         }
 
         reply.Values = values;
-        var length = KrpcCodec.Encode(reply, _sendBuffer);
-        if (length > 0) Send(_sendBuffer.AsSpan(0, length), remote);
+        EncodeAndSend(reply, remote);
     }
 
     private void SendError(ReadOnlySpan<byte> transactionId, IPEndPoint remote, KrpcErrorCode code, string text)
@@ -146,8 +145,7 @@ public sealed partial class DhtNode
         reply.SetVersion(ClientVersion);
         reply.ErrorCode = (int)code;
         reply.ErrorMessage = text;
-        var length = KrpcCodec.Encode(reply, _sendBuffer);
-        if (length > 0) Send(_sendBuffer.AsSpan(0, length), remote);
+        EncodeAndSend(reply, remote);
     }
 
     /// <summary>A reply (response or error) to one of our queries: match it by transaction id and source address.</summary>

@@ -17,7 +17,8 @@ namespace Peerway.Dht;
 /// is guarded by one lock, <c>_gate</c>. Datagrams (socket handler) and timers (TimeProvider) take it, advance the state
 /// machines and send under it (<see cref="IDatagramSocket.Send"/> never blocks). Task completions are deferred until the
 /// lock is released and then run inline (no thread-pool hop), so under a single-threaded discrete-event scheduler a
-/// run is deterministic.
+/// run is deterministic. Consequently an <c>await</c> on this API may resume on the socket's receive thread (or a timer
+/// thread): long blocking work there delays datagram processing. Disposing the node from such a continuation is safe.
 /// </remarks>
 public sealed partial class DhtNode : IAsyncDisposable
 {
@@ -41,7 +42,6 @@ public sealed partial class DhtNode : IAsyncDisposable
     private readonly Random _random;
     private readonly KrpcMessage _in = new();
     private readonly KrpcMessage _out = new();
-    private readonly byte[] _sendBuffer = new byte[KrpcCodec.MaxDatagramLength];
     private readonly byte[] _nodesBuffer;
     private readonly PeerStore _store;
     private readonly TokenManager _tokens;
@@ -145,6 +145,10 @@ public sealed partial class DhtNode : IAsyncDisposable
         return Bencode.Encode(dict);
     }
 
+    /// <summary>Reads a state file written by <see cref="SaveState"/>, or throws <see cref="FormatException"/>.</summary>
+    public static DhtState LoadState(ReadOnlySpan<byte> data) =>
+        TryLoadState(data, out var state) ? state! : throw new FormatException("Not a DHT state file (expected a bencoded dictionary with a 20-byte \"id\" and compact \"nodes\").");
+
     /// <summary>Reads a state file written by <see cref="SaveState"/>; false (never throws) when it is not one.</summary>
     public static bool TryLoadState(ReadOnlySpan<byte> data, out DhtState? state)
     {
@@ -217,5 +221,24 @@ public sealed partial class DhtNode : IAsyncDisposable
     {
         _bytesSent += datagram.Length;
         _socket.Send(datagram, to);
+    }
+
+    /// <summary>Largest message we encode: 100 IPv6 values (21 bytes each) + 8 IPv6 nodes + id, token, ip, t, v.</summary>
+    internal const int MaxEncodedLength = 4096;
+
+    /// <summary>Encodes <paramref name="message"/> into a pooled buffer and sends it (no per-node send buffer, so a
+    /// simulator can hold many nodes).</summary>
+    private void EncodeAndSend(KrpcMessage message, IPEndPoint to)
+    {
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(MaxEncodedLength);
+        try
+        {
+            var length = KrpcCodec.Encode(message, buffer);
+            if (length > 0) Send(buffer.AsSpan(0, length), to);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 }

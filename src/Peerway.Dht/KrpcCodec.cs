@@ -57,89 +57,116 @@ public static partial class KrpcCodec
         ArgumentNullException.ThrowIfNull(message);
         message.Reset();
         if (datagram.Length > MaxDatagramLength) return KrpcError.DatagramTooLarge;
-        var reader = new BencodeReader(datagram, Limits);
-        if (reader.Peek() != BencodeToken.Dictionary)
+        var peek = new BencodeReader(datagram, Limits).Peek();
+        if (peek != BencodeToken.Dictionary)
         {
-            return datagram.Length > 0 && reader.Peek() != BencodeToken.None ? KrpcError.NotADictionary : KrpcError.MalformedBencode;
+            return datagram.Length > 0 && peek != BencodeToken.None ? KrpcError.NotADictionary : KrpcError.MalformedBencode;
         }
 
+        var state = default(DecodeState);
+        var semantic = ReadFields(datagram, message, ReadTopLevelField, ref state, wholeInput: true);
+        if (semantic == KrpcError.MalformedBencode) return semantic;
+        if (!message.HasTransactionId) return semantic == KrpcError.TransactionIdTooLong ? semantic : KrpcError.MissingTransactionId;
+        if (semantic != KrpcError.None) return semantic;
+        if (!state.HasType) return KrpcError.InvalidType;
+        return message.Type switch
+        {
+            KrpcMessageType.Query => DecodeQuery(state.Body, message),
+            KrpcMessageType.Response => DecodeResponse(state.Body, message),
+            _ => DecodeError(state.ErrorList, message),
+        };
+    }
+
+    /// <summary>What the field readers learn besides the message's own fields.</summary>
+    private ref struct DecodeState
+    {
+        public ReadOnlySpan<byte> Body;      // raw "a" or "r" dictionary
+        public ReadOnlySpan<byte> ErrorList; // raw "e" list
+        public bool HasType;
+        public bool HasId;
+        public bool ImpliedPort;
+    }
+
+    /// <summary>Reads one value for <paramref name="key"/>; leaving the value unread means "skip it".</summary>
+    private delegate KrpcError FieldReader(ReadOnlySpan<byte> key, BencodeToken token, ref BencodeReader reader, KrpcMessage message, ref DecodeState state);
+
+    /// <summary>
+    /// Walks a dictionary, handing each key to <paramref name="read"/>. Values it does not consume (unknown keys, or a
+    /// known key of the wrong kind) are skipped and validated. Returns MalformedBencode for broken bencode, else the
+    /// first field error.
+    /// </summary>
+    private static KrpcError ReadFields(ReadOnlySpan<byte> dictionary, KrpcMessage message, FieldReader read, ref DecodeState state, bool wholeInput = false)
+    {
+        var reader = new BencodeReader(dictionary, Limits);
         reader.TryEnterDictionary();
-        ReadOnlySpan<byte> body = default, errorList = default;
-        var hasType = false;
-        var semantic = KrpcError.None;
+        var result = KrpcError.None;
         while (!reader.TryReadEnd())
         {
             if (reader.Error != BencodeError.None || !reader.TryReadString(out var key)) return KrpcError.MalformedBencode;
             var token = reader.Peek();
             var valueStart = reader.Position;
-            var error = KrpcError.None;
-            if (key.SequenceEqual("t"u8))
-            {
-                if (token != BencodeToken.String) error = KrpcError.MissingTransactionId;
-                else if (reader.TryReadString(out var t) && !message.SetTransactionId(t)) error = KrpcError.TransactionIdTooLong;
-            }
-            else if (key.SequenceEqual("y"u8))
-            {
-                if (token == BencodeToken.String && reader.TryReadString(out var y) && y.Length == 1 && y[0] is (byte)'q' or (byte)'r' or (byte)'e')
-                {
-                    message.Type = y[0] switch { (byte)'q' => KrpcMessageType.Query, (byte)'r' => KrpcMessageType.Response, _ => KrpcMessageType.Error };
-                    hasType = true;
-                }
-                else
-                {
-                    error = KrpcError.InvalidType;
-                }
-            }
-            else if (key.SequenceEqual("q"u8))
-            {
-                if (token != BencodeToken.String || !reader.TryReadString(out var q) || !message.SetMethodName(q)) error = KrpcError.MissingMethod;
-                else message.Method = MethodOf(q);
-            }
-            else if (key.SequenceEqual("a"u8) || key.SequenceEqual("r"u8))
-            {
-                if (token != BencodeToken.Dictionary) error = KrpcError.MissingBody;
-                else reader.TryReadRawValue(out body);
-            }
-            else if (key.SequenceEqual("e"u8))
-            {
-                if (token != BencodeToken.List) error = KrpcError.InvalidError;
-                else reader.TryReadRawValue(out errorList);
-            }
-            else if (key.SequenceEqual("v"u8))
-            {
-                // BEP 5: "v" is optional and informational; an odd one is ignored, not an error.
-                if (token == BencodeToken.String && reader.TryReadString(out var v)) message.SetVersion(v);
-            }
-            else if (key.SequenceEqual("ip"u8))
-            {
-                error = ReadExternalAddress(ref reader, token, message);
-            }
-            else if (key.SequenceEqual("ro"u8))
-            {
-                // BEP 43: "ro": 1 marks a read-only node.
-                if (token == BencodeToken.Integer && reader.TryReadInteger(out var ro)) message.ReadOnly = ro == 1;
-            }
-
-            // Anything not consumed above (unknown key, or a known key of the wrong kind) is skipped, validated.
-            if (reader.Error == BencodeError.None && reader.Position == valueStart && !reader.TrySkipValue())
-            {
-                return KrpcError.MalformedBencode;
-            }
-
+            var error = read(key, token, ref reader, message, ref state);
+            if (reader.Error == BencodeError.None && reader.Position == valueStart && !reader.TrySkipValue()) return KrpcError.MalformedBencode;
             if (reader.Error != BencodeError.None) return KrpcError.MalformedBencode;
-            if (semantic == KrpcError.None) semantic = error;
+            if (result == KrpcError.None) result = error;
         }
 
-        if (!reader.TryReadEndOfInput()) return KrpcError.MalformedBencode;
-        if (!message.HasTransactionId) return semantic == KrpcError.TransactionIdTooLong ? semantic : KrpcError.MissingTransactionId;
-        if (semantic != KrpcError.None) return semantic;
-        if (!hasType) return KrpcError.InvalidType;
-        return message.Type switch
+        if (wholeInput && !reader.TryReadEndOfInput()) return KrpcError.MalformedBencode;
+        return result;
+    }
+
+    private static KrpcError ReadTopLevelField(ReadOnlySpan<byte> key, BencodeToken token, ref BencodeReader reader, KrpcMessage message, ref DecodeState state)
+    {
+        if (key.SequenceEqual("t"u8))
         {
-            KrpcMessageType.Query => DecodeQuery(body, message),
-            KrpcMessageType.Response => DecodeResponse(body, message),
-            _ => DecodeError(errorList, message),
-        };
+            if (token != BencodeToken.String) return KrpcError.MissingTransactionId;
+            return reader.TryReadString(out var t) && !message.SetTransactionId(t) ? KrpcError.TransactionIdTooLong : KrpcError.None;
+        }
+
+        if (key.SequenceEqual("y"u8))
+        {
+            if (token != BencodeToken.String || !reader.TryReadString(out var y) || y.Length != 1 || y[0] is not ((byte)'q' or (byte)'r' or (byte)'e'))
+            {
+                return KrpcError.InvalidType;
+            }
+
+            message.Type = y[0] switch { (byte)'q' => KrpcMessageType.Query, (byte)'r' => KrpcMessageType.Response, _ => KrpcMessageType.Error };
+            state.HasType = true;
+            return KrpcError.None;
+        }
+
+        if (key.SequenceEqual("q"u8))
+        {
+            if (token != BencodeToken.String || !reader.TryReadString(out var q) || !message.SetMethodName(q)) return KrpcError.MissingMethod;
+            message.Method = MethodOf(q);
+            return KrpcError.None;
+        }
+
+        if (key.SequenceEqual("a"u8) || key.SequenceEqual("r"u8))
+        {
+            if (token != BencodeToken.Dictionary) return KrpcError.MissingBody;
+            reader.TryReadRawValue(out state.Body);
+            return KrpcError.None;
+        }
+
+        if (key.SequenceEqual("e"u8))
+        {
+            if (token != BencodeToken.List) return KrpcError.InvalidError;
+            reader.TryReadRawValue(out state.ErrorList);
+            return KrpcError.None;
+        }
+
+        if (key.SequenceEqual("v"u8))
+        {
+            // BEP 5: "v" is optional and informational; an odd one is ignored, not an error.
+            if (token == BencodeToken.String && reader.TryReadString(out var v)) message.SetVersion(v);
+            return KrpcError.None;
+        }
+
+        if (key.SequenceEqual("ip"u8)) return ReadExternalAddress(ref reader, token, message);
+        // BEP 43: "ro": 1 marks a read-only node.
+        if (key.SequenceEqual("ro"u8) && token == BencodeToken.Integer && reader.TryReadInteger(out var ro)) message.ReadOnly = ro == 1;
+        return KrpcError.None;
     }
 
     private static KrpcMethod MethodOf(ReadOnlySpan<byte> q)
@@ -164,119 +191,104 @@ public static partial class KrpcCodec
     {
         if (message.MethodName.IsEmpty && message.Method == KrpcMethod.Unknown) return KrpcError.MissingMethod;
         if (body.IsEmpty) return KrpcError.MissingBody;
-        var reader = new BencodeReader(body, Limits);
-        reader.TryEnterDictionary();
-        var hasId = false;
-        var impliedPort = false;
-        var result = KrpcError.None;
-        while (!reader.TryReadEnd())
-        {
-            if (reader.Error != BencodeError.None || !reader.TryReadString(out var key)) return KrpcError.MalformedBencode;
-            var token = reader.Peek();
-            var valueStart = reader.Position;
-            var error = KrpcError.None;
-            if (key.SequenceEqual("id"u8))
-            {
-                if (ReadId(ref reader, token, out var id)) (message.Id, hasId) = (id, true);
-                else error = KrpcError.InvalidId;
-            }
-            else if (key.SequenceEqual("target"u8))
-            {
-                if (ReadId(ref reader, token, out var target)) message.Target = target;
-                else error = KrpcError.InvalidTarget;
-            }
-            else if (key.SequenceEqual("info_hash"u8))
-            {
-                if (ReadId(ref reader, token, out var infoHash)) message.InfoHash = infoHash;
-                else error = KrpcError.InvalidInfoHash;
-            }
-            else if (key.SequenceEqual("port"u8))
-            {
-                // BEP 5: "port" is the TCP port of the announcing peer.
-                if (token == BencodeToken.Integer && reader.TryReadInteger(out var port) && port is >= 0 and <= ushort.MaxValue) message.Port = (int)port;
-                else error = KrpcError.InvalidPort;
-            }
-            else if (key.SequenceEqual("implied_port"u8))
-            {
-                // BEP 5: "implied_port" non-zero means: use the UDP source port and ignore "port".
-                if (token == BencodeToken.Integer && reader.TryReadInteger(out var implied)) impliedPort = implied != 0;
-                else error = KrpcError.WrongFieldType;
-            }
-            else if (key.SequenceEqual("token"u8))
-            {
-                if (token != BencodeToken.String || !reader.TryReadString(out var t) || !message.SetToken(t)) error = KrpcError.InvalidToken;
-            }
-
-            if (reader.Error == BencodeError.None && reader.Position == valueStart && !reader.TrySkipValue()) return KrpcError.MalformedBencode;
-            if (reader.Error != BencodeError.None) return KrpcError.MalformedBencode;
-            if (result == KrpcError.None) result = error;
-        }
-
-        message.ImpliedPort = impliedPort;
+        var state = default(DecodeState);
+        var result = ReadFields(body, message, ReadArgument, ref state);
+        message.ImpliedPort = state.ImpliedPort;
         if (result != KrpcError.None) return result;
-        if (!hasId) return KrpcError.InvalidId;
+        if (!state.HasId) return KrpcError.InvalidId;
         return message.Method switch
         {
             KrpcMethod.FindNode when message.Target is null => KrpcError.InvalidTarget,
             KrpcMethod.GetPeers when message.InfoHash is null => KrpcError.InvalidInfoHash,
             KrpcMethod.AnnouncePeer when message.InfoHash is null => KrpcError.InvalidInfoHash,
             KrpcMethod.AnnouncePeer when !message.HasToken => KrpcError.InvalidToken,
-            KrpcMethod.AnnouncePeer when !impliedPort && message.Port is null or 0 => KrpcError.InvalidPort,
+            KrpcMethod.AnnouncePeer when !state.ImpliedPort && message.Port is null or 0 => KrpcError.InvalidPort,
             _ => KrpcError.None,
         };
+    }
+
+    private static KrpcError ReadArgument(ReadOnlySpan<byte> key, BencodeToken token, ref BencodeReader reader, KrpcMessage message, ref DecodeState state)
+    {
+        NodeId id;
+        if (key.SequenceEqual("id"u8))
+        {
+            if (!ReadId(ref reader, token, out id)) return KrpcError.InvalidId;
+            (message.Id, state.HasId) = (id, true);
+        }
+        else if (key.SequenceEqual("target"u8))
+        {
+            if (!ReadId(ref reader, token, out id)) return KrpcError.InvalidTarget;
+            message.Target = id;
+        }
+        else if (key.SequenceEqual("info_hash"u8))
+        {
+            if (!ReadId(ref reader, token, out id)) return KrpcError.InvalidInfoHash;
+            message.InfoHash = id;
+        }
+        else if (key.SequenceEqual("port"u8))
+        {
+            // BEP 5: "port" is the TCP port of the announcing peer.
+            if (token != BencodeToken.Integer || !reader.TryReadInteger(out var port) || port is < 0 or > ushort.MaxValue) return KrpcError.InvalidPort;
+            message.Port = (int)port;
+        }
+        else if (key.SequenceEqual("implied_port"u8))
+        {
+            // BEP 5: "implied_port" non-zero means: use the UDP source port and ignore "port".
+            if (token != BencodeToken.Integer || !reader.TryReadInteger(out var implied)) return KrpcError.WrongFieldType;
+            state.ImpliedPort = implied != 0;
+        }
+        else if (key.SequenceEqual("token"u8))
+        {
+            if (token != BencodeToken.String || !reader.TryReadString(out var t) || !message.SetToken(t)) return KrpcError.InvalidToken;
+        }
+
+        return KrpcError.None;
     }
 
     private static KrpcError DecodeResponse(ReadOnlySpan<byte> body, KrpcMessage message)
     {
         if (body.IsEmpty) return KrpcError.MissingBody;
-        var reader = new BencodeReader(body, Limits);
-        reader.TryEnterDictionary();
-        var hasId = false;
-        var result = KrpcError.None;
-        while (!reader.TryReadEnd())
-        {
-            if (reader.Error != BencodeError.None || !reader.TryReadString(out var key)) return KrpcError.MalformedBencode;
-            var token = reader.Peek();
-            var valueStart = reader.Position;
-            var error = KrpcError.None;
-            if (key.SequenceEqual("id"u8))
-            {
-                if (ReadId(ref reader, token, out var id)) (message.Id, hasId) = (id, true);
-                else error = KrpcError.InvalidId;
-            }
-            else if (key.SequenceEqual("nodes"u8))
-            {
-                if (token == BencodeToken.String && reader.TryReadString(out var nodes) && nodes.Length % CompactNodeLength == 0) message.Nodes = nodes.ToArray();
-                else error = KrpcError.InvalidNodes;
-            }
-            else if (key.SequenceEqual("nodes6"u8))
-            {
-                if (token == BencodeToken.String && reader.TryReadString(out var nodes6) && nodes6.Length % CompactNode6Length == 0) message.Nodes6 = nodes6.ToArray();
-                else error = KrpcError.InvalidNodes;
-            }
-            else if (key.SequenceEqual("values"u8))
-            {
-                error = token == BencodeToken.List ? ReadValues(ref reader, message) : KrpcError.InvalidValues;
-            }
-            else if (key.SequenceEqual("token"u8))
-            {
-                if (token != BencodeToken.String || !reader.TryReadString(out var t) || !message.SetToken(t)) error = KrpcError.InvalidToken;
-            }
-            else if (key.SequenceEqual("ip"u8))
-            {
-                // Some older nodes put BEP 42's "ip" inside "r"; the top-level one wins when both are present.
-                var saved = message.ExternalAddress;
-                error = ReadExternalAddress(ref reader, token, message);
-                message.ExternalAddress = saved ?? message.ExternalAddress;
-            }
+        var state = default(DecodeState);
+        var result = ReadFields(body, message, ReadReplyField, ref state);
+        if (result != KrpcError.None) return result;
+        return state.HasId ? KrpcError.None : KrpcError.InvalidId;
+    }
 
-            if (reader.Error == BencodeError.None && reader.Position == valueStart && !reader.TrySkipValue()) return KrpcError.MalformedBencode;
-            if (reader.Error != BencodeError.None) return KrpcError.MalformedBencode;
-            if (result == KrpcError.None) result = error;
+    private static KrpcError ReadReplyField(ReadOnlySpan<byte> key, BencodeToken token, ref BencodeReader reader, KrpcMessage message, ref DecodeState state)
+    {
+        if (key.SequenceEqual("id"u8))
+        {
+            if (!ReadId(ref reader, token, out var id)) return KrpcError.InvalidId;
+            (message.Id, state.HasId) = (id, true);
+        }
+        else if (key.SequenceEqual("nodes"u8))
+        {
+            if (token != BencodeToken.String || !reader.TryReadString(out var nodes) || nodes.Length % CompactNodeLength != 0) return KrpcError.InvalidNodes;
+            message.Nodes = nodes.ToArray();
+        }
+        else if (key.SequenceEqual("nodes6"u8))
+        {
+            if (token != BencodeToken.String || !reader.TryReadString(out var nodes6) || nodes6.Length % CompactNode6Length != 0) return KrpcError.InvalidNodes;
+            message.Nodes6 = nodes6.ToArray();
+        }
+        else if (key.SequenceEqual("values"u8))
+        {
+            return token == BencodeToken.List ? ReadValues(ref reader, message) : KrpcError.InvalidValues;
+        }
+        else if (key.SequenceEqual("token"u8))
+        {
+            if (token != BencodeToken.String || !reader.TryReadString(out var t) || !message.SetToken(t)) return KrpcError.InvalidToken;
+        }
+        else if (key.SequenceEqual("ip"u8))
+        {
+            // Some older nodes put BEP 42's "ip" inside "r"; the top-level one wins when both are present.
+            var saved = message.ExternalAddress;
+            var error = ReadExternalAddress(ref reader, token, message);
+            message.ExternalAddress = saved ?? message.ExternalAddress;
+            return error;
         }
 
-        if (result != KrpcError.None) return result;
-        return hasId ? KrpcError.None : KrpcError.InvalidId;
+        return KrpcError.None;
     }
 
     private static KrpcError ReadValues(ref BencodeReader reader, KrpcMessage message)

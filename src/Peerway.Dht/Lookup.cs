@@ -107,6 +107,15 @@ internal sealed class Lookup
     {
         if (candidate.State != CandidateState.InFlight) return;
         Responses++;
+        if (candidate.Id is { } claimed && claimed != responderId)
+        {
+            // The contact that led here claimed another id (a stale entry, or a liar's fake "closer" node): the answer
+            // is not from the node we asked for, so it neither counts as that node nor feeds the lookup. Found by the
+            // simulator (docs/SIMULATION.md): without this check, fake ids next to the target filled the k closest.
+            candidate.State = CandidateState.Failed;
+            return;
+        }
+
         candidate.State = CandidateState.Answered;
         candidate.Id ??= responderId;
         if (!token.IsEmpty) candidate.Token = token.ToArray();
@@ -209,7 +218,8 @@ internal sealed class Lookup
         public void Next(List<Candidate> queries)
         {
             if (IsDone) return;
-            var inFlight = _candidates.Count(c => c.State == CandidateState.InFlight) + _unknown.Count(c => c.State == CandidateState.InFlight);
+            var routersInFlight = _unknown.Count(c => c.State == CandidateState.InFlight);
+            var inFlight = _candidates.Count(c => c.State == CandidateState.InFlight) + routersInFlight;
             foreach (var c in _unknown)
             {
                 if (inFlight >= owner._alpha) break;
@@ -217,6 +227,7 @@ internal sealed class Lookup
                 if (!Claim(c)) continue;
                 queries.Add(c);
                 inFlight++;
+                routersInFlight++;
             }
 
             // Kademlia §2.3: the lookup ends when the k closest nodes seen have all answered. Only those k closest
@@ -243,8 +254,10 @@ internal sealed class Lookup
                 allAnswered = false;
             }
 
+            // Queries still in flight to nodes outside the k closest do not hold the lookup up; routers (ids unknown)
+            // in flight do, since they may return the first candidates.
             var budgetLeft = owner.QueriesSent + queries.Count < MaxQueries;
-            if (inFlight == 0 && (allAnswered || !budgetLeft)) IsDone = true;
+            if ((allAnswered && routersInFlight == 0) || (inFlight == 0 && !budgetLeft)) IsDone = true;
         }
 
         private bool Claim(Candidate c)

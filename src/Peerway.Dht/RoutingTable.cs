@@ -129,7 +129,7 @@ internal sealed class RoutingTable
 
         while (true)
         {
-            var cached = bucket.Replacements.Find(e => e.Id == id);
+            var cached = FindIn(bucket.Replacements, id);
             if (bucket.Nodes.Count < _k)
             {
                 if (cached is not null) bucket.Replacements.Remove(cached);
@@ -160,7 +160,7 @@ internal sealed class RoutingTable
             else AddReplacement(bucket, NewEntry(id, endPoint, verified, responded, now));
 
             // BEP 5: questionable nodes not seen for 15 minutes are pinged, least recently seen first, one at a time.
-            if (!bucket.Nodes.Any(e => e.Pinging))
+            if (!AnyPinging(bucket.Nodes))
             {
                 var questionable = bucket.Nodes.Where(e => e.State(now, _goodFor) == NodeState.Questionable)
                     .OrderBy(e => e.Verified).ThenBy(e => e.LastSeen).FirstOrDefault();
@@ -184,7 +184,7 @@ internal sealed class RoutingTable
         var bucket = _buckets[IndexOf(id)];
         bucket.LastChanged = now;
         // BEP 5: "If the pinged node responds then the next least recently seen questionable node is pinged".
-        if (bucket.Replacements.Count > 0 && !bucket.Nodes.Any(e => e.Pinging))
+        if (bucket.Replacements.Count > 0 && !AnyPinging(bucket.Nodes))
         {
             var next = bucket.Nodes.Where(e => e.State(now, _goodFor) == NodeState.Questionable).OrderBy(e => e.LastSeen).FirstOrDefault();
             if (next is not null)
@@ -216,14 +216,24 @@ internal sealed class RoutingTable
     }
 
     /// <summary>Up to <paramref name="count"/> non-bad nodes closest to <paramref name="target"/>, closest first.</summary>
+    /// <remarks>Hot path (every find_node/get_peers reply): one pass over the table (≤ 160·k entries) keeping the best
+    /// <paramref name="count"/> by insertion, O(n·count) without sorting the whole table.</remarks>
     public List<RoutingEntry> Closest(NodeId target, int count, DateTimeOffset now, System.Net.Sockets.AddressFamily? family = null)
     {
-        // Small table (≤ 160·k entries): a full scan with a bounded sort is simpler than walking buckets and cheap enough.
-        return _byId.Values
-            .Where(e => e.State(now, _goodFor) != NodeState.Bad && (family is null || e.EndPoint.AddressFamily == family))
-            .OrderBy(e => e.Id ^ target)
-            .Take(count)
-            .ToList();
+        var best = new List<RoutingEntry>(Math.Max(count, 0) + 1);
+        if (count <= 0) return best;
+        foreach (var e in _byId.Values)
+        {
+            if ((family is not null && e.EndPoint.AddressFamily != family) || e.State(now, _goodFor) == NodeState.Bad) continue;
+            var distance = e.Id ^ target;
+            if (best.Count == count && distance >= (best[^1].Id ^ target)) continue;
+            var i = best.Count;
+            while (i > 0 && distance < (best[i - 1].Id ^ target)) i--;
+            best.Insert(i, e);
+            if (best.Count > count) best.RemoveAt(count);
+        }
+
+        return best;
     }
 
     /// <summary>Buckets not changed for <paramref name="idle"/>, with a random id in each one's range (BEP 5 refresh).</summary>
@@ -266,6 +276,27 @@ internal sealed class RoutingTable
         }
 
         return table;
+    }
+
+    // Allocation-free helpers for the per-query path (no LINQ closures).
+    private static RoutingEntry? FindIn(List<RoutingEntry> entries, NodeId id)
+    {
+        foreach (var e in entries)
+        {
+            if (e.Id == id) return e;
+        }
+
+        return null;
+    }
+
+    private static bool AnyPinging(List<RoutingEntry> entries)
+    {
+        foreach (var e in entries)
+        {
+            if (e.Pinging) return true;
+        }
+
+        return false;
     }
 
     private static RoutingEntry NewEntry(NodeId id, IPEndPoint endPoint, bool verified, bool responded, DateTimeOffset now)

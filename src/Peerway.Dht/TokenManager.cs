@@ -5,8 +5,9 @@ namespace Peerway.Dht;
 
 /// <summary>
 /// BEP 5 announce tokens: "the token is a short binary string... SHA1 hash of the IP address concatenated onto a secret
-/// that changes every five minutes and tokens up to ten minutes old are accepted." We use HMAC-SHA1(secret, ip)
-/// truncated to <see cref="TokenLength"/> bytes, and accept the current and the previous secret.
+/// that changes every five minutes and tokens up to ten minutes old are accepted." We use SHA-1(secret ‖ ip) truncated
+/// to <see cref="TokenLength"/> bytes (fixed-length input, so length extension does not apply), and accept the current
+/// and the previous secret.
 /// </summary>
 internal sealed class TokenManager
 {
@@ -67,10 +68,11 @@ internal sealed class TokenManager
 
     private static void Compute(byte[] secret, IPAddress address, Span<byte> destination)
     {
-        Span<byte> ip = stackalloc byte[16];
-        KrpcCodec.Normalize(address).TryWriteBytes(ip, out var n);
-        Span<byte> mac = stackalloc byte[HMACSHA1.HashSizeInBytes];
-        HMACSHA1.HashData(secret, ip[..n], mac);
-        mac[..TokenLength].CopyTo(destination);
+        Span<byte> input = stackalloc byte[SecretLength + 16];
+        secret.CopyTo(input);
+        KrpcCodec.Normalize(address).TryWriteBytes(input[SecretLength..], out var n);
+        Span<byte> hash = stackalloc byte[SHA1.HashSizeInBytes];
+        SHA1.HashData(input[..(SecretLength + n)], hash);
+        hash[..TokenLength].CopyTo(destination);
     }
 }

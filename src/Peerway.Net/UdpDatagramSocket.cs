@@ -16,9 +16,17 @@ public sealed class UdpDatagramSocket : IDatagramSocket
     private long _sendErrors;
 
     public UdpDatagramSocket(IPEndPoint bind)
+        : this(bind, reusePort: false)
+    {
+    }
+
+    /// <param name="reusePort">Linux SO_REUSEPORT: several sockets share the port and the kernel spreads flows over
+    /// them (one receive loop each), for servers that scale over cores.</param>
+    public UdpDatagramSocket(IPEndPoint bind, bool reusePort)
     {
         ArgumentNullException.ThrowIfNull(bind);
         _socket = new Socket(bind.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+        if (reusePort && OperatingSystem.IsLinux()) _socket.SetRawSocketOption(1 /* SOL_SOCKET */, 15 /* SO_REUSEPORT */, [1, 0, 0, 0]);
         if (bind.AddressFamily == AddressFamily.InterNetworkV6) _socket.DualMode = false;
         _socket.ReceiveBufferSize = 4 * 1024 * 1024;
         _socket.SendBufferSize = 4 * 1024 * 1024;

@@ -23,6 +23,10 @@ public sealed record VirtualLinkOptions
 public sealed class VirtualNetwork
 {
     private readonly ConcurrentDictionary<IPEndPoint, VirtualDatagramSocket> _sockets = new();
+    private readonly ConcurrentDictionary<IPAddress, VirtualNat> _natsByPublic = new();
+    private readonly List<VirtualNat> _nats = [];
+    private readonly Lock _natsLock = new();
+    private int _natCount;
     private readonly IDeliveryScheduler _scheduler;
     private readonly VirtualLinkOptions _link;
     private readonly Random _random;
@@ -62,10 +66,62 @@ public sealed class VirtualNetwork
         return new IPEndPoint(new IPAddress(bytes), 6881);
     }
 
+    /// <summary>
+    /// Adds a NAT with public IP <paramref name="publicAddress"/> in front of the private /24
+    /// <paramref name="privateNetwork"/> (RFC 4787 behaviours; see <see cref="VirtualNat"/>).
+    /// </summary>
+    public VirtualNat AddNat(IPAddress publicAddress, IPNetwork privateNetwork, VirtualNatOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(publicAddress);
+        options ??= new VirtualNatOptions();
+        options.Validate();
+        var nat = new VirtualNat(this, publicAddress, privateNetwork, options);
+        lock (_natsLock)
+        {
+            if (_nats.Any(n => n.PrivateNetwork.Contains(privateNetwork.BaseAddress) || privateNetwork.Contains(n.PrivateNetwork.BaseAddress)))
+            {
+                throw new ArgumentException($"{privateNetwork} overlaps another NAT's network.", nameof(privateNetwork));
+            }
+
+            if (!_natsByPublic.TryAdd(publicAddress, nat)) throw new ArgumentException($"{publicAddress} already belongs to a NAT.", nameof(publicAddress));
+            _nats.Add(nat);
+            Volatile.Write(ref _natCount, _nats.Count);
+        }
+
+        return nat;
+    }
+
+    private VirtualNat? NatBehind(IPAddress address)
+    {
+        lock (_natsLock)
+        {
+            foreach (var n in _nats)
+            {
+                if (n.PrivateNetwork.Contains(address)) return n;
+            }
+        }
+
+        return null;
+    }
+
     internal void Unbind(VirtualDatagramSocket socket) => _sockets.TryRemove(socket.LocalEndPoint, out _);
 
     internal void Send(IPEndPoint from, ReadOnlySpan<byte> datagram, IPEndPoint to)
     {
+        if (Volatile.Read(ref _natCount) > 0)
+        {
+            // A private address is reachable only from its own network; leaving it, the NAT maps (RFC 4787 §4).
+            var fromNat = NatBehind(from.Address);
+            var toNat = NatBehind(to.Address);
+            if (toNat is not null && toNat != fromNat)
+            {
+                Interlocked.Increment(ref _dropped);
+                return;
+            }
+
+            if (fromNat is not null && toNat is null) from = fromNat.Outbound(from, to);
+        }
+
         if (_link.LossRate > 0)
         {
             bool drop;
@@ -80,7 +136,20 @@ public sealed class VirtualNetwork
         var copy = datagram.ToArray();
         _scheduler.Schedule(_link.Latency(from, to), () =>
         {
-            if (_sockets.TryGetValue(to, out var target) && target.Deliver(copy, from))
+            var destination = to;
+            if (_natsByPublic.TryGetValue(to.Address, out var nat))
+            {
+                // RFC 4787 §5: the NAT's filter decides whether an inbound datagram reaches a mapping.
+                if (!nat.Inbound(to, from, out var inside))
+                {
+                    Interlocked.Increment(ref _dropped);
+                    return;
+                }
+
+                destination = inside!;
+            }
+
+            if (_sockets.TryGetValue(destination, out var target) && target.Deliver(copy, from))
             {
                 Interlocked.Increment(ref _delivered);
             }

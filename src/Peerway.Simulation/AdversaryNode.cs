@@ -8,8 +8,10 @@ namespace Peerway.Simulation;
 /// <summary>What a malicious node does with the queries it receives.</summary>
 public enum AdversaryBehavior
 {
-    /// <summary>Answers find_node/get_peers with fake "closer" contacts (ids next to the target) that point at itself
-    /// and its accomplices, and get_peers with wrong peers; the lookup is steered into the attacker's nodes.</summary>
+    /// <summary>Answers find_node/get_peers with only attackers: the accomplices closest to the target (real ids, so the
+    /// lie survives id checks) plus two fake "closer" contacts (ids next to the target at attacker endpoints), and
+    /// get_peers with wrong peers; the lookup is steered into the attacker's nodes. Without BEP 42 enforcement half
+    /// the liars also choose ids next to announced info-hashes (an eclipse of those keys).</summary>
     Lie,
 
     /// <summary>Answers pings (so it stays in routing tables) and silently drops every other query.</summary>
@@ -26,19 +28,20 @@ internal sealed class AdversaryNode
 {
     private const int K = 8;
     private readonly SimulationSocket _socket;
-    private readonly Func<IPEndPoint> _accomplice;
+    private readonly Func<NodeId, int, IEnumerable<NodeContact>> _accomplices;
     private readonly Random _random;
     private readonly KrpcMessage _in = new();
     private readonly KrpcMessage _out = new();
     private readonly byte[] _buffer = new byte[KrpcCodec.MaxDatagramLength];
     private ushort _nextTransaction;
 
-    public AdversaryNode(SimulationSocket socket, NodeId id, AdversaryBehavior behavior, Func<IPEndPoint> accomplice, Random random)
+    /// <param name="accomplices">The attackers closest to a target (at most the count asked for).</param>
+    public AdversaryNode(SimulationSocket socket, NodeId id, AdversaryBehavior behavior, Func<NodeId, int, IEnumerable<NodeContact>> accomplices, Random random)
     {
         _socket = socket;
         Id = id;
         Behavior = behavior;
-        _accomplice = accomplice;
+        _accomplices = accomplices;
         _random = random;
     }
 
@@ -110,20 +113,21 @@ internal sealed class AdversaryNode
         Send(from);
     }
 
-    /// <summary>k contacts whose ids share all but the last bits with the target — closer than any honest node could
-    /// be — at the endpoints of this node and its accomplices.</summary>
+    /// <summary>k contacts, all attackers: two fake ids that share all but the last 16 bits with the target (closer
+    /// than any honest node could be) at this node's endpoint, then the real accomplices closest to the target.</summary>
     private byte[] FakeCloser(NodeId target)
     {
         var contacts = new List<NodeContact>(K);
         Span<byte> id = stackalloc byte[NodeId.Length];
-        for (var i = 0; i < K; i++)
+        for (var i = 0; i < 2; i++)
         {
             target.WriteTo(id);
             id[18] ^= (byte)_random.Next(256);
             id[19] ^= (byte)(_random.Next(255) + 1);
-            contacts.Add(new NodeContact(new NodeId(id), i == 0 ? EndPoint : _accomplice()));
+            contacts.Add(new NodeContact(new NodeId(id), EndPoint));
         }
 
+        contacts.AddRange(_accomplices(target, K - contacts.Count));
         return KrpcCodec.WriteCompactNodes(contacts, AddressFamily.InterNetwork);
     }
 

@@ -65,9 +65,11 @@ public sealed record ChurnModel(double Shape, TimeSpan Median)
         return true;
     }
 
-    internal static bool TryParseDuration(string text, out TimeSpan value)
+    /// <summary>Parses a positive duration: seconds, or a number with s, m or h.</summary>
+    public static bool TryParseDuration(string text, out TimeSpan value)
     {
         value = default;
+        ArgumentNullException.ThrowIfNull(text);
         text = text.Trim();
         if (text.Length == 0) return false;
         var unit = 1.0;

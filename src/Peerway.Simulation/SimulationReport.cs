@@ -61,6 +61,11 @@ public sealed record SimulationReport
     /// deterministic run.</summary>
     public required long ThreadViolations { get; init; }
 
+    /// <summary>Lookups whose task failed with an exception (an engine bug), and the first such error.</summary>
+    public required int LookupErrors { get; init; }
+
+    public string? FirstLookupError { get; init; }
+
     public string Scenario =>
         string.Create(CultureInfo.InvariantCulture, $"N={Nodes} churn={Churn} f={AdversaryFraction:0.##} bep42={(EnforceBep42 ? "on" : "off")} d={DisjointPaths}");
 

@@ -12,8 +12,9 @@ internal interface ISimulationEvent
 /// with the same seed and the same inputs is identical. Virtual time only moves when the next event is taken.
 /// </summary>
 /// <remarks>
-/// It is also the <see cref="Peerway.Net.IDeliveryScheduler"/> of a <see cref="Peerway.Net.VirtualNetwork"/>. No
-/// <see cref="SynchronizationContext"/> is installed on purpose: with one, .NET refuses to inline
+/// It is also the <see cref="Peerway.Net.IDeliveryScheduler"/> of a <see cref="Peerway.Net.VirtualNetwork"/>. Events
+/// run with <see cref="SynchronizationContext.Current"/> cleared on purpose: with one (a test runner's, say), .NET
+/// refuses to inline
 /// <c>ConfigureAwait(false)</c> continuations and sends them to the thread pool. Without one, a continuation runs
 /// inline on the thread that completed its task — the scheduler thread, as long as the code under test completes
 /// tasks from its datagram handlers and timers. Anything that still arrives from another thread is counted in
@@ -152,6 +153,10 @@ public sealed class SimulationScheduler : Peerway.Net.IDeliveryScheduler
     private void WithContext(Action action)
     {
         var previousOwner = _ownerThread;
+        // Run with no SynchronizationContext (a test runner's, or a UI's, would get every ConfigureAwait(false)
+        // continuation sent to the thread pool instead of inlined).
+        var previousContext = SynchronizationContext.Current;
+        SynchronizationContext.SetSynchronizationContext(null);
         Volatile.Write(ref _ownerThread, Environment.CurrentManagedThreadId);
         try
         {
@@ -159,6 +164,7 @@ public sealed class SimulationScheduler : Peerway.Net.IDeliveryScheduler
         }
         finally
         {
+            SynchronizationContext.SetSynchronizationContext(previousContext);
             Volatile.Write(ref _ownerThread, previousOwner);
         }
     }

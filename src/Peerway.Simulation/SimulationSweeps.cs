@@ -28,7 +28,7 @@ public static class SimulationSweeps
         var small = main with { Churn = null, AdversaryFraction = 0, Lookups = Math.Min(main.Lookups, sweepLookups), LookupWindow = null, Settle = null };
 
         var bySize = new List<SimulationReport>();
-        for (var n = main.Nodes / 64; n < main.Nodes; n *= 4)
+        foreach (var n in new[] { main.Nodes / 64, main.Nodes / 16, main.Nodes / 4 })
         {
             if (n < 64) continue;
             bySize.Add(Report(small with { Nodes = n, AdversaryFraction = main.AdversaryFraction, Churn = main.Churn, Routers = Math.Min(main.Routers, n / 2) }, progress));
@@ -61,44 +61,47 @@ public static class SimulationSweeps
         return r;
     }
 
-    /// <summary>Writes rounds-vs-nodes.svg, success-vs-churn.svg and success-vs-adversaries.svg into
+    /// <summary>Writes rounds-vs-nodes, success-vs-churn and success-vs-adversaries as .svg and .png into
     /// <paramref name="directory"/>; returns the paths.</summary>
     public static IReadOnlyList<string> WritePlots(SweepResults results, string directory)
     {
         ArgumentNullException.ThrowIfNull(results);
         Directory.CreateDirectory(directory);
         var written = new List<string>();
-        void Write(string name, string svg)
+        void Plot(string name, string title, string xLabel, string yLabel, IReadOnlyList<PlotSeries> series, bool logX = false, double? yMin = null, double? yMax = null)
         {
-            var path = Path.Combine(directory, name);
-            File.WriteAllText(path, svg);
-            written.Add(path);
+            var svg = Path.Combine(directory, name + ".svg");
+            File.WriteAllText(svg, SvgPlot.Line(title, xLabel, yLabel, series, logX, yMin, yMax));
+            written.Add(svg);
+            var png = Path.Combine(directory, name + ".png");
+            PngPlot.Line(png, title, xLabel, yLabel, series, logX, yMin, yMax);
+            written.Add(png);
         }
 
         var size = results.BySize.OrderBy(r => r.Nodes).ToList();
-        Write("rounds-vs-nodes.svg", SvgPlot.Line("Lookup rounds and messages vs network size", "nodes N", "per lookup",
+        Plot("rounds-vs-nodes", "Lookup rounds and messages vs network size", "nodes N", "per lookup",
             [
                 new PlotSeries("rounds p50", size.Select(r => ((double)r.Nodes, r.RoundsP50)).ToList()),
                 new PlotSeries("rounds p90", size.Select(r => ((double)r.Nodes, r.RoundsP90)).ToList()),
                 new PlotSeries("rounds mean", size.Select(r => ((double)r.Nodes, r.RoundsMean)).ToList()),
                 new PlotSeries("messages / 10", size.Select(r => ((double)r.Nodes, r.MessagesMean / 10)).ToList()),
-            ], logX: true));
+            ], logX: true);
 
         // Churn rate as departures per node per hour; the no-churn run sits at 0.
         var churn = results.ByChurn.Select(r => (Rate: r.Departures / (double)r.Nodes / (r.VirtualSeconds / 3600), r)).OrderBy(p => p.Rate).ToList();
-        Write("success-vs-churn.svg", SvgPlot.Line("Lookup success vs churn (Weibull sessions)", "departures per node per hour", "fraction",
+        Plot("success-vs-churn", "Lookup success vs churn (Weibull sessions)", "departures per node per hour", "fraction",
             [
                 new PlotSeries("success", churn.Select(p => (p.Rate, p.r.SuccessRate)).ToList()),
                 new PlotSeries("find_node", churn.Select(p => (p.Rate, p.r.FindNodeSuccessRate)).ToList()),
                 new PlotSeries("get_peers", churn.Select(p => (p.Rate, p.r.GetPeersSuccessRate)).ToList()),
                 new PlotSeries("RT freshness", churn.Select(p => (p.Rate, p.r.RoutingTableFreshness)).ToList()),
-            ], yMin: 0, yMax: 1));
+            ], yMin: 0, yMax: 1);
 
         var series = results.ByAdversaries
             .GroupBy(r => (r.EnforceBep42, r.DisjointPaths))
             .Select(g => new PlotSeries($"{(g.Key.EnforceBep42 ? "BEP 42" : "no BEP 42")}, d={g.Key.DisjointPaths}", g.Select(r => (r.AdversaryFraction, r.SuccessRate)).ToList()))
             .ToList();
-        Write("success-vs-adversaries.svg", SvgPlot.Line("Lookup success vs adversary fraction", "adversary fraction f", "success rate", series, yMin: 0, yMax: 1));
+        Plot("success-vs-adversaries", "Lookup success vs adversary fraction", "adversary fraction f", "success rate", series, yMin: 0, yMax: 1);
         return written;
     }
 }

@@ -18,7 +18,7 @@ public static class Simulator
         options.Validate();
         var run = new SimulationRun(options);
         var report = run.Scheduler.Run(run.ScenarioAsync);
-        if (run.Scheduler.FirstViolation is { } where && Environment.GetEnvironmentVariable("PEERWAY_SIM_TRACE") is not null) Console.Error.WriteLine(where);
+        if (run.Scheduler.FirstViolation is { } where && Environment.GetEnvironmentVariable("PEERWAY_SIM_TRACE") is { Length: > 0 } path) File.AppendAllText(path, where + Environment.NewLine);
         return report;
     }
 }
@@ -26,7 +26,7 @@ public static class Simulator
 internal sealed class SimulationRun
 {
     /// <summary>How long (virtual) the run waits for outstanding lookups before giving up on them.</summary>
-    private static readonly TimeSpan StragglerLimit = TimeSpan.FromMinutes(10);
+    private static readonly TimeSpan StragglerLimit = TimeSpan.FromMinutes(120);
 
     private static readonly TimeSpan JoinTick = TimeSpan.FromMilliseconds(10);
 
@@ -39,6 +39,8 @@ internal sealed class SimulationRun
     private readonly List<Honest> _routers = [];
     private readonly List<AdversaryNode> _adversaries = [];
     private readonly Dictionary<int, AdversaryNode> _adversaryByHost = [];
+    private readonly GroundTruth _adversaryIds = new();
+    private readonly List<(NodeId Hash, HashSet<IPEndPoint> Peers)> _announced = [];
     private readonly List<Task> _background = [];
     private readonly Stopwatch _wall = Stopwatch.StartNew();
     private long _departedBytes;
@@ -74,12 +76,15 @@ internal sealed class SimulationRun
 
     public async Task<SimulationReport> ScenarioAsync()
     {
+        // The info-hashes are chosen first: Sybils that may choose their ids settle next to them.
+        var hashes = _o.Lookups == 0 ? 0 : Math.Max(1, _o.Lookups / 20);
+        for (var i = 0; i < hashes; i++) _announced.Add((NodeId.Random(_random), []));
         await JoinAllAsync();
         await Task.Delay(_o.EffectiveSettle, Time);
         Sample();
 
         var maintenance = await MeasureMaintenanceAsync();
-        var announced = await AnnounceAsync();
+        var announced = await AnnounceAsync(_announced);
         var stats = await LookupsAsync(announced);
         var (rtSize, fresh, adv) = Freshness();
         Sample();
@@ -121,6 +126,8 @@ internal sealed class SimulationRun
             WallSeconds = _wall.Elapsed.TotalSeconds,
             PeakWorkingSetMegabytes = _peakWorkingSet / 1048576.0,
             ThreadViolations = Scheduler.ThreadViolations,
+            LookupErrors = stats.Errors,
+            FirstLookupError = stats.FirstError,
         };
     }
 
@@ -194,7 +201,7 @@ internal sealed class SimulationRun
         if (routers.Count > 0) Track(BootstrapAsync(h, routers));
         if (_o.Churn is { } churn && !router)
         {
-            Scheduler.Schedule(churn.NextSession(_random), () => Track(DepartAsync(h)));
+            Scheduler.Schedule(churn.NextSession(_random), () => Depart(h));
         }
     }
 
@@ -210,7 +217,7 @@ internal sealed class SimulationRun
         }
     }
 
-    private async Task DepartAsync(Honest h)
+    private void Depart(Honest h)
     {
         _departures++;
         h.Alive = false;
@@ -220,24 +227,53 @@ internal sealed class SimulationRun
         _live.RemoveAt(_live.Count - 1);
         _truth.Remove(h.Id);
         _departedBytes += h.Socket.BytesSent;
-        if (h.Life is { } life) await life.CancelAsync();
+        // Cancel, not CancelAsync: the latter runs the callbacks on the thread pool, outside the simulation.
+        h.Life?.Cancel();
         // A departure is silent (a crash or a closed laptop): the socket goes, nobody is told.
         h.Socket.Dispose();
-        await h.Node.DisposeAsync();
+        Track(h.Node.DisposeAsync().AsTask());
         JoinHonest(router: false);
     }
 
     private void JoinAdversary()
     {
         var socket = _network.CreateSocket();
-        // The adversary's own id follows the rules (BEP 42-compliant when enforced): that is how it gets in.
-        var id = _o.EnforceBep42 ? Bep42.GenerateId(socket.LocalEndPoint.Address, (byte)_random.Next(256), _random) : NodeId.Random(_random);
         var behavior = _o.AdversaryBehavior ?? (_adversaries.Count % 2 == 0 ? AdversaryBehavior.Lie : AdversaryBehavior.Drop);
-        var a = new AdversaryNode(socket, id, behavior, () => _adversaries[_random.Next(_adversaries.Count)].EndPoint, new Random(_random.Next()));
+        NodeId id;
+        if (_o.EnforceBep42)
+        {
+            // BEP 42 takes away the choice of id: only an id derived from the attacker's IP gets into routing tables.
+            id = Bep42.GenerateId(socket.LocalEndPoint.Address, (byte)_random.Next(256), _random);
+        }
+        else if (behavior == AdversaryBehavior.Lie && _announced.Count > 0 && _adversaries.Count % 4 < 2)
+        {
+            // Eclipse: half the liars take ids sharing the first 64 bits with an announced info-hash, closer than any
+            // honest node; they accept its announces, keep them, and answer get_peers with wrong peers.
+            Span<byte> b = stackalloc byte[NodeId.Length];
+            _random.NextBytes(b);
+            Span<byte> hash = stackalloc byte[NodeId.Length];
+            _announced[_adversaries.Count / 4 % _announced.Count].Hash.WriteTo(hash);
+            hash[..8].CopyTo(b);
+            id = new NodeId(b);
+        }
+        else
+        {
+            id = NodeId.Random(_random);
+        }
+
+        var a = new AdversaryNode(socket, id, behavior, Accomplices, new Random(_random.Next()));
         _adversaries.Add(a);
         _adversaryByHost[socket.Host] = a;
+        _adversaryIds.Add(id, socket.Host);
         a.Start();
     }
+
+    private IEnumerable<NodeContact> Accomplices(NodeId target, int count) =>
+        _adversaryIds.Closest(target, count).Select(id =>
+        {
+            _adversaryIds.TryGetHost(id, out var host);
+            return new NodeContact(id, _adversaryByHost[host].EndPoint);
+        });
 
     private List<Honest> RandomHonest(int count)
     {
@@ -277,16 +313,11 @@ internal sealed class SimulationRun
         return bytes / nodes / _o.MaintenanceWindow.TotalSeconds;
     }
 
-    private async Task<List<(NodeId Hash, HashSet<IPEndPoint> Peers)>> AnnounceAsync()
+    private async Task<List<(NodeId Hash, HashSet<IPEndPoint> Peers)>> AnnounceAsync(List<(NodeId Hash, HashSet<IPEndPoint> Peers)> announced)
     {
-        var count = _o.Lookups == 0 ? 0 : Math.Max(1, _o.Lookups / 20);
-        var announced = new List<(NodeId, HashSet<IPEndPoint>)>();
         var tasks = new List<Task>();
-        for (var i = 0; i < count; i++)
+        foreach (var (hash, peers) in announced)
         {
-            var hash = NodeId.Random(_random);
-            var peers = new HashSet<IPEndPoint>();
-            announced.Add((hash, peers));
             foreach (var h in RandomHonest(2))
             {
                 peers.Add(h.Socket.LocalEndPoint);
@@ -321,6 +352,15 @@ internal sealed class SimulationRun
         public readonly Percentiles Rounds = new();
         public readonly Percentiles Messages = new();
         public readonly Percentiles Latency = new();
+        public int Errors;
+        public string? FirstError;
+
+        /// <summary>A lookup whose task failed: an engine bug, counted and described in the report.</summary>
+        public void Error(Exception ex)
+        {
+            Errors++;
+            FirstError ??= $"{ex.GetType().Name}: {ex.Message} at {ex.StackTrace?.Split('\n').FirstOrDefault()?.Trim()}";
+        }
     }
 
     private async Task<LookupStats> LookupsAsync(List<(NodeId Hash, HashSet<IPEndPoint> Peers)> announced)
@@ -355,20 +395,30 @@ internal sealed class SimulationRun
         stats.Latency.Add(r.Elapsed.TotalMilliseconds);
     }
 
-    private async Task FindOne(Honest h, NodeId target, LookupStats stats)
+    /// <summary>Runs one lookup on <paramref name="h"/>; null when the node left meanwhile or the engine failed (counted).</summary>
+    private static async Task<T?> Attempt<T>(Honest h, Func<CancellationToken, Task<T>> lookup, LookupStats stats)
+        where T : class
     {
-        var start = Scheduler.Now;
-        LookupResult r;
         try
         {
-            r = await h.Node.FindNodeAsync(target, h.Token);
+            var result = await lookup(h.Token);
+            return h.Alive ? result : null;
         }
         catch (OperationCanceledException) when (h.Token.IsCancellationRequested)
         {
-            return;
+            return null;
         }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            stats.Error(ex);
+            return null;
+        }
+    }
 
-        if (!h.Alive) return;
+    private async Task FindOne(Honest h, NodeId target, LookupStats stats)
+    {
+        var start = Scheduler.Now;
+        if (await Attempt(h, ct => h.Node.FindNodeAsync(target, ct), stats) is not { } r) return;
         Record(stats, r);
         stats.FindDone++;
         // The truth: the k closest honest nodes alive now that were already there when the lookup started.
@@ -384,17 +434,7 @@ internal sealed class SimulationRun
 
     private async Task PeersOne(Honest h, (NodeId Hash, HashSet<IPEndPoint> Peers) item, LookupStats stats)
     {
-        GetPeersResult r;
-        try
-        {
-            r = await h.Node.GetPeersAsync(item.Hash, h.Token);
-        }
-        catch (OperationCanceledException) when (h.Token.IsCancellationRequested)
-        {
-            return;
-        }
-
-        if (!h.Alive) return;
+        if (await Attempt(h, ct => h.Node.GetPeersAsync(item.Hash, ct), stats) is not { } r) return;
         Record(stats, r.Lookup);
         stats.PeersDone++;
         if (r.Peers.Any(item.Peers.Contains)) stats.PeersOk++;

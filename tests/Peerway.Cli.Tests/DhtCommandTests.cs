@@ -27,8 +27,22 @@ public sealed class LoopbackSwarmFixture : IAsyncLifetime
 }
 
 /// <summary>The CLI contract's output formats, against real nodes on loopback.</summary>
-public sealed partial class DhtCommandTests(LoopbackSwarmFixture fixture) : IClassFixture<LoopbackSwarmFixture>
+/// <remarks>
+/// Every CLI run leaves a dead contact in the swarm's routing tables (the client node exits, and the engine hands out
+/// nodes that only queried it — see DhtEngineFindingsTests); a lookup that meets one waits a query timeout. So each test
+/// gets a fresh swarm (xunit builds the class per test), and lookups get a generous deadline that keeps "nothing
+/// found" distinct from "timed out".
+/// </remarks>
+public sealed partial class DhtCommandTests : IAsyncLifetime
 {
+    private const string Deadline = "120";
+
+    private readonly LoopbackSwarmFixture fixture = new();
+
+    public Task InitializeAsync() => fixture.InitializeAsync();
+
+    public Task DisposeAsync() => fixture.DisposeAsync();
+
     [GeneratedRegex("^[0-9a-f]{40}$")]
     private static partial Regex Hex40();
 
@@ -81,7 +95,7 @@ public sealed partial class DhtCommandTests(LoopbackSwarmFixture fixture) : ICla
     {
         var target = fixture.Swarm.Hosts[7].Node.Id;
 
-        var run = await InProcessCli.RunAsync("dht", "find-node", target.ToString(), "--bootstrap", fixture.Router, "--bind", "127.0.0.1");
+        var run = await InProcessCli.RunAsync("dht", "find-node", target.ToString(), "--bootstrap", fixture.Router, "--bind", "127.0.0.1", "--timeout", Deadline);
 
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.InRange(run.StdoutLines.Count, 1, 8);
@@ -109,9 +123,9 @@ public sealed partial class DhtCommandTests(LoopbackSwarmFixture fixture) : ICla
         var port = Random.Shared.Next(20_000, 60_000).ToString(CultureInfo.InvariantCulture);
 
         var announce = await InProcessCli.RunAsync(
-            "dht", "announce", hash, "--port", port, "--bootstrap", fixture.Router, "--bind", "127.0.0.1");
+            "dht", "announce", hash, "--port", port, "--bootstrap", fixture.Router, "--bind", "127.0.0.1", "--timeout", Deadline);
         var peers = await InProcessCli.RunAsync(
-            "dht", "get-peers", hash, "--bootstrap", fixture.Swarm.Hosts[5].LocalEndPoint.ToString(), "--bind", "127.0.0.1");
+            "dht", "get-peers", hash, "--bootstrap", fixture.Swarm.Hosts[5].LocalEndPoint.ToString(), "--bind", "127.0.0.1", "--timeout", Deadline);
 
         Assert.True(announce.ExitCode == 0, announce.ToString());
         var n = Assert.Single(announce.StdoutLines);
@@ -129,9 +143,9 @@ public sealed partial class DhtCommandTests(LoopbackSwarmFixture fixture) : ICla
     {
         var hash = NodeId.Random().ToString();
         var announce = await InProcessCli.RunAsync(
-            "dht", "announce", hash, "--port", "4321", "--bootstrap", fixture.Router, "--bind", "127.0.0.1", "--json");
+            "dht", "announce", hash, "--port", "4321", "--bootstrap", fixture.Router, "--bind", "127.0.0.1", "--json", "--timeout", Deadline);
         var peers = await InProcessCli.RunAsync(
-            "dht", "get-peers", hash, "--bootstrap", fixture.Router, "--bind", "127.0.0.1", "--json");
+            "dht", "get-peers", hash, "--bootstrap", fixture.Router, "--bind", "127.0.0.1", "--json", "--timeout", Deadline);
 
         Assert.True(announce.ExitCode == 0, announce.ToString());
         using var a = JsonDocument.Parse(Assert.Single(announce.StdoutLines));
@@ -143,10 +157,27 @@ public sealed partial class DhtCommandTests(LoopbackSwarmFixture fixture) : ICla
     }
 
     [Fact]
+    public async Task Bootstrap_takes_several_endpoints_per_option_comma_lists_and_repeats()
+    {
+        var h = fixture.Swarm.Hosts;
+        var target = h[2].Node.Id.ToString();
+
+        var spaced = await InProcessCli.RunAsync("dht", "find-node", target, "--bootstrap", h[0].LocalEndPoint.ToString(), h[1].LocalEndPoint.ToString(), "--timeout", Deadline);
+        var comma = await InProcessCli.RunAsync("dht", "find-node", target, "--bootstrap", $"{h[0].LocalEndPoint},{h[1].LocalEndPoint}", "--timeout", Deadline);
+        var repeated = await InProcessCli.RunAsync("dht", "find-node", target, "--bootstrap", h[0].LocalEndPoint.ToString(), "--bootstrap", h[1].LocalEndPoint.ToString(), "--timeout", Deadline);
+
+        foreach (var run in new[] { spaced, comma, repeated })
+        {
+            Assert.True(run.ExitCode == 0, run.ToString());
+            Assert.StartsWith(target, run.StdoutLines[0], StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task Get_peers_for_an_unknown_infohash_exits_1()
     {
         var run = await InProcessCli.RunAsync(
-            "dht", "get-peers", NodeId.Random().ToString(), "--bootstrap", fixture.Router, "--bind", "127.0.0.1");
+            "dht", "get-peers", NodeId.Random().ToString(), "--bootstrap", fixture.Router, "--bind", "127.0.0.1", "--timeout", Deadline);
 
         Assert.True(run.ExitCode == 1, run.ToString());
         Assert.Equal(string.Empty, run.Stdout);

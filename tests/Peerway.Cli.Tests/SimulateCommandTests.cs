@@ -26,4 +26,26 @@ public sealed class SimulateCommandTests
     {
         Assert.Equal(CliRunner.UsageError, await Run(option, value));
     }
+
+    [Fact]
+    public async Task A_small_simulation_with_out_writes_the_summary_and_plots()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"peerway-sim-{Guid.NewGuid():N}");
+        try
+        {
+            Assert.Equal(CliRunner.Ok, await Run("--nodes", "64", "--lookups", "20", "--sweep-nodes", "32", "--out", dir, "--json"));
+            foreach (var name in new[] { "summary.json", "summary.txt", "rounds-vs-nodes.svg", "rounds-vs-nodes.png", "success-vs-churn.svg", "success-vs-churn.png", "success-vs-adversaries.svg", "success-vs-adversaries.png" })
+            {
+                Assert.True(new FileInfo(Path.Combine(dir, name)).Length > 100, name);
+            }
+
+            using var json = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(dir, "summary.json")));
+            Assert.Equal(64, json.RootElement.GetProperty("main").GetProperty("nodes").GetInt32());
+            Assert.Equal(20, json.RootElement.GetProperty("byAdversaries").GetArrayLength());
+        }
+        finally
+        {
+            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        }
+    }
 }

@@ -151,6 +151,32 @@ public sealed class CarAndGatewayTests
         Assert.Equal(304, notModified.Status);
     }
 
+    [Fact]
+    public async Task Gateway_car_with_dag_scope_block_holds_only_the_root()
+    {
+        var (store, root, _) = Sample();
+        var (response, bytes) = await GetAsync(new TrustlessGateway(store), $"/ipfs/{root.Cid}", query: "?format=car&dag-scope=block");
+        Assert.Equal(200, response.Status);
+        Assert.Equal(bytes.Length, response.ContentLength);
+        var (imported, header) = await CarWriter.ImportAsync(new MemoryStream(bytes), new MemoryBlockStore(), CancellationToken.None);
+        Assert.True(imported.Ok);
+        Assert.Equal(1UL, imported.Bytes);
+        Assert.Equal(root.Cid, header!.Roots.Single());
+    }
+
+    [Fact]
+    public async Task Gateway_never_serves_a_corrupted_block()
+    {
+        var (store, root, _) = Sample(version: 1);
+        Assert.Equal(ContentError.None, new UnixFsExporter(store).TryLoad(root.Cid, out var node));
+        var leaf = node!.Pb!.Links[0].Hash;
+        store.Corrupt(leaf, new byte[1000]);
+        var gateway = new TrustlessGateway(store);
+        Assert.Equal(500, (await GetAsync(gateway, $"/ipfs/{leaf}", accept: "application/vnd.ipld.raw")).Response.Status);
+        Assert.Equal(500, (await GetAsync(gateway, $"/ipfs/{root.Cid}", accept: "application/vnd.ipld.car")).Response.Status);
+        await Assert.ThrowsAsync<IOException>(() => GetAsync(gateway, $"/ipfs/{root.Cid}"));
+    }
+
     [Theory]
     [InlineData("/ipfs/", 400)]
     [InlineData("/ipfs/not-a-cid", 400)]
@@ -182,6 +208,7 @@ public sealed class CarAndGatewayTests
         var dir = importer.ImportDirectory([new DirectoryEntry("hello world.txt", file)]);
         var (response, body) = await GetAsync(new TrustlessGateway(store), $"/ipfs/{dir.Cid}/hello%20world.txt");
         Assert.Equal(200, response.Status);
+        Assert.Equal("text/plain; charset=utf-8", response.ContentType);
         Assert.Equal("hello"u8.ToArray(), body);
         var (listing, text) = await GetAsync(new TrustlessGateway(store), $"/ipfs/{dir.Cid}");
         Assert.Equal(200, listing.Status);

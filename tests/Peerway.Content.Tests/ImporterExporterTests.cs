@@ -6,6 +6,7 @@ using Peerway.Core.Multiformats;
 
 namespace Peerway.Content.Tests;
 
+[Collection(nameof(AllocationSensitive))]
 public sealed class ImporterExporterTests
 {
     private static byte[] RandomBytes(int length, int seed)
@@ -51,6 +52,15 @@ public sealed class ImporterExporterTests
     }
 
     [Fact]
+    public void The_dag_does_not_depend_on_hash_parallelism()
+    {
+        var content = RandomBytes(100_000, 9);
+        var serial = new UnixFsImporter(new MemoryBlockStore(), new ImportOptions { ChunkSize = 1000, HashParallelism = 1 }).ImportBytes(content);
+        var parallel = new UnixFsImporter(new MemoryBlockStore(), new ImportOptions { ChunkSize = 1000, HashParallelism = 7 }).ImportBytes(content);
+        Assert.Equal(serial, parallel);
+    }
+
+    [Fact]
     public void Exactly_a_full_node_is_a_single_parent()
     {
         var store = new MemoryBlockStore();
@@ -74,18 +84,17 @@ public sealed class ImporterExporterTests
     }
 
     [Fact]
+    [Trait("Category", "Allocation")]
     public async Task Importing_256_MiB_allocates_a_bounded_amount()
     {
         // Streaming: memory is one chunk plus 174 pending links per level, whatever the size. 256 MiB through a
         // generated stream must allocate far less than the content (CIDs and link lists only).
+        // Reads run on pool threads, so all threads' allocations are counted; this class runs alone (collection below).
         var importer = new UnixFsImporter(new NullBlockStore(), new ImportOptions());
-        // The generated stream and the null store complete synchronously, so the whole import runs on this thread.
         using var stream = new GeneratedStream(256L * 1024 * 1024);
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        var import = importer.ImportFileAsync(stream, CancellationToken.None);
-        Assert.True(import.IsCompleted);
-        var root = await import;
-        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        var before = GC.GetTotalAllocatedBytes(precise: true);
+        var root = await importer.ImportFileAsync(stream, CancellationToken.None);
+        var allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
         Assert.Equal(256UL * 1024 * 1024, root.ContentSize);
         Assert.True(allocated < 4L * 1024 * 1024, $"allocated {allocated} bytes for 256 MiB");
     }
@@ -216,3 +225,7 @@ public sealed class ImporterExporterTests
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
+
+/// <summary>Tests measuring process-wide allocations run without other test classes in parallel.</summary>
+[CollectionDefinition(nameof(AllocationSensitive), DisableParallelization = true)]
+public sealed class AllocationSensitive;

@@ -160,27 +160,34 @@ public sealed class RoutingTableTests
 
 public sealed class DhtNodeRoutingTests
 {
-    [Fact]
-    public async Task Full_bucket_pings_a_questionable_node_asynchronously_and_evicts_it_when_silent()
+    /// <summary>
+    /// A node with k = 2 whose far bucket holds two raw peers (ids differ from ours in the first bit) plus one near
+    /// peer, all seen 16 minutes ago (questionable); then a newcomer for the far bucket queries it.
+    /// </summary>
+    private static (DhtNode Node, RawPeer[] Old, RawPeer Newcomer) FullBucketThenNewcomer(DhtTestNetwork net, int seed)
     {
-        await using var net = new DhtTestNetwork();
         var node = net.AddNode(new DhtOptions { RandomSeed = 1, K = 2, BucketRefreshInterval = TimeSpan.FromHours(1) });
-        // Two raw peers that answer nothing fill buckets; their ids differ from ours in the first bit.
         var self = node.Id;
-        var random = new Random(9);
+        var random = new Random(seed);
         NodeId Far() => NodeId.Random(random).WithBit(0, !self.GetBit(0));
-        NodeId Near() => NodeId.Random(random).WithBit(0, self.GetBit(0)).WithBit(1, !self.GetBit(1));
-        var silent = new[] { new RawPeer(net, id: Far()), new RawPeer(net, id: Far()) };
-        var near = new RawPeer(net, id: Near());
-        foreach (var p in silent) p.SendQuery(node.LocalEndPoint, KrpcMethod.Ping, 1);
+        var old = new[] { new RawPeer(net, id: Far()), new RawPeer(net, id: Far()) };
+        var near = new RawPeer(net, id: NodeId.Random(random).WithBit(0, self.GetBit(0)).WithBit(1, !self.GetBit(1)));
+        foreach (var p in old) p.SendQuery(node.LocalEndPoint, KrpcMethod.Ping, 1);
         near.SendQuery(node.LocalEndPoint, KrpcMethod.Ping, 1);
         net.Scheduler.RunUntilIdle();
         Assert.Equal(3, node.RoutingTableNodes().Count);
-
         net.Time.Advance(TimeSpan.FromMinutes(16));
         var newcomer = new RawPeer(net, id: Far());
         newcomer.SendQuery(node.LocalEndPoint, KrpcMethod.Ping, 2);
         net.Scheduler.RunUntilIdle();
+        return (node, old, newcomer);
+    }
+
+    [Fact]
+    public async Task Full_bucket_pings_a_questionable_node_asynchronously_and_evicts_it_when_silent()
+    {
+        await using var net = new DhtTestNetwork();
+        var (node, silent, newcomer) = FullBucketThenNewcomer(net, 9);
         // The newcomer waits in the replacement cache while the least recently seen silent node is pinged.
         Assert.DoesNotContain(node.RoutingTableNodes(), n => n.Id == newcomer.Id);
         var pings = silent.SelectMany(p => p.Messages()).Where(m => m.Type == KrpcMessageType.Query && m.Method == KrpcMethod.Ping).ToList();
@@ -196,24 +203,14 @@ public sealed class DhtNodeRoutingTests
     public async Task Answered_ping_keeps_the_old_node()
     {
         await using var net = new DhtTestNetwork();
-        var node = net.AddNode(new DhtOptions { RandomSeed = 1, K = 2, BucketRefreshInterval = TimeSpan.FromHours(1) });
-        var self = node.Id;
-        var random = new Random(10);
-        NodeId Far() => NodeId.Random(random).WithBit(0, !self.GetBit(0));
-        var alive = new[] { new RawPeer(net, id: Far()), new RawPeer(net, id: Far()) };
-        var near = new RawPeer(net, id: NodeId.Random(random).WithBit(0, self.GetBit(0)).WithBit(1, !self.GetBit(1)));
-        foreach (var p in alive) p.SendQuery(node.LocalEndPoint, KrpcMethod.Ping, 1);
-        near.SendQuery(node.LocalEndPoint, KrpcMethod.Ping, 1);
-        net.Scheduler.RunUntilIdle();
-        net.Time.Advance(TimeSpan.FromMinutes(16));
-        var newcomer = new RawPeer(net, id: Far());
-        newcomer.SendQuery(node.LocalEndPoint, KrpcMethod.Ping, 2);
-        net.Scheduler.RunUntilIdle();
+        var (node, alive, newcomer) = FullBucketThenNewcomer(net, 10);
         var handled = new int[2];
-        for (var i = 0; i < 2; i++) alive[i].AnswerQueries(ref handled[i]);
+        var answered = 0;
+        for (var i = 0; i < 2; i++) answered += alive[i].AnswerQueries(ref handled[i]);
         net.Scheduler.RunUntilIdle();
-        for (var i = 0; i < 2; i++) alive[i].AnswerQueries(ref handled[i]);
+        for (var i = 0; i < 2; i++) answered += alive[i].AnswerQueries(ref handled[i]);
         net.Scheduler.RunUntil(() => false, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10));
+        Assert.Equal(2, answered); // BEP 5: an answered ping leads to pinging the next questionable node
         Assert.All(alive, p => Assert.Contains(node.RoutingTableNodes(), n => n.Id == p.Id));
         Assert.DoesNotContain(node.RoutingTableNodes(), n => n.Id == newcomer.Id);
     }

@@ -198,3 +198,10 @@ public sealed class StorageUnitTests
         new DhtOptions().Validate();
     }
 }
+
+public sealed class LoadStateTests
+{
+    [Fact]
+    public void LoadState_throws_a_clear_error_on_garbage() =>
+        Assert.Contains("state file", Assert.Throws<FormatException>(() => DhtNode.LoadState("xyz"u8)).Message, StringComparison.Ordinal);
+}

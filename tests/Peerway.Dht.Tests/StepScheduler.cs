@@ -29,17 +29,23 @@ internal sealed class StepScheduler(FakeTimeProvider time) : IDeliveryScheduler
     /// Runs without a SynchronizationContext (as a console host or the simulator would): otherwise the test framework's
     /// context makes the runtime post task continuations to the thread pool instead of running them inline.
     /// </remarks>
-    public void RunUntilIdle(long maxSteps = 50_000_000)
+    public void RunUntilIdle(long maxSteps = 50_000_000) => RunInline(() =>
+    {
+        while (_ready.Count > 0)
+        {
+            if (++Executed > maxSteps) throw new InvalidOperationException("Scheduler did not go idle.");
+            _ready.Dequeue()();
+        }
+    });
+
+    /// <summary>Runs <paramref name="action"/> without a SynchronizationContext, so continuations it triggers run inline.</summary>
+    public static void RunInline(Action action)
     {
         var context = SynchronizationContext.Current;
         SynchronizationContext.SetSynchronizationContext(null);
         try
         {
-            while (_ready.Count > 0)
-            {
-                if (++Executed > maxSteps) throw new InvalidOperationException("Scheduler did not go idle.");
-                _ready.Dequeue()();
-            }
+            action();
         }
         finally
         {
@@ -56,16 +62,7 @@ internal sealed class StepScheduler(FakeTimeProvider time) : IDeliveryScheduler
             RunUntilIdle();
             if (done()) return true;
             if (Time.GetUtcNow() >= limit) return false;
-            var context = SynchronizationContext.Current;
-            SynchronizationContext.SetSynchronizationContext(null);
-            try
-            {
-                Time.Advance(step); // fires due TimeProvider timers on this thread
-            }
-            finally
-            {
-                SynchronizationContext.SetSynchronizationContext(context);
-            }
+            RunInline(() => Time.Advance(step)); // fires due TimeProvider timers on this thread
 
             var now = Time.GetUtcNow();
             foreach (var d in _delayed.Where(d => d.Due <= now).OrderBy(d => d.Due).ThenBy(d => d.Seq).ToList())

@@ -63,12 +63,52 @@ public sealed class VirtualNetworkDhtTests
             Assert.True(announced.AnnouncedTo >= 6, $"announced to {announced.AnnouncedTo}");
             var seeker = nodes[random.Next(count)];
             var peers = net.Await(seeker.GetPeersAsync(infoHash, CancellationToken.None));
+            Assert.Equal(peers.Peers.Count, peers.Peers.Distinct().Count()); // values from several nodes, deduplicated
             if (peers.Peers.Contains(new IPEndPoint(announcer.LocalEndPoint.Address, 7000 + i))) success++;
         }
 
         Assert.True(success >= 19, $"get_peers found the announced peer for {success}/20 info-hashes");
         var closestStore = nodes.Sum(n => n.Stats.StoredPeers);
         Assert.InRange(closestStore, 20 * 6, 20 * 8);
+    }
+
+    [Fact]
+    public async Task Cancelling_a_lookup_completes_it_as_canceled_and_the_node_keeps_working()
+    {
+        await using var net = new DhtTestNetwork();
+        var a = net.AddNode();
+        var b = net.AddNode();
+        net.Await(a.PingAsync(b.LocalEndPoint, CancellationToken.None));
+        // A lookup whose only candidate never answers (a silent endpoint), cancelled before its timeout.
+        using var cts = new CancellationTokenSource();
+        var silent = new RawPeer(net);
+        var lookup = a.BootstrapAsync([silent.EndPoint], cts.Token);
+        net.Scheduler.RunUntilIdle();
+        Assert.False(lookup.IsCompleted);
+        StepScheduler.RunInline(cts.Cancel);
+        Assert.True(lookup.IsCanceled);
+        Assert.Equal(b.Id, net.Await(a.PingAsync(b.LocalEndPoint, CancellationToken.None)));
+    }
+
+    [Fact]
+    public async Task IPv6_nodes_use_nodes6_and_18_byte_peers()
+    {
+        await using var net = new DhtTestNetwork();
+        var nodes = Enumerable.Range(0, 20)
+            .Select(i => net.AddNode(new DhtOptions { RandomSeed = i + 1 }, new IPEndPoint(IPAddress.Parse($"fd00::{i + 1:x}"), 6881)))
+            .ToList();
+        for (var i = 1; i < nodes.Count; i++) net.Await(nodes[i].BootstrapAsync([nodes[0].LocalEndPoint], CancellationToken.None));
+        var found = net.Await(nodes[19].FindNodeAsync(nodes[7].Id, CancellationToken.None));
+        Assert.Equal(nodes[7].Id, found.Closest[0].Id);
+        Assert.Equal(nodes[7].LocalEndPoint, found.Closest[0].EndPoint);
+        var infoHash = NodeId.Sha1("v6"u8);
+        net.Await(nodes[3].AnnounceAsync(infoHash, 6000, impliedPort: false, CancellationToken.None));
+        var peers = net.Await(nodes[15].GetPeersAsync(infoHash, CancellationToken.None));
+        Assert.Contains(new IPEndPoint(IPAddress.Parse("fd00::4"), 6000), peers.Peers);
+        // The state file keeps IPv6 contacts in "nodes6".
+        Assert.True(DhtNode.TryLoadState(nodes[5].SaveState(), out var state));
+        Assert.All(state!.Nodes, n => Assert.Equal(System.Net.Sockets.AddressFamily.InterNetworkV6, n.EndPoint.AddressFamily));
+        Assert.NotEmpty(state.Nodes);
     }
 
     [Fact]

@@ -11,6 +11,14 @@ using System.Text;
 // answered within 500 ms is written off and replaced, so losses cannot stall the loop.
 // Usage: DhtLoad HOST:PORT [--seconds 10] [--warmup 2] [--sockets 4] [--window 64]
 // Prints one line: "answered <n> queries in <s> s: <qps> queries/s (<errors> errors, <lost> lost)".
+// Calibration: "DhtLoad --echo" answers every query with a minimal KRPC response from one receive loop (the same
+// Socket.ReceiveFromAsync pattern as Peerway.Net.UdpDatagramSocket): the ceiling of this machine and generator.
+if (args.Length >= 1 && args[0] == "--echo")
+{
+    await Echo.RunAsync();
+    return 0;
+}
+
 if (args.Length < 1 || !IPEndPoint.TryParse(args[0], out var target))
 {
     Console.Error.WriteLine("usage: DhtLoad HOST:PORT [--seconds 10] [--warmup 2] [--sockets 4] [--window 64]");
@@ -27,15 +35,18 @@ var seconds = Arg("--seconds", 10);
 var warmup = Arg("--warmup", 2);
 var socketCount = Arg("--sockets", 4);
 var window = Arg("--window", 64);
+var cpuPid = Arg("--cpu-pid", 0);
 
 var counters = new Counters();
 using var stop = new CancellationTokenSource();
 var workers = Enumerable.Range(0, socketCount).Select(i => Task.Run(() => Worker.RunAsync(target, window, counters, i, stop.Token))).ToList();
 await Task.Delay(TimeSpan.FromSeconds(warmup));
 var start = counters.Snapshot();
+var cpuStart = ServerCpu.Seconds(cpuPid);
 var clock = Stopwatch.StartNew();
 await Task.Delay(TimeSpan.FromSeconds(seconds));
 var end = counters.Snapshot();
+var cpuEnd = ServerCpu.Seconds(cpuPid);
 clock.Stop();
 await stop.CancelAsync();
 await Task.WhenAll(workers);
@@ -44,6 +55,13 @@ var answered = end.Answered - start.Answered;
 var qps = answered / clock.Elapsed.TotalSeconds;
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
     $"answered {answered} queries in {clock.Elapsed.TotalSeconds:0.00} s: {qps:0} queries/s ({end.Errors - start.Errors} errors, {end.Lost - start.Lost} lost)"));
+if (cpuPid > 0)
+{
+    var cpu = cpuEnd - cpuStart;
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"server used {cpu:0.00} CPU-seconds: {(cpu > 0 ? answered / cpu : 0):0} queries per CPU-second"));
+}
+
 return answered > 0 ? 0 : 1;
 
 internal sealed class Counters
@@ -165,5 +183,45 @@ internal static class Worker
             bytes.CopyTo(_buffer.AsSpan(Length));
             Length += bytes.Length;
         }
+    }
+}
+
+internal static class Echo
+{
+    public static async Task RunAsync()
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        socket.ReceiveBufferSize = 4 << 20;
+        Console.WriteLine($"node {Convert.ToHexStringLower(new byte[20])} listening {socket.LocalEndPoint}");
+        var buffer = new byte[2048];
+        var reply = new byte[64];
+        "d1:rd2:id20:"u8.CopyTo(reply);
+        "e1:t4:"u8.CopyTo(reply.AsSpan(32));
+        "1:y1:re"u8.CopyTo(reply.AsSpan(42));
+        EndPoint any = new IPEndPoint(IPAddress.Any, 0);
+        while (true)
+        {
+            var r = await socket.ReceiveFromAsync(buffer, SocketFlags.None, any);
+            var span = buffer.AsSpan(0, r.ReceivedBytes);
+            var t = span.IndexOf("1:t4:"u8);
+            if (t < 0 || t + 9 > span.Length) continue;
+            span.Slice(t + 5, 4).CopyTo(reply.AsSpan(38));
+            socket.SendTo(reply.AsSpan(0, 49), SocketFlags.None, r.RemoteEndPoint);
+        }
+    }
+}
+
+internal static class ServerCpu
+{
+    /// <summary>User + system CPU seconds of process <paramref name="pid"/> from /proc/PID/stat (fields 14 and 15).</summary>
+    public static double Seconds(int pid)
+    {
+        if (pid <= 0) return 0;
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        // Fields after "(comm)" start at field 3; utime is field 14, stime field 15. Linux USER_HZ is 100.
+        var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+        return ticks / 100.0;
     }
 }

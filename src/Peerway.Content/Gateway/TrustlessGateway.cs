@@ -103,7 +103,7 @@ public sealed class TrustlessGateway
         return format switch
         {
             "raw" => RawBlock(target!, request),
-            "car" => CarDag(target!, request),
+            "car" => CarDag(target!, request, IsBlockScope(request.Query)),
             _ => Deserialized(target!, request),
         };
     }
@@ -172,8 +172,17 @@ public sealed class TrustlessGateway
         };
     }
 
-    private GatewayResponse CarDag(Cid cid, GatewayRequest request)
+    /// <summary>Trustless Gateway spec, <c>dag-scope</c>: <c>block</c> = only the root block; <c>entity</c>/<c>all</c> = the DAG.</summary>
+    private static bool IsBlockScope(string? query) =>
+        !string.IsNullOrEmpty(query) && query.TrimStart('?').Split('&').Contains("dag-scope=block", StringComparer.Ordinal);
+
+    private GatewayResponse CarDag(Cid cid, GatewayRequest request, bool blockOnly)
     {
+        if (blockOnly)
+        {
+            return RootBlockCar(cid, request);
+        }
+
         var etag = $"\"{cid}.car\"";
         // Check the whole DAG is present before committing to a 200 (a half CAR would be a broken response).
         var check = DagWalker.WalkAsync(_store, cid, static (_, _, _) => ValueTask.CompletedTask, CancellationToken.None)
@@ -194,6 +203,38 @@ public sealed class TrustlessGateway
             ContentType = CarResponseType,
             Headers = CacheHeaders(etag, cid, "car"),
             WriteBody = async (s, ct) => await CarWriter.ExportDagAsync(_store, cid, s, ct).ConfigureAwait(false),
+        };
+    }
+
+    private GatewayResponse RootBlockCar(Cid cid, GatewayRequest request)
+    {
+        var etag = $"\"{cid}.block.car\"";
+        var error = UnixFsExporter.TryGetBlock(_store, cid, out var block);
+        if (error != ContentError.None)
+        {
+            return error == ContentError.NotFound ? Error(404, $"block {cid} not found") : Error(500, $"block {cid}: {error}");
+        }
+
+        if (request.IfNoneMatch == etag)
+        {
+            return NotModified(etag);
+        }
+
+        var header = CarCodec.EncodeHeader([cid]);
+        var section = new byte[Varint.MaxLength + cid.Length];
+        var n = CarCodec.WriteSectionHeader(cid, block!.Length, section);
+        return new GatewayResponse
+        {
+            Status = 200,
+            ContentType = CarResponseType,
+            ContentLength = header.Length + n + block.Length,
+            Headers = CacheHeaders(etag, cid, "car"),
+            WriteBody = async (s, ct) =>
+            {
+                await s.WriteAsync(header, ct).ConfigureAwait(false);
+                await s.WriteAsync(section.AsMemory(0, n), ct).ConfigureAwait(false);
+                await s.WriteAsync(block, ct).ConfigureAwait(false);
+            },
         };
     }
 
@@ -241,7 +282,7 @@ public sealed class TrustlessGateway
         return new GatewayResponse
         {
             Status = 200,
-            ContentType = "application/octet-stream",
+            ContentType = ContentTypeFor(request.Path),
             ContentLength = length,
             Headers = headers,
             WriteBody = async (s, ct) =>
@@ -254,6 +295,33 @@ public sealed class TrustlessGateway
                 }
             },
         };
+    }
+
+    private static readonly Dictionary<string, string> ContentTypes = new(StringComparer.OrdinalIgnoreCase)
+    {
+        [".txt"] = "text/plain; charset=utf-8",
+        [".html"] = "text/html; charset=utf-8",
+        [".htm"] = "text/html; charset=utf-8",
+        [".css"] = "text/css; charset=utf-8",
+        [".js"] = "text/javascript; charset=utf-8",
+        [".json"] = "application/json",
+        [".svg"] = "image/svg+xml",
+        [".png"] = "image/png",
+        [".jpg"] = "image/jpeg",
+        [".jpeg"] = "image/jpeg",
+        [".gif"] = "image/gif",
+        [".webp"] = "image/webp",
+        [".pdf"] = "application/pdf",
+        [".mp4"] = "video/mp4",
+        [".wasm"] = "application/wasm",
+    };
+
+    /// <summary>Path Gateway spec: the Content-Type of a deserialized file comes from its name when the path has one.</summary>
+    internal static string ContentTypeFor(string path)
+    {
+        var name = path[(path.LastIndexOf('/') + 1)..];
+        var dot = name.LastIndexOf('.');
+        return dot > 0 && ContentTypes.TryGetValue(name[dot..], out var type) ? type : "application/octet-stream";
     }
 
     private static Dictionary<string, string> CacheHeaders(string etag, Cid cid, string extension) => new()

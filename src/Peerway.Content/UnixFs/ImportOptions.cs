@@ -31,6 +31,9 @@ public sealed record ImportOptions
 
     public int ShardSplitThresholdBytes { get; init; } = DefaultShardSplitThresholdBytes;
 
+    /// <summary>Leaves hashed concurrently (the DAG and CIDs do not depend on it). Default: the processor count, at most 8.</summary>
+    public int HashParallelism { get; init; } = Math.Clamp(Environment.ProcessorCount, 1, 8);
+
     /// <summary>The effective raw-leaves setting.</summary>
     public bool UseRawLeaves => RawLeaves ?? CidVersion == 1;
 
@@ -49,6 +52,11 @@ public sealed record ImportOptions
         if (MaxLinksPerNode < 2 || MaxLinksPerNode > 8192)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxLinksPerNode), MaxLinksPerNode, "links per node must be 2..8192.");
+        }
+
+        if (HashParallelism is < 1 or > 64)
+        {
+            throw new ArgumentOutOfRangeException(nameof(HashParallelism), HashParallelism, "hash parallelism must be 1..64.");
         }
 
         if (ShardSplitThresholdBytes < 1)

@@ -32,43 +32,118 @@ public sealed partial class UnixFsImporter
     /// <summary>One link waiting to be gathered into a parent: CID, Tsize and the file bytes below it.</summary>
     private readonly record struct PendingLink(Cid Cid, ulong Tsize, ulong ContentSize);
 
+    /// <summary>A leaf block built and hashed in its chunk buffer, not yet stored.</summary>
+    private readonly record struct PreparedLeaf(Cid Cid, int Start, int Length, ulong ContentSize);
+
     /// <summary>Imports a file's bytes from <paramref name="content"/>, storing every block; returns the root.</summary>
+    /// <remarks>
+    /// Chunks are read in batches of <see cref="ImportOptions.HashParallelism"/> × 4; while one batch's leaves are hashed
+    /// in parallel (then stored and linked in order), the next batch is read. Memory: two batches of chunks plus the
+    /// pending links, whatever the file size.
+    /// </remarks>
     public async Task<ImportResult> ImportFileAsync(Stream content, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(content);
-        var chunkSize = _options.ChunkSize;
-        var buffer = ArrayPool<byte>.Shared.Rent(LeafHeaderRoom + chunkSize + LeafTrailerRoom);
+        var batchSize = _options.HashParallelism * 4;
+        var current = new Batch(batchSize, LeafHeaderRoom + _options.ChunkSize + LeafTrailerRoom);
+        var next = new Batch(batchSize, LeafHeaderRoom + _options.ChunkSize + LeafTrailerRoom);
         try
         {
             var levels = new List<List<PendingLink>> { new(_options.MaxLinksPerNode) };
             var counts = new List<long> { 0 };
-            var chunkCount = 0L;
-            while (true)
+            var prepared = new PreparedLeaf[batchSize];
+            var parallel = new ParallelOptions { MaxDegreeOfParallelism = _options.HashParallelism, CancellationToken = cancellationToken };
+            var (n, done) = await FillAsync(content, current, first: true, cancellationToken).ConfigureAwait(false);
+            while (n > 0)
             {
-                // ipfs-unixfs-importer fixed-size chunker: every chunk is exactly chunkSize bytes except the last;
-                // an empty input still yields one (empty) chunk.
-                var read = await content.ReadAtLeastAsync(
-                    buffer.AsMemory(LeafHeaderRoom, chunkSize), chunkSize, throwOnEndOfStream: false, cancellationToken);
-                if (read == 0 && chunkCount > 0)
+                var batch = current;
+                var reading = done ? null : Task.Run(() => FillAsync(content, next, first: false, cancellationToken), cancellationToken);
+                if (n == 1)
+                {
+                    prepared[0] = PrepareLeaf(batch.Buffers[0], batch.Lengths[0]);
+                }
+                else
+                {
+                    Parallel.For(0, n, parallel, i => prepared[i] = PrepareLeaf(batch.Buffers[i], batch.Lengths[i]));
+                }
+
+                for (var i = 0; i < n; i++)
+                {
+                    var leaf = prepared[i];
+                    _store.Put(leaf.Cid, batch.Buffers[i].AsSpan(leaf.Start, leaf.Length));
+                    AddLink(levels, counts, 0, new PendingLink(leaf.Cid, (ulong)leaf.Length, leaf.ContentSize));
+                }
+
+                if (reading is null)
                 {
                     break;
                 }
 
-                chunkCount++;
-                var leaf = StoreLeaf(buffer, read);
-                AddLink(levels, counts, 0, leaf);
-                if (read < chunkSize)
-                {
-                    break;
-                }
+                (n, done) = await reading.ConfigureAwait(false);
+                (current, next) = (next, current);
             }
 
             return Finish(levels, counts);
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            current.Return();
+            next.Return();
         }
+    }
+
+    /// <summary>Chunk buffers (rented) and the length read into each.</summary>
+    private sealed class Batch
+    {
+        public Batch(int size, int bufferLength)
+        {
+            Buffers = new byte[size][];
+            Lengths = new int[size];
+            for (var i = 0; i < size; i++)
+            {
+                Buffers[i] = ArrayPool<byte>.Shared.Rent(bufferLength);
+            }
+        }
+
+        public byte[][] Buffers { get; }
+
+        public int[] Lengths { get; }
+
+        public void Return()
+        {
+            foreach (var buffer in Buffers)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Reads up to a batch of chunks. ipfs-unixfs-importer fixed-size chunker: every chunk is exactly ChunkSize bytes
+    /// except the last; an empty input still yields one (empty) chunk. Done = the input has ended.
+    /// </summary>
+    private async Task<(int Count, bool Done)> FillAsync(Stream content, Batch batch, bool first, CancellationToken cancellationToken)
+    {
+        var chunkSize = _options.ChunkSize;
+        var n = 0;
+        while (n < batch.Buffers.Length)
+        {
+            var read = await content.ReadAtLeastAsync(
+                batch.Buffers[n].AsMemory(LeafHeaderRoom, chunkSize), chunkSize, throwOnEndOfStream: false, cancellationToken)
+                .ConfigureAwait(false);
+            if (read == 0 && !(first && n == 0))
+            {
+                return (n, true);
+            }
+
+            batch.Lengths[n++] = read;
+            if (read < chunkSize)
+            {
+                return (n, true);
+            }
+        }
+
+        return (n, false);
     }
 
     /// <summary>Imports an in-memory buffer (tests, small content).</summary>
@@ -78,15 +153,14 @@ public sealed partial class UnixFsImporter
         return ImportFileAsync(stream, CancellationToken.None).GetAwaiter().GetResult();
     }
 
-    private PendingLink StoreLeaf(byte[] buffer, int length)
+    /// <summary>Builds the leaf block for a chunk (read at <see cref="LeafHeaderRoom"/>) in place and hashes it.</summary>
+    private PreparedLeaf PrepareLeaf(byte[] buffer, int length)
     {
         var chunk = buffer.AsSpan(LeafHeaderRoom, length);
         if (_options.UseRawLeaves)
         {
             // ipfs-unixfs-importer buffer-importer: raw leaves are always CIDv1 with the raw codec.
-            var cid = Cid.V1(Cid.RawCodec, Multihash.Sha2_256(chunk));
-            _store.Put(cid, chunk);
-            return new PendingLink(cid, (ulong)length, (ulong)length);
+            return new PreparedLeaf(Cid.V1(Cid.RawCodec, Multihash.Sha2_256(chunk)), LeafHeaderRoom, length, (ulong)length);
         }
 
         // A dag-pb leaf: PBNode { Data: UnixFS { Type: File, Data: chunk (absent when empty), filesize: length } }.
@@ -102,10 +176,8 @@ public sealed partial class UnixFsImporter
         outer[..outerLength].CopyTo(buffer.AsSpan(start));
         header[..unixHeader].CopyTo(buffer.AsSpan(start + outerLength));
         trailer[..trailerLength].CopyTo(buffer.AsSpan(LeafHeaderRoom + length));
-        var block = buffer.AsSpan(start, outerLength + innerLength);
-        var leafCid = MakeDagPbCid(block);
-        _store.Put(leafCid, block);
-        return new PendingLink(leafCid, (ulong)block.Length, (ulong)length);
+        var blockLength = outerLength + innerLength;
+        return new PreparedLeaf(MakeDagPbCid(buffer.AsSpan(start, blockLength)), start, blockLength, (ulong)length);
     }
 
     private Cid MakeDagPbCid(ReadOnlySpan<byte> block)

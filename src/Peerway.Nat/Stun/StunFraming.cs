@@ -30,8 +30,8 @@ public static class StunFraming
         }
         else if (top == 1)
         {
-            // RFC 8656 §12: channel numbers 0x4000-0x4FFF; over a stream the data is padded to 4 bytes.
-            if (buffer[0] >= 0x50) return StunFrameStatus.Invalid;
+            // RFC 8656 §12: channel numbers 0x4000-0x4FFF (RFC 5766: up to 0x7FFF); over a stream the data is padded
+            // to 4 bytes.
             frameLength = 4 + StunMessage.Pad4(length);
         }
         else

@@ -92,6 +92,8 @@ public sealed partial class StunServer : IDisposable
         ArgumentNullException.ThrowIfNull(remote);
         fromIndex = localIndex;
         to = remote;
+        var fast = TryRespondFast(request, remote, localIndex, response);
+        if (fast >= 0) return fast;
         if (!StunMessage.TryDecode(request, out var message, out _) || message!.Class != StunClass.Request)
         {
             Interlocked.Increment(ref _dropped);
@@ -145,6 +147,55 @@ public sealed partial class StunServer : IDisposable
 
         if (_options.Software is not null) w.AddUtf8(StunAttributeType.Software, _options.Software);
         if (withFingerprint) w.AddFingerprint();
+        Interlocked.Increment(ref _answered);
+        return w.Length;
+    }
+
+    /// <summary>
+    /// The common case without allocating: a Binding request carrying only comprehension-optional attributes
+    /// (typically none, or SOFTWARE and FINGERPRINT). Returns -1 to fall back to the full path.
+    /// </summary>
+    private int TryRespondFast(ReadOnlySpan<byte> request, IPEndPoint remote, int localIndex, Span<byte> response)
+    {
+        if (request.Length < StunLimits.HeaderSize || request[0] != 0x00 || request[1] != 0x01) return -1;
+        if (StunMessage.Validate(request, out _) != StunDecodeError.None) return -1;
+        var fingerprintAt = -1;
+        for (var pos = StunLimits.HeaderSize; pos < request.Length;)
+        {
+            var type = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(request[pos..]);
+            var length = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(request[(pos + 2)..]);
+            if (StunAttributeType.IsComprehensionRequired(type)) return -1;
+            if (type == StunAttributeType.Fingerprint)
+            {
+                if (length != 4) return -1;
+                fingerprintAt = pos;
+            }
+
+            pos += 4 + StunMessage.Pad4(length);
+        }
+
+        if (fingerprintAt >= 0)
+        {
+            // RFC 8489 §14.7: FINGERPRINT is last, so the header length already counts it.
+            var crc = System.IO.Hashing.Crc32.HashToUInt32(request[..fingerprintAt]) ^ StunLimits.FingerprintXor;
+            if (crc != System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(request[(fingerprintAt + 4)..]))
+            {
+                Interlocked.Increment(ref _dropped);
+                return 0;
+            }
+        }
+
+        var w = new StunWriter(response, StunMethod.Binding, StunClass.SuccessResponse, request.Slice(8, StunLimits.TransactionIdSize));
+        w.AddXorAddress(StunAttributeType.XorMappedAddress, remote);
+        if (SupportsBehaviorDiscovery)
+        {
+            w.AddAddress(StunAttributeType.MappedAddress, remote);
+            w.AddAddress(StunAttributeType.ResponseOrigin, _sockets[localIndex].LocalEndPoint);
+            w.AddAddress(StunAttributeType.OtherAddress, _sockets[localIndex ^ 3].LocalEndPoint);
+        }
+
+        if (_options.Software is not null) w.AddUtf8(StunAttributeType.Software, _options.Software);
+        if (fingerprintAt >= 0) w.AddFingerprint();
         Interlocked.Increment(ref _answered);
         return w.Length;
     }

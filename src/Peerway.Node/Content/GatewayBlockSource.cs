@@ -68,6 +68,11 @@ public sealed partial class GatewayBlockSource : IBlockSource
             {
                 LogFailure(gateway, ex.Message);
             }
+            catch (TaskCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                // HttpClient.Timeout: this gateway is too slow; try the next one.
+                LogFailure(gateway, ex.Message);
+            }
         }
 
         return null;

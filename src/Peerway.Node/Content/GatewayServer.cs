@@ -22,7 +22,9 @@ public sealed partial class GatewayServer : IAsyncDisposable
         ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
         _gateway = new TrustlessGateway(store);
         _logger = logger ?? NullLogger<GatewayServer>.Instance;
-        Prefix = $"http://{host}:{port}/";
+        // HttpListener matches the Host header against the prefix: the wildcard addresses become "*" (any host).
+        var prefixHost = host is "0.0.0.0" or "::" or "[::]" or "*" or "+" ? "*" : host.Contains(':', StringComparison.Ordinal) ? $"[{host}]" : host;
+        Prefix = $"http://{prefixHost}:{port}/";
         Port = port;
         _listener.Prefixes.Add(Prefix);
     }

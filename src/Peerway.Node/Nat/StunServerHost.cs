@@ -11,12 +11,12 @@ namespace Peerway.Node.Nat;
 /// </summary>
 public sealed class StunServerHost : IAsyncDisposable
 {
-    private readonly StunServer _server;
+    private readonly IReadOnlyList<StunServer> _servers;
     private readonly TcpFrameListener _tcp;
 
-    private StunServerHost(StunServer server, TcpFrameListener tcp, IReadOnlyList<IPEndPoint> udp)
+    private StunServerHost(IReadOnlyList<StunServer> servers, TcpFrameListener tcp, IReadOnlyList<IPEndPoint> udp)
     {
-        _server = server;
+        _servers = servers;
         _tcp = tcp;
         UdpEndPoints = udp;
     }
@@ -25,40 +25,59 @@ public sealed class StunServerHost : IAsyncDisposable
 
     public IPEndPoint TcpEndPoint => _tcp.LocalEndPoint;
 
-    public StunServer Server => _server;
+    /// <summary>The first replica (all of them when there is one).</summary>
+    public StunServer Server => _servers[0];
 
-    public static StunServerHost Start(IPAddress bind, int port, IPAddress? alternate, StunServerOptions options, ILoggerFactory loggers)
+    public long Answered => _servers.Sum(s => s.Answered);
+
+    public long Dropped => _servers.Sum(s => s.Dropped);
+
+    /// <param name="replicas">Servers sharing the ports through SO_REUSEPORT (Linux), one receive loop each; 1 elsewhere.</param>
+    public static StunServerHost Start(IPAddress bind, int port, IPAddress? alternate, StunServerOptions options, ILoggerFactory loggers, int replicas = 1)
     {
         ArgumentNullException.ThrowIfNull(bind);
         ArgumentNullException.ThrowIfNull(loggers);
-        var sockets = new List<IDatagramSocket>();
+        if (!OperatingSystem.IsLinux()) replicas = 1;
+        var reuse = replicas > 1;
+        var all = new List<IDatagramSocket>();
         try
         {
-            var primary = new UdpDatagramSocket(new IPEndPoint(bind, port));
-            sockets.Add(primary);
-            port = primary.LocalEndPoint.Port;
-            if (alternate is not null)
+            var servers = new List<StunServer>();
+            for (var r = 0; r < replicas; r++)
             {
-                sockets.Add(new UdpDatagramSocket(new IPEndPoint(bind, port + 1)));
-                sockets.Add(new UdpDatagramSocket(new IPEndPoint(alternate, port)));
-                sockets.Add(new UdpDatagramSocket(new IPEndPoint(alternate, port + 1)));
+                var sockets = new List<IDatagramSocket>();
+                var primary = new UdpDatagramSocket(new IPEndPoint(bind, port), reuse);
+                all.Add(primary);
+                sockets.Add(primary);
+                port = primary.LocalEndPoint.Port;
+                if (alternate is not null)
+                {
+                    foreach (var ep in new[] { new IPEndPoint(bind, port + 1), new IPEndPoint(alternate, port), new IPEndPoint(alternate, port + 1) })
+                    {
+                        var s = new UdpDatagramSocket(ep, reuse);
+                        all.Add(s);
+                        sockets.Add(s);
+                    }
+                }
+
+                servers.Add(new StunServer(sockets, options, loggers.CreateLogger<StunServer>()));
             }
 
-            var server = new StunServer(sockets, options, loggers.CreateLogger<StunServer>());
+            var first = servers[0];
             var tcp = new TcpFrameListener(new IPEndPoint(bind, port), (link, frame) =>
             {
                 Span<byte> response = stackalloc byte[StunServer.MaxResponseSize];
                 // RFC 5780 §6.1: CHANGE-REQUEST only applies to UDP.
-                var n = server.Respond(frame, link.RemoteEndPoint, 0, allowChange: false, response, out _, out _);
+                var n = first.Respond(frame, link.RemoteEndPoint, 0, allowChange: false, response, out _, out _);
                 if (n > 0) link.Send(response[..n]);
             }, log: loggers.CreateLogger<TcpFrameListener>());
-            server.Start();
+            foreach (var server in servers) server.Start();
             tcp.Start();
-            return new StunServerHost(server, tcp, [.. sockets.Select(s => s.LocalEndPoint)]);
+            return new StunServerHost(servers, tcp, [.. all.Take(alternate is null ? 1 : 4).Select(s => s.LocalEndPoint)]);
         }
         catch (Exception)
         {
-            foreach (var s in sockets) s.Dispose();
+            foreach (var s in all) s.Dispose();
             throw;
         }
     }
@@ -66,6 +85,6 @@ public sealed class StunServerHost : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _tcp.DisposeAsync();
-        _server.Dispose();
+        foreach (var s in _servers) s.Dispose();
     }
 }

@@ -118,6 +118,14 @@ public sealed class CidTests
         return error == MultiformatError.None ? Cid.TryParse(cid!.ToString(), out var again) == MultiformatError.None && again!.Equals(cid) : cid is null;
     }
 
+    [Property(MaxTest = 3000)]
+    public bool Fuzz_multibase_decoding_of_random_strings_never_throws(string text, byte prefix)
+    {
+        var candidate = "bBzkx"[prefix % 5] + (text ?? string.Empty);
+        var error = Multibase.TryDecode(candidate, out var bytes);
+        return error == MultiformatError.None ? bytes.Length <= candidate.Length : bytes.Length == 0;
+    }
+
     [Property(MaxTest = 1000)]
     public bool Multibase_round_trips(byte[] data)
     {

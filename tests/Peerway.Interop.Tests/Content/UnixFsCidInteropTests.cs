@@ -49,6 +49,32 @@ public sealed class UnixFsCidInteropTests : IDisposable
     }
 
     [RequiresToolFact("node", NeedsNpmPeers = true)]
+    public async Task Raw_leaves_with_cidv0_dag_pb_leaves_with_cidv1_and_other_chunk_sizes_give_the_same_cids()
+    {
+        ContentPeers.Require();
+        var file = ContentPeers.WriteRandomFile(_dir, "options", 600_000, seed: 31);
+        string[][] variants =
+        [
+            ["--raw-leaves", "true"],
+            ["--cid-version", "1", "--raw-leaves", "false"],
+            ["--chunk-size", "100000"],
+            ["--chunk-size", "1000", "--cid-version", "1"],
+        ];
+        var mismatches = new List<string>();
+        foreach (var options in variants)
+        {
+            var ours = await ContentPeers.PeerwayAsync(["add", file, "--only-hash", .. options]);
+            var theirs = await ContentPeers.RunAsync("unixfs-add.mjs", [file, .. options]);
+            if (ours != theirs)
+            {
+                mismatches.Add($"[{string.Join(' ', options)}]: peerway {ours} vs ipfs-unixfs-importer {theirs}");
+            }
+        }
+
+        Assert.Empty(mismatches);
+    }
+
+    [RequiresToolFact("node", NeedsNpmPeers = true)]
     public async Task A_50_MiB_random_file_gets_the_same_cids_as_ipfs_unixfs_importer()
     {
         ContentPeers.Require();

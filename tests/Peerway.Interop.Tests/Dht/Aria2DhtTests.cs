@@ -41,5 +41,7 @@ public sealed class Aria2DhtTests : IDisposable
         Assert.Matches(pattern, added);
         Assert.False(client.HasExited, $"aria2c exited early:\n{client.Stdout}\n{client.Stderr}");
         Assert.Equal(0, await ours.StopAsync());
+        // -v logs go to stderr only: stdout still holds just the contract's first line.
+        Assert.Single(ours.Process.StdoutLines);
     }
 }

@@ -37,14 +37,14 @@ public sealed class MixedNetworkTests
         var announced = JsonDocument.Parse(await theirs.WaitForStdoutAsync(l => l.Contains("\"cmd\":\"announce\"", StringComparison.Ordinal), TimeSpan.FromSeconds(60)));
         Assert.True(announced.RootElement.GetProperty("ok").GetBoolean(), announced.RootElement.ToString());
         var getPeers = await PeerwayCli.RunAsync(
-            "dht", "get-peers", fromThem, "--bootstrap", ours.Hosts[3].LocalEndPoint.ToString(), "--bind", "127.0.0.1", "--timeout", "20");
+            "dht", "get-peers", fromThem, "--bootstrap", ours.Hosts[3].LocalEndPoint.ToString(), "--bind", "127.0.0.1", "--timeout", "60");
         Assert.True(getPeers.ExitCode == 0, getPeers.ToString());
         Assert.Contains($"{theirNodes[2].GetProperty("host").GetString()}:7001", getPeers.StdoutLines);
 
         // `peerway dht announce` through one of ours; their node 4 finds it with its own lookup.
         var fromUs = NodeId.Random().ToString();
         var announce = await PeerwayCli.RunAsync(
-            "dht", "announce", fromUs, "--port", "7002", "--bootstrap", ours.Hosts[4].LocalEndPoint.ToString(), "--bind", "127.0.0.1", "--timeout", "20");
+            "dht", "announce", fromUs, "--port", "7002", "--bootstrap", ours.Hosts[4].LocalEndPoint.ToString(), "--bind", "127.0.0.1", "--timeout", "60");
         Assert.True(announce.ExitCode == 0, announce.ToString());
         Assert.Matches(@"^announced to [1-9]\d* nodes$", Assert.Single(announce.StdoutLines));
         await theirs.WriteLineAsync($$"""{"cmd":"lookup","node":4,"infohash":"{{fromUs}}"}""");

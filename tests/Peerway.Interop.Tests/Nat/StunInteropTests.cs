@@ -41,7 +41,7 @@ public sealed class StunInteropTests
     }
 
     [RequiresToolFact("turnutils_stunclient")]
-    public async Task Cli_stun_server_answers_coturn_and_our_probe_over_ipv4_and_ipv6()
+    public async Task Cli_stun_server_answers_coturn_and_our_probe_and_rejects_bad_input()
     {
         var tool = RequiredTool.Require("turnutils_stunclient", "apt-get install coturn");
         var port = FreePort.Udp();

@@ -1,0 +1,110 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using Peerway.Nat.Turn;
+using Peerway.Net;
+
+namespace Peerway.Node.Nat;
+
+/// <summary>Relay sockets on real UDP ports of one relay IP, from a port range (or OS-chosen ports).</summary>
+public sealed class UdpRelaySocketFactory : IRelaySocketFactory
+{
+    private readonly IPAddress _relayIp;
+    private readonly int _first;
+    private readonly int _last;
+    private readonly Lock _gate = new();
+    private int _next;
+
+    public UdpRelaySocketFactory(IPAddress relayIp, int firstPort = 0, int lastPort = 0)
+    {
+        ArgumentNullException.ThrowIfNull(relayIp);
+        if (firstPort < 0 || lastPort < firstPort || lastPort > 65535) throw new ArgumentException("Invalid relay port range.");
+        _relayIp = relayIp;
+        _first = firstPort;
+        _last = lastPort;
+        _next = firstPort;
+    }
+
+    public bool Supports(AddressFamily family) => family == _relayIp.AddressFamily;
+
+    public IDatagramSocket? TryCreate(AddressFamily family)
+    {
+        if (_first == 0) return Bind(0);
+        var span = _last - _first + 1;
+        for (var i = 0; i < span; i++)
+        {
+            int port;
+            lock (_gate)
+            {
+                port = _next;
+                _next = _next == _last ? _first : _next + 1;
+            }
+
+            var socket = Bind(port);
+            if (socket is not null) return socket;
+        }
+
+        return null;
+    }
+
+    private UdpDatagramSocket? Bind(int port)
+    {
+        try
+        {
+            return new UdpDatagramSocket(new IPEndPoint(_relayIp, port));
+        }
+        catch (SocketException)
+        {
+            return null;
+        }
+    }
+}
+
+/// <summary>Runs a <see cref="TurnServer"/> on a real UDP port and the same TCP port.</summary>
+public sealed class TurnServerHost : IAsyncDisposable
+{
+    private readonly TurnServer _server;
+    private readonly TcpFrameListener _tcp;
+
+    private TurnServerHost(TurnServer server, TcpFrameListener tcp, IPEndPoint udp)
+    {
+        _server = server;
+        _tcp = tcp;
+        UdpEndPoint = udp;
+    }
+
+    public IPEndPoint UdpEndPoint { get; }
+
+    public IPEndPoint TcpEndPoint => _tcp.LocalEndPoint;
+
+    public TurnServer Server => _server;
+
+    public static TurnServerHost Start(IPEndPoint bind, IRelaySocketFactory relays, TurnServerOptions options, TimeProvider time, ILoggerFactory loggers)
+    {
+        ArgumentNullException.ThrowIfNull(bind);
+        ArgumentNullException.ThrowIfNull(loggers);
+        var udp = new UdpDatagramSocket(bind);
+        TurnServer? server = null;
+        try
+        {
+            server = new TurnServer([udp], relays, time, options, loggers.CreateLogger<TurnServer>());
+            var s = server;
+            var tcp = new TcpFrameListener(udp.LocalEndPoint, s.ReceiveStream, s.StreamClosed, log: loggers.CreateLogger<TcpFrameListener>());
+            server.Start();
+            tcp.Start();
+            return new TurnServerHost(server, tcp, udp.LocalEndPoint);
+        }
+        catch (Exception)
+        {
+            if (server is not null) server.Dispose();
+            else udp.Dispose();
+            throw;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _tcp.DisposeAsync();
+        _server.Dispose();
+    }
+}
