@@ -7,9 +7,10 @@ namespace Peerway.Cli;
 /// <summary>The file-sharing demo: output (live bars on a terminal, lines otherwise) and the summary table.</summary>
 internal static partial class DemoCommand
 {
-    private static async Task<int> RunTorrentDemoAsync(int peers, int sizeMib, int? seed, int seconds, bool verbose, TextWriter output, CancellationToken ct)
+    private static async Task<int> RunTorrentDemoAsync(int peers, int sizeMib, int? seed, int seconds, bool verbose, TextWriter output,
+        long? seederUploadLimit, CancellationToken ct)
     {
-        var options = new LocalTorrentSwarmOptions { Peers = peers, FileSize = (long)sizeMib * 1024 * 1024, Seed = seed };
+        var options = new LocalTorrentSwarmOptions { Peers = peers, FileSize = (long)sizeMib * 1024 * 1024, Seed = seed, SeederUploadLimit = seederUploadLimit };
         try
         {
             if (sizeMib < 1) throw new ArgumentOutOfRangeException(nameof(sizeMib), sizeMib, "--size-mib must be at least 1");

@@ -23,17 +23,19 @@ internal static partial class DemoCommand
         var dhtOnly = new Option<bool>("--dht-only") { Description = "Run only the DHT demo (join, announce, look up) without file sharing." };
         var peers = new Option<int>("--peers") { Description = "Downloaders in the file-sharing demo.", DefaultValueFactory = _ => 8 };
         var sizeMib = new Option<int>("--size-mib") { Description = "Size of the generated file in MiB.", DefaultValueFactory = _ => 64 };
+        var seederLimit = new Option<int?>("--seeder-upload-limit") { Description = "Cap the seeder's upload at this many KiB/s (swarm-scaling runs)." };
         var command = new Command("demo", "Run a local swarm on loopback (1 seeder, 8 peers, magnet via DHT only) and print a summary.")
         {
-            nodes, infoHashes, seed, timeout, verbose, dhtOnly, peers, sizeMib,
+            nodes, infoHashes, seed, timeout, verbose, dhtOnly, peers, sizeMib, seederLimit,
         };
         command.SetAction(async (parse, ct) =>
         {
             if (!parse.GetValue(dhtOnly))
             {
                 var seconds0 = parse.GetResult(timeout) is null ? 300 : parse.GetValue(timeout);
+                if (parse.GetValue(seederLimit) is <= 0) throw new UsageException("--seeder-upload-limit must be a positive number of KiB/s");
                 return await RunTorrentDemoAsync(parse.GetValue(peers), parse.GetValue(sizeMib), parse.GetValue(seed), seconds0,
-                    parse.GetValue(verbose), parse.InvocationConfiguration.Output, ct);
+                    parse.GetValue(verbose), parse.InvocationConfiguration.Output, parse.GetValue(seederLimit) * 1024L, ct);
             }
 
             var options = new LocalSwarmOptions

@@ -45,6 +45,19 @@ internal static partial class TorrentCommands
         _ => kib.Value * 1024L,
     };
 
+    /// <summary>Runs until SIGINT/SIGTERM (the token): a clean stop, not an error.</summary>
+    private static async Task UntilInterruptedAsync(CancellationToken ct)
+    {
+        try
+        {
+            await Task.Delay(Timeout.Infinite, ct);
+        }
+        catch (OperationCanceledException)
+        {
+            // Interrupted: the caller disposes what it started and exits 0.
+        }
+    }
+
     private static Option<bool> VerboseOption() => new("--verbose", "-v") { Description = "Log protocol events to stderr." };
 
     private static int CheckPort(int port) => port is < 0 or > 65535 ? throw new UsageException($"invalid port: {port}") : port;
@@ -118,17 +131,10 @@ internal static partial class TorrentCommands
                     throw new UsageException(ex.Message);
                 }
 
-                Console.WriteLine(new MagnetLink(info.InfoHash, info.Name, allTrackers, []).ToString());
-                await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                parse.InvocationConfiguration.Output.WriteLine(new MagnetLink(info.InfoHash, info.Name, allTrackers, []).ToString());
+                await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                     $"seeding {info.Name} ({FormatSize(info.TotalLength)}, {info.PieceCount} pieces) on port {host.Session.ListenPort}; Ctrl-C to stop"));
-                try
-                {
-                    await Task.Delay(Timeout.Infinite, ct);
-                }
-                catch (OperationCanceledException)
-                {
-                    // SIGINT: stop seeding cleanly.
-                }
+                await UntilInterruptedAsync(ct);
             }
 
             return CliRunner.Ok;
@@ -201,14 +207,14 @@ internal static partial class TorrentCommands
                 if (host.Session.Info is not null)
                 {
                     var start = host.Session.GetStats();
-                    await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                    await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                         $"resume: {start.PiecesKeptOnOpen} pieces kept, {start.PiecesRechecked} rechecked"));
                 }
 
-                await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"fetching {name} into {dir} (port {host.Session.ListenPort})"));
+                await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"fetching {name} into {dir} (port {host.Session.ListenPort})"));
                 try
                 {
-                    await ShowProgressAsync(host.Session, name, deadline.Token);
+                    await ShowProgressAsync(host.Session, name, parse.InvocationConfiguration.Error, deadline.Token);
                 }
                 catch (OperationCanceledException) when (!ct.IsCancellationRequested)
                 {
@@ -218,19 +224,12 @@ internal static partial class TorrentCommands
                 }
 
                 var stats = host.Session.GetStats();
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                parse.InvocationConfiguration.Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"complete: {host.Session.Info!.Name} {stats.TotalLength} bytes, {stats.PieceCount} pieces verified, info-hash {hash}"));
                 if (parse.GetValue(seed))
                 {
-                    await Console.Error.WriteLineAsync("seeding; Ctrl-C to stop");
-                    try
-                    {
-                        await Task.Delay(Timeout.Infinite, ct);
-                    }
-                    catch (OperationCanceledException)
-                    {
-                        // SIGINT ends seeding: the download itself succeeded.
-                    }
+                    await parse.InvocationConfiguration.Error.WriteLineAsync("seeding; Ctrl-C to stop");
+                    await UntilInterruptedAsync(ct);
                 }
             }
 
@@ -240,10 +239,10 @@ internal static partial class TorrentCommands
     }
 
     /// <summary>A live Spectre.Console bar on a terminal; one plain line per second otherwise. Returns when complete.</summary>
-    private static async Task ShowProgressAsync(TorrentSession session, string name, CancellationToken ct)
+    private static async Task ShowProgressAsync(TorrentSession session, string name, TextWriter error, CancellationToken ct)
     {
         var done = session.Completed.WaitAsync(ct);
-        if (!Console.IsErrorRedirected && AnsiConsole.Profile.Capabilities.Interactive)
+        if (ReferenceEquals(error, Console.Error) && !Console.IsErrorRedirected && AnsiConsole.Profile.Capabilities.Interactive)
         {
             var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
             await console.Progress()
@@ -272,7 +271,7 @@ internal static partial class TorrentCommands
             var s = session.GetStats();
             var rate = s.Downloaded - last;
             last = s.Downloaded;
-            await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+            await error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                 $"progress {s.Progress * 100:0.0}% {s.VerifiedPieces}/{s.PieceCount} pieces, {FormatSize(rate)}/s, {s.Connections} peers{(s.HasMetadata ? "" : ", fetching metadata")}"));
         }
 
@@ -302,17 +301,10 @@ internal static partial class TorrentCommands
                 throw new RuntimeFailureException($"cannot listen on port {p}: {ex.Message}");
             }
 
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{server.Port}/announce"));
-            await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+            parse.InvocationConfiguration.Output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{server.Port}/announce"));
+            await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                 $"tracker on http://0.0.0.0:{server.Port}/announce and udp://0.0.0.0:{server.Port}; Ctrl-C to stop"));
-            try
-            {
-                await Task.Delay(Timeout.Infinite, ct);
-            }
-            catch (OperationCanceledException)
-            {
-                // SIGINT: stop.
-            }
+            await UntilInterruptedAsync(ct);
 
             return CliRunner.Ok;
         });

@@ -23,6 +23,9 @@ public sealed record LocalTorrentSwarmOptions
 
     public int? Seed { get; init; }
 
+    /// <summary>Seeder upload cap in bytes/s (swarm-scaling benchmarks); null: unlimited.</summary>
+    public long? SeederUploadLimit { get; init; }
+
     /// <summary>Where the content and the downloads go; null: a new temporary directory, deleted afterwards.</summary>
     public string? Directory { get; init; }
 
@@ -115,6 +118,7 @@ public static class LocalTorrentSwarm
                         ListenAddress = seederNode.LocalEndPoint.Address,
                         Choker = new ChokerOptions { UploadSlots = options.SeederUploadSlots },
                         RandomSeed = options.Seed,
+                        UploadRateLimit = options.SeederUploadLimit,
                     },
                 }, loggers, seederNode.Node);
                 hosts.Add(seeder);
