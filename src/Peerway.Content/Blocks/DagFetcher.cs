@@ -57,25 +57,10 @@ public static class DagFetcher
                 fetched++;
             }
 
-            if (cid.Codec == Cid.RawCodec)
-            {
-                continue;
-            }
-
-            if (cid.Codec != Cid.DagPbCodec)
-            {
-                return ContentResult.Fail(ContentError.UnsupportedCodec, cid);
-            }
-
-            error = DagPbCodec.TryDecode(block, out var node);
+            error = DagLinks.PushChildren(cid, block, depth, stack);
             if (error != ContentError.None)
             {
                 return ContentResult.Fail(error, cid);
-            }
-
-            for (var i = node!.Links.Count - 1; i >= 0; i--)
-            {
-                stack.Push((node.Links[i].Hash, depth + 1));
             }
         }
 
