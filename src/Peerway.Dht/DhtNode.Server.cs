@@ -110,7 +110,9 @@ public sealed partial class DhtNode
         reply.ExternalAddress = remote; // BEP 42: tell the requester the address we see it at.
         if (nodesFor is { } target)
         {
-            var closest = _table.Closest(target, _options.K, _time.GetUtcNow(), remote.AddressFamily);
+            // BEP 5: "the queried node should respond with ... the compact node info for the K (8) closest good nodes in
+            // its own routing table": a node that only queried us (never answered) is not handed out until it answers.
+            var closest = _table.Closest(target, _options.K, _time.GetUtcNow(), remote.AddressFamily, goodOnly: true);
             var size = remote.AddressFamily == AddressFamily.InterNetworkV6 ? KrpcCodec.CompactNode6Length : KrpcCodec.CompactNodeLength;
             var n = 0;
             foreach (var e in closest)
@@ -179,7 +181,15 @@ public sealed partial class DhtNode
         if (_options.EnforceBep42 && !verified) return;
         var toPing = new List<RoutingEntry>();
         if (responded && _table.Find(id) is not null) _table.OnResponded(id, now, toPing);
-        else _table.Add(id, endPoint, verified, responded, now, toPing);
+        else if (_table.Add(id, endPoint, verified, responded, now, toPing) is AddOutcome.Added or AddOutcome.Replaced && !responded
+            && _table.Find(id) is { Pinging: false } added)
+        {
+            // BEP 5: a node that has only queried us is questionable and is not handed out in replies (good nodes only);
+            // ping it once so it can become good, or be replaced when it stays silent.
+            added.Pinging = true;
+            toPing.Add(added);
+        }
+
         foreach (var entry in toPing) PingBeforeEvict(entry);
     }
 

@@ -215,16 +215,21 @@ internal sealed class RoutingTable
         }
     }
 
-    /// <summary>Up to <paramref name="count"/> non-bad nodes closest to <paramref name="target"/>, closest first.</summary>
+    /// <summary>
+    /// Up to <paramref name="count"/> nodes closest to <paramref name="target"/>, closest first: non-bad nodes (our own
+    /// lookups may try questionable ones), or with <paramref name="goodOnly"/> only good ones (what we hand out).
+    /// </summary>
     /// <remarks>Hot path (every find_node/get_peers reply): one pass over the table (≤ 160·k entries) keeping the best
     /// <paramref name="count"/> by insertion, O(n·count) without sorting the whole table.</remarks>
-    public List<RoutingEntry> Closest(NodeId target, int count, DateTimeOffset now, System.Net.Sockets.AddressFamily? family = null)
+    public List<RoutingEntry> Closest(NodeId target, int count, DateTimeOffset now, System.Net.Sockets.AddressFamily? family = null, bool goodOnly = false)
     {
         var best = new List<RoutingEntry>(Math.Max(count, 0) + 1);
         if (count <= 0) return best;
         foreach (var e in _byId.Values)
         {
-            if ((family is not null && e.EndPoint.AddressFamily != family) || e.State(now, _goodFor) == NodeState.Bad) continue;
+            if (family is not null && e.EndPoint.AddressFamily != family) continue;
+            var state = e.State(now, _goodFor);
+            if (state == NodeState.Bad || (goodOnly && state != NodeState.Good)) continue;
             var distance = e.Id ^ target;
             if (best.Count == count && distance >= (best[^1].Id ^ target)) continue;
             var i = best.Count;

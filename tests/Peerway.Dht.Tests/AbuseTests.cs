@@ -61,7 +61,7 @@ public sealed class AbuseTests
         var probe = new RawPeer(net);
         probe.SendQuery(node.LocalEndPoint, KrpcMethod.Ping, 7);
         net.Scheduler.RunUntilIdle();
-        var reply = Assert.Single(probe.Messages());
+        var reply = Assert.Single(probe.Replies());
         Assert.Equal(node.Id, reply.Id);
         Assert.InRange(node.RateLimitedIps, 1, RateLimiter.DefaultMaxTracked);
         // Pending queries (pings before eviction to fake contacts) are bounded and drain with time.

@@ -15,7 +15,7 @@ public sealed class DhtNodeServerTests
         var peer = new RawPeer(net);
         peer.SendQuery(node.LocalEndPoint, KrpcMethod.Ping, 0xbeef);
         net.Scheduler.RunUntilIdle();
-        var reply = Assert.Single(peer.Messages());
+        var reply = Assert.Single(peer.Replies());
         Assert.Equal(KrpcMessageType.Response, reply.Type);
         Assert.Equal(new byte[] { 0xbe, 0xef }, reply.TransactionId.ToArray());
         Assert.Equal(node.Id, reply.Id);
@@ -34,7 +34,7 @@ public sealed class DhtNodeServerTests
         var target = others[5].Id;
         peer.SendQuery(node.LocalEndPoint, KrpcMethod.FindNode, 1, target);
         net.Scheduler.RunUntilIdle();
-        var reply = Assert.Single(peer.Messages());
+        var reply = Assert.Single(peer.Replies());
         var nodes = KrpcCodec.ReadCompactNodes(reply.Nodes.Span, System.Net.Sockets.AddressFamily.InterNetwork);
         Assert.Equal(8, nodes.Count);
         Assert.Equal(target, nodes[0].Id);
@@ -50,13 +50,13 @@ public sealed class DhtNodeServerTests
         var peer = new RawPeer(net);
         peer.SendQuery(node.LocalEndPoint, KrpcMethod.GetPeers, 1, InfoHash);
         net.Scheduler.RunUntilIdle();
-        var first = peer.Messages()[0];
+        var first = peer.Replies()[0];
         Assert.True(first.HasToken);
         Assert.Null(first.Values);
         peer.SendQuery(node.LocalEndPoint, KrpcMethod.AnnouncePeer, 2, InfoHash, first.Token.ToArray(), port: 1, impliedPort: true);
         peer.SendQuery(node.LocalEndPoint, KrpcMethod.GetPeers, 3, InfoHash);
         net.Scheduler.RunUntilIdle();
-        var messages = peer.Messages();
+        var messages = peer.Replies();
         Assert.Equal(KrpcMessageType.Response, messages[1].Type);
         Assert.Equal([peer.EndPoint], messages[2].Values!); // implied_port: the UDP source port, not "port"
         Assert.Equal(1, node.Stats.StoredPeers);
@@ -70,7 +70,7 @@ public sealed class DhtNodeServerTests
         var peer = new RawPeer(net);
         peer.SendQuery(node.LocalEndPoint, KrpcMethod.AnnouncePeer, 9, InfoHash, [1, 2, 3, 4, 5, 6, 7, 8], port: 6881);
         net.Scheduler.RunUntilIdle();
-        var reply = Assert.Single(peer.Messages());
+        var reply = Assert.Single(peer.Replies());
         Assert.Equal(KrpcMessageType.Error, reply.Type);
         Assert.Equal((int)KrpcErrorCode.Protocol, reply.ErrorCode);
         Assert.Equal(0, node.Stats.StoredPeers);
@@ -85,9 +85,9 @@ public sealed class DhtNodeServerTests
         var b = new RawPeer(net);
         a.SendQuery(node.LocalEndPoint, KrpcMethod.GetPeers, 1, InfoHash);
         net.Scheduler.RunUntilIdle();
-        b.SendQuery(node.LocalEndPoint, KrpcMethod.AnnouncePeer, 2, InfoHash, a.Messages()[0].Token.ToArray(), port: 6881);
+        b.SendQuery(node.LocalEndPoint, KrpcMethod.AnnouncePeer, 2, InfoHash, a.Replies()[0].Token.ToArray(), port: 6881);
         net.Scheduler.RunUntilIdle();
-        Assert.Equal(KrpcMessageType.Error, b.Messages()[0].Type);
+        Assert.Equal(KrpcMessageType.Error, b.Replies()[0].Type);
     }
 
     [Theory]
@@ -100,11 +100,11 @@ public sealed class DhtNodeServerTests
         var peer = new RawPeer(net);
         peer.SendQuery(node.LocalEndPoint, KrpcMethod.GetPeers, 1, InfoHash);
         net.Scheduler.RunUntilIdle();
-        var token = peer.Messages()[0].Token.ToArray();
+        var token = peer.Replies()[0].Token.ToArray();
         net.Time.Advance(TimeSpan.FromMinutes(minutes));
         peer.SendQuery(node.LocalEndPoint, KrpcMethod.AnnouncePeer, 2, InfoHash, token, port: 6881);
         net.Scheduler.RunUntilIdle();
-        Assert.Equal(accepted ? KrpcMessageType.Response : KrpcMessageType.Error, peer.Messages()[1].Type);
+        Assert.Equal(accepted ? KrpcMessageType.Response : KrpcMessageType.Error, peer.Replies()[1].Type);
     }
 
     [Fact]
@@ -115,7 +115,7 @@ public sealed class DhtNodeServerTests
         var peer = new RawPeer(net);
         peer.SendQuery(node.LocalEndPoint, KrpcMethod.GetPeers, 1, InfoHash);
         net.Scheduler.RunUntilIdle();
-        peer.SendQuery(node.LocalEndPoint, KrpcMethod.AnnouncePeer, 2, InfoHash, peer.Messages()[0].Token.ToArray(), port: 6881);
+        peer.SendQuery(node.LocalEndPoint, KrpcMethod.AnnouncePeer, 2, InfoHash, peer.Replies()[0].Token.ToArray(), port: 6881);
         net.Scheduler.RunUntilIdle();
         net.Time.Advance(TimeSpan.FromMinutes(29));
         Assert.Equal(1, node.Stats.StoredPeers);
@@ -139,7 +139,7 @@ public sealed class DhtNodeServerTests
         peer.Send(withTarget.ToArray(), node.LocalEndPoint);
         peer.Send("d1:ad2:id20:abcdefghij0123456789e1:q13:future_method1:t2:u21:y1:qe"u8, node.LocalEndPoint);
         net.Scheduler.RunUntilIdle();
-        var messages = peer.Messages();
+        var messages = peer.Replies();
         Assert.Equal(KrpcMessageType.Response, messages[0].Type);
         Assert.Equal(other.Id, KrpcCodec.ReadCompactNodes(messages[0].Nodes.Span, System.Net.Sockets.AddressFamily.InterNetwork)[0].Id);
         Assert.Equal(KrpcMessageType.Error, messages[1].Type);
@@ -156,7 +156,7 @@ public sealed class DhtNodeServerTests
         peer.Send("d1:ad2:id3:abce1:q4:ping1:t2:xy1:y1:qe"u8, node.LocalEndPoint);
         peer.Send("d1:rd2:id3:abce1:t2:xz1:y1:re"u8, node.LocalEndPoint); // a bad *response*: never answered
         net.Scheduler.RunUntilIdle();
-        var reply = Assert.Single(peer.Messages());
+        var reply = Assert.Single(peer.Replies());
         Assert.Equal((int)KrpcErrorCode.Protocol, reply.ErrorCode);
         Assert.Equal("xy"u8.ToArray(), reply.TransactionId.ToArray());
         Assert.Equal(3, node.Stats.MalformedDropped);
@@ -170,7 +170,7 @@ public sealed class DhtNodeServerTests
         var peer = new RawPeer(net);
         peer.SendQuery(node.LocalEndPoint, KrpcMethod.Ping, 1, readOnly: true);
         net.Scheduler.RunUntilIdle();
-        Assert.Single(peer.Messages());
+        Assert.Single(peer.Replies());
         Assert.Empty(node.RoutingTableNodes());
     }
 
@@ -184,12 +184,12 @@ public sealed class DhtNodeServerTests
         for (var i = 0; i < 50; i++) peer.SendQuery(node.LocalEndPoint, KrpcMethod.Ping, (ushort)i);
         polite.SendQuery(node.LocalEndPoint, KrpcMethod.Ping, 1);
         net.Scheduler.RunUntilIdle();
-        Assert.Equal(20, peer.Received.Count);
-        Assert.Single(polite.Received); // other IPs are unaffected
+        Assert.Equal(20, peer.Replies().Count);
+        Assert.Single(polite.Replies()); // other IPs are unaffected
         Assert.Equal(30, node.Stats.RateLimitedDropped);
         net.Time.Advance(TimeSpan.FromSeconds(1));
         for (var i = 0; i < 50; i++) peer.SendQuery(node.LocalEndPoint, KrpcMethod.Ping, (ushort)i);
         net.Scheduler.RunUntilIdle();
-        Assert.Equal(30, peer.Received.Count); // 10 more tokens after one second
+        Assert.Equal(30, peer.Replies().Count); // 10 more tokens after one second
     }
 }

@@ -47,6 +47,9 @@ internal sealed class RawPeer
         return m;
     }).ToList();
 
+    /// <summary>Decoded responses and errors received so far (the node's own queries, e.g. BEP 5 pings, left out).</summary>
+    public List<KrpcMessage> Replies() => Messages().Where(m => m.Type != KrpcMessageType.Query).ToList();
+
     /// <summary>Answers every query received so far that has not been answered yet (ping/find_node: our id only).</summary>
     public int AnswerQueries(ref int handled)
     {

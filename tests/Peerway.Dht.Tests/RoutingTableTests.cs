@@ -176,11 +176,48 @@ public sealed class DhtNodeRoutingTests
         near.SendQuery(node.LocalEndPoint, KrpcMethod.Ping, 1);
         net.Scheduler.RunUntilIdle();
         Assert.Equal(3, node.RoutingTableNodes().Count);
+        // BEP 5: nodes that only queried us are pinged once so they can become good; they answer.
+        AnswerVerificationPings(net, [.. old, near]);
         net.Time.Advance(TimeSpan.FromMinutes(16));
         var newcomer = new RawPeer(net, id: Far());
         newcomer.SendQuery(node.LocalEndPoint, KrpcMethod.Ping, 2);
         net.Scheduler.RunUntilIdle();
         return (node, old, newcomer);
+    }
+
+    private static void AnswerVerificationPings(DhtTestNetwork net, RawPeer[] peers)
+    {
+        foreach (var p in peers)
+        {
+            var handled = 0;
+            Assert.Equal(1, p.AnswerQueries(ref handled));
+        }
+
+        net.Scheduler.RunUntilIdle();
+        foreach (var p in peers) p.Received.Clear();
+    }
+
+    [Fact]
+    public async Task A_node_that_only_queried_us_is_pinged_and_handed_out_once_it_answers()
+    {
+        await using var net = new DhtTestNetwork();
+        var node = net.AddNode();
+        var querier = new RawPeer(net);
+        var asker = new RawPeer(net);
+        querier.SendQuery(node.LocalEndPoint, KrpcMethod.Ping, 1);
+        net.Scheduler.RunUntilIdle();
+        // BEP 5: replies carry good nodes only; the querier has never answered us, so it is not handed out yet.
+        asker.SendQuery(node.LocalEndPoint, KrpcMethod.FindNode, 2, querier.Id);
+        net.Scheduler.RunUntilIdle();
+        Assert.Equal(0, asker.Replies()[^1].Nodes.Length);
+        var ping = Assert.Single(querier.Messages(), m => m.Type == KrpcMessageType.Query);
+        Assert.Equal(KrpcMethod.Ping, ping.Method);
+
+        AnswerVerificationPings(net, [querier]);
+        asker.SendQuery(node.LocalEndPoint, KrpcMethod.FindNode, 3, querier.Id);
+        net.Scheduler.RunUntilIdle();
+        var nodes = KrpcCodec.ReadCompactNodes(asker.Replies()[^1].Nodes.Span, System.Net.Sockets.AddressFamily.InterNetwork);
+        Assert.Equal(querier.Id, Assert.Single(nodes).Id);
     }
 
     [Fact]
@@ -223,6 +260,7 @@ public sealed class DhtNodeRoutingTests
         var peer = new RawPeer(net);
         peer.SendQuery(node.LocalEndPoint, KrpcMethod.Ping, 1);
         net.Scheduler.RunUntilIdle();
+        AnswerVerificationPings(net, [peer]);
         net.Scheduler.RunUntil(() => peer.Messages().Any(m => m.Type == KrpcMessageType.Query), TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(14));
         Assert.DoesNotContain(peer.Messages(), m => m.Type == KrpcMessageType.Query);
         net.Scheduler.RunUntil(() => peer.Messages().Any(m => m.Type == KrpcMessageType.Query), TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(3));

@@ -13,7 +13,7 @@ namespace Peerway.Node.Tests;
 /// </summary>
 public sealed class DhtEngineFindingsTests
 {
-    [Fact(Skip = "dht engine: RoutingTable.Closest hands out questionable never-responded nodes (BEP 5: reply with the K closest GOOD nodes); reported to the dht owner, remove Skip when fixed")]
+    [Fact]
     public async Task A_node_that_only_queried_us_is_not_handed_out_in_find_node_replies()
     {
         await using var a = DhtHost.Start(
