@@ -16,7 +16,12 @@ public sealed partial class TorrentSession
     private PeerWireError HandleFrame(PeerConnection conn, ReadOnlySpan<byte> frame)
     {
         if (!PeerWire.TryDecode(frame, out var m, out var error)) return error;
-        lock (_gate) return Handle(conn, m);
+        lock (_gate)
+        {
+            // A connection replaced by a duplicate's winner (see Register) is closing: its last frames change nothing.
+            if (conn.Closing.IsCancellationRequested) return PeerWireError.None;
+            return Handle(conn, m);
+        }
     }
 
     private PeerWireError Handle(PeerConnection conn, PeerMessage m)

@@ -268,7 +268,20 @@ public sealed partial class TorrentSession : IAsyncDisposable
 
     private bool Register(PeerConnection conn)
     {
-        if (_disposed != 0 || conn.PeerId == PeerId || IsBanned(conn) || _connections.Any(c => c.PeerId == conn.PeerId)) return false;
+        if (_disposed != 0 || conn.PeerId == PeerId || IsBanned(conn)) return false;
+        if (_connections.Find(c => c.PeerId == conn.PeerId) is { } existing)
+        {
+            // Two peers that dial each other at once end up with two connections, and each side may register a
+            // different one first. Both sides keep the connection opened by the lower peer ID (libtorrent's rule),
+            // so they agree on one instead of each dropping the one the other kept.
+            if (!InitiatedByLowerId(conn) || InitiatedByLowerId(existing)) return false;
+            existing.Close();
+            _connections.Remove(existing);
+            foreach (var r in existing.Outstanding) _picker?.OnRequestDropped(existing, r.Piece, r.Begin);
+            existing.Outstanding.Clear();
+            if (existing.PeerHas is not null) _picker?.RemoveAvailability(existing.PeerHas);
+        }
+
         _connections.Add(conn);
         var fast = conn.Fast;
         // BEP 3: the bitfield (or, BEP 6, have all / have none) is the first message after the handshake.
@@ -288,6 +301,8 @@ public sealed partial class TorrentSession : IAsyncDisposable
         if (conn.Handshake.SupportsDht && _options.DhtPort is { } dhtPort) conn.Send(w => PeerWire.WritePort(w, (ushort)dhtPort));
         return true;
     }
+
+    private bool InitiatedByLowerId(PeerConnection conn) => conn.Outgoing ? PeerId < conn.PeerId : conn.PeerId < PeerId;
 
     private void SendExtendedHandshake(PeerConnection conn)
     {
