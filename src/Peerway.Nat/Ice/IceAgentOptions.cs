@@ -1,0 +1,89 @@
+using System.Net;
+using Peerway.Nat.Stun;
+using Peerway.Nat.Turn;
+
+namespace Peerway.Nat.Ice;
+
+/// <summary>RFC 8445 §6.1.1: the agent's role.</summary>
+public enum IceRole
+{
+    Controlling,
+    Controlled,
+}
+
+/// <summary>The agent's connection state (RFC 8445 §6.1.3 checklist states, RFC 7675 consent).</summary>
+public enum IceState
+{
+    New,
+    Checking,
+    Connected,
+
+    /// <summary>RFC 7675 §5.1: no consent response for a while; still sending, may recover.</summary>
+    Disconnected,
+    Failed,
+    Closed,
+}
+
+/// <summary>Options of <see cref="IceAgent"/>.</summary>
+public sealed record IceAgentOptions
+{
+    public IceRole Role { get; init; } = IceRole.Controlling;
+
+    /// <summary>STUN server for a server-reflexive candidate.</summary>
+    public IPEndPoint? StunServer { get; init; }
+
+    /// <summary>TURN server for a relayed candidate (needs <see cref="TurnCredentials"/>).</summary>
+    public IPEndPoint? TurnServer { get; init; }
+
+    public TurnCredentials? TurnCredentials { get; init; }
+
+    /// <summary>RFC 8445 §14.2: Ta, the pacing of new checks; 50 ms by default.</summary>
+    public TimeSpan Ta { get; init; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>RFC 8445 §14.3: initial RTO of a check (doubled per retransmission up to <see cref="MaxCheckRto"/>).</summary>
+    public TimeSpan CheckRto { get; init; } = TimeSpan.FromMilliseconds(500);
+
+    public TimeSpan MaxCheckRto { get; init; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>Requests per check before the pair fails (RFC 8489 Rc = 7).</summary>
+    public int MaxCheckAttempts { get; init; } = 7;
+
+    /// <summary>
+    /// Regular nomination: the controlling agent nominates the best valid pair once no better pair is pending, or
+    /// this long after the first pair became valid.
+    /// </summary>
+    public TimeSpan NominationDelay { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Give up when nothing is nominated after this long.</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(40);
+
+    /// <summary>RFC 7675 §5.1: consent checks every 5 s, randomised by ±20 %.</summary>
+    public TimeSpan ConsentInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>State becomes <see cref="IceState.Disconnected"/> after this long without a consent response.</summary>
+    public TimeSpan DisconnectedAfter { get; init; } = TimeSpan.FromSeconds(12);
+
+    /// <summary>RFC 7675 §5.1: consent expires 30 s after the last response; the agent then stops sending.</summary>
+    public TimeSpan ConsentTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Retransmission schedule for gathering (Binding, Allocate).</summary>
+    public StunClientOptions Gathering { get; init; } = new();
+
+    /// <summary>Bounds on the checklist (RFC 8445 §6.1.2.5 asks agents to limit it; 100 recommended).</summary>
+    public int MaxPairs { get; init; } = 100;
+
+    public int MaxRemoteCandidates { get; init; } = 64;
+
+    public void Validate()
+    {
+        if (Ta <= TimeSpan.Zero) throw new ArgumentException("Ta must be positive.");
+        if (CheckRto <= TimeSpan.Zero || MaxCheckRto < CheckRto) throw new ArgumentException("CheckRto must be positive and ≤ MaxCheckRto.");
+        if (MaxCheckAttempts is < 1 or > 16) throw new ArgumentException("MaxCheckAttempts must be in 1..16.");
+        if (NominationDelay < TimeSpan.Zero || ConnectTimeout <= TimeSpan.Zero) throw new ArgumentException("Timeouts must be positive.");
+        if (ConsentInterval <= TimeSpan.Zero || DisconnectedAfter <= TimeSpan.Zero || ConsentTimeout < DisconnectedAfter) throw new ArgumentException("Consent timings must be positive, DisconnectedAfter ≤ ConsentTimeout.");
+        if ((TurnServer is null) != (TurnCredentials is null)) throw new ArgumentException("TurnServer and TurnCredentials go together.");
+        if (MaxPairs < 1 || MaxRemoteCandidates < 1) throw new ArgumentException("Bounds must be positive.");
+        ArgumentNullException.ThrowIfNull(Gathering);
+        Gathering.Validate();
+    }
+}
