@@ -36,8 +36,9 @@ public sealed partial class DhtNode
     {
         _malformedDropped++;
         _log.LogDebug("Malformed datagram from {Remote}: {Error}", remote, error);
-        // Without a transaction id there is nothing to answer; replies to our own queries are never answered.
-        if (!_in.HasTransactionId || _in.Type != KrpcMessageType.Query) return;
+        // Without a transaction id there is nothing to answer; replies to our own queries are never answered; a
+        // read-only node (BEP 43) answers nothing.
+        if (!_in.HasTransactionId || _in.Type != KrpcMessageType.Query || _options.ReadOnly) return;
         if (!_limiter.TryAcquire(remote.Address, _time.GetUtcNow()))
         {
             _rateLimitedDropped++;
@@ -50,6 +51,8 @@ public sealed partial class DhtNode
     private void OnQuery(KrpcMessage query, IPEndPoint remote)
     {
         _queriesReceived++;
+        // BEP 43: a read-only node "no longer responds to 'query' messages that it receives".
+        if (_options.ReadOnly) return;
         var now = _time.GetUtcNow();
         if (!_limiter.TryAcquire(remote.Address, now))
         {
