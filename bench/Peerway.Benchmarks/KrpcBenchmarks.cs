@@ -83,7 +83,20 @@ public class DhtServeBenchmarks
             var q = new KrpcMessage { Type = KrpcMessageType.Query, Method = KrpcMethod.Ping, Id = NodeId.Random(random) };
             q.SetTransactionId([1, 2]);
             var buffer = new byte[256];
-            _socket.Deliver(buffer.AsSpan(0, KrpcCodec.Encode(q, buffer)), new IPEndPoint(new IPAddress([203, 0, (byte)(i >> 8), (byte)i]), 6881));
+            var from = new IPEndPoint(new IPAddress([203, 0, (byte)(i >> 8), (byte)i]), 6881);
+            _socket.Capture = true;
+            _socket.Deliver(buffer.AsSpan(0, KrpcCodec.Encode(q, buffer)), from);
+            _socket.Capture = false;
+            // The node pings each new querier (BEP 5: only good nodes are handed out); answer so it becomes good.
+            foreach (var sent in _socket.Captured)
+            {
+                if (!KrpcCodec.TryDecode(sent, out var ping, out _) || ping.Type != KrpcMessageType.Query) continue;
+                var r = new KrpcMessage { Type = KrpcMessageType.Response, Id = q.Id };
+                r.SetTransactionId(ping.TransactionId);
+                _socket.Deliver(buffer.AsSpan(0, KrpcCodec.Encode(r, buffer)), from);
+            }
+
+            _socket.Captured.Clear();
         }
 
         _ping = "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe"u8.ToArray();
@@ -117,7 +130,15 @@ public class DhtServeBenchmarks
 
         public void Start(Peerway.Net.DatagramHandler handler) => _handler = handler;
 
-        public void Send(ReadOnlySpan<byte> datagram, IPEndPoint remote) => LastLength = datagram.Length;
+        public bool Capture { get; set; }
+
+        public List<byte[]> Captured { get; } = [];
+
+        public void Send(ReadOnlySpan<byte> datagram, IPEndPoint remote)
+        {
+            LastLength = datagram.Length;
+            if (Capture) Captured.Add(datagram.ToArray());
+        }
 
         public void Deliver(ReadOnlySpan<byte> datagram, IPEndPoint from) => _handler!(datagram, from);
 

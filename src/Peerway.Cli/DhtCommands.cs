@@ -375,6 +375,8 @@ internal static class DhtCli
         var dhtOptions = new DhtOptions
         {
             QueryTimeout = TimeSpan.FromSeconds(Math.Min(2, settings.TimeoutSeconds / 2)),
+            // BEP 43: a short-lived client must not end up in other nodes' routing tables (it is gone in a moment).
+            ReadOnly = true,
         };
         using var loggers = NodeLogging.CreateStderrFactory(settings.Verbose);
         DhtHost host;

@@ -47,6 +47,8 @@ public sealed partial class DhtNode
         q.SetVersion(ClientVersion);
         q.Method = method;
         q.Id = _id;
+        // BEP 43: "In each outgoing query message the read-only DHT node places a 'ro' key ... and sets its value to 1."
+        q.ReadOnly = _options.ReadOnly;
         switch (method)
         {
             case KrpcMethod.FindNode:

@@ -8,6 +8,11 @@ namespace Peerway.Dht;
 // Incoming datagrams: decoding, answering queries (BEP 5), matching replies, learning contacts and our address (BEP 42).
 public sealed partial class DhtNode
 {
+    // Per-query scratch lists (used under _gate), so answering a query allocates no collections.
+    private readonly List<RoutingEntry> _closestScratch = [];
+    private readonly List<RoutingEntry> _toPingScratch = [];
+    private readonly List<IPEndPoint> _valuesScratch = new(MaxValuesPerReply);
+
     private void OnDatagram(ReadOnlySpan<byte> datagram, IPEndPoint remote)
     {
         _handlerThread = Environment.CurrentManagedThreadId;
@@ -36,8 +41,9 @@ public sealed partial class DhtNode
     {
         _malformedDropped++;
         _log.LogDebug("Malformed datagram from {Remote}: {Error}", remote, error);
-        // Without a transaction id there is nothing to answer; replies to our own queries are never answered.
-        if (!_in.HasTransactionId || _in.Type != KrpcMessageType.Query) return;
+        // Without a transaction id there is nothing to answer; replies to our own queries are never answered; a
+        // read-only node (BEP 43) answers nothing.
+        if (!_in.HasTransactionId || _in.Type != KrpcMessageType.Query || _options.ReadOnly) return;
         if (!_limiter.TryAcquire(remote.Address, _time.GetUtcNow()))
         {
             _rateLimitedDropped++;
@@ -50,6 +56,8 @@ public sealed partial class DhtNode
     private void OnQuery(KrpcMessage query, IPEndPoint remote)
     {
         _queriesReceived++;
+        // BEP 43: a read-only node "no longer responds to 'query' messages that it receives".
+        if (_options.ReadOnly) return;
         var now = _time.GetUtcNow();
         if (!_limiter.TryAcquire(remote.Address, now))
         {
@@ -67,7 +75,7 @@ public sealed partial class DhtNode
                 break;
             case KrpcMethod.GetPeers:
             {
-                var values = _store.Get(query.InfoHash!.Value, now, MaxValuesPerReply, remote.AddressFamily);
+                var values = _store.Get(query.InfoHash!.Value, now, MaxValuesPerReply, remote.AddressFamily, _valuesScratch);
                 // BEP 5: reply with "values" when we have peers, else the closest "nodes"; both carry a token. We add
                 // the nodes in both cases (as libtorrent does) so lookups converge while collecting values.
                 SendReply(query, remote, nodesFor: query.InfoHash, withToken: true, values: values.Count > 0 ? values : null);
@@ -112,7 +120,7 @@ public sealed partial class DhtNode
         {
             // BEP 5: "the queried node should respond with ... the compact node info for the K (8) closest good nodes in
             // its own routing table": a node that only queried us (never answered) is not handed out until it answers.
-            var closest = _table.Closest(target, _options.K, _time.GetUtcNow(), remote.AddressFamily, goodOnly: true);
+            var closest = _table.Closest(target, _options.K, _time.GetUtcNow(), remote.AddressFamily, goodOnly: true, into: _closestScratch);
             var size = remote.AddressFamily == AddressFamily.InterNetworkV6 ? KrpcCodec.CompactNode6Length : KrpcCodec.CompactNodeLength;
             var n = 0;
             foreach (var e in closest)
@@ -179,7 +187,9 @@ public sealed partial class DhtNode
         if (endPoint.Port == 0 || endPoint.AddressFamily != Family) return;
         var verified = Bep42.IsAcceptable(id, endPoint.Address);
         if (_options.EnforceBep42 && !verified) return;
-        var toPing = new List<RoutingEntry>();
+        // Scratch list: nothing re-enters Learn while the table fills it; it is copied before pinging (which may).
+        var toPing = _toPingScratch;
+        toPing.Clear();
         if (responded && _table.Find(id) is not null) _table.OnResponded(id, now, toPing);
         else if (_table.Add(id, endPoint, verified, responded, now, toPing) is AddOutcome.Added or AddOutcome.Replaced && !responded
             && _table.Find(id) is { Pinging: false } added)
@@ -190,7 +200,10 @@ public sealed partial class DhtNode
             toPing.Add(added);
         }
 
-        foreach (var entry in toPing) PingBeforeEvict(entry);
+        if (toPing.Count == 0) return;
+        var pings = toPing.ToArray();
+        toPing.Clear();
+        foreach (var entry in pings) PingBeforeEvict(entry);
     }
 
     // BEP 5: ping a questionable node before evicting it; the candidate waits in the replacement cache meanwhile.

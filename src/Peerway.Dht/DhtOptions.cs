@@ -54,6 +54,12 @@ public sealed record DhtOptions
     /// </summary>
     public bool RefreshBucketsAfterBootstrap { get; init; }
 
+    /// <summary>
+    /// BEP 43 read-only node: every outgoing query carries "ro": 1 (so other nodes keep it out of their routing tables
+    /// and never ping it) and incoming queries are not answered. For short-lived clients and unreachable devices.
+    /// </summary>
+    public bool ReadOnly { get; init; }
+
     /// <summary>Seed for transaction ids, token secrets and random ids (deterministic simulations); null: cryptographic.</summary>
     public int? RandomSeed { get; init; }
 

@@ -44,10 +44,12 @@ internal sealed class PeerStore(int maxTotal, int maxPerInfoHash, TimeSpan ttl)
     }
 
     /// <summary>Up to <paramref name="max"/> live peers of <paramref name="infoHash"/>, newest first, of one address family.</summary>
-    public List<IPEndPoint> Get(NodeId infoHash, DateTimeOffset now, int max, System.Net.Sockets.AddressFamily family)
+    /// <remarks><paramref name="into"/> (cleared first) avoids allocating the result.</remarks>
+    public List<IPEndPoint> Get(NodeId infoHash, DateTimeOffset now, int max, System.Net.Sockets.AddressFamily family, List<IPEndPoint>? into = null)
     {
         Expire(now);
-        var result = new List<IPEndPoint>();
+        var result = into ?? [];
+        result.Clear();
         if (!_swarms.TryGetValue(infoHash, out var swarm)) return result;
         for (var node = swarm.Order.Last; node is not null && result.Count < max; node = node.Previous)
         {

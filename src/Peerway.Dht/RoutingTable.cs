@@ -146,7 +146,7 @@ internal sealed class RoutingTable
                 continue;
             }
 
-            var bad = bucket.Nodes.Where(e => e.State(now, _goodFor) == NodeState.Bad).OrderBy(e => e.Verified).ThenBy(e => e.LastSeen).FirstOrDefault();
+            var bad = FirstToReplace(bucket.Nodes, NodeState.Bad, now);
             if (bad is not null)
             {
                 // BEP 5: "If any nodes in the bucket are known to have become bad, then one is replaced by the new node."
@@ -162,8 +162,7 @@ internal sealed class RoutingTable
             // BEP 5: questionable nodes not seen for 15 minutes are pinged, least recently seen first, one at a time.
             if (!AnyPinging(bucket.Nodes))
             {
-                var questionable = bucket.Nodes.Where(e => e.State(now, _goodFor) == NodeState.Questionable)
-                    .OrderBy(e => e.Verified).ThenBy(e => e.LastSeen).FirstOrDefault();
+                var questionable = FirstToReplace(bucket.Nodes, NodeState.Questionable, now);
                 if (questionable is not null)
                 {
                     questionable.Pinging = true;
@@ -220,10 +219,13 @@ internal sealed class RoutingTable
     /// lookups may try questionable ones), or with <paramref name="goodOnly"/> only good ones (what we hand out).
     /// </summary>
     /// <remarks>Hot path (every find_node/get_peers reply): one pass over the table (≤ 160·k entries) keeping the best
-    /// <paramref name="count"/> by insertion, O(n·count) without sorting the whole table.</remarks>
-    public List<RoutingEntry> Closest(NodeId target, int count, DateTimeOffset now, System.Net.Sockets.AddressFamily? family = null, bool goodOnly = false)
+    /// <paramref name="count"/> by insertion, O(n·count) without sorting the whole table; <paramref name="into"/> (cleared
+    /// first) avoids allocating the result.</remarks>
+    public List<RoutingEntry> Closest(NodeId target, int count, DateTimeOffset now, System.Net.Sockets.AddressFamily? family = null,
+        bool goodOnly = false, List<RoutingEntry>? into = null)
     {
-        var best = new List<RoutingEntry>(Math.Max(count, 0) + 1);
+        var best = into ?? new List<RoutingEntry>(Math.Max(count, 0) + 1);
+        best.Clear();
         if (count <= 0) return best;
         foreach (var e in _byId.Values)
         {
@@ -292,6 +294,20 @@ internal sealed class RoutingTable
         }
 
         return null;
+    }
+
+    /// <summary>The node in <paramref name="state"/> to replace or ping first: unverified (BEP 42) before verified, then
+    /// least recently seen. A loop, not LINQ: this runs for every query from a node waiting for a full bucket.</summary>
+    private RoutingEntry? FirstToReplace(List<RoutingEntry> entries, NodeState state, DateTimeOffset now)
+    {
+        RoutingEntry? best = null;
+        foreach (var e in entries)
+        {
+            if (e.State(now, _goodFor) != state) continue;
+            if (best is null || (!e.Verified && best.Verified) || (e.Verified == best.Verified && e.LastSeen < best.LastSeen)) best = e;
+        }
+
+        return best;
     }
 
     private static bool AnyPinging(List<RoutingEntry> entries)

@@ -10,7 +10,11 @@ public sealed class UdpDatagramSocket : IDatagramSocket
     /// <summary>Largest datagram received; larger ones are truncated by the OS and dropped here.</summary>
     public const int MaxDatagramSize = 65_535;
 
+    /// <summary>Remote addresses remembered by <see cref="EndPointCache"/> before it starts over (memory bound).</summary>
+    internal const int MaxCachedEndPoints = 4_096;
+
     private readonly Socket _socket;
+    private readonly EndPointCache _endPoints = new();
     private readonly CancellationTokenSource _stop = new();
     private Task? _loop;
     private long _sendErrors;
@@ -55,17 +59,18 @@ public sealed class UdpDatagramSocket : IDatagramSocket
     private async Task ReceiveLoopAsync(DatagramHandler handler, CancellationToken ct)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(MaxDatagramSize);
-        EndPoint any = LocalEndPoint.AddressFamily == AddressFamily.InterNetworkV6
-            ? new IPEndPoint(IPAddress.IPv6Any, 0)
-            : new IPEndPoint(IPAddress.Any, 0);
+        var memory = buffer.AsMemory();
+        // The SocketAddress overload fills one reusable address instead of allocating an EndPoint per datagram; the
+        // cache turns it into the same IPEndPoint instance for every datagram from a known remote.
+        var from = new SocketAddress(LocalEndPoint.AddressFamily, SocketAddress.GetMaximumAddressSize(LocalEndPoint.AddressFamily));
         try
         {
             while (!ct.IsCancellationRequested)
             {
-                SocketReceiveFromResult r;
+                int received;
                 try
                 {
-                    r = await _socket.ReceiveFromAsync(buffer, SocketFlags.None, any, ct);
+                    received = await _socket.ReceiveFromAsync(memory, SocketFlags.None, from, ct);
                 }
                 catch (SocketException)
                 {
@@ -73,9 +78,7 @@ public sealed class UdpDatagramSocket : IDatagramSocket
                     continue;
                 }
 
-                var remote = (IPEndPoint)r.RemoteEndPoint;
-                if (remote.Address.IsIPv4MappedToIPv6) remote = new IPEndPoint(remote.Address.MapToIPv4(), remote.Port);
-                handler(buffer.AsSpan(0, r.ReceivedBytes), remote);
+                handler(buffer.AsSpan(0, received), _endPoints.GetOrAdd(from));
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -103,7 +106,7 @@ public sealed class UdpDatagramSocket : IDatagramSocket
 
         try
         {
-            _socket.SendTo(datagram, SocketFlags.None, remote);
+            _socket.SendTo(datagram, SocketFlags.None, _endPoints.GetSocketAddress(remote));
         }
         catch (SocketException)
         {
@@ -130,5 +133,83 @@ public sealed class UdpDatagramSocket : IDatagramSocket
         }
 
         _stop.Dispose();
+    }
+
+    /// <summary>
+    /// Bounded two-way map between remote <see cref="IPEndPoint"/>s and their serialized <see cref="SocketAddress"/>, so
+    /// neither receiving nor sending allocates per datagram for remotes seen before. Receives come from one loop but
+    /// sends from any thread: guarded by a lock (uncontended in the common case).
+    /// </summary>
+    private sealed class EndPointCache
+    {
+        private readonly Lock _gate = new();
+        private readonly Dictionary<SocketAddress, IPEndPoint> _byAddress = new(AddressBytesComparer.Instance);
+        private readonly Dictionary<IPEndPoint, SocketAddress> _byEndPoint = [];
+
+        /// <summary>The endpoint for a just-received address (which is reused by the next receive: never stored).</summary>
+        public IPEndPoint GetOrAdd(SocketAddress received)
+        {
+            lock (_gate)
+            {
+                if (_byAddress.TryGetValue(received, out var known)) return known;
+            }
+
+            var key = new SocketAddress(received.Family, received.Size);
+            received.Buffer.Span[..received.Size].CopyTo(key.Buffer.Span);
+            var endPoint = (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(key);
+            if (endPoint.Address.IsIPv4MappedToIPv6) endPoint = new IPEndPoint(endPoint.Address.MapToIPv4(), endPoint.Port);
+            lock (_gate)
+            {
+                MakeRoom();
+                _byAddress[key] = endPoint;
+                if (endPoint.AddressFamily == key.Family) _byEndPoint.TryAdd(endPoint, key);
+            }
+
+            return endPoint;
+        }
+
+        public SocketAddress GetSocketAddress(IPEndPoint remote)
+        {
+            lock (_gate)
+            {
+                if (_byEndPoint.TryGetValue(remote, out var known)) return known;
+            }
+
+            var address = remote.Serialize();
+            lock (_gate)
+            {
+                MakeRoom();
+                _byEndPoint[remote] = address;
+            }
+
+            return address;
+        }
+
+        /// <summary>
+        /// Compares the address bytes themselves: SocketAddress caches its hash code, and the socket rewrites the
+        /// receive address in place without invalidating it, so its own GetHashCode cannot key a lookup.
+        /// </summary>
+        private sealed class AddressBytesComparer : IEqualityComparer<SocketAddress>
+        {
+            public static readonly AddressBytesComparer Instance = new();
+
+            public bool Equals(SocketAddress? x, SocketAddress? y) =>
+                x is not null && y is not null && x.Buffer.Span[..x.Size].SequenceEqual(y.Buffer.Span[..y.Size]);
+
+            public int GetHashCode(SocketAddress obj)
+            {
+                var hash = default(HashCode);
+                hash.AddBytes(obj.Buffer.Span[..obj.Size]);
+                return hash.ToHashCode();
+            }
+        }
+
+        private void MakeRoom()
+        {
+            // Memory bound: start over rather than track recency (a server talking to more remotes than this pays
+            // one allocation per new remote, as without the cache).
+            if (_byAddress.Count >= MaxCachedEndPoints) _byAddress.Clear();
+            if (_byEndPoint.Count >= MaxCachedEndPoints) _byEndPoint.Clear();
+        }
     }
 }

@@ -28,10 +28,8 @@ public sealed class LoopbackSwarmFixture : IAsyncLifetime
 
 /// <summary>The CLI contract's output formats, against real nodes on loopback.</summary>
 /// <remarks>
-/// Every CLI run leaves a dead contact in the swarm's routing tables (the client node exits, and the engine hands out
-/// nodes that only queried it — see DhtEngineFindingsTests); a lookup that meets one waits a query timeout. So each test
-/// gets a fresh swarm (xunit builds the class per test), and lookups get a generous deadline that keeps "nothing
-/// found" distinct from "timed out".
+/// Each test gets a fresh swarm (xunit builds the class per test), and lookups get a generous deadline that keeps
+/// "nothing found" distinct from "timed out".
 /// </remarks>
 public sealed partial class DhtCommandTests : IAsyncLifetime
 {
@@ -88,6 +86,24 @@ public sealed partial class DhtCommandTests : IAsyncLifetime
         var line = Assert.Single(run.StderrLines);
         Assert.StartsWith("peerway: ", line, StringComparison.Ordinal);
         Assert.Contains(silent.LocalEndPoint!.ToString()!, run.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Client_commands_are_read_only_and_never_enter_the_swarms_routing_tables()
+    {
+        var target = fixture.Swarm.Hosts[5].Node.Id;
+
+        var ping = await InProcessCli.RunAsync("dht", "ping", fixture.Router, "--bind", "127.0.0.1");
+        var find = await InProcessCli.RunAsync("dht", "find-node", target.ToString(), "--bootstrap", fixture.Router, "--bind", "127.0.0.1", "--timeout", Deadline);
+
+        Assert.True(ping.ExitCode == 0, ping.ToString());
+        Assert.True(find.ExitCode == 0, find.ToString());
+        // BEP 43: the clients' queries carried "ro": 1, so every table still holds swarm nodes only.
+        var swarm = fixture.Swarm.Hosts.Select(h => h.LocalEndPoint).ToHashSet();
+        foreach (var host in fixture.Swarm.Hosts)
+        {
+            Assert.All(host.Node.RoutingTableNodes(), n => Assert.Contains(n.EndPoint, swarm));
+        }
     }
 
     [Fact]

@@ -107,6 +107,14 @@ internal static class Worker
             {
                 var r = await socket.ReceiveFromAsync(buffer, SocketFlags.None, any, receiveTimeout.Token);
                 var span = buffer.AsSpan(0, r.ReceivedBytes);
+                if (span.IndexOf("1:y1:q"u8) >= 0)
+                {
+                    // The server pings a new querier before handing it out (BEP 5 good nodes): answer, as a real node
+                    // would, so its replies carry nodes as they do in a live network.
+                    AnswerQuery(socket, span, id, r.RemoteEndPoint);
+                    continue;
+                }
+
                 var t = span.IndexOf("1:t4:"u8);
                 if (t >= 0 && t + 9 <= span.Length && outstanding.Remove(BinaryPrimitives.ReadUInt32BigEndian(span[(t + 5)..])))
                 {
@@ -140,6 +148,29 @@ internal static class Worker
                 while (outstanding.Count < window) SendOne();
             }
         }
+    }
+
+    private static void AnswerQuery(Socket socket, ReadOnlySpan<byte> query, byte[] id, EndPoint from)
+    {
+        var t = query.IndexOf("1:t"u8);
+        if (t < 0) return;
+        var rest = query[(t + 3)..];
+        var colon = rest.IndexOf((byte)':');
+        if (colon is < 1 or > 2 || !int.TryParse(rest[..colon], NumberStyles.None, CultureInfo.InvariantCulture, out var n) || colon + 1 + n > rest.Length) return;
+        Span<byte> reply = stackalloc byte[128];
+        var w = 0;
+        void Put(ReadOnlySpan<byte> b, Span<byte> into, ref int at)
+        {
+            b.CopyTo(into[at..]);
+            at += b.Length;
+        }
+
+        Put("d1:rd2:id20:"u8, reply, ref w);
+        Put(id, reply, ref w);
+        Put("e1:t"u8, reply, ref w);
+        Put(rest[..(colon + 1 + n)], reply, ref w);
+        Put("1:y1:re"u8, reply, ref w);
+        socket.SendTo(reply[..w], SocketFlags.None, from);
     }
 
     // BEP 5 queries, bencoded with sorted keys: a ping, a find_node for a random target, a get_peers for a random hash.
