@@ -32,10 +32,11 @@ internal static class SimulateCommand
         var alpha = new Option<int?>("--alpha") { Description = "Engine tuning: lookup parallelism α (default: the engine's)." };
         var timeout = new Option<string?>("--timeout") { Description = "Engine tuning: query timeout, e.g. 1s or 0.5s (default: the engine's)." };
         var retries = new Option<int?>("--retries") { Description = "Engine tuning: retries after a query timeout (default: the engine's)." };
+        var progress = new Option<bool>("--progress") { Description = "Print a line per phase (time, CPU, memory) on stderr, for long runs." };
         var maintenance = new Option<string?>("--maintenance") { Description = "Window (no lookups) for measuring maintenance traffic, e.g. 20m; 0 skips it (default 2m)." };
 
         var command = new Command("simulate", "Simulate the DHT at scale (production engine, virtual time): success, rounds, messages, latency.");
-        foreach (var o in new Option[] { nodes, lookups, churn, adversaries, behavior, bep42, disjoint, seed, loss, outDir, sweepNodes, json, alpha, timeout, retries, maintenance })
+        foreach (var o in new Option[] { nodes, lookups, churn, adversaries, behavior, bep42, disjoint, seed, loss, outDir, sweepNodes, json, alpha, timeout, retries, maintenance, progress })
         {
             command.Options.Add(o);
         }
@@ -77,6 +78,7 @@ internal static class SimulateCommand
                 DisjointPaths = parse.GetValue(disjoint),
                 Seed = parse.GetValue(seed),
                 LossRate = parse.GetValue(loss),
+                Progress = parse.GetValue(progress) ? line => Console.Error.WriteLine(line) : null,
             };
             try
             {

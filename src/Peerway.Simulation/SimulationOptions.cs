@@ -56,6 +56,10 @@ public sealed record SimulationOptions
     /// <summary>Routing tables inspected (a random sample of live honest nodes) for freshness.</summary>
     public int FreshnessSample { get; init; } = 1_000;
 
+    /// <summary>Receives one line per phase (and every 100,000 joins) with virtual time, wall and CPU time and the
+    /// resident set, for long runs; null for none. Not part of the results.</summary>
+    public Action<string>? Progress { get; init; }
+
     /// <summary>The engine's settings besides those set above (K, α, timeouts, refresh interval, ...).</summary>
     public DhtOptions Dht { get; init; } = new();
 

@@ -80,14 +80,17 @@ internal sealed class SimulationRun
         var hashes = _o.Lookups == 0 ? 0 : Math.Max(1, _o.Lookups / 20);
         for (var i = 0; i < hashes; i++) _announced.Add((NodeId.Random(_random), []));
         await JoinAllAsync();
+        Sample("joined");
         await Task.Delay(_o.EffectiveSettle, Time);
-        Sample();
+        Sample("settled");
 
         var maintenance = await MeasureMaintenanceAsync();
+        Sample("maintenance measured");
         var announced = await AnnounceAsync(_announced);
+        Sample("announced");
         var stats = await LookupsAsync(announced);
         var (rtSize, fresh, adv) = Freshness();
-        Sample();
+        Sample("lookups done");
 
         var adversaries = _adversaries.Count;
         return new SimulationReport
@@ -133,10 +136,15 @@ internal sealed class SimulationRun
 
     private static double Ratio(int a, int b) => b == 0 ? double.NaN : (double)a / b;
 
-    private void Sample()
+    private void Sample(string? phase = null)
     {
         using var p = Process.GetCurrentProcess();
         _peakWorkingSet = Math.Max(_peakWorkingSet, p.PeakWorkingSet64);
+        if (phase is not null && _o.Progress is { } progress)
+        {
+            progress(FormattableString.Invariant(
+                $"simulate: {phase}: {_live.Count + _adversaries.Count} nodes, {_network.DatagramsSent} datagrams, virtual {Scheduler.Now.TotalSeconds:0} s, wall {_wall.Elapsed.TotalSeconds:0} s, CPU {p.TotalProcessorTime.TotalSeconds:0} s, RSS {p.WorkingSet64 / 1048576.0:0} MB (peak {_peakWorkingSet / 1048576.0:0} MB), managed heap {GC.GetTotalMemory(forceFullCollection: false) / 1048576.0:0} MB"));
+        }
     }
 
     // ---- Join and churn ---------------------------------------------------------------------------------------
@@ -150,7 +158,7 @@ internal sealed class SimulationRun
             if (adversary[i]) JoinAdversary();
             else JoinHonest(router: i < _o.Routers);
             if ((i + 1) % perTick == 0) await Task.Delay(JoinTick, Time);
-            if ((i + 1) % 100_000 == 0) Sample();
+            if ((i + 1) % 100_000 == 0) Sample($"joining {i + 1:N0}/{_o.Nodes:N0}");
         }
 
         // Adversaries query honest nodes once everybody is in, so that they sit in routing tables all over the network.

@@ -82,4 +82,17 @@ public sealed class ScenarioTests
         Assert.True(open.GetPeersSuccessRate < 0.8, $"get_peers without BEP 42 {open.GetPeersSuccessRate}");
         Assert.True(enforced.GetPeersSuccessRate > open.GetPeersSuccessRate + 0.2, $"{enforced.GetPeersSuccessRate} vs {open.GetPeersSuccessRate}");
     }
+
+    [Fact]
+    public void Progress_reports_each_phase_in_order_without_changing_the_results()
+    {
+        var lines = new List<string>();
+        var o = Small(100) with { Lookups = 20 };
+        var quiet = Virtual(Simulator.Run(o));
+        var loud = Virtual(Simulator.Run(o with { Progress = lines.Add }));
+        Assert.Equal(quiet, loud);
+        var phases = lines.Select(l => l.Split(':')[1].Trim()).ToList();
+        Assert.Equal(["joined", "settled", "maintenance measured", "announced", "lookups done"], phases);
+        Assert.All(lines, l => Assert.Contains("RSS", l, StringComparison.Ordinal));
+    }
 }
