@@ -17,6 +17,7 @@ internal static class NatCommands
         yield return StunServer();
         yield return TurnServer();
         yield return Nat();
+        foreach (var c in IceCommands.All()) yield return c;
     }
 
     private static Command StunServer()

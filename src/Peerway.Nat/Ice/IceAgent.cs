@@ -79,7 +79,9 @@ public sealed partial class IceAgent : IDisposable
     private DateTimeOffset _lastConsent;
     private DateTimeOffset _nextConsent;
     private DateTimeOffset _nextTurnRefresh;
+    private int _busy;
     private bool _lastWasTriggered;
+    private int _idleTicks;
     private bool _disposed;
 
     public IceAgent(IDatagramSocket socket, TimeProvider time, IceAgentOptions options, ILogger<IceAgent>? log = null)
@@ -274,6 +276,8 @@ public sealed partial class IceAgent : IDisposable
 
     private async Task GatherServerReflexiveAsync(IPEndPoint server)
     {
+        Interlocked.Increment(ref _busy);
+        using var done = new BusyScope(this);
         try
         {
             var response = await _stun.BindingAsync(server).ConfigureAwait(false);
@@ -294,6 +298,8 @@ public sealed partial class IceAgent : IDisposable
 
     private async Task GatherRelayAsync()
     {
+        Interlocked.Increment(ref _busy);
+        using var done = new BusyScope(this);
         var turn = _turn!;
         try
         {
@@ -348,6 +354,8 @@ public sealed partial class IceAgent : IDisposable
     /// <summary>RFC 8656 §9: the peer's IP must be permitted before the relay passes its datagrams either way.</summary>
     private async Task PermitAsync(IPAddress ip)
     {
+        Interlocked.Increment(ref _busy);
+        using var done = new BusyScope(this);
         try
         {
             await _turn!.CreatePermissionAsync([new IPEndPoint(ip, 0)]).ConfigureAwait(false);
@@ -397,6 +405,8 @@ public sealed partial class IceAgent : IDisposable
 
     private async Task RefreshTurnAsync()
     {
+        Interlocked.Increment(ref _busy);
+        using var done = new BusyScope(this);
         try
         {
             await _turn!.RefreshAsync(TimeSpan.FromMinutes(10)).ConfigureAwait(false);
@@ -456,14 +466,18 @@ public sealed partial class IceAgent : IDisposable
         {
             while (next is null && _triggered.TryDequeue(out var t))
             {
+                t.Queued = false;
                 if (t.State is PairState.Waiting or PairState.Frozen or PairState.Failed) next = t;
             }
         }
 
+        // Ordinary checks go to signalled candidates; peer-reflexive pairs are checked by their triggered checks
+        // (RFC 8445 §7.3.1.4), so a flood of them cannot push the signalled pairs (the relay) out of turn.
         _lastWasTriggered = next is not null;
-        next ??= _pairs.Where(p => p.State == PairState.Waiting).MaxBy(p => p.Priority)
+        next ??= _pairs.Where(p => p.State == PairState.Waiting && p.Remote.Type != IceCandidateType.PeerReflexive).MaxBy(p => p.Priority)
             ?? _pairs.Where(p => p.State == PairState.Frozen).MaxBy(p => p.Priority);
         if (next is not null && _selected is null) SendCheck(next, useCandidate: false, now);
+        else _idleTicks++;
 
         if (_role == IceRole.Controlling && _nominating is null && _selected is null)
         {
@@ -482,7 +496,7 @@ public sealed partial class IceAgent : IDisposable
         }
     }
 
-    private bool HasOrdinary() => _pairs.Any(p => p.State is PairState.Waiting or PairState.Frozen);
+    private bool HasOrdinary() => _pairs.Any(p => (p.State == PairState.Waiting && p.Remote.Type != IceCandidateType.PeerReflexive) || p.State == PairState.Frozen);
 
     private void CheckForFailure(DateTimeOffset now, List<Action> events)
     {
@@ -519,6 +533,7 @@ public sealed partial class IceAgent : IDisposable
     private void Fail(string why, List<Action> events)
     {
         LogFailed(why);
+        FailureReason ??= why + " at " + _time.GetUtcNow().ToString("O", System.Globalization.CultureInfo.InvariantCulture);
         foreach (var c in _checks.Values) c.Pair.State = c.Pair.State == PairState.InProgress ? PairState.Failed : c.Pair.State;
         _checks.Clear();
         SetState(IceState.Failed, events);
@@ -653,10 +668,16 @@ public sealed partial class IceAgent : IDisposable
         }
 
         if (useCandidate) pair.NominateOnSuccess = true;
+
+        // A retransmission of a request we already answered (RFC 8489 §6.3.1) does not trigger another check: else
+        // the peer's retransmissions would revive a failed pair again and again.
+        var tx = TxKey.From(request.TransactionId);
+        if (pair.LastTrigger == tx) return;
+        pair.LastTrigger = tx;
         if (pair.State != PairState.InProgress)
         {
             pair.State = PairState.Waiting;
-            _triggered.Enqueue(pair);
+            Trigger(pair);
         }
     }
 
@@ -669,6 +690,13 @@ public sealed partial class IceAgent : IDisposable
         w.AddMessageIntegrity(key);
         w.AddFingerprint();
         Transmit(local, w.Written, source);
+    }
+
+    private void Trigger(Pair pair)
+    {
+        if (pair.Queued) return;
+        pair.Queued = true;
+        _triggered.Enqueue(pair);
     }
 
     private void SwitchRole(IceRole role)
@@ -711,7 +739,7 @@ public sealed partial class IceAgent : IDisposable
                 if (_role == check.Role) SwitchRole(check.Role == IceRole.Controlling ? IceRole.Controlled : IceRole.Controlling);
                 pair.State = PairState.Waiting;
                 if (pair == _nominating) _nominating = null;
-                _triggered.Enqueue(pair);
+                Trigger(pair);
                 return;
             }
 
@@ -756,6 +784,26 @@ public sealed partial class IceAgent : IDisposable
         LogSelected(pair.ValidLocal?.Type ?? pair.Local.Type, pair.Remote.Type, pair.Remote.Address);
         SetState(IceState.Connected, events);
         if (first) events.Add(() => _connected.TrySetResult(_path));
+    }
+
+    /// <summary>Gathering, permission or refresh transactions in flight (lets tests wait for them).</summary>
+    internal int Busy => Volatile.Read(ref _busy);
+
+    private readonly struct BusyScope(IceAgent agent) : IDisposable
+    {
+        public void Dispose() => Interlocked.Decrement(ref agent._busy);
+    }
+
+    /// <summary>Why the agent failed (diagnostics).</summary>
+    internal string? FailureReason { get; private set; }
+
+    /// <summary>Diagnostics: the checklist, one line per pair.</summary>
+    internal string DescribeChecklist()
+    {
+        lock (_gate)
+        {
+            return $"idle {_idleTicks} triggered {_triggered.Count} checks {_checks.Count} role {_role}\n" + string.Join('\n', _pairs.OrderByDescending(p => p.Priority).Select(p => $"{p.Local.Type} {p.Local.Address} -> {p.Remote.Type} {p.Remote.Address} {p.State}{(p.Nominated ? " nominated" : "")}"));
+        }
     }
 
     private static void Raise(List<Action> events)
@@ -849,6 +897,10 @@ public sealed partial class IceAgent : IDisposable
         public bool Nominated { get; set; }
 
         public bool NominateOnSuccess { get; set; }
+
+        public TxKey? LastTrigger { get; set; }
+
+        public bool Queued { get; set; }
     }
 
     private sealed class Check(Pair pair, byte[] request, bool useCandidate, bool consent, IceRole role)

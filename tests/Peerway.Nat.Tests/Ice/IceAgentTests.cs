@@ -15,9 +15,11 @@ internal sealed class ManualScheduler(FakeTimeProvider time) : IDeliverySchedule
     private readonly List<(DateTimeOffset Due, long Seq, Action Action)> _queue = [];
     private long _seq;
 
+    public long Scheduled => Interlocked.Read(ref _seq);
+
     public void Schedule(TimeSpan delay, Action action)
     {
-        lock (_gate) _queue.Add((time.GetUtcNow() + delay, _seq++, action));
+        lock (_gate) _queue.Add((time.GetUtcNow() + delay, Interlocked.Increment(ref _seq), action));
     }
 
     /// <summary>Runs every due delivery (including ones they cause); returns how many ran.</summary>
@@ -65,6 +67,7 @@ public sealed class IceAgentTests : IDisposable
 {
     private static readonly IPAddress ServerIp = IPAddress.Parse("198.51.100.1");
     private readonly FakeTimeProvider _time = new();
+    private readonly DateTimeOffset _start;
     private readonly ManualScheduler _scheduler;
     private readonly VirtualNetwork _net;
     private readonly List<IDisposable> _owned = [];
@@ -72,6 +75,7 @@ public sealed class IceAgentTests : IDisposable
 
     public IceAgentTests()
     {
+        _start = _time.GetUtcNow();
         _scheduler = new ManualScheduler(_time);
         _net = new VirtualNetwork(_scheduler);
         var listener = _net.CreateSocket(_serverEp);
@@ -133,11 +137,16 @@ public sealed class IceAgentTests : IDisposable
         var agent = new IceAgent(socket, _time, new IceAgentOptions
         {
             Role = role,
+
+            // A patient controller: nominate the relay only when no direct pair can still succeed, so the outcome is
+            // the theory's and not a race between the checks and the delay.
+            NominationDelay = TimeSpan.FromSeconds(10),
             StunServer = _serverEp,
             TurnServer = turn ? _serverEp : null,
             TurnCredentials = turn ? new TurnCredentials("alice", "secret") : null,
         });
         _owned.Add(agent);
+        _agents.Add(agent);
         return (agent, nat);
     }
 
@@ -150,17 +159,22 @@ public sealed class IceAgentTests : IDisposable
         IceSignaling.Attach(b, sb);
     }
 
+    private readonly List<IceAgent> _agents = [];
+
     private async Task RunUntilAsync(Func<bool> done, TimeSpan max)
     {
         var end = _time.GetUtcNow() + max;
         while (!done() && _time.GetUtcNow() < end)
         {
-            if (_scheduler.RunDue() > 0)
+            var ran = _scheduler.RunDue();
+            if (ran > 0 || _agents.Any(a => a.Busy > 0))
             {
-                // Let continuations of completed STUN/TURN transactions (thread pool) send their next request.
+                // Continuations of STUN/TURN transactions run on the thread pool: before fake time moves on, give
+                // them (a bounded moment of wall time) to send their next request or finish.
+                var before = _scheduler.Scheduled;
                 await Task.Yield();
-                SpinWait.SpinUntil(() => ThreadPool.PendingWorkItemCount == 0, 50);
-                continue;
+                SpinWait.SpinUntil(() => _scheduler.Scheduled != before || _agents.All(a => a.Busy == 0), 20);
+                if (ran > 0 || _scheduler.Scheduled != before) continue;
             }
 
             _time.Advance(TimeSpan.FromMilliseconds(10));
@@ -185,7 +199,7 @@ public sealed class IceAgentTests : IDisposable
     public async Task Nat_matrix_selects_direct_or_relay_as_theory_predicts(NatMappingBehavior ma, NatFilteringBehavior fa, NatMappingBehavior mb, NatFilteringBehavior fb)
     {
         var (a, b) = await RunPairAsync(ma, fa, mb, fb);
-        Assert.Equal(IceState.Connected, a.State);
+        Assert.True(a.State == IceState.Connected, $"{a.FailureReason} (started {_start:O})\n{a.DescribeChecklist()}\nB: {b.State} {b.FailureReason}\n{b.DescribeChecklist()}");
         Assert.Equal(IceState.Connected, b.State);
         var expected = DirectPossible(ma, fa, mb, fb) ? "srflx" : "relay";
         Assert.Equal(expected, a.SelectedPair!.Kind);

@@ -1,0 +1,295 @@
+using System.Collections.Concurrent;
+using System.CommandLine;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Peerway.Nat.Ice;
+using Peerway.Nat.Turn;
+using Peerway.Net;
+
+namespace Peerway.Cli;
+
+/// <summary>`peerway signal` (a tiny HTTP mailbox for ICE signaling) and `peerway connect` (ICE to a peer).</summary>
+internal static class IceCommands
+{
+    /// <summary>Bound on queued messages per id and on one message's size.</summary>
+    private const int MaxQueued = 256;
+    private const int MaxMessageBytes = 1024;
+
+    public static IEnumerable<Command> All()
+    {
+        yield return Signal();
+        yield return Connect();
+    }
+
+    private static Command Signal()
+    {
+        var port = new Option<int>("--port") { Description = "TCP port for the HTTP signaling server.", DefaultValueFactory = _ => 8089 };
+        var command = new Command("signal", "Run a tiny HTTP signaling mailbox: POST /send?to=ID (body: one line), GET /recv?id=ID (long poll).") { port };
+        command.SetAction(async (parse, ct) =>
+        {
+            var p = NatCommands.ParsePort(parse.GetValue(port), "--port");
+            using var listener = new HttpListener();
+            listener.Prefixes.Add($"http://127.0.0.1:{p}/");
+            try
+            {
+                listener.Start();
+            }
+            catch (HttpListenerException ex)
+            {
+                throw new RuntimeFailureException($"cannot listen on port {p}: {ex.Message}", ex);
+            }
+
+            Console.WriteLine($"signal: listening on http://127.0.0.1:{p}/");
+            var boxes = new ConcurrentDictionary<string, BlockingMailbox>();
+            await using (ct.Register(listener.Stop))
+            {
+                while (!ct.IsCancellationRequested)
+                {
+                    HttpListenerContext context;
+                    try
+                    {
+                        context = await listener.GetContextAsync();
+                    }
+                    catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException)
+                    {
+                        break;
+                    }
+
+                    _ = ServeAsync(context, boxes, ct);
+                }
+            }
+
+            return CliRunner.Ok;
+        });
+        return command;
+    }
+
+    private static async Task ServeAsync(HttpListenerContext context, ConcurrentDictionary<string, BlockingMailbox> boxes, CancellationToken ct)
+    {
+        var response = context.Response;
+        try
+        {
+            var path = context.Request.Url?.AbsolutePath;
+            var to = context.Request.QueryString["to"];
+            var id = context.Request.QueryString["id"];
+            if (path == "/send" && context.Request.HttpMethod == "POST" && !string.IsNullOrEmpty(to))
+            {
+                var buffer = new byte[MaxMessageBytes + 1];
+                var n = 0;
+                int read;
+                while (n < buffer.Length && (read = await context.Request.InputStream.ReadAsync(buffer.AsMemory(n), ct)) > 0) n += read;
+                if (n > MaxMessageBytes)
+                {
+                    response.StatusCode = 413;
+                }
+                else
+                {
+                    var ok = boxes.GetOrAdd(to, _ => new BlockingMailbox()).Post(Encoding.UTF8.GetString(buffer, 0, n));
+                    response.StatusCode = ok ? 204 : 429;
+                }
+            }
+            else if (path == "/recv" && !string.IsNullOrEmpty(id))
+            {
+                var lines = await boxes.GetOrAdd(id, _ => new BlockingMailbox()).TakeAllAsync(TimeSpan.FromSeconds(10), ct);
+                var body = Encoding.UTF8.GetBytes(string.Join('\n', lines));
+                response.StatusCode = 200;
+                await response.OutputStream.WriteAsync(body, ct);
+            }
+            else
+            {
+                response.StatusCode = 404;
+            }
+        }
+        catch (Exception ex) when (ex is HttpListenerException or IOException or OperationCanceledException or ObjectDisposedException)
+        {
+            response.StatusCode = 500;
+        }
+        finally
+        {
+            try
+            {
+                response.Close();
+            }
+            catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException)
+            {
+                // The client went away; nothing to tell it.
+            }
+        }
+    }
+
+    private sealed class BlockingMailbox
+    {
+        private readonly Queue<string> _queue = new();
+        private readonly Lock _gate = new();
+        private TaskCompletionSource _signal = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public bool Post(string line)
+        {
+            lock (_gate)
+            {
+                if (_queue.Count >= MaxQueued) return false;
+                _queue.Enqueue(line);
+                _signal.TrySetResult();
+            }
+
+            return true;
+        }
+
+        public async Task<List<string>> TakeAllAsync(TimeSpan wait, CancellationToken ct)
+        {
+            Task signal;
+            lock (_gate)
+            {
+                if (_queue.Count > 0) return Drain();
+                if (_signal.Task.IsCompleted) _signal = new(TaskCreationOptions.RunContinuationsAsynchronously);
+                signal = _signal.Task;
+            }
+
+            await Task.WhenAny(signal, Task.Delay(wait, ct));
+            lock (_gate) return Drain();
+        }
+
+        private List<string> Drain()
+        {
+            var lines = new List<string>(_queue);
+            _queue.Clear();
+            return lines;
+        }
+    }
+
+    /// <summary>The HTTP mailbox as an <see cref="ISignalingChannel"/>.</summary>
+    private sealed class HttpSignalingChannel(HttpClient http, Uri server, string me, string peer, CancellationToken ct) : ISignalingChannel
+    {
+        public async Task SendAsync(string message, CancellationToken cancellationToken = default)
+        {
+            using var content = new StringContent(message);
+            try
+            {
+                using var r = await http.PostAsync(new Uri(server, $"send?to={Uri.EscapeDataString(peer)}"), content, cancellationToken);
+            }
+            catch (HttpRequestException ex)
+            {
+                await Console.Error.WriteLineAsync($"signal: {ex.Message}");
+            }
+        }
+
+        public void Start(Action<string> onMessage) => _ = PollAsync(onMessage);
+
+        private async Task PollAsync(Action<string> onMessage)
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                try
+                {
+                    var text = await http.GetStringAsync(new Uri(server, $"recv?id={Uri.EscapeDataString(me)}"), ct);
+                    foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries)) onMessage(line);
+                }
+                catch (HttpRequestException ex)
+                {
+                    await Console.Error.WriteLineAsync($"signal: {ex.Message}");
+                    await Task.Delay(TimeSpan.FromSeconds(1), ct);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    private static Command Connect()
+    {
+        var signal = new Option<string>("--signal") { Description = "Signaling server URL (peerway signal), e.g. http://127.0.0.1:8089/", Required = true };
+        var id = new Option<string>("--id") { Description = "This peer's id.", Required = true };
+        var peer = new Option<string>("--peer") { Description = "The other peer's id.", Required = true };
+        var stun = new Option<string?>("--stun") { Description = "STUN server HOST:PORT." };
+        var turn = new Option<string?>("--turn") { Description = "TURN server HOST:PORT (with --user and --pass)." };
+        var user = new Option<string?>("--user") { Description = "TURN user name." };
+        var pass = new Option<string?>("--pass") { Description = "TURN password." };
+        var bind = new Option<string?>("--bind") { Description = "Local IP for the host candidate (default: the route to the STUN/TURN server, else 127.0.0.1)." };
+        var timeout = new Option<int>("--timeout") { Description = "Seconds to wait for the connection.", DefaultValueFactory = _ => 30 };
+        var command = new Command("connect", "Connect to a peer with ICE (RFC 8445), exchange a message, print the selected pair type (host, srflx or relay).")
+        {
+            signal, id, peer, stun, turn, user, pass, bind, timeout,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            if (!Uri.TryCreate(parse.GetValue(signal), UriKind.Absolute, out var server) || server.Scheme != Uri.UriSchemeHttp) throw new UsageException("--signal must be an http:// URL");
+            if (!server.AbsoluteUri.EndsWith('/')) server = new Uri(server.AbsoluteUri + "/");
+            var me = parse.GetValue(id)!;
+            var them = parse.GetValue(peer)!;
+            if (me == them) throw new UsageException("--id and --peer must differ");
+            var stunEp = parse.GetValue(stun) is { } s ? await NatCommands.ResolveAsync(s, "--stun", ct) : null;
+            var turnEp = parse.GetValue(turn) is { } t ? await NatCommands.ResolveAsync(t, "--turn", ct) : null;
+            var u = parse.GetValue(user);
+            var pw = parse.GetValue(pass);
+            if (turnEp is not null && (u is null || pw is null)) throw new UsageException("--turn needs --user and --pass");
+            var seconds = parse.GetValue(timeout);
+            if (seconds is < 1 or > 3600) throw new UsageException("--timeout must be in 1..3600");
+            var bindIp = parse.GetValue(bind) is { } b ? NatCommands.ParseIp(b, "--bind")
+                : (stunEp ?? turnEp) is { } via ? NatCommands.LocalAddressFor(via) : IPAddress.Loopback;
+
+            using var loggers = CliLogging.Create();
+            UdpDatagramSocket socket;
+            try
+            {
+                socket = new UdpDatagramSocket(new IPEndPoint(bindIp, 0));
+            }
+            catch (SocketException ex)
+            {
+                throw new RuntimeFailureException($"cannot bind {bindIp}: {ex.Message}", ex);
+            }
+
+            using var agent = new IceAgent(socket, TimeProvider.System, new IceAgentOptions
+            {
+                // Both ends derive opposite roles from their ids; a tie would be repaired by RFC 8445 §7.3.1.1 anyway.
+                Role = string.CompareOrdinal(me, them) < 0 ? IceRole.Controlling : IceRole.Controlled,
+                StunServer = stunEp,
+                TurnServer = turnEp,
+                TurnCredentials = turnEp is null ? null : new TurnCredentials(u!, pw!),
+            }, loggers.CreateLogger<IceAgent>());
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            IceSignaling.Attach(agent, new HttpSignalingChannel(http, server, me, them, stop.Token));
+            agent.Start();
+            IDatagramSocket path;
+            try
+            {
+                path = await agent.Connected.WaitAsync(TimeSpan.FromSeconds(seconds), ct);
+            }
+            catch (Exception ex) when (ex is IceFailedException or TimeoutException)
+            {
+                throw new RuntimeFailureException($"connect: {ex.Message}", ex);
+            }
+
+            var pair = agent.SelectedPair!;
+            Console.WriteLine($"connected: {pair.Kind} (local {pair.Local.Type} {pair.Local.Address}, remote {pair.Remote.Type} {pair.Remote.Address})");
+            var got = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+            path.Start((d, _) => got.TrySetResult(Encoding.UTF8.GetString(d)));
+            var hello = Encoding.UTF8.GetBytes($"hello from {me}");
+            var deadline = TimeProvider.System.GetUtcNow() + TimeSpan.FromSeconds(seconds);
+
+            // Datagrams may be lost or arrive before the peer selected the pair: repeat until the peer's arrives, and a
+            // few times after, so that it gets ours too.
+            while (!got.Task.IsCompleted && TimeProvider.System.GetUtcNow() < deadline)
+            {
+                path.Send(hello, pair.Remote.Address);
+                await Task.WhenAny(got.Task, Task.Delay(TimeSpan.FromMilliseconds(200), ct));
+            }
+
+            if (!got.Task.IsCompleted) throw new RuntimeFailureException("connect: no message from the peer over the ICE path");
+            for (var i = 0; i < 5; i++)
+            {
+                path.Send(hello, pair.Remote.Address);
+                await Task.Delay(TimeSpan.FromMilliseconds(200), ct);
+            }
+
+            Console.WriteLine($"received: {await got.Task}");
+            await stop.CancelAsync();
+            return CliRunner.Ok;
+        });
+        return command;
+    }
+}
