@@ -93,4 +93,29 @@ public sealed class SwarmTests : IAsyncLifetime
         var fromPeers = leechers.Sum(l => l.GetStats().ReceivedByPeerId.Where(kv => kv.Key != seeder.PeerId).Sum(kv => kv.Value));
         Assert.True(fromPeers > 0, "no leecher received anything from another leecher");
     }
+
+    [Fact]
+    public async Task Two_peers_dialling_each_other_at_once_keep_one_connection_and_finish()
+    {
+        // Each side may register a different one of the two crossing connections first; without a shared tie-break both
+        // drop the connection the other kept and, neither re-dialling an outgoing peer, the download never starts.
+        var (meta, src, content) = await MakeContent(512 * 1024, 16384);
+        var pairs = new List<(TorrentSession Seeder, TorrentSession Leecher, string Dir)>();
+        for (var i = 0; i < 4; i++)
+        {
+            var seeder = await Start(meta, meta.Info, src, source: true);
+            var dir = Path.Combine(_dir, $"cross{i}");
+            var leecher = await Start(meta, meta.Info, dir, source: false);
+            seeder.AddPeers([At(leecher)]);
+            leecher.AddPeers([At(seeder)]);
+            pairs.Add((seeder, leecher, dir));
+        }
+
+        await Task.WhenAll(pairs.Select(p => p.Leecher.Completed)).WaitAsync(Deadline);
+        foreach (var (seeder, leecher, dir) in pairs)
+        {
+            Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(dir, "payload.bin")));
+            Assert.Equal(content.Length, leecher.GetStats().ReceivedByPeerId[seeder.PeerId]);
+        }
+    }
 }
