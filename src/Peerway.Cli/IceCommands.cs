@@ -160,18 +160,52 @@ internal static class IceCommands
     }
 
     /// <summary>The HTTP mailbox as an <see cref="ISignalingChannel"/>.</summary>
-    private sealed class HttpSignalingChannel(HttpClient http, Uri server, string me, string peer, CancellationToken ct) : ISignalingChannel
+    private sealed class HttpSignalingChannel : ISignalingChannel
     {
-        public async Task SendAsync(string message, CancellationToken cancellationToken = default)
+        private readonly HttpClient http;
+        private readonly Uri server;
+        private readonly string me;
+        private readonly string peer;
+        private readonly CancellationToken ct;
+        private readonly System.Threading.Channels.Channel<string> _outbox = System.Threading.Channels.Channel.CreateUnbounded<string>();
+
+        public HttpSignalingChannel(HttpClient http, Uri server, string me, string peer, CancellationToken ct)
         {
-            using var content = new StringContent(message);
+            this.http = http;
+            this.server = server;
+            this.me = me;
+            this.peer = peer;
+            this.ct = ct;
+            _ = PostLoopAsync();
+        }
+
+        /// <summary>Queues the message; one loop posts them in order (the channel's contract).</summary>
+        public Task SendAsync(string message, CancellationToken cancellationToken = default)
+        {
+            _outbox.Writer.TryWrite(message);
+            return Task.CompletedTask;
+        }
+
+        private async Task PostLoopAsync()
+        {
             try
             {
-                using var r = await http.PostAsync(new Uri(server, $"send?to={Uri.EscapeDataString(peer)}"), content, cancellationToken);
+                await foreach (var message in _outbox.Reader.ReadAllAsync(ct))
+                {
+                    using var content = new StringContent(message);
+                    try
+                    {
+                        using var r = await http.PostAsync(new Uri(server, $"send?to={Uri.EscapeDataString(peer)}"), content, ct);
+                    }
+                    catch (HttpRequestException ex)
+                    {
+                        await Console.Error.WriteLineAsync($"signal: {ex.Message}");
+                    }
+                }
             }
-            catch (HttpRequestException ex)
+            catch (OperationCanceledException)
             {
-                await Console.Error.WriteLineAsync($"signal: {ex.Message}");
+                // Shutting down.
             }
         }
 

@@ -24,13 +24,15 @@ public static class IceSignaling
     {
         ArgumentNullException.ThrowIfNull(agent);
         ArgumentNullException.ThrowIfNull(channel);
-        string? ufrag = null;
+        string? ufrag = null, password = null;
         channel.Start(line =>
         {
-            if (line.StartsWith("a=ice-ufrag:", StringComparison.Ordinal)) ufrag = line["a=ice-ufrag:".Length..];
-            else if (line.StartsWith("a=ice-pwd:", StringComparison.Ordinal) && ufrag is { Length: > 0 } u && line.Length > "a=ice-pwd:".Length) agent.SetRemoteCredentials(u, line["a=ice-pwd:".Length..]);
+            // The two credential lines may arrive in either order.
+            if (line.StartsWith("a=ice-ufrag:", StringComparison.Ordinal) && line.Length > "a=ice-ufrag:".Length) ufrag = line["a=ice-ufrag:".Length..];
+            else if (line.StartsWith("a=ice-pwd:", StringComparison.Ordinal) && line.Length > "a=ice-pwd:".Length) password = line["a=ice-pwd:".Length..];
             else if (line == "a=end-of-candidates") agent.AddRemoteEndOfCandidates();
             else if (IceCandidate.TryParse(line, out var c)) agent.AddRemoteCandidate(c!);
+            if (ufrag is not null && password is not null && line.StartsWith("a=ice-", StringComparison.Ordinal)) agent.SetRemoteCredentials(ufrag, password);
         });
         _ = channel.SendAsync("a=ice-ufrag:" + agent.LocalUfrag);
         _ = channel.SendAsync("a=ice-pwd:" + agent.LocalPassword);

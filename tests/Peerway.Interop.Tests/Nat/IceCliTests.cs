@@ -17,8 +17,9 @@ public sealed class IceCliTests
         var url = $"http://127.0.0.1:{port}/";
         await using var alice = PeerwayCli.Start("connect", "--signal", url, "--id", "alice", "--peer", "bob");
         await using var bob = PeerwayCli.Start("connect", "--signal", url, "--id", "bob", "--peer", "alice");
-        Assert.Equal(0, await alice.WaitForExitAsync(Timeout));
-        Assert.Equal(0, await bob.WaitForExitAsync(Timeout));
+        var a = await alice.WaitForExitAsync(Timeout);
+        var b = await bob.WaitForExitAsync(Timeout);
+        Assert.True(a == 0 && b == 0, $"alice {a}: {alice.Stdout}\n{alice.Stderr}\nbob {b}: {bob.Stdout}\n{bob.Stderr}\nsignal: {signal.Stderr}");
         Assert.Contains(alice.StdoutLines, l => l.StartsWith("connected: host", StringComparison.Ordinal));
         Assert.Contains("received: hello from bob", alice.StdoutLines);
         Assert.Contains("received: hello from alice", bob.StdoutLines);

@@ -123,4 +123,44 @@ public sealed class IceCheckWireTests : IDisposable
         _scheduler.RunDue();
         return Prop.ToProperty(_agent.State == IceState.Checking);
     }
+
+    private sealed class ScriptedChannel : ISignalingChannel
+    {
+        public Action<string>? Deliver { get; private set; }
+
+        public List<string> Sent { get; } = [];
+
+        public Task SendAsync(string message, CancellationToken cancellationToken = default)
+        {
+            Sent.Add(message);
+            return Task.CompletedTask;
+        }
+
+        public void Start(Action<string> onMessage) => Deliver = onMessage;
+    }
+
+    [Fact]
+    public void Signaling_accepts_credentials_in_either_order_and_sends_ours()
+    {
+        var net = new VirtualNetwork(_scheduler);
+        using var agent = new IceAgent(net.CreateSocket(new IPEndPoint(IPAddress.Parse("192.0.2.3"), 5000)), _time, new IceAgentOptions());
+        var channel = new ScriptedChannel();
+        IceSignaling.Attach(agent, channel);
+        agent.Start();
+        Assert.Contains("a=ice-ufrag:" + agent.LocalUfrag, channel.Sent);
+        Assert.Contains("a=ice-pwd:" + agent.LocalPassword, channel.Sent);
+        Assert.Contains(channel.Sent, l => l.StartsWith("a=candidate:", StringComparison.Ordinal) && l.EndsWith("typ host", StringComparison.Ordinal));
+
+        var peer = net.CreateSocket(new IPEndPoint(IPAddress.Parse("192.0.2.4"), 6000));
+        var checks = new List<byte[]>();
+        peer.Start((d, _) => checks.Add(d.ToArray()));
+        channel.Deliver!("a=ice-pwd:" + PeerPassword);
+        channel.Deliver("a=candidate:1 1 udp 2130706431 192.0.2.4 6000 typ host");
+        channel.Deliver("a=ice-ufrag:" + PeerUfrag);
+        _time.Advance(TimeSpan.FromMilliseconds(50));
+        _scheduler.RunDue();
+        var check = Assert.Single(checks);
+        Assert.True(StunMessage.TryDecode(check, out var m, out _));
+        Assert.True(StunAttributes.VerifyIntegrity(m!, Encoding.UTF8.GetBytes(PeerPassword)));
+    }
 }
