@@ -1,3 +1,4 @@
+using Peerway.Interop.Tests.Infrastructure;
 using System.Globalization;
 
 namespace Peerway.Interop.Tests.Torrent;
@@ -35,13 +36,12 @@ public sealed class DhtMagnetInteropTests
         return port;
     }
 
-    [Fact]
+    [RequiresToolFact("aria2c", "ip")]
     public async Task Aria2_fetches_a_magnet_from_peerway_through_the_dht()
     {
-        if (TorrentInterop.Require("aria2c") is not { } aria2) return;
+        var aria2 = TorrentInterop.Require("aria2c");
         await using var env = new TorrentInterop("dht-aria-dl");
         await using var ns = NetworkNamespace.Create(env);
-        if (ns is null) return;
         var bootstrap = await StartBootstrapAsync(env, ns);
         var source = Path.Combine(env.Root, "src", "payload.bin");
         var sha = await TorrentInterop.RandomFileAsync(source, FileSize);
@@ -57,13 +57,12 @@ public sealed class DhtMagnetInteropTests
         Assert.Equal(sha, TorrentInterop.Sha256OfFile(Path.Combine(target, "payload.bin")));
     }
 
-    [Fact]
+    [RequiresToolFact("aria2c", "ip")]
     public async Task Peerway_fetches_a_magnet_from_aria2_through_the_dht()
     {
-        if (TorrentInterop.Require("aria2c") is not { } aria2) return;
+        var aria2 = TorrentInterop.Require("aria2c");
         await using var env = new TorrentInterop("dht-aria-up");
         await using var ns = NetworkNamespace.Create(env);
-        if (ns is null) return;
         var bootstrap = await StartBootstrapAsync(env, ns);
         var source = Path.Combine(env.Root, "src", "payload.bin");
         var sha = await TorrentInterop.RandomFileAsync(source, FileSize);

@@ -1,3 +1,4 @@
+using Peerway.Interop.Tests.Infrastructure;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -33,16 +34,11 @@ internal sealed class TorrentInterop : IAsyncDisposable
     }
 
     /// <summary>The full path of <paramref name="program"/>, or null: under CI=true a missing peer fails the test.</summary>
-    public static string? Require(string program)
-    {
-        var path = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Select(d => Path.Combine(d, program)).FirstOrDefault(File.Exists);
-        if (path is null && string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
-        {
-            Assert.Fail($"{program} is not installed (CI=true: a missing interop peer is a failure; ./test.sh installs it)");
-        }
-
-        return path;
-    }
+    /// <summary>
+    /// The full path of <paramref name="program"/>; a missing program fails the test with an installation hint. Tests
+    /// that call this are <see cref="RequiresToolFactAttribute"/>s, so outside CI they are reported skipped, never passed.
+    /// </summary>
+    public static string Require(string program) => RequiredTool.Require(program, "./test.sh installs it");
 
     public static int FreePort()
     {

@@ -1,3 +1,4 @@
+using Peerway.Interop.Tests.Infrastructure;
 namespace Peerway.Interop.Tests.Torrent;
 
 /// <summary>
@@ -45,10 +46,10 @@ public sealed class TrackerSwarmInteropTests
         return env.Start(aria2, args);
     }
 
-    [Fact]
+    [RequiresToolFact("transmission-cli")]
     public async Task Transmission_downloads_from_peerway_share()
     {
-        if (TorrentInterop.Require("transmission-cli") is not { } cli) return;
+        var cli = TorrentInterop.Require("transmission-cli");
         await using var env = new TorrentInterop("tr-dl");
         var (torrent, source, sha) = await SetUpAsync(env, TorrentInterop.FreePort());
         var share = env.StartPeerway("share", torrent, "--content", source, "--port", TorrentInterop.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture));
@@ -59,10 +60,10 @@ public sealed class TrackerSwarmInteropTests
             $"transmission did not receive the file.\npeerway: {share.Stderr}\ntransmission: {tr.Stderr}");
     }
 
-    [Fact]
+    [RequiresToolFact("transmission-cli")]
     public async Task Peerway_downloads_from_transmission()
     {
-        if (TorrentInterop.Require("transmission-cli") is not { } cli) return;
+        var cli = TorrentInterop.Require("transmission-cli");
         await using var env = new TorrentInterop("tr-up");
         var (torrent, source, sha) = await SetUpAsync(env, TorrentInterop.FreePort());
         StartTransmission(env, cli, torrent, Path.GetDirectoryName(source)!, TorrentInterop.FreePort());
@@ -73,10 +74,10 @@ public sealed class TrackerSwarmInteropTests
         Assert.Equal(sha, TorrentInterop.Sha256OfFile(Path.Combine(dl, "payload.bin")));
     }
 
-    [Fact]
+    [RequiresToolFact("aria2c")]
     public async Task Aria2_downloads_from_peerway_share()
     {
-        if (TorrentInterop.Require("aria2c") is not { } aria2) return;
+        var aria2 = TorrentInterop.Require("aria2c");
         await using var env = new TorrentInterop("aria-dl");
         var (torrent, source, sha) = await SetUpAsync(env, TorrentInterop.FreePort());
         var share = env.StartPeerway("share", torrent, "--content", source, "--port", TorrentInterop.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture));
@@ -88,10 +89,10 @@ public sealed class TrackerSwarmInteropTests
         Assert.Equal(sha, TorrentInterop.Sha256OfFile(Path.Combine(target, "payload.bin")));
     }
 
-    [Fact]
+    [RequiresToolFact("aria2c")]
     public async Task Peerway_downloads_from_aria2()
     {
-        if (TorrentInterop.Require("aria2c") is not { } aria2) return;
+        var aria2 = TorrentInterop.Require("aria2c");
         await using var env = new TorrentInterop("aria-up");
         var (torrent, source, sha) = await SetUpAsync(env, TorrentInterop.FreePort());
         StartAria2(env, aria2, torrent, Path.GetDirectoryName(source)!, TorrentInterop.FreePort(), seed: true);
