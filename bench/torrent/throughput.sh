@@ -4,8 +4,9 @@
 # Usage (root: it creates network namespaces): bench/torrent/throughput.sh [SIZE_MIB=1024]
 #
 # Same path for all three pairs: the seeder (and `peerway tracker`, 2 s interval) runs in namespace A at 10.77.1.1, the
-# leecher in namespace B at 10.77.1.2, joined by a veth pair with a loopback-like MTU (65535). Not 127.0.0.1 because
-# transmission ignores 127/8 peers ("martian"), so two transmissions on loopback never connect. Nothing else is
+# leecher in namespace B at 10.77.1.2, joined by a veth pair with a loopback-like MTU (65535). Not 127.0.0.1, and an
+# address per side, because transmission ignores 127/8 peers ("martian") and keys peers by IP address alone (two
+# transmissions sharing one address handshake but never transfer; see docs/BENCHMARKS.md). Nothing else is
 # reachable from either namespace. DHT, LPD, uTP and encryption are off (plaintext TCP for every pair).
 # "whole download": from the leecher's start (process start, or for transmission-daemon the RPC "add") until the whole
 # file is complete on disk, after its seeder is announced as a seed; the SHA-256 of what arrived is checked.
