@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
+using Xunit.Abstractions;
 
 namespace Peerway.Interop.Tests.Torrent;
 
@@ -23,8 +24,12 @@ namespace Peerway.Interop.Tests.Torrent;
 /// <item>Reaching "poor" takes ~15–30 s; transmission then re-announces every 5–10 s until it has peers.</item>
 /// </list>
 /// </remarks>
-public sealed class TransmissionDhtInteropTests
+public sealed class TransmissionDhtInteropTests(ITestOutputHelper output)
 {
+    private readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
+
+    private void Log(string what) => output.WriteLine($"{_clock.Elapsed.TotalSeconds,6:F1} s  {what}");
+
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(150);
     private const int FileSize = 4 * 1024 * 1024 + 7;
 
@@ -125,6 +130,7 @@ public sealed class TransmissionDhtInteropTests
         await using var env = new TorrentInterop("tr-dht-dl");
         await using var net = VethNamespaces.Create();
         await StartPeerwayDhtAsync(env, net);
+        Log("Peerway DHT up");
         var source = Path.Combine(env.Root, "src", "payload.bin");
         var sha = await TorrentInterop.RandomFileAsync(source, FileSize);
         var share = net.StartPeerwayInA(env, "share", source, "--port", P(PeerwayPeerPort), "--dht-bootstrap", Bootstrap);
@@ -137,7 +143,9 @@ public sealed class TransmissionDhtInteropTests
         // The magnet only: transmission finds `peerway share` through the DHT, fetches the info dictionary with
         // ut_metadata (BEP 9), then the pieces.
         await RemoteAsync(env, net, remote, tr, "-a", magnet);
-        Assert.True(await TorrentInterop.WaitForFileAsync(Path.Combine(target, "payload.bin"), sha, Deadline, tr),
+        var received = await TorrentInterop.WaitForFileAsync(Path.Combine(target, "payload.bin"), sha, Deadline, tr);
+        Log("transmission done");
+        Assert.True(received,
             $"transmission did not receive the file.\npeerway: {Tail(share.Stderr)}\ntransmission: {Tail(tr.Stderr)}");
     }
 
@@ -149,6 +157,7 @@ public sealed class TransmissionDhtInteropTests
         await using var env = new TorrentInterop("tr-dht-up");
         await using var net = VethNamespaces.Create();
         await StartPeerwayDhtAsync(env, net);
+        Log("Peerway DHT up");
         var source = Path.Combine(env.Root, "src", "payload.bin");
         var sha = await TorrentInterop.RandomFileAsync(source, FileSize);
         var torrent = Path.Combine(env.Root, "payload.torrent");
@@ -159,9 +168,38 @@ public sealed class TransmissionDhtInteropTests
         var tr = StartTransmission(env, net, daemon, Path.GetDirectoryName(source)!);
         await RemoteAsync(env, net, remote, tr, "-a", torrent);
         await RemoteAsync(env, net, remote, tr, "-t", "1", "-v");
+
+        // First transmission's announce_peer must reach the Peerway DHT: get_peers lists it. It then searches again only
+        // after ~25 minutes, so the connection below is Peerway dialling the address it found in the DHT. Each lookup
+        // is a short-lived DHT node that transmission may learn and then wait on, so they start only once transmission
+        // is announcing, a few seconds apart.
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        while (!tr.Stderr.Contains("DHT announce", StringComparison.Ordinal) && sw.Elapsed < Deadline)
+        {
+            Assert.False(tr.HasExited, "transmission-daemon exited: " + Tail(tr.Stderr));
+            await Task.Delay(250);
+        }
+
+        Log("transmission is announcing");
+        var hash = magnet.Trim().Split("btih:")[1][..40];
+        var announced = $"{VethNamespaces.AddressB}:{P(TransmissionPeerPort)}";
+        var found = string.Empty;
+        while (!found.Contains(announced, StringComparison.Ordinal) && sw.Elapsed < Deadline)
+        {
+            Assert.False(tr.HasExited, "transmission-daemon exited: " + Tail(tr.Stderr));
+            var lookup = net.StartPeerwayInA(env, "dht", "get-peers", hash, "--bootstrap", Bootstrap, "--timeout", "10");
+            Assert.True(await lookup.WaitForExitAsync(TimeSpan.FromSeconds(60)), "peerway dht get-peers hung");
+            found = lookup.Stdout;
+            Log($"get-peers: {found.Trim().Replace('\n', ' ')}");
+            if (!found.Contains(announced, StringComparison.Ordinal)) await Task.Delay(TimeSpan.FromSeconds(3));
+        }
+
+        Log("transmission is in the DHT");
+        Assert.True(found.Contains(announced, StringComparison.Ordinal), $"transmission never announced itself to the DHT: {found}\n{Tail(tr.Stderr)}");
         var dl = Path.Combine(env.Root, "dl");
         var get = net.StartPeerwayInA(env, "get", magnet.Trim(), "-o", dl, "--port", P(PeerwayPeerPort), "--dht-bootstrap", Bootstrap, "--timeout", "130");
         Assert.True(await get.WaitForExitAsync(Deadline), "peerway get did not finish");
+        Log("peerway get done");
         Assert.True(get.ExitCode == 0, $"peerway get failed: {Tail(get.Stderr)}\ntransmission: {Tail(tr.Stderr)}");
         Assert.Equal(sha, TorrentInterop.Sha256OfFile(Path.Combine(dl, "payload.bin")));
     }
