@@ -123,7 +123,10 @@ public sealed class TrackerServer : IAsyncDisposable
         lock (_gate)
         {
             if (!_swarms.TryGetValue(hash, out var swarm)) return (0, 0, _completed.GetValueOrDefault(hash));
-            return (swarm.Values.Count(p => p.Left == 0), swarm.Values.Count(p => p.Left > 0), _completed.GetValueOrDefault(hash));
+            // Peers that have expired (two intervals without an announce) are not counted, even before an announce purges them.
+            var now = _time.GetUtcNow();
+            var live = swarm.Values.Where(p => now - p.Seen <= 2 * _options.Interval).ToList();
+            return (live.Count(p => p.Left == 0), live.Count(p => p.Left > 0), _completed.GetValueOrDefault(hash));
         }
     }
 

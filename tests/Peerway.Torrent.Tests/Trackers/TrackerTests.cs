@@ -77,6 +77,32 @@ public sealed class TrackerTests
     }
 
     [Fact]
+    public async Task Scrape_does_not_count_peers_that_expired()
+    {
+        var time = new FakeTimeProvider();
+        var options = new TrackerServerOptions { ListenAddress = IPAddress.Loopback, Port = 0, Interval = TimeSpan.FromSeconds(10) };
+        await using var server = new TrackerServer(options, time);
+        server.Start();
+        var hash = NodeId.Random();
+        server.Announce(Req(hash, 1111, left: 0), IPAddress.Loopback);
+        server.Announce(Req(hash, 2222, left: 5), IPAddress.Loopback);
+        using var http = new HttpClient();
+        async Task<(BValue Complete, BValue Incomplete)> ScrapeAsync()
+        {
+            var body = await http.GetByteArrayAsync($"http://127.0.0.1:{server.Port}/scrape?info_hash={HttpTrackerCodec.Escape(hash.ToArray())}");
+            var files = (BDictionary)((BDictionary)Bencode.Decode(body))["files"]!;
+            Assert.True(files.TryGet(hash.ToArray(), out var entry));
+            return (((BDictionary)entry!)["complete"]!, ((BDictionary)entry!)["incomplete"]!);
+        }
+
+        Assert.Equal((new BInteger(1), new BInteger(1)), await ScrapeAsync());
+        time.Advance(TimeSpan.FromSeconds(15));
+        server.Announce(Req(hash, 2222, left: 5), IPAddress.Loopback);
+        time.Advance(TimeSpan.FromSeconds(6)); // the seed: 21 s > 2 intervals without an announce; the leecher: 6 s
+        Assert.Equal((new BInteger(0), new BInteger(1)), await ScrapeAsync());
+    }
+
+    [Fact]
     public async Task Udp_tracker_client_announces_to_the_udp_tracker()
     {
         await using var server = new TrackerServer(new TrackerServerOptions { ListenAddress = IPAddress.Loopback, Port = 0 }, TimeProvider.System);
