@@ -11,7 +11,7 @@ public sealed partial class DhtNode
     // Per-query scratch lists (used under _gate), so answering a query allocates no collections.
     private readonly List<RoutingEntry> _closestScratch = [];
     private readonly List<RoutingEntry> _toPingScratch = [];
-    private readonly List<IPEndPoint> _valuesScratch = new(MaxValuesPerReply);
+    private readonly List<IPEndPoint> _valuesScratch = []; // grows on first use: most nodes never serve values
 
     private void OnDatagram(ReadOnlySpan<byte> datagram, IPEndPoint remote)
     {
