@@ -95,34 +95,50 @@ internal static class SimulateCommand
             var asJson = parse.GetValue(json);
             ct.ThrowIfCancellationRequested();
 
-            if (dir is null)
+            // The simulation is one thread building a heap of millions of long-lived objects: background (concurrent)
+            // gen2 collections only add work there (≈ 20 % of the CPU time at 20,000 nodes), so run it in batch mode.
+            var latency = System.Runtime.GCSettings.LatencyMode;
+            System.Runtime.GCSettings.LatencyMode = System.Runtime.GCLatencyMode.Batch;
+            try
             {
-                var report = Simulator.Run(options);
-                Console.Out.Write(asJson ? JsonSerializer.Serialize(report, Json) + Environment.NewLine : SimulationReport.Table([report]));
-                return Task.FromResult(CliRunner.Ok);
+                return Task.FromResult(Run(options, dir, sweep, asJson));
             }
-
-            var results = SimulationSweeps.Run(options, sweep, sweepLookups: 200, progress: r =>
+            finally
             {
-                if (!asJson) Console.Error.WriteLine($"simulate: {r.Scenario}: success {r.SuccessRate:P1} ({r.WallSeconds:0.0} s)");
-            });
-            var plots = SimulationSweeps.WritePlots(results, dir);
-            File.WriteAllText(Path.Combine(dir, "summary.json"), JsonSerializer.Serialize(results, Json));
-            var table = SimulationReport.Table(results.AllReports());
-            File.WriteAllText(Path.Combine(dir, "summary.txt"), table);
-            if (asJson)
-            {
-                Console.Out.WriteLine(JsonSerializer.Serialize(results, Json));
+                System.Runtime.GCSettings.LatencyMode = latency;
             }
-            else
-            {
-                Console.Out.Write(table);
-                foreach (var p in plots) Console.Out.WriteLine($"wrote {p}");
-            }
-
-            return Task.FromResult(CliRunner.Ok);
         });
         return command;
+    }
+
+    private static int Run(SimulationOptions options, string? dir, int sweep, bool asJson)
+    {
+        if (dir is null)
+        {
+            var report = Simulator.Run(options);
+            Console.Out.Write(asJson ? JsonSerializer.Serialize(report, Json) + Environment.NewLine : SimulationReport.Table([report]));
+            return CliRunner.Ok;
+        }
+
+        var results = SimulationSweeps.Run(options, sweep, sweepLookups: 200, progress: r =>
+        {
+            if (!asJson) Console.Error.WriteLine($"simulate: {r.Scenario}: success {r.SuccessRate:P1} ({r.WallSeconds:0.0} s)");
+        });
+        var plots = SimulationSweeps.WritePlots(results, dir);
+        File.WriteAllText(Path.Combine(dir, "summary.json"), JsonSerializer.Serialize(results, Json));
+        var table = SimulationReport.Table(results.AllReports());
+        File.WriteAllText(Path.Combine(dir, "summary.txt"), table);
+        if (asJson)
+        {
+            Console.Out.WriteLine(JsonSerializer.Serialize(results, Json));
+        }
+        else
+        {
+            Console.Out.Write(table);
+            foreach (var p in plots) Console.Out.WriteLine($"wrote {p}");
+        }
+
+        return CliRunner.Ok;
     }
 
     private static string FirstLine(string message)

@@ -7,7 +7,17 @@ namespace Peerway.Dht;
 public sealed partial class DhtNode
 {
     private readonly Dictionary<ushort, PendingQuery> _pending = [];
-    private TimerCallback? _onQueryTimer; // one delegate per node, not one per query
+    private TimerCallback? _onTimer;
+
+    /// <summary>The one timer callback of this node (not one delegate per query): state is the timed-out
+    /// <see cref="PendingQuery"/>, or null for the maintenance timer.</summary>
+    private TimerCallback TimerCallback => _onTimer ??= OnTimer;
+
+    private void OnTimer(object? state)
+    {
+        if (state is PendingQuery pending) OnQueryTimer(pending);
+        else OnMaintenance();
+    }
 
     /// <summary>Outstanding queries (for tests of the memory bound).</summary>
     internal int PendingQueryCount
@@ -77,7 +87,7 @@ public sealed partial class DhtNode
             var datagram = buffer.AsSpan(0, length);
             var pending = new PendingQuery(tid, to, _options.QueryRetries > 0 ? datagram.ToArray() : null, _options.QueryRetries, done);
             _pending.Add(tid, pending);
-            pending.Timer = _time.CreateTimer(_onQueryTimer ??= OnQueryTimer, pending, _options.QueryTimeout, Timeout.InfiniteTimeSpan);
+            pending.Timer = _time.CreateTimer(TimerCallback, pending, _options.QueryTimeout, Timeout.InfiniteTimeSpan);
             _queriesSent++;
             Send(datagram, to);
             return true;
@@ -88,9 +98,8 @@ public sealed partial class DhtNode
         }
     }
 
-    private void OnQueryTimer(object? state)
+    private void OnQueryTimer(PendingQuery pending)
     {
-        var pending = (PendingQuery)state!;
         lock (_gate)
         {
             if (_disposed || !_pending.TryGetValue(pending.Tid, out var current) || current != pending) return;

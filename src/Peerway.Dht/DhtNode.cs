@@ -113,7 +113,7 @@ public sealed partial class DhtNode : IAsyncDisposable
             if (_started) throw new InvalidOperationException("The node is already started.");
             _started = true;
             var period = MaintenancePeriod;
-            _maintenance = _time.CreateTimer(_ => OnMaintenance(), null, period, period);
+            _maintenance = _time.CreateTimer(TimerCallback, null, period, period);
         }
 
         _socket.Start(OnDatagram);

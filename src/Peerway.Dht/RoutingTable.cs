@@ -119,7 +119,7 @@ internal sealed class RoutingTable
     private readonly int _k;
     private readonly TimeSpan _goodFor;
     private readonly List<Bucket> _buckets = [];
-    private readonly Dictionary<IPEndPoint, RoutingEntry> _byEndPoint = [];
+    private readonly EndPointIndex _byEndPoint = new();
     private int _count;
 
     public RoutingTable(NodeId self, int k, TimeSpan goodFor, DateTimeOffset now)
@@ -127,7 +127,7 @@ internal sealed class RoutingTable
         Self = self;
         _k = k;
         _goodFor = goodFor;
-        _buckets.Add(new Bucket(k, now));
+        _buckets.Add(new Bucket(now));
     }
 
     public NodeId Self { get; }
@@ -160,9 +160,9 @@ internal sealed class RoutingTable
             {
                 // Same id from another address: only take it over from a node that stopped answering.
                 if (existing.Failures == 0) return AddOutcome.Rejected;
-                _byEndPoint.Remove(existing.EndPoint);
+                _byEndPoint.Remove(existing);
                 existing.EndPoint = endPoint;
-                _byEndPoint[endPoint] = existing;
+                _byEndPoint.Add(existing);
             }
 
             existing.Touch(responded, now.UtcTicks);
@@ -458,21 +458,21 @@ internal sealed class RoutingTable
         bucket.Nodes.Add(entry);
         bucket.LastChanged = now;
         _count++;
-        _byEndPoint[entry.EndPoint] = entry;
+        _byEndPoint.Add(entry);
     }
 
     private void RemoveFromBucket(Bucket bucket, RoutingEntry entry)
     {
         if (!bucket.Nodes.Remove(entry)) return;
         _count--;
-        _byEndPoint.Remove(entry.EndPoint);
+        _byEndPoint.Remove(entry);
     }
 
     private void Split(DateTimeOffset now)
     {
         var last = _buckets[^1];
         var index = _buckets.Count - 1;
-        var next = new Bucket(_k, now) { LastChanged = last.LastChanged };
+        var next = new Bucket(now) { LastChanged = last.LastChanged };
         _buckets.Add(next);
         // Nodes sharing more than `index` bits with us move to the new last bucket.
         foreach (var e in last.Nodes.Where(e => Self.CommonPrefixLength(e.Id) > index).ToList())
@@ -489,12 +489,14 @@ internal sealed class RoutingTable
         }
     }
 
-    /// <summary>A bucket: its nodes and (created on first use, most buckets never need one) its replacement cache.</summary>
-    private sealed class Bucket(int k, DateTimeOffset now)
+    /// <summary>A bucket: its nodes (the bucket is the list: one object, not two, per bucket) and, created on first
+    /// use (most buckets never need one), its replacement cache.</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1711:Identifiers should not have incorrect suffix", Justification = "Private type.")]
+    private sealed class Bucket(DateTimeOffset now) : List<RoutingEntry>
     {
         private long _lastChanged = now.UtcTicks;
 
-        public List<RoutingEntry> Nodes { get; } = new(k);
+        public List<RoutingEntry> Nodes => this;
 
         public List<RoutingEntry>? Replacements { get; set; }
 
@@ -504,6 +506,78 @@ internal sealed class RoutingTable
         {
             get => new(_lastChanged, TimeSpan.Zero);
             set => _lastChanged = value.UtcTicks;
+        }
+    }
+
+    /// <summary>
+    /// The table's entries by endpoint: an open-addressing hash set of entry references (linear probing, at most half
+    /// full, backward-shift deletion), 16 bytes per entry where a Dictionary took 36. Keys are the entries' endpoints,
+    /// which must not change while indexed (remove, change, add).
+    /// </summary>
+    private sealed class EndPointIndex
+    {
+        private RoutingEntry?[] _slots = [];
+        private int _count;
+
+        public bool ContainsKey(IPEndPoint endPoint)
+        {
+            if (_count == 0) return false;
+            var mask = _slots.Length - 1;
+            for (var i = endPoint.GetHashCode() & mask; _slots[i] is { } e; i = (i + 1) & mask)
+            {
+                if (e.EndPoint.Equals(endPoint)) return true;
+            }
+
+            return false;
+        }
+
+        /// <summary>Adds <paramref name="entry"/> (the caller has checked that no entry has its endpoint).</summary>
+        public void Add(RoutingEntry entry)
+        {
+            if ((_count + 1) * 2 > _slots.Length) Grow();
+            Place(_slots, entry);
+            _count++;
+        }
+
+        public void Remove(RoutingEntry entry)
+        {
+            if (_count == 0) return;
+            var mask = _slots.Length - 1;
+            var i = entry.EndPoint.GetHashCode() & mask;
+            while (_slots[i] is { } e && !ReferenceEquals(e, entry)) i = (i + 1) & mask;
+            if (_slots[i] is null) return;
+            _slots[i] = null;
+            _count--;
+            // Backward-shift: move later members of the probe run into the hole when their home slot allows it.
+            for (var j = (i + 1) & mask; _slots[j] is { } moved; j = (j + 1) & mask)
+            {
+                var home = moved.EndPoint.GetHashCode() & mask;
+                // The element at j may fill hole i iff its home is not cyclically within (i, j].
+                var inRange = i <= j ? home > i && home <= j : home > i || home <= j;
+                if (inRange) continue;
+                _slots[i] = moved;
+                _slots[j] = null;
+                i = j;
+            }
+        }
+
+        private void Grow()
+        {
+            var slots = new RoutingEntry?[Math.Max(8, _slots.Length * 2)];
+            foreach (var e in _slots)
+            {
+                if (e is not null) Place(slots, e);
+            }
+
+            _slots = slots;
+        }
+
+        private static void Place(RoutingEntry?[] slots, RoutingEntry entry)
+        {
+            var mask = slots.Length - 1;
+            var i = entry.EndPoint.GetHashCode() & mask;
+            while (slots[i] is not null) i = (i + 1) & mask;
+            slots[i] = entry;
         }
     }
 }
