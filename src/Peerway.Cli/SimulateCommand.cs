@@ -32,11 +32,12 @@ internal static class SimulateCommand
         var alpha = new Option<int?>("--alpha") { Description = "Engine tuning: lookup parallelism α (default: the engine's)." };
         var timeout = new Option<string?>("--timeout") { Description = "Engine tuning: query timeout, e.g. 1s or 0.5s (default: the engine's)." };
         var retries = new Option<int?>("--retries") { Description = "Engine tuning: retries after a query timeout (default: the engine's)." };
+        var refresh = new Option<bool?>("--bootstrap-refresh") { Description = "Engine tuning: refresh every bucket right after the bootstrap, true or false (default: the engine's)." };
         var progress = new Option<bool>("--progress") { Description = "Print a line per phase (time, CPU, memory) on stderr, for long runs." };
         var maintenance = new Option<string?>("--maintenance") { Description = "Window (no lookups) for measuring maintenance traffic, e.g. 20m; 0 skips it (default 2m)." };
 
         var command = new Command("simulate", "Simulate the DHT at scale (production engine, virtual time): success, rounds, messages, latency.");
-        foreach (var o in new Option[] { nodes, lookups, churn, adversaries, behavior, bep42, disjoint, seed, loss, outDir, sweepNodes, json, alpha, timeout, retries, maintenance, progress })
+        foreach (var o in new Option[] { nodes, lookups, churn, adversaries, behavior, bep42, disjoint, seed, loss, outDir, sweepNodes, json, alpha, timeout, retries, refresh, maintenance, progress })
         {
             command.Options.Add(o);
         }
@@ -55,6 +56,7 @@ internal static class SimulateCommand
             var dht = new Peerway.Dht.DhtOptions();
             if (parse.GetValue(alpha) is { } a) dht = dht with { Alpha = a };
             if (parse.GetValue(retries) is { } r) dht = dht with { QueryRetries = r };
+            if (parse.GetValue(refresh) is { } rb) dht = dht with { RefreshBucketsAfterBootstrap = rb };
             if (parse.GetValue(timeout) is { } t)
             {
                 if (!ChurnModel.TryParseDuration(t, out var span)) throw new UsageException("--timeout must be a positive duration such as 2s or 0.5s");
