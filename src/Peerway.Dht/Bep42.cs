@@ -111,31 +111,98 @@ internal sealed class ExternalAddressVoter
     /// <summary>Voters remembered; older ones are forgotten first.</summary>
     public const int MaxVoters = 64;
 
-    private readonly Dictionary<IPAddress, IPAddress> _votes = [];
-    private readonly Queue<IPAddress> _order = new();
+    // A ring of voters (with their hash codes, searched as a span of ints) and the address each claims (a byte index
+    // into the tally), oldest overwritten first, grown on demand up to MaxVoters; and a tally of the distinct claimed
+    // addresses (nearly always one; slots with no votes left are reused, so indices stay valid and there are at most
+    // MaxVoters + 1). No per-vote allocation, no per-vote scan of IPAddress objects, ≈ 13 bytes per voter.
+    private readonly List<IPAddress> _voters = [];
+    private readonly List<int> _voterHashes = [];
+    private readonly List<byte> _claims = [];
+    private readonly List<(IPAddress Address, int Votes)> _tally = [];
+    private int _oldest;
 
     public IPAddress? Current { get; private set; }
 
     /// <summary>Records a vote; returns true when <see cref="Current"/> changed.</summary>
     public bool Vote(IPAddress voter, IPAddress claimed)
     {
-        if (!_votes.ContainsKey(voter))
+        var i = IndexOfVoter(voter, out var hash);
+        if (i >= 0)
         {
-            if (_order.Count >= MaxVoters) _votes.Remove(_order.Dequeue());
-            _order.Enqueue(voter);
+            Untally(_claims[i]);
+            _claims[i] = Tally(claimed);
+        }
+        else if (_voters.Count < MaxVoters)
+        {
+            _voters.Add(voter);
+            _voterHashes.Add(hash);
+            _claims.Add(Tally(claimed));
+        }
+        else
+        {
+            Untally(_claims[_oldest]);
+            _voters[_oldest] = voter;
+            _voterHashes[_oldest] = hash;
+            _claims[_oldest] = Tally(claimed);
+            _oldest = (_oldest + 1) % MaxVoters;
         }
 
-        _votes[voter] = claimed;
         IPAddress? best = null;
         var bestCount = 0;
-        foreach (var group in _votes.Values.GroupBy(a => a))
+        foreach (var (address, votes) in _tally)
         {
-            var c = group.Count();
-            if (c > bestCount) (best, bestCount) = (group.Key, c);
+            if (votes > bestCount) (best, bestCount) = (address, votes);
         }
 
-        if (best is null || bestCount < MinVotes || bestCount * 2 <= _votes.Count || best.Equals(Current)) return false;
+        if (best is null || bestCount < MinVotes || bestCount * 2 <= _voters.Count || best.Equals(Current)) return false;
         Current = best;
         return true;
+    }
+
+    private int IndexOfVoter(IPAddress voter, out int hash)
+    {
+        hash = voter.GetHashCode();
+        var hashes = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_voterHashes);
+        for (var from = 0; from < hashes.Length;)
+        {
+            var i = hashes[from..].IndexOf(hash);
+            if (i < 0) return -1;
+            if (_voters[from + i].Equals(voter)) return from + i;
+            from += i + 1;
+        }
+
+        return -1;
+    }
+
+    /// <summary>Counts a vote for <paramref name="claimed"/>; returns its tally slot.</summary>
+    private byte Tally(IPAddress claimed)
+    {
+        var free = -1;
+        for (var i = 0; i < _tally.Count; i++)
+        {
+            var (address, votes) = _tally[i];
+            if (address.Equals(claimed))
+            {
+                _tally[i] = (address, votes + 1);
+                return (byte)i;
+            }
+
+            if (votes == 0 && free < 0) free = i;
+        }
+
+        if (free >= 0)
+        {
+            _tally[free] = (claimed, 1);
+            return (byte)free;
+        }
+
+        _tally.Add((claimed, 1));
+        return (byte)(_tally.Count - 1);
+    }
+
+    private void Untally(byte slot)
+    {
+        var (address, votes) = _tally[slot];
+        _tally[slot] = (address, votes - 1);
     }
 }

@@ -7,6 +7,17 @@ namespace Peerway.Dht;
 public sealed partial class DhtNode
 {
     private readonly Dictionary<ushort, PendingQuery> _pending = [];
+    private TimerCallback? _onTimer;
+
+    /// <summary>The one timer callback of this node (not one delegate per query): state is the timed-out
+    /// <see cref="PendingQuery"/>, or null for the maintenance timer.</summary>
+    private TimerCallback TimerCallback => _onTimer ??= OnTimer;
+
+    private void OnTimer(object? state)
+    {
+        if (state is PendingQuery pending) OnQueryTimer(pending);
+        else OnMaintenance();
+    }
 
     /// <summary>Outstanding queries (for tests of the memory bound).</summary>
     internal int PendingQueryCount
@@ -67,31 +78,37 @@ public sealed partial class DhtNode
 
         // The encoded query is kept for retransmission. It is registered before it is sent, so a reply delivered
         // synchronously (by an inline scheduler) still finds it.
+        // Without retries nothing is kept: the query goes out of the pooled buffer.
         var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(MaxEncodedLength);
-        var length = KrpcCodec.Encode(q, buffer);
-        var datagram = length > 0 ? buffer.AsSpan(0, length).ToArray() : null;
-        System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-        if (datagram is null) return false;
-        var pending = new PendingQuery(tid, to, datagram, _options.QueryRetries, done);
-        _pending.Add(tid, pending);
-        pending.Timer = _time.CreateTimer(OnQueryTimer, pending, _options.QueryTimeout, Timeout.InfiniteTimeSpan);
-        _queriesSent++;
-        Send(datagram, to);
-        return true;
+        try
+        {
+            var length = KrpcCodec.Encode(q, buffer);
+            if (length <= 0) return false;
+            var datagram = buffer.AsSpan(0, length);
+            var pending = new PendingQuery(tid, to, _options.QueryRetries > 0 ? datagram.ToArray() : null, _options.QueryRetries, done);
+            _pending.Add(tid, pending);
+            pending.Timer = _time.CreateTimer(TimerCallback, pending, _options.QueryTimeout, Timeout.InfiniteTimeSpan);
+            _queriesSent++;
+            Send(datagram, to);
+            return true;
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
-    private void OnQueryTimer(object? state)
+    private void OnQueryTimer(PendingQuery pending)
     {
-        var pending = (PendingQuery)state!;
         lock (_gate)
         {
             if (_disposed || !_pending.TryGetValue(pending.Tid, out var current) || current != pending) return;
             _timeouts++;
-            if (pending.RetriesLeft > 0)
+            if (pending.RetriesLeft > 0 && pending.Datagram is { } datagram)
             {
                 pending.RetriesLeft--;
                 _queriesSent++;
-                Send(pending.Datagram, pending.To);
+                Send(datagram, pending.To);
                 pending.Timer?.Change(_options.QueryTimeout, Timeout.InfiniteTimeSpan);
                 return;
             }
@@ -113,13 +130,14 @@ public sealed partial class DhtNode
         _simpleWaits.Clear();
     }
 
-    private sealed class PendingQuery(ushort tid, IPEndPoint to, byte[] datagram, int retries, Action<KrpcMessage?> done)
+    private sealed class PendingQuery(ushort tid, IPEndPoint to, byte[]? datagram, int retries, Action<KrpcMessage?> done)
     {
         public ushort Tid { get; } = tid;
 
         public IPEndPoint To { get; } = to;
 
-        public byte[] Datagram { get; } = datagram;
+        /// <summary>The encoded query, kept for retransmission (null when there are no retries).</summary>
+        public byte[]? Datagram { get; } = datagram;
 
         public int RetriesLeft { get; set; } = retries;
 

@@ -204,11 +204,8 @@ public sealed partial class DhtNode
         }
         else
         {
-            var nodes = Family == System.Net.Sockets.AddressFamily.InterNetworkV6
-                ? KrpcCodec.ReadCompactNodes(reply.Nodes6.Span, Family)
-                : KrpcCodec.ReadCompactNodes(reply.Nodes.Span, Family);
-            var usable = nodes.Where(n => n.EndPoint.Port != 0 && n.Id != _id && !n.EndPoint.Equals(LocalEndPoint)).ToList();
-            op.Lookup.OnResponse(candidate, reply.Id, usable, op.Lookup.Kind == LookupKind.GetPeers ? reply.Values : null, reply.Token);
+            var nodes = Family == System.Net.Sockets.AddressFamily.InterNetworkV6 ? reply.Nodes6.Span : reply.Nodes.Span;
+            op.Lookup.OnResponse(candidate, reply.Id, nodes, Family, _id, LocalEndPoint, op.Lookup.Kind == LookupKind.GetPeers ? reply.Values : null, reply.Token);
         }
 
         Advance(op);

@@ -11,7 +11,7 @@ public sealed partial class DhtNode
     // Per-query scratch lists (used under _gate), so answering a query allocates no collections.
     private readonly List<RoutingEntry> _closestScratch = [];
     private readonly List<RoutingEntry> _toPingScratch = [];
-    private readonly List<IPEndPoint> _valuesScratch = new(MaxValuesPerReply);
+    private readonly List<IPEndPoint> _valuesScratch = []; // grows on first use: most nodes never serve values
 
     private void OnDatagram(ReadOnlySpan<byte> datagram, IPEndPoint remote)
     {
@@ -116,34 +116,46 @@ public sealed partial class DhtNode
         reply.SetVersion(ClientVersion);
         reply.Id = _id;
         reply.ExternalAddress = remote; // BEP 42: tell the requester the address we see it at.
-        if (nodesFor is { } target)
+        // The compact node info is built in a pooled buffer, not a per-node one (a simulator holds 10^6 nodes).
+        byte[]? nodes = null;
+        try
         {
-            // BEP 5: "the queried node should respond with ... the compact node info for the K (8) closest good nodes in
-            // its own routing table": a node that only queried us (never answered) is not handed out until it answers.
-            var closest = _table.Closest(target, _options.K, _time.GetUtcNow(), remote.AddressFamily, goodOnly: true, into: _closestScratch);
-            var size = remote.AddressFamily == AddressFamily.InterNetworkV6 ? KrpcCodec.CompactNode6Length : KrpcCodec.CompactNodeLength;
-            var n = 0;
-            foreach (var e in closest)
+            if (nodesFor is { } target)
             {
-                var entry = _nodesBuffer.AsSpan(n, size);
-                e.Id.WriteTo(entry);
-                if (KrpcCodec.WriteCompactEndPoint(e.EndPoint, entry[NodeId.Length..]) < 0) continue;
-                n += size;
+                // BEP 5: "the queried node should respond with ... the compact node info for the K (8) closest good nodes in
+                // its own routing table": a node that only queried us (never answered) is not handed out until it answers.
+                var closest = _table.Closest(target, _options.K, _time.GetUtcNow(), remote.AddressFamily, goodOnly: true, into: _closestScratch);
+                var size = remote.AddressFamily == AddressFamily.InterNetworkV6 ? KrpcCodec.CompactNode6Length : KrpcCodec.CompactNodeLength;
+                nodes = System.Buffers.ArrayPool<byte>.Shared.Rent(_options.K * KrpcCodec.CompactNode6Length);
+                var n = 0;
+                foreach (var e in closest)
+                {
+                    var entry = nodes.AsSpan(n, size);
+                    e.Id.WriteTo(entry);
+                    if (KrpcCodec.WriteCompactEndPoint(e.EndPoint, entry[NodeId.Length..]) < 0) continue;
+                    n += size;
+                }
+
+                if (remote.AddressFamily == AddressFamily.InterNetworkV6) reply.Nodes6 = nodes.AsMemory(0, n);
+                else reply.Nodes = nodes.AsMemory(0, n);
             }
 
-            if (remote.AddressFamily == AddressFamily.InterNetworkV6) reply.Nodes6 = _nodesBuffer.AsMemory(0, n);
-            else reply.Nodes = _nodesBuffer.AsMemory(0, n);
-        }
+            if (withToken)
+            {
+                Span<byte> token = stackalloc byte[TokenManager.TokenLength];
+                _tokens.Create(remote.Address, _time.GetUtcNow(), token);
+                reply.SetToken(token);
+            }
 
-        if (withToken)
+            reply.Values = values;
+            EncodeAndSend(reply, remote);
+        }
+        finally
         {
-            Span<byte> token = stackalloc byte[TokenManager.TokenLength];
-            _tokens.Create(remote.Address, _time.GetUtcNow(), token);
-            reply.SetToken(token);
+            reply.Nodes = default;
+            reply.Nodes6 = default;
+            if (nodes is not null) System.Buffers.ArrayPool<byte>.Shared.Return(nodes);
         }
-
-        reply.Values = values;
-        EncodeAndSend(reply, remote);
     }
 
     private void SendError(ReadOnlySpan<byte> transactionId, IPEndPoint remote, KrpcErrorCode code, string text)

@@ -42,7 +42,6 @@ public sealed partial class DhtNode : IAsyncDisposable
     private readonly Random _random;
     private readonly KrpcMessage _in = new();
     private readonly KrpcMessage _out = new();
-    private readonly byte[] _nodesBuffer;
     private readonly PeerStore _store;
     private readonly TokenManager _tokens;
     private readonly RateLimiter _limiter;
@@ -75,7 +74,6 @@ public sealed partial class DhtNode : IAsyncDisposable
         _store = new PeerStore(options.MaxStoredPeers, options.MaxPeersPerInfoHash, options.PeerTtl);
         _tokens = new TokenManager(options.TokenRotation, _random, now);
         _limiter = new RateLimiter(options.MaxQueriesPerIpPerSecond, options.RateLimitBurst);
-        _nodesBuffer = new byte[options.K * KrpcCodec.CompactNode6Length];
     }
 
     /// <summary>Our node id (it may change once, when BEP 42 requires an id matching the learned external IP).</summary>
@@ -113,7 +111,7 @@ public sealed partial class DhtNode : IAsyncDisposable
             if (_started) throw new InvalidOperationException("The node is already started.");
             _started = true;
             var period = MaintenancePeriod;
-            _maintenance = _time.CreateTimer(_ => OnMaintenance(), null, period, period);
+            _maintenance = _time.CreateTimer(TimerCallback, null, period, period);
         }
 
         _socket.Start(OnDatagram);

@@ -20,8 +20,11 @@ internal enum CandidateState
 }
 
 /// <summary>A node considered by a lookup. <see cref="Id"/> is null for a bootstrap router we have not heard from.</summary>
-internal sealed class Candidate(NodeId? id, IPEndPoint endPoint, int depth)
+internal sealed class Candidate(NodeId? id, IPEndPoint endPoint, int depth, int path = 0)
 {
+    /// <summary>The disjoint path that holds this candidate (index into the lookup's paths).</summary>
+    public int Path { get; } = path;
+
     public NodeId? Id { get; set; } = id;
 
     public IPEndPoint EndPoint { get; } = endPoint;
@@ -62,7 +65,7 @@ internal sealed class Lookup
         _k = k;
         _alpha = alpha;
         Started = started;
-        for (var i = 0; i < paths; i++) _paths.Add(new Path(this));
+        for (var i = 0; i < paths; i++) _paths.Add(new Path(this, i));
     }
 
     public NodeId Target { get; }
@@ -105,7 +108,44 @@ internal sealed class Lookup
 
     public void OnResponse(Candidate candidate, NodeId responderId, IReadOnlyList<NodeContact> nodes, IReadOnlyList<IPEndPoint>? values, ReadOnlySpan<byte> token)
     {
-        if (candidate.State != CandidateState.InFlight) return;
+        if (Accept(candidate, responderId, values, token) is not { } path) return;
+        var improved = Rounds == 0;
+        foreach (var node in nodes)
+        {
+            if (path.Add(node.Id, node.EndPoint, candidate.Depth + 1) && path.IsAmongClosest(node.Id)) improved = true;
+        }
+
+        if (improved) Rounds = Math.Max(Rounds, candidate.Depth);
+    }
+
+    /// <summary>
+    /// A response carrying compact node info (BEP 5: 26 bytes per IPv4 node, 38 per IPv6 node), read in place: an
+    /// <see cref="IPEndPoint"/> is made only for a node new to the path, not for the many a lookup hears of twice.
+    /// Nodes with port 0, our own id <paramref name="self"/> or our own endpoint <paramref name="local"/> are skipped.
+    /// </summary>
+    public void OnResponse(Candidate candidate, NodeId responderId, ReadOnlySpan<byte> compactNodes, System.Net.Sockets.AddressFamily family,
+        NodeId self, IPEndPoint local, IReadOnlyList<IPEndPoint>? values, ReadOnlySpan<byte> token)
+    {
+        if (Accept(candidate, responderId, values, token) is not { } path) return;
+        var improved = Rounds == 0;
+        var size = family == System.Net.Sockets.AddressFamily.InterNetworkV6 ? KrpcCodec.CompactNode6Length : KrpcCodec.CompactNodeLength;
+        for (var i = 0; i + size <= compactNodes.Length; i += size)
+        {
+            var entry = compactNodes.Slice(i, size);
+            var id = new NodeId(entry[..NodeId.Length]);
+            var address = entry[NodeId.Length..];
+            if (id == self || System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(address[^2..]) == 0 || path.HasSeen(id)) continue;
+            if (!KrpcCodec.TryReadCompactEndPoint(address, out var endPoint) || endPoint!.Equals(local)) continue;
+            if (path.Add(id, endPoint, candidate.Depth + 1) && path.IsAmongClosest(id)) improved = true;
+        }
+
+        if (improved) Rounds = Math.Max(Rounds, candidate.Depth);
+    }
+
+    /// <summary>Counts a response and returns the path it feeds, or null when it must be ignored.</summary>
+    private Path? Accept(Candidate candidate, NodeId responderId, IReadOnlyList<IPEndPoint>? values, ReadOnlySpan<byte> token)
+    {
+        if (candidate.State != CandidateState.InFlight) return null;
         Responses++;
         if (candidate.Id is { } claimed && claimed != responderId)
         {
@@ -113,7 +153,7 @@ internal sealed class Lookup
             // is not from the node we asked for, so it neither counts as that node nor feeds the lookup. Found by the
             // simulator (docs/SIMULATION.md): without this check, fake ids next to the target filled the k closest.
             candidate.State = CandidateState.Failed;
-            return;
+            return null;
         }
 
         candidate.State = CandidateState.Answered;
@@ -127,15 +167,9 @@ internal sealed class Lookup
             }
         }
 
-        var path = _paths.First(p => p.Owns(candidate));
+        var path = _paths[candidate.Path];
         path.Resort();
-        var improved = Rounds == 0;
-        foreach (var node in nodes)
-        {
-            if (path.Add(node.Id, node.EndPoint, candidate.Depth + 1) && path.IsAmongClosest(node.Id)) improved = true;
-        }
-
-        if (improved) Rounds = Math.Max(Rounds, candidate.Depth);
+        return path;
     }
 
     public void OnFailure(Candidate candidate)
@@ -155,50 +189,75 @@ internal sealed class Lookup
             .Take(_k)
             .ToList();
 
-    private sealed class Path(Lookup owner)
+    private sealed class Path(Lookup owner, int index)
     {
         private readonly List<Candidate> _candidates = []; // known ids, closest first
         private readonly List<Candidate> _unknown = [];    // routers without ids, queried first
-        private readonly HashSet<NodeId> _seen = [];
+        private HashSet<NodeId>? _evicted; // ids dropped from _candidates (only under floods): still seen
 
         public IEnumerable<Candidate> Candidates => _candidates.Concat(_unknown);
 
         public bool IsDone { get; private set; }
 
-        public bool Owns(Candidate c) => _candidates.Contains(c) || _unknown.Contains(c);
+        /// <summary>Whether the path has held <paramref name="id"/>: it is in the sorted candidates (found by binary search
+        /// on the distance to the target, unique per id) or was evicted from them.</summary>
+        public bool HasSeen(NodeId id) => IndexOf(id) >= 0 || (_evicted?.Contains(id) ?? false);
+
+        /// <summary>The index of <paramref name="id"/> in the candidates, or the complement of where it would go.</summary>
+        private int IndexOf(NodeId id)
+        {
+            var distance = id ^ owner.Target;
+            int lo = 0, hi = _candidates.Count - 1;
+            while (lo <= hi)
+            {
+                var mid = lo + ((hi - lo) >> 1);
+                var c = (_candidates[mid].Id!.Value ^ owner.Target).CompareTo(distance);
+                if (c == 0) return mid;
+                if (c < 0) lo = mid + 1;
+                else hi = mid - 1;
+            }
+
+            return ~lo;
+        }
 
         public bool Add(NodeId? id, IPEndPoint endPoint, int depth)
         {
             if (id is not { } known)
             {
                 if (_unknown.Count >= owner._k || _unknown.Any(c => c.EndPoint.Equals(endPoint))) return false;
-                _unknown.Add(new Candidate(null, endPoint, depth));
+                _unknown.Add(new Candidate(null, endPoint, depth, index));
                 return true;
             }
 
-            if (!_seen.Add(known)) return false;
-            var c = new Candidate(known, endPoint, depth);
-            var index = _candidates.BinarySearch(c, Comparer<Candidate>.Create((a, b) => (a.Id!.Value ^ owner.Target).CompareTo(b.Id!.Value ^ owner.Target)));
-            _candidates.Insert(index < 0 ? ~index : index, c);
+            var at = IndexOf(known);
+            if (at >= 0 || (_evicted?.Contains(known) ?? false)) return false;
+            var c = new Candidate(known, endPoint, depth, index);
+            _candidates.Insert(~at, c);
             if (_candidates.Count > MaxCandidatesPerPath)
             {
                 // Drop the farthest candidate that is not in flight or answered.
                 var victim = _candidates.FindLastIndex(x => x.State is CandidateState.New or CandidateState.Failed or CandidateState.TakenByOtherPath);
-                if (victim >= 0) _candidates.RemoveAt(victim);
+                if (victim >= 0)
+                {
+                    var dropped = _candidates[victim];
+                    _candidates.RemoveAt(victim);
+                    (_evicted ??= []).Add(dropped.Id!.Value);
+                    if (ReferenceEquals(dropped, c)) return false;
+                }
             }
 
-            return _candidates.Contains(c);
+            return true;
         }
 
         // Routers answered: their ids are now known, move them into the sorted list.
         public void Resort()
         {
+            if (_unknown.Count == 0) return;
             foreach (var c in _unknown.Where(c => c.Id is not null).ToList())
             {
                 _unknown.Remove(c);
-                if (!_seen.Add(c.Id!.Value)) continue;
-                var index = _candidates.FindIndex(x => (x.Id!.Value ^ owner.Target) > (c.Id!.Value ^ owner.Target));
-                _candidates.Insert(index < 0 ? _candidates.Count : index, c);
+                if (HasSeen(c.Id!.Value)) continue;
+                _candidates.Insert(~IndexOf(c.Id!.Value), c);
             }
         }
 

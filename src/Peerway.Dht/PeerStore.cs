@@ -9,16 +9,19 @@ namespace Peerway.Dht;
 /// </summary>
 internal sealed class PeerStore(int maxTotal, int maxPerInfoHash, TimeSpan ttl)
 {
-    private readonly Dictionary<NodeId, Swarm> _swarms = [];
-    private readonly LinkedList<Entry> _all = new(); // oldest first
+    // Created on the first announce: most nodes of a large network never store a peer (a simulator holds 10^6 stores).
+    private Dictionary<NodeId, Swarm>? _swarms;
+    private LinkedList<Entry>? _all; // oldest first
 
-    public int Count => _all.Count;
+    public int Count => _all?.Count ?? 0;
 
-    public int InfoHashCount => _swarms.Count;
+    public int InfoHashCount => _swarms?.Count ?? 0;
 
     public void Add(NodeId infoHash, IPEndPoint peer, DateTimeOffset now)
     {
         Expire(now);
+        _swarms ??= [];
+        _all ??= new LinkedList<Entry>();
         if (!_swarms.TryGetValue(infoHash, out var swarm))
         {
             swarm = new Swarm();
@@ -50,7 +53,7 @@ internal sealed class PeerStore(int maxTotal, int maxPerInfoHash, TimeSpan ttl)
         Expire(now);
         var result = into ?? [];
         result.Clear();
-        if (!_swarms.TryGetValue(infoHash, out var swarm)) return result;
+        if (_swarms is null || !_swarms.TryGetValue(infoHash, out var swarm)) return result;
         for (var node = swarm.Order.Last; node is not null && result.Count < max; node = node.Previous)
         {
             if (node.Value.Peer.AddressFamily == family) result.Add(node.Value.Peer);
@@ -62,15 +65,15 @@ internal sealed class PeerStore(int maxTotal, int maxPerInfoHash, TimeSpan ttl)
     /// <summary>Drops announcements older than the TTL.</summary>
     public void Expire(DateTimeOffset now)
     {
-        while (_all.First is { } first && now - first.Value.Added >= ttl) Remove(first.Value);
+        while (_all?.First is { } first && now - first.Value.Added >= ttl) Remove(first.Value);
     }
 
     private void Remove(Entry entry)
     {
-        _all.Remove(entry.GlobalNode!);
+        _all!.Remove(entry.GlobalNode!);
         entry.Swarm.Order.Remove(entry.SwarmNode!);
         entry.Swarm.ByPeer.Remove(entry.Peer);
-        if (entry.Swarm.Order.Count == 0) _swarms.Remove(entry.InfoHash);
+        if (entry.Swarm.Order.Count == 0) _swarms!.Remove(entry.InfoHash);
     }
 
     private sealed class Swarm

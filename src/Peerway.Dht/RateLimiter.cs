@@ -36,7 +36,7 @@ internal sealed class RateLimiter(double ratePerSecond, int burst, int maxTracke
             _byIp.Add(ip, node);
         }
 
-        var b = node.Value;
+        ref var b = ref node.ValueRef;
         var elapsed = (now - b.Updated).TotalSeconds;
         if (elapsed > 0) b.Tokens = Math.Min(burst, b.Tokens + (elapsed * ratePerSecond));
         b.Updated = now;
@@ -54,9 +54,14 @@ internal sealed class RateLimiter(double ratePerSecond, int burst, int maxTracke
             _lru.RemoveFirst();
             _byIp.Remove(first.Value.Ip);
         }
+
+        // Idle IPs are gone: give back the table's slots too (a simulator holds 10^6 limiters, each of which saw a
+        // burst of IPs during its join).
+        if (_byIp.Count * 4 < _byIp.Capacity) _byIp.TrimExcess();
     }
 
-    private sealed class Bucket(IPAddress ip, double tokens, DateTimeOffset updated)
+    /// <summary>A struct held inline in its list node (one object per tracked IP, not two).</summary>
+    private struct Bucket(IPAddress ip, double tokens, DateTimeOffset updated)
     {
         public IPAddress Ip { get; } = ip;
 

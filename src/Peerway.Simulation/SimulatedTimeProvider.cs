@@ -45,14 +45,14 @@ public sealed class SimulatedTimeProvider : TimeProvider
             ValidateSpan(period, nameof(period));
             _generation++;
             _periodTicks = period == Timeout.InfiniteTimeSpan ? 0 : period.Ticks;
-            if (dueTime != Timeout.InfiniteTimeSpan) scheduler.Enqueue(dueTime.Ticks, this, _generation);
+            if (dueTime != Timeout.InfiniteTimeSpan) scheduler.EnqueueRecurring(dueTime.Ticks, this, _generation);
             return true;
         }
 
         public void Run(long token)
         {
             if (_disposed || token != _generation) return;
-            if (_periodTicks > 0) scheduler.Enqueue(_periodTicks, this, _generation);
+            if (_periodTicks > 0) scheduler.EnqueueRecurring(_periodTicks, this, _generation);
             callback(state);
         }
 

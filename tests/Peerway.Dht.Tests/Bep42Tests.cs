@@ -75,4 +75,29 @@ public sealed class Bep42Tests
         for (var i = 0; i < 10; i++) voter.Vote(IPAddress.Parse("1.0.0.9"), other);
         Assert.Equal(ours, voter.Current);
     }
+
+    [Fact]
+    public void Oldest_voters_are_forgotten_and_a_changed_vote_moves_the_tally()
+    {
+        var voter = new ExternalAddressVoter();
+        var first = IPAddress.Parse("203.0.113.1");
+        var second = IPAddress.Parse("203.0.113.2");
+        for (var i = 0; i < ExternalAddressVoter.MaxVoters; i++) voter.Vote(IPAddress.Parse($"1.0.{i >> 8}.{i & 255}"), first);
+        Assert.Equal(first, voter.Current);
+        // New voters push the oldest out one by one: the second address wins once it holds a strict majority of the ring.
+        var changedAt = -1;
+        for (var i = 0; i < ExternalAddressVoter.MaxVoters && changedAt < 0; i++)
+        {
+            if (voter.Vote(IPAddress.Parse($"2.0.{i >> 8}.{i & 255}"), second)) changedAt = i;
+        }
+
+        Assert.Equal(ExternalAddressVoter.MaxVoters / 2, changedAt); // 33 of 64 votes
+        Assert.Equal(second, voter.Current);
+        // A voter that changes its claim moves its vote (the ring now holds 31 votes for the first address and 33 for
+        // the second): one switch ties 32 to 32 (no majority, the current address stays), a second one makes 33 to 31.
+        Assert.False(voter.Vote(IPAddress.Parse("2.0.0.0"), first));
+        Assert.Equal(second, voter.Current);
+        Assert.True(voter.Vote(IPAddress.Parse("2.0.0.1"), first));
+        Assert.Equal(first, voter.Current);
+    }
 }

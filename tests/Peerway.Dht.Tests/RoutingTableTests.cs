@@ -1,4 +1,5 @@
 using System.Net;
+using FsCheck.Xunit;
 using Microsoft.Extensions.Time.Testing;
 using Peerway.Core;
 
@@ -156,6 +157,52 @@ public sealed class RoutingTableTests
         Assert.Equal(table.BucketCount, table.IdleBucketTargets(T0 + Fifteen, Fifteen, random).Count);
         Assert.Empty(table.IdleBucketTargets(T0 + Fifteen, Fifteen, random)); // refreshed buckets are not idle
     }
+
+    /// <summary>
+    /// Random tables churned by adds (to nodes at clustered prefixes, so buckets split and fill), failures and evictions:
+    /// Closest (a walk over the buckets in distance order) equals a brute-force sort of all entries, and the endpoint
+    /// index (open addressing with backward-shift deletion) still knows every entry's endpoint after the removals.
+    /// </summary>
+    [Property(MaxTest = 200)]
+    public void Closest_matches_a_full_sort_and_the_endpoint_index_survives_evictions(int seed)
+    {
+        var random = new Random(seed);
+        var self = NodeId.Random(random);
+        var table = new RoutingTable(self, 8, Fifteen, T0);
+        var ping = new List<RoutingEntry>();
+        var ids = new List<NodeId>();
+        var now = T0;
+        for (var step = 0; step < 400; step++)
+        {
+            now = now.AddSeconds(random.Next(0, 120));
+            if (ids.Count > 0 && random.Next(4) == 0)
+            {
+                table.OnFailed(ids[random.Next(ids.Count)], now, evict: random.Next(2) == 0);
+                continue;
+            }
+
+            var id = IdAt(self, Math.Min(random.Next(0, 12), random.Next(0, 12)), random);
+            ids.Add(id);
+            table.Add(id, Ep(random.Next(0, 300)), random.Next(4) != 0, random.Next(3) != 0, now, ping);
+        }
+
+        foreach (var e in table.Entries)
+        {
+            Assert.Equal(AddOutcome.Rejected, table.Add(IdAt(self, 3, random), e.EndPoint, true, true, now, ping));
+        }
+
+        for (var i = 0; i < 20; i++)
+        {
+            var target = i % 2 == 0 ? NodeId.Random(random) : IdAt(self, random.Next(0, 12), random);
+            foreach (var goodOnly in new[] { false, true })
+            {
+                var expected = table.Entries
+                    .Where(e => e.State(now, Fifteen) is var st && st != NodeState.Bad && (!goodOnly || st == NodeState.Good))
+                    .OrderBy(e => e.Id ^ target).Take(8).Select(e => e.Id).ToList();
+                Assert.Equal(expected, table.Closest(target, 8, now, goodOnly: goodOnly).Select(e => e.Id).ToList());
+            }
+        }
+    }
 }
 
 public sealed class DhtNodeRoutingTests
@@ -266,4 +313,5 @@ public sealed class DhtNodeRoutingTests
         net.Scheduler.RunUntil(() => peer.Messages().Any(m => m.Type == KrpcMessageType.Query), TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(3));
         Assert.Contains(peer.Messages(), m => m.Type == KrpcMessageType.Query && m.Method == KrpcMethod.FindNode);
     }
+
 }

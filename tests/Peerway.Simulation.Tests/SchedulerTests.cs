@@ -24,6 +24,34 @@ public sealed class SchedulerTests
     }
 
     [Fact]
+    public void Timers_of_equal_delay_interleave_with_other_events_in_time_then_insertion_order()
+    {
+        // Timers wait in one FIFO lane per delay; the run must still follow (virtual time, insertion sequence) across
+        // lanes and plain events, exactly as one priority queue would.
+        var s = new SimulationScheduler(1);
+        var log = new List<string>();
+        var timers = new List<ITimer>();
+        void Timer(string name, int ms) => timers.Add(s.Time.CreateTimer(_ => log.Add($"{name}@{s.Now.TotalMilliseconds}"), null, TimeSpan.FromMilliseconds(ms), Timeout.InfiniteTimeSpan));
+        Timer("t1", 100);                                        // due 100, lane 100
+        s.Schedule(TimeSpan.FromMilliseconds(100), () => log.Add($"e1@{s.Now.TotalMilliseconds}")); // due 100, after t1
+        Timer("u1", 50);                                         // due 50, lane 50
+        s.Schedule(TimeSpan.FromMilliseconds(20), () =>
+        {
+            Timer("t2", 100);                                    // due 120
+            Timer("u2", 50);                                     // due 70
+            s.Schedule(TimeSpan.FromMilliseconds(80), () => log.Add($"e2@{s.Now.TotalMilliseconds}")); // due 100, after e1
+        });
+        s.Schedule(TimeSpan.FromMilliseconds(70), () =>
+        {
+            timers[^1].Dispose();                                // u2 cancelled at its own instant, before it runs
+            Timer("t3", 50);                                     // due 120, after t2
+        });
+        s.RunUntil(TimeSpan.FromSeconds(1));
+        Assert.Equal(["u1@50", "t1@100", "e1@100", "e2@100", "t2@120", "t3@120"], log);
+        Assert.Equal(0, s.Pending);
+    }
+
+    [Fact]
     public void RunUntil_leaves_later_events_queued()
     {
         var s = new SimulationScheduler(1);
