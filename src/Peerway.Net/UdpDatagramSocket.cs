@@ -18,6 +18,7 @@ public sealed class UdpDatagramSocket : IDatagramSocket
     private readonly CancellationTokenSource _stop = new();
     private Task? _loop;
     private long _sendErrors;
+    private int _handlerThread;
 
     public UdpDatagramSocket(IPEndPoint bind)
         : this(bind, reusePort: false)
@@ -78,7 +79,9 @@ public sealed class UdpDatagramSocket : IDatagramSocket
                     continue;
                 }
 
+                Volatile.Write(ref _handlerThread, Environment.CurrentManagedThreadId);
                 handler(buffer.AsSpan(0, received), _endPoints.GetOrAdd(from));
+                Volatile.Write(ref _handlerThread, 0);
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -125,7 +128,9 @@ public sealed class UdpDatagramSocket : IDatagramSocket
         _socket.Dispose();
         try
         {
-            _loop?.Wait(TimeSpan.FromSeconds(5));
+            // A handler may dispose its own socket (a transaction completing inline ends its owner): the loop then
+            // ends when the handler returns, and waiting for it here would wait for ourselves.
+            if (Volatile.Read(ref _handlerThread) != Environment.CurrentManagedThreadId) _loop?.Wait(TimeSpan.FromSeconds(5));
         }
         catch (AggregateException)
         {
