@@ -30,16 +30,16 @@ for _ in $(seq 150); do
 done
 
 measure() { taskset -c "$load_cpus" dotnet "$load" stun-load "127.0.0.1:$1" --seconds "$seconds" --clients "$clients" --window "$window"; }
-echo_rate=$(measure "$echo_port")
-ours_all=(); coturn_all=()
+echo_all=(); ours_all=(); coturn_all=()
 for _ in $(seq "$rounds"); do
+  echo_all+=("$(measure "$echo_port")")
   ours_all+=("$(measure "$ours_port")")
   coturn_all+=("$(measure "$coturn_port")")
 done
 best() { printf '%s\n' "$@" | sort -n | tail -1; }
-ours=$(best "${ours_all[@]}"); coturn=$(best "${coturn_all[@]}")
+echo_rate=$(best "${echo_all[@]}"); ours=$(best "${ours_all[@]}"); coturn=$(best "${coturn_all[@]}")
 ratio=$(awk -v a="$ours" -v b="$coturn" 'BEGIN { printf "%.2f", a / b }')
-echo "no-op echo (ceiling):  $echo_rate responses/s"
+echo "no-op echo (ceiling):  ${echo_all[*]} responses/s (best $echo_rate)"
 echo "peerway stun-server:   ${ours_all[*]} Binding responses/s (best $ours)"
 echo "coturn turnserver -S:  ${coturn_all[*]} Binding responses/s (best $coturn)"
 echo "ratio peerway/coturn:  $ratio (best of $rounds; servers on CPU $server_cpus with $threads thread(s) each, load on CPU $load_cpus: $clients clients x window $window, ${seconds}s after 1s warm-up; $(nproc) cores)"
