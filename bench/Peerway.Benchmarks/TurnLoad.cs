@@ -88,8 +88,26 @@ internal static class TurnLoad
         }
         finally
         {
-            foreach (var c in clients) c.Dispose();
+            await ReleaseAsync(clients);
         }
+    }
+
+    /// <summary>RFC 8656 §7.3: a Refresh with lifetime 0 deletes the allocation, so the next run starts clean (a
+    /// reused client port would otherwise meet its old allocation: 437 Allocation Mismatch).</summary>
+    private static async Task ReleaseAsync(List<TurnClient> clients)
+    {
+        await Task.WhenAll(clients.Select(async c =>
+        {
+            try
+            {
+                await c.RefreshAsync(TimeSpan.Zero).WaitAsync(TimeSpan.FromSeconds(2));
+            }
+            catch (Exception ex) when (ex is TurnException or TimeoutException)
+            {
+                // Best effort: the allocation expires on its own.
+            }
+        }));
+        foreach (var c in clients) c.Dispose();
     }
 
     public static async Task<int> AllocateAsync(string[] args)
@@ -131,7 +149,7 @@ internal static class TurnLoad
         }
         finally
         {
-            foreach (var c in clients) c.Dispose();
+            await ReleaseAsync(clients);
         }
     }
 
