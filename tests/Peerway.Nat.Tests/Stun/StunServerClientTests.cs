@@ -72,6 +72,26 @@ public sealed class StunServerClientTests
         return m!;
     }
 
+    [Theory]
+    [InlineData(1, true)]
+    [InlineData(1, false)]
+    [InlineData(4, true)]
+    public void Binding_is_answered_without_allocating(int sockets, bool fingerprint)
+    {
+        // The server's hot path: a plain Binding request (RFC 8489 §8), with RFC 5780 attributes when it has 4 sockets.
+        var server = new StunServer(Enumerable.Range(0, sockets).Select(i => (IDatagramSocket)new RecordingSocket(
+            new IPEndPoint(IPAddress.Parse(i < 2 ? "192.0.2.1" : "192.0.2.2"), (i & 1) == 0 ? 3478 : 3479), TimeProvider.System)).ToList(), new StunServerOptions());
+        var request = BindingRequest(fingerprint: fingerprint);
+        var response = new byte[StunServer.MaxResponseSize];
+        var written = server.Respond(request, Client, 0, allowChange: true, response, out _, out _); // warm up
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 100; i++) written = server.Respond(request, Client, 0, allowChange: true, response, out _, out _);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.True(StunMessage.TryDecode(response.AsSpan(0, written), out var m, out _));
+        Assert.Equal(StunClass.SuccessResponse, m!.Class);
+        Assert.Equal(101, server.Answered);
+    }
+
     [Fact]
     public void Binding_response_carries_the_source_address_software_and_fingerprint()
     {
