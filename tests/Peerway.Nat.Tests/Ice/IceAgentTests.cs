@@ -8,42 +8,6 @@ using Peerway.Net;
 
 namespace Peerway.Nat.Tests.Ice;
 
-/// <summary>Runs deliveries when the test says so, at FakeTimeProvider time: one thread drives the network.</summary>
-internal sealed class ManualScheduler(FakeTimeProvider time) : IDeliveryScheduler
-{
-    private readonly Lock _gate = new();
-    private readonly List<(DateTimeOffset Due, long Seq, Action Action)> _queue = [];
-    private long _seq;
-
-    public long Scheduled => Interlocked.Read(ref _seq);
-
-    public void Schedule(TimeSpan delay, Action action)
-    {
-        lock (_gate) _queue.Add((time.GetUtcNow() + delay, Interlocked.Increment(ref _seq), action));
-    }
-
-    /// <summary>Runs every due delivery (including ones they cause); returns how many ran.</summary>
-    public int RunDue()
-    {
-        var ran = 0;
-        while (true)
-        {
-            (DateTimeOffset Due, long Seq, Action Action) next;
-            lock (_gate)
-            {
-                var now = time.GetUtcNow();
-                var i = _queue.FindIndex(e => e.Due <= now);
-                if (i < 0) return ran;
-                next = _queue[i];
-                _queue.RemoveAt(i);
-            }
-
-            next.Action();
-            ran++;
-        }
-    }
-}
-
 /// <summary>An in-memory signaling pair whose messages travel through the manual scheduler.</summary>
 internal sealed class LoopSignaling(IDeliveryScheduler scheduler) : ISignalingChannel
 {
@@ -158,32 +122,7 @@ public sealed class IceAgentTests : IDisposable
         IceSignaling.Attach(b, sb);
     }
 
-    /// <summary>
-    /// Drives the world by fake time alone: runs every due delivery (STUN/TURN transactions complete inline, so what
-    /// they trigger is scheduled before the delivery returns), and only when nothing is due moves the clock on.
-    /// </summary>
-    /// <remarks>
-    /// Runs without xunit's SynchronizationContext: under one, the runtime refuses to inline a completed task's
-    /// continuations and posts them to the thread pool, which would race the loop again.
-    /// </remarks>
-    private void RunUntil(Func<bool> done, TimeSpan max)
-    {
-        var context = SynchronizationContext.Current;
-        SynchronizationContext.SetSynchronizationContext(null);
-        try
-        {
-            var end = _time.GetUtcNow() + max;
-            while (!done() && _time.GetUtcNow() < end)
-            {
-                if (_scheduler.RunDue() > 0) continue;
-                _time.Advance(TimeSpan.FromMilliseconds(10));
-            }
-        }
-        finally
-        {
-            SynchronizationContext.SetSynchronizationContext(context);
-        }
-    }
+    private void RunUntil(Func<bool> done, TimeSpan max) => _scheduler.RunUntil(done, max);
 
     private static bool Settled(IceAgent a) => a.State is IceState.Connected or IceState.Failed;
 

@@ -232,7 +232,8 @@ public sealed class StunServerClientTests
     [Fact]
     public async Task Probe_over_a_virtual_network_without_nat_reports_no_nat()
     {
-        using var scheduler = new PumpDeliveryScheduler(TimeProvider.System);
+        var time = new FakeTimeProvider();
+        var scheduler = new ManualScheduler(time);
         var net = new VirtualNetwork(scheduler);
         var sockets = new IDatagramSocket[]
         {
@@ -243,7 +244,7 @@ public sealed class StunServerClientTests
         };
         using var server = new StunServer(sockets, new StunServerOptions());
         server.Start();
-        var report = await NatBehaviorProbe.RunAsync(() => net.CreateSocket(), sockets[0].LocalEndPoint, TimeProvider.System, new StunClientOptions());
+        var report = await scheduler.Run(() => NatBehaviorProbe.RunAsync(() => net.CreateSocket(), sockets[0].LocalEndPoint, time, new StunClientOptions()), TimeSpan.FromMinutes(5));
         Assert.Equal(NatBehavior.NoNat, report.Mapping);
         Assert.Equal(NatBehavior.NoNat, report.Filtering);
         Assert.Equal(sockets[3].LocalEndPoint, report.OtherAddress);
