@@ -7,7 +7,7 @@
 # Usage: bench/nat/stun-binding.sh [SECONDS] [CLIENTS] [WINDOW] [THREADS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-seconds="${1:-8}"; clients="${2:-2}"; window="${3:-64}"; threads="${4:-1}"; rounds="${5:-2}"
+seconds="${1:-3}"; clients="${2:-2}"; window="${3:-64}"; threads="${4:-1}"; rounds="${5:-5}"
 if [ "$(nproc)" -ge 2 ]; then server_cpus="${SERVER_CPUS:-1}"; load_cpus="${LOAD_CPUS:-0}"; else server_cpus=0; load_cpus=0; fi
 command -v turnserver >/dev/null || { echo "turnserver (coturn) is not installed" >&2; exit 1; }
 ./peerway --version >/dev/null
@@ -39,8 +39,12 @@ done
 best() { printf '%s\n' "$@" | sort -n | tail -1; }
 echo_rate=$(best "${echo_all[@]}"); ours=$(best "${ours_all[@]}"); coturn=$(best "${coturn_all[@]}")
 ratio=$(awk -v a="$ours" -v b="$coturn" 'BEGIN { printf "%.2f", a / b }')
+# Each round measures both servers back to back, so the per-round ratio is the least exposed to other load.
+round_ratios=$(for i in "${!ours_all[@]}"; do awk -v a="${ours_all[$i]}" -v b="${coturn_all[$i]}" 'BEGIN { printf "%.2f\n", a / b }'; done | sort -n)
+median=$(echo "$round_ratios" | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
 echo "no-op echo (ceiling):  ${echo_all[*]} responses/s (best $echo_rate)"
 echo "peerway stun-server:   ${ours_all[*]} Binding responses/s (best $ours)"
 echo "coturn turnserver -S:  ${coturn_all[*]} Binding responses/s (best $coturn)"
+echo "ratio per round:       $(echo $round_ratios) (median $median)"
 echo "ratio peerway/coturn:  $ratio (best of $rounds; servers on CPU $server_cpus with $threads thread(s) each, load on CPU $load_cpus: $clients clients x window $window, ${seconds}s after 1s warm-up; $(nproc) cores)"
 echo "uptime: $(uptime)"

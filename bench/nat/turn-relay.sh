@@ -9,7 +9,7 @@
 # Usage: bench/nat/turn-relay.sh [SECONDS] [SESSIONS] [WINDOW] [BYTES] [ROUNDS] [ALLOCATIONS]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-seconds="${1:-6}"; sessions="${2:-8}"; window="${3:-32}"; bytes="${4:-1000}"; rounds="${5:-2}"; allocations="${6:-1000}"
+seconds="${1:-3}"; sessions="${2:-8}"; window="${3:-32}"; bytes="${4:-1000}"; rounds="${5:-5}"; allocations="${6:-1000}"
 if [ "$(nproc)" -ge 2 ]; then server_cpus="${SERVER_CPUS:-1}"; load_cpus="${LOAD_CPUS:-0}"; else server_cpus=0; load_cpus=0; fi
 for t in turnserver turnutils_uclient turnutils_peer; do command -v "$t" >/dev/null || { echo "$t (coturn) is not installed" >&2; exit 1; }; done
 ./peerway --version >/dev/null
@@ -45,6 +45,9 @@ ours=$(best "${ours_all[@]}"); coturn=$(best "${coturn_all[@]}")
 show() { for r in "$@"; do set -- $r; printf '%s msg/s (%s Mbit/s); ' "$1" "$2"; done; }
 echo "peak relay, peerway: $(show "${ours_all[@]}")"
 echo "peak relay, coturn:  $(show "${coturn_all[@]}")"
+round_ratios=$(for i in "${!ours_all[@]}"; do awk -v a="${ours_all[$i]%% *}" -v b="${coturn_all[$i]%% *}" 'BEGIN { printf "%.2f\n", a / b }'; done | sort -n)
+median=$(echo "$round_ratios" | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+echo "peak relay ratio per round: $(echo $round_ratios) (median $median)"
 echo "peak relay ratio peerway/coturn: $(awk -v a="${ours%% *}" -v b="${coturn%% *}" 'BEGIN { printf "%.2f", a / b }') (best of $rounds; $sessions sessions x window $window x $bytes B, ${seconds}s after 1s warm-up)"
 
 for name in peerway coturn; do
