@@ -16,6 +16,8 @@ namespace Peerway.Benchmarks;
 /// </summary>
 internal static class TurnLoad
 {
+    private static readonly IPAddress ClientAddress = IPAddress.Parse("127.0.0.2");
+
     public static async Task<int> RunAsync(string[] args)
     {
         var server = IPEndPoint.Parse(args[0]);
@@ -126,7 +128,9 @@ internal static class TurnLoad
                 await gate.WaitAsync();
                 try
                 {
-                    var client = new TurnClient(new UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0)), server, credentials, TimeProvider.System, null);
+                    // From 127.0.0.2: a fresh client address, so no port can meet an allocation an earlier load left
+                    // on the server for the same 5-tuple (437 Allocation Mismatch).
+                    var client = new TurnClient(new UdpDatagramSocket(new IPEndPoint(ClientAddress, 0)), server, credentials, TimeProvider.System, null);
                     lock (clients) clients.Add(client);
                     await client.AllocateAsync(TimeSpan.FromMinutes(10));
                 }

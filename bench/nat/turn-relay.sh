@@ -64,12 +64,12 @@ tick=$(getconf CLK_TCK)
 for name in peerway coturn; do
   p=$port; pid=$ours_pid; [ "$name" = coturn ] && { p=$coturn_port; pid=$coturn_pid; }
   c0=$(cpu "$pid"); m0=$(rss "$pid")
-  exec {feed}> >(taskset -c "$load_cpus" dotnet "$load" turn-alloc "127.0.0.1:$p" --user u --pass p --count "$allocations" >"$tmp/alloc.out" 2>&1)
+  exec {feed}> >(taskset -c "$load_cpus" dotnet "$load" turn-alloc "127.0.0.1:$p" --user u --pass p --count "$allocations" >"$tmp/alloc.out" 2>"$tmp/alloc.err")
   for _ in $(seq 600); do grep -q "^ready" "$tmp/alloc.out" 2>/dev/null && break; sleep 0.1; done
   sleep 1
   c1=$(cpu "$pid"); m1=$(rss "$pid")
   exec {feed}>&-
-  echo "$allocations allocations, $name: $(head -1 "$tmp/alloc.out"); server CPU $(awk -v a="$c0" -v b="$c1" -v t="$tick" 'BEGIN { printf "%.0f ms", (b - a) * 1000 / t }'), RSS +$(( (m1 - m0) / 1024 )) MB (from $((m0 / 1024)) MB)"
+  echo "$allocations allocations, $name: $(grep -a "^ready" "$tmp/alloc.out" || head -c 200 "$tmp/alloc.err"); server CPU $(awk -v a="$c0" -v b="$c1" -v t="$tick" 'BEGIN { printf "%.0f ms", (b - a) * 1000 / t }'), RSS +$(( (m1 - m0) / 1024 )) MB (from $((m0 / 1024)) MB)"
   sleep 2
 done
 echo "uptime: $(uptime)"
