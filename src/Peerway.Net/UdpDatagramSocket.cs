@@ -5,10 +5,19 @@ using System.Net.Sockets;
 namespace Peerway.Net;
 
 /// <summary>An <see cref="IDatagramSocket"/> over a real UDP socket (IPv4 or IPv6).</summary>
-public sealed class UdpDatagramSocket : IDatagramSocket
+/// <remarks>
+/// Two receive modes. By default one asynchronous loop on the thread pool (cheap per socket: a TURN server holds one
+/// per allocation). With <c>dedicatedThread</c>, a thread of its own that on 64-bit Linux moves datagrams in batches:
+/// recvmmsg(2) takes up to <see cref="BatchSize"/> per system call, and what the handler sends back from that thread
+/// goes out in one sendmmsg(2) after the batch (for busy server sockets: STUN, the TURN listener).
+/// </remarks>
+public sealed partial class UdpDatagramSocket : IDatagramSocket
 {
     /// <summary>Largest datagram received; larger ones are truncated by the OS and dropped here.</summary>
     public const int MaxDatagramSize = 65_535;
+
+    /// <summary>Datagrams moved per recvmmsg/sendmmsg call on a dedicated thread.</summary>
+    public const int BatchSize = 32;
 
     /// <summary>Remote addresses remembered by <see cref="EndPointCache"/> before it starts over (memory bound).</summary>
     internal const int MaxCachedEndPoints = 4_096;
@@ -16,8 +25,14 @@ public sealed class UdpDatagramSocket : IDatagramSocket
     private readonly Socket _socket;
     private readonly EndPointCache _endPoints = new();
     private readonly CancellationTokenSource _stop = new();
+    private readonly bool _dedicatedThread;
     private Task? _loop;
+    private Thread? _thread;
+    private BatchedIo? _batch;
     private long _sendErrors;
+    private long _handlerFaults;
+    private int _handlerThread;
+    private int _disposed;
 
     public UdpDatagramSocket(IPEndPoint bind)
         : this(bind, reusePort: false)
@@ -27,8 +42,15 @@ public sealed class UdpDatagramSocket : IDatagramSocket
     /// <param name="reusePort">Linux SO_REUSEPORT: several sockets share the port and the kernel spreads flows over
     /// them (one receive loop each), for servers that scale over cores.</param>
     public UdpDatagramSocket(IPEndPoint bind, bool reusePort)
+        : this(bind, reusePort, dedicatedThread: false)
+    {
+    }
+
+    /// <param name="dedicatedThread">Receive on a thread of its own, batching system calls on Linux (see remarks).</param>
+    public UdpDatagramSocket(IPEndPoint bind, bool reusePort, bool dedicatedThread)
     {
         ArgumentNullException.ThrowIfNull(bind);
+        _dedicatedThread = dedicatedThread;
         _socket = new Socket(bind.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         if (reusePort && OperatingSystem.IsLinux()) _socket.SetRawSocketOption(1 /* SOL_SOCKET */, 15 /* SO_REUSEPORT */, [1, 0, 0, 0]);
         if (bind.AddressFamily == AddressFamily.InterNetworkV6) _socket.DualMode = false;
@@ -49,11 +71,23 @@ public sealed class UdpDatagramSocket : IDatagramSocket
     /// <summary>Datagrams the OS refused to send (e.g. no route).</summary>
     public long SendErrors => Interlocked.Read(ref _sendErrors);
 
+    /// <summary>Datagrams whose handler threw on a dedicated thread (counted; the thread keeps receiving).</summary>
+    public long HandlerFaults => Interlocked.Read(ref _handlerFaults);
+
     public void Start(DatagramHandler handler)
     {
         ArgumentNullException.ThrowIfNull(handler);
-        if (_loop is not null) throw new InvalidOperationException("The socket is already started.");
-        _loop = Task.Run(() => ReceiveLoopAsync(handler, _stop.Token));
+        if (_loop is not null || _thread is not null) throw new InvalidOperationException("The socket is already started.");
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (!_dedicatedThread)
+        {
+            _loop = Task.Run(() => ReceiveLoopAsync(handler, _stop.Token));
+            return;
+        }
+
+        if (LinuxUdp.IsSupported) _batch = new BatchedIo();
+        _thread = new Thread(() => ReceiveThread(handler)) { IsBackground = true, Name = $"udp {LocalEndPoint}" };
+        _thread.Start();
     }
 
     private async Task ReceiveLoopAsync(DatagramHandler handler, CancellationToken ct)
@@ -78,7 +112,9 @@ public sealed class UdpDatagramSocket : IDatagramSocket
                     continue;
                 }
 
+                Volatile.Write(ref _handlerThread, Environment.CurrentManagedThreadId);
                 handler(buffer.AsSpan(0, received), _endPoints.GetOrAdd(from));
+                Volatile.Write(ref _handlerThread, 0);
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -95,12 +131,73 @@ public sealed class UdpDatagramSocket : IDatagramSocket
         }
     }
 
+    private void ReceiveThread(DatagramHandler handler)
+    {
+        try
+        {
+            if (_batch is not null) ReceiveBatches(handler, _batch);
+            else ReceiveBlocking(handler);
+        }
+        finally
+        {
+            // The thread owns the socket's end: Dispose may have been called from a handler on this very thread.
+            _socket.Dispose();
+            _batch?.Dispose();
+        }
+    }
+
+    /// <summary>The portable dedicated-thread loop: blocking receives into one buffer and one reused address.</summary>
+    private void ReceiveBlocking(DatagramHandler handler)
+    {
+        var buffer = new byte[MaxDatagramSize];
+        var from = new SocketAddress(LocalEndPoint.AddressFamily, SocketAddress.GetMaximumAddressSize(LocalEndPoint.AddressFamily));
+        while (!_stop.IsCancellationRequested)
+        {
+            int received;
+            try
+            {
+                received = _socket.ReceiveFrom(buffer, SocketFlags.None, from);
+            }
+            catch (SocketException) when (!_stop.IsCancellationRequested)
+            {
+                continue;
+            }
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+            {
+                return;
+            }
+
+            Deliver(handler, buffer.AsSpan(0, received), _endPoints.GetOrAdd(from));
+        }
+    }
+
+    private void Deliver(DatagramHandler handler, ReadOnlySpan<byte> datagram, IPEndPoint remote)
+    {
+        try
+        {
+            handler(datagram, remote);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // A bug in the engine must not end the server's only receive thread (nor the process).
+            Interlocked.Increment(ref _handlerFaults);
+        }
+    }
+
     public void Send(ReadOnlySpan<byte> datagram, IPEndPoint remote)
     {
         ArgumentNullException.ThrowIfNull(remote);
         if (remote.AddressFamily != LocalEndPoint.AddressFamily)
         {
             Interlocked.Increment(ref _sendErrors);
+            return;
+        }
+
+        if (_batch is { } batch)
+        {
+            // Replies the handler sends from the receive thread join the batch, which leaves after the datagrams.
+            if (_thread == Thread.CurrentThread && batch.TryQueue(datagram, remote)) return;
+            if (!batch.SendNow(_socket.SafeHandle, datagram, remote)) Interlocked.Increment(ref _sendErrors);
             return;
         }
 
@@ -120,19 +217,42 @@ public sealed class UdpDatagramSocket : IDatagramSocket
 
     public void Dispose()
     {
-        if (_stop.IsCancellationRequested) return;
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _stop.Cancel();
+        if (_thread is { } thread)
+        {
+            if (_batch is not null)
+            {
+                try
+                {
+                    LinuxUdp.Wake(_socket.SafeHandle);
+                }
+                catch (ObjectDisposedException)
+                {
+                    // Already closed by the thread.
+                }
+            }
+            else
+            {
+                _socket.Dispose();
+            }
+
+            // From a handler on the receive thread, the thread ends (and closes the socket) once the handler returns.
+            if (thread != Thread.CurrentThread && !thread.Join(TimeSpan.FromSeconds(5))) _socket.Dispose();
+            return;
+        }
+
         _socket.Dispose();
         try
         {
-            _loop?.Wait(TimeSpan.FromSeconds(5));
+            // A handler may dispose its own socket (a transaction completing inline ends its owner): the loop then
+            // ends when the handler returns, and waiting for it here would wait for ourselves.
+            if (Volatile.Read(ref _handlerThread) != Environment.CurrentManagedThreadId) _loop?.Wait(TimeSpan.FromSeconds(5));
         }
         catch (AggregateException)
         {
             // The loop ends by cancellation; nothing else to report at dispose.
         }
-
-        _stop.Dispose();
     }
 
     /// <summary>

@@ -8,13 +8,16 @@ namespace Peerway.Net.Tests;
 public sealed class UdpDatagramSocketTests
 {
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task Every_sender_is_reported_at_its_own_endpoint_and_replies_reach_it(bool ipv6)
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    public async Task Every_sender_is_reported_at_its_own_endpoint_and_replies_reach_it(bool ipv6, bool dedicatedThread)
     {
         if (ipv6 && !Socket.OSSupportsIPv6) return;
         var loopback = ipv6 ? IPAddress.IPv6Loopback : IPAddress.Loopback;
-        using var server = new UdpDatagramSocket(new IPEndPoint(loopback, 0));
+        // On a dedicated thread (batched on Linux) the echo joins the batch and leaves by sendmmsg.
+        using var server = new UdpDatagramSocket(new IPEndPoint(loopback, 0), reusePort: false, dedicatedThread);
         var seen = new ConcurrentQueue<(byte Tag, IPEndPoint From)>();
         const int Senders = 5, Rounds = 20;
         var all = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -59,6 +62,92 @@ public sealed class UdpDatagramSocketTests
         {
             foreach (var c in clients) c.Dispose();
         }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_handler_may_dispose_its_own_socket(bool dedicatedThread)
+    {
+        var server = new UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0), reusePort: false, dedicatedThread);
+        var disposed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var handled = 0;
+        server.Start((_, _) =>
+        {
+            Interlocked.Increment(ref handled);
+            server.Dispose(); // returns without waiting for the receive loop that is running this handler
+            disposed.TrySetResult();
+        });
+
+        using var client = new UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0));
+        client.Send([1], server.LocalEndPoint);
+        await disposed.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        server.Dispose(); // idempotent
+        client.Send([2], server.LocalEndPoint);
+        server.Send([3], client.LocalEndPoint); // after dispose: counted, not thrown
+        Assert.Equal(1, Volatile.Read(ref handled));
+        Assert.True(server.SendErrors >= 1);
+    }
+
+    [Fact]
+    public void Batched_io_is_available_on_64_bit_linux()
+    {
+        // Otherwise dedicated threads silently fall back to one receive call per datagram.
+        if (OperatingSystem.IsLinux() && Environment.Is64BitProcess) Assert.True(LinuxUdp.IsSupported, "libc recvmmsg/sendmmsg/poll did not resolve");
+    }
+
+    [Fact]
+    public async Task The_dedicated_receive_thread_allocates_nothing_per_datagram()
+    {
+        if (!LinuxUdp.IsSupported) return; // the portable fallback is not held to this budget
+        using var server = new UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0), reusePort: false, dedicatedThread: true);
+        const int Warmup = 20, Measured = 200;
+        long handled = 0, before = 0, after = 0;
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        server.Start((data, from) =>
+        {
+            // Measured on the receive thread itself: everything between two datagrams (recvmmsg, address lookup,
+            // the handler, the batched reply) runs here.
+            var n = ++handled;
+            if (n == Warmup) before = GC.GetAllocatedBytesForCurrentThread();
+            server.Send(data, from);
+            if (n == Warmup + Measured)
+            {
+                after = GC.GetAllocatedBytesForCurrentThread();
+                done.TrySetResult();
+            }
+        });
+
+        using var client = new UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0));
+        long echoes = 0;
+        client.Start((_, _) => Interlocked.Increment(ref echoes));
+        for (var i = 0; i < Warmup + Measured; i++)
+        {
+            client.Send([(byte)i], server.LocalEndPoint);
+            await WaitUntil(() => Interlocked.Read(ref echoes) > i);
+        }
+
+        await done.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(0, after - before);
+    }
+
+    [Fact]
+    public async Task A_throwing_handler_is_counted_and_the_dedicated_thread_keeps_receiving()
+    {
+        using var server = new UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0), reusePort: false, dedicatedThread: true);
+        var second = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        server.Start((data, _) =>
+        {
+            if (data[0] == 1) throw new InvalidOperationException("engine bug");
+            second.TrySetResult();
+        });
+
+        using var client = new UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0));
+        client.Send([1], server.LocalEndPoint);
+        await WaitUntil(() => server.HandlerFaults == 1);
+        client.Send([2], server.LocalEndPoint);
+        await second.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(1, server.HandlerFaults);
     }
 
     // Polling with a deadline for datagrams crossing the real kernel (an external observable state).

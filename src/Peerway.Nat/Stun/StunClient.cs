@@ -40,6 +40,12 @@ public sealed record StunClientOptions
 /// transaction id (RFC 5780 responses may come from another address). Datagrams that are not responses to an
 /// outstanding transaction go to the <c>unhandled</c> handler (TURN data, ICE checks, application data).
 /// </summary>
+/// <remarks>
+/// Transactions complete inline, on the thread that delivered the response or fired the timer, after every lock is
+/// released (no thread-pool hop): under a single-threaded scheduler and a FakeTimeProvider the code awaiting a
+/// response has run by the time the delivery returns, so tests drive it with fake time alone. Continuations must
+/// therefore not block; the sockets tolerate being disposed from their own receive thread.
+/// </remarks>
 public sealed partial class StunClient : IDisposable
 {
     private readonly IDatagramSocket _socket;
@@ -167,7 +173,8 @@ public sealed partial class StunClient : IDisposable
     {
         private int _sent;
 
-        public TaskCompletionSource<StunMessage> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        // Inline continuations on purpose (see the class remarks).
+        public TaskCompletionSource<StunMessage> Completion { get; } = new();
 
         public ITimer? Timer { get; set; }
 

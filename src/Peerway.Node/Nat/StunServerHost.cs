@@ -32,7 +32,8 @@ public sealed class StunServerHost : IAsyncDisposable
 
     public long Dropped => _servers.Sum(s => s.Dropped);
 
-    /// <param name="replicas">Servers sharing the ports through SO_REUSEPORT (Linux), one receive loop each; 1 elsewhere.</param>
+    /// <param name="replicas">Servers sharing the ports through SO_REUSEPORT (Linux), one receive thread each (batched
+    /// recvmmsg/sendmmsg on Linux); 1 elsewhere.</param>
     public static StunServerHost Start(IPAddress bind, int port, IPAddress? alternate, StunServerOptions options, ILoggerFactory loggers, int replicas = 1)
     {
         ArgumentNullException.ThrowIfNull(bind);
@@ -46,7 +47,7 @@ public sealed class StunServerHost : IAsyncDisposable
             for (var r = 0; r < replicas; r++)
             {
                 var sockets = new List<IDatagramSocket>();
-                var primary = new UdpDatagramSocket(new IPEndPoint(bind, port), reuse);
+                var primary = new UdpDatagramSocket(new IPEndPoint(bind, port), reuse, dedicatedThread: true);
                 all.Add(primary);
                 sockets.Add(primary);
                 port = primary.LocalEndPoint.Port;
@@ -54,7 +55,7 @@ public sealed class StunServerHost : IAsyncDisposable
                 {
                     foreach (var ep in new[] { new IPEndPoint(bind, port + 1), new IPEndPoint(alternate, port), new IPEndPoint(alternate, port + 1) })
                     {
-                        var s = new UdpDatagramSocket(ep, reuse);
+                        var s = new UdpDatagramSocket(ep, reuse, dedicatedThread: true);
                         all.Add(s);
                         sockets.Add(s);
                     }

@@ -83,7 +83,8 @@ public sealed class TurnServerHost : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(bind);
         ArgumentNullException.ThrowIfNull(loggers);
-        var udp = new UdpDatagramSocket(bind);
+        // The listener carries every client's requests and ChannelData: a receive thread of its own, batched on Linux.
+        var udp = new UdpDatagramSocket(bind, reusePort: false, dedicatedThread: true);
         TurnServer? server = null;
         try
         {

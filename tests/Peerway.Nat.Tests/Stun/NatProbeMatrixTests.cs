@@ -1,4 +1,5 @@
 using System.Net;
+using Microsoft.Extensions.Time.Testing;
 using Peerway.Nat.Stun;
 using Peerway.Net;
 
@@ -39,7 +40,8 @@ public sealed class NatProbeMatrixTests
     [MemberData(nameof(All))]
     public async Task Probe_reports_the_nat_behaviour(NatMappingBehavior mapping, NatFilteringBehavior filtering)
     {
-        using var scheduler = new PumpDeliveryScheduler(TimeProvider.System);
+        var time = new FakeTimeProvider();
+        var scheduler = new ManualScheduler(time);
         var net = new VirtualNetwork(scheduler);
         var sockets = new IDatagramSocket[]
         {
@@ -52,9 +54,8 @@ public sealed class NatProbeMatrixTests
         server.Start();
         var nat = net.AddNat(IPAddress.Parse("198.51.100.7"), IPNetwork.Parse("192.168.7.0/24"), new VirtualNatOptions { Mapping = mapping, Filtering = filtering });
 
-        // Answers arrive within milliseconds on the pump; a filtered one is given up after 100+200+400 ms.
-        var options = new StunClientOptions { Rto = TimeSpan.FromMilliseconds(100), Rc = 3, Rm = 4 };
-        var report = await NatBehaviorProbe.RunAsync(() => nat.CreateSocket(), sockets[0].LocalEndPoint, TimeProvider.System, options);
+        // Driven by fake time alone: a filtered answer is given up after the RFC 8489 schedule (39.5 s of fake time).
+        var report = await scheduler.Run(() => NatBehaviorProbe.RunAsync(() => nat.CreateSocket(), sockets[0].LocalEndPoint, time, new StunClientOptions()), TimeSpan.FromMinutes(5));
 
         Assert.Equal(nat.PublicAddress, report.MappedEndPoint.Address);
         Assert.Equal(Expected(mapping), report.Mapping);

@@ -72,6 +72,26 @@ public sealed class StunServerClientTests
         return m!;
     }
 
+    [Theory]
+    [InlineData(1, true)]
+    [InlineData(1, false)]
+    [InlineData(4, true)]
+    public void Binding_is_answered_without_allocating(int sockets, bool fingerprint)
+    {
+        // The server's hot path: a plain Binding request (RFC 8489 §8), with RFC 5780 attributes when it has 4 sockets.
+        var server = new StunServer(Enumerable.Range(0, sockets).Select(i => (IDatagramSocket)new RecordingSocket(
+            new IPEndPoint(IPAddress.Parse(i < 2 ? "192.0.2.1" : "192.0.2.2"), (i & 1) == 0 ? 3478 : 3479), TimeProvider.System)).ToList(), new StunServerOptions());
+        var request = BindingRequest(fingerprint: fingerprint);
+        var response = new byte[StunServer.MaxResponseSize];
+        var written = server.Respond(request, Client, 0, allowChange: true, response, out _, out _); // warm up
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 100; i++) written = server.Respond(request, Client, 0, allowChange: true, response, out _, out _);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.True(StunMessage.TryDecode(response.AsSpan(0, written), out var m, out _));
+        Assert.Equal(StunClass.SuccessResponse, m!.Class);
+        Assert.Equal(101, server.Answered);
+    }
+
     [Fact]
     public void Binding_response_carries_the_source_address_software_and_fingerprint()
     {
@@ -212,7 +232,8 @@ public sealed class StunServerClientTests
     [Fact]
     public async Task Probe_over_a_virtual_network_without_nat_reports_no_nat()
     {
-        using var scheduler = new PumpDeliveryScheduler(TimeProvider.System);
+        var time = new FakeTimeProvider();
+        var scheduler = new ManualScheduler(time);
         var net = new VirtualNetwork(scheduler);
         var sockets = new IDatagramSocket[]
         {
@@ -223,7 +244,7 @@ public sealed class StunServerClientTests
         };
         using var server = new StunServer(sockets, new StunServerOptions());
         server.Start();
-        var report = await NatBehaviorProbe.RunAsync(() => net.CreateSocket(), sockets[0].LocalEndPoint, TimeProvider.System, new StunClientOptions());
+        var report = await scheduler.Run(() => NatBehaviorProbe.RunAsync(() => net.CreateSocket(), sockets[0].LocalEndPoint, time, new StunClientOptions()), TimeSpan.FromMinutes(5));
         Assert.Equal(NatBehavior.NoNat, report.Mapping);
         Assert.Equal(NatBehavior.NoNat, report.Filtering);
         Assert.Equal(sockets[3].LocalEndPoint, report.OtherAddress);

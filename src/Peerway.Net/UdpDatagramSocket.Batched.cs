@@ -1,0 +1,229 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace Peerway.Net;
+
+public sealed partial class UdpDatagramSocket
+{
+    /// <summary>Largest reply queued for sendmmsg; a larger one is sent at once.</summary>
+    internal const int MaxBatchedSendSize = 2_048;
+
+    private void ReceiveBatches(DatagramHandler handler, BatchedIo batch)
+    {
+        // Holding a reference keeps the descriptor number ours until the loop ends (Socket.Dispose waits for it and
+        // wakes the poll by shutting the socket down).
+        var handle = _socket.SafeHandle;
+        var added = false;
+        handle.DangerousAddRef(ref added);
+        try
+        {
+            var fd = (int)handle.DangerousGetHandle();
+            while (!_stop.IsCancellationRequested)
+            {
+                var received = batch.Receive(fd);
+                if (received <= 0)
+                {
+                    if (received < 0 && Marshal.GetLastPInvokeError() is LinuxUdp.EIntr) continue;
+
+                    // Nothing waiting (EAGAIN), or an error to let pass: sleep until the socket is readable. The
+                    // timeout only bounds how long a missed wake-up could delay Dispose.
+                    LinuxUdp.Poll(fd, LinuxUdp.PollIn, 1_000);
+                    continue;
+                }
+
+                batch.Receiving = true;
+                for (var i = 0; i < received; i++)
+                {
+                    if (!batch.TryGetReceived(i, out var datagram, out var address)) continue;
+                    var remote = batch.EndPoints.Get(address);
+                    if (remote is not null) Deliver(handler, datagram, remote);
+                }
+
+                batch.Receiving = false;
+                var failed = batch.Flush(fd);
+                if (failed > 0) Interlocked.Add(ref _sendErrors, failed);
+            }
+        }
+        finally
+        {
+            batch.Receiving = false;
+            if (added) handle.DangerousRelease();
+        }
+    }
+
+    /// <summary>
+    /// Native buffers for one receive thread: <see cref="BatchSize"/> receive slots of <see cref="MaxDatagramSize"/>
+    /// bytes (address space; the kernel only touches the pages it writes) and as many send slots. Only the receive
+    /// thread touches the slots; <see cref="SendNow"/> is safe from any thread.
+    /// </summary>
+    private sealed unsafe class BatchedIo : IDisposable
+    {
+        private readonly LinuxUdp.MMsgHdr* _recv;
+        private readonly LinuxUdp.IoVec* _recvIov;
+        private readonly byte* _recvNames;
+        private readonly byte* _recvData;
+        private readonly LinuxUdp.MMsgHdr* _send;
+        private readonly LinuxUdp.IoVec* _sendIov;
+        private readonly byte* _sendNames;
+        private readonly byte* _sendData;
+        private int _lastReceived = BatchSize;
+        private int _queued;
+        private bool _freed;
+
+        public BatchedIo()
+        {
+            _recv = (LinuxUdp.MMsgHdr*)NativeMemory.AllocZeroed((nuint)(BatchSize * sizeof(LinuxUdp.MMsgHdr)));
+            _recvIov = (LinuxUdp.IoVec*)NativeMemory.AllocZeroed((nuint)(BatchSize * sizeof(LinuxUdp.IoVec)));
+            _recvNames = (byte*)NativeMemory.AllocZeroed((nuint)(BatchSize * LinuxUdp.AddressSize));
+            _recvData = (byte*)NativeMemory.Alloc((nuint)BatchSize * MaxDatagramSize);
+            _send = (LinuxUdp.MMsgHdr*)NativeMemory.AllocZeroed((nuint)(BatchSize * sizeof(LinuxUdp.MMsgHdr)));
+            _sendIov = (LinuxUdp.IoVec*)NativeMemory.AllocZeroed((nuint)(BatchSize * sizeof(LinuxUdp.IoVec)));
+            _sendNames = (byte*)NativeMemory.AllocZeroed((nuint)(BatchSize * LinuxUdp.AddressSize));
+            _sendData = (byte*)NativeMemory.Alloc((nuint)BatchSize * MaxBatchedSendSize);
+            for (var i = 0; i < BatchSize; i++)
+            {
+                _recvIov[i] = new LinuxUdp.IoVec { Base = _recvData + ((nint)i * MaxDatagramSize), Length = MaxDatagramSize };
+                _recv[i].Header.Name = _recvNames + (i * LinuxUdp.AddressSize);
+                _recv[i].Header.Iov = &_recvIov[i];
+                _recv[i].Header.IovLength = 1;
+                _sendIov[i].Base = _sendData + (i * MaxBatchedSendSize);
+                _send[i].Header.Name = _sendNames + (i * LinuxUdp.AddressSize);
+                _send[i].Header.Iov = &_sendIov[i];
+                _send[i].Header.IovLength = 1;
+            }
+        }
+
+        /// <summary>Set by the receive thread while its handler runs: only then are replies queued.</summary>
+        public bool Receiving { get; set; }
+
+        /// <summary>Remote endpoints by raw address, for the receive thread only (no lock).</summary>
+        public RawEndPointCache EndPoints { get; } = new();
+
+        /// <summary>recvmmsg without blocking: the number of datagrams received, or -1 (errno says why).</summary>
+        public int Receive(int fd)
+        {
+            for (var i = 0; i < _lastReceived; i++)
+            {
+                _recv[i].Header.NameLength = LinuxUdp.AddressSize;
+                _recv[i].Header.Flags = 0;
+            }
+
+            var n = LinuxUdp.RecvMMsg(fd, _recv, BatchSize, LinuxUdp.MsgDontWait, null);
+            _lastReceived = n > 0 ? n : 0;
+            return n;
+        }
+
+        public bool TryGetReceived(int index, out ReadOnlySpan<byte> datagram, out ReadOnlySpan<byte> address)
+        {
+            ref var m = ref _recv[index];
+            address = new ReadOnlySpan<byte>(m.Header.Name, (int)Math.Min(m.Header.NameLength, LinuxUdp.AddressSize));
+            datagram = new ReadOnlySpan<byte>(m.Header.Iov->Base, (int)m.Length);
+
+            // Larger than MaxDatagramSize cannot happen for UDP; a truncated datagram is dropped, as on the other paths.
+            return (m.Header.Flags & LinuxUdp.MsgTrunc) == 0;
+        }
+
+        /// <summary>Queues a reply from the receive thread; false when it must be sent at once instead.</summary>
+        public bool TryQueue(ReadOnlySpan<byte> datagram, IPEndPoint remote)
+        {
+            if (!Receiving || datagram.Length > MaxBatchedSendSize || _queued == BatchSize) return false;
+            ref var m = ref _send[_queued];
+            m.Header.NameLength = LinuxUdp.WriteAddress(remote, new Span<byte>(m.Header.Name, LinuxUdp.AddressSize));
+            datagram.CopyTo(new Span<byte>(m.Header.Iov->Base, MaxBatchedSendSize));
+            m.Header.Iov->Length = (nuint)datagram.Length;
+            _queued++;
+            return true;
+        }
+
+        /// <summary>sendmmsg of the queued replies; returns how many could not be sent.</summary>
+        public int Flush(int fd)
+        {
+            var failed = 0;
+            var retries = 0;
+            for (var sent = 0; sent < _queued;)
+            {
+                var n = LinuxUdp.SendMMsg(fd, _send + sent, (uint)(_queued - sent), LinuxUdp.MsgDontWait);
+                if (n > 0)
+                {
+                    sent += n;
+                    continue;
+                }
+
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno == LinuxUdp.EIntr) continue;
+                if (errno == LinuxUdp.EAgain && retries++ < 3)
+                {
+                    // The send buffer is full: wait briefly for room, as a blocking send would.
+                    LinuxUdp.Poll(fd, LinuxUdp.PollOut, 10);
+                    continue;
+                }
+
+                // sendmmsg fails only on its first datagram (e.g. no route to it): drop that one, go on.
+                failed++;
+                sent++;
+            }
+
+            _queued = 0;
+            return failed;
+        }
+
+        /// <summary>sendto with an address built on the stack; false when the OS refused it.</summary>
+        public bool SendNow(SafeSocketHandle handle, ReadOnlySpan<byte> datagram, IPEndPoint remote)
+        {
+            Span<byte> address = stackalloc byte[LinuxUdp.AddressSize];
+            var length = LinuxUdp.WriteAddress(remote, address);
+            try
+            {
+                fixed (byte* data = datagram)
+                fixed (byte* name = address)
+                {
+                    return LinuxUdp.SendTo(handle, data, (nuint)datagram.Length, 0, name, length) >= 0;
+                }
+            }
+            catch (ObjectDisposedException)
+            {
+                return false;
+            }
+        }
+
+        public void Dispose()
+        {
+            if (_freed) return;
+            _freed = true;
+            NativeMemory.Free(_recv);
+            NativeMemory.Free(_recvIov);
+            NativeMemory.Free(_recvNames);
+            NativeMemory.Free(_recvData);
+            NativeMemory.Free(_send);
+            NativeMemory.Free(_sendIov);
+            NativeMemory.Free(_sendNames);
+            NativeMemory.Free(_sendData);
+        }
+    }
+
+    /// <summary>
+    /// Remote endpoints keyed by the raw sockaddr bytes (no allocation for a known remote), bounded like
+    /// <see cref="EndPointCache"/>. Used by one thread only.
+    /// </summary>
+    private sealed class RawEndPointCache
+    {
+        private readonly Dictionary<RawAddress, IPEndPoint> _byAddress = [];
+
+        public IPEndPoint? Get(ReadOnlySpan<byte> address)
+        {
+            Span<byte> padded = stackalloc byte[LinuxUdp.AddressSize];
+            padded.Clear();
+            address.CopyTo(padded);
+            var key = MemoryMarshal.Read<RawAddress>(padded);
+            if (_byAddress.TryGetValue(key, out var known)) return known;
+            var endPoint = LinuxUdp.ReadAddress(padded);
+            if (endPoint is null) return null;
+            if (_byAddress.Count >= MaxCachedEndPoints) _byAddress.Clear();
+            _byAddress[key] = endPoint;
+            return endPoint;
+        }
+
+        private readonly record struct RawAddress(ulong A, ulong B, ulong C, ulong D);
+    }
+}
