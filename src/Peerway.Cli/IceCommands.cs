@@ -26,12 +26,16 @@ internal static class IceCommands
     private static Command Signal()
     {
         var port = new Option<int>("--port") { Description = "TCP port for the HTTP signaling server.", DefaultValueFactory = _ => 8089 };
-        var command = new Command("signal", "Run a tiny HTTP signaling mailbox: POST /send?to=ID (body: one line), GET /recv?id=ID (long poll).") { port };
+        var bind = new Option<string>("--bind") { Description = "IP address to listen on.", DefaultValueFactory = _ => "127.0.0.1" };
+        var command = new Command("signal", "Run a tiny HTTP signaling mailbox: POST /send?to=ID (body: one line), GET /recv?id=ID (long poll).") { port, bind };
         command.SetAction(async (parse, ct) =>
         {
             var p = NatCommands.ParsePort(parse.GetValue(port), "--port");
+            var ip = NatCommands.ParseIp(parse.GetValue(bind)!, "--bind");
+            // HttpListener prefixes: "+" listens on every address; an IPv6 literal goes in brackets.
+            var host = ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any) ? "+" : ip.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{ip}]" : ip.ToString();
             using var listener = new HttpListener();
-            listener.Prefixes.Add($"http://127.0.0.1:{p}/");
+            listener.Prefixes.Add($"http://{host}:{p}/");
             try
             {
                 listener.Start();
@@ -41,7 +45,7 @@ internal static class IceCommands
                 throw new RuntimeFailureException($"cannot listen on port {p}: {ex.Message}", ex);
             }
 
-            Console.WriteLine($"signal: listening on http://127.0.0.1:{p}/");
+            Console.WriteLine($"signal: listening on http://{host}:{p}/");
             var boxes = new ConcurrentDictionary<string, BlockingMailbox>();
             await using (ct.Register(listener.Stop))
             {
@@ -287,6 +291,7 @@ internal static class IceCommands
             using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
             IceSignaling.Attach(agent, new HttpSignalingChannel(http, server, me, them, stop.Token));
+            var started = TimeProvider.System.GetTimestamp();
             agent.Start();
             IDatagramSocket path;
             try
@@ -299,7 +304,8 @@ internal static class IceCommands
             }
 
             var pair = agent.SelectedPair!;
-            Console.WriteLine($"connected: {pair.Kind} (local {pair.Local.Type} {pair.Local.Address}, remote {pair.Remote.Type} {pair.Remote.Address})");
+            var elapsed = TimeProvider.System.GetElapsedTime(started);
+            Console.WriteLine(FormattableString.Invariant($"connected: {pair.Kind} (local {pair.Local.Type} {pair.Local.Address}, remote {pair.Remote.Type} {pair.Remote.Address}) in {elapsed.TotalMilliseconds:0} ms"));
             var got = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
             path.Start((d, _) => got.TrySetResult(Encoding.UTF8.GetString(d)));
             var hello = Encoding.UTF8.GetBytes($"hello from {me}");
