@@ -99,7 +99,12 @@ internal static class IceCommands
                 var lines = await boxes.GetOrAdd(id, _ => new BlockingMailbox()).TakeAllAsync(TimeSpan.FromSeconds(10), ct);
                 var body = Encoding.UTF8.GetBytes(string.Join('\n', lines));
                 response.StatusCode = 200;
-                await response.OutputStream.WriteAsync(body, ct);
+
+                // An explicit length: otherwise the managed HttpListener answers chunked and turns the empty write of a
+                // poll that timed out into a second "0" terminator, which the client reads as the status line of its
+                // next response on the kept-alive connection (and the lines drained for that request are lost).
+                response.ContentLength64 = body.Length;
+                if (body.Length > 0) await response.OutputStream.WriteAsync(body, ct);
             }
             else
             {
@@ -248,9 +253,10 @@ internal static class IceCommands
         var pass = new Option<string?>("--pass") { Description = "TURN password." };
         var bind = new Option<string?>("--bind") { Description = "Local IP for the host candidate (default: the route to the STUN/TURN server, else 127.0.0.1)." };
         var timeout = new Option<int>("--timeout") { Description = "Seconds to wait for the connection.", DefaultValueFactory = _ => 30 };
+        var hold = new Option<int>("--hold") { Description = "After the exchange, keep the path this many seconds (a datagram a second; RFC 7675 consent checks keep running) and report its state.", DefaultValueFactory = _ => 0 };
         var command = new Command("connect", "Connect to a peer with ICE (RFC 8445), exchange a message, print the selected pair type (host, srflx or relay).")
         {
-            signal, id, peer, stun, turn, user, pass, bind, timeout,
+            signal, id, peer, stun, turn, user, pass, bind, timeout, hold,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -266,8 +272,16 @@ internal static class IceCommands
             if (turnEp is not null && (u is null || pw is null)) throw new UsageException("--turn needs --user and --pass");
             var seconds = parse.GetValue(timeout);
             if (seconds is < 1 or > 3600) throw new UsageException("--timeout must be in 1..3600");
+            var holdSeconds = parse.GetValue(hold);
+            if (holdSeconds is < 0 or > 3600) throw new UsageException("--hold must be in 0..3600");
             var bindIp = parse.GetValue(bind) is { } b ? NatCommands.ParseIp(b, "--bind")
                 : (stunEp ?? turnEp) is { } via ? NatCommands.LocalAddressFor(via) : IPAddress.Loopback;
+            if (bindIp.Equals(IPAddress.Any) || bindIp.Equals(IPAddress.IPv6Any))
+            {
+                // A wildcard socket has no address to offer as a host candidate (and its srflx base is not pairable).
+                throw new UsageException("--bind needs a concrete local address, not a wildcard");
+            }
+
 
             using var loggers = CliLogging.Create();
             UdpDatagramSocket socket;
@@ -307,7 +321,12 @@ internal static class IceCommands
             var elapsed = TimeProvider.System.GetElapsedTime(started);
             Console.WriteLine(FormattableString.Invariant($"connected: {pair.Kind} (local {pair.Local.Type} {pair.Local.Address}, remote {pair.Remote.Type} {pair.Remote.Address}) in {elapsed.TotalMilliseconds:0} ms"));
             var got = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-            path.Start((d, _) => got.TrySetResult(Encoding.UTF8.GetString(d)));
+            var datagrams = 0;
+            path.Start((d, _) =>
+            {
+                Interlocked.Increment(ref datagrams);
+                got.TrySetResult(Encoding.UTF8.GetString(d));
+            });
             var hello = Encoding.UTF8.GetBytes($"hello from {me}");
             var deadline = TimeProvider.System.GetUtcNow() + TimeSpan.FromSeconds(seconds);
 
@@ -327,6 +346,21 @@ internal static class IceCommands
             }
 
             Console.WriteLine($"received: {await got.Task}");
+            if (holdSeconds > 0)
+            {
+                // RFC 7675: the agent keeps checking consent on the selected pair while the application sends.
+                var before = Volatile.Read(ref datagrams);
+                for (var i = 0; i < holdSeconds && agent.State is IceState.Connected or IceState.Disconnected; i++)
+                {
+                    path.Send(hello, pair.Remote.Address);
+                    await Task.Delay(TimeSpan.FromSeconds(1), ct);
+                }
+
+                var state = agent.State;
+                Console.WriteLine($"held: {holdSeconds} s, state {state}, {Volatile.Read(ref datagrams) - before} datagrams from the peer");
+                if (state is not (IceState.Connected or IceState.Disconnected)) throw new RuntimeFailureException($"connect: the path was lost during the hold ({state})");
+            }
+
             await stop.CancelAsync();
             return CliRunner.Ok;
         });

@@ -163,10 +163,14 @@ up() {
   echo "lab: up (${lan_order[*]}); state in $state"
 }
 
-# connect A B [ID]: two `peerway connect` processes, one per LAN, started together. Prints both outputs.
+# connect A B [TAG [--no-turn] [peerway connect options…]]: two `peerway connect` processes, one per LAN, started
+# together (ids A-TAG and B-TAG); prints their stdout lines as "[LAN exit CODE] line" (and stderr when one failed).
 connect() {
   local a="$1" b="$2" tag="${3:-$RANDOM}" rc_a=0 rc_b=0
-  local args=(connect --signal "$signal_url" --stun "$server_ip:3478" --turn "$server_ip:3478" --user "$turn_user" --pass "$turn_pass" --timeout 60)
+  shift 2; shift || true
+  local args=(connect --signal "$signal_url" --stun "$server_ip:3478" --timeout 60)
+  if [ "${1:-}" = --no-turn ]; then shift; else args+=(--turn "$server_ip:3478" --user "$turn_user" --pass "$turn_pass"); fi
+  args+=("$@")
   ns "$a" "$peerway" "${args[@]}" --id "$a-$tag" --peer "$b-$tag" >"$state/c-$tag-$a.out" 2>"$state/c-$tag-$a.err" &
   local pa=$!
   ns "$b" "$peerway" "${args[@]}" --id "$b-$tag" --peer "$a-$tag" >"$state/c-$tag-$b.out" 2>"$state/c-$tag-$b.err" &
@@ -185,23 +189,31 @@ probe() {
   ns "$1" "$peerway" nat probe "$probe_ip:3478" --rto 100
 }
 
-# Checks one connect case: exit codes, the selected pair type on both sides, the message both ways.
+# Checks one connect case: exit codes, the selected pair type on both sides (none: both must fail), the message both
+# ways, and with --hold that the path is still Connected (consent kept fresh) at the end.
 check_case() {
-  local a="$1" b="$2" want="$3" out ok=1
-  local t0=$SECONDS
-  out="$(connect "$a" "$b")" || ok=0
+  local a="$1" b="$2" want="$3" out ok=1 label="$1 ↔ $2"
+  shift 3
+  [ $# -eq 0 ] || label="$label ($*)"
+  out="$(connect "$a" "$b" "$RANDOM" "$@")" || true
   echo "$out" | sed 's/^/  /'
-  grep -q "^\[$a exit 0\] connected: $want " <<<"$out" || ok=0
-  grep -q "^\[$b exit 0\] connected: $want " <<<"$out" || ok=0
-  grep -q "^\[$a exit 0\] received: hello from $b-" <<<"$out" || ok=0
-  grep -q "^\[$b exit 0\] received: hello from $a-" <<<"$out" || ok=0
+  local n
+  for n in "$a" "$b"; do
+    if [ "$want" = none ]; then
+      grep -q "^\[$n stderr\] peerway: connect: ICE failed" <<<"$out" || ok=0
+      continue
+    fi
+    grep -q "^\[$n exit 0\] connected: $want " <<<"$out" || ok=0
+    grep -q "^\[$n exit 0\] received: hello from $([ "$n" = "$a" ] && echo "$b" || echo "$a")-" <<<"$out" || ok=0
+    if [[ " $* " == *" --hold "* ]]; then grep -q "^\[$n exit 0\] held: .* state Connected," <<<"$out" || ok=0; fi
+  done
   local ta tb
-  ta="$(grep -o "\[$a exit 0\] connected: .* in [0-9]* ms" <<<"$out" | grep -o '[0-9]* ms$' || echo '? ms')"
-  tb="$(grep -o "\[$b exit 0\] connected: .* in [0-9]* ms" <<<"$out" | grep -o '[0-9]* ms$' || echo '? ms')"
+  ta="$(grep -o "^\[$a exit 0\] connected: .* in [0-9]* ms" <<<"$out" | grep -o '[0-9]* ms$' || echo '–')"
+  tb="$(grep -o "^\[$b exit 0\] connected: .* in [0-9]* ms" <<<"$out" | grep -o '[0-9]* ms$' || echo '–')"
   if [ $ok = 1 ]; then
-    results+=("| $a ↔ $b | $want | $want | $ta / $tb |")
+    results+=("| $label | $want | $want | $ta / $tb |")
   else
-    results+=("| $a ↔ $b | $want | FAILED | $ta / $tb |")
+    results+=("| $label | $want | FAILED | $ta / $tb |")
     failed=1
   fi
 }
@@ -228,10 +240,11 @@ run() {
   check_probe sym1 address-and-port-dependent address-and-port-dependent
   check_probe full endpoint-independent endpoint-independent
   echo "lab: cases"
-  check_case cone1 cone2 srflx
+  check_case cone1 cone2 srflx --hold 15
   check_case cone1 sym1 relay
-  check_case sym1 sym2 relay
+  check_case sym1 sym2 relay --hold 15
   check_case full sym2 srflx
+  check_case sym1 sym2 none --no-turn
   echo
   echo "| case | expected | result | time to connect (each side, from its agent's start) |"
   echo "|---|---|---|---|"

@@ -25,17 +25,41 @@ public sealed partial class NatLabTests(NatLabFixture lab, ITestOutputHelper out
 {
     private static readonly TimeSpan CaseTimeout = TimeSpan.FromSeconds(120);
 
+    /// <summary>Seconds the paths of two cases are held after the exchange: longer than the 12 s after which an agent
+    /// without consent responses turns Disconnected (RFC 7675 checks every 5 s ± 20 %).</summary>
+    private const string HoldSeconds = "15";
+
     [NatLabFact]
-    public Task Cone_to_cone_connects_directly_through_server_reflexive_candidates() => ConnectAsync("cone1", "cone2", "srflx");
+    public Task Cone_to_cone_connects_directly_through_server_reflexive_candidates_and_keeps_consent() =>
+        ConnectAsync("cone1", "cone2", "srflx", "--hold", HoldSeconds);
 
     [NatLabFact]
     public Task Cone_to_symmetric_falls_back_to_the_relay() => ConnectAsync("cone1", "sym1", "relay");
 
     [NatLabFact]
-    public Task Symmetric_to_symmetric_falls_back_to_the_relay_and_exchanges_messages() => ConnectAsync("sym1", "sym2", "relay");
+    public Task Symmetric_to_symmetric_falls_back_to_the_relay_exchanges_messages_and_keeps_consent() =>
+        ConnectAsync("sym1", "sym2", "relay", "--hold", HoldSeconds);
 
     [NatLabFact]
     public Task Full_cone_to_symmetric_connects_directly() => ConnectAsync("full", "sym2", "srflx");
+
+    /// <summary>The relay is needed: without TURN, two symmetric NATs leave ICE no working pair.</summary>
+    [NatLabFact]
+    public async Task Symmetric_to_symmetric_without_a_relay_fails()
+    {
+        lab.RequireUp();
+        var tag = Guid.NewGuid().ToString("N")[..8];
+        await using var p = ExternalProcess.Start(lab.Script, ["connect", "sym1", "sym2", tag, "--no-turn"], CaseTimeout);
+        var code = await p.WaitForExitAsync(CaseTimeout);
+        var all = $"lab.sh connect sym1 sym2 --no-turn exited {code}\n{p.Stdout}\n{p.Stderr}";
+        output.WriteLine(all);
+        Assert.NotEqual(0, code);
+        foreach (var n in new[] { "sym1", "sym2" })
+        {
+            Assert.Contains($"[{n} stderr] peerway: connect: ICE failed: every candidate pair failed.", p.StdoutLines);
+            Assert.DoesNotContain(p.StdoutLines, l => l.StartsWith($"[{n} exit 0] connected:", StringComparison.Ordinal));
+        }
+    }
 
     [NatLabTheory]
     [InlineData("cone1", "endpoint-independent", "address-and-port-dependent")]
@@ -54,11 +78,11 @@ public sealed partial class NatLabTests(NatLabFixture lab, ITestOutputHelper out
         Assert.Contains(p.StdoutLines, l => l.StartsWith("mapped address:  203.0.113.", StringComparison.Ordinal));
     }
 
-    private async Task ConnectAsync(string a, string b, string expected)
+    private async Task ConnectAsync(string a, string b, string expected, params string[] options)
     {
         lab.RequireUp();
         var tag = Guid.NewGuid().ToString("N")[..8];
-        await using var p = ExternalProcess.Start(lab.Script, ["connect", a, b, tag], CaseTimeout);
+        await using var p = ExternalProcess.Start(lab.Script, ["connect", a, b, tag, .. options], CaseTimeout);
         var code = await p.WaitForExitAsync(CaseTimeout);
         var all = $"lab.sh connect {a} {b} exited {code}\n{p.Stdout}\n{p.Stderr}";
         output.WriteLine(all);
@@ -69,6 +93,12 @@ public sealed partial class NatLabTests(NatLabFixture lab, ITestOutputHelper out
             Assert.True(connected is not null, $"{me} printed no 'connected:' line\n{all}");
             Assert.True(connected.Groups["kind"].Value == expected, $"{me} selected a {connected.Groups["kind"].Value} pair, expected {expected}\n{all}");
             Assert.Contains($"[{me} exit 0] received: hello from {them}-{tag}", p.StdoutLines);
+            if (options.Contains("--hold"))
+            {
+                // RFC 7675: consent responses kept coming over the NATs (or the relay), so the path is still Connected.
+                Assert.Contains(p.StdoutLines, l => l.StartsWith($"[{me} exit 0] held: {HoldSeconds} s, state Connected, ", StringComparison.Ordinal));
+            }
+
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{a} <-> {b}: {me} connected ({expected}) in {connected.Groups["ms"].Value} ms"));
         }
     }
