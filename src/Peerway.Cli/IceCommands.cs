@@ -294,7 +294,8 @@ internal static class IceCommands
                 throw new RuntimeFailureException($"cannot bind {bindIp}: {ex.Message}", ex);
             }
 
-            using var agent = new IceAgent(socket, TimeProvider.System, new IceAgentOptions
+            // Disposed asynchronously: the TURN allocation is deleted on the way out (RFC 8656 §7.3), not left to expire.
+            await using var agent = new IceAgent(socket, TimeProvider.System, new IceAgentOptions
             {
                 // Both ends derive opposite roles from their ids; a tie would be repaired by RFC 8445 §7.3.1.1 anyway.
                 Role = string.CompareOrdinal(me, them) < 0 ? IceRole.Controlling : IceRole.Controlled,

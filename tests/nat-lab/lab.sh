@@ -153,8 +153,10 @@ up() {
   for a in "$server_ip" "$probe_ip" "$probe_alt"; do ip -n "$pub_ns" addr add "$a/24" dev "$prefix-br"; done
   for lan in "${lan_order[@]}"; do add_lan "$lan"; done
   # The routers' WAN addresses are TEST-NET-3, which the TURN server refuses as peers by default (no open relay).
+  # A quota of 2 allocations for the lab's user: each case's two peers must delete theirs on exit (RFC 8656 §7.3,
+  # Refresh with LIFETIME 0) for the next case to get a relay.
   start_server turn pub turn-server --realm natlab --user "$turn_user:$turn_pass" --bind "$server_ip" --port 3478 \
-    --allow-peer 203.0.113.0/24
+    --allow-peer 203.0.113.0/24 --user-quota 2
   start_server stun pub stun-server --bind "$probe_ip" --alt "$probe_alt" --port 3478 --threads 1
   start_server signal pub signal --bind "$server_ip" --port 8089
   wait_ready turn "^turn-server: udp"

@@ -41,11 +41,14 @@ public sealed record IceSelectedPair(IceCandidate Local, IceCandidate Remote)
 /// selected, <see cref="Connected"/> yields an <see cref="IDatagramSocket"/> that carries application datagrams over it,
 /// directly or through the TURN relay. Thread-safe: one lock guards the state; timers come from the TimeProvider.
 /// </summary>
-public sealed partial class IceAgent : IDisposable
+public sealed partial class IceAgent : IDisposable, IAsyncDisposable
 {
     // RFC 8445 §5.3: ufrag at least 24 bits of randomness, password at least 128 bits.
     private const int UfragBytes = 6;
     private const int PasswordBytes = 18;
+
+    /// <summary>How long <see cref="DisposeAsync"/> waits for the TURN server to confirm the allocation's deletion.</summary>
+    private static readonly TimeSpan ReleaseTimeout = TimeSpan.FromSeconds(2);
 
     private readonly IceAgentOptions _options;
     private readonly TimeProvider _time;
@@ -845,6 +848,31 @@ public sealed partial class IceAgent : IDisposable
         if (_turn is not null) _turn.Dispose();
         else _stun.Dispose();
         Raise(events);
+    }
+
+    /// <summary>
+    /// Closes the agent after deleting its TURN allocation, if it has one (RFC 8656 §7.3: a Refresh with LIFETIME 0),
+    /// so that the allocation does not count against the user's quota until it expires (10 minutes by default). Waits
+    /// at most 2 s for the server's answer.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        bool release;
+        lock (_gate) release = !_disposed && _turn?.RelayedAddress is not null;
+        if (release)
+        {
+            using var timeout = new CancellationTokenSource(ReleaseTimeout, _time);
+            try
+            {
+                await _turn!.RefreshAsync(TimeSpan.Zero, timeout.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is TimeoutException or OperationCanceledException or ObjectDisposedException or InvalidOperationException or TurnException)
+            {
+                LogGatherFailed("release", _turn!.Server, ex.Message);
+            }
+        }
+
+        Dispose();
     }
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "ICE gathering {Kind} from {Server} failed: {Reason}")]
