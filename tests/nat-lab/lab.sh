@@ -6,6 +6,7 @@
 #   tests/nat-lab/lab.sh run           up, every case and probe below with a timing table, down (also on failure)
 #   tests/nat-lab/lab.sh connect A B   one `peerway connect` pair between LANs A and B (lab must be up)
 #   tests/nat-lab/lab.sh probe LAN     `peerway nat probe` from LAN against the RFC 5780 server
+#   tests/nat-lab/lab.sh loss LAN PCT  drop PCT % of the UDP datagrams each way on LAN's router WAN (0: none)
 #   tests/nat-lab/lab.sh exec NS CMD…  run a command in namespace natlab-NS (e.g. `exec cone1 ip addr`)
 #
 # Topology: namespace natlab-pub is the "internet" (bridge with 203.0.113.0/24, TEST-NET-3). It holds
@@ -187,6 +188,19 @@ connect() {
   [ $rc_a = 0 ] && [ $rc_b = 0 ]
 }
 
+# Random loss without netem (absent here): iptables' statistic match drops PCT % of the UDP datagrams entering and
+# leaving the router's WAN port, in the mangle table (before NAT and filtering decide anything).
+loss() {
+  local lan="$1" pct="$2"
+  [[ "$pct" =~ ^[0-9]+$ ]] && [ "$pct" -le 100 ] || die "loss: PCT must be 0..100"
+  ns "$lan-r" iptables -t mangle -F
+  [ "$pct" = 0 ] && return
+  local p
+  p="$(awk "BEGIN { printf \"%.2f\", $pct / 100 }")"
+  ns "$lan-r" iptables -t mangle -A PREROUTING -i wan -p udp -m statistic --mode random --probability "$p" -j DROP
+  ns "$lan-r" iptables -t mangle -A POSTROUTING -o wan -p udp -m statistic --mode random --probability "$p" -j DROP
+}
+
 probe() {
   ns "$1" "$peerway" nat probe "$probe_ip:3478" --rto 100
 }
@@ -194,7 +208,7 @@ probe() {
 # Checks one connect case: exit codes, the selected pair type on both sides (none: both must fail), the message both
 # ways, and with --hold that the path is still Connected (consent kept fresh) at the end.
 check_case() {
-  local a="$1" b="$2" want="$3" out ok=1 label="$1 ↔ $2"
+  local a="$1" b="$2" want="$3" out ok=1 label="$1 ↔ $2${LABEL:-}"
   shift 3
   [ $# -eq 0 ] || label="$label ($*)"
   out="$(connect "$a" "$b" "$RANDOM" "$@")" || true
@@ -247,6 +261,11 @@ run() {
   check_case sym1 sym2 relay --hold 15
   check_case full sym2 srflx
   check_case sym1 sym2 none --no-turn
+  loss sym1 10
+  loss sym2 10
+  LABEL=", 10 % loss each way on both routers" check_case sym1 sym2 relay
+  loss sym1 0
+  loss sym2 0
   echo
   echo "| case | expected | result | time to connect (each side, from its agent's start) |"
   echo "|---|---|---|---|"
@@ -262,6 +281,7 @@ case "$cmd" in
   run) run ;;
   connect) [ $# -ge 2 ] || die "usage: lab.sh connect LAN_A LAN_B"; connect "$@" ;;
   probe) [ $# -eq 1 ] || die "usage: lab.sh probe LAN"; probe "$1" ;;
+  loss) [ $# -eq 2 ] || die "usage: lab.sh loss LAN PCT"; loss "$1" "$2" ;;
   exec) [ $# -ge 2 ] || die "usage: lab.sh exec NS CMD..."; ns "$@" ;;
-  *) die "usage: lab.sh up|down|run|connect A B|probe LAN|exec NS CMD..." ;;
+  *) die "usage: lab.sh up|down|run|connect A B|probe LAN|loss LAN PCT|exec NS CMD..." ;;
 esac

@@ -43,6 +43,35 @@ public sealed partial class NatLabTests(NatLabFixture lab, ITestOutputHelper out
     [NatLabFact]
     public Task Full_cone_to_symmetric_connects_directly() => ConnectAsync("full", "sym2", "srflx");
 
+    /// <summary>
+    /// 10 % of the UDP datagrams dropped each way on both routers (iptables' statistic match; netem is absent): the
+    /// checks, the TURN transactions and the message exchange retransmit. The pair type cannot change (the relay is the
+    /// only path between symmetric NATs), so the assertion stays exact.
+    /// </summary>
+    [NatLabFact]
+    public async Task Symmetric_to_symmetric_relay_survives_random_loss_on_both_routers()
+    {
+        lab.RequireUp();
+        await LabAsync("loss", "sym1", "10");
+        await LabAsync("loss", "sym2", "10");
+        try
+        {
+            await ConnectAsync("sym1", "sym2", "relay");
+        }
+        finally
+        {
+            await LabAsync("loss", "sym1", "0");
+            await LabAsync("loss", "sym2", "0");
+        }
+    }
+
+    private async Task LabAsync(params string[] args)
+    {
+        await using var p = ExternalProcess.Start(lab.Script, args, CaseTimeout);
+        var code = await p.WaitForExitAsync(CaseTimeout);
+        Assert.True(code == 0, $"lab.sh {string.Join(' ', args)} exited {code}\n{p.Stdout}\n{p.Stderr}");
+    }
+
     /// <summary>The relay is needed: without TURN, two symmetric NATs leave ICE no working pair.</summary>
     [NatLabFact]
     public async Task Symmetric_to_symmetric_without_a_relay_fails()
