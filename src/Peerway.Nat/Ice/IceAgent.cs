@@ -426,7 +426,7 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
         foreach (var (key, check) in _checks)
         {
             if (now < check.Due) continue;
-            if (check.Sent >= (check.Consent ? 1 : _options.MaxCheckAttempts))
+            if (check.Cancelled || check.Sent >= (check.Consent ? 1 : _options.MaxCheckAttempts))
             {
                 (expired ??= []).Add(key);
                 continue;
@@ -442,7 +442,7 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
         foreach (var key in expired)
         {
             _checks.Remove(key, out var check);
-            if (check!.Consent) continue;
+            if (check!.Consent || check.Cancelled) continue;
             check.Pair.State = PairState.Failed;
             if (check.Pair == _nominating) _nominating = null;
             LogPairFailed(check.Pair.Local.Address, check.Pair.Remote.Address);
@@ -677,11 +677,21 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
         var tx = TxKey.From(request.TransactionId);
         if (pair.LastTrigger == tx) return;
         pair.LastTrigger = tx;
-        if (pair.State != PairState.InProgress)
+        if (pair.State == PairState.InProgress)
         {
-            pair.State = PairState.Waiting;
-            Trigger(pair);
+            // RFC 8445 §7.3.1.4: an In-Progress check is cancelled (no more retransmissions, no failure for want of an
+            // answer, a late answer still counts) and the pair is checked again at once. This is hole punching's
+            // simultaneous open: our first check was dropped by the peer's NAT before the peer had sent anything;
+            // its request shows that its NAT now lets us in, so the new check passes without waiting an RTO for the
+            // retransmission (the NAT lab saw 500 ms lost so). A nominating check is left alone: its USE-CANDIDATE
+            // must get through.
+            var checks = _checks.Values.Where(c => c.Pair == pair && !c.Consent).ToList();
+            if (checks.Any(c => c.UseCandidate)) return;
+            foreach (var c in checks) c.Cancelled = true;
         }
+
+        pair.State = PairState.Waiting;
+        Trigger(pair);
     }
 
     private void Respond(IceCandidate local, StunMessage request, IPEndPoint source, byte[] key, int error)
@@ -948,6 +958,9 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
         public TimeSpan Rto { get; set; }
 
         public DateTimeOffset Due { get; set; }
+
+        /// <summary>RFC 8445 §7.3.1.4: replaced by a triggered check; not retransmitted, its answer still counts.</summary>
+        public bool Cancelled { get; set; }
     }
 
     private readonly record struct TxKey(ulong High, uint Low)
