@@ -173,7 +173,7 @@ public sealed class NatLabFixture : IAsyncLifetime
         RequiredTool.Require("ip", "apt-get install iproute2");
         RequiredTool.Require("iptables", "apt-get install iptables");
         if (!Environment.IsPrivilegedProcess) Assert.Fail("the NAT lab needs root (network namespaces, iptables); ./test.sh runs as root in CI");
-        Assert.True(_attempted, "the NAT lab was not started");
+        Assert.True(_attempted, "the NAT lab was not started: `ip netns add` is refused here (an unprivileged container?)");
         Assert.True(_failure is null, _failure);
     }
 
@@ -194,11 +194,36 @@ internal sealed class NatLabFactAttribute : FactAttribute
         if (Reason() is { } reason) Skip = reason;
     }
 
-    /// <summary>True when the lab can be built here (root, ip and iptables present).</summary>
-    public static bool CanRun => Environment.IsPrivilegedProcess && RequiredTool.Find("ip") is not null && RequiredTool.Find("iptables") is not null;
+    private static readonly Lazy<bool> CanRunLazy = new(Probe);
+
+    /// <summary>True when the lab can be built here: root, ip and iptables, and network namespaces allowed.</summary>
+    public static bool CanRun => CanRunLazy.Value;
 
     public static string? Reason() =>
-        RequiredTool.IsCi || CanRun ? null : "the NAT lab needs root, ip and iptables (./test.sh as root; under CI=true this fails)";
+        RequiredTool.IsCi || CanRun ? null : "the NAT lab needs root, ip, iptables and network namespaces (./test.sh as root; under CI=true this fails)";
+
+    /// <summary>Root in an unprivileged container may still be refused namespaces: try one (and remove it).</summary>
+    private static bool Probe()
+    {
+        if (!Environment.IsPrivilegedProcess || RequiredTool.Find("ip") is not { } ip || RequiredTool.Find("iptables") is null) return false;
+        var name = $"natlab-check-{Environment.ProcessId}";
+        bool Ip(params string[] args)
+        {
+            using var p = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(ip, args) { RedirectStandardError = true, RedirectStandardOutput = true });
+            if (p is null) return false;
+            if (!p.WaitForExit(TimeSpan.FromSeconds(10)))
+            {
+                p.Kill();
+                return false;
+            }
+
+            return p.ExitCode == 0;
+        }
+
+        var ok = Ip("netns", "add", name);
+        if (ok) Ip("netns", "del", name);
+        return ok;
+    }
 }
 
 /// <summary>The theory twin of <see cref="NatLabFactAttribute"/>.</summary>
