@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.CommandLine;
 using System.Net;
+using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using System.Text;
 using Microsoft.Extensions.Logging;
@@ -16,6 +17,9 @@ internal static class IceCommands
     /// <summary>Bound on queued messages per id and on one message's size.</summary>
     private const int MaxQueued = 256;
     private const int MaxMessageBytes = 1024;
+
+    /// <summary>Bound on additional host candidates (the checklist grows with each).</summary>
+    private const int MaxHostAddresses = 8;
 
     public static IEnumerable<Command> All()
     {
@@ -251,7 +255,7 @@ internal static class IceCommands
         var turn = new Option<string?>("--turn") { Description = "TURN server HOST:PORT (with --user and --pass)." };
         var user = new Option<string?>("--user") { Description = "TURN user name." };
         var pass = new Option<string?>("--pass") { Description = "TURN password." };
-        var bind = new Option<string?>("--bind") { Description = "Local IP for the host candidate (default: the route to the STUN/TURN server, else 127.0.0.1)." };
+        var bind = new Option<string?>("--bind") { Description = "Local IP for the only host candidate (default: the route to the STUN/TURN server, else 127.0.0.1, plus every other IPv4 address of the host's interfaces)." };
         var timeout = new Option<int>("--timeout") { Description = "Seconds to wait for the connection.", DefaultValueFactory = _ => 30 };
         var hold = new Option<int>("--hold") { Description = "After the exchange, keep the path this many seconds (a datagram a second; RFC 7675 consent checks keep running) and report its state.", DefaultValueFactory = _ => 0 };
         var command = new Command("connect", "Connect to a peer with ICE (RFC 8445), exchange a message, print the selected pair type (host, srflx or relay).")
@@ -294,6 +298,10 @@ internal static class IceCommands
                 throw new RuntimeFailureException($"cannot bind {bindIp}: {ex.Message}", ex);
             }
 
+            // RFC 8445 §5.1.1.1: a host candidate on every interface, so that a peer sharing another network with us (a
+            // second LAN, a VPN) is reached directly there. --bind pins the agent to one address.
+            var extra = parse.GetValue(bind) is null ? OtherHostSockets(bindIp) : [];
+
             // Disposed asynchronously: the TURN allocation is deleted on the way out (RFC 8656 §7.3), not left to expire.
             await using var agent = new IceAgent(socket, TimeProvider.System, new IceAgentOptions
             {
@@ -302,7 +310,7 @@ internal static class IceCommands
                 StunServer = stunEp,
                 TurnServer = turnEp,
                 TurnCredentials = turnEp is null ? null : new TurnCredentials(u!, pw!),
-            }, loggers.CreateLogger<IceAgent>());
+            }, loggers.CreateLogger<IceAgent>(), extra);
             using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
             IceSignaling.Attach(agent, new HttpSignalingChannel(http, server, me, them, stop.Token));
@@ -366,5 +374,42 @@ internal static class IceCommands
             return CliRunner.Ok;
         });
         return command;
+    }
+
+    /// <summary>
+    /// Sockets on this host's other IPv4 addresses (interfaces up; not loopback, not link-local, not
+    /// <paramref name="primary"/>); an address that cannot be bound is skipped.
+    /// </summary>
+    private static List<IDatagramSocket> OtherHostSockets(IPAddress primary)
+    {
+        var sockets = new List<IDatagramSocket>();
+        NetworkInterface[] interfaces;
+        try
+        {
+            interfaces = NetworkInterface.GetAllNetworkInterfaces();
+        }
+        catch (NetworkInformationException)
+        {
+            return sockets;
+        }
+
+        var addresses = interfaces
+            .Where(i => i.OperationalStatus == OperationalStatus.Up && i.NetworkInterfaceType != NetworkInterfaceType.Loopback)
+            .SelectMany(i => i.GetIPProperties().UnicastAddresses.Select(a => a.Address))
+            .Where(a => a.AddressFamily == AddressFamily.InterNetwork && !IPAddress.IsLoopback(a) && !a.Equals(primary) && !IPNetwork.Parse("169.254.0.0/16").Contains(a))
+            .Distinct();
+        foreach (var address in addresses.Take(MaxHostAddresses))
+        {
+            try
+            {
+                sockets.Add(new UdpDatagramSocket(new IPEndPoint(address, 0)));
+            }
+            catch (SocketException)
+            {
+                // Gone or not bindable (e.g. an interface going down): one candidate fewer.
+            }
+        }
+
+        return sockets;
     }
 }

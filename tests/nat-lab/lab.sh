@@ -21,6 +21,7 @@
 #                 "symmetric") + the same filter
 #   full          MASQUERADE out + static DNAT of all inbound UDP to the host (endpoint-independent filtering:
 #                 "full cone"), no filter
+# cone2 and sym2 also share a direct "office" link (172.16.0.0/24) beside their NATed uplinks.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -153,6 +154,13 @@ up() {
   ip -n "$pub_ns" link set "$prefix-br" up
   for a in "$server_ip" "$probe_ip" "$probe_alt"; do ip -n "$pub_ns" addr add "$a/24" dev "$prefix-br"; done
   for lan in "${lan_order[@]}"; do add_lan "$lan"; done
+  # A second network that cone2 and sym2 share besides their NATed uplinks (an office LAN, a VPN): ICE should find
+  # the host pair over it, with a host candidate per interface (RFC 8445 §5.1.1.1).
+  ip -n "$prefix-cone2" link add office type veth peer name office netns "$prefix-sym2"
+  ns cone2 ip addr add 172.16.0.1/24 dev office
+  ns sym2 ip addr add 172.16.0.2/24 dev office
+  ns cone2 ip link set office up
+  ns sym2 ip link set office up
   # The routers' WAN addresses are TEST-NET-3, which the TURN server refuses as peers by default (no open relay).
   # A quota of 2 allocations for the lab's user: each case's two peers must delete theirs on exit (RFC 8656 §7.3,
   # Refresh with LIFETIME 0) for the next case to get a relay.
@@ -260,6 +268,7 @@ run() {
   check_case cone1 sym1 relay
   check_case sym1 sym2 relay --hold 15
   check_case full sym2 srflx
+  check_case cone2 sym2 host
   check_case sym1 sym2 none --no-turn
   loss sym1 10
   loss sym2 10

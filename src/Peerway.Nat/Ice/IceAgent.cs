@@ -67,6 +67,7 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
     private readonly ulong _tieBreaker;
     private readonly IcePath _path;
     private IceCandidate? _host;
+    private readonly HostSocket[] _extraHosts;
     private IceCandidate? _relay;
     private ITimer? _timer;
     private IceRole _role;
@@ -87,7 +88,12 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
     private int _idleTicks;
     private bool _disposed;
 
-    public IceAgent(IDatagramSocket socket, TimeProvider time, IceAgentOptions options, ILogger<IceAgent>? log = null)
+    /// <param name="socket">The socket of the primary host candidate; it also serves STUN and TURN.</param>
+    /// <param name="additionalHostSockets">
+    /// Sockets on the host's other addresses (RFC 8445 §5.1.1.1: a host candidate per interface), e.g. a second LAN the
+    /// peer shares. They carry host checks and data only; the agent starts and disposes them.
+    /// </param>
+    public IceAgent(IDatagramSocket socket, TimeProvider time, IceAgentOptions options, ILogger<IceAgent>? log = null, IReadOnlyList<IDatagramSocket>? additionalHostSockets = null)
     {
         ArgumentNullException.ThrowIfNull(socket);
         ArgumentNullException.ThrowIfNull(time);
@@ -102,6 +108,13 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
         LocalPassword = Convert.ToBase64String(RandomNumberGenerator.GetBytes(PasswordBytes));
         _socket = socket;
         _path = new IcePath(this);
+        _extraHosts = [.. (additionalHostSockets ?? []).Select(s => new HostSocket(s))];
+        for (var i = 0; i < _extraHosts.Length; i++)
+        {
+            var source = i + 1;
+            _extraHosts[i].Socket.Start((d, r) => OnDatagram(source, d, r));
+        }
+
         if (options.TurnServer is { } turnServer)
         {
             // One socket serves host checks, the STUN Binding and the TURN allocation.
@@ -180,6 +193,16 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
                 AddLocal(_host, events);
             }
 
+            // RFC 8445 §5.1.2.1: distinct local preferences keep every host candidate's priority unique.
+            for (var i = 0; i < _extraHosts.Length; i++)
+            {
+                var address = _extraHosts[i].Socket.LocalEndPoint;
+                if (address.Address.Equals(IPAddress.Any) || address.Address.Equals(IPAddress.IPv6Any) || _locals.Any(l => l.Address.Equals(address))) continue;
+                var candidate = new IceCandidate(IceCandidate.ComputeFoundation(IceCandidateType.Host, address.Address, null), IceCandidate.ComputePriority(IceCandidateType.Host, 65534 - Math.Min(i, 1000)), address, IceCandidateType.Host);
+                _extraHosts[i].Candidate = candidate;
+                AddLocal(candidate, events);
+            }
+
             _gathersPending = (_options.StunServer is null ? 0 : 1) + (_turn is null ? 0 : 1);
             if (_gathersPending == 0) events.Add(() => GatheringComplete?.Invoke(this, EventArgs.Empty));
             _timer = _time.CreateTimer(static s => ((IceAgent)s!).OnTick(), this, _options.Ta, _options.Ta);
@@ -242,6 +265,11 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
     {
         // RFC 8445 §6.1.2.4: server-reflexive candidates are replaced by their base, so pairs use host and relay.
         if (_host is not null) yield return _host;
+        foreach (var h in _extraHosts)
+        {
+            if (h.Candidate is not null) yield return h.Candidate;
+        }
+
         if (_relay is not null) yield return _relay;
     }
 
@@ -572,21 +600,32 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
     private void Transmit(IceCandidate local, ReadOnlySpan<byte> datagram, IPEndPoint remote)
     {
         if (local.Type == IceCandidateType.Relay) _turn!.Send(datagram, remote);
-        else _socket.Send(datagram, remote);
+        else (Array.Find(_extraHosts, h => h.Candidate == local)?.Socket ?? _socket).Send(datagram, remote);
     }
 
-    private void OnHostDatagram(ReadOnlySpan<byte> datagram, IPEndPoint remote) => OnDatagram(relayed: false, datagram, remote);
+    /// <summary>Where a datagram came in: the relay, the primary socket or an additional host socket (1-based).</summary>
+    private const int FromRelay = -1;
+    private const int FromPrimary = 0;
 
-    private void OnRelayDatagram(ReadOnlySpan<byte> datagram, IPEndPoint peer) => OnDatagram(relayed: true, datagram, peer);
+    private IceCandidate? LocalFor(int source) => source switch
+    {
+        FromRelay => _relay,
+        FromPrimary => _host,
+        _ => _extraHosts[source - 1].Candidate,
+    };
 
-    private void OnDatagram(bool relayed, ReadOnlySpan<byte> datagram, IPEndPoint remote)
+    private void OnHostDatagram(ReadOnlySpan<byte> datagram, IPEndPoint remote) => OnDatagram(FromPrimary, datagram, remote);
+
+    private void OnRelayDatagram(ReadOnlySpan<byte> datagram, IPEndPoint peer) => OnDatagram(FromRelay, datagram, peer);
+
+    private void OnDatagram(int source, ReadOnlySpan<byte> datagram, IPEndPoint remote)
     {
         if (!StunMessage.LooksLikeStun(datagram))
         {
             DatagramHandler? handler = null;
             lock (_gate)
             {
-                if (_selected is { } s && s.Remote.Address.Equals(remote) && (s.Local.Type == IceCandidateType.Relay) == relayed && _state is IceState.Connected or IceState.Disconnected)
+                if (_selected is { } s && s.Remote.Address.Equals(remote) && s.Local == LocalFor(source) && _state is IceState.Connected or IceState.Disconnected)
                 {
                     handler = _path.Handler;
                 }
@@ -601,7 +640,7 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
         lock (_gate)
         {
             if (_disposed) return;
-            var local = relayed ? _relay : _host;
+            var local = LocalFor(source);
             if (local is null) return;
             if (message.Class == StunClass.Request) HandleRequest(local, message, remote, events);
             else if (message.Class is StunClass.SuccessResponse or StunClass.ErrorResponse) HandleResponse(message, remote, events);
@@ -857,6 +896,7 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
         _connected.TrySetException(new IceFailedException("ICE agent closed."));
         if (_turn is not null) _turn.Dispose();
         else _stun.Dispose();
+        foreach (var h in _extraHosts) h.Socket.Dispose();
         Raise(events);
     }
 
@@ -939,6 +979,14 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
         public TxKey? LastTrigger { get; set; }
 
         public bool Queued { get; set; }
+    }
+
+    /// <summary>An additional host socket and, once started, its host candidate.</summary>
+    private sealed class HostSocket(IDatagramSocket socket)
+    {
+        public IDatagramSocket Socket { get; } = socket;
+
+        public IceCandidate? Candidate { get; set; }
     }
 
     private sealed class Check(Pair pair, byte[] request, bool useCandidate, bool consent, IceRole role)

@@ -72,6 +72,13 @@ public sealed partial class NatLabTests(NatLabFixture lab, ITestOutputHelper out
         Assert.True(code == 0, $"lab.sh {string.Join(' ', args)} exited {code}\n{p.Stdout}\n{p.Stderr}");
     }
 
+    /// <summary>
+    /// cone2 and sym2 also share an "office" link (172.16.0.0/24): with a host candidate per interface (RFC 8445
+    /// §5.1.1.1) they meet host to host over it, where their NATs alone would need the relay.
+    /// </summary>
+    [NatLabFact]
+    public Task Peers_sharing_a_second_network_connect_host_to_host_over_it() => ConnectAsync("cone2", "sym2", "host");
+
     /// <summary>The relay is needed: without TURN, two symmetric NATs leave ICE no working pair.</summary>
     [NatLabFact]
     public async Task Symmetric_to_symmetric_without_a_relay_fails()

@@ -14,6 +14,8 @@ namespace Peerway.Nat.Tests.Ice;
 /// allocation to expire, so that a user's quota (10 by default) ran out after five `peerway connect` pairs.</item>
 /// <item>A check from the peer re-triggers an In-Progress check (RFC 8445 §7.3.1.4) instead of waiting for its
 /// retransmission: the lab's packet trace showed hole punching losing one RTO (500 ms) to it.</item>
+/// <item>A host candidate per interface (RFC 8445 §5.1.1.1): peers that share a second network besides their NATed
+/// uplinks connect host to host over it.</item>
 /// </list>
 /// </summary>
 public sealed class IceAgentLabRegressionTests : IDisposable
@@ -44,10 +46,10 @@ public sealed class IceAgentLabRegressionTests : IDisposable
         _server.Dispose();
     }
 
-    private IceAgent NewAgent(int n, IceAgentOptions? options = null, VirtualNatOptions? nat = null)
+    private IceAgent NewAgent(int n, IceAgentOptions? options = null, VirtualNatOptions? nat = null, IReadOnlyList<IDatagramSocket>? extra = null)
     {
         var router = _net.AddNat(IPAddress.Parse($"198.51.100.{10 + n}"), IPNetwork.Parse($"192.168.{n}.0/24"), nat ?? new VirtualNatOptions());
-        var agent = new IceAgent(router.CreateSocket(), _time, options ?? new IceAgentOptions { TurnServer = _serverEp, TurnCredentials = new TurnCredentials("alice", "secret") });
+        var agent = new IceAgent(router.CreateSocket(), _time, options ?? new IceAgentOptions { TurnServer = _serverEp, TurnCredentials = new TurnCredentials("alice", "secret") }, null, extra);
         _agents.Add(agent);
         return agent;
     }
@@ -145,5 +147,42 @@ public sealed class IceAgentLabRegressionTests : IDisposable
         // B's srflx check goes out 2 × 200 ms after its start; A's triggered answer follows within a Ta or two. Waiting
         // for the retransmission instead would take until A's first check + 2 s.
         Assert.InRange(_time.GetUtcNow() - bStarted, TimeSpan.Zero, TimeSpan.FromSeconds(1));
+    }
+
+    [Fact]
+    public async Task Peers_sharing_a_second_network_connect_host_to_host_over_it()
+    {
+        // Symmetric NATs on the primary sockets and no TURN: without the second network ICE would fail.
+        var symmetric = new VirtualNatOptions { Mapping = NatMappingBehavior.AddressAndPortDependent, Filtering = NatFilteringBehavior.AddressAndPortDependent };
+        // The shared network: a private /24 (behind a third NAT that neither peer's primary socket can reach into).
+        var office = _net.AddNat(IPAddress.Parse("198.51.100.30"), IPNetwork.Parse("172.16.0.0/24"), symmetric);
+        var officeA = office.CreateSocket(new IPEndPoint(IPAddress.Parse("172.16.0.1"), 5000));
+        var officeB = office.CreateSocket(new IPEndPoint(IPAddress.Parse("172.16.0.2"), 5000));
+        var a = NewAgent(1, new IceAgentOptions { Role = IceRole.Controlling, StunServer = _serverEp }, symmetric, [officeA]);
+        var b = NewAgent(2, new IceAgentOptions { Role = IceRole.Controlled, StunServer = _serverEp }, symmetric, [officeB]);
+        var sa = new LoopSignaling(_scheduler);
+        var sb = new LoopSignaling(_scheduler) { Peer = sa };
+        sa.Peer = sb;
+        IceSignaling.Attach(a, sa);
+        IceSignaling.Attach(b, sb);
+        a.Start();
+        b.Start();
+        await RunUntilAsync(() => a.Connected.IsCompleted && b.Connected.IsCompleted);
+        Assert.True(a.State == IceState.Connected, a.FailureReason + "\n" + a.DescribeChecklist());
+        Assert.Equal(2, a.LocalCandidates.Count(c => c.Type == IceCandidateType.Host));
+        Assert.True(a.SelectedPair!.Kind == "host", $"{a.SelectedPair}\n{a.DescribeChecklist()}");
+        Assert.Equal(officeA.LocalEndPoint, a.SelectedPair.Local.Address);
+        Assert.Equal(officeB.LocalEndPoint, b.SelectedPair!.Local.Address);
+
+        // Data goes through the office sockets both ways.
+        var pa = await a.Connected;
+        var pb = await b.Connected;
+        string? atB = null, atA = null;
+        pb.Start((d, _) => atB = System.Text.Encoding.UTF8.GetString(d));
+        pa.Start((d, _) => atA = System.Text.Encoding.UTF8.GetString(d));
+        pa.Send("to b"u8, pb.LocalEndPoint);
+        pb.Send("to a"u8, pa.LocalEndPoint);
+        await RunUntilAsync(() => atA is not null && atB is not null);
+        Assert.Equal(("to a", "to b"), (atA, atB));
     }
 }
