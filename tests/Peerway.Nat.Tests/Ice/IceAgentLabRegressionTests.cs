@@ -56,6 +56,15 @@ public sealed class IceAgentLabRegressionTests : IDisposable
 
     private readonly List<IceAgent> _agents = [];
 
+    private void Signal(IceAgent a, IceAgent b)
+    {
+        var sa = new LoopSignaling(_scheduler);
+        var sb = new LoopSignaling(_scheduler) { Peer = sa };
+        sa.Peer = sb;
+        IceSignaling.Attach(a, sa);
+        IceSignaling.Attach(b, sb);
+    }
+
     /// <summary>Delivers datagrams and moves fake time in 10 ms steps until <paramref name="done"/> (at most 30 s).</summary>
     private async Task RunUntilAsync(Func<bool> done)
     {
@@ -131,11 +140,7 @@ public sealed class IceAgentLabRegressionTests : IDisposable
         var cone = new VirtualNatOptions { Mapping = NatMappingBehavior.EndpointIndependent, Filtering = NatFilteringBehavior.AddressAndPortDependent };
         var a = NewAgent(1, new IceAgentOptions { Role = IceRole.Controlling, StunServer = _serverEp, NominationDelay = TimeSpan.Zero, CheckRto = TimeSpan.FromSeconds(2) }, cone);
         var b = NewAgent(2, new IceAgentOptions { Role = IceRole.Controlled, StunServer = _serverEp, Ta = TimeSpan.FromMilliseconds(200), CheckRto = TimeSpan.FromSeconds(2) }, cone);
-        var sa = new LoopSignaling(_scheduler);
-        var sb = new LoopSignaling(_scheduler) { Peer = sa };
-        sa.Peer = sb;
-        IceSignaling.Attach(a, sa);
-        IceSignaling.Attach(b, sb);
+        Signal(a, b);
         a.Start();
         await RunUntilAsync(() => a.LocalCandidates.Count == 2);
         var bStarted = _time.GetUtcNow();
@@ -160,11 +165,7 @@ public sealed class IceAgentLabRegressionTests : IDisposable
         var officeB = office.CreateSocket(new IPEndPoint(IPAddress.Parse("172.16.0.2"), 5000));
         var a = NewAgent(1, new IceAgentOptions { Role = IceRole.Controlling, StunServer = _serverEp }, symmetric, [officeA]);
         var b = NewAgent(2, new IceAgentOptions { Role = IceRole.Controlled, StunServer = _serverEp }, symmetric, [officeB]);
-        var sa = new LoopSignaling(_scheduler);
-        var sb = new LoopSignaling(_scheduler) { Peer = sa };
-        sa.Peer = sb;
-        IceSignaling.Attach(a, sa);
-        IceSignaling.Attach(b, sb);
+        Signal(a, b);
         a.Start();
         b.Start();
         await RunUntilAsync(() => a.Connected.IsCompleted && b.Connected.IsCompleted);
