@@ -911,6 +911,8 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
         lock (_gate) release = !_disposed && _turn?.RelayedAddress is not null;
         if (release)
         {
+            Interlocked.Increment(ref _busy);
+            using var done = new BusyScope(this);
             using var timeout = new CancellationTokenSource(ReleaseTimeout, _time);
             try
             {

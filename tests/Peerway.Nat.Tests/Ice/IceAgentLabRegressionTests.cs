@@ -65,28 +65,40 @@ public sealed class IceAgentLabRegressionTests : IDisposable
         IceSignaling.Attach(b, sb);
     }
 
-    /// <summary>Delivers datagrams and moves fake time in 10 ms steps until <paramref name="done"/> (at most 30 s).</summary>
-    private async Task RunUntilAsync(Func<bool> done)
+    /// <summary>
+    /// Delivers datagrams and, when nothing is due, moves fake time on by 10 ms, until <paramref name="done"/> (at most
+    /// 30 s of fake time). Runs without the test runner's SynchronizationContext, so that transactions completing on
+    /// this thread may run their continuations inline; continuations that run on the thread pool instead get a bounded
+    /// moment of wall time to send their next datagram before the clock moves.
+    /// </summary>
+    private void RunUntil(Func<bool> done)
     {
-        var end = _time.GetUtcNow() + TimeSpan.FromSeconds(30);
-        while (!done() && _time.GetUtcNow() < end)
+        var context = SynchronizationContext.Current;
+        SynchronizationContext.SetSynchronizationContext(null);
+        try
         {
-            var ran = _scheduler.RunDue();
-
-            // Transaction continuations run on the thread pool: give them a bounded moment before time moves on.
-            await Task.Yield();
-            SpinWait.SpinUntil(done, 20);
-            if (ran == 0) _time.Advance(TimeSpan.FromMilliseconds(10));
+            var end = _time.GetUtcNow() + TimeSpan.FromSeconds(30);
+            while (!done() && _time.GetUtcNow() < end)
+            {
+                var before = _scheduler.Scheduled;
+                if (_scheduler.RunDue() > 0) continue;
+                if (_agents.Any(a => a.Busy > 0)) SpinWait.SpinUntil(() => _scheduler.Scheduled != before || done(), 5);
+                if (_scheduler.Scheduled == before) _time.Advance(TimeSpan.FromMilliseconds(10));
+            }
+        }
+        finally
+        {
+            SynchronizationContext.SetSynchronizationContext(context);
         }
     }
 
-    private async Task<IceAgent> GatheredAgentAsync(int n)
+    private IceAgent GatheredAgent(int n)
     {
         var agent = NewAgent(n);
         var gathered = false;
         agent.GatheringComplete += (_, _) => gathered = true;
         agent.Start();
-        await RunUntilAsync(() => gathered);
+        RunUntil(() => gathered);
         Assert.True(gathered);
         return agent;
     }
@@ -94,25 +106,25 @@ public sealed class IceAgentLabRegressionTests : IDisposable
     [Fact]
     public async Task DisposeAsync_deletes_the_allocation_so_the_quota_is_free_again()
     {
-        var first = await GatheredAgentAsync(1);
+        var first = GatheredAgent(1);
         Assert.Contains(first.LocalCandidates, c => c.Type == IceCandidateType.Relay);
         Assert.Equal(1, _server.AllocationCount);
 
         var disposing = first.DisposeAsync().AsTask();
-        await RunUntilAsync(() => disposing.IsCompleted);
+        RunUntil(() => disposing.IsCompleted);
         await disposing;
         Assert.Equal(0, _server.AllocationCount);
         Assert.Equal(IceState.Closed, first.State);
 
         // With a quota of one allocation, a second agent of the same user gets a relay only because the first let go.
-        using var second = await GatheredAgentAsync(2);
+        using var second = GatheredAgent(2);
         Assert.Contains(second.LocalCandidates, c => c.Type == IceCandidateType.Relay);
     }
 
     [Fact]
-    public async Task Plain_dispose_leaves_the_allocation_to_expire()
+    public void Plain_dispose_leaves_the_allocation_to_expire()
     {
-        var agent = await GatheredAgentAsync(1);
+        var agent = GatheredAgent(1);
         agent.Dispose();
         Assert.Equal(1, _server.AllocationCount);
     }
@@ -120,11 +132,11 @@ public sealed class IceAgentLabRegressionTests : IDisposable
     [Fact]
     public async Task DisposeAsync_gives_up_after_a_bounded_wait_when_the_server_is_gone()
     {
-        var agent = await GatheredAgentAsync(1);
+        var agent = GatheredAgent(1);
         _server.Dispose();
         var started = _time.GetUtcNow();
         var disposing = agent.DisposeAsync().AsTask();
-        await RunUntilAsync(() => disposing.IsCompleted);
+        RunUntil(() => disposing.IsCompleted);
         await disposing;
         Assert.Equal(IceState.Closed, agent.State);
         Assert.InRange(_time.GetUtcNow() - started, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(3));
@@ -142,10 +154,11 @@ public sealed class IceAgentLabRegressionTests : IDisposable
         var b = NewAgent(2, new IceAgentOptions { Role = IceRole.Controlled, StunServer = _serverEp, Ta = TimeSpan.FromMilliseconds(200), CheckRto = TimeSpan.FromSeconds(2) }, cone);
         Signal(a, b);
         a.Start();
-        await RunUntilAsync(() => a.LocalCandidates.Count == 2);
+        RunUntil(() => a.LocalCandidates.Count == 2);
         var bStarted = _time.GetUtcNow();
         b.Start();
-        await RunUntilAsync(() => a.Connected.IsCompleted);
+        RunUntil(() => a.Connected.IsCompleted);
+        Assert.True(a.State == IceState.Connected, $"A: {a.FailureReason}\n{a.DescribeChecklist()}\nB: {b.State} {b.FailureReason}\n{b.DescribeChecklist()}\nA locals: {string.Join(", ", a.LocalCandidates)}\nB started {bStarted:O}");
         var pair = (await a.Connected, a.SelectedPair!).Item2;
         Assert.Equal("srflx", pair.Kind);
 
@@ -168,7 +181,7 @@ public sealed class IceAgentLabRegressionTests : IDisposable
         Signal(a, b);
         a.Start();
         b.Start();
-        await RunUntilAsync(() => a.Connected.IsCompleted && b.Connected.IsCompleted);
+        RunUntil(() => a.Connected.IsCompleted && b.Connected.IsCompleted);
         Assert.True(a.State == IceState.Connected, a.FailureReason + "\n" + a.DescribeChecklist());
         Assert.Equal(2, a.LocalCandidates.Count(c => c.Type == IceCandidateType.Host));
         Assert.True(a.SelectedPair!.Kind == "host", $"{a.SelectedPair}\n{a.DescribeChecklist()}");
@@ -183,7 +196,7 @@ public sealed class IceAgentLabRegressionTests : IDisposable
         pa.Start((d, _) => atA = System.Text.Encoding.UTF8.GetString(d));
         pa.Send("to b"u8, pb.LocalEndPoint);
         pb.Send("to a"u8, pa.LocalEndPoint);
-        await RunUntilAsync(() => atA is not null && atB is not null);
+        RunUntil(() => atA is not null && atB is not null);
         Assert.Equal(("to a", "to b"), (atA, atB));
     }
 }
