@@ -203,6 +203,12 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
                 AddLocal(candidate, events);
             }
 
+            // Remote candidates trickled before Start wait for the host candidates to pair with (RFC 8445 §6.1.2.2).
+            foreach (var r in _remotes)
+            {
+                foreach (var l in PairableLocals()) AddPair(l, r, PairState.Waiting);
+            }
+
             _gathersPending = (_options.StunServer is null ? 0 : 1) + (_turn is null ? 0 : 1);
             if (_gathersPending == 0) events.Add(() => GatheringComplete?.Invoke(this, EventArgs.Empty));
             _timer = _time.CreateTimer(static s => ((IceAgent)s!).OnTick(), this, _options.Ta, _options.Ta);

@@ -199,4 +199,20 @@ public sealed class IceAgentLabRegressionTests : IDisposable
         RunUntil(() => atA is not null && atB is not null);
         Assert.Equal(("to a", "to b"), (atA, atB));
     }
+
+    [Fact]
+    public void Candidates_signalled_before_start_are_paired_with_the_host_candidate()
+    {
+        var a = NewAgent(1, new IceAgentOptions { StunServer = _serverEp });
+        var b = NewAgent(2, new IceAgentOptions { Role = IceRole.Controlled, StunServer = _serverEp });
+        Signal(a, b);
+        a.Start();
+
+        // Every candidate of A reaches B before B starts.
+        var until = _time.GetUtcNow() + TimeSpan.FromSeconds(1);
+        RunUntil(() => _time.GetUtcNow() >= until);
+        var aSrflx = a.LocalCandidates.Single(c => c.Type == IceCandidateType.ServerReflexive);
+        b.Start();
+        Assert.Contains($"Host {b.LocalCandidates.Single(c => c.Type == IceCandidateType.Host).Address} -> ServerReflexive {aSrflx.Address} ", b.DescribeChecklist() + " ", StringComparison.Ordinal);
+    }
 }
