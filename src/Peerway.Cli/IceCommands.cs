@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.CommandLine;
 using System.Net;
+using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using System.Text;
 using Microsoft.Extensions.Logging;
@@ -17,6 +18,9 @@ internal static class IceCommands
     private const int MaxQueued = 256;
     private const int MaxMessageBytes = 1024;
 
+    /// <summary>Bound on additional host candidates (the checklist grows with each).</summary>
+    private const int MaxHostAddresses = 8;
+
     public static IEnumerable<Command> All()
     {
         yield return Signal();
@@ -26,12 +30,16 @@ internal static class IceCommands
     private static Command Signal()
     {
         var port = new Option<int>("--port") { Description = "TCP port for the HTTP signaling server.", DefaultValueFactory = _ => 8089 };
-        var command = new Command("signal", "Run a tiny HTTP signaling mailbox: POST /send?to=ID (body: one line), GET /recv?id=ID (long poll).") { port };
+        var bind = new Option<string>("--bind") { Description = "IP address to listen on.", DefaultValueFactory = _ => "127.0.0.1" };
+        var command = new Command("signal", "Run a tiny HTTP signaling mailbox: POST /send?to=ID (body: one line), GET /recv?id=ID (long poll).") { port, bind };
         command.SetAction(async (parse, ct) =>
         {
             var p = NatCommands.ParsePort(parse.GetValue(port), "--port");
+            var ip = NatCommands.ParseIp(parse.GetValue(bind)!, "--bind");
+            // HttpListener prefixes: "+" listens on every address; an IPv6 literal goes in brackets.
+            var host = ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any) ? "+" : ip.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{ip}]" : ip.ToString();
             using var listener = new HttpListener();
-            listener.Prefixes.Add($"http://127.0.0.1:{p}/");
+            listener.Prefixes.Add($"http://{host}:{p}/");
             try
             {
                 listener.Start();
@@ -41,7 +49,7 @@ internal static class IceCommands
                 throw new RuntimeFailureException($"cannot listen on port {p}: {ex.Message}", ex);
             }
 
-            Console.WriteLine($"signal: listening on http://127.0.0.1:{p}/");
+            Console.WriteLine($"signal: listening on http://{host}:{p}/");
             var boxes = new ConcurrentDictionary<string, BlockingMailbox>();
             await using (ct.Register(listener.Stop))
             {
@@ -95,7 +103,12 @@ internal static class IceCommands
                 var lines = await boxes.GetOrAdd(id, _ => new BlockingMailbox()).TakeAllAsync(TimeSpan.FromSeconds(10), ct);
                 var body = Encoding.UTF8.GetBytes(string.Join('\n', lines));
                 response.StatusCode = 200;
-                await response.OutputStream.WriteAsync(body, ct);
+
+                // An explicit length: otherwise the managed HttpListener answers chunked and turns the empty write of a
+                // poll that timed out into a second "0" terminator, which the client reads as the status line of its
+                // next response on the kept-alive connection (and the lines drained for that request are lost).
+                response.ContentLength64 = body.Length;
+                if (body.Length > 0) await response.OutputStream.WriteAsync(body, ct);
             }
             else
             {
@@ -242,11 +255,12 @@ internal static class IceCommands
         var turn = new Option<string?>("--turn") { Description = "TURN server HOST:PORT (with --user and --pass)." };
         var user = new Option<string?>("--user") { Description = "TURN user name." };
         var pass = new Option<string?>("--pass") { Description = "TURN password." };
-        var bind = new Option<string?>("--bind") { Description = "Local IP for the host candidate (default: the route to the STUN/TURN server, else 127.0.0.1)." };
+        var bind = new Option<string?>("--bind") { Description = "Local IP for the only host candidate (default: the route to the STUN/TURN server, else 127.0.0.1, plus every other IPv4 address of the host's interfaces)." };
         var timeout = new Option<int>("--timeout") { Description = "Seconds to wait for the connection.", DefaultValueFactory = _ => 30 };
+        var hold = new Option<int>("--hold") { Description = "After the exchange, keep the path this many seconds (a datagram a second; RFC 7675 consent checks keep running) and report its state.", DefaultValueFactory = _ => 0 };
         var command = new Command("connect", "Connect to a peer with ICE (RFC 8445), exchange a message, print the selected pair type (host, srflx or relay).")
         {
-            signal, id, peer, stun, turn, user, pass, bind, timeout,
+            signal, id, peer, stun, turn, user, pass, bind, timeout, hold,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -262,8 +276,16 @@ internal static class IceCommands
             if (turnEp is not null && (u is null || pw is null)) throw new UsageException("--turn needs --user and --pass");
             var seconds = parse.GetValue(timeout);
             if (seconds is < 1 or > 3600) throw new UsageException("--timeout must be in 1..3600");
+            var holdSeconds = parse.GetValue(hold);
+            if (holdSeconds is < 0 or > 3600) throw new UsageException("--hold must be in 0..3600");
             var bindIp = parse.GetValue(bind) is { } b ? NatCommands.ParseIp(b, "--bind")
                 : (stunEp ?? turnEp) is { } via ? NatCommands.LocalAddressFor(via) : IPAddress.Loopback;
+            if (bindIp.Equals(IPAddress.Any) || bindIp.Equals(IPAddress.IPv6Any))
+            {
+                // A wildcard socket has no address to offer as a host candidate (and its srflx base is not pairable).
+                throw new UsageException("--bind needs a concrete local address, not a wildcard");
+            }
+
 
             using var loggers = CliLogging.Create();
             UdpDatagramSocket socket;
@@ -276,17 +298,23 @@ internal static class IceCommands
                 throw new RuntimeFailureException($"cannot bind {bindIp}: {ex.Message}", ex);
             }
 
-            using var agent = new IceAgent(socket, TimeProvider.System, new IceAgentOptions
+            // RFC 8445 §5.1.1.1: a host candidate on every interface, so that a peer sharing another network with us (a
+            // second LAN, a VPN) is reached directly there. --bind pins the agent to one address.
+            var extra = parse.GetValue(bind) is null ? OtherHostSockets(bindIp) : [];
+
+            // Disposed asynchronously: the TURN allocation is deleted on the way out (RFC 8656 §7.3), not left to expire.
+            await using var agent = new IceAgent(socket, TimeProvider.System, new IceAgentOptions
             {
                 // Both ends derive opposite roles from their ids; a tie would be repaired by RFC 8445 §7.3.1.1 anyway.
                 Role = string.CompareOrdinal(me, them) < 0 ? IceRole.Controlling : IceRole.Controlled,
                 StunServer = stunEp,
                 TurnServer = turnEp,
                 TurnCredentials = turnEp is null ? null : new TurnCredentials(u!, pw!),
-            }, loggers.CreateLogger<IceAgent>());
+            }, loggers.CreateLogger<IceAgent>(), extra);
             using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
             IceSignaling.Attach(agent, new HttpSignalingChannel(http, server, me, them, stop.Token));
+            var started = TimeProvider.System.GetTimestamp();
             agent.Start();
             IDatagramSocket path;
             try
@@ -299,9 +327,15 @@ internal static class IceCommands
             }
 
             var pair = agent.SelectedPair!;
-            Console.WriteLine($"connected: {pair.Kind} (local {pair.Local.Type} {pair.Local.Address}, remote {pair.Remote.Type} {pair.Remote.Address})");
+            var elapsed = TimeProvider.System.GetElapsedTime(started);
+            Console.WriteLine(FormattableString.Invariant($"connected: {pair.Kind} (local {pair.Local.Type} {pair.Local.Address}, remote {pair.Remote.Type} {pair.Remote.Address}) in {elapsed.TotalMilliseconds:0} ms"));
             var got = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-            path.Start((d, _) => got.TrySetResult(Encoding.UTF8.GetString(d)));
+            var datagrams = 0;
+            path.Start((d, _) =>
+            {
+                Interlocked.Increment(ref datagrams);
+                got.TrySetResult(Encoding.UTF8.GetString(d));
+            });
             var hello = Encoding.UTF8.GetBytes($"hello from {me}");
             var deadline = TimeProvider.System.GetUtcNow() + TimeSpan.FromSeconds(seconds);
 
@@ -321,9 +355,61 @@ internal static class IceCommands
             }
 
             Console.WriteLine($"received: {await got.Task}");
+            if (holdSeconds > 0)
+            {
+                // RFC 7675: the agent keeps checking consent on the selected pair while the application sends.
+                var before = Volatile.Read(ref datagrams);
+                for (var i = 0; i < holdSeconds && agent.State is IceState.Connected or IceState.Disconnected; i++)
+                {
+                    path.Send(hello, pair.Remote.Address);
+                    await Task.Delay(TimeSpan.FromSeconds(1), ct);
+                }
+
+                var state = agent.State;
+                Console.WriteLine($"held: {holdSeconds} s, state {state}, {Volatile.Read(ref datagrams) - before} datagrams from the peer");
+                if (state is not (IceState.Connected or IceState.Disconnected)) throw new RuntimeFailureException($"connect: the path was lost during the hold ({state})");
+            }
+
             await stop.CancelAsync();
             return CliRunner.Ok;
         });
         return command;
+    }
+
+    /// <summary>
+    /// Sockets on this host's other IPv4 addresses (interfaces up; not loopback, not link-local, not
+    /// <paramref name="primary"/>); an address that cannot be bound is skipped.
+    /// </summary>
+    private static List<IDatagramSocket> OtherHostSockets(IPAddress primary)
+    {
+        var sockets = new List<IDatagramSocket>();
+        NetworkInterface[] interfaces;
+        try
+        {
+            interfaces = NetworkInterface.GetAllNetworkInterfaces();
+        }
+        catch (NetworkInformationException)
+        {
+            return sockets;
+        }
+
+        var addresses = interfaces
+            .Where(i => i.OperationalStatus == OperationalStatus.Up && i.NetworkInterfaceType != NetworkInterfaceType.Loopback)
+            .SelectMany(i => i.GetIPProperties().UnicastAddresses.Select(a => a.Address))
+            .Where(a => a.AddressFamily == AddressFamily.InterNetwork && !IPAddress.IsLoopback(a) && !a.Equals(primary) && !IPNetwork.Parse("169.254.0.0/16").Contains(a))
+            .Distinct();
+        foreach (var address in addresses.Take(MaxHostAddresses))
+        {
+            try
+            {
+                sockets.Add(new UdpDatagramSocket(new IPEndPoint(address, 0)));
+            }
+            catch (SocketException)
+            {
+                // Gone or not bindable (e.g. an interface going down): one candidate fewer.
+            }
+        }
+
+        return sockets;
     }
 }

@@ -41,11 +41,14 @@ public sealed record IceSelectedPair(IceCandidate Local, IceCandidate Remote)
 /// selected, <see cref="Connected"/> yields an <see cref="IDatagramSocket"/> that carries application datagrams over it,
 /// directly or through the TURN relay. Thread-safe: one lock guards the state; timers come from the TimeProvider.
 /// </summary>
-public sealed partial class IceAgent : IDisposable
+public sealed partial class IceAgent : IDisposable, IAsyncDisposable
 {
     // RFC 8445 §5.3: ufrag at least 24 bits of randomness, password at least 128 bits.
     private const int UfragBytes = 6;
     private const int PasswordBytes = 18;
+
+    /// <summary>How long <see cref="DisposeAsync"/> waits for the TURN server to confirm the allocation's deletion.</summary>
+    private static readonly TimeSpan ReleaseTimeout = TimeSpan.FromSeconds(2);
 
     private readonly IceAgentOptions _options;
     private readonly TimeProvider _time;
@@ -64,6 +67,7 @@ public sealed partial class IceAgent : IDisposable
     private readonly ulong _tieBreaker;
     private readonly IcePath _path;
     private IceCandidate? _host;
+    private readonly HostSocket[] _extraHosts;
     private IceCandidate? _relay;
     private ITimer? _timer;
     private IceRole _role;
@@ -84,7 +88,12 @@ public sealed partial class IceAgent : IDisposable
     private int _idleTicks;
     private bool _disposed;
 
-    public IceAgent(IDatagramSocket socket, TimeProvider time, IceAgentOptions options, ILogger<IceAgent>? log = null)
+    /// <param name="socket">The socket of the primary host candidate; it also serves STUN and TURN.</param>
+    /// <param name="additionalHostSockets">
+    /// Sockets on the host's other addresses (RFC 8445 §5.1.1.1: a host candidate per interface), e.g. a second LAN the
+    /// peer shares. They carry host checks and data only; the agent starts and disposes them.
+    /// </param>
+    public IceAgent(IDatagramSocket socket, TimeProvider time, IceAgentOptions options, ILogger<IceAgent>? log = null, IReadOnlyList<IDatagramSocket>? additionalHostSockets = null)
     {
         ArgumentNullException.ThrowIfNull(socket);
         ArgumentNullException.ThrowIfNull(time);
@@ -99,6 +108,13 @@ public sealed partial class IceAgent : IDisposable
         LocalPassword = Convert.ToBase64String(RandomNumberGenerator.GetBytes(PasswordBytes));
         _socket = socket;
         _path = new IcePath(this);
+        _extraHosts = [.. (additionalHostSockets ?? []).Select(s => new HostSocket(s))];
+        for (var i = 0; i < _extraHosts.Length; i++)
+        {
+            var source = i + 1;
+            _extraHosts[i].Socket.Start((d, r) => OnDatagram(source, d, r));
+        }
+
         if (options.TurnServer is { } turnServer)
         {
             // One socket serves host checks, the STUN Binding and the TURN allocation.
@@ -177,6 +193,22 @@ public sealed partial class IceAgent : IDisposable
                 AddLocal(_host, events);
             }
 
+            // RFC 8445 §5.1.2.1: distinct local preferences keep every host candidate's priority unique.
+            for (var i = 0; i < _extraHosts.Length; i++)
+            {
+                var address = _extraHosts[i].Socket.LocalEndPoint;
+                if (address.Address.Equals(IPAddress.Any) || address.Address.Equals(IPAddress.IPv6Any) || _locals.Any(l => l.Address.Equals(address))) continue;
+                var candidate = new IceCandidate(IceCandidate.ComputeFoundation(IceCandidateType.Host, address.Address, null), IceCandidate.ComputePriority(IceCandidateType.Host, 65534 - Math.Min(i, 1000)), address, IceCandidateType.Host);
+                _extraHosts[i].Candidate = candidate;
+                AddLocal(candidate, events);
+            }
+
+            // Remote candidates trickled before Start wait for the host candidates to pair with (RFC 8445 §6.1.2.2).
+            foreach (var r in _remotes)
+            {
+                foreach (var l in PairableLocals()) AddPair(l, r, PairState.Waiting);
+            }
+
             _gathersPending = (_options.StunServer is null ? 0 : 1) + (_turn is null ? 0 : 1);
             if (_gathersPending == 0) events.Add(() => GatheringComplete?.Invoke(this, EventArgs.Empty));
             _timer = _time.CreateTimer(static s => ((IceAgent)s!).OnTick(), this, _options.Ta, _options.Ta);
@@ -239,6 +271,11 @@ public sealed partial class IceAgent : IDisposable
     {
         // RFC 8445 §6.1.2.4: server-reflexive candidates are replaced by their base, so pairs use host and relay.
         if (_host is not null) yield return _host;
+        foreach (var h in _extraHosts)
+        {
+            if (h.Candidate is not null) yield return h.Candidate;
+        }
+
         if (_relay is not null) yield return _relay;
     }
 
@@ -423,7 +460,7 @@ public sealed partial class IceAgent : IDisposable
         foreach (var (key, check) in _checks)
         {
             if (now < check.Due) continue;
-            if (check.Sent >= (check.Consent ? 1 : _options.MaxCheckAttempts))
+            if (check.Cancelled || check.Sent >= (check.Consent ? 1 : _options.MaxCheckAttempts))
             {
                 (expired ??= []).Add(key);
                 continue;
@@ -439,7 +476,7 @@ public sealed partial class IceAgent : IDisposable
         foreach (var key in expired)
         {
             _checks.Remove(key, out var check);
-            if (check!.Consent) continue;
+            if (check!.Consent || check.Cancelled) continue;
             check.Pair.State = PairState.Failed;
             if (check.Pair == _nominating) _nominating = null;
             LogPairFailed(check.Pair.Local.Address, check.Pair.Remote.Address);
@@ -569,21 +606,32 @@ public sealed partial class IceAgent : IDisposable
     private void Transmit(IceCandidate local, ReadOnlySpan<byte> datagram, IPEndPoint remote)
     {
         if (local.Type == IceCandidateType.Relay) _turn!.Send(datagram, remote);
-        else _socket.Send(datagram, remote);
+        else (Array.Find(_extraHosts, h => h.Candidate == local)?.Socket ?? _socket).Send(datagram, remote);
     }
 
-    private void OnHostDatagram(ReadOnlySpan<byte> datagram, IPEndPoint remote) => OnDatagram(relayed: false, datagram, remote);
+    /// <summary>Where a datagram came in: the relay, the primary socket or an additional host socket (1-based).</summary>
+    private const int FromRelay = -1;
+    private const int FromPrimary = 0;
 
-    private void OnRelayDatagram(ReadOnlySpan<byte> datagram, IPEndPoint peer) => OnDatagram(relayed: true, datagram, peer);
+    private IceCandidate? LocalFor(int source) => source switch
+    {
+        FromRelay => _relay,
+        FromPrimary => _host,
+        _ => _extraHosts[source - 1].Candidate,
+    };
 
-    private void OnDatagram(bool relayed, ReadOnlySpan<byte> datagram, IPEndPoint remote)
+    private void OnHostDatagram(ReadOnlySpan<byte> datagram, IPEndPoint remote) => OnDatagram(FromPrimary, datagram, remote);
+
+    private void OnRelayDatagram(ReadOnlySpan<byte> datagram, IPEndPoint peer) => OnDatagram(FromRelay, datagram, peer);
+
+    private void OnDatagram(int source, ReadOnlySpan<byte> datagram, IPEndPoint remote)
     {
         if (!StunMessage.LooksLikeStun(datagram))
         {
             DatagramHandler? handler = null;
             lock (_gate)
             {
-                if (_selected is { } s && s.Remote.Address.Equals(remote) && (s.Local.Type == IceCandidateType.Relay) == relayed && _state is IceState.Connected or IceState.Disconnected)
+                if (_selected is { } s && s.Remote.Address.Equals(remote) && s.Local == LocalFor(source) && _state is IceState.Connected or IceState.Disconnected)
                 {
                     handler = _path.Handler;
                 }
@@ -598,7 +646,7 @@ public sealed partial class IceAgent : IDisposable
         lock (_gate)
         {
             if (_disposed) return;
-            var local = relayed ? _relay : _host;
+            var local = LocalFor(source);
             if (local is null) return;
             if (message.Class == StunClass.Request) HandleRequest(local, message, remote, events);
             else if (message.Class is StunClass.SuccessResponse or StunClass.ErrorResponse) HandleResponse(message, remote, events);
@@ -674,11 +722,21 @@ public sealed partial class IceAgent : IDisposable
         var tx = TxKey.From(request.TransactionId);
         if (pair.LastTrigger == tx) return;
         pair.LastTrigger = tx;
-        if (pair.State != PairState.InProgress)
+        if (pair.State == PairState.InProgress)
         {
-            pair.State = PairState.Waiting;
-            Trigger(pair);
+            // RFC 8445 §7.3.1.4: an In-Progress check is cancelled (no more retransmissions, no failure for want of an
+            // answer, a late answer still counts) and the pair is checked again at once. This is hole punching's
+            // simultaneous open: our first check was dropped by the peer's NAT before the peer had sent anything;
+            // its request shows that its NAT now lets us in, so the new check passes without waiting an RTO for the
+            // retransmission (the NAT lab saw 500 ms lost so). A nominating check is left alone: its USE-CANDIDATE
+            // must get through.
+            var checks = _checks.Values.Where(c => c.Pair == pair && !c.Consent).ToList();
+            if (checks.Any(c => c.UseCandidate)) return;
+            foreach (var c in checks) c.Cancelled = true;
         }
+
+        pair.State = PairState.Waiting;
+        Trigger(pair);
     }
 
     private void Respond(IceCandidate local, StunMessage request, IPEndPoint source, byte[] key, int error)
@@ -844,7 +902,35 @@ public sealed partial class IceAgent : IDisposable
         _connected.TrySetException(new IceFailedException("ICE agent closed."));
         if (_turn is not null) _turn.Dispose();
         else _stun.Dispose();
+        foreach (var h in _extraHosts) h.Socket.Dispose();
         Raise(events);
+    }
+
+    /// <summary>
+    /// Closes the agent after deleting its TURN allocation, if it has one (RFC 8656 §7.3: a Refresh with LIFETIME 0),
+    /// so that the allocation does not count against the user's quota until it expires (10 minutes by default). Waits
+    /// at most 2 s for the server's answer.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        bool release;
+        lock (_gate) release = !_disposed && _turn?.RelayedAddress is not null;
+        if (release)
+        {
+            Interlocked.Increment(ref _busy);
+            using var done = new BusyScope(this);
+            using var timeout = new CancellationTokenSource(ReleaseTimeout, _time);
+            try
+            {
+                await _turn!.RefreshAsync(TimeSpan.Zero, timeout.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is TimeoutException or OperationCanceledException or ObjectDisposedException or InvalidOperationException or TurnException)
+            {
+                LogGatherFailed("release", _turn!.Server, ex.Message);
+            }
+        }
+
+        Dispose();
     }
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "ICE gathering {Kind} from {Server} failed: {Reason}")]
@@ -903,6 +989,14 @@ public sealed partial class IceAgent : IDisposable
         public bool Queued { get; set; }
     }
 
+    /// <summary>An additional host socket and, once started, its host candidate.</summary>
+    private sealed class HostSocket(IDatagramSocket socket)
+    {
+        public IDatagramSocket Socket { get; } = socket;
+
+        public IceCandidate? Candidate { get; set; }
+    }
+
     private sealed class Check(Pair pair, byte[] request, bool useCandidate, bool consent, IceRole role)
     {
         public Pair Pair { get; } = pair;
@@ -920,6 +1014,9 @@ public sealed partial class IceAgent : IDisposable
         public TimeSpan Rto { get; set; }
 
         public DateTimeOffset Due { get; set; }
+
+        /// <summary>RFC 8445 §7.3.1.4: replaced by a triggered check; not retransmitted, its answer still counts.</summary>
+        public bool Cancelled { get; set; }
     }
 
     private readonly record struct TxKey(ulong High, uint Low)
