@@ -49,7 +49,8 @@ public sealed class ImportPipelineTests
             await File.WriteAllBytesAsync(path, content);
             foreach (var v1 in new[] { false, true })
             {
-                var reference = new UnixFsImporter(new MemoryBlockStore(), Options(1, v1)).ImportBytes(content);
+                var referenceStore = new MemoryBlockStore();
+                var reference = new UnixFsImporter(referenceStore, Options(1, v1)).ImportBytes(content);
                 foreach (var parallelism in new[] { 2, 3, 8 })
                 {
                     var store = new MemoryBlockStore();
@@ -57,6 +58,7 @@ public sealed class ImportPipelineTests
                     var fromFile = await new UnixFsImporter(store, Options(parallelism, v1)).ImportFileAsync(file, CancellationToken.None);
                     Assert.Equal(reference, fromFile);
                     Assert.Equal(content, await ExportAsync(store, fromFile.Cid));
+                    Assert.Equal(referenceStore.Count, store.Count); // no stray block (e.g. an empty last read)
 
                     using var stream = new MemoryStream(content, writable: false);
                     var fromStream = new UnixFsImporter(new MemoryBlockStore(), Options(parallelism, v1)).ImportFile(stream, CancellationToken.None);
@@ -119,7 +121,8 @@ public sealed class ImportPipelineTests
         using var stream = new MemoryStream(RandomBytes(200 * Chunk, 3), writable: false);
         var importer = new UnixFsImporter(store, Options(3, v1: true));
         Assert.Throws<IOException>(() => importer.ImportFile(stream, CancellationToken.None));
-        Assert.Equal(25, store.Puts);
+        // Workers store leaves concurrently, so a few more may be written before they stop; never all 200.
+        Assert.InRange(store.Puts, 25, 25 + (3 * 3) + 3);
     }
 
     /// <summary>Deterministic bytes, failing with an IOException once <c>failAfter</c> bytes have been read.</summary>
@@ -169,7 +172,9 @@ public sealed class ImportPipelineTests
 
     private sealed class FailingStore(int failOnPut) : IBlockStore
     {
-        public int Puts { get; private set; }
+        private int _puts;
+
+        public int Puts => Volatile.Read(ref _puts);
 
         public bool Has(Cid cid) => false;
 
@@ -181,7 +186,7 @@ public sealed class ImportPipelineTests
 
         public void Put(Cid cid, ReadOnlySpan<byte> block)
         {
-            if (++Puts == failOnPut)
+            if (Interlocked.Increment(ref _puts) == failOnPut)
             {
                 throw new IOException("no space left on device");
             }

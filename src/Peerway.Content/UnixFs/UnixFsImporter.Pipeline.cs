@@ -67,8 +67,8 @@ public sealed partial class UnixFsImporter
     }
 
     /// <summary>
-    /// Reads and hashes leaves on <see cref="ImportOptions.HashParallelism"/> worker threads while the calling thread
-    /// stores them and links them, in file order, into the balanced DAG. A ring of chunk buffers bounds memory
+    /// Reads, hashes and stores leaves on <see cref="ImportOptions.HashParallelism"/> worker threads while the calling
+    /// thread links them, in file order, into the balanced DAG. A ring of chunk buffers bounds memory
     /// (<see cref="SlotsPerWorker"/> chunks per worker, whatever the file size); a worker waits for its slot to be
     /// consumed, the consumer waits for the next leaf in order.
     /// </summary>
@@ -114,7 +114,7 @@ public sealed partial class UnixFsImporter
             }
         }
 
-        /// <summary>Hands every leaf, in order, to <paramref name="consume"/> (block bytes are valid only during the call).</summary>
+        /// <summary>Hands every leaf (already stored by its worker), in order, to <paramref name="consume"/>.</summary>
         public void Run(LeafConsumer consume, CancellationToken cancellationToken)
         {
             using var registration = cancellationToken.Register(Stop);
@@ -141,7 +141,7 @@ public sealed partial class UnixFsImporter
                     return;
                 }
 
-                consume(leaf, _buffers[slot]);
+                consume(leaf);
                 lock (_gate)
                 {
                     _state[slot] = Free;
@@ -203,7 +203,8 @@ public sealed partial class UnixFsImporter
                         length = ReadChunk(index, slot);
                     }
 
-                    var leaf = _importer.PrepareLeaf(_buffers[slot], length);
+                    // The empty read after an input that ends on a chunk boundary is no chunk: not stored (the consumer drops it).
+                    var leaf = length == 0 && index > 0 ? default : _importer.StoreLeaf(_buffers[slot], length);
                     lock (_gate)
                     {
                         _leaves[slot] = leaf;
@@ -254,5 +255,5 @@ public sealed partial class UnixFsImporter
         }
     }
 
-    private delegate void LeafConsumer(in PreparedLeaf leaf, byte[] buffer);
+    private delegate void LeafConsumer(in PreparedLeaf leaf);
 }

@@ -59,11 +59,8 @@ public sealed partial class UnixFsImporter
         var source = new ChunkSource(content, _options.ChunkSize);
         var levels = new List<List<PendingLink>> { new(_options.MaxLinksPerNode) };
         var counts = new List<long> { 0 };
-        void Consume(in PreparedLeaf leaf, byte[] buffer)
-        {
-            _store.Put(leaf.Cid, buffer.AsSpan(leaf.Start, leaf.Length));
+        void Consume(in PreparedLeaf leaf) =>
             AddLink(levels, counts, 0, new PendingLink(leaf.Cid, (ulong)leaf.Length, leaf.ContentSize));
-        }
 
         // Threads pay off only for more than a few chunks.
         var small = source.Remaining >= 0 && source.Remaining <= SmallFileChunks * (long)_options.ChunkSize;
@@ -98,7 +95,7 @@ public sealed partial class UnixFsImporter
                     return;
                 }
 
-                consume(PrepareLeaf(buffer, length), buffer);
+                consume(StoreLeaf(buffer, length));
                 if (length < _options.ChunkSize)
                 {
                     return;
@@ -116,6 +113,15 @@ public sealed partial class UnixFsImporter
     {
         using var stream = new MemoryStream(content.ToArray(), writable: false);
         return ImportFile(stream, CancellationToken.None);
+    }
+
+    /// <summary>Builds, hashes and stores the leaf block of a chunk read at <see cref="LeafHeaderRoom"/>.</summary>
+    /// <remarks>Runs on the pipeline's workers, so blocks are written in parallel (<see cref="IBlockStore.Put"/> is thread-safe).</remarks>
+    private PreparedLeaf StoreLeaf(byte[] buffer, int length)
+    {
+        var leaf = PrepareLeaf(buffer, length);
+        _store.Put(leaf.Cid, buffer.AsSpan(leaf.Start, leaf.Length));
+        return leaf;
     }
 
     /// <summary>Builds the leaf block for a chunk (read at <see cref="LeafHeaderRoom"/>) in place and hashes it.</summary>
