@@ -52,6 +52,35 @@ public sealed class ImporterExporterTests
     }
 
     [Fact]
+    public void One_chunk_past_a_full_three_level_tree_hangs_under_a_new_root_through_a_chain()
+    {
+        // Balanced layout (boxo balanced.Layout / fillNodeRec; ipfs-unixfs-importer balanced()): when a tree of depth
+        // d is full, a new root takes it as first child and the next chunk descends through single-link parents so
+        // that every leaf is at the same depth. Fanout 3, 1-byte chunks: 27 chunks fill a tree of three levels of
+        // parents; the 28th gives root → [full (27 bytes), P → P → P → leaf].
+        var store = new MemoryBlockStore();
+        var content = RandomBytes(28, 8);
+        var root = new UnixFsImporter(store, new ImportOptions { ChunkSize = 1, MaxLinksPerNode = 3, CidVersion = 1 }).ImportBytes(content);
+        var exporter = new UnixFsExporter(store);
+        Assert.Equal(ContentError.None, exporter.TryLoad(root.Cid, out var node));
+        Assert.Equal(new ulong[] { 27, 1 }, node!.Data!.BlockSizes);
+        Assert.Equal(28UL, node.Data.FileSize);
+        Assert.Equal(ContentError.None, exporter.TryLoad(node.Pb!.Links[0].Hash, out var full));
+        Assert.Equal(new ulong[] { 9, 9, 9 }, full!.Data!.BlockSizes);
+        var chain = node.Pb.Links[1].Hash;
+        for (var depth = 0; depth < 3; depth++)
+        {
+            Assert.Equal(ContentError.None, exporter.TryLoad(chain, out var link));
+            Assert.Single(link!.Pb!.Links);
+            Assert.Equal(new ulong[] { 1 }, link.Data!.BlockSizes);
+            chain = link.Pb.Links[0].Hash;
+        }
+
+        Assert.Equal(Cid.RawCodec, chain.Codec);
+        Assert.Equal(Multihash.Sha2_256(content.AsSpan(27)), chain.Multihash);
+    }
+
+    [Fact]
     public void The_dag_does_not_depend_on_hash_parallelism()
     {
         var content = RandomBytes(100_000, 9);
