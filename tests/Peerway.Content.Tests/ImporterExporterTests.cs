@@ -198,6 +198,12 @@ public sealed class ImporterExporterTests
         }
 
         Assert.Equal(ContentError.NotFound, exporter.TryResolvePath(dir.Cid, ["file-3000"], out _));
+
+        // Listing walks every shard: each entry once, under its own name (not the shard's "XXname" label).
+        Assert.Equal(ContentError.None, exporter.TryListDirectory(root, out var listed));
+        Assert.Equal(
+            entries.Select(e => (e.Name, e.Child.Cid)).OrderBy(e => e.Name, StringComparer.Ordinal),
+            listed!.Select(e => (e.Name, e.Cid)).OrderBy(e => e.Name, StringComparer.Ordinal));
     }
 
     [Fact]
