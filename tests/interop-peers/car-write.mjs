@@ -1,29 +1,18 @@
 // Imports a file or a directory tree with ipfs-unixfs-importer and writes all its blocks as a CARv1 with @ipld/car's
 // CarWriter. Prints the root CID. usage: node car-write.mjs PATH OUT.car [--cid-version 0|1]
 // Directories are imported as unixfs-add.mjs does (kubo options: links-bytes shard threshold, 256 KiB).
-import { createReadStream, createWriteStream, readdirSync, statSync } from 'node:fs'
-import { basename, join } from 'node:path'
+import { createWriteStream } from 'node:fs'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { CarWriter } from '@ipld/car/writer'
 import { importer } from 'ipfs-unixfs-importer'
+import { importSource } from './fs-entries.mjs'
 
 const [path, out] = process.argv.slice(2)
 const i = process.argv.indexOf('--cid-version')
 const cidVersion = i >= 0 ? Number(process.argv[i + 1]) : 0
 
-function * entries (root, rel) {
-  const st = statSync(root)
-  if (st.isDirectory()) {
-    const names = readdirSync(root)
-    if (names.length === 0) yield { path: rel }
-    for (const name of names) yield * entries(join(root, name), `${rel}/${name}`)
-  } else {
-    yield { path: rel, content: createReadStream(root) }
-  }
-}
-
-const source = statSync(path).isDirectory() ? entries(path, basename(path)) : [{ content: createReadStream(path) }]
+const source = importSource(path)
 // A blockstore that keeps blocks in insertion order (the importer only calls put).
 const blocks = []
 const store = { put: async (cid, bytes) => { blocks.push({ cid, bytes }); return cid } }

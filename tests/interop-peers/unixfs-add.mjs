@@ -2,9 +2,8 @@
 // usage: node unixfs-add.mjs PATH [--cid-version 0|1] [--raw-leaves true|false] [--chunk-size N] [--blockstore DIR]
 // Without --blockstore blocks are discarded (black hole, like --only-hash); with it they are written to DIR by
 // blockstore-fs (Helia's on-disk blockstore: one file per block, written atomically).
-import { createReadStream, readdirSync, statSync } from 'node:fs'
-import { basename, join } from 'node:path'
 import { importer } from 'ipfs-unixfs-importer'
+import { importSource } from './fs-entries.mjs'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { BlackHoleBlockstore } from 'blockstore-core/black-hole'
 import { FsBlockstore } from 'blockstore-fs'
@@ -19,20 +18,7 @@ const blockstoreDir = opt('--blockstore', null)
 const blockstore = blockstoreDir == null ? new BlackHoleBlockstore() : new FsBlockstore(blockstoreDir)
 if (blockstoreDir != null) await blockstore.open()
 
-function * entries (root, rel) {
-  const st = statSync(root)
-  if (st.isDirectory()) {
-    const names = readdirSync(root)
-    if (names.length === 0) yield { path: rel }
-    for (const name of names) yield * entries(join(root, name), `${rel}/${name}`)
-  } else {
-    yield { path: rel, content: createReadStream(root, { highWaterMark: 1 << 20 }) }
-  }
-}
-
-const source = statSync(path).isDirectory()
-  ? entries(path, basename(path))
-  : [{ content: createReadStream(path, { highWaterMark: 1 << 20 }) }]
+const source = importSource(path)
 
 let last
 for await (const entry of importer(source, blockstore, {
