@@ -206,6 +206,23 @@ public sealed class ImporterExporterTests
             listed!.Select(e => (e.Name, e.Cid)).OrderBy(e => e.Name, StringComparer.Ordinal));
     }
 
+    [Theory]
+    [InlineData(27, UnixFsType.Directory)] // 27 × (3 + 34) = 999 link bytes: at the threshold stays flat ("> not >=")
+    [InlineData(28, UnixFsType.HamtShard)] // 1,036 > 999
+    public void Every_link_counts_towards_the_shard_threshold_sub_directories_included(int count, UnixFsType expected)
+    {
+        // kubo (boxo BasicDirectory, SizeEstimationLinks): len(name) + len(CID) per link, whatever the child is.
+        var store = new MemoryBlockStore();
+        var importer = new UnixFsImporter(store, new ImportOptions { ShardSplitThresholdBytes = 999 });
+        var file = importer.ImportBytes("x"u8);
+        var entries = Enumerable.Range(0, count)
+            .Select(i => new DirectoryEntry($"d{i:D2}", importer.ImportDirectory([new DirectoryEntry("f", file)])))
+            .ToList();
+        var dir = importer.ImportDirectory(entries);
+        Assert.Equal(ContentError.None, new UnixFsExporter(store).TryLoad(dir.Cid, out var node));
+        Assert.Equal(expected, node!.Data!.Type);
+    }
+
     [Fact]
     public void Options_are_validated()
     {
