@@ -29,7 +29,7 @@ public sealed partial class UnixFsImporter
             else
             {
                 _stream = content;
-                Remaining = -1;
+                Remaining = content.CanSeek ? Math.Max(0, content.Length - content.Position) : -1;
             }
         }
 
@@ -38,7 +38,7 @@ public sealed partial class UnixFsImporter
         /// <summary>Any worker may read any chunk, concurrently (a file); otherwise chunks are read in order, one at a time.</summary>
         public bool Positional => _file is not null;
 
-        /// <summary>Bytes left when the import starts, or -1 when unknown (a stream); only a hint (the file may change).</summary>
+        /// <summary>Bytes left when the import starts, or -1 when unknown (not seekable); only a hint (a file may change).</summary>
         public long Remaining { get; }
 
         /// <summary>Reads chunk <paramref name="index"/>; fewer than ChunkSize bytes only at the end of the input.</summary>

@@ -37,20 +37,30 @@ public sealed partial class UnixFsImporter
 
     /// <summary>Imports a file's bytes from <paramref name="content"/>, storing every block; returns the root.</summary>
     /// <remarks>
-    /// Runs on its own thread (the work is CPU-bound); see <see cref="ImportFile"/>.
+    /// A content of a few chunks is imported at once; anything larger on its own thread (the work is CPU-bound and
+    /// blocking); see <see cref="ImportFile"/>.
     /// </remarks>
     public Task<ImportResult> ImportFileAsync(Stream content, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(content);
+        if (IsSmall(new ChunkSource(content, _options.ChunkSize)))
+        {
+            return Task.FromResult(ImportFile(content, cancellationToken));
+        }
+
         return Task.Factory.StartNew(
             () => ImportFile(content, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
+    /// <summary>Threads pay off only for more than a few chunks.</summary>
+    private bool IsSmall(ChunkSource source) =>
+        source.Remaining >= 0 && source.Remaining <= SmallFileChunks * (long)_options.ChunkSize;
+
     /// <summary>Imports a file's bytes from <paramref name="content"/>, storing every block; returns the root.</summary>
     /// <remarks>
-    /// Leaves are read and hashed on <see cref="ImportOptions.HashParallelism"/> threads (a seekable
+    /// Leaves are read, hashed and stored on <see cref="ImportOptions.HashParallelism"/> threads (a seekable
     /// <see cref="FileStream"/> is read with positional reads, each worker reading its own chunks; any other stream in
-    /// order) while this thread stores them and builds the tree. Memory: a few chunks per worker plus at most
+    /// order) while this thread builds the tree. Memory: a few chunks per worker plus at most
     /// <see cref="ImportOptions.MaxLinksPerNode"/> pending links per tree level, whatever the file size.
     /// </remarks>
     public ImportResult ImportFile(Stream content, CancellationToken cancellationToken)
@@ -62,9 +72,7 @@ public sealed partial class UnixFsImporter
         void Consume(in PreparedLeaf leaf) =>
             AddLink(levels, counts, 0, new PendingLink(leaf.Cid, (ulong)leaf.Length, leaf.ContentSize));
 
-        // Threads pay off only for more than a few chunks.
-        var small = source.Remaining >= 0 && source.Remaining <= SmallFileChunks * (long)_options.ChunkSize;
-        if (_options.HashParallelism == 1 || small)
+        if (_options.HashParallelism == 1 || IsSmall(source))
         {
             ImportInline(source, Consume, cancellationToken);
         }
