@@ -89,6 +89,10 @@ public sealed partial class UnixFsImporter
         // A monitor (not a Lock): the consumer and the workers wait on it for slot changes.
         private readonly object _gate = new();
         private long _nextClaim;
+
+        // Who waits on _gate: a state change pulses only when someone it can unblock is waiting (fewer context switches).
+        private bool _consumerWaiting;
+        private int _workersWaiting;
         private bool _ended;
         private bool _stopped;
         private ExceptionDispatchInfo? _failure;
@@ -126,7 +130,9 @@ public sealed partial class UnixFsImporter
                 {
                     while (_state[slot] != Ready && _failure is null && !_stopped)
                     {
+                        _consumerWaiting = true;
                         Monitor.Wait(_gate);
+                        _consumerWaiting = false;
                     }
 
                     _failure?.Throw(); // a worker's read failure, on the caller's thread
@@ -145,7 +151,10 @@ public sealed partial class UnixFsImporter
                 lock (_gate)
                 {
                     _state[slot] = Free;
-                    Monitor.PulseAll(_gate);
+                    if (_workersWaiting > 0)
+                    {
+                        Monitor.PulseAll(_gate);
+                    }
                 }
 
                 if (leaf.ContentSize < (ulong)_source.ChunkSize)
@@ -179,7 +188,9 @@ public sealed partial class UnixFsImporter
                         {
                             while (!_stopped && !_ended && _state[(int)(_nextClaim % _buffers.Length)] != Free)
                             {
+                                _workersWaiting++;
                                 Monitor.Wait(_gate);
+                                _workersWaiting--;
                             }
 
                             if (_stopped || _ended)
@@ -209,7 +220,10 @@ public sealed partial class UnixFsImporter
                     {
                         _leaves[slot] = leaf;
                         _state[slot] = Ready;
-                        Monitor.PulseAll(_gate);
+                        if (_consumerWaiting)
+                        {
+                            Monitor.PulseAll(_gate);
+                        }
                     }
                 }
             }
