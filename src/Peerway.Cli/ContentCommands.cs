@@ -140,6 +140,11 @@ internal static class ContentCommands
                 throw new RuntimeFailureException($"cannot resolve {parse.GetValue(cidArg)}: {Describe(error)}");
             }
 
+            if (exporter.TryLoad(target!, out var node) == ContentError.None && node!.IsDirectory)
+            {
+                throw new RuntimeFailureException($"{parse.GetValue(cidArg)} is a directory: cat a file in it (CID/name), or `peerway fetch` it");
+            }
+
             var stdout = Console.OpenStandardOutput();
             await using (stdout)
             {
@@ -172,6 +177,7 @@ internal static class ContentCommands
         ContentError.NotFound => "not in the repository (block not found)",
         ContentError.HashMismatch => "a stored block does not match its CID (corrupted repository)",
         ContentError.InvalidUnixFs => "not a UnixFS file (a directory, or inconsistent sizes)",
+        ContentError.UnsafeName => "a directory entry has an unsafe name (empty, '.', '..', containing '/' or NUL, or repeated)",
         _ => error.ToString(),
     };
 
@@ -323,7 +329,7 @@ internal static class ContentCommands
     private static Command Fetch()
     {
         var cidArg = new Argument<string>("cid") { Description = "CID to fetch." };
-        var output = new Option<string>("--output", "-o") { Description = "File to write.", Required = true };
+        var output = new Option<string>("--output", "-o") { Description = "File or directory to write (a directory must not exist yet).", Required = true };
         var gateways = new Option<string[]>("--gateway")
         {
             Description = "Trustless gateway URL to fetch from (repeatable).",
@@ -332,7 +338,7 @@ internal static class ContentCommands
         var repo = RepoOption();
         var dhtBootstrap = DhtBootstrapOption("Find providers in the DHT through this node (repeatable).");
         var timeout = new Option<int>("--timeout") { Description = "Seconds allowed for the DHT lookup (default 60).", DefaultValueFactory = _ => 60 };
-        var command = new Command("fetch", "Fetch content by CID from gateways (given, or found in the DHT), verifying every block, and write it to a file.")
+        var command = new Command("fetch", "Fetch a file or directory by CID from gateways (given, or found in the DHT), verifying every block, and write it to PATH.")
         {
             cidArg, output, gateways, repo, dhtBootstrap, timeout,
         };
@@ -380,7 +386,7 @@ internal static class ContentCommands
                 }
             }
 
-            await FetchToFileAsync(OpenRepo(parse, repo), cid, urls, parse.GetValue(output)!, ct);
+            await FetchToPathAsync(OpenRepo(parse, repo), cid, urls, parse.GetValue(output)!, parse.InvocationConfiguration.Error, ct);
             return CliRunner.Ok;
         });
         return command;
@@ -443,8 +449,13 @@ internal static class ContentCommands
         }
     }
 
-    internal static async Task FetchToFileAsync(ContentRepo repository, Cid cid, IReadOnlyList<Uri> gateways, string file, CancellationToken ct)
+    internal static async Task FetchToPathAsync(ContentRepo repository, Cid cid, IReadOnlyList<Uri> gateways, string file, TextWriter warnings, CancellationToken ct)
     {
+        if (Directory.Exists(file))
+        {
+            throw new UsageException($"output {file} is an existing directory");
+        }
+
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
         var source = new GatewayBlockSource(http, gateways);
         var result = await DagFetcher.FetchDagAsync(source, repository.Blocks, cid, ct);
@@ -454,20 +465,25 @@ internal static class ContentCommands
                 + (source.Rejected > 0 ? $" ({source.Rejected} forged blocks rejected)" : string.Empty));
         }
 
-        var temp = file + ".partial";
-        var stream = new FileStream(temp, FileMode.Create, FileAccess.Write);
-        ContentResult exported;
-        await using (stream)
+        TreeWriteResult written;
+        try
         {
-            exported = await new UnixFsExporter(repository.Blocks).ExportFileAsync(cid, stream, ct);
+            written = await UnixFsTreeWriter.WriteAsync(repository.Blocks, cid, file, ct);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new RuntimeFailureException($"cannot write {file}: {ex.Message}");
         }
 
-        if (!exported.Ok)
+        if (!written.Ok)
         {
-            File.Delete(temp);
-            throw new RuntimeFailureException($"cannot write {cid}: {Describe(exported.Error)}");
+            throw new RuntimeFailureException($"cannot write {cid}: {Describe(written.Error)}"
+                + (written.Path is null ? string.Empty : $" at {written.Path}") + (written.At is null ? string.Empty : $" (block {written.At})"));
         }
 
-        File.Move(temp, file, overwrite: true);
+        foreach (var link in written.SkippedSymlinks)
+        {
+            await warnings.WriteLineAsync($"peerway: skipped symbolic link {link} (links from the network are not created)");
+        }
     }
 }

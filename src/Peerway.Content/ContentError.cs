@@ -38,4 +38,9 @@ public enum ContentError
     UnsupportedCarVersion,
     /// <summary>A block the store does not hold.</summary>
     NotFound,
+    /// <summary>
+    /// A directory entry name that cannot be written to a file system safely: empty, "." or "..", containing '/' or NUL,
+    /// or repeated in the same directory.
+    /// </summary>
+    UnsafeName,
 }

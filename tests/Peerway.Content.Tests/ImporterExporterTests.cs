@@ -52,6 +52,35 @@ public sealed class ImporterExporterTests
     }
 
     [Fact]
+    public void One_chunk_past_a_full_three_level_tree_hangs_under_a_new_root_through_a_chain()
+    {
+        // Balanced layout (boxo balanced.Layout / fillNodeRec; ipfs-unixfs-importer balanced()): when a tree of depth
+        // d is full, a new root takes it as first child and the next chunk descends through single-link parents so
+        // that every leaf is at the same depth. Fanout 3, 1-byte chunks: 27 chunks fill a tree of three levels of
+        // parents; the 28th gives root → [full (27 bytes), P → P → P → leaf].
+        var store = new MemoryBlockStore();
+        var content = RandomBytes(28, 8);
+        var root = new UnixFsImporter(store, new ImportOptions { ChunkSize = 1, MaxLinksPerNode = 3, CidVersion = 1 }).ImportBytes(content);
+        var exporter = new UnixFsExporter(store);
+        Assert.Equal(ContentError.None, exporter.TryLoad(root.Cid, out var node));
+        Assert.Equal(new ulong[] { 27, 1 }, node!.Data!.BlockSizes);
+        Assert.Equal(28UL, node.Data.FileSize);
+        Assert.Equal(ContentError.None, exporter.TryLoad(node.Pb!.Links[0].Hash, out var full));
+        Assert.Equal(new ulong[] { 9, 9, 9 }, full!.Data!.BlockSizes);
+        var chain = node.Pb.Links[1].Hash;
+        for (var depth = 0; depth < 3; depth++)
+        {
+            Assert.Equal(ContentError.None, exporter.TryLoad(chain, out var link));
+            Assert.Single(link!.Pb!.Links);
+            Assert.Equal(new ulong[] { 1 }, link.Data!.BlockSizes);
+            chain = link.Pb.Links[0].Hash;
+        }
+
+        Assert.Equal(Cid.RawCodec, chain.Codec);
+        Assert.Equal(Multihash.Sha2_256(content.AsSpan(27)), chain.Multihash);
+    }
+
+    [Fact]
     public void The_dag_does_not_depend_on_hash_parallelism()
     {
         var content = RandomBytes(100_000, 9);
@@ -169,6 +198,29 @@ public sealed class ImporterExporterTests
         }
 
         Assert.Equal(ContentError.NotFound, exporter.TryResolvePath(dir.Cid, ["file-3000"], out _));
+
+        // Listing walks every shard: each entry once, under its own name (not the shard's "XXname" label).
+        Assert.Equal(ContentError.None, exporter.TryListDirectory(root, out var listed));
+        Assert.Equal(
+            entries.Select(e => (e.Name, e.Child.Cid)).OrderBy(e => e.Name, StringComparer.Ordinal),
+            listed!.Select(e => (e.Name, e.Cid)).OrderBy(e => e.Name, StringComparer.Ordinal));
+    }
+
+    [Theory]
+    [InlineData(27, UnixFsType.Directory)] // 27 × (3 + 34) = 999 link bytes: at the threshold stays flat ("> not >=")
+    [InlineData(28, UnixFsType.HamtShard)] // 1,036 > 999
+    public void Every_link_counts_towards_the_shard_threshold_sub_directories_included(int count, UnixFsType expected)
+    {
+        // kubo (boxo BasicDirectory, SizeEstimationLinks): len(name) + len(CID) per link, whatever the child is.
+        var store = new MemoryBlockStore();
+        var importer = new UnixFsImporter(store, new ImportOptions { ShardSplitThresholdBytes = 999 });
+        var file = importer.ImportBytes("x"u8);
+        var entries = Enumerable.Range(0, count)
+            .Select(i => new DirectoryEntry($"d{i:D2}", importer.ImportDirectory([new DirectoryEntry("f", file)])))
+            .ToList();
+        var dir = importer.ImportDirectory(entries);
+        Assert.Equal(ContentError.None, new UnixFsExporter(store).TryLoad(dir.Cid, out var node));
+        Assert.Equal(expected, node!.Data!.Type);
     }
 
     [Fact]

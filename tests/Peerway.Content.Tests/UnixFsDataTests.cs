@@ -13,6 +13,29 @@ public sealed class UnixFsDataTests
         Assert.Equal("0802" + "18ac02" + "20c801" + "2064", Convert.ToHexStringLower(bytes));
     }
 
+    [Theory]
+    [InlineData(2_147_483_648UL, "8080808008")] // 2^31: the smallest size ipfs-unixfs 13 writes wrongly
+    [InlineData(4_294_967_295UL, "ffffffff0f")] // 2^32 - 1: the largest
+    [InlineData(7_936_671_744UL, "8080c0c81d")] // 174² chunks of 262,144 bytes
+    public void Sizes_past_2_GiB_are_plain_uint64_varints(ulong size, string varint)
+    {
+        // UnixFS spec: filesize and blocksizes are proto2 uint64, i.e. base-128 varints of the full value (as Go's
+        // protobuf writes them in kubo). ipfs-unixfs 13.1.1 writes 2^31 ≤ size < 2^32 wrongly (see the interop test
+        // UnixFsLargeDagInteropTests).
+        var bytes = new UnixFsData { Type = UnixFsType.File, FileSize = size, BlockSizes = [size] }.Encode();
+        Assert.Equal("0802" + "18" + varint + "20" + varint, Convert.ToHexStringLower(bytes));
+        Assert.Equal(ContentError.None, UnixFsData.TryDecode(bytes, out var decoded));
+        Assert.Equal(size, decoded!.FileSize);
+    }
+
+    [Fact]
+    public void A_zero_field_number_is_rejected_as_protobuf_requires()
+    {
+        // What ipfs-unixfs 13.1.1 writes for filesize 2^31: 18 00 (filesize 0) then four zero bytes — tag 0, which
+        // protobuf forbids (field numbers start at 1); Go's decoder refuses it too.
+        Assert.Equal(ContentError.UnknownField, UnixFsData.TryDecode(Convert.FromHexString("0802" + "1800000000"), out _));
+    }
+
     [Fact]
     public void Empty_file_leaf_matches_kubo()
     {

@@ -4,7 +4,8 @@ namespace Peerway.Content.Blocks;
 
 /// <summary>
 /// A content-addressed block store. <see cref="TryGet"/> verifies every block against its CID before returning it, so a
-/// corrupted or tampered store is detected, never served.
+/// corrupted or tampered store is detected, never served. Implementations are thread-safe: the importer stores leaves
+/// from several threads at once.
 /// </summary>
 public interface IBlockStore
 {

@@ -261,10 +261,17 @@ public sealed class TrustlessGateway
         };
         if (node!.IsDirectory)
         {
-            var listing = new StringBuilder();
-            foreach (var link in node.Pb!.Links)
+            // A plain listing, "name<TAB>CID" per entry; a HAMT directory lists its entries, not its shard links.
+            error = _exporter.TryListDirectory(node, out var entries, requireSafeNames: false);
+            if (error != ContentError.None)
             {
-                listing.Append(link.Name).Append('\t').Append(link.Hash).Append('\n');
+                return error == ContentError.NotFound ? Error(404, $"a shard of {cid} is missing") : Error(500, $"{cid}: {error}");
+            }
+
+            var listing = new StringBuilder();
+            foreach (var entry in entries!)
+            {
+                listing.Append(entry.Name).Append('\t').Append(entry.Cid).Append('\n');
             }
 
             var bytes = Encoding.UTF8.GetBytes(listing.ToString());

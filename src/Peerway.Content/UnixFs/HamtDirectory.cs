@@ -136,6 +136,53 @@ internal static class HamtDirectory
         return (blockCid, (ulong)block.Length + childrenSize);
     }
 
+    /// <summary>
+    /// Appends every entry of a HAMT directory to <paramref name="entries"/>: a link named "XX" is a sub-shard (loaded and
+    /// walked, at most <see cref="MaxLevels"/> deep), a link "XXname" is the entry "name".
+    /// </summary>
+    public static ContentError TryList(UnixFsExporter exporter, UnixFsNode root, List<DirectoryLink> entries)
+    {
+        var stack = new Stack<(UnixFsNode Node, int Level)>();
+        stack.Push((root, 0));
+        while (stack.Count > 0)
+        {
+            var (node, level) = stack.Pop();
+            if (node.Data is not { Type: UnixFsType.HamtShard, Fanout: Fanout } || level >= MaxLevels)
+            {
+                return level >= MaxLevels ? ContentError.TooLarge : ContentError.InvalidUnixFs;
+            }
+
+            foreach (var link in node.Pb!.Links)
+            {
+                if (link.Name is not { Length: >= 2 } name)
+                {
+                    return ContentError.InvalidUnixFs;
+                }
+
+                if (name.Length > 2)
+                {
+                    if (entries.Count == UnixFsImporter.MaxDirectoryEntries)
+                    {
+                        return ContentError.TooLarge;
+                    }
+
+                    entries.Add(new DirectoryLink(name[2..], link.Hash, link.Tsize ?? 0));
+                    continue;
+                }
+
+                var error = exporter.TryLoad(link.Hash, out var shard);
+                if (error != ContentError.None)
+                {
+                    return error;
+                }
+
+                stack.Push((shard!, level + 1));
+            }
+        }
+
+        return ContentError.None;
+    }
+
     /// <summary>Finds <paramref name="name"/> below a HAMT shard node, loading sub-shards as needed.</summary>
     public static ContentError TryFind(UnixFsExporter exporter, UnixFsNode node, string name, out Cid? cid)
     {

@@ -16,6 +16,9 @@ public sealed record ContentResult(ContentError Error, Cid? At, ulong Bytes)
     public override string ToString() => Ok ? $"ok ({Bytes} bytes)" : $"{Error} at {At}";
 }
 
+/// <summary>An entry of a UnixFS directory: its name, its CID and the cumulative size of its DAG (the link's Tsize).</summary>
+public sealed record DirectoryLink(string Name, Cid Cid, ulong Tsize);
+
 /// <summary>A decoded node of a UnixFS DAG (the block already verified against its CID).</summary>
 public sealed record UnixFsNode(Cid Cid, byte[] Block, PbNode? Pb, UnixFsData? Data)
 {
@@ -216,6 +219,62 @@ public sealed class UnixFsExporter
         }
 
         target = current;
+        return ContentError.None;
+    }
+
+    /// <summary>
+    /// Lists a directory's entries (a flat Directory node, or every shard of a HAMT directory). Unless
+    /// <paramref name="requireSafeNames"/> is false, every name must pass <see cref="IsSafeName"/> and be unique
+    /// (<see cref="ContentError.UnsafeName"/>). Bounded by <see cref="UnixFsImporter.MaxDirectoryEntries"/>.
+    /// </summary>
+    public ContentError TryListDirectory(UnixFsNode directory, out IReadOnlyList<DirectoryLink>? entries, bool requireSafeNames = true)
+    {
+        ArgumentNullException.ThrowIfNull(directory);
+        entries = null;
+        var list = new List<DirectoryLink>();
+        var error = directory.Data?.Type switch
+        {
+            UnixFsType.Directory => ListFlat(directory, list),
+            UnixFsType.HamtShard => HamtDirectory.TryList(this, directory, list),
+            _ => ContentError.InvalidUnixFs,
+        };
+        if (error != ContentError.None)
+        {
+            return error;
+        }
+
+        var names = new HashSet<string>(list.Count, StringComparer.Ordinal);
+        foreach (var entry in list)
+        {
+            if (requireSafeNames && (!IsSafeName(entry.Name) || !names.Add(entry.Name)))
+            {
+                return ContentError.UnsafeName;
+            }
+        }
+
+        entries = list;
+        return ContentError.None;
+    }
+
+    /// <summary>
+    /// Whether a name from the network can become a file name: not empty, not "." or "..", no '/' (a path separator)
+    /// and no NUL (which ends a C path).
+    /// </summary>
+    public static bool IsSafeName(string name) =>
+        !string.IsNullOrEmpty(name) && name is not ("." or "..") && name.AsSpan().IndexOfAny('/', '\0') < 0;
+
+    private static ContentError ListFlat(UnixFsNode node, List<DirectoryLink> list)
+    {
+        if (node.Pb!.Links.Count > UnixFsImporter.MaxDirectoryEntries)
+        {
+            return ContentError.TooLarge;
+        }
+
+        foreach (var link in node.Pb.Links)
+        {
+            list.Add(new DirectoryLink(link.Name ?? string.Empty, link.Hash, link.Tsize ?? 0));
+        }
+
         return ContentError.None;
     }
 

@@ -14,7 +14,7 @@ public sealed partial class UnixFsImporter
 
     /// <summary>
     /// Builds a UnixFS directory from already imported children. A plain Directory node while the estimated link bytes
-    /// (name bytes + CID bytes per link, ipfs-unixfs-importer's "links-bytes" strategy, kubo's estimate) stay at or below
+    /// (name bytes + CID bytes per link: kubo's SizeEstimationLinks, ipfs-unixfs-importer's "links-bytes") stay at or below
     /// <see cref="ImportOptions.ShardSplitThresholdBytes"/>; a HAMT-sharded directory above it.
     /// </summary>
     public ImportResult ImportDirectory(IReadOnlyList<DirectoryEntry> entries)
@@ -35,12 +35,11 @@ public sealed partial class UnixFsImporter
                 throw new ArgumentException($"duplicate directory entry '{entry.Name}'.", nameof(entries));
             }
 
-            // ipfs-unixfs-importer estimates only children that already have a CID when the directory is sized:
-            // files, not sub-directories (those are flushed later), so sub-directories do not count here either.
-            if (!entry.Child.IsDirectory)
-            {
-                estimate += Encoding.UTF8.GetByteCount(entry.Name) + entry.Child.Cid.Length;
-            }
+            // kubo (boxo BasicDirectory, SizeEstimationLinks): every link counts, sub-directories included, as
+            // len(name) + len(CID). ipfs-unixfs-importer 17 counts only children that have a CID when it estimates
+            // (files and empty directories, not non-empty sub-directories): where they disagree Peerway follows kubo
+            // (docs/ARCHITECTURE.md, "HAMT threshold").
+            estimate += Encoding.UTF8.GetByteCount(entry.Name) + entry.Child.Cid.Length;
         }
 
         if (estimate > _options.ShardSplitThresholdBytes)

@@ -37,120 +37,99 @@ public sealed partial class UnixFsImporter
 
     /// <summary>Imports a file's bytes from <paramref name="content"/>, storing every block; returns the root.</summary>
     /// <remarks>
-    /// Chunks are read in batches of <see cref="ImportOptions.HashParallelism"/> × 4; while one batch's leaves are hashed
-    /// in parallel (then stored and linked in order), the next batch is read. Memory: two batches of chunks plus the
-    /// pending links, whatever the file size.
+    /// A content of a few chunks is imported at once; anything larger on its own thread (the work is CPU-bound and
+    /// blocking); see <see cref="ImportFile"/>.
     /// </remarks>
-    public async Task<ImportResult> ImportFileAsync(Stream content, CancellationToken cancellationToken)
+    public Task<ImportResult> ImportFileAsync(Stream content, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(content);
-        var batchSize = _options.HashParallelism * 4;
-        var current = new Batch(batchSize, LeafHeaderRoom + _options.ChunkSize + LeafTrailerRoom);
-        var next = new Batch(batchSize, LeafHeaderRoom + _options.ChunkSize + LeafTrailerRoom);
+        if (IsSmall(new ChunkSource(content, _options.ChunkSize)))
+        {
+            return Task.FromResult(ImportFile(content, cancellationToken));
+        }
+
+        return Task.Factory.StartNew(
+            () => ImportFile(content, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    }
+
+    /// <summary>Threads pay off only for more than a few chunks.</summary>
+    private bool IsSmall(ChunkSource source) =>
+        source.Remaining >= 0 && source.Remaining <= SmallFileChunks * (long)_options.ChunkSize;
+
+    /// <summary>Imports a file's bytes from <paramref name="content"/>, storing every block; returns the root.</summary>
+    /// <remarks>
+    /// Leaves are read, hashed and stored on <see cref="ImportOptions.HashParallelism"/> threads (a seekable
+    /// <see cref="FileStream"/> is read with positional reads, each worker reading its own chunks; any other stream in
+    /// order) while this thread builds the tree. Memory: a few chunks per worker plus at most
+    /// <see cref="ImportOptions.MaxLinksPerNode"/> pending links per tree level, whatever the file size.
+    /// </remarks>
+    public ImportResult ImportFile(Stream content, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        var source = new ChunkSource(content, _options.ChunkSize);
+        var levels = new List<List<PendingLink>> { new(_options.MaxLinksPerNode) };
+        var counts = new List<long> { 0 };
+        void Consume(in PreparedLeaf leaf) =>
+            AddLink(levels, counts, 0, new PendingLink(leaf.Cid, (ulong)leaf.Length, leaf.ContentSize));
+
+        if (_options.HashParallelism == 1 || IsSmall(source))
+        {
+            ImportInline(source, Consume, cancellationToken);
+        }
+        else
+        {
+            using var pipeline = new LeafPipeline(this, source, _options.HashParallelism);
+            pipeline.Run(Consume, cancellationToken);
+        }
+
+        return Finish(levels, counts);
+    }
+
+    /// <summary>Files of at most this many chunks are imported on the calling thread alone.</summary>
+    private const int SmallFileChunks = 4;
+
+    private void ImportInline(ChunkSource source, LeafConsumer consume, CancellationToken cancellationToken)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(LeafHeaderRoom + _options.ChunkSize + LeafTrailerRoom);
         try
         {
-            var levels = new List<List<PendingLink>> { new(_options.MaxLinksPerNode) };
-            var counts = new List<long> { 0 };
-            var prepared = new PreparedLeaf[batchSize];
-            var parallel = new ParallelOptions { MaxDegreeOfParallelism = _options.HashParallelism, CancellationToken = cancellationToken };
-            var (n, done) = await FillAsync(content, current, first: true, cancellationToken).ConfigureAwait(false);
-            while (n > 0)
+            for (long index = 0; ; index++)
             {
-                var batch = current;
-                var reading = done ? null : Task.Run(() => FillAsync(content, next, first: false, cancellationToken), cancellationToken);
-                if (n == 1)
+                cancellationToken.ThrowIfCancellationRequested();
+                var length = source.Read(index, buffer.AsSpan(LeafHeaderRoom, _options.ChunkSize));
+                // An empty input is one empty chunk; an input ending on a chunk boundary has no empty last chunk.
+                if (length == 0 && index > 0)
                 {
-                    prepared[0] = PrepareLeaf(batch.Buffers[0], batch.Lengths[0]);
-                }
-                else
-                {
-                    Parallel.For(0, n, parallel, i => prepared[i] = PrepareLeaf(batch.Buffers[i], batch.Lengths[i]));
+                    return;
                 }
 
-                for (var i = 0; i < n; i++)
+                consume(StoreLeaf(buffer, length));
+                if (length < _options.ChunkSize)
                 {
-                    var leaf = prepared[i];
-                    _store.Put(leaf.Cid, batch.Buffers[i].AsSpan(leaf.Start, leaf.Length));
-                    AddLink(levels, counts, 0, new PendingLink(leaf.Cid, (ulong)leaf.Length, leaf.ContentSize));
+                    return;
                 }
-
-                if (reading is null)
-                {
-                    break;
-                }
-
-                (n, done) = await reading.ConfigureAwait(false);
-                (current, next) = (next, current);
             }
-
-            return Finish(levels, counts);
         }
         finally
         {
-            current.Return();
-            next.Return();
+            ArrayPool<byte>.Shared.Return(buffer);
         }
-    }
-
-    /// <summary>Chunk buffers (rented) and the length read into each.</summary>
-    private sealed class Batch
-    {
-        public Batch(int size, int bufferLength)
-        {
-            Buffers = new byte[size][];
-            Lengths = new int[size];
-            for (var i = 0; i < size; i++)
-            {
-                Buffers[i] = ArrayPool<byte>.Shared.Rent(bufferLength);
-            }
-        }
-
-        public byte[][] Buffers { get; }
-
-        public int[] Lengths { get; }
-
-        public void Return()
-        {
-            foreach (var buffer in Buffers)
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
-        }
-    }
-
-    /// <summary>
-    /// Reads up to a batch of chunks. ipfs-unixfs-importer fixed-size chunker: every chunk is exactly ChunkSize bytes
-    /// except the last; an empty input still yields one (empty) chunk. Done = the input has ended.
-    /// </summary>
-    private async Task<(int Count, bool Done)> FillAsync(Stream content, Batch batch, bool first, CancellationToken cancellationToken)
-    {
-        var chunkSize = _options.ChunkSize;
-        var n = 0;
-        while (n < batch.Buffers.Length)
-        {
-            var read = await content.ReadAtLeastAsync(
-                batch.Buffers[n].AsMemory(LeafHeaderRoom, chunkSize), chunkSize, throwOnEndOfStream: false, cancellationToken)
-                .ConfigureAwait(false);
-            if (read == 0 && !(first && n == 0))
-            {
-                return (n, true);
-            }
-
-            batch.Lengths[n++] = read;
-            if (read < chunkSize)
-            {
-                return (n, true);
-            }
-        }
-
-        return (n, false);
     }
 
     /// <summary>Imports an in-memory buffer (tests, small content).</summary>
     public ImportResult ImportBytes(ReadOnlySpan<byte> content)
     {
         using var stream = new MemoryStream(content.ToArray(), writable: false);
-        return ImportFileAsync(stream, CancellationToken.None).GetAwaiter().GetResult();
+        return ImportFile(stream, CancellationToken.None);
+    }
+
+    /// <summary>Builds, hashes and stores the leaf block of a chunk read at <see cref="LeafHeaderRoom"/>.</summary>
+    /// <remarks>Runs on the pipeline's workers, so blocks are written in parallel (<see cref="IBlockStore.Put"/> is thread-safe).</remarks>
+    private PreparedLeaf StoreLeaf(byte[] buffer, int length)
+    {
+        var leaf = PrepareLeaf(buffer, length);
+        _store.Put(leaf.Cid, buffer.AsSpan(leaf.Start, leaf.Length));
+        return leaf;
     }
 
     /// <summary>Builds the leaf block for a chunk (read at <see cref="LeafHeaderRoom"/>) in place and hashes it.</summary>

@@ -17,14 +17,14 @@ public sealed class GatewayInteropTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static int FreeTcpPort()
+    internal static int FreeTcpPort()
     {
         using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         return ((IPEndPoint)s.LocalEndPoint!).Port;
     }
 
-    private static async Task<(ExternalProcess Process, string Url)> StartGatewayAsync(string repo)
+    internal static async Task<(ExternalProcess Process, string Url)> StartGatewayAsync(string repo)
     {
         var port = FreeTcpPort();
         var gateway = PeerwayCli.Start("gateway", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--repo", repo);

@@ -1,0 +1,195 @@
+using Peerway.Content.Blocks;
+using Peerway.Content.UnixFs;
+using Peerway.Core.Multiformats;
+
+namespace Peerway.Content.Tests;
+
+/// <summary>
+/// The importer's read/hash pipeline: positional reads of a file on several workers, ordered reads of a stream, and
+/// the calling thread alone must all build the same DAG, and failures or cancellation must end the import (no hang).
+/// </summary>
+public sealed class ImportPipelineTests
+{
+    private const int Chunk = 100;
+
+    private static byte[] RandomBytes(int length, int seed)
+    {
+        var bytes = new byte[length];
+        new Random(seed).NextBytes(bytes);
+        return bytes;
+    }
+
+    private static ImportOptions Options(int parallelism, bool v1) =>
+        new() { ChunkSize = Chunk, MaxLinksPerNode = 4, HashParallelism = parallelism, CidVersion = v1 ? 1 : 0 };
+
+    private static async Task<byte[]> ExportAsync(IBlockStore store, Cid cid)
+    {
+        using var output = new MemoryStream();
+        var result = await new UnixFsExporter(store).ExportFileAsync(cid, output, CancellationToken.None);
+        Assert.True(result.Ok, result.ToString());
+        return output.ToArray();
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(Chunk - 1)]
+    [InlineData(Chunk)]
+    [InlineData(Chunk + 1)]
+    [InlineData(5 * Chunk)]
+    [InlineData((5 * Chunk) + 3)]
+    [InlineData(97 * Chunk)]
+    [InlineData((97 * Chunk) + 1)]
+    public async Task A_file_read_by_parallel_workers_gives_the_same_dag_as_one_thread(int length)
+    {
+        var content = RandomBytes(length, length);
+        var path = Path.GetTempFileName();
+        try
+        {
+            await File.WriteAllBytesAsync(path, content);
+            foreach (var v1 in new[] { false, true })
+            {
+                var referenceStore = new MemoryBlockStore();
+                var reference = new UnixFsImporter(referenceStore, Options(1, v1)).ImportBytes(content);
+                foreach (var parallelism in new[] { 2, 3, 8 })
+                {
+                    var store = new MemoryBlockStore();
+                    using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0);
+                    var fromFile = await new UnixFsImporter(store, Options(parallelism, v1)).ImportFileAsync(file, CancellationToken.None);
+                    Assert.Equal(reference, fromFile);
+                    Assert.Equal(content, await ExportAsync(store, fromFile.Cid));
+                    Assert.Equal(referenceStore.Count, store.Count); // no stray block (e.g. an empty last read)
+
+                    using var stream = new MemoryStream(content, writable: false);
+                    var fromStream = new UnixFsImporter(new MemoryBlockStore(), Options(parallelism, v1)).ImportFile(stream, CancellationToken.None);
+                    Assert.Equal(reference, fromStream);
+                }
+            }
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void A_file_stream_is_imported_from_its_current_position()
+    {
+        var content = RandomBytes(50 * Chunk, 7);
+        var path = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllBytes(path, content);
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0);
+            file.Position = 1234;
+            var tail = new UnixFsImporter(new MemoryBlockStore(), Options(2, v1: true)).ImportFile(file, CancellationToken.None);
+            var expected = new UnixFsImporter(new MemoryBlockStore(), Options(1, v1: true)).ImportBytes(content.AsSpan(1234));
+            Assert.Equal(expected, tail);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void A_read_failure_ends_the_import_with_that_error(int parallelism)
+    {
+        using var stream = new FailingStream(failAfter: 40 * Chunk);
+        var importer = new UnixFsImporter(new MemoryBlockStore(), Options(parallelism, v1: false));
+        var error = Assert.Throws<IOException>(() => importer.ImportFile(stream, CancellationToken.None));
+        Assert.Equal(FailingStream.Message, error.Message);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void Cancellation_ends_the_import(int parallelism)
+    {
+        using var cancel = new CancellationTokenSource();
+        using var stream = new FailingStream(failAfter: long.MaxValue) { OnRead = count => { if (count == 30) cancel.Cancel(); } };
+        var importer = new UnixFsImporter(new MemoryBlockStore(), Options(parallelism, v1: false));
+        Assert.ThrowsAny<OperationCanceledException>(() => importer.ImportFile(stream, cancel.Token));
+    }
+
+    [Fact]
+    public void A_blockstore_failure_ends_the_import_and_stops_the_workers()
+    {
+        var store = new FailingStore(failOnPut: 25);
+        using var stream = new MemoryStream(RandomBytes(200 * Chunk, 3), writable: false);
+        var importer = new UnixFsImporter(store, Options(3, v1: true));
+        Assert.Throws<IOException>(() => importer.ImportFile(stream, CancellationToken.None));
+        // Workers store leaves concurrently, so a few more may be written before they stop; never all 200.
+        Assert.InRange(store.Puts, 25, 25 + (3 * 3) + 3);
+    }
+
+    /// <summary>Deterministic bytes, failing with an IOException once <c>failAfter</c> bytes have been read.</summary>
+    private sealed class FailingStream(long failAfter) : Stream
+    {
+        public const string Message = "disk on fire";
+        private long _position;
+        private int _reads;
+
+        public Action<int>? OnRead { get; init; }
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => _position; set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            OnRead?.Invoke(++_reads);
+            if (_position >= failAfter)
+            {
+                throw new IOException(Message);
+            }
+
+            buffer.Fill((byte)_position);
+            _position += buffer.Length;
+            return buffer.Length;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    private sealed class FailingStore(int failOnPut) : IBlockStore
+    {
+        private int _puts;
+
+        public int Puts => Volatile.Read(ref _puts);
+
+        public bool Has(Cid cid) => false;
+
+        public ContentError TryGet(Cid cid, out byte[]? block)
+        {
+            block = null;
+            return ContentError.NotFound;
+        }
+
+        public void Put(Cid cid, ReadOnlySpan<byte> block)
+        {
+            if (Interlocked.Increment(ref _puts) == failOnPut)
+            {
+                throw new IOException("no space left on device");
+            }
+        }
+    }
+}
