@@ -326,8 +326,16 @@ internal static class IceCommands
                 throw new RuntimeFailureException($"connect: {ex.Message}", ex);
             }
 
-            var pair = agent.SelectedPair!;
             var elapsed = TimeProvider.System.GetElapsedTime(started);
+            var pair = agent.SelectedPair!;
+            if (pair.Remote.Type == IceCandidateType.PeerReflexive)
+            {
+                // The peer's check can outrun its trickled candidate: until its end-of-candidates arrives the remote is
+                // peer-reflexive. Report the type the peer signalled for that address, if it signals one in time.
+                await Task.WhenAny(agent.RemoteCandidatesComplete, Task.Delay(TimeSpan.FromSeconds(2), ct)).ConfigureAwait(false);
+                pair = agent.SelectedPair ?? pair;
+            }
+
             Console.WriteLine(FormattableString.Invariant($"connected: {pair.Kind} (local {pair.Local.Type} {pair.Local.Address}, remote {pair.Remote.Type} {pair.Remote.Address}) in {elapsed.TotalMilliseconds:0} ms"));
             var got = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
             var datagrams = 0;

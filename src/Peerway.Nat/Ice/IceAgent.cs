@@ -75,6 +75,7 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
     private string? _remoteUfrag;
     private byte[]? _remotePassword;
     private bool _remoteEnd;
+    private readonly TaskCompletionSource _remoteEndSignalled = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _gathersPending;
     private Pair? _selected;
     private Pair? _nominating;
@@ -164,6 +165,13 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
             lock (_gate) return [.. _locals];
         }
     }
+
+    /// <summary>
+    /// Completes when the peer has signalled end-of-candidates (RFC 8838 §8.2). By then every peer-reflexive remote
+    /// candidate that was really one of the peer's signalled candidates has been replaced by it (RFC 8838 §11.4), so
+    /// <see cref="SelectedPair"/> reports the candidate types the peer announced.
+    /// </summary>
+    public Task RemoteCandidatesComplete => _remoteEndSignalled.Task;
 
     /// <summary>Completes with the datagram path once a pair is selected; faults with <see cref="IceFailedException"/>.</summary>
     public Task<IDatagramSocket> Connected => _connected.Task;
@@ -265,6 +273,7 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
     public void AddRemoteEndOfCandidates()
     {
         lock (_gate) _remoteEnd = true;
+        _remoteEndSignalled.TrySetResult();
     }
 
     private IEnumerable<IceCandidate> PairableLocals()
