@@ -236,7 +236,8 @@ public sealed partial class TorrentSession
             list.Add((piece, buffer));
         }
 
-        RequestMore(conn);
+        // Refilled once per read batch (AfterBatch), so a batch of blocks costs one batch of requests, not one each.
+        conn.RefillPending = true;
     }
 
     private void DropOutstanding(PeerConnection conn)
@@ -269,33 +270,45 @@ public sealed partial class TorrentSession
         });
     }
 
-    /// <summary>After a batch of frames from one peer (outside the lock): verify and store pieces, serve requests.</summary>
-    private void AfterBatch(PeerConnection conn)
+    /// <summary>
+    /// After a batch of frames from one peer (outside the lock): refill its request queue, hand complete pieces to the
+    /// verifier (waiting when it is <see cref="VerifyQueueCapacity"/> pieces behind: back-pressure on this socket),
+    /// and serve its requests.
+    /// </summary>
+    private async ValueTask AfterBatch(PeerConnection conn)
     {
         List<(int Piece, byte[] Data)>? done;
         List<BlockRequest>? serve = null;
         TorrentStorage? storage;
+        var requestsWaiting = false;
         lock (_gate)
         {
             _completedPieces.Remove(conn, out done);
             storage = _storage;
-            // With an upload cap, requests wait in the queue and the timer serves them within the budget.
-            if (conn.IncomingRequests.Count > 0 && storage is not null && _options.UploadRateLimit is null)
+            if (conn.RefillPending)
             {
-                serve = [.. conn.IncomingRequests];
-                conn.IncomingRequests.Clear();
+                conn.RefillPending = false;
+                RequestMore(conn);
+            }
+
+            // With an upload cap, requests wait in the queue and the timer serves them within the budget.
+            if (conn.IncomingRequests.Count > 0 && storage is not null)
+            {
+                if (_options.UploadRateLimit is null)
+                {
+                    serve = [.. conn.IncomingRequests];
+                    conn.IncomingRequests.Clear();
+                }
+                else
+                {
+                    requestsWaiting = true;
+                }
             }
         }
 
-        if (done is not null && storage is not null)
+        if (done is not null)
         {
-            foreach (var (piece, data) in done)
-            {
-                // A piece counts only once its SHA-1 verifies; only then is it written (no unverified byte on disk).
-                var ok = storage.TryWriteVerifiedPiece(piece, data.AsSpan(0, _info!.PieceSize(piece)));
-                ArrayPool<byte>.Shared.Return(data);
-                lock (_gate) OnPieceChecked(piece, ok);
-            }
+            foreach (var (piece, data) in done) await _verifyQueue.Writer.WriteAsync((piece, data), _cts.Token).ConfigureAwait(false);
         }
 
         if (_info is null)
@@ -304,6 +317,53 @@ public sealed partial class TorrentSession
         }
 
         if (serve is not null) Serve(conn, storage!, serve);
+        if (requestsWaiting) RequestsWaiting?.Invoke();
+    }
+
+    /// <summary>
+    /// The verifier: hashes each complete piece and writes it only if its SHA-1 matches (BEP 3), on its own task so
+    /// that hashing and disk writes overlap the network receive. One task: pieces are verified in arrival order.
+    /// </summary>
+    private async Task VerifyLoopAsync()
+    {
+        await foreach (var (piece, data) in _verifyQueue.Reader.ReadAllAsync().ConfigureAwait(false))
+        {
+            bool? ok;
+            try
+            {
+                // A piece counts only once its SHA-1 verifies; only then is it written (no unverified byte on disk).
+                ok = _storage!.TryWriteVerifiedPiece(piece, data.AsSpan(0, _info!.PieceSize(piece)));
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                _log.LogError("cannot write piece {Piece}: {Message}", piece, ex.Message);
+                ok = null;
+            }
+            catch (ObjectDisposedException)
+            {
+                return; // Shutting down.
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(data);
+            }
+
+            lock (_gate)
+            {
+                if (ok is { } verified)
+                {
+                    OnPieceChecked(piece, verified);
+                }
+                else
+                {
+                    // Not the peers' fault: fetch the piece again without blaming anyone.
+                    _picker!.OnPieceFailed(piece);
+                    foreach (var c in _connections) RequestMore(c);
+                }
+            }
+
+            if (ok == true) PieceVerified?.Invoke(piece);
+        }
     }
 
     /// <summary>Sends blocks (outside the lock: disk reads) and accounts for them.</summary>
@@ -314,6 +374,7 @@ public sealed partial class TorrentSession
         {
             if (!conn.SendBlock(storage, r)) break;
             sent += r.Length;
+            BlockUploaded?.Invoke(conn.PeerId, r);
         }
 
         lock (_gate)
