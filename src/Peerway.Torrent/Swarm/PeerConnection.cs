@@ -88,6 +88,9 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
     public HashSet<IPEndPoint> PexSent { get; } = [];
     public bool MetadataRequested { get; set; }
 
+    /// <summary>Pieces this peer rejected while unchoking us (it wants them fetched elsewhere); cleared every second.</summary>
+    public HashSet<int> RejectedPieces { get; } = [];
+
     /// <summary>Blocks arrived in the current read batch: refill the request queue once the batch is handled.</summary>
     public bool RefillPending { get; set; }
 

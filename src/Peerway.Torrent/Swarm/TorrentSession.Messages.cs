@@ -11,6 +11,9 @@ namespace Peerway.Torrent.Swarm;
 public sealed partial class TorrentSession
 {
     private readonly Dictionary<PeerConnection, List<(int Piece, byte[] Data)>> _completedPieces = [];
+    private PeerConnection?[]? _pieceOwner;
+    private long[]? _pieceServed;
+    private int _unownedPieces;
 
     /// <summary>Handles one frame (called by the connection's read loop, outside the lock).</summary>
     private PeerWireError HandleFrame(PeerConnection conn, ReadOnlySpan<byte> frame)
@@ -106,7 +109,14 @@ public sealed partial class TorrentSession
             {
                 if (!conn.Fast) return PeerWireError.UnknownMessage;
                 var r = new BlockRequest(m.Index, m.Begin, m.Length);
-                if (conn.Outstanding.Remove(r)) _picker?.OnRequestDropped(conn, r.Piece, r.Begin);
+                if (conn.Outstanding.Remove(r))
+                {
+                    _picker?.OnRequestDropped(conn, r.Piece, r.Begin);
+                    // Rejected while unchoked: this peer wants the piece fetched elsewhere (see SeedEachPieceOnceFirst).
+                    if (!conn.PeerChoking && conn.RejectedPieces.Count < 4096) conn.RejectedPieces.Add(r.Piece);
+                    conn.RefillPending = true;
+                }
+
                 return PeerWireError.None;
             }
 
@@ -194,7 +204,7 @@ public sealed partial class TorrentSession
         if (_info is null || r.Piece >= _info.PieceCount) return PeerWireError.BadRequest;
         if (r.Begin < 0 || (long)r.Begin + r.Length > _info.PieceSize(r.Piece)) return PeerWireError.BadRequest;
         var allowed = (!conn.AmChoking || (conn.Fast && conn.AllowedFastToPeer.Contains(r.Piece))) && _have![r.Piece] &&
-                      conn.IncomingRequests.Count < _options.MaxIncomingRequests;
+                      conn.IncomingRequests.Count < _options.MaxIncomingRequests && ClaimForSeeding(conn, r.Piece);
         if (!allowed)
         {
             if (conn.Fast) conn.Send(w => PeerWire.WriteBlockMessage(w, PeerMessageType.RejectRequest, r.Piece, r.Begin, r.Length));
@@ -203,6 +213,44 @@ public sealed partial class TorrentSession
 
         conn.IncomingRequests.Enqueue(r);
         return PeerWireError.None;
+    }
+
+    /// <summary>
+    /// <see cref="TorrentSessionOptions.SeedEachPieceOnceFirst"/>: whether <paramref name="conn"/> may have this piece
+    /// from us now. The first peer to ask for a piece owns it until it has been sent whole (or the peer leaves).
+    /// </summary>
+    private bool ClaimForSeeding(PeerConnection conn, int piece)
+    {
+        if (!_options.SeedEachPieceOnceFirst || !conn.Fast || !_have!.IsComplete) return true;
+        if (_pieceOwner is null)
+        {
+            _pieceOwner = new PeerConnection?[_info!.PieceCount];
+            _pieceServed = new long[_info.PieceCount];
+            _unownedPieces = _info.PieceCount;
+        }
+
+        var owner = _pieceOwner[piece];
+        if (owner is null)
+        {
+            _pieceOwner[piece] = conn;
+            _unownedPieces--;
+            return true;
+        }
+
+        return ReferenceEquals(owner, conn) || _unownedPieces == 0;
+    }
+
+    /// <summary>A peer left: the pieces it owned but had not been sent whole go back to the pool.</summary>
+    private void ReleaseSeedingClaims(PeerConnection conn)
+    {
+        if (_pieceOwner is null) return;
+        for (var p = 0; p < _pieceOwner.Length; p++)
+        {
+            if (!ReferenceEquals(_pieceOwner[p], conn) || _pieceServed![p] >= _info!.PieceSize(p)) continue;
+            _pieceOwner[p] = null;
+            _pieceServed[p] = 0;
+            _unownedPieces++;
+        }
     }
 
     private void OnBlock(PeerConnection conn, int piece, int begin, ReadOnlySpan<byte> data)
@@ -261,7 +309,7 @@ public sealed partial class TorrentSession
         var depth = _choker.IsSnubbed(conn) ? 1 : conn.QueueDepth;
         var want = depth - conn.Outstanding.Count;
         if (want <= 0) return;
-        var picks = _picker.Pick(conn, conn.PeerHas, want, allowed);
+        var picks = _picker.Pick(conn, conn.PeerHas, want, allowed, conn.RejectedPieces);
         if (picks.Count == 0) return;
         foreach (var p in picks) conn.Outstanding.Add(p);
         conn.Send(w =>
@@ -370,15 +418,22 @@ public sealed partial class TorrentSession
     private void Serve(PeerConnection conn, TorrentStorage storage, List<BlockRequest> serve)
     {
         long sent = 0;
+        var count = 0;
         foreach (var r in serve)
         {
             if (!conn.SendBlock(storage, r)) break;
             sent += r.Length;
+            count++;
             BlockUploaded?.Invoke(conn.PeerId, r);
         }
 
         lock (_gate)
         {
+            if (_pieceServed is not null)
+            {
+                for (var i = 0; i < count; i++) _pieceServed[serve[i].Piece] += serve[i].Length;
+            }
+
             conn.UploadMeter.Add(sent);
             conn.BytesSent += sent;
             _uploaded += sent;

@@ -363,6 +363,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
         foreach (var r in conn.Outstanding) _picker?.OnRequestDropped(conn, r.Piece, r.Begin);
         conn.Outstanding.Clear();
         if (conn.PeerHas is not null) _picker?.RemoveAvailability(conn.PeerHas);
+        ReleaseSeedingClaims(conn);
         // A peer that left may come back (PEX, tracker); a banned one may not.
         if (conn.ListenEndPoint is { } ep && !_bannedEndPoints.Contains(ep) && !conn.Outgoing) _candidates.Add(ep);
         foreach (var c in _connections) RequestMore(c);
@@ -409,6 +410,8 @@ public sealed partial class TorrentSession : IAsyncDisposable
                     c.LastBlockReceived = now;
                 }
 
+                // Pieces a peer rejected are asked of it again after a second (others may not have them after all).
+                if (_ticks % 10 == 0) c.RejectedPieces.Clear();
                 RequestMore(c);
                 if (_info is null) RequestMetadata(c);
             }

@@ -64,6 +64,14 @@ public sealed record TorrentSessionOptions
     /// </summary>
     public bool DirectWrites { get; init; } = true;
 
+    /// <summary>
+    /// While seeding, give each piece to one peer first (a light form of BEP 16 super-seeding): a BEP 6 peer asking for
+    /// a piece already given to another connected peer is rejected while some piece has not been given to anyone, so
+    /// the seeder's upload goes into new pieces and the peers trade the rest among themselves. Once every piece has
+    /// gone out, requests are served as usual. A peer without the fast extension is always served.
+    /// </summary>
+    public bool SeedEachPieceOnceFirst { get; init; }
+
     /// <summary>Upload cap for the whole session in bytes/s (token bucket); null: unlimited.</summary>
     public long? UploadRateLimit { get; init; }
 
