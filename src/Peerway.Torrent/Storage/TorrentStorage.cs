@@ -18,6 +18,9 @@ public sealed class TorrentStorage : IDisposable
     private readonly SafeFileHandle?[] _handles;
     private readonly string[] _paths;
     private readonly Lock _gate = new();
+
+    /// <summary>Orders piece writes against the resume snapshot (held across a write and across the snapshot).</summary>
+    private readonly Lock _writeOrder = new();
     private readonly Bitfield _verified;
 
     /// <summary>Per file, a second handle with O_DIRECT for aligned piece writes (null: buffered writes only).</summary>
@@ -249,12 +252,15 @@ public sealed class TorrentStorage : IDisposable
             if (_verified[piece]) return true;
         }
 
-        WritePiece(piece, data);
-
-        lock (_gate)
+        // The write and the verified bit change together with respect to SaveResume's snapshot (see there).
+        lock (_writeOrder)
         {
-            _verified.Set(piece);
-            _dirtySinceResume = true;
+            WritePiece(piece, data);
+            lock (_gate)
+            {
+                _verified.Set(piece);
+                _dirtySinceResume = true;
+            }
         }
 
         return true;
@@ -328,11 +334,34 @@ public sealed class TorrentStorage : IDisposable
     {
         if (!_writable) return;
         byte[] bits;
-        lock (_gate)
+        var files = new List<BValue>();
+        // The verified set and the files' mtimes are taken at one instant (no piece write in between), and every file
+        // modified recently has its mtime set back to a sentinel (whole seconds, 2 s in the past) before it is recorded:
+        // a piece written after this snapshot then always changes the mtime, so the next start rehashes instead of
+        // trusting a resume file that does not list that piece (mtimes have a coarse clock tick: without the
+        // sentinel, a write in the same tick as the snapshot would leave the mtime equal and the piece forgotten).
+        lock (_writeOrder)
         {
-            if (!_dirtySinceResume && File.Exists(ResumePath)) return;
-            bits = _verified.AsSpan().ToArray();
-            _dirtySinceResume = false;
+            lock (_gate)
+            {
+                if (!_dirtySinceResume && File.Exists(ResumePath)) return;
+                bits = _verified.AsSpan().ToArray();
+                _dirtySinceResume = false;
+            }
+
+            var now = DateTime.UtcNow;
+            var sentinel = new DateTime(now.Ticks - (now.Ticks % TimeSpan.TicksPerSecond), DateTimeKind.Utc).AddSeconds(-2);
+            for (var i = 0; i < _paths.Length; i++)
+            {
+                var fi = new FileInfo(_paths[i]);
+                if (fi.LastWriteTimeUtc > sentinel)
+                {
+                    File.SetLastWriteTimeUtc(_paths[i], sentinel);
+                    fi.Refresh();
+                }
+
+                files.Add(new BList([new BInteger(fi.Length), new BInteger(fi.LastWriteTimeUtc.Ticks)]));
+            }
         }
 
         foreach (var h in _handles)
@@ -347,13 +376,6 @@ public sealed class TorrentStorage : IDisposable
             {
                 if (h is not null && !h.IsClosed) RandomAccess.FlushToDisk(h);
             }
-        }
-
-        var files = new List<BValue>();
-        for (var i = 0; i < _paths.Length; i++)
-        {
-            var fi = new FileInfo(_paths[i]);
-            files.Add(new BList([new BInteger(fi.Length), new BInteger(fi.LastWriteTimeUtc.Ticks)]));
         }
 
         var doc = new BDictionary
