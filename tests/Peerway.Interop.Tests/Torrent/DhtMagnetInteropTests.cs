@@ -9,12 +9,7 @@ namespace Peerway.Interop.Tests.Torrent;
 /// </summary>
 public sealed class DhtMagnetInteropTests
 {
-    // Transmission through the DHT is not covered yet. Findings (2026-11-25, transmission-cli 3.00): it bootstraps from
-    // "HOST PORT" lines in <config dir>/dht.bootstrap; its DHT (jech/dht) treats 127/8 as martian, so nodes need another
-    // address (10.77.0.1 added to the namespace's lo works: `peerway dht serve` saw it join); with one bootstrap node it
-    // never announces, with 9 `dht serve` nodes it starts "IPv4 DHT announce (poor, 10 nodes)" after ~30 s, and
-    // `peerway dht get-peers` then lists both it and `peerway share`, yet it connected to no peer in 100 s (possibly
-    // because both sides had the same IP; transmission-cli has no bind-address option, transmission-daemon does).
+    // Transmission through the DHT: TransmissionDhtInteropTests (it needs non-loopback addresses and ≥ 9 DHT nodes).
 
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(150);
     private const int FileSize = 4 * 1024 * 1024 + 1;
