@@ -240,7 +240,7 @@ public sealed partial class TorrentSession
         return ReferenceEquals(owner, conn) || _unownedPieces == 0;
     }
 
-    /// <summary>A peer left: the pieces it owned but had not been sent whole go back to the pool.</summary>
+    /// <summary>A peer left or was choked: the pieces it owned but had not been sent whole go back to the pool.</summary>
     private void ReleaseSeedingClaims(PeerConnection conn)
     {
         if (_pieceOwner is null) return;

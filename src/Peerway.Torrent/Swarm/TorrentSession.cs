@@ -490,6 +490,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
 
                 c.IncomingRequests.Clear();
                 foreach (var r in keep) c.IncomingRequests.Enqueue(r);
+                ReleaseSeedingClaims(c);
             }
         }
     }
