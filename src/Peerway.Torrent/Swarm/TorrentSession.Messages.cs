@@ -51,6 +51,8 @@ public sealed partial class TorrentSession
                 return PeerWireError.None;
             case PeerMessageType.NotInterested:
                 conn.PeerInterested = false;
+                // Its upload slot is free now (typically: it completed); give it to a peer that still wants data.
+                if (!conn.AmChoking) Rechoke();
                 return PeerWireError.None;
             case PeerMessageType.Have:
                 if (count < 0)
@@ -488,6 +490,8 @@ public sealed partial class TorrentSession
             {
                 _log.LogInformation("download complete: {Name}", _info!.Name);
                 foreach (var c in _connections) DropOutstanding(c);
+                // Seeding now: slots go by upload rate, to peers still interested, at once rather than at the next round.
+                Rechoke();
                 ThreadPool.UnsafeQueueUserWorkItem(_ =>
                 {
                     SaveResumeSafely();
