@@ -119,6 +119,7 @@ public static class LocalTorrentSwarm
                         Choker = new ChokerOptions { UploadSlots = options.SeederUploadSlots },
                         RandomSeed = options.Seed,
                         UploadRateLimit = options.SeederUploadLimit,
+                        SeedEachPieceOnceFirst = true,
                     },
                 }, loggers, seederNode.Node);
                 hosts.Add(seeder);

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using Microsoft.Win32.SafeHandles;
 using Peerway.Core.Bencoding;
@@ -17,7 +18,17 @@ public sealed class TorrentStorage : IDisposable
     private readonly SafeFileHandle?[] _handles;
     private readonly string[] _paths;
     private readonly Lock _gate = new();
+
+    /// <summary>Orders piece writes against the resume snapshot (held across a write and across the snapshot).</summary>
+    private readonly Lock _writeOrder = new();
     private readonly Bitfield _verified;
+
+    /// <summary>Per file, a second handle with O_DIRECT for aligned piece writes (null: buffered writes only).</summary>
+    private readonly SafeFileHandle?[] _direct;
+
+    /// <summary>Page-aligned staging buffer for direct writes (pinned, so its address never moves); guarded by itself.</summary>
+    private byte[]? _staging;
+    private int _stagingOffset;
     private bool _dirtySinceResume;
     private bool _writable;
 
@@ -26,6 +37,7 @@ public sealed class TorrentStorage : IDisposable
         _info = info;
         _paths = paths;
         _handles = handles;
+        _direct = new SafeFileHandle?[handles.Length];
         _verified = new Bitfield(info.PieceCount);
         ResumePath = resumePath;
     }
@@ -73,7 +85,8 @@ public sealed class TorrentStorage : IDisposable
     /// then establishes which pieces are valid: the resume file is trusted only for pieces whose files all still have
     /// the recorded size and mtime; every other piece with data on disk is re-hashed.
     /// </summary>
-    public static TorrentStorage Open(TorrentInfo info, string directory, bool create, string? resumePath = null, CancellationToken ct = default)
+    /// <param name="directWrites">Write verified pieces with O_DIRECT where the filesystem allows it (Linux).</param>
+    public static TorrentStorage Open(TorrentInfo info, string directory, bool create, string? resumePath = null, CancellationToken ct = default, bool directWrites = false)
     {
         ArgumentNullException.ThrowIfNull(info);
         var root = Path.GetFullPath(directory);
@@ -104,6 +117,7 @@ public sealed class TorrentStorage : IDisposable
                     handles[i] = File.OpenHandle(paths[i], FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite);
                     // Sparse preallocation: extending with ftruncate allocates no blocks.
                     if (RandomAccess.GetLength(handles[i]!) != info.Files[i].Length) RandomAccess.SetLength(handles[i]!, info.Files[i].Length);
+                    if (directWrites) storage._direct[i] = DirectIo.TryOpenForDirectWrites(paths[i]);
                 }
                 else
                 {
@@ -238,18 +252,69 @@ public sealed class TorrentStorage : IDisposable
             if (_verified[piece]) return true;
         }
 
-        foreach (var (file, fileOffset, from, count) in Segments((long)piece * _info.PieceLength, data.Length))
+        // The write and the verified bit change together with respect to SaveResume's snapshot (see there).
+        lock (_writeOrder)
         {
-            RandomAccess.Write(_handles[file]!, data.Slice(from, count), fileOffset);
-        }
-
-        lock (_gate)
-        {
-            _verified.Set(piece);
-            _dirtySinceResume = true;
+            WritePiece(piece, data);
+            lock (_gate)
+            {
+                _verified.Set(piece);
+                _dirtySinceResume = true;
+            }
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// Writes a whole piece in place. Where the file has an O_DIRECT handle, the block-aligned part of each segment goes
+    /// through it from the aligned staging buffer; the unaligned rest (a file's tail, a multi-file boundary) is buffered.
+    /// </summary>
+    private void WritePiece(int piece, ReadOnlySpan<byte> data)
+    {
+        var segments = Segments((long)piece * _info.PieceLength, data.Length);
+        if (!segments.Exists(s => _direct[s.File] is not null))
+        {
+            foreach (var (file, fileOffset, from, count) in segments) RandomAccess.Write(_handles[file]!, data.Slice(from, count), fileOffset);
+            return;
+        }
+
+        lock (_direct)
+        {
+            if (_staging is null || _staging.Length - _stagingOffset < data.Length)
+            {
+                var size = _info.PieceLength + DirectIo.Alignment;
+                _staging = GC.AllocateUninitializedArray<byte>(size, pinned: true);
+                var address = (long)Marshal.UnsafeAddrOfPinnedArrayElement(_staging, 0);
+                _stagingOffset = (int)((DirectIo.Alignment - (address % DirectIo.Alignment)) % DirectIo.Alignment);
+            }
+
+            var staged = _staging.AsSpan(_stagingOffset, data.Length);
+            data.CopyTo(staged);
+            foreach (var (file, fileOffset, from, count) in segments)
+            {
+                var direct = _direct[file];
+                var aligned = direct is not null && fileOffset % DirectIo.Alignment == 0 && from % DirectIo.Alignment == 0
+                    ? count / DirectIo.Alignment * DirectIo.Alignment
+                    : 0;
+                if (aligned > 0)
+                {
+                    try
+                    {
+                        RandomAccess.Write(direct!, staged.Slice(from, aligned), fileOffset);
+                    }
+                    catch (IOException)
+                    {
+                        // EINVAL: a device with a larger logical block than we assumed. Stay buffered for this file.
+                        _direct[file] = null;
+                        direct!.Dispose();
+                        aligned = 0;
+                    }
+                }
+
+                if (aligned < count) RandomAccess.Write(_handles[file]!, staged.Slice(from + aligned, count - aligned), fileOffset + aligned);
+            }
+        }
     }
 
     public static bool VerifyPiece(TorrentInfo info, int piece, ReadOnlySpan<byte> data)
@@ -269,11 +334,34 @@ public sealed class TorrentStorage : IDisposable
     {
         if (!_writable) return;
         byte[] bits;
-        lock (_gate)
+        var files = new List<BValue>();
+        // The verified set and the files' mtimes are taken at one instant (no piece write in between), and every file
+        // modified recently has its mtime set back to a sentinel (whole seconds, 2 s in the past) before it is recorded:
+        // a piece written after this snapshot then always changes the mtime, so the next start rehashes instead of
+        // trusting a resume file that does not list that piece (mtimes have a coarse clock tick: without the
+        // sentinel, a write in the same tick as the snapshot would leave the mtime equal and the piece forgotten).
+        lock (_writeOrder)
         {
-            if (!_dirtySinceResume && File.Exists(ResumePath)) return;
-            bits = _verified.AsSpan().ToArray();
-            _dirtySinceResume = false;
+            lock (_gate)
+            {
+                if (!_dirtySinceResume && File.Exists(ResumePath)) return;
+                bits = _verified.AsSpan().ToArray();
+                _dirtySinceResume = false;
+            }
+
+            var now = DateTime.UtcNow;
+            var sentinel = new DateTime(now.Ticks - (now.Ticks % TimeSpan.TicksPerSecond), DateTimeKind.Utc).AddSeconds(-2);
+            for (var i = 0; i < _paths.Length; i++)
+            {
+                var fi = new FileInfo(_paths[i]);
+                if (fi.LastWriteTimeUtc > sentinel)
+                {
+                    File.SetLastWriteTimeUtc(_paths[i], sentinel);
+                    fi.Refresh();
+                }
+
+                files.Add(new BList([new BInteger(fi.Length), new BInteger(fi.LastWriteTimeUtc.Ticks)]));
+            }
         }
 
         foreach (var h in _handles)
@@ -281,11 +369,13 @@ public sealed class TorrentStorage : IDisposable
             if (h is not null && !h.IsClosed && _writable) RandomAccess.FlushToDisk(h);
         }
 
-        var files = new List<BValue>();
-        for (var i = 0; i < _paths.Length; i++)
+        lock (_direct)
         {
-            var fi = new FileInfo(_paths[i]);
-            files.Add(new BList([new BInteger(fi.Length), new BInteger(fi.LastWriteTimeUtc.Ticks)]));
+            // O_DIRECT bypasses the page cache, not the device's write cache: fsync those handles too.
+            foreach (var h in _direct)
+            {
+                if (h is not null && !h.IsClosed) RandomAccess.FlushToDisk(h);
+            }
         }
 
         var doc = new BDictionary
@@ -333,5 +423,10 @@ public sealed class TorrentStorage : IDisposable
     public void Dispose()
     {
         foreach (var h in _handles) h?.Dispose();
+        lock (_direct)
+        {
+            foreach (var h in _direct) h?.Dispose();
+        }
+
     }
 }

@@ -80,12 +80,12 @@ public sealed class PiecePicker
     /// Picks up to <paramref name="count"/> blocks that <paramref name="peer"/> (which has <paramref name="peerHas"/>) should
     /// be asked for, marking them requested. <paramref name="allowedFast"/> restricts the choice (BEP 6, while choked).
     /// </summary>
-    public List<BlockRequest> Pick(object peer, Bitfield peerHas, int count, IReadOnlySet<int>? allowedFast = null)
+    public List<BlockRequest> Pick(object peer, Bitfield peerHas, int count, IReadOnlySet<int>? allowedFast = null, IReadOnlySet<int>? excluded = null)
     {
         ArgumentNullException.ThrowIfNull(peerHas);
         var result = new List<BlockRequest>();
         if (count <= 0) return result;
-        bool Eligible(int p) => peerHas[p] && !_have[p] && (allowedFast is null || allowedFast.Contains(p));
+        bool Eligible(int p) => peerHas[p] && !_have[p] && (allowedFast is null || allowedFast.Contains(p)) && (excluded is null || excluded.Count == 0 || !excluded.Contains(p));
 
         // 1. Finish started pieces first (fewest remaining blocks first, so pieces complete and can be shared).
         foreach (var partial in _partial.Values.OrderBy(p => p.Remaining).ToList())

@@ -11,6 +11,9 @@ namespace Peerway.Torrent.Swarm;
 public sealed partial class TorrentSession
 {
     private readonly Dictionary<PeerConnection, List<(int Piece, byte[] Data)>> _completedPieces = [];
+    private PeerConnection?[]? _pieceOwner;
+    private long[]? _pieceServed;
+    private int _unownedPieces;
 
     /// <summary>Handles one frame (called by the connection's read loop, outside the lock).</summary>
     private PeerWireError HandleFrame(PeerConnection conn, ReadOnlySpan<byte> frame)
@@ -48,6 +51,8 @@ public sealed partial class TorrentSession
                 return PeerWireError.None;
             case PeerMessageType.NotInterested:
                 conn.PeerInterested = false;
+                // Its upload slot is free now (typically: it completed); give it to a peer that still wants data.
+                if (!conn.AmChoking) Rechoke();
                 return PeerWireError.None;
             case PeerMessageType.Have:
                 if (count < 0)
@@ -106,7 +111,14 @@ public sealed partial class TorrentSession
             {
                 if (!conn.Fast) return PeerWireError.UnknownMessage;
                 var r = new BlockRequest(m.Index, m.Begin, m.Length);
-                if (conn.Outstanding.Remove(r)) _picker?.OnRequestDropped(conn, r.Piece, r.Begin);
+                if (conn.Outstanding.Remove(r))
+                {
+                    _picker?.OnRequestDropped(conn, r.Piece, r.Begin);
+                    // Rejected while unchoked: this peer wants the piece fetched elsewhere (see SeedEachPieceOnceFirst).
+                    if (!conn.PeerChoking && conn.RejectedPieces.Count < 4096) conn.RejectedPieces.Add(r.Piece);
+                    conn.RefillPending = true;
+                }
+
                 return PeerWireError.None;
             }
 
@@ -194,7 +206,7 @@ public sealed partial class TorrentSession
         if (_info is null || r.Piece >= _info.PieceCount) return PeerWireError.BadRequest;
         if (r.Begin < 0 || (long)r.Begin + r.Length > _info.PieceSize(r.Piece)) return PeerWireError.BadRequest;
         var allowed = (!conn.AmChoking || (conn.Fast && conn.AllowedFastToPeer.Contains(r.Piece))) && _have![r.Piece] &&
-                      conn.IncomingRequests.Count < _options.MaxIncomingRequests;
+                      conn.IncomingRequests.Count < _options.MaxIncomingRequests && ClaimForSeeding(conn, r.Piece);
         if (!allowed)
         {
             if (conn.Fast) conn.Send(w => PeerWire.WriteBlockMessage(w, PeerMessageType.RejectRequest, r.Piece, r.Begin, r.Length));
@@ -203,6 +215,44 @@ public sealed partial class TorrentSession
 
         conn.IncomingRequests.Enqueue(r);
         return PeerWireError.None;
+    }
+
+    /// <summary>
+    /// <see cref="TorrentSessionOptions.SeedEachPieceOnceFirst"/>: whether <paramref name="conn"/> may have this piece
+    /// from us now. The first peer to ask for a piece owns it until it has been sent whole (or the peer leaves).
+    /// </summary>
+    private bool ClaimForSeeding(PeerConnection conn, int piece)
+    {
+        if (!_options.SeedEachPieceOnceFirst || !conn.Fast || !_have!.IsComplete) return true;
+        if (_pieceOwner is null)
+        {
+            _pieceOwner = new PeerConnection?[_info!.PieceCount];
+            _pieceServed = new long[_info.PieceCount];
+            _unownedPieces = _info.PieceCount;
+        }
+
+        var owner = _pieceOwner[piece];
+        if (owner is null)
+        {
+            _pieceOwner[piece] = conn;
+            _unownedPieces--;
+            return true;
+        }
+
+        return ReferenceEquals(owner, conn) || _unownedPieces == 0;
+    }
+
+    /// <summary>A peer left or was choked: the pieces it owned but had not been sent whole go back to the pool.</summary>
+    private void ReleaseSeedingClaims(PeerConnection conn)
+    {
+        if (_pieceOwner is null) return;
+        for (var p = 0; p < _pieceOwner.Length; p++)
+        {
+            if (!ReferenceEquals(_pieceOwner[p], conn) || _pieceServed![p] >= _info!.PieceSize(p)) continue;
+            _pieceOwner[p] = null;
+            _pieceServed[p] = 0;
+            _unownedPieces++;
+        }
     }
 
     private void OnBlock(PeerConnection conn, int piece, int begin, ReadOnlySpan<byte> data)
@@ -236,7 +286,8 @@ public sealed partial class TorrentSession
             list.Add((piece, buffer));
         }
 
-        RequestMore(conn);
+        // Refilled once per read batch (AfterBatch), so a batch of blocks costs one batch of requests, not one each.
+        conn.RefillPending = true;
     }
 
     private void DropOutstanding(PeerConnection conn)
@@ -260,7 +311,7 @@ public sealed partial class TorrentSession
         var depth = _choker.IsSnubbed(conn) ? 1 : conn.QueueDepth;
         var want = depth - conn.Outstanding.Count;
         if (want <= 0) return;
-        var picks = _picker.Pick(conn, conn.PeerHas, want, allowed);
+        var picks = _picker.Pick(conn, conn.PeerHas, want, allowed, conn.RejectedPieces);
         if (picks.Count == 0) return;
         foreach (var p in picks) conn.Outstanding.Add(p);
         conn.Send(w =>
@@ -269,33 +320,45 @@ public sealed partial class TorrentSession
         });
     }
 
-    /// <summary>After a batch of frames from one peer (outside the lock): verify and store pieces, serve requests.</summary>
-    private void AfterBatch(PeerConnection conn)
+    /// <summary>
+    /// After a batch of frames from one peer (outside the lock): refill its request queue, hand complete pieces to the
+    /// verifier (waiting when it is <see cref="VerifyQueueCapacity"/> pieces behind: back-pressure on this socket),
+    /// and serve its requests.
+    /// </summary>
+    private async ValueTask AfterBatch(PeerConnection conn)
     {
         List<(int Piece, byte[] Data)>? done;
         List<BlockRequest>? serve = null;
         TorrentStorage? storage;
+        var requestsWaiting = false;
         lock (_gate)
         {
             _completedPieces.Remove(conn, out done);
             storage = _storage;
-            // With an upload cap, requests wait in the queue and the timer serves them within the budget.
-            if (conn.IncomingRequests.Count > 0 && storage is not null && _options.UploadRateLimit is null)
+            if (conn.RefillPending)
             {
-                serve = [.. conn.IncomingRequests];
-                conn.IncomingRequests.Clear();
+                conn.RefillPending = false;
+                RequestMore(conn);
+            }
+
+            // With an upload cap, requests wait in the queue and the timer serves them within the budget.
+            if (conn.IncomingRequests.Count > 0 && storage is not null)
+            {
+                if (_options.UploadRateLimit is null)
+                {
+                    serve = [.. conn.IncomingRequests];
+                    conn.IncomingRequests.Clear();
+                }
+                else
+                {
+                    requestsWaiting = true;
+                }
             }
         }
 
-        if (done is not null && storage is not null)
+        if (done is not null)
         {
-            foreach (var (piece, data) in done)
-            {
-                // A piece counts only once its SHA-1 verifies; only then is it written (no unverified byte on disk).
-                var ok = storage.TryWriteVerifiedPiece(piece, data.AsSpan(0, _info!.PieceSize(piece)));
-                ArrayPool<byte>.Shared.Return(data);
-                lock (_gate) OnPieceChecked(piece, ok);
-            }
+            foreach (var (piece, data) in done) await _verifyQueue.Writer.WriteAsync((piece, data), _cts.Token).ConfigureAwait(false);
         }
 
         if (_info is null)
@@ -304,20 +367,75 @@ public sealed partial class TorrentSession
         }
 
         if (serve is not null) Serve(conn, storage!, serve);
+        if (requestsWaiting) RequestsWaiting?.Invoke();
+    }
+
+    /// <summary>
+    /// The verifier: hashes each complete piece and writes it only if its SHA-1 matches (BEP 3), on its own task so
+    /// that hashing and disk writes overlap the network receive. One task: pieces are verified in arrival order.
+    /// </summary>
+    private async Task VerifyLoopAsync()
+    {
+        await foreach (var (piece, data) in _verifyQueue.Reader.ReadAllAsync().ConfigureAwait(false))
+        {
+            bool? ok;
+            try
+            {
+                // A piece counts only once its SHA-1 verifies; only then is it written (no unverified byte on disk).
+                ok = _storage!.TryWriteVerifiedPiece(piece, data.AsSpan(0, _info!.PieceSize(piece)));
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                _log.LogError("cannot write piece {Piece}: {Message}", piece, ex.Message);
+                ok = null;
+            }
+            catch (ObjectDisposedException)
+            {
+                return; // Shutting down.
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(data);
+            }
+
+            lock (_gate)
+            {
+                if (ok is { } verified)
+                {
+                    OnPieceChecked(piece, verified);
+                }
+                else
+                {
+                    // Not the peers' fault: fetch the piece again without blaming anyone.
+                    _picker!.OnPieceFailed(piece);
+                    foreach (var c in _connections) RequestMore(c);
+                }
+            }
+
+            if (ok == true) PieceVerified?.Invoke(piece);
+        }
     }
 
     /// <summary>Sends blocks (outside the lock: disk reads) and accounts for them.</summary>
     private void Serve(PeerConnection conn, TorrentStorage storage, List<BlockRequest> serve)
     {
         long sent = 0;
+        var count = 0;
         foreach (var r in serve)
         {
             if (!conn.SendBlock(storage, r)) break;
             sent += r.Length;
+            count++;
+            BlockUploaded?.Invoke(conn.PeerId, r);
         }
 
         lock (_gate)
         {
+            if (_pieceServed is not null)
+            {
+                for (var i = 0; i < count; i++) _pieceServed[serve[i].Piece] += serve[i].Length;
+            }
+
             conn.UploadMeter.Add(sent);
             conn.BytesSent += sent;
             _uploaded += sent;
@@ -372,6 +490,8 @@ public sealed partial class TorrentSession
             {
                 _log.LogInformation("download complete: {Name}", _info!.Name);
                 foreach (var c in _connections) DropOutstanding(c);
+                // Seeding now: slots go by upload rate, to peers still interested, at once rather than at the next round.
+                Rechoke();
                 ThreadPool.UnsafeQueueUserWorkItem(_ =>
                 {
                     SaveResumeSafely();

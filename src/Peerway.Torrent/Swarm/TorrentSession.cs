@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
+using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Peerway.Core;
@@ -41,6 +42,14 @@ public sealed partial class TorrentSession : IAsyncDisposable
     private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource<TorrentInfo> _metadata = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Choker _choker;
+
+    /// <summary>Complete pieces waiting for the verifier; a full queue pauses the connections' reads (back-pressure).</summary>
+    private const int VerifyQueueCapacity = 16;
+
+    private readonly Channel<(int Piece, byte[] Data)> _verifyQueue = Channel.CreateBounded<(int, byte[])>(
+        new BoundedChannelOptions(VerifyQueueCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+
+    private Task? _verifier;
     private TorrentInfo? _info;
     private TorrentStorage? _storage;
     private PiecePicker? _picker;
@@ -101,6 +110,21 @@ public sealed partial class TorrentSession : IAsyncDisposable
     /// <summary>Completes when the info dictionary is known (at once for a .torrent; via BEP 9 for a magnet).</summary>
     public Task<TorrentInfo> MetadataReady => _metadata.Task;
 
+    /// <summary>Raised (outside the lock, on the verifier task) when a piece has verified and been written.</summary>
+    internal event Action<int>? PieceVerified;
+
+    /// <summary>Raised (outside the lock) after a block was handed to a peer's socket: (peer id, block).</summary>
+    internal event Action<NodeId, BlockRequest>? BlockUploaded;
+
+    /// <summary>Raised (outside the lock) when a registered peer's connection has ended.</summary>
+    internal event Action<NodeId>? PeerDisconnected;
+
+    /// <summary>Raised (outside the lock) when, under an upload cap, a peer's requests wait for the token bucket.</summary>
+    internal event Action? RequestsWaiting;
+
+    /// <summary>Raised (outside the lock) when a peer completed the handshake and was registered.</summary>
+    internal event Action<NodeId>? PeerConnected;
+
     /// <summary>Raised (outside the lock) when a peer sends a BEP 5 PORT message: a DHT node to add.</summary>
     public event Action<IPEndPoint>? DhtNodeSeen;
 
@@ -113,6 +137,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
             await Task.Run(() => InitializeStorage(_info, ct), ct).ConfigureAwait(false);
         }
 
+        _verifier = Task.Run(VerifyLoopAsync, CancellationToken.None);
         _listener = new TcpListener(_options.ListenAddress, _options.ListenPort);
         if (_options.ListenAddress.Equals(IPAddress.IPv6Any)) _listener.Server.DualMode = true;
         _listener.Start(128);
@@ -124,7 +149,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
     private void InitializeStorage(TorrentInfo info, CancellationToken ct)
     {
         var dir = _contentIsSource ? Path.GetDirectoryName(Path.GetFullPath(_directory))! : _directory;
-        var storage = TorrentStorage.Open(info, dir, create: !_contentIsSource, ct: ct);
+        var storage = TorrentStorage.Open(info, dir, create: !_contentIsSource, ct: ct, directWrites: _options.DirectWrites);
         if (_contentIsSource && !storage.IsComplete)
         {
             storage.Dispose();
@@ -243,6 +268,8 @@ public sealed partial class TorrentSession : IAsyncDisposable
                 registered = true;
             }
 
+            PeerConnected?.Invoke(conn.PeerId);
+
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, conn.Closing);
             var error = await conn.ReadLoopAsync(HandleFrame, AfterBatch, linked.Token).ConfigureAwait(false);
             if (error != PeerWireError.None) _log.LogDebug("dropping {Peer}: {Error}", conn, error);
@@ -259,6 +286,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
             }
 
             await conn.DisposeAsync().ConfigureAwait(false);
+            if (registered) PeerDisconnected?.Invoke(conn.PeerId);
         }
     }
 
@@ -335,6 +363,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
         foreach (var r in conn.Outstanding) _picker?.OnRequestDropped(conn, r.Piece, r.Begin);
         conn.Outstanding.Clear();
         if (conn.PeerHas is not null) _picker?.RemoveAvailability(conn.PeerHas);
+        ReleaseSeedingClaims(conn);
         // A peer that left may come back (PEX, tracker); a banned one may not.
         if (conn.ListenEndPoint is { } ep && !_bannedEndPoints.Contains(ep) && !conn.Outgoing) _candidates.Add(ep);
         foreach (var c in _connections) RequestMore(c);
@@ -381,6 +410,8 @@ public sealed partial class TorrentSession : IAsyncDisposable
                     c.LastBlockReceived = now;
                 }
 
+                // Pieces a peer rejected are asked of it again after a second (others may not have them after all).
+                if (_ticks % 10 == 0) c.RejectedPieces.Clear();
                 RequestMore(c);
                 if (_info is null) RequestMetadata(c);
             }
@@ -459,6 +490,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
 
                 c.IncomingRequests.Clear();
                 foreach (var r in keep) c.IncomingRequests.Enqueue(r);
+                ReleaseSeedingClaims(c);
             }
         }
     }
@@ -494,6 +526,8 @@ public sealed partial class TorrentSession : IAsyncDisposable
         }
 
         await Task.WhenAll(tasks).ConfigureAwait(false);
+        _verifyQueue.Writer.TryComplete();
+        if (_verifier is not null) await _verifier.ConfigureAwait(false);
         SaveResumeSafely();
         _storage?.Dispose();
         _listener?.Dispose();

@@ -48,6 +48,12 @@ internal sealed class FakePeer : IAsyncDisposable
     public int BlocksSent;
     public int RequestsReceived;
 
+    /// <summary>Completes when the first request arrives.</summary>
+    public TaskCompletionSource FirstRequest { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes when the first block has been written to the socket.</summary>
+    public TaskCompletionSource FirstBlockSent { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     /// <summary>Completes when the other side closed a connection on us (our misbehaviour was punished).</summary>
     public TaskCompletionSource Dropped { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -136,7 +142,12 @@ internal sealed class FakePeer : IAsyncDisposable
                     var frame = PeerWire.FrameLength(buffer.AsSpan(0, filled), out _);
                     if (frame <= 0) break;
                     var reply = Handle(buffer.AsSpan(0, frame), out var vanish);
-                    if (reply is not null) await stream.WriteAsync(reply, ct);
+                    if (reply is not null)
+                    {
+                        await stream.WriteAsync(reply, ct);
+                        FirstBlockSent.TrySetResult();
+                    }
+
                     if (vanish)
                     {
                         socket.Close();
@@ -159,6 +170,7 @@ internal sealed class FakePeer : IAsyncDisposable
         vanish = false;
         if (!PeerWire.TryDecode(frame, out var m, out _) || m.Type != PeerMessageType.Request) return null;
         Interlocked.Increment(ref RequestsReceived);
+        FirstRequest.TrySetResult();
         if (_mode is FakePeerMode.Silent or FakePeerMode.Malformed) return null;
         var offset = ((long)m.Index * _info.PieceLength) + m.Begin;
         var block = _content.AsSpan((int)offset, m.Length).ToArray();

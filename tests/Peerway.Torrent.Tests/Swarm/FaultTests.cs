@@ -47,28 +47,20 @@ public sealed class FaultTests : IAsyncLifetime
         return f;
     }
 
-    /// <summary>Watches the download file while the download runs: every piece-aligned region is zero (not yet written) or correct.</summary>
-    private static async Task<int> WatchForCorruptBytesAsync(string path, TorrentInfo info, Task until)
+    /// <summary>Counts piece-aligned regions of the download file that are neither zero (not yet written) nor correct.</summary>
+    private static int CorruptPiecesOnDisk(string path, TorrentInfo info)
     {
+        if (!File.Exists(path)) return 0;
         var bad = 0;
         var buffer = new byte[info.PieceLength];
-        while (!until.IsCompleted)
+        using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        for (var p = 0; p < info.PieceCount; p++)
         {
-            if (File.Exists(path))
-            {
-                await using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-                for (var p = 0; p < info.PieceCount; p++)
-                {
-                    var size = info.PieceSize(p);
-                    f.Position = (long)p * info.PieceLength;
-                    await f.ReadExactlyAsync(buffer.AsMemory(0, size));
-                    var span = buffer.AsSpan(0, size);
-                    // A piece is written whole after its hash verified: anything else on disk is a corrupt byte.
-                    if (span.ContainsAnyExcept((byte)0) && !TorrentStorage.VerifyPiece(info, p, span)) bad++;
-                }
-            }
-
-            await Task.WhenAny(until, Task.Delay(20));
+            var span = buffer.AsSpan(0, info.PieceSize(p));
+            f.Position = (long)p * info.PieceLength;
+            f.ReadExactly(span);
+            // A piece is written whole after its hash verified: anything else on disk is a corrupt byte.
+            if (span.ContainsAnyExcept((byte)0) && !TorrentStorage.VerifyPiece(info, p, span)) bad++;
         }
 
         return bad;
@@ -80,20 +72,26 @@ public sealed class FaultTests : IAsyncLifetime
         var (meta, src, content) = await Content();
         var liar = Fake(meta, content, FakePeerMode.Corrupt);
         var leecher = await Session(meta, Path.Combine(_dir, "dl"), source: false);
-        var watch = WatchForCorruptBytesAsync(Path.Combine(_dir, "dl", "payload.bin"), meta.Info, leecher.Completed);
+        var file = Path.Combine(_dir, "dl", "payload.bin");
+        // The disk is checked at each moment something may have been written: after every verified piece (on the
+        // verifier, before the next piece can be written), when the liar is dropped, and at the end.
+        var corrupt = 0;
+        leecher.PieceVerified += _ => Interlocked.Add(ref corrupt, CorruptPiecesOnDisk(file, meta.Info));
         leecher.AddPeers([liar.EndPoint]);
         await liar.Dropped.Task.WaitAsync(Deadline);
         var stats = leecher.GetStats();
         Assert.True(stats.HashFailures >= 1);
         Assert.Equal(1, stats.BannedPeers);
         Assert.Equal(0, stats.VerifiedPieces);
+        Assert.Equal(0, CorruptPiecesOnDisk(file, meta.Info));
 
         // Banned for good: reconnecting (as itself) is refused, and the download completes from an honest seeder.
         Assert.False(await liar.ReconnectAsync(new IPEndPoint(IPAddress.Loopback, leecher.ListenPort)));
         var seeder = await Session(meta, src, source: true);
         leecher.AddPeers([new IPEndPoint(IPAddress.Loopback, seeder.ListenPort), liar.EndPoint]);
         await leecher.Completed.WaitAsync(Deadline);
-        Assert.Equal(0, await watch);
+        Assert.Equal(0, Volatile.Read(ref corrupt));
+        Assert.Equal(0, CorruptPiecesOnDisk(file, meta.Info));
         Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(_dir, "dl", "payload.bin")));
         Assert.True(leecher.GetStats().ReceivedByPeerId.ContainsKey(seeder.PeerId));
     }
@@ -106,7 +104,7 @@ public sealed class FaultTests : IAsyncLifetime
         var options = new TorrentSessionOptions { ListenAddress = IPAddress.Loopback, RequestTimeout = TimeSpan.FromSeconds(2) };
         var leecher = await Session(meta, Path.Combine(_dir, "dl"), source: false, options);
         leecher.AddPeers([silent.EndPoint]);
-        await WaitUntil(() => silent.RequestsReceived > 0);
+        await silent.FirstRequest.Task.WaitAsync(Deadline);
         var seeder = await Session(meta, src, source: true);
         leecher.AddPeers([new IPEndPoint(IPAddress.Loopback, seeder.ListenPort)]);
         await leecher.Completed.WaitAsync(Deadline);
@@ -120,7 +118,7 @@ public sealed class FaultTests : IAsyncLifetime
         var vanisher = Fake(meta, content, FakePeerMode.VanishMidPiece);
         var leecher = await Session(meta, Path.Combine(_dir, "dl"), source: false);
         leecher.AddPeers([vanisher.EndPoint]);
-        await WaitUntil(() => vanisher.BlocksSent > 0);
+        await vanisher.FirstBlockSent.Task.WaitAsync(Deadline);
         var seeder = await Session(meta, src, source: true);
         leecher.AddPeers([new IPEndPoint(IPAddress.Loopback, seeder.ListenPort)]);
         await leecher.Completed.WaitAsync(Deadline);
@@ -152,36 +150,24 @@ public sealed class FaultTests : IAsyncLifetime
         _disposables.Add(seeder);
         await seeder.StartAsync(CancellationToken.None);
         var leecher = await Session(meta, Path.Combine(_dir, "dl"), source: false);
+        var waiting = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        seeder.RequestsWaiting += () => waiting.TrySetResult();
         leecher.AddPeers([new IPEndPoint(IPAddress.Loopback, seeder.ListenPort)]);
-        // The token bucket only grows with the seeder's clock: after T of (fake) time at most rate·T bytes can leave.
+        // The leecher's requests are queued at the seeder; nothing leaves before the seeder's clock moves.
+        await waiting.Task.WaitAsync(Deadline);
+        Assert.Equal(0, seeder.GetStats().Uploaded);
+        // The token bucket only grows with the seeder's clock, and the timer serves the queue synchronously inside
+        // Advance: after T of (fake) time at most rate·T bytes can have left.
         var advanced = TimeSpan.Zero;
-        var deadline = DateTime.UtcNow + Deadline;
-        while (seeder.GetStats().Uploaded == 0)
-        {
-            Assert.True(DateTime.UtcNow < deadline, "nothing was uploaded");
-            time.Advance(TimeSpan.FromMilliseconds(100));
-            advanced += TimeSpan.FromMilliseconds(100);
-            await Task.Delay(5);
-        }
-
         for (var i = 0; i < 10; i++)
         {
             time.Advance(TimeSpan.FromMilliseconds(100));
             advanced += TimeSpan.FromMilliseconds(100);
             Assert.True(seeder.GetStats().Uploaded <= rate * advanced.TotalSeconds, $"{seeder.GetStats().Uploaded} bytes after {advanced}");
-            await Task.Delay(5);
         }
 
+        // And it does serve within the budget: 1 s at 64 KiB/s allows a few 16 KiB blocks.
+        Assert.True(seeder.GetStats().Uploaded > 0, "nothing was uploaded within the budget");
         Assert.False(leecher.Completed.IsCompleted);
-    }
-
-    private static async Task WaitUntil(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow + Deadline;
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "condition not reached");
-            await Task.Delay(10);
-        }
     }
 }

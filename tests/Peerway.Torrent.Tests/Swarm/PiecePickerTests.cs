@@ -1,3 +1,5 @@
+using FsCheck;
+using FsCheck.Xunit;
 using Peerway.Torrent.Storage;
 using Peerway.Torrent.Swarm;
 
@@ -120,5 +122,19 @@ public sealed class PiecePickerTests
         picker.OnBlockReceived("a", 3, 0, out _, out _);
         picker.OnPieceVerified(3);
         Assert.False(picker.IsInteresting(Of(8, 3)));
+    }
+
+    [Property(MaxTest = 50)]
+    public bool Excluded_pieces_are_never_picked(PositiveInt seed, NonEmptyArray<byte> excludedRaw)
+    {
+        const int n = 40;
+        var have = HaveFirst(n, PiecePicker.RandomFirstPieces);
+        var picker = new PiecePicker(n, _ => 2 * Block, have, new Random(seed.Get));
+        picker.AddAvailability(All(n));
+        var excluded = excludedRaw.Get.Select(b => b % n).ToHashSet();
+        var picks = picker.Pick("p", All(n), 2 * n, excluded: excluded);
+        var wanted = Enumerable.Range(PiecePicker.RandomFirstPieces, n - PiecePicker.RandomFirstPieces).Count(p => !excluded.Contains(p));
+        // Every block of every other missing piece is picked, and none of an excluded piece.
+        return picks.All(r => !excluded.Contains(r.Piece)) && picks.Count == Math.Min(2 * n, 2 * wanted);
     }
 }
