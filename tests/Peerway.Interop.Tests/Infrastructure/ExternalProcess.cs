@@ -44,7 +44,11 @@ internal sealed class ExternalProcess : IAsyncDisposable
         IReadOnlyDictionary<string, string>? environment = null,
         bool redirectStdin = false)
     {
-        var psi = new ProcessStartInfo(fileName)
+        // A test run started in the background of a non-interactive shell (nohup, `cmd &`) inherits SIGINT ignored, and
+        // the child would inherit that too: the CLI's "exit 0 on SIGINT" contract could not be tested. coreutils' env
+        // resets SIGINT to its default before exec, so every child starts as it would from a terminal.
+        var resetSigint = OperatingSystem.IsLinux() && File.Exists("/usr/bin/env");
+        var psi = new ProcessStartInfo(resetSigint ? "/usr/bin/env" : fileName)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -53,6 +57,12 @@ internal sealed class ExternalProcess : IAsyncDisposable
             StandardOutputEncoding = Encoding.UTF8,
             StandardErrorEncoding = Encoding.UTF8,
         };
+        if (resetSigint)
+        {
+            psi.ArgumentList.Add("--default-signal=INT");
+            psi.ArgumentList.Add(fileName);
+        }
+
         foreach (var a in arguments) psi.ArgumentList.Add(a);
         if (workingDirectory is not null) psi.WorkingDirectory = workingDirectory;
         if (environment is not null)
@@ -61,7 +71,7 @@ internal sealed class ExternalProcess : IAsyncDisposable
         }
 
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
-        var description = $"{Path.GetFileName(fileName)} {string.Join(' ', psi.ArgumentList)}";
+        var description = $"{Path.GetFileName(fileName)} {string.Join(' ', psi.ArgumentList.Skip(resetSigint ? 2 : 0))}";
         var ep = new ExternalProcess(process, lifetime, description);
         process.OutputDataReceived += (_, e) => ep.OnLine(false, e.Data);
         process.ErrorDataReceived += (_, e) => ep.OnLine(true, e.Data);
