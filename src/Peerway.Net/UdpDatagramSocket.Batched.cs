@@ -193,7 +193,7 @@ public sealed partial class UdpDatagramSocket
         }
 
         /// <summary>sendto with an address built on the stack; false when the OS refused it.</summary>
-        public bool SendNow(SafeSocketHandle handle, ReadOnlySpan<byte> datagram, IPEndPoint remote)
+        public static bool SendNow(SafeSocketHandle handle, ReadOnlySpan<byte> datagram, IPEndPoint remote)
         {
             Span<byte> address = stackalloc byte[LinuxUdp.AddressSize];
             var length = LinuxUdp.WriteAddress(remote, address);

@@ -237,7 +237,14 @@ public sealed partial class UdpDatagramSocket : IDatagramSocket
         {
             // Replies the handler sends from the receive thread join the batch, which leaves after the datagrams.
             if (_thread == Thread.CurrentThread && batch.TryQueue(datagram, remote)) return;
-            if (!batch.SendNow(_socket.SafeHandle, datagram, remote)) Interlocked.Increment(ref _sendErrors);
+            if (!BatchedIo.SendNow(_socket.SafeHandle, datagram, remote)) Interlocked.Increment(ref _sendErrors);
+            return;
+        }
+
+        if (_groupHandler is not null)
+        {
+            // A group socket (64-bit Linux): sendto with an address built on the stack, no lock, no SocketAddress.
+            if (!BatchedIo.SendNow(_socket.SafeHandle, datagram, remote)) Interlocked.Increment(ref _sendErrors);
             return;
         }
 
