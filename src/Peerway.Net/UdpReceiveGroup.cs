@@ -65,18 +65,17 @@ public sealed unsafe class UdpReceiveGroup : IDisposable
     internal bool TryAdd(UdpDatagramSocket socket, int fd)
     {
         if (_thread is null) return false;
-        ulong token;
         lock (_gate)
         {
+            // Under the lock: the epoll descriptor stays open until the thread has stopped.
             if (_stopped) return false;
-            token = ++_nextToken;
-            _members[token] = socket;
+            var token = ++_nextToken;
             socket.GroupToken = token;
+            _members[token] = socket;
+            if (LinuxUdp.EpollCtl(_epoll, LinuxUdp.EpollCtlAdd, fd, token) == 0) return true;
+            _members.Remove(token);
+            return false;
         }
-
-        if (LinuxUdp.EpollCtl(_epoll, LinuxUdp.EpollCtlAdd, fd, token) == 0) return true;
-        lock (_gate) _members.Remove(token);
-        return false;
     }
 
     /// <summary>
