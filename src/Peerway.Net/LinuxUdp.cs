@@ -96,6 +96,71 @@ internal static unsafe partial class LinuxUdp
     [LibraryImport("libc", EntryPoint = "shutdown", SetLastError = true)]
     private static partial int Shutdown(SafeSocketHandle fd, int how);
 
+    public const int EpollIn = 0x001;
+    public const int EpollCtlAdd = 1;
+    public const int EpollCtlDel = 2;
+    private const int CloExec = 0x80000;
+    private const int NonBlock = 0x800;
+
+    [LibraryImport("libc", EntryPoint = "epoll_create1", SetLastError = true)]
+    private static partial int EpollCreate1(int flags);
+
+    [LibraryImport("libc", EntryPoint = "epoll_ctl", SetLastError = true)]
+    private static partial int EpollCtlNative(int epfd, int op, int fd, byte* ev);
+
+    [LibraryImport("libc", EntryPoint = "epoll_wait", SetLastError = true)]
+    public static partial int EpollWait(int epfd, byte* events, int maxEvents, int timeoutMs);
+
+    [LibraryImport("libc", EntryPoint = "eventfd", SetLastError = true)]
+    private static partial int EventFdNative(uint initial, int flags);
+
+    [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
+    private static partial nint ReadNative(int fd, byte* buffer, nuint count);
+
+    [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
+    private static partial nint WriteNative(int fd, byte* buffer, nuint count);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    public static partial int Close(int fd);
+
+    /// <summary>
+    /// sizeof(struct epoll_event) and the offset of its 64-bit data: the struct is packed on x86-64 only (the kernel's
+    /// EPOLL_PACKED), naturally aligned elsewhere.
+    /// </summary>
+    public static int EpollEventSize { get; } = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 12 : 16;
+
+    public static int EpollDataOffset => EpollEventSize == 12 ? 4 : 8;
+
+    /// <summary>A close-on-exec epoll instance, or -1.</summary>
+    public static int EpollCreate() => EpollCreate1(CloExec);
+
+    /// <summary>epoll_ctl with EPOLLIN (level-triggered) and <paramref name="token"/> as the event's data.</summary>
+    public static int EpollCtl(int epfd, int op, int fd, ulong token)
+    {
+        var ev = stackalloc byte[16];
+        new Span<byte>(ev, 16).Clear();
+        *(uint*)ev = EpollIn;
+        *(ulong*)(ev + EpollDataOffset) = token;
+        return EpollCtlNative(epfd, op, fd, ev);
+    }
+
+    /// <summary>A non-blocking close-on-exec eventfd(2), or -1.</summary>
+    public static int EventFd() => EventFdNative(0, CloExec | NonBlock);
+
+    /// <summary>Adds one to an eventfd counter (wakes its pollers).</summary>
+    public static void Signal(int eventFd)
+    {
+        ulong one = 1;
+        WriteNative(eventFd, (byte*)&one, 8);
+    }
+
+    /// <summary>Resets an eventfd counter (non-blocking read).</summary>
+    public static void Drain(int eventFd)
+    {
+        ulong value;
+        ReadNative(eventFd, (byte*)&value, 8);
+    }
+
     /// <summary>Waits until <paramref name="fd"/> is ready for <paramref name="events"/> or the timeout passes;
     /// 0 on timeout, 1 when ready, -1 on error.</summary>
     public static int Poll(int fd, short events, int timeoutMs)

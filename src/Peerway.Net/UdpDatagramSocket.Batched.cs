@@ -52,12 +52,36 @@ public sealed partial class UdpDatagramSocket
         }
     }
 
+    /// <summary>On the group thread: one recvmmsg batch from this socket, each datagram to its handler inline.</summary>
+    internal void DrainFromGroup(BatchedIo batch)
+    {
+        if (Volatile.Read(ref _disposed) != 0 || _groupHandler is not { } handler || _groupEndPoints is not { } endPoints) return;
+        var received = batch.Receive(_groupFd);
+        for (var i = 0; i < received; i++)
+        {
+            // A handler may have disposed this socket: deliver nothing more.
+            if (Volatile.Read(ref _disposed) != 0) return;
+            if (!batch.TryGetReceived(i, out var datagram, out var address)) continue;
+            var remote = endPoints.Get(address);
+            if (remote is not null) Deliver(handler, datagram, remote);
+        }
+    }
+
+    /// <summary>On the group thread (or once the group has stopped): leaves the epoll set and closes the socket.</summary>
+    internal void CloseFromGroup(int epoll)
+    {
+        if (Interlocked.Exchange(ref _groupClosed, 1) != 0) return;
+        if (epoll >= 0) LinuxUdp.EpollCtl(epoll, LinuxUdp.EpollCtlDel, _groupFd, 0);
+        if (_groupRef) _socket.SafeHandle.DangerousRelease();
+        _socket.Dispose();
+    }
+
     /// <summary>
     /// Native buffers for one receive thread: <see cref="BatchSize"/> receive slots of <see cref="MaxDatagramSize"/>
     /// bytes (address space; the kernel only touches the pages it writes) and as many send slots. Only the receive
     /// thread touches the slots; <see cref="SendNow"/> is safe from any thread.
     /// </summary>
-    private sealed unsafe class BatchedIo : IDisposable
+    internal sealed unsafe class BatchedIo : IDisposable
     {
         private readonly LinuxUdp.MMsgHdr* _recv;
         private readonly LinuxUdp.IoVec* _recvIov;
@@ -169,7 +193,7 @@ public sealed partial class UdpDatagramSocket
         }
 
         /// <summary>sendto with an address built on the stack; false when the OS refused it.</summary>
-        public bool SendNow(SafeSocketHandle handle, ReadOnlySpan<byte> datagram, IPEndPoint remote)
+        public static bool SendNow(SafeSocketHandle handle, ReadOnlySpan<byte> datagram, IPEndPoint remote)
         {
             Span<byte> address = stackalloc byte[LinuxUdp.AddressSize];
             var length = LinuxUdp.WriteAddress(remote, address);
@@ -206,7 +230,7 @@ public sealed partial class UdpDatagramSocket
     /// Remote endpoints keyed by the raw sockaddr bytes (no allocation for a known remote), bounded like
     /// <see cref="EndPointCache"/>. Used by one thread only.
     /// </summary>
-    private sealed class RawEndPointCache
+    internal sealed class RawEndPointCache
     {
         private readonly Dictionary<RawAddress, IPEndPoint> _byAddress = [];
 

@@ -26,6 +26,12 @@ public sealed partial class UdpDatagramSocket : IDatagramSocket
     private readonly EndPointCache _endPoints = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly bool _dedicatedThread;
+    private readonly UdpReceiveGroup? _group;
+    private DatagramHandler? _groupHandler;
+    private RawEndPointCache? _groupEndPoints;
+    private int _groupFd = -1;
+    private bool _groupRef;
+    private int _groupClosed;
     private Task? _loop;
     private Thread? _thread;
     private BatchedIo? _batch;
@@ -66,7 +72,22 @@ public sealed partial class UdpDatagramSocket : IDatagramSocket
         LocalEndPoint = (IPEndPoint)_socket.LocalEndPoint!;
     }
 
+    /// <summary>Receives on the shared thread of <paramref name="group"/> (or, where that is not supported, on an
+    /// asynchronous loop of its own, as the default mode).</summary>
+    public UdpDatagramSocket(IPEndPoint bind, UdpReceiveGroup group)
+        : this(bind, reusePort: false, dedicatedThread: false)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        _group = group;
+    }
+
     public IPEndPoint LocalEndPoint { get; }
+
+    /// <summary>This socket's epoll token in its group.</summary>
+    internal ulong GroupToken { get; set; }
+
+    /// <summary>Whether this socket is served by a <see cref="UdpReceiveGroup"/> thread.</summary>
+    internal bool InGroup => _groupHandler is not null;
 
     /// <summary>Datagrams the OS refused to send (e.g. no route).</summary>
     public long SendErrors => Interlocked.Read(ref _sendErrors);
@@ -77,8 +98,9 @@ public sealed partial class UdpDatagramSocket : IDatagramSocket
     public void Start(DatagramHandler handler)
     {
         ArgumentNullException.ThrowIfNull(handler);
-        if (_loop is not null || _thread is not null) throw new InvalidOperationException("The socket is already started.");
+        if (_loop is not null || _thread is not null || _groupHandler is not null) throw new InvalidOperationException("The socket is already started.");
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (_group is { IsSupported: true } && TryJoinGroup(_group, handler)) return;
         if (!_dedicatedThread)
         {
             _loop = Task.Run(() => ReceiveLoopAsync(handler, _stop.Token));
@@ -88,6 +110,24 @@ public sealed partial class UdpDatagramSocket : IDatagramSocket
         if (LinuxUdp.IsSupported) _batch = new BatchedIo();
         _thread = new Thread(() => ReceiveThread(handler)) { IsBackground = true, Name = $"udp {LocalEndPoint}" };
         _thread.Start();
+    }
+
+    private bool TryJoinGroup(UdpReceiveGroup group, DatagramHandler handler)
+    {
+        // The reference keeps the descriptor number ours while the group thread may use it; released on close.
+        var handle = _socket.SafeHandle;
+        var added = false;
+        handle.DangerousAddRef(ref added);
+        _groupRef = added;
+        _groupFd = (int)handle.DangerousGetHandle();
+        _groupEndPoints = new RawEndPointCache();
+        _groupHandler = handler;
+        if (group.TryAdd(this, _groupFd)) return true;
+        _groupHandler = null;
+        _groupEndPoints = null;
+        if (added) handle.DangerousRelease();
+        _groupRef = false;
+        return false;
     }
 
     private async Task ReceiveLoopAsync(DatagramHandler handler, CancellationToken ct)
@@ -187,7 +227,7 @@ public sealed partial class UdpDatagramSocket : IDatagramSocket
     public void Send(ReadOnlySpan<byte> datagram, IPEndPoint remote)
     {
         ArgumentNullException.ThrowIfNull(remote);
-        if (remote.AddressFamily != LocalEndPoint.AddressFamily)
+        if (remote.AddressFamily != LocalEndPoint.AddressFamily || Volatile.Read(ref _disposed) != 0)
         {
             Interlocked.Increment(ref _sendErrors);
             return;
@@ -197,7 +237,14 @@ public sealed partial class UdpDatagramSocket : IDatagramSocket
         {
             // Replies the handler sends from the receive thread join the batch, which leaves after the datagrams.
             if (_thread == Thread.CurrentThread && batch.TryQueue(datagram, remote)) return;
-            if (!batch.SendNow(_socket.SafeHandle, datagram, remote)) Interlocked.Increment(ref _sendErrors);
+            if (!BatchedIo.SendNow(_socket.SafeHandle, datagram, remote)) Interlocked.Increment(ref _sendErrors);
+            return;
+        }
+
+        if (_groupHandler is not null)
+        {
+            // A group socket (64-bit Linux): sendto with an address built on the stack, no lock, no SocketAddress.
+            if (!BatchedIo.SendNow(_socket.SafeHandle, datagram, remote)) Interlocked.Increment(ref _sendErrors);
             return;
         }
 
@@ -219,6 +266,13 @@ public sealed partial class UdpDatagramSocket : IDatagramSocket
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _stop.Cancel();
+        if (_group is not null && _groupHandler is not null)
+        {
+            // The group thread closes the socket (never waited for here: see UdpReceiveGroup.Remove).
+            _group.Remove(this);
+            return;
+        }
+
         if (_thread is { } thread)
         {
             if (_batch is not null)

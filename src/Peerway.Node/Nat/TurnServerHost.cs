@@ -7,8 +7,14 @@ using Peerway.Net;
 namespace Peerway.Node.Nat;
 
 /// <summary>Relay sockets on real UDP ports of one relay IP, from a port range (or OS-chosen ports).</summary>
-public sealed class UdpRelaySocketFactory : IRelaySocketFactory
+/// <remarks>
+/// All relay sockets receive on one shared thread (<see cref="UdpReceiveGroup"/>: epoll and recvmmsg on Linux, as
+/// coturn serves its relay sockets from one event loop), so relayed datagrams are not handed between threads.
+/// Dispose stops that thread (after the server has disposed its allocations).
+/// </remarks>
+public sealed class UdpRelaySocketFactory : IRelaySocketFactory, IDisposable
 {
+    private readonly UdpReceiveGroup _group = new("turn relays");
     private readonly IPAddress _relayIp;
     private readonly int _first;
     private readonly int _last;
@@ -51,13 +57,15 @@ public sealed class UdpRelaySocketFactory : IRelaySocketFactory
     {
         try
         {
-            return new UdpDatagramSocket(new IPEndPoint(_relayIp, port));
+            return new UdpDatagramSocket(new IPEndPoint(_relayIp, port), _group);
         }
         catch (SocketException)
         {
             return null;
         }
     }
+
+    public void Dispose() => _group.Dispose();
 }
 
 /// <summary>Runs a <see cref="TurnServer"/> on a real UDP port and the same TCP port.</summary>
@@ -65,10 +73,12 @@ public sealed class TurnServerHost : IAsyncDisposable
 {
     private readonly TurnServer _server;
     private readonly TcpFrameListener _tcp;
+    private readonly IRelaySocketFactory _relays;
 
-    private TurnServerHost(TurnServer server, TcpFrameListener tcp, IPEndPoint udp)
+    private TurnServerHost(TurnServer server, TcpFrameListener tcp, IPEndPoint udp, IRelaySocketFactory relays)
     {
         _server = server;
+        _relays = relays;
         _tcp = tcp;
         UdpEndPoint = udp;
     }
@@ -79,6 +89,7 @@ public sealed class TurnServerHost : IAsyncDisposable
 
     public TurnServer Server => _server;
 
+    /// <summary>Starts the server; the host takes ownership of <paramref name="relays"/> (disposed with it when disposable).</summary>
     public static TurnServerHost Start(IPEndPoint bind, IRelaySocketFactory relays, TurnServerOptions options, TimeProvider time, ILoggerFactory loggers)
     {
         ArgumentNullException.ThrowIfNull(bind);
@@ -93,12 +104,13 @@ public sealed class TurnServerHost : IAsyncDisposable
             var tcp = new TcpFrameListener(udp.LocalEndPoint, s.ReceiveStream, s.StreamClosed, log: loggers.CreateLogger<TcpFrameListener>());
             server.Start();
             tcp.Start();
-            return new TurnServerHost(server, tcp, udp.LocalEndPoint);
+            return new TurnServerHost(server, tcp, udp.LocalEndPoint, relays);
         }
         catch (Exception)
         {
             if (server is not null) server.Dispose();
             else udp.Dispose();
+            (relays as IDisposable)?.Dispose();
             throw;
         }
     }
@@ -107,5 +119,6 @@ public sealed class TurnServerHost : IAsyncDisposable
     {
         await _tcp.DisposeAsync();
         _server.Dispose();
+        (_relays as IDisposable)?.Dispose(); // the host owns the factory it was started with (its receive thread)
     }
 }
