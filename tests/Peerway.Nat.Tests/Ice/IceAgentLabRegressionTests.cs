@@ -65,32 +65,8 @@ public sealed class IceAgentLabRegressionTests : IDisposable
         IceSignaling.Attach(b, sb);
     }
 
-    /// <summary>
-    /// Delivers datagrams and, when nothing is due, moves fake time on by 10 ms, until <paramref name="done"/> (at most
-    /// 30 s of fake time). Runs without the test runner's SynchronizationContext, so that transactions completing on
-    /// this thread may run their continuations inline; continuations that run on the thread pool instead get a bounded
-    /// moment of wall time to send their next datagram before the clock moves.
-    /// </summary>
-    private void RunUntil(Func<bool> done)
-    {
-        var context = SynchronizationContext.Current;
-        SynchronizationContext.SetSynchronizationContext(null);
-        try
-        {
-            var end = _time.GetUtcNow() + TimeSpan.FromSeconds(30);
-            while (!done() && _time.GetUtcNow() < end)
-            {
-                var before = _scheduler.Scheduled;
-                if (_scheduler.RunDue() > 0) continue;
-                if (_agents.Any(a => a.Busy > 0)) SpinWait.SpinUntil(() => _scheduler.Scheduled != before || done(), 5);
-                if (_scheduler.Scheduled == before) _time.Advance(TimeSpan.FromMilliseconds(10));
-            }
-        }
-        finally
-        {
-            SynchronizationContext.SetSynchronizationContext(context);
-        }
-    }
+    /// <summary>Delivers datagrams and moves fake time on when nothing is due, until <paramref name="done"/> (at most 30 s of fake time).</summary>
+    private void RunUntil(Func<bool> done) => _scheduler.RunUntil(done, TimeSpan.FromSeconds(30));
 
     private IceAgent GatheredAgent(int n)
     {
