@@ -84,7 +84,6 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
     private DateTimeOffset _lastConsent;
     private DateTimeOffset _nextConsent;
     private DateTimeOffset _nextTurnRefresh;
-    private int _busy;
     private bool _lastWasTriggered;
     private int _idleTicks;
     private bool _disposed;
@@ -322,8 +321,6 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
 
     private async Task GatherServerReflexiveAsync(IPEndPoint server)
     {
-        Interlocked.Increment(ref _busy);
-        using var done = new BusyScope(this);
         try
         {
             var response = await _stun.BindingAsync(server).ConfigureAwait(false);
@@ -344,8 +341,6 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
 
     private async Task GatherRelayAsync()
     {
-        Interlocked.Increment(ref _busy);
-        using var done = new BusyScope(this);
         var turn = _turn!;
         try
         {
@@ -400,8 +395,6 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
     /// <summary>RFC 8656 §9: the peer's IP must be permitted before the relay passes its datagrams either way.</summary>
     private async Task PermitAsync(IPAddress ip)
     {
-        Interlocked.Increment(ref _busy);
-        using var done = new BusyScope(this);
         try
         {
             await _turn!.CreatePermissionAsync([new IPEndPoint(ip, 0)]).ConfigureAwait(false);
@@ -451,8 +444,6 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
 
     private async Task RefreshTurnAsync()
     {
-        Interlocked.Increment(ref _busy);
-        using var done = new BusyScope(this);
         try
         {
             await _turn!.RefreshAsync(TimeSpan.FromMinutes(10)).ConfigureAwait(false);
@@ -853,14 +844,6 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
         if (first) events.Add(() => _connected.TrySetResult(_path));
     }
 
-    /// <summary>Gathering, permission or refresh transactions in flight (lets tests wait for them).</summary>
-    internal int Busy => Volatile.Read(ref _busy);
-
-    private readonly struct BusyScope(IceAgent agent) : IDisposable
-    {
-        public void Dispose() => Interlocked.Decrement(ref agent._busy);
-    }
-
     /// <summary>Why the agent failed (diagnostics).</summary>
     internal string? FailureReason { get; private set; }
 
@@ -926,8 +909,6 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
         lock (_gate) release = !_disposed && _turn?.RelayedAddress is not null;
         if (release)
         {
-            Interlocked.Increment(ref _busy);
-            using var done = new BusyScope(this);
             using var timeout = new CancellationTokenSource(ReleaseTimeout, _time);
             try
             {

@@ -17,6 +17,19 @@ public sealed partial class MultiFileInteropTests
     private static string P(int port) => port.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>album/{a.bin (3,000,001 B), c.bin (1 MiB), sub/b.txt (17 B), sub/zero.dat (0 B)}; returns relative path → SHA-256.</summary>
+    /// <summary>The album torrent made by `peerway create`, announced to a `peerway tracker` and seeded by `peerway share`.</summary>
+    private static async Task<(Dictionary<string, byte[]> Files, string Torrent, RunningProcess Share)> ShareAlbumAsync(TorrentInterop env)
+    {
+        var files = await MakeAlbumAsync(Path.Combine(env.Root, "src"));
+        var tracker = await StartTrackerAsync(env);
+        var torrent = Path.Combine(env.Root, "album.torrent");
+        var (code, _, err) = await env.RunPeerwayAsync(Deadline, "create", Path.Combine(env.Root, "src", "album"), "-o", torrent, "--tracker", $"http://127.0.0.1:{P(tracker)}/announce");
+        Assert.True(code == 0, err);
+        var share = env.StartPeerway("share", torrent, "--content", Path.Combine(env.Root, "src", "album"), "--port", P(TorrentInterop.FreePort()));
+        await share.FirstLineAsync(Deadline);
+        return (files, torrent, share);
+    }
+
     private static async Task<Dictionary<string, byte[]>> MakeAlbumAsync(string root)
     {
         var files = new Dictionary<string, byte[]>();
@@ -84,13 +97,7 @@ public sealed partial class MultiFileInteropTests
     {
         var aria2 = TorrentInterop.Require("aria2c");
         await using var env = new TorrentInterop("mf-aria-dl");
-        var files = await MakeAlbumAsync(Path.Combine(env.Root, "src"));
-        var tracker = await StartTrackerAsync(env);
-        var torrent = Path.Combine(env.Root, "album.torrent");
-        var (code, _, err) = await env.RunPeerwayAsync(Deadline, "create", Path.Combine(env.Root, "src", "album"), "-o", torrent, "--tracker", $"http://127.0.0.1:{P(tracker)}/announce");
-        Assert.True(code == 0, err);
-        var share = env.StartPeerway("share", torrent, "--content", Path.Combine(env.Root, "src", "album"), "--port", P(TorrentInterop.FreePort()));
-        await share.FirstLineAsync(Deadline);
+        var (files, torrent, share) = await ShareAlbumAsync(env);
         var target = Path.Combine(env.Root, "aria2");
         var client = env.Start(aria2, ["--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false", "--listen-port=" + P(TorrentInterop.FreePort()),
             "--seed-time=0", "--summary-interval=0", "--console-log-level=warn", "--bt-tracker-interval=2", "--dir=" + target, torrent]);
@@ -104,13 +111,7 @@ public sealed partial class MultiFileInteropTests
     {
         var cli = TorrentInterop.Require("transmission-cli");
         await using var env = new TorrentInterop("mf-tr-dl");
-        var files = await MakeAlbumAsync(Path.Combine(env.Root, "src"));
-        var tracker = await StartTrackerAsync(env);
-        var torrent = Path.Combine(env.Root, "album.torrent");
-        var (code, _, err) = await env.RunPeerwayAsync(Deadline, "create", Path.Combine(env.Root, "src", "album"), "-o", torrent, "--tracker", $"http://127.0.0.1:{P(tracker)}/announce");
-        Assert.True(code == 0, err);
-        var share = env.StartPeerway("share", torrent, "--content", Path.Combine(env.Root, "src", "album"), "--port", P(TorrentInterop.FreePort()));
-        await share.FirstLineAsync(Deadline);
+        var (files, torrent, share) = await ShareAlbumAsync(env);
         var target = Path.Combine(env.Root, "transmission");
         var config = Path.Combine(env.Root, "transmission-config");
         Directory.CreateDirectory(config);
