@@ -165,7 +165,13 @@ internal static partial class TorrentCommands
             string name;
             if (target.StartsWith("magnet:", StringComparison.OrdinalIgnoreCase))
             {
-                if (!MagnetLink.TryParse(target, out var magnet, out var error)) throw new UsageException($"invalid magnet link: {error}");
+                if (!MagnetLink.TryParse(target, out var magnet, out var error))
+                {
+                    throw new UsageException(error == MagnetError.V2Only
+                        ? "a BitTorrent v2-only magnet link (urn:btmh, BEP 52); Peerway fetches v1 and hybrid torrents (urn:btih)"
+                        : $"invalid magnet link: {error}");
+                }
+
                 hash = magnet!.InfoHash;
                 name = magnet.DisplayName ?? hash.ToString();
                 trackerList.AddRange(magnet.Trackers.Where(t => !trackerList.Contains(t)));

@@ -66,10 +66,18 @@ internal static partial class TorrentCommands
             parse.InvocationConfiguration.Output.WriteLine(string.Create(c, $"size:       {info.TotalLength} bytes ({FormatSize(info.TotalLength)})"));
             parse.InvocationConfiguration.Output.WriteLine(string.Create(c, $"pieces:     {info.PieceCount} x {info.PieceLength} bytes"));
             parse.InvocationConfiguration.Output.WriteLine($"info-hash:  {meta.InfoHash}");
+            if (info.InfoHashV2 is { } v2)
+            {
+                // BEP 52 hybrid: Peerway downloads its v1 part (SHA-1 pieces; padding files are not stored).
+                parse.InvocationConfiguration.Output.WriteLine("version:    hybrid v1+v2 (BEP 52; Peerway uses v1)");
+                parse.InvocationConfiguration.Output.WriteLine($"info-hash v2: {v2}");
+            }
+
             parse.InvocationConfiguration.Output.WriteLine($"private:    {(info.IsPrivate ? "yes" : "no")}");
             foreach (var t in meta.Trackers) parse.InvocationConfiguration.Output.WriteLine($"tracker:    {t}");
-            parse.InvocationConfiguration.Output.WriteLine(string.Create(c, $"files:      {info.Files.Count}"));
-            foreach (var f in info.Files) parse.InvocationConfiguration.Output.WriteLine(string.Create(c, $"  {f.Length,14}  {(info.IsMultiFile ? info.Name + "/" : "")}{f.RelativePath}"));
+            var padding = info.Files.Count(f => f.IsPadding);
+            parse.InvocationConfiguration.Output.WriteLine(string.Create(c, $"files:      {info.Files.Count - padding}{(padding > 0 ? $" (and {padding} padding files, BEP 47)" : "")}"));
+            foreach (var f in info.ContentFiles) parse.InvocationConfiguration.Output.WriteLine(string.Create(c, $"  {f.Length,14}  {(info.IsMultiFile ? info.Name + "/" : "")}{f.RelativePath}"));
             parse.InvocationConfiguration.Output.WriteLine($"magnet:     {new MagnetLink(meta.InfoHash, info.Name, [.. meta.Trackers], [])}");
             return CliRunner.Ok;
         });

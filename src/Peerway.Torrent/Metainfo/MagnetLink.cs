@@ -21,6 +21,8 @@ public enum MagnetError
     InvalidPeer,
     /// <summary>Bad percent-encoding.</summary>
     InvalidEncoding,
+    /// <summary>BEP 52: only a v2 "xt=urn:btmh:" (SHA-256 multihash) and no v1 btih; Peerway speaks v1 only.</summary>
+    V2Only,
 }
 
 /// <summary>A BEP 9 magnet link: <c>magnet:?xt=urn:btih:&lt;info-hash&gt;&amp;dn=&lt;name&gt;&amp;tr=&lt;tracker&gt;&amp;x.pe=&lt;peer&gt;</c>.</summary>
@@ -41,6 +43,7 @@ public sealed record MagnetLink(NodeId InfoHash, string? DisplayName, IReadOnlyL
         }
 
         NodeId? hash = null;
+        var hasBtmh = false;
         string? name = null;
         var trackers = new List<string>();
         var peers = new List<string>();
@@ -65,6 +68,10 @@ public sealed record MagnetLink(NodeId InfoHash, string? DisplayName, IReadOnlyL
                     }
 
                     hash ??= h;
+                    break;
+                case "xt" when value.StartsWith("urn:btmh:", StringComparison.OrdinalIgnoreCase):
+                    // BEP 52: the v2 info-hash as a multihash. A hybrid torrent's magnet carries btih too, which is used.
+                    hasBtmh = true;
                     break;
                 case "dn":
                     name = value;
@@ -94,7 +101,7 @@ public sealed record MagnetLink(NodeId InfoHash, string? DisplayName, IReadOnlyL
 
         if (hash is null)
         {
-            error = MagnetError.MissingInfoHash;
+            error = hasBtmh ? MagnetError.V2Only : MagnetError.MissingInfoHash;
             return false;
         }
 

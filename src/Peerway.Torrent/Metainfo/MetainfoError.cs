@@ -32,6 +32,8 @@ public enum MetainfoError
     InfoHashMismatch,
     /// <summary>A tracker URL is not a string or not an absolute http/https/udp URL.</summary>
     InvalidAnnounce,
+    /// <summary>BEP 52: a v2-only torrent ("meta version" 2, "file tree", no v1 "pieces"), which Peerway cannot download.</summary>
+    V2Only,
 }
 
 public static class MetainfoErrors
@@ -54,6 +56,7 @@ public static class MetainfoErrors
         MetainfoError.PieceCountMismatch => "the number of piece hashes does not match the total size",
         MetainfoError.InfoHashMismatch => "the info dictionary does not match the info-hash",
         MetainfoError.InvalidAnnounce => "invalid tracker URL",
+        MetainfoError.V2Only => "a BitTorrent v2-only torrent (BEP 52); Peerway reads v1 and hybrid v1+v2 torrents",
         _ => error.ToString(),
     };
 }

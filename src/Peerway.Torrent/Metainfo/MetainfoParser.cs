@@ -163,9 +163,11 @@ public static class MetainfoParser
             return false;
         }
 
+        // BEP 52: "meta version" 2 marks a v2 torrent; with the v1 keys ("pieces", "length"/"files") too it is a hybrid.
+        var isV2 = dict["meta version"] is BInteger { Value: 2 };
         if (dict["pieces"] is not BString pieces || pieces.Value.Length % TorrentLimits.Sha1Length != 0)
         {
-            error = MetainfoError.InvalidPieces;
+            error = isV2 && dict["pieces"] is null && dict["file tree"] is BDictionary ? MetainfoError.V2Only : MetainfoError.InvalidPieces;
             return false;
         }
 
@@ -229,15 +231,18 @@ public static class MetainfoParser
                     path.Add(c);
                 }
 
+                // BEP 47: "attr" is a string of flags; 'p' marks a padding file (zeros, never stored). libtorrent names
+                // them ".pad/<size>", so two padding files of one size share a path: they take no part in the check below.
+                var isPadding = file["attr"] is BString attr && attr.Value.Span.Contains((byte)'p');
                 var joined = string.Join('/', path);
                 // A file may not share a path with another file, nor with a directory implied by another file.
-                if (!seen.Add(joined) || directories.Contains(joined))
+                if (!isPadding && (!seen.Add(joined) || directories.Contains(joined)))
                 {
                     error = MetainfoError.DuplicatePath;
                     return false;
                 }
 
-                for (var i = 1; i < path.Count; i++)
+                for (var i = 1; i < path.Count && !isPadding; i++)
                 {
                     var dir = string.Join('/', path.Take(i));
                     if (seen.Contains(dir))
@@ -255,7 +260,7 @@ public static class MetainfoParser
                     return false;
                 }
 
-                files.Add(new TorrentFileEntry(path, fileLength.Value, offset));
+                files.Add(new TorrentFileEntry(path, fileLength.Value, offset, isPadding));
                 offset += fileLength.Value;
             }
         }
@@ -275,7 +280,7 @@ public static class MetainfoParser
         }
 
         var isPrivate = dict["private"] is BInteger { Value: 1 };
-        info = new TorrentInfo(name, (int)pieceLength.Value, pieces.Value, files, isMulti, isPrivate, rawInfo.ToArray());
+        info = new TorrentInfo(name, (int)pieceLength.Value, pieces.Value, files, isMulti, isPrivate, rawInfo.ToArray()) { IsHybrid = isV2 };
         error = MetainfoError.None;
         return true;
     }

@@ -3,7 +3,11 @@ using Peerway.Core;
 namespace Peerway.Torrent.Metainfo;
 
 /// <summary>One file of a torrent: its path components (validated safe), length and offset in the piece stream.</summary>
-public sealed record TorrentFileEntry(IReadOnlyList<string> Path, long Length, long Offset)
+/// <param name="IsPadding">
+/// BEP 47: "attr" contains 'p'. A padding file's bytes are zeros that align the next file to a piece boundary (BEP 52
+/// hybrid torrents have one before every file that does not start on a boundary); it is hashed but never stored.
+/// </param>
+public sealed record TorrentFileEntry(IReadOnlyList<string> Path, long Length, long Offset, bool IsPadding = false)
 {
     /// <summary>The path joined with '/', relative to the torrent's root.</summary>
     public string RelativePath => string.Join('/', Path);
@@ -36,7 +40,17 @@ public sealed class TorrentInfo
 
     public int PieceCount => PieceHashes.Length / TorrentLimits.Sha1Length;
 
+    /// <summary>Every file of the piece stream, padding files (BEP 47) included.</summary>
     public IReadOnlyList<TorrentFileEntry> Files { get; }
+
+    /// <summary>The files a user sees and storage writes: <see cref="Files"/> without padding files.</summary>
+    public IEnumerable<TorrentFileEntry> ContentFiles => Files.Where(f => !f.IsPadding);
+
+    /// <summary>BEP 52: "meta version" 2 in the info dictionary: a hybrid v1+v2 torrent (Peerway uses its v1 part).</summary>
+    public bool IsHybrid { get; init; }
+
+    /// <summary>BEP 52: the v2 info-hash (SHA-256 of the info dictionary) of a hybrid torrent; null for v1.</summary>
+    public string? InfoHashV2 => IsHybrid ? Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(RawInfo.Span)) : null;
 
     public bool IsMultiFile { get; }
 

@@ -109,6 +109,13 @@ public sealed class TorrentStorage : IDisposable
         {
             for (var i = 0; i < paths.Length; i++)
             {
+                if (info.Files[i].IsPadding)
+                {
+                    // BEP 47: padding files are zeros that exist only in the piece stream; nothing is opened or created.
+                    fresh[i] = true;
+                    continue;
+                }
+
                 if (create)
                 {
                     Directory.CreateDirectory(Path.GetDirectoryName(paths[i])!);
@@ -204,6 +211,12 @@ public sealed class TorrentStorage : IDisposable
         foreach (var (file, fileOffset, from, count) in Segments(offset, destination.Length))
         {
             var span = destination.Slice(from, count);
+            if (_info.Files[file].IsPadding)
+            {
+                span.Clear();
+                continue;
+            }
+
             var at = fileOffset;
             while (span.Length > 0)
             {
@@ -272,7 +285,9 @@ public sealed class TorrentStorage : IDisposable
     /// </summary>
     private void WritePiece(int piece, ReadOnlySpan<byte> data)
     {
+        // BEP 47: a padding file's bytes (zeros, already checked by the piece hash) are not stored.
         var segments = Segments((long)piece * _info.PieceLength, data.Length);
+        segments.RemoveAll(s => _info.Files[s.File].IsPadding);
         if (!segments.Exists(s => _direct[s.File] is not null))
         {
             foreach (var (file, fileOffset, from, count) in segments) RandomAccess.Write(_handles[file]!, data.Slice(from, count), fileOffset);
@@ -353,6 +368,12 @@ public sealed class TorrentStorage : IDisposable
             var sentinel = new DateTime(now.Ticks - (now.Ticks % TimeSpan.TicksPerSecond), DateTimeKind.Utc).AddSeconds(-2);
             for (var i = 0; i < _paths.Length; i++)
             {
+                if (_info.Files[i].IsPadding)
+                {
+                    files.Add(new BList([new BInteger(_info.Files[i].Length), new BInteger(0)]));
+                    continue;
+                }
+
                 var fi = new FileInfo(_paths[i]);
                 if (fi.LastWriteTimeUtc > sentinel)
                 {
@@ -413,6 +434,12 @@ public sealed class TorrentStorage : IDisposable
 
         for (var i = 0; i < _paths.Length; i++)
         {
+            if (_info.Files[i].IsPadding)
+            {
+                trusted[i] = true;
+                continue;
+            }
+
             var fi = new FileInfo(_paths[i]);
             trusted[i] = files.Items[i] is BList { Items: [BInteger size, BInteger mtime] } && fi.Exists && fi.Length == size.Value && fi.LastWriteTimeUtc.Ticks == mtime.Value;
         }
