@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ci="${CI:-false}"
 
-# Third-party programs the interop tests drive (package -> a command it provides).
+# Third-party programs the interop tests drive (package -> a command it provides, or a probe command that succeeds
+# once it is installed, such as a Python module's import).
 declare -A apt_peers=(
   [aria2]=aria2c
   [transmission-cli]=transmission-cli
@@ -14,11 +15,14 @@ declare -A apt_peers=(
   [chromium]=chromium
   [iproute2]=ip
   [iptables]=iptables
+  [python3-libtorrent]="tests/interop-peers/lt-peer.py probe"
 )
 
 missing=()
 for pkg in "${!apt_peers[@]}"; do
-  command -v "${apt_peers[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")
+  probe="${apt_peers[$pkg]}"
+  if [[ "$probe" == *" "* ]]; then $probe >/dev/null 2>&1 || missing+=("$pkg")
+  else command -v "$probe" >/dev/null 2>&1 || missing+=("$pkg"); fi
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}" >&2

@@ -33,6 +33,9 @@ public sealed partial class TorrentSession : IAsyncDisposable
     private readonly List<PeerConnection> _connections = [];
     private readonly HashSet<IPEndPoint> _candidates = [];
     private readonly HashSet<IPEndPoint> _connecting = [];
+
+    /// <summary>Endpoints whose dial failed (refused, timed out, or closed before a handshake): failures so far and when to retry.</summary>
+    private readonly Dictionary<IPEndPoint, (int Failures, DateTimeOffset RetryAt)> _redials = [];
     private readonly HashSet<IPEndPoint> _bannedEndPoints = [];
     private readonly HashSet<NodeId> _bannedIds = [];
     private readonly Dictionary<NodeId, long> _receivedByPeerId = [];
@@ -238,15 +241,48 @@ public sealed partial class TorrentSession : IAsyncDisposable
         }
         catch (Exception ex) when (ex is SocketException or OperationCanceledException or IOException)
         {
-            lock (_gate) _connecting.Remove(endPoint);
+            lock (_gate)
+            {
+                _connecting.Remove(endPoint);
+                ScheduleRedialLocked(endPoint);
+            }
+
             return;
         }
 
         lock (_gate) _connecting.Remove(endPoint);
-        await RunConnectionAsync(conn, ct).ConfigureAwait(false);
+        var registered = await RunConnectionAsync(conn, ct).ConfigureAwait(false);
+        lock (_gate)
+        {
+            if (registered) _redials.Remove(endPoint);
+            else ScheduleRedialLocked(endPoint);
+        }
     }
 
-    private async Task RunConnectionAsync(PeerConnection conn, CancellationToken ct)
+    /// <summary>
+    /// A peer that refused us, or closed before the handshake completed, may just not be ready yet (libtorrent drops
+    /// connections to a torrent it is still checking; a peer given on the command line may start after us): it is tried
+    /// again after <see cref="TorrentSessionOptions.RedialDelay"/>, doubling per failure, up to
+    /// <see cref="TorrentSessionOptions.MaxDialAttempts"/> attempts (libtorrent also retries with a growing delay).
+    /// </summary>
+    private void ScheduleRedialLocked(IPEndPoint endPoint)
+    {
+        if (_disposed != 0 || _bannedEndPoints.Contains(endPoint)) return;
+        var failures = (_redials.TryGetValue(endPoint, out var r) ? r.Failures : 0) + 1;
+        if (failures >= _options.MaxDialAttempts)
+        {
+            _redials.Remove(endPoint);
+            _log.LogDebug("giving up on {Peer} after {Failures} failed dials", endPoint, failures);
+            return;
+        }
+
+        var delay = _options.RedialDelay * Math.Pow(2, Math.Min(failures - 1, 16));
+        if (delay > _options.MaxRedialDelay) delay = _options.MaxRedialDelay;
+        _redials[endPoint] = (failures, _time.GetUtcNow() + delay);
+    }
+
+    /// <summary>Runs one connection to its end; true when it got past the handshake and was registered.</summary>
+    private async Task<bool> RunConnectionAsync(PeerConnection conn, CancellationToken ct)
     {
         var registered = false;
         try
@@ -258,13 +294,13 @@ public sealed partial class TorrentSession : IAsyncDisposable
             using var handshakeTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct, conn.Closing);
             handshakeTimeout.CancelAfter(_options.ConnectTimeout);
             var theirs = await conn.ReadHandshakeAsync(handshakeTimeout.Token).ConfigureAwait(false);
-            if (theirs is not { } hs || hs.InfoHash != InfoHash) return;
+            if (theirs is not { } hs || hs.InfoHash != InfoHash) return false;
             if (!conn.Outgoing) conn.Send(w => BuffersExtensions.Write(w, ours));
             conn.Handshake = hs;
             conn.PeerId = hs.PeerId;
             lock (_gate)
             {
-                if (!Register(conn)) return;
+                if (!Register(conn)) return false;
                 registered = true;
             }
 
@@ -288,6 +324,8 @@ public sealed partial class TorrentSession : IAsyncDisposable
             await conn.DisposeAsync().ConfigureAwait(false);
             if (registered) PeerDisconnected?.Invoke(conn.PeerId);
         }
+
+        return registered;
     }
 
     private bool IsBanned(PeerConnection conn) =>
@@ -426,6 +464,13 @@ public sealed partial class TorrentSession : IAsyncDisposable
             {
                 _lastResume = now;
                 saveResume = true;
+            }
+
+            foreach (var (ep, _) in _redials.Where(r => r.Value.RetryAt <= now).ToList())
+            {
+                // Left in _redials (with its failure count) until a dial gets through the handshake.
+                _redials[ep] = (_redials[ep].Failures, DateTimeOffset.MaxValue);
+                _candidates.Add(ep);
             }
 
             var wanted = _options.MaxConnections - _connections.Count - _connecting.Count;

@@ -26,6 +26,14 @@ public sealed record TorrentSessionOptions
 
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Delay before dialling again a peer whose dial failed; doubled per failure up to <see cref="MaxRedialDelay"/>.</summary>
+    public TimeSpan RedialDelay { get; init; } = TimeSpan.FromSeconds(2);
+
+    public TimeSpan MaxRedialDelay { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Dials of one endpoint that may fail in a row before it is forgotten (until a tracker, the DHT or PEX names it again).</summary>
+    public int MaxDialAttempts { get; init; } = 10;
+
     /// <summary>BEP 11: "peer exchange messages should not be sent more often than once a minute".</summary>
     public TimeSpan PexInterval { get; init; } = TimeSpan.FromSeconds(60);
 
@@ -85,6 +93,9 @@ public sealed record TorrentSessionOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxQueueDepth, MinQueueDepth);
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxIncomingRequests, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(BanAfterHashFailures, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxDialAttempts, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(RedialDelay, TimeSpan.Zero);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxRedialDelay, RedialDelay);
         ArgumentNullException.ThrowIfNull(Choker);
         Choker.Validate();
     }

@@ -96,6 +96,74 @@ public sealed class FaultTests : IAsyncLifetime
         Assert.True(leecher.GetStats().ReceivedByPeerId.ContainsKey(seeder.PeerId));
     }
 
+    /// <summary>
+    /// A peer that is not ready at first (libtorrent closes connections to a torrent it is still checking; a peer from
+    /// the command line may start after us) is dialled again: before the fix a failed dial forgot the peer for good.
+    /// In front of the seeder sits a gate that closes the first connection at once and relays later ones.
+    /// </summary>
+    [Fact]
+    public async Task Peer_that_drops_the_first_connection_is_dialled_again()
+    {
+        var (meta, src, content) = await Content(256 * 1024);
+        var seeder = await Session(meta, src, source: true);
+        using var gate = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        gate.Start();
+        var firstDropped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var stop = new CancellationTokenSource();
+        var relay = Task.Run(async () =>
+        {
+            var relays = new List<Task>();
+            try
+            {
+                while (true)
+                {
+                    var client = await gate.AcceptTcpClientAsync(stop.Token);
+                    if (!firstDropped.Task.IsCompleted)
+                    {
+                        client.Dispose();
+                        firstDropped.TrySetResult();
+                        continue;
+                    }
+
+                    var upstream = new System.Net.Sockets.TcpClient();
+                    await upstream.ConnectAsync(IPAddress.Loopback, seeder.ListenPort, stop.Token);
+                    relays.Add(Relay(client, upstream, stop.Token));
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                await Task.WhenAll(relays);
+            }
+        });
+        var leecher = await Session(meta, Path.Combine(_dir, "dl"), source: false,
+            new TorrentSessionOptions { ListenAddress = IPAddress.Loopback, RedialDelay = TimeSpan.FromMilliseconds(100) });
+        leecher.AddPeers([(IPEndPoint)gate.LocalEndpoint]);
+        await firstDropped.Task.WaitAsync(Deadline);
+        await leecher.Completed.WaitAsync(Deadline);
+        Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(_dir, "dl", "payload.bin")));
+        await leecher.DisposeAsync();
+        await stop.CancelAsync();
+        await relay;
+    }
+
+    private static async Task Relay(System.Net.Sockets.TcpClient a, System.Net.Sockets.TcpClient b, CancellationToken ct)
+    {
+        using (a)
+        using (b)
+        {
+            var sa = a.GetStream();
+            var sb = b.GetStream();
+            try
+            {
+                await Task.WhenAny(sa.CopyToAsync(sb, ct), sb.CopyToAsync(sa, ct));
+            }
+            catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException)
+            {
+                // One side closed: the relay ends.
+            }
+        }
+    }
+
     [Fact]
     public async Task Silent_peer_does_not_stall_the_download()
     {

@@ -1,0 +1,175 @@
+using Peerway.Interop.Tests.Infrastructure;
+using static Peerway.Interop.Tests.Torrent.LibtorrentPeer;
+
+namespace Peerway.Interop.Tests.Torrent;
+
+/// <summary>
+/// Peerway against the reference implementation, libtorrent-rasterbar 2.0 (Debian's python3-libtorrent, driven by
+/// tests/interop-peers/lt-peer.py) on 127.0.0.1: .torrent downloads both ways, single- and multi-file; torrents made by
+/// libtorrent (hybrid v1+v2 with BEP 47 padding files by default, and v1-only); magnet links with the peer given
+/// (BEP 9 ut_metadata) both ways. libtorrent runs with its default encryption policy, "enabled": it opens with an MSE
+/// handshake, which Peerway does not speak, and falls back to a plaintext BitTorrent handshake (asserted per test).
+/// Every file's SHA-256 is checked. The DHT tests are in <see cref="LibtorrentDhtInteropTests"/>.
+/// </summary>
+public sealed class LibtorrentInteropTests
+{
+    /// <summary>libtorrent's connection to Peerway is a plain BitTorrent one with the extension protocol (BEP 10).</summary>
+    private static async Task AssertPlaintextExtendedAsync(ExternalProcess lt, int peerwayPort)
+    {
+        var line = await HandshakenPeerAsync(lt, peerwayPort);
+        Assert.Contains("supports_extensions", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("rc4_encrypted", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("plaintext_encrypted", line, StringComparison.Ordinal);
+    }
+
+    [RequiresLibtorrentFact]
+    public async Task Libtorrent_downloads_a_file_from_peerway()
+    {
+        await using var lt = new LibtorrentPeer("dl-file");
+        var src = Path.Combine(lt.Env.Root, "src");
+        var files = await MakeFilesAsync(src, ("payload.bin", (4 * 1024 * 1024) + 1));
+        var torrent = Path.Combine(lt.Env.Root, "payload.torrent");
+        var (code, _, err) = await lt.Env.RunPeerwayAsync(Deadline, "create", Path.Combine(src, "payload.bin"), "-o", torrent);
+        Assert.True(code == 0, err);
+        var (_, _, port) = await lt.ShareAsync(torrent, "--content", Path.Combine(src, "payload.bin"));
+        var dl = Path.Combine(lt.Env.Root, "lt");
+        var session = await lt.RunAsync(TorrentInterop.FreePort(), "--torrent", torrent, "--save", dl, "--peer", "127.0.0.1:" + P(port), "--exit-when-complete");
+        await AssertPlaintextExtendedAsync(session, port);
+        Assert.Equal(0, await session.WaitForExitAsync(Deadline));
+        AssertSameFiles(files, dl);
+    }
+
+    [RequiresLibtorrentFact]
+    public async Task Libtorrent_downloads_a_directory_from_peerway()
+    {
+        await using var lt = new LibtorrentPeer("dl-dir");
+        var src = Path.Combine(lt.Env.Root, "src");
+        var files = await MakeAlbumAsync(src);
+        var torrent = Path.Combine(lt.Env.Root, "album.torrent");
+        var (code, _, err) = await lt.Env.RunPeerwayAsync(Deadline, "create", Path.Combine(src, "album"), "-o", torrent);
+        Assert.True(code == 0, err);
+        var (_, _, port) = await lt.ShareAsync(torrent, "--content", Path.Combine(src, "album"));
+        var dl = Path.Combine(lt.Env.Root, "lt");
+        var session = await lt.RunAsync(TorrentInterop.FreePort(), "--torrent", torrent, "--save", dl, "--peer", "127.0.0.1:" + P(port), "--exit-when-complete");
+        Assert.Equal(0, await session.WaitForExitAsync(Deadline));
+        AssertSameFiles(files, Path.Combine(dl, "album"));
+    }
+
+    [RequiresLibtorrentFact]
+    public async Task Peerway_reads_and_downloads_a_hybrid_torrent_made_and_seeded_by_libtorrent()
+    {
+        await using var lt = new LibtorrentPeer("hybrid-up");
+        var src = Path.Combine(lt.Env.Root, "src");
+        var files = await MakeAlbumAsync(src);
+        var torrent = Path.Combine(lt.Env.Root, "album.torrent");
+        var (v1, v2) = await lt.CreateAsync(Path.Combine(src, "album"), torrent);
+        Assert.NotNull(v1);
+        Assert.NotNull(v2);
+
+        // BEP 52: the v1 info-hash of a hybrid is the SHA-1 of the whole info dictionary; padding files are listed apart.
+        var (code, info, err) = await lt.Env.RunPeerwayAsync(Deadline, "info", torrent);
+        Assert.True(code == 0, err);
+        Assert.Matches(@"info-hash:\s*" + v1, info);
+        Assert.Matches(@"info-hash v2:\s*" + v2, info);
+        Assert.Contains("hybrid v1+v2", info, StringComparison.Ordinal);
+        Assert.Matches(@"files:\s*4 \(and \d+ padding files", info);
+        Assert.DoesNotContain(".pad/", info, StringComparison.Ordinal);
+
+        var port = TorrentInterop.FreePort();
+        await lt.RunAsync(port, "--torrent", torrent, "--save", src);
+        var dl = Path.Combine(lt.Env.Root, "dl");
+        await lt.GetAsync(torrent, "-o", dl, "--peer", "127.0.0.1:" + P(port));
+        AssertSameFiles(files, Path.Combine(dl, "album"));
+        Assert.False(Directory.Exists(Path.Combine(dl, "album", ".pad")), "padding files were written to disk");
+    }
+
+    [RequiresLibtorrentFact]
+    public async Task Libtorrent_downloads_its_hybrid_torrent_from_peerway_which_has_no_padding_files()
+    {
+        await using var lt = new LibtorrentPeer("hybrid-dl");
+        var src = Path.Combine(lt.Env.Root, "src");
+        var files = await MakeAlbumAsync(src);
+        var torrent = Path.Combine(lt.Env.Root, "album.torrent");
+        await lt.CreateAsync(Path.Combine(src, "album"), torrent);
+        // Peerway seeds from the real files only: its reads of the padding files' ranges are zeros.
+        var (_, _, port) = await lt.ShareAsync(torrent, "--content", Path.Combine(src, "album"));
+        var dl = Path.Combine(lt.Env.Root, "lt");
+        var session = await lt.RunAsync(TorrentInterop.FreePort(), "--torrent", torrent, "--save", dl, "--peer", "127.0.0.1:" + P(port), "--exit-when-complete");
+        Assert.Equal(0, await session.WaitForExitAsync(Deadline));
+        AssertSameFiles(files, Path.Combine(dl, "album"));
+    }
+
+    [RequiresLibtorrentFact]
+    public async Task Peerway_downloads_a_v1_only_libtorrent_torrent()
+    {
+        await using var lt = new LibtorrentPeer("v1-up");
+        var src = Path.Combine(lt.Env.Root, "src");
+        var files = await MakeFilesAsync(src, ("payload.bin", (3 * 1024 * 1024) + 5));
+        var torrent = Path.Combine(lt.Env.Root, "payload.torrent");
+        var (v1, v2) = await lt.CreateAsync(Path.Combine(src, "payload.bin"), torrent, "--v1-only");
+        Assert.Null(v2);
+        var (code, info, err) = await lt.Env.RunPeerwayAsync(Deadline, "info", torrent);
+        Assert.True(code == 0, err);
+        Assert.Matches(@"info-hash:\s*" + v1, info);
+        Assert.DoesNotContain("hybrid", info, StringComparison.Ordinal);
+
+        var port = TorrentInterop.FreePort();
+        await lt.RunAsync(port, "--torrent", torrent, "--save", src);
+        var dl = Path.Combine(lt.Env.Root, "dl");
+        await lt.GetAsync(torrent, "-o", dl, "--peer", "127.0.0.1:" + P(port));
+        AssertSameFiles(files, dl);
+    }
+
+    [RequiresLibtorrentFact]
+    public async Task A_v2_only_libtorrent_torrent_and_its_magnet_are_clear_usage_errors()
+    {
+        await using var lt = new LibtorrentPeer("v2-only");
+        var src = Path.Combine(lt.Env.Root, "src");
+        await MakeFilesAsync(src, ("payload.bin", 100_000));
+        var torrent = Path.Combine(lt.Env.Root, "payload.torrent");
+        var (v1, v2) = await lt.CreateAsync(Path.Combine(src, "payload.bin"), torrent, "--v2-only");
+        Assert.Null(v1);
+        Assert.NotNull(v2);
+        var (code, _, err) = await lt.Env.RunPeerwayAsync(Deadline, "info", torrent);
+        Assert.Equal(2, code);
+        Assert.Contains("v2-only", err, StringComparison.Ordinal);
+        (code, _, err) = await lt.Env.RunPeerwayAsync(Deadline, "get", $"magnet:?xt=urn:btmh:1220{v2}&dn=payload.bin", "-o", Path.Combine(lt.Env.Root, "dl"));
+        Assert.Equal(2, code);
+        Assert.Contains("v2-only", err, StringComparison.Ordinal);
+    }
+
+    [RequiresLibtorrentFact]
+    public async Task Libtorrent_fetches_a_magnet_from_peerway()
+    {
+        await using var lt = new LibtorrentPeer("magnet-dl");
+        var src = Path.Combine(lt.Env.Root, "src");
+        var files = await MakeAlbumAsync(src);
+        var (_, magnet, port) = await lt.ShareAsync(Path.Combine(src, "album"));
+        Assert.DoesNotContain("tr=", magnet, StringComparison.Ordinal);
+        var dl = Path.Combine(lt.Env.Root, "lt");
+        // The peer is in the magnet (x.pe); libtorrent has no tracker, DHT or LSD: the info dictionary comes over BEP 9.
+        var session = await lt.RunAsync(TorrentInterop.FreePort(), "--magnet", $"{magnet}&x.pe=127.0.0.1:{P(port)}", "--save", dl, "--exit-when-complete");
+        await session.WaitForStdoutAsync(l => l == "metadata album", Deadline);
+        await AssertPlaintextExtendedAsync(session, port);
+        Assert.Equal(0, await session.WaitForExitAsync(Deadline));
+        AssertSameFiles(files, Path.Combine(dl, "album"));
+    }
+
+    [RequiresLibtorrentFact]
+    public async Task Peerway_fetches_a_hybrid_magnet_from_libtorrent()
+    {
+        await using var lt = new LibtorrentPeer("magnet-up");
+        var src = Path.Combine(lt.Env.Root, "src");
+        var files = await MakeAlbumAsync(src);
+        var torrent = Path.Combine(lt.Env.Root, "album.torrent");
+        var (v1, v2) = await lt.CreateAsync(Path.Combine(src, "album"), torrent);
+        var port = TorrentInterop.FreePort();
+        await lt.RunAsync(port, "--torrent", torrent, "--save", src);
+        // The magnet libtorrent's make_magnet_uri writes for a hybrid (btih and btmh), with the peer added.
+        var magnet = $"magnet:?xt=urn:btih:{v1}&xt=urn:btmh:1220{v2}&dn=album&x.pe=127.0.0.1:{P(port)}";
+        var dl = Path.Combine(lt.Env.Root, "dl");
+        await lt.GetAsync(magnet, "-o", dl);
+        AssertSameFiles(files, Path.Combine(dl, "album"));
+        Assert.False(Directory.Exists(Path.Combine(dl, "album", ".pad")), "padding files were written to disk");
+    }
+}
