@@ -67,6 +67,18 @@ def flag_names(peer):
     return names
 
 
+def report_peers(handle, seen_peers):
+    if handle is None:
+        return
+    for p in handle.get_peer_info():
+        key = "%s:%d" % p.ip
+        flags = flag_names(p)
+        client = p.client.decode("utf-8", "replace") if isinstance(p.client, bytes) else p.client
+        if seen_peers.get(key) != (flags, client):
+            seen_peers[key] = (flags, client)
+            out("peer %s %s client=%s" % (key, ",".join(flags) or "-", client.replace(" ", "_")))
+
+
 def run(args):
     signal.signal(signal.SIGALRM, lambda *_: os._exit(3))
     signal.alarm(args.timeout)
@@ -101,6 +113,8 @@ def run(args):
         handle = ses.add_torrent(atp)
 
     seen_peers = {}
+    block_from = False
+    last_force = 0.0
     dht_nodes = 0
     last_poll = 0.0
     last_lookup = 0.0
@@ -130,6 +144,10 @@ def run(args):
                 out("dht-announce-from %s:%d" % (a.ip, a.port))
             elif isinstance(a, lt.dht_reply_alert):
                 out("dht-reply %d" % a.num_peers)
+            elif isinstance(a, lt.block_finished_alert):
+                # A block arrived: the peer is connected and past the handshake; report its flags now (a fast transfer
+                # can end, and the connection close, between two polls).
+                block_from = True
             elif isinstance(a, lt.dht_get_peers_reply_alert):
                 out("dht-peers " + " ".join("%s:%d" % p for p in a.peers()))
             elif isinstance(a, (lt.peer_error_alert, lt.peer_disconnected_alert, lt.torrent_error_alert, lt.hash_failed_alert,
@@ -137,16 +155,19 @@ def run(args):
                 sys.stderr.write("alert %s\n" % a.message())
                 sys.stderr.flush()
         now = time.monotonic()
+        if block_from or now - last_poll >= 0.5:
+            report_peers(handle, seen_peers)
+            block_from = False
         if now - last_poll >= 0.5:
             last_poll = now
             if handle is not None:
-                for p in handle.get_peer_info():
-                    key = "%s:%d" % p.ip
-                    flags = flag_names(p)
-                    if seen_peers.get(key) != flags:
-                        seen_peers[key] = flags
-                        out("peer %s %s client=%s" % (key, ",".join(flags) or "-", p.client.decode("utf-8", "replace").replace(" ", "_") if isinstance(p.client, bytes) else p.client.replace(" ", "_")))
-                if handle.status().is_seeding and not finished:
+                status = handle.status()
+                # A magnet whose first DHT lookup ran before anyone announced: look again (libtorrent's own lookup,
+                # the one a torrent makes; otherwise it waits for dht_announce_interval, 15 minutes).
+                if args.dht_bootstrap and status.num_peers == 0 and now - last_force >= 3:
+                    last_force = now
+                    handle.force_dht_announce()
+                if status.is_seeding and not finished:
                     finished = True
                     out("finished")
             if args.dht_bootstrap:

@@ -35,7 +35,7 @@ public sealed class LibtorrentInteropTests
         var dl = Path.Combine(lt.Env.Root, "lt");
         var session = await lt.RunAsync(TorrentInterop.FreePort(), "--torrent", torrent, "--save", dl, "--peer", "127.0.0.1:" + P(port), "--exit-when-complete");
         await AssertPlaintextExtendedAsync(session, port);
-        Assert.Equal(0, await session.WaitForExitAsync(Deadline));
+        await CompletedAsync(session);
         AssertSameFiles(files, dl);
     }
 
@@ -51,7 +51,7 @@ public sealed class LibtorrentInteropTests
         var (_, _, port) = await lt.ShareAsync(torrent, "--content", Path.Combine(src, "album"));
         var dl = Path.Combine(lt.Env.Root, "lt");
         var session = await lt.RunAsync(TorrentInterop.FreePort(), "--torrent", torrent, "--save", dl, "--peer", "127.0.0.1:" + P(port), "--exit-when-complete");
-        Assert.Equal(0, await session.WaitForExitAsync(Deadline));
+        await CompletedAsync(session);
         AssertSameFiles(files, Path.Combine(dl, "album"));
     }
 
@@ -95,7 +95,7 @@ public sealed class LibtorrentInteropTests
         var (_, _, port) = await lt.ShareAsync(torrent, "--content", Path.Combine(src, "album"));
         var dl = Path.Combine(lt.Env.Root, "lt");
         var session = await lt.RunAsync(TorrentInterop.FreePort(), "--torrent", torrent, "--save", dl, "--peer", "127.0.0.1:" + P(port), "--exit-when-complete");
-        Assert.Equal(0, await session.WaitForExitAsync(Deadline));
+        await CompletedAsync(session);
         AssertSameFiles(files, Path.Combine(dl, "album"));
     }
 
@@ -151,7 +151,7 @@ public sealed class LibtorrentInteropTests
         var session = await lt.RunAsync(TorrentInterop.FreePort(), "--magnet", $"{magnet}&x.pe=127.0.0.1:{P(port)}", "--save", dl, "--exit-when-complete");
         await session.WaitForStdoutAsync(l => l == "metadata album", Deadline);
         await AssertPlaintextExtendedAsync(session, port);
-        Assert.Equal(0, await session.WaitForExitAsync(Deadline));
+        await CompletedAsync(session);
         AssertSameFiles(files, Path.Combine(dl, "album"));
     }
 

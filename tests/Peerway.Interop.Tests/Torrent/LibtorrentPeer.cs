@@ -99,6 +99,15 @@ internal sealed partial class LibtorrentPeer : IAsyncDisposable
     public static async Task FinishedAsync(ExternalProcess session) =>
         await session.WaitForStdoutAsync(l => l == "finished", Deadline);
 
+    /// <summary>Waits for a session started with --exit-when-complete to exit, and asserts it completed (exit 0).</summary>
+    public static async Task CompletedAsync(ExternalProcess session)
+    {
+        var code = await session.WaitForExitAsync(Deadline);
+        Assert.True(code == 0, $"libtorrent exited {code} (3: its own timeout) without completing.\n--- stdout ---\n{Tail(session.Stdout)}\n--- stderr ---\n{Tail(session.Stderr)}");
+    }
+
+    private static string Tail(string s) => s.Length <= 4000 ? s : s[^4000..];
+
     [GeneratedRegex(@"^dht-peers .*")]
     public static partial Regex DhtPeersLine();
 
