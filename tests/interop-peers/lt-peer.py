@@ -9,7 +9,7 @@
                  [--enc enabled|forced|disabled] [--exit-when-complete] [--timeout S]
 
 `run` prints one event per line on stdout (flushed): "listening PORT", "metadata <name>", "peer <ip:port> <flags>",
-"finished", "dht-nodes N", "dht-peers <ip:port> ...", and "alert <message>" for errors on stderr. It exits 0 on
+"finished", "mse-attempt <ip:port>" (an encrypted handshake begun), "dht-nodes N", "dht-peers <ip:port> ...", and "alert <message>" for errors on stderr. It exits 0 on
 --exit-when-complete, 3 when --timeout (default 120 s) passes: a hard limit so a test never leaves it behind.
 Everything stays on the addresses given: LSD, UPnP, NAT-PMP and (unless bootstrap nodes are given) the DHT are off.
 """
@@ -144,6 +144,11 @@ def run(args):
                 out("dht-announce-from %s:%d" % (a.ip, a.port))
             elif isinstance(a, lt.dht_reply_alert):
                 out("dht-reply %d" % a.num_peers)
+            elif isinstance(a, lt.peer_log_alert):
+                # libtorrent's encryption policy "enabled" (the default) opens with an MSE handshake (DH key exchange)
+                # and, when the peer closes on it, retries in plaintext.
+                if "initiating encrypted handshake" in a.message():
+                    out("mse-attempt %s:%d" % a.ip)
             elif isinstance(a, lt.block_finished_alert):
                 # A block arrived: the peer is connected and past the handshake; report its flags now (a fast transfer
                 # can end, and the connection close, between two polls).

@@ -34,6 +34,10 @@ public sealed class LibtorrentInteropTests
         var (_, _, port) = await lt.ShareAsync(torrent, "--content", Path.Combine(src, "payload.bin"));
         var dl = Path.Combine(lt.Env.Root, "lt");
         var session = await lt.RunAsync(TorrentInterop.FreePort(), "--torrent", torrent, "--save", dl, "--peer", "127.0.0.1:" + P(port), "--exit-when-complete");
+        // Encryption "enabled" (libtorrent's default): the first connection to a peer it was given opens with MSE
+        // (BEP 8 era Message Stream Encryption); Peerway, which speaks only plaintext, drops it, and libtorrent retries
+        // with a plain BitTorrent handshake.
+        await session.WaitForStdoutAsync(l => l == $"mse-attempt 127.0.0.1:{P(port)}", Deadline);
         await AssertPlaintextExtendedAsync(session, port);
         await CompletedAsync(session);
         AssertSameFiles(files, dl);
