@@ -31,6 +31,7 @@ public sealed class TorrentCommandTests : IDisposable
     [InlineData("create", "/nonexistent", "-o", "/tmp/x.torrent")]
     [InlineData("get", "magnet:?xt=urn:btih:zz", "-o", "/tmp/pw-x")]
     [InlineData("get", "magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a", "-o", "/tmp/pw-x", "--peer", "nohostport")]
+    [InlineData("get", "magnet:?xt=urn:btmh:1220a626eef9bec9f88f21715f243520352b63b5a8415f77a14c3e6ba49e9e9a3a1d", "-o", "/tmp/pw-x")] // BEP 52 v2-only
     [InlineData("share", "/nonexistent")]
     [InlineData("tracker", "--port", "70000")]
     [InlineData("demo", "--peers", "0")]
@@ -50,6 +51,17 @@ public sealed class TorrentCommandTests : IDisposable
         var run = await InProcessCli.RunAsync("info", bad);
         Assert.Equal(2, run.ExitCode);
         Assert.Contains("traversal", Assert.Single(run.StderrLines), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_v2_only_torrent_is_a_usage_error_saying_so()
+    {
+        // BEP 52: "meta version" 2 and a "file tree", no v1 "pieces" (what libtorrent 2.0 writes with v2_only).
+        var v2 = Path.Combine(_dir, "v2.torrent");
+        await File.WriteAllTextAsync(v2, "d4:infod9:file treed1:ad0:d6:lengthi1eeee12:meta versioni2e4:name1:a12:piece lengthi16384eee");
+        var run = await InProcessCli.RunAsync("info", v2);
+        Assert.Equal(2, run.ExitCode);
+        Assert.Contains("v2-only", Assert.Single(run.StderrLines), StringComparison.Ordinal);
     }
 
     [Fact]
