@@ -9,7 +9,7 @@
                  [--enc enabled|forced|disabled] [--exit-when-complete] [--timeout S]
 
 `run` prints one event per line on stdout (flushed): "listening PORT", "metadata <name>", "peer <ip:port> <flags>",
-"finished", "mse-attempt <ip:port>" (an encrypted handshake begun), "dht-nodes N", "dht-peers <ip:port> ...", and "alert <message>" for errors on stderr. It exits 0 on
+"finished", "mse-attempt <ip:port>" (an encrypted handshake begun), "wire <ip:port> <event>" (what a peer sent), "dht-nodes N", "dht-peers <ip:port> ...", and "alert <message>" for errors on stderr. It exits 0 on
 --exit-when-complete, 3 when --timeout (default 120 s) passes: a hard limit so a test never leaves it behind.
 Everything stays on the addresses given: LSD, UPnP, NAT-PMP and (unless bootstrap nodes are given) the DHT are off.
 """
@@ -147,8 +147,13 @@ def run(args):
             elif isinstance(a, lt.peer_log_alert):
                 # libtorrent's encryption policy "enabled" (the default) opens with an MSE handshake (DH key exchange)
                 # and, when the peer closes on it, retries in plaintext.
-                if "initiating encrypted handshake" in a.message():
+                message = a.message()
+                if "initiating encrypted handshake" in message:
                     out("mse-attempt %s:%d" % a.ip)
+                # What the peer negotiated: reserved bits (BEP 5/6/10), BEP 6 have all/none, its BEP 10 handshake.
+                for event in ("<== EXTENSIONS", "<== HAVE_ALL", "<== HAVE_NONE", "<== EXTENDED_HANDSHAKE"):
+                    if event in message:
+                        out("wire %s:%d %s" % (a.ip + (message[message.index(event) + 4:],)))
             elif isinstance(a, lt.block_finished_alert):
                 # A block arrived: the peer is connected and past the handshake; report its flags now (a fast transfer
                 # can end, and the connection close, between two polls).

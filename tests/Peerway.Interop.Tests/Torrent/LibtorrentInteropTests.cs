@@ -41,6 +41,13 @@ public sealed class LibtorrentInteropTests
         await AssertPlaintextExtendedAsync(session, port);
         await CompletedAsync(session);
         AssertSameFiles(files, dl);
+
+        // What libtorrent saw Peerway negotiate: the fast extension (BEP 6) and the DHT bit in the reserved bytes, HAVE_ALL
+        // from a seed, and a BEP 10 handshake offering ut_metadata and ut_pex.
+        var wire = session.StdoutLines.Where(l => l.StartsWith($"wire 127.0.0.1:{P(port)} ", StringComparison.Ordinal)).ToList();
+        Assert.Contains(wire, l => l.Contains("EXTENSIONS", StringComparison.Ordinal) && l.Contains("FAST", StringComparison.Ordinal) && l.Contains("DHT", StringComparison.Ordinal));
+        Assert.Contains(wire, l => l.Contains("HAVE_ALL", StringComparison.Ordinal));
+        Assert.Contains(wire, l => l.Contains("EXTENDED_HANDSHAKE", StringComparison.Ordinal) && l.Contains("ut_pex", StringComparison.Ordinal) && l.Contains("ut_metadata", StringComparison.Ordinal));
     }
 
     [RequiresLibtorrentFact]
