@@ -31,16 +31,14 @@ public sealed class LibtorrentInteropTests
         var torrent = Path.Combine(lt.Env.Root, "payload.torrent");
         var (code, _, err) = await lt.Env.RunPeerwayAsync(Deadline, "create", Path.Combine(src, "payload.bin"), "-o", torrent);
         Assert.True(code == 0, err);
-        var (_, _, port) = await lt.ShareAsync(torrent, "--content", Path.Combine(src, "payload.bin"));
-        var dl = Path.Combine(lt.Env.Root, "lt");
-        var session = await lt.RunAsync(TorrentInterop.FreePort(), "--torrent", torrent, "--save", dl, "--peer", "127.0.0.1:" + P(port), "--exit-when-complete");
-        // Encryption "enabled" (libtorrent's default): the first connection to a peer it was given opens with MSE
-        // (BEP 8 era Message Stream Encryption); Peerway, which speaks only plaintext, drops it, and libtorrent retries
-        // with a plain BitTorrent handshake.
-        await session.WaitForStdoutAsync(l => l == $"mse-attempt 127.0.0.1:{P(port)}", Deadline);
-        await AssertPlaintextExtendedAsync(session, port);
-        await CompletedAsync(session);
+        var (session, port, dl) = await lt.LibtorrentDownloadsFromPeerwayAsync(torrent, Path.Combine(src, "payload.bin"));
         AssertSameFiles(files, dl);
+
+        // Encryption "enabled" (libtorrent's default): the first connection to a peer it was given opens with MSE
+        // (Message Stream Encryption); Peerway, which speaks only plaintext, drops it, and libtorrent retries with a plain
+        // BitTorrent handshake.
+        Assert.Contains($"mse-attempt 127.0.0.1:{P(port)}", session.StdoutLines);
+        await AssertPlaintextExtendedAsync(session, port);
 
         // What libtorrent saw Peerway negotiate: the fast extension (BEP 6) and the DHT bit in the reserved bytes, HAVE_ALL
         // from a seed, and a BEP 10 handshake offering ut_metadata and ut_pex.
@@ -59,10 +57,7 @@ public sealed class LibtorrentInteropTests
         var torrent = Path.Combine(lt.Env.Root, "album.torrent");
         var (code, _, err) = await lt.Env.RunPeerwayAsync(Deadline, "create", Path.Combine(src, "album"), "-o", torrent);
         Assert.True(code == 0, err);
-        var (_, _, port) = await lt.ShareAsync(torrent, "--content", Path.Combine(src, "album"));
-        var dl = Path.Combine(lt.Env.Root, "lt");
-        var session = await lt.RunAsync(TorrentInterop.FreePort(), "--torrent", torrent, "--save", dl, "--peer", "127.0.0.1:" + P(port), "--exit-when-complete");
-        await CompletedAsync(session);
+        var (_, _, dl) = await lt.LibtorrentDownloadsFromPeerwayAsync(torrent, Path.Combine(src, "album"));
         AssertSameFiles(files, Path.Combine(dl, "album"));
     }
 
@@ -86,10 +81,7 @@ public sealed class LibtorrentInteropTests
         Assert.Matches(@"files:\s*4 \(and \d+ padding files", info);
         Assert.DoesNotContain(".pad/", info, StringComparison.Ordinal);
 
-        var port = TorrentInterop.FreePort();
-        await lt.RunAsync(port, "--torrent", torrent, "--save", src);
-        var dl = Path.Combine(lt.Env.Root, "dl");
-        await lt.GetAsync(torrent, "-o", dl, "--peer", "127.0.0.1:" + P(port));
+        var dl = await lt.PeerwayDownloadsFromLibtorrentAsync(torrent, src);
         AssertSameFiles(files, Path.Combine(dl, "album"));
         Assert.False(Directory.Exists(Path.Combine(dl, "album", ".pad")), "padding files were written to disk");
     }
@@ -103,10 +95,7 @@ public sealed class LibtorrentInteropTests
         var torrent = Path.Combine(lt.Env.Root, "album.torrent");
         await lt.CreateAsync(Path.Combine(src, "album"), torrent);
         // Peerway seeds from the real files only: its reads of the padding files' ranges are zeros.
-        var (_, _, port) = await lt.ShareAsync(torrent, "--content", Path.Combine(src, "album"));
-        var dl = Path.Combine(lt.Env.Root, "lt");
-        var session = await lt.RunAsync(TorrentInterop.FreePort(), "--torrent", torrent, "--save", dl, "--peer", "127.0.0.1:" + P(port), "--exit-when-complete");
-        await CompletedAsync(session);
+        var (_, _, dl) = await lt.LibtorrentDownloadsFromPeerwayAsync(torrent, Path.Combine(src, "album"));
         AssertSameFiles(files, Path.Combine(dl, "album"));
     }
 
@@ -124,10 +113,7 @@ public sealed class LibtorrentInteropTests
         Assert.Matches(@"info-hash:\s*" + v1, info);
         Assert.DoesNotContain("hybrid", info, StringComparison.Ordinal);
 
-        var port = TorrentInterop.FreePort();
-        await lt.RunAsync(port, "--torrent", torrent, "--save", src);
-        var dl = Path.Combine(lt.Env.Root, "dl");
-        await lt.GetAsync(torrent, "-o", dl, "--peer", "127.0.0.1:" + P(port));
+        var dl = await lt.PeerwayDownloadsFromLibtorrentAsync(torrent, src);
         AssertSameFiles(files, dl);
     }
 

@@ -75,6 +75,29 @@ internal sealed partial class LibtorrentPeer : IAsyncDisposable
         Assert.True(code == 0, $"peerway get failed: {err}\nlibtorrent: {string.Join("\n", _sessions.Select(s => s.Stdout + s.Stderr))}");
     }
 
+    /// <summary>
+    /// `peerway share <paramref name="torrent"/> --content <paramref name="content"/>`, and a libtorrent session that
+    /// downloads the torrent from it (the peer given); returns once libtorrent has completed and exited.
+    /// </summary>
+    public async Task<(ExternalProcess Session, int PeerwayPort, string Dir)> LibtorrentDownloadsFromPeerwayAsync(string torrent, string content)
+    {
+        var (_, _, port) = await ShareAsync(torrent, "--content", content);
+        var dl = Path.Combine(Env.Root, "lt");
+        var session = await RunAsync(TorrentInterop.FreePort(), "--torrent", torrent, "--save", dl, "--peer", "127.0.0.1:" + P(port), "--exit-when-complete");
+        await CompletedAsync(session);
+        return (session, port, dl);
+    }
+
+    /// <summary>libtorrent seeds <paramref name="torrent"/> from <paramref name="seedDir"/>; `peerway get` fetches it (the peer given). Returns the download directory.</summary>
+    public async Task<string> PeerwayDownloadsFromLibtorrentAsync(string torrent, string seedDir)
+    {
+        var port = TorrentInterop.FreePort();
+        await RunAsync(port, "--torrent", torrent, "--save", seedDir);
+        var dl = Path.Combine(Env.Root, "dl");
+        await GetAsync(torrent, "-o", dl, "--peer", "127.0.0.1:" + P(port));
+        return dl;
+    }
+
     /// <summary>Random files under <paramref name="root"/>; returns relative path → SHA-256.</summary>
     public static async Task<Dictionary<string, byte[]>> MakeFilesAsync(string root, params (string Name, int Size)[] files)
     {
