@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using FsCheck.Xunit;
 using Peerway.Core.Bencoding;
 using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Storage;
@@ -158,6 +159,25 @@ public sealed class HybridTorrentTests : IDisposable
         using var resumed = TorrentStorage.Open(info!, dl, create: true);
         Assert.True(resumed.IsComplete);
         Assert.Equal(0, resumed.PiecesRechecked);
+    }
+
+    private static readonly byte[] HybridSample = Torrent(Hybrid().RawInfo);
+
+    /// <summary>Mutated hybrids (a padding flag or length flipped, a key damaged) never throw, and what parses is consistent.</summary>
+    [Property(MaxTest = 1000)]
+    public bool Parser_never_throws_on_mutated_hybrid_torrents(int position, byte value, bool insert)
+    {
+        var bytes = HybridSample.ToList();
+        var at = (int)((uint)position % (uint)bytes.Count);
+        if (insert) bytes.Insert(at, value);
+        else bytes[at] = value;
+        var ok = MetainfoParser.TryParse(bytes.ToArray(), out var meta, out var error);
+        if (!ok) return error != MetainfoError.None && meta is null;
+        var info = meta!.Info;
+        // Files are contiguous in the piece stream and the real ones have distinct paths.
+        var contiguous = info.Files.Select((f, i) => i == 0 ? f.Offset == 0 : f.Offset == info.Files[i - 1].Offset + info.Files[i - 1].Length).All(x => x);
+        var paths = info.ContentFiles.Select(f => f.RelativePath).ToList();
+        return contiguous && paths.Distinct(StringComparer.Ordinal).Count() == paths.Count;
     }
 
     [Fact]
