@@ -153,6 +153,25 @@ public sealed class LibtorrentInteropTests
     }
 
     [RequiresLibtorrentFact]
+    public async Task Libtorrent_fetches_the_v1_magnet_of_its_hybrid_torrent_from_peerway()
+    {
+        await using var lt = new LibtorrentPeer("hybrid-magnet-dl");
+        var src = Path.Combine(lt.Env.Root, "src");
+        var files = await MakeAlbumAsync(src);
+        var torrent = Path.Combine(lt.Env.Root, "album.torrent");
+        var (v1, _) = await lt.CreateAsync(Path.Combine(src, "album"), torrent);
+        var (_, magnet, port) = await lt.ShareAsync(torrent, "--content", Path.Combine(src, "album"));
+        Assert.Contains("btih:" + v1, magnet, StringComparison.Ordinal);
+        // The info dictionary Peerway serves over BEP 9 is the hybrid's, v2 "file tree" included: libtorrent sees a
+        // hybrid torrent, and downloads it through its v1 hashes from a peer that never sends v2 hashes.
+        var dl = Path.Combine(lt.Env.Root, "lt");
+        var session = await lt.RunAsync(TorrentInterop.FreePort(), "--magnet", $"{magnet}&x.pe=127.0.0.1:{P(port)}", "--save", dl, "--exit-when-complete");
+        await CompletedAsync(session);
+        Assert.Contains("metadata album", session.StdoutLines);
+        AssertSameFiles(files, Path.Combine(dl, "album"));
+    }
+
+    [RequiresLibtorrentFact]
     public async Task Peerway_fetches_a_hybrid_magnet_from_libtorrent()
     {
         await using var lt = new LibtorrentPeer("magnet-up");
