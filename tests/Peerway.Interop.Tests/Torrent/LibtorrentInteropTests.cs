@@ -171,6 +171,26 @@ public sealed class LibtorrentInteropTests
         AssertSameFiles(files, Path.Combine(dl, "album"));
     }
 
+    /// <summary>
+    /// BEP 11: two libtorrent leechers, each given only Peerway's address, find each other through Peerway's ut_pex
+    /// (no tracker, DHT or LSD). PEX goes out at most once a minute, so this takes about a minute; Peerway's upload is
+    /// capped so that both are still downloading then.
+    /// </summary>
+    [RequiresLibtorrentFact]
+    public async Task Libtorrent_leechers_find_each_other_through_peerway_pex()
+    {
+        await using var lt = new LibtorrentPeer("pex");
+        var src = Path.Combine(lt.Env.Root, "src");
+        await MakeFilesAsync(src, ("big.bin", 8 << 20));
+        var (_, magnet, port) = await lt.ShareAsync(Path.Combine(src, "big.bin"), "--upload-limit", "64");
+        var first = await lt.RunAsync(TorrentInterop.FreePort(), "--magnet", $"{magnet}&x.pe=127.0.0.1:{P(port)}", "--save", Path.Combine(lt.Env.Root, "a"));
+        await lt.RunAsync(TorrentInterop.FreePort(), "--magnet", $"{magnet}&x.pe=127.0.0.1:{P(port)}", "--save", Path.Combine(lt.Env.Root, "b"));
+        // Whichever dials, the first session then lists the second as a peer past the BEP 10 handshake ("v" lt-peer/...).
+        var other = await first.WaitForStdoutAsync(l => l.StartsWith("peer ", StringComparison.Ordinal)
+            && l.Contains("supports_extensions", StringComparison.Ordinal) && l.Contains("client=lt-peer", StringComparison.Ordinal), Deadline);
+        Assert.DoesNotContain($"127.0.0.1:{P(port)} ", other, StringComparison.Ordinal);
+    }
+
     [RequiresLibtorrentFact]
     public async Task Peerway_fetches_a_hybrid_magnet_from_libtorrent()
     {
