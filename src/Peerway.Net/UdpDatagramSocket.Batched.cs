@@ -16,6 +16,7 @@ public sealed partial class UdpDatagramSocket
         var handle = _socket.SafeHandle;
         var added = false;
         handle.DangerousAddRef(ref added);
+        t_sendBatch = batch;
         try
         {
             var fd = (int)handle.DangerousGetHandle();
@@ -32,7 +33,6 @@ public sealed partial class UdpDatagramSocket
                     continue;
                 }
 
-                batch.Receiving = true;
                 for (var i = 0; i < received; i++)
                 {
                     if (!batch.TryGetReceived(i, out var datagram, out var address)) continue;
@@ -40,17 +40,20 @@ public sealed partial class UdpDatagramSocket
                     if (remote is not null) Deliver(handler, datagram, remote);
                 }
 
-                batch.Receiving = false;
-                var failed = batch.Flush(fd);
-                if (failed > 0) Interlocked.Add(ref _sendErrors, failed);
+                // What the handlers sent, on this socket or any other, leaves now: one sendmmsg per socket.
+                batch.Flush();
             }
         }
         finally
         {
-            batch.Receiving = false;
+            batch.Flush();
+            t_sendBatch = null;
             if (added) handle.DangerousRelease();
         }
     }
+
+    /// <summary>Makes <paramref name="batch"/> the send queue of the calling I/O thread (null: none).</summary>
+    internal static void SetSendBatch(BatchedIo? batch) => t_sendBatch = batch;
 
     /// <summary>On the group thread: one recvmmsg batch from this socket, each datagram to its handler inline.</summary>
     internal void DrainFromGroup(BatchedIo batch)
@@ -77,10 +80,18 @@ public sealed partial class UdpDatagramSocket
     }
 
     /// <summary>
-    /// Native buffers for one receive thread: <see cref="BatchSize"/> receive slots of <see cref="MaxDatagramSize"/>
-    /// bytes (address space; the kernel only touches the pages it writes) and as many send slots. Only the receive
-    /// thread touches the slots; <see cref="SendNow"/> is safe from any thread.
+    /// Native buffers for one I/O thread (a dedicated receive thread or a group thread): <see cref="BatchSize"/>
+    /// receive slots of <see cref="MaxDatagramSize"/> bytes (address space; the kernel only touches the pages it
+    /// writes) and a send queue of as many slots. Only that thread touches the slots; <see cref="SendNow"/> is safe
+    /// from any thread.
     /// </summary>
+    /// <remarks>
+    /// The send queue takes datagrams for any socket (the thread's own, or others': a TURN server's relay thread
+    /// answers clients through the listener). Each queued datagram holds a reference on its socket's handle, so the
+    /// descriptor stays open, and its number ours, until the flush, even when the socket is disposed meanwhile:
+    /// what was sent before Dispose still leaves, as it would have with an immediate sendto. The flush sends each
+    /// socket's datagrams in the order they were queued, one sendmmsg(2) per socket.
+    /// </remarks>
     internal sealed unsafe class BatchedIo : IDisposable
     {
         private readonly LinuxUdp.MMsgHdr* _recv;
@@ -88,11 +99,14 @@ public sealed partial class UdpDatagramSocket
         private readonly byte* _recvNames;
         private readonly byte* _recvData;
         private readonly LinuxUdp.MMsgHdr* _send;
+        private readonly LinuxUdp.MMsgHdr* _sendRun;
         private readonly LinuxUdp.IoVec* _sendIov;
         private readonly byte* _sendNames;
         private readonly byte* _sendData;
+        private readonly UdpDatagramSocket?[] _sendOwners = new UdpDatagramSocket?[BatchSize];
         private int _lastReceived = BatchSize;
         private int _queued;
+        private bool _mixedOwners;
         private bool _freed;
 
         public BatchedIo()
@@ -102,6 +116,7 @@ public sealed partial class UdpDatagramSocket
             _recvNames = (byte*)NativeMemory.AllocZeroed((nuint)(BatchSize * LinuxUdp.AddressSize));
             _recvData = (byte*)NativeMemory.Alloc((nuint)BatchSize * MaxDatagramSize);
             _send = (LinuxUdp.MMsgHdr*)NativeMemory.AllocZeroed((nuint)(BatchSize * sizeof(LinuxUdp.MMsgHdr)));
+            _sendRun = (LinuxUdp.MMsgHdr*)NativeMemory.AllocZeroed((nuint)(BatchSize * sizeof(LinuxUdp.MMsgHdr)));
             _sendIov = (LinuxUdp.IoVec*)NativeMemory.AllocZeroed((nuint)(BatchSize * sizeof(LinuxUdp.IoVec)));
             _sendNames = (byte*)NativeMemory.AllocZeroed((nuint)(BatchSize * LinuxUdp.AddressSize));
             _sendData = (byte*)NativeMemory.Alloc((nuint)BatchSize * MaxBatchedSendSize);
@@ -118,11 +133,11 @@ public sealed partial class UdpDatagramSocket
             }
         }
 
-        /// <summary>Set by the receive thread while its handler runs: only then are replies queued.</summary>
-        public bool Receiving { get; set; }
-
         /// <summary>Remote endpoints by raw address, for the receive thread only (no lock).</summary>
         public RawEndPointCache EndPoints { get; } = new();
+
+        /// <summary>Datagrams waiting for <see cref="Flush"/>.</summary>
+        public int Queued => _queued;
 
         /// <summary>recvmmsg without blocking: the number of datagrams received, or -1 (errno says why).</summary>
         public int Receive(int fd)
@@ -148,26 +163,77 @@ public sealed partial class UdpDatagramSocket
             return (m.Header.Flags & LinuxUdp.MsgTrunc) == 0;
         }
 
-        /// <summary>Queues a reply from the receive thread; false when it must be sent at once instead.</summary>
-        public bool TryQueue(ReadOnlySpan<byte> datagram, IPEndPoint remote)
+        /// <summary>
+        /// Queues a datagram for <paramref name="owner"/> (flushing first when the queue is full); false when it must
+        /// be sent at once instead: too large for a slot, or the socket's handle is already closed.
+        /// </summary>
+        public bool TryQueue(UdpDatagramSocket owner, ReadOnlySpan<byte> datagram, IPEndPoint remote)
         {
-            if (!Receiving || datagram.Length > MaxBatchedSendSize || _queued == BatchSize) return false;
+            if (datagram.Length > MaxBatchedSendSize) return false;
+            if (_queued == BatchSize) Flush();
+            var added = false;
+            try
+            {
+                owner.Handle.DangerousAddRef(ref added);
+            }
+            catch (ObjectDisposedException)
+            {
+                return false;
+            }
+
+            if (!added) return false;
             ref var m = ref _send[_queued];
             m.Header.NameLength = LinuxUdp.WriteAddress(remote, new Span<byte>(m.Header.Name, LinuxUdp.AddressSize));
             datagram.CopyTo(new Span<byte>(m.Header.Iov->Base, MaxBatchedSendSize));
             m.Header.Iov->Length = (nuint)datagram.Length;
+            if (_queued > 0 && !ReferenceEquals(_sendOwners[_queued - 1], owner)) _mixedOwners = true;
+            _sendOwners[_queued] = owner;
             _queued++;
             return true;
         }
 
-        /// <summary>sendmmsg of the queued replies; returns how many could not be sent.</summary>
-        public int Flush(int fd)
+        /// <summary>Sends the queued datagrams: one sendmmsg per socket, each socket's in queue order. Failures are
+        /// counted on their socket.</summary>
+        public void Flush()
         {
+            if (_queued == 0) return;
+            if (!_mixedOwners)
+            {
+                // The common case: all for one socket (a server's replies), sent straight from the queue.
+                SendRun(_sendOwners[0]!, _send, _queued);
+                Array.Clear(_sendOwners, 0, _queued);
+            }
+            else
+            {
+                for (var first = 0; first < _queued; first++)
+                {
+                    if (_sendOwners[first] is not { } owner) continue;
+                    var count = 0;
+                    for (var j = first; j < _queued; j++)
+                    {
+                        if (!ReferenceEquals(_sendOwners[j], owner)) continue;
+                        _sendRun[count++] = _send[j];
+                        _sendOwners[j] = null;
+                    }
+
+                    SendRun(owner, _sendRun, count);
+                }
+            }
+
+            _queued = 0;
+            _mixedOwners = false;
+        }
+
+        /// <summary>sendmmsg of <paramref name="count"/> messages for one socket, then drops their handle references.</summary>
+        private static void SendRun(UdpDatagramSocket owner, LinuxUdp.MMsgHdr* messages, int count)
+        {
+            var handle = owner.Handle;
+            var fd = (int)handle.DangerousGetHandle();
             var failed = 0;
             var retries = 0;
-            for (var sent = 0; sent < _queued;)
+            for (var sent = 0; sent < count;)
             {
-                var n = LinuxUdp.SendMMsg(fd, _send + sent, (uint)(_queued - sent), LinuxUdp.MsgDontWait);
+                var n = LinuxUdp.SendMMsg(fd, messages + sent, (uint)(count - sent), LinuxUdp.MsgDontWait);
                 if (n > 0)
                 {
                     sent += n;
@@ -188,8 +254,10 @@ public sealed partial class UdpDatagramSocket
                 sent++;
             }
 
-            _queued = 0;
-            return failed;
+            // One reference per queued datagram; the last release closes a socket disposed meanwhile.
+            for (var i = 0; i < count; i++) handle.DangerousRelease();
+            if (failed > 0) owner.CountSendErrors(failed);
+            owner.CountBatchedSends(count - failed);
         }
 
         /// <summary>sendto with an address built on the stack; false when the OS refused it.</summary>
@@ -215,11 +283,14 @@ public sealed partial class UdpDatagramSocket
         {
             if (_freed) return;
             _freed = true;
+            for (var i = 0; i < _queued; i++) _sendOwners[i]?.Handle.DangerousRelease();
+            _queued = 0;
             NativeMemory.Free(_recv);
             NativeMemory.Free(_recvIov);
             NativeMemory.Free(_recvNames);
             NativeMemory.Free(_recvData);
             NativeMemory.Free(_send);
+            NativeMemory.Free(_sendRun);
             NativeMemory.Free(_sendIov);
             NativeMemory.Free(_sendNames);
             NativeMemory.Free(_sendData);

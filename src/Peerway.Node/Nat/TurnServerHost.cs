@@ -31,6 +31,9 @@ public sealed class UdpRelaySocketFactory : IRelaySocketFactory, IDisposable
         _next = firstPort;
     }
 
+    /// <summary>The relay sockets' shared receive thread.</summary>
+    internal UdpReceiveGroup Group => _group;
+
     public bool Supports(AddressFamily family) => family == _relayIp.AddressFamily;
 
     public IDatagramSocket? TryCreate(AddressFamily family)
@@ -94,8 +97,13 @@ public sealed class TurnServerHost : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(bind);
         ArgumentNullException.ThrowIfNull(loggers);
-        // The listener carries every client's requests and ChannelData: a receive thread of its own, batched on Linux.
-        var udp = new UdpDatagramSocket(bind, reusePort: false, dedicatedThread: true);
+        // The listener carries every client's requests and ChannelData: a receive thread of its own, batched on Linux,
+        // so client and peer sides run in parallel. With one CPU (a pinned or small machine) two busy threads would
+        // only take turns on it, switching at every wake-up: the listener then shares the relay sockets' thread, as
+        // coturn serves both sides of a session from one relay thread.
+        var udp = Environment.ProcessorCount == 1 && relays is UdpRelaySocketFactory { Group.IsSupported: true } shared
+            ? new UdpDatagramSocket(bind, shared.Group)
+            : new UdpDatagramSocket(bind, reusePort: false, dedicatedThread: true);
         TurnServer? server = null;
         try
         {
