@@ -9,6 +9,22 @@ public sealed partial class UdpDatagramSocket
     /// <summary>Largest reply queued for sendmmsg; a larger one is sent at once.</summary>
     internal const int MaxBatchedSendSize = 2_048;
 
+    /// <summary>Linux udp(7): at most 64 segments (UDP_MAX_SEGMENTS) per GSO message.</summary>
+    private const int MaxGsoSegments = 64;
+
+    /// <summary>Bytes per GSO message: below the 65,507-byte UDP payload limit of IPv4.</summary>
+    private const int MaxGsoBytes = 60_000;
+
+    /// <summary>SOL_UDP and UDP_SEGMENT (linux/udp.h).</summary>
+    private const int SolUdp = 17;
+
+    private const int UdpSegment = 103;
+
+    /// <summary>CMSG_LEN(sizeof(uint16_t)) and CMSG_SPACE(sizeof(uint16_t)) on 64-bit Linux.</summary>
+    private const nuint GsoControlLength = 18;
+
+    private const int GsoControlSize = 24;
+
     private void ReceiveBatches(DatagramHandler handler, BatchedIo batch)
     {
         // Holding a reference keeps the descriptor number ours until the loop ends (Socket.Dispose waits for it and
@@ -104,6 +120,11 @@ public sealed partial class UdpDatagramSocket
         private readonly byte* _sendNames;
         private readonly byte* _sendData;
         private readonly UdpDatagramSocket?[] _sendOwners = new UdpDatagramSocket?[BatchSize];
+        private readonly LinuxUdp.MMsgHdr* _gso;
+        private readonly LinuxUdp.IoVec* _gsoIov;
+        private readonly byte* _gsoControl;
+        private readonly int[] _gsoFirst = new int[BatchSize];
+        private readonly int[] _gsoCounts = new int[BatchSize];
         private int _lastReceived = BatchSize;
         private int _queued;
         private bool _mixedOwners;
@@ -120,6 +141,9 @@ public sealed partial class UdpDatagramSocket
             _sendIov = (LinuxUdp.IoVec*)NativeMemory.AllocZeroed((nuint)(BatchSize * sizeof(LinuxUdp.IoVec)));
             _sendNames = (byte*)NativeMemory.AllocZeroed((nuint)(BatchSize * LinuxUdp.AddressSize));
             _sendData = (byte*)NativeMemory.Alloc((nuint)BatchSize * MaxBatchedSendSize);
+            _gso = (LinuxUdp.MMsgHdr*)NativeMemory.AllocZeroed((nuint)(BatchSize * sizeof(LinuxUdp.MMsgHdr)));
+            _gsoIov = (LinuxUdp.IoVec*)NativeMemory.AllocZeroed((nuint)(BatchSize * sizeof(LinuxUdp.IoVec)));
+            _gsoControl = (byte*)NativeMemory.AllocZeroed((nuint)(BatchSize * GsoControlSize));
             for (var i = 0; i < BatchSize; i++)
             {
                 _recvIov[i] = new LinuxUdp.IoVec { Base = _recvData + ((nint)i * MaxDatagramSize), Length = MaxDatagramSize };
@@ -224,11 +248,124 @@ public sealed partial class UdpDatagramSocket
             _mixedOwners = false;
         }
 
-        /// <summary>sendmmsg of <paramref name="count"/> messages for one socket, then drops their handle references.</summary>
-        private static void SendRun(UdpDatagramSocket owner, LinuxUdp.MMsgHdr* messages, int count)
+        /// <summary>
+        /// Sends <paramref name="count"/> messages for one socket, then drops their handle references. Consecutive
+        /// datagrams to one destination go out as one UDP GSO message where the kernel allows (see
+        /// <see cref="MergeForGso"/>); should that fail, they are sent one by one and the socket stops trying.
+        /// </summary>
+        private void SendRun(UdpDatagramSocket owner, LinuxUdp.MMsgHdr* messages, int count)
         {
             var handle = owner.Handle;
             var fd = (int)handle.DangerousGetHandle();
+            var failed = 0;
+            var merged = owner.GsoEnabled && count > 1 ? MergeForGso(messages, count) : count;
+            if (merged == count)
+            {
+                failed = SendEach(fd, messages, count);
+            }
+            else
+            {
+                var retries = 0;
+                for (var sent = 0; sent < merged;)
+                {
+                    var n = LinuxUdp.SendMMsg(fd, _gso + sent, (uint)(merged - sent), LinuxUdp.MsgDontWait);
+                    if (n > 0)
+                    {
+                        sent += n;
+                        continue;
+                    }
+
+                    var errno = Marshal.GetLastPInvokeError();
+                    if (errno == LinuxUdp.EIntr) continue;
+                    if (errno == LinuxUdp.EAgain && retries++ < 3)
+                    {
+                        LinuxUdp.Poll(fd, LinuxUdp.PollOut, 10);
+                        continue;
+                    }
+
+                    // This message failed: one by one instead. If that works, GSO was the trouble (an old kernel, a
+                    // path MTU below the segment size, no checksums): the socket sends without it from now on.
+                    var segments = _gsoCounts[sent];
+                    var lost = SendEach(fd, messages + _gsoFirst[sent], segments);
+                    if (segments > 1 && lost < segments) owner.GsoEnabled = false;
+                    failed += lost;
+                    sent++;
+                }
+            }
+
+            // One reference per queued datagram; the last release closes a socket disposed meanwhile.
+            for (var i = 0; i < count; i++) handle.DangerousRelease();
+            if (failed > 0) owner.CountSendErrors(failed);
+            owner.CountBatchedSends(count - failed);
+        }
+
+        /// <summary>
+        /// Builds the GSO message list for one socket's run: each stretch of consecutive datagrams to the same address
+        /// whose sizes are all equal (the last may be smaller) becomes one message of several iovecs with a
+        /// UDP_SEGMENT control message (Linux udp(7), since 4.18): the kernel passes it down the stack once and cuts
+        /// it into the same datagrams on the wire (or at the receiving socket, on loopback). Returns the number of
+        /// messages; equal to <paramref name="count"/> when nothing could be merged.
+        /// </summary>
+        private int MergeForGso(LinuxUdp.MMsgHdr* messages, int count)
+        {
+            var g = 0;
+            var iov = 0;
+            for (var i = 0; i < count;)
+            {
+                ref var first = ref messages[i];
+                var size = first.Header.Iov->Length;
+                var total = size;
+                var j = i + 1;
+                while (size > 0 && j < count && j - i < MaxGsoSegments &&
+                       messages[j - 1].Header.Iov->Length == size && messages[j].Header.Iov->Length <= size &&
+                       total + messages[j].Header.Iov->Length <= MaxGsoBytes && SameAddress(ref first, ref messages[j]))
+                {
+                    total += messages[j].Header.Iov->Length;
+                    j++;
+                }
+
+                ref var m = ref _gso[g];
+                m.Header.Name = first.Header.Name;
+                m.Header.NameLength = first.Header.NameLength;
+                m.Header.Flags = 0;
+                if (j - i > 1)
+                {
+                    for (var k = i; k < j; k++) _gsoIov[iov + k - i] = *messages[k].Header.Iov;
+                    m.Header.Iov = _gsoIov + iov;
+                    m.Header.IovLength = (nuint)(j - i);
+                    iov += j - i;
+                    var control = _gsoControl + (g * GsoControlSize);
+                    *(nuint*)control = GsoControlLength; // struct cmsghdr { size_t len; int level; int type; data }
+                    *(int*)(control + 8) = SolUdp;
+                    *(int*)(control + 12) = UdpSegment;
+                    *(ushort*)(control + 16) = (ushort)size;
+                    m.Header.Control = control;
+                    m.Header.ControlLength = GsoControlSize;
+                }
+                else
+                {
+                    m.Header.Iov = first.Header.Iov;
+                    m.Header.IovLength = 1;
+                    m.Header.Control = null;
+                    m.Header.ControlLength = 0;
+                }
+
+                _gsoFirst[g] = i;
+                _gsoCounts[g] = j - i;
+                g++;
+                i = j;
+            }
+
+            return g;
+        }
+
+        private static bool SameAddress(ref LinuxUdp.MMsgHdr a, ref LinuxUdp.MMsgHdr b) =>
+            a.Header.NameLength == b.Header.NameLength &&
+            new ReadOnlySpan<byte>(a.Header.Name, (int)a.Header.NameLength).SequenceEqual(new ReadOnlySpan<byte>(b.Header.Name, (int)b.Header.NameLength));
+
+        /// <summary>sendmmsg of each message as it is; returns how many could not be sent.</summary>
+        private static int SendEach(int fd, LinuxUdp.MMsgHdr* messages, int count)
+        {
             var failed = 0;
             var retries = 0;
             for (var sent = 0; sent < count;)
@@ -254,10 +391,7 @@ public sealed partial class UdpDatagramSocket
                 sent++;
             }
 
-            // One reference per queued datagram; the last release closes a socket disposed meanwhile.
-            for (var i = 0; i < count; i++) handle.DangerousRelease();
-            if (failed > 0) owner.CountSendErrors(failed);
-            owner.CountBatchedSends(count - failed);
+            return failed;
         }
 
         /// <summary>sendto with an address built on the stack; false when the OS refused it.</summary>
@@ -294,6 +428,9 @@ public sealed partial class UdpDatagramSocket
             NativeMemory.Free(_sendIov);
             NativeMemory.Free(_sendNames);
             NativeMemory.Free(_sendData);
+            NativeMemory.Free(_gso);
+            NativeMemory.Free(_gsoIov);
+            NativeMemory.Free(_gsoControl);
         }
     }
 

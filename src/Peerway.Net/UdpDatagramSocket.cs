@@ -102,6 +102,12 @@ public sealed partial class UdpDatagramSocket : IDatagramSocket
     /// <summary>The handle, for the batched calls of <see cref="BatchedIo"/>.</summary>
     internal SafeSocketHandle Handle => _socket.SafeHandle;
 
+    /// <summary>Whether batched sends may merge datagrams with UDP GSO (off once the kernel refused it).</summary>
+    internal bool GsoEnabled { get; set; } = true;
+
+    /// <summary>The socket itself, for tests that set options on it.</summary>
+    internal Socket RawSocket => _socket;
+
     internal void CountSendErrors(int count) => Interlocked.Add(ref _sendErrors, count);
 
     /// <summary>Datagrams this socket sent from an I/O thread's send queue (sendmmsg), for tests.</summary>

@@ -75,6 +75,59 @@ public sealed class UdpSendBatchTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
+    public async Task Runs_to_one_destination_arrive_as_the_same_datagrams_whatever_their_sizes(bool refuseGso)
+    {
+        using var group = new UdpReceiveGroup();
+        using var a = new Sink();
+        using var b = new Sink();
+        using var sender = new UdpDatagramSocket(AnyLoopback, group);
+        if (refuseGso)
+        {
+            // SO_NO_CHECK: the kernel refuses UDP GSO on a socket without checksums (EINVAL), so the batch must fall
+            // back to one datagram per message.
+            sender.RawSocket.SetRawSocketOption(1 /* SOL_SOCKET */, 11 /* SO_NO_CHECK */, [1, 0, 0, 0]);
+        }
+
+        // Equal sizes then a shorter one (one GSO message), a change of destination, sizes that grow (no merge),
+        // an empty datagram, more than a batch in all.
+        (Sink To, int Size)[] plan =
+        [
+            .. Enumerable.Repeat((a, 100), 5), (a, 60), (a, 100), (a, 100), (b, 100), (a, 100), (a, 1500), (a, 1500),
+            (a, 1600), (a, 1), (a, 0), (b, 2000), (b, 2000), .. Enumerable.Repeat((b, 7), 30),
+        ];
+        sender.Start((_, _) =>
+        {
+            for (var i = 0; i < plan.Length; i++)
+            {
+                var datagram = new byte[plan[i].Size];
+                for (var k = 0; k < datagram.Length; k++) datagram[k] = (byte)(i + k);
+                sender.Send(datagram, plan[i].To.EndPoint);
+            }
+        });
+
+        using var client = new UdpDatagramSocket(AnyLoopback);
+        client.Send([0], sender.LocalEndPoint);
+        await WaitUntil(() => a.Count + b.Count == plan.Length);
+        foreach (var sink in new[] { a, b })
+        {
+            var expected = plan.Select((p, i) => (p, i)).Where(x => x.p.To == sink)
+                .Select(x => Enumerable.Range(0, x.p.Size).Select(k => (byte)(x.i + k)).ToArray()).ToList();
+            var got = sink.Drain().Select(r => r.Data).ToList();
+            Assert.Equal(expected.Count, got.Count);
+            for (var i = 0; i < got.Count; i++) Assert.Equal(expected[i], got[i]);
+        }
+
+        Assert.Equal(0, sender.SendErrors);
+        if (group.IsSupported)
+        {
+            Assert.Equal(plan.Length, sender.BatchedSends);
+            Assert.Equal(!refuseGso, sender.GsoEnabled);
+        }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
     public async Task A_socket_disposed_after_queueing_still_sends_what_it_queued_and_then_closes(bool dedicatedTarget)
     {
         using var group = new UdpReceiveGroup();
