@@ -243,13 +243,39 @@ public sealed class UdpSendBatchTests
         await WaitUntil(() => Interlocked.Read(ref echoes) == 2 * (Warmup + Measured));
     }
 
+    [Fact]
+    public async Task Ipv6_runs_arrive_as_the_same_datagrams()
+    {
+        var any6 = new IPEndPoint(IPAddress.IPv6Loopback, 0);
+        using var group = new UdpReceiveGroup();
+        using var sink = new Sink(any6);
+        using var sender = new UdpDatagramSocket(any6, group);
+        const int Count = 20;
+        sender.Start((_, _) =>
+        {
+            for (var i = 0; i < Count; i++) sender.Send(Enumerable.Repeat((byte)i, i == Count - 1 ? 10 : 1200).ToArray(), sink.EndPoint);
+        });
+
+        using var client = new UdpDatagramSocket(any6);
+        client.Send([0], sender.LocalEndPoint);
+        await WaitUntil(() => sink.Count == Count);
+        var got = sink.Drain();
+        for (var i = 0; i < Count; i++) Assert.Equal(Enumerable.Repeat((byte)i, i == Count - 1 ? 10 : 1200), got[i].Data);
+        Assert.Equal(0, sender.SendErrors);
+        if (group.IsSupported) Assert.True(sender.GsoEnabled);
+    }
+
     /// <summary>Collects datagrams on its own thread.</summary>
     private sealed class Sink : IDisposable
     {
-        private readonly UdpDatagramSocket _socket = new(AnyLoopback, reusePort: false, dedicatedThread: true);
+        private readonly UdpDatagramSocket _socket;
         private readonly ConcurrentQueue<(byte[] Data, IPEndPoint From)> _received = new();
 
-        public Sink() => _socket.Start((data, from) => _received.Enqueue((data.ToArray(), from)));
+        public Sink(IPEndPoint? bind = null)
+        {
+            _socket = new UdpDatagramSocket(bind ?? AnyLoopback, reusePort: false, dedicatedThread: true);
+            _socket.Start((data, from) => _received.Enqueue((data.ToArray(), from)));
+        }
 
         public IPEndPoint EndPoint => _socket.LocalEndPoint;
 
