@@ -8,8 +8,10 @@ namespace Peerway.Net;
 /// <remarks>
 /// Two receive modes. By default one asynchronous loop on the thread pool (cheap per socket: a TURN server holds one
 /// per allocation). With <c>dedicatedThread</c>, a thread of its own that on 64-bit Linux moves datagrams in batches:
-/// recvmmsg(2) takes up to <see cref="BatchSize"/> per system call, and what the handler sends back from that thread
-/// goes out in one sendmmsg(2) after the batch (for busy server sockets: STUN, the TURN listener).
+/// recvmmsg(2) takes up to <see cref="BatchSize"/> per system call, and what handlers send from that thread, on this
+/// socket or any other, goes out after the batch in one sendmmsg(2) per socket, runs of equal-size datagrams to one
+/// destination as one UDP GSO message (for busy server sockets: STUN, the TURN listener). A
+/// <see cref="UdpReceiveGroup"/> thread batches its handlers' sends the same way.
 /// </remarks>
 public sealed partial class UdpDatagramSocket : IDatagramSocket
 {
@@ -42,9 +44,9 @@ public sealed partial class UdpDatagramSocket : IDatagramSocket
     private int _disposed;
 
     /// <summary>
-    /// The send queue of the I/O thread running this code (a dedicated receive thread or a group thread), while it
-    /// delivers datagrams to handlers; null on every other thread. What a handler sends, on any socket, joins it and
-    /// leaves in one sendmmsg per socket when the thread has delivered its batch.
+    /// The send queue of the I/O thread running this code (a dedicated receive thread or a group thread), set for
+    /// that thread's lifetime; null on every other thread. What a handler sends, on any socket, joins it and leaves
+    /// in one sendmmsg per socket when the thread has delivered its batch (before it waits again).
     /// </summary>
     /// <remarks>Per thread, not shared: only this class's own I/O threads set it, for their lifetime.</remarks>
     [ThreadStatic]
