@@ -49,6 +49,9 @@ internal static class TurnLoad
                 await client.BindChannelAsync(peer);
             }
 
+            // TURN transactions complete inline, so this method now runs on the receive thread of the last session's
+            // socket: leave it (the loop below sleeps), or that session would never read its echoes.
+            await Task.Yield();
             foreach (var c in clients)
             {
                 for (var i = 0; i < window; i++) c.Send(payload, peer);

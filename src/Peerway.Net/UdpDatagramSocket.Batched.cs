@@ -9,6 +9,22 @@ public sealed partial class UdpDatagramSocket
     /// <summary>Largest reply queued for sendmmsg; a larger one is sent at once.</summary>
     internal const int MaxBatchedSendSize = 2_048;
 
+    /// <summary>Linux udp(7): at most 64 segments (UDP_MAX_SEGMENTS) per GSO message.</summary>
+    private const int MaxGsoSegments = 64;
+
+    /// <summary>Bytes per GSO message: below the 65,507-byte UDP payload limit of IPv4.</summary>
+    private const int MaxGsoBytes = 60_000;
+
+    /// <summary>SOL_UDP and UDP_SEGMENT (linux/udp.h).</summary>
+    private const int SolUdp = 17;
+
+    private const int UdpSegment = 103;
+
+    /// <summary>CMSG_LEN(sizeof(uint16_t)) and CMSG_SPACE(sizeof(uint16_t)) on 64-bit Linux.</summary>
+    private const nuint GsoControlLength = 18;
+
+    private const int GsoControlSize = 24;
+
     private void ReceiveBatches(DatagramHandler handler, BatchedIo batch)
     {
         // Holding a reference keeps the descriptor number ours until the loop ends (Socket.Dispose waits for it and
@@ -16,6 +32,7 @@ public sealed partial class UdpDatagramSocket
         var handle = _socket.SafeHandle;
         var added = false;
         handle.DangerousAddRef(ref added);
+        t_sendBatch = batch;
         try
         {
             var fd = (int)handle.DangerousGetHandle();
@@ -32,7 +49,6 @@ public sealed partial class UdpDatagramSocket
                     continue;
                 }
 
-                batch.Receiving = true;
                 for (var i = 0; i < received; i++)
                 {
                     if (!batch.TryGetReceived(i, out var datagram, out var address)) continue;
@@ -40,17 +56,20 @@ public sealed partial class UdpDatagramSocket
                     if (remote is not null) Deliver(handler, datagram, remote);
                 }
 
-                batch.Receiving = false;
-                var failed = batch.Flush(fd);
-                if (failed > 0) Interlocked.Add(ref _sendErrors, failed);
+                // What the handlers sent, on this socket or any other, leaves now: one sendmmsg per socket.
+                batch.Flush();
             }
         }
         finally
         {
-            batch.Receiving = false;
+            batch.Flush();
+            t_sendBatch = null;
             if (added) handle.DangerousRelease();
         }
     }
+
+    /// <summary>Makes <paramref name="batch"/> the send queue of the calling I/O thread (null: none).</summary>
+    internal static void SetSendBatch(BatchedIo? batch) => t_sendBatch = batch;
 
     /// <summary>On the group thread: one recvmmsg batch from this socket, each datagram to its handler inline.</summary>
     internal void DrainFromGroup(BatchedIo batch)
@@ -77,10 +96,18 @@ public sealed partial class UdpDatagramSocket
     }
 
     /// <summary>
-    /// Native buffers for one receive thread: <see cref="BatchSize"/> receive slots of <see cref="MaxDatagramSize"/>
-    /// bytes (address space; the kernel only touches the pages it writes) and as many send slots. Only the receive
-    /// thread touches the slots; <see cref="SendNow"/> is safe from any thread.
+    /// Native buffers for one I/O thread (a dedicated receive thread or a group thread): <see cref="BatchSize"/>
+    /// receive slots of <see cref="MaxDatagramSize"/> bytes (address space; the kernel only touches the pages it
+    /// writes) and a send queue of as many slots. Only that thread touches the slots; <see cref="SendNow"/> is safe
+    /// from any thread.
     /// </summary>
+    /// <remarks>
+    /// The send queue takes datagrams for any socket (the thread's own, or others': a TURN server's relay thread
+    /// answers clients through the listener). Each queued datagram holds a reference on its socket's handle, so the
+    /// descriptor stays open, and its number ours, until the flush, even when the socket is disposed meanwhile:
+    /// what was sent before Dispose still leaves, as it would have with an immediate sendto. The flush sends each
+    /// socket's datagrams in the order they were queued, one sendmmsg(2) per socket.
+    /// </remarks>
     internal sealed unsafe class BatchedIo : IDisposable
     {
         private readonly LinuxUdp.MMsgHdr* _recv;
@@ -88,11 +115,19 @@ public sealed partial class UdpDatagramSocket
         private readonly byte* _recvNames;
         private readonly byte* _recvData;
         private readonly LinuxUdp.MMsgHdr* _send;
+        private readonly LinuxUdp.MMsgHdr* _sendRun;
         private readonly LinuxUdp.IoVec* _sendIov;
         private readonly byte* _sendNames;
         private readonly byte* _sendData;
+        private readonly UdpDatagramSocket?[] _sendOwners = new UdpDatagramSocket?[BatchSize];
+        private readonly LinuxUdp.MMsgHdr* _gso;
+        private readonly LinuxUdp.IoVec* _gsoIov;
+        private readonly byte* _gsoControl;
+        private readonly int[] _gsoFirst = new int[BatchSize];
+        private readonly int[] _gsoCounts = new int[BatchSize];
         private int _lastReceived = BatchSize;
         private int _queued;
+        private bool _mixedOwners;
         private bool _freed;
 
         public BatchedIo()
@@ -102,9 +137,13 @@ public sealed partial class UdpDatagramSocket
             _recvNames = (byte*)NativeMemory.AllocZeroed((nuint)(BatchSize * LinuxUdp.AddressSize));
             _recvData = (byte*)NativeMemory.Alloc((nuint)BatchSize * MaxDatagramSize);
             _send = (LinuxUdp.MMsgHdr*)NativeMemory.AllocZeroed((nuint)(BatchSize * sizeof(LinuxUdp.MMsgHdr)));
+            _sendRun = (LinuxUdp.MMsgHdr*)NativeMemory.AllocZeroed((nuint)(BatchSize * sizeof(LinuxUdp.MMsgHdr)));
             _sendIov = (LinuxUdp.IoVec*)NativeMemory.AllocZeroed((nuint)(BatchSize * sizeof(LinuxUdp.IoVec)));
             _sendNames = (byte*)NativeMemory.AllocZeroed((nuint)(BatchSize * LinuxUdp.AddressSize));
             _sendData = (byte*)NativeMemory.Alloc((nuint)BatchSize * MaxBatchedSendSize);
+            _gso = (LinuxUdp.MMsgHdr*)NativeMemory.AllocZeroed((nuint)(BatchSize * sizeof(LinuxUdp.MMsgHdr)));
+            _gsoIov = (LinuxUdp.IoVec*)NativeMemory.AllocZeroed((nuint)(BatchSize * sizeof(LinuxUdp.IoVec)));
+            _gsoControl = (byte*)NativeMemory.AllocZeroed((nuint)(BatchSize * GsoControlSize));
             for (var i = 0; i < BatchSize; i++)
             {
                 _recvIov[i] = new LinuxUdp.IoVec { Base = _recvData + ((nint)i * MaxDatagramSize), Length = MaxDatagramSize };
@@ -118,11 +157,11 @@ public sealed partial class UdpDatagramSocket
             }
         }
 
-        /// <summary>Set by the receive thread while its handler runs: only then are replies queued.</summary>
-        public bool Receiving { get; set; }
-
         /// <summary>Remote endpoints by raw address, for the receive thread only (no lock).</summary>
         public RawEndPointCache EndPoints { get; } = new();
+
+        /// <summary>Datagrams waiting for <see cref="Flush"/>.</summary>
+        public int Queued => _queued;
 
         /// <summary>recvmmsg without blocking: the number of datagrams received, or -1 (errno says why).</summary>
         public int Receive(int fd)
@@ -148,26 +187,190 @@ public sealed partial class UdpDatagramSocket
             return (m.Header.Flags & LinuxUdp.MsgTrunc) == 0;
         }
 
-        /// <summary>Queues a reply from the receive thread; false when it must be sent at once instead.</summary>
-        public bool TryQueue(ReadOnlySpan<byte> datagram, IPEndPoint remote)
+        /// <summary>
+        /// Queues a datagram for <paramref name="owner"/> (flushing first when the queue is full); false when it must
+        /// be sent at once instead: too large for a slot, or the socket's handle is already closed.
+        /// </summary>
+        public bool TryQueue(UdpDatagramSocket owner, ReadOnlySpan<byte> datagram, IPEndPoint remote)
         {
-            if (!Receiving || datagram.Length > MaxBatchedSendSize || _queued == BatchSize) return false;
+            if (datagram.Length > MaxBatchedSendSize) return false;
+            if (_queued == BatchSize) Flush();
+            var added = false;
+            try
+            {
+                owner.Handle.DangerousAddRef(ref added);
+            }
+            catch (ObjectDisposedException)
+            {
+                return false;
+            }
+
+            if (!added) return false;
             ref var m = ref _send[_queued];
             m.Header.NameLength = LinuxUdp.WriteAddress(remote, new Span<byte>(m.Header.Name, LinuxUdp.AddressSize));
             datagram.CopyTo(new Span<byte>(m.Header.Iov->Base, MaxBatchedSendSize));
             m.Header.Iov->Length = (nuint)datagram.Length;
+            if (_queued > 0 && !ReferenceEquals(_sendOwners[_queued - 1], owner)) _mixedOwners = true;
+            _sendOwners[_queued] = owner;
             _queued++;
             return true;
         }
 
-        /// <summary>sendmmsg of the queued replies; returns how many could not be sent.</summary>
-        public int Flush(int fd)
+        /// <summary>Sends the queued datagrams: one sendmmsg per socket, each socket's in queue order. Failures are
+        /// counted on their socket.</summary>
+        public void Flush()
+        {
+            if (_queued == 0) return;
+            if (!_mixedOwners)
+            {
+                // The common case: all for one socket (a server's replies), sent straight from the queue.
+                SendRun(_sendOwners[0]!, _send, _queued);
+                Array.Clear(_sendOwners, 0, _queued);
+            }
+            else
+            {
+                for (var first = 0; first < _queued; first++)
+                {
+                    if (_sendOwners[first] is not { } owner) continue;
+                    var count = 0;
+                    for (var j = first; j < _queued; j++)
+                    {
+                        if (!ReferenceEquals(_sendOwners[j], owner)) continue;
+                        _sendRun[count++] = _send[j];
+                        _sendOwners[j] = null;
+                    }
+
+                    SendRun(owner, _sendRun, count);
+                }
+            }
+
+            _queued = 0;
+            _mixedOwners = false;
+        }
+
+        /// <summary>
+        /// Sends <paramref name="count"/> messages for one socket, then drops their handle references. Consecutive
+        /// datagrams to one destination go out as one UDP GSO message where the kernel allows (see
+        /// <see cref="MergeForGso"/>); should that fail, they are sent one by one and the socket stops trying.
+        /// </summary>
+        private void SendRun(UdpDatagramSocket owner, LinuxUdp.MMsgHdr* messages, int count)
+        {
+            var handle = owner.Handle;
+            var fd = (int)handle.DangerousGetHandle();
+            var failed = 0;
+            var merged = owner.GsoEnabled && count > 1 ? MergeForGso(messages, count) : count;
+            if (merged == count)
+            {
+                failed = SendEach(fd, messages, count);
+            }
+            else
+            {
+                var retries = 0;
+                for (var sent = 0; sent < merged;)
+                {
+                    var n = LinuxUdp.SendMMsg(fd, _gso + sent, (uint)(merged - sent), LinuxUdp.MsgDontWait);
+                    if (n > 0)
+                    {
+                        sent += n;
+                        continue;
+                    }
+
+                    var errno = Marshal.GetLastPInvokeError();
+                    if (errno == LinuxUdp.EIntr) continue;
+                    if (errno == LinuxUdp.EAgain && retries++ < 3)
+                    {
+                        LinuxUdp.Poll(fd, LinuxUdp.PollOut, 10);
+                        continue;
+                    }
+
+                    // This message failed: one by one instead. If that works, GSO was the trouble (an old kernel, a
+                    // path MTU below the segment size, no checksums): the socket sends without it from now on.
+                    var segments = _gsoCounts[sent];
+                    var lost = SendEach(fd, messages + _gsoFirst[sent], segments);
+                    if (segments > 1 && lost < segments) owner.GsoEnabled = false;
+                    failed += lost;
+                    sent++;
+                }
+            }
+
+            // One reference per queued datagram; the last release closes a socket disposed meanwhile.
+            for (var i = 0; i < count; i++) handle.DangerousRelease();
+            if (failed > 0) owner.CountSendErrors(failed);
+            owner.CountBatchedSends(count - failed);
+        }
+
+        /// <summary>
+        /// Builds the GSO message list for one socket's run: each stretch of consecutive datagrams to the same address
+        /// whose sizes are all equal (the last may be smaller) becomes one message of several iovecs with a
+        /// UDP_SEGMENT control message (Linux udp(7), since 4.18): the kernel passes it down the stack once and cuts
+        /// it into the same datagrams on the wire (or at the receiving socket, on loopback). Returns the number of
+        /// messages; equal to <paramref name="count"/> when nothing could be merged.
+        /// </summary>
+        private int MergeForGso(LinuxUdp.MMsgHdr* messages, int count)
+        {
+            var g = 0;
+            var iov = 0;
+            for (var i = 0; i < count;)
+            {
+                ref var first = ref messages[i];
+                var size = first.Header.Iov->Length;
+                var total = size;
+                var j = i + 1;
+                while (size > 0 && j < count && j - i < MaxGsoSegments &&
+                       messages[j - 1].Header.Iov->Length == size && messages[j].Header.Iov->Length <= size &&
+                       total + messages[j].Header.Iov->Length <= MaxGsoBytes && SameAddress(ref first, ref messages[j]))
+                {
+                    total += messages[j].Header.Iov->Length;
+                    j++;
+                }
+
+                ref var m = ref _gso[g];
+                m.Header.Name = first.Header.Name;
+                m.Header.NameLength = first.Header.NameLength;
+                m.Header.Flags = 0;
+                if (j - i > 1)
+                {
+                    for (var k = i; k < j; k++) _gsoIov[iov + k - i] = *messages[k].Header.Iov;
+                    m.Header.Iov = _gsoIov + iov;
+                    m.Header.IovLength = (nuint)(j - i);
+                    iov += j - i;
+                    var control = _gsoControl + (g * GsoControlSize);
+                    *(nuint*)control = GsoControlLength; // struct cmsghdr { size_t len; int level; int type; data }
+                    *(int*)(control + 8) = SolUdp;
+                    *(int*)(control + 12) = UdpSegment;
+                    *(ushort*)(control + 16) = (ushort)size;
+                    m.Header.Control = control;
+                    m.Header.ControlLength = GsoControlSize;
+                }
+                else
+                {
+                    m.Header.Iov = first.Header.Iov;
+                    m.Header.IovLength = 1;
+                    m.Header.Control = null;
+                    m.Header.ControlLength = 0;
+                }
+
+                _gsoFirst[g] = i;
+                _gsoCounts[g] = j - i;
+                g++;
+                i = j;
+            }
+
+            return g;
+        }
+
+        private static bool SameAddress(ref LinuxUdp.MMsgHdr a, ref LinuxUdp.MMsgHdr b) =>
+            a.Header.NameLength == b.Header.NameLength &&
+            new ReadOnlySpan<byte>(a.Header.Name, (int)a.Header.NameLength).SequenceEqual(new ReadOnlySpan<byte>(b.Header.Name, (int)b.Header.NameLength));
+
+        /// <summary>sendmmsg of each message as it is; returns how many could not be sent.</summary>
+        private static int SendEach(int fd, LinuxUdp.MMsgHdr* messages, int count)
         {
             var failed = 0;
             var retries = 0;
-            for (var sent = 0; sent < _queued;)
+            for (var sent = 0; sent < count;)
             {
-                var n = LinuxUdp.SendMMsg(fd, _send + sent, (uint)(_queued - sent), LinuxUdp.MsgDontWait);
+                var n = LinuxUdp.SendMMsg(fd, messages + sent, (uint)(count - sent), LinuxUdp.MsgDontWait);
                 if (n > 0)
                 {
                     sent += n;
@@ -188,7 +391,6 @@ public sealed partial class UdpDatagramSocket
                 sent++;
             }
 
-            _queued = 0;
             return failed;
         }
 
@@ -215,14 +417,20 @@ public sealed partial class UdpDatagramSocket
         {
             if (_freed) return;
             _freed = true;
+            for (var i = 0; i < _queued; i++) _sendOwners[i]?.Handle.DangerousRelease();
+            _queued = 0;
             NativeMemory.Free(_recv);
             NativeMemory.Free(_recvIov);
             NativeMemory.Free(_recvNames);
             NativeMemory.Free(_recvData);
             NativeMemory.Free(_send);
+            NativeMemory.Free(_sendRun);
             NativeMemory.Free(_sendIov);
             NativeMemory.Free(_sendNames);
             NativeMemory.Free(_sendData);
+            NativeMemory.Free(_gso);
+            NativeMemory.Free(_gsoIov);
+            NativeMemory.Free(_gsoControl);
         }
     }
 

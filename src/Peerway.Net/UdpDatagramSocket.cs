@@ -8,8 +8,10 @@ namespace Peerway.Net;
 /// <remarks>
 /// Two receive modes. By default one asynchronous loop on the thread pool (cheap per socket: a TURN server holds one
 /// per allocation). With <c>dedicatedThread</c>, a thread of its own that on 64-bit Linux moves datagrams in batches:
-/// recvmmsg(2) takes up to <see cref="BatchSize"/> per system call, and what the handler sends back from that thread
-/// goes out in one sendmmsg(2) after the batch (for busy server sockets: STUN, the TURN listener).
+/// recvmmsg(2) takes up to <see cref="BatchSize"/> per system call, and what handlers send from that thread, on this
+/// socket or any other, goes out after the batch in one sendmmsg(2) per socket, runs of equal-size datagrams to one
+/// destination as one UDP GSO message (for busy server sockets: STUN, the TURN listener). A
+/// <see cref="UdpReceiveGroup"/> thread batches its handlers' sends the same way.
 /// </remarks>
 public sealed partial class UdpDatagramSocket : IDatagramSocket
 {
@@ -36,9 +38,19 @@ public sealed partial class UdpDatagramSocket : IDatagramSocket
     private Thread? _thread;
     private BatchedIo? _batch;
     private long _sendErrors;
+    private long _batchedSends;
     private long _handlerFaults;
     private int _handlerThread;
     private int _disposed;
+
+    /// <summary>
+    /// The send queue of the I/O thread running this code (a dedicated receive thread or a group thread), set for
+    /// that thread's lifetime; null on every other thread. What a handler sends, on any socket, joins it and leaves
+    /// in one sendmmsg per socket when the thread has delivered its batch (before it waits again).
+    /// </summary>
+    /// <remarks>Per thread, not shared: only this class's own I/O threads set it, for their lifetime.</remarks>
+    [ThreadStatic]
+    private static BatchedIo? t_sendBatch;
 
     public UdpDatagramSocket(IPEndPoint bind)
         : this(bind, reusePort: false)
@@ -88,6 +100,22 @@ public sealed partial class UdpDatagramSocket : IDatagramSocket
 
     /// <summary>Whether this socket is served by a <see cref="UdpReceiveGroup"/> thread.</summary>
     internal bool InGroup => _groupHandler is not null;
+
+    /// <summary>The handle, for the batched calls of <see cref="BatchedIo"/>.</summary>
+    internal SafeSocketHandle Handle => _socket.SafeHandle;
+
+    /// <summary>Whether batched sends may merge datagrams with UDP GSO (off once the kernel refused it).</summary>
+    internal bool GsoEnabled { get; set; } = true;
+
+    /// <summary>The socket itself, for tests that set options on it.</summary>
+    internal Socket RawSocket => _socket;
+
+    internal void CountSendErrors(int count) => Interlocked.Add(ref _sendErrors, count);
+
+    /// <summary>Datagrams this socket sent from an I/O thread's send queue (sendmmsg), for tests.</summary>
+    internal long BatchedSends => Interlocked.Read(ref _batchedSends);
+
+    internal void CountBatchedSends(int count) => Interlocked.Add(ref _batchedSends, count);
 
     /// <summary>Datagrams the OS refused to send (e.g. no route).</summary>
     public long SendErrors => Interlocked.Read(ref _sendErrors);
@@ -233,17 +261,17 @@ public sealed partial class UdpDatagramSocket : IDatagramSocket
             return;
         }
 
-        if (_batch is { } batch)
+        if (t_sendBatch is { } queue)
         {
-            // Replies the handler sends from the receive thread join the batch, which leaves after the datagrams.
-            if (_thread == Thread.CurrentThread && batch.TryQueue(datagram, remote)) return;
-            if (!BatchedIo.SendNow(_socket.SafeHandle, datagram, remote)) Interlocked.Increment(ref _sendErrors);
-            return;
+            // From a handler on one of our I/O threads: the datagram joins that thread's batch (sendmmsg after it).
+            if (queue.TryQueue(this, datagram, remote)) return;
+            queue.Flush(); // what this thread queued before leaves first
         }
 
-        if (_groupHandler is not null)
+        if (_batch is not null || _groupHandler is not null)
         {
-            // A group socket (64-bit Linux): sendto with an address built on the stack, no lock, no SocketAddress.
+            // A batched or group socket (64-bit Linux): sendto with an address built on the stack, no lock, no
+            // SocketAddress.
             if (!BatchedIo.SendNow(_socket.SafeHandle, datagram, remote)) Interlocked.Increment(ref _sendErrors);
             return;
         }
@@ -265,6 +293,10 @@ public sealed partial class UdpDatagramSocket : IDatagramSocket
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+
+        // Sent before Dispose on this thread, still queued: let it leave first (a dedicated socket is shut down below
+        // to wake its thread, and a shut-down socket sends nothing more).
+        if (t_sendBatch is { Queued: > 0 } queue) queue.Flush();
         _stop.Cancel();
         if (_group is not null && _groupHandler is not null)
         {

@@ -105,6 +105,7 @@ public sealed unsafe class UdpReceiveGroup : IDisposable
         var offset = LinuxUdp.EpollDataOffset;
         var events = (byte*)NativeMemory.Alloc((nuint)(MaxEvents * size));
         using var batch = new UdpDatagramSocket.BatchedIo();
+        UdpDatagramSocket.SetSendBatch(batch);
         try
         {
             while (Volatile.Read(ref _disposed) == 0)
@@ -129,11 +130,15 @@ public sealed unsafe class UdpReceiveGroup : IDisposable
                     socket?.DrainFromGroup(batch);
                 }
 
+                // What the handlers sent leaves now (and each time the queue fills): one sendmmsg per socket.
+                batch.Flush();
                 CloseRemoved();
             }
         }
         finally
         {
+            batch.Flush();
+            UdpDatagramSocket.SetSendBatch(null);
             List<UdpDatagramSocket> rest;
             lock (_gate)
             {

@@ -388,7 +388,7 @@ public sealed partial class TurnServer : IDisposable
         IDatagramSocket? relay = null;
         lock (_gate)
         {
-            if (_allocations.TryGetValue(client, out var allocation) && HasPermission(allocation, peer!.Address) && allocation.Bucket.TryTake(data.Length))
+            if (_allocations.TryGetValue(client, out var allocation) && HasPermission(allocation, peer!.Address, _time.GetUtcNow()) && allocation.Bucket.TryTake(data.Length))
             {
                 relay = allocation.Relay;
             }
@@ -417,11 +417,12 @@ public sealed partial class TurnServer : IDisposable
 
         IDatagramSocket? relay = null;
         IPEndPoint? peer = null;
+        var now = _time.GetUtcNow(); // once per datagram: a clock read is a large part of the managed work here
         lock (_gate)
         {
             if (_allocations.TryGetValue(client, out var allocation) &&
                 allocation.ChannelsByNumber.TryGetValue(number, out var channel) &&
-                channel.ExpiresAt > _time.GetUtcNow() && HasPermission(allocation, channel.Peer.Address))
+                channel.ExpiresAt > now && HasPermission(allocation, channel.Peer.Address, now))
             {
                 if (allocation.Bucket.TryTake(length))
                 {
@@ -449,9 +450,10 @@ public sealed partial class TurnServer : IDisposable
     private void OnPeerData(Allocation allocation, ReadOnlySpan<byte> data, IPEndPoint peer)
     {
         ushort channelNumber = 0;
+        var now = _time.GetUtcNow();
         lock (_gate)
         {
-            if (allocation.Removed || !HasPermission(allocation, peer.Address))
+            if (allocation.Removed || !HasPermission(allocation, peer.Address, now))
             {
                 Interlocked.Increment(ref Stats.DroppedValue);
                 return;
@@ -463,7 +465,7 @@ public sealed partial class TurnServer : IDisposable
                 return;
             }
 
-            if (allocation.ChannelsByPeer.TryGetValue(peer, out var channel) && channel.ExpiresAt > _time.GetUtcNow()) channelNumber = channel.Number;
+            if (allocation.ChannelsByPeer.TryGetValue(peer, out var channel) && channel.ExpiresAt > now) channelNumber = channel.Number;
         }
 
         var buffer = ArrayPool<byte>.Shared.Rent(data.Length + 64);
@@ -502,8 +504,8 @@ public sealed partial class TurnServer : IDisposable
         }
     }
 
-    private bool HasPermission(Allocation allocation, IPAddress peer) =>
-        allocation.Permissions.TryGetValue(peer, out var until) && until > _time.GetUtcNow();
+    private static bool HasPermission(Allocation allocation, IPAddress peer, DateTimeOffset now) =>
+        allocation.Permissions.TryGetValue(peer, out var until) && until > now;
 
     private TimeSpan Lifetime(StunMessage request, bool allowZero)
     {

@@ -31,6 +31,9 @@ public sealed class UdpRelaySocketFactory : IRelaySocketFactory, IDisposable
         _next = firstPort;
     }
 
+    /// <summary>The relay sockets' shared receive thread.</summary>
+    internal UdpReceiveGroup Group => _group;
+
     public bool Supports(AddressFamily family) => family == _relayIp.AddressFamily;
 
     public IDatagramSocket? TryCreate(AddressFamily family)
@@ -89,13 +92,29 @@ public sealed class TurnServerHost : IAsyncDisposable
 
     public TurnServer Server => _server;
 
+    /// <summary>Whether the listener is served by the relay sockets' thread.</summary>
+    internal bool SharesRelayThread { get; private init; }
+
     /// <summary>Starts the server; the host takes ownership of <paramref name="relays"/> (disposed with it when disposable).</summary>
-    public static TurnServerHost Start(IPEndPoint bind, IRelaySocketFactory relays, TurnServerOptions options, TimeProvider time, ILoggerFactory loggers)
+    /// <remarks>
+    /// The listener carries every client's requests and ChannelData: a receive thread of its own, batched on Linux, so
+    /// client and peer sides run in parallel. With one CPU (a pinned or small machine) two busy threads would only
+    /// take turns on it, switching at every wake-up: the listener then shares the relay sockets' thread (when
+    /// <paramref name="relays"/> is a <see cref="UdpRelaySocketFactory"/>), as coturn serves both sides of a session
+    /// from one relay thread.
+    /// </remarks>
+    public static TurnServerHost Start(IPEndPoint bind, IRelaySocketFactory relays, TurnServerOptions options, TimeProvider time, ILoggerFactory loggers) =>
+        Start(bind, relays, options, time, loggers, shareRelayThread: Environment.ProcessorCount == 1);
+
+    /// <param name="shareRelayThread">Serve the listener from the relay sockets' thread (see the public overload).</param>
+    internal static TurnServerHost Start(IPEndPoint bind, IRelaySocketFactory relays, TurnServerOptions options, TimeProvider time, ILoggerFactory loggers, bool shareRelayThread)
     {
         ArgumentNullException.ThrowIfNull(bind);
         ArgumentNullException.ThrowIfNull(loggers);
-        // The listener carries every client's requests and ChannelData: a receive thread of its own, batched on Linux.
-        var udp = new UdpDatagramSocket(bind, reusePort: false, dedicatedThread: true);
+        var shares = shareRelayThread && relays is UdpRelaySocketFactory { Group.IsSupported: true };
+        var udp = shares
+            ? new UdpDatagramSocket(bind, ((UdpRelaySocketFactory)relays).Group)
+            : new UdpDatagramSocket(bind, reusePort: false, dedicatedThread: true);
         TurnServer? server = null;
         try
         {
@@ -104,7 +123,7 @@ public sealed class TurnServerHost : IAsyncDisposable
             var tcp = new TcpFrameListener(udp.LocalEndPoint, s.ReceiveStream, s.StreamClosed, log: loggers.CreateLogger<TcpFrameListener>());
             server.Start();
             tcp.Start();
-            return new TurnServerHost(server, tcp, udp.LocalEndPoint, relays);
+            return new TurnServerHost(server, tcp, udp.LocalEndPoint, relays) { SharesRelayThread = shares };
         }
         catch (Exception)
         {

@@ -19,7 +19,7 @@ public sealed class TurnInteropTests
 
     private static string S(int n) => n.ToString(CultureInfo.InvariantCulture);
 
-    private static TurnServerHost StartOurs(Func<TurnServerOptions, TurnServerOptions>? change = null)
+    private static TurnServerHost StartOurs(Func<TurnServerOptions, TurnServerOptions>? change = null, bool shareRelayThread = false)
     {
         var options = new TurnServerOptions
         {
@@ -33,7 +33,7 @@ public sealed class TurnInteropTests
         {
             try
             {
-                return TurnServerHost.Start(new IPEndPoint(IPAddress.Loopback, FreePort.TcpAndUdp()), new UdpRelaySocketFactory(IPAddress.Loopback), options, TimeProvider.System, NullLoggerFactory.Instance);
+                return TurnServerHost.Start(new IPEndPoint(IPAddress.Loopback, FreePort.TcpAndUdp()), new UdpRelaySocketFactory(IPAddress.Loopback), options, TimeProvider.System, NullLoggerFactory.Instance, shareRelayThread);
             }
             catch (System.Net.Sockets.SocketException) when (attempt < 20)
             {
@@ -91,6 +91,31 @@ public sealed class TurnInteropTests
 
             Assert.True(host.Server.Stats.RelayedToPeer >= 150);
             Assert.True(host.Server.Stats.RelayedToClient >= 150);
+        }
+    }
+
+    [RequiresToolFact("turnutils_uclient", "turnutils_peer")]
+    public async Task Uclient_echoes_through_our_server_when_the_listener_shares_the_relay_thread()
+    {
+        // The one-CPU set-up: listener and relay sockets on one thread, sends batched across both.
+        await using var host = StartOurs(shareRelayThread: true);
+        if (OperatingSystem.IsLinux() && Environment.Is64BitProcess) Assert.True(host.SharesRelayThread);
+        var (peer, peerPort) = await StartPeerAsync();
+        await using (peer)
+        {
+            foreach (var args in new[]
+            {
+                new[] { "-u", "alice", "-w", "wonderland" },
+                new[] { "-u", "alice", "-w", "wonderland", "-s" },
+                new[] { "-t", "-u", "alice", "-w", "wonderland" },
+            })
+            {
+                var output = await RunUclientAsync(host.UdpEndPoint.Port, peerPort, args);
+                Assert.True(output.Contains("tot_send_msgs=30, tot_recv_msgs=30", StringComparison.Ordinal), $"{string.Join(' ', args)}:\n{output}");
+                Assert.Contains("Total lost packets 0 ", output, StringComparison.Ordinal);
+            }
+
+            Assert.True(host.Server.Stats.RelayedToPeer >= 90);
         }
     }
 

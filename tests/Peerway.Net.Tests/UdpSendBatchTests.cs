@@ -1,0 +1,313 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Peerway.Net.Tests;
+
+/// <summary>
+/// What handlers send from an I/O thread (a group thread or a dedicated receive thread) is queued and leaves after
+/// the batch in one sendmmsg per socket, on whichever socket it was sent: real loopback UDP.
+/// </summary>
+public sealed class UdpSendBatchTests
+{
+    private static readonly IPEndPoint AnyLoopback = new(IPAddress.Loopback, 0);
+
+    public enum Sender
+    {
+        GroupThread,
+        DedicatedThread,
+    }
+
+    [Theory]
+    [InlineData(Sender.GroupThread)]
+    [InlineData(Sender.DedicatedThread)]
+    public async Task Every_datagram_a_handler_sends_on_any_socket_arrives_in_order(Sender sender)
+    {
+        using var group = new UdpReceiveGroup();
+        using var sink = new Sink();
+        using var member = new UdpDatagramSocket(AnyLoopback, group);
+        using var dedicated = new UdpDatagramSocket(AnyLoopback, reusePort: false, dedicatedThread: true);
+        using var plain = new UdpDatagramSocket(AnyLoopback);
+        UdpDatagramSocket[] via = [member, dedicated, plain];
+
+        // More than a batch (BatchSize), so the queue also fills and flushes inside the handler.
+        const int Count = 3 * UdpDatagramSocket.BatchSize + 7;
+        var trigger = sender == Sender.GroupThread ? member : dedicated;
+        void Burst()
+        {
+            for (var i = 0; i < Count; i++) via[i % via.Length].Send([(byte)(i % via.Length), (byte)i], sink.EndPoint);
+        }
+
+        member.Start((_, _) =>
+        {
+            if (trigger == member) Burst();
+        });
+        dedicated.Start((_, _) =>
+        {
+            if (trigger == dedicated) Burst();
+        });
+        plain.Start((_, _) => { });
+
+        using var client = new UdpDatagramSocket(AnyLoopback);
+        client.Send([0], trigger.LocalEndPoint);
+        await WaitUntil(() => sink.Count == Count);
+
+        // Each socket's datagrams left in the order they were sent (loopback keeps order), and from that socket.
+        var received = sink.Drain();
+        for (var s = 0; s < via.Length; s++)
+        {
+            var index = s;
+            var fromSocket = received.Where(r => r.Data[0] == index).ToList();
+            Assert.All(fromSocket, r => Assert.Equal(via[index].LocalEndPoint.Port, r.From.Port));
+            var expected = Enumerable.Range(0, Count).Where(i => i % via.Length == index).Select(i => (byte)i);
+            Assert.Equal(expected, fromSocket.Select(r => r.Data[1]));
+        }
+
+        if (group.IsSupported)
+        {
+            // All went through the I/O thread's queue (sendmmsg), none through sendto.
+            Assert.Equal(Count, via.Sum(v => v.BatchedSends));
+        }
+
+        Assert.All(via, v => Assert.Equal(0, v.SendErrors));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Runs_to_one_destination_arrive_as_the_same_datagrams_whatever_their_sizes(bool refuseGso)
+    {
+        using var group = new UdpReceiveGroup();
+        using var a = new Sink();
+        using var b = new Sink();
+        using var sender = new UdpDatagramSocket(AnyLoopback, group);
+        if (refuseGso)
+        {
+            // SO_NO_CHECK: the kernel refuses UDP GSO on a socket without checksums (EINVAL), so the batch must fall
+            // back to one datagram per message.
+            sender.RawSocket.SetRawSocketOption(1 /* SOL_SOCKET */, 11 /* SO_NO_CHECK */, [1, 0, 0, 0]);
+        }
+
+        // Equal sizes then a shorter one (one GSO message), a change of destination, sizes that grow (no merge),
+        // an empty datagram, more than a batch in all.
+        (Sink To, int Size)[] plan =
+        [
+            .. Enumerable.Repeat((a, 100), 5), (a, 60), (a, 100), (a, 100), (b, 100), (a, 100), (a, 1500), (a, 1500),
+            (a, 1600), (a, 1), (a, 0), (b, 2000), (b, 2000), .. Enumerable.Repeat((b, 7), 30),
+        ];
+        sender.Start((_, _) =>
+        {
+            for (var i = 0; i < plan.Length; i++)
+            {
+                var datagram = new byte[plan[i].Size];
+                for (var k = 0; k < datagram.Length; k++) datagram[k] = (byte)(i + k);
+                sender.Send(datagram, plan[i].To.EndPoint);
+            }
+        });
+
+        using var client = new UdpDatagramSocket(AnyLoopback);
+        client.Send([0], sender.LocalEndPoint);
+        await WaitUntil(() => a.Count + b.Count == plan.Length);
+        foreach (var sink in new[] { a, b })
+        {
+            var expected = plan.Select((p, i) => (p, i)).Where(x => x.p.To == sink)
+                .Select(x => Enumerable.Range(0, x.p.Size).Select(k => (byte)(x.i + k)).ToArray()).ToList();
+            var got = sink.Drain().Select(r => r.Data).ToList();
+            Assert.Equal(expected.Count, got.Count);
+            for (var i = 0; i < got.Count; i++) Assert.Equal(expected[i], got[i]);
+        }
+
+        Assert.Equal(0, sender.SendErrors);
+        if (group.IsSupported)
+        {
+            Assert.Equal(plan.Length, sender.BatchedSends);
+            Assert.Equal(!refuseGso, sender.GsoEnabled);
+        }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_socket_disposed_after_queueing_still_sends_what_it_queued_and_then_closes(bool dedicatedTarget)
+    {
+        using var group = new UdpReceiveGroup();
+        using var sink = new Sink();
+        using var trigger = new UdpDatagramSocket(AnyLoopback, group);
+        var target = dedicatedTarget
+            ? new UdpDatagramSocket(AnyLoopback, reusePort: false, dedicatedThread: true)
+            : new UdpDatagramSocket(AnyLoopback, group);
+        target.Start((_, _) => { });
+        var port = target.LocalEndPoint;
+        var handled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        trigger.Start((_, _) =>
+        {
+            target.Send([1], sink.EndPoint); // queued: holds the socket's handle until the flush
+            target.Dispose();
+            target.Send([2], sink.EndPoint); // after Dispose: refused and counted
+            trigger.Send([3], sink.EndPoint);
+            handled.TrySetResult();
+        });
+
+        using var client = new UdpDatagramSocket(AnyLoopback);
+        client.Send([0], trigger.LocalEndPoint);
+        await handled.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        await WaitUntil(() => sink.Count == 2);
+        var received = sink.Drain();
+        Assert.Contains(received, r => r.Data[0] == 1 && r.From.Port == port.Port);
+        Assert.Contains(received, r => r.Data[0] == 3);
+        Assert.Equal(1, target.SendErrors);
+        Assert.Equal(0, trigger.HandlerFaults);
+
+        // The last reference went with the flush: the port is free again.
+        await WaitUntil(() => CanBind(port));
+    }
+
+    [Fact]
+    public async Task Disposing_a_socket_from_another_thread_while_a_handler_sends_on_it_is_safe()
+    {
+        using var group = new UdpReceiveGroup();
+        using var sink = new Sink();
+        using var relay = new UdpDatagramSocket(AnyLoopback, group);
+        var target = new UdpDatagramSocket(AnyLoopback, reusePort: false, dedicatedThread: true);
+        target.Start((_, _) => { });
+        var port = target.LocalEndPoint;
+        long handled = 0;
+        relay.Start((data, _) =>
+        {
+            Interlocked.Increment(ref handled);
+            target.Send(data, sink.EndPoint);
+        });
+
+        using var client = new UdpDatagramSocket(AnyLoopback);
+        using var stopFlood = new CancellationTokenSource();
+        var flood = Task.Run(() =>
+        {
+            while (!stopFlood.IsCancellationRequested) client.Send([7], relay.LocalEndPoint);
+        });
+        try
+        {
+            await WaitUntil(() => sink.Count > 100);
+            target.Dispose(); // while the group thread queues and flushes sends on it
+            var at = Interlocked.Read(ref handled);
+            await WaitUntil(() => Interlocked.Read(ref handled) > at + 100);
+        }
+        finally
+        {
+            await stopFlood.CancelAsync();
+            await flood;
+        }
+
+        Assert.Equal(0, relay.HandlerFaults);
+        Assert.True(target.SendErrors > 0, "sends after Dispose are counted");
+        await WaitUntil(() => CanBind(port));
+    }
+
+    [Fact]
+    public async Task Queued_sends_allocate_nothing_per_datagram()
+    {
+        using var group = new UdpReceiveGroup();
+        if (!group.IsSupported) return; // the portable fallback is not held to this budget
+        using var server = new UdpDatagramSocket(AnyLoopback, group);
+        using var other = new UdpDatagramSocket(AnyLoopback, reusePort: false, dedicatedThread: true);
+        other.Start((_, _) => { });
+        const int Warmup = 20, Measured = 200;
+        long handled = 0, before = 0, after = 0;
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        server.Start((data, from) =>
+        {
+            // On the group thread: queueing, the flush (sendmmsg, handle references) and the next receive run here.
+            var n = ++handled;
+            if (n == Warmup) before = GC.GetAllocatedBytesForCurrentThread();
+            if (n == Warmup + Measured)
+            {
+                after = GC.GetAllocatedBytesForCurrentThread();
+                done.TrySetResult();
+            }
+
+            server.Send(data, from);
+            other.Send(data, from);
+        });
+
+        long echoes = 0;
+        using var client = new UdpDatagramSocket(AnyLoopback);
+        client.Start((_, _) => Interlocked.Increment(ref echoes));
+        for (var i = 0; i < Warmup + Measured; i++)
+        {
+            client.Send([(byte)i], server.LocalEndPoint);
+            var sent = i;
+            await WaitUntil(() => Volatile.Read(ref handled) > sent);
+        }
+
+        await done.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(0, after - before);
+        await WaitUntil(() => Interlocked.Read(ref echoes) == 2 * (Warmup + Measured));
+    }
+
+    [Fact]
+    public async Task Ipv6_runs_arrive_as_the_same_datagrams()
+    {
+        var any6 = new IPEndPoint(IPAddress.IPv6Loopback, 0);
+        using var group = new UdpReceiveGroup();
+        using var sink = new Sink(any6);
+        using var sender = new UdpDatagramSocket(any6, group);
+        const int Count = 20;
+        sender.Start((_, _) =>
+        {
+            for (var i = 0; i < Count; i++) sender.Send(Enumerable.Repeat((byte)i, i == Count - 1 ? 10 : 1200).ToArray(), sink.EndPoint);
+        });
+
+        using var client = new UdpDatagramSocket(any6);
+        client.Send([0], sender.LocalEndPoint);
+        await WaitUntil(() => sink.Count == Count);
+        var got = sink.Drain();
+        for (var i = 0; i < Count; i++) Assert.Equal(Enumerable.Repeat((byte)i, i == Count - 1 ? 10 : 1200), got[i].Data);
+        Assert.Equal(0, sender.SendErrors);
+        if (group.IsSupported) Assert.True(sender.GsoEnabled);
+    }
+
+    /// <summary>Collects datagrams on its own thread.</summary>
+    private sealed class Sink : IDisposable
+    {
+        private readonly UdpDatagramSocket _socket;
+        private readonly ConcurrentQueue<(byte[] Data, IPEndPoint From)> _received = new();
+
+        public Sink(IPEndPoint? bind = null)
+        {
+            _socket = new UdpDatagramSocket(bind ?? AnyLoopback, reusePort: false, dedicatedThread: true);
+            _socket.Start((data, from) => _received.Enqueue((data.ToArray(), from)));
+        }
+
+        public IPEndPoint EndPoint => _socket.LocalEndPoint;
+
+        public int Count => _received.Count;
+
+        public List<(byte[] Data, IPEndPoint From)> Drain() => [.. _received];
+
+        public void Dispose() => _socket.Dispose();
+    }
+
+    private static bool CanBind(IPEndPoint endPoint)
+    {
+        try
+        {
+            using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            probe.Bind(endPoint);
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
+    // Polling with a deadline for datagrams crossing the real kernel (an external observable state).
+    private static async Task WaitUntil(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("the condition did not hold in time");
+            await Task.Yield();
+        }
+    }
+}
