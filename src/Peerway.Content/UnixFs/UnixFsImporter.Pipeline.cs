@@ -24,8 +24,9 @@ public sealed partial class UnixFsImporter
     /// </summary>
     /// <remarks>
     /// A mapped file is imported up to the length it had when the import started. Truncating it while it is imported
-    /// makes the kernel raise SIGBUS on the lost pages, which ends the process (as for any program that maps its input,
-    /// e.g. ripgrep); a file that is only appended to imports the bytes it had at the start.
+    /// makes the kernel raise SIGBUS on the lost pages, which ends the process (.NET aborts with an
+    /// AccessViolationException, as any program that maps its input dies, e.g. ripgrep); a file that is only appended
+    /// to imports the bytes it had at the start.
     /// </remarks>
     private sealed unsafe class ChunkSource : IDisposable
     {

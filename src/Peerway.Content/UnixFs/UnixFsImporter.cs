@@ -57,10 +57,11 @@ public sealed partial class UnixFsImporter
 
     /// <summary>Imports a file's bytes from <paramref name="content"/>, storing every block; returns the root.</summary>
     /// <remarks>
-    /// Leaves are read, hashed and stored on <see cref="ImportOptions.HashParallelism"/> threads (a seekable
-    /// <see cref="FileStream"/> is read with positional reads, each worker reading its own chunks; any other stream in
-    /// order) while this thread builds the tree. Memory: a few chunks per worker plus at most
-    /// <see cref="ImportOptions.MaxLinksPerNode"/> pending links per tree level, whatever the file size.
+    /// Leaves are read, hashed and stored on <see cref="ImportOptions.HashParallelism"/> threads, a batch of 16 chunks
+    /// at a time (a seekable <see cref="FileStream"/> is memory-mapped one batch window at a time and hashed in place,
+    /// or read with positional reads if it cannot be mapped; any other stream is read in order) while this thread
+    /// builds the tree. Memory: a few batches per worker plus at most <see cref="ImportOptions.MaxLinksPerNode"/>
+    /// pending links per tree level, whatever the file size.
     /// </remarks>
     public ImportResult ImportFile(Stream content, CancellationToken cancellationToken)
     {
