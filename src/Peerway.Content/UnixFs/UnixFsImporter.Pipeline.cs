@@ -35,7 +35,8 @@ public sealed partial class UnixFsImporter
         private readonly MemoryMappedFile? _map;
         private readonly long _start;
 
-        public ChunkSource(Stream content, int chunkSize, bool map)
+        /// <param name="mapAbove">A file with more bytes than this left is memory-mapped (long.MaxValue: never).</param>
+        public ChunkSource(Stream content, int chunkSize, long mapAbove)
         {
             ChunkSize = chunkSize;
             BatchBytes = BatchChunks * chunkSize;
@@ -44,7 +45,7 @@ public sealed partial class UnixFsImporter
                 _file = file.SafeFileHandle;
                 _start = file.Position;
                 Remaining = Math.Max(0, RandomAccess.GetLength(_file) - _start);
-                _map = map && Remaining > 0 ? TryMap(_file) : null;
+                _map = Remaining > Math.Max(0, mapAbove) ? TryMap(_file) : null;
             }
             else
             {

@@ -66,7 +66,9 @@ public sealed partial class UnixFsImporter
     public ImportResult ImportFile(Stream content, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(content);
-        using var source = new ChunkSource(content, _options.ChunkSize, map: _options.MapFiles && _options.HashParallelism > 1);
+        // Only the workers read a mapping: files imported inline (one thread, or small) are read.
+        var mapAbove = _options.MapFiles && _options.HashParallelism > 1 ? SmallFileChunks * (long)_options.ChunkSize : long.MaxValue;
+        using var source = new ChunkSource(content, _options.ChunkSize, mapAbove);
         var levels = new List<List<PendingLink>> { new(_options.MaxLinksPerNode) };
         var counts = new List<long> { 0 };
         void Consume(in PreparedLeaf leaf) =>
