@@ -66,7 +66,7 @@ public sealed class Sha256x16Tests
     [InlineData(0, 262_144, 0)] // a full chunk, raw leaf
     [InlineData(11, 262_144, 4)] // a full chunk in a dag-pb leaf: 11-byte header, 4-byte filesize trailer
     [InlineData(11, 1, 2)]
-    [InlineData(11, 52, 1)] // prefix + body + suffix + padding end exactly on a block
+    [InlineData(11, 52, 1)] // prefix + body + suffix fill exactly one block: the padding needs another
     [InlineData(11, 53, 0)]
     [InlineData(64, 0, 64)]
     [InlineData(63, 65, 63)]
