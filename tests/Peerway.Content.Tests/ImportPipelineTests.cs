@@ -72,16 +72,123 @@ public sealed class ImportPipelineTests
         }
     }
 
+    private const int Batch = UnixFsImporter.BatchChunks * Chunk;
+
+    [Theory]
+    [InlineData((4 * Chunk) + 1)] // the smallest file the workers import
+    [InlineData(Batch - 1)]
+    [InlineData(Batch)]
+    [InlineData(Batch + 1)]
+    [InlineData((2 * Batch) - Chunk)]
+    [InlineData((2 * Batch) - 1)]
+    [InlineData(2 * Batch)]
+    [InlineData((2 * Batch) + Chunk)]
+    [InlineData((17 * Batch) + (3 * Chunk) + 7)] // more batches than the ring has slots
+    public async Task A_mapped_file_gives_the_same_dag_as_reads_a_stream_and_one_thread_around_batch_boundaries(int length)
+    {
+        var content = RandomBytes(length, length);
+        var path = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllBytes(path, content);
+            foreach (var v1 in new[] { false, true })
+            {
+                var reference = new UnixFsImporter(new MemoryBlockStore(), Options(1, v1)).ImportBytes(content);
+                foreach (var map in new[] { true, false })
+                {
+                    // A keeping store (leaf blocks assembled and stored) and a discarding one (hashed without assembling).
+                    var store = new MemoryBlockStore();
+                    var options = Options(2, v1) with { MapFiles = map };
+                    Assert.Equal(reference, ImportPath(path, store, options));
+                    Assert.Equal(content, await ExportAsync(store, reference.Cid));
+                    Assert.Equal(reference, ImportPath(path, new NullBlockStore(), options));
+                }
+
+                using var stream = new MemoryStream(content, writable: false);
+                Assert.Equal(reference, new UnixFsImporter(new NullBlockStore(), Options(2, v1)).ImportFile(stream, CancellationToken.None));
+            }
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Theory]
+    [InlineData(0, 1)] // dag-pb leaves, CIDv0
+    [InlineData(1, 1)] // raw leaves, CIDv1
+    [InlineData(0, 3)]
+    public async Task Full_size_chunks_hashed_sixteen_at_a_time_give_the_same_dag_as_one_thread(int cidVersion, int extraChunks)
+    {
+        // 262,144-byte chunks: a full batch goes through the 16-lane SHA-256 (on AVX-512 machines), the rest one by one.
+        var content = RandomBytes((UnixFsImporter.BatchChunks + extraChunks) * ImportOptions.DefaultChunkSize + 5, cidVersion);
+        var path = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllBytes(path, content);
+            var options = new ImportOptions { CidVersion = cidVersion, HashParallelism = 2 };
+            var referenceStore = new MemoryBlockStore();
+            var reference = new UnixFsImporter(referenceStore, options with { HashParallelism = 1 }).ImportBytes(content);
+            var store = new MemoryBlockStore();
+            Assert.Equal(reference, ImportPath(path, store, options));
+            Assert.Equal(referenceStore.Count, store.Count);
+            Assert.Equal(content, await ExportAsync(store, reference.Cid));
+            Assert.Equal(reference, ImportPath(path, new NullBlockStore(), options with { MapFiles = false }));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public async Task A_named_pipe_is_read_in_order_not_mapped()
+    {
+        // A FIFO is no regular file: FileStream cannot seek it, so it takes the ordered read path.
+        var content = RandomBytes((3 * Batch) + 17, 11);
+        var fifo = Path.Combine(Path.GetTempPath(), "peerway-test-" + Guid.NewGuid().ToString("N"));
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [fifo]))
+        {
+            await mkfifo.WaitForExitAsync();
+            Assert.Equal(0, mkfifo.ExitCode);
+        }
+
+        try
+        {
+            // Opening a FIFO blocks until the other end opens: the writer runs on its own task.
+            var writer = Task.Run(async () =>
+            {
+                await using var output = new FileStream(fifo, FileMode.Open, FileAccess.Write);
+                await output.WriteAsync(content);
+            });
+            await using var input = new FileStream(fifo, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0);
+            Assert.False(input.CanSeek);
+            var fromPipe = await new UnixFsImporter(new MemoryBlockStore(), Options(2, v1: false)).ImportFileAsync(input, CancellationToken.None);
+            await writer;
+            Assert.Equal(new UnixFsImporter(new MemoryBlockStore(), Options(1, v1: false)).ImportBytes(content), fromPipe);
+        }
+        finally
+        {
+            File.Delete(fifo);
+        }
+    }
+
+    private static ImportResult ImportPath(string path, IBlockStore store, ImportOptions options)
+    {
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0);
+        return new UnixFsImporter(store, options).ImportFile(file, CancellationToken.None);
+    }
+
     [Fact]
     public void A_file_stream_is_imported_from_its_current_position()
     {
-        var content = RandomBytes(50 * Chunk, 7);
+        var content = RandomBytes(50 * Batch, 7);
         var path = Path.GetTempFileName();
         try
         {
             File.WriteAllBytes(path, content);
             using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0);
-            file.Position = 1234;
+            file.Position = 1234; // the mapped windows start mid-page
             var tail = new UnixFsImporter(new MemoryBlockStore(), Options(2, v1: true)).ImportFile(file, CancellationToken.None);
             var expected = new UnixFsImporter(new MemoryBlockStore(), Options(1, v1: true)).ImportBytes(content.AsSpan(1234));
             Assert.Equal(expected, tail);
@@ -121,8 +228,8 @@ public sealed class ImportPipelineTests
         using var stream = new MemoryStream(RandomBytes(200 * Chunk, 3), writable: false);
         var importer = new UnixFsImporter(store, Options(3, v1: true));
         Assert.Throws<IOException>(() => importer.ImportFile(stream, CancellationToken.None));
-        // Workers store leaves concurrently, so a few more may be written before they stop; never all 200.
-        Assert.InRange(store.Puts, 25, 25 + (3 * 3) + 3);
+        // Workers store a batch of leaves each, concurrently, so a few batches more may be written before they stop.
+        Assert.InRange(store.Puts, 25, 25 + (3 * UnixFsImporter.BatchChunks));
     }
 
     /// <summary>Deterministic bytes, failing with an IOException once <c>failAfter</c> bytes have been read.</summary>

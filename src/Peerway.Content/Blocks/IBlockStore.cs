@@ -16,6 +16,9 @@ public interface IBlockStore
 
     /// <summary>Stores <paramref name="block"/> under <paramref name="cid"/>; the caller has computed or verified the hash.</summary>
     void Put(Cid cid, ReadOnlySpan<byte> block);
+
+    /// <summary>False when <see cref="Put"/> discards blocks (only CIDs are wanted): the importer then skips assembling them.</summary>
+    bool KeepsBlocks => true;
 }
 
 /// <summary>Checks a block against a CID (sha2-256 or identity multihash).</summary>
@@ -99,6 +102,8 @@ public sealed class MemoryBlockStore : IBlockStore
 /// <summary>Discards blocks (for computing CIDs only, like <c>ipfs add --only-hash</c>).</summary>
 public sealed class NullBlockStore : IBlockStore
 {
+    public bool KeepsBlocks => false;
+
     public bool Has(Cid cid) => false;
 
     public ContentError TryGet(Cid cid, out byte[]? block)

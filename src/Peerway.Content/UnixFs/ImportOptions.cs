@@ -34,6 +34,12 @@ public sealed record ImportOptions
     /// <summary>Leaves hashed concurrently (the DAG and CIDs do not depend on it). Default: the processor count, at most 8.</summary>
     public int HashParallelism { get; init; } = Math.Clamp(Environment.ProcessorCount, 1, 8);
 
+    /// <summary>
+    /// Whether a file (a seekable <see cref="FileStream"/>) is memory-mapped and hashed in place rather than read into
+    /// buffers (the CIDs do not depend on it); tests turn it off to compare both read paths.
+    /// </summary>
+    internal bool MapFiles { get; init; } = true;
+
     /// <summary>The effective raw-leaves setting.</summary>
     public bool UseRawLeaves => RawLeaves ?? CidVersion == 1;
 

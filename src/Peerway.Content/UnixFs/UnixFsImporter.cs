@@ -43,7 +43,7 @@ public sealed partial class UnixFsImporter
     public Task<ImportResult> ImportFileAsync(Stream content, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(content);
-        if (IsSmall(new ChunkSource(content, _options.ChunkSize)))
+        if (IsSmall(content is FileStream { CanSeek: true } file ? Math.Max(0, file.Length - file.Position) : RemainingOf(content)))
         {
             return Task.FromResult(ImportFile(content, cancellationToken));
         }
@@ -53,26 +53,28 @@ public sealed partial class UnixFsImporter
     }
 
     /// <summary>Threads pay off only for more than a few chunks.</summary>
-    private bool IsSmall(ChunkSource source) =>
-        source.Remaining >= 0 && source.Remaining <= SmallFileChunks * (long)_options.ChunkSize;
+    private bool IsSmall(long remaining) => remaining >= 0 && remaining <= SmallFileChunks * (long)_options.ChunkSize;
 
     /// <summary>Imports a file's bytes from <paramref name="content"/>, storing every block; returns the root.</summary>
     /// <remarks>
-    /// Leaves are read, hashed and stored on <see cref="ImportOptions.HashParallelism"/> threads (a seekable
-    /// <see cref="FileStream"/> is read with positional reads, each worker reading its own chunks; any other stream in
-    /// order) while this thread builds the tree. Memory: a few chunks per worker plus at most
-    /// <see cref="ImportOptions.MaxLinksPerNode"/> pending links per tree level, whatever the file size.
+    /// Leaves are read, hashed and stored on <see cref="ImportOptions.HashParallelism"/> threads, a batch of 16 chunks
+    /// at a time (a seekable <see cref="FileStream"/> is memory-mapped one batch window at a time and hashed in place,
+    /// or read with positional reads if it cannot be mapped; any other stream is read in order) while this thread
+    /// builds the tree. Memory: a few batches per worker plus at most <see cref="ImportOptions.MaxLinksPerNode"/>
+    /// pending links per tree level, whatever the file size.
     /// </remarks>
     public ImportResult ImportFile(Stream content, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(content);
-        var source = new ChunkSource(content, _options.ChunkSize);
+        // Only the workers read a mapping: files imported inline (one thread, or small) are read.
+        var mapAbove = _options.MapFiles && _options.HashParallelism > 1 ? SmallFileChunks * (long)_options.ChunkSize : long.MaxValue;
+        using var source = new ChunkSource(content, _options.ChunkSize, mapAbove);
         var levels = new List<List<PendingLink>> { new(_options.MaxLinksPerNode) };
         var counts = new List<long> { 0 };
         void Consume(in PreparedLeaf leaf) =>
             AddLink(levels, counts, 0, new PendingLink(leaf.Cid, (ulong)leaf.Length, leaf.ContentSize));
 
-        if (_options.HashParallelism == 1 || IsSmall(source))
+        if (_options.HashParallelism == 1 || IsSmall(source.Remaining))
         {
             ImportInline(source, Consume, cancellationToken);
         }
@@ -142,28 +144,36 @@ public sealed partial class UnixFsImporter
             return new PreparedLeaf(Cid.V1(Cid.RawCodec, Multihash.Sha2_256(chunk)), LeafHeaderRoom, length, (ulong)length);
         }
 
-        // A dag-pb leaf: PBNode { Data: UnixFS { Type: File, Data: chunk (absent when empty), filesize: length } }.
         Span<byte> header = stackalloc byte[LeafHeaderRoom];
-        var unixHeader = UnixFsData.WriteFileLeafHeader(length, header);
-        Span<byte> trailer = stackalloc byte[LeafTrailerRoom];
-        var trailerLength = UnixFsData.LeafTrailer(length, trailer);
-        var innerLength = unixHeader + length + trailerLength;
-        Span<byte> outer = stackalloc byte[8];
-        outer[0] = 0x0A; // dag-pb PBNode field 1 (Data), wire type 2
-        var outerLength = 1 + Varint.Write((ulong)innerLength, outer[1..]);
-        var start = LeafHeaderRoom - unixHeader - outerLength;
-        outer[..outerLength].CopyTo(buffer.AsSpan(start));
-        header[..unixHeader].CopyTo(buffer.AsSpan(start + outerLength));
-        trailer[..trailerLength].CopyTo(buffer.AsSpan(LeafHeaderRoom + length));
-        var blockLength = outerLength + innerLength;
-        return new PreparedLeaf(MakeDagPbCid(buffer.AsSpan(start, blockLength)), start, blockLength, (ulong)length);
+        var headerLength = WriteLeafHeader(length, header);
+        var trailerLength = UnixFsData.LeafTrailer(length, buffer.AsSpan(LeafHeaderRoom + length, LeafTrailerRoom));
+        var start = LeafHeaderRoom - headerLength;
+        header[..headerLength].CopyTo(buffer.AsSpan(start));
+        var blockLength = headerLength + length + trailerLength;
+        return new PreparedLeaf(DagPbCid(Multihash.Sha2_256(buffer.AsSpan(start, blockLength))), start, blockLength, (ulong)length);
     }
 
-    private Cid MakeDagPbCid(ReadOnlySpan<byte> block)
+    /// <summary>
+    /// Writes what precedes a chunk of <paramref name="length"/> bytes in its dag-pb leaf — PBNode { Data: UnixFS { Type:
+    /// File, Data: chunk (absent when empty), filesize: length } } — and returns its length; the chunk and then
+    /// <see cref="UnixFsData.LeafTrailer"/> follow.
+    /// </summary>
+    private static int WriteLeafHeader(int length, Span<byte> header)
     {
-        var mh = Multihash.Sha2_256(block);
-        return _options.CidVersion == 0 ? Cid.V0(mh) : Cid.V1(Cid.DagPbCodec, mh);
+        Span<byte> unixHeader = stackalloc byte[LeafHeaderRoom];
+        var unixLength = UnixFsData.WriteFileLeafHeader(length, unixHeader);
+        Span<byte> trailer = stackalloc byte[LeafTrailerRoom];
+        var innerLength = unixLength + length + UnixFsData.LeafTrailer(length, trailer);
+        header[0] = 0x0A; // dag-pb PBNode field 1 (Data), wire type 2
+        var outerLength = 1 + Varint.Write((ulong)innerLength, header[1..]);
+        unixHeader[..unixLength].CopyTo(header[outerLength..]);
+        return outerLength + unixLength;
     }
+
+    private Cid DagPbCid(Multihash multihash) =>
+        _options.CidVersion == 0 ? Cid.V0(multihash) : Cid.V1(Cid.DagPbCodec, multihash);
+
+    private Cid MakeDagPbCid(ReadOnlySpan<byte> block) => DagPbCid(Multihash.Sha2_256(block));
 
     private void AddLink(List<List<PendingLink>> levels, List<long> counts, int level, PendingLink link)
     {
