@@ -142,6 +142,42 @@ public sealed class ImportPipelineTests
     }
 
     [Fact]
+    public void A_mapped_file_cut_short_after_the_start_fails_with_an_error_instead_of_a_fault()
+    {
+        // The mapping was made for 3 batches; the file then loses its last two. Mapping batch 1 must fail with an
+        // IOException (touching its pages would raise SIGBUS and end the process), and batch 0 still maps.
+        var path = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllBytes(path, RandomBytes(3 * Batch, 12));
+            using var input = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 0);
+            using var source = new UnixFsImporter.ChunkSource(input, Chunk, mapAbove: 0);
+            Assert.True(source.Mapped);
+            using (var writer = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite))
+            {
+                writer.SetLength(Batch + 1);
+            }
+
+            var first = source.MapBatch(0);
+            try
+            {
+                Assert.Equal(Batch, first.Length);
+            }
+            finally
+            {
+                first.Release();
+            }
+
+            var error = Assert.Throws<IOException>(() => source.MapBatch(1));
+            Assert.Contains("shrank", error.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
     public async Task A_named_pipe_is_read_in_order_not_mapped()
     {
         // A FIFO is no regular file: FileStream cannot seek it, so it takes the ordered read path.

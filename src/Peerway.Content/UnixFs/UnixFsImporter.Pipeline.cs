@@ -23,12 +23,13 @@ public sealed partial class UnixFsImporter
     /// ChunkSize bytes except the last (ipfs-unixfs-importer fixed-size chunker), so a short batch ends the input.
     /// </summary>
     /// <remarks>
-    /// A mapped file is imported up to the length it had when the import started. Truncating it while it is imported
-    /// makes the kernel raise SIGBUS on the lost pages, which ends the process (.NET aborts with an
-    /// AccessViolationException, as any program that maps its input dies, e.g. ripgrep); a file that is only appended
-    /// to imports the bytes it had at the start.
+    /// A mapped file is imported up to the length it had when the import started; a file that is only appended to
+    /// imports the bytes it had at the start. A file found shorter before a window is mapped fails the import with an
+    /// IOException. Truncating it while a mapped window is being hashed makes the kernel raise SIGBUS on the lost pages,
+    /// which ends the process (.NET aborts with an AccessViolationException, as any program that maps its input dies,
+    /// e.g. ripgrep).
     /// </remarks>
-    private sealed unsafe class ChunkSource : IDisposable
+    internal sealed unsafe class ChunkSource : IDisposable
     {
         private readonly Stream? _stream;
         private readonly SafeFileHandle? _file;
@@ -78,6 +79,14 @@ public sealed partial class UnixFsImporter
             if (length == 0)
             {
                 return default;
+            }
+
+            // A file cut short since the import started would raise SIGBUS on the lost pages and end the process:
+            // check its length before each window so that this ends the import with an error instead (what remains is
+            // a truncation during the ~1.5 ms a window is hashed).
+            if (RandomAccess.GetLength(_file!) < _start + offset + length)
+            {
+                throw new IOException("The file shrank while it was being imported.");
             }
 
             var view = _map!.CreateViewAccessor(_start + offset, length, MemoryMappedFileAccess.Read);
@@ -156,7 +165,7 @@ public sealed partial class UnixFsImporter
         content.CanSeek ? Math.Max(0, content.Length - content.Position) : -1;
 
     /// <summary>A batch's bytes: in a mapped view (unmapped after hashing) or in a read buffer.</summary>
-    private readonly unsafe struct Batch(byte* bytes, int length, MemoryMappedViewAccessor? view)
+    internal readonly unsafe struct Batch(byte* bytes, int length, MemoryMappedViewAccessor? view)
     {
         public byte* Bytes { get; } = bytes;
 
