@@ -13,11 +13,16 @@ internal sealed class RateLimiter(double ratePerSecond, int burst, int maxTracke
 
     private readonly Dictionary<IPAddress, LinkedListNode<Bucket>> _byIp = [];
     private readonly LinkedList<Bucket> _lru = new(); // least recently seen first
+    private readonly TimeSpan _idle = TimeSpan.FromSeconds(burst / ratePerSecond);
 
     public int Tracked => _byIp.Count;
 
     public bool TryAcquire(IPAddress ip, DateTimeOffset now)
     {
+        // Forget IPs idle long enough for their bucket to be full again: a full bucket is what a new IP gets, so this
+        // changes no decision, and the table holds only the IPs of the last burst/rate seconds (2 s by default)
+        // instead of everything since the last maintenance tick (a simulator holds 10^6 limiters).
+        ForgetIdle(now);
         if (_byIp.TryGetValue(ip, out var node))
         {
             _lru.Remove(node);
@@ -48,16 +53,22 @@ internal sealed class RateLimiter(double ratePerSecond, int burst, int maxTracke
     /// <summary>Forgets IPs whose bucket has refilled completely (idle long enough).</summary>
     public void PruneIdle(DateTimeOffset now)
     {
-        var idle = TimeSpan.FromSeconds(burst / ratePerSecond);
-        while (_lru.First is { } first && now - first.Value.Updated >= idle)
-        {
-            _lru.RemoveFirst();
-            _byIp.Remove(first.Value.Ip);
-        }
+        ForgetIdle(now);
 
         // Idle IPs are gone: give back the table's slots too (a simulator holds 10^6 limiters, each of which saw a
         // burst of IPs during its join).
         if (_byIp.Count * 4 < _byIp.Capacity) _byIp.TrimExcess();
+    }
+
+    /// <summary>Drops the least recently seen IPs whose bucket has refilled: tokens ≥ 0, so after burst/rate seconds
+    /// min(burst, tokens + elapsed × rate) is exactly burst, the state of an IP never seen.</summary>
+    private void ForgetIdle(DateTimeOffset now)
+    {
+        while (_lru.First is { } first && now - first.Value.Updated >= _idle)
+        {
+            _lru.RemoveFirst();
+            _byIp.Remove(first.Value.Ip);
+        }
     }
 
     /// <summary>A struct held inline in its list node (one object per tracked IP, not two).</summary>
