@@ -11,6 +11,9 @@ internal sealed class RateLimiter(double ratePerSecond, int burst, int maxTracke
     /// <summary>IPs tracked at once (memory bound under floods from many addresses).</summary>
     public const int DefaultMaxTracked = 10_000;
 
+    /// <summary>Slots the IP table keeps when trimmed (a simulator holds 10^6 limiters; each sees bursts of IPs).</summary>
+    private const int MinCapacity = 8;
+
     private readonly Dictionary<IPAddress, LinkedListNode<Bucket>> _byIp = [];
     private readonly LinkedList<Bucket> _lru = new(); // least recently seen first
     private readonly TimeSpan _idle = TimeSpan.FromSeconds(burst / ratePerSecond);
@@ -54,21 +57,22 @@ internal sealed class RateLimiter(double ratePerSecond, int burst, int maxTracke
     public void PruneIdle(DateTimeOffset now)
     {
         ForgetIdle(now);
-
-        // Idle IPs are gone: give back the table's slots too (a simulator holds 10^6 limiters, each of which saw a
-        // burst of IPs during its join).
-        if (_byIp.Count * 4 < _byIp.Capacity) _byIp.TrimExcess();
     }
 
     /// <summary>Drops the least recently seen IPs whose bucket has refilled: tokens ≥ 0, so after burst/rate seconds
     /// min(burst, tokens + elapsed × rate) is exactly burst, the state of an IP never seen.</summary>
     private void ForgetIdle(DateTimeOffset now)
     {
+        var forgot = false;
         while (_lru.First is { } first && now - first.Value.Updated >= _idle)
         {
             _lru.RemoveFirst();
             _byIp.Remove(first.Value.Ip);
+            forgot = true;
         }
+
+        // Give back the slots of a burst once it is over (amortised: the table must grow fourfold before the next trim).
+        if (forgot && _byIp.Count * 4 < _byIp.Capacity && _byIp.Capacity > MinCapacity) _byIp.TrimExcess();
     }
 
     /// <summary>A struct held inline in its list node (one object per tracked IP, not two).</summary>
