@@ -115,7 +115,7 @@ internal enum AddOutcome
 /// <remarks>Entries are structs stored inline in per-bucket arrays (grown by half as the bucket fills, cut to size when it splits), buckets are
 /// structs in one array: a table is a handful of arrays instead of one object per contact and two per bucket (a
 /// simulator holds 10^6 tables). A node is found by id in its bucket (at most k entries to scan), so the only index is
-/// by endpoint. Order inside a bucket is insertion order, kept on removal, as the tie-breaking rules below rely on it.</remarks>
+/// by endpoint (hash fingerprints). Order inside a bucket is insertion order, kept on removal, as the tie-breaking rules below rely on it.</remarks>
 internal sealed class RoutingTable
 {
     /// <summary>BEP 5: a node that fails "multiple queries in a row" becomes bad; we use two.</summary>
@@ -238,7 +238,7 @@ internal sealed class RoutingTable
         }
 
         // One table entry per address: a second id from a known IP:port is ignored (cheap Sybil defence).
-        if (_byEndPoint.Contains(endPoint)) return AddOutcome.Rejected;
+        if (_byEndPoint.MayContain(endPoint) && HasEndPoint(endPoint)) return AddOutcome.Rejected;
 
         while (true)
         {
@@ -444,6 +444,21 @@ internal sealed class RoutingTable
         }
 
         return table;
+    }
+
+    /// <summary>Whether a bucket entry has <paramref name="endPoint"/> (a scan: <see cref="EndPointIndex"/> rules most cases out).</summary>
+    private bool HasEndPoint(IPEndPoint endPoint)
+    {
+        for (var b = 0; b < _bucketCount; b++)
+        {
+            ref readonly var nodes = ref _buckets[b].Nodes;
+            for (var i = 0; i < nodes.Count; i++)
+            {
+                if (nodes.Items![i].EndPoint.Equals(endPoint)) return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>The entry to replace or ping first among those in <paramref name="state"/>: unverified (BEP 42) before
@@ -656,22 +671,29 @@ internal sealed class RoutingTable
     }
 
     /// <summary>
-    /// The endpoints of the table's entries: an open-addressing hash multiset of endpoint references (linear probing, at
-    /// most half full, backward-shift deletion), 16 bytes per entry. Equal endpoints are interchangeable, so removing
-    /// any one equal to an entry's endpoint leaves the same multiset as removing that entry's own.
+    /// The endpoints of the table's entries as hash fingerprints: an open-addressing hash multiset of the endpoints' hash
+    /// codes (linear probing, at most half full, backward-shift deletion), 8 bytes per entry. A fingerprint that is
+    /// absent proves the endpoint absent; one that is present is confirmed by a scan of the table (two endpoints rarely
+    /// share a hash code, and an endpoint already in the table is rarely offered for a new id). Equal endpoints have
+    /// equal fingerprints, so removing any fingerprint equal to an entry's leaves the multiset it would be without it.
     /// </summary>
     private sealed class EndPointIndex
     {
-        private IPEndPoint?[] _slots = [];
+        private int[] _slots = [];
         private int _count;
 
-        public bool Contains(IPEndPoint endPoint)
+        /// <summary>Non-zero (zero marks an empty slot).</summary>
+        private static int Fingerprint(IPEndPoint endPoint) => endPoint.GetHashCode() is var h && h != 0 ? h : 1;
+
+        /// <summary>False when no entry can have <paramref name="endPoint"/>; true when one may (to be confirmed).</summary>
+        public bool MayContain(IPEndPoint endPoint)
         {
             if (_count == 0) return false;
+            var f = Fingerprint(endPoint);
             var mask = _slots.Length - 1;
-            for (var i = endPoint.GetHashCode() & mask; _slots[i] is { } e; i = (i + 1) & mask)
+            for (var i = f & mask; _slots[i] != 0; i = (i + 1) & mask)
             {
-                if (e.Equals(endPoint)) return true;
+                if (_slots[i] == f) return true;
             }
 
             return false;
@@ -680,49 +702,50 @@ internal sealed class RoutingTable
         public void Add(IPEndPoint endPoint)
         {
             if ((_count + 1) * 2 > _slots.Length) Grow();
-            Place(_slots, endPoint);
+            Place(_slots, Fingerprint(endPoint));
             _count++;
         }
 
         public void Remove(IPEndPoint endPoint)
         {
             if (_count == 0) return;
+            var f = Fingerprint(endPoint);
             var mask = _slots.Length - 1;
-            var i = endPoint.GetHashCode() & mask;
-            while (_slots[i] is { } e && !e.Equals(endPoint)) i = (i + 1) & mask;
-            if (_slots[i] is null) return;
-            _slots[i] = null;
+            var i = f & mask;
+            while (_slots[i] != 0 && _slots[i] != f) i = (i + 1) & mask;
+            if (_slots[i] == 0) return;
+            _slots[i] = 0;
             _count--;
             // Backward-shift: move later members of the probe run into the hole when their home slot allows it.
-            for (var j = (i + 1) & mask; _slots[j] is { } moved; j = (j + 1) & mask)
+            for (var j = (i + 1) & mask; _slots[j] is var moved && moved != 0; j = (j + 1) & mask)
             {
-                var home = moved.GetHashCode() & mask;
+                var home = moved & mask;
                 // The element at j may fill hole i iff its home is not cyclically within (i, j].
                 var inRange = i <= j ? home > i && home <= j : home > i || home <= j;
                 if (inRange) continue;
                 _slots[i] = moved;
-                _slots[j] = null;
+                _slots[j] = 0;
                 i = j;
             }
         }
 
         private void Grow()
         {
-            var slots = new IPEndPoint?[Math.Max(8, _slots.Length * 2)];
-            foreach (var e in _slots)
+            var slots = new int[Math.Max(8, _slots.Length * 2)];
+            foreach (var f in _slots)
             {
-                if (e is not null) Place(slots, e);
+                if (f != 0) Place(slots, f);
             }
 
             _slots = slots;
         }
 
-        private static void Place(IPEndPoint?[] slots, IPEndPoint endPoint)
+        private static void Place(int[] slots, int fingerprint)
         {
             var mask = slots.Length - 1;
-            var i = endPoint.GetHashCode() & mask;
-            while (slots[i] is not null) i = (i + 1) & mask;
-            slots[i] = endPoint;
+            var i = fingerprint & mask;
+            while (slots[i] != 0) i = (i + 1) & mask;
+            slots[i] = fingerprint;
         }
     }
 }
