@@ -1,4 +1,6 @@
 using System.Net;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Peerway.Core;
 
 namespace Peerway.Dht;
@@ -16,29 +18,56 @@ internal enum NodeState
 
 /// <summary>One node in the routing table (or in a bucket's replacement cache): a struct held inline in its bucket's
 /// array, so a table is a few arrays rather than one object per contact (a simulator holds 10^7 entries). Mutated only
-/// in place, through a reference into the array; copies (from <see cref="RoutingTable.Find"/>, <see cref="RoutingTable.Closest"/>,
+/// in place, through a reference into the array; copies (from <see cref="RoutingTable.Find"/>, <see cref="RoutingTable.Closest(NodeId, int, DateTimeOffset, System.Net.Sockets.AddressFamily?, bool)"/>,
 /// <see cref="RoutingTable.Entries"/>) are snapshots.</summary>
-/// <remarks>Instants are UTC ticks (<see cref="Never"/> for none). 64 bytes: id 24, endpoint reference 8 (the endpoint
-/// object is the one the datagram came from, shared with the socket layer), three instants 24, failures and flags.</remarks>
-internal struct RoutingEntry(NodeId id, IPEndPoint endPoint, bool verified)
+/// <remarks>56 bytes: the endpoint reference 8 (the endpoint object is the one the datagram came from, shared with the
+/// socket layer), the id's 20 bytes as its three words (a <see cref="NodeId"/> field would be padded to 24), three
+/// instants as UTC ticks (<see cref="Never"/> for none) 24, failures and two flags.</remarks>
+internal struct RoutingEntry
 {
     private const long Never = long.MinValue;
 
+    private readonly ulong _id0;
+    private readonly ulong _id1;
+    private readonly uint _id2;
     private long _lastResponse = Never;
     private long _lastQuery = Never;
     private long _lastSeen;
+    private byte _failures;
 
-    public NodeId Id { get; } = id;
+    public RoutingEntry(NodeId id, IPEndPoint endPoint, bool verified)
+    {
+        var words = Unsafe.As<NodeId, IdWords>(ref id);
+        _id0 = words.A;
+        _id1 = words.B;
+        _id2 = words.C;
+        EndPoint = endPoint;
+        Verified = verified;
+    }
 
-    public IPEndPoint EndPoint { get; set; } = endPoint;
+    public readonly NodeId Id
+    {
+        get
+        {
+            var words = new IdWords(_id0, _id1, _id2);
+            return Unsafe.As<IdWords, NodeId>(ref words);
+        }
+    }
+
+    public IPEndPoint EndPoint { get; set; }
 
     /// <summary>BEP 42: the id matches the IP (or the IP is exempt).</summary>
-    public bool Verified { get; set; } = verified;
+    public bool Verified { get; set; }
 
     /// <summary>A ping-before-evict is in flight for this node.</summary>
     public bool Pinging { get; set; }
 
-    public int Failures { get; set; }
+    /// <summary>Queries failed in a row, saturating at 255 (only "none" and "at least <see cref="RoutingTable.MaxFailures"/>" matter).</summary>
+    public int Failures
+    {
+        readonly get => _failures;
+        set => _failures = (byte)Math.Clamp(value, 0, byte.MaxValue);
+    }
 
     public DateTimeOffset? LastResponse
     {
@@ -748,4 +777,14 @@ internal sealed class RoutingTable
             slots[i] = fingerprint;
         }
     }
+}
+
+/// <summary>The layout of <see cref="NodeId"/> (two 64-bit words and a 32-bit word, in that order), for storing an id's
+/// words without its padding; <c>RoutingEntryTests</c> checks that the two agree.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal readonly struct IdWords(ulong a, ulong b, uint c)
+{
+    public readonly ulong A = a;
+    public readonly ulong B = b;
+    public readonly uint C = c;
 }
