@@ -9,7 +9,7 @@ namespace Peerway.Dht;
 public sealed partial class DhtNode
 {
     // Per-query scratch lists (used under _gate), so answering a query allocates no collections.
-    // At most one node to ping comes out of one Learn (from Add, OnResponded or the newly added node).
+    // Nodes to ping from one table update (Learn, a ping's answer): at most one, emptied before any ping is sent.
     private readonly List<RoutingEntry> _toPingScratch = new(1);
     private readonly List<IPEndPoint> _valuesScratch = []; // grows on first use: most nodes never serve values
 
@@ -213,7 +213,22 @@ public sealed partial class DhtNode
             toPing.Add(added);
         }
 
+        PingAll(toPing);
+    }
+
+    /// <summary>Pings the nodes in <paramref name="toPing"/> (a scratch list, emptied first: pinging may re-enter).</summary>
+    private void PingAll(List<RoutingEntry> toPing)
+    {
         if (toPing.Count == 0) return;
+        if (toPing.Count == 1)
+        {
+            // The usual case: one node, no copy of the list.
+            var one = toPing[0];
+            toPing.Clear();
+            PingBeforeEvict(one);
+            return;
+        }
+
         var pings = toPing.ToArray();
         toPing.Clear();
         foreach (var entry in pings) PingBeforeEvict(entry);
@@ -226,10 +241,11 @@ public sealed partial class DhtNode
         var sent = SendQuery(entry.EndPoint, KrpcMethod.Ping, null, reply =>
         {
             var now = _time.GetUtcNow();
-            var toPing = new List<RoutingEntry>();
+            var toPing = _toPingScratch;
+            toPing.Clear();
             if (reply is { Type: KrpcMessageType.Response } r && r.Id == id) _table.OnResponded(id, now, toPing);
             else _table.OnFailed(id, now, evict: true);
-            foreach (var next in toPing) PingBeforeEvict(next);
+            PingAll(toPing);
         });
         if (!sent) _table.ClearPinging(id);
     }

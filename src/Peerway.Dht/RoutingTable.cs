@@ -141,7 +141,7 @@ internal enum AddOutcome
 /// holds the rest of the range around our id (the only bucket that can split). Each bucket has a replacement cache of
 /// at most k nodes. Memory is bounded by 160 × 2k entries. Not thread-safe: owned by DhtNode under its lock.
 /// </summary>
-/// <remarks>Entries are structs stored inline in per-bucket arrays (grown by half as the bucket fills, cut to size when it splits), buckets are
+/// <remarks>Entries are structs stored inline in per-bucket arrays (doubled as the bucket fills, cut to size when it splits), buckets are
 /// structs in one array: a table is a handful of arrays instead of one object per contact and two per bucket (a
 /// simulator holds 10^6 tables). A node is found by id in its bucket (at most k entries to scan), so the only index is
 /// by endpoint (hash fingerprints). Order inside a bucket is insertion order, kept on removal, as the tie-breaking rules below rely on it.</remarks>
@@ -663,7 +663,7 @@ internal sealed class RoutingTable
     }
 
     /// <summary>An array-backed list of entries: the first <see cref="Count"/> slots of <see cref="Items"/> (null until the
-    /// first add; grown by half up to k).</summary>
+    /// first add; doubled up to k).</summary>
     private struct EntryList
     {
         public RoutingEntry[]? Items;
@@ -683,8 +683,8 @@ internal sealed class RoutingTable
         {
             if (Items is null || Count == Items.Length)
             {
-                // 1, 2, 3, 4, 6, 8, ...: most buckets hold a few nodes, so a slot is not worth reserving early.
-                Array.Resize(ref Items, Math.Max(Count + 1, Math.Min(Count + (Count / 2), k)));
+                // 1, 2, 4, 8, ...: most buckets hold a few nodes, so a slot is not worth reserving early.
+                Array.Resize(ref Items, Math.Max(Count + 1, Math.Min(Count * 2, k)));
             }
 
             Items[Count++] = entry;
