@@ -9,8 +9,8 @@ namespace Peerway.Dht;
 public sealed partial class DhtNode
 {
     // Per-query scratch lists (used under _gate), so answering a query allocates no collections.
-    private readonly List<RoutingEntry> _closestScratch = [];
-    private readonly List<RoutingEntry> _toPingScratch = [];
+    // Nodes to ping from one table update (Learn, a ping's answer): at most one, emptied before any ping is sent.
+    private readonly List<RoutingEntry> _toPingScratch = new(1);
     private readonly List<IPEndPoint> _valuesScratch = []; // grows on first use: most nodes never serve values
 
     private void OnDatagram(ReadOnlySpan<byte> datagram, IPEndPoint remote)
@@ -124,12 +124,14 @@ public sealed partial class DhtNode
             {
                 // BEP 5: "the queried node should respond with ... the compact node info for the K (8) closest good nodes in
                 // its own routing table": a node that only queried us (never answered) is not handed out until it answers.
-                var closest = _table.Closest(target, _options.K, _time.GetUtcNow(), remote.AddressFamily, goodOnly: true, into: _closestScratch);
+                Span<int> closest = stackalloc int[_options.K];
+                closest = closest[.._table.Closest(target, _options.K, _time.GetUtcNow(), closest, remote.AddressFamily, goodOnly: true)];
                 var size = remote.AddressFamily == AddressFamily.InterNetworkV6 ? KrpcCodec.CompactNode6Length : KrpcCodec.CompactNodeLength;
                 nodes = System.Buffers.ArrayPool<byte>.Shared.Rent(_options.K * KrpcCodec.CompactNode6Length);
                 var n = 0;
-                foreach (var e in closest)
+                foreach (var location in closest)
                 {
+                    ref readonly var e = ref _table.At(location);
                     var entry = nodes.AsSpan(n, size);
                     e.Id.WriteTo(entry);
                     if (KrpcCodec.WriteCompactEndPoint(e.EndPoint, entry[NodeId.Length..]) < 0) continue;
@@ -202,35 +204,50 @@ public sealed partial class DhtNode
         // Scratch list: nothing re-enters Learn while the table fills it; it is copied before pinging (which may).
         var toPing = _toPingScratch;
         toPing.Clear();
-        if (responded && _table.Find(id) is not null) _table.OnResponded(id, now, toPing);
+        if (responded && _table.Contains(id)) _table.OnResponded(id, now, toPing);
         else if (_table.Add(id, endPoint, verified, responded, now, toPing) is AddOutcome.Added or AddOutcome.Replaced && !responded
-            && _table.Find(id) is { Pinging: false } added)
+            && _table.TryMarkPinging(id, out var added))
         {
             // BEP 5: a node that has only queried us is questionable and is not handed out in replies (good nodes only);
             // ping it once so it can become good, or be replaced when it stays silent.
-            added.Pinging = true;
             toPing.Add(added);
         }
 
+        PingAll(toPing);
+    }
+
+    /// <summary>Pings the nodes in <paramref name="toPing"/> (a scratch list, emptied first: pinging may re-enter).</summary>
+    private void PingAll(List<RoutingEntry> toPing)
+    {
         if (toPing.Count == 0) return;
+        if (toPing.Count == 1)
+        {
+            // The usual case: one node, no copy of the list.
+            var one = toPing[0];
+            toPing.Clear();
+            PingBeforeEvict(one);
+            return;
+        }
+
         var pings = toPing.ToArray();
         toPing.Clear();
         foreach (var entry in pings) PingBeforeEvict(entry);
     }
 
     // BEP 5: ping a questionable node before evicting it; the candidate waits in the replacement cache meanwhile.
-    private void PingBeforeEvict(RoutingEntry entry)
+    private void PingBeforeEvict(in RoutingEntry entry)
     {
         var id = entry.Id;
         var sent = SendQuery(entry.EndPoint, KrpcMethod.Ping, null, reply =>
         {
             var now = _time.GetUtcNow();
-            var toPing = new List<RoutingEntry>();
+            var toPing = _toPingScratch;
+            toPing.Clear();
             if (reply is { Type: KrpcMessageType.Response } r && r.Id == id) _table.OnResponded(id, now, toPing);
             else _table.OnFailed(id, now, evict: true);
-            foreach (var next in toPing) PingBeforeEvict(next);
+            PingAll(toPing);
         });
-        if (!sent) entry.Pinging = false;
+        if (!sent) _table.ClearPinging(id);
     }
 
     private void OnExternalAddress(IPAddress address, DateTimeOffset now)

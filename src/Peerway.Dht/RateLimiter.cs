@@ -11,13 +11,21 @@ internal sealed class RateLimiter(double ratePerSecond, int burst, int maxTracke
     /// <summary>IPs tracked at once (memory bound under floods from many addresses).</summary>
     public const int DefaultMaxTracked = 10_000;
 
+    /// <summary>Slots the IP table keeps when trimmed (a simulator holds 10^6 limiters; each sees bursts of IPs).</summary>
+    private const int MinCapacity = 8;
+
     private readonly Dictionary<IPAddress, LinkedListNode<Bucket>> _byIp = [];
     private readonly LinkedList<Bucket> _lru = new(); // least recently seen first
+    private readonly TimeSpan _idle = TimeSpan.FromSeconds(burst / ratePerSecond);
 
     public int Tracked => _byIp.Count;
 
     public bool TryAcquire(IPAddress ip, DateTimeOffset now)
     {
+        // Forget IPs idle long enough for their bucket to be full again: a full bucket is what a new IP gets, so this
+        // changes no decision, and the table holds only the IPs of the last burst/rate seconds (2 s by default)
+        // instead of everything since the last maintenance tick (a simulator holds 10^6 limiters).
+        ForgetIdle(now);
         if (_byIp.TryGetValue(ip, out var node))
         {
             _lru.Remove(node);
@@ -48,16 +56,23 @@ internal sealed class RateLimiter(double ratePerSecond, int burst, int maxTracke
     /// <summary>Forgets IPs whose bucket has refilled completely (idle long enough).</summary>
     public void PruneIdle(DateTimeOffset now)
     {
-        var idle = TimeSpan.FromSeconds(burst / ratePerSecond);
-        while (_lru.First is { } first && now - first.Value.Updated >= idle)
+        ForgetIdle(now);
+    }
+
+    /// <summary>Drops the least recently seen IPs whose bucket has refilled: tokens ≥ 0, so after burst/rate seconds
+    /// min(burst, tokens + elapsed × rate) is exactly burst, the state of an IP never seen.</summary>
+    private void ForgetIdle(DateTimeOffset now)
+    {
+        var forgot = false;
+        while (_lru.First is { } first && now - first.Value.Updated >= _idle)
         {
             _lru.RemoveFirst();
             _byIp.Remove(first.Value.Ip);
+            forgot = true;
         }
 
-        // Idle IPs are gone: give back the table's slots too (a simulator holds 10^6 limiters, each of which saw a
-        // burst of IPs during its join).
-        if (_byIp.Count * 4 < _byIp.Capacity) _byIp.TrimExcess();
+        // Give back the slots of a burst once it is over (amortised: the table must grow fourfold before the next trim).
+        if (forgot && _byIp.Count * 4 < _byIp.Capacity && _byIp.Capacity > MinCapacity) _byIp.TrimExcess();
     }
 
     /// <summary>A struct held inline in its list node (one object per tracked IP, not two).</summary>

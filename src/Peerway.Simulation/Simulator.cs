@@ -43,6 +43,10 @@ internal sealed class SimulationRun
     private readonly List<(NodeId Hash, HashSet<IPEndPoint> Peers)> _announced = [];
     private readonly List<Task> _background = [];
     private readonly Stopwatch _wall = Stopwatch.StartNew();
+
+    /// <summary>PEERWAY_SIM_FULLGC set: progress lines report the live heap (after a full collection) instead of the
+    /// heap including garbage; for measuring memory per node, at the price of a full collection per line.</summary>
+    private readonly bool _fullGcInProgress = Environment.GetEnvironmentVariable("PEERWAY_SIM_FULLGC") is { Length: > 0 };
     private long _departedBytes;
     private long _departures;
     private long _peakWorkingSet;
@@ -143,7 +147,7 @@ internal sealed class SimulationRun
         if (phase is not null && _o.Progress is { } progress)
         {
             progress(FormattableString.Invariant(
-                $"simulate: {phase}: {_live.Count + _adversaries.Count} nodes, {_network.DatagramsSent} datagrams, virtual {Scheduler.Now.TotalSeconds:0} s, wall {_wall.Elapsed.TotalSeconds:0} s, CPU {p.TotalProcessorTime.TotalSeconds:0} s, RSS {p.WorkingSet64 / 1048576.0:0} MB (peak {_peakWorkingSet / 1048576.0:0} MB), managed heap {GC.GetTotalMemory(forceFullCollection: false) / 1048576.0:0} MB, allocated {GC.GetTotalAllocatedBytes() / 1048576.0:0} MB, GCs {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)} (gen0/1/2), GC pause {GC.GetTotalPauseDuration().TotalSeconds:0.0} s"));
+                $"simulate: {phase}: {_live.Count + _adversaries.Count} nodes, {_network.DatagramsSent} datagrams, virtual {Scheduler.Now.TotalSeconds:0} s, wall {_wall.Elapsed.TotalSeconds:0} s, CPU {p.TotalProcessorTime.TotalSeconds:0} s, RSS {p.WorkingSet64 / 1048576.0:0} MB (peak {_peakWorkingSet / 1048576.0:0} MB), managed heap {GC.GetTotalMemory(forceFullCollection: _fullGcInProgress) / 1048576.0:0} MB, allocated {GC.GetTotalAllocatedBytes() / 1048576.0:0} MB, GCs {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)} (gen0/1/2), GC pause {GC.GetTotalPauseDuration().TotalSeconds:0.0} s"));
         }
     }
 

@@ -87,7 +87,7 @@ public sealed class RoutingTableTests
         ping.Clear();
         table.OnResponded(first.Id, later, ping);
         Assert.NotNull(table.Find(first.Id));
-        Assert.Equal(NodeState.Good, table.Find(first.Id)!.State(later, Fifteen));
+        Assert.Equal(NodeState.Good, table.Find(first.Id)!.Value.State(later, Fifteen));
         Assert.Equal(far[1], Assert.Single(ping).Id);
     }
 
@@ -127,7 +127,7 @@ public sealed class RoutingTableTests
         var id = NodeId.Random(random);
         table.Add(id, Ep(1), true, true, T0, ping);
         Assert.Equal(AddOutcome.Rejected, table.Add(id, Ep(2), true, true, T0, ping));
-        Assert.Equal(Ep(1), table.Find(id)!.EndPoint);
+        Assert.Equal(Ep(1), table.Find(id)!.Value.EndPoint);
         Assert.Equal(AddOutcome.Rejected, table.Add(NodeId.Random(random), Ep(1), true, true, T0, ping)); // one id per address
     }
 
