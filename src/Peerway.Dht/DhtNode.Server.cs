@@ -138,8 +138,17 @@ public sealed partial class DhtNode
                     n += size;
                 }
 
-                if (remote.AddressFamily == AddressFamily.InterNetworkV6) reply.Nodes6 = nodes.AsMemory(0, n);
-                else reply.Nodes = nodes.AsMemory(0, n);
+                // BEP 5: the key is there even when the table has no good node yet ("nodes": "").
+                if (remote.AddressFamily == AddressFamily.InterNetworkV6)
+                {
+                    reply.Nodes6 = nodes.AsMemory(0, n);
+                    reply.Nodes6KeyAlways = true;
+                }
+                else
+                {
+                    reply.Nodes = nodes.AsMemory(0, n);
+                    reply.NodesKeyAlways = true;
+                }
             }
 
             if (withToken)
@@ -156,6 +165,8 @@ public sealed partial class DhtNode
         {
             reply.Nodes = default;
             reply.Nodes6 = default;
+            reply.NodesKeyAlways = false;
+            reply.Nodes6KeyAlways = false;
             if (nodes is not null) System.Buffers.ArrayPool<byte>.Shared.Return(nodes);
         }
     }

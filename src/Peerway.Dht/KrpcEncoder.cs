@@ -123,13 +123,13 @@ public static partial class KrpcCodec
         w.Raw("d"u8);
         w.Key("id"u8);
         w.Id(message.Id);
-        if (!message.Nodes.IsEmpty)
+        if (!message.Nodes.IsEmpty || message.NodesKeyAlways)
         {
             w.Key("nodes"u8);
             w.String(message.Nodes.Span);
         }
 
-        if (!message.Nodes6.IsEmpty)
+        if (!message.Nodes6.IsEmpty || message.Nodes6KeyAlways)
         {
             w.Key("nodes6"u8);
             w.String(message.Nodes6.Span);

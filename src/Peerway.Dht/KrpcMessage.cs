@@ -109,6 +109,15 @@ public sealed class KrpcMessage
     /// <summary>"nodes6": compact IPv6 node info, 38 bytes per node (BEP 32).</summary>
     public ReadOnlyMemory<byte> Nodes6 { get; set; }
 
+    /// <summary>
+    /// Encode "nodes" even when <see cref="Nodes"/> is empty: BEP 5's find_node reply (and a get_peers reply without
+    /// values) always carries the key, so a node with an empty routing table answers <c>"nodes": ""</c>.
+    /// </summary>
+    public bool NodesKeyAlways { get; set; }
+
+    /// <summary>As <see cref="NodesKeyAlways"/>, for "nodes6" (BEP 32: replies to IPv6 queries).</summary>
+    public bool Nodes6KeyAlways { get; set; }
+
     /// <summary>"values": compact peers (6 bytes IPv4, 18 bytes IPv6).</summary>
     public IReadOnlyList<IPEndPoint>? Values { get; set; }
 
@@ -162,6 +171,8 @@ public sealed class KrpcMessage
         ExternalAddress = null;
         Nodes = default;
         Nodes6 = default;
+        NodesKeyAlways = false;
+        Nodes6KeyAlways = false;
         Values = null;
         ErrorCode = 0;
         ErrorMessage = null;

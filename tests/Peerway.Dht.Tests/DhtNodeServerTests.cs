@@ -42,6 +42,25 @@ public sealed class DhtNodeServerTests
         Assert.Equal(expected, nodes.Select(n => n.Id));
     }
 
+    [Theory]
+    [InlineData(KrpcMethod.FindNode, true)]
+    [InlineData(KrpcMethod.GetPeers, true)]
+    [InlineData(KrpcMethod.Ping, false)]
+    public async Task A_node_without_good_nodes_still_sends_the_nodes_key_where_BEP5_requires_it(KrpcMethod method, bool hasNodesKey)
+    {
+        // BEP 5: a find_node reply is {"id", "nodes"}; a get_peers reply without values carries "nodes". With an empty
+        // table (the querier has not answered yet, so it is not handed out) the key is there with an empty string.
+        await using var net = new DhtTestNetwork();
+        var node = net.AddNode();
+        var peer = new RawPeer(net);
+        peer.SendQuery(node.LocalEndPoint, method, 7, InfoHash);
+        net.Scheduler.RunUntilIdle();
+        // The node also pings the new peer (a query of its own); the reply is the one datagram of type "r".
+        var (data, _) = Assert.Single(peer.Received, r => r.Data.AsSpan().IndexOf("1:y1:r"u8) >= 0);
+        Assert.Equal(hasNodesKey, data.AsSpan().IndexOf("5:nodes0:"u8) >= 0);
+        Assert.True(Assert.Single(peer.Replies()).Nodes.IsEmpty);
+    }
+
     [Fact]
     public async Task Announce_with_token_then_get_peers_returns_the_peer_with_implied_port()
     {
