@@ -268,18 +268,10 @@ public sealed partial class UdpDatagramSocket
                 var retries = 0;
                 for (var sent = 0; sent < merged;)
                 {
-                    var n = LinuxUdp.SendMMsg(fd, _gso + sent, (uint)(merged - sent), LinuxUdp.MsgDontWait);
+                    var n = SendSome(fd, _gso + sent, merged - sent, ref retries);
                     if (n > 0)
                     {
                         sent += n;
-                        continue;
-                    }
-
-                    var errno = Marshal.GetLastPInvokeError();
-                    if (errno == LinuxUdp.EIntr) continue;
-                    if (errno == LinuxUdp.EAgain && retries++ < 3)
-                    {
-                        LinuxUdp.Poll(fd, LinuxUdp.PollOut, 10);
                         continue;
                     }
 
@@ -370,19 +362,10 @@ public sealed partial class UdpDatagramSocket
             var retries = 0;
             for (var sent = 0; sent < count;)
             {
-                var n = LinuxUdp.SendMMsg(fd, messages + sent, (uint)(count - sent), LinuxUdp.MsgDontWait);
+                var n = SendSome(fd, messages + sent, count - sent, ref retries);
                 if (n > 0)
                 {
                     sent += n;
-                    continue;
-                }
-
-                var errno = Marshal.GetLastPInvokeError();
-                if (errno == LinuxUdp.EIntr) continue;
-                if (errno == LinuxUdp.EAgain && retries++ < 3)
-                {
-                    // The send buffer is full: wait briefly for room, as a blocking send would.
-                    LinuxUdp.Poll(fd, LinuxUdp.PollOut, 10);
                     continue;
                 }
 
@@ -392,6 +375,29 @@ public sealed partial class UdpDatagramSocket
             }
 
             return failed;
+        }
+
+        /// <summary>
+        /// One sendmmsg of up to <paramref name="count"/> messages, retried on EINTR and, at most 3 times per run
+        /// (<paramref name="retries"/>), on a full send buffer; returns how many went out, 0 when the first one failed.
+        /// </summary>
+        private static int SendSome(int fd, LinuxUdp.MMsgHdr* messages, int count, ref int retries)
+        {
+            while (true)
+            {
+                var n = LinuxUdp.SendMMsg(fd, messages, (uint)count, LinuxUdp.MsgDontWait);
+                if (n > 0) return n;
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno == LinuxUdp.EIntr) continue;
+                if (errno == LinuxUdp.EAgain && retries++ < 3)
+                {
+                    // The send buffer is full: wait briefly for room, as a blocking send would.
+                    LinuxUdp.Poll(fd, LinuxUdp.PollOut, 10);
+                    continue;
+                }
+
+                return 0;
+            }
         }
 
         /// <summary>sendto with an address built on the stack; false when the OS refused it.</summary>

@@ -47,7 +47,7 @@ public sealed class UdpDatagramSocketTests
             {
                 for (var c = 0; c < Senders; c++) clients[c].Send([(byte)c, (byte)round], server.LocalEndPoint);
                 // UDP on loopback may still drop under load: pace by waiting for this round to arrive.
-                await WaitUntil(() => seen.Count >= (round + 1) * Senders);
+                await RealSocketWait.Until(() => seen.Count >= (round + 1) * Senders);
             }
 
             await all.Task.WaitAsync(TimeSpan.FromSeconds(20));
@@ -124,7 +124,7 @@ public sealed class UdpDatagramSocketTests
         for (var i = 0; i < Warmup + Measured; i++)
         {
             client.Send([(byte)i], server.LocalEndPoint);
-            await WaitUntil(() => Interlocked.Read(ref echoes) > i);
+            await RealSocketWait.Until(() => Interlocked.Read(ref echoes) > i);
         }
 
         await done.Task.WaitAsync(TimeSpan.FromSeconds(20));
@@ -144,20 +144,9 @@ public sealed class UdpDatagramSocketTests
 
         using var client = new UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0));
         client.Send([1], server.LocalEndPoint);
-        await WaitUntil(() => server.HandlerFaults == 1);
+        await RealSocketWait.Until(() => server.HandlerFaults == 1);
         client.Send([2], server.LocalEndPoint);
         await second.Task.WaitAsync(TimeSpan.FromSeconds(20));
         Assert.Equal(1, server.HandlerFaults);
-    }
-
-    // Polling with a deadline for datagrams crossing the real kernel (an external observable state).
-    private static async Task WaitUntil(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("datagrams did not arrive");
-            await Task.Yield();
-        }
     }
 }

@@ -54,7 +54,7 @@ public sealed class UdpReceiveGroupTests
             {
                 for (var s = 0; s < Servers; s++) clients[s].Send([(byte)s, (byte)r], servers[s].LocalEndPoint);
                 var round = r;
-                await WaitUntil(() => Enumerable.Range(0, Servers).All(i => Interlocked.Read(ref echoes[i]) > round));
+                await RealSocketWait.Until(() => Enumerable.Range(0, Servers).All(i => Interlocked.Read(ref echoes[i]) > round));
             }
 
             Assert.All(echoes, e => Assert.Equal(Rounds, e));
@@ -98,7 +98,7 @@ public sealed class UdpReceiveGroupTests
         if (group.IsSupported) Assert.Equal(1, group.Count);
 
         // The group thread closed the socket: its port can be bound again.
-        await WaitUntil(() => CanBind(port));
+        await RealSocketWait.Until(() => RealSocketWait.CanBind(port));
     }
 
     [Fact]
@@ -121,7 +121,7 @@ public sealed class UdpReceiveGroupTests
         });
         try
         {
-            await WaitUntil(() => Interlocked.Read(ref received) > 100);
+            await RealSocketWait.Until(() => Interlocked.Read(ref received) > 100);
             busy.Dispose(); // from a test thread while the group thread is draining it
             if (group.IsSupported) Assert.Equal(1, group.Count);
         }
@@ -131,9 +131,9 @@ public sealed class UdpReceiveGroupTests
             await flood;
         }
 
-        await WaitUntil(() => CanBind(target));
+        await RealSocketWait.Until(() => RealSocketWait.CanBind(target));
         client.Send([8], other.LocalEndPoint);
-        await WaitUntil(() => Interlocked.Read(ref otherReceived) == 1);
+        await RealSocketWait.Until(() => Interlocked.Read(ref otherReceived) == 1);
     }
 
     [Fact]
@@ -162,7 +162,7 @@ public sealed class UdpReceiveGroupTests
         {
             client.Send([(byte)i], server.LocalEndPoint);
             var sent = i;
-            await WaitUntil(() => Volatile.Read(ref handled) > sent);
+            await RealSocketWait.Until(() => Volatile.Read(ref handled) > sent);
         }
 
         await done.Task.WaitAsync(TimeSpan.FromSeconds(20));
@@ -195,7 +195,7 @@ public sealed class UdpReceiveGroupTests
         member.Start((_, _) => { });
         var port = member.LocalEndPoint;
         group.Dispose();
-        await WaitUntil(() => CanBind(port));
+        await RealSocketWait.Until(() => RealSocketWait.CanBind(port));
         member.Dispose(); // after the group closed it: no error
 
         using var late = new UdpDatagramSocket(AnyLoopback, group);
@@ -205,30 +205,5 @@ public sealed class UdpReceiveGroupTests
         using var client = new UdpDatagramSocket(AnyLoopback);
         client.Send([1], late.LocalEndPoint);
         await got.Task.WaitAsync(TimeSpan.FromSeconds(20));
-    }
-
-    private static bool CanBind(IPEndPoint endPoint)
-    {
-        try
-        {
-            using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-            probe.Bind(endPoint);
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
-    }
-
-    // Polling with a deadline for datagrams crossing the real kernel (an external observable state).
-    private static async Task WaitUntil(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("the condition did not hold in time");
-            await Task.Yield();
-        }
     }
 }

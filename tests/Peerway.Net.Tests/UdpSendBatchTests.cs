@@ -50,7 +50,7 @@ public sealed class UdpSendBatchTests
 
         using var client = new UdpDatagramSocket(AnyLoopback);
         client.Send([0], trigger.LocalEndPoint);
-        await WaitUntil(() => sink.Count == Count);
+        await RealSocketWait.Until(() => sink.Count == Count);
 
         // Each socket's datagrams left in the order they were sent (loopback keeps order), and from that socket.
         var received = sink.Drain();
@@ -107,7 +107,7 @@ public sealed class UdpSendBatchTests
 
         using var client = new UdpDatagramSocket(AnyLoopback);
         client.Send([0], sender.LocalEndPoint);
-        await WaitUntil(() => a.Count + b.Count == plan.Length);
+        await RealSocketWait.Until(() => a.Count + b.Count == plan.Length);
         foreach (var sink in new[] { a, b })
         {
             var expected = plan.Select((p, i) => (p, i)).Where(x => x.p.To == sink)
@@ -151,7 +151,7 @@ public sealed class UdpSendBatchTests
         using var client = new UdpDatagramSocket(AnyLoopback);
         client.Send([0], trigger.LocalEndPoint);
         await handled.Task.WaitAsync(TimeSpan.FromSeconds(20));
-        await WaitUntil(() => sink.Count == 2);
+        await RealSocketWait.Until(() => sink.Count == 2);
         var received = sink.Drain();
         Assert.Contains(received, r => r.Data[0] == 1 && r.From.Port == port.Port);
         Assert.Contains(received, r => r.Data[0] == 3);
@@ -159,7 +159,7 @@ public sealed class UdpSendBatchTests
         Assert.Equal(0, trigger.HandlerFaults);
 
         // The last reference went with the flush: the port is free again.
-        await WaitUntil(() => CanBind(port));
+        await RealSocketWait.Until(() => RealSocketWait.CanBind(port));
     }
 
     [Fact]
@@ -186,10 +186,10 @@ public sealed class UdpSendBatchTests
         });
         try
         {
-            await WaitUntil(() => sink.Count > 100);
+            await RealSocketWait.Until(() => sink.Count > 100);
             target.Dispose(); // while the group thread queues and flushes sends on it
             var at = Interlocked.Read(ref handled);
-            await WaitUntil(() => Interlocked.Read(ref handled) > at + 100);
+            await RealSocketWait.Until(() => Interlocked.Read(ref handled) > at + 100);
         }
         finally
         {
@@ -199,7 +199,7 @@ public sealed class UdpSendBatchTests
 
         Assert.Equal(0, relay.HandlerFaults);
         Assert.True(target.SendErrors > 0, "sends after Dispose are counted");
-        await WaitUntil(() => CanBind(port));
+        await RealSocketWait.Until(() => RealSocketWait.CanBind(port));
     }
 
     [Fact]
@@ -235,12 +235,12 @@ public sealed class UdpSendBatchTests
         {
             client.Send([(byte)i], server.LocalEndPoint);
             var sent = i;
-            await WaitUntil(() => Volatile.Read(ref handled) > sent);
+            await RealSocketWait.Until(() => Volatile.Read(ref handled) > sent);
         }
 
         await done.Task.WaitAsync(TimeSpan.FromSeconds(20));
         Assert.Equal(0, after - before);
-        await WaitUntil(() => Interlocked.Read(ref echoes) == 2 * (Warmup + Measured));
+        await RealSocketWait.Until(() => Interlocked.Read(ref echoes) == 2 * (Warmup + Measured));
     }
 
     [Fact]
@@ -258,7 +258,7 @@ public sealed class UdpSendBatchTests
 
         using var client = new UdpDatagramSocket(any6);
         client.Send([0], sender.LocalEndPoint);
-        await WaitUntil(() => sink.Count == Count);
+        await RealSocketWait.Until(() => sink.Count == Count);
         var got = sink.Drain();
         for (var i = 0; i < Count; i++) Assert.Equal(Enumerable.Repeat((byte)i, i == Count - 1 ? 10 : 1200), got[i].Data);
         Assert.Equal(0, sender.SendErrors);
@@ -284,30 +284,5 @@ public sealed class UdpSendBatchTests
         public List<(byte[] Data, IPEndPoint From)> Drain() => [.. _received];
 
         public void Dispose() => _socket.Dispose();
-    }
-
-    private static bool CanBind(IPEndPoint endPoint)
-    {
-        try
-        {
-            using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-            probe.Bind(endPoint);
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
-    }
-
-    // Polling with a deadline for datagrams crossing the real kernel (an external observable state).
-    private static async Task WaitUntil(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("the condition did not hold in time");
-            await Task.Yield();
-        }
     }
 }
