@@ -126,6 +126,15 @@ internal sealed class ExternalAddressVoter
     /// <summary>Records a vote; returns true when <see cref="Current"/> changed.</summary>
     public bool Vote(IPAddress voter, IPAddress claimed)
     {
+        ArgumentNullException.ThrowIfNull(claimed);
+        Span<byte> bytes = stackalloc byte[16];
+        return claimed.TryWriteBytes(bytes, out var length) && Vote(voter, bytes[..length]);
+    }
+
+    /// <summary>Records a vote for the address whose bytes (4 or 16) are <paramref name="claimed"/>, as read from a
+    /// reply's "ip": an <see cref="IPAddress"/> is made only for an address not yet in the tally (almost never).</summary>
+    public bool Vote(IPAddress voter, ReadOnlySpan<byte> claimed)
+    {
         var i = IndexOfVoter(voter, out var hash);
         if (i >= 0)
         {
@@ -174,14 +183,15 @@ internal sealed class ExternalAddressVoter
         return -1;
     }
 
-    /// <summary>Counts a vote for <paramref name="claimed"/>; returns its tally slot.</summary>
-    private byte Tally(IPAddress claimed)
+    /// <summary>Counts a vote for the address with bytes <paramref name="claimed"/>; returns its tally slot.</summary>
+    private byte Tally(ReadOnlySpan<byte> claimed)
     {
         var free = -1;
+        Span<byte> bytes = stackalloc byte[16];
         for (var i = 0; i < _tally.Count; i++)
         {
             var (address, votes) = _tally[i];
-            if (address.Equals(claimed))
+            if (address.TryWriteBytes(bytes, out var length) && bytes[..length].SequenceEqual(claimed))
             {
                 _tally[i] = (address, votes + 1);
                 return (byte)i;
@@ -190,13 +200,14 @@ internal sealed class ExternalAddressVoter
             if (votes == 0 && free < 0) free = i;
         }
 
+        var added = new IPAddress(claimed);
         if (free >= 0)
         {
-            _tally[free] = (claimed, 1);
+            _tally[free] = (added, 1);
             return (byte)free;
         }
 
-        _tally.Add((claimed, 1));
+        _tally.Add((added, 1));
         return (byte)(_tally.Count - 1);
     }
 

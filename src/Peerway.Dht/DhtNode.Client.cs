@@ -43,53 +43,77 @@ public sealed partial class DhtNode
     /// table is full or the node is disposed.
     /// </summary>
     private bool SendQuery(IPEndPoint to, KrpcMethod method, NodeId? target, Action<KrpcMessage?> done,
-        ReadOnlySpan<byte> token = default, int? port = null, bool impliedPort = false)
+        byte[]? token = null, int? port = null, bool impliedPort = false) =>
+        SendQuery(new PendingQuery(to, method, target) { Done = done, Token = token, Port = port, ImpliedPort = impliedPort });
+
+    /// <summary>A lookup's query to <paramref name="candidate"/>: the reply goes to <see cref="OnLookupReply"/> (no closure
+    /// per query: a simulator sends 10^7 of them).</summary>
+    private bool SendLookupQuery(LookupOperation op, Candidate candidate) =>
+        SendQuery(new PendingQuery(candidate.EndPoint, op.Lookup.Kind == LookupKind.GetPeers ? KrpcMethod.GetPeers : KrpcMethod.FindNode, op.Lookup.Target)
+        {
+            Operation = op,
+            Candidate = candidate,
+        });
+
+    /// <summary>A ping-before-evict of the node <paramref name="id"/>: the reply goes to <see cref="OnEvictPingReply"/>.</summary>
+    private bool SendEvictPing(IPEndPoint to, NodeId id) => SendQuery(new PendingQuery(to, KrpcMethod.Ping, null) { PingedId = id });
+
+    /// <summary>Registers <paramref name="pending"/> under a fresh transaction id, sends it and starts its timeout.</summary>
+    private bool SendQuery(PendingQuery pending)
     {
         if (_disposed || _pending.Count >= MaxPendingQueries) return false;
         ushort tid;
         do tid = (ushort)_random.Next(ushort.MaxValue + 1);
         while (_pending.ContainsKey(tid));
+        pending.Tid = tid;
+        pending.RetriesLeft = _options.QueryRetries;
+        return EncodeAndSendQuery(pending, register: true);
+    }
 
+    /// <summary>Encodes the query of <paramref name="pending"/> and sends it; with <paramref name="register"/> (the first
+    /// send) it is registered before it is sent, so a reply delivered synchronously (by an inline scheduler) still finds
+    /// it. A retransmission encodes the query again from the pending entry: no copy of the datagram is kept.</summary>
+    private bool EncodeAndSendQuery(PendingQuery pending, bool register)
+    {
         var q = _out;
         q.Reset();
         q.Type = KrpcMessageType.Query;
-        Span<byte> t = [(byte)(tid >> 8), (byte)tid];
+        Span<byte> t = [(byte)(pending.Tid >> 8), (byte)pending.Tid];
         q.SetTransactionId(t);
         q.SetVersion(ClientVersion);
-        q.Method = method;
+        q.Method = pending.Method;
         q.Id = _id;
         // BEP 43: "In each outgoing query message the read-only DHT node places a 'ro' key ... and sets its value to 1."
         q.ReadOnly = _options.ReadOnly;
-        switch (method)
+        switch (pending.Method)
         {
             case KrpcMethod.FindNode:
-                q.Target = target;
+                q.Target = pending.Target;
                 break;
             case KrpcMethod.GetPeers:
-                q.InfoHash = target;
+                q.InfoHash = pending.Target;
                 break;
             case KrpcMethod.AnnouncePeer:
-                q.InfoHash = target;
-                q.SetToken(token);
-                q.Port = port;
-                q.ImpliedPort = impliedPort;
+                q.InfoHash = pending.Target;
+                q.SetToken(pending.Token);
+                q.Port = pending.Port;
+                q.ImpliedPort = pending.ImpliedPort;
                 break;
         }
 
-        // The encoded query is kept for retransmission. It is registered before it is sent, so a reply delivered
-        // synchronously (by an inline scheduler) still finds it.
-        // Without retries nothing is kept: the query goes out of the pooled buffer.
         var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(MaxEncodedLength);
         try
         {
             var length = KrpcCodec.Encode(q, buffer);
             if (length <= 0) return false;
-            var datagram = buffer.AsSpan(0, length);
-            var pending = new PendingQuery(tid, to, _options.QueryRetries > 0 ? datagram.ToArray() : null, _options.QueryRetries, done);
-            _pending.Add(tid, pending);
-            pending.Timer = _time.CreateTimer(TimerCallback, pending, _options.QueryTimeout, Timeout.InfiniteTimeSpan);
+            if (register)
+            {
+                _pending.Add(pending.Tid, pending);
+                pending.Timer = _time.CreateTimer(TimerCallback, pending, _options.QueryTimeout, Timeout.InfiniteTimeSpan);
+            }
+
             _queriesSent++;
-            Send(datagram, to);
+            Send(buffer.AsSpan(0, length), pending.To);
             return true;
         }
         finally
@@ -98,24 +122,31 @@ public sealed partial class DhtNode
         }
     }
 
+    /// <summary>Hands the reply (null: timed out) to whoever sent the query.</summary>
+    private void Complete(PendingQuery pending, KrpcMessage? reply)
+    {
+        if (pending.Operation is { } op) OnLookupReply(op, pending.Candidate!, reply);
+        else if (pending.PingedId is { } id) OnEvictPingReply(id, reply);
+        else pending.Done!(reply);
+    }
+
     private void OnQueryTimer(PendingQuery pending)
     {
         lock (_gate)
         {
             if (_disposed || !_pending.TryGetValue(pending.Tid, out var current) || current != pending) return;
             _timeouts++;
-            if (pending.RetriesLeft > 0 && pending.Datagram is { } datagram)
+            if (pending.RetriesLeft > 0)
             {
                 pending.RetriesLeft--;
-                _queriesSent++;
-                Send(datagram, pending.To);
+                EncodeAndSendQuery(pending, register: false);
                 pending.Timer?.Change(_options.QueryTimeout, Timeout.InfiniteTimeSpan);
                 return;
             }
 
             _pending.Remove(pending.Tid);
             pending.Timer?.Dispose();
-            pending.Done(null);
+            Complete(pending, null);
         }
 
         RunDeferred();
@@ -130,19 +161,36 @@ public sealed partial class DhtNode
         _simpleWaits.Clear();
     }
 
-    private sealed class PendingQuery(ushort tid, IPEndPoint to, byte[]? datagram, int retries, Action<KrpcMessage?> done)
+    /// <summary>An outstanding query: what was asked (to encode it again for a retransmission) and who waits for the
+    /// reply — a lookup (<see cref="Operation"/> and <see cref="Candidate"/>), a ping-before-evict
+    /// (<see cref="PingedId"/>) or a callback (<see cref="Done"/>). One object per query.</summary>
+    private sealed class PendingQuery(IPEndPoint to, KrpcMethod method, NodeId? target)
     {
-        public ushort Tid { get; } = tid;
+        public ushort Tid { get; set; }
 
         public IPEndPoint To { get; } = to;
 
-        /// <summary>The encoded query, kept for retransmission (null when there are no retries).</summary>
-        public byte[]? Datagram { get; } = datagram;
+        public KrpcMethod Method { get; } = method;
 
-        public int RetriesLeft { get; set; } = retries;
+        /// <summary>"target" (find_node) or "info_hash" (get_peers, announce_peer).</summary>
+        public NodeId? Target { get; } = target;
+
+        public byte[]? Token { get; init; }
+
+        public int? Port { get; init; }
+
+        public bool ImpliedPort { get; init; }
+
+        public int RetriesLeft { get; set; }
 
         public ITimer? Timer { get; set; }
 
-        public Action<KrpcMessage?> Done { get; } = done;
+        public LookupOperation? Operation { get; init; }
+
+        public Candidate? Candidate { get; init; }
+
+        public NodeId? PingedId { get; init; }
+
+        public Action<KrpcMessage?>? Done { get; init; }
     }
 }

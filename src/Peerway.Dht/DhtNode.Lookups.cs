@@ -178,8 +178,7 @@ public sealed partial class DhtNode
             var failed = false;
             foreach (var c in queries)
             {
-                var method = op.Lookup.Kind == LookupKind.GetPeers ? KrpcMethod.GetPeers : KrpcMethod.FindNode;
-                if (SendQuery(c.EndPoint, method, op.Lookup.Target, reply => OnLookupReply(op, c, reply))) continue;
+                if (SendLookupQuery(op, c)) continue;
                 op.Lookup.OnFailure(c);
                 failed = true;
             }

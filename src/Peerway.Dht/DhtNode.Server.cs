@@ -200,10 +200,11 @@ public sealed partial class DhtNode
         {
             _responsesReceived++;
             Learn(reply.Id, remote, responded: true, now);
-            if (reply.ExternalAddress is { } seen && _voter.Vote(remote.Address, seen.Address)) OnExternalAddress(seen.Address, now);
+            // BEP 42 "ip": compact address then port; the address bytes are the vote (no endpoint made per reply).
+            if (reply.ExternalAddressCompact is { IsEmpty: false } seen && _voter.Vote(remote.Address, seen[..^2])) OnExternalAddress(_voter.Current!, now);
         }
 
-        pending.Done(reply);
+        Complete(pending, reply);
     }
 
     /// <summary>Adds a node we heard from to the routing table (subject to BEP 42) and pings questionable ones.</summary>
@@ -248,17 +249,17 @@ public sealed partial class DhtNode
     // BEP 5: ping a questionable node before evicting it; the candidate waits in the replacement cache meanwhile.
     private void PingBeforeEvict(in RoutingEntry entry)
     {
-        var id = entry.Id;
-        var sent = SendQuery(entry.EndPoint, KrpcMethod.Ping, null, reply =>
-        {
-            var now = _time.GetUtcNow();
-            var toPing = _toPingScratch;
-            toPing.Clear();
-            if (reply is { Type: KrpcMessageType.Response } r && r.Id == id) _table.OnResponded(id, now, toPing);
-            else _table.OnFailed(id, now, evict: true);
-            PingAll(toPing);
-        });
-        if (!sent) _table.ClearPinging(id);
+        if (!SendEvictPing(entry.EndPoint, entry.Id)) _table.ClearPinging(entry.Id);
+    }
+
+    private void OnEvictPingReply(NodeId id, KrpcMessage? reply)
+    {
+        var now = _time.GetUtcNow();
+        var toPing = _toPingScratch;
+        toPing.Clear();
+        if (reply is { Type: KrpcMessageType.Response } r && r.Id == id) _table.OnResponded(id, now, toPing);
+        else _table.OnFailed(id, now, evict: true);
+        PingAll(toPing);
     }
 
     private void OnExternalAddress(IPAddress address, DateTimeOffset now)

@@ -85,6 +85,8 @@ public static partial class KrpcCodec
         public bool HasType;
         public bool HasId;
         public bool ImpliedPort;
+        public ReadOnlySpan<byte> Nodes;     // "nodes" of a reply (copied into the message's pooled buffer at the end)
+        public ReadOnlySpan<byte> Nodes6;    // "nodes6" of a reply
     }
 
     /// <summary>Reads one value for <paramref name="key"/>; leaving the value unread means "skip it".</summary>
@@ -182,9 +184,7 @@ public static partial class KrpcCodec
     {
         // BEP 42: "ip" is the compact address (IPv4 6 bytes, IPv6 18 bytes) the responder saw the requester at.
         if (token != BencodeToken.String || !reader.TryReadString(out var ip)) return KrpcError.InvalidAddress;
-        if (!TryReadCompactEndPoint(ip, out var endPoint)) return KrpcError.InvalidAddress;
-        message.ExternalAddress = endPoint;
-        return KrpcError.None;
+        return message.SetExternalAddress(ip) ? KrpcError.None : KrpcError.InvalidAddress;
     }
 
     private static KrpcError DecodeQuery(ReadOnlySpan<byte> body, KrpcMessage message)
@@ -251,6 +251,7 @@ public static partial class KrpcCodec
         var state = default(DecodeState);
         var result = ReadFields(body, message, ReadReplyField, ref state);
         if (result != KrpcError.None) return result;
+        message.SetDecodedNodes(state.Nodes, state.Nodes6);
         return state.HasId ? KrpcError.None : KrpcError.InvalidId;
     }
 
@@ -264,12 +265,12 @@ public static partial class KrpcCodec
         else if (key.SequenceEqual("nodes"u8))
         {
             if (token != BencodeToken.String || !reader.TryReadString(out var nodes) || nodes.Length % CompactNodeLength != 0) return KrpcError.InvalidNodes;
-            message.Nodes = nodes.ToArray();
+            state.Nodes = nodes;
         }
         else if (key.SequenceEqual("nodes6"u8))
         {
             if (token != BencodeToken.String || !reader.TryReadString(out var nodes6) || nodes6.Length % CompactNode6Length != 0) return KrpcError.InvalidNodes;
-            message.Nodes6 = nodes6.ToArray();
+            state.Nodes6 = nodes6;
         }
         else if (key.SequenceEqual("values"u8))
         {
@@ -282,10 +283,8 @@ public static partial class KrpcCodec
         else if (key.SequenceEqual("ip"u8))
         {
             // Some older nodes put BEP 42's "ip" inside "r"; the top-level one wins when both are present.
-            var saved = message.ExternalAddress;
-            var error = ReadExternalAddress(ref reader, token, message);
-            message.ExternalAddress = saved ?? message.ExternalAddress;
-            return error;
+            if (!message.HasExternalAddress) return ReadExternalAddress(ref reader, token, message);
+            return token == BencodeToken.String && reader.TryReadString(out var ip) && ip.Length is 6 or 18 ? KrpcError.None : KrpcError.InvalidAddress;
         }
 
         return KrpcError.None;

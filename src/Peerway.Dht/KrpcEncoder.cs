@@ -161,12 +161,9 @@ public static partial class KrpcCodec
 
     private static void WriteExternalAddress(ref SpanWriter w, KrpcMessage message)
     {
-        if (message.ExternalAddress is not { } ip) return;
-        Span<byte> compact = stackalloc byte[18];
-        var n = WriteCompactEndPoint(ip, compact);
-        if (n < 0) return;
+        if (!message.HasExternalAddress) return;
         w.Key("ip"u8);
-        w.String(compact[..n]);
+        w.String(message.ExternalAddressCompact);
     }
 
     /// <summary>Reads a compact address: 4-byte IPv4 or 16-byte IPv6 address followed by a big-endian port.</summary>

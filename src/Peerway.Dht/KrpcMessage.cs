@@ -57,6 +57,9 @@ public sealed class KrpcMessage
     private int _tokenLength = -1;
     private Buffer32 _methodName;
     private int _methodNameLength;
+    private Buffer32 _externalAddress;
+    private int _externalAddressLength = -1;
+    private byte[]? _pooledNodes;
 
     public KrpcMessageType Type { get; set; }
 
@@ -100,10 +103,37 @@ public sealed class KrpcMessage
     /// <summary>BEP 43 "ro": the querying node is read-only and must not be added to routing tables.</summary>
     public bool ReadOnly { get; set; }
 
-    /// <summary>BEP 42 "ip": the requester's address as seen by the responder.</summary>
-    public IPEndPoint? ExternalAddress { get; set; }
+    /// <summary>BEP 42 "ip": the requester's address as seen by the responder. Kept as its compact form (no object per
+    /// decoded reply); reading the property makes an endpoint.</summary>
+    public IPEndPoint? ExternalAddress
+    {
+        get => _externalAddressLength < 0 ? null : KrpcCodec.TryReadCompactEndPoint(ExternalAddressCompact, out var endPoint) ? endPoint : null;
+        set
+        {
+            _externalAddressLength = -1;
+            if (value is null) return;
+            var length = KrpcCodec.WriteCompactEndPoint(value, _externalAddress);
+            if (length > 0) _externalAddressLength = length;
+        }
+    }
 
-    /// <summary>"nodes": compact IPv4 node info, 26 bytes per node (BEP 5).</summary>
+    /// <summary>"ip" in compact form (6 or 18 bytes), empty when absent.</summary>
+    internal ReadOnlySpan<byte> ExternalAddressCompact =>
+        _externalAddressLength < 0 ? default : ((ReadOnlySpan<byte>)_externalAddress)[.._externalAddressLength];
+
+    internal bool HasExternalAddress => _externalAddressLength >= 0;
+
+    /// <summary>Sets "ip" from its compact form; false (nothing set) unless it is 6 or 18 bytes (BEP 42).</summary>
+    internal bool SetExternalAddress(ReadOnlySpan<byte> compact)
+    {
+        if (compact.Length is not (6 or 18)) return false;
+        compact.CopyTo(_externalAddress);
+        _externalAddressLength = compact.Length;
+        return true;
+    }
+
+    /// <summary>"nodes": compact IPv4 node info, 26 bytes per node (BEP 5). A decoded message's nodes live in a pooled
+    /// buffer that is reused after <see cref="Reset"/> (or the next decode into this instance): copy them to keep them.</summary>
     public ReadOnlyMemory<byte> Nodes { get; set; }
 
     /// <summary>"nodes6": compact IPv6 node info, 38 bytes per node (BEP 32).</summary>
@@ -153,9 +183,27 @@ public sealed class KrpcMessage
         return true;
     }
 
-    /// <summary>Clears every field so the instance can be reused.</summary>
+    /// <summary>Copies decoded "nodes" and "nodes6" into one pooled buffer (no array per decoded reply; given back by
+    /// <see cref="Reset"/>).</summary>
+    internal void SetDecodedNodes(ReadOnlySpan<byte> nodes, ReadOnlySpan<byte> nodes6)
+    {
+        if (nodes.IsEmpty && nodes6.IsEmpty) return;
+        var buffer = _pooledNodes = System.Buffers.ArrayPool<byte>.Shared.Rent(nodes.Length + nodes6.Length);
+        nodes.CopyTo(buffer);
+        nodes6.CopyTo(buffer.AsSpan(nodes.Length));
+        if (!nodes.IsEmpty) Nodes = buffer.AsMemory(0, nodes.Length);
+        if (!nodes6.IsEmpty) Nodes6 = buffer.AsMemory(nodes.Length, nodes6.Length);
+    }
+
+    /// <summary>Clears every field so the instance can be reused (a decoded message's pooled node buffer is given back).</summary>
     public void Reset()
     {
+        if (_pooledNodes is { } pooled)
+        {
+            _pooledNodes = null;
+            System.Buffers.ArrayPool<byte>.Shared.Return(pooled);
+        }
+
         Type = KrpcMessageType.Query;
         _transactionIdLength = -1;
         _versionLength = -1;
@@ -168,7 +216,7 @@ public sealed class KrpcMessage
         Port = null;
         ImpliedPort = false;
         ReadOnly = false;
-        ExternalAddress = null;
+        _externalAddressLength = -1;
         Nodes = default;
         Nodes6 = default;
         NodesKeyAlways = false;

@@ -32,8 +32,13 @@ public sealed class SimulatedTimeProvider : TimeProvider
 
     /// <summary>A timer whose firings are scheduler events. <see cref="Change"/> invalidates queued firings by bumping a
     /// generation number (lazy deletion: stale entries are skipped when reached).</summary>
+    /// <remarks>A disposed timer still waits in the queue until its due time, so <see cref="Dispose"/> lets go of the
+    /// callback and its state: an engine's state for an answered query (a query timer is disposed within a round trip but
+    /// waits out its whole timeout) must not live on, through the queue, into an older GC generation.</remarks>
     private sealed class SimTimer(SimulationScheduler scheduler, TimerCallback callback, object? state) : ITimer, ISimulationEvent
     {
+        private TimerCallback? _callback = callback;
+        private object? _state = state;
         private long _generation;
         private long _periodTicks;
         private bool _disposed;
@@ -53,13 +58,15 @@ public sealed class SimulatedTimeProvider : TimeProvider
         {
             if (_disposed || token != _generation) return;
             if (_periodTicks > 0) scheduler.EnqueueRecurring(_periodTicks, this, _generation);
-            callback(state);
+            _callback!(_state);
         }
 
         public void Dispose()
         {
             _disposed = true;
             _generation++;
+            _callback = null;
+            _state = null;
         }
 
         public ValueTask DisposeAsync()
