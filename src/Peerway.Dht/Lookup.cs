@@ -94,10 +94,13 @@ internal sealed class Lookup
     /// <summary>Queries one lookup may send before it stops (guards against endless lookups under attack).</summary>
     public const int MaxQueries = 512;
 
+    /// <summary>Initial capacity of a path's candidate list and of the queried set (a usual lookup stays within it).</summary>
+    private const int InitialCandidates = 64;
+
     private readonly int _k;
     private readonly int _alpha;
     private readonly List<Path> _paths = [];
-    private readonly HashSet<IPEndPoint> _queried = [];
+    private readonly HashSet<IPEndPoint> _queried = new(InitialCandidates / 2);
     private readonly HashSet<IPEndPoint> _peerSet = [];
 
     public Lookup(NodeId target, LookupKind kind, int k, int alpha, int paths, DateTimeOffset started)
@@ -140,7 +143,7 @@ internal sealed class Lookup
     /// <summary>The queries to send now: (path, candidate) pairs, marked in flight. Completes the lookup when nothing is left.</summary>
     public List<Candidate> NextQueries()
     {
-        var queries = new List<Candidate>();
+        var queries = new List<Candidate>(_alpha * _paths.Count);
         if (IsDone) return queries;
         foreach (var path in _paths) path.Next(queries);
         QueriesSent += queries.Count;
@@ -239,29 +242,52 @@ internal sealed class Lookup
     /// that gave a get_peers token (BEP 5: announce_peer goes to the closest nodes that returned a token).</summary>
     public List<Candidate> ClosestAnswered(bool withToken = false)
     {
-        // A loop for what was SelectMany/Where/GroupBy/OrderBy/Take (one lookup ends per query burst in a simulator):
-        // the first candidate of each id in path order, then a stable sort by distance.
+        // Loops, not LINQ (one lookup ends per query burst in a simulator): the first candidate of each id in path order,
+        // then a sort by distance (ids are distinct, so an unstable sort gives the one order there is).
         var all = new List<Candidate>();
         foreach (var path in _paths)
         {
-            foreach (var c in path.Candidates)
-            {
-                if (c.State != CandidateState.Answered || c.Id is not { } id || (withToken && c.Token is null)) continue;
-                if (all.Exists(a => a.Id == id)) continue;
-                all.Add(c);
-            }
+            AddAnswered(all, path.Known, withToken);
+            AddAnswered(all, path.Unknown, withToken);
         }
 
-        return all.OrderBy(c => c.Id!.Value ^ Target).Take(_k).ToList();
+        var target = Target;
+        all.Sort((a, b) => (a.Id!.Value ^ target).CompareTo(b.Id!.Value ^ target));
+        if (all.Count > _k) all.RemoveRange(_k, all.Count - _k);
+        return all;
+    }
+
+    private static void AddAnswered(List<Candidate> all, List<Candidate> candidates, bool withToken)
+    {
+        foreach (var c in candidates)
+        {
+            if (c.State != CandidateState.Answered || c.Id is not { } id || (withToken && c.Token is null) || ContainsId(all, id)) continue;
+            all.Add(c);
+        }
+    }
+
+    private static bool ContainsId(List<Candidate> candidates, NodeId id)
+    {
+        foreach (var c in candidates)
+        {
+            if (c.Id == id) return true;
+        }
+
+        return false;
     }
 
     private sealed class Path(Lookup owner, int index)
     {
-        private readonly List<Candidate> _candidates = []; // known ids, closest first
+        // Sized for a usual lookup (about 8 responses of 8 nodes), so the list rarely grows.
+        private readonly List<Candidate> _candidates = new(InitialCandidates); // known ids, closest first
         private readonly List<Candidate> _unknown = [];    // routers without ids, queried first
         private HashSet<NodeId>? _evicted; // ids dropped from _candidates (only under floods): still seen
 
-        public IEnumerable<Candidate> Candidates => _candidates.Concat(_unknown);
+        /// <summary>The candidates with known ids, closest first.</summary>
+        public List<Candidate> Known => _candidates;
+
+        /// <summary>Routers whose ids are not known yet.</summary>
+        public List<Candidate> Unknown => _unknown;
 
         public bool IsDone { get; private set; }
 
@@ -326,12 +352,13 @@ internal sealed class Lookup
         // Routers answered: their ids are now known, move them into the sorted list.
         public void Resort()
         {
-            if (_unknown.Count == 0) return;
-            foreach (var c in _unknown.Where(c => c.Id is not null).ToList())
+            for (var i = 0; i < _unknown.Count; i++)
             {
-                _unknown.Remove(c);
-                if (HasSeen(c.Id!.Value)) continue;
-                _candidates.Insert(~IndexOf(c.Id!.Value), c);
+                var c = _unknown[i];
+                if (c.Id is not { } id) continue;
+                _unknown.RemoveAt(i--);
+                if (HasSeen(id)) continue;
+                _candidates.Insert(~IndexOf(id), c);
             }
         }
 
