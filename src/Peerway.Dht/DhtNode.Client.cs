@@ -6,7 +6,9 @@ namespace Peerway.Dht;
 // Outgoing queries: transaction ids, timeouts with retry, and the pending-query table.
 public sealed partial class DhtNode
 {
-    private readonly Dictionary<ushort, PendingQuery> _pending = [];
+    /// <summary>Outstanding queries by transaction id; null while there are none (most nodes, most of the time: a
+    /// simulator holds 10^6 nodes).</summary>
+    private Dictionary<ushort, PendingQuery>? _pending;
     private TimerCallback? _onTimer;
 
     /// <summary>The one timer callback of this node (not one delegate per query): state is the timed-out
@@ -24,7 +26,7 @@ public sealed partial class DhtNode
     {
         get
         {
-            lock (_gate) return _pending.Count;
+            lock (_gate) return _pending?.Count ?? 0;
         }
     }
 
@@ -61,10 +63,10 @@ public sealed partial class DhtNode
     /// <summary>Registers <paramref name="pending"/> under a fresh transaction id, sends it and starts its timeout.</summary>
     private bool SendQuery(PendingQuery pending)
     {
-        if (_disposed || _pending.Count >= MaxPendingQueries) return false;
+        if (_disposed || _pending?.Count >= MaxPendingQueries) return false;
         ushort tid;
         do tid = (ushort)_random.Next(ushort.MaxValue + 1);
-        while (_pending.ContainsKey(tid));
+        while (_pending?.ContainsKey(tid) == true);
         pending.Tid = tid;
         pending.RetriesLeft = _options.QueryRetries;
         return EncodeAndSendQuery(pending, register: true);
@@ -108,7 +110,7 @@ public sealed partial class DhtNode
             if (length <= 0) return false;
             if (register)
             {
-                _pending.Add(pending.Tid, pending);
+                (_pending ??= []).Add(pending.Tid, pending);
                 pending.Timer = _time.CreateTimer(TimerCallback, pending, _options.QueryTimeout, Timeout.InfiniteTimeSpan);
             }
 
@@ -120,6 +122,13 @@ public sealed partial class DhtNode
         {
             System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>Forgets the query <paramref name="tid"/>, and the table when it was the last one.</summary>
+    private void RemovePending(ushort tid)
+    {
+        _pending!.Remove(tid);
+        if (_pending.Count == 0) _pending = null;
     }
 
     /// <summary>Hands the reply (null: timed out) to whoever sent the query.</summary>
@@ -134,7 +143,7 @@ public sealed partial class DhtNode
     {
         lock (_gate)
         {
-            if (_disposed || !_pending.TryGetValue(pending.Tid, out var current) || current != pending) return;
+            if (_disposed || _pending is null || !_pending.TryGetValue(pending.Tid, out var current) || current != pending) return;
             _timeouts++;
             if (pending.RetriesLeft > 0)
             {
@@ -144,7 +153,7 @@ public sealed partial class DhtNode
                 return;
             }
 
-            _pending.Remove(pending.Tid);
+            RemovePending(pending.Tid);
             pending.Timer?.Dispose();
             Complete(pending, null);
         }
@@ -154,8 +163,12 @@ public sealed partial class DhtNode
 
     private void CancelAllPending()
     {
-        foreach (var p in _pending.Values) p.Timer?.Dispose();
-        _pending.Clear();
+        if (_pending is not null)
+        {
+            foreach (var p in _pending.Values) p.Timer?.Dispose();
+            _pending = null;
+        }
+
         foreach (var op in _lookups.ToList()) CompleteLookup(op, canceled: true);
         foreach (var wait in _simpleWaits) Defer(wait);
         _simpleWaits.Clear();

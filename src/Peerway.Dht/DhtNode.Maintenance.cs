@@ -18,8 +18,6 @@ public sealed partial class DhtNode
             var now = _time.GetUtcNow();
             _store.Expire(now);
             _limiter.PruneIdle(now);
-            // The pending-query table grows to the peak of a burst (a bootstrap); give the memory back when idle.
-            if (_pending.Count == 0 && _pending.Capacity > 16) _pending.TrimExcess();
             if (_table.Count > 0)
             {
                 // BEP 5: "Buckets that have not been changed in 15 minutes should be refreshed" by a find_node for a random

@@ -188,8 +188,8 @@ public sealed partial class DhtNode
     {
         if (reply.TransactionId.Length != 2) return;
         var tid = (ushort)((reply.TransactionId[0] << 8) | reply.TransactionId[1]);
-        if (!_pending.TryGetValue(tid, out var pending) || !pending.To.Equals(remote)) return; // unsolicited or spoofed
-        _pending.Remove(tid);
+        if (_pending is null || !_pending.TryGetValue(tid, out var pending) || !pending.To.Equals(remote)) return; // unsolicited or spoofed
+        RemovePending(tid);
         pending.Timer?.Dispose();
         var now = _time.GetUtcNow();
         if (reply.Type == KrpcMessageType.Error)

@@ -57,7 +57,7 @@ public sealed class KrpcMessage
     private int _tokenLength = -1;
     private Buffer32 _methodName;
     private int _methodNameLength;
-    private Buffer32 _externalAddress;
+    private Buffer18 _externalAddress;
     private int _externalAddressLength = -1;
     private byte[]? _pooledNodes;
 
@@ -251,6 +251,13 @@ public sealed class KrpcMessage
 
     [InlineArray(MaxTransactionIdLength)]
     private struct Buffer32
+    {
+        private byte _element;
+    }
+
+    /// <summary>A compact IPv6 endpoint (BEP 42 "ip": 16 address bytes and the port), the longest "ip".</summary>
+    [InlineArray(18)]
+    private struct Buffer18
     {
         private byte _element;
     }
