@@ -171,19 +171,28 @@ public sealed partial class DhtNode
 
     private void Advance(LookupOperation op)
     {
-        while (!op.Lookup.IsDone)
+        // A rented array per call, not a list per round: a reply delivered synchronously may re-enter Advance.
+        var buffer = System.Buffers.ArrayPool<Candidate>.Shared.Rent(op.Lookup.MaxQueriesAtOnce);
+        try
         {
-            var queries = op.Lookup.NextQueries();
-            if (queries.Count == 0) break;
-            var failed = false;
-            foreach (var c in queries)
+            while (!op.Lookup.IsDone)
             {
-                if (SendLookupQuery(op, c)) continue;
-                op.Lookup.OnFailure(c);
-                failed = true;
-            }
+                var count = op.Lookup.NextQueries(buffer);
+                if (count == 0) break;
+                var failed = false;
+                for (var i = 0; i < count; i++)
+                {
+                    if (SendLookupQuery(op, buffer[i])) continue;
+                    op.Lookup.OnFailure(buffer[i]);
+                    failed = true;
+                }
 
-            if (!failed) break;
+                if (!failed) break;
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<Candidate>.Shared.Return(buffer, clearArray: true);
         }
 
         if (op.Lookup.IsDone) CompleteLookup(op, canceled: false);

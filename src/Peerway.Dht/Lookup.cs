@@ -140,15 +140,19 @@ internal sealed class Lookup
         }
     }
 
-    /// <summary>The queries to send now: (path, candidate) pairs, marked in flight. Completes the lookup when nothing is left.</summary>
-    public List<Candidate> NextQueries()
+    /// <summary>Most queries <see cref="NextQueries"/> asks for at once: α per path.</summary>
+    public int MaxQueriesAtOnce => _alpha * _paths.Count;
+
+    /// <summary>The queries to send now, written to <paramref name="queries"/> (at least <see cref="MaxQueriesAtOnce"/>
+    /// long) and marked in flight; returns how many. Completes the lookup when nothing is left.</summary>
+    public int NextQueries(Span<Candidate> queries)
     {
-        var queries = new List<Candidate>(_alpha * _paths.Count);
-        if (IsDone) return queries;
-        foreach (var path in _paths) path.Next(queries);
-        QueriesSent += queries.Count;
-        if (queries.Count == 0 && _paths.All(p => p.IsDone)) IsDone = true;
-        return queries;
+        if (IsDone) return 0;
+        var count = 0;
+        foreach (var path in _paths) path.Next(queries, ref count);
+        QueriesSent += count;
+        if (count == 0 && _paths.TrueForAll(p => p.IsDone)) IsDone = true;
+        return count;
     }
 
     public void OnResponse(Candidate candidate, NodeId responderId, IReadOnlyList<NodeContact> nodes, IReadOnlyList<IPEndPoint>? values, ReadOnlySpan<byte> token)
@@ -375,7 +379,7 @@ internal sealed class Lookup
             return false;
         }
 
-        public void Next(List<Candidate> queries)
+        public void Next(Span<Candidate> queries, ref int count)
         {
             if (IsDone) return;
             var routersInFlight = _unknown.Count(c => c.State == CandidateState.InFlight);
@@ -385,7 +389,7 @@ internal sealed class Lookup
                 if (inFlight >= owner._alpha) break;
                 if (c.State != CandidateState.New) continue;
                 if (!Claim(c)) continue;
-                queries.Add(c);
+                queries[count++] = c;
                 inFlight++;
                 routersInFlight++;
             }
@@ -399,7 +403,7 @@ internal sealed class Lookup
                 if (c.State is CandidateState.Failed or CandidateState.TakenByOtherPath) continue;
                 if (rank++ >= owner._k) break;
                 if (c.State == CandidateState.Answered) continue;
-                if (c.State == CandidateState.New && inFlight < owner._alpha && owner.QueriesSent + queries.Count < MaxQueries)
+                if (c.State == CandidateState.New && inFlight < owner._alpha && owner.QueriesSent + count < MaxQueries)
                 {
                     if (!Claim(c))
                     {
@@ -407,7 +411,7 @@ internal sealed class Lookup
                         continue;
                     }
 
-                    queries.Add(c);
+                    queries[count++] = c;
                     inFlight++;
                 }
 
@@ -416,7 +420,7 @@ internal sealed class Lookup
 
             // Queries still in flight to nodes outside the k closest do not hold the lookup up; routers (ids unknown)
             // in flight do, since they may return the first candidates.
-            var budgetLeft = owner.QueriesSent + queries.Count < MaxQueries;
+            var budgetLeft = owner.QueriesSent + count < MaxQueries;
             if ((allAnswered && routersInFlight == 0) || (inFlight == 0 && !budgetLeft)) IsDone = true;
         }
 

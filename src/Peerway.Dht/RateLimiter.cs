@@ -18,7 +18,7 @@ internal sealed class RateLimiter(double ratePerSecond, int burst, int maxTracke
     public const int DefaultMaxTracked = 10_000;
 
     /// <summary>Slots of the first table (a power of two).</summary>
-    private const int MinCapacity = 4;
+    private const int MinCapacity = 16;
 
     private const int None = -1;
 
