@@ -389,17 +389,19 @@ internal sealed class RoutingTable
     {
         if (count <= 0) return 0;
         var best = into[..count];
+        // The distances of best[..n], side by side (not recomputed from the entries at every comparison).
+        var distances = count <= 64 ? stackalloc NodeId[count] : new NodeId[count];
         var n = 0;
         var nowTicks = now.UtcTicks;
         var goodForTicks = _goodFor.Ticks;
         var last = _bucketCount - 1;
         var b = IndexOf(target);
         // Group 1: bucket b; group 2: buckets b+1..last (none when b is the last bucket).
-        Collect(b, target, nowTicks, goodForTicks, family, goodOnly, best, ref n);
+        Collect(b, target, nowTicks, goodForTicks, family, goodOnly, best, distances, ref n);
         if (n >= count && b < last) return n;
-        for (var j = b + 1; j <= last; j++) Collect(j, target, nowTicks, goodForTicks, family, goodOnly, best, ref n);
+        for (var j = b + 1; j <= last; j++) Collect(j, target, nowTicks, goodForTicks, family, goodOnly, best, distances, ref n);
         // Then buckets b-1, b-2, ..., 0, each farther than everything before it.
-        for (var j = b - 1; j >= 0 && n < count; j--) Collect(j, target, nowTicks, goodForTicks, family, goodOnly, best, ref n);
+        for (var j = b - 1; j >= 0 && n < count; j--) Collect(j, target, nowTicks, goodForTicks, family, goodOnly, best, distances, ref n);
         return n;
     }
 
@@ -409,7 +411,7 @@ internal sealed class RoutingTable
     /// <summary>Merges bucket <paramref name="bucket"/> into the closest-first <paramref name="best"/>[..n] (kept at most
     /// best.Length long; a node is placed after those at equal distance, which only a duplicate id could have).</summary>
     private void Collect(int bucket, NodeId target, long nowTicks, long goodForTicks,
-        System.Net.Sockets.AddressFamily? family, bool goodOnly, Span<int> best, ref int n)
+        System.Net.Sockets.AddressFamily? family, bool goodOnly, Span<int> best, Span<NodeId> distances, ref int n)
     {
         ref readonly var nodes = ref _buckets[bucket].Nodes;
         for (var slot = 0; slot < nodes.Count; slot++)
@@ -419,13 +421,19 @@ internal sealed class RoutingTable
             if (state == NodeState.Bad || (goodOnly && state != NodeState.Good)) continue;
             if (family is not null && e.EndPoint.AddressFamily != family) continue;
             var distance = e.Id ^ target;
-            if (n == best.Length && distance >= (At(best[n - 1]).Id ^ target)) continue;
+            if (n == best.Length && distance >= distances[n - 1]) continue;
             var i = n;
-            while (i > 0 && distance < (At(best[i - 1]).Id ^ target)) i--;
+            while (i > 0 && distance < distances[i - 1]) i--;
             // Insert at i, dropping the last one when full.
             var end = Math.Min(n, best.Length - 1);
-            for (var j = end; j > i; j--) best[j] = best[j - 1];
+            for (var j = end; j > i; j--)
+            {
+                best[j] = best[j - 1];
+                distances[j] = distances[j - 1];
+            }
+
             best[i] = (bucket * _k) + slot;
+            distances[i] = distance;
             if (n < best.Length) n++;
         }
     }
