@@ -94,6 +94,7 @@ internal static class SimulateCommand
             var sweep = parse.GetValue(sweepNodes);
             if (sweep is < 16 or > SimulationOptions.MaxNodes) throw new UsageException("--sweep-nodes must be between 16 and 10000000");
             var dir = parse.GetValue(outDir);
+            if (dir is not null) CheckWritable(dir);
             var asJson = parse.GetValue(json);
             ct.ThrowIfCancellationRequested();
 
@@ -111,6 +112,22 @@ internal static class SimulateCommand
             }
         });
         return command;
+    }
+
+    /// <summary>Fails with a usage error before the sweeps (minutes of work) when <paramref name="dir"/> cannot take the plots.</summary>
+    private static void CheckWritable(string dir)
+    {
+        try
+        {
+            Directory.CreateDirectory(dir);
+            var probe = Path.Combine(dir, $".peerway-write-test-{Environment.ProcessId}");
+            File.WriteAllBytes(probe, []);
+            File.Delete(probe);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            throw new UsageException($"--out: cannot write to {dir}: {ex.Message}");
+        }
     }
 
     private static int Run(SimulationOptions options, string? dir, int sweep, bool asJson)

@@ -72,7 +72,9 @@ public sealed record SimulationOptions
         if (Nodes is < 2 or > MaxNodes) throw new ArgumentOutOfRangeException(nameof(Nodes), Nodes, $"--nodes must be between 2 and {MaxNodes}.");
         if (Lookups is < 0 or > 10_000_000) throw new ArgumentOutOfRangeException(nameof(Lookups), Lookups, "--lookups must be between 0 and 10000000.");
         if (AdversaryFraction is < 0 or > 0.9 || double.IsNaN(AdversaryFraction)) throw new ArgumentOutOfRangeException(nameof(AdversaryFraction), AdversaryFraction, "--adversaries must be a fraction in [0, 0.9].");
-        if (DisjointPaths is < 1 or > 16) throw new ArgumentOutOfRangeException(nameof(DisjointPaths), DisjointPaths, "--disjoint must be between 1 and 16.");
+        ArgumentNullException.ThrowIfNull(Dht);
+        // S/Kademlia: the k closest known nodes are dealt to the d paths, so d cannot exceed k (DhtOptions says the same).
+        if (DisjointPaths < 1 || DisjointPaths > Dht.K) throw new ArgumentOutOfRangeException(nameof(DisjointPaths), DisjointPaths, $"--disjoint must be between 1 and {Dht.K} (the bucket size k).");
         if (LossRate is < 0 or >= 1 || double.IsNaN(LossRate)) throw new ArgumentOutOfRangeException(nameof(LossRate), LossRate, "The loss rate must be in [0, 1).");
         if (Routers < 1 || Routers >= Nodes) throw new ArgumentOutOfRangeException(nameof(Routers), Routers, "There must be at least one router and fewer routers than nodes.");
         if (JoinRate is <= 0 or > 1e7 || double.IsNaN(JoinRate)) throw new ArgumentOutOfRangeException(nameof(JoinRate), JoinRate, "The join rate must be positive.");
@@ -80,7 +82,6 @@ public sealed record SimulationOptions
         if (FreshnessSample < 0) throw new ArgumentOutOfRangeException(nameof(FreshnessSample), FreshnessSample, "The freshness sample must be non-negative.");
         Churn?.Validate();
         Latency.Validate();
-        ArgumentNullException.ThrowIfNull(Dht);
         Dht.Validate();
     }
 }

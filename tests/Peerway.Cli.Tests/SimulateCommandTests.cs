@@ -19,12 +19,29 @@ public sealed class SimulateCommandTests
     [InlineData("--churn", "weibull:0.5")]
     [InlineData("--adversaries", "0.95")]
     [InlineData("--disjoint", "0")]
+    [InlineData("--disjoint", "9")] // more paths than k = 8 closest nodes to deal out
+    [InlineData("--out", "/proc/peerway-cannot-create-this")]
     [InlineData("--adversary-mode", "bribe")]
     [InlineData("--loss", "1")]
     [InlineData("--sweep-nodes", "3")]
     public async Task Bad_arguments_are_usage_errors(string option, string value)
     {
         Assert.Equal(CliRunner.UsageError, await Run(option, value));
+    }
+
+    [Fact]
+    public async Task An_out_path_that_is_a_file_is_a_usage_error_and_is_left_alone()
+    {
+        var file = Path.GetTempFileName();
+        try
+        {
+            Assert.Equal(CliRunner.UsageError, await Run("--nodes", "64", "--lookups", "20", "--out", file));
+            Assert.Equal(0, new FileInfo(file).Length);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
     }
 
     [Fact]
