@@ -114,7 +114,7 @@ public sealed partial class IceAgent
             {
                 _firstValidAt ??= now;
                 var betterPending = _pairs.Any(p => p.Priority > best.Priority && p.State is PairState.Waiting or PairState.InProgress or PairState.Frozen);
-                if (!betterPending || now - _firstValidAt >= _options.NominationDelay)
+                if (!betterPending || now - _firstValidAt >= NominationDelayFor(best))
                 {
                     _nominating = best;
                     SendCheck(best, useCandidate: true, now);
@@ -122,6 +122,14 @@ public sealed partial class IceAgent
             }
         }
     }
+
+    /// <summary>How long regular nomination waits for better pending pairs when <paramref name="best"/> is the best valid
+    /// pair: <see cref="IceAgentOptions.NominationDelay"/> for a relayed pair, at most
+    /// <see cref="IceAgentOptions.DirectNominationDelay"/> for a direct one.</summary>
+    private TimeSpan NominationDelayFor(Pair best) =>
+        best.Local.Type == IceCandidateType.Relay || best.Remote.Type == IceCandidateType.Relay
+            ? _options.NominationDelay
+            : TimeSpan.FromTicks(Math.Min(_options.DirectNominationDelay.Ticks, _options.NominationDelay.Ticks));
 
     private bool HasOrdinary() => _pairs.Any(p => (p.State == PairState.Waiting && p.Remote.Type != IceCandidateType.PeerReflexive) || p.State == PairState.Frozen);
 

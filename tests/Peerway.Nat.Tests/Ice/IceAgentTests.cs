@@ -94,7 +94,8 @@ public sealed class IceAgentTests : IDisposable
         return (fb == eif && fa != apdf) || (fa == eif && fb != apdf);
     }
 
-    private (IceAgent Agent, VirtualNat Nat) Peer(int n, NatMappingBehavior mapping, NatFilteringBehavior filtering, IceRole role, bool turn = true)
+    private (IceAgent Agent, VirtualNat Nat) Peer(int n, NatMappingBehavior mapping, NatFilteringBehavior filtering, IceRole role, bool turn = true,
+        TimeSpan? directNominationDelay = null)
     {
         var nat = _net.AddNat(IPAddress.Parse($"198.51.100.{10 + n}"), IPNetwork.Parse($"192.168.{n}.0/24"), new VirtualNatOptions { Mapping = mapping, Filtering = filtering });
         var socket = nat.CreateSocket();
@@ -105,6 +106,7 @@ public sealed class IceAgentTests : IDisposable
             // A patient controller: nominate the relay only when no direct pair can still succeed, so the outcome is
             // the theory's and not a race between the checks and the delay.
             NominationDelay = TimeSpan.FromSeconds(10),
+            DirectNominationDelay = directNominationDelay ?? new IceAgentOptions().DirectNominationDelay,
             StunServer = _serverEp,
             TurnServer = turn ? _serverEp : null,
             TurnCredentials = turn ? new TurnCredentials("alice", "secret") : null,
@@ -174,6 +176,31 @@ public sealed class IceAgentTests : IDisposable
         Assert.True(a.State == IceState.Connected, $"{a.FailureReason} after {_time.GetUtcNow() - _start}\n{a.DescribeChecklist()}\nB: {b.State} {b.FailureReason}\n{b.DescribeChecklist()}");
         Assert.Equal(IceCandidateType.ServerReflexive, a.SelectedPair!.Local.Type);
         Assert.Equal(IceCandidateType.ServerReflexive, a.SelectedPair.Remote.Type);
+        await AssertDataFlowsAsync(a, b);
+    }
+
+    /// <summary>
+    /// Behind cone NATs the host pairs to the peer's private address never answer, so they stay pending for ~15 s of
+    /// retransmissions while the server-reflexive pair is valid within a few hundred ms: the controller nominates the
+    /// direct pair after <see cref="IceAgentOptions.DirectNominationDelay"/>, not after the (10 s) relay delay.
+    /// </summary>
+    [Theory]
+    [InlineData(500)]
+    [InlineData(4_000)]
+    public async Task A_direct_pair_is_nominated_after_the_direct_delay_while_unreachable_host_pairs_are_pending(int delayMs)
+    {
+        var delay = TimeSpan.FromMilliseconds(delayMs);
+        var (a, _) = Peer(1, NatMappingBehavior.EndpointIndependent, NatFilteringBehavior.EndpointIndependent, IceRole.Controlling, turn: false, directNominationDelay: delay);
+        var (b, _) = Peer(2, NatMappingBehavior.EndpointIndependent, NatFilteringBehavior.EndpointIndependent, IceRole.Controlled, turn: false);
+        Connect(a, b, _scheduler, out _, out _);
+        a.Start();
+        b.Start();
+        RunUntil(() => Settled(a) && Settled(b), TimeSpan.FromSeconds(60));
+        var elapsed = _time.GetUtcNow() - _start;
+        Assert.True(a.State == IceState.Connected, $"{a.FailureReason}\n{a.DescribeChecklist()}");
+        Assert.Equal("srflx", a.SelectedPair!.Kind);
+        // Virtual time: the first valid pair comes within ~1 s, the nomination `delay` after it (never the 10 s).
+        Assert.InRange(elapsed, delay, delay + TimeSpan.FromSeconds(2));
         await AssertDataFlowsAsync(a, b);
     }
 
