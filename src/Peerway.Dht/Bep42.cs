@@ -134,6 +134,7 @@ internal sealed class ExternalAddressVoter
     /// reply's "ip": an <see cref="IPAddress"/> is made only for an address not yet in the tally (almost never).</summary>
     public bool Vote(IPAddress voter, ReadOnlySpan<byte> claimed)
     {
+        if (claimed.Length is not (4 or 16)) return false;
         var key = KeyOf(voter);
         var i = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_voters).IndexOf(key);
         if (i >= 0)
