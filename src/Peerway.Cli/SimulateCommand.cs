@@ -35,9 +35,10 @@ internal static class SimulateCommand
         var refresh = new Option<bool?>("--bootstrap-refresh") { Description = "Engine tuning: refresh every bucket right after the bootstrap, true or false (default: the engine's)." };
         var progress = new Option<bool>("--progress") { Description = "Print a line per phase (time, CPU, memory) on stderr, for long runs." };
         var maintenance = new Option<string?>("--maintenance") { Description = "Window (no lookups) for measuring maintenance traffic, e.g. 20m; 0 skips it (default 2m)." };
+        var maxMemory = new Option<string?>("--max-memory") { Description = "Cap the managed heap, e.g. 14g or 512m (binary units): near it the GC compacts instead of growing; past it the run fails with exit 1." };
 
         var command = new Command("simulate", "Simulate the DHT at scale (production engine, virtual time): success, rounds, messages, latency.");
-        foreach (var o in new Option[] { nodes, lookups, churn, adversaries, behavior, bep42, disjoint, seed, loss, outDir, sweepNodes, json, alpha, timeout, retries, refresh, maintenance, progress })
+        foreach (var o in new Option[] { nodes, lookups, churn, adversaries, behavior, bep42, disjoint, seed, loss, outDir, sweepNodes, json, alpha, timeout, retries, refresh, maintenance, progress, maxMemory })
         {
             command.Options.Add(o);
         }
@@ -98,6 +99,9 @@ internal static class SimulateCommand
             var asJson = parse.GetValue(json);
             ct.ThrowIfCancellationRequested();
 
+            var memoryCap = parse.GetValue(maxMemory);
+            if (memoryCap is not null) CapHeap(memoryCap);
+
             // The simulation is one thread building a heap of millions of long-lived objects: background (concurrent)
             // gen2 collections only add work there (≈ 20 % of the CPU time at 20,000 nodes), so run it in batch mode.
             var latency = System.Runtime.GCSettings.LatencyMode;
@@ -106,12 +110,56 @@ internal static class SimulateCommand
             {
                 return Task.FromResult(Run(options, dir, sweep, asJson));
             }
+            catch (OutOfMemoryException) when (memoryCap is not null)
+            {
+                throw new RuntimeFailureException($"out of memory: this simulation needs more than --max-memory {memoryCap} of managed heap");
+            }
             finally
             {
                 System.Runtime.GCSettings.LatencyMode = latency;
             }
         });
         return command;
+    }
+
+    /// <summary>
+    /// Sets the GC's heap hard limit for this process (.NET reads GCHeapHardLimit from the AppContext on
+    /// <see cref="GC.RefreshMemoryLimit"/>), so a 10^6-node run stays within a known budget without environment variables.
+    /// </summary>
+    private static void CapHeap(string text)
+    {
+        if (!TryParseSize(text, out var bytes) || bytes < MinHeapCap)
+        {
+            throw new UsageException("--max-memory must be a size such as 14g or 512m (k, m, g, t: powers of 1024), at least 64m");
+        }
+
+        AppContext.SetData("GCHeapHardLimit", bytes);
+        try
+        {
+            GC.RefreshMemoryLimit();
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new UsageException($"--max-memory {text}: {ex.Message}");
+        }
+    }
+
+    private const ulong MinHeapCap = 64UL << 20;
+
+    /// <summary>A byte count with an optional binary suffix (k, m, g, t; a trailing "b" or "ib" is allowed).</summary>
+    internal static bool TryParseSize(string text, out ulong bytes)
+    {
+        bytes = 0;
+        var s = text.Trim().ToLowerInvariant();
+        if (s.EndsWith("ib", StringComparison.Ordinal)) s = s[..^2];
+        else if (s.EndsWith('b')) s = s[..^1];
+        var shift = s.Length == 0 ? -1 : "kmgt".IndexOf(s[^1], StringComparison.Ordinal) is var i and >= 0 ? 10 * (i + 1) : 0;
+        if (shift > 0) s = s[..^1];
+        if (shift < 0 || !decimal.TryParse(s, System.Globalization.NumberStyles.AllowDecimalPoint, System.Globalization.CultureInfo.InvariantCulture, out var value)) return false;
+        var scaled = value * (decimal)Math.Pow(2, shift);
+        if (scaled is < 1 or > ulong.MaxValue / 2) return false;
+        bytes = (ulong)scaled;
+        return true;
     }
 
     /// <summary>Fails with a usage error before the sweeps (minutes of work) when <paramref name="dir"/> cannot take the plots.</summary>

@@ -21,12 +21,80 @@ public sealed class SimulateCommandTests
     [InlineData("--disjoint", "0")]
     [InlineData("--disjoint", "9")] // more paths than k = 8 closest nodes to deal out
     [InlineData("--out", "/proc/peerway-cannot-create-this")]
+    [InlineData("--max-memory", "lots")]
+    [InlineData("--max-memory", "1m")] // below the 64 MiB floor
+    [InlineData("--max-memory", "-5g")]
     [InlineData("--adversary-mode", "bribe")]
     [InlineData("--loss", "1")]
     [InlineData("--sweep-nodes", "3")]
     public async Task Bad_arguments_are_usage_errors(string option, string value)
     {
         Assert.Equal(CliRunner.UsageError, await Run(option, value));
+    }
+
+    [Theory]
+    [InlineData("14g", 14UL << 30)]
+    [InlineData("14GiB", 14UL << 30)]
+    [InlineData("512m", 512UL << 20)]
+    [InlineData("1.5G", 3UL << 29)]
+    [InlineData("2t", 2UL << 40)]
+    [InlineData("65536k", 64UL << 20)]
+    [InlineData("1000000", 1_000_000UL)]
+    public void Sizes_parse_in_binary_units(string text, ulong expected)
+    {
+        Assert.True(SimulateCommand.TryParseSize(text, out var bytes));
+        Assert.Equal(expected, bytes);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("g")]
+    [InlineData("14x")]
+    [InlineData("0")]
+    [InlineData("1e9")]
+    public void Bad_sizes_do_not_parse(string text) => Assert.False(SimulateCommand.TryParseSize(text, out _));
+
+    /// <summary>
+    /// --max-memory sets the GC heap hard limit of the process, so it runs out of process (the built peerway.dll next to
+    /// the tests): a cap far below what 20,000 nodes need ends the run with exit 1 and one line naming the cap, and a
+    /// generous cap changes nothing.
+    /// </summary>
+    [Theory]
+    [InlineData("20000", "64m", 1)]
+    [InlineData("300", "1g", 0)]
+    public async Task Max_memory_caps_the_heap_of_the_run(string nodes, string cap, int expectedExit)
+    {
+        var cli = Path.Combine(AppContext.BaseDirectory, "peerway.dll");
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        foreach (var arg in new[] { cli, "simulate", "--nodes", nodes, "--lookups", "20", "--max-memory", cap, "--json" }) start.ArgumentList.Add(arg);
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+        }
+
+        var err = await stderr;
+        Assert.True(expectedExit == process.ExitCode, $"exit {process.ExitCode}\n{err}");
+        if (expectedExit == 0)
+        {
+            using var json = System.Text.Json.JsonDocument.Parse(await stdout);
+            Assert.Equal(300, json.RootElement.GetProperty("nodes").GetInt32());
+        }
+        else
+        {
+            Assert.Equal($"peerway: out of memory: this simulation needs more than --max-memory {cap} of managed heap", err.Trim());
+        }
     }
 
     [Fact]
