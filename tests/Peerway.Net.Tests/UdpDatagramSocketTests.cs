@@ -101,34 +101,25 @@ public sealed class UdpDatagramSocketTests
     {
         if (!LinuxUdp.IsSupported) return; // the portable fallback is not held to this budget
         using var server = new UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0), reusePort: false, dedicatedThread: true);
-        const int Warmup = 20, Measured = 200;
-        long handled = 0, before = 0, after = 0;
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var window = new AllocationWindow(warmup: 20, measured: 200);
         server.Start((data, from) =>
         {
             // Measured on the receive thread itself: everything between two datagrams (recvmmsg, address lookup,
             // the handler, the batched reply) runs here.
-            var n = ++handled;
-            if (n == Warmup) before = GC.GetAllocatedBytesForCurrentThread();
+            window.OnHandled();
             server.Send(data, from);
-            if (n == Warmup + Measured)
-            {
-                after = GC.GetAllocatedBytesForCurrentThread();
-                done.TrySetResult();
-            }
         });
 
         using var client = new UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0));
         long echoes = 0;
         client.Start((_, _) => Interlocked.Increment(ref echoes));
-        for (var i = 0; i < Warmup + Measured; i++)
+        for (var i = 0; i < window.Total; i++)
         {
             client.Send([(byte)i], server.LocalEndPoint);
             await RealSocketWait.Until(() => Interlocked.Read(ref echoes) > i);
         }
 
-        await done.Task.WaitAsync(TimeSpan.FromSeconds(20));
-        Assert.Equal(0, after - before);
+        Assert.Equal(0, await window.AllocatedAsync());
     }
 
     [Fact]

@@ -142,31 +142,20 @@ public sealed class UdpReceiveGroupTests
         using var group = new UdpReceiveGroup();
         if (!group.IsSupported) return; // the portable fallback is not held to this budget
         using var server = new UdpDatagramSocket(AnyLoopback, group);
-        const int Warmup = 20, Measured = 200;
-        long handled = 0, before = 0, after = 0;
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        server.Start((data, from) =>
-        {
-            // Measured on the group thread itself: epoll_wait, recvmmsg, address lookup and the handler run here.
-            var n = ++handled;
-            if (n == Warmup) before = GC.GetAllocatedBytesForCurrentThread();
-            if (n == Warmup + Measured)
-            {
-                after = GC.GetAllocatedBytesForCurrentThread();
-                done.TrySetResult();
-            }
-        });
+        var window = new AllocationWindow(warmup: 20, measured: 200);
+
+        // Measured on the group thread itself: epoll_wait, recvmmsg, address lookup and the handler run here.
+        server.Start((_, _) => window.OnHandled());
 
         using var client = new UdpDatagramSocket(AnyLoopback);
-        for (var i = 0; i < Warmup + Measured; i++)
+        for (var i = 0; i < window.Total; i++)
         {
             client.Send([(byte)i], server.LocalEndPoint);
             var sent = i;
-            await RealSocketWait.Until(() => Volatile.Read(ref handled) > sent);
+            await RealSocketWait.Until(() => window.Handled > sent);
         }
 
-        await done.Task.WaitAsync(TimeSpan.FromSeconds(20));
-        Assert.Equal(0, after - before);
+        Assert.Equal(0, await window.AllocatedAsync());
     }
 
     [Fact]

@@ -210,20 +210,11 @@ public sealed class UdpSendBatchTests
         using var server = new UdpDatagramSocket(AnyLoopback, group);
         using var other = new UdpDatagramSocket(AnyLoopback, reusePort: false, dedicatedThread: true);
         other.Start((_, _) => { });
-        const int Warmup = 20, Measured = 200;
-        long handled = 0, before = 0, after = 0;
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var window = new AllocationWindow(warmup: 20, measured: 200);
         server.Start((data, from) =>
         {
             // On the group thread: queueing, the flush (sendmmsg, handle references) and the next receive run here.
-            var n = ++handled;
-            if (n == Warmup) before = GC.GetAllocatedBytesForCurrentThread();
-            if (n == Warmup + Measured)
-            {
-                after = GC.GetAllocatedBytesForCurrentThread();
-                done.TrySetResult();
-            }
-
+            window.OnHandled();
             server.Send(data, from);
             other.Send(data, from);
         });
@@ -231,16 +222,15 @@ public sealed class UdpSendBatchTests
         long echoes = 0;
         using var client = new UdpDatagramSocket(AnyLoopback);
         client.Start((_, _) => Interlocked.Increment(ref echoes));
-        for (var i = 0; i < Warmup + Measured; i++)
+        for (var i = 0; i < window.Total; i++)
         {
             client.Send([(byte)i], server.LocalEndPoint);
             var sent = i;
-            await RealSocketWait.Until(() => Volatile.Read(ref handled) > sent);
+            await RealSocketWait.Until(() => window.Handled > sent);
         }
 
-        await done.Task.WaitAsync(TimeSpan.FromSeconds(20));
-        Assert.Equal(0, after - before);
-        await RealSocketWait.Until(() => Interlocked.Read(ref echoes) == 2 * (Warmup + Measured));
+        Assert.Equal(0, await window.AllocatedAsync());
+        await RealSocketWait.Until(() => Interlocked.Read(ref echoes) == 2 * window.Total);
     }
 
     [Fact]
