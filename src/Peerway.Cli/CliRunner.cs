@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Peerway.Core.IO;
 
 namespace Peerway.Cli;
 
@@ -76,6 +77,12 @@ internal static class CliRunner
         {
             await error.WriteLineAsync($"peerway: {ex.Message}");
             return RuntimeError;
+        }
+        catch (OutputConflictException ex)
+        {
+            // Something of the user's is where we would write: nothing was touched, and it is theirs to move.
+            await error.WriteLineAsync($"peerway: {ex.Message}{(ex.Conflict == OutputConflict.DoesNotFit ? "; --overwrite replaces it" : "")}");
+            return UsageError;
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {

@@ -5,6 +5,7 @@ using Peerway.Content;
 using Peerway.Content.Blocks;
 using Peerway.Content.Car;
 using Peerway.Content.UnixFs;
+using Peerway.Core.IO;
 using Peerway.Core.Multiformats;
 using Peerway.Node;
 using Peerway.Node.Content;
@@ -338,9 +339,10 @@ internal static class ContentCommands
         var repo = RepoOption();
         var dhtBootstrap = DhtBootstrapOption("Find providers in the DHT through this node (repeatable).");
         var timeout = new Option<int>("--timeout") { Description = "Seconds allowed for the DHT lookup (default 60).", DefaultValueFactory = _ => 60 };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Replace an existing file at PATH whose content differs; without it it is left untouched (exit 2)." };
         var command = new Command("fetch", "Fetch a file or directory by CID from gateways (given, or found in the DHT), verifying every block, and write it to PATH.")
         {
-            cidArg, output, gateways, repo, dhtBootstrap, timeout,
+            cidArg, output, gateways, repo, dhtBootstrap, timeout, overwrite,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -386,7 +388,7 @@ internal static class ContentCommands
                 }
             }
 
-            await FetchToPathAsync(OpenRepo(parse, repo), cid, urls, parse.GetValue(output)!, parse.InvocationConfiguration.Error, ct);
+            await FetchToPathAsync(OpenRepo(parse, repo), cid, urls, parse.GetValue(output)!, parse.GetValue(overwrite), parse.InvocationConfiguration.Error, ct);
             return CliRunner.Ok;
         });
         return command;
@@ -449,7 +451,7 @@ internal static class ContentCommands
         }
     }
 
-    internal static async Task FetchToPathAsync(ContentRepo repository, Cid cid, IReadOnlyList<Uri> gateways, string file, TextWriter warnings, CancellationToken ct)
+    internal static async Task FetchToPathAsync(ContentRepo repository, Cid cid, IReadOnlyList<Uri> gateways, string file, bool overwrite, TextWriter warnings, CancellationToken ct)
     {
         if (Directory.Exists(file))
         {
@@ -468,9 +470,9 @@ internal static class ContentCommands
         TreeWriteResult written;
         try
         {
-            written = await UnixFsTreeWriter.WriteAsync(repository.Blocks, cid, file, ct);
+            written = await UnixFsTreeWriter.WriteAsync(repository.Blocks, cid, file, overwrite, ct);
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is (IOException or UnauthorizedAccessException) and not OutputConflictException)
         {
             throw new RuntimeFailureException($"cannot write {file}: {ex.Message}");
         }

@@ -154,7 +154,8 @@ internal static partial class TorrentCommands
         var verbose = VerboseOption();
         var dht = DhtBootstrapOption();
         var limit = UploadLimitOption();
-        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, peers, dht, trackers, seed, timeout, limit, verbose };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Write into existing files that do not fit the torrent (larger, or other content); without it they are left untouched (exit 2)." };
+        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, peers, dht, trackers, seed, timeout, limit, overwrite, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var target = parse.GetValue(what)!;
@@ -203,7 +204,10 @@ internal static partial class TorrentCommands
                 Trackers = trackerList,
                 Peers = peerList,
                 DhtBootstrap = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct),
-                Session = new TorrentSessionOptions { ListenPort = CheckPort(parse.GetValue(port)), UploadRateLimit = CheckLimit(parse.GetValue(limit)) },
+                Session = new TorrentSessionOptions
+                {
+                    ListenPort = CheckPort(parse.GetValue(port)), UploadRateLimit = CheckLimit(parse.GetValue(limit)), OverwriteExistingFiles = parse.GetValue(overwrite),
+                },
             }, loggers);
             await using (host)
             {

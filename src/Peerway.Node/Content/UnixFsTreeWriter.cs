@@ -1,6 +1,8 @@
+using Microsoft.Win32.SafeHandles;
 using Peerway.Content;
 using Peerway.Content.Blocks;
 using Peerway.Content.UnixFs;
+using Peerway.Core.IO;
 using Peerway.Core.Multiformats;
 
 namespace Peerway.Node.Content;
@@ -17,11 +19,18 @@ public sealed record TreeWriteResult(ContentError Error, Cid? At, string? Path, 
 /// from the network, so each is checked (<see cref="UnixFsExporter.IsSafeName"/>) and every path is confirmed to stay
 /// below the destination. A tree is written into a temporary sibling directory and renamed into place only when
 /// complete, so a failure leaves nothing behind. Symbolic links are not created (their targets are untrusted); they
-/// are reported as skipped.
+/// are reported as skipped. Nothing of the user's is destroyed: a symbolic link or non-regular file at the destination
+/// is refused, never followed or replaced; an existing file is kept when it already holds the content, completed when
+/// it holds a prefix of it, and otherwise left untouched (<see cref="OutputConflictException"/>) unless overwriting
+/// was asked for; a directory is never merged into anything that exists.
 /// </summary>
 public static class UnixFsTreeWriter
 {
-    public static async Task<TreeWriteResult> WriteAsync(IBlockStore store, Cid root, string destination, CancellationToken cancellationToken)
+    public static Task<TreeWriteResult> WriteAsync(IBlockStore store, Cid root, string destination, CancellationToken cancellationToken) =>
+        WriteAsync(store, root, destination, overwrite: false, cancellationToken);
+
+    /// <param name="overwrite">Replace an existing regular file at <paramref name="destination"/> whose content differs.</param>
+    public static async Task<TreeWriteResult> WriteAsync(IBlockStore store, Cid root, string destination, bool overwrite, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(root);
@@ -37,20 +46,18 @@ public static class UnixFsTreeWriter
         var temp = Path.Combine(Path.GetDirectoryName(target)!, "." + Path.GetFileName(target) + "." + Guid.NewGuid().ToString("N")[..8] + ".partial");
         if (!node!.IsDirectory)
         {
-            var file = await WriteFileAsync(exporter, node, temp, cancellationToken).ConfigureAwait(false);
-            if (!file.Ok)
-            {
-                File.Delete(temp);
-                return Fail(file.Error, file.At, destination);
-            }
+            return await WriteSingleFileAsync(exporter, node, target, temp, destination, overwrite, cancellationToken).ConfigureAwait(false);
+        }
 
-            File.Move(temp, target, overwrite: true);
-            return new TreeWriteResult(ContentError.None, null, null, 1, 0, file.Bytes, []);
+        // lstat, not stat: a link (even a dangling one) is something of the user's at that path.
+        if (new FileInfo(target).LinkTarget is not null)
+        {
+            throw OutputConflictException.For(destination, OutputConflict.SymbolicLink);
         }
 
         if (Directory.Exists(target) || File.Exists(target))
         {
-            throw new IOException($"{destination} already exists (a directory is never merged into existing files)");
+            throw new OutputConflictException(destination, OutputConflict.Exists, $"{destination} already exists (a directory is never merged into existing files)");
         }
 
         Directory.CreateDirectory(temp);
@@ -63,6 +70,72 @@ public static class UnixFsTreeWriter
 
         Directory.Move(temp, target);
         return result;
+    }
+
+    /// <summary>
+    /// Exports the file into <paramref name="temp"/>, then compares it with what is at <paramref name="target"/>: an
+    /// identical file is kept as it is (the temporary copy is dropped), a prefix of the content is completed, anything
+    /// else is refused unless <paramref name="overwrite"/>. The target is opened without following links
+    /// (<see cref="OutputDirectory"/>), and the copy is renamed into place, which replaces a directory entry and never
+    /// writes through one.
+    /// </summary>
+    private static async Task<TreeWriteResult> WriteSingleFileAsync(UnixFsExporter exporter, UnixFsNode node, string target, string temp, string shown, bool overwrite, CancellationToken cancellationToken)
+    {
+        using var parent = OutputDirectory.Open(Path.GetDirectoryName(target)!, create: false);
+        using var existing = parent.OpenExistingFile([Path.GetFileName(target)], writable: false);
+        var file = await WriteFileAsync(exporter, node, temp, cancellationToken).ConfigureAwait(false);
+        if (!file.Ok)
+        {
+            File.Delete(temp);
+            return Fail(file.Error, file.At, shown);
+        }
+
+        if (existing is not null)
+        {
+            var match = await CompareAsync(existing, temp, cancellationToken).ConfigureAwait(false);
+            if (match == Match.Identical)
+            {
+                File.Delete(temp);
+                return new TreeWriteResult(ContentError.None, null, null, 1, 0, file.Bytes, []);
+            }
+
+            if (match == Match.Different && !overwrite)
+            {
+                File.Delete(temp);
+                throw new OutputConflictException(shown, OutputConflict.DoesNotFit, $"{shown} exists and does not fit {node.Cid} (other content)");
+            }
+        }
+
+        // No overwrite when nothing was there: whatever appeared in between is not replaced (link(2) fails with EEXIST).
+        File.Move(temp, target, overwrite: existing is not null);
+        return new TreeWriteResult(ContentError.None, null, null, 1, 0, file.Bytes, []);
+    }
+
+    private enum Match
+    {
+        Identical,
+        Prefix,
+        Different,
+    }
+
+    /// <summary>Whether the existing file holds the content (<paramref name="written"/>), a prefix of it, or something else.</summary>
+    private static async Task<Match> CompareAsync(SafeFileHandle existing, string written, CancellationToken cancellationToken)
+    {
+        var length = RandomAccess.GetLength(existing);
+        using var copy = File.OpenHandle(written, FileMode.Open, FileAccess.Read);
+        if (length > RandomAccess.GetLength(copy)) return Match.Different;
+        var a = new byte[1 << 16];
+        var b = new byte[1 << 16];
+        for (long at = 0; at < length;)
+        {
+            var n = await RandomAccess.ReadAsync(existing, a.AsMemory(0, (int)Math.Min(a.Length, length - at)), at, cancellationToken).ConfigureAwait(false);
+            if (n == 0) return Match.Different; // shrunk while we read: not the file we measured
+            var m = await RandomAccess.ReadAsync(copy, b.AsMemory(0, n), at, cancellationToken).ConfigureAwait(false);
+            if (m != n || !a.AsSpan(0, n).SequenceEqual(b.AsSpan(0, n))) return Match.Different;
+            at += n;
+        }
+
+        return length == RandomAccess.GetLength(copy) ? Match.Identical : Match.Prefix;
     }
 
     private static async Task<TreeWriteResult> WriteTreeAsync(UnixFsExporter exporter, UnixFsNode root, string temp, string shownRoot, CancellationToken cancellationToken)

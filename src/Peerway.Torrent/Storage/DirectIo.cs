@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using System.Globalization;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
@@ -22,14 +23,17 @@ internal static partial class DirectIo
     /// <summary>O_DIRECT's value differs by architecture (asm-generic: 0x4000; arm/arm64: 0x10000).</summary>
     private static int DirectFlag => RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm ? 0x10000 : 0x4000;
 
-    /// <summary>Opens a second, write-only handle on <paramref name="path"/> with O_DIRECT; null where unsupported.</summary>
-    public static SafeFileHandle? TryOpenForDirectWrites(string path)
+    /// <summary>
+    /// Opens a second, write-only handle with O_DIRECT on the file <paramref name="file"/> is open on; null where
+    /// unsupported. It is reopened through /proc/self/fd (proc(5)), not by path: the same file, whatever its path now is.
+    /// </summary>
+    public static SafeFileHandle? TryOpenForDirectWrites(SafeFileHandle file)
     {
         if (!OperatingSystem.IsLinux()) return null;
         SafeFileHandle? handle = null;
         try
         {
-            handle = File.OpenHandle(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
+            handle = File.OpenHandle(string.Create(CultureInfo.InvariantCulture, $"/proc/self/fd/{file.DangerousGetHandle()}"), FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
             var flags = Fcntl(handle, GetFlags, 0);
             if (flags < 0 || Fcntl(handle, SetFlags, flags | DirectFlag) < 0) // EINVAL: the filesystem has no O_DIRECT.
             {

@@ -1,8 +1,10 @@
 using System.Buffers;
+using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using Microsoft.Win32.SafeHandles;
 using Peerway.Core.Bencoding;
+using Peerway.Core.IO;
 using Peerway.Torrent.Metainfo;
 
 namespace Peerway.Torrent.Storage;
@@ -32,6 +34,9 @@ public sealed class TorrentStorage : IDisposable
     private bool _dirtySinceResume;
     private bool _writable;
 
+    /// <summary>Per file: whether we wrote a piece into it since it was opened (guarded by <c>_writeOrder</c>).</summary>
+    private readonly bool[] _written;
+
     private TorrentStorage(TorrentInfo info, string[] paths, SafeFileHandle?[] handles, string resumePath)
     {
         _info = info;
@@ -39,6 +44,7 @@ public sealed class TorrentStorage : IDisposable
         _handles = handles;
         _direct = new SafeFileHandle?[handles.Length];
         _verified = new Bitfield(info.PieceCount);
+        _written = new bool[handles.Length];
         ResumePath = resumePath;
     }
 
@@ -81,22 +87,30 @@ public sealed class TorrentStorage : IDisposable
     }
 
     /// <summary>
-    /// Opens (creating and preallocating when <paramref name="create"/>) the files under <paramref name="directory"/>,
-    /// then establishes which pieces are valid: the resume file is trusted only for pieces whose files all still have
-    /// the recorded size and mtime; every other piece with data on disk is re-hashed.
+    /// Opens the files under <paramref name="directory"/> and establishes which pieces are valid: the resume file is
+    /// trusted only for pieces whose files all still have the recorded size and mtime; every other piece with data on
+    /// disk is re-hashed. With <paramref name="create"/> (a download) the files are opened through
+    /// <see cref="OutputDirectory"/> (no symbolic link below the directory is followed, only regular files are opened),
+    /// files already there are treated as resume data as libtorrent and transmission do (their verified pieces are kept,
+    /// only the torrent's pieces are ever written into them), then missing files are created and all are preallocated.
+    /// An existing file that does not fit the torrent (see <see cref="CheckExistingFiles"/>) is left untouched and
+    /// <see cref="OutputConflictException"/> is thrown, unless <paramref name="overwrite"/>; nothing on disk changes
+    /// before every file has passed these checks.
     /// </summary>
     /// <param name="directWrites">Write verified pieces with O_DIRECT where the filesystem allows it (Linux).</param>
-    public static TorrentStorage Open(TorrentInfo info, string directory, bool create, string? resumePath = null, CancellationToken ct = default, bool directWrites = false)
+    /// <param name="overwrite">Write into (and truncate to size) existing files that do not fit the torrent.</param>
+    public static TorrentStorage Open(TorrentInfo info, string directory, bool create, string? resumePath = null, CancellationToken ct = default, bool directWrites = false, bool overwrite = false)
     {
         ArgumentNullException.ThrowIfNull(info);
         var root = Path.GetFullPath(directory);
         var paths = new string[info.Files.Count];
+        var components = new string[info.Files.Count][];
         var handles = new SafeFileHandle?[info.Files.Count];
         for (var i = 0; i < info.Files.Count; i++)
         {
             var f = info.Files[i];
-            var full = info.IsMultiFile ? Path.Combine([root, info.Name, .. f.Path]) : Path.Combine(root, info.Name);
-            full = Path.GetFullPath(full);
+            components[i] = info.IsMultiFile ? [info.Name, .. f.Path] : [info.Name];
+            var full = Path.GetFullPath(Path.Combine([root, .. components[i]]));
             // Defence in depth: the parser already rejects traversal; a path must stay under the root.
             if (!full.StartsWith(root + Path.DirectorySeparatorChar, StringComparison.Ordinal)) throw new InvalidDataException($"path escapes the download directory: {f.RelativePath}");
             paths[i] = full;
@@ -104,37 +118,24 @@ public sealed class TorrentStorage : IDisposable
 
         resumePath ??= Path.Combine(root, ".peerway", info.InfoHash + ".resume");
         var storage = new TorrentStorage(info, paths, handles, resumePath) { _writable = create };
-        var fresh = new bool[paths.Length];
         try
         {
-            for (var i = 0; i < paths.Length; i++)
+            if (create)
             {
-                if (info.Files[i].IsPadding)
-                {
-                    // BEP 47: padding files are zeros that exist only in the piece stream; nothing is opened or created.
-                    fresh[i] = true;
-                    continue;
-                }
-
-                if (create)
-                {
-                    Directory.CreateDirectory(Path.GetDirectoryName(paths[i])!);
-                    // A file we create now holds no data: its pieces need no hashing (only zeros could be there).
-                    fresh[i] = !File.Exists(paths[i]) || new FileInfo(paths[i]).Length == 0;
-                    handles[i] = File.OpenHandle(paths[i], FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite);
-                    // Sparse preallocation: extending with ftruncate allocates no blocks.
-                    if (RandomAccess.GetLength(handles[i]!) != info.Files[i].Length) RandomAccess.SetLength(handles[i]!, info.Files[i].Length);
-                    if (directWrites) storage._direct[i] = DirectIo.TryOpenForDirectWrites(paths[i]);
-                }
-                else
-                {
-                    if (!File.Exists(paths[i])) throw new FileNotFoundException($"missing file: {paths[i]}", paths[i]);
-                    handles[i] = File.OpenHandle(paths[i], FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-                    if (RandomAccess.GetLength(handles[i]!) != info.Files[i].Length) throw new InvalidDataException($"wrong size: {paths[i]}");
-                }
+                storage.OpenForDownload(root, components, overwrite, directWrites, ct);
+                return storage;
             }
 
-            storage.Establish(fresh, ct);
+            for (var i = 0; i < paths.Length; i++)
+            {
+                // BEP 47: padding files are zeros that exist only in the piece stream; nothing is opened or created.
+                if (info.Files[i].IsPadding) continue;
+                if (!File.Exists(paths[i])) throw new FileNotFoundException($"missing file: {paths[i]}", paths[i]);
+                handles[i] = File.OpenHandle(paths[i], FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+                if (RandomAccess.GetLength(handles[i]!) != info.Files[i].Length) throw new InvalidDataException($"wrong size: {paths[i]}");
+            }
+
+            storage.Establish(fresh: info.Files.Select(f => f.IsPadding).ToArray(), ct);
             return storage;
         }
         catch
@@ -144,7 +145,102 @@ public sealed class TorrentStorage : IDisposable
         }
     }
 
-    private void Establish(bool[] fresh, CancellationToken ct)
+    private void OpenForDownload(string root, string[][] components, bool overwrite, bool directWrites, CancellationToken ct)
+    {
+        using var output = OutputDirectory.Open(root, create: true);
+        var fresh = new bool[_paths.Length];
+        for (var i = 0; i < _paths.Length; i++)
+        {
+            // BEP 47: padding files are zeros that exist only in the piece stream; nothing is opened or created.
+            if (_info.Files[i].IsPadding)
+            {
+                fresh[i] = true;
+                continue;
+            }
+
+            _handles[i] = output.OpenExistingFile(components[i], writable: true);
+            // A file we are about to create holds no data: its pieces need no hashing (only zeros could be there).
+            fresh[i] = _handles[i] is null || RandomAccess.GetLength(_handles[i]!) == 0;
+        }
+
+        var trusted = Establish(fresh, ct);
+        CheckExistingFiles(trusted, overwrite);
+        for (var i = 0; i < _paths.Length; i++)
+        {
+            if (_info.Files[i].IsPadding) continue;
+            _handles[i] ??= output.CreateFile(components[i]);
+            // Sparse preallocation: extending with ftruncate allocates no blocks (shrinking happens only with overwrite).
+            if (RandomAccess.GetLength(_handles[i]!) != _info.Files[i].Length) RandomAccess.SetLength(_handles[i]!, _info.Files[i].Length);
+            if (directWrites) _direct[i] = DirectIo.TryOpenForDirectWrites(_handles[i]!);
+        }
+    }
+
+    /// <summary>
+    /// An existing file fits the torrent when the resume file vouches for it, or when it is no larger than the torrent's
+    /// file and either one of the pieces it overlaps verifies or it holds only zero bytes (a preallocated file nothing
+    /// was written into yet). Anything else (a larger file, or a different file of that name) holds data we did not
+    /// write: it is not touched unless <paramref name="overwrite"/>.
+    /// </summary>
+    private void CheckExistingFiles(bool[] trusted, bool overwrite)
+    {
+        for (var i = 0; i < _paths.Length; i++)
+        {
+            var f = _info.Files[i];
+            if (f.IsPadding || trusted[i] || _handles[i] is not { } handle) continue;
+            var length = RandomAccess.GetLength(handle);
+            string? misfit = null;
+            if (length > f.Length)
+            {
+                misfit = string.Create(CultureInfo.InvariantCulture, $"{length} bytes, larger than the torrent's {f.Length}");
+            }
+            else if (length > 0 && !AnyPieceVerified(f) && HasNonZeroByte(handle, length))
+            {
+                misfit = "none of its pieces verifies";
+            }
+
+            if (misfit is not null && !overwrite)
+            {
+                throw new OutputConflictException(_paths[i], OutputConflict.DoesNotFit, $"{_paths[i]} exists and does not fit the torrent ({misfit})");
+            }
+        }
+    }
+
+    private bool AnyPieceVerified(TorrentFileEntry file)
+    {
+        if (file.Length == 0) return false;
+        var first = (int)(file.Offset / _info.PieceLength);
+        var last = (int)((file.Offset + file.Length - 1) / _info.PieceLength);
+        for (var p = first; p <= last; p++)
+        {
+            if (_verified[p]) return true;
+        }
+
+        return false;
+    }
+
+    private static bool HasNonZeroByte(SafeFileHandle handle, long length)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(1 << 16);
+        try
+        {
+            for (long at = 0; at < length;)
+            {
+                var n = RandomAccess.Read(handle, buffer.AsSpan(0, (int)Math.Min(buffer.Length, length - at)), at);
+                if (n == 0) return false;
+                if (buffer.AsSpan(0, n).ContainsAnyExcept((byte)0)) return true;
+                at += n;
+            }
+
+            return false;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Sets the verified pieces; returns, per file, whether the resume file vouches for it.</summary>
+    private bool[] Establish(bool[] fresh, CancellationToken ct)
     {
         var trustedFiles = LoadResume(out var resumed);
         var buffer = ArrayPool<byte>.Shared.Rent(_info.PieceLength);
@@ -173,6 +269,7 @@ public sealed class TorrentStorage : IDisposable
 
         PiecesKeptOnOpen = _verified.SetCount;
         _dirtySinceResume = PiecesRechecked > 0;
+        return resumed is null ? new bool[_paths.Length] : trustedFiles;
     }
 
     private bool CheckOnDisk(int piece, byte[] buffer)
@@ -211,7 +308,8 @@ public sealed class TorrentStorage : IDisposable
         foreach (var (file, fileOffset, from, count) in Segments(offset, destination.Length))
         {
             var span = destination.Slice(from, count);
-            if (_info.Files[file].IsPadding)
+            // A padding file (BEP 47), or a file not created yet (while existing files are checked on open): zeros.
+            if (_info.Files[file].IsPadding || _handles[file] is null)
             {
                 span.Clear();
                 continue;
@@ -288,6 +386,7 @@ public sealed class TorrentStorage : IDisposable
         // BEP 47: a padding file's bytes (zeros, already checked by the piece hash) are not stored.
         var segments = Segments((long)piece * _info.PieceLength, data.Length);
         segments.RemoveAll(s => _info.Files[s.File].IsPadding);
+        foreach (var segment in segments) _written[segment.File] = true;
         if (!segments.Exists(s => _direct[s.File] is not null))
         {
             foreach (var (file, fileOffset, from, count) in segments) RandomAccess.Write(_handles[file]!, data.Slice(from, count), fileOffset);
@@ -374,14 +473,17 @@ public sealed class TorrentStorage : IDisposable
                     continue;
                 }
 
-                var fi = new FileInfo(_paths[i]);
-                if (fi.LastWriteTimeUtc > sentinel)
+                // Through the handle, never the path: the file we opened is the one recorded. Only files we wrote into
+                // get the sentinel; a file of the user's that we only read keeps its mtime.
+                var handle = _handles[i]!;
+                var mtime = File.GetLastWriteTimeUtc(handle);
+                if (_written[i] && mtime > sentinel)
                 {
-                    File.SetLastWriteTimeUtc(_paths[i], sentinel);
-                    fi.Refresh();
+                    File.SetLastWriteTimeUtc(handle, sentinel);
+                    mtime = File.GetLastWriteTimeUtc(handle);
                 }
 
-                files.Add(new BList([new BInteger(fi.Length), new BInteger(fi.LastWriteTimeUtc.Ticks)]));
+                files.Add(new BList([new BInteger(RandomAccess.GetLength(handle)), new BInteger(mtime.Ticks)]));
             }
         }
 
@@ -440,8 +542,8 @@ public sealed class TorrentStorage : IDisposable
                 continue;
             }
 
-            var fi = new FileInfo(_paths[i]);
-            trusted[i] = files.Items[i] is BList { Items: [BInteger size, BInteger mtime] } && fi.Exists && fi.Length == size.Value && fi.LastWriteTimeUtc.Ticks == mtime.Value;
+            trusted[i] = files.Items[i] is BList { Items: [BInteger size, BInteger mtime] } && _handles[i] is { } handle
+                && RandomAccess.GetLength(handle) == size.Value && File.GetLastWriteTimeUtc(handle).Ticks == mtime.Value;
         }
 
         return trusted;

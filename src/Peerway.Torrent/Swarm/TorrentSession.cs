@@ -152,7 +152,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
     private void InitializeStorage(TorrentInfo info, CancellationToken ct)
     {
         var dir = _contentIsSource ? Path.GetDirectoryName(Path.GetFullPath(_directory))! : _directory;
-        var storage = TorrentStorage.Open(info, dir, create: !_contentIsSource, ct: ct, directWrites: _options.DirectWrites);
+        var storage = TorrentStorage.Open(info, dir, create: !_contentIsSource, ct: ct, directWrites: _options.DirectWrites, overwrite: _options.OverwriteExistingFiles);
         if (_contentIsSource && !storage.IsComplete)
         {
             storage.Dispose();
