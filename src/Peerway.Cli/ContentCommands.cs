@@ -453,7 +453,8 @@ internal static class ContentCommands
 
     internal static async Task FetchToPathAsync(ContentRepo repository, Cid cid, IReadOnlyList<Uri> gateways, string file, bool overwrite, TextWriter warnings, CancellationToken ct)
     {
-        if (Directory.Exists(file))
+        // A link is not followed to see what it points to: the writer refuses it (OutputConflictException).
+        if (Directory.Exists(file) && new FileInfo(file).LinkTarget is null)
         {
             throw new UsageException($"output {file} is an existing directory");
         }
