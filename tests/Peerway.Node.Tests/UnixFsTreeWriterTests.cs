@@ -179,7 +179,7 @@ public sealed class UnixFsTreeWriterTests : IDisposable
 
         var dir = importer.ImportDirectory([new DirectoryEntry("f", file)]);
         var existing = Directory.CreateDirectory(Path.Combine(_dir, "existing")).FullName;
-        await Assert.ThrowsAsync<IOException>(() => UnixFsTreeWriter.WriteAsync(store, dir.Cid, existing, CancellationToken.None));
+        await Assert.ThrowsAsync<Peerway.Core.IO.OutputConflictException>(() => UnixFsTreeWriter.WriteAsync(store, dir.Cid, existing, CancellationToken.None));
         Assert.Empty(Directory.GetFileSystemEntries(existing));
     }
 

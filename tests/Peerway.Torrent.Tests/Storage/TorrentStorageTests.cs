@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Peerway.Core.IO;
 using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Storage;
 
@@ -108,6 +109,102 @@ public sealed class TorrentStorageTests : IDisposable
         using var again = TorrentStorage.Open(info, dl, create: true);
         Assert.False(again.HasPiece(0));
         Assert.Equal(info.PieceCount - 1, again.VerifiedCount);
+    }
+
+    [Fact]
+    public async Task Existing_files_are_resume_data_and_only_the_torrents_pieces_are_written_into_them()
+    {
+        var (info, content) = await MultiFileTorrent();
+        var dl = Path.Combine(_dir, "dl");
+        var a = Path.Combine(dl, "set", "a");
+        Directory.CreateDirectory(Path.GetDirectoryName(a)!);
+        await File.WriteAllBytesAsync(a, content.AsSpan(0, 40_000).ToArray()); // "d/b" is missing
+
+        using (var storage = TorrentStorage.Open(info, dl, create: true))
+        {
+            // Pieces 0 and 1 lie in "a" alone; piece 2 also needs "b", which is not there yet.
+            Assert.Equal([0, 1], storage.Verified.SetIndices());
+            Assert.Equal(2, storage.PiecesKeptOnOpen);
+            for (var p = 2; p < info.PieceCount; p++) Assert.True(storage.TryWriteVerifiedPiece(p, Piece(info, content, p)));
+        }
+
+        Assert.Equal(content, File.ReadAllBytes(a).Concat(File.ReadAllBytes(Path.Combine(dl, "set", "d", "b"))));
+    }
+
+    [Fact]
+    public async Task A_zero_filled_file_fits_as_a_download_nothing_was_written_into_yet()
+    {
+        var (info, _) = await MultiFileTorrent();
+        var dl = Path.Combine(_dir, "dl");
+        Directory.CreateDirectory(Path.Combine(dl, "set"));
+        await File.WriteAllBytesAsync(Path.Combine(dl, "set", "a"), new byte[40_000]);
+
+        using var storage = TorrentStorage.Open(info, dl, create: true);
+
+        Assert.Equal(0, storage.VerifiedCount);
+    }
+
+    [Theory]
+    [InlineData(true)] // larger than the torrent's file: preallocation would cut it
+    [InlineData(false)] // same size, other content: not one of its pieces verifies
+    public async Task A_file_that_does_not_fit_is_untouched_and_nothing_is_created_unless_overwrite(bool larger)
+    {
+        var (info, content) = await MultiFileTorrent();
+        var dl = Path.Combine(_dir, "dl");
+        var a = Path.Combine(dl, "set", "a");
+        Directory.CreateDirectory(Path.GetDirectoryName(a)!);
+        var theirs = larger ? [.. content.AsSpan(0, 40_000), .. RandomNumberGenerator.GetBytes(7)] : RandomNumberGenerator.GetBytes(40_000);
+        await File.WriteAllBytesAsync(a, theirs);
+
+        var refused = Assert.Throws<OutputConflictException>(() => TorrentStorage.Open(info, dl, create: true));
+
+        Assert.Equal(OutputConflict.DoesNotFit, refused.Conflict);
+        Assert.Contains(a, refused.Message, StringComparison.Ordinal);
+        Assert.Equal(theirs, File.ReadAllBytes(a));
+        Assert.False(Directory.Exists(Path.Combine(dl, "set", "d"))); // every check comes before any change
+
+        using var storage = TorrentStorage.Open(info, dl, create: true, overwrite: true);
+        Assert.Equal(40_000, new FileInfo(a).Length);
+        Assert.Equal(larger ? [0, 1] : [], storage.Verified.SetIndices());
+    }
+
+    [Theory]
+    [InlineData("set/a", "file", OutputConflict.SymbolicLink)]
+    [InlineData("set", "directory", OutputConflict.SymbolicLink)]
+    [InlineData("set/d", "directory", OutputConflict.SymbolicLink)]
+    [InlineData("set/d", "plain file", OutputConflict.NotDirectory)]
+    [InlineData("set/a", "fifo", OutputConflict.NotRegularFile)]
+    [InlineData("set/a", "directory here", OutputConflict.NotRegularFile)]
+    public async Task Links_and_non_regular_files_in_the_output_tree_are_refused_and_never_followed(string at, string what, OutputConflict expected)
+    {
+        var (info, _) = await MultiFileTorrent();
+        var dl = Path.Combine(_dir, "dl");
+        var outside = Directory.CreateDirectory(Path.Combine(_dir, "outside")).FullName;
+        var outsideFile = Path.Combine(outside, "victim");
+        await File.WriteAllBytesAsync(outsideFile, [1, 2, 3]);
+        var path = Path.Combine(dl, at);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        switch (what)
+        {
+            case "file": File.CreateSymbolicLink(path, outsideFile); break;
+            case "directory": File.CreateSymbolicLink(path, outside); break;
+            case "plain file": await File.WriteAllBytesAsync(path, [1]); break;
+            case "directory here": Directory.CreateDirectory(path); break;
+            default:
+                using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [path]))
+                {
+                    await mkfifo.WaitForExitAsync();
+                    Assert.Equal(0, mkfifo.ExitCode);
+                }
+
+                break;
+        }
+
+        var refused = Assert.Throws<OutputConflictException>(() => TorrentStorage.Open(info, dl, create: true, overwrite: true));
+
+        Assert.Equal(expected, refused.Conflict);
+        Assert.Equal([outsideFile], Directory.GetFileSystemEntries(outside));
+        Assert.Equal([1, 2, 3], File.ReadAllBytes(outsideFile));
     }
 
     [Fact]
