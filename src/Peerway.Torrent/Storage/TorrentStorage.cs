@@ -50,6 +50,9 @@ public sealed class TorrentStorage : IDisposable
 
     public string ResumePath { get; }
 
+    /// <summary>Where, under the download directory, resume files are kept unless another path is given.</summary>
+    public const string ResumeDirectory = ".peerway";
+
     /// <summary>Where the torrent's content lives: the file (single) or the directory (multi).</summary>
     public static string ContentPath(TorrentInfo info, string directory) => Path.Combine(directory, info.Name);
 
@@ -116,13 +119,15 @@ public sealed class TorrentStorage : IDisposable
             paths[i] = full;
         }
 
-        resumePath ??= Path.Combine(root, ".peerway", info.InfoHash + ".resume");
+        // Our own resume file lives in the output tree too: it is checked like the torrent's files.
+        string[]? resumeComponents = resumePath is null ? [ResumeDirectory, info.InfoHash + ".resume"] : null;
+        resumePath ??= Path.Combine(root, ResumeDirectory, info.InfoHash + ".resume");
         var storage = new TorrentStorage(info, paths, handles, resumePath) { _writable = create };
         try
         {
             if (create)
             {
-                storage.OpenForDownload(root, components, overwrite, directWrites, ct);
+                storage.OpenForDownload(root, components, resumeComponents, overwrite, directWrites, ct);
                 return storage;
             }
 
@@ -145,9 +150,10 @@ public sealed class TorrentStorage : IDisposable
         }
     }
 
-    private void OpenForDownload(string root, string[][] components, bool overwrite, bool directWrites, CancellationToken ct)
+    private void OpenForDownload(string root, string[][] components, string[]? resumeComponents, bool overwrite, bool directWrites, CancellationToken ct)
     {
         using var output = OutputDirectory.Open(root, create: true);
+        if (resumeComponents is not null) output.OpenExistingFile(resumeComponents, writable: false)?.Dispose();
         var fresh = new bool[_paths.Length];
         for (var i = 0; i < _paths.Length; i++)
         {
@@ -509,7 +515,9 @@ public sealed class TorrentStorage : IDisposable
         };
         Directory.CreateDirectory(Path.GetDirectoryName(ResumePath)!);
         var tmp = ResumePath + ".tmp";
-        using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
+        // Unlink whatever a crash left (a link is removed, not followed), then O_EXCL: never writes through a link.
+        File.Delete(tmp);
+        using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
         {
             fs.Write(Bencode.Encode(doc));
             fs.Flush(flushToDisk: true);

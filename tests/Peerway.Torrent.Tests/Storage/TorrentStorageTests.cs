@@ -175,6 +175,7 @@ public sealed class TorrentStorageTests : IDisposable
     [InlineData("set/d", "plain file", OutputConflict.NotDirectory)]
     [InlineData("set/a", "fifo", OutputConflict.NotRegularFile)]
     [InlineData("set/a", "directory here", OutputConflict.NotRegularFile)]
+    [InlineData(".peerway", "directory", OutputConflict.SymbolicLink)] // our resume directory is in the output tree too
     public async Task Links_and_non_regular_files_in_the_output_tree_are_refused_and_never_followed(string at, string what, OutputConflict expected)
     {
         var (info, _) = await MultiFileTorrent();
