@@ -169,30 +169,44 @@ public sealed class TorrentStorage : IDisposable
             fresh[i] = _handles[i] is null || RandomAccess.GetLength(_handles[i]!) == 0;
         }
 
-        var trusted = Establish(fresh, ct);
-        CheckExistingFiles(trusted, overwrite);
+        var ours = Establish(fresh, ct);
+        CheckExistingFiles(ours, overwrite);
         for (var i = 0; i < _paths.Length; i++)
         {
             if (_info.Files[i].IsPadding) continue;
-            _handles[i] ??= output.CreateFile(components[i]);
+            if (_handles[i] is null)
+            {
+                _handles[i] = output.CreateFile(components[i]);
+                _written[i] = true;
+            }
+
             // Sparse preallocation: extending with ftruncate allocates no blocks (shrinking happens only with overwrite).
-            if (RandomAccess.GetLength(_handles[i]!) != _info.Files[i].Length) RandomAccess.SetLength(_handles[i]!, _info.Files[i].Length);
+            if (RandomAccess.GetLength(_handles[i]!) != _info.Files[i].Length)
+            {
+                RandomAccess.SetLength(_handles[i]!, _info.Files[i].Length);
+                _written[i] = true;
+            }
+
             if (directWrites) _direct[i] = DirectIo.TryOpenForDirectWrites(_handles[i]!);
         }
+
+        // Record the files as this download's at once: a crash that tears the first piece written into a file must not
+        // make the next start take the file for someone else's (see CheckExistingFiles).
+        SaveResume();
     }
 
     /// <summary>
-    /// An existing file fits the torrent when the resume file vouches for it, or when it is no larger than the torrent's
+    /// An existing file fits the torrent when the resume file lists it (ours), or when it is no larger than the torrent's
     /// file and either one of the pieces it overlaps verifies or it holds only zero bytes (a preallocated file nothing
     /// was written into yet). Anything else (a larger file, or a different file of that name) holds data we did not
     /// write: it is not touched unless <paramref name="overwrite"/>.
     /// </summary>
-    private void CheckExistingFiles(bool[] trusted, bool overwrite)
+    private void CheckExistingFiles(bool[] ours, bool overwrite)
     {
         for (var i = 0; i < _paths.Length; i++)
         {
             var f = _info.Files[i];
-            if (f.IsPadding || trusted[i] || _handles[i] is not { } handle) continue;
+            if (f.IsPadding || ours[i] || _handles[i] is not { } handle) continue;
             var length = RandomAccess.GetLength(handle);
             string? misfit = null;
             if (length > f.Length)
@@ -245,10 +259,13 @@ public sealed class TorrentStorage : IDisposable
         }
     }
 
-    /// <summary>Sets the verified pieces; returns, per file, whether the resume file vouches for it.</summary>
+    /// <summary>
+    /// Sets the verified pieces; returns, per file, whether the resume file lists it at its current size: a file of
+    /// this download (even if a crash tore a piece write after the resume file was saved), not someone else's.
+    /// </summary>
     private bool[] Establish(bool[] fresh, CancellationToken ct)
     {
-        var trustedFiles = LoadResume(out var resumed);
+        var trustedFiles = LoadResume(out var resumed, out var recorded);
         var buffer = ArrayPool<byte>.Shared.Rent(_info.PieceLength);
         try
         {
@@ -275,7 +292,7 @@ public sealed class TorrentStorage : IDisposable
 
         PiecesKeptOnOpen = _verified.SetCount;
         _dirtySinceResume = PiecesRechecked > 0;
-        return resumed is null ? new bool[_paths.Length] : trustedFiles;
+        return resumed is null ? new bool[_paths.Length] : recorded;
     }
 
     private bool CheckOnDisk(int piece, byte[] buffer)
@@ -527,10 +544,12 @@ public sealed class TorrentStorage : IDisposable
     }
 
     /// <summary>Per file: whether the resume file's size+mtime match what is on disk. <paramref name="resumed"/> is null when untrusted.</summary>
-    private bool[] LoadResume(out Bitfield? resumed)
+    /// <param name="recorded">Per file: whether the resume file lists it at its current size (whatever its mtime).</param>
+    private bool[] LoadResume(out Bitfield? resumed, out bool[] recorded)
     {
         resumed = null;
         var trusted = new bool[_paths.Length];
+        recorded = new bool[_paths.Length];
         if (!File.Exists(ResumePath)) return trusted;
         var bytes = File.ReadAllBytes(ResumePath);
         if (!Bencode.TryDecode(bytes, out var value, out _) || value is not BDictionary d) return trusted;
@@ -550,8 +569,8 @@ public sealed class TorrentStorage : IDisposable
                 continue;
             }
 
-            trusted[i] = files.Items[i] is BList { Items: [BInteger size, BInteger mtime] } && _handles[i] is { } handle
-                && RandomAccess.GetLength(handle) == size.Value && File.GetLastWriteTimeUtc(handle).Ticks == mtime.Value;
+            recorded[i] = files.Items[i] is BList { Items: [BInteger size, BInteger] } && _handles[i] is { } handle && RandomAccess.GetLength(handle) == size.Value;
+            trusted[i] = recorded[i] && files.Items[i] is BList { Items: [_, BInteger mtime] } && File.GetLastWriteTimeUtc(_handles[i]!).Ticks == mtime.Value;
         }
 
         return trusted;

@@ -168,6 +168,25 @@ public sealed class TorrentStorageTests : IDisposable
         Assert.Equal(larger ? [0, 1] : [], storage.Verified.SetIndices());
     }
 
+    [Fact]
+    public async Task A_piece_write_torn_by_a_crash_does_not_make_our_own_file_look_like_someone_elses()
+    {
+        var (info, content) = await MultiFileTorrent();
+        var dl = Path.Combine(_dir, "dl");
+        var a = Path.Combine(dl, "set", "a");
+        TorrentStorage.Open(info, dl, create: true).Dispose();
+
+        // SIGKILL between the two writes of the first piece (O_DIRECT part, then the buffered rest): half a piece on disk.
+        await using (var raw = new FileStream(a, FileMode.Open))
+        {
+            raw.Write(Piece(info, content, 0).AsSpan(0, 8192));
+        }
+
+        File.SetLastWriteTimeUtc(a, DateTime.UtcNow.AddMinutes(1));
+        using var storage = TorrentStorage.Open(info, dl, create: true);
+        Assert.Equal(0, storage.VerifiedCount);
+    }
+
     [Theory]
     [InlineData("set/a", "file", OutputConflict.SymbolicLink)]
     [InlineData("set", "directory", OutputConflict.SymbolicLink)]
