@@ -192,6 +192,11 @@ public sealed class TorrentStorage : IDisposable
 
         // Record the files as this download's at once: a crash that tears the first piece written into a file must not
         // make the next start take the file for someone else's (see CheckExistingFiles).
+        if (Array.Exists(_written, w => w))
+        {
+            lock (_gate) _dirtySinceResume = true;
+        }
+
         SaveResume();
     }
 

@@ -183,8 +183,22 @@ public sealed class TorrentStorageTests : IDisposable
         }
 
         File.SetLastWriteTimeUtc(a, DateTime.UtcNow.AddMinutes(1));
-        using var storage = TorrentStorage.Open(info, dl, create: true);
-        Assert.Equal(0, storage.VerifiedCount);
+        using (var storage = TorrentStorage.Open(info, dl, create: true))
+        {
+            Assert.Equal(0, storage.VerifiedCount);
+        }
+
+        // The same when the file was deleted and created again under an existing resume file.
+        File.Delete(a);
+        TorrentStorage.Open(info, dl, create: true).Dispose();
+        await using (var raw = new FileStream(a, FileMode.Open))
+        {
+            raw.Write(Piece(info, content, 0).AsSpan(0, 8192));
+        }
+
+        File.SetLastWriteTimeUtc(a, DateTime.UtcNow.AddMinutes(2));
+        using var again = TorrentStorage.Open(info, dl, create: true);
+        Assert.Equal(0, again.VerifiedCount);
     }
 
     [Theory]
