@@ -37,9 +37,10 @@ public readonly record struct Sha256Choice(Sha256Path Path, long MultiBufferTick
 /// </summary>
 /// <remarks>
 /// The measurement is the one process-wide cache in Peerway.Content: like <c>Avx512F.IsSupported</c>, it describes the
-/// machine, is computed once (thread-safe <see cref="Lazy{T}"/>) and never changes afterwards. It costs a few
-/// milliseconds and runs only when a file large enough for the worker pipeline is imported with
-/// <see cref="Sha256Path.Auto"/>; <c>PEERWAY_SHA256</c> (read by the CLI) or <c>ImportOptions.Sha256</c> bypasses it.
+/// machine, is computed once (thread-safe <see cref="Lazy{T}"/>) and never changes afterwards. It costs about 10 ms of
+/// CPU (3 ms of hashing, the rest the lanes' JIT and the sample's first touch) and runs only when the worker pipeline
+/// imports at least one full batch with <see cref="Sha256Path.Auto"/>; <c>PEERWAY_SHA256</c> (read by the CLI) or
+/// <c>ImportOptions.Sha256</c> bypasses it.
 /// </remarks>
 public static class Sha256PathChooser
 {

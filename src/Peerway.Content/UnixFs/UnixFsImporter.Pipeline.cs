@@ -234,7 +234,9 @@ public sealed partial class UnixFsImporter
             _last = new bool[slots];
             _state = new int[slots];
             _workers = new Thread[workers];
-            _multiBuffer = Sha256PathChooser.Resolve(importer._options.Sha256) == Sha256Path.MultiBuffer;
+            // Only full batches can take the lanes: a file shorter than one is not worth measuring for (~10 ms of CPU).
+            var fullBatches = source.Remaining < 0 || source.Remaining >= source.BatchBytes;
+            _multiBuffer = fullBatches && Sha256PathChooser.Resolve(importer._options.Sha256) == Sha256Path.MultiBuffer;
             for (var i = 0; i < workers; i++)
             {
                 _workers[i] = new Thread(Work) { IsBackground = true, Name = "unixfs-leaf-" + i };
