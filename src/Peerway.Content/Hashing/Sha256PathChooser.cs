@@ -30,17 +30,18 @@ public readonly record struct Sha256Choice(Sha256Path Path, long MultiBufferTick
 /// <summary>
 /// Picks the faster way to hash a batch of 16 equal-size leaves on this CPU: the 16-lane AVX-512 code
 /// (<see cref="Sha256x16"/>) or the platform's SHA-256 one leaf at a time (OpenSSL, which uses SHA-NI where the CPU has
-/// it). Neither wins everywhere: on an Intel Xeon (full-width AVX-512) the lanes hash about twice as fast as SHA-NI, on
-/// an AMD EPYC (Zen 4 executes AVX-512 as two 256-bit halves) SHA-NI is more than twice as fast as the lanes
-/// (docs/BENCHMARKS.md). Asking whether AVX-512 exists is therefore not enough: both are timed on a small sample, once
-/// per process, and the faster one is used for every batch.
+/// it). Neither is faster by construction: the lanes' speed depends on how wide the CPU executes AVX-512 (Zen 4 splits
+/// 512-bit operations into 256-bit halves), SHA-NI's on its SHA units. Measured per core (docs/BENCHMARKS.md): the
+/// lanes are 1.97× SHA-NI on the 2-core Xeon, 1.58× on the 2-core EPYC; issue 24 reported the reverse on the EPYC in
+/// one run. Asking whether AVX-512 exists is therefore not enough: both are timed on a small sample, once per process,
+/// and the faster one is used for every batch.
 /// </summary>
 /// <remarks>
 /// The measurement is the one process-wide cache in Peerway.Content: like <c>Avx512F.IsSupported</c>, it describes the
-/// machine, is computed once (thread-safe <see cref="Lazy{T}"/>) and never changes afterwards. It costs about 10 ms of
-/// CPU (3 ms of hashing, the rest the lanes' JIT and the sample's first touch) and runs only when the worker pipeline
-/// imports at least one full batch with <see cref="Sha256Path.Auto"/>; <c>PEERWAY_SHA256</c> (read by the CLI) or
-/// <c>ImportOptions.Sha256</c> bypasses it.
+/// machine, is computed once (thread-safe <see cref="Lazy{T}"/>) and never changes afterwards. It takes about 13 ms on
+/// the 2-core EPYC (3 ms of hashing; the rest is mostly the lanes' JIT, paid anyway when they win) and runs only when
+/// the worker pipeline imports at least one full batch with <see cref="Sha256Path.Auto"/>; <c>PEERWAY_SHA256</c> (read
+/// by the CLI) or <c>ImportOptions.Sha256</c> bypasses it.
 /// </remarks>
 public static class Sha256PathChooser
 {
@@ -51,8 +52,8 @@ public static class Sha256PathChooser
     internal const int Rounds = 5;
 
     /// <summary>
-    /// Each round hashes 16 messages of this length: 512 KiB, about 0.3 ms with SHA-NI and 0.7 ms in AVX-512 lanes on a
-    /// 2.6 GHz EPYC (a round is long enough for the timer, short enough to be rarely preempted).
+    /// Each round hashes 16 messages of this length: 512 KiB, 0.29 ms with SHA-NI and 0.19 ms in the AVX-512 lanes on
+    /// the 2-core EPYC (long enough for the timer, short enough to be rarely preempted).
     /// </summary>
     internal const int SampleMessageLength = 32 * 1024;
 

@@ -186,9 +186,10 @@ public sealed partial class UnixFsImporter
     /// Reads, hashes and stores leaves on <see cref="ImportOptions.HashParallelism"/> worker threads while the calling
     /// thread links them, in file order, into the balanced DAG. Work is handed out in batches of
     /// <see cref="BatchChunks"/> consecutive chunks, hashed 16 at a time with <see cref="Sha256x16"/> or one by one with
-    /// the platform's SHA-256, whichever is faster on this CPU (<see cref="Sha256PathChooser"/>, resolved once here). A ring of <see cref="SlotsPerWorker"/> batch slots per worker bounds memory whatever the file size (a
-    /// mapped window per batch in flight, or one read buffer per slot); a worker waits for its slot to be consumed, the
-    /// consumer waits for the next batch in order.
+    /// the platform's SHA-256, whichever is faster on this CPU (<see cref="Sha256PathChooser"/>, resolved once here). A
+    /// ring of <see cref="SlotsPerWorker"/> batch slots per worker bounds memory whatever the file size (a mapped window
+    /// per batch in flight, or one read buffer per slot); a worker waits for its slot to be consumed, the consumer waits
+    /// for the next batch in order.
     /// </summary>
     private sealed unsafe class LeafPipeline : IDisposable
     {
@@ -234,7 +235,7 @@ public sealed partial class UnixFsImporter
             _last = new bool[slots];
             _state = new int[slots];
             _workers = new Thread[workers];
-            // Only full batches can take the lanes: a file shorter than one is not worth measuring for (~10 ms of CPU).
+            // Only full batches can take the lanes: a file shorter than one is not worth measuring for (~13 ms).
             var fullBatches = source.Remaining < 0 || source.Remaining >= source.BatchBytes;
             _multiBuffer = fullBatches && Sha256PathChooser.Resolve(importer._options.Sha256) == Sha256Path.MultiBuffer;
             for (var i = 0; i < workers; i++)

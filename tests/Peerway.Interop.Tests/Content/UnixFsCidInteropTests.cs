@@ -114,6 +114,12 @@ public sealed class UnixFsCidInteropTests : IDisposable
 
         Assert.Empty(mismatches);
 
+        // -v logs the measured choice on stderr; stdout still holds only the CID.
+        var verbose = await PeerwayWithSha256Async("auto", ["add", file, "--only-hash", "-v"]);
+        Assert.True(verbose.ExitCode == 0, verbose.ToString());
+        Assert.Matches("^(Qm|b)[A-Za-z0-9]+$", string.Join('\n', verbose.StdoutLines).Trim());
+        Assert.Matches(@"SHA-256 of leaf batches: (multibuffer|platform) \(", verbose.Stderr);
+
         // Anything else is a usage error: one line on stderr, exit 2.
         var bad = await PeerwayWithSha256Async("sha-ni", ["add", file, "--only-hash"]);
         Assert.Equal(2, bad.ExitCode);
