@@ -13,8 +13,8 @@ public sealed record StunServerOptions
 
     /// <summary>
     /// UDP requests answered per second per source IP (token bucket); 0 answers every request. A Binding response is
-    /// about twice its request, so without a limit a spoofed source turns the server into an amplifier (RFC 8489 §17.2.3
-    /// asks servers to guard against being used in reflection attacks). A client needs a handful of requests per
+    /// about twice its request, so without a limit a spoofed source turns the server into an amplifier (the reflection
+    /// attack of RFC 8489's security considerations, "DDoS against a Target"). A client needs a handful of requests per
     /// gathering or RFC 5780 probe, retransmissions included; 20/s with a burst of 40 leaves room for many of them
     /// behind one NAT.
     /// </summary>

@@ -197,7 +197,8 @@ public sealed partial class TurnServer : IDisposable
         }
 
         // The exempt answers to strangers (Binding, the challenge) are up to about twice their request: a per-source
-        // token bucket bounds what a spoofed source can reflect (RFC 8489 §17.2.3).
+        // token bucket bounds what a spoofed source can reflect (RFC 8489, security considerations: "DDoS against a
+        // Target").
         if (client.Link is null && !authenticated && _strangers is not null && !TryAcquireStranger(client.Remote.Address))
         {
             Interlocked.Increment(ref Stats.StrangersLimitedValue);
