@@ -310,9 +310,9 @@ internal static class ContentCommands
             {
                 try
                 {
-                    server.Start();
+                    await server.StartAsync(ct);
                 }
-                catch (HttpListenerException ex)
+                catch (IOException ex)
                 {
                     throw new RuntimeFailureException($"cannot listen on {server.Prefix}: {ex.Message}");
                 }
