@@ -40,16 +40,8 @@ public sealed class CappedSeedingTests(ITestOutputHelper output) : IAsyncLifetim
     [Fact]
     public async Task Capped_seeder_serves_a_cancelling_re_requesting_peer_and_a_plain_one_at_the_cap_in_request_order()
     {
-        var src = Path.Combine(_dir, "payload.bin");
-        var content = RandomNumberGenerator.GetBytes(FileSize);
-        await File.WriteAllBytesAsync(src, content);
-        Assert.True(MetainfoParser.TryParse(await TorrentCreator.CreateAsync(src, new TorrentCreateOptions { PieceLength = 2 * Block }), out var meta, out _));
-        var info = meta!.Info;
-        var time = new FakeTimeProvider();
-        var seeder = new TorrentSession(meta.InfoHash, info, src, true,
-            new TorrentSessionOptions { ListenAddress = IPAddress.Loopback, UploadRateLimit = Rate, MaxIncomingRequests = Reqq }, time);
-        _disposables.Add(seeder);
-        await seeder.StartAsync(CancellationToken.None);
+        var (meta, content, time, seeder) = await SeedAsync(Rate, Reqq);
+        var info = meta.Info;
         using var hang = new CancellationTokenSource(TimeSpan.FromMinutes(2)); // a guard against a hung socket, not a measurement
         var endPoint = new IPEndPoint(IPAddress.Loopback, seeder.ListenPort);
         var streamer = new StreamingClient(await Connect(endPoint, meta.InfoHash, hang.Token), info, content);
@@ -82,6 +74,42 @@ public sealed class CappedSeedingTests(ITestOutputHelper output) : IAsyncLifetim
         // Blocks arrive in the order they were requested (no cancelled block holds up the ones behind it).
         Assert.True(streamer.ArrivedInRequestOrder, "a block overtook one requested before it");
         Assert.True(plain.ArrivedInRequestOrder, "a block overtook one requested before it");
+    }
+
+    [Fact]
+    public async Task A_cap_below_the_block_size_still_serves_within_the_cap()
+    {
+        const long rate = Block / 2; // 8 KiB/s: a 16 KiB block takes two seconds' budget
+        var (meta, content, time, seeder) = await SeedAsync(rate, new TorrentSessionOptions().MaxIncomingRequests);
+        using var hang = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        var plain = new PlainClient(await Connect(new IPEndPoint(IPAddress.Loopback, seeder.ListenPort), meta.InfoHash, hang.Token), meta.Info, content);
+        const int ticks = 80; // 8 s: 64 KiB at the cap, four blocks
+        for (var i = 0; i < ticks; i++)
+        {
+            await plain.RoundAsync(hang.Token);
+            time.Advance(Tick);
+            Assert.True(seeder.GetStats().Uploaded <= rate * (i + 1) / 10, $"{seeder.GetStats().Uploaded} bytes after {i + 1} ticks");
+        }
+
+        await plain.RoundAsync(hang.Token);
+        output.WriteLine($"{plain.Received} blocks in {ticks} ticks at {rate} B/s");
+        // The first tick adds nothing (no time has passed yet): 7.9 s of budget is three whole blocks.
+        Assert.Equal(3, plain.Received);
+    }
+
+    /// <summary>A seeder of a random <see cref="FileSize"/>-byte file (pieces of two blocks) on a fake clock.</summary>
+    private async Task<(TorrentMetainfo Meta, byte[] Content, FakeTimeProvider Time, TorrentSession Seeder)> SeedAsync(long rate, int reqq)
+    {
+        var src = Path.Combine(_dir, "payload.bin");
+        var content = RandomNumberGenerator.GetBytes(FileSize);
+        await File.WriteAllBytesAsync(src, content);
+        Assert.True(MetainfoParser.TryParse(await TorrentCreator.CreateAsync(src, new TorrentCreateOptions { PieceLength = 2 * Block }), out var meta, out _));
+        var time = new FakeTimeProvider();
+        var seeder = new TorrentSession(meta!.InfoHash, meta.Info, src, true,
+            new TorrentSessionOptions { ListenAddress = IPAddress.Loopback, UploadRateLimit = rate, MaxIncomingRequests = reqq }, time);
+        _disposables.Add(seeder);
+        await seeder.StartAsync(CancellationToken.None);
+        return (meta, content, time, seeder);
     }
 
     private async Task<ScriptedPeer> Connect(IPEndPoint endPoint, Peerway.Core.NodeId infoHash, CancellationToken ct)
