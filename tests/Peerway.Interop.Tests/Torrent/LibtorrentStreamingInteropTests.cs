@@ -8,8 +8,8 @@ namespace Peerway.Interop.Tests.Torrent;
 /// Issue 23: a streaming libtorrent 2.0 client (tests/interop-peers/lt-deadline.py: set_piece_deadline on the next 8
 /// missing pieces every 0.2 s, as video players do, which makes libtorrent cancel and re-request late blocks) downloads
 /// 4 MiB from `peerway share` on 127.0.0.1, with `--upload-limit 256` and without a cap. It must complete; the achieved
-/// rate against the cap, the time to the first piece and to piece 0, and the CANCEL / REJECT_REQUEST counts are
-/// reported, never asserted (wall time on a shared machine). Against the seeder before the fix the capped run stalled.
+/// rate against the cap, the time to the first piece and to piece 0, and libtorrent's CANCEL count are reported, never
+/// asserted (wall time on a shared machine). Against the seeder before the fix the capped run stalled.
 /// </summary>
 public sealed class LibtorrentStreamingInteropTests(ITestOutputHelper output)
 {
@@ -47,11 +47,11 @@ public sealed class LibtorrentStreamingInteropTests(ITestOutputHelper output)
         output.WriteLine(limitKib == 0
             ? $"uncapped: {rate:0} KiB/s over {seconds:0.0} s"
             : $"achieved {rate:0} KiB/s against a cap of {limitKib} KiB/s ({rate / limitKib:P0}) over {seconds:0.0} s");
-        double? After(string key) => result[key] == "none" || result["metadata"] == "none"
-            ? null
-            : double.Parse(result[key], CultureInfo.InvariantCulture) - double.Parse(result["metadata"], CultureInfo.InvariantCulture);
-        output.WriteLine($"after the metadata (the first deadlines): first piece in {After("first_piece"):0.00} s, piece 0 in {After("piece0"):0.00} s; " +
-                         $"pieces completed in ascending order {result["in_order"]}; libtorrent sent {result["cancels"]} CANCEL, got {result["rejects"]} REJECT_REQUEST");
+        string After(string key) => result[key] == "none" || result["metadata"] == "none"
+            ? "none"
+            : (double.Parse(result[key], CultureInfo.InvariantCulture) - double.Parse(result["metadata"], CultureInfo.InvariantCulture)).ToString("0.00 s", CultureInfo.InvariantCulture);
+        output.WriteLine($"after the metadata (the first deadlines): first piece {After("first_piece")}, piece 0 {After("piece0")}; " +
+                         $"pieces completed in ascending order {result["in_order"]}; libtorrent sent {result["cancels"]} CANCEL");
         Assert.True(code == 0 && result["done"] == "1", $"the streaming client did not complete: {line}\n{lt.Stderr}");
         Assert.Equal(FileSize.ToString(CultureInfo.InvariantCulture), result["bytes"]);
     }
