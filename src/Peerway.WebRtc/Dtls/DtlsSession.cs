@@ -181,9 +181,20 @@ internal sealed class DtlsSession : IDisposable
     private static TlsCredentialedSigner Signer(TlsContext context, BcTlsCrypto crypto, DtlsCertificate local) =>
         new BcDefaultTlsCredentialedSigner(new TlsCryptoParameters(context), crypto, local.PrivateKey, ToTls(crypto, local), new SignatureAndHashAlgorithm(Org.BouncyCastle.Tls.HashAlgorithm.sha256, SignatureAlgorithm.ecdsa));
 
+    // Both certificates are ECDSA P-256 (as browsers make them), so only ECDHE_ECDSA suites; AEAD first.
+    private static readonly int[] CipherSuites =
+    [
+        CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        CipherSuite.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,
+    ];
+
     private sealed class Client(BcTlsCrypto crypto, DtlsCertificate local, FingerprintVerifier verifier, int timeoutMillis) : DefaultTlsClient(crypto)
     {
         protected override ProtocolVersion[] GetSupportedVersions() => ProtocolVersion.DTLSv12.Only();
+
+        protected override int[] GetSupportedCipherSuites() => TlsUtilities.GetSupportedCipherSuites(Crypto, CipherSuites);
 
         public override int GetHandshakeTimeoutMillis() => timeoutMillis;
 
@@ -193,19 +204,21 @@ internal sealed class DtlsSession : IDisposable
         {
             public void NotifyServerCertificate(TlsServerCertificate serverCertificate) => owner.Verifier.Verify(serverCertificate.Certificate);
 
-            public TlsCredentials GetClientCredentials(CertificateRequest certificateRequest) => Signer(owner.m_context, owner.Crypto, owner.Local);
+            public TlsCredentials GetClientCredentials(CertificateRequest certificateRequest) => Signer(owner.m_context, owner.BcCrypto, owner.Local);
         }
 
         private FingerprintVerifier Verifier => verifier;
 
         private DtlsCertificate Local => local;
 
-        private new BcTlsCrypto Crypto => crypto;
+        private BcTlsCrypto BcCrypto => crypto;
     }
 
     private sealed class Server(BcTlsCrypto crypto, DtlsCertificate local, FingerprintVerifier verifier, int timeoutMillis) : DefaultTlsServer(crypto)
     {
         protected override ProtocolVersion[] GetSupportedVersions() => ProtocolVersion.DTLSv12.Only();
+
+        protected override int[] GetSupportedCipherSuites() => TlsUtilities.GetSupportedCipherSuites(Crypto, CipherSuites);
 
         public override int GetHandshakeTimeoutMillis() => timeoutMillis;
 
