@@ -59,6 +59,7 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
     private readonly TaskCompletionSource _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _established = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _closing = new();
+    private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IceAgent? _agent;
     private DtlsSession? _dtls;
     private SctpAssociation? _sctp;
@@ -97,6 +98,9 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
 
     /// <summary>Completes when ICE, DTLS and SCTP are up; faults when any of them fails or times out.</summary>
     public Task Connected => _connected.Task;
+
+    /// <summary>Completes when the connection has ended (SCTP closed or aborted, DTLS closed, or disposed).</summary>
+    public Task Closed => _closed.Task;
 
     /// <summary>Largest message either side takes (ours, or less if the peer's <c>a=max-message-size</c> says so).</summary>
     public int MaxMessageSize { get; private set; }
@@ -238,6 +242,7 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
 
             _log.LogInformation("WebRTC connection failed: {Reason}", why);
             _connected.TrySetException(new InvalidOperationException("WebRTC connection failed: " + why, ex));
+            _closed.TrySetResult();
         }
     }
 
@@ -423,6 +428,7 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
         }
 
         _incoming.Writer.TryComplete();
+        _closed.TrySetResult();
         foreach (var c in channels)
         {
             c.Abort();
