@@ -97,6 +97,15 @@ internal sealed partial class SctpAssociation : IDisposable
         }
     }
 
+    /// <summary>Our verification tag (tests craft packets the association accepts).</summary>
+    internal uint LocalTag
+    {
+        get
+        {
+            lock (_gate) return _localTag;
+        }
+    }
+
     /// <summary>Whether the peer takes FORWARD-TSN (partial reliability needs it).</summary>
     public bool PeerSupportsForwardTsn
     {

@@ -188,4 +188,59 @@ public sealed class SctpAssociationTests
         pair.Connect();
         Assert.False(pair.A.Send(1, 53, new byte[1001], unordered: false));
     }
+
+    [Fact]
+    public void A_received_message_over_the_limit_is_dropped_alone()
+    {
+        var net = new SteppedNetwork();
+        var sa = net.Socket(1);
+        var sb = net.Socket(2);
+        var recA = new Recorder();
+        var recB = new Recorder();
+        var a = new SctpAssociation(new SctpOptions { MaxMessageSize = 100_000 }, net.Time, p => sa.Send(p, sb.LocalEndPoint), recA);
+        var b = new SctpAssociation(new SctpOptions { MaxMessageSize = 10_000, ReceiveWindow = 200_000 }, net.Time, p => sb.Send(p, sa.LocalEndPoint), recB);
+        sa.Start((d, _) => a.Receive(d));
+        sb.Start((d, _) => b.Receive(d));
+        a.Connect();
+        Assert.True(net.RunUntil(() => recA.Established && recB.Established, TimeSpan.FromSeconds(10)));
+        Assert.True(a.Send(1, 53, Message(1, 50_000), unordered: false));
+        Assert.True(a.Send(1, 53, Message(2, 500), unordered: false));
+        Assert.True(net.RunUntil(() => recB.Messages.Count == 1, TimeSpan.FromSeconds(10)));
+        Assert.Equal(Message(2, 500), recB.Messages[0].Data);
+        Assert.Null(recB.Closed);
+    }
+
+    [Fact]
+    public void Garbage_packets_into_an_established_association_never_throw_and_it_keeps_working()
+    {
+        var pair = new Pair(new SteppedNetwork());
+        pair.Connect();
+        var random = new Random(9);
+        // Valid packets for B (its tag, a good checksum) of every chunk kind, with bits flipped past the header.
+        SctpChunk[] chunks =
+        [
+            new DataChunk(1, 1, 0, 53, false, true, true, new byte[] { 1, 2, 3 }),
+            new SackChunk(5, 1000, [(1, 2)], [3u]),
+            new ForwardTsnChunk(9, [(1, 1)]),
+            new ReconfigChunk([new OutgoingResetRequest(1, 2, 3, [1])]),
+            new HeartbeatChunk(false, new byte[] { 0, 1, 0, 8, 1, 2, 3, 4 }),
+            new CookieEchoChunk(new byte[56]),
+        ];
+        var seeds = chunks.Select(c => new SctpPacket(5000, 5000, pair.B.LocalTag, [c]).Encode()).ToArray();
+        for (var i = 0; i < 100_000; i++)
+        {
+            var b = (byte[])seeds[i % seeds.Length].Clone();
+            b[12 + random.Next(b.Length - 12)] ^= (byte)(1 << random.Next(8));
+
+            // A flip that turns the chunk into ABORT or SHUTDOWN* is an authentic close under B's tag: not garbage.
+            if (b[12] is 6 or 7 or 8 or 14) continue;
+            b.AsSpan(8, 4).Clear();
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(8), Crc32C.Compute(b));
+            pair.B.Receive(b);
+        }
+
+        Assert.True(pair.A.Send(3, 51, "ok"u8.ToArray(), unordered: false));
+        Assert.True(pair.Net.RunUntil(() => pair.RecB.Messages.Any(m => m.Stream == 3), TimeSpan.FromSeconds(30)));
+        Assert.Null(pair.RecB.Closed);
+    }
 }
