@@ -47,6 +47,9 @@ public enum RtcConnectionState
 /// </summary>
 public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
 {
+    /// <summary>How long the DTLS client waits for the peer's INIT before sending its own.</summary>
+    private static readonly TimeSpan ClientInitDelay = TimeSpan.FromSeconds(3);
+
     private readonly IDatagramSocket _socket;
     private readonly TimeProvider _time;
     private readonly RtcConfiguration _config;
@@ -226,8 +229,18 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
 
             dtls.Start(data => sctp.Receive(data.Span), () => sctp.Abort("DTLS closed"));
 
-            // RFC 8841 §9.3 / RFC 9260 §5.2.1: both ends send INIT; the collision resolves to one association.
-            sctp.Connect();
+            // RFC 9260 §5.2.1 lets both ends send INIT (browsers do), but werift decides who initiates from its ICE
+            // role and breaks on an INIT that arrives before its SCTP transport has started (it then opens its channels
+            // with no stream id). The DTLS server finishes its handshake first, so it sends INIT at once; the DTLS
+            // client answers the peer's INIT and sends its own only if nothing came within 3 s (a collision
+            // still resolves to one association).
+            if (!_dtlsClient) sctp.Connect();
+            else
+            {
+                var waited = await Task.WhenAny(_established.Task, Task.Delay(ClientInitDelay, _time, linked.Token)).ConfigureAwait(false);
+                if (waited != _established.Task && sctp.State == SctpState.Closed) sctp.Connect();
+            }
+
             await _established.Task.WaitAsync(linked.Token).ConfigureAwait(false);
             lock (_gate) _state = RtcConnectionState.Connected;
             _connected.TrySetResult();
