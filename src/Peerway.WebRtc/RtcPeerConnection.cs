@@ -227,7 +227,7 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
                 _sctp = sctp = new SctpAssociation(_config.Sctp, _time, p => dtls.Send(p), this, _logs.CreateLogger<SctpAssociation>());
             }
 
-            dtls.Start(data => sctp.Receive(data.Span), () => sctp.Abort("DTLS closed"));
+            dtls.Start(data => sctp.Receive(data.Span), reason => sctp.Abort("DTLS " + reason));
 
             // RFC 9260 §5.2.1 lets both ends send INIT (browsers do), but werift decides who initiates from its ICE
             // role and breaks on an INIT that arrives before its SCTP transport has started (it then opens its channels

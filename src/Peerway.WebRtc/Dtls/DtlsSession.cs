@@ -97,12 +97,13 @@ internal sealed class DtlsSession : IDisposable
     }
 
     /// <summary>Starts the record reader: each application datagram goes to <paramref name="onData"/>; <paramref name="onClosed"/> runs once at the end.</summary>
-    public void Start(Action<ReadOnlyMemory<byte>> onData, Action onClosed)
+    public void Start(Action<ReadOnlyMemory<byte>> onData, Action<string> onClosed)
     {
         var dtls = _dtls ?? throw new InvalidOperationException("Handshake first.");
         var thread = new Thread(() =>
         {
             var buffer = new byte[dtls.GetReceiveLimit() + 64];
+            var reason = "closed";
             try
             {
                 while (Volatile.Read(ref _closed) == 0)
@@ -113,12 +114,13 @@ internal sealed class DtlsSession : IDisposable
             }
             catch (Exception ex) when (ex is TlsException or IOException or ObjectDisposedException)
             {
-                LogClosed(_log, ex.Message);
+                reason = ex.GetType().Name + ": " + ex.Message;
+                LogClosed(_log, reason);
             }
             finally
             {
                 Interlocked.Exchange(ref _closed, 1);
-                onClosed();
+                onClosed(reason);
             }
         })
         { IsBackground = true, Name = "dtls-reader" };
