@@ -13,5 +13,6 @@ internal static class CommandCatalog
         yield return DhtCommands.Create();
         yield return SimulateCommand.Create();
         foreach (var c in TorrentCommands.All()) yield return c;
+        yield return RtcCommands.Create();
     }
 }

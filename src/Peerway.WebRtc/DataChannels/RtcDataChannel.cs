@@ -1,0 +1,273 @@
+using System.Text;
+using System.Threading.Channels;
+
+namespace Peerway.WebRtc.DataChannels;
+
+/// <summary>As the browser's RTCDataChannelInit: ordering, partial reliability, protocol, pre-negotiated id.</summary>
+public sealed record RtcDataChannelInit
+{
+    public bool Ordered { get; init; } = true;
+
+    /// <summary>RFC 8832: at most this many retransmissions (exclusive with <see cref="MaxPacketLifeTime"/>).</summary>
+    public int? MaxRetransmits { get; init; }
+
+    /// <summary>RFC 8832: give up after this long (exclusive with <see cref="MaxRetransmits"/>).</summary>
+    public TimeSpan? MaxPacketLifeTime { get; init; }
+
+    public string Protocol { get; init; } = "";
+
+    /// <summary>Pre-negotiated (RFC 8832 §4 not used): both sides create the channel with the same <see cref="Id"/>.</summary>
+    public bool Negotiated { get; init; }
+
+    public ushort? Id { get; init; }
+
+    public void Validate()
+    {
+        if (MaxRetransmits is not null && MaxPacketLifeTime is not null) throw new ArgumentException("MaxRetransmits and MaxPacketLifeTime are exclusive.");
+        if (MaxRetransmits is < 0) throw new ArgumentException("MaxRetransmits must be ≥ 0.");
+        if (MaxPacketLifeTime is { } l && (l < TimeSpan.Zero || l.TotalMilliseconds > uint.MaxValue)) throw new ArgumentException("MaxPacketLifeTime out of range.");
+        if (Negotiated && Id is null) throw new ArgumentException("A negotiated channel needs an Id.");
+        if (Id is 65535) throw new ArgumentException("Stream id 65535 is reserved.");
+        if (Encoding.UTF8.GetByteCount(Protocol) > DcepOpen.MaxText) throw new ArgumentException("Protocol too long.");
+    }
+
+    internal DcepChannelType ChannelType => (MaxRetransmits, MaxPacketLifeTime, Ordered) switch
+    {
+        (not null, _, true) => DcepChannelType.PartialReliableRexmit,
+        (not null, _, false) => DcepChannelType.PartialReliableRexmitUnordered,
+        (_, not null, true) => DcepChannelType.PartialReliableTimed,
+        (_, not null, false) => DcepChannelType.PartialReliableTimedUnordered,
+        (_, _, true) => DcepChannelType.Reliable,
+        _ => DcepChannelType.ReliableUnordered,
+    };
+
+    internal uint Reliability => MaxRetransmits is { } r ? (uint)r : MaxPacketLifeTime is { } l ? (uint)l.TotalMilliseconds : 0;
+
+    internal static RtcDataChannelInit FromOpen(DcepOpen open, ushort id) => new()
+    {
+        Ordered = !open.Unordered,
+        MaxRetransmits = open.ChannelType is DcepChannelType.PartialReliableRexmit or DcepChannelType.PartialReliableRexmitUnordered ? (int)Math.Min(open.Reliability, int.MaxValue) : null,
+        MaxPacketLifeTime = open.ChannelType is DcepChannelType.PartialReliableTimed or DcepChannelType.PartialReliableTimedUnordered ? TimeSpan.FromMilliseconds(open.Reliability) : null,
+        Protocol = open.Protocol,
+        Id = id,
+    };
+}
+
+/// <summary>One received message: text (PPID 51/56) or binary (53/57).</summary>
+public readonly record struct RtcMessage(ReadOnlyMemory<byte> Data, bool IsText)
+{
+    public string Text => Encoding.UTF8.GetString(Data.Span);
+}
+
+public enum RtcDataChannelState
+{
+    Connecting,
+    Open,
+    Closing,
+    Closed,
+}
+
+/// <summary>
+/// A data channel (RFC 8831), shaped like the browser's RTCDataChannel: string and binary messages, a buffered amount
+/// with back-pressure (<see cref="SendAsync(ReadOnlyMemory{byte}, CancellationToken)"/> waits while it is above
+/// <see cref="BufferedAmountHighThreshold"/>), and a close that reaches "closed" on both sides (RFC 8831 §6.7: each
+/// side resets its outgoing stream).
+/// </summary>
+public sealed class RtcDataChannel
+{
+    private readonly RtcPeerConnection _owner;
+    private readonly Channel<RtcMessage> _inbox;
+    private readonly TaskCompletionSource _opened = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Lock _gate = new();
+    private TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private RtcDataChannelState _state;
+    private bool _outgoingReset;
+    private bool _incomingReset;
+
+    internal RtcDataChannel(RtcPeerConnection owner, ushort id, string label, RtcDataChannelInit init, int maxQueuedMessages)
+    {
+        _owner = owner;
+        Id = id;
+        Label = label;
+        Init = init;
+        _inbox = Channel.CreateBounded<RtcMessage>(new BoundedChannelOptions(maxQueuedMessages) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = false });
+    }
+
+    public ushort Id { get; }
+
+    public string Label { get; }
+
+    public string Protocol => Init.Protocol;
+
+    public bool Ordered => Init.Ordered;
+
+    public int? MaxRetransmits => Init.MaxRetransmits;
+
+    public TimeSpan? MaxPacketLifeTime => Init.MaxPacketLifeTime;
+
+    public bool Negotiated => Init.Negotiated;
+
+    internal RtcDataChannelInit Init { get; }
+
+    /// <summary>RFC 8832 §6: until the peer's ACK, our messages go ordered.</summary>
+    internal bool Acknowledged { get; set; }
+
+    public RtcDataChannelState State
+    {
+        get
+        {
+            lock (_gate) return _state;
+        }
+    }
+
+    /// <summary>Bytes handed to <see cref="SendAsync(ReadOnlyMemory{byte}, CancellationToken)"/> and not yet acknowledged by the peer.</summary>
+    public long BufferedAmount => _owner.BufferedAmount(Id);
+
+    /// <summary>Sends wait while <see cref="BufferedAmount"/> is at or above this (1 MiB by default).</summary>
+    public long BufferedAmountHighThreshold { get; set; } = 1024 * 1024;
+
+    /// <summary>Completes when the channel is open.</summary>
+    public Task Opened => _opened.Task;
+
+    /// <summary>Completes when the channel is closed (both directions reset).</summary>
+    public Task Closed => _closed.Task;
+
+    public ValueTask SendAsync(string text, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        return SendAsync(Encoding.UTF8.GetBytes(text), text.Length == 0 ? Ppid.StringEmpty : Ppid.String, cancellationToken);
+    }
+
+    public ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default) =>
+        SendAsync(data, data.Length == 0 ? Ppid.BinaryEmpty : Ppid.Binary, cancellationToken);
+
+    private async ValueTask SendAsync(ReadOnlyMemory<byte> data, uint ppid, CancellationToken cancellationToken)
+    {
+        if (data.Length > _owner.MaxMessageSize) throw new ArgumentException($"The message is larger than the negotiated max-message-size ({_owner.MaxMessageSize} bytes).", nameof(data));
+
+        // RFC 8831 §6.6: an empty message is sent as one zero byte with the "empty" PPID.
+        if (data.Length == 0) data = new byte[1];
+        while (true)
+        {
+            Task wait;
+            lock (_gate)
+            {
+                if (_state != RtcDataChannelState.Open) throw new InvalidOperationException($"The data channel is {_state.ToString().ToLowerInvariant()}.");
+                if (BufferedAmount < BufferedAmountHighThreshold) break;
+                if (_drained.Task.IsCompleted) _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
+                wait = _drained.Task;
+            }
+
+            // Re-check after arming: a drain between the check and the wait must not be missed.
+            if (BufferedAmount < BufferedAmountHighThreshold) break;
+            await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        if (!_owner.SendOnChannel(this, ppid, data)) throw new InvalidOperationException("The connection is closed.");
+    }
+
+    /// <summary>Waits for the next message; null once the channel is closed and drained.</summary>
+    public async ValueTask<RtcMessage?> ReceiveAsync(CancellationToken cancellationToken = default)
+    {
+        while (await _inbox.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (_inbox.Reader.TryRead(out var m)) return m;
+        }
+
+        return null;
+    }
+
+    /// <summary>Every message until the channel closes.</summary>
+    public IAsyncEnumerable<RtcMessage> ReadAllAsync(CancellationToken cancellationToken = default) => _inbox.Reader.ReadAllAsync(cancellationToken);
+
+    /// <summary>Closes the channel: resets our outgoing stream; "closed" once the peer resets its own (RFC 8831 §6.7).</summary>
+    public void Close()
+    {
+        lock (_gate)
+        {
+            if (_state is RtcDataChannelState.Closing or RtcDataChannelState.Closed) return;
+            _state = RtcDataChannelState.Closing;
+        }
+
+        _owner.ResetOutgoing(this);
+    }
+
+    internal void SetOpen()
+    {
+        lock (_gate)
+        {
+            if (_state != RtcDataChannelState.Connecting) return;
+            _state = RtcDataChannelState.Open;
+        }
+
+        _opened.TrySetResult();
+    }
+
+    internal void Deliver(RtcMessage message) => _inbox.Writer.TryWrite(message);
+
+    internal void OnBufferedAmountLow()
+    {
+        if (BufferedAmount >= BufferedAmountHighThreshold) return;
+        TaskCompletionSource drained;
+        lock (_gate) drained = _drained;
+        drained.TrySetResult();
+    }
+
+    /// <summary>The peer reset its outgoing stream; true when we must answer with ours (RFC 8831 §6.7).</summary>
+    internal bool OnIncomingReset()
+    {
+        bool answer;
+        lock (_gate)
+        {
+            _incomingReset = true;
+            answer = _state is RtcDataChannelState.Connecting or RtcDataChannelState.Open;
+            if (answer) _state = RtcDataChannelState.Closing;
+        }
+
+        _inbox.Writer.TryComplete();
+        MaybeClosed();
+        return answer;
+    }
+
+    internal bool OnOutgoingReset()
+    {
+        lock (_gate) _outgoingReset = true;
+        return MaybeClosed();
+    }
+
+    private bool MaybeClosed()
+    {
+        lock (_gate)
+        {
+            if (!_outgoingReset || !_incomingReset || _state == RtcDataChannelState.Closed) return false;
+            _state = RtcDataChannelState.Closed;
+        }
+
+        Finish();
+        return true;
+    }
+
+    /// <summary>The connection went away: closed at once.</summary>
+    internal void Abort()
+    {
+        lock (_gate)
+        {
+            if (_state == RtcDataChannelState.Closed) return;
+            _state = RtcDataChannelState.Closed;
+        }
+
+        Finish();
+    }
+
+    private void Finish()
+    {
+        _inbox.Writer.TryComplete();
+        _opened.TrySetException(new InvalidOperationException("The data channel closed before it opened."));
+        _ = _opened.Task.Exception;
+        _closed.TrySetResult();
+        TaskCompletionSource drained;
+        lock (_gate) drained = _drained;
+        drained.TrySetResult();
+    }
+}

@@ -1,0 +1,290 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using Microsoft.Extensions.Logging;
+using Org.BouncyCastle.Security;
+using Org.BouncyCastle.Tls;
+using Org.BouncyCastle.Tls.Crypto;
+using Org.BouncyCastle.Tls.Crypto.Impl.BC;
+using Peerway.Net;
+
+namespace Peerway.WebRtc.Dtls;
+
+/// <summary>The DTLS handshake failed or the peer's certificate does not match its <c>a=fingerprint</c>.</summary>
+public sealed class DtlsHandshakeException : Exception
+{
+    public DtlsHandshakeException()
+    {
+    }
+
+    public DtlsHandshakeException(string message) : base(message)
+    {
+    }
+
+    public DtlsHandshakeException(string message, Exception innerException) : base(message, innerException)
+    {
+    }
+}
+
+/// <summary>
+/// DTLS 1.2 (RFC 6347) over the ICE path with BouncyCastle, as WebRTC uses it (RFC 8827 §6.5, RFC 8842): both sides
+/// present self-signed certificates, each checked against the fingerprint the peer signalled; the DTLS role follows
+/// <c>a=setup</c> (active = client). Incoming datagrams are demultiplexed by first byte (RFC 7983 §7: 20..63 is DTLS;
+/// STUN, 0..3, is taken by the ICE agent before it gets here). BouncyCastle's protocol is blocking: the handshake and
+/// then the record reader run on one dedicated thread each; sends are serialised by a lock.
+/// </summary>
+internal sealed class DtlsSession : IDisposable
+{
+    /// <summary>RFC 7983 §7: the first byte of a DTLS record is 20..63.</summary>
+    internal static bool IsDtls(ReadOnlySpan<byte> datagram) => datagram.Length > 0 && datagram[0] is >= 20 and <= 63;
+
+    /// <summary>Bound on datagrams queued for the DTLS reader (a flood beyond it is dropped).</summary>
+    private const int MaxQueued = 1024;
+
+    /// <summary>Path MTU assumed for records: WebRTC keeps datagrams under 1280 bytes with room for IPv6/TURN.</summary>
+    internal const int Mtu = 1200;
+
+    private readonly PathTransport _transport;
+    private readonly Lock _sendGate = new();
+    private readonly ILogger _log;
+    private DtlsTransport? _dtls;
+    private int _closed;
+
+    private DtlsSession(IDatagramSocket path, ILogger log)
+    {
+        _transport = new PathTransport(path);
+        _log = log;
+    }
+
+    /// <summary>The peer's certificate (DER) once the handshake is done.</summary>
+    public byte[]? PeerCertificate { get; private set; }
+
+    /// <summary>
+    /// Runs the handshake on <paramref name="path"/>: as client when <paramref name="client"/>, else as server. Fails
+    /// with <see cref="DtlsHandshakeException"/> on a fingerprint mismatch, a fatal alert or after <paramref name="timeout"/>.
+    /// </summary>
+    public static async Task<DtlsSession> HandshakeAsync(IDatagramSocket path, DtlsCertificate local, byte[] remoteFingerprint, bool client, TimeSpan timeout, ILogger log, CancellationToken cancellationToken)
+    {
+        var session = new DtlsSession(path, log);
+        using var reg = cancellationToken.Register(() => session._transport.Close());
+        var handshake = Task.Factory.StartNew(() => session.RunHandshake(local, remoteFingerprint, client, timeout), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        try
+        {
+            await handshake.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is TlsException or IOException or InvalidOperationException)
+        {
+            session.Dispose();
+            cancellationToken.ThrowIfCancellationRequested();
+            throw new DtlsHandshakeException("DTLS handshake failed: " + ex.Message, ex);
+        }
+
+        return session;
+    }
+
+    private void RunHandshake(DtlsCertificate local, byte[] remoteFingerprint, bool client, TimeSpan timeout)
+    {
+        var crypto = new BcTlsCrypto(new SecureRandom());
+        var verifier = new FingerprintVerifier(remoteFingerprint, der => PeerCertificate = der);
+        var millis = (int)Math.Clamp(timeout.TotalMilliseconds, 1, int.MaxValue);
+        if (client)
+        {
+            _dtls = new DtlsClientProtocol().Connect(new Client(crypto, local, verifier, millis), _transport);
+        }
+        else
+        {
+            _dtls = new DtlsServerProtocol().Accept(new Server(crypto, local, verifier, millis), _transport);
+        }
+    }
+
+    /// <summary>Starts the record reader: each application datagram goes to <paramref name="onData"/>; <paramref name="onClosed"/> runs once at the end.</summary>
+    public void Start(Action<ReadOnlyMemory<byte>> onData, Action<string> onClosed)
+    {
+        var dtls = _dtls ?? throw new InvalidOperationException("Handshake first.");
+        var thread = new Thread(() =>
+        {
+            var buffer = new byte[dtls.GetReceiveLimit() + 64];
+            var reason = "closed";
+            try
+            {
+                while (Volatile.Read(ref _closed) == 0)
+                {
+                    var n = dtls.Receive(buffer, 0, buffer.Length, 1000);
+                    if (n > 0) onData(buffer.AsMemory(0, n));
+                }
+            }
+            catch (Exception ex) when (ex is TlsException or IOException or ObjectDisposedException)
+            {
+                reason = ex.GetType().Name + ": " + ex.Message;
+                LogClosed(_log, reason);
+            }
+            finally
+            {
+                Interlocked.Exchange(ref _closed, 1);
+                onClosed(reason);
+            }
+        })
+        { IsBackground = true, Name = "dtls-reader" };
+        thread.Start();
+    }
+
+    /// <summary>Sends one application record; dropped silently once closed.</summary>
+    public void Send(ReadOnlySpan<byte> data)
+    {
+        if (Volatile.Read(ref _closed) != 0 || _dtls is null) return;
+        lock (_sendGate)
+        {
+            try
+            {
+                _dtls.Send(data);
+            }
+            catch (Exception ex) when (ex is TlsException or IOException)
+            {
+                LogClosed(_log, ex.Message);
+            }
+        }
+    }
+
+    /// <summary>Sends close_notify (RFC 5246 §7.2.1) and stops the reader.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _closed, 1) != 0) return;
+        lock (_sendGate)
+        {
+            try
+            {
+                _dtls?.Close();
+            }
+            catch (Exception ex) when (ex is TlsException or IOException)
+            {
+                LogClosed(_log, ex.Message);
+            }
+        }
+
+        _transport.Close();
+    }
+
+    private static void LogClosed(ILogger log, string reason) => log.LogDebug("DTLS closed: {Reason}", reason);
+
+    /// <summary>Checks the peer's leaf certificate against the signalled SHA-256 fingerprint (RFC 8122 §5).</summary>
+    private sealed class FingerprintVerifier(byte[] expected, Action<byte[]> onVerified)
+    {
+        public void Verify(Certificate? certificate)
+        {
+            if (certificate is null || certificate.IsEmpty) throw new TlsFatalAlert(AlertDescription.bad_certificate);
+            var der = certificate.GetCertificateAt(0).GetEncoded();
+            if (!CryptographicOperations.FixedTimeEquals(SHA256.HashData(der), expected)) throw new TlsFatalAlert(AlertDescription.bad_certificate);
+            onVerified(der);
+        }
+    }
+
+    private static Certificate ToTls(TlsCrypto crypto, DtlsCertificate local) =>
+        new([crypto.CreateCertificate(local.Der)]);
+
+    private static TlsCredentialedSigner Signer(TlsContext context, BcTlsCrypto crypto, DtlsCertificate local) =>
+        new BcDefaultTlsCredentialedSigner(new TlsCryptoParameters(context), crypto, local.PrivateKey, ToTls(crypto, local), new SignatureAndHashAlgorithm(Org.BouncyCastle.Tls.HashAlgorithm.sha256, SignatureAlgorithm.ecdsa));
+
+    // Both certificates are ECDSA P-256 (as browsers make them), so only ECDHE_ECDSA suites; AEAD first.
+    private static readonly int[] CipherSuites =
+    [
+        CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        CipherSuite.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,
+    ];
+
+    private sealed class Client(BcTlsCrypto crypto, DtlsCertificate local, FingerprintVerifier verifier, int timeoutMillis) : DefaultTlsClient(crypto)
+    {
+        protected override ProtocolVersion[] GetSupportedVersions() => ProtocolVersion.DTLSv12.Only();
+
+        protected override int[] GetSupportedCipherSuites() => TlsUtilities.GetSupportedCipherSuites(Crypto, CipherSuites);
+
+        public override int GetHandshakeTimeoutMillis() => timeoutMillis;
+
+        public override TlsAuthentication GetAuthentication() => new Authentication(this);
+
+        private sealed class Authentication(Client owner) : TlsAuthentication
+        {
+            public void NotifyServerCertificate(TlsServerCertificate serverCertificate) => owner.Verifier.Verify(serverCertificate.Certificate);
+
+            public TlsCredentials GetClientCredentials(CertificateRequest certificateRequest) => Signer(owner.m_context, owner.BcCrypto, owner.Local);
+        }
+
+        private FingerprintVerifier Verifier => verifier;
+
+        private DtlsCertificate Local => local;
+
+        private BcTlsCrypto BcCrypto => crypto;
+    }
+
+    private sealed class Server(BcTlsCrypto crypto, DtlsCertificate local, FingerprintVerifier verifier, int timeoutMillis) : DefaultTlsServer(crypto)
+    {
+        protected override ProtocolVersion[] GetSupportedVersions() => ProtocolVersion.DTLSv12.Only();
+
+        protected override int[] GetSupportedCipherSuites() => TlsUtilities.GetSupportedCipherSuites(Crypto, CipherSuites);
+
+        public override int GetHandshakeTimeoutMillis() => timeoutMillis;
+
+        protected override TlsCredentialedSigner GetECDsaSignerCredentials() => Signer(m_context, crypto, local);
+
+        // RFC 8827 §6.5: both endpoints authenticate, so the server asks for the client's certificate.
+        public override CertificateRequest GetCertificateRequest() =>
+            new([ClientCertificateType.ecdsa_sign, ClientCertificateType.rsa_sign], TlsUtilities.GetDefaultSupportedSignatureAlgorithms(m_context), null);
+
+        public override void NotifyClientCertificate(Certificate clientCertificate) => verifier.Verify(clientCertificate);
+    }
+
+    /// <summary>BouncyCastle's blocking datagram transport over the ICE path: a bounded queue fed by the path's handler.</summary>
+    private sealed class PathTransport : DatagramTransport
+    {
+        private readonly IDatagramSocket _path;
+        private readonly BlockingCollection<byte[]> _queue = new(new ConcurrentQueue<byte[]>(), MaxQueued);
+        private readonly CancellationTokenSource _closed = new();
+
+        public PathTransport(IDatagramSocket path)
+        {
+            _path = path;
+            path.Start((datagram, _) =>
+            {
+                // RFC 7983 §7: anything outside 20..63 is not DTLS; a full queue drops (flood).
+                if (IsDtls(datagram) && !_closed.IsCancellationRequested) _queue.TryAdd(datagram.ToArray());
+            });
+        }
+
+        public int GetReceiveLimit() => 1500;
+
+        public int GetSendLimit() => Mtu;
+
+        public int Receive(byte[] buf, int off, int len, int waitMillis) => Receive(buf.AsSpan(off, len), waitMillis);
+
+        public int Receive(Span<byte> buffer, int waitMillis)
+        {
+            byte[]? datagram;
+            try
+            {
+                if (!_queue.TryTake(out datagram, Math.Max(waitMillis, 0), _closed.Token)) return -1;
+            }
+            catch (OperationCanceledException)
+            {
+                throw new IOException("DTLS transport closed.");
+            }
+
+            var n = Math.Min(datagram.Length, buffer.Length);
+            datagram.AsSpan(0, n).CopyTo(buffer);
+            return n;
+        }
+
+        public void Send(byte[] buf, int off, int len) => Send(buf.AsSpan(off, len));
+
+        public void Send(ReadOnlySpan<byte> buffer)
+        {
+            if (_closed.IsCancellationRequested) throw new IOException("DTLS transport closed.");
+            _path.Send(buffer, null!);
+        }
+
+        public void Close()
+        {
+            if (_closed.IsCancellationRequested) return;
+            _closed.Cancel();
+        }
+    }
+}

@@ -1,0 +1,216 @@
+namespace Peerway.WebRtc.Sctp;
+
+/// <summary>Incoming data: TSN tracking, SACK generation, reassembly, ordered delivery, FORWARD-TSN (RFC 3758 §3.6).</summary>
+internal sealed partial class SctpAssociation
+{
+    /// <summary>Bound on how far ahead of the cumulative TSN a DATA chunk may be (gap offsets are 16-bit).</summary>
+    private const uint MaxTsnAhead = 16384;
+
+    /// <summary>Bound on gap blocks and duplicates reported in one SACK (it must fit one packet).</summary>
+    private const int MaxSackEntries = 64;
+
+    private readonly HashSet<uint> _receivedAbove = []; // TSNs received beyond the cumulative TSN
+    private readonly Dictionary<uint, DataChunk> _fragments = []; // chunks of messages not yet complete
+    private readonly Dictionary<ushort, InStream> _inStreams = [];
+    private readonly List<uint> _duplicates = [];
+    private uint _cumulativeIn;
+    private long _bufferedIn;
+    private bool _sackNow;
+    private DateTimeOffset? _sackDue;
+    private int _packetsSinceSack;
+
+    private sealed class InStream
+    {
+        public ushort NextSsn { get; set; }
+
+        public SortedDictionary<ushort, (uint Ppid, byte[] Data)> Pending { get; } = [];
+    }
+
+    private uint ReceiveWindowLeft => _bufferedIn >= _options.ReceiveWindow ? 0 : (uint)(_options.ReceiveWindow - _bufferedIn);
+
+    private void HandleData(DataChunk d)
+    {
+        var tsn = d.Tsn;
+
+        // RFC 9260 §6.2: a duplicate is reported and the SACK goes at once.
+        if (AtOrBefore(tsn, _cumulativeIn) || _receivedAbove.Contains(tsn))
+        {
+            if (_duplicates.Count < MaxSackEntries) _duplicates.Add(tsn);
+            _sackNow = true;
+            return;
+        }
+
+        // RFC 9260 §6.2: with no room the chunk is dropped (the peer retransmits); the next in sequence is still
+        // taken when nothing else is buffered, so a window smaller than one chunk cannot deadlock.
+        if (tsn - _cumulativeIn > MaxTsnAhead || (_bufferedIn + d.Payload.Length > _options.ReceiveWindow && !(tsn == _cumulativeIn + 1 && _bufferedIn == 0)))
+        {
+            _sackNow = true;
+            return;
+        }
+
+        if (tsn == _cumulativeIn + 1)
+        {
+            _cumulativeIn = tsn;
+            while (_receivedAbove.Remove(_cumulativeIn + 1)) _cumulativeIn++;
+        }
+        else
+        {
+            _receivedAbove.Add(tsn);
+            _sackNow = true; // RFC 9260 §6.7: a gap is reported immediately
+        }
+
+        if (d.ImmediateSack) _sackNow = true;
+        var copy = d with { Payload = d.Payload.ToArray() };
+        _fragments[tsn] = copy;
+        _bufferedIn += d.Payload.Length;
+        TryComplete(copy);
+    }
+
+    /// <summary>RFC 9260 §6.9: the fragments of a message have consecutive TSNs from the B chunk to the E chunk.</summary>
+    private void TryComplete(DataChunk d)
+    {
+        var first = d.Tsn;
+        var firstChunk = d;
+        while (!firstChunk.Beginning)
+        {
+            if (!_fragments.TryGetValue(first - 1, out var prev) || !SameMessage(prev, d)) return;
+            first--;
+            firstChunk = prev;
+        }
+
+        var last = d.Tsn;
+        var lastChunk = d;
+        while (!lastChunk.Ending)
+        {
+            if (!_fragments.TryGetValue(last + 1, out var next) || !SameMessage(next, d) || next.Beginning) return;
+            last++;
+            lastChunk = next;
+        }
+
+        long size = 0;
+        for (var t = first; ; t++)
+        {
+            size += _fragments[t].Payload.Length;
+            if (t == last) break;
+        }
+
+        byte[]? message = size <= _options.MaxMessageSize ? new byte[size] : null;
+        var at = 0;
+        for (var t = first; ; t++)
+        {
+            _fragments.Remove(t, out var f);
+            if (message is not null) f!.Payload.Span.CopyTo(message.AsSpan(at));
+            at += f!.Payload.Length;
+            if (t == last) break;
+        }
+
+        _bufferedIn -= size;
+        if (message is null)
+        {
+            // A message over max-message-size is dropped alone (RFC 8831 §6.6 lets the receiver refuse it).
+            LogDropped("message over max-message-size");
+            if (!d.Unordered) SkipOrdered(d.StreamId, d.Ssn);
+            return;
+        }
+
+        if (d.Unordered)
+        {
+            Deliver(d.StreamId, d.Ppid, message);
+            return;
+        }
+
+        var stream = InStreamOf(d.StreamId);
+        if (stream.Pending.Count >= MaxTsnAhead) return;
+        stream.Pending[d.Ssn] = (d.Ppid, message);
+        _bufferedIn += message.Length;
+        DeliverOrdered(d.StreamId, stream);
+    }
+
+    private static bool SameMessage(DataChunk a, DataChunk b) => a.StreamId == b.StreamId && a.Unordered == b.Unordered && (a.Unordered || a.Ssn == b.Ssn);
+
+    private InStream InStreamOf(ushort id)
+    {
+        if (!_inStreams.TryGetValue(id, out var s)) _inStreams[id] = s = new InStream();
+        return s;
+    }
+
+    private void DeliverOrdered(ushort id, InStream stream)
+    {
+        while (stream.Pending.Remove(stream.NextSsn, out var m))
+        {
+            _bufferedIn -= m.Data.Length;
+            stream.NextSsn++;
+            Deliver(id, m.Ppid, m.Data);
+        }
+    }
+
+    private void SkipOrdered(ushort id, ushort ssn)
+    {
+        var stream = InStreamOf(id);
+        if ((short)(ushort)(ssn - stream.NextSsn) < 0) return;
+        foreach (var key in stream.Pending.Keys.Where(k => (short)(ushort)(k - ssn) <= 0 && (short)(ushort)(k - stream.NextSsn) >= 0).ToList())
+        {
+            _bufferedIn -= stream.Pending[key].Data.Length;
+            stream.Pending.Remove(key);
+        }
+
+        stream.NextSsn = (ushort)(ssn + 1);
+        DeliverOrdered(id, stream);
+    }
+
+    private void Deliver(ushort stream, uint ppid, byte[] data) => _events.Add(() => _handler.OnMessage(stream, ppid, data));
+
+    private void HandleForwardTsn(ForwardTsnChunk f)
+    {
+        // RFC 3758 §3.6: move the cumulative TSN to the new one, drop fragments up to it, and for each ordered stream
+        // skip the listed SSN and deliver what waited behind it.
+        _sackNow = true;
+        if (!Before(_cumulativeIn, f.NewCumulativeTsn) || f.NewCumulativeTsn - _cumulativeIn > MaxTsnAhead) return;
+        for (var t = _cumulativeIn + 1; ; t++)
+        {
+            _receivedAbove.Remove(t);
+            if (_fragments.Remove(t, out var frag)) _bufferedIn -= frag.Payload.Length;
+            if (t == f.NewCumulativeTsn) break;
+        }
+
+        _cumulativeIn = f.NewCumulativeTsn;
+        while (_receivedAbove.Remove(_cumulativeIn + 1)) _cumulativeIn++;
+        foreach (var (stream, ssn) in f.Streams) SkipOrdered(stream, ssn);
+    }
+
+    private void ScheduleSack()
+    {
+        // RFC 9260 §6.2: a SACK for at least every second packet with DATA, else within the delayed-ack time.
+        if (++_packetsSinceSack >= 2) _sackNow = true;
+        if (!_sackNow) _sackDue ??= _time.GetUtcNow() + _options.DelayedAck;
+    }
+
+    private SackChunk BuildSack()
+    {
+        var gaps = new List<(ushort, ushort)>();
+        if (_receivedAbove.Count > 0)
+        {
+            var offsets = _receivedAbove.Select(t => t - _cumulativeIn).Order().ToList();
+            var start = offsets[0];
+            var end = start;
+            foreach (var o in offsets.Skip(1))
+            {
+                if (o == end + 1)
+                {
+                    end = o;
+                    continue;
+                }
+
+                gaps.Add(((ushort)start, (ushort)end));
+                start = end = o;
+                if (gaps.Count >= MaxSackEntries) break;
+            }
+
+            if (gaps.Count < MaxSackEntries) gaps.Add(((ushort)start, (ushort)end));
+        }
+
+        var sack = new SackChunk(_cumulativeIn, ReceiveWindowLeft, gaps, [.. _duplicates]);
+        _duplicates.Clear();
+        return sack;
+    }
+}

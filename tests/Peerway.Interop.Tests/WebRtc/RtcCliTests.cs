@@ -1,0 +1,80 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using Peerway.Interop.Tests.Infrastructure;
+
+namespace Peerway.Interop.Tests.WebRtc;
+
+/// <summary>The `peerway rtc` contract that scripts and third-party harnesses rely on, over real processes.</summary>
+public sealed class RtcCliTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(120);
+
+    private static async Task<(ExternalProcess Listener, string Url)> StartListenerAsync()
+    {
+        var port = FreePort.TcpAndUdp().ToString(CultureInfo.InvariantCulture);
+        var listener = PeerwayCli.Start("rtc", "listen", "--http", "127.0.0.1:" + port, "--echo");
+        var first = await listener.WaitForStdoutAsync(_ => true, Timeout);
+        Assert.Equal($"rtc: listening on http://127.0.0.1:{port}/rtc", first);
+        return (listener, $"http://127.0.0.1:{port}/rtc");
+    }
+
+    [Fact]
+    public async Task Rtc_connect_gets_every_message_echoed_by_rtc_listen()
+    {
+        var (listener, url) = await StartListenerAsync();
+        await using var _ = listener;
+        var result = await PeerwayCli.RunAsync("rtc", "connect", url, "--label", "bulk", "--count", "64", "--size", "16384");
+        Assert.True(result.ExitCode == 0, result + "\nlistener: " + listener.Stdout + "\n" + listener.Stderr);
+        Assert.Contains(result.StdoutLines, l => l.StartsWith("echoed 64 of 64 messages (1048576 bytes) in ", StringComparison.Ordinal) && l.Contains(" MB/s; setup ", StringComparison.Ordinal));
+        await listener.WaitForStdoutAsync(l => l.StartsWith("channel open bulk id ", StringComparison.Ordinal) && l.EndsWith(" ordered", StringComparison.Ordinal), Timeout);
+        await listener.WaitForStdoutAsync(l => l == "channel closed bulk", Timeout);
+
+        // An unordered channel is reported as such.
+        var unordered = await PeerwayCli.RunAsync("rtc", "connect", url, "--label", "u", "--count", "5", "--size", "100", "--unordered");
+        Assert.True(unordered.ExitCode == 0, unordered.ToString());
+        await listener.WaitForStdoutAsync(l => l.StartsWith("channel open u id ", StringComparison.Ordinal) && l.EndsWith(" unordered", StringComparison.Ordinal), Timeout);
+    }
+
+    [Fact]
+    public async Task A_malformed_offer_gets_400_with_a_reason_and_the_listener_keeps_serving()
+    {
+        var (listener, url) = await StartListenerAsync();
+        await using var _ = listener;
+        using var http = new HttpClient();
+
+        // CORS preflight from another origin, as a browser page sends before its POST.
+        using var preflight = new HttpRequestMessage(HttpMethod.Options, url);
+        preflight.Headers.Add("Origin", "http://example.invalid");
+        preflight.Headers.Add("Access-Control-Request-Method", "POST");
+        preflight.Headers.Add("Access-Control-Request-Headers", "content-type");
+        using var pre = await http.SendAsync(preflight);
+        Assert.Equal(HttpStatusCode.NoContent, pre.StatusCode);
+        Assert.Equal("*", pre.Headers.GetValues("Access-Control-Allow-Origin").Single());
+        Assert.Contains("POST", pre.Headers.GetValues("Access-Control-Allow-Methods").Single(), StringComparison.Ordinal);
+
+        using var bad = await http.PostAsync(url, new StringContent("v=0\r\nm=audio 9 RTP/AVP 0\r\n", Encoding.UTF8, "application/sdp"));
+        var reason = await bad.Content.ReadAsStringAsync();
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Equal("*", bad.Headers.GetValues("Access-Control-Allow-Origin").Single());
+        Assert.Single(reason.TrimEnd('\n').Split('\n'));
+        Assert.Contains("webrtc-datachannel", reason, StringComparison.Ordinal);
+
+        // Still serving: a real offer after the bad one connects and echoes.
+        var result = await PeerwayCli.RunAsync("rtc", "connect", url, "--count", "3", "--size", "10");
+        Assert.True(result.ExitCode == 0, result.ToString());
+    }
+
+    [Fact]
+    public async Task Rtc_connect_to_nothing_fails_with_one_line_and_exit_1_and_a_bad_option_exits_2()
+    {
+        var port = FreePort.TcpAndUdp().ToString(CultureInfo.InvariantCulture);
+        var result = await PeerwayCli.RunAsync("rtc", "connect", $"http://127.0.0.1:{port}/rtc");
+        Assert.Equal(1, result.ExitCode);
+        Assert.Single(result.Stderr.Trim().Split('\n'));
+        var usage = await PeerwayCli.RunAsync("rtc", "connect", $"http://127.0.0.1:{port}/rtc", "--size", "0");
+        Assert.Equal(2, usage.ExitCode);
+        var listenUsage = await PeerwayCli.RunAsync("rtc", "listen", "--http", "nowhere");
+        Assert.Equal(2, listenUsage.ExitCode);
+    }
+}

@@ -1,0 +1,246 @@
+using System.Net;
+using Peerway.Net;
+using Peerway.WebRtc.Sctp;
+
+namespace Peerway.WebRtc.Tests.Sctp;
+
+public sealed class SctpAssociationTests
+{
+    private sealed class Recorder : ISctpHandler
+    {
+        public bool Established { get; private set; }
+
+        public string? Closed { get; private set; }
+
+        public List<(ushort Stream, uint Ppid, byte[] Data)> Messages { get; } = [];
+
+        public List<ushort> IncomingResets { get; } = [];
+
+        public List<ushort> OutgoingResets { get; } = [];
+
+        public void OnEstablished() => Established = true;
+
+        public void OnMessage(ushort stream, uint ppid, byte[] data) => Messages.Add((stream, ppid, data));
+
+        public void OnIncomingStreamReset(ushort stream) => IncomingResets.Add(stream);
+
+        public void OnOutgoingStreamReset(ushort stream) => OutgoingResets.Add(stream);
+
+        public void OnBufferedAmountLow(ushort stream)
+        {
+        }
+
+        public void OnClosed(string reason) => Closed = reason;
+    }
+
+    /// <summary>Two associations joined by a stepped virtual network (each packet one datagram, as over DTLS).</summary>
+    private sealed class Pair
+    {
+        public Pair(SteppedNetwork net, SctpOptions? options = null, bool bSilent = false)
+        {
+            Net = net;
+            var sa = net.Socket(1);
+            var sb = net.Socket(2);
+            var ea = sa.LocalEndPoint;
+            var eb = sb.LocalEndPoint;
+            A = new SctpAssociation(options ?? new SctpOptions(), net.Time, p => sa.Send(p, eb), RecA);
+            B = new SctpAssociation(options ?? new SctpOptions(), net.Time, p => { if (!Silent) sb.Send(p, ea); }, RecB);
+            Silent = bSilent;
+            sa.Start((d, _) => A.Receive(d));
+            sb.Start((d, _) => B.Receive(d));
+        }
+
+        public bool Silent { get; set; }
+
+        public SteppedNetwork Net { get; }
+
+        public Recorder RecA { get; } = new();
+
+        public Recorder RecB { get; } = new();
+
+        public SctpAssociation A { get; }
+
+        public SctpAssociation B { get; }
+
+        public void Connect(bool both = true)
+        {
+            A.Connect();
+            if (both) B.Connect();
+            Assert.True(Net.RunUntil(() => RecA.Established && RecB.Established, TimeSpan.FromSeconds(30)), "handshake");
+        }
+    }
+
+    private static byte[] Message(int index, int size)
+    {
+        var data = new byte[size];
+        new Random(index).NextBytes(data);
+        data[0] = (byte)index;
+        return data;
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Handshake_completes_whether_one_or_both_ends_send_INIT(bool both)
+    {
+        var pair = new Pair(new SteppedNetwork());
+        pair.Connect(both);
+        Assert.Equal(SctpState.Established, pair.A.State);
+        Assert.Equal(SctpState.Established, pair.B.State);
+        Assert.True(pair.A.PeerSupportsForwardTsn);
+    }
+
+    [Theory]
+    [InlineData(0.0, 0.0, 0)]
+    [InlineData(0.05, 0.05, 20)]
+    [InlineData(0.15, 0.1, 30)]
+    public void Ordered_messages_arrive_once_and_in_order_over_loss_duplication_and_reordering(double loss, double dup, int jitterMs)
+    {
+        var net = new SteppedNetwork(loss, dup, TimeSpan.FromMilliseconds(jitterMs));
+        var pair = new Pair(net);
+        pair.Connect();
+        int[] sizes = [1, 1000, 1172, 1173, 16 * 1024, 64 * 1024, 256 * 1024, 3, 5000];
+        var sent = new List<byte[]>();
+        for (var i = 0; i < 40; i++)
+        {
+            var m = Message(i, sizes[i % sizes.Length]);
+            sent.Add(m);
+            Assert.True(pair.A.Send(1, 53, m, unordered: false));
+        }
+
+        Assert.True(net.RunUntil(() => pair.RecB.Messages.Count >= sent.Count, TimeSpan.FromMinutes(10)), $"delivered {pair.RecB.Messages.Count} of {sent.Count}");
+        net.RunUntil(() => false, TimeSpan.FromSeconds(5));
+        Assert.Equal(sent.Count, pair.RecB.Messages.Count);
+        for (var i = 0; i < sent.Count; i++) Assert.Equal(sent[i], pair.RecB.Messages[i].Data);
+        Assert.Equal(0, pair.A.BufferedAmount(1));
+        if (dup > 0) Assert.True(net.Duplicated > 0);
+    }
+
+    [Fact]
+    public void Unordered_messages_with_zero_retransmits_are_dropped_under_loss_and_the_association_goes_on()
+    {
+        var net = new SteppedNetwork(0.2, 0, TimeSpan.FromMilliseconds(5));
+        var pair = new Pair(net);
+        pair.Connect();
+        for (var i = 0; i < 200; i++) Assert.True(pair.A.Send(2, 53, Message(i, 3000), unordered: true, maxRetransmits: 0));
+
+        // A reliable ordered message after them still arrives: FORWARD-TSN moved the peer past the abandoned ones.
+        Assert.True(pair.A.Send(4, 51, "done"u8.ToArray(), unordered: false));
+        Assert.True(net.RunUntil(() => pair.RecB.Messages.Any(m => m.Stream == 4), TimeSpan.FromMinutes(5)));
+        net.RunUntil(() => false, TimeSpan.FromSeconds(5));
+        var unordered = pair.RecB.Messages.Where(m => m.Stream == 2).ToList();
+        Assert.InRange(unordered.Count, 1, 199);
+        Assert.Equal(unordered.Count, unordered.Select(m => m.Data[0] + (m.Data[1] << 8)).Distinct().Count());
+        Assert.Equal(0, pair.A.BufferedAmount(2));
+    }
+
+    [Fact]
+    public void A_stream_reset_reaches_both_sides()
+    {
+        var pair = new Pair(new SteppedNetwork());
+        pair.Connect();
+        Assert.True(pair.A.Send(6, 51, "bye"u8.ToArray(), unordered: false));
+        pair.A.ResetStreams([6]);
+        Assert.True(pair.Net.RunUntil(() => pair.RecB.IncomingResets.Contains(6) && pair.RecA.OutgoingResets.Contains(6), TimeSpan.FromSeconds(30)));
+        Assert.Single(pair.RecB.Messages);
+
+        // The stream starts again at SSN 0 (RFC 6525 §5.2.2), so it can be reused.
+        Assert.True(pair.A.Send(6, 51, "again"u8.ToArray(), unordered: false));
+        Assert.True(pair.Net.RunUntil(() => pair.RecB.Messages.Count == 2, TimeSpan.FromSeconds(30)));
+    }
+
+    [Fact]
+    public void A_peer_that_never_acknowledges_is_given_up_on()
+    {
+        var pair = new Pair(new SteppedNetwork());
+        pair.Connect();
+        pair.Silent = true;
+        Assert.True(pair.A.Send(1, 53, Message(1, 10_000), unordered: false));
+        Assert.True(pair.Net.RunUntil(() => pair.RecA.Closed is not null, TimeSpan.FromMinutes(30)));
+        Assert.Contains("acknowledg", pair.RecA.Closed);
+    }
+
+    [Fact]
+    public void Shutdown_closes_both_ends_after_the_data_is_delivered()
+    {
+        var pair = new Pair(new SteppedNetwork(0.1, 0, TimeSpan.FromMilliseconds(5)));
+        pair.Connect();
+        Assert.True(pair.A.Send(1, 53, Message(1, 50_000), unordered: false));
+        pair.A.Shutdown();
+        Assert.True(pair.Net.RunUntil(() => pair.RecA.Closed is not null && pair.RecB.Closed is not null, TimeSpan.FromMinutes(5)));
+        Assert.Single(pair.RecB.Messages);
+    }
+
+    [Fact]
+    public void Abort_reaches_the_peer_with_its_reason()
+    {
+        var pair = new Pair(new SteppedNetwork());
+        pair.Connect();
+        pair.A.Abort("going away");
+        Assert.True(pair.Net.RunUntil(() => pair.RecB.Closed is not null, TimeSpan.FromSeconds(5)));
+        Assert.Contains("going away", pair.RecB.Closed);
+    }
+
+    [Fact]
+    public void A_message_larger_than_the_limit_is_refused()
+    {
+        var pair = new Pair(new SteppedNetwork(), new SctpOptions { MaxMessageSize = 1000, ReceiveWindow = 100_000 });
+        pair.Connect();
+        Assert.False(pair.A.Send(1, 53, new byte[1001], unordered: false));
+    }
+
+    [Fact]
+    public void A_received_message_over_the_limit_is_dropped_alone()
+    {
+        var net = new SteppedNetwork();
+        var sa = net.Socket(1);
+        var sb = net.Socket(2);
+        var recA = new Recorder();
+        var recB = new Recorder();
+        var a = new SctpAssociation(new SctpOptions { MaxMessageSize = 100_000 }, net.Time, p => sa.Send(p, sb.LocalEndPoint), recA);
+        var b = new SctpAssociation(new SctpOptions { MaxMessageSize = 10_000, ReceiveWindow = 200_000 }, net.Time, p => sb.Send(p, sa.LocalEndPoint), recB);
+        sa.Start((d, _) => a.Receive(d));
+        sb.Start((d, _) => b.Receive(d));
+        a.Connect();
+        Assert.True(net.RunUntil(() => recA.Established && recB.Established, TimeSpan.FromSeconds(10)));
+        Assert.True(a.Send(1, 53, Message(1, 50_000), unordered: false));
+        Assert.True(a.Send(1, 53, Message(2, 500), unordered: false));
+        Assert.True(net.RunUntil(() => recB.Messages.Count == 1, TimeSpan.FromSeconds(10)));
+        Assert.Equal(Message(2, 500), recB.Messages[0].Data);
+        Assert.Null(recB.Closed);
+    }
+
+    [Fact]
+    public void Garbage_packets_into_an_established_association_never_throw_and_it_keeps_working()
+    {
+        var pair = new Pair(new SteppedNetwork());
+        pair.Connect();
+        var random = new Random(9);
+        // Valid packets for B (its tag, a good checksum) of every chunk kind, with bits flipped past the header.
+        SctpChunk[] chunks =
+        [
+            new DataChunk(1, 1, 0, 53, false, true, true, new byte[] { 1, 2, 3 }),
+            new SackChunk(5, 1000, [(1, 2)], [3u]),
+            new ForwardTsnChunk(9, [(1, 1)]),
+            new ReconfigChunk([new OutgoingResetRequest(1, 2, 3, [1])]),
+            new HeartbeatChunk(false, new byte[] { 0, 1, 0, 8, 1, 2, 3, 4 }),
+            new CookieEchoChunk(new byte[56]),
+        ];
+        var seeds = chunks.Select(c => new SctpPacket(5000, 5000, pair.B.LocalTag, [c]).Encode()).ToArray();
+        for (var i = 0; i < 100_000; i++)
+        {
+            var b = (byte[])seeds[i % seeds.Length].Clone();
+            b[12 + random.Next(b.Length - 12)] ^= (byte)(1 << random.Next(8));
+
+            // A flip that turns the chunk into ABORT or SHUTDOWN* is an authentic close under B's tag: not garbage.
+            if (b[12] is 6 or 7 or 8 or 14) continue;
+            b.AsSpan(8, 4).Clear();
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(8), Crc32C.Compute(b));
+            pair.B.Receive(b);
+        }
+
+        Assert.True(pair.A.Send(3, 51, "ok"u8.ToArray(), unordered: false));
+        Assert.True(pair.Net.RunUntil(() => pair.RecB.Messages.Any(m => m.Stream == 3), TimeSpan.FromSeconds(30)));
+        Assert.Null(pair.RecB.Closed);
+    }
+}
