@@ -30,15 +30,6 @@ internal static class Listening
         return option;
     }
 
-    /// <summary>A required port option (no default), with the same wording for a bad value.</summary>
-    public static Option<int> RequiredPortOption(string name, string description, bool allowZero)
-    {
-        var option = PortOption(name, description, 0, allowZero);
-        option.DefaultValueFactory = null;
-        option.Required = true;
-        return option;
-    }
-
     /// <summary>The one wording of a bad port, on every command.</summary>
     public static string BadPort(string option, string text, bool allowZero) =>
         $"{option} '{text}' is not a valid port ({(allowZero ? 0 : 1)}-65535)";

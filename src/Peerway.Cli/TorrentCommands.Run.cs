@@ -112,17 +112,19 @@ internal static partial class TorrentCommands
 
             if (!File.Exists(contentPath) && !Directory.Exists(contentPath)) throw new UsageException($"content not found: {contentPath}");
             using var loggers = Loggers(parse.GetValue(verbose));
-            var host = new TorrentHost(new TorrentHostOptions
+            var dhtRouters = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct);
+            // The host binds its DHT node (with --dht-bootstrap) as it is made, and the peer port when started.
+            var host = Listening.Bind(address, 0, () => new TorrentHost(new TorrentHostOptions
             {
                 InfoHash = info.InfoHash,
                 Info = info,
                 Path = contentPath,
                 ContentIsSource = true,
                 Trackers = allTrackers,
-                DhtBootstrap = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct),
+                DhtBootstrap = dhtRouters,
                 DhtBind = new IPEndPoint(address, 0),
                 Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)) },
-            }, loggers);
+            }, loggers));
             await using (host)
             {
                 try
@@ -199,17 +201,19 @@ internal static partial class TorrentCommands
             if (File.Exists(dir)) throw new UsageException($"-o {dir} is an existing file: give a directory to download into");
             Directory.CreateDirectory(dir);
             using var loggers = Loggers(parse.GetValue(verbose));
-            var host = new TorrentHost(new TorrentHostOptions
+            var dhtRouters = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct);
+            // The host binds its DHT node (with --dht-bootstrap) as it is made, and the peer port when started.
+            var host = Listening.Bind(address, 0, () => new TorrentHost(new TorrentHostOptions
             {
                 InfoHash = hash,
                 Info = info,
                 Path = dir,
                 Trackers = trackerList,
                 Peers = peerList,
-                DhtBootstrap = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct),
+                DhtBootstrap = dhtRouters,
                 DhtBind = new IPEndPoint(address, 0),
                 Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)) },
-            }, loggers);
+            }, loggers));
             await using (host)
             {
                 using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);

@@ -162,10 +162,15 @@ public sealed class BusyPortTests : IDisposable
     [Theory]
     [InlineData("connect --signal http://127.0.0.1:9/ --id a --peer b --bind 192.0.2.1")]
     [InlineData("dht ping 127.0.0.1:9 --bind 192.0.2.1")]
+    [InlineData("get magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a -o /tmp/pw-bind-x --bind 192.0.2.1 --dht-bootstrap 127.0.0.1:9")]
+    [InlineData("share {file} --bind 192.0.2.1")]
     public async Task A_client_bound_to_an_address_not_on_this_host_says_so_in_one_line(string command)
     {
         // 192.0.2.1 (TEST-NET-1, RFC 5737) is on no interface: the bind fails like a taken port does.
-        var run = await InProcessCli.RunAsync(command.Split(' '));
+        var file = Path.Combine(_dir, "data.bin");
+        await File.WriteAllBytesAsync(file, new byte[40_000]);
+
+        var run = await InProcessCli.RunAsync(command.Replace("{file}", file, StringComparison.Ordinal).Split(' '));
 
         AssertCannotBind(run, "192.0.2.1:0", "Cannot assign requested address");
     }
