@@ -12,7 +12,7 @@ namespace Peerway.Cli.Tests;
 public sealed class LauncherTests : IDisposable
 {
     private const string FirstRun = "building peerway (first run, about 2 minutes)…";
-    private const string Rebuild = "rebuilding peerway (sources changed, about a minute)…";
+    private const string Rebuild = "rebuilding peerway (sources changed)…";
 
     private const string FakeDotnet = """
         #!/bin/sh
