@@ -82,5 +82,5 @@ internal static class Listening
     }
 
     /// <summary><c>cannot bind 127.0.0.1:6881: Address already in use</c> (exit 1).</summary>
-    private static RuntimeFailureException CannotBind(string where, Exception cause) => new($"cannot bind {where}: {cause.Message}", cause);
+    public static RuntimeFailureException CannotBind(string where, Exception cause) => new($"cannot bind {where}: {cause.Message}", cause);
 }
