@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
 using Peerway.Core.IO;
 
 namespace Peerway.Cli;
@@ -59,7 +61,7 @@ internal static class CliRunner
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            await error.WriteLineAsync($"peerway: {parse.Errors[0].Message}");
+            await error.WriteLineAsync($"peerway: {DescribeParseError(parse)}");
             return UsageError;
         }
 
@@ -99,5 +101,59 @@ internal static class CliRunner
             await error.WriteLineAsync($"peerway: {ex.Message}");
             return RuntimeError;
         }
+    }
+
+    /// <summary>
+    /// One line a user understands for a command line the parser refused: an unknown or missing command names the
+    /// command and points to --help; a value that is not a number says so in words (not "System.Int32").
+    /// </summary>
+    internal static string DescribeParseError(ParseResult parse)
+    {
+        ArgumentNullException.ThrowIfNull(parse);
+        var command = parse.CommandResult.Command;
+        if (command.Subcommands.Count > 0 && command.Action is null)
+        {
+            var path = string.Join(' ', CommandPath(parse.CommandResult));
+            var unknown = parse.UnmatchedTokens.FirstOrDefault(t => !t.StartsWith('-'));
+            return unknown is null
+                ? $"missing command; run '{path} --help' to list them"
+                : $"unknown command '{unknown}'; run '{path} --help' to list the commands";
+        }
+
+        foreach (var e in parse.Errors)
+        {
+            var option = e.SymbolResult switch
+            {
+                OptionResult o => o,
+                ArgumentResult { Parent: OptionResult o } => o,
+                _ => null,
+            };
+            if (option is null || option.Tokens.Count == 0) continue;
+            var text = option.Tokens[^1].Value;
+            var type = Nullable.GetUnderlyingType(option.Option.ValueType) ?? option.Option.ValueType;
+            // The parser's own conversion error names the CLR type; an option's own check (ports) is worded already.
+            if (!e.Message.Contains(type.FullName!, StringComparison.Ordinal)) continue;
+            if (type == typeof(int) || type == typeof(long))
+            {
+                if (!long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out _)) return $"{option.Option.Name} '{text}' is not a whole number";
+            }
+            else if (type == typeof(double) && !double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out _))
+            {
+                return $"{option.Option.Name} '{text}' is not a number";
+            }
+        }
+
+        return parse.Errors[0].Message;
+    }
+
+    private static List<string> CommandPath(CommandResult result)
+    {
+        var names = new List<string>();
+        for (SymbolResult? r = result; r is CommandResult c; r = c.Parent)
+        {
+            names.Insert(0, c.Parent is null ? "peerway" : c.Command.Name);
+        }
+
+        return names;
     }
 }

@@ -280,11 +280,11 @@ internal static class ContentCommands
 
     private static Command Gateway()
     {
-        var port = new Option<int>("--port") { Description = "TCP port (default 8080).", DefaultValueFactory = _ => 8080 };
+        var port = Listening.PortOption("--port", "TCP port.", 8080, allowZero: false);
         var host = new Option<string>("--host") { Description = "Address to listen on (default 127.0.0.1).", DefaultValueFactory = _ => "127.0.0.1" };
         var repo = RepoOption();
         var dhtBootstrap = DhtBootstrapOption("Announce the repository's roots in the DHT through this node (repeatable).");
-        var dhtPort = new Option<int>("--dht-port") { Description = "UDP port of the DHT node (default 0: any).", DefaultValueFactory = _ => 0 };
+        var dhtPort = Listening.PortOption("--dht-port", "UDP port of the DHT node (0: any).", 0, allowZero: true);
         var command = new Command("gateway", "Serve the repository as an IPFS trustless HTTP gateway (GET /ipfs/{cid}); with --dht-bootstrap, announce its roots in the DHT.")
         {
             port, host, repo, dhtBootstrap, dhtPort,
@@ -292,16 +292,7 @@ internal static class ContentCommands
         command.SetAction(async (parse, ct) =>
         {
             var p = parse.GetValue(port);
-            if (p is < 1 or > 65535)
-            {
-                throw new UsageException($"invalid port {p}");
-            }
-
             var dp = parse.GetValue(dhtPort);
-            if (dp is < 0 or > 65535)
-            {
-                throw new UsageException($"invalid --dht-port {dp}");
-            }
 
             var routers = ParseBootstrap(parse.GetValue(dhtBootstrap));
             var repository = OpenRepo(parse, repo);
@@ -309,13 +300,15 @@ internal static class ContentCommands
             var server = new GatewayServer(repository.Blocks, parse.GetValue(host)!, p, loggerFactory.CreateLogger<GatewayServer>());
             await using (server)
             {
+                var where = IPAddress.TryParse(parse.GetValue(host), out var ip) ? EndPointParser.Format(new IPEndPoint(ip, p)) : $"{parse.GetValue(host)}:{p}";
                 try
                 {
                     await server.StartAsync(ct);
                 }
                 catch (IOException ex)
                 {
-                    throw new RuntimeFailureException($"cannot listen on {server.Prefix}: {ex.Message}");
+                    // Kestrel: the address cannot be bound (in use, or not on this host).
+                    throw Listening.CannotBind(where, ex);
                 }
 
                 var output = parse.InvocationConfiguration.Output;
@@ -456,15 +449,7 @@ internal static class ContentCommands
             resolved.Add(await DhtCli.ResolveAsync(router, ct));
         }
 
-        DhtHost host;
-        try
-        {
-            host = DhtHost.Start(new DhtHostOptions { Bind = bind }, loggers);
-        }
-        catch (System.Net.Sockets.SocketException ex)
-        {
-            throw new RuntimeFailureException($"cannot bind the DHT node to {bind}: {ex.Message}");
-        }
+        var host = Listening.Bind(bind.Address, bind.Port, () => DhtHost.Start(new DhtHostOptions { Bind = bind }, loggers));
 
         try
         {
@@ -482,6 +467,20 @@ internal static class ContentCommands
         }
     }
 
+    /// <summary>Why a fetch failed, in words: no gateway reachable, or which gateways lacked the block.</summary>
+    private static string DescribeFetchFailure(Cid cid, ContentResult result, GatewayBlockSource source)
+    {
+        var forged = source.Rejected > 0 ? $" ({source.Rejected} forged blocks rejected)" : string.Empty;
+        if (result.Error != ContentError.NotFound || source.LastMisses.Count == 0)
+        {
+            return $"cannot fetch {cid}: {Describe(result.Error)} at block {result.At}{forged}";
+        }
+
+        return source.LastMisses.All(m => m.Unreachable)
+            ? $"cannot fetch {cid}: no gateway could be reached ({string.Join("; ", source.LastMisses.Select(m => $"{m.Gateway}: {m.Reason}"))})"
+            : $"cannot fetch {cid}: no gateway has block {result.At} ({string.Join("; ", source.LastMisses)}){forged}";
+    }
+
     internal static async Task FetchToPathAsync(ContentRepo repository, Cid cid, IReadOnlyList<Uri> gateways, string file, bool overwrite, TextWriter warnings, CancellationToken ct)
     {
         // A link is not followed to see what it points to: the writer refuses it (OutputConflictException).
@@ -495,8 +494,7 @@ internal static class ContentCommands
         var result = await DagFetcher.FetchDagAsync(source, repository.Blocks, cid, ct);
         if (!result.Ok)
         {
-            throw new RuntimeFailureException($"cannot fetch {cid}: {Describe(result.Error)} at block {result.At}"
-                + (source.Rejected > 0 ? $" ({source.Rejected} forged blocks rejected)" : string.Empty));
+            throw new RuntimeFailureException(DescribeFetchFailure(cid, result, source));
         }
 
         TreeWriteResult written;

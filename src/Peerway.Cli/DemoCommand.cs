@@ -18,7 +18,7 @@ internal static partial class DemoCommand
         var nodes = new Option<int>("--nodes") { Description = "DHT nodes to start on loopback.", DefaultValueFactory = _ => 50 };
         var infoHashes = new Option<int>("--infohashes") { Description = "Random info-hashes to announce and look up.", DefaultValueFactory = _ => 20 };
         var seed = new Option<int?>("--seed") { Description = "Seed for the random choices (repeatable runs)." };
-        var timeout = new Option<int>("--timeout") { Description = "Give up after SECONDS.", DefaultValueFactory = _ => 50 };
+        var timeout = new Option<int>("--timeout") { Description = "Give up after SECONDS (both demos).", DefaultValueFactory = _ => 300 };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Log debug messages to stderr." };
         var dhtOnly = new Option<bool>("--dht-only") { Description = "Run only the DHT demo (join, announce, look up) without file sharing." };
         var peers = new Option<int>("--peers") { Description = "Downloaders in the file-sharing demo.", DefaultValueFactory = _ => 8 };
@@ -32,9 +32,8 @@ internal static partial class DemoCommand
         {
             if (!parse.GetValue(dhtOnly))
             {
-                var seconds0 = parse.GetResult(timeout) is null ? 300 : parse.GetValue(timeout);
                 if (parse.GetValue(seederLimit) is <= 0) throw new UsageException("--seeder-upload-limit must be a positive number of KiB/s");
-                return await RunTorrentDemoAsync(parse.GetValue(peers), parse.GetValue(sizeMib), parse.GetValue(seed), seconds0,
+                return await RunTorrentDemoAsync(parse.GetValue(peers), parse.GetValue(sizeMib), parse.GetValue(seed), parse.GetValue(timeout),
                     parse.GetValue(verbose), parse.InvocationConfiguration.Output, parse.GetValue(seederLimit) * 1024L, ct);
             }
 

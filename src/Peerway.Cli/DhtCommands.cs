@@ -187,7 +187,7 @@ internal static class DhtCommands
             var portText = parse.GetValue(port);
             if (!EndPointParser.TryParsePort(portText, allowZero: false, out var p))
             {
-                throw new UsageException($"--port '{portText}' is not a valid port (1-65535)");
+                throw new UsageException(Listening.BadPort("--port", portText ?? "", allowZero: false));
             }
 
             var implied = parse.GetValue(impliedPort);
@@ -379,15 +379,7 @@ internal static class DhtCli
             ReadOnly = true,
         };
         using var loggers = NodeLogging.CreateStderrFactory(settings.Verbose);
-        DhtHost host;
-        try
-        {
-            host = DhtHost.Start(new DhtHostOptions { Bind = new IPEndPoint(bind, 0), Dht = dhtOptions }, loggers);
-        }
-        catch (SocketException ex)
-        {
-            throw new RuntimeFailureException($"cannot bind {bind}: {ex.Message}");
-        }
+        var host = Listening.Bind(bind, 0, () => DhtHost.Start(new DhtHostOptions { Bind = new IPEndPoint(bind, 0), Dht = dhtOptions }, loggers));
 
         await using (host)
         {

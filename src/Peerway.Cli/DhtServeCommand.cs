@@ -50,7 +50,7 @@ internal static class DhtServeCommand
             var portNumber = DhtCommands.DefaultServePort;
             if (portText is not null && !EndPointParser.TryParsePort(portText, allowZero: true, out portNumber))
             {
-                throw new UsageException($"--port '{portText}' is not a valid port (0-65535)");
+                throw new UsageException(Listening.BadPort("--port", portText, allowZero: true));
             }
 
             var routers = DhtCli.ParseEndPoints(parse.GetValue(bootstrap));
@@ -79,11 +79,8 @@ internal static class DhtServeCommand
             DhtHost host;
             try
             {
-                host = DhtHost.Start(new DhtHostOptions { Bind = new IPEndPoint(address, portNumber), StatePath = statePath, Dht = dhtOptions }, loggers);
-            }
-            catch (SocketException ex)
-            {
-                throw new RuntimeFailureException($"cannot bind {new IPEndPoint(address, portNumber)}: {ex.Message}");
+                host = Listening.Bind(address, portNumber,
+                    () => DhtHost.Start(new DhtHostOptions { Bind = new IPEndPoint(address, portNumber), StatePath = statePath, Dht = dhtOptions }, loggers));
             }
             catch (InvalidDataException ex)
             {

@@ -29,25 +29,18 @@ internal static class IceCommands
 
     private static Command Signal()
     {
-        var port = new Option<int>("--port") { Description = "TCP port for the HTTP signaling server.", DefaultValueFactory = _ => 8089 };
-        var bind = new Option<string>("--bind") { Description = "IP address to listen on.", DefaultValueFactory = _ => "127.0.0.1" };
+        var port = Listening.PortOption("--port", "TCP port for the HTTP signaling server.", 8089, allowZero: false);
+        var bind = Listening.BindOption("IP address to listen on.", "127.0.0.1");
         var command = new Command("signal", "Run a tiny HTTP signaling mailbox: POST /send?to=ID (body: one line), GET /recv?id=ID (long poll).") { port, bind };
         command.SetAction(async (parse, ct) =>
         {
-            var p = NatCommands.ParsePort(parse.GetValue(port), "--port");
+            var p = parse.GetValue(port);
             var ip = NatCommands.ParseIp(parse.GetValue(bind)!, "--bind");
             // HttpListener prefixes: "+" listens on every address; an IPv6 literal goes in brackets.
             var host = ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any) ? "+" : ip.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{ip}]" : ip.ToString();
             using var listener = new HttpListener();
             listener.Prefixes.Add($"http://{host}:{p}/");
-            try
-            {
-                listener.Start();
-            }
-            catch (HttpListenerException ex)
-            {
-                throw new RuntimeFailureException($"cannot listen on port {p}: {ex.Message}", ex);
-            }
+            Listening.Bind(ip, p, () => { listener.Start(); return listener; });
 
             Console.WriteLine($"signal: listening on http://{host}:{p}/");
             var boxes = new ConcurrentDictionary<string, BlockingMailbox>();
@@ -288,15 +281,7 @@ internal static class IceCommands
 
 
             using var loggers = CliLogging.Create();
-            UdpDatagramSocket socket;
-            try
-            {
-                socket = new UdpDatagramSocket(new IPEndPoint(bindIp, 0));
-            }
-            catch (SocketException ex)
-            {
-                throw new RuntimeFailureException($"cannot bind {bindIp}: {ex.Message}", ex);
-            }
+            var socket = Listening.Bind(bindIp, 0, () => new UdpDatagramSocket(new IPEndPoint(bindIp, 0)));
 
             // RFC 8445 §5.1.1.1: a host candidate on every interface, so that a peer sharing another network with us (a
             // second LAN, a VPN) is reached directly there. --bind pins the agent to one address.

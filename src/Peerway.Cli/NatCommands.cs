@@ -22,8 +22,8 @@ internal static class NatCommands
 
     private static Command StunServer()
     {
-        var bind = new Option<string>("--bind") { Description = "Address to listen on (UDP and TCP).", DefaultValueFactory = _ => "0.0.0.0" };
-        var port = new Option<int>("--port") { Description = "Port (RFC 8489 default 3478).", DefaultValueFactory = _ => 3478 };
+        var bind = Listening.BindOption("Address to listen on (UDP and TCP).", "0.0.0.0");
+        var port = Listening.PortOption("--port", "Port (RFC 8489 default 3478; 0: any free port).", 3478, allowZero: true);
         var alt = new Option<string?>("--alt") { Description = "Second IP of this host: enables RFC 5780 behaviour discovery (ports PORT and PORT+1 on both IPs)." };
         var threads = new Option<int>("--threads") { Description = "Receive loops sharing the port (SO_REUSEPORT).", DefaultValueFactory = _ => Math.Max(1, Environment.ProcessorCount) };
         var rateLimit = RateLimitOption("UDP requests answered per second per source IP, burst twice that (default 20; 0: no limit, for benchmarks).");
@@ -37,20 +37,13 @@ internal static class NatCommands
             var altText = parse.GetValue(alt);
             var altIp = altText is null ? null : ParseIp(altText, "--alt");
             if (altIp is not null && altIp.AddressFamily != bindIp.AddressFamily) throw new UsageException("--alt must be of the same address family as --bind");
-            var p = ParsePort(parse.GetValue(port), "--port", allowZero: true);
+            var p = parse.GetValue(port);
+            var n = parse.GetValue(threads);
+            if (n is < 1 or > 64) throw new UsageException("--threads must be in 1..64");
             using var loggers = CliLogging.Create();
-            StunServerHost host;
-            try
-            {
-                var n = parse.GetValue(threads);
-                if (n is < 1 or > 64) throw new UsageException("--threads must be in 1..64");
-                var (rate, burst) = ParseRateLimit(parse.GetValue(rateLimit));
-                host = StunServerHost.Start(bindIp, p, altIp, new StunServerOptions { MaxRequestsPerIpPerSecond = rate, RateLimitBurst = burst }, loggers, n);
-            }
-            catch (SocketException ex)
-            {
-                throw new RuntimeFailureException($"cannot listen on {bindIp}:{p}: {ex.Message}", ex);
-            }
+            var (rate, burst) = ParseRateLimit(parse.GetValue(rateLimit));
+            var host = Listening.Bind(bindIp, p,
+                () => StunServerHost.Start(bindIp, p, altIp, new StunServerOptions { MaxRequestsPerIpPerSecond = rate, RateLimitBurst = burst }, loggers, n));
 
             await using (host)
             {
@@ -69,8 +62,8 @@ internal static class NatCommands
         var realm = new Option<string>("--realm") { Description = "REALM of the long-term credentials.", Required = true };
         var user = new Option<string[]>("--user") { Description = "NAME:PASS (repeatable).", AllowMultipleArgumentsPerToken = false };
         var secret = new Option<string?>("--secret") { Description = "TURN REST API shared secret (user names are EXPIRY:NAME)." };
-        var bind = new Option<string>("--bind") { Description = "Address to listen on (UDP and TCP).", DefaultValueFactory = _ => "127.0.0.1" };
-        var port = new Option<int>("--port") { Description = "Port.", DefaultValueFactory = _ => 3478 };
+        var bind = Listening.BindOption("Address to listen on (UDP and TCP).", "127.0.0.1");
+        var port = Listening.PortOption("--port", "Port (0: any free port).", 3478, allowZero: true);
         var relayIp = new Option<string?>("--relay-ip") { Description = "Address of the relay sockets (default: --bind)." };
         var relayPorts = new Option<string?>("--relay-ports") { Description = "Relay port range A-B (default: any free port)." };
         var allowPeer = new Option<string[]>("--allow-peer") { Description = "CIDR of peers allowed although loopback/private/reserved (repeatable)." };
@@ -133,17 +126,10 @@ internal static class NatCommands
                 throw new UsageException(ex.Message, ex);
             }
 
-            var p = ParsePort(parse.GetValue(port), "--port", allowZero: true);
+            var p = parse.GetValue(port);
             using var loggers = CliLogging.Create();
-            TurnServerHost host;
-            try
-            {
-                host = TurnServerHost.Start(new IPEndPoint(bindIp, p), new UdpRelaySocketFactory(relay, first, last), options, TimeProvider.System, loggers);
-            }
-            catch (SocketException ex)
-            {
-                throw new RuntimeFailureException($"cannot listen on {bindIp}:{p}: {ex.Message}", ex);
-            }
+            var host = Listening.Bind(bindIp, p,
+                () => TurnServerHost.Start(new IPEndPoint(bindIp, p), new UdpRelaySocketFactory(relay, first, last), options, TimeProvider.System, loggers));
 
             await using (host)
             {
@@ -234,9 +220,6 @@ internal static class NatCommands
 
     internal static IPAddress ParseIp(string text, string option) =>
         IPAddress.TryParse(text, out var ip) ? ip : throw new UsageException($"{option}: '{text}' is not an IP address");
-
-    internal static int ParsePort(int port, string option, bool allowZero = false) =>
-        port is >= 0 and <= 65535 && (allowZero || port != 0) ? port : throw new UsageException($"{option}: {port} is not a port number");
 
     internal static async Task<IPEndPoint> ResolveAsync(string text, string what, CancellationToken ct)
     {

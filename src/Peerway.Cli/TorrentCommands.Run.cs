@@ -19,7 +19,9 @@ internal static partial class TorrentCommands
         .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace)
         .SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Warning));
 
-    private static Option<int> PortOption() => new("--port", "-p") { Description = "TCP port for peers (0: any free port).", DefaultValueFactory = _ => 0 };
+    private static Option<int> PortOption() => Listening.PortOption("--port", "TCP port for peers (0: any free port).", 0, allowZero: true, "-p");
+
+    private static Option<string> BindOption() => Listening.BindOption("IP address to listen on for peers (and for the DHT node).", "0.0.0.0");
 
     private static Option<string[]> TrackerOption() => new("--tracker") { Description = "Tracker announce URL, http(s):// or udp:// (repeatable)." };
 
@@ -60,8 +62,6 @@ internal static partial class TorrentCommands
 
     private static Option<bool> VerboseOption() => new("--verbose", "-v") { Description = "Log protocol events to stderr." };
 
-    private static int CheckPort(int port) => port is < 0 or > 65535 ? throw new UsageException($"invalid port: {port}") : port;
-
     private static IReadOnlyList<string> CheckTrackers(string[]? trackers)
     {
         foreach (var t in trackers ?? [])
@@ -76,15 +76,17 @@ internal static partial class TorrentCommands
     {
         var path = new Argument<string>("source") { Description = "A file or directory to share, or a .torrent whose content is next to it." };
         var port = PortOption();
+        var bind = BindOption();
         var trackers = TrackerOption();
         var content = new Option<string?>("--content") { Description = "With a .torrent: where the content is (default: next to the .torrent)." };
         var verbose = VerboseOption();
         var dht = DhtBootstrapOption();
         var limit = UploadLimitOption();
-        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, trackers, dht, content, limit, verbose };
+        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, bind, trackers, dht, content, limit, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var source = parse.GetValue(path)!;
+            var address = Listening.ParseAddress(parse.GetValue(bind));
             var trackerList = CheckTrackers(parse.GetValue(trackers));
             TorrentInfo info;
             string contentPath;
@@ -110,21 +112,24 @@ internal static partial class TorrentCommands
 
             if (!File.Exists(contentPath) && !Directory.Exists(contentPath)) throw new UsageException($"content not found: {contentPath}");
             using var loggers = Loggers(parse.GetValue(verbose));
-            var host = new TorrentHost(new TorrentHostOptions
+            var dhtRouters = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct);
+            // The host binds its DHT node (with --dht-bootstrap) as it is made, and the peer port when started.
+            var host = Listening.Bind(address, 0, () => new TorrentHost(new TorrentHostOptions
             {
                 InfoHash = info.InfoHash,
                 Info = info,
                 Path = contentPath,
                 ContentIsSource = true,
                 Trackers = allTrackers,
-                DhtBootstrap = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct),
-                Session = new TorrentSessionOptions { ListenPort = CheckPort(parse.GetValue(port)), UploadRateLimit = CheckLimit(parse.GetValue(limit)) },
-            }, loggers);
+                DhtBootstrap = dhtRouters,
+                DhtBind = new IPEndPoint(address, 0),
+                Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)) },
+            }, loggers));
             await using (host)
             {
                 try
                 {
-                    await host.StartAsync(ct);
+                    await Listening.BindAsync(address, parse.GetValue(port), () => host.StartAsync(ct));
                 }
                 catch (InvalidDataException ex)
                 {
@@ -147,6 +152,7 @@ internal static partial class TorrentCommands
         var what = new Argument<string>("torrent") { Description = "A magnet link or a .torrent file." };
         var output = new Option<string>("--output", "-o") { Description = "Download directory.", Required = true };
         var port = PortOption();
+        var bind = BindOption();
         var peers = new Option<string[]>("--peer") { Description = "A peer to connect to, HOST:PORT (repeatable)." };
         var trackers = TrackerOption();
         var seed = new Option<bool>("--seed") { Description = "Keep seeding after the download completes, until Ctrl-C." };
@@ -155,10 +161,11 @@ internal static partial class TorrentCommands
         var dht = DhtBootstrapOption();
         var limit = UploadLimitOption();
         var overwrite = new Option<bool>("--overwrite") { Description = "Write into existing files that do not fit the torrent (larger, or other content); without it they are left untouched (exit 2)." };
-        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, peers, dht, trackers, seed, timeout, limit, overwrite, verbose };
+        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, bind, peers, dht, trackers, seed, timeout, limit, overwrite, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var target = parse.GetValue(what)!;
+            var address = Listening.ParseAddress(parse.GetValue(bind));
             var trackerList = new List<string>(CheckTrackers(parse.GetValue(trackers)));
             var peerList = new List<IPEndPoint>();
             TorrentInfo? info = null;
@@ -168,9 +175,7 @@ internal static partial class TorrentCommands
             {
                 if (!MagnetLink.TryParse(target, out var magnet, out var error))
                 {
-                    throw new UsageException(error == MagnetError.V2Only
-                        ? "a BitTorrent v2-only magnet link (urn:btmh, BEP 52); Peerway fetches v1 and hybrid torrents (urn:btih)"
-                        : $"invalid magnet link: {error}");
+                    throw new UsageException($"invalid magnet link: {error.Describe()}");
                 }
 
                 hash = magnet!.InfoHash;
@@ -194,26 +199,27 @@ internal static partial class TorrentCommands
 
             if (parse.GetValue(timeout) is <= 0) throw new UsageException("--timeout must be positive");
             var dir = parse.GetValue(output)!;
+            if (File.Exists(dir)) throw new UsageException($"-o {dir} is an existing file: give a directory to download into");
             Directory.CreateDirectory(dir);
             using var loggers = Loggers(parse.GetValue(verbose));
-            var host = new TorrentHost(new TorrentHostOptions
+            var dhtRouters = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct);
+            // The host binds its DHT node (with --dht-bootstrap) as it is made, and the peer port when started.
+            var host = Listening.Bind(address, 0, () => new TorrentHost(new TorrentHostOptions
             {
                 InfoHash = hash,
                 Info = info,
                 Path = dir,
                 Trackers = trackerList,
                 Peers = peerList,
-                DhtBootstrap = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct),
-                Session = new TorrentSessionOptions
-                {
-                    ListenPort = CheckPort(parse.GetValue(port)), UploadRateLimit = CheckLimit(parse.GetValue(limit)), OverwriteExistingFiles = parse.GetValue(overwrite),
-                },
-            }, loggers);
+                DhtBootstrap = dhtRouters,
+                DhtBind = new IPEndPoint(address, 0),
+                Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)), OverwriteExistingFiles = parse.GetValue(overwrite) },
+            }, loggers));
             await using (host)
             {
                 using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 if (parse.GetValue(timeout) is { } seconds) deadline.CancelAfter(TimeSpan.FromSeconds(seconds));
-                await host.StartAsync(ct);
+                await Listening.BindAsync(address, parse.GetValue(port), () => host.StartAsync(ct));
                 if (host.Session.Info is not null)
                 {
                     var start = host.Session.GetStats();
@@ -290,30 +296,27 @@ internal static partial class TorrentCommands
 
     private static Command TrackerCommand()
     {
-        var port = new Option<int>("--port", "-p") { Description = "Port for HTTP (TCP) and BEP 15 (UDP) announces.", DefaultValueFactory = _ => 6969 };
+        var port = Listening.PortOption("--port", "Port for HTTP (TCP) and BEP 15 (UDP) announces (0: any free port).", 6969, allowZero: true, "-p");
+        var bind = Listening.BindOption("IP address to listen on (TCP and UDP).", "0.0.0.0");
         var interval = new Option<int>("--interval") { Description = "Re-announce interval in seconds.", DefaultValueFactory = _ => 60 };
-        var command = new Command("tracker", "Run a BitTorrent tracker: HTTP announce + scrape (compact, BEP 23) and UDP (BEP 15).") { port, interval };
+        var command = new Command("tracker", "Run a BitTorrent tracker: HTTP announce + scrape (compact, BEP 23) and UDP (BEP 15).") { port, bind, interval };
         command.SetAction(async (parse, ct) =>
         {
-            var p = CheckPort(parse.GetValue(port));
+            var p = parse.GetValue(port);
+            var address = Listening.ParseAddress(parse.GetValue(bind));
             if (parse.GetValue(interval) is <= 0 or > 86_400) throw new UsageException("--interval must be between 1 and 86400 seconds");
-            var options = new TrackerServerOptions { Port = p, Interval = TimeSpan.FromSeconds(parse.GetValue(interval)) };
+            var options = new TrackerServerOptions { ListenAddress = address, Port = p, Interval = TimeSpan.FromSeconds(parse.GetValue(interval)) };
             await using var server = new TrackerServer(options, TimeProvider.System);
-            UdpDatagramSocket? udp;
-            try
-            {
-                server.Start();
-                udp = new UdpDatagramSocket(new IPEndPoint(IPAddress.Any, server.Port));
-                server.StartUdp(udp);
-            }
-            catch (System.Net.Sockets.SocketException ex)
-            {
-                throw new RuntimeFailureException($"cannot listen on port {p}: {ex.Message}");
-            }
+            Listening.Bind(address, p, () => { server.Start(); return server; });
+            // BEP 15 on the same port number over UDP (the socket is disposed with the server, which owns it once started).
+            var udp = Listening.Bind(address, server.Port, () => new UdpDatagramSocket(new IPEndPoint(address, server.Port)));
+            server.StartUdp(udp);
 
-            parse.InvocationConfiguration.Output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{server.Port}/announce"));
+            // The announce URL a local client can use: the bound address, or loopback for a wildcard.
+            var host = address.Equals(IPAddress.Any) ? IPAddress.Loopback : address.Equals(IPAddress.IPv6Any) ? IPAddress.IPv6Loopback : address;
+            parse.InvocationConfiguration.Output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"http://{EndPointParser.Format(new IPEndPoint(host, server.Port))}/announce"));
             await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                $"tracker on http://0.0.0.0:{server.Port}/announce and udp://0.0.0.0:{server.Port}; Ctrl-C to stop"));
+                $"tracker on http://{EndPointParser.Format(new IPEndPoint(address, server.Port))}/announce and udp://{EndPointParser.Format(new IPEndPoint(address, server.Port))}; Ctrl-C to stop"));
             await UntilInterruptedAsync(ct);
 
             return CliRunner.Ok;

@@ -30,9 +30,16 @@ public sealed partial class GatewayBlockSource : IBlockSource
     /// <summary>Blocks rejected because their hash did not match.</summary>
     public int Rejected { get; private set; }
 
+    /// <summary>
+    /// Why the last <see cref="FetchAsync"/> that returned null found nothing: one entry per gateway asked, so a caller
+    /// can tell "no gateway has it" from "no gateway could be reached".
+    /// </summary>
+    public IReadOnlyList<GatewayMiss> LastMisses { get; private set; } = [];
+
     public async Task<byte[]?> FetchAsync(Cid cid, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(cid);
+        var misses = new List<GatewayMiss>(_gateways.Count);
         foreach (var gateway in _gateways)
         {
             var uri = new Uri(gateway, $"/ipfs/{cid}?format=raw");
@@ -45,12 +52,14 @@ public sealed partial class GatewayBlockSource : IBlockSource
                 if (!response.IsSuccessStatusCode)
                 {
                     LogMiss(gateway, cid.ToString(), (int)response.StatusCode);
+                    misses.Add(new GatewayMiss(gateway, (int)response.StatusCode, null));
                     continue;
                 }
 
                 if (response.Content.Headers.ContentLength > DagPbCodec.MaxBlockSize)
                 {
                     LogMiss(gateway, cid.ToString(), 413);
+                    misses.Add(new GatewayMiss(gateway, 413, null));
                     continue;
                 }
 
@@ -59,6 +68,7 @@ public sealed partial class GatewayBlockSource : IBlockSource
                 {
                     Rejected++;
                     LogRejected(gateway, cid.ToString());
+                    misses.Add(new GatewayMiss(gateway, (int)response.StatusCode, "sent a block that does not match its CID"));
                     continue;
                 }
 
@@ -67,14 +77,17 @@ public sealed partial class GatewayBlockSource : IBlockSource
             catch (HttpRequestException ex)
             {
                 LogFailure(gateway, ex.Message);
+                misses.Add(new GatewayMiss(gateway, null, ex.Message));
             }
             catch (TaskCanceledException ex) when (!cancellationToken.IsCancellationRequested)
             {
                 // HttpClient.Timeout: this gateway is too slow; try the next one.
                 LogFailure(gateway, ex.Message);
+                misses.Add(new GatewayMiss(gateway, null, "no answer in time"));
             }
         }
 
+        LastMisses = misses;
         return null;
     }
 
@@ -108,4 +121,14 @@ public sealed partial class GatewayBlockSource : IBlockSource
 
     [LoggerMessage(Level = LogLevel.Information, Message = "gateway {Gateway} failed: {Reason}")]
     private partial void LogFailure(Uri gateway, string reason);
+}
+
+/// <summary>One gateway's answer to a block it did not deliver: an HTTP status, or no answer at all (<see cref="Status"/> null).</summary>
+public sealed record GatewayMiss(Uri Gateway, int? Status, string? Reason)
+{
+    /// <summary>The gateway could not be reached (connection refused, DNS, timeout): no HTTP answer.</summary>
+    public bool Unreachable => Status is null;
+
+    public override string ToString() =>
+        Unreachable ? $"{Gateway} could not be reached ({Reason})" : Reason is null ? $"{Gateway} answered HTTP {Status}" : $"{Gateway} {Reason}";
 }

@@ -25,6 +25,23 @@ public enum MagnetError
     V2Only,
 }
 
+public static class MagnetErrors
+{
+    /// <summary>One clear phrase for a user (after "invalid magnet link: ").</summary>
+    public static string Describe(this MagnetError error) => error switch
+    {
+        MagnetError.None => "valid",
+        MagnetError.NotMagnet => "not a magnet:? link, or too long",
+        MagnetError.MissingInfoHash => "no info-hash (an xt=urn:btih: parameter)",
+        MagnetError.InvalidInfoHash => "the info-hash (xt=urn:btih:) is neither 40 hex digits nor 32 base32 characters",
+        MagnetError.InvalidTracker => "a tracker (tr=) is not an http, https or udp URL",
+        MagnetError.InvalidPeer => "a peer (x.pe=) is not HOST:PORT",
+        MagnetError.InvalidEncoding => "bad percent-encoding",
+        MagnetError.V2Only => "a BitTorrent v2-only link (urn:btmh, BEP 52); Peerway fetches v1 and hybrid torrents (urn:btih)",
+        _ => error.ToString(),
+    };
+}
+
 /// <summary>A BEP 9 magnet link: <c>magnet:?xt=urn:btih:&lt;info-hash&gt;&amp;dn=&lt;name&gt;&amp;tr=&lt;tracker&gt;&amp;x.pe=&lt;peer&gt;</c>.</summary>
 public sealed record MagnetLink(NodeId InfoHash, string? DisplayName, IReadOnlyList<string> Trackers, IReadOnlyList<string> Peers)
 {
