@@ -44,6 +44,7 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
         LastBlockReceived = time.GetUtcNow();
         LastSent = time.GetUtcNow();
         LastReceived = time.GetUtcNow();
+        Opened = LastReceived;
         LastInterest = LastReceived;
         LastTransfer = LastReceived;
     }
@@ -88,6 +89,9 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
     public DateTimeOffset LastSent { get; set; }
     public DateTimeOffset LastReceived { get; set; }
     public HashSet<IPEndPoint> PexSent { get; } = [];
+
+    /// <summary>When the TCP connection was established (the session's clock).</summary>
+    public DateTimeOffset Opened { get; }
 
     /// <summary>Last tick at which either side was interested (or when the connection opened): see TorrentSession.Admission.</summary>
     public DateTimeOffset LastInterest { get; set; }

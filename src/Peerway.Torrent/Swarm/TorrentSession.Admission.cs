@@ -55,10 +55,18 @@ public sealed partial class TorrentSession
     }
 
     /// <summary>
+    /// A waiting handshake this old may be closed to let a newcomer start: a real peer sends its 68 bytes at once, so one
+    /// still silent after a second is far more likely a connection that will never send them. Younger ones are left
+    /// alone, so a burst of arrivals cannot close each other's handshakes before they are read.
+    /// </summary>
+    private static readonly TimeSpan HandshakeGrace = TimeSpan.FromSeconds(1);
+
+    /// <summary>
     /// An accepted connection may start its handshake unless its address already has
     /// <see cref="TorrentSessionOptions.MaxConnectionsPerIp"/> connections (registered or handshaking). At most
-    /// <see cref="TorrentSessionOptions.MaxConnections"/> handshakes wait at once: a new one closes the oldest, which has
-    /// had the most time to send 68 bytes (a real peer sends its handshake at once).
+    /// <see cref="TorrentSessionOptions.MaxConnections"/> handshakes wait at once; when that many wait, the oldest is
+    /// closed for the newcomer if it has waited at least <see cref="HandshakeGrace"/>, else the newcomer is refused
+    /// (a peer dialling us tries again later).
     /// </summary>
     private bool AdmitIncomingLocked(PeerConnection conn)
     {
@@ -72,6 +80,12 @@ public sealed partial class TorrentSession
         if (_handshaking.Count >= _options.MaxConnections)
         {
             var oldest = _handshaking[0];
+            if (conn.Opened - oldest.Opened < HandshakeGrace)
+            {
+                _log.LogDebug("refusing {Peer}: {Count} handshakes already waiting", conn, _handshaking.Count);
+                return false;
+            }
+
             _handshaking.RemoveAt(0);
             _log.LogDebug("closing {Peer}: still in the handshake while {Count} others wait", oldest, _handshaking.Count);
             oldest.Close();
