@@ -102,6 +102,33 @@ public sealed class ConnectionLimitTests : IAsyncLifetime
         Assert.Equal(1, seeder.GetStats().Connections);
     }
 
+    [Fact]
+    public async Task Silent_connections_filling_the_handshake_slots_make_way_for_a_real_peer_once_they_have_had_a_second()
+    {
+        var (seeder, ep) = await SeederAsync(new TorrentSessionOptions { MaxConnections = 2 });
+        var admitted = 0;
+        var bothAdmitted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        seeder.IncomingAdmitted += _ =>
+        {
+            if (Interlocked.Increment(ref admitted) == 2) bothAdmitted.TrySetResult();
+        };
+        var silent = new[] { await ConnectAsync(ep, IPAddress.Parse("127.0.0.3")), await ConnectAsync(ep, IPAddress.Parse("127.0.0.4")) };
+        await bothAdmitted.Task.WaitAsync(Deadline);
+
+        // Both handshake slots are taken by connections younger than a second: a newcomer is refused, not given the
+        // power to close a handshake that may be on its way.
+        var early = await ConnectAsync(ep);
+        await early.SendHandshakeAsync(_meta.InfoHash);
+        await early.Closed.Task.WaitAsync(Deadline);
+        Assert.False(early.HandshakeReceived.Task.IsCompleted);
+
+        // A second later the oldest silent one goes and a real peer gets in.
+        _time.Advance(TimeSpan.FromSeconds(1));
+        await RegisteredAsync(seeder, ep);
+        await silent[0].Closed.Task.WaitAsync(Deadline);
+        Assert.False(silent[1].Closed.Task.IsCompleted);
+    }
+
     /// <summary>libtorrent's rule: the inactivity timeout applies only while every connection slot is used.</summary>
     [Theory]
     [InlineData(2, true)]
