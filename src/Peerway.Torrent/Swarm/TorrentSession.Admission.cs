@@ -142,6 +142,8 @@ public sealed partial class TorrentSession
         return victim;
     }
 
+    private bool WantsDataLocked() => !(_have?.IsComplete ?? false);
+
     private void EvictLocked(PeerConnection victim, string reason)
     {
         _log.LogDebug("dropping {Peer}: {Reason}", victim, reason);

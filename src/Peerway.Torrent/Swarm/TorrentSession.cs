@@ -256,8 +256,10 @@ public sealed partial class TorrentSession : IAsyncDisposable
         var registered = await RunConnectionAsync(conn, ct).ConfigureAwait(false);
         lock (_gate)
         {
-            if (registered) _redials.Remove(endPoint);
-            else ScheduleRedialLocked(endPoint);
+            if (registered && (conn.BytesReceived > 0 || !WantsDataLocked())) _redials.Remove(endPoint);
+            // A full peer drops its least useful connection for a newcomer (see TorrentSession.Admission): while we
+            // still want data, a peer that dropped us is dialled again, with the same back-off.
+            if (!registered || (WantsDataLocked() && !conn.Evicted)) ScheduleRedialLocked(endPoint);
         }
     }
 

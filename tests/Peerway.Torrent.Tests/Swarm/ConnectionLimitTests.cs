@@ -1,9 +1,11 @@
 using System.Net;
+using System.Net.Sockets;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Time.Testing;
 using Peerway.Core;
 using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Swarm;
+using Peerway.Torrent.Wire;
 
 namespace Peerway.Torrent.Tests.Swarm;
 
@@ -214,6 +216,36 @@ public sealed class ConnectionLimitTests : IAsyncLifetime
         // Both keep downloading.
         await a.DownloadBlockAsync(1, 0, 16384, Deadline);
         await b.DownloadBlockAsync(1, 0, 16384, Deadline);
+    }
+
+    /// <summary>
+    /// The other side of eviction: a leecher that a full seeder dropped (here: right after the handshake, before any
+    /// payload) dials it again while it still wants data, so a flood at the seeder cannot keep it out for good.
+    /// </summary>
+    [Fact]
+    public async Task A_leecher_dropped_by_a_peer_after_the_handshake_dials_it_again()
+    {
+        using var peer = new TcpListener(IPAddress.Loopback, 0);
+        peer.Start();
+        var leecher = new TorrentSession(_meta.InfoHash, _meta.Info, Path.Combine(_dir, "dl"), false,
+            new TorrentSessionOptions { ListenAddress = IPAddress.Loopback, RedialDelay = TimeSpan.FromMilliseconds(100) }, TimeProvider.System);
+        _disposables.Add(leecher);
+        await leecher.StartAsync(CancellationToken.None);
+        var registered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        leecher.PeerConnected += _ => registered.TrySetResult();
+        leecher.AddPeers([(IPEndPoint)peer.LocalEndpoint]);
+        using (var first = await peer.AcceptSocketAsync().WaitAsync(Deadline))
+        {
+            await using var stream = new NetworkStream(first);
+            await stream.ReadExactlyAsync(new byte[PeerWire.HandshakeLength]).AsTask().WaitAsync(Deadline);
+            var ours = new byte[PeerWire.HandshakeLength];
+            PeerWire.WriteHandshake(ours, new PeerHandshake(0, _meta.InfoHash, NodeId.Random()));
+            await stream.WriteAsync(ours);
+            await registered.Task.WaitAsync(Deadline);
+            // Dropped after the handshake, before any payload, as a full seeder drops its least useful peer.
+        }
+
+        using var second = await peer.AcceptSocketAsync().WaitAsync(Deadline);
     }
 
     [Fact]
