@@ -35,7 +35,7 @@ public sealed class IdleFloodInteropTests
         var files = await MakeFilesAsync(src, ("payload.bin", (4 * 1024 * 1024) + 1));
         var torrent = await lt.PeerwayCreateAsync(Path.Combine(src, "payload.bin"));
         Assert.True(MetainfoParser.TryParse(await File.ReadAllBytesAsync(torrent), out var meta, out _));
-        var (_, _, port) = await lt.ShareAsync(torrent, "--content", Path.Combine(src, "payload.bin"));
+        var (share, _, port) = await lt.ShareAsync(torrent, "--content", Path.Combine(src, "payload.bin"));
 
         await using var flood = new IdleFlood(new IPEndPoint(IPAddress.Loopback, port), meta!.InfoHash, FloodSources(), fillTarget: SeederSlots);
         // The seeder's slots are all taken by idle peers before any downloader arrives.
@@ -50,7 +50,9 @@ public sealed class IdleFloodInteropTests
         await CompletedAsync(leecher);
         AssertSameFiles(files, ltDir);
 
-        // The flood went on throughout: it was still being answered (taking freed places) and still holds connections.
+        // The seeder is still up, and the flood went on throughout: it was still being answered (taking freed places)
+        // and still holds connections.
+        Assert.False(share.HasExited, $"peerway share exited ({(share.HasExited ? share.ExitCode : 0)}): {share.Stderr}");
         Assert.True(flood.Answered > answeredBefore, $"the flood stopped: {flood.Answered} answered, {answeredBefore} before the downloads");
         Assert.True(flood.Open > 0, $"no flood connection is open at the end ({flood.Connects} connects, {flood.Answered} answered)");
     }
