@@ -44,6 +44,9 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
         LastBlockReceived = time.GetUtcNow();
         LastSent = time.GetUtcNow();
         LastReceived = time.GetUtcNow();
+        Opened = LastReceived;
+        LastInterest = LastReceived;
+        LastTransfer = LastReceived;
     }
 
     public IPEndPoint Remote { get; }
@@ -86,6 +89,18 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
     public DateTimeOffset LastSent { get; set; }
     public DateTimeOffset LastReceived { get; set; }
     public HashSet<IPEndPoint> PexSent { get; } = [];
+
+    /// <summary>When the TCP connection was established (the session's clock).</summary>
+    public DateTimeOffset Opened { get; }
+
+    /// <summary>Last tick at which either side was interested (or when the connection opened): see TorrentSession.Admission.</summary>
+    public DateTimeOffset LastInterest { get; set; }
+
+    /// <summary>Last tick at which payload moved either way (or when the connection opened).</summary>
+    public DateTimeOffset LastTransfer { get; set; }
+
+    /// <summary>Dropped to make room or for inactivity: not dialled back when it leaves.</summary>
+    public bool Evicted { get; set; }
     public bool MetadataRequested { get; set; }
 
     /// <summary>Pieces this peer rejected while unchoking us (it wants them fetched elsewhere); cleared every second.</summary>

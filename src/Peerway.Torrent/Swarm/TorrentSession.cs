@@ -221,14 +221,16 @@ public sealed partial class TorrentSession : IAsyncDisposable
             var conn = new PeerConnection(socket, (IPEndPoint)socket.RemoteEndPoint!, outgoing: false, _time);
             lock (_gate)
             {
-                if (_connections.Count >= _options.MaxConnections + 10)
+                if (!AdmitIncomingLocked(conn))
                 {
-                    _ = conn.DisposeAsync().AsTask();
+                    _tasks.Add(conn.DisposeAsync().AsTask());
                     continue;
                 }
 
                 _tasks.Add(RunConnectionAsync(conn, ct));
             }
+
+            IncomingAdmitted?.Invoke(conn.Remote);
         }
     }
 
@@ -254,8 +256,10 @@ public sealed partial class TorrentSession : IAsyncDisposable
         var registered = await RunConnectionAsync(conn, ct).ConfigureAwait(false);
         lock (_gate)
         {
-            if (registered) _redials.Remove(endPoint);
-            else ScheduleRedialLocked(endPoint);
+            if (registered && (conn.BytesReceived > 0 || !WantsDataLocked())) _redials.Remove(endPoint);
+            // A full peer drops its least useful connection for a newcomer (see TorrentSession.Admission): while we
+            // still want data, a peer that dropped us is dialled again, with the same back-off.
+            if (!registered || (WantsDataLocked() && !conn.Evicted)) ScheduleRedialLocked(endPoint);
         }
     }
 
@@ -291,9 +295,19 @@ public sealed partial class TorrentSession : IAsyncDisposable
             var ours = new byte[PeerWire.HandshakeLength];
             PeerWire.WriteHandshake(ours, new PeerHandshake(OurReserved, InfoHash, PeerId));
             if (conn.Outgoing) conn.Send(w => BuffersExtensions.Write(w, ours));
-            using var handshakeTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct, conn.Closing);
-            handshakeTimeout.CancelAfter(_options.ConnectTimeout);
-            var theirs = await conn.ReadHandshakeAsync(handshakeTimeout.Token).ConfigureAwait(false);
+            // libtorrent's handshake_timeout, on the session's clock.
+            using var handshakeTimeout = new CancellationTokenSource(_options.HandshakeTimeout, _time);
+            using var handshakeCt = CancellationTokenSource.CreateLinkedTokenSource(ct, conn.Closing, handshakeTimeout.Token);
+            PeerHandshake? theirs;
+            try
+            {
+                theirs = await conn.ReadHandshakeAsync(handshakeCt.Token).ConfigureAwait(false);
+            }
+            finally
+            {
+                lock (_gate) _handshaking.Remove(conn);
+            }
+
             if (theirs is not { } hs || hs.InfoHash != InfoHash) return false;
             if (!conn.Outgoing) conn.Send(w => BuffersExtensions.Write(w, ours));
             conn.Handshake = hs;
@@ -348,6 +362,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
             if (existing.PeerHas is not null) _picker?.RemoveAvailability(existing.PeerHas);
         }
 
+        if (!MakeRoomLocked(conn)) return false;
         _connections.Add(conn);
         var fast = conn.Fast;
         // BEP 3: the bitfield (or, BEP 6, have all / have none) is the first message after the handshake.
@@ -403,7 +418,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
         if (conn.PeerHas is not null) _picker?.RemoveAvailability(conn.PeerHas);
         ReleaseSeedingClaims(conn);
         // A peer that left may come back (PEX, tracker); a banned one may not.
-        if (conn.ListenEndPoint is { } ep && !_bannedEndPoints.Contains(ep) && !conn.Outgoing) _candidates.Add(ep);
+        if (conn.ListenEndPoint is { } ep && !_bannedEndPoints.Contains(ep) && !conn.Outgoing && !conn.Evicted) _candidates.Add(ep);
         foreach (var c in _connections) RequestMore(c);
     }
 
@@ -427,6 +442,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
             _ticks++;
             var dueRechoke = _ticks % Math.Max(1, (long)(_options.Choker.RechokeInterval / TickInterval)) == 1;
             if (dueRechoke) Rechoke();
+            UpdateActivityLocked(now);
             foreach (var c in _connections.ToList())
             {
                 if (now - c.LastReceived > _options.IdleTimeout)

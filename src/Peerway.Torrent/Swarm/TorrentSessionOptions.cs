@@ -11,7 +11,30 @@ public sealed record TorrentSessionOptions
     /// <summary>TCP port for incoming peers; 0 picks a free one.</summary>
     public int ListenPort { get; init; }
 
+    /// <summary>
+    /// Most peers connected at once. When it is reached, a peer that completes the handshake takes the place of the
+    /// least useful connected one (libtorrent's <c>connections_limit</c>, which also replaces its lowest-ranked peer);
+    /// a peer moving payload either way is never dropped for it. Incoming connections still in the handshake are
+    /// capped at the same number (the oldest goes first).
+    /// </summary>
     public int MaxConnections { get; init; } = 60;
+
+    /// <summary>
+    /// Most connections (registered or in the handshake) with one IP address; more are refused. libtorrent allows one
+    /// unless <c>allow_multiple_connections_per_ip</c> is set; a few are allowed here for peers behind one NAT (or on
+    /// one loopback address).
+    /// </summary>
+    public int MaxConnectionsPerIp { get; init; } = 8;
+
+    /// <summary>A connection that has not completed the BitTorrent handshake this long after it opened is closed (libtorrent's <c>handshake_timeout</c>, 10 s).</summary>
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// While the connection limit is reached, a peer that has been neither interested nor interesting this long is
+    /// closed, making room for peers that want data (libtorrent's <c>inactivity_timeout</c>, 600 s, with the same
+    /// condition).
+    /// </summary>
+    public TimeSpan InactivityTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
     public ChokerOptions Choker { get; init; } = new();
 
@@ -40,6 +63,7 @@ public sealed record TorrentSessionOptions
     /// <summary>BEP 3: keep-alives are sent after two minutes of silence; peers time out after that.</summary>
     public TimeSpan KeepAliveInterval { get; init; } = TimeSpan.FromSeconds(90);
 
+    /// <summary>A peer that sends nothing (not even a keep-alive) this long is closed (libtorrent's <c>peer_timeout</c>).</summary>
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(3);
 
     /// <summary>Bounds of the adaptive request queue (outstanding block requests per peer).</summary>
@@ -96,6 +120,9 @@ public sealed record TorrentSessionOptions
         ArgumentOutOfRangeException.ThrowIfNegative(ListenPort);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(ListenPort, 65535);
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxConnections, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxConnectionsPerIp, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(HandshakeTimeout, TimeSpan.Zero);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(InactivityTimeout, TimeSpan.Zero);
         ArgumentOutOfRangeException.ThrowIfLessThan(MinQueueDepth, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxQueueDepth, MinQueueDepth);
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxIncomingRequests, 1);

@@ -68,6 +68,15 @@ internal sealed partial class LibtorrentPeer : IAsyncDisposable
         return (share, magnet, port);
     }
 
+    /// <summary>`peerway create <paramref name="content"/>` into the temp directory; returns the .torrent's path.</summary>
+    public async Task<string> PeerwayCreateAsync(string content)
+    {
+        var torrent = Path.Combine(Env.Root, Path.GetFileName(content) + ".torrent");
+        var (code, _, err) = await Env.RunPeerwayAsync(Deadline, "create", content, "-o", torrent);
+        Assert.True(code == 0, err);
+        return torrent;
+    }
+
     /// <summary>`peerway get`; asserts exit 0.</summary>
     public async Task GetAsync(params string[] args)
     {

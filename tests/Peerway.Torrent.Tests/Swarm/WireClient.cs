@@ -1,0 +1,148 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Sockets;
+using Peerway.Core;
+using Peerway.Torrent.Wire;
+
+namespace Peerway.Torrent.Tests.Swarm;
+
+/// <summary>
+/// A raw peer for admission tests: one TCP connection (from a chosen loopback address) speaking the real wire protocol
+/// through our codec, sending only what the test tells it to, and reporting what the session did through tasks.
+/// </summary>
+internal sealed class WireClient : IAsyncDisposable
+{
+    private readonly Socket _socket;
+    private readonly NetworkStream _stream;
+    private readonly CancellationTokenSource _cts = new();
+    private Task? _reader;
+
+    private WireClient(Socket socket)
+    {
+        _socket = socket;
+        _stream = new NetworkStream(socket, ownsSocket: true);
+    }
+
+    public NodeId PeerId { get; } = NodeId.Random();
+
+    /// <summary>The session's 68-byte handshake arrived.</summary>
+    public TaskCompletionSource HandshakeReceived { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public TaskCompletionSource Unchoked { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>The session closed the connection (the read side ended).</summary>
+    public TaskCompletionSource Closed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public int PiecesReceived => Volatile.Read(ref _pieces);
+
+    private int _pieces;
+    private TaskCompletionSource _piece = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public static async Task<WireClient> ConnectAsync(IPEndPoint target, IPAddress? from = null)
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            if (from is not null) socket.Bind(new IPEndPoint(from, 0));
+            await socket.ConnectAsync(target);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+
+        var client = new WireClient(socket);
+        client._reader = client.ReadAsync();
+        return client;
+    }
+
+    /// <summary>Sends the first <paramref name="bytes"/> bytes of a BEP 3 handshake (all 68 by default; the fast bit set).</summary>
+    public Task SendHandshakeAsync(NodeId infoHash, int bytes = PeerWire.HandshakeLength)
+    {
+        var hs = new byte[PeerWire.HandshakeLength];
+        PeerWire.WriteHandshake(hs, new PeerHandshake(PeerHandshake.FastBit, infoHash, PeerId));
+        return _stream.WriteAsync(hs.AsMemory(0, bytes)).AsTask();
+    }
+
+    public Task SendAsync(Action<IBufferWriter<byte>> write)
+    {
+        var w = new ArrayBufferWriter<byte>();
+        write(w);
+        return _stream.WriteAsync(w.WrittenMemory).AsTask();
+    }
+
+    /// <summary>Sends interested and waits for the session's unchoke.</summary>
+    public async Task InterestedAsync(TimeSpan deadline)
+    {
+        await SendAsync(w => PeerWire.WriteSimple(w, PeerMessageType.Interested));
+        await Unchoked.Task.WaitAsync(deadline);
+    }
+
+    /// <summary>Requests one block and waits for it.</summary>
+    public async Task DownloadBlockAsync(int piece, int begin, int length, TimeSpan deadline)
+    {
+        var arrived = Volatile.Read(ref _piece);
+        await SendAsync(w => PeerWire.WriteBlockMessage(w, PeerMessageType.Request, piece, begin, length));
+        await arrived.Task.WaitAsync(deadline);
+    }
+
+    private async Task ReadAsync()
+    {
+        var buffer = new byte[PeerWire.MaxMessageLength + 4];
+        var filled = 0;
+        var handshaken = false;
+        try
+        {
+            while (true)
+            {
+                var n = await _stream.ReadAsync(buffer.AsMemory(filled), _cts.Token);
+                if (n == 0) break;
+                filled += n;
+                while (true)
+                {
+                    int used;
+                    if (!handshaken)
+                    {
+                        if (filled < PeerWire.HandshakeLength) break;
+                        handshaken = true;
+                        used = PeerWire.HandshakeLength;
+                        HandshakeReceived.TrySetResult();
+                    }
+                    else
+                    {
+                        used = PeerWire.FrameLength(buffer.AsSpan(0, filled), out _);
+                        if (used <= 0) break;
+                        if (PeerWire.TryDecode(buffer.AsSpan(0, used), out var m, out _)) OnMessage(m.Type);
+                    }
+
+                    buffer.AsSpan(used, filled - used).CopyTo(buffer);
+                    filled -= used;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            // Reset or disposed: the connection is over either way.
+        }
+
+        Closed.TrySetResult();
+    }
+
+    private void OnMessage(PeerMessageType type)
+    {
+        if (type == PeerMessageType.Unchoke) Unchoked.TrySetResult();
+        if (type != PeerMessageType.Piece) return;
+        Interlocked.Increment(ref _pieces);
+        Interlocked.Exchange(ref _piece, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _cts.CancelAsync();
+        _socket.Close();
+        if (_reader is not null) await _reader;
+        _stream.Dispose();
+        _cts.Dispose();
+    }
+}
