@@ -218,16 +218,15 @@ public sealed partial class TorrentSession : IAsyncDisposable
                 return;
             }
 
-            var conn = new PeerConnection(socket, (IPEndPoint)socket.RemoteEndPoint!, outgoing: false, _time);
             lock (_gate)
             {
                 if (_connections.Count >= _options.MaxConnections + 10)
                 {
-                    _ = conn.DisposeAsync().AsTask();
+                    socket.Dispose();
                     continue;
                 }
 
-                _tasks.Add(RunConnectionAsync(conn, ct));
+                _tasks.Add(AcceptPeerAsync(socket, ct));
             }
         }
     }
@@ -237,7 +236,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
         PeerConnection? conn = null;
         try
         {
-            conn = await PeerConnection.ConnectAsync(endPoint, _time, _options.ConnectTimeout, ct).ConfigureAwait(false);
+            conn = await ConnectPeerAsync(endPoint, ct).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is SocketException or OperationCanceledException or IOException)
         {
