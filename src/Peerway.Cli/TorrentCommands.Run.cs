@@ -4,6 +4,7 @@ using System.Net;
 using Microsoft.Extensions.Logging;
 using Peerway.Net;
 using Peerway.Node;
+using Peerway.Torrent.Encryption;
 using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Swarm;
 using Peerway.Torrent.Trackers;
@@ -37,6 +38,20 @@ internal static partial class TorrentCommands
     }
 
     private static Option<int?> UploadLimitOption() => new("--upload-limit") { Description = "Upload cap in KiB/s (default: unlimited)." };
+
+    private static Option<string> EncryptionOption() => new("--encryption")
+    {
+        Description = "MSE/PE: off (plain only), prefer (accept both, dial encrypted first, fall back to plain), require (RC4 only).",
+        DefaultValueFactory = _ => "prefer",
+    };
+
+    private static EncryptionPolicy CheckEncryption(string? value) => value switch
+    {
+        "off" => EncryptionPolicy.Off,
+        "prefer" => EncryptionPolicy.Prefer,
+        "require" => EncryptionPolicy.Require,
+        _ => throw new UsageException($"--encryption must be off, prefer or require, not '{value}'"),
+    };
 
     private static long? CheckLimit(int? kib) => kib switch
     {
@@ -81,7 +96,8 @@ internal static partial class TorrentCommands
         var verbose = VerboseOption();
         var dht = DhtBootstrapOption();
         var limit = UploadLimitOption();
-        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, trackers, dht, content, limit, verbose };
+        var encryption = EncryptionOption();
+        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, trackers, dht, content, limit, encryption, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var source = parse.GetValue(path)!;
@@ -118,7 +134,10 @@ internal static partial class TorrentCommands
                 ContentIsSource = true,
                 Trackers = allTrackers,
                 DhtBootstrap = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct),
-                Session = new TorrentSessionOptions { ListenPort = CheckPort(parse.GetValue(port)), UploadRateLimit = CheckLimit(parse.GetValue(limit)) },
+                Session = new TorrentSessionOptions
+                {
+                    ListenPort = CheckPort(parse.GetValue(port)), UploadRateLimit = CheckLimit(parse.GetValue(limit)), Encryption = CheckEncryption(parse.GetValue(encryption)),
+                },
             }, loggers);
             await using (host)
             {
@@ -154,7 +173,8 @@ internal static partial class TorrentCommands
         var verbose = VerboseOption();
         var dht = DhtBootstrapOption();
         var limit = UploadLimitOption();
-        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, peers, dht, trackers, seed, timeout, limit, verbose };
+        var encryption = EncryptionOption();
+        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, peers, dht, trackers, seed, timeout, limit, encryption, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var target = parse.GetValue(what)!;
@@ -203,7 +223,10 @@ internal static partial class TorrentCommands
                 Trackers = trackerList,
                 Peers = peerList,
                 DhtBootstrap = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct),
-                Session = new TorrentSessionOptions { ListenPort = CheckPort(parse.GetValue(port)), UploadRateLimit = CheckLimit(parse.GetValue(limit)) },
+                Session = new TorrentSessionOptions
+                {
+                    ListenPort = CheckPort(parse.GetValue(port)), UploadRateLimit = CheckLimit(parse.GetValue(limit)), Encryption = CheckEncryption(parse.GetValue(encryption)),
+                },
             }, loggers);
             await using (host)
             {
