@@ -10,7 +10,8 @@
                  [--exit-when-complete] [--timeout S]
 
 `run` prints one event per line on stdout (flushed): "listening PORT", "metadata <name>", "peer <ip:port> <flags>",
-"finished", "mse-attempt <ip:port>" (an encrypted handshake begun), "connect <ip:port> TCP|uTP" (an outgoing connection
+"finished", "mse-attempt <ip:port>" (an encrypted handshake begun), "mse-select <ip:port> rc4|plaintext" (the method
+an MSE handshake settled on), "connect <ip:port> TCP|uTP" (an outgoing connection
 begun), "connect-failed <ip:port> <error>", "wire <ip:port> <event>" (what a peer sent), "dht-nodes N",
 "dht-peers <ip:port> ...", and "alert <message>" for errors on stderr. It exits 0 on
 --exit-when-complete, 3 when --timeout (default 120 s) passes: a hard limit so a test never leaves it behind.
@@ -166,6 +167,11 @@ def run(args):
                 connect = re.search(r">>> OUTGOING_CONNECTION \[ ep: \S+ type: (\S+)", message)
                 if connect:
                     out("connect %s:%d %s" % (a.ip + (connect.group(1),)))
+                # What the MSE handshake settled on: libtorrent logs "crypto select: rc4" (writing step 4, incoming)
+                # or "crypto select : [ rc4 ]" (reading it, outgoing).
+                select = re.search(r"crypto select ?: \[? ?(plaintext|rc4)", message)
+                if select:
+                    out("mse-select %s:%d %s" % (a.ip + (select.group(1),)))
                 failed = re.search(r"\*\*\* CONNECTION FAILED \[ \S+ (.*) \]", message)
                 if failed:
                     out("connect-failed %s:%d %s" % (a.ip + (failed.group(1),)))
