@@ -3,7 +3,8 @@
 # with the same closed-loop load generator (bench/Peerway.Benchmarks/StunLoad.cs) in the same run; prints both rates
 # and the ratio. Fairness: both servers run on the same CPU set (SERVER_CPUS) with the same number of threads (ours:
 # --threads, coturn: --relay-threads), the generator on the other CPUs (LOAD_CPUS); a no-op echo on our socket layer
-# shows the ceiling the generator and the kernel allow. Servers alternate ROUNDS times.
+# shows the ceiling the generator and the kernel allow. Servers alternate ROUNDS times. Ours runs with --rate-limit 0:
+# the load comes from one address, and coturn has no per-source limit either.
 # Usage: bench/nat/stun-binding.sh [SECONDS] [CLIENTS] [WINDOW] [THREADS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -18,7 +19,7 @@ tmp="$(mktemp -d)"; pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-taskset -c "$server_cpus" ./peerway stun-server --bind 127.0.0.1 --port "$ours_port" --threads "$threads" >"$tmp/ours.log" 2>&1 & pids+=($!)
+taskset -c "$server_cpus" ./peerway stun-server --bind 127.0.0.1 --port "$ours_port" --threads "$threads" --rate-limit 0 >"$tmp/ours.log" 2>&1 & pids+=($!)
 taskset -c "$server_cpus" turnserver -n --no-cli --no-tls --no-dtls --stun-only --relay-threads="$threads" \
   --listening-ip=127.0.0.1 --listening-port="$coturn_port" --pidfile="$tmp/turn.pid" --db="$tmp/turndb" \
   --log-file=stdout --simple-log --no-stdout-log >"$tmp/coturn.log" 2>&1 & pids+=($!)

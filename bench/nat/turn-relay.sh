@@ -6,6 +6,7 @@
 #  2. the paced uclient load of the interop suite (turnutils_uclient + turnutils_peer, -z 0): delivered packets;
 #  3. cost of 1,000 allocations: server CPU time (utime+stime) and resident memory before/after `turn-alloc`.
 # Both servers run on SERVER_CPUS with one relay thread (coturn --relay-threads=1); load and echo peer on LOAD_CPUS.
+# Ours runs with --rate-limit 0: every allocation comes from one address, and coturn has no per-source limit either.
 # Usage: bench/nat/turn-relay.sh [SECONDS] [SESSIONS] [WINDOW] [BYTES] [ROUNDS] [ALLOCATIONS]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -20,7 +21,7 @@ tmp="$(mktemp -d)"; pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
 trap cleanup EXIT
 taskset -c "$server_cpus" ./peerway turn-server --realm bench --user u:p --port "$port" --allow-peer 127.0.0.0/8 \
-  --user-quota 100000 --total-quota 100000 >"$tmp/ours.log" 2>&1 & pids+=($!); ours_pid=$!
+  --user-quota 100000 --total-quota 100000 --rate-limit 0 >"$tmp/ours.log" 2>&1 & pids+=($!); ours_pid=$!
 taskset -c "$server_cpus" turnserver -n --no-cli --no-tls --no-dtls --relay-threads=1 --listening-ip=127.0.0.1 \
   --listening-port="$coturn_port" --relay-ip=127.0.0.1 --min-port=40000 --max-port=49999 --lt-cred-mech --user=u:p \
   --realm=bench --allow-loopback-peers --pidfile="$tmp/pid" --db="$tmp/db" --log-file=stdout --simple-log \

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Peerway.Content;
 using Peerway.Content.Blocks;
 using Peerway.Content.Car;
+using Peerway.Content.Hashing;
 using Peerway.Content.UnixFs;
 using Peerway.Core.Multiformats;
 using Peerway.Node;
@@ -49,9 +50,10 @@ internal static class ContentCommands
         };
         var onlyHash = new Option<bool>("--only-hash", "-n") { Description = "Compute the CID without storing blocks." };
         var repo = RepoOption();
+        var verbose = new Option<bool>("--verbose", "-v") { Description = "Log to stderr how leaves are hashed (the SHA-256 path and its timing)." };
         var command = new Command("add", "Add a file or directory; print only its root CID (as `ipfs add -Q`).")
         {
-            path, cidVersion, rawLeaves, chunkSize, onlyHash, repo,
+            path, cidVersion, rawLeaves, chunkSize, onlyHash, repo, verbose,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -60,6 +62,7 @@ internal static class ContentCommands
                 CidVersion = parse.GetValue(cidVersion),
                 RawLeaves = parse.GetResult(rawLeaves) is { Implicit: false } ? parse.GetValue(rawLeaves) : null,
                 ChunkSize = parse.GetValue(chunkSize),
+                Sha256 = Sha256FromEnvironment(),
             };
             try
             {
@@ -68,6 +71,11 @@ internal static class ContentCommands
             catch (ArgumentOutOfRangeException ex)
             {
                 throw new UsageException(ex.Message.Split('\n')[0].Split(" (Parameter")[0]);
+            }
+
+            if (parse.GetValue(verbose))
+            {
+                LogSha256Path(options.Sha256);
             }
 
             var target = parse.GetValue(path)!;
@@ -94,6 +102,29 @@ internal static class ContentCommands
             return CliRunner.Ok;
         });
         return command;
+    }
+
+    /// <summary>PEERWAY_SHA256=auto|multibuffer|platform forces how leaves are hashed (tests, benchmarks); unset: auto.</summary>
+    private static Sha256Path Sha256FromEnvironment()
+    {
+        var value = Environment.GetEnvironmentVariable(Sha256PathChooser.EnvironmentVariable);
+        return Sha256PathChooser.TryParse(value, out var path)
+            ? path
+            : throw new UsageException($"{Sha256PathChooser.EnvironmentVariable} must be auto, multibuffer or platform, not '{value}'");
+    }
+
+    private static void LogSha256Path(Sha256Path requested)
+    {
+        using var loggers = NodeLogging.CreateStderrFactory(verbose: true);
+        var log = loggers.CreateLogger("Peerway.Cli.Add");
+        if (requested == Sha256Path.Auto)
+        {
+            log.LogInformation("SHA-256 of leaf batches: {Choice}", Sha256PathChooser.MeasuredChoice);
+        }
+        else
+        {
+            log.LogInformation("SHA-256 of leaf batches: {Path} (set by {Variable})", requested, Sha256PathChooser.EnvironmentVariable);
+        }
     }
 
     private static async Task<ImportResult> AddFileAsync(UnixFsImporter importer, string file, CancellationToken ct)
@@ -279,9 +310,9 @@ internal static class ContentCommands
             {
                 try
                 {
-                    server.Start();
+                    await server.StartAsync(ct);
                 }
-                catch (HttpListenerException ex)
+                catch (IOException ex)
                 {
                     throw new RuntimeFailureException($"cannot listen on {server.Prefix}: {ex.Message}");
                 }

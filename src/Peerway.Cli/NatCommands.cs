@@ -26,9 +26,10 @@ internal static class NatCommands
         var port = new Option<int>("--port") { Description = "Port (RFC 8489 default 3478).", DefaultValueFactory = _ => 3478 };
         var alt = new Option<string?>("--alt") { Description = "Second IP of this host: enables RFC 5780 behaviour discovery (ports PORT and PORT+1 on both IPs)." };
         var threads = new Option<int>("--threads") { Description = "Receive loops sharing the port (SO_REUSEPORT).", DefaultValueFactory = _ => Math.Max(1, Environment.ProcessorCount) };
+        var rateLimit = RateLimitOption("UDP requests answered per second per source IP, burst twice that (default 20; 0: no limit, for benchmarks).");
         var command = new Command("stun-server", "Run a STUN server (RFC 8489) over UDP and TCP, with RFC 5780 behaviour discovery when --alt is given.")
         {
-            bind, port, alt, threads,
+            bind, port, alt, threads, rateLimit,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -43,7 +44,8 @@ internal static class NatCommands
             {
                 var n = parse.GetValue(threads);
                 if (n is < 1 or > 64) throw new UsageException("--threads must be in 1..64");
-                host = StunServerHost.Start(bindIp, p, altIp, new StunServerOptions(), loggers, n);
+                var (rate, burst) = ParseRateLimit(parse.GetValue(rateLimit));
+                host = StunServerHost.Start(bindIp, p, altIp, new StunServerOptions { MaxRequestsPerIpPerSecond = rate, RateLimitBurst = burst }, loggers, n);
             }
             catch (SocketException ex)
             {
@@ -54,7 +56,7 @@ internal static class NatCommands
             {
                 Console.WriteLine($"stun-server: udp {string.Join(", ", host.UdpEndPoints)}; tcp {host.TcpEndPoint}");
                 await WaitForCancellationAsync(ct);
-                Console.WriteLine($"stun-server: answered {host.Answered} requests, dropped {host.Dropped}");
+                Console.WriteLine($"stun-server: answered {host.Answered} requests, dropped {host.Dropped}, rate-limited {host.RateLimited}");
             }
 
             return CliRunner.Ok;
@@ -76,9 +78,10 @@ internal static class NatCommands
         var userQuota = new Option<int>("--user-quota") { Description = "Allocations per user.", DefaultValueFactory = _ => 10 };
         var totalQuota = new Option<int>("--total-quota") { Description = "Allocations in total.", DefaultValueFactory = _ => 10_000 };
         var maxBps = new Option<long>("--max-bps") { Description = "Relayed bytes per second per allocation (0: no cap).", DefaultValueFactory = _ => 0 };
+        var rateLimit = RateLimitOption("Unauthenticated answers over UDP (Binding, 401/438 challenges) per second per source IP, burst twice that (default 20; 0: no limit, for benchmarks).");
         var command = new Command("turn-server", "Run a TURN server (RFC 8656) over UDP and TCP with long-term or REST credentials.")
         {
-            realm, user, secret, bind, port, relayIp, relayPorts, allowPeer, denyPeer, userQuota, totalQuota, maxBps,
+            realm, user, secret, bind, port, relayIp, relayPorts, allowPeer, denyPeer, userQuota, totalQuota, maxBps, rateLimit,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -107,6 +110,7 @@ internal static class NatCommands
             }
 
             TurnServerOptions options;
+            var (strangerRate, strangerBurst) = ParseRateLimit(parse.GetValue(rateLimit));
             try
             {
                 options = new TurnServerOptions
@@ -119,6 +123,8 @@ internal static class NatCommands
                     UserQuota = parse.GetValue(userQuota),
                     TotalQuota = parse.GetValue(totalQuota),
                     MaxBytesPerSecond = parse.GetValue(maxBps),
+                    MaxUnauthenticatedPerIpPerSecond = strangerRate,
+                    UnauthenticatedBurst = strangerBurst,
                 };
                 options.Validate();
             }
@@ -151,6 +157,15 @@ internal static class NatCommands
         });
         return command;
     }
+
+    private static Option<double> RateLimitOption(string description) =>
+        new("--rate-limit") { Description = description, DefaultValueFactory = _ => 20 };
+
+    /// <summary>A per-source token bucket from --rate-limit Q: Q per second, a burst of 2Q (as `dht serve`); 0 turns it off.</summary>
+    private static (double Rate, int Burst) ParseRateLimit(double perSecond) =>
+        double.IsFinite(perSecond) && perSecond >= 0
+            ? (perSecond, (int)Math.Clamp(perSecond * 2, 1, int.MaxValue))
+            : throw new UsageException($"--rate-limit: {perSecond.ToString(System.Globalization.CultureInfo.InvariantCulture)} is not a number ≥ 0");
 
     internal static IPNetwork ParseCidr(string text, string option) =>
         IPNetwork.TryParse(text, out var n) ? n : throw new UsageException($"{option}: '{text}' is not a CIDR block");

@@ -41,9 +41,11 @@ public sealed partial class DhtNode
     {
         _malformedDropped++;
         _log.LogDebug("Malformed datagram from {Remote}: {Error}", remote, error);
-        // Without a transaction id there is nothing to answer; replies to our own queries are never answered; a
-        // read-only node (BEP 43) answers nothing.
-        if (!_in.HasTransactionId || _in.Type != KrpcMessageType.Query || _options.ReadOnly) return;
+        // BEP 5 error replies go only to parseable queries: a well-formed dictionary with "y" = "q" and a "t". Anything
+        // else (random bytes, truncated bencode, a dictionary without "y") gets nothing, so a stranger cannot get more
+        // bytes back than it sent. Replies are never answered; a read-only node (BEP 43) answers nothing.
+        if (error is KrpcError.DatagramTooLarge or KrpcError.MalformedBencode or KrpcError.NotADictionary) return;
+        if (!_in.HasTransactionId || !_in.HasType || _in.Type != KrpcMessageType.Query || _options.ReadOnly) return;
         if (!_limiter.TryAcquire(remote.Address, _time.GetUtcNow()))
         {
             _rateLimitedDropped++;
@@ -158,7 +160,8 @@ public sealed partial class DhtNode
                 reply.SetToken(token);
             }
 
-            reply.Values = values;
+            if (values is not null) FitValues(reply, values, remote.AddressFamily);
+            reply.Values = values is { Count: > 0 } ? values : null;
             EncodeAndSend(reply, remote);
         }
         finally
@@ -168,6 +171,25 @@ public sealed partial class DhtNode
             reply.NodesKeyAlways = false;
             reply.Nodes6KeyAlways = false;
             if (nodes is not null) System.Buffers.ArrayPool<byte>.Shared.Return(nodes);
+        }
+    }
+
+    /// <summary>Drops the last <paramref name="values"/> until the reply fits <see cref="MaxGetPeersReplyBytes"/>.</summary>
+    private static void FitValues(KrpcMessage reply, List<IPEndPoint> values, AddressFamily family)
+    {
+        reply.Values = null;
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(MaxEncodedLength);
+        try
+        {
+            // "6:values" + "l" ... "e", each value a compact address as a bencoded string ("6:" + 6 or "18:" + 18 bytes).
+            var room = MaxGetPeersReplyBytes - KrpcCodec.Encode(reply, buffer) - "6:valuesle".Length;
+            var each = family == AddressFamily.InterNetworkV6 ? 3 + KrpcCodec.CompactNode6Length - NodeId.Length : 2 + KrpcCodec.CompactNodeLength - NodeId.Length;
+            var fit = Math.Clamp(room / each, 0, values.Count);
+            values.RemoveRange(fit, values.Count - fit);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 

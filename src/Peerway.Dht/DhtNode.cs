@@ -28,8 +28,16 @@ public sealed partial class DhtNode : IAsyncDisposable
     /// <summary>Outstanding queries at once (memory bound); further queries fail immediately.</summary>
     internal const int MaxPendingQueries = 4096;
 
-    /// <summary>Peers returned in one get_peers reply (keeps the reply within one ~1.4 KB datagram).</summary>
+    /// <summary>Peers looked up for one get_peers reply; <see cref="MaxGetPeersReplyBytes"/> usually keeps fewer.</summary>
     internal const int MaxValuesPerReply = 100;
+
+    /// <summary>
+    /// Largest get_peers reply we send: "values" are cut to fit 1,024 bytes, the budget of jech's dht (Transmission's
+    /// DHT: "In order to make sure we fit within 1024 octets, we limit ourselves to 50 peers"). One datagram that is
+    /// never fragmented (IPv6's minimum MTU is 1,280), and a bound on what a stranger's ~100-byte query can draw:
+    /// about 85 IPv4 or 30 IPv6 peers besides the 8 closest nodes and the token.
+    /// </summary>
+    internal const int MaxGetPeersReplyBytes = 1024;
 
     /// <summary>BEP 20-style client version "v": "PW" then version 0.1.</summary>
     internal static ReadOnlySpan<byte> ClientVersion => "PW\0\u0001"u8;

@@ -134,6 +134,7 @@ public static partial class KrpcCodec
 
             message.Type = y[0] switch { (byte)'q' => KrpcMessageType.Query, (byte)'r' => KrpcMessageType.Response, _ => KrpcMessageType.Error };
             state.HasType = true;
+            message.HasType = true;
             return KrpcError.None;
         }
 

@@ -63,6 +63,9 @@ public sealed class KrpcMessage
 
     public KrpcMessageType Type { get; set; }
 
+    /// <summary>True when the decoded datagram carried a valid "y" (<see cref="Type"/> is then what the sender said).</summary>
+    public bool HasType { get; internal set; }
+
     /// <summary>"t": echoed back in the reply. Empty when absent (see <see cref="HasTransactionId"/>).</summary>
     public ReadOnlySpan<byte> TransactionId =>
         _transactionIdLength < 0 ? default : ((ReadOnlySpan<byte>)_transactionId)[.._transactionIdLength];
@@ -205,6 +208,7 @@ public sealed class KrpcMessage
         }
 
         Type = KrpcMessageType.Query;
+        HasType = false;
         _transactionIdLength = -1;
         _versionLength = -1;
         _tokenLength = -1;

@@ -1,4 +1,5 @@
 using Peerway.Content.Blocks;
+using Peerway.Content.Hashing;
 using Peerway.Content.UnixFs;
 using Peerway.Core.Multiformats;
 
@@ -74,6 +75,9 @@ public sealed class ImportPipelineTests
 
     private const int Batch = UnixFsImporter.BatchChunks * Chunk;
 
+    /// <summary>Both ways of hashing full batches (issue 24), where this CPU runs them; Auto picks one of these.</summary>
+    private static Sha256Path[] Sha256Paths => Sha256x16.IsSupported ? [Sha256Path.MultiBuffer, Sha256Path.Platform] : [Sha256Path.Platform];
+
     [Theory]
     [InlineData((4 * Chunk) + 1)] // the smallest file the workers import
     [InlineData(Batch - 1)]
@@ -94,11 +98,11 @@ public sealed class ImportPipelineTests
             foreach (var v1 in new[] { false, true })
             {
                 var reference = new UnixFsImporter(new MemoryBlockStore(), Options(1, v1)).ImportBytes(content);
-                foreach (var map in new[] { true, false })
+                foreach (var (map, sha256) in new[] { true, false }.SelectMany(m => Sha256Paths.Select(p => (m, p))))
                 {
                     // A keeping store (leaf blocks assembled and stored) and a discarding one (hashed without assembling).
                     var store = new MemoryBlockStore();
-                    var options = Options(2, v1) with { MapFiles = map };
+                    var options = Options(2, v1) with { MapFiles = map, Sha256 = sha256 };
                     Assert.Equal(reference, ImportPath(path, store, options));
                     Assert.Equal(content, await ExportAsync(store, reference.Cid));
                     Assert.Equal(reference, ImportPath(path, new NullBlockStore(), options));
@@ -120,20 +124,25 @@ public sealed class ImportPipelineTests
     [InlineData(0, 3)]
     public async Task Full_size_chunks_hashed_sixteen_at_a_time_give_the_same_dag_as_one_thread(int cidVersion, int extraChunks)
     {
-        // 262,144-byte chunks: a full batch goes through the 16-lane SHA-256 (on AVX-512 machines), the rest one by one.
+        // 262,144-byte chunks: a full batch goes through the 16-lane SHA-256 or 16 platform calls (forced each way),
+        // the rest one by one; the reference is the calling thread alone, chunk by chunk with the platform's SHA-256.
         var content = RandomBytes((UnixFsImporter.BatchChunks + extraChunks) * ImportOptions.DefaultChunkSize + 5, cidVersion);
         var path = Path.GetTempFileName();
         try
         {
             File.WriteAllBytes(path, content);
-            var options = new ImportOptions { CidVersion = cidVersion, HashParallelism = 2 };
             var referenceStore = new MemoryBlockStore();
-            var reference = new UnixFsImporter(referenceStore, options with { HashParallelism = 1 }).ImportBytes(content);
-            var store = new MemoryBlockStore();
-            Assert.Equal(reference, ImportPath(path, store, options));
-            Assert.Equal(referenceStore.Count, store.Count);
-            Assert.Equal(content, await ExportAsync(store, reference.Cid));
-            Assert.Equal(reference, ImportPath(path, new NullBlockStore(), options with { MapFiles = false }));
+            var reference = new UnixFsImporter(referenceStore, new ImportOptions { CidVersion = cidVersion, HashParallelism = 1 }).ImportBytes(content);
+            foreach (var sha256 in Sha256Paths)
+            {
+                var options = new ImportOptions { CidVersion = cidVersion, HashParallelism = 2, Sha256 = sha256 };
+                var store = new MemoryBlockStore();
+                Assert.Equal(reference, ImportPath(path, store, options));
+                Assert.Equal(referenceStore.Count, store.Count);
+                Assert.Equal(content, await ExportAsync(store, reference.Cid));
+                Assert.Equal(reference, ImportPath(path, new NullBlockStore(), options));
+                Assert.Equal(reference, ImportPath(path, new NullBlockStore(), options with { MapFiles = false }));
+            }
         }
         finally
         {

@@ -1,5 +1,6 @@
 using System.Net;
 using Peerway.Core;
+using Peerway.Net;
 
 namespace Peerway.Dht.Tests;
 

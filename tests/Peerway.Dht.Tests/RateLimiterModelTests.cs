@@ -1,6 +1,7 @@
 using System.Net;
 using FsCheck.Xunit;
 using Peerway.Dht.Tests.Model;
+using Peerway.Net;
 
 namespace Peerway.Dht.Tests;
 

@@ -8,15 +8,16 @@ namespace Peerway.Content.Hashing;
 /// <summary>
 /// SHA-256 (FIPS 180-4 §6.2) of 16 equal-length messages at once, one message per 32-bit lane of AVX-512 registers
 /// ("multi-buffer" hashing, as Intel's isa-l_crypto <c>sha256_mb</c>). UnixFS leaves are independent equal-size chunks,
-/// so 16 of them hash in about half the time one core's SHA-NI needs for them one by one (measured in
-/// docs/BENCHMARKS.md). Each message is <c>prefix ‖ body ‖ suffix</c>: the prefix and suffix (a dag-pb leaf's headers
+/// so 16 of them hash in about half (Xeon) to two thirds (EPYC) of the time one core's SHA-NI needs for them one by one
+/// (measured in docs/BENCHMARKS.md; <see cref="Sha256PathChooser"/> checks it on each machine). Each message is <c>prefix ‖ body ‖ suffix</c>: the prefix and suffix (a dag-pb leaf's headers
 /// and filesize field) are the same for every lane, the bodies are 16 spans <c>stride</c> bytes apart (a memory-mapped
 /// window or a read buffer), so nothing is copied except the first and last blocks.
 /// </summary>
 /// <remarks>
 /// The only unsafe code in Peerway.Content (AllowUnsafeBlocks is set for this project alone): the bodies are read
-/// through raw pointers into a mapping that has no managed span covering all 16 lanes. Callers check
-/// <see cref="IsSupported"/> and fall back to <see cref="System.Security.Cryptography.SHA256"/> otherwise.
+/// through raw pointers into a mapping that has no managed span covering all 16 lanes. The importer uses it only where
+/// <see cref="IsSupported"/> and <see cref="Sha256PathChooser"/> measured it faster than
+/// <see cref="System.Security.Cryptography.SHA256"/> one message at a time (or it was forced).
 /// </remarks>
 internal static unsafe class Sha256x16
 {

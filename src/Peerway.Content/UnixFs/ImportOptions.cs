@@ -1,3 +1,5 @@
+using Peerway.Content.Hashing;
+
 namespace Peerway.Content.UnixFs;
 
 /// <summary>
@@ -35,6 +37,12 @@ public sealed record ImportOptions
     public int HashParallelism { get; init; } = Math.Clamp(Environment.ProcessorCount, 1, 8);
 
     /// <summary>
+    /// How full batches of 16 leaves are hashed (the CIDs do not depend on it): <see cref="Sha256Path.Auto"/> (default)
+    /// times both paths once per process and takes the faster; <see cref="Sha256Path.MultiBuffer"/> needs AVX-512 F and BW.
+    /// </summary>
+    public Sha256Path Sha256 { get; init; } = Sha256Path.Auto;
+
+    /// <summary>
     /// Whether a file (a seekable <see cref="FileStream"/>) is memory-mapped and hashed in place rather than read into
     /// buffers (the CIDs do not depend on it); tests turn it off to compare both read paths.
     /// </summary>
@@ -63,6 +71,16 @@ public sealed record ImportOptions
         if (HashParallelism is < 1 or > 64)
         {
             throw new ArgumentOutOfRangeException(nameof(HashParallelism), HashParallelism, "hash parallelism must be 1..64.");
+        }
+
+        if (!Enum.IsDefined(Sha256))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Sha256), Sha256, "SHA-256 path must be auto, multibuffer or platform.");
+        }
+
+        if (Sha256 == Sha256Path.MultiBuffer && !Sha256x16.IsSupported)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Sha256), Sha256, "the multi-buffer SHA-256 path needs AVX-512 F and BW, which this CPU lacks.");
         }
 
         if (ShardSplitThresholdBytes < 1)

@@ -185,10 +185,11 @@ public sealed partial class UnixFsImporter
     /// <summary>
     /// Reads, hashes and stores leaves on <see cref="ImportOptions.HashParallelism"/> worker threads while the calling
     /// thread links them, in file order, into the balanced DAG. Work is handed out in batches of
-    /// <see cref="BatchChunks"/> consecutive chunks, hashed 16 at a time with <see cref="Sha256x16"/> where AVX-512 is
-    /// available. A ring of <see cref="SlotsPerWorker"/> batch slots per worker bounds memory whatever the file size (a
-    /// mapped window per batch in flight, or one read buffer per slot); a worker waits for its slot to be consumed, the
-    /// consumer waits for the next batch in order.
+    /// <see cref="BatchChunks"/> consecutive chunks, hashed 16 at a time with <see cref="Sha256x16"/> or one by one with
+    /// the platform's SHA-256, whichever is faster on this CPU (<see cref="Sha256PathChooser"/>, resolved once here). A
+    /// ring of <see cref="SlotsPerWorker"/> batch slots per worker bounds memory whatever the file size (a mapped window
+    /// per batch in flight, or one read buffer per slot); a worker waits for its slot to be consumed, the consumer waits
+    /// for the next batch in order.
     /// </summary>
     private sealed unsafe class LeafPipeline : IDisposable
     {
@@ -208,6 +209,7 @@ public sealed partial class UnixFsImporter
         private readonly Lock _claim = new();
         // A monitor (not a Lock): the consumer and the workers wait on it for slot changes.
         private readonly object _gate = new();
+        private readonly bool _multiBuffer;
         private long _nextClaim;
 
         // Who waits on _gate: a state change pulses only when someone it can unblock is waiting (fewer context switches).
@@ -233,6 +235,9 @@ public sealed partial class UnixFsImporter
             _last = new bool[slots];
             _state = new int[slots];
             _workers = new Thread[workers];
+            // Only full batches can take the lanes: a file shorter than one is not worth measuring for (~13 ms).
+            var fullBatches = source.Remaining < 0 || source.Remaining >= source.BatchBytes;
+            _multiBuffer = fullBatches && Sha256PathChooser.Resolve(importer._options.Sha256) == Sha256Path.MultiBuffer;
             for (var i = 0; i < workers; i++)
             {
                 _workers[i] = new Thread(Work) { IsBackground = true, Name = "unixfs-leaf-" + i };
@@ -297,7 +302,7 @@ public sealed partial class UnixFsImporter
         {
             try
             {
-                var hasher = new LeafHasher(_importer);
+                var hasher = new LeafHasher(_importer, _multiBuffer);
                 while (true)
                 {
                     long index;
@@ -407,9 +412,9 @@ public sealed partial class UnixFsImporter
 
     /// <summary>
     /// One worker's leaf builder: hashes the chunks of a batch where they lie (16 at once when every chunk is full and
-    /// AVX-512 is there, else one by one) and stores each leaf block.
+    /// <paramref name="multiBuffer"/> is set, else one by one) and stores each leaf block.
     /// </summary>
-    private sealed unsafe class LeafHasher(UnixFsImporter importer)
+    private sealed unsafe class LeafHasher(UnixFsImporter importer, bool multiBuffer)
     {
         private readonly byte[] _digests = new byte[Sha256x16.Lanes * Sha256x16.DigestSize];
         private byte[]? _block;
@@ -421,7 +426,7 @@ public sealed partial class UnixFsImporter
             var chunkSize = importer._options.ChunkSize;
             var full = length / chunkSize;
             var count = length == 0 ? 1 : (length + chunkSize - 1) / chunkSize;
-            if (full == Sha256x16.Lanes && Sha256x16.IsSupported)
+            if (full == Sha256x16.Lanes && multiBuffer)
             {
                 HashFullBatch(bytes, chunkSize, leaves);
                 return count;

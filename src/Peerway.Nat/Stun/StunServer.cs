@@ -11,9 +11,23 @@ public sealed record StunServerOptions
     /// <summary>SOFTWARE attribute in responses (RFC 8489 §14.14); null leaves it out.</summary>
     public string? Software { get; init; } = "Peerway";
 
+    /// <summary>
+    /// UDP requests answered per second per source IP (token bucket); 0 answers every request. A Binding response is
+    /// about twice its request, so without a limit a spoofed source turns the server into an amplifier (the reflection
+    /// attack of RFC 8489's security considerations, "DDoS against a Target"). A client needs a handful of requests per
+    /// gathering or RFC 5780 probe, retransmissions included; 20/s with a burst of 40 leaves room for many of them
+    /// behind one NAT.
+    /// </summary>
+    public double MaxRequestsPerIpPerSecond { get; init; } = 20;
+
+    /// <summary>Requests a source may send at once before the per-second rate applies.</summary>
+    public int RateLimitBurst { get; init; } = 40;
+
     public void Validate()
     {
         if (Software is { Length: > 127 }) throw new ArgumentException("SOFTWARE is limited to 127 characters (RFC 8489 §14.14).");
+        if (!double.IsFinite(MaxRequestsPerIpPerSecond) || MaxRequestsPerIpPerSecond < 0) throw new ArgumentException("MaxRequestsPerIpPerSecond must be ≥ 0 (0: no limit).");
+        if (RateLimitBurst < 1) throw new ArgumentException("RateLimitBurst must be at least 1.");
     }
 }
 
@@ -41,10 +55,14 @@ public sealed partial class StunServer : IDisposable
     private readonly IReadOnlyList<IDatagramSocket> _sockets;
     private readonly StunServerOptions _options;
     private readonly ILogger _log;
+    private readonly TimeProvider _time;
+    private readonly RateLimiter? _limiter; // guarded by _limiterGate: the sockets' handlers may run concurrently
+    private readonly Lock _limiterGate = new();
     private long _answered;
     private long _dropped;
+    private long _rateLimited;
 
-    public StunServer(IReadOnlyList<IDatagramSocket> sockets, StunServerOptions options, ILogger<StunServer>? log = null)
+    public StunServer(IReadOnlyList<IDatagramSocket> sockets, StunServerOptions options, ILogger<StunServer>? log = null, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(sockets);
         ArgumentNullException.ThrowIfNull(options);
@@ -53,6 +71,8 @@ public sealed partial class StunServer : IDisposable
         _sockets = sockets;
         _options = options;
         _log = log ?? NullLogger<StunServer>.Instance;
+        _time = time ?? TimeProvider.System;
+        if (options.MaxRequestsPerIpPerSecond > 0) _limiter = new RateLimiter(options.MaxRequestsPerIpPerSecond, options.RateLimitBurst);
     }
 
     public bool SupportsBehaviorDiscovery => _sockets.Count == 4;
@@ -61,6 +81,9 @@ public sealed partial class StunServer : IDisposable
 
     /// <summary>Datagrams that were not a well-formed STUN request (discarded, RFC 8489 §6.3).</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
+
+    /// <summary>UDP requests left unanswered because their source exceeded <see cref="StunServerOptions.MaxRequestsPerIpPerSecond"/>.</summary>
+    public long RateLimited => Interlocked.Read(ref _rateLimited);
 
     public IPEndPoint PrimaryEndPoint => _sockets[0].LocalEndPoint;
 
@@ -75,10 +98,22 @@ public sealed partial class StunServer : IDisposable
 
     private void OnDatagram(int index, ReadOnlySpan<byte> datagram, IPEndPoint remote)
     {
+        // Every datagram from a source costs a token, so a flood is cut off before any work is done for it.
+        if (_limiter is not null && !TryAcquire(remote.Address))
+        {
+            Interlocked.Increment(ref _rateLimited);
+            return;
+        }
+
         Span<byte> response = stackalloc byte[MaxResponseSize];
         var written = Respond(datagram, remote, index, allowChange: true, response, out var from, out var to);
         if (written == 0) return;
         _sockets[from].Send(response[..written], to);
+    }
+
+    private bool TryAcquire(IPAddress source)
+    {
+        lock (_limiterGate) return _limiter!.TryAcquire(source, _time.GetUtcNow());
     }
 
     /// <summary>

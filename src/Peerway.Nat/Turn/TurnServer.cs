@@ -28,6 +28,7 @@ public sealed class TurnServerStats
     internal long RelayedToPeerValue;
     internal long RelayedToClientValue;
     internal long RateLimitedValue;
+    internal long StrangersLimitedValue;
 
     public long Requests => Interlocked.Read(ref RequestsValue);
 
@@ -46,6 +47,10 @@ public sealed class TurnServerStats
 
     /// <summary>Packets dropped by the per-allocation bandwidth cap.</summary>
     public long RateLimited => Interlocked.Read(ref RateLimitedValue);
+
+    /// <summary>Binding answers and 401/438 challenges over UDP not sent because their source exceeded
+    /// <see cref="TurnServerOptions.MaxUnauthenticatedPerIpPerSecond"/>.</summary>
+    public long StrangersLimited => Interlocked.Read(ref StrangersLimitedValue);
 }
 
 /// <summary>
@@ -89,6 +94,7 @@ public sealed partial class TurnServer : IDisposable
     private readonly Lock _gate = new();
     private readonly Dictionary<ClientId, Allocation> _allocations = [];
     private readonly Dictionary<string, int> _perUser = new(StringComparer.Ordinal);
+    private readonly RateLimiter? _strangers; // guarded by _gate
     private ITimer? _sweep;
     private bool _disposed;
 
@@ -106,6 +112,7 @@ public sealed partial class TurnServer : IDisposable
         _log = log ?? NullLogger<TurnServer>.Instance;
         _auth = new TurnAuthenticator(options, time);
         _policy = new PeerAddressPolicy(options.AllowedPeers, options.DeniedPeers);
+        if (options.MaxUnauthenticatedPerIpPerSecond > 0) _strangers = new RateLimiter(options.MaxUnauthenticatedPerIpPerSecond, options.UnauthenticatedBurst);
     }
 
     public TurnServerStats Stats { get; } = new();
@@ -177,7 +184,7 @@ public sealed partial class TurnServer : IDisposable
 
         Interlocked.Increment(ref Stats.RequestsValue);
         Span<byte> response = stackalloc byte[ResponseBufferSize];
-        var length = HandleRequest(client, message, response, out var exempt);
+        var length = HandleRequest(client, message, response, out var exempt, out var authenticated);
         if (length == 0) return;
         // No unauthenticated answer over UDP larger than its request: a spoofed source must not turn the server into
         // an amplifier. Exempt are Binding and the compact 401/438 challenge (48 bytes + REALM) that RFC 8656 §6.2
@@ -189,14 +196,30 @@ public sealed partial class TurnServer : IDisposable
             return;
         }
 
+        // The exempt answers to strangers (Binding, the challenge) are up to about twice their request: a per-source
+        // token bucket bounds what a spoofed source can reflect (RFC 8489, security considerations: "DDoS against a
+        // Target").
+        if (client.Link is null && !authenticated && _strangers is not null && !TryAcquireStranger(client.Remote.Address))
+        {
+            Interlocked.Increment(ref Stats.StrangersLimitedValue);
+            return;
+        }
+
         SendToClient(client, response[..length]);
+    }
+
+    private bool TryAcquireStranger(IPAddress source)
+    {
+        lock (_gate) return _strangers!.TryAcquire(source, _time.GetUtcNow());
     }
 
     /// <param name="exempt">True when the answer may be larger than the request: authenticated, a Binding response or
     /// the 401/438 challenge.</param>
-    private int HandleRequest(ClientId client, StunMessage request, Span<byte> response, out bool exempt)
+    /// <param name="authenticated">True when the request passed the long-term credential checks.</param>
+    private int HandleRequest(ClientId client, StunMessage request, Span<byte> response, out bool exempt, out bool authenticated)
     {
         exempt = false;
+        authenticated = false;
         var unknown = StunAttributes.UnknownComprehensionRequired(request, Known);
         if (unknown.Length > 0) return Error(request, StunErrorCode.UnknownAttribute, null, response, unknown);
         exempt = request.Method == StunMethod.Binding;
@@ -227,6 +250,7 @@ public sealed partial class TurnServer : IDisposable
         }
 
         exempt = true;
+        authenticated = true;
         lock (_gate)
         {
             _allocations.TryGetValue(client, out var allocation);

@@ -48,6 +48,14 @@ public sealed record TurnServerOptions
 
     public string? Software { get; init; } = "Peerway";
 
+    /// <summary>Binding answers and 401/438 challenges sent over UDP per second per source IP (token bucket); 0: no
+    /// limit. Both are larger than their request, so without a limit a spoofed source turns the server into an
+    /// amplifier; a client needs one or two of each per allocation. Authenticated requests are not counted.</summary>
+    public double MaxUnauthenticatedPerIpPerSecond { get; init; } = 20;
+
+    /// <summary>Unauthenticated answers a source may get at once before the per-second rate applies.</summary>
+    public int UnauthenticatedBurst { get; init; } = 40;
+
     public void Validate()
     {
         if (string.IsNullOrEmpty(Realm) || System.Text.Encoding.UTF8.GetByteCount(Realm) > 127) throw new ArgumentException("Realm must be 1..127 bytes.");
@@ -57,6 +65,8 @@ public sealed record TurnServerOptions
         if (UserQuota < 1 || TotalQuota < 1) throw new ArgumentException("Quotas must be positive.");
         if (MaxBytesPerSecond < 0) throw new ArgumentException("MaxBytesPerSecond must be ≥ 0.");
         if (SweepInterval <= TimeSpan.Zero) throw new ArgumentException("SweepInterval must be positive.");
+        if (!double.IsFinite(MaxUnauthenticatedPerIpPerSecond) || MaxUnauthenticatedPerIpPerSecond < 0) throw new ArgumentException("MaxUnauthenticatedPerIpPerSecond must be ≥ 0 (0: no limit).");
+        if (UnauthenticatedBurst < 1) throw new ArgumentException("UnauthenticatedBurst must be at least 1.");
         foreach (var (user, _) in Users)
         {
             if (string.IsNullOrEmpty(user) || System.Text.Encoding.UTF8.GetByteCount(user) > Stun.StunLimits.MaxUsernameBytes) throw new ArgumentException("User names are 1..508 bytes.");

@@ -32,6 +32,9 @@ public sealed class StunServerHost : IAsyncDisposable
 
     public long Dropped => _servers.Sum(s => s.Dropped);
 
+    /// <summary>UDP requests left unanswered by the per-source limit (<see cref="StunServerOptions.MaxRequestsPerIpPerSecond"/>).</summary>
+    public long RateLimited => _servers.Sum(s => s.RateLimited);
+
     /// <param name="replicas">Servers sharing the ports through SO_REUSEPORT (Linux), one receive thread each (batched
     /// recvmmsg/sendmmsg on Linux); 1 elsewhere.</param>
     public static StunServerHost Start(IPAddress bind, int port, IPAddress? alternate, StunServerOptions options, ILoggerFactory loggers, int replicas = 1)

@@ -85,7 +85,7 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
     public HashSet<BlockRequest> Outstanding { get; } = [];
     public HashSet<int> AllowedFastFromPeer { get; } = [];
     public HashSet<int> AllowedFastToPeer { get; } = [];
-    public Queue<BlockRequest> IncomingRequests { get; } = new();
+    public IncomingRequestQueue IncomingRequests { get; } = new();
     public int QueueDepth { get; set; } = 16;
     public int HashFailures { get; set; }
     public RateMeter DownloadMeter { get; }

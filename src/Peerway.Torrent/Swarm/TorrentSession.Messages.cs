@@ -92,17 +92,8 @@ public sealed partial class TorrentSession
             case PeerMessageType.Request:
                 return OnRequest(conn, new BlockRequest(m.Index, m.Begin, m.Length));
             case PeerMessageType.Cancel:
-            {
-                var r = new BlockRequest(m.Index, m.Begin, m.Length);
-                if (conn.IncomingRequests.Contains(r))
-                {
-                    var rest = conn.IncomingRequests.Where(x => x != r).ToList();
-                    conn.IncomingRequests.Clear();
-                    foreach (var x in rest) conn.IncomingRequests.Enqueue(x);
-                }
-
+                OnCancel(conn, new BlockRequest(m.Index, m.Begin, m.Length));
                 return PeerWireError.None;
-            }
 
             case PeerMessageType.Piece:
                 OnBlock(conn, m.Index, m.Begin, m.Payload);
@@ -205,6 +196,9 @@ public sealed partial class TorrentSession
     {
         if (_info is null || r.Piece >= _info.PieceCount) return PeerWireError.BadRequest;
         if (r.Begin < 0 || (long)r.Begin + r.Length > _info.PieceSize(r.Piece)) return PeerWireError.BadRequest;
+        // The same block asked again while still queued: the one PIECE we will send answers both (sending it twice
+        // would spend the upload cap on a copy, and queueing it twice would count it twice against reqq).
+        if (conn.IncomingRequests.Contains(r)) return PeerWireError.None;
         var allowed = (!conn.AmChoking || (conn.Fast && conn.AllowedFastToPeer.Contains(r.Piece))) && _have![r.Piece] &&
                       conn.IncomingRequests.Count < _options.MaxIncomingRequests && ClaimForSeeding(conn, r.Piece);
         if (!allowed)
@@ -215,6 +209,22 @@ public sealed partial class TorrentSession
 
         conn.IncomingRequests.Enqueue(r);
         return PeerWireError.None;
+    }
+
+    /// <summary>
+    /// BEP 6: with the fast extension "every request is guaranteed to result in EXACTLY ONE response which is either the
+    /// corresponding reject or corresponding piece message. Even when a request is cancelled, the peer receiving the
+    /// cancel should respond with either the corresponding reject or the corresponding piece". A block still queued is
+    /// dropped and rejected; one already handed to the socket is its own answer. libtorrent keeps a cancelled block in
+    /// its download queue until that answer comes, so without the REJECT a streaming client (which cancels whatever is
+    /// late for a piece deadline) fills its queue with blocks it no longer wants and stops requesting.
+    /// </summary>
+    private static void OnCancel(PeerConnection conn, BlockRequest r)
+    {
+        if (conn.IncomingRequests.Remove(r) && conn.Fast)
+        {
+            conn.Send(w => PeerWire.WriteBlockMessage(w, PeerMessageType.RejectRequest, r.Piece, r.Begin, r.Length));
+        }
     }
 
     /// <summary>
@@ -346,7 +356,8 @@ public sealed partial class TorrentSession
             {
                 if (_options.UploadRateLimit is null)
                 {
-                    serve = [.. conn.IncomingRequests];
+                    serve = new List<BlockRequest>(conn.IncomingRequests.Count);
+                    foreach (var r in conn.IncomingRequests) serve.Add(r);
                     conn.IncomingRequests.Clear();
                 }
                 else
@@ -443,8 +454,9 @@ public sealed partial class TorrentSession
     }
 
     /// <summary>
-    /// Upload cap (token bucket): each tick adds rate × elapsed to the budget (at most one second's worth) and serves
-    /// queued requests round-robin across peers while the budget lasts. Called from the timer, outside the lock.
+    /// Upload cap (token bucket): each tick adds rate × elapsed to the budget (at most one second's worth, and never
+    /// less than the largest block a peer may request, so a cap below the block size still serves) and serves queued
+    /// requests round-robin across peers while the budget lasts. Called from the timer, outside the lock.
     /// </summary>
     private void ServeRateLimited(TimeSpan elapsed)
     {
@@ -452,7 +464,8 @@ public sealed partial class TorrentSession
         var work = new List<(PeerConnection Conn, List<BlockRequest> Blocks)>();
         lock (_gate)
         {
-            _uploadBudget = Math.Min(rate, _uploadBudget + (long)(rate * elapsed.TotalSeconds));
+            var capacity = Math.Max(rate, PeerWire.MaxRequestLength);
+            _uploadBudget = Math.Min(capacity, _uploadBudget + (long)(rate * elapsed.TotalSeconds));
             var queues = _connections.Where(c => c.IncomingRequests.Count > 0).ToList();
             var progress = true;
             var picked = queues.ToDictionary(c => c, _ => new List<BlockRequest>());

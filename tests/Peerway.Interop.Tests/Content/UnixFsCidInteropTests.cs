@@ -1,6 +1,7 @@
 using Peerway.Content;
 using Peerway.Content.Blocks;
 using Peerway.Content.Car;
+using Peerway.Content.Hashing;
 using Peerway.Content.UnixFs;
 using Peerway.Interop.Tests.Infrastructure;
 using Peerway.Node.Content;
@@ -85,6 +86,52 @@ public sealed class UnixFsCidInteropTests : IDisposable
         ContentPeers.Require();
         var file = ContentPeers.WriteRandomFile(_dir, "f50m", 50L * 1024 * 1024, seed: 50);
         Assert.Empty(await CompareAsync(file));
+    }
+
+    [RequiresToolFact("node", NeedsNpmPeers = true)]
+    public async Task Both_sha256_paths_give_the_cids_of_ipfs_unixfs_importer()
+    {
+        // Issue 24: five full batches of 16 chunks go through the forced SHA-256 path (16 AVX-512 lanes, or OpenSSL
+        // one chunk at a time), the partial last batch chunk by chunk; auto is whichever this machine measured faster.
+        ContentPeers.Require();
+        var file = ContentPeers.WriteRandomFile(_dir, "batches", (5L * UnixFsImporter.BatchChunks * Chunk) + 12_345, seed: 24);
+        string[] paths = Sha256x16.IsSupported ? ["multibuffer", "platform", "auto"] : ["platform", "auto"];
+        var mismatches = new List<string>();
+        foreach (var mode in Modes)
+        {
+            var theirs = await ContentPeers.RunAsync("unixfs-add.mjs", [file, .. mode]);
+            foreach (var path in paths)
+            {
+                var ours = await PeerwayWithSha256Async(path, ["add", file, "--only-hash", .. mode]);
+                Assert.True(ours.ExitCode == 0, ours.ToString());
+                var cid = string.Join('\n', ours.StdoutLines).Trim();
+                if (cid != theirs)
+                {
+                    mismatches.Add($"PEERWAY_SHA256={path} [{string.Join(' ', mode)}]: peerway {cid} vs ipfs-unixfs-importer {theirs}");
+                }
+            }
+        }
+
+        Assert.Empty(mismatches);
+
+        // -v logs the measured choice on stderr; stdout still holds only the CID.
+        var verbose = await PeerwayWithSha256Async("auto", ["add", file, "--only-hash", "-v"]);
+        Assert.True(verbose.ExitCode == 0, verbose.ToString());
+        Assert.Matches("^(Qm|b)[A-Za-z0-9]+$", string.Join('\n', verbose.StdoutLines).Trim());
+        Assert.Matches(@"SHA-256 of leaf batches: (multibuffer|platform) \(", verbose.Stderr);
+
+        // Anything else is a usage error: one line on stderr, exit 2.
+        var bad = await PeerwayWithSha256Async("sha-ni", ["add", file, "--only-hash"]);
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Equal("peerway: PEERWAY_SHA256 must be auto, multibuffer or platform, not 'sha-ni'", bad.Stderr.Trim());
+    }
+
+    private static async Task<CliResult> PeerwayWithSha256Async(string sha256, string[] args)
+    {
+        var environment = new Dictionary<string, string> { ["PEERWAY_SHA256"] = sha256 };
+        await using var p = ExternalProcess.Start(PeerwayCli.Launcher, args, PeerwayCli.DefaultLifetime, RepoRoot.Find(), environment);
+        var code = await p.WaitForExitAsync(PeerwayCli.DefaultLifetime);
+        return new CliResult(code, p.StdoutLines, p.Stderr);
     }
 
     [RequiresToolFact("node", NeedsNpmPeers = true)]

@@ -1,10 +1,11 @@
 using System.Net;
 
-namespace Peerway.Dht;
+namespace Peerway.Net;
 
 /// <summary>
-/// Per-IP token bucket for incoming queries. The table of IPs is bounded: when full, the least recently seen IP is
-/// forgotten (it will start again with a full bucket, which only helps that one IP). Owned by DhtNode under its lock.
+/// Per-IP token bucket for incoming requests (DHT queries; STUN and TURN answers to strangers). The table of IPs is
+/// bounded: when full, the least recently seen IP is forgotten (it will start again with a full bucket, which only helps
+/// that one IP). Not thread-safe: the owner calls it under its lock (DhtNode, StunServer, TurnServer).
 /// </summary>
 /// <remarks>
 /// The table is one array of structs: an open-addressing hash table (linear probing, at most half full, backward-shift
@@ -12,7 +13,7 @@ namespace Peerway.Dht;
 /// and no array at all while no IP is tracked — the usual state of a node that is queried now and then (a simulator
 /// holds 10^6 limiters).
 /// </remarks>
-internal sealed class RateLimiter(double ratePerSecond, int burst, int maxTracked = RateLimiter.DefaultMaxTracked)
+public sealed class RateLimiter(double ratePerSecond, int burst, int maxTracked = RateLimiter.DefaultMaxTracked)
 {
     /// <summary>IPs tracked at once (memory bound under floods from many addresses).</summary>
     public const int DefaultMaxTracked = 10_000;
