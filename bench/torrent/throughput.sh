@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # BitTorrent throughput, one seeder -> one leecher, the same file and .torrent for every pair, in one run:
-#   Peerway -> Peerway, transmission -> transmission and aria2 -> aria2; plus one core's SHA-1 speed (the hashing ceiling).
+#   Peerway -> Peerway, transmission -> transmission and aria2 -> aria2; plus one core's SHA-1 speed (the hashing ceiling),
+#   and Peerway -> Peerway again with MSE/PE RC4 on both sides (--encryption require): the cost of encryption.
 # Usage (root: it creates network namespaces): bench/torrent/throughput.sh [SIZE_MIB=1024]
 #
 # Same path for all three pairs: the seeder (and `peerway tracker`, 2 s interval) runs in namespace A at 10.77.1.1, the
 # leecher in namespace B at 10.77.1.2, joined by a veth pair with a loopback-like MTU (65535). Not 127.0.0.1, and an
 # address per side, because transmission ignores 127/8 peers ("martian") and keys peers by IP address alone (two
 # transmissions sharing one address handshake but never transfer; see docs/BENCHMARKS.md). Nothing else is
-# reachable from either namespace. DHT, LPD, uTP and encryption are off (plaintext TCP for every pair).
+# reachable from either namespace. DHT, LPD, uTP and encryption are off (plaintext TCP for every pair), except in the
+# extra RC4 pair.
 # "whole download": from the leecher's start (process start, or for transmission-daemon the RPC "add") until the whole
 # file is complete on disk, after its seeder is announced as a seed; the SHA-256 of what arrived is checked.
 # "data phase": from the moment the seeder's side of the veth has sent 256 KiB of this pair's traffic (piece data is
@@ -52,7 +54,7 @@ tport=6969
 "${a[@]}" "$pw" tracker --port "$tport" --interval 2 > "$work/tracker.out" 2>/dev/null & trackerpid=$!; pids+=($trackerpid)
 wait_for "the tracker" test -s "$work/tracker.out"
 # One .torrent per pair (the same bytes, hard-linked under three names, so three info-hashes): no pair sees another's peers.
-for c in peerway transmission aria2; do
+for c in peerway peerway-rc4 transmission aria2; do
   ln "$work/src/payload.bin" "$work/src/$c.bin"
   "$pw" create "$work/src/$c.bin" -o "$work/$c.torrent" --tracker "http://$ipa:$tport/announce" >/dev/null
 done
@@ -92,6 +94,18 @@ t1="$(now)"
 stop "$spid"
 check "$work/pw/peerway.bin" peerway
 wait "$mpid"; peerway="$(mbps "$t0" "$t1")"; peerway_data="$(mbps "$(cat "$work/first.pw")" "$t1")"
+
+# Peerway -> Peerway, RC4 (MSE/PE required on both sides)
+log "peerway rc4"
+"${a[@]}" "$pw" share "$work/peerway-rc4.torrent" --content "$work/src/peerway-rc4.bin" --port 6885 --encryption require > /dev/null 2>"$work/share-rc4.err" & spid=$!; pids+=($spid)
+wait_seed peerway-rc4
+mark_first_data "$work/first.rc4" & mpid=$!
+t0="$(now)"
+"${b[@]}" "$pw" get "$work/peerway-rc4.torrent" -o "$work/rc4" --port 6886 --timeout 900 --encryption require >/dev/null 2>"$work/get-rc4.err"
+t1="$(now)"
+stop "$spid"
+check "$work/rc4/peerway-rc4.bin" peerway-rc4
+wait "$mpid"; rc4="$(mbps "$t0" "$t1")"; rc4_data="$(mbps "$(cat "$work/first.rc4")" "$t1")"
 
 log "transmission"
 # transmission -> transmission: one transmission-daemon per namespace, driven over RPC on each namespace's loopback.
@@ -148,4 +162,6 @@ printf '%-28s %-16s %s\n' "peerway->peerway" "$peerway" "$peerway_data"
 printf '%-28s %-16s %s\n' "transmission->transmission" "$transmission" "$transmission_data"
 printf '%-28s %-16s %s\n' "aria2->aria2" "$aria2" "$aria2_data"
 printf '%-28s %-16s %s\n' "ratio vs the faster" "$(ratio "$peerway" "$best")" "$(ratio "$peerway_data" "$best_data")"
+printf '%-28s %-16s %s\n' "peerway->peerway RC4" "$rc4" "$rc4_data"
+printf '%-28s %-16s %s\n' "RC4 vs plaintext" "$(ratio "$rc4" "$peerway")" "$(ratio "$rc4_data" "$peerway_data")"
 echo "one core SHA-1 (openssl):   $sha1 MB/s"

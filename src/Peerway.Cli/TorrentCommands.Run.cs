@@ -4,6 +4,7 @@ using System.Net;
 using Microsoft.Extensions.Logging;
 using Peerway.Net;
 using Peerway.Node;
+using Peerway.Torrent.Encryption;
 using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Swarm;
 using Peerway.Torrent.Trackers;
@@ -39,6 +40,20 @@ internal static partial class TorrentCommands
     }
 
     private static Option<int?> UploadLimitOption() => new("--upload-limit") { Description = "Upload cap in KiB/s (default: unlimited)." };
+
+    private static Option<string> EncryptionOption() => new("--encryption")
+    {
+        Description = "MSE/PE: off (plain only), prefer (accept both, dial encrypted first, fall back to plain), require (RC4 only).",
+        DefaultValueFactory = _ => "prefer",
+    };
+
+    private static EncryptionPolicy CheckEncryption(string? value) => value switch
+    {
+        "off" => EncryptionPolicy.Off,
+        "prefer" => EncryptionPolicy.Prefer,
+        "require" => EncryptionPolicy.Require,
+        _ => throw new UsageException($"--encryption must be off, prefer or require, not '{value}'"),
+    };
 
     private static long? CheckLimit(int? kib) => kib switch
     {
@@ -82,7 +97,8 @@ internal static partial class TorrentCommands
         var verbose = VerboseOption();
         var dht = DhtBootstrapOption();
         var limit = UploadLimitOption();
-        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, bind, trackers, dht, content, limit, verbose };
+        var encryption = EncryptionOption();
+        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, bind, trackers, dht, content, limit, encryption, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var source = parse.GetValue(path)!;
@@ -123,7 +139,7 @@ internal static partial class TorrentCommands
                 Trackers = allTrackers,
                 DhtBootstrap = dhtRouters,
                 DhtBind = new IPEndPoint(address, 0),
-                Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)) },
+                Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)), Encryption = CheckEncryption(parse.GetValue(encryption)) },
             }, loggers));
             await using (host)
             {
@@ -160,8 +176,9 @@ internal static partial class TorrentCommands
         var verbose = VerboseOption();
         var dht = DhtBootstrapOption();
         var limit = UploadLimitOption();
+        var encryption = EncryptionOption();
         var overwrite = new Option<bool>("--overwrite") { Description = "Write into existing files that do not fit the torrent (larger, or other content); without it they are left untouched (exit 2)." };
-        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, bind, peers, dht, trackers, seed, timeout, limit, overwrite, verbose };
+        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, bind, peers, dht, trackers, seed, timeout, limit, overwrite, encryption, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var target = parse.GetValue(what)!;
@@ -213,7 +230,7 @@ internal static partial class TorrentCommands
                 Peers = peerList,
                 DhtBootstrap = dhtRouters,
                 DhtBind = new IPEndPoint(address, 0),
-                Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)), OverwriteExistingFiles = parse.GetValue(overwrite) },
+                Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)), OverwriteExistingFiles = parse.GetValue(overwrite), Encryption = CheckEncryption(parse.GetValue(encryption)) },
             }, loggers));
             await using (host)
             {

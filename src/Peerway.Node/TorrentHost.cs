@@ -7,6 +7,7 @@ using Peerway.Net;
 using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Swarm;
 using Peerway.Torrent.Trackers;
+using Peerway.Torrent.Utp;
 
 namespace Peerway.Node;
 
@@ -54,6 +55,7 @@ public sealed class TorrentHost : IAsyncDisposable
     private readonly ILoggerFactory _loggers;
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(30) };
     private UdpDatagramSocket? _udpSocket;
+    private UtpResetResponder? _utpReset;
     private UdpTrackerClient? _udp;
     private TrackerAnnouncer? _announcer;
     private DhtHost? _dhtHost;
@@ -92,6 +94,7 @@ public sealed class TorrentHost : IAsyncDisposable
     public async Task StartAsync(CancellationToken ct)
     {
         await Session.StartAsync(ct).ConfigureAwait(false);
+        StartUtpReset();
         Session.AddPeers(_options.Peers);
         if (_options.Trackers.Count > 0)
         {
@@ -115,6 +118,24 @@ public sealed class TorrentHost : IAsyncDisposable
 
             _dhtSource = new DhtPeerSource(Session, _dht, _options.DhtPeerSource, TimeProvider.System, _loggers.CreateLogger<DhtPeerSource>());
             _dhtSource.Start();
+        }
+    }
+
+    /// <summary>
+    /// Until Peerway speaks uTP: answer uTP SYNs on the listen port (UDP) with ST_RESET, so libtorrent-based clients,
+    /// which try uTP first, fall back to TCP at once (issue 22). A busy UDP port only costs that speed-up.
+    /// </summary>
+    private void StartUtpReset()
+    {
+        try
+        {
+            var socket = new UdpDatagramSocket(new IPEndPoint(_options.Session.ListenAddress, Session.ListenPort));
+            _utpReset = new UtpResetResponder(socket, TimeProvider.System, new UtpResetOptions(), _loggers.CreateLogger<UtpResetResponder>());
+            _utpReset.Start();
+        }
+        catch (System.Net.Sockets.SocketException ex)
+        {
+            _loggers.CreateLogger<TorrentHost>().LogWarning("uTP port {Port} unavailable, SYNs go unanswered: {Message}", Session.ListenPort, ex.Message);
         }
     }
 
@@ -142,6 +163,7 @@ public sealed class TorrentHost : IAsyncDisposable
         if (_announcer is not null) await _announcer.DisposeAsync().ConfigureAwait(false);
         if (_dhtSource is not null) await _dhtSource.DisposeAsync().ConfigureAwait(false);
         await Session.DisposeAsync().ConfigureAwait(false);
+        _utpReset?.Dispose();
         if (_dhtHost is not null) await _dhtHost.DisposeAsync().ConfigureAwait(false);
         _udp?.Dispose();
         _udpSocket?.Dispose();

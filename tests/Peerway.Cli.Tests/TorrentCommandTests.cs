@@ -32,6 +32,7 @@ public sealed class TorrentCommandTests : IDisposable
     [InlineData("get", "magnet:?xt=urn:btih:zz", "-o", "/tmp/pw-x")]
     [InlineData("get", "magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a", "-o", "/tmp/pw-x", "--peer", "nohostport")]
     [InlineData("get", "magnet:?xt=urn:btmh:1220a626eef9bec9f88f21715f243520352b63b5a8415f77a14c3e6ba49e9e9a3a1d", "-o", "/tmp/pw-x")] // BEP 52 v2-only
+    [InlineData("get", "magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a", "-o", "/tmp/pw-x", "--encryption", "sometimes")]
     [InlineData("share", "/nonexistent")]
     [InlineData("tracker", "--port", "70000")]
     [InlineData("demo", "--peers", "0")]

@@ -6,13 +6,20 @@
                                                      writes a .torrent; prints "v1 <hex>" / "v2 <hex>"
   lt-peer.py run --listen IP:PORT [--torrent F | --magnet URI] --save DIR [--peer IP:PORT]...
                  [--dht-bootstrap IP:PORT]... [--dht-get-peers HEX]
-                 [--enc enabled|forced|disabled] [--exit-when-complete] [--timeout S]
+                 [--enc enabled|forced|disabled] [--enc-level both|rc4|plaintext] [--defaults] [--reconnect S]
+                 [--exit-when-complete] [--timeout S]
 
 `run` prints one event per line on stdout (flushed): "listening PORT", "metadata <name>", "peer <ip:port> <flags>",
-"finished", "mse-attempt <ip:port>" (an encrypted handshake begun), "wire <ip:port> <event>" (what a peer sent), "dht-nodes N", "dht-peers <ip:port> ...", and "alert <message>" for errors on stderr. It exits 0 on
+"finished", "mse-attempt <ip:port>" (an encrypted handshake begun), "mse-select <ip:port> rc4|plaintext" (the method
+an MSE handshake settled on), "connect <ip:port> TCP|uTP" (an outgoing connection
+begun), "connect-failed <ip:port> <error>", "wire <ip:port> <event>" (what a peer sent), "dht-nodes N",
+"dht-peers <ip:port> ...", and "alert <message>" for errors on stderr. It exits 0 on
 --exit-when-complete, 3 when --timeout (default 120 s) passes: a hard limit so a test never leaves it behind.
 Everything stays on the addresses given: LSD, UPnP, NAT-PMP and (unless bootstrap nodes are given) the DHT are off.
+uTP is off too, unless --defaults leaves it (and every setting not named above) at libtorrent's default, as a user of
+qBittorrent or Deluge meets it. --reconnect S calls connect_peer for every --peer again every S seconds, as a script would.
 """
+import re
 import argparse
 import os
 import signal
@@ -83,6 +90,7 @@ def run(args):
     signal.signal(signal.SIGALRM, lambda *_: os._exit(3))
     signal.alarm(args.timeout)
     enc = {"enabled": lt.enc_policy.enabled, "forced": lt.enc_policy.forced, "disabled": lt.enc_policy.disabled}[args.enc]
+    level = {"both": lt.enc_level.both, "rc4": lt.enc_level.rc4, "plaintext": lt.enc_level.plaintext}[args.enc_level]
     settings = {
         "listen_interfaces": args.listen,
         "enable_lsd": False,
@@ -94,6 +102,7 @@ def run(args):
         "dht_bootstrap_nodes": ",".join(args.dht_bootstrap),
         "out_enc_policy": enc,
         "in_enc_policy": enc,
+        "allowed_enc_level": level,
         "allow_multiple_connections_per_ip": True,
         "alert_mask": lt.alert.category_t.all_categories,
         "user_agent": "lt-peer/" + lt.__version__,
@@ -102,6 +111,9 @@ def run(args):
         # The test network is tiny and private: accept nodes on one IP, and many nodes per subnet.
         settings.update({"dht_restrict_routing_ips": False, "dht_restrict_search_ips": False,
                          "dht_ignore_dark_internet": False, "dht_enforce_node_id": False, "dht_prefer_verified_node_ids": False})
+    if args.defaults:
+        for name in ("enable_incoming_utp", "enable_outgoing_utp"):
+            del settings[name]
     ses = lt.session(settings)
     handle = None
     if args.torrent or args.magnet:
@@ -118,6 +130,7 @@ def run(args):
     dht_nodes = 0
     last_poll = 0.0
     last_lookup = 0.0
+    last_reconnect = time.monotonic()
     finished = False
     while True:
         ses.wait_for_alert(250)
@@ -150,6 +163,18 @@ def run(args):
                 message = a.message()
                 if "initiating encrypted handshake" in message:
                     out("mse-attempt %s:%d" % a.ip)
+                # ">>> OUTGOING_CONNECTION [ ep: IP:PORT type: uTP ..." and "*** CONNECTION FAILED [ IP:PORT ERROR: ... ]".
+                connect = re.search(r">>> OUTGOING_CONNECTION \[ ep: \S+ type: (\S+)", message)
+                if connect:
+                    out("connect %s:%d %s" % (a.ip + (connect.group(1),)))
+                # What the MSE handshake settled on: libtorrent logs "crypto select: rc4" (writing step 4, incoming)
+                # or "crypto select : [ rc4 ]" (reading it, outgoing).
+                select = re.search(r"crypto select ?: \[? ?(plaintext|rc4)", message)
+                if select:
+                    out("mse-select %s:%d %s" % (a.ip + (select.group(1),)))
+                failed = re.search(r"\*\*\* CONNECTION FAILED \[ \S+ (.*) \]", message)
+                if failed:
+                    out("connect-failed %s:%d %s" % (a.ip + (failed.group(1),)))
                 # What the peer negotiated: reserved bits (BEP 5/6/10), BEP 6 have all/none, its BEP 10 handshake.
                 for event in ("<== EXTENSIONS", "<== HAVE_ALL", "<== HAVE_NONE", "<== EXTENDED_HANDSHAKE"):
                     if event in message:
@@ -165,6 +190,10 @@ def run(args):
                 sys.stderr.write("alert %s\n" % a.message())
                 sys.stderr.flush()
         now = time.monotonic()
+        if args.reconnect and handle is not None and now - last_reconnect >= args.reconnect:
+            last_reconnect = now
+            for p in args.peer:
+                handle.connect_peer(endpoint(p))
         if block_from or now - last_poll >= 0.5:
             report_peers(handle, seen_peers)
             block_from = False
@@ -208,6 +237,9 @@ def main():
     r.add_argument("--dht-bootstrap", action="append", default=[])
     r.add_argument("--dht-get-peers")
     r.add_argument("--enc", choices=["enabled", "forced", "disabled"], default="enabled")
+    r.add_argument("--enc-level", choices=["both", "rc4", "plaintext"], default="both")
+    r.add_argument("--defaults", action="store_true")
+    r.add_argument("--reconnect", type=int, default=0)
     r.add_argument("--exit-when-complete", action="store_true")
     r.add_argument("--timeout", type=int, default=120)
     args = parser.parse_args()

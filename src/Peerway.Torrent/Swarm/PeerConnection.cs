@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Peerway.Core;
+using Peerway.Torrent.Encryption;
 using Peerway.Torrent.Storage;
 using Peerway.Torrent.Wire;
 
@@ -27,15 +28,21 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
     private readonly Lock _writeGate = new();
     private readonly CancellationTokenSource _cts = new();
     private readonly TimeProvider _time;
+
+    /// <summary>MSE RC4 mode: encrypts the outgoing pipe's bytes in place just before they go to the socket (pump only).</summary>
+    private readonly Rc4? _encryptor;
     private Task? _pump;
     private int _closed;
 
-    public PeerConnection(Socket socket, IPEndPoint remote, bool outgoing, TimeProvider time)
+    /// <param name="encryption">What the MSE negotiation left: bytes read past it, the ciphers in force; null for a plain connection.</param>
+    public PeerConnection(Socket socket, IPEndPoint remote, bool outgoing, TimeProvider time, MseResult? encryption = null)
     {
         _socket = socket;
         _socket.NoDelay = true;
         _stream = new NetworkStream(socket, ownsSocket: true);
-        _reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 256 * 1024, minimumReadSize: 64 * 1024));
+        _reader = PipeReader.Create(encryption?.WrapInput(_stream) ?? _stream, new StreamPipeReaderOptions(bufferSize: 256 * 1024, minimumReadSize: 64 * 1024));
+        _encryptor = encryption?.Encryptor;
+        Encryption = encryption?.Method ?? CryptoMethods.None;
         _time = time;
         Remote = remote;
         Outgoing = outgoing;
@@ -55,6 +62,9 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
     public IPEndPoint? ListenEndPoint { get; set; }
 
     public bool Outgoing { get; }
+
+    /// <summary>None for a plain BitTorrent connection; otherwise the MSE method in force.</summary>
+    public CryptoMethods Encryption { get; }
 
     public CancellationToken Closing => _cts.Token;
 
@@ -117,13 +127,20 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
 
     public static async Task<PeerConnection> ConnectAsync(IPEndPoint endPoint, TimeProvider time, TimeSpan timeout, CancellationToken ct)
     {
+        var socket = await ConnectSocketAsync(endPoint, timeout, ct).ConfigureAwait(false);
+        return new PeerConnection(socket, endPoint, outgoing: true, time) { ListenEndPoint = endPoint };
+    }
+
+    /// <summary>A connected TCP socket to <paramref name="endPoint"/>, or the connect error.</summary>
+    public static async Task<Socket> ConnectSocketAsync(IPEndPoint endPoint, TimeSpan timeout, CancellationToken ct)
+    {
         var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
             using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
             cts.CancelAfter(timeout);
             await socket.ConnectAsync(endPoint, cts.Token).ConfigureAwait(false);
-            return new PeerConnection(socket, endPoint, outgoing: true, time) { ListenEndPoint = endPoint };
+            return socket;
         }
         catch
         {
@@ -148,6 +165,12 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
             {
                 var result = await reader.ReadAsync(_cts.Token).ConfigureAwait(false);
                 var buffer = result.Buffer;
+                // Everything before was sent and consumed, so these bytes are all new: encrypt them once, in place.
+                if (_encryptor is not null)
+                {
+                    foreach (var memory in buffer) _encryptor.Transform(MemoryMarshal.AsMemory(memory).Span);
+                }
+
                 while (!buffer.IsEmpty)
                 {
                     segments.Clear();

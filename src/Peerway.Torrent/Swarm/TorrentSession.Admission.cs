@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 
 namespace Peerway.Torrent.Swarm;
@@ -11,8 +12,42 @@ namespace Peerway.Torrent.Swarm;
 /// </summary>
 public sealed partial class TorrentSession
 {
-    /// <summary>Incoming connections accepted and still in the handshake, oldest first.</summary>
-    private readonly List<PeerConnection> _handshaking = [];
+    /// <summary>Incoming connections accepted and still in the handshake (MSE included), oldest first.</summary>
+    private readonly List<PendingIncoming> _handshaking = [];
+
+    /// <summary>
+    /// An accepted connection from admission until its BitTorrent handshake is read: first a bare socket (while MSE is
+    /// negotiated), then its <see cref="PeerConnection"/>. Its fields change under <c>_gate</c> only.
+    /// </summary>
+    private sealed class PendingIncoming(Socket socket, IPEndPoint remote, DateTimeOffset opened)
+    {
+        public Socket Socket { get; } = socket;
+
+        public IPEndPoint Remote { get; } = remote;
+
+        public DateTimeOffset Opened { get; } = opened;
+
+        public PeerConnection? Connection { get; private set; }
+
+        public bool Closed { get; private set; }
+
+        /// <summary>The connection built after MSE; false when this entry was closed meanwhile (the caller disposes it).</summary>
+        public bool Attach(PeerConnection connection)
+        {
+            if (Closed) return false;
+            Connection = connection;
+            return true;
+        }
+
+        public void Close()
+        {
+            Closed = true;
+            if (Connection is { } c) c.Close();
+            else Socket.Dispose();
+        }
+
+        public override string ToString() => Remote.ToString();
+    }
 
     /// <summary>Raised (outside the lock) when an incoming connection was admitted and its handshake timeout started.</summary>
     internal event Action<IPEndPoint>? IncomingAdmitted;
@@ -35,7 +70,9 @@ public sealed partial class TorrentSession
         : c.PeerInterested || c.AmInterested ? PeerUse.Interested
         : PeerUse.Idle;
 
-    private static IPAddress IpOf(PeerConnection c) => c.Remote.Address.IsIPv4MappedToIPv6 ? c.Remote.Address.MapToIPv4() : c.Remote.Address;
+    private static IPAddress IpOf(PeerConnection c) => IpOf(c.Remote);
+
+    private static IPAddress IpOf(IPEndPoint remote) => remote.Address.IsIPv4MappedToIPv6 ? remote.Address.MapToIPv4() : remote.Address;
 
     private int CountFromLocked(IPAddress ip, bool withHandshaking)
     {
@@ -46,9 +83,9 @@ public sealed partial class TorrentSession
         }
 
         if (!withHandshaking) return n;
-        foreach (var c in _handshaking)
+        foreach (var p in _handshaking)
         {
-            if (IpOf(c).Equals(ip)) n++;
+            if (IpOf(p.Remote).Equals(ip)) n++;
         }
 
         return n;
@@ -68,10 +105,10 @@ public sealed partial class TorrentSession
     /// closed for the newcomer if it has waited at least <see cref="HandshakeGrace"/>, else the newcomer is refused
     /// (a peer dialling us tries again later).
     /// </summary>
-    private bool AdmitIncomingLocked(PeerConnection conn)
+    private bool AdmitIncomingLocked(PendingIncoming conn)
     {
         if (_disposed != 0) return false;
-        if (CountFromLocked(IpOf(conn), withHandshaking: true) >= _options.MaxConnectionsPerIp)
+        if (CountFromLocked(IpOf(conn.Remote), withHandshaking: true) >= _options.MaxConnectionsPerIp)
         {
             _log.LogDebug("refusing {Peer}: {Limit} connections from its address", conn, _options.MaxConnectionsPerIp);
             return false;

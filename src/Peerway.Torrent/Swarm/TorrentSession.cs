@@ -218,19 +218,30 @@ public sealed partial class TorrentSession : IAsyncDisposable
                 return;
             }
 
-            var conn = new PeerConnection(socket, (IPEndPoint)socket.RemoteEndPoint!, outgoing: false, _time);
+            IPEndPoint remote;
+            try
+            {
+                remote = (IPEndPoint)socket.RemoteEndPoint!;
+            }
+            catch (SocketException)
+            {
+                socket.Dispose();
+                continue;
+            }
+
+            var pending = new PendingIncoming(socket, remote, _time.GetUtcNow());
             lock (_gate)
             {
-                if (!AdmitIncomingLocked(conn))
+                if (!AdmitIncomingLocked(pending))
                 {
-                    _tasks.Add(conn.DisposeAsync().AsTask());
+                    socket.Dispose();
                     continue;
                 }
 
-                _tasks.Add(RunConnectionAsync(conn, ct));
+                _tasks.Add(AcceptPeerAsync(pending, ct));
             }
 
-            IncomingAdmitted?.Invoke(conn.Remote);
+            IncomingAdmitted?.Invoke(remote);
         }
     }
 
@@ -239,7 +250,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
         PeerConnection? conn = null;
         try
         {
-            conn = await PeerConnection.ConnectAsync(endPoint, _time, _options.ConnectTimeout, ct).ConfigureAwait(false);
+            conn = await ConnectPeerAsync(endPoint, ct).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is SocketException or OperationCanceledException or IOException)
         {
@@ -286,7 +297,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
     }
 
     /// <summary>Runs one connection to its end; true when it got past the handshake and was registered.</summary>
-    private async Task<bool> RunConnectionAsync(PeerConnection conn, CancellationToken ct)
+    private async Task<bool> RunConnectionAsync(PeerConnection conn, CancellationToken ct, PendingIncoming? pending = null)
     {
         var registered = false;
         try
@@ -295,8 +306,10 @@ public sealed partial class TorrentSession : IAsyncDisposable
             var ours = new byte[PeerWire.HandshakeLength];
             PeerWire.WriteHandshake(ours, new PeerHandshake(OurReserved, InfoHash, PeerId));
             if (conn.Outgoing) conn.Send(w => BuffersExtensions.Write(w, ours));
-            // libtorrent's handshake_timeout, on the session's clock.
-            using var handshakeTimeout = new CancellationTokenSource(_options.HandshakeTimeout, _time);
+            // libtorrent's handshake_timeout, on the session's clock; for an accepted peer it runs from admission, so an
+            // MSE negotiation and the handshake after it share one deadline.
+            var handshakeLeft = pending is null ? _options.HandshakeTimeout : pending.Opened + _options.HandshakeTimeout - _time.GetUtcNow();
+            using var handshakeTimeout = new CancellationTokenSource(handshakeLeft > TimeSpan.Zero ? handshakeLeft : TimeSpan.Zero, _time);
             using var handshakeCt = CancellationTokenSource.CreateLinkedTokenSource(ct, conn.Closing, handshakeTimeout.Token);
             PeerHandshake? theirs;
             try
@@ -305,7 +318,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
             }
             finally
             {
-                lock (_gate) _handshaking.Remove(conn);
+                if (pending is not null) lock (_gate) _handshaking.Remove(pending);
             }
 
             if (theirs is not { } hs || hs.InfoHash != InfoHash) return false;

@@ -1,5 +1,6 @@
 using System.Net;
 using Peerway.Core;
+using Peerway.Torrent.Encryption;
 
 namespace Peerway.Torrent.Swarm;
 
@@ -114,8 +115,16 @@ public sealed record TorrentSessionOptions
     /// <summary>Upload cap for the whole session in bytes/s (token bucket); null: unlimited.</summary>
     public long? UploadRateLimit { get; init; }
 
+    /// <summary>
+    /// MSE/PE (Message Stream Encryption): <see cref="EncryptionPolicy.Prefer"/> accepts plain and encrypted peers
+    /// and dials encrypted first, falling back to plaintext; <see cref="EncryptionPolicy.Require"/> speaks RC4 only;
+    /// <see cref="EncryptionPolicy.Off"/> plain only.
+    /// </summary>
+    public EncryptionPolicy Encryption { get; init; } = EncryptionPolicy.Prefer;
+
     public void Validate()
     {
+        if (!Enum.IsDefined(Encryption)) throw new ArgumentOutOfRangeException(nameof(Encryption), Encryption, "not a policy");
         if (UploadRateLimit is <= 0) throw new ArgumentOutOfRangeException(nameof(UploadRateLimit), UploadRateLimit, "must be positive");
         ArgumentOutOfRangeException.ThrowIfNegative(ListenPort);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(ListenPort, 65535);

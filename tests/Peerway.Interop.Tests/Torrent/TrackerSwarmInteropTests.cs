@@ -11,30 +11,34 @@ public sealed class TrackerSwarmInteropTests
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(120);
 
     /// <summary>A tracker with a 2 s interval (so every client soon learns every other), a file and its .torrent.</summary>
-    private static async Task<(string Torrent, string Source, byte[] Sha)> SetUpAsync(TorrentInterop env, int trackerPort)
+    internal static async Task<(string Torrent, string Source, byte[] Sha)> SetUpAsync(TorrentInterop env, int trackerPort, int fileSize = FileSize)
     {
         var tracker = env.StartPeerway("tracker", "--port", trackerPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "--interval", "2");
         await tracker.FirstLineAsync(Deadline);
         var source = Path.Combine(env.Root, "src", "payload.bin");
-        var sha = await TorrentInterop.RandomFileAsync(source, FileSize);
+        var sha = await TorrentInterop.RandomFileAsync(source, fileSize);
         var torrent = Path.Combine(env.Root, "payload.torrent");
         var (code, _, err) = await env.RunPeerwayAsync(Deadline, "create", source, "-o", torrent, "--tracker", $"http://127.0.0.1:{trackerPort}/announce");
         Assert.True(code == 0, err);
         return (torrent, source, sha);
     }
 
-    /// <summary>transmission-cli with DHT, LPD, uTP and port mapping off (nothing leaves the machine) and plaintext preferred.</summary>
-    private static RunningProcess StartTransmission(TorrentInterop env, string cli, string torrent, string downloadDir, int port)
+    /// <summary>
+    /// transmission-cli with DHT, LPD, uTP and port mapping off (nothing leaves the machine) and, by default, plaintext
+    /// preferred (<paramref name="encryption"/>: 0 prefer plaintext, 1 prefer encryption, 2 require it).
+    /// </summary>
+    internal static RunningProcess StartTransmission(TorrentInterop env, string cli, string torrent, string downloadDir, int port, int encryption = 0)
     {
-        var config = Path.Combine(env.Root, $"transmission-{port}");
+        var config = Path.Combine(env.Root, $"transmission-{port}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(config);
         Directory.CreateDirectory(downloadDir);
         File.WriteAllText(Path.Combine(config, "settings.json"),
-            """{"dht-enabled": false, "lpd-enabled": false, "utp-enabled": false, "port-forwarding-enabled": false, "encryption": 0, "message-level": 2}""");
+            "{\"dht-enabled\": false, \"lpd-enabled\": false, \"utp-enabled\": false, \"port-forwarding-enabled\": false, \"encryption\": "
+            + encryption.ToString(System.Globalization.CultureInfo.InvariantCulture) + ", \"message-level\": 2}");
         return env.Start(cli, ["-w", downloadDir, "-g", config, "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-M", torrent]);
     }
 
-    private static RunningProcess StartAria2(TorrentInterop env, string aria2, string torrent, string dir, int port, bool seed)
+    internal static RunningProcess StartAria2(TorrentInterop env, string aria2, string torrent, string dir, int port, bool seed, params string[] extra)
     {
         var args = new List<string>
         {
@@ -42,6 +46,7 @@ public sealed class TrackerSwarmInteropTests
             "--summary-interval=0", "--console-log-level=warn", "--check-certificate=false", "--bt-tracker-interval=2",
         };
         args.AddRange(seed ? ["-V", "--seed-ratio=0.0", "--seed-time=60"] : ["--seed-time=0"]);
+        args.AddRange(extra);
         args.Add(torrent);
         return env.Start(aria2, args);
     }

@@ -119,6 +119,8 @@ internal sealed class FakePeer : IAsyncDisposable
         {
             var hs = new byte[PeerWire.HandshakeLength];
             await stream.ReadExactlyAsync(hs, ct);
+            // Like a peer without MSE: anything but a plain handshake (an encrypted one) is closed at once.
+            if (!PeerWire.TryReadHandshake(hs, out _, out _)) return;
             await stream.WriteAsync(Handshake(), ct);
             var w = new ArrayBufferWriter<byte>();
             PeerWire.WriteSimple(w, PeerMessageType.HaveAll);

@@ -136,7 +136,9 @@ public sealed class FaultTests : IAsyncLifetime
             }
         });
         var leecher = await Session(meta, Path.Combine(_dir, "dl"), source: false,
-            new TorrentSessionOptions { ListenAddress = IPAddress.Loopback, RedialDelay = TimeSpan.FromMilliseconds(100) });
+            // Plain dials only: under Prefer, the encrypted attempt's plaintext fallback would reconnect at once and
+            // hide whether the redial itself works.
+            new TorrentSessionOptions { ListenAddress = IPAddress.Loopback, RedialDelay = TimeSpan.FromMilliseconds(100), Encryption = Peerway.Torrent.Encryption.EncryptionPolicy.Off });
         leecher.AddPeers([(IPEndPoint)gate.LocalEndpoint]);
         await firstDropped.Task.WaitAsync(Deadline);
         await leecher.Completed.WaitAsync(Deadline);
