@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Time.Testing;
 using Peerway.Core;
+using Peerway.Torrent.Encryption;
 using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Swarm;
 using Peerway.Torrent.Wire;
@@ -228,7 +229,11 @@ public sealed class ConnectionLimitTests : IAsyncLifetime
         using var peer = new TcpListener(IPAddress.Loopback, 0);
         peer.Start();
         var leecher = new TorrentSession(_meta.InfoHash, _meta.Info, Path.Combine(_dir, "dl"), false,
-            new TorrentSessionOptions { ListenAddress = IPAddress.Loopback, RedialDelay = TimeSpan.FromMilliseconds(100) }, TimeProvider.System);
+            new TorrentSessionOptions
+            {
+                // This raw peer speaks plain BitTorrent only; with MSE first (Prefer) it would read the DH key as a handshake.
+                ListenAddress = IPAddress.Loopback, RedialDelay = TimeSpan.FromMilliseconds(100), Encryption = EncryptionPolicy.Off,
+            }, TimeProvider.System);
         _disposables.Add(leecher);
         await leecher.StartAsync(CancellationToken.None);
         var registered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
