@@ -106,6 +106,27 @@ public sealed class ConnectionLimitTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_mse_handshake_that_stalls_is_closed_by_the_same_handshake_timeout_on_the_session_clock()
+    {
+        // Admission happens on the bare socket, before MSE: the negotiation counts against the handshake timeout from
+        // that moment, on the session's clock (not the hour-long dial timeout, not the wall clock).
+        var (seeder, ep) = await SeederAsync(new TorrentSessionOptions { HandshakeTimeout = TimeSpan.FromSeconds(10), ConnectTimeout = TimeSpan.FromHours(1) });
+        var admitted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        seeder.IncomingAdmitted += _ => admitted.TrySetResult();
+        var slow = await ConnectAsync(ep);
+        await admitted.Task.WaitAsync(Deadline);
+        // A 96-byte DH public key (Ya: not a plain handshake, whose first byte is 19), then nothing.
+        var ya = RandomNumberGenerator.GetBytes(96);
+        ya[0] = 0x80;
+        await slow.SendAsync(w => System.Buffers.BuffersExtensions.Write(w, ya));
+        _time.Advance(TimeSpan.FromSeconds(9));
+        Assert.False(slow.Closed.Task.IsCompleted);
+        _time.Advance(TimeSpan.FromSeconds(2));
+        await slow.Closed.Task.WaitAsync(Deadline);
+        Assert.Equal(0, seeder.GetStats().Connections);
+    }
+
+    [Fact]
     public async Task Silent_connections_filling_the_handshake_slots_make_way_for_a_real_peer_once_they_have_had_a_second()
     {
         var (seeder, ep) = await SeederAsync(new TorrentSessionOptions { MaxConnections = 2 });
