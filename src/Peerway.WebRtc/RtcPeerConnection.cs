@@ -111,6 +111,9 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
     /// <summary>The ICE agent (selected pair, state), once an offer or answer exists.</summary>
     public IceAgent? Ice => _agent;
 
+    /// <summary>The SRTP profile DTLS negotiated (RFC 5764 use_srtp; no SRTP runs), -1 if none or not connected yet.</summary>
+    internal int SrtpProfile => _dtls?.SrtpProfile ?? -1;
+
     /// <summary>Our certificate's fingerprint as in the SDP.</summary>
     public string LocalFingerprint => _certificate.FingerprintSdp;
 
@@ -230,10 +233,12 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
             dtls.Start(data => sctp.Receive(data.Span), reason => sctp.Abort("DTLS " + reason));
 
             // RFC 9260 §5.2.1 lets both ends send INIT (browsers do), but werift decides who initiates from its ICE
-            // role and breaks on an INIT that arrives before its SCTP transport has started (it then opens its channels
-            // with no stream id). The DTLS server finishes its handshake first, so it sends INIT at once; the DTLS
-            // client answers the peer's INIT and sends its own only if nothing came within 3 s (a collision
-            // still resolves to one association).
+            // role: once its DTLS transport is up (which needs a negotiated use_srtp profile, see DtlsSession) the
+            // controlling side sends INIT and ignores the peer's; until then it takes an INIT as the server would and
+            // breaks (it then opens its channels with no stream id). The DTLS server finishes its handshake first, so
+            // it sends INIT at once; the DTLS client answers the peer's INIT (werift's, as offerer, comes within
+            // milliseconds) and sends its own only if nothing came within 3 s (a collision still resolves to one
+            // association).
             if (!_dtlsClient) sctp.Connect();
             else
             {

@@ -96,6 +96,18 @@ public sealed class PeerConnectionTests
     }
 
     [Fact]
+    public async Task Dtls_negotiates_use_srtp_as_the_WebRTC_stacks_require()
+    {
+        // werift fails its DTLS transport (and never starts SCTP) without an SRTP profile, even for data channels; the
+        // client offers AEAD_AES_128_GCM first (RFC 7714, profile 0x0007) and the server takes the client's first.
+        var (offerer, answerer) = await ConnectAsync();
+        await using var _ = offerer;
+        await using var __ = answerer;
+        Assert.Equal(0x0007, offerer.SrtpProfile);
+        Assert.Equal(0x0007, answerer.SrtpProfile);
+    }
+
+    [Fact]
     public async Task A_wrong_fingerprint_refuses_the_connection()
     {
         var offerer = NewPeer();

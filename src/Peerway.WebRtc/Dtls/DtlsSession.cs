@@ -58,6 +58,9 @@ internal sealed class DtlsSession : IDisposable
     /// <summary>The peer's certificate (DER) once the handshake is done.</summary>
     public byte[]? PeerCertificate { get; private set; }
 
+    /// <summary>The RFC 5764 SRTP protection profile the handshake negotiated (unused here), or -1 if the peer had none.</summary>
+    public int SrtpProfile { get; private set; } = -1;
+
     /// <summary>
     /// Runs the handshake on <paramref name="path"/>: as client when <paramref name="client"/>, else as server. Fails
     /// with <see cref="DtlsHandshakeException"/> on a fingerprint mismatch, a fatal alert or after <paramref name="timeout"/>.
@@ -88,11 +91,15 @@ internal sealed class DtlsSession : IDisposable
         var millis = (int)Math.Clamp(timeout.TotalMilliseconds, 1, int.MaxValue);
         if (client)
         {
-            _dtls = new DtlsClientProtocol().Connect(new Client(crypto, local, verifier, millis), _transport);
+            var tlsClient = new Client(crypto, local, verifier, millis);
+            _dtls = new DtlsClientProtocol().Connect(tlsClient, _transport);
+            SrtpProfile = tlsClient.SrtpProfile;
         }
         else
         {
-            _dtls = new DtlsServerProtocol().Accept(new Server(crypto, local, verifier, millis), _transport);
+            var tlsServer = new Server(crypto, local, verifier, millis);
+            _dtls = new DtlsServerProtocol().Accept(tlsServer, _transport);
+            SrtpProfile = tlsServer.SrtpProfile;
         }
     }
 
@@ -192,9 +199,38 @@ internal sealed class DtlsSession : IDisposable
         CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,
     ];
 
+    // RFC 5764 use_srtp: no SRTP runs here, but WebRTC stacks negotiate it on data-only handshakes too, and werift
+    // requires it: without a profile its DTLS transport fails right after the handshake ("need srtpProfile"), so it
+    // never starts SCTP and, as offerer (SCTP client by its ICE role), never sends INIT. So the client offers these
+    // and the server picks the client's first that it knows.
+    private static readonly int[] SrtpProfiles =
+    [
+        SrtpProtectionProfile.SRTP_AEAD_AES_128_GCM,
+        SrtpProtectionProfile.SRTP_AES128_CM_HMAC_SHA1_80,
+    ];
+
     private sealed class Client(BcTlsCrypto crypto, DtlsCertificate local, FingerprintVerifier verifier, int timeoutMillis) : DefaultTlsClient(crypto)
     {
         protected override ProtocolVersion[] GetSupportedVersions() => ProtocolVersion.DTLSv12.Only();
+
+        public override IDictionary<int, byte[]> GetClientExtensions()
+        {
+            var extensions = TlsExtensionsUtilities.EnsureExtensionsInitialised(base.GetClientExtensions());
+            TlsSrtpUtilities.AddUseSrtpExtension(extensions, new UseSrtpData(SrtpProfiles, TlsUtilities.EmptyBytes));
+            return extensions;
+        }
+
+        public int SrtpProfile { get; private set; } = -1;
+
+        // RFC 5764 §4.1.1: a server's use_srtp names exactly one of the profiles offered.
+        public override void ProcessServerExtensions(IDictionary<int, byte[]> serverExtensions)
+        {
+            base.ProcessServerExtensions(serverExtensions);
+            var chosen = TlsSrtpUtilities.GetUseSrtpExtension(serverExtensions);
+            if (chosen is null) return;
+            if (chosen.ProtectionProfiles.Length != 1 || !SrtpProfiles.Contains(chosen.ProtectionProfiles[0])) throw new TlsFatalAlert(AlertDescription.illegal_parameter);
+            SrtpProfile = chosen.ProtectionProfiles[0];
+        }
 
         protected override int[] GetSupportedCipherSuites() => TlsUtilities.GetSupportedCipherSuites(Crypto, CipherSuites);
 
@@ -231,6 +267,22 @@ internal sealed class DtlsSession : IDisposable
             new([ClientCertificateType.ecdsa_sign, ClientCertificateType.rsa_sign], TlsUtilities.GetDefaultSupportedSignatureAlgorithms(m_context), null);
 
         public override void NotifyClientCertificate(Certificate clientCertificate) => verifier.Verify(clientCertificate);
+
+        public int SrtpProfile { get; private set; } = -1;
+
+        public override void ProcessClientExtensions(IDictionary<int, byte[]> clientExtensions)
+        {
+            base.ProcessClientExtensions(clientExtensions);
+            var offered = TlsSrtpUtilities.GetUseSrtpExtension(clientExtensions);
+            if (offered is not null) SrtpProfile = offered.ProtectionProfiles.FirstOrDefault(p => SrtpProfiles.Contains(p), -1);
+        }
+
+        public override IDictionary<int, byte[]> GetServerExtensions()
+        {
+            var extensions = TlsExtensionsUtilities.EnsureExtensionsInitialised(base.GetServerExtensions());
+            if (SrtpProfile >= 0) TlsSrtpUtilities.AddUseSrtpExtension(extensions, new UseSrtpData([SrtpProfile], TlsUtilities.EmptyBytes));
+            return extensions;
+        }
     }
 
     /// <summary>BouncyCastle's blocking datagram transport over the ICE path: a bounded queue fed by the path's handler.</summary>
