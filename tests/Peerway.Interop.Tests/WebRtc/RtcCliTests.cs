@@ -10,7 +10,8 @@ public sealed class RtcCliTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(120);
 
-    private static async Task<(ExternalProcess Listener, string Url)> StartListenerAsync()
+    /// <summary>Starts `peerway rtc listen --echo` on a free loopback port; returns it and its POST URL.</summary>
+    internal static async Task<(ExternalProcess Listener, string Url)> StartListenerAsync()
     {
         var port = FreePort.TcpAndUdp().ToString(CultureInfo.InvariantCulture);
         var listener = PeerwayCli.Start("rtc", "listen", "--http", "127.0.0.1:" + port, "--echo");

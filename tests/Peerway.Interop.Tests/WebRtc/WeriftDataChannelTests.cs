@@ -4,9 +4,9 @@ using Peerway.Interop.Tests.Infrastructure;
 namespace Peerway.Interop.Tests.WebRtc;
 
 /// <summary>
-/// werift (npm, a pure TypeScript WebRTC stack) against Peerway over loopback. werift as answerer works; werift as
-/// offerer to `rtc listen` does not yet (its SCTP never starts against our answer; see the branch report), so
-/// werift-peer.mjs's `offer` mode has no test here.
+/// werift (npm, a pure TypeScript WebRTC stack) against Peerway over loopback, as answerer to a Peerway offer and as
+/// offerer to `peerway rtc listen --echo`. werift fails its DTLS transport when no SRTP profile was negotiated (even for
+/// data channels) and then never starts SCTP, so both depend on Peerway negotiating use_srtp (RFC 5764) in either role.
 /// </summary>
 public sealed class WeriftDataChannelTests
 {
@@ -40,5 +40,27 @@ public sealed class WeriftDataChannelTests
         await channel.Closed.WaitAsync(Timeout);
         await werift.WaitForStdoutAsync(l => l == "closed bulk", Timeout);
         werift.CloseStdin();
+    }
+
+    [RequiresToolFact("node", NeedsNpmPeers = true)]
+    public async Task Werift_offers_and_every_message_is_echoed()
+    {
+        var node = RequiredTool.Require("node", "apt-get install nodejs");
+        var (listener, url) = await RtcCliTests.StartListenerAsync();
+        await using var _ = listener;
+
+        // Sizes around one SCTP chunk and up to werift's a=max-message-size (64 KiB; it refuses to take more), then
+        // 1 MiB as 16 messages of 64 KiB. Each message carries its index, so werift checks every echo byte for byte.
+        int[] sizes = [4, 100, 1200, 1201, 16384, 65535, .. Enumerable.Repeat(65536, 16)];
+        await using var werift = ExternalProcess.Start(node, [PeerScript, "offer", url, string.Join(',', sizes)], Timeout);
+        var exit = await werift.WaitForExitAsync(Timeout);
+        var report = $"werift: {werift.Stdout}\n{werift.Stderr}\nlistener: {listener.Stdout}\n{listener.Stderr}";
+        Assert.True(exit == 0, $"exit {exit}\n{report}");
+        Assert.Contains($"echoed {sizes.Length} of {sizes.Length}", werift.StdoutLines);
+        Assert.Contains("closed werift", werift.StdoutLines);
+
+        // werift is the DTLS server here (it offered actpass, we answered active), so its channel has an odd id.
+        await listener.WaitForStdoutAsync(l => l == "channel open werift id 1 ordered", Timeout);
+        await listener.WaitForStdoutAsync(l => l == "channel closed werift", Timeout);
     }
 }
