@@ -9,49 +9,24 @@ using Peerway.Torrent.Wire;
 namespace Peerway.Torrent.Tests.Swarm;
 
 /// <summary>MSE/PE between whole engines over loopback TCP, per encryption policy.</summary>
-public sealed class EncryptedSwarmTests : IAsyncLifetime
+public sealed class EncryptedSwarmTests() : LoopbackSwarmTests("pw-mse-")
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("pw-mse-").FullName;
-    private readonly List<TorrentSession> _sessions = [];
-    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+    private Task<(TorrentMetainfo Meta, string Source, byte[] Content)> Content() => MakeContent(1024 * 1024 + 333);
 
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public async Task DisposeAsync()
-    {
-        foreach (var s in _sessions) await s.DisposeAsync();
-        Directory.Delete(_dir, true);
-    }
-
-    private async Task<(TorrentMetainfo Meta, string Source, byte[] Content)> Content()
-    {
-        var src = Path.Combine(_dir, "seed", "payload.bin");
-        Directory.CreateDirectory(Path.GetDirectoryName(src)!);
-        var content = RandomNumberGenerator.GetBytes(1024 * 1024 + 333);
-        await File.WriteAllBytesAsync(src, content);
-        Assert.True(MetainfoParser.TryParse(await TorrentCreator.CreateAsync(src, new TorrentCreateOptions { PieceLength = 32 * 1024 }), out var meta, out _));
-        return (meta!, src, content);
-    }
-
-    private async Task<TorrentSession> Start(TorrentMetainfo meta, string dir, bool source, EncryptionPolicy policy)
-    {
-        var s = new TorrentSession(meta.InfoHash, meta.Info, dir, source, new TorrentSessionOptions { ListenAddress = IPAddress.Loopback, Encryption = policy }, TimeProvider.System);
-        _sessions.Add(s);
-        await s.StartAsync(CancellationToken.None);
-        return s;
-    }
+    private Task<TorrentSession> Start(TorrentMetainfo meta, string dir, bool source, EncryptionPolicy policy) =>
+        Start(meta, meta.Info, dir, source, Loopback with { Encryption = policy });
 
     /// <summary>Seeder and leecher with the given policies; returns the leecher's connection encryption when the seeder registered.</summary>
     private async Task<CryptoMethods> Download(EncryptionPolicy seeding, EncryptionPolicy leeching)
     {
         var (meta, src, content) = await Content();
         var seeder = await Start(meta, src, source: true, seeding);
-        var leecher = await Start(meta, Path.Combine(_dir, "dl"), source: false, leeching);
+        var leecher = await Start(meta, Path.Combine(Dir, "dl"), source: false, leeching);
         var method = new TaskCompletionSource<CryptoMethods>(TaskCreationOptions.RunContinuationsAsynchronously);
         leecher.PeerConnected += _ => method.TrySetResult(leecher.ConnectionEncryption().Single());
         leecher.AddPeers([new IPEndPoint(IPAddress.Loopback, seeder.ListenPort)]);
         await leecher.Completed.WaitAsync(Deadline);
-        Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(_dir, "dl", "payload.bin")));
+        Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(Dir, "dl", "payload.bin")));
         return await method.Task.WaitAsync(Deadline);
     }
 
@@ -82,10 +57,10 @@ public sealed class EncryptedSwarmTests : IAsyncLifetime
         Assert.True(await IsClosedAfterSending(at, plain));
         // Not a public key followed by HASH('req1', S) within 512 bytes: the bounded scan gives up.
         Assert.True(await IsClosedAfterSending(at, RandomNumberGenerator.GetBytes(96 + 700)));
-        var leecher = await Start(meta, Path.Combine(_dir, "dl"), source: false, EncryptionPolicy.Require);
+        var leecher = await Start(meta, Path.Combine(Dir, "dl"), source: false, EncryptionPolicy.Require);
         leecher.AddPeers([at]);
         await leecher.Completed.WaitAsync(Deadline);
-        Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(_dir, "dl", "payload.bin")));
+        Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(Dir, "dl", "payload.bin")));
     }
 
     /// <summary>Sends <paramref name="bytes"/> and reads until the peer closes; false if it answered with a plain handshake.</summary>

@@ -6,41 +6,8 @@ using Peerway.Torrent.Swarm;
 namespace Peerway.Torrent.Tests.Swarm;
 
 /// <summary>Whole engines talking over real loopback TCP.</summary>
-public sealed class SwarmTests : IAsyncLifetime
+public sealed class SwarmTests() : LoopbackSwarmTests("pw-swarm-")
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("pw-swarm-").FullName;
-    private readonly List<TorrentSession> _sessions = [];
-    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public async Task DisposeAsync()
-    {
-        foreach (var s in _sessions) await s.DisposeAsync();
-        Directory.Delete(_dir, true);
-    }
-
-    private static TorrentSessionOptions Loopback => new() { ListenAddress = IPAddress.Loopback };
-
-    internal async Task<(TorrentMetainfo Meta, string Source, byte[] Content)> MakeContent(int size, int pieceLength = 32 * 1024)
-    {
-        var src = Path.Combine(_dir, "seed", "payload.bin");
-        Directory.CreateDirectory(Path.GetDirectoryName(src)!);
-        var content = RandomNumberGenerator.GetBytes(size);
-        await File.WriteAllBytesAsync(src, content);
-        var bytes = await TorrentCreator.CreateAsync(src, new TorrentCreateOptions { PieceLength = pieceLength });
-        Assert.True(MetainfoParser.TryParse(bytes, out var meta, out _));
-        return (meta!, src, content);
-    }
-
-    private async Task<TorrentSession> Start(TorrentMetainfo meta, TorrentInfo? info, string dir, bool source, TorrentSessionOptions? options = null)
-    {
-        var s = new TorrentSession(meta.InfoHash, info, dir, source, options ?? Loopback, TimeProvider.System);
-        _sessions.Add(s);
-        await s.StartAsync(CancellationToken.None);
-        return s;
-    }
-
     private static IPEndPoint At(TorrentSession s) => new(IPAddress.Loopback, s.ListenPort);
 
     [Fact]
@@ -49,10 +16,10 @@ public sealed class SwarmTests : IAsyncLifetime
         var (meta, src, content) = await MakeContent(3 * 1024 * 1024 + 12345);
         var seeder = await Start(meta, meta.Info, src, source: true);
         Assert.True(seeder.Completed.IsCompleted);
-        var leecher = await Start(meta, meta.Info, Path.Combine(_dir, "dl"), source: false);
+        var leecher = await Start(meta, meta.Info, Path.Combine(Dir, "dl"), source: false);
         leecher.AddPeers([At(seeder)]);
         await leecher.Completed.WaitAsync(Deadline);
-        Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(_dir, "dl", "payload.bin")));
+        Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(Dir, "dl", "payload.bin")));
         var stats = leecher.GetStats();
         Assert.Equal(meta.Info.PieceCount, stats.VerifiedPieces);
         Assert.Equal(content.Length, stats.ReceivedByPeerId[seeder.PeerId]);
@@ -64,12 +31,12 @@ public sealed class SwarmTests : IAsyncLifetime
     {
         var (meta, src, content) = await MakeContent(1024 * 1024 + 7, 16384);
         var seeder = await Start(meta, meta.Info, src, source: true);
-        var leecher = await Start(meta, null, Path.Combine(_dir, "dl"), source: false);
+        var leecher = await Start(meta, null, Path.Combine(Dir, "dl"), source: false);
         leecher.AddPeers([At(seeder)]);
         var info = await leecher.MetadataReady.WaitAsync(Deadline);
         Assert.Equal(meta.Info.RawInfo.ToArray(), info.RawInfo.ToArray());
         await leecher.Completed.WaitAsync(Deadline);
-        Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(_dir, "dl", "payload.bin")));
+        Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(Dir, "dl", "payload.bin")));
     }
 
     [Fact]
@@ -82,13 +49,13 @@ public sealed class SwarmTests : IAsyncLifetime
         var leechers = new List<TorrentSession>();
         for (var i = 0; i < 4; i++)
         {
-            var l = await Start(meta, meta.Info, Path.Combine(_dir, $"dl{i}"), source: false, Loopback with { PexInterval = TimeSpan.FromSeconds(1) });
+            var l = await Start(meta, meta.Info, Path.Combine(Dir, $"dl{i}"), source: false, Loopback with { PexInterval = TimeSpan.FromSeconds(1) });
             l.AddPeers([At(seeder)]);
             leechers.Add(l);
         }
 
         await Task.WhenAll(leechers.Select(l => l.Completed)).WaitAsync(Deadline);
-        for (var i = 0; i < 4; i++) Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(_dir, $"dl{i}", "payload.bin")));
+        for (var i = 0; i < 4; i++) Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(Dir, $"dl{i}", "payload.bin")));
         // Only the seeder's address was given: any bytes from another leecher arrived via a PEX-learned peer.
         var fromPeers = leechers.Sum(l => l.GetStats().ReceivedByPeerId.Where(kv => kv.Key != seeder.PeerId).Sum(kv => kv.Value));
         Assert.True(fromPeers > 0, "no leecher received anything from another leecher");
@@ -104,7 +71,7 @@ public sealed class SwarmTests : IAsyncLifetime
         for (var i = 0; i < 4; i++)
         {
             var seeder = await Start(meta, meta.Info, src, source: true);
-            var dir = Path.Combine(_dir, $"cross{i}");
+            var dir = Path.Combine(Dir, $"cross{i}");
             var leecher = await Start(meta, meta.Info, dir, source: false);
             seeder.AddPeers([At(leecher)]);
             leecher.AddPeers([At(seeder)]);
