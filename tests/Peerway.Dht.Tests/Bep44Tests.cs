@@ -103,7 +103,8 @@ public sealed class Bep44Tests
         var got = net.Await(nodes[17].GetImmutableAsync(immutable.Item.Target, CancellationToken.None));
         Assert.Equal(HelloWorld, got.Item?.Value);
 
-        using var key = DhtSigningKey.Generate();
+        // A fixed key: the swarm is deterministic (seeded nodes, stepped scheduler), so the run is too.
+        using var key = DhtSigningKey.FromSeed(System.Security.Cryptography.SHA256.HashData("bep44 swarm test"u8));
         var first = net.Await(nodes[8].PutMutableAsync(key, "name"u8.ToArray(), "5:first"u8.ToArray(), sequence: null, cas: null, CancellationToken.None));
         Assert.Equal(1, first.Item.Sequence);
         Assert.True(first.StoredOn > 0);
@@ -116,12 +117,13 @@ public sealed class Bep44Tests
         // Another salt is another item: nothing there.
         Assert.Null(net.Await(nodes[21].GetMutableAsync(key.PublicKey, "other"u8.ToArray(), CancellationToken.None)).Item);
 
-        // Going backwards is refused with 302; a CAS on a stale seq with 301; the newest stays.
+        // Going backwards is refused with 302 and a CAS on a stale seq with 301 by the nodes that hold the item (a node
+        // of this lookup's k closest that missed the earlier puts may take it: it has nothing to compare with); a get
+        // still finds the newest.
         var stale = net.Await(nodes[3].PutMutableAsync(key, "name"u8.ToArray(), "3:old"u8.ToArray(), sequence: 1, cas: null, CancellationToken.None));
-        Assert.Equal(0, stale.StoredOn);
         Assert.Contains((int)KrpcErrorCode.SequenceNotNewer, stale.Errors);
+        Assert.Equal("6:second"u8.ToArray(), net.Await(nodes[22].GetMutableAsync(key.PublicKey, "name"u8.ToArray(), CancellationToken.None)).Item?.Value);
         var cas = net.Await(nodes[3].PutMutableAsync(key, "name"u8.ToArray(), "5:third"u8.ToArray(), sequence: 3, cas: 1, CancellationToken.None));
-        Assert.Equal(0, cas.StoredOn);
         Assert.Contains((int)KrpcErrorCode.CasMismatch, cas.Errors);
         var casOk = net.Await(nodes[3].PutMutableAsync(key, "name"u8.ToArray(), "5:third"u8.ToArray(), sequence: 3, cas: 2, CancellationToken.None));
         Assert.True(casOk.StoredOn > 0);
