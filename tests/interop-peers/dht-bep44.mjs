@@ -1,38 +1,18 @@
 // BEP 44 with bittorrent-dht (npm, which implements get/put), for tests/Peerway.Interop.Tests/Dht/Bep44InteropTests.cs.
-// ed25519 through Node's own crypto (no native module).
-//   node dht-bep44.mjs serve                                   a storing node: "node <40 hex> listening <ip>:<port>"
+// (A bittorrent-dht storing node that accepts mutable items: dht-serve.mjs.)
 //   node dht-bep44.mjs put HOST:PORT VALUE [SEEDHEX SALT SEQ]   immutable, or mutable signed with the 32-byte seed;
 //                                                              prints {"target","k","n"} (n: nodes that stored it)
 //   node dht-bep44.mjs get HOST:PORT TARGET [SALT]             prints {"v" (UTF-8),"seq","k"} or {"v":null}
 import DHT from 'bittorrent-dht'
-import crypto from 'crypto'
-
-const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex')
-const SPKI_ED25519 = Buffer.from('302a300506032b6570032100', 'hex')
-const verify = (sig, msg, pk) => {
-  try {
-    const key = crypto.createPublicKey({ key: Buffer.concat([SPKI_ED25519, pk]), format: 'der', type: 'spki' })
-    return crypto.verify(null, msg, key, sig)
-  } catch { return false }
-}
+import { verify, fromSeed } from './ed25519.mjs'
 
 const [mode, boot, ...rest] = process.argv.slice(2)
 const host = '127.0.0.1'
-if (mode === 'serve') {
-  const dht = new DHT({ bootstrap: false, host, verify })
-  dht.on('warning', () => {})
-  dht.listen(0, host, () => {
-    const a = dht.address()
-    console.log(`node ${dht.nodeId.toString('hex')} listening ${a.address}:${a.port}`)
-  })
-  const stop = () => dht.destroy(() => process.exit(0))
-  process.on('SIGTERM', stop)
-  process.on('SIGINT', stop)
-} else if (mode === 'put' || mode === 'get') {
+if (mode === 'put' || mode === 'get') {
   const dht = new DHT({ bootstrap: [boot], host, verify })
   dht.on('warning', () => {})
   const finish = (out, code) => { console.log(JSON.stringify(out)); dht.destroy(() => process.exit(code)) }
-  setTimeout(() => finish({ error: "timeout" }, 1), 60000).unref()
+  setTimeout(() => finish({ error: 'timeout' }, 1), 60000).unref()
   dht.listen(0, host)
   dht.once('ready', () => {
     if (mode === 'put') {
@@ -40,9 +20,9 @@ if (mode === 'serve') {
       const opts = { v: Buffer.from(value) }
       let k = null
       if (seedHex) {
-        const priv = crypto.createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, Buffer.from(seedHex, 'hex')]), format: 'der', type: 'pkcs8' })
-        k = crypto.createPublicKey(priv).export({ format: 'der', type: 'spki' }).subarray(SPKI_ED25519.length)
-        Object.assign(opts, { k, seq: Number(seq), sign: buf => crypto.sign(null, buf, priv) })
+        const key = fromSeed(Buffer.from(seedHex, 'hex'))
+        k = key.k
+        Object.assign(opts, { k, seq: Number(seq), sign: key.sign })
         if (salt) opts.salt = Buffer.from(salt)
       }
       dht.put(opts, (err, target, n) => finish({ target: target?.toString('hex') ?? null, k: k?.toString('hex') ?? null, n: n ?? 0, error: err ? String(err.message || err) : null }, err ? 1 : 0))
@@ -55,6 +35,6 @@ if (mode === 'serve') {
     }
   })
 } else {
-  console.error('usage: node dht-bep44.mjs serve | put HOST:PORT VALUE [SEEDHEX SALT SEQ] | get HOST:PORT TARGET [SALT]')
+  console.error('usage: node dht-bep44.mjs put HOST:PORT VALUE [SEEDHEX SALT SEQ] | get HOST:PORT TARGET [SALT]')
   process.exit(2)
 }

@@ -47,7 +47,7 @@ public sealed partial class Bep44InteropTests
     {
         var nodeJs = RequiredTool.Require("node", "apt-get install nodejs");
         var peers = RequiredTool.RequireNpmPeers();
-        await using var js = ExternalProcess.Start(nodeJs, ["dht-bep44.mjs", "serve"], Lifetime * 2, peers);
+        await using var js = ExternalProcess.Start(nodeJs, ["dht-serve.mjs"], Lifetime * 2, peers);
         var m = FirstLine().Match(await js.WaitForStdoutAsync(_ => true, Lifetime));
         Assert.True(m.Success);
         var endPoint = m.Groups[2].Value;
