@@ -9,7 +9,7 @@ using Peerway.Node;
 namespace Peerway.Cli;
 
 /// <summary>
-/// <c>peerway dht serve|ping|find-node|get-peers|announce</c>. The output formats are a contract scripts rely on
+/// <c>peerway dht serve|ping|find-node|get-peers|announce</c> (and BEP 44's keygen|pubkey|put|get, <see cref="DhtItemCommands"/>). The output formats are a contract scripts rely on
 /// (README "CLI reference"): results on stdout, one line each (or one JSON document with --json); errors as one line
 /// on stderr with exit code 2 (usage) or 1 (runtime); logs on stderr only.
 /// </summary>
@@ -31,6 +31,7 @@ internal static class DhtCommands
         dht.Subcommands.Add(CreateFindNode());
         dht.Subcommands.Add(CreateGetPeers());
         dht.Subcommands.Add(CreateAnnounce());
+        foreach (var item in DhtItemCommands.Create()) dht.Subcommands.Add(item);
         return dht;
     }
 

@@ -132,14 +132,15 @@ public sealed partial class DhtNode
         return RefreshFarBucketsThenCount();
     }
 
-    private Task<LookupOperation> RunLookupAsync(NodeId target, LookupKind kind, IReadOnlyList<IPEndPoint> routers, CancellationToken ct)
+    private Task<LookupOperation> RunLookupAsync(NodeId target, LookupKind kind, IReadOnlyList<IPEndPoint> routers, CancellationToken ct,
+        Func<KrpcMessage, DhtItem?>? readItem = null)
     {
         ct.ThrowIfCancellationRequested();
         LookupOperation op;
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            op = StartLookup(target, kind, routers);
+            op = StartLookup(target, kind, routers, readItem);
         }
 
         RunDeferred();
@@ -157,11 +158,11 @@ public sealed partial class DhtNode
     }
 
     /// <summary>Starts a lookup seeded with the closest known nodes (and routers); call under the lock.</summary>
-    private LookupOperation StartLookup(NodeId target, LookupKind kind, IReadOnlyList<IPEndPoint> routers)
+    private LookupOperation StartLookup(NodeId target, LookupKind kind, IReadOnlyList<IPEndPoint> routers, Func<KrpcMessage, DhtItem?>? readItem = null)
     {
         var now = _time.GetUtcNow();
         var lookup = new Lookup(target, kind, _options.K, _options.Alpha, _options.DisjointPaths, now);
-        var op = new LookupOperation(lookup);
+        var op = new LookupOperation(lookup) { ReadItem = readItem };
         _lookups.Add(op);
         var seeds = _table.Closest(target, _options.K * _options.DisjointPaths, now).Select(e => ((NodeId?)e.Id, e.EndPoint));
         lookup.Seed(routers.Select(r => ((NodeId?)null, r)).Concat(seeds));
@@ -214,6 +215,7 @@ public sealed partial class DhtNode
         {
             var nodes = Family == System.Net.Sockets.AddressFamily.InterNetworkV6 ? reply.Nodes6.Span : reply.Nodes.Span;
             op.Lookup.OnResponse(candidate, reply.Id, nodes, Family, _id, LocalEndPoint, op.Lookup.Kind == LookupKind.GetPeers ? reply.Values : null, reply.Token);
+            if (op.ReadItem is { } read && read(reply) is { } item && (op.Item is null || item.Sequence > op.Item.Sequence)) op.Item = item;
         }
 
         Advance(op);
@@ -247,5 +249,11 @@ public sealed partial class DhtNode
         public LookupResult? Result { get; set; }
 
         public IReadOnlyList<IPEndPoint>? Peers { get; set; }
+
+        /// <summary>BEP 44 get: turns a reply into the item it carries when that item verifies (else null).</summary>
+        public Func<KrpcMessage, DhtItem?>? ReadItem { get; init; }
+
+        /// <summary>BEP 44 get: the verified item with the highest sequence number seen so far.</summary>
+        public DhtItem? Item { get; set; }
     }
 }

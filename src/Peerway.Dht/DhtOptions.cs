@@ -40,6 +40,15 @@ public sealed record DhtOptions
     /// <summary>Upper bound on stored peers for one info-hash; the oldest is evicted first.</summary>
     public int MaxPeersPerInfoHash { get; init; } = 2_000;
 
+    /// <summary>BEP 44: items stored for others, at most (libtorrent's max_dht_items is 700); the least recently put goes first.</summary>
+    public int MaxStoredItems { get; init; } = 1_000;
+
+    /// <summary>BEP 44 items stored for one IP address, at most: a flood of puts from one address only replaces its own.</summary>
+    public int MaxStoredItemsPerIp { get; init; } = 50;
+
+    /// <summary>BEP 44: stored items expire unless put again ("republished") within this time (libtorrent: 2 hours).</summary>
+    public TimeSpan ItemLifetime { get; init; } = TimeSpan.FromHours(2);
+
     /// <summary>BEP 5: the token secret changes every 5 minutes; tokens are accepted for two rotations (10 minutes).</summary>
     public TimeSpan TokenRotation { get; init; } = TimeSpan.FromMinutes(5);
 
@@ -80,6 +89,9 @@ public sealed record DhtOptions
         Check(PeerTtl > TimeSpan.Zero, nameof(PeerTtl), PeerTtl, "must be positive");
         Check(MaxStoredPeers >= 1, nameof(MaxStoredPeers), MaxStoredPeers, "must be at least 1");
         Check(MaxPeersPerInfoHash >= 1, nameof(MaxPeersPerInfoHash), MaxPeersPerInfoHash, "must be at least 1");
+        Check(MaxStoredItems >= 1, nameof(MaxStoredItems), MaxStoredItems, "must be at least 1");
+        Check(MaxStoredItemsPerIp >= 1, nameof(MaxStoredItemsPerIp), MaxStoredItemsPerIp, "must be at least 1");
+        Check(ItemLifetime > TimeSpan.Zero, nameof(ItemLifetime), ItemLifetime, "must be positive");
         Check(TokenRotation > TimeSpan.Zero, nameof(TokenRotation), TokenRotation, "must be positive");
         Check(MaxQueriesPerIpPerSecond > 0 && double.IsFinite(MaxQueriesPerIpPerSecond), nameof(MaxQueriesPerIpPerSecond),
             MaxQueriesPerIpPerSecond, "must be a positive number");
