@@ -73,6 +73,26 @@ public sealed class VirtualStreamNetworkTests
     }
 
     [Fact]
+    public async Task ThreadsAndThePumpSchedulerMayDriveIt()
+    {
+        // Not deterministic, but safe: the pump runs deliveries on its own task while test threads read and write.
+        using var pump = new PumpDeliveryScheduler(TimeProvider.System);
+        var network = new VirtualStreamNetwork(pump, TimeProvider.System, new VirtualStreamNetworkOptions { Latency = static (_, _) => TimeSpan.FromMilliseconds(1) });
+        var a = network.AddEndpoint();
+        var b = network.AddEndpoint();
+        var data = RandomNumberGenerator.GetBytes(MiB);
+        await using var listener = await b.ListenAsync(AnyPort, CancellationToken.None);
+        var (client, server) = await ConnectAsync(a, listener);
+        var read = Task.Run(() => ReadBytesAsync(server.Stream, data.Length));
+        await Task.Run(() => WriteAllAsync(client.Stream, data, 10_007));
+        Assert.Equal(data, await read);
+        await client.DisposeAsync();
+        Assert.Equal(0, await server.Stream.ReadAsync(new byte[1]));
+        await server.DisposeAsync();
+        Assert.Equal(0, pump.Faults);
+    }
+
+    [Fact]
     public void UploadRateIsHonouredInVirtualTime()
     {
         var (loop, network) = Create();
