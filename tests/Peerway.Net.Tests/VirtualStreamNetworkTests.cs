@@ -72,6 +72,46 @@ public sealed class VirtualStreamNetworkTests
         Assert.Equal(SHA256.HashData(back), SHA256.HashData(receivedBack));
     }
 
+    [FsCheck.Xunit.Property(MaxTest = 60)]
+    public void AnyMixOfSizesRatesAndLatenciesDeliversInOrderAndNeverFasterThanTheRates(int seed)
+    {
+        var random = new Random(seed);
+        var segment = random.Next(1, 5_000);
+        var options = new VirtualStreamNetworkOptions
+        {
+            SegmentSize = segment,
+            SendBufferSize = (segment * random.Next(1, 8)) + random.Next(0, segment),
+            Latency = (_, _) => TimeSpan.FromMilliseconds(random.Next(0, 40)), // drawn per connection and direction
+        };
+        var up = random.Next(2) == 0 ? 0 : random.Next(20_000, 5_000_000);
+        var down = random.Next(2) == 0 ? 0 : random.Next(20_000, 5_000_000);
+        var (loop, network) = Create(options);
+        var a = network.AddEndpoint(new VirtualEndpointOptions { UploadBytesPerSecond = up });
+        var b = network.AddEndpoint(new VirtualEndpointOptions { DownloadBytesPerSecond = down });
+        var data = new byte[random.Next(0, 200_000)];
+        random.NextBytes(data);
+        var (writeChunk, readChunk) = (random.Next(1, 70_000), random.Next(1, 70_000));
+        var (received, took) = loop.Run(async () =>
+        {
+            await using var listener = await b.ListenAsync(AnyPort, CancellationToken.None);
+            var (client, server) = await ConnectAsync(a, listener);
+            var start = loop.Elapsed;
+            var read = ReadToEndAsync(server.Stream, readChunk);
+            await WriteAllAsync(client.Stream, data, writeChunk);
+            await client.DisposeAsync();
+            var got = await read;
+            var elapsed = loop.Elapsed - start;
+            await server.DisposeAsync();
+            return (got, elapsed);
+        });
+
+        Assert.Equal(data, received);
+        Assert.Equal(0, network.ConnectionCount);
+        // Each bucket lets one segment through at once, then holds to its rate.
+        var rate = new[] { up, down }.Where(r => r > 0).DefaultIfEmpty(0).Min();
+        if (rate > 0 && data.Length > segment) Assert.True(took.TotalSeconds >= (data.Length - segment) / (double)rate * 0.999, $"{data.Length} B at {rate} B/s in {took}");
+    }
+
     [Fact]
     public async Task ThreadsAndThePumpSchedulerMayDriveIt()
     {
