@@ -3,7 +3,7 @@ using Peerway.Net;
 
 namespace Peerway.Simulation.Tests;
 
-public sealed class VirtualSwarmTests
+public sealed class VirtualSwarmTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private const int FileBytes = 1_000_000;
 
@@ -66,6 +66,78 @@ public sealed class VirtualSwarmTests
         // A fair seeder reaches the bound; latency (log-normal, ~50 ms) and the one-segment burst move it a little.
         Assert.InRange(last / bound, 1.0, 1.02);
         Assert.Equal(0, swarm.Network.ConnectionCount);
+    }
+
+    [Fact]
+    public void AThousandPeerRelayTreeUsesPeerUploadAndIsComparedWithTheBound()
+    {
+        // 1,000 leechers in a binary tree under a 2 MB/s seeder; each leecher forwards what it reads to its two
+        // children as it arrives (1 MB/s up, so 0.5 MB/s per child; a child's full window holds up its sibling). Leaves
+        // upload nothing and every hop adds latency, so the tree is well off the bound (≈ 0.26 s here), but it must
+        // beat client-server distribution (N·F/u_s = 128 s) by far.
+        const int leechers = 1000, fileBytes = 256_000;
+        var swarm = new VirtualSwarm(new VirtualSwarmOptions { Seed = 11 });
+        var seeder = swarm.AddPeer(new PeerCapacity(2_000_000, double.PositiveInfinity));
+        var peers = swarm.AddPeers(leechers, new PeerCapacity(1_000_000, 4_000_000));
+        var file = new byte[fileBytes];
+        new Random(5).NextBytes(file);
+        var all = new[] { seeder }.Concat(peers).ToArray();
+        var haveAll = new TimeSpan[all.Length];
+        var listeners = swarm.Run(async () =>
+        {
+            var bound = new IStreamListener[all.Length];
+            for (var i = 0; i < all.Length; i++) bound[i] = await all[i].Transport.ListenAsync(all[i].ListenEndPoint, CancellationToken.None);
+            return bound;
+        });
+
+        swarm.RunEach(all, async peer =>
+        {
+            var i = peer.Index;
+            var childCount = Enumerable.Range((2 * i) + 1, 2).Count(c => c < all.Length);
+            var accepting = AcceptChildren(listeners[i], childCount);
+            if (i == 0)
+            {
+                var children = await accepting;
+                foreach (var c in children) await c.Stream.WriteAsync(file);
+                foreach (var c in children) await c.DisposeAsync();
+                return;
+            }
+
+            var got = new byte[fileBytes];
+            var offset = 0;
+            await using (var upstream = await peer.Transport.ConnectAsync(all[(i - 1) / 2].ListenEndPoint, CancellationToken.None))
+            {
+                var children = await accepting;
+                int n;
+                while ((n = await upstream.Stream.ReadAsync(got.AsMemory(offset, Math.Min(16 * 1024, fileBytes - offset)))) > 0)
+                {
+                    foreach (var c in children) await c.Stream.WriteAsync(got.AsMemory(offset, n));
+                    offset += n;
+                    if (offset == fileBytes) break;
+                }
+
+                haveAll[i] = swarm.Scheduler.Now;
+                foreach (var c in children) await c.DisposeAsync();
+            }
+
+            Assert.Equal(file, got);
+        });
+        foreach (var l in listeners) swarm.Run(async () => { await l.DisposeAsync(); return true; });
+
+        var last = haveAll.Max();
+        var kumarRoss = swarm.KumarRossBound(fileBytes, seeder);
+        output.WriteLine($"{leechers} leechers, relay tree: last complete at {last.TotalSeconds:F3} s virtual; Kumar-Ross bound {kumarRoss.TotalSeconds:F3} s; ratio {last / kumarRoss:F2}; {swarm.Network.EventsRun} delivery events");
+        Assert.True(last >= kumarRoss, "faster than the bound: a rate is not enforced");
+        Assert.InRange(last.TotalSeconds, kumarRoss.TotalSeconds, 20 * kumarRoss.TotalSeconds);
+        Assert.Equal(0, swarm.Scheduler.ThreadViolations);
+        Assert.Equal(0, swarm.Network.ConnectionCount);
+
+        static async Task<IStreamConnection[]> AcceptChildren(IStreamListener listener, int count)
+        {
+            var children = new IStreamConnection[count];
+            for (var k = 0; k < count; k++) children[k] = (await listener.AcceptAsync(CancellationToken.None))!;
+            return children;
+        }
     }
 
     [Fact]
