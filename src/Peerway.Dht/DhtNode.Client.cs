@@ -107,6 +107,7 @@ public sealed partial class DhtNode
                 q.ImpliedPort = pending.ImpliedPort;
                 break;
             case KrpcMethod.Get:
+            case KrpcMethod.SampleInfohashes:
                 q.Target = pending.Target;
                 break;
             case KrpcMethod.Put when pending.Item is { } item:

@@ -34,6 +34,44 @@ public sealed partial class DhtNode
         return tcs.Task;
     }
 
+    /// <summary>BEP 51: asks the node at <paramref name="endPoint"/> for a sample of the info-hashes it stores (and the
+    /// nodes it knows closest to <paramref name="target"/>); null when it does not answer (or answers with an error, as
+    /// nodes without BEP 51 do).</summary>
+    public Task<DhtSampleResult?> SampleInfohashesAsync(IPEndPoint endPoint, NodeId target, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(endPoint);
+        ct.ThrowIfCancellationRequested();
+        var tcs = new TaskCompletionSource<DhtSampleResult?>();
+        Action cancel = () => tcs.TrySetCanceled(ct);
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var sent = SendQuery(new PendingQuery(endPoint, KrpcMethod.SampleInfohashes, target)
+            {
+                Done = reply =>
+                {
+                    _simpleWaits.Remove(cancel);
+                    DhtSampleResult? result = null;
+                    if (reply is { Type: KrpcMessageType.Response } r)
+                    {
+                        var samples = new List<NodeId>(r.Samples.Length / NodeId.Length);
+                        for (var i = 0; i + NodeId.Length <= r.Samples.Length; i += NodeId.Length) samples.Add(new NodeId(r.Samples.Span.Slice(i, NodeId.Length)));
+                        var nodes = KrpcCodec.ReadCompactNodes(Family == System.Net.Sockets.AddressFamily.InterNetworkV6 ? r.Nodes6.Span : r.Nodes.Span, Family);
+                        result = new DhtSampleResult(r.Id, samples, r.Num ?? samples.Count, TimeSpan.FromSeconds(r.Interval ?? 0), nodes);
+                    }
+
+                    Defer(() => tcs.TrySetResult(result));
+                },
+            });
+            if (!sent) return Task.FromResult<DhtSampleResult?>(null);
+            _simpleWaits.Add(cancel);
+        }
+
+        var registration = ct.Register(cancel);
+        tcs.Task.ContinueWith(_ => registration.Dispose(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return tcs.Task;
+    }
+
     public async Task<LookupResult> FindNodeAsync(NodeId target, CancellationToken ct)
     {
         var op = await RunLookupAsync(target, LookupKind.FindNode, [], ct).ConfigureAwait(false);

@@ -100,6 +100,9 @@ public sealed partial class DhtNode
             case KrpcMethod.Get:
                 OnGet(query, remote, now);
                 break;
+            case KrpcMethod.SampleInfohashes:
+                OnSampleInfohashes(query, remote, now);
+                break;
             case KrpcMethod.Put:
                 if (!OnPut(query, remote, now)) return;
                 break;
@@ -113,6 +116,22 @@ public sealed partial class DhtNode
 
         // BEP 43: read-only nodes ("ro": 1) are not added to routing tables.
         if (!query.ReadOnly) Learn(query.Id, remote, responded: false, now);
+    }
+
+    /// <summary>BEP 51: the closest nodes to "target", how many info-hashes we store ("num"), a random sample of at most
+    /// <see cref="DhtOptions.MaxInfohashSamples"/> of them, and when to ask again ("interval").</summary>
+    private void OnSampleInfohashes(KrpcMessage query, IPEndPoint remote, DateTimeOffset now)
+    {
+        var sampleBytes = System.Buffers.ArrayPool<byte>.Shared.Rent(NodeId.Length * DhtOptions.MaxInfohashSamplesLimit);
+        try
+        {
+            var n = _store.Sample(now, _options.MaxInfohashSamples, _random, sampleBytes);
+            SendReply(query, remote, nodesFor: query.Target, withToken: false, values: null, sample: (sampleBytes.AsMemory(0, n * NodeId.Length), _store.InfoHashCount));
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(sampleBytes);
+        }
     }
 
     /// <summary>BEP 44 get: the closest nodes and a write token, and the item when we hold it — for a mutable item only
@@ -188,7 +207,7 @@ public sealed partial class DhtNode
     }
 
     private void SendReply(KrpcMessage query, IPEndPoint remote, NodeId? nodesFor, bool withToken, List<IPEndPoint>? values,
-        DhtItem? item = null, long? knownSeq = null)
+        DhtItem? item = null, long? knownSeq = null, (ReadOnlyMemory<byte> Samples, int Num)? sample = null)
     {
         var reply = _out;
         reply.Reset();
@@ -241,6 +260,13 @@ public sealed partial class DhtNode
 
             if (values is not null) FitValues(reply, values, remote.AddressFamily);
             reply.Values = values is { Count: > 0 } ? values : null;
+            if (sample is { } s)
+            {
+                reply.Samples = s.Samples;
+                reply.Num = s.Num;
+                reply.Interval = (int)_options.InfohashSampleInterval.TotalSeconds;
+            }
+
             if (item is not null)
             {
                 if (item.IsMutable)

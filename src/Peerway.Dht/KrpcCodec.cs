@@ -180,6 +180,7 @@ public static partial class KrpcCodec
         if (q.SequenceEqual("announce_peer"u8)) return KrpcMethod.AnnouncePeer;
         if (q.SequenceEqual("get"u8)) return KrpcMethod.Get;
         if (q.SequenceEqual("put"u8)) return KrpcMethod.Put;
+        if (q.SequenceEqual("sample_infohashes"u8)) return KrpcMethod.SampleInfohashes;
         return KrpcMethod.Unknown;
     }
 
@@ -207,6 +208,7 @@ public static partial class KrpcCodec
             KrpcMethod.AnnouncePeer when !message.HasToken => KrpcError.InvalidToken,
             KrpcMethod.AnnouncePeer when !state.ImpliedPort && message.Port is null or 0 => KrpcError.InvalidPort,
             KrpcMethod.Get when message.Target is null => KrpcError.InvalidTarget,
+            KrpcMethod.SampleInfohashes when message.Target is null => KrpcError.InvalidTarget,
             KrpcMethod.Put when !message.HasToken => KrpcError.InvalidToken,
             KrpcMethod.Put when !message.HasItemValue => KrpcError.InvalidItem,
             _ => KrpcError.None,
@@ -337,6 +339,18 @@ public static partial class KrpcCodec
             // Some older nodes put BEP 42's "ip" inside "r"; the top-level one wins when both are present.
             if (!message.HasExternalAddress) return ReadExternalAddress(ref reader, token, message);
             return token == BencodeToken.String && reader.TryReadString(out var ip) && ip.Length is 6 or 18 ? KrpcError.None : KrpcError.InvalidAddress;
+        }
+        else if (key.SequenceEqual("samples"u8))
+        {
+            // BEP 51: 20-byte info-hashes, concatenated.
+            if (token != BencodeToken.String || !reader.TryReadString(out var samples) || samples.Length % NodeId.Length != 0) return KrpcError.InvalidValues;
+            message.Samples = samples.ToArray();
+        }
+        else if (key.SequenceEqual("num"u8) || key.SequenceEqual("interval"u8))
+        {
+            if (token != BencodeToken.Integer || !reader.TryReadInteger(out var n) || n is < 0 or > int.MaxValue) return KrpcError.WrongFieldType;
+            if (key[0] == (byte)'n') message.Num = (int)n;
+            else message.Interval = (int)n;
         }
         else
         {

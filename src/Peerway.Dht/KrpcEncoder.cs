@@ -79,6 +79,7 @@ public static partial class KrpcCodec
             case KrpcMethod.GetPeers when message.InfoHash is null:
             case KrpcMethod.AnnouncePeer when message.InfoHash is null || !message.HasToken:
             case KrpcMethod.Get when message.Target is null:
+            case KrpcMethod.SampleInfohashes when message.Target is null:
             case KrpcMethod.Put when !message.HasToken || !message.HasItemValue:
                 return false;
         }
@@ -158,10 +159,16 @@ public static partial class KrpcCodec
 
     private static void WriteResponseBody(ref SpanWriter w, KrpcMessage message)
     {
-        // Reply keys in raw-byte order: id, k, nodes, nodes6, seq, sig, token, v, values.
+        // Reply keys in raw-byte order: id, interval, k, nodes, nodes6, num, samples, seq, sig, token, v, values.
         w.Raw("d"u8);
         w.Key("id"u8);
         w.Id(message.Id);
+        if (message.Interval is { } interval)
+        {
+            w.Key("interval"u8);
+            w.Integer(interval);
+        }
+
         if (message.ItemKey is { } k)
         {
             w.Key("k"u8);
@@ -178,6 +185,18 @@ public static partial class KrpcCodec
         {
             w.Key("nodes6"u8);
             w.String(message.Nodes6.Span);
+        }
+
+        if (message.Num is { } num)
+        {
+            w.Key("num"u8);
+            w.Integer(num);
+        }
+
+        if (message.Num is not null || !message.Samples.IsEmpty)
+        {
+            w.Key("samples"u8);
+            w.String(message.Samples.Span);
         }
 
         if (message.ItemSeq is { } seq)

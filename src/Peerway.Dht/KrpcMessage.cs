@@ -26,6 +26,9 @@ public enum KrpcMethod
 
     /// <summary>BEP 44 "put": store an immutable or mutable item.</summary>
     Put,
+
+    /// <summary>BEP 51 "sample_infohashes": a random sample of the info-hashes a node stores.</summary>
+    SampleInfohashes,
 }
 
 /// <summary>BEP 5 error codes carried in the "e" list.</summary>
@@ -199,6 +202,15 @@ public sealed class KrpcMessage
     /// <summary>BEP 44 "cas": a put succeeds only if the stored sequence number equals it.</summary>
     public long? ItemCas { get; set; }
 
+    /// <summary>BEP 51 "interval" of a sample_infohashes reply: seconds before the requester should ask again.</summary>
+    public int? Interval { get; set; }
+
+    /// <summary>BEP 51 "num": how many info-hashes the responder stores in all.</summary>
+    public int? Num { get; set; }
+
+    /// <summary>BEP 51 "samples": info-hashes, 20 bytes each (copied when decoded).</summary>
+    public ReadOnlyMemory<byte> Samples { get; set; }
+
     /// <summary>The numeric code of an "e" message.</summary>
     public int ErrorCode { get; set; }
 
@@ -278,6 +290,9 @@ public sealed class KrpcMessage
         ItemSalt = null;
         ItemSeq = null;
         ItemCas = null;
+        Interval = null;
+        Num = null;
+        Samples = default;
         ErrorCode = 0;
         ErrorMessage = null;
     }
@@ -291,6 +306,7 @@ public sealed class KrpcMessage
         KrpcMethod.AnnouncePeer => "announce_peer"u8,
         KrpcMethod.Get => "get"u8,
         KrpcMethod.Put => "put"u8,
+        KrpcMethod.SampleInfohashes => "sample_infohashes"u8,
         _ => default,
     };
 

@@ -24,6 +24,9 @@ public sealed class KrpcCodecTests
         "d1:ad2:id20:abcdefghij01234567895:token8:aoeusnth1:v12:Hello World!e1:q3:put1:t2:aa1:y1:qe",
         "d1:ad3:casi1e2:id20:abcdefghij01234567891:k32:0123456789abcdef0123456789abcdef4:salt6:foobar3:seqi2e3:sig64:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef5:token8:aoeusnth1:v12:Hello World!e1:q3:put1:t2:aa1:y1:qe",
         "d1:rd2:id20:abcdefghij01234567891:k32:0123456789abcdef0123456789abcdef3:seqi2e3:sig64:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef5:token8:aoeusnth1:vl4:spami7eee1:t2:aa1:y1:re",
+        // BEP 51 sample_infohashes query and reply.
+        "d1:ad2:id20:abcdefghij01234567896:target20:mnopqrstuvwxyz123456e1:q17:sample_infohashes1:t2:aa1:y1:qe",
+        "d1:rd2:id20:abcdefghij01234567898:intervali21600e3:numi2e7:samples40:abcdefghij0123456789mnopqrstuvwxyz123456e1:t2:aa1:y1:re",
     ];
 
     [Theory]
