@@ -11,6 +11,7 @@ internal static class CommandCatalog
         foreach (var command in ContentCommands.Create()) { yield return command; }
         foreach (var c in NatCommands.All()) yield return c;
         yield return DhtCommands.Create();
+        yield return LogCommands.Create();
         yield return SimulateCommand.Create();
         foreach (var c in TorrentCommands.All()) yield return c;
         yield return RtcCommands.Create();
