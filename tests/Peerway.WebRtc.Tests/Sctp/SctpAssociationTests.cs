@@ -149,6 +149,60 @@ public sealed class SctpAssociationTests
         Assert.True(pair.Net.RunUntil(() => pair.RecB.Messages.Count == 2, TimeSpan.FromSeconds(30)));
     }
 
+    /// <summary>
+    /// RFC 9260 §7.2.4: fast recovery ends once the highest TSN *sent* when it began is acknowledged, not when every
+    /// TSN queued behind it is (TSNs are assigned at queueing). One DATA packet dropped in a 4 MiB transfer is repaired
+    /// by fast retransmit, and cwnd grows again (above ssthresh, congestion avoidance) while most of the queue is
+    /// still waiting; before, cwnd stayed frozen at ssthresh until the whole queue was acknowledged.
+    /// </summary>
+    [Fact]
+    public void Fast_recovery_ends_at_the_highest_TSN_sent_and_cwnd_grows_again_while_data_is_queued()
+    {
+        var net = new SteppedNetwork();
+        var sa = net.Socket(1);
+        var sb = net.Socket(2);
+        var (recA, recB) = (new Recorder(), new Recorder());
+        var packets = 0;
+        var a = new SctpAssociation(new SctpOptions(), net.Time, p =>
+        {
+            // The 200th packet from A (a DATA packet well into slow start) is lost once.
+            if (++packets != 200) sa.Send(p, sb.LocalEndPoint);
+        }, recA);
+        var b = new SctpAssociation(new SctpOptions(), net.Time, p => sb.Send(p, sa.LocalEndPoint), recB);
+        sa.Start((d, _) => a.Receive(d));
+        sb.Start((d, _) => b.Receive(d));
+        a.Connect();
+        Assert.True(net.RunUntil(() => recA.Established && recB.Established, TimeSpan.FromSeconds(30)));
+        for (var i = 0; i < 64; i++) Assert.True(a.Send(1, 53, Message(i, 64 * 1024), unordered: false));
+
+        var grewWhileQueued = false;
+        Assert.True(net.RunUntil(() =>
+        {
+            var c = a.Congestion;
+            if (packets > 200 && c.Cwnd > c.Ssthresh && a.BufferedAmount(1) > 1024 * 1024) grewWhileQueued = true;
+            return recB.Messages.Count == 64;
+        }, TimeSpan.FromMinutes(5)));
+        Assert.True(grewWhileQueued, $"cwnd {a.Congestion.Cwnd}, ssthresh {a.Congestion.Ssthresh}");
+        var (fast, timeouts, retransmitted) = a.Retransmissions;
+        Assert.True(fast >= 1 && retransmitted >= 1, $"fast retransmits {fast}, chunks {retransmitted}");
+        Assert.Equal(0, timeouts);
+        for (var i = 0; i < 64; i++) Assert.Equal(Message(i, 64 * 1024), recB.Messages[i].Data);
+    }
+
+    /// <summary>A caller may reuse its buffer once Send returns: the queued message is the bytes as they were.</summary>
+    [Fact]
+    public void A_sent_buffer_reused_by_the_caller_does_not_change_the_message()
+    {
+        var pair = new Pair(new SteppedNetwork());
+        pair.Connect();
+        var buffer = Message(1, 5000);
+        var original = buffer.ToArray();
+        Assert.True(pair.A.Send(1, 53, buffer, unordered: false));
+        Array.Clear(buffer);
+        Assert.True(pair.Net.RunUntil(() => pair.RecB.Messages.Count == 1, TimeSpan.FromSeconds(10)));
+        Assert.Equal(original, pair.RecB.Messages[0].Data);
+    }
+
     [Fact]
     public void A_peer_that_never_acknowledges_is_given_up_on()
     {
