@@ -189,6 +189,42 @@ public sealed class SctpAssociationTests
         for (var i = 0; i < 64; i++) Assert.Equal(Message(i, 64 * 1024), recB.Messages[i].Data);
     }
 
+    /// <summary>
+    /// A receive window full of data held behind a gap still takes the chunk that fills the gap (RFC 9260 §6.2):
+    /// dropping it, as before, stalled the association for good (seen with Chromium as sender on loopback).
+    /// </summary>
+    [Fact]
+    public void A_window_full_of_data_behind_a_gap_still_takes_the_chunk_that_fills_it()
+    {
+        var net = new SteppedNetwork();
+        var sa = net.Socket(1);
+        var sb = net.Socket(2);
+        var (recA, recB) = (new Recorder(), new Recorder());
+        uint? firstTsn = null;
+        var a = new SctpAssociation(new SctpOptions(), net.Time, p =>
+        {
+            if (SctpPacket.TryDecode(p, out var packet, out _) && packet!.Chunks.OfType<DataChunk>().FirstOrDefault() is { } d) firstTsn ??= d.Tsn;
+            sa.Send(p, sb.LocalEndPoint);
+        }, recA);
+        var b = new SctpAssociation(new SctpOptions { ReceiveWindow = 8192, MaxMessageSize = 8192 }, net.Time, p => sb.Send(p, sa.LocalEndPoint), recB);
+        sa.Start((d, _) => a.Receive(d));
+        sb.Start((d, _) => b.Receive(d));
+        a.Connect();
+        Assert.True(net.RunUntil(() => recA.Established && recB.Established, TimeSpan.FromSeconds(30)));
+        Assert.True(a.Send(1, 53, new byte[] { 0 }, unordered: false));
+        Assert.True(net.RunUntil(() => recB.Messages.Count == 1, TimeSpan.FromSeconds(10)));
+        var t0 = firstTsn!.Value;
+
+        // A peer overshooting the window: ordered messages 2..9 (1000 bytes each) arrive before message 1, which
+        // leaves B 8000 of its 8192 bytes held; then message 1 fills the gap.
+        byte[] Data(uint tsn, ushort ssn) => new SctpPacket(5000, 5000, b.LocalTag, [new DataChunk(tsn, 1, ssn, 53, false, true, true, Message(ssn, 1000))]).Encode();
+        for (ushort ssn = 2; ssn <= 9; ssn++) b.Receive(Data(t0 + ssn, ssn));
+        Assert.Single(recB.Messages);
+        b.Receive(Data(t0 + 1, 1));
+        Assert.Equal(10, recB.Messages.Count);
+        for (ushort ssn = 1; ssn <= 9; ssn++) Assert.Equal(Message(ssn, 1000), recB.Messages[ssn].Data);
+    }
+
     /// <summary>A caller may reuse its buffer once Send returns: the queued message is the bytes as they were.</summary>
     [Fact]
     public void A_sent_buffer_reused_by_the_caller_does_not_change_the_message()
