@@ -16,13 +16,13 @@ namespace Peerway.Benchmarks;
 /// tests/interop-peers/werift-bench.mjs). Per pair: bulk throughput (64 KiB messages), messages/s with 1 KiB
 /// messages, and time from createOffer to an open channel; then memory per idle Peerway connection.
 /// Every receiver times from its first message to its last (bytes after the first message / that time), so the
-/// set-up and the first round trip are out of every figure, and all senders keep at most 4 MiB queued.
+/// set-up and the first round trip are out of every figure, and the senders keep at most 4 MiB queued (werift 256 KiB: more stalls it).
 /// </summary>
 internal static class RtcBench
 {
     private const string Usage = "usage: rtc-bench [--rounds N] [--mib M] [--small N] [--idle N] [--pairs p2p,c2c,...] [--werift PATH] [--chromium PATH]";
     private const long SendQueue = 4L << 20;
-    private static readonly TimeSpan RunTimeout = TimeSpan.FromMinutes(3);
+    private static readonly TimeSpan RunTimeout = TimeSpan.FromMinutes(2);
 
     // The page's side; every function is awaited by Playwright. A sender waits on bufferedamountlow above 4 MiB.
     private const string PageScript = """
@@ -110,7 +110,7 @@ internal static class RtcBench
 
         public int Mib { get; set; } = 16;
 
-        public int Small { get; set; } = 20000;
+        public int Small { get; set; } = 3000;
 
         public int Idle { get; set; } = 100;
 
@@ -279,9 +279,13 @@ internal static class RtcBench
             Measured m;
             if (peerwaySends)
             {
+                using var traced = new CancellationTokenSource();
+                var trace = TraceAsync(pc, traced.Token);
                 var rx = page.EvaluateAsync<string>("() => window.bench.receive()");
                 await SendAllAsync(ch, count, size);
                 m = Parse(await rx);
+                await traced.CancelAsync();
+                await trace;
             }
             else
             {
@@ -296,6 +300,28 @@ internal static class RtcBench
         finally
         {
             await page.CloseAsync();
+        }
+    }
+
+    /// <summary>With RTCB_TRACE set, the sender's congestion state every 250 ms on stderr (where a run's time goes).</summary>
+    private static async Task TraceAsync(RtcPeerConnection pc, CancellationToken cancellationToken)
+    {
+        if (Environment.GetEnvironmentVariable("RTCB_TRACE") is null) return;
+        using var tick = new PeriodicTimer(TimeSpan.FromMilliseconds(250));
+        try
+        {
+            while (await tick.WaitForNextTickAsync(cancellationToken))
+            {
+                if (pc.Sctp is not { } sctp) continue;
+                var c = sctp.Congestion;
+                var r = sctp.Retransmissions;
+                Console.Error.WriteLine(FormattableString.Invariant(
+                    $"trace cwnd {c.Cwnd} ssthresh {c.Ssthresh} flight {c.Flight} srtt {sctp.SmoothedRtt?.TotalMilliseconds:F1} ms rto {c.Rto.TotalMilliseconds} ms fast {r.FastRetransmits} timeouts {r.Timeouts} resent {r.RetransmittedChunks}"));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The run ended.
         }
     }
 

@@ -90,6 +90,15 @@ internal sealed partial class SctpAssociation
         return n;
     }
 
+    /// <summary>Diagnostics: the smoothed round-trip time (RFC 9260 §6.3.1 SRTT), null before the first sample.</summary>
+    internal TimeSpan? SmoothedRtt
+    {
+        get
+        {
+            lock (_gate) return _srtt;
+        }
+    }
+
     /// <summary>Diagnostics: fast retransmit events, T3 timeouts, chunks sent again.</summary>
     internal (long FastRetransmits, long Timeouts, long RetransmittedChunks) Retransmissions
     {
