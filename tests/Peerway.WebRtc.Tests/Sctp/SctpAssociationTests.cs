@@ -36,15 +36,16 @@ public sealed class SctpAssociationTests
     /// <summary>Two associations joined by a stepped virtual network (each packet one datagram, as over DTLS).</summary>
     private sealed class Pair
     {
-        public Pair(SteppedNetwork net, SctpOptions? options = null, bool bSilent = false)
+        /// <param name="tapA">Sees every packet A sends; false drops it.</param>
+        public Pair(SteppedNetwork net, SctpOptions? options = null, bool bSilent = false, SctpOptions? optionsB = null, Func<byte[], bool>? tapA = null)
         {
             Net = net;
             var sa = net.Socket(1);
             var sb = net.Socket(2);
             var ea = sa.LocalEndPoint;
             var eb = sb.LocalEndPoint;
-            A = new SctpAssociation(options ?? new SctpOptions(), net.Time, p => sa.Send(p, eb), RecA);
-            B = new SctpAssociation(options ?? new SctpOptions(), net.Time, p => { if (!Silent) sb.Send(p, ea); }, RecB);
+            A = new SctpAssociation(options ?? new SctpOptions(), net.Time, p => { if (tapA?.Invoke(p) != false) sa.Send(p, eb); }, RecA);
+            B = new SctpAssociation(optionsB ?? options ?? new SctpOptions(), net.Time, p => { if (!Silent) sb.Send(p, ea); }, RecB);
             Silent = bSilent;
             sa.Start((d, _) => A.Receive(d));
             sb.Start((d, _) => B.Receive(d));
@@ -158,21 +159,12 @@ public sealed class SctpAssociationTests
     [Fact]
     public void Fast_recovery_ends_at_the_highest_TSN_sent_and_cwnd_grows_again_while_data_is_queued()
     {
-        var net = new SteppedNetwork();
-        var sa = net.Socket(1);
-        var sb = net.Socket(2);
-        var (recA, recB) = (new Recorder(), new Recorder());
         var packets = 0;
-        var a = new SctpAssociation(new SctpOptions(), net.Time, p =>
-        {
-            // The 200th packet from A (a DATA packet well into slow start) is lost once.
-            if (++packets != 200) sa.Send(p, sb.LocalEndPoint);
-        }, recA);
-        var b = new SctpAssociation(new SctpOptions(), net.Time, p => sb.Send(p, sa.LocalEndPoint), recB);
-        sa.Start((d, _) => a.Receive(d));
-        sb.Start((d, _) => b.Receive(d));
-        a.Connect();
-        Assert.True(net.RunUntil(() => recA.Established && recB.Established, TimeSpan.FromSeconds(30)));
+
+        // The 200th packet from A (a DATA packet well into slow start) is lost once.
+        var pair = new Pair(new SteppedNetwork(), tapA: _ => ++packets != 200);
+        pair.Connect(both: false);
+        var (net, a, recB) = (pair.Net, pair.A, pair.RecB);
         for (var i = 0; i < 64; i++) Assert.True(a.Send(1, 53, Message(i, 64 * 1024), unordered: false));
 
         var grewWhileQueued = false;
@@ -196,21 +188,14 @@ public sealed class SctpAssociationTests
     [Fact]
     public void A_window_full_of_data_behind_a_gap_still_takes_the_chunk_that_fills_it()
     {
-        var net = new SteppedNetwork();
-        var sa = net.Socket(1);
-        var sb = net.Socket(2);
-        var (recA, recB) = (new Recorder(), new Recorder());
         uint? firstTsn = null;
-        var a = new SctpAssociation(new SctpOptions(), net.Time, p =>
+        var pair = new Pair(new SteppedNetwork(), optionsB: new SctpOptions { ReceiveWindow = 8192, MaxMessageSize = 8192 }, tapA: p =>
         {
             if (SctpPacket.TryDecode(p, out var packet, out _) && packet!.Chunks.OfType<DataChunk>().FirstOrDefault() is { } d) firstTsn ??= d.Tsn;
-            sa.Send(p, sb.LocalEndPoint);
-        }, recA);
-        var b = new SctpAssociation(new SctpOptions { ReceiveWindow = 8192, MaxMessageSize = 8192 }, net.Time, p => sb.Send(p, sa.LocalEndPoint), recB);
-        sa.Start((d, _) => a.Receive(d));
-        sb.Start((d, _) => b.Receive(d));
-        a.Connect();
-        Assert.True(net.RunUntil(() => recA.Established && recB.Established, TimeSpan.FromSeconds(30)));
+            return true;
+        });
+        pair.Connect(both: false);
+        var (net, a, b, recB) = (pair.Net, pair.A, pair.B, pair.RecB);
         Assert.True(a.Send(1, 53, new byte[] { 0 }, unordered: false));
         Assert.True(net.RunUntil(() => recB.Messages.Count == 1, TimeSpan.FromSeconds(10)));
         var t0 = firstTsn!.Value;
