@@ -456,7 +456,7 @@ internal static class RtcBench
         using var self = Process.GetCurrentProcess();
         long Managed() => GC.GetTotalMemory(forceFullCollection: true);
         self.Refresh();
-        var (managed0, private0, threads0) = (Managed(), self.PrivateMemorySize64, self.Threads.Count);
+        var (managed0, resident0, private0, threads0) = (Managed(), self.WorkingSet64, self.PrivateMemorySize64, self.Threads.Count);
         var all = new List<RtcPeerConnection>();
         var channels = new List<RtcDataChannel>();
         try
@@ -473,10 +473,10 @@ internal static class RtcBench
             }
 
             self.Refresh();
-            var (managed1, private1, threads1) = (Managed(), self.PrivateMemorySize64, self.Threads.Count);
+            var (managed1, resident1, private1, threads1) = (Managed(), self.WorkingSet64, self.PrivateMemorySize64, self.Threads.Count);
             var n = 2.0 * pairs;
             Console.WriteLine(FormattableString.Invariant(
-                $"idle: {pairs} Peerway↔Peerway pairs ({n} connections, one open channel each): managed heap {(managed1 - managed0) / n / 1024:F1} KiB per connection, private bytes {(private1 - private0) / n / 1024:F1} KiB per connection, threads {(threads1 - threads0) / n:F1} per connection"));
+                $"idle: {pairs} Peerway↔Peerway pairs ({n} connections, one open channel each): managed heap {(managed1 - managed0) / n / 1024:F1} KiB per connection, resident {(resident1 - resident0) / n / 1024:F1} KiB, private (reserved) bytes {(private1 - private0) / n / 1024:F1} KiB, threads {(threads1 - threads0) / n:F1} per connection"));
         }
         finally
         {
