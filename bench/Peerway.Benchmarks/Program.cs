@@ -5,11 +5,15 @@ using BenchmarkDotNet.Running;
 //   stun-echo IP:PORT [--threads N]: its no-op reference server (bench/nat/stun-binding.sh)
 //   turn-load, turn-alloc, udp-echo: TURN relay and allocation load (bench/nat/turn-relay.sh, TurnLoad.cs)
 //   ice-connect [--runs N] [--latency-ms L]: ICE time to connect per path over the virtual network
+//   sctp-loss [--mib M] [--rounds N] [--latency-ms L]: SCTP goodput over the virtual network at 0 % and 1 % loss
+//   rtc-bench [--rounds N] [--mib M] ...: WebRTC data channels, Peerway/Chromium/werift pairs (bench/webrtc/throughput.sh)
 if (args.Length > 0 && args[0] == "stun-load") return Peerway.Benchmarks.StunLoad.Run(args[1..]);
 if (args.Length > 0 && args[0] == "stun-echo") return Peerway.Benchmarks.StunLoad.Echo(args[1..]);
 if (args.Length > 0 && args[0] == "turn-load") return await Peerway.Benchmarks.TurnLoad.RunAsync(args[1..]);
 if (args.Length > 0 && args[0] == "turn-alloc") return await Peerway.Benchmarks.TurnLoad.AllocateAsync(args[1..]);
 if (args.Length > 0 && args[0] == "ice-connect") return Peerway.Benchmarks.IceBenchmarks.Report(args[1..]);
+if (args.Length > 0 && args[0] == "sctp-loss") return Peerway.Benchmarks.SctpBenchmarks.Report(args[1..]);
+if (args.Length > 0 && args[0] == "rtc-bench") return await Peerway.Benchmarks.RtcBench.RunAsync(args[1..]);
 if (args.Length > 0 && args[0] == "udp-echo") return Peerway.Benchmarks.TurnLoad.Echo(args[1..]);
 BenchmarkSwitcher.FromAssembly(typeof(Peerway.Benchmarks.StunLoad).Assembly).Run(args);
 return 0;

@@ -114,6 +114,9 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
     /// <summary>The SRTP profile DTLS negotiated (RFC 5764 use_srtp; no SRTP runs), -1 if none or not connected yet.</summary>
     internal int SrtpProfile => _dtls?.SrtpProfile ?? -1;
 
+    /// <summary>The SCTP association once connected (diagnostics: congestion window, RTT, retransmissions).</summary>
+    internal SctpAssociation? Sctp => _sctp;
+
     /// <summary>Our certificate's fingerprint as in the SDP.</summary>
     public string LocalFingerprint => _certificate.FingerprintSdp;
 

@@ -14,6 +14,7 @@ internal sealed partial class SctpAssociation
     private readonly Dictionary<ushort, InStream> _inStreams = [];
     private readonly List<uint> _duplicates = [];
     private uint _cumulativeIn;
+    private uint _highestIn; // the highest TSN in _receivedAbove while it is not empty
     private long _bufferedIn;
     private bool _sackNow;
     private DateTimeOffset? _sackDue;
@@ -41,8 +42,12 @@ internal sealed partial class SctpAssociation
         }
 
         // RFC 9260 §6.2: with no room the chunk is dropped (the peer retransmits); the next in sequence is still
-        // taken when nothing else is buffered, so a window smaller than one chunk cannot deadlock.
-        if (tsn - _cumulativeIn > MaxTsnAhead || (_bufferedIn + d.Payload.Length > _options.ReceiveWindow && !(tsn == _cumulativeIn + 1 && _bufferedIn == 0)))
+        // taken when nothing else is buffered, so a window smaller than one chunk cannot deadlock. A chunk that fills a
+        // gap below the highest TSN received is taken too (up to a second window): the window may be full of data held
+        // for exactly that chunk (a sender may overshoot a_rwnd by a packet), and dropping it would stall the
+        // association for good. RFC 9260 §6.2 lets the receiver drop the largest TSN held instead; this keeps it.
+        var fillsGap = _receivedAbove.Count > 0 && Before(tsn, _highestIn) && _bufferedIn + d.Payload.Length <= 2L * _options.ReceiveWindow;
+        if (tsn - _cumulativeIn > MaxTsnAhead || (_bufferedIn + d.Payload.Length > _options.ReceiveWindow && !fillsGap && !(tsn == _cumulativeIn + 1 && _bufferedIn == 0)))
         {
             _sackNow = true;
             return;
@@ -55,6 +60,7 @@ internal sealed partial class SctpAssociation
         }
         else
         {
+            if (_receivedAbove.Count == 0 || Before(_highestIn, tsn)) _highestIn = tsn;
             _receivedAbove.Add(tsn);
             _sackNow = true; // RFC 9260 §6.7: a gap is reported immediately
         }

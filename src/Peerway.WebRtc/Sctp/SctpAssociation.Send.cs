@@ -11,6 +11,14 @@ internal sealed partial class SctpAssociation
     private readonly Dictionary<ushort, ushort> _nextSsn = [];
     private readonly Dictionary<ushort, long> _buffered = [];
     private uint _nextTsn;
+
+    // Every chunk of _outbound at or after this index has never been sent (chunks go out in TSN order; an abandoned
+    // unsent one is passed over), so the loops over what is in flight stop here instead of walking the whole queue.
+    private int _unsentFrom;
+    private uint _highestSent;
+    private long _fastRetransmits;
+    private long _timeouts;
+    private long _retransmittedChunks;
     private uint _cumulativeAckPoint;
     private uint _advancedPeerAckPoint;
     private bool _ackPointSet;
@@ -73,12 +81,31 @@ internal sealed partial class SctpAssociation
     private long FlightSize()
     {
         long n = 0;
-        foreach (var c in _outbound)
+        for (var i = 0; i < _unsentFrom; i++)
         {
+            var c = _outbound[i];
             if (c.InFlight) n += c.Size;
         }
 
         return n;
+    }
+
+    /// <summary>Diagnostics: the smoothed round-trip time (RFC 9260 §6.3.1 SRTT), null before the first sample.</summary>
+    internal TimeSpan? SmoothedRtt
+    {
+        get
+        {
+            lock (_gate) return _srtt;
+        }
+    }
+
+    /// <summary>Diagnostics: fast retransmit events, T3 timeouts, chunks sent again.</summary>
+    internal (long FastRetransmits, long Timeouts, long RetransmittedChunks) Retransmissions
+    {
+        get
+        {
+            lock (_gate) return (_fastRetransmits, _timeouts, _retransmittedChunks);
+        }
     }
 
     /// <summary>Bytes of <paramref name="stream"/>'s messages neither acknowledged nor abandoned yet.</summary>
@@ -107,11 +134,13 @@ internal sealed partial class SctpAssociation
                 _nextSsn[stream] = (ushort)(ssn + 1);
             }
 
+            // The message is copied once: the caller may reuse its buffer as soon as this returns.
+            ReadOnlyMemory<byte> owned = data.ToArray();
             var room = _options.Mtu - DataOverhead;
-            for (var offset = 0; offset < data.Length; offset += room)
+            for (var offset = 0; offset < owned.Length; offset += room)
             {
-                var n = Math.Min(room, data.Length - offset);
-                var chunk = new DataChunk(_nextTsn++, stream, ssn, ppid, unordered, offset == 0, offset + n == data.Length, data.Slice(offset, n));
+                var n = Math.Min(room, owned.Length - offset);
+                var chunk = new DataChunk(_nextTsn++, stream, ssn, ppid, unordered, offset == 0, offset + n == owned.Length, owned.Slice(offset, n));
                 _outbound.Add(new OutChunk(chunk, message));
                 message.ChunksLeft++;
             }
@@ -168,8 +197,9 @@ internal sealed partial class SctpAssociation
             // worth goes out (cwnd is one MTU), after fast retransmit one packet regardless of cwnd.
             var flight = FlightSize();
             var sentAny = false;
-            foreach (var c in _outbound)
+            for (var i = 0; i < _unsentFrom; i++)
             {
+                var c = _outbound[i];
                 if (!c.Retransmit || c.Acked || c.Message.Abandoned) continue;
                 if (AbandonIfDue(c, now)) continue;
                 if (flight >= _cwnd && !c.FastRetransmitted) break;
@@ -177,14 +207,16 @@ internal sealed partial class SctpAssociation
                 c.Transmissions++;
                 c.SentAt = now;
                 flight += c.Size;
+                _retransmittedChunks++;
                 Add(c.Data);
                 sentAny = true;
             }
 
             // RFC 9260 §6.1 A/B: new data only while the flight is below cwnd and the peer's window has room (one
             // chunk may probe a zero window when nothing is in flight).
-            foreach (var c in _outbound)
+            for (; _unsentFrom < _outbound.Count; _unsentFrom++)
             {
+                var c = _outbound[_unsentFrom];
                 if (c.Transmissions > 0 || c.Message.Abandoned) continue;
                 if (c.Message.Expires is { } e && now >= e)
                 {
@@ -196,6 +228,7 @@ internal sealed partial class SctpAssociation
                 if (flight + c.Size > _peerRwnd && flight > 0) break;
                 c.Transmissions = 1;
                 c.SentAt = now;
+                _highestSent = c.Tsn;
                 flight += c.Size;
                 _peerRwnd = _peerRwnd > (uint)c.Size ? _peerRwnd - (uint)c.Size : 0;
                 Add(c.Data);
@@ -304,14 +337,16 @@ internal sealed partial class SctpAssociation
         }
 
         _outbound.RemoveRange(0, removed);
+        _unsentFrom = Math.Max(0, _unsentFrom - removed);
         _cumulativeAckPoint = sack.CumulativeTsn;
         if (Before(_advancedPeerAckPoint, _cumulativeAckPoint)) _advancedPeerAckPoint = _cumulativeAckPoint;
 
         // Gap ack blocks (RFC 9260 §3.3.4): offsets from the cumulative TSN.
         uint highestNewlyAcked = sack.CumulativeTsn;
         var gapIndex = 0;
-        foreach (var c in _outbound)
+        for (var i = 0; i < _unsentFrom; i++)
         {
+            var c = _outbound[i];
             var offset = c.Tsn - sack.CumulativeTsn;
             var inGap = false;
             while (gapIndex < sack.Gaps.Count && sack.Gaps[gapIndex].End < offset) gapIndex++;
@@ -337,14 +372,17 @@ internal sealed partial class SctpAssociation
 
         if (rtt is { } sample) UpdateRto(sample);
 
-        // RFC 9260 §7.2.4: a chunk below the highest newly acked TSN that is still missing gets a miss report;
-        // three of them trigger fast retransmit (once per chunk), entering fast recovery if not in it.
+        // RFC 9260 §7.2.4 (HTNA): a chunk below the highest newly acked TSN that is still missing gets a miss report;
+        // in fast recovery, once the cumulative TSN advanced, every chunk reported missing does (up to the last gap
+        // block's end). Three reports trigger fast retransmit (once per chunk), entering fast recovery if not in it.
         var fastRetransmit = false;
         if (sack.Gaps.Count > 0)
         {
-            foreach (var c in _outbound)
+            var reportUpTo = _fastRecovery && cumAdvanced ? sack.CumulativeTsn + sack.Gaps[^1].End : highestNewlyAcked;
+            for (var i = 0; i < _unsentFrom; i++)
             {
-                if (!Before(c.Tsn, highestNewlyAcked)) break;
+                var c = _outbound[i];
+                if (!Before(c.Tsn, reportUpTo)) break;
                 if (c.Acked || c.Message.Abandoned || c.Transmissions == 0 || c.FastRetransmitted) continue;
                 if (++c.MissReports >= 3)
                 {
@@ -356,13 +394,16 @@ internal sealed partial class SctpAssociation
             }
         }
 
+        if (fastRetransmit) _fastRetransmits++;
         if (fastRetransmit && !_fastRecovery)
         {
+            // RFC 9260 §7.2.4 / §7.2.3: halve once per recovery; it ends when the highest TSN outstanding at its start
+            // (sent, not merely queued: TSNs are assigned when a message is queued) is acknowledged.
             _ssthresh = Math.Max(_cwnd / 2, 4L * _options.Mtu);
             _cwnd = _ssthresh;
             _partialBytesAcked = 0;
             _fastRecovery = true;
-            _fastRecoveryExit = _nextTsn - 1;
+            _fastRecoveryExit = _highestSent;
         }
 
         if (_fastRecovery && AtOrBefore(_fastRecoveryExit, sack.CumulativeTsn)) _fastRecovery = false;
@@ -400,9 +441,20 @@ internal sealed partial class SctpAssociation
 
         // RFC 3758 §3.5 C2: while the peer lags behind the advanced ack point, FORWARD-TSN again.
         if (Before(_cumulativeAckPoint, _advancedPeerAckPoint)) _forwardTsnNeeded = true;
-        if (!_outbound.Any(c => c.Transmissions > 0 && !c.Acked && !c.Message.Abandoned) && !_forwardTsnNeeded) _t3Due = null;
+        if (!Outstanding() && !_forwardTsnNeeded) _t3Due = null;
         else if (cumAdvanced) _t3Due = now + _rto;
         _heartbeatDue = now + _options.HeartbeatInterval;
+    }
+
+    private bool Outstanding()
+    {
+        for (var i = 0; i < _unsentFrom; i++)
+        {
+            var c = _outbound[i];
+            if (c.Transmissions > 0 && !c.Acked && !c.Message.Abandoned) return true;
+        }
+
+        return false;
     }
 
     private void UpdateRto(TimeSpan r)
@@ -427,6 +479,7 @@ internal sealed partial class SctpAssociation
     {
         // RFC 9260 §6.3.3: E1 ssthresh = max(cwnd/2, 4·MTU), cwnd = 1 MTU; E2 back off the RTO; E3 retransmit.
         _t3Due = null;
+        _timeouts++;
         if (++_errorCount > _options.MaxRetransmits)
         {
             Close("peer stopped acknowledging data", sendAbort: true);
@@ -438,8 +491,9 @@ internal sealed partial class SctpAssociation
         _partialBytesAcked = 0;
         _fastRecovery = false;
         _rto = _rto * 2 > _options.MaxRto ? _options.MaxRto : _rto * 2;
-        foreach (var c in _outbound)
+        for (var i = 0; i < _unsentFrom; i++)
         {
+            var c = _outbound[i];
             if (c.Transmissions == 0 || c.Acked || c.Message.Abandoned) continue;
             c.Retransmit = true;
             c.FastRetransmitted = false;

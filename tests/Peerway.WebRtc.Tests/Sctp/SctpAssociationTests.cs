@@ -36,15 +36,16 @@ public sealed class SctpAssociationTests
     /// <summary>Two associations joined by a stepped virtual network (each packet one datagram, as over DTLS).</summary>
     private sealed class Pair
     {
-        public Pair(SteppedNetwork net, SctpOptions? options = null, bool bSilent = false)
+        /// <param name="tapA">Sees every packet A sends; false drops it.</param>
+        public Pair(SteppedNetwork net, SctpOptions? options = null, bool bSilent = false, SctpOptions? optionsB = null, Func<byte[], bool>? tapA = null)
         {
             Net = net;
             var sa = net.Socket(1);
             var sb = net.Socket(2);
             var ea = sa.LocalEndPoint;
             var eb = sb.LocalEndPoint;
-            A = new SctpAssociation(options ?? new SctpOptions(), net.Time, p => sa.Send(p, eb), RecA);
-            B = new SctpAssociation(options ?? new SctpOptions(), net.Time, p => { if (!Silent) sb.Send(p, ea); }, RecB);
+            A = new SctpAssociation(options ?? new SctpOptions(), net.Time, p => { if (tapA?.Invoke(p) != false) sa.Send(p, eb); }, RecA);
+            B = new SctpAssociation(optionsB ?? options ?? new SctpOptions(), net.Time, p => { if (!Silent) sb.Send(p, ea); }, RecB);
             Silent = bSilent;
             sa.Start((d, _) => A.Receive(d));
             sb.Start((d, _) => B.Receive(d));
@@ -147,6 +148,80 @@ public sealed class SctpAssociationTests
         // The stream starts again at SSN 0 (RFC 6525 §5.2.2), so it can be reused.
         Assert.True(pair.A.Send(6, 51, "again"u8.ToArray(), unordered: false));
         Assert.True(pair.Net.RunUntil(() => pair.RecB.Messages.Count == 2, TimeSpan.FromSeconds(30)));
+    }
+
+    /// <summary>
+    /// RFC 9260 §7.2.4: fast recovery ends once the highest TSN *sent* when it began is acknowledged, not when every
+    /// TSN queued behind it is (TSNs are assigned at queueing). One DATA packet dropped in a 4 MiB transfer is repaired
+    /// by fast retransmit, and cwnd grows again (above ssthresh, congestion avoidance) while most of the queue is
+    /// still waiting; before, cwnd stayed frozen at ssthresh until the whole queue was acknowledged.
+    /// </summary>
+    [Fact]
+    public void Fast_recovery_ends_at_the_highest_TSN_sent_and_cwnd_grows_again_while_data_is_queued()
+    {
+        var packets = 0;
+
+        // The 200th packet from A (a DATA packet well into slow start) is lost once.
+        var pair = new Pair(new SteppedNetwork(), tapA: _ => ++packets != 200);
+        pair.Connect(both: false);
+        var (net, a, recB) = (pair.Net, pair.A, pair.RecB);
+        for (var i = 0; i < 64; i++) Assert.True(a.Send(1, 53, Message(i, 64 * 1024), unordered: false));
+
+        var grewWhileQueued = false;
+        Assert.True(net.RunUntil(() =>
+        {
+            var c = a.Congestion;
+            if (packets > 200 && c.Cwnd > c.Ssthresh && a.BufferedAmount(1) > 1024 * 1024) grewWhileQueued = true;
+            return recB.Messages.Count == 64;
+        }, TimeSpan.FromMinutes(5)));
+        Assert.True(grewWhileQueued, $"cwnd {a.Congestion.Cwnd}, ssthresh {a.Congestion.Ssthresh}");
+        var (fast, timeouts, retransmitted) = a.Retransmissions;
+        Assert.True(fast >= 1 && retransmitted >= 1, $"fast retransmits {fast}, chunks {retransmitted}");
+        Assert.Equal(0, timeouts);
+        for (var i = 0; i < 64; i++) Assert.Equal(Message(i, 64 * 1024), recB.Messages[i].Data);
+    }
+
+    /// <summary>
+    /// A receive window full of data held behind a gap still takes the chunk that fills the gap (RFC 9260 §6.2):
+    /// dropping it, as before, stalled the association for good (seen with Chromium as sender on loopback).
+    /// </summary>
+    [Fact]
+    public void A_window_full_of_data_behind_a_gap_still_takes_the_chunk_that_fills_it()
+    {
+        uint? firstTsn = null;
+        var pair = new Pair(new SteppedNetwork(), optionsB: new SctpOptions { ReceiveWindow = 8192, MaxMessageSize = 8192 }, tapA: p =>
+        {
+            if (SctpPacket.TryDecode(p, out var packet, out _) && packet!.Chunks.OfType<DataChunk>().FirstOrDefault() is { } d) firstTsn ??= d.Tsn;
+            return true;
+        });
+        pair.Connect(both: false);
+        var (net, a, b, recB) = (pair.Net, pair.A, pair.B, pair.RecB);
+        Assert.True(a.Send(1, 53, new byte[] { 0 }, unordered: false));
+        Assert.True(net.RunUntil(() => recB.Messages.Count == 1, TimeSpan.FromSeconds(10)));
+        var t0 = firstTsn!.Value;
+
+        // A peer overshooting the window: ordered messages 2..9 (1000 bytes each) arrive before message 1, which
+        // leaves B 8000 of its 8192 bytes held; then message 1 fills the gap.
+        byte[] Data(uint tsn, ushort ssn) => new SctpPacket(5000, 5000, b.LocalTag, [new DataChunk(tsn, 1, ssn, 53, false, true, true, Message(ssn, 1000))]).Encode();
+        for (ushort ssn = 2; ssn <= 9; ssn++) b.Receive(Data(t0 + ssn, ssn));
+        Assert.Single(recB.Messages);
+        b.Receive(Data(t0 + 1, 1));
+        Assert.Equal(10, recB.Messages.Count);
+        for (ushort ssn = 1; ssn <= 9; ssn++) Assert.Equal(Message(ssn, 1000), recB.Messages[ssn].Data);
+    }
+
+    /// <summary>A caller may reuse its buffer once Send returns: the queued message is the bytes as they were.</summary>
+    [Fact]
+    public void A_sent_buffer_reused_by_the_caller_does_not_change_the_message()
+    {
+        var pair = new Pair(new SteppedNetwork());
+        pair.Connect();
+        var buffer = Message(1, 5000);
+        var original = buffer.ToArray();
+        Assert.True(pair.A.Send(1, 53, buffer, unordered: false));
+        Array.Clear(buffer);
+        Assert.True(pair.Net.RunUntil(() => pair.RecB.Messages.Count == 1, TimeSpan.FromSeconds(10)));
+        Assert.Equal(original, pair.RecB.Messages[0].Data);
     }
 
     [Fact]
