@@ -160,6 +160,62 @@ public sealed class SctpAssociationTests
         Assert.Contains("acknowledg", pair.RecA.Closed);
     }
 
+    /// <summary>
+    /// A peer that completes the handshake and then never SACKs: our sender puts at most the initial congestion window
+    /// on the wire before the first retransmission timeout (RFC 9260 §7.2.1: min(4·MTU, max(2·MTU, 4380)) bytes), then
+    /// one MTU at a time (§7.2.3: cwnd = 1 MTU after a T3-rtx timeout), so the distinct data sent stays bounded however
+    /// much the application queued; after Association.Max.Retrans timeouts it gives up.
+    /// </summary>
+    [Fact]
+    public void A_peer_that_never_sacks_gets_no_more_than_the_congestion_window_and_is_timed_out()
+    {
+        var net = new SteppedNetwork();
+        var sa = net.Socket(1);
+        var sb = net.Socket(2);
+        var recA = new Recorder();
+        var recB = new Recorder();
+        var options = new SctpOptions();
+        var tsns = new HashSet<uint>();
+        long firstFlight = 0;
+        var timedOut = false;
+        var a = new SctpAssociation(options, net.Time, p =>
+        {
+            if (SctpPacket.TryDecode(p, out var packet, out _))
+            {
+                foreach (var d in packet!.Chunks.OfType<DataChunk>())
+                {
+                    if (tsns.Add(d.Tsn) && !timedOut) firstFlight += d.Payload.Length;
+                }
+            }
+
+            sa.Send(p, sb.LocalEndPoint);
+        }, recA);
+        var silent = false;
+        var b = new SctpAssociation(options, net.Time, p => { if (!silent) sb.Send(p, sa.LocalEndPoint); }, recB);
+        sa.Start((d, _) => a.Receive(d));
+        sb.Start((d, _) => b.Receive(d));
+        a.Connect();
+        Assert.True(net.RunUntil(() => recA.Established && recB.Established, TimeSpan.FromSeconds(10)));
+        silent = true;
+
+        // 1 MiB queued at once.
+        for (var i = 0; i < 64; i++) Assert.True(a.Send(1, 53, Message(i, 16384), unordered: false));
+
+        // Up to just before RTO.Initial (1 s): only the initial window went out (RFC 9260 §6.1 rule B lets a new
+        // transmission exceed cwnd by up to PMTU - 1 bytes while cwnd is not yet exceeded).
+        net.RunUntil(() => false, options.InitialRto - TimeSpan.FromMilliseconds(50));
+        var initialCwnd = Math.Min(4 * options.Mtu, Math.Max(2 * options.Mtu, 4380));
+        Assert.True(firstFlight > 0 && firstFlight <= initialCwnd + options.Mtu - 1, $"{firstFlight} bytes of DATA before the first timeout; the initial cwnd is {initialCwnd}");
+        timedOut = true;
+
+        Assert.True(net.RunUntil(() => recA.Closed is not null, TimeSpan.FromMinutes(30)));
+        Assert.Contains("acknowledg", recA.Closed);
+
+        // Every timeout allows one MTU of new data at most: far from the megabyte queued.
+        Assert.InRange(tsns.Count, 1, (initialCwnd / 100) + options.MaxRetransmits + 2);
+        Assert.True(tsns.Count < 64 * 16384 / options.Mtu / 4, $"{tsns.Count} distinct DATA chunks were sent to a peer that never acknowledged");
+    }
+
     [Fact]
     public void Shutdown_closes_both_ends_after_the_data_is_delivered()
     {
