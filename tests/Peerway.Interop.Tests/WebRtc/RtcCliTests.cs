@@ -66,6 +66,36 @@ public sealed class RtcCliTests
         Assert.True(result.ExitCode == 0, result.ToString());
     }
 
+    /// <summary>
+    /// The per-process bound: with `--max-connections 1`, a second offer while the first connection is alive gets 503,
+    /// and the first connection keeps echoing.
+    /// </summary>
+    [Fact]
+    public async Task Rtc_listen_refuses_offers_beyond_max_connections_and_the_first_keeps_working()
+    {
+        var port = FreePort.TcpAndUdp().ToString(CultureInfo.InvariantCulture);
+        await using var listener = PeerwayCli.Start("rtc", "listen", "--http", "127.0.0.1:" + port, "--echo", "--max-connections", "1");
+        Assert.Equal($"rtc: listening on http://127.0.0.1:{port}/rtc", await listener.WaitForStdoutAsync(_ => true, Timeout));
+        var url = $"http://127.0.0.1:{port}/rtc";
+        using var http = new HttpClient();
+
+        await using var first = new Peerway.WebRtc.RtcPeerConnection(new Peerway.Net.UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0)), TimeProvider.System, new Peerway.WebRtc.RtcConfiguration());
+        using var answer = await http.PostAsync(url, new StringContent(await first.CreateOfferAsync(), Encoding.UTF8, "application/sdp"));
+        Assert.Equal(HttpStatusCode.Created, answer.StatusCode);
+        first.SetAnswer(await answer.Content.ReadAsStringAsync());
+        await first.Connected.WaitAsync(Timeout);
+
+        await using var second = new Peerway.WebRtc.RtcPeerConnection(new Peerway.Net.UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0)), TimeProvider.System, new Peerway.WebRtc.RtcConfiguration());
+        using var refused = await http.PostAsync(url, new StringContent(await second.CreateOfferAsync(), Encoding.UTF8, "application/sdp"));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+
+        var channel = await first.CreateDataChannelAsync("still");
+        await channel.SendAsync("echo me");
+        var back = await channel.ReceiveAsync().AsTask().WaitAsync(Timeout);
+        Assert.Equal("echo me", back!.Value.Text);
+        Assert.True(back.Value.IsText);
+    }
+
     [Fact]
     public async Task Rtc_connect_to_nothing_fails_with_one_line_and_exit_1_and_a_bad_option_exits_2()
     {
