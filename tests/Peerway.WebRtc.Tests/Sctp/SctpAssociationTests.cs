@@ -216,6 +216,56 @@ public sealed class SctpAssociationTests
         Assert.True(tsns.Count < 64 * 16384 / options.Mtu / 4, $"{tsns.Count} distinct DATA chunks were sent to a peer that never acknowledged");
     }
 
+    /// <summary>
+    /// A peer that ignores our advertised window (RFC 9260 §6.2: a_rwnd) and floods DATA past a hole, so nothing can
+    /// be delivered: we keep at most ReceiveWindow bytes (the rest is dropped, not buffered), our SACKs report the window
+    /// closed, and once the hole is filled the association delivers what it kept and goes on.
+    /// </summary>
+    [Fact]
+    public void A_peer_that_ignores_our_receive_window_gets_its_excess_dropped()
+    {
+        var net = new SteppedNetwork();
+        var sa = net.Socket(1);
+        var sb = net.Socket(2);
+        var recA = new Recorder();
+        var recB = new Recorder();
+        var options = new SctpOptions { ReceiveWindow = 100_000, MaxMessageSize = 50_000 };
+        SackChunk? lastSack = null;
+        var a = new SctpAssociation(options, net.Time, p => sa.Send(p, sb.LocalEndPoint), recA);
+        var b = new SctpAssociation(options, net.Time, p =>
+        {
+            if (SctpPacket.TryDecode(p, out var packet, out _) && packet!.Chunks.OfType<SackChunk>().LastOrDefault() is { } sack) lastSack = sack;
+            sb.Send(p, sa.LocalEndPoint);
+        }, recB);
+        sa.Start((d, _) => a.Receive(d));
+        sb.Start((d, _) => b.Receive(d));
+        a.Connect();
+        Assert.True(net.RunUntil(() => recA.Established && recB.Established, TimeSpan.FromSeconds(10)));
+        Assert.True(a.Send(1, 53, Message(1, 100), unordered: false));
+        Assert.True(net.RunUntil(() => recB.Messages.Count == 1 && lastSack is not null, TimeSpan.FromSeconds(10)));
+        var cum = lastSack!.CumulativeTsn;
+
+        // 2,000 one-kB ordered messages on stream 3 after a hole at cum + 1 (its first message, SSN 0): none can be
+        // delivered before the hole, 2 MB against a 100 kB window. (Unordered ones would be delivered at once.)
+        for (uint i = 0; i < 2000; i++)
+        {
+            var data = new DataChunk(cum + 2 + i, 3, (ushort)(i + 1), 53, false, true, true, Message((int)i, 1000));
+            b.Receive(new SctpPacket(5000, 5000, b.LocalTag, [data]).Encode());
+        }
+
+        net.RunUntil(() => false, TimeSpan.FromMilliseconds(300));
+        Assert.Equal(cum, lastSack!.CumulativeTsn);
+        var kept = lastSack.Gaps.Sum(g => g.End - g.Start + 1);
+        Assert.InRange(kept, 1, options.ReceiveWindow / 1000);
+        Assert.True(lastSack.ARwnd < 1000, $"a_rwnd {lastSack.ARwnd} with the window full");
+
+        // The hole filled: what was kept is delivered, the connection goes on.
+        var hole = new DataChunk(cum + 1, 3, 0, 53, false, true, true, Message(9999, 10));
+        b.Receive(new SctpPacket(5000, 5000, b.LocalTag, [hole]).Encode());
+        Assert.True(net.RunUntil(() => recB.Messages.Count == 1 + 1 + kept, TimeSpan.FromSeconds(10)), $"{recB.Messages.Count} messages delivered, expected {2 + kept}");
+        Assert.Null(recB.Closed);
+    }
+
     [Fact]
     public void Shutdown_closes_both_ends_after_the_data_is_delivered()
     {
