@@ -36,15 +36,17 @@ public sealed class SctpAssociationTests
     /// <summary>Two associations joined by a stepped virtual network (each packet one datagram, as over DTLS).</summary>
     private sealed class Pair
     {
-        public Pair(SteppedNetwork net, SctpOptions? options = null, bool bSilent = false)
+        /// <param name="tapA">Sees every packet A sends (before the network).</param>
+        /// <param name="tapB">Sees every packet B sends (also while <see cref="Silent"/>).</param>
+        public Pair(SteppedNetwork net, SctpOptions? options = null, bool bSilent = false, SctpOptions? optionsB = null, Action<byte[]>? tapA = null, Action<byte[]>? tapB = null)
         {
             Net = net;
             var sa = net.Socket(1);
             var sb = net.Socket(2);
             var ea = sa.LocalEndPoint;
             var eb = sb.LocalEndPoint;
-            A = new SctpAssociation(options ?? new SctpOptions(), net.Time, p => sa.Send(p, eb), RecA);
-            B = new SctpAssociation(options ?? new SctpOptions(), net.Time, p => { if (!Silent) sb.Send(p, ea); }, RecB);
+            A = new SctpAssociation(options ?? new SctpOptions(), net.Time, p => { tapA?.Invoke(p); sa.Send(p, eb); }, RecA);
+            B = new SctpAssociation(optionsB ?? options ?? new SctpOptions(), net.Time, p => { tapB?.Invoke(p); if (!Silent) sb.Send(p, ea); }, RecB);
             Silent = bSilent;
             sa.Start((d, _) => A.Receive(d));
             sb.Start((d, _) => B.Receive(d));
@@ -169,34 +171,21 @@ public sealed class SctpAssociationTests
     [Fact]
     public void A_peer_that_never_sacks_gets_no_more_than_the_congestion_window_and_is_timed_out()
     {
-        var net = new SteppedNetwork();
-        var sa = net.Socket(1);
-        var sb = net.Socket(2);
-        var recA = new Recorder();
-        var recB = new Recorder();
         var options = new SctpOptions();
         var tsns = new HashSet<uint>();
         long firstFlight = 0;
         var timedOut = false;
-        var a = new SctpAssociation(options, net.Time, p =>
+        var pair = new Pair(new SteppedNetwork(), options, tapA: p =>
         {
-            if (SctpPacket.TryDecode(p, out var packet, out _))
+            if (!SctpPacket.TryDecode(p, out var packet, out _)) return;
+            foreach (var d in packet!.Chunks.OfType<DataChunk>())
             {
-                foreach (var d in packet!.Chunks.OfType<DataChunk>())
-                {
-                    if (tsns.Add(d.Tsn) && !timedOut) firstFlight += d.Payload.Length;
-                }
+                if (tsns.Add(d.Tsn) && !timedOut) firstFlight += d.Payload.Length;
             }
-
-            sa.Send(p, sb.LocalEndPoint);
-        }, recA);
-        var silent = false;
-        var b = new SctpAssociation(options, net.Time, p => { if (!silent) sb.Send(p, sa.LocalEndPoint); }, recB);
-        sa.Start((d, _) => a.Receive(d));
-        sb.Start((d, _) => b.Receive(d));
-        a.Connect();
-        Assert.True(net.RunUntil(() => recA.Established && recB.Established, TimeSpan.FromSeconds(10)));
-        silent = true;
+        });
+        pair.Connect(both: false);
+        pair.Silent = true;
+        var (a, recA, net) = (pair.A, pair.RecA, pair.Net);
 
         // 1 MiB queued at once.
         for (var i = 0; i < 64; i++) Assert.True(a.Send(1, 53, Message(i, 16384), unordered: false));
@@ -224,23 +213,14 @@ public sealed class SctpAssociationTests
     [Fact]
     public void A_peer_that_ignores_our_receive_window_gets_its_excess_dropped()
     {
-        var net = new SteppedNetwork();
-        var sa = net.Socket(1);
-        var sb = net.Socket(2);
-        var recA = new Recorder();
-        var recB = new Recorder();
         var options = new SctpOptions { ReceiveWindow = 100_000, MaxMessageSize = 50_000 };
         SackChunk? lastSack = null;
-        var a = new SctpAssociation(options, net.Time, p => sa.Send(p, sb.LocalEndPoint), recA);
-        var b = new SctpAssociation(options, net.Time, p =>
+        var pair = new Pair(new SteppedNetwork(), options, tapB: p =>
         {
             if (SctpPacket.TryDecode(p, out var packet, out _) && packet!.Chunks.OfType<SackChunk>().LastOrDefault() is { } sack) lastSack = sack;
-            sb.Send(p, sa.LocalEndPoint);
-        }, recB);
-        sa.Start((d, _) => a.Receive(d));
-        sb.Start((d, _) => b.Receive(d));
-        a.Connect();
-        Assert.True(net.RunUntil(() => recA.Established && recB.Established, TimeSpan.FromSeconds(10)));
+        });
+        pair.Connect(both: false);
+        var (a, b, recB, net) = (pair.A, pair.B, pair.RecB, pair.Net);
         Assert.True(a.Send(1, 53, Message(1, 100), unordered: false));
         Assert.True(net.RunUntil(() => recB.Messages.Count == 1 && lastSack is not null, TimeSpan.FromSeconds(10)));
         var cum = lastSack!.CumulativeTsn;
@@ -298,17 +278,9 @@ public sealed class SctpAssociationTests
     [Fact]
     public void A_received_message_over_the_limit_is_dropped_alone()
     {
-        var net = new SteppedNetwork();
-        var sa = net.Socket(1);
-        var sb = net.Socket(2);
-        var recA = new Recorder();
-        var recB = new Recorder();
-        var a = new SctpAssociation(new SctpOptions { MaxMessageSize = 100_000 }, net.Time, p => sa.Send(p, sb.LocalEndPoint), recA);
-        var b = new SctpAssociation(new SctpOptions { MaxMessageSize = 10_000, ReceiveWindow = 200_000 }, net.Time, p => sb.Send(p, sa.LocalEndPoint), recB);
-        sa.Start((d, _) => a.Receive(d));
-        sb.Start((d, _) => b.Receive(d));
-        a.Connect();
-        Assert.True(net.RunUntil(() => recA.Established && recB.Established, TimeSpan.FromSeconds(10)));
+        var pair = new Pair(new SteppedNetwork(), new SctpOptions { MaxMessageSize = 100_000 }, optionsB: new SctpOptions { MaxMessageSize = 10_000, ReceiveWindow = 200_000 });
+        pair.Connect(both: false);
+        var (a, recB, net) = (pair.A, pair.RecB, pair.Net);
         Assert.True(a.Send(1, 53, Message(1, 50_000), unordered: false));
         Assert.True(a.Send(1, 53, Message(2, 500), unordered: false));
         Assert.True(net.RunUntil(() => recB.Messages.Count == 1, TimeSpan.FromSeconds(10)));
