@@ -96,6 +96,31 @@ public sealed class RtcCliTests
         Assert.True(back.Value.IsText);
     }
 
+    /// <summary>
+    /// A peer that takes smaller messages than it sends (werift: a=max-message-size 65536, sends more): `rtc listen
+    /// --echo` cannot send a 200 kB message back, skips that one (logged) and keeps echoing the channel.
+    /// </summary>
+    [Fact]
+    public async Task Rtc_listen_echo_skips_a_message_it_cannot_send_back_and_keeps_echoing()
+    {
+        var (listener, url) = await StartListenerAsync();
+        await using var _ = listener;
+        using var http = new HttpClient();
+        await using var pc = new Peerway.WebRtc.RtcPeerConnection(new Peerway.Net.UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0)), TimeProvider.System, new Peerway.WebRtc.RtcConfiguration());
+        var offer = (await pc.CreateOfferAsync()).Replace("a=max-message-size:262144", "a=max-message-size:65536", StringComparison.Ordinal);
+        Assert.Contains("a=max-message-size:65536", offer, StringComparison.Ordinal);
+        using var answer = await http.PostAsync(url, new StringContent(offer, Encoding.UTF8, "application/sdp"));
+        Assert.Equal(HttpStatusCode.Created, answer.StatusCode);
+        pc.SetAnswer(await answer.Content.ReadAsStringAsync());
+        await pc.Connected.WaitAsync(Timeout);
+
+        var channel = await pc.CreateDataChannelAsync("skip");
+        await channel.SendAsync(new byte[200_000]);
+        await channel.SendAsync("after the big one");
+        var back = await channel.ReceiveAsync().AsTask().WaitAsync(Timeout);
+        Assert.Equal("after the big one", back!.Value.Text);
+    }
+
     [Fact]
     public async Task Rtc_connect_to_nothing_fails_with_one_line_and_exit_1_and_a_bad_option_exits_2()
     {
