@@ -8,6 +8,7 @@ using Microsoft.Extensions.Logging;
 using Peerway.Nat.Ice;
 using Peerway.Nat.Turn;
 using Peerway.Net;
+using Peerway.WebRtc.Dtls;
 
 namespace Peerway.Cli;
 
@@ -251,9 +252,12 @@ internal static class IceCommands
         var bind = new Option<string?>("--bind") { Description = "Local IP for the only host candidate (default: the route to the STUN/TURN server, else 127.0.0.1, plus every other IPv4 address of the host's interfaces)." };
         var timeout = new Option<int>("--timeout") { Description = "Seconds to wait for the connection.", DefaultValueFactory = _ => 30 };
         var hold = new Option<int>("--hold") { Description = "After the exchange, keep the path this many seconds (a datagram a second; RFC 7675 consent checks keep running) and report its state.", DefaultValueFactory = _ => 0 };
-        var command = new Command("connect", "Connect to a peer with ICE (RFC 8445), exchange a message, print the selected pair type (host, srflx or relay).")
+        var datachannel = new Option<bool>("--datachannel") { Description = "Run a WebRTC data channel (DTLS + SCTP + DCEP) over the selected path instead of the plain message: each side sends --count messages of --size bytes on its own channel and echoes the peer's." };
+        var count = new Option<int>("--count") { Description = "With --datachannel: messages to send.", DefaultValueFactory = _ => 10 };
+        var size = new Option<int>("--size") { Description = "With --datachannel: bytes per message.", DefaultValueFactory = _ => 1024 };
+        var command = new Command("connect", "Connect to a peer with ICE (RFC 8445), exchange a message (or run a data channel), print the selected pair type (host, srflx or relay).")
         {
-            signal, id, peer, stun, turn, user, pass, bind, timeout, hold,
+            signal, id, peer, stun, turn, user, pass, bind, timeout, hold, datachannel, count, size,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -271,6 +275,13 @@ internal static class IceCommands
             if (seconds is < 1 or > 3600) throw new UsageException("--timeout must be in 1..3600");
             var holdSeconds = parse.GetValue(hold);
             if (holdSeconds is < 0 or > 3600) throw new UsageException("--hold must be in 0..3600");
+            var withChannel = parse.GetValue(datachannel);
+            var n = parse.GetValue(count);
+            var bytes = parse.GetValue(size);
+            if (withChannel && holdSeconds > 0) throw new UsageException("--hold and --datachannel do not go together");
+            if (!withChannel && (parse.GetResult(count) is { Implicit: false } || parse.GetResult(size) is { Implicit: false })) throw new UsageException("--count and --size need --datachannel");
+            if (n is < 1 or > 10_000_000) throw new UsageException("--count must be in 1..10000000");
+            if (bytes is < 1 or > 256 * 1024) throw new UsageException("--size must be in 1..262144");
             var bindIp = parse.GetValue(bind) is { } b ? NatCommands.ParseIp(b, "--bind")
                 : (stunEp ?? turnEp) is { } via ? NatCommands.LocalAddressFor(via) : IPAddress.Loopback;
             if (bindIp.Equals(IPAddress.Any) || bindIp.Equals(IPAddress.IPv6Any))
@@ -298,7 +309,10 @@ internal static class IceCommands
             }, loggers.CreateLogger<IceAgent>(), extra);
             using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            IceSignaling.Attach(agent, new HttpSignalingChannel(http, server, me, them, stop.Token));
+            var signaling = new FingerprintSignaling(new HttpSignalingChannel(http, server, me, them, stop.Token));
+            IceSignaling.Attach(agent, signaling);
+            var certificate = withChannel ? DtlsCertificate.Generate(TimeProvider.System) : null;
+            if (certificate is not null) await signaling.SendAsync(FingerprintSignaling.Prefix + certificate.FingerprintSdp, ct);
             var started = TimeProvider.System.GetTimestamp();
             agent.Start();
             IDatagramSocket path;
@@ -322,6 +336,14 @@ internal static class IceCommands
             }
 
             Console.WriteLine(FormattableString.Invariant($"connected: {pair.Kind} (local {pair.Local.Type} {pair.Local.Address}, remote {pair.Remote.Type} {pair.Remote.Address}) in {elapsed.TotalMilliseconds:0} ms"));
+            if (certificate is not null)
+            {
+                var remaining = TimeSpan.FromSeconds(seconds) - TimeProvider.System.GetElapsedTime(started);
+                var ok = await IceDataChannel.RunAsync(path, agent.Role, certificate, signaling.Fingerprint, n, bytes, remaining, loggers, ct);
+                await stop.CancelAsync();
+                return ok ? CliRunner.Ok : CliRunner.RuntimeError;
+            }
+
             var got = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
             var datagrams = 0;
             path.Start((d, _) =>

@@ -18,7 +18,7 @@ internal static class RtcCommands
 {
     /// <summary>Bound on an offer's body and on connections alive at once.</summary>
     private const int MaxOfferBytes = 64 * 1024;
-    private const int MaxConnections = 64;
+    private const int DefaultMaxConnections = 64;
 
     public static Command Create() => new("rtc", "WebRTC data channels (DTLS + SCTP + DCEP over ICE) with browsers and other stacks.") { Listen(), Connect() };
 
@@ -43,9 +43,10 @@ internal static class RtcCommands
         var user = new Option<string?>("--user") { Description = "TURN user name." };
         var pass = new Option<string?>("--pass") { Description = "TURN password." };
         var bind = new Option<string?>("--bind") { Description = "IP for the ICE host candidate (default: the --http IP)." };
+        var maxConnections = new Option<int>("--max-connections") { Description = "Peer connections alive at once; a further offer is answered 503.", DefaultValueFactory = _ => DefaultMaxConnections };
         var command = new Command("listen", "Answer WebRTC offers: POST /rtc (application/sdp, complete offer) answers 201 with the SDP answer.")
         {
-            http, echo, stun, turn, user, pass, bind,
+            http, echo, stun, turn, user, pass, bind, maxConnections,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -53,6 +54,8 @@ internal static class RtcCommands
             if (!IPEndPoint.TryParse(httpText, out var httpEp) || httpEp.Port == 0) throw new UsageException($"--http: '{httpText}' is not IP:PORT");
             var bindIp = parse.GetValue(bind) is { } b ? NatCommands.ParseIp(b, "--bind") : httpEp.Address;
             if (bindIp.Equals(IPAddress.Any) || bindIp.Equals(IPAddress.IPv6Any)) throw new UsageException("--bind must be a concrete address (it is the ICE host candidate)");
+            var limit = parse.GetValue(maxConnections);
+            if (limit is < 1 or > 10_000) throw new UsageException("--max-connections must be in 1..10000");
             var servers = await ParseServersAsync(parse, stun, turn, user, pass, ct);
             var host = httpEp.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{httpEp.Address}]" : httpEp.Address.ToString();
             var prefix = string.Create(CultureInfo.InvariantCulture, $"http://{host}:{httpEp.Port}/");
@@ -69,7 +72,7 @@ internal static class RtcCommands
 
             using var loggers = CliLogging.Create();
             var log = loggers.CreateLogger("rtc");
-            var server = new ListenServer(bindIp, servers, parse.GetValue(echo), loggers, log);
+            var server = new ListenServer(bindIp, servers, parse.GetValue(echo), limit, loggers, log);
             Console.WriteLine($"rtc: listening on {prefix}rtc");
             await using (ct.Register(listener.Stop))
             {
@@ -85,7 +88,7 @@ internal static class RtcCommands
                         break;
                     }
 
-                    _ = server.ServeAsync(context, ct);
+                    server.Tasks.Add(server.ServeAsync(context, ct));
                 }
             }
 
@@ -96,10 +99,13 @@ internal static class RtcCommands
     }
 
     /// <summary>The listen command's state: one peer connection per accepted offer, each with its own UDP socket.</summary>
-    private sealed class ListenServer(IPAddress bindIp, IceServers servers, bool echo, ILoggerFactory loggers, ILogger log) : IAsyncDisposable
+    private sealed class ListenServer(IPAddress bindIp, IceServers servers, bool echo, int maxConnections, ILoggerFactory loggers, ILogger log) : IAsyncDisposable
     {
         private readonly Lock _gate = new();
         private readonly HashSet<RtcPeerConnection> _connections = [];
+
+        /// <summary>Every request, echo and connection watch, awaited at shutdown.</summary>
+        public TaskGroup Tasks { get; } = new(log);
 
         public async Task ServeAsync(HttpListenerContext context, CancellationToken ct)
         {
@@ -162,8 +168,10 @@ internal static class RtcCommands
         {
             lock (_gate)
             {
-                if (_connections.Count >= MaxConnections)
+                if (_connections.Count >= maxConnections)
                 {
+                    // The per-process bound (--max-connections): the offer is refused, those connected keep running.
+                    log.LogWarning("refused an offer: {Count} connections already (--max-connections)", maxConnections);
                     response.StatusCode = 503;
                     return;
                 }
@@ -191,10 +199,10 @@ internal static class RtcCommands
             pc.DataChannelOpened += (_, channel) =>
             {
                 Console.WriteLine($"channel open {channel.Label} id {channel.Id} {(channel.Ordered ? "ordered" : "unordered")}");
-                if (echo) _ = EchoAsync(channel, ct);
+                if (echo) Tasks.Add(EchoAsync(channel, log, ct));
             };
             pc.DataChannelClosed += (_, channel) => Console.WriteLine($"channel closed {channel.Label}");
-            _ = WatchAsync(pc);
+            Tasks.Add(WatchAsync(pc));
             await WriteAsync(response, 201, "application/sdp", answer, ct);
         }
 
@@ -214,27 +222,38 @@ internal static class RtcCommands
             await pc.DisposeAsync();
         }
 
-        private async Task EchoAsync(RtcDataChannel channel, CancellationToken ct)
-        {
-            try
-            {
-                await foreach (var m in channel.ReadAllAsync(ct))
-                {
-                    if (m.IsText) await channel.SendAsync(m.Text, ct);
-                    else await channel.SendAsync(m.Data, ct);
-                }
-            }
-            catch (Exception ex) when (ex is InvalidOperationException or OperationCanceledException)
-            {
-                log.LogDebug("echo on {Label} ended: {Reason}", channel.Label, ex.Message);
-            }
-        }
-
         public async ValueTask DisposeAsync()
         {
             List<RtcPeerConnection> all;
             lock (_gate) all = [.. _connections];
             foreach (var pc in all) await pc.DisposeAsync();
+            await Tasks.WhenAllAsync();
+        }
+    }
+
+    /// <summary>Sends every message received on <paramref name="channel"/> back on it (same type) until it closes.</summary>
+    internal static async Task EchoAsync(RtcDataChannel channel, ILogger log, CancellationToken ct)
+    {
+        try
+        {
+            await foreach (var m in channel.ReadAllAsync(ct))
+            {
+                try
+                {
+                    if (m.IsText) await channel.SendAsync(m.Text, ct);
+                    else await channel.SendAsync(m.Data, ct);
+                }
+                catch (ArgumentException ex)
+                {
+                    // A message the peer can send but not take back (its a=max-message-size is smaller than ours,
+                    // e.g. werift's 64 KiB): that one is skipped, the channel keeps echoing.
+                    log.LogWarning("echo on {Label}: skipped a {Bytes}-byte message: {Reason}", channel.Label, m.Data.Length, ex.Message);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or OperationCanceledException)
+        {
+            log.LogDebug("echo on {Label} ended: {Reason}", channel.Label, ex.Message);
         }
     }
 
@@ -328,54 +347,65 @@ internal static class RtcCommands
 
             var setupMs = setup.Elapsed.TotalMilliseconds;
 
-            // Each message starts with its index, so an echo is checked against what was sent whatever the order.
-            var payloads = new byte[n][];
-            for (var i = 0; i < n; i++)
-            {
-                var m = new byte[bytes];
-                RandomNumberGenerator.Fill(m);
-                if (bytes >= 4) System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(m, i);
-                payloads[i] = m;
-            }
-
-            var clock = Stopwatch.StartNew();
-            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            deadline.CancelAfter(TimeSpan.FromSeconds(seconds));
-            var echoed = 0;
-            var seen = new bool[n];
-            var receive = Task.Run(async () =>
-            {
-                try
-                {
-                    await foreach (var m in channel.ReadAllAsync(deadline.Token))
-                    {
-                        var i = bytes >= 4 ? System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(m.Data.Span) : echoed;
-                        if (i < 0 || i >= n || seen[i] || !m.Data.Span.SequenceEqual(payloads[i])) continue;
-                        seen[i] = true;
-                        if (++echoed == n) return;
-                    }
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
-            }, CancellationToken.None);
-            try
-            {
-                foreach (var p in payloads) await channel.SendAsync(p, deadline.Token);
-            }
-            catch (Exception ex) when (ex is OperationCanceledException or InvalidOperationException)
-            {
-                Console.Error.WriteLine($"peerway: sending stopped: {ex.Message}");
-            }
-
-            await receive;
-            var elapsed = clock.Elapsed.TotalSeconds;
-            var total = (long)echoed * bytes;
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"echoed {echoed} of {n} messages ({total} bytes) in {elapsed:F3} s: {total / 1e6 / Math.Max(elapsed, 1e-9):F2} MB/s; setup {setupMs:F0} ms"));
+            var all = await SendAndCheckEchoesAsync(channel, n, bytes, TimeSpan.FromSeconds(seconds), setupMs, ct);
             channel.Close();
-            return echoed == n ? CliRunner.Ok : CliRunner.RuntimeError;
+            return all ? CliRunner.Ok : CliRunner.RuntimeError;
         });
         return command;
+    }
+
+    /// <summary>
+    /// Sends <paramref name="n"/> random messages of <paramref name="bytes"/> bytes on <paramref name="channel"/> (each
+    /// starts with its index), checks every echo against what was sent whatever the order, and prints the contract line
+    /// <c>echoed N of N messages (B bytes) in S s: X MB/s; setup Y ms</c>. True when every message came back intact.
+    /// </summary>
+    internal static async Task<bool> SendAndCheckEchoesAsync(RtcDataChannel channel, int n, int bytes, TimeSpan timeout, double setupMs, CancellationToken ct)
+    {
+        // Each message starts with its index, so an echo is checked against what was sent whatever the order.
+        var payloads = new byte[n][];
+        for (var i = 0; i < n; i++)
+        {
+            var m = new byte[bytes];
+            RandomNumberGenerator.Fill(m);
+            if (bytes >= 4) System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(m, i);
+            payloads[i] = m;
+        }
+
+        var clock = Stopwatch.StartNew();
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(timeout);
+        var echoed = 0;
+        var seen = new bool[n];
+        var receive = Task.Run(async () =>
+        {
+            try
+            {
+                await foreach (var m in channel.ReadAllAsync(deadline.Token))
+                {
+                    var i = bytes >= 4 ? System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(m.Data.Span) : echoed;
+                    if (i < 0 || i >= n || seen[i] || !m.Data.Span.SequenceEqual(payloads[i])) continue;
+                    seen[i] = true;
+                    if (++echoed == n) return;
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }, CancellationToken.None);
+        try
+        {
+            foreach (var p in payloads) await channel.SendAsync(p, deadline.Token);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or InvalidOperationException)
+        {
+            Console.Error.WriteLine($"peerway: sending stopped: {ex.Message}");
+        }
+
+        await receive;
+        var elapsed = clock.Elapsed.TotalSeconds;
+        var total = (long)echoed * bytes;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"echoed {echoed} of {n} messages ({total} bytes) in {elapsed:F3} s: {total / 1e6 / Math.Max(elapsed, 1e-9):F2} MB/s; setup {setupMs:F0} ms"));
+        return echoed == n;
     }
 }

@@ -67,6 +67,8 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
     private DtlsSession? _dtls;
     private SctpAssociation? _sctp;
     private bool _dtlsClient;
+    private bool _pathOnly;
+    private Task _run = Task.CompletedTask;
     private RtcConnectionState _state;
     private int _disposed;
 
@@ -138,7 +140,7 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
         // RFC 8842 §5.3: the answerer picks; active is the DTLS client, so we are the server, and vice versa.
         _dtlsClient = remote.Setup == SdpSetup.Passive;
         ApplyRemote(agent, remote);
-        _ = RunAsync(agent, remote);
+        _run = RunAsync(agent, remote);
     }
 
     /// <summary>
@@ -154,8 +156,32 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
         _dtlsClient = true;
         await GatheredAsync(agent, cancellationToken).ConfigureAwait(false);
         var answer = LocalDescription(agent, SdpSetup.Active, remote.Mid).ToSdp();
-        _ = RunAsync(agent, remote);
+        _run = RunAsync(agent, remote);
         return answer;
+    }
+
+    /// <summary>
+    /// Runs DTLS and SCTP over the socket given to the constructor as a path that is already selected — e.g. the
+    /// <see cref="IceAgent.Connected"/> path of an agent driven by its own signaling, as <c>peerway connect
+    /// --datachannel</c> does — with no SDP: the peer's <paramref name="remoteFingerprint"/> (<c>sha-256 AB:CD:…</c>,
+    /// RFC 8122 §5) came another way. The DTLS role is the caller's (both ends must agree, e.g. by ICE role). Then
+    /// <see cref="Connected"/> and channels work as after an offer/answer. The path stays the caller's: disposing this
+    /// connection does not dispose it.
+    /// </summary>
+    public void ConnectOverPath(string remoteFingerprint, bool dtlsClient)
+    {
+        ArgumentNullException.ThrowIfNull(remoteFingerprint);
+        if (!SdpDescription.TryParseFingerprint(remoteFingerprint, out _, out var digest)) throw new SdpException(SdpError.BadFingerprint, "the fingerprint must be sha-256 with 32 hex pairs");
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed != 0, this);
+            if (_agent is not null || _pathOnly) throw new InvalidOperationException("This connection already has a description.");
+            _pathOnly = true;
+            _dtlsClient = dtlsClient;
+            _state = RtcConnectionState.Connecting;
+        }
+
+        _run = RunAsync(Task.FromResult(_socket), digest!);
     }
 
     private static SdpDescription Parse(string sdp) =>
@@ -166,7 +192,7 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed != 0, this);
-            if (_agent is not null) throw new InvalidOperationException("This connection already has a description.");
+            if (_agent is not null || _pathOnly) throw new InvalidOperationException("This connection already has a description.");
             _agent = new IceAgent(_socket, _time, new IceAgentOptions
             {
                 Role = role,
@@ -212,14 +238,16 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
         MaxMessageSize = remote.MaxMessageSize == 0 ? _config.Sctp.MaxMessageSize : Math.Min(_config.Sctp.MaxMessageSize, remote.MaxMessageSize);
     }
 
-    private async Task RunAsync(IceAgent agent, SdpDescription remote)
+    private Task RunAsync(IceAgent agent, SdpDescription remote) => RunAsync(agent.Connected, remote.Fingerprint);
+
+    private async Task RunAsync(Task<IDatagramSocket> selected, byte[] remoteFingerprint)
     {
         using var timeout = new CancellationTokenSource(_config.ConnectTimeout, _time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _closing.Token);
         try
         {
-            var path = await agent.Connected.WaitAsync(linked.Token).ConfigureAwait(false);
-            var dtls = await DtlsSession.HandshakeAsync(path, _certificate, remote.Fingerprint, _dtlsClient, _config.ConnectTimeout, _log, linked.Token).ConfigureAwait(false);
+            var path = await selected.WaitAsync(linked.Token).ConfigureAwait(false);
+            var dtls = await DtlsSession.HandshakeAsync(path, _certificate, remoteFingerprint, _dtlsClient, _config.ConnectTimeout, _log, linked.Token).ConfigureAwait(false);
             SctpAssociation sctp;
             lock (_gate)
             {
@@ -462,6 +490,9 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         await _closing.CancelAsync().ConfigureAwait(false);
+
+        // The connect task ends on the cancellation above (it catches its own failures); it is awaited, not left behind.
+        await _run.ConfigureAwait(false);
         SctpAssociation? sctp;
         DtlsSession? dtls;
         lock (_gate)
@@ -478,7 +509,7 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
         _connected.TrySetException(new InvalidOperationException("The connection is closed."));
         _ = _connected.Task.Exception;
         if (_agent is not null) await _agent.DisposeAsync().ConfigureAwait(false);
-        else _socket.Dispose();
+        else if (!_pathOnly) _socket.Dispose();
         _closing.Dispose();
     }
 }

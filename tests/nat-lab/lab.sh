@@ -4,7 +4,8 @@
 #   tests/nat-lab/lab.sh up            build the topology and start the servers (turn-server, stun-server, signal)
 #   tests/nat-lab/lab.sh down          stop the servers and remove every namespace named natlab-*
 #   tests/nat-lab/lab.sh run           up, every case and probe below with a timing table, down (also on failure)
-#   tests/nat-lab/lab.sh connect A B   one `peerway connect` pair between LANs A and B (lab must be up)
+#   tests/nat-lab/lab.sh connect A B   one `peerway connect` pair between LANs A and B (lab must be up); after
+#                                      A B, optional TAG, --no-turn and any `peerway connect` options (--datachannel)
 #   tests/nat-lab/lab.sh probe LAN     `peerway nat probe` from LAN against the RFC 5780 server
 #   tests/nat-lab/lab.sh loss LAN PCT  drop PCT % of the UDP datagrams each way on LAN's router WAN (0: none)
 #   tests/nat-lab/lab.sh exec NS CMD…  run a command in namespace natlab-NS (e.g. `exec cone1 ip addr`)
@@ -242,6 +243,24 @@ check_case() {
   fi
 }
 
+# A WebRTC data channel (DTLS + SCTP + DCEP) over the pair ICE selects: `peerway connect --datachannel` on both sides,
+# each sending 1 MiB (64 × 16 KiB) on its own channel and checking every echo from the other.
+check_datachannel() {
+  local a="$1" b="$2" want="$3" out ok=1 n
+  out="$(connect "$a" "$b" "$RANDOM" --datachannel --count 64 --size 16384)" || true
+  echo "$out" | sed 's/^/  /'
+  for n in "$a" "$b"; do
+    grep -q "^\[$n exit 0\] connected: $want " <<<"$out" || ok=0
+    grep -q "^\[$n exit 0\] echoed 64 of 64 messages (1048576 bytes) in " <<<"$out" || ok=0
+  done
+  if [ $ok = 1 ]; then
+    results+=("| $a ↔ $b data channel, 1 MiB each way | $want | $want, echoed | |")
+  else
+    results+=("| $a ↔ $b data channel, 1 MiB each way | $want | FAILED | |")
+    failed=1
+  fi
+}
+
 check_probe() {
   local lan="$1" mapping="$2" filtering="$3" out
   out="$(probe "$lan" 2>&1)" || true
@@ -270,6 +289,7 @@ run() {
   check_case full sym2 srflx
   check_case cone2 sym2 host
   check_case sym1 sym2 none --no-turn
+  check_datachannel sym1 sym2 relay
   loss sym1 10
   loss sym2 10
   LABEL=", 10 % loss each way on both routers" check_case sym1 sym2 relay

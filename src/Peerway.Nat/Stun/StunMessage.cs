@@ -79,9 +79,13 @@ public sealed class StunMessage
 
     public bool Has(ushort type) => TryGet(type, out _);
 
-    /// <summary>RFC 8489 §5: the first two bits are zero and bytes 4-7 hold the magic cookie.</summary>
+    /// <summary>
+    /// RFC 8489 §5: bytes 4-7 hold the magic cookie; RFC 7983 §7: the first byte is 0..3 (every registered method is
+    /// below 0x100, so the type's first byte is 0 or 1). A DTLS record (20..63) whose epoch and sequence number happen
+    /// to spell the cookie is not STUN.
+    /// </summary>
     public static bool LooksLikeStun(ReadOnlySpan<byte> data) =>
-        data.Length >= StunLimits.HeaderSize && (data[0] & 0xC0) == 0 &&
+        data.Length >= StunLimits.HeaderSize && data[0] <= 3 &&
         BinaryPrimitives.ReadUInt32BigEndian(data[4..]) == StunLimits.MagicCookie;
 
     /// <summary>RFC 8489 §5: M11..M7 C1 M6..M4 C0 M3..M0.</summary>

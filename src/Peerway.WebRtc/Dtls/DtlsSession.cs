@@ -51,7 +51,7 @@ internal sealed class DtlsSession : IDisposable
 
     private DtlsSession(IDatagramSocket path, ILogger log)
     {
-        _transport = new PathTransport(path);
+        _transport = new PathTransport(path, _sendGate);
         _log = log;
     }
 
@@ -89,17 +89,24 @@ internal sealed class DtlsSession : IDisposable
         var crypto = new BcTlsCrypto(new SecureRandom());
         var verifier = new FingerprintVerifier(remoteFingerprint, der => PeerCertificate = der);
         var millis = (int)Math.Clamp(timeout.TotalMilliseconds, 1, int.MaxValue);
-        if (client)
+        try
         {
-            var tlsClient = new Client(crypto, local, verifier, millis);
-            _dtls = new DtlsClientProtocol().Connect(tlsClient, _transport);
-            SrtpProfile = tlsClient.SrtpProfile;
+            if (client)
+            {
+                var tlsClient = new Client(crypto, local, verifier, millis);
+                _dtls = new DtlsClientProtocol().Connect(tlsClient, _transport);
+                SrtpProfile = tlsClient.SrtpProfile;
+            }
+            else
+            {
+                var tlsServer = new Server(crypto, local, verifier, millis);
+                _dtls = new DtlsServerProtocol().Accept(tlsServer, _transport);
+                SrtpProfile = tlsServer.SrtpProfile;
+            }
         }
-        else
+        finally
         {
-            var tlsServer = new Server(crypto, local, verifier, millis);
-            _dtls = new DtlsServerProtocol().Accept(tlsServer, _transport);
-            SrtpProfile = tlsServer.SrtpProfile;
+            _transport.ReleaseRecordGate();
         }
     }
 
@@ -115,7 +122,16 @@ internal sealed class DtlsSession : IDisposable
             {
                 while (Volatile.Read(ref _closed) == 0)
                 {
-                    var n = dtls.Receive(buffer, 0, buffer.Length, 1000);
+                    int n;
+                    try
+                    {
+                        n = dtls.Receive(buffer, 0, buffer.Length, 1000);
+                    }
+                    finally
+                    {
+                        _transport.ReleaseRecordGate();
+                    }
+
                     if (n > 0) onData(buffer.AsMemory(0, n));
                 }
             }
@@ -285,16 +301,30 @@ internal sealed class DtlsSession : IDisposable
         }
     }
 
-    /// <summary>BouncyCastle's blocking datagram transport over the ICE path: a bounded queue fed by the path's handler.</summary>
+    /// <summary>
+    /// BouncyCastle's blocking datagram transport over the ICE path: a bounded queue fed by the path's handler.
+    /// <para>
+    /// The record gate: BouncyCastle's record layer is not safe for a Send on one thread while the reader thread
+    /// processes a record. When the peer retransmits its last handshake flight (its timer fired because our final
+    /// flight was late or lost — common under load), the reader resends our flight: the record layer switches its write
+    /// epoch back to the handshake's (ResetWriteEpoch) until the Finished. An application Send in that window is written
+    /// as a *handshake* record in the old epoch, in the clear, and the peer fails the connection right after the
+    /// handshake ("DTLS closed"). So the thread that took a datagram holds the same gate as <see cref="Send"/> until it
+    /// waits for the next one or its Receive returns (<see cref="ReleaseRecordGate"/>): records are processed and
+    /// application records written one at a time, and nobody waits on the gate while the reader is idle.
+    /// </para>
+    /// </summary>
     private sealed class PathTransport : DatagramTransport
     {
         private readonly IDatagramSocket _path;
+        private readonly Lock _recordGate;
         private readonly BlockingCollection<byte[]> _queue = new(new ConcurrentQueue<byte[]>(), MaxQueued);
         private readonly CancellationTokenSource _closed = new();
 
-        public PathTransport(IDatagramSocket path)
+        public PathTransport(IDatagramSocket path, Lock recordGate)
         {
             _path = path;
+            _recordGate = recordGate;
             path.Start((datagram, _) =>
             {
                 // RFC 7983 §7: anything outside 20..63 is not DTLS; a full queue drops (flood).
@@ -308,8 +338,15 @@ internal sealed class DtlsSession : IDisposable
 
         public int Receive(byte[] buf, int off, int len, int waitMillis) => Receive(buf.AsSpan(off, len), waitMillis);
 
+        /// <summary>Lets application sends in again (the calling thread is done with the record it took, if any).</summary>
+        public void ReleaseRecordGate()
+        {
+            if (_recordGate.IsHeldByCurrentThread) _recordGate.Exit();
+        }
+
         public int Receive(Span<byte> buffer, int waitMillis)
         {
+            ReleaseRecordGate();
             byte[]? datagram;
             try
             {
@@ -320,6 +357,8 @@ internal sealed class DtlsSession : IDisposable
                 throw new IOException("DTLS transport closed.");
             }
 
+            // Held until this thread waits again or its DtlsTransport.Receive returns (see the class remarks).
+            _recordGate.Enter();
             var n = Math.Min(datagram.Length, buffer.Length);
             datagram.AsSpan(0, n).CopyTo(buffer);
             return n;

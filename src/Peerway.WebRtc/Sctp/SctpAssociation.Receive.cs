@@ -41,13 +41,13 @@ internal sealed partial class SctpAssociation
             return;
         }
 
-        // RFC 9260 §6.2: with no room the chunk is dropped (the peer retransmits); the next in sequence is still
-        // taken when nothing else is buffered, so a window smaller than one chunk cannot deadlock. A chunk that fills a
-        // gap below the highest TSN received is taken too (up to a second window): the window may be full of data held
-        // for exactly that chunk (a sender may overshoot a_rwnd by a packet), and dropping it would stall the
-        // association for good. RFC 9260 §6.2 lets the receiver drop the largest TSN held instead; this keeps it.
-        var fillsGap = _receivedAbove.Count > 0 && Before(tsn, _highestIn) && _bufferedIn + d.Payload.Length <= 2L * _options.ReceiveWindow;
-        if (tsn - _cumulativeIn > MaxTsnAhead || (_bufferedIn + d.Payload.Length > _options.ReceiveWindow && !fillsGap && !(tsn == _cumulativeIn + 1 && _bufferedIn == 0)))
+        // RFC 9260 §6.2: with no room the chunk is dropped (the peer retransmits). The next in sequence is still taken
+        // within one packet beyond the window: with the window full of chunks held behind a hole, refusing the chunk
+        // that fills it would stall the association for good (§6.2 lets the receiver make room for a TSN below the
+        // highest it holds); the slack bounds memory when the window is smaller than a chunk or a peer never stops.
+        var nextInSequence = tsn == _cumulativeIn + 1;
+        var limit = _options.ReceiveWindow + (nextInSequence ? _options.Mtu : 0);
+        if (tsn - _cumulativeIn > MaxTsnAhead || (_bufferedIn + d.Payload.Length > limit && !(nextInSequence && _bufferedIn == 0)))
         {
             _sackNow = true;
             return;

@@ -253,7 +253,8 @@ public sealed record SdpDescription
     // RFC 8839 §5.1: ice-char = ALPHA / DIGIT / "+" / "/".
     private static bool IsIceChar(char c) => char.IsAsciiLetterOrDigit(c) || c is '+' or '/';
 
-    private static bool TryParseFingerprint(string value, out string? algorithm, out byte[]? digest)
+    /// <summary>RFC 8122 §5 <c>hash-func SP fingerprint</c>; only sha-256 is taken (as browsers send).</summary>
+    internal static bool TryParseFingerprint(string value, out string? algorithm, out byte[]? digest)
     {
         algorithm = null;
         digest = null;

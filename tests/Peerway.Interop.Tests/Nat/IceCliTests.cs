@@ -27,6 +27,35 @@ public sealed class IceCliTests
     }
 
     /// <summary>
+    /// `peerway connect --datachannel` on both sides: DTLS (roles by ICE role, fingerprints over the signaling), SCTP
+    /// and DCEP over the selected path; each side's 1 MiB comes back intact. `--count` without `--datachannel` is a
+    /// usage error.
+    /// </summary>
+    [Fact]
+    public async Task Two_connects_run_a_data_channel_over_their_path_and_echo_each_others_MiB()
+    {
+        var port = FreePort.TcpAndUdp().ToString(CultureInfo.InvariantCulture);
+        await using var signal = PeerwayCli.Start("signal", "--port", port);
+        await signal.WaitForStdoutAsync(l => l.StartsWith("signal: listening", StringComparison.Ordinal), Timeout);
+        var url = $"http://127.0.0.1:{port}/";
+        string[] channel = ["--datachannel", "--count", "64", "--size", "16384"];
+        await using var alice = PeerwayCli.Start(["connect", "--signal", url, "--id", "alice", "--peer", "bob", .. channel]);
+        await using var bob = PeerwayCli.Start(["connect", "--signal", url, "--id", "bob", "--peer", "alice", .. channel]);
+        var a = await alice.WaitForExitAsync(Timeout);
+        var b = await bob.WaitForExitAsync(Timeout);
+        Assert.True(a == 0 && b == 0, $"alice {a}: {alice.Stdout}\n{alice.Stderr}\nbob {b}: {bob.Stdout}\n{bob.Stderr}");
+        foreach (var p in new[] { alice, bob })
+        {
+            Assert.Contains(p.StdoutLines, l => l.StartsWith("connected: host", StringComparison.Ordinal));
+            Assert.Contains(p.StdoutLines, l => l.StartsWith("echoed 64 of 64 messages (1048576 bytes) in ", StringComparison.Ordinal));
+            Assert.DoesNotContain(p.StdoutLines, l => l.StartsWith("received: hello", StringComparison.Ordinal));
+        }
+
+        var usage = await PeerwayCli.RunAsync("connect", "--signal", url, "--id", "x", "--peer", "y", "--count", "3");
+        Assert.Equal(2, usage.ExitCode);
+    }
+
+    /// <summary>
     /// A long poll that times out empty (after 10 s) must leave the kept-alive connection usable: the NAT lab found the
     /// server framing that empty answer with two chunked terminators, so the next response on the connection failed
     /// with "invalid status line '0'" and the lines drained for it were lost.

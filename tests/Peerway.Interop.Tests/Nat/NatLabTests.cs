@@ -65,6 +65,30 @@ public sealed partial class NatLabTests(NatLabFixture lab, ITestOutputHelper out
         }
     }
 
+    /// <summary>
+    /// Issue 13: a peer behind a symmetric NAT reaches a peer behind another symmetric NAT through Peerway's TURN server,
+    /// and a WebRTC data channel (DTLS + SCTP + DCEP, `peerway connect --datachannel`) over that relayed path carries
+    /// 1 MiB each way (64 × 16 KiB), every message echoed intact by the other side.
+    /// </summary>
+    [NatLabFact]
+    public async Task Symmetric_to_symmetric_data_channel_through_the_relay_echoes_one_MiB_each_way()
+    {
+        lab.RequireUp();
+        var tag = Guid.NewGuid().ToString("N")[..8];
+        await using var p = ExternalProcess.Start(lab.Script, ["connect", "sym1", "sym2", tag, "--datachannel", "--count", "64", "--size", "16384"], CaseTimeout);
+        var code = await p.WaitForExitAsync(CaseTimeout);
+        var all = $"lab.sh connect sym1 sym2 --datachannel exited {code}\n{p.Stdout}\n{p.Stderr}";
+        output.WriteLine(all);
+        Assert.True(code == 0, all);
+        foreach (var me in new[] { "sym1", "sym2" })
+        {
+            var connected = p.StdoutLines.Select(l => ConnectedLine().Match(l)).FirstOrDefault(m => m.Success && m.Groups["n"].Value == me);
+            Assert.True(connected is not null, $"{me} printed no 'connected:' line\n{all}");
+            Assert.True(connected.Groups["kind"].Value == "relay", $"{me} selected a {connected.Groups["kind"].Value} pair, expected relay\n{all}");
+            Assert.Contains(p.StdoutLines, l => l.StartsWith($"[{me} exit 0] echoed 64 of 64 messages (1048576 bytes) in ", StringComparison.Ordinal));
+        }
+    }
+
     private async Task LabAsync(params string[] args)
     {
         await using var p = ExternalProcess.Start(lab.Script, args, CaseTimeout);

@@ -66,9 +66,68 @@ public sealed class RtcCliTests
         Assert.True(result.ExitCode == 0, result.ToString());
     }
 
+    /// <summary>
+    /// The per-process bound: with `--max-connections 1`, a second offer while the first connection is alive gets 503,
+    /// and the first connection keeps echoing.
+    /// </summary>
+    [Fact]
+    public async Task Rtc_listen_refuses_offers_beyond_max_connections_and_the_first_keeps_working()
+    {
+        var port = FreePort.TcpAndUdp().ToString(CultureInfo.InvariantCulture);
+        await using var listener = PeerwayCli.Start("rtc", "listen", "--http", "127.0.0.1:" + port, "--echo", "--max-connections", "1");
+        Assert.Equal($"rtc: listening on http://127.0.0.1:{port}/rtc", await listener.WaitForStdoutAsync(_ => true, Timeout));
+        var url = $"http://127.0.0.1:{port}/rtc";
+        using var http = new HttpClient();
+
+        await using var first = new Peerway.WebRtc.RtcPeerConnection(new Peerway.Net.UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0)), TimeProvider.System, new Peerway.WebRtc.RtcConfiguration());
+        using var answer = await http.PostAsync(url, new StringContent(await first.CreateOfferAsync(), Encoding.UTF8, "application/sdp"));
+        Assert.Equal(HttpStatusCode.Created, answer.StatusCode);
+        first.SetAnswer(await answer.Content.ReadAsStringAsync());
+        await first.Connected.WaitAsync(Timeout);
+
+        await using var second = new Peerway.WebRtc.RtcPeerConnection(new Peerway.Net.UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0)), TimeProvider.System, new Peerway.WebRtc.RtcConfiguration());
+        using var refused = await http.PostAsync(url, new StringContent(await second.CreateOfferAsync(), Encoding.UTF8, "application/sdp"));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+
+        var channel = await first.CreateDataChannelAsync("still");
+        await channel.SendAsync("echo me");
+        var back = await channel.ReceiveAsync().AsTask().WaitAsync(Timeout);
+        Assert.Equal("echo me", back!.Value.Text);
+        Assert.True(back.Value.IsText);
+    }
+
+    /// <summary>
+    /// A peer that takes smaller messages than it sends (werift: a=max-message-size 65536, sends more): `rtc listen
+    /// --echo` cannot send a 200 kB message back, skips that one (logged) and keeps echoing the channel.
+    /// </summary>
+    [Fact]
+    public async Task Rtc_listen_echo_skips_a_message_it_cannot_send_back_and_keeps_echoing()
+    {
+        var (listener, url) = await StartListenerAsync();
+        await using var _ = listener;
+        using var http = new HttpClient();
+        await using var pc = new Peerway.WebRtc.RtcPeerConnection(new Peerway.Net.UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0)), TimeProvider.System, new Peerway.WebRtc.RtcConfiguration());
+        var offer = (await pc.CreateOfferAsync()).Replace("a=max-message-size:262144", "a=max-message-size:65536", StringComparison.Ordinal);
+        Assert.Contains("a=max-message-size:65536", offer, StringComparison.Ordinal);
+        using var answer = await http.PostAsync(url, new StringContent(offer, Encoding.UTF8, "application/sdp"));
+        Assert.Equal(HttpStatusCode.Created, answer.StatusCode);
+        pc.SetAnswer(await answer.Content.ReadAsStringAsync());
+        await pc.Connected.WaitAsync(Timeout);
+
+        var channel = await pc.CreateDataChannelAsync("skip");
+        await channel.SendAsync(new byte[200_000]);
+        await channel.SendAsync("after the big one");
+        var back = await channel.ReceiveAsync().AsTask().WaitAsync(Timeout);
+        Assert.Equal("after the big one", back!.Value.Text);
+    }
+
     [Fact]
     public async Task Rtc_connect_to_nothing_fails_with_one_line_and_exit_1_and_a_bad_option_exits_2()
     {
+        // The launcher rebuilds first when sources changed and says so on stderr ("rebuilding peerway…"): build before
+        // the runs whose stderr is counted, so that only the command's own line is there.
+        var build = await PeerwayCli.RunAsync("--version");
+        Assert.True(build.ExitCode == 0, build.ToString());
         var port = FreePort.TcpAndUdp().ToString(CultureInfo.InvariantCulture);
         var result = await PeerwayCli.RunAsync("rtc", "connect", $"http://127.0.0.1:{port}/rtc");
         Assert.Equal(1, result.ExitCode);

@@ -37,15 +37,18 @@ public sealed class SctpAssociationTests
     private sealed class Pair
     {
         /// <param name="tapA">Sees every packet A sends; false drops it.</param>
-        public Pair(SteppedNetwork net, SctpOptions? options = null, bool bSilent = false, SctpOptions? optionsB = null, Func<byte[], bool>? tapA = null)
+        /// <param name="watchA">Sees every packet A sends (before the network).</param>
+        /// <param name="tapB">Sees every packet B sends (also while <see cref="Silent"/>).</param>
+        public Pair(SteppedNetwork net, SctpOptions? options = null, bool bSilent = false, SctpOptions? optionsB = null, Func<byte[], bool>? tapA = null,
+            Action<byte[]>? tapB = null, Action<byte[]>? watchA = null)
         {
             Net = net;
             var sa = net.Socket(1);
             var sb = net.Socket(2);
             var ea = sa.LocalEndPoint;
             var eb = sb.LocalEndPoint;
-            A = new SctpAssociation(options ?? new SctpOptions(), net.Time, p => { if (tapA?.Invoke(p) != false) sa.Send(p, eb); }, RecA);
-            B = new SctpAssociation(optionsB ?? options ?? new SctpOptions(), net.Time, p => { if (!Silent) sb.Send(p, ea); }, RecB);
+            A = new SctpAssociation(options ?? new SctpOptions(), net.Time, p => { watchA?.Invoke(p); if (tapA?.Invoke(p) != false) sa.Send(p, eb); }, RecA);
+            B = new SctpAssociation(optionsB ?? options ?? new SctpOptions(), net.Time, p => { tapB?.Invoke(p); if (!Silent) sb.Send(p, ea); }, RecB);
             Silent = bSilent;
             sa.Start((d, _) => A.Receive(d));
             sb.Start((d, _) => B.Receive(d));
@@ -235,6 +238,90 @@ public sealed class SctpAssociationTests
         Assert.Contains("acknowledg", pair.RecA.Closed);
     }
 
+    /// <summary>
+    /// A peer that completes the handshake and then never SACKs: our sender puts at most the initial congestion window
+    /// on the wire before the first retransmission timeout (RFC 9260 §7.2.1: min(4·MTU, max(2·MTU, 4380)) bytes), then
+    /// one MTU at a time (§7.2.3: cwnd = 1 MTU after a T3-rtx timeout), so the distinct data sent stays bounded however
+    /// much the application queued; after Association.Max.Retrans timeouts it gives up.
+    /// </summary>
+    [Fact]
+    public void A_peer_that_never_sacks_gets_no_more_than_the_congestion_window_and_is_timed_out()
+    {
+        var options = new SctpOptions();
+        var tsns = new HashSet<uint>();
+        long firstFlight = 0;
+        var timedOut = false;
+        var pair = new Pair(new SteppedNetwork(), options, watchA: p =>
+        {
+            if (!SctpPacket.TryDecode(p, out var packet, out _)) return;
+            foreach (var d in packet!.Chunks.OfType<DataChunk>())
+            {
+                if (tsns.Add(d.Tsn) && !timedOut) firstFlight += d.Payload.Length;
+            }
+        });
+        pair.Connect(both: false);
+        pair.Silent = true;
+        var (a, recA, net) = (pair.A, pair.RecA, pair.Net);
+
+        // 1 MiB queued at once.
+        for (var i = 0; i < 64; i++) Assert.True(a.Send(1, 53, Message(i, 16384), unordered: false));
+
+        // Up to just before RTO.Initial (1 s): only the initial window went out (RFC 9260 §6.1 rule B lets a new
+        // transmission exceed cwnd by up to PMTU - 1 bytes while cwnd is not yet exceeded).
+        net.RunUntil(() => false, options.InitialRto - TimeSpan.FromMilliseconds(50));
+        var initialCwnd = Math.Min(4 * options.Mtu, Math.Max(2 * options.Mtu, 4380));
+        Assert.True(firstFlight > 0 && firstFlight <= initialCwnd + options.Mtu - 1, $"{firstFlight} bytes of DATA before the first timeout; the initial cwnd is {initialCwnd}");
+        timedOut = true;
+
+        Assert.True(net.RunUntil(() => recA.Closed is not null, TimeSpan.FromMinutes(30)));
+        Assert.Contains("acknowledg", recA.Closed);
+
+        // Every timeout allows one MTU of new data at most: far from the megabyte queued.
+        Assert.InRange(tsns.Count, 1, (initialCwnd / 100) + options.MaxRetransmits + 2);
+        Assert.True(tsns.Count < 64 * 16384 / options.Mtu / 4, $"{tsns.Count} distinct DATA chunks were sent to a peer that never acknowledged");
+    }
+
+    /// <summary>
+    /// A peer that ignores our advertised window (RFC 9260 §6.2: a_rwnd) and floods DATA past a hole, so nothing can
+    /// be delivered: we keep at most ReceiveWindow bytes (the rest is dropped, not buffered), our SACKs report the window
+    /// closed, and once the hole is filled the association delivers what it kept and goes on.
+    /// </summary>
+    [Fact]
+    public void A_peer_that_ignores_our_receive_window_gets_its_excess_dropped()
+    {
+        var options = new SctpOptions { ReceiveWindow = 100_000, MaxMessageSize = 50_000 };
+        SackChunk? lastSack = null;
+        var pair = new Pair(new SteppedNetwork(), options, tapB: p =>
+        {
+            if (SctpPacket.TryDecode(p, out var packet, out _) && packet!.Chunks.OfType<SackChunk>().LastOrDefault() is { } sack) lastSack = sack;
+        });
+        pair.Connect(both: false);
+        var (a, b, recB, net) = (pair.A, pair.B, pair.RecB, pair.Net);
+        Assert.True(a.Send(1, 53, Message(1, 100), unordered: false));
+        Assert.True(net.RunUntil(() => recB.Messages.Count == 1 && lastSack is not null, TimeSpan.FromSeconds(10)));
+        var cum = lastSack!.CumulativeTsn;
+
+        // 2,000 one-kB ordered messages on stream 3 after a hole at cum + 1 (its first message, SSN 0): none can be
+        // delivered before the hole, 2 MB against a 100 kB window. (Unordered ones would be delivered at once.)
+        for (uint i = 0; i < 2000; i++)
+        {
+            var data = new DataChunk(cum + 2 + i, 3, (ushort)(i + 1), 53, false, true, true, Message((int)i, 1000));
+            b.Receive(new SctpPacket(5000, 5000, b.LocalTag, [data]).Encode());
+        }
+
+        net.RunUntil(() => false, TimeSpan.FromMilliseconds(300));
+        Assert.Equal(cum, lastSack!.CumulativeTsn);
+        var kept = lastSack.Gaps.Sum(g => g.End - g.Start + 1);
+        Assert.InRange(kept, 1, options.ReceiveWindow / 1000);
+        Assert.True(lastSack.ARwnd < 1000, $"a_rwnd {lastSack.ARwnd} with the window full");
+
+        // The hole filled: what was kept is delivered, the connection goes on.
+        var hole = new DataChunk(cum + 1, 3, 0, 53, false, true, true, Message(9999, 10));
+        b.Receive(new SctpPacket(5000, 5000, b.LocalTag, [hole]).Encode());
+        Assert.True(net.RunUntil(() => recB.Messages.Count == 1 + 1 + kept, TimeSpan.FromSeconds(10)), $"{recB.Messages.Count} messages delivered, expected {2 + kept}");
+        Assert.Null(recB.Closed);
+    }
+
     [Fact]
     public void Shutdown_closes_both_ends_after_the_data_is_delivered()
     {
@@ -267,17 +354,9 @@ public sealed class SctpAssociationTests
     [Fact]
     public void A_received_message_over_the_limit_is_dropped_alone()
     {
-        var net = new SteppedNetwork();
-        var sa = net.Socket(1);
-        var sb = net.Socket(2);
-        var recA = new Recorder();
-        var recB = new Recorder();
-        var a = new SctpAssociation(new SctpOptions { MaxMessageSize = 100_000 }, net.Time, p => sa.Send(p, sb.LocalEndPoint), recA);
-        var b = new SctpAssociation(new SctpOptions { MaxMessageSize = 10_000, ReceiveWindow = 200_000 }, net.Time, p => sb.Send(p, sa.LocalEndPoint), recB);
-        sa.Start((d, _) => a.Receive(d));
-        sb.Start((d, _) => b.Receive(d));
-        a.Connect();
-        Assert.True(net.RunUntil(() => recA.Established && recB.Established, TimeSpan.FromSeconds(10)));
+        var pair = new Pair(new SteppedNetwork(), new SctpOptions { MaxMessageSize = 100_000 }, optionsB: new SctpOptions { MaxMessageSize = 10_000, ReceiveWindow = 200_000 });
+        pair.Connect(both: false);
+        var (a, recB, net) = (pair.A, pair.RecB, pair.Net);
         Assert.True(a.Send(1, 53, Message(1, 50_000), unordered: false));
         Assert.True(a.Send(1, 53, Message(2, 500), unordered: false));
         Assert.True(net.RunUntil(() => recB.Messages.Count == 1, TimeSpan.FromSeconds(10)));
