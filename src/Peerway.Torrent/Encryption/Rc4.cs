@@ -37,6 +37,7 @@ internal sealed class Rc4
     }
 
     /// <summary>Advances the keystream by <paramref name="count"/> bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Skip(int count)
     {
         ref var s = ref MemoryMarshal.GetArrayDataReference(_s);
@@ -55,7 +56,10 @@ internal sealed class Rc4
     /// per-byte cost: the state is a 256-byte table indexed without bounds checks, i and j stay in registers as
     /// native-width integers (no sign or zero extension between steps), and eight keystream bytes are gathered into one
     /// 64-bit word that is XORed with eight bytes of the source at once (OpenSSL's rc4-x86_64 does the same).
+    /// Compiled fully optimised from the first call (AggressiveOptimization): the unoptimised tier would not inline
+    /// <see cref="Step"/>, and the loop would wait for on-stack replacement.
     /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Transform(ReadOnlySpan<byte> source, Span<byte> destination)
     {
         if (destination.Length < source.Length) throw new ArgumentException("destination too short", nameof(destination));
