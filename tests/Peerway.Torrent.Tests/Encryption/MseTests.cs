@@ -13,9 +13,18 @@ public sealed class Rc4Tests
     [Theory]
     [InlineData("0102030405", 0, "b2396305f03dc027ccc3524a0a1118a8")]
     [InlineData("0102030405", 16, "6982944f18fc82d589c403a47a0d0919")]
+    [InlineData("0102030405", 240, "28cb1132c96ce286421dcaadb8b69eae")]
+    [InlineData("0102030405", 256, "1cfcf62b03eddb641d77dfcf7f8d8c93")]
     [InlineData("0102030405", 1024, "30abbcc7c20b01609f23ee2d5f6bb7df")]
+    [InlineData("0102030405", 4080, "068326a2118416d21f9d04b2cd1ca050")]
+    [InlineData("0102030405", 4096, "ff25b58995996707e51fbdf08b34d875")]
+    [InlineData("01020304050607", 0, "293f02d47f37c9b633f2af5285feb46b")]
+    [InlineData("01020304050607", 240, "914f02531c9218810df60f67e338154c")]
     [InlineData("0102030405060708090a0b0c0d0e0f10", 0, "9ac7cc9a609d1ef7b2932899cde41b97")]
+    [InlineData("0102030405060708090a0b0c0d0e0f10", 256, "d39d566bc6bce3010768151549f3873f")]
     [InlineData("0102030405060708090a0b0c0d0e0f10", 1024, "bdf0324e6083dcc6d3cedd3ca8c53c16")]
+    [InlineData("0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20", 0, "eaa6bd25880bf93d3f5d1e4ca2611d91")]
+    [InlineData("0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20", 256, "02e1e7056b0f623900496422943e97b6")]
     public void Keystream_matches_RFC_6229(string key, int offset, string expected)
     {
         var rc4 = new Rc4(Convert.FromHexString(key));
@@ -70,6 +79,63 @@ public sealed class Rc4Tests
         rc4.Transform(parts.AsSpan(0, at));
         rc4.Transform(parts.AsSpan(at));
         return whole.AsSpan().SequenceEqual(parts);
+    }
+
+    // The fast transform (eight keystream bytes per 64-bit XOR, native-width indices) against the textbook algorithm,
+    // byte by byte: any key length, any skip, the data cut into pieces of any sizes (so every alignment of the 8-byte
+    // loop and its byte tail, and i wrapping past 255 inside a word, are covered), in place and into another buffer.
+    [Property(MaxTest = 300)]
+    public bool Transform_equals_the_textbook_algorithm(NonEmptyArray<byte> key, byte[] data, byte skip, int[] cuts, bool inPlace)
+    {
+        data ??= [];
+        var k = key.Get.Length > 256 ? key.Get[..256] : key.Get;
+        var expected = TextbookRc4(k, skip, data);
+        var fast = new Rc4(k);
+        fast.Skip(skip);
+        var source = (byte[])data.Clone();
+        var output = inPlace ? source : new byte[data.Length];
+        var at = 0;
+        foreach (var cut in (cuts ?? []).Append(int.MaxValue))
+        {
+            var n = Math.Min(data.Length - at, cut == int.MaxValue ? int.MaxValue : (int)((uint)cut % 70));
+            fast.Transform(source.AsSpan(at, n), output.AsSpan(at, n));
+            at += n;
+        }
+
+        return output.AsSpan().SequenceEqual(expected) && (inPlace || source.AsSpan().SequenceEqual(data));
+    }
+
+    [Fact]
+    public void A_long_transform_equals_the_textbook_algorithm()
+    {
+        var key = RandomNumberGenerator.GetBytes(20);
+        var data = RandomNumberGenerator.GetBytes(1 << 20);
+        var expected = TextbookRc4(key, 1024, data);
+        Rc4.ForMse(key).Transform(data);
+        Assert.Equal(expected, data);
+    }
+
+    /// <summary>RC4 as Schneier's Applied Cryptography and RFC 6229 §1 describe it, one byte at a time, after dropping <paramref name="skip"/> bytes.</summary>
+    private static byte[] TextbookRc4(byte[] key, int skip, byte[] data)
+    {
+        var s = new byte[256];
+        for (var n = 0; n < 256; n++) s[n] = (byte)n;
+        for (int n = 0, j = 0; n < 256; n++)
+        {
+            j = (j + s[n] + key[n % key.Length]) % 256;
+            (s[n], s[j]) = (s[j], s[n]);
+        }
+
+        var output = new byte[data.Length];
+        for (int n = -skip, i = 0, j = 0; n < data.Length; n++)
+        {
+            i = (i + 1) % 256;
+            j = (j + s[i]) % 256;
+            (s[i], s[j]) = (s[j], s[i]);
+            if (n >= 0) output[n] = (byte)(data[n] ^ s[(s[i] + s[j]) % 256]);
+        }
+
+        return output;
     }
 }
 
