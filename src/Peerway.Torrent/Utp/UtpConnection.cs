@@ -333,7 +333,7 @@ internal sealed class UtpConnection
         }
 
         if (_outbuf.Count == 0) _duplicateAcks = 0;
-        if (acked > 0 || prevInFlight == 0)
+        if (acked > 0)
         {
             _numTimeouts = 0;
             _timeoutAt = now + PacketTimeoutMicros();
@@ -359,7 +359,7 @@ internal sealed class UtpConnection
 
     private int AckPacket(ushort seq, OutPacket p, long now, ref uint minRtt)
     {
-        _bytesInFlight -= p.Payload.Length;
+        if (!p.NeedResend) _bytesInFlight -= p.Payload.Length; // a timed-out packet no longer counts as in flight
         if (p.Transmissions == 1 && !p.NeedResend)
         {
             // Karn: only packets sent once give an RTT sample.
@@ -386,6 +386,18 @@ internal sealed class UtpConnection
         if (p.MtuProbe && seq == _mtuProbeSeq) ProbeLost(p);
         else _ledbat.OnLoss(now);
         _duplicateAcks = 0;
+        Resend(seq, p, now);
+    }
+
+    /// <summary>Sends a packet again; one that timed out counts as in flight again.</summary>
+    private void Resend(ushort seq, OutPacket p, long now)
+    {
+        if (p.NeedResend)
+        {
+            p.NeedResend = false;
+            _bytesInFlight += p.Payload.Length;
+        }
+
         Transmit(seq, p, now);
     }
 
@@ -485,6 +497,7 @@ internal sealed class UtpConnection
             if (_mtuProbeSeq >= 0 && _outbuf.TryGetValue((ushort)_mtuProbeSeq, out var probe)) ProbeLost(probe);
             foreach (var p in _outbuf.Values)
             {
+                p.FastResent = false; // a new round: each may be fast-resent once more
                 if (!p.NeedResend)
                 {
                     p.NeedResend = true;
@@ -493,7 +506,7 @@ internal sealed class UtpConnection
             }
 
             _timeoutAt = now + PacketTimeoutMicros();
-            if (head is not null) Transmit(first, head, now);
+            if (head is not null) Resend(first, head, now); // the first packet goes whatever the window
             else if (_sendBuffer.Count > 0) _advertisedWindow = Math.Max(_advertisedWindow, _mtuFloor); // zero-window probe
             Flush(now);
             return;
@@ -531,9 +544,7 @@ internal sealed class UtpConnection
         {
             if (!_outbuf.TryGetValue(seq, out var p) || !p.NeedResend) continue;
             if (_bytesInFlight > 0 && _bytesInFlight + p.Payload.Length > window) return;
-            p.NeedResend = false;
-            _bytesInFlight += p.Payload.Length;
-            Transmit(seq, p, now);
+            Resend(seq, p, now);
         }
 
         while (_sendBuffer.Count > 0)
