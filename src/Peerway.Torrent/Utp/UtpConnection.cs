@@ -140,6 +140,9 @@ internal sealed class UtpConnection
 
     public int Readable => _receiveBuffer.Count;
 
+    /// <summary>A packet other than the SYN came from the peer: its address is not spoofed (libtorrent m_confirmed).</summary>
+    public bool Confirmed => _confirmed;
+
     /// <summary>All data was read and the remote's FIN reached: reads return 0.</summary>
     public bool EndOfStream => _receiveBuffer.Count == 0 && _remoteFinReceived;
 
@@ -453,6 +456,13 @@ internal sealed class UtpConnection
     public void OnTick(long now)
     {
         if (State is UtpState.Error or UtpState.Closed) return;
+        // A connection a SYN opened but the peer never followed up (a spoofed or flooded SYN) does not hold a slot.
+        if (!_confirmed && State == UtpState.Connected && now - _lastReceive > _options.ConnectTimeout.Ticks / 10)
+        {
+            Fail("half-open connection timed out");
+            return;
+        }
+
         if (State == UtpState.SynSent)
         {
             if (now < _timeoutAt) return;

@@ -30,7 +30,7 @@ public sealed class UtpTransport : IStreamTransport, IAsyncDisposable
     private readonly Random _random;
     private readonly ITimer _timer;
     private UtpListener? _listener;
-    private long _resetWindowStart = long.MinValue;
+    private long? _resetWindowStart;
     private int _resetsInWindow;
     private long _resets;
     private bool _disposed;
@@ -169,7 +169,7 @@ public sealed class UtpTransport : IStreamTransport, IAsyncDisposable
     /// most <see cref="UtpOptions.MaxResetsPerSecond"/>.</summary>
     private void SendReset(in UtpHeader to, IPEndPoint remote, long now)
     {
-        if (now - _resetWindowStart >= 1_000_000)
+        if (_resetWindowStart is not { } windowStart || now - windowStart >= 1_000_000)
         {
             _resetWindowStart = now;
             _resetsInWindow = 0;
@@ -206,6 +206,7 @@ public sealed class UtpTransport : IStreamTransport, IAsyncDisposable
                 if (c.State is UtpState.Closed or UtpState.Error && (c.Released || c.State == UtpState.Error)) (finished ??= []).Add(key);
             }
 
+            _listener?.Prune();
             if (finished is not null)
             {
                 foreach (var key in finished)
@@ -407,6 +408,15 @@ internal sealed class UtpListener(UtpTransport transport) : IStreamListener
         (ready ??= []).Add(_waiter);
         _waiter = null;
         _wake = false;
+    }
+
+    /// <summary>Under the transport's lock: forgets pending connections that failed before they were accepted.</summary>
+    public void Prune()
+    {
+        if (_pending.All(c => c.State == UtpState.Connected)) return;
+        var keep = _pending.Where(c => c.State == UtpState.Connected).ToList();
+        _pending.Clear();
+        foreach (var c in keep) _pending.Enqueue(c);
     }
 
     public List<UtpConnection> Drain()
