@@ -90,6 +90,32 @@ public sealed class UtpPacketTests
     [Property(MaxTest = 2000)]
     public void Decoding_random_bytes_never_throws(byte[] datagram) => UtpPacket.TryDecode(datagram ?? [], out _);
 
+    /// <summary>A SYN flood from spoofed addresses holds at most MaxPendingAccepts slots, each answered with one
+    /// 20-byte ST_STATE (no larger than the SYN), and the slots free themselves once the SYNs are not followed up.</summary>
+    [Fact]
+    public async Task A_syn_flood_is_bounded_by_the_half_open_limit_and_expires()
+    {
+        var time = new FakeTimeProvider();
+        var socket = new CountingSocket(new IPEndPoint(IPAddress.Loopback, 6881));
+        var options = new UtpOptions { CompleteInline = true, MaxPendingAccepts = 16 };
+        await using var transport = new UtpTransport(socket, time, options);
+        await using var listener = await transport.ListenAsync(socket.LocalEndPoint, CancellationToken.None);
+        var syn = new byte[UtpHeader.Length];
+        for (var i = 0; i < 1000; i++)
+        {
+            new UtpHeader(UtpPacketType.Syn, 0, (ushort)i, 1, 0, 65_535, 1, 0).Write(syn);
+            transport.Receive(syn, new IPEndPoint(IPAddress.Parse("10.1.0.1"), 1000 + i));
+            Assert.True(socket.LastLength <= syn.Length);
+        }
+
+        Assert.Equal(16, transport.ConnectionCount);
+        for (var i = 0; i < 80; i++) time.Advance(TimeSpan.FromMilliseconds(50)); // past the 3 s connect timeout
+        Assert.Equal(0, transport.ConnectionCount);
+        new UtpHeader(UtpPacketType.Syn, 0, 5000, 1, 0, 65_535, 1, 0).Write(syn);
+        transport.Receive(syn, new IPEndPoint(IPAddress.Parse("10.1.0.2"), 1000));
+        Assert.Equal((int)UtpPacketType.State, socket.LastType);
+    }
+
     /// <summary>
     /// 10^6 hostile packets against a listening transport: random bytes, and valid headers with random fields,
     /// extensions and payloads aimed at a live connection (its id and address) or at none. Nothing throws, a reply to a
