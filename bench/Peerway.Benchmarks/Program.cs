@@ -4,6 +4,7 @@ using BenchmarkDotNet.Running;
 //   stun-load HOST:PORT [--seconds S] [--warmup S] [--clients N] [--window W]: closed-loop STUN Binding load
 //   stun-echo IP:PORT [--threads N]: its no-op reference server (bench/nat/stun-binding.sh)
 //   turn-load, turn-alloc, udp-echo: TURN relay and allocation load (bench/nat/turn-relay.sh, TurnLoad.cs)
+//   utp-get IP:PORT TORRENT OUT: a uTP download from one seed, seconds on stdout (bench/torrent/utp.sh)
 //   ice-connect [--runs N] [--latency-ms L]: ICE time to connect per path over the virtual network
 //   sctp-loss [--mib M] [--rounds N] [--latency-ms L]: SCTP goodput over the virtual network at 0 % and 1 % loss
 //   rtc-bench [--rounds N] [--mib M] ...: WebRTC data channels, Peerway/Chromium/werift pairs (bench/webrtc/throughput.sh)
@@ -14,6 +15,7 @@ if (args.Length > 0 && args[0] == "turn-alloc") return await Peerway.Benchmarks.
 if (args.Length > 0 && args[0] == "ice-connect") return Peerway.Benchmarks.IceBenchmarks.Report(args[1..]);
 if (args.Length > 0 && args[0] == "sctp-loss") return Peerway.Benchmarks.SctpBenchmarks.Report(args[1..]);
 if (args.Length > 0 && args[0] == "rtc-bench") return await Peerway.Benchmarks.RtcBench.RunAsync(args[1..]);
+if (args.Length > 0 && args[0] == "utp-get") return await Peerway.Benchmarks.UtpGet.RunAsync(args[1..]);
 if (args.Length > 0 && args[0] == "udp-echo") return Peerway.Benchmarks.TurnLoad.Echo(args[1..]);
 BenchmarkSwitcher.FromAssembly(typeof(Peerway.Benchmarks.StunLoad).Assembly).Run(args);
 return 0;

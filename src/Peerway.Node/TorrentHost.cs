@@ -55,7 +55,7 @@ public sealed class TorrentHost : IAsyncDisposable
     private readonly ILoggerFactory _loggers;
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(30) };
     private UdpDatagramSocket? _udpSocket;
-    private UtpResetResponder? _utpReset;
+    private UtpTransport? _utp;
     private UdpTrackerClient? _udp;
     private TrackerAnnouncer? _announcer;
     private DhtHost? _dhtHost;
@@ -94,7 +94,7 @@ public sealed class TorrentHost : IAsyncDisposable
     public async Task StartAsync(CancellationToken ct)
     {
         await Session.StartAsync(ct).ConfigureAwait(false);
-        StartUtpReset();
+        StartUtp();
         Session.AddPeers(_options.Peers);
         if (_options.Trackers.Count > 0)
         {
@@ -122,16 +122,16 @@ public sealed class TorrentHost : IAsyncDisposable
     }
 
     /// <summary>
-    /// Until Peerway speaks uTP: answer uTP SYNs on the listen port (UDP) with ST_RESET, so libtorrent-based clients,
-    /// which try uTP first, fall back to TCP at once (issue 22). A busy UDP port only costs that speed-up.
+    /// uTP (BEP 29) on the listen port (UDP). Until the session takes uTP connections (it listens on TCP only), the
+    /// transport has no listener, so it answers every SYN with ST_RESET and libtorrent-based clients, which try uTP
+    /// first, fall back to TCP at once (issue 22). A busy UDP port only costs that speed-up.
     /// </summary>
-    private void StartUtpReset()
+    private void StartUtp()
     {
         try
         {
             var socket = new UdpDatagramSocket(new IPEndPoint(_options.Session.ListenAddress, Session.ListenPort));
-            _utpReset = new UtpResetResponder(socket, TimeProvider.System, new UtpResetOptions(), _loggers.CreateLogger<UtpResetResponder>());
-            _utpReset.Start();
+            _utp = new UtpTransport(socket, TimeProvider.System, new UtpOptions(), _loggers.CreateLogger<UtpTransport>());
         }
         catch (System.Net.Sockets.SocketException ex)
         {
@@ -163,7 +163,7 @@ public sealed class TorrentHost : IAsyncDisposable
         if (_announcer is not null) await _announcer.DisposeAsync().ConfigureAwait(false);
         if (_dhtSource is not null) await _dhtSource.DisposeAsync().ConfigureAwait(false);
         await Session.DisposeAsync().ConfigureAwait(false);
-        _utpReset?.Dispose();
+        if (_utp is not null) await _utp.DisposeAsync().ConfigureAwait(false);
         if (_dhtHost is not null) await _dhtHost.DisposeAsync().ConfigureAwait(false);
         _udp?.Dispose();
         _udpSocket?.Dispose();

@@ -6,7 +6,7 @@
                                                      writes a .torrent; prints "v1 <hex>" / "v2 <hex>"
   lt-peer.py run --listen IP:PORT [--torrent F | --magnet URI] --save DIR [--peer IP:PORT]...
                  [--dht-bootstrap IP:PORT]... [--dht-get-peers HEX]
-                 [--enc enabled|forced|disabled] [--enc-level both|rc4|plaintext] [--defaults] [--reconnect S]
+                 [--enc enabled|forced|disabled] [--enc-level both|rc4|plaintext] [--defaults] [--utp-only] [--reconnect S]
                  [--exit-when-complete] [--timeout S]
 
 `run` prints one event per line on stdout (flushed): "listening PORT", "metadata <name>", "peer <ip:port> <flags>",
@@ -17,7 +17,7 @@ begun), "connect-failed <ip:port> <error>", "wire <ip:port> <event>" (what a pee
 --exit-when-complete, 3 when --timeout (default 120 s) passes: a hard limit so a test never leaves it behind.
 Everything stays on the addresses given: LSD, UPnP, NAT-PMP and (unless bootstrap nodes are given) the DHT are off.
 uTP is off too, unless --defaults leaves it (and every setting not named above) at libtorrent's default, as a user of
-qBittorrent or Deluge meets it. --reconnect S calls connect_peer for every --peer again every S seconds, as a script would.
+qBittorrent or Deluge meets it; --utp-only turns uTP on and TCP off both ways (BEP 29 interop). --reconnect S calls connect_peer for every --peer again every S seconds, as a script would.
 """
 import re
 import argparse
@@ -114,6 +114,9 @@ def run(args):
     if args.defaults:
         for name in ("enable_incoming_utp", "enable_outgoing_utp"):
             del settings[name]
+    if args.utp_only:
+        settings.update({"enable_incoming_utp": True, "enable_outgoing_utp": True,
+                         "enable_incoming_tcp": False, "enable_outgoing_tcp": False})
     ses = lt.session(settings)
     handle = None
     if args.torrent or args.magnet:
@@ -239,6 +242,7 @@ def main():
     r.add_argument("--enc", choices=["enabled", "forced", "disabled"], default="enabled")
     r.add_argument("--enc-level", choices=["both", "rc4", "plaintext"], default="both")
     r.add_argument("--defaults", action="store_true")
+    r.add_argument("--utp-only", action="store_true")
     r.add_argument("--reconnect", type=int, default=0)
     r.add_argument("--exit-when-complete", action="store_true")
     r.add_argument("--timeout", type=int, default=120)

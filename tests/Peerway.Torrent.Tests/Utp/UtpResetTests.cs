@@ -14,11 +14,11 @@ public sealed class UtpResetTests
         public void Schedule(TimeSpan delay, Action action) => action();
     }
 
-    private static (UtpResetResponder Responder, VirtualDatagramSocket Client, List<byte[]> Replies) Setup(FakeTimeProvider time, int maxPerSecond = 200)
+    /// <summary>A uTP transport without a listener: what a host that does not accept uTP (yet) runs on its port.</summary>
+    private static (UtpTransport Responder, VirtualDatagramSocket Client, List<byte[]> Replies) Setup(FakeTimeProvider time, int maxPerSecond = 200)
     {
         var network = new VirtualNetwork(new InlineScheduler());
-        var responder = new UtpResetResponder(network.CreateSocket(), time, new UtpResetOptions { MaxResetsPerSecond = maxPerSecond });
-        responder.Start();
+        var responder = new UtpTransport(network.CreateSocket(), time, new UtpOptions { MaxResetsPerSecond = maxPerSecond, CompleteInline = true });
         var client = network.CreateSocket();
         var replies = new List<byte[]>();
         client.Start((d, _) => replies.Add(d.ToArray()));
@@ -53,11 +53,20 @@ public sealed class UtpResetTests
     [InlineData(0)] // ST_DATA
     [InlineData(1)] // ST_FIN
     [InlineData(2)] // ST_STATE
-    [InlineData(3)] // ST_RESET
-    public void Only_syns_are_answered(int type)
+    public void Packets_of_unknown_connections_get_a_reset(int type)
     {
         var (responder, client, replies) = Setup(new FakeTimeProvider());
         client.Send(Packet((UtpPacketType)type, 7, 9), responder.LocalEndPoint);
+        Assert.True(UtpHeader.TryRead(Assert.Single(replies), out var reset));
+        Assert.Equal(UtpPacketType.Reset, reset.Type);
+        Assert.Equal((ushort)9, reset.AckNumber);
+    }
+
+    [Fact]
+    public void A_reset_is_never_answered_so_two_hosts_cannot_loop()
+    {
+        var (responder, client, replies) = Setup(new FakeTimeProvider());
+        client.Send(Packet(UtpPacketType.Reset, 7, 9), responder.LocalEndPoint);
         Assert.Empty(replies);
     }
 

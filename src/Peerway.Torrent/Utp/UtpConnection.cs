@@ -1,0 +1,647 @@
+using System.Net;
+
+namespace Peerway.Torrent.Utp;
+
+internal enum UtpState
+{
+    /// <summary>SYN sent, waiting for its ST_STATE.</summary>
+    SynSent,
+
+    Connected,
+
+    /// <summary>Our FIN was acked and the remote's FIN seen (or the linger ran out): nothing more to do.</summary>
+    Closed,
+
+    /// <summary>Reset, timed out or aborted.</summary>
+    Error,
+}
+
+/// <summary>What a connection has measured, for tests and diagnostics.</summary>
+internal readonly record struct UtpConnectionStats(
+    int CongestionWindow,
+    bool SlowStart,
+    int RttMilliseconds,
+    int QueuingDelayMicroseconds,
+    int PayloadSize,
+    int BytesInFlight,
+    long PacketsSent,
+    long PacketsResent,
+    long FastResends,
+    long Timeouts);
+
+/// <summary>
+/// One uTP connection (BEP 29), sans I/O: it is handed decoded packets and clock readings by its
+/// <see cref="UtpTransport"/> (which holds the lock all calls run under) and sends through a delegate. It owns the
+/// sequence space, the send and receive buffers, retransmission, the selective-ACK logic, MTU probing and the LEDBAT
+/// window (<see cref="UtpLedbat"/>).
+/// </summary>
+internal sealed class UtpConnection
+{
+    /// <summary>libtorrent dup_ack_limit: 3 duplicate ACKs (or 3 SACKed packets past a hole) mean the hole was lost.</summary>
+    private const int DupAckLimit = 3;
+
+    /// <summary>Out-of-order packets further than this past ack_nr are dropped (bounds the reorder buffer and what a
+    /// SACK can describe).</summary>
+    private const int MaxReorderDistance = 1024;
+
+    /// <summary>Bytes of SACK bitmask we send at most (libtorrent sends up to its reorder window).</summary>
+    private const int MaxSackSend = 32;
+
+    private sealed class OutPacket
+    {
+        public required UtpPacketType Type { get; init; }
+        public required byte[] Payload { get; init; }
+        public long SentAt { get; set; }
+        public int Transmissions { get; set; }
+        public bool NeedResend { get; set; }
+        public bool FastResent { get; set; }
+        public bool MtuProbe { get; set; }
+    }
+
+    private readonly Action<ReadOnlySpan<byte>, IPEndPoint> _send;
+    private readonly UtpOptions _options;
+    private readonly Action<UtpConnection> _changed;
+    private readonly byte[] _scratch;
+    private readonly Dictionary<ushort, OutPacket> _outbuf = [];
+    private readonly UtpByteQueue _sendBuffer = new();
+    private readonly UtpByteQueue _receiveBuffer = new();
+    private readonly Dictionary<ushort, byte[]> _reorder = [];
+    private readonly UtpLedbat _ledbat;
+    private readonly UtpRttEstimator _rtt = new();
+    private readonly UtpDelayHistory _delayHistory = new();
+    private readonly uint[] _recentDelays = [uint.MaxValue, uint.MaxValue, uint.MaxValue];
+    private int _recentDelayIndex;
+    private long _lastHistoryStep;
+    private int _reorderBytes;
+    private ushort _seqNr;
+    private ushort _ackNr;
+    private ushort _ackedSeqNr;
+    private int _bytesInFlight;
+    private int _advertisedWindow;
+    private uint _replyMicro;
+    private int _duplicateAcks;
+    private long _timeoutAt;
+    private int _numTimeouts;
+    private long _lastSend;
+    private long _lastReceive;
+    private bool _confirmed;
+    private int? _remoteFinSeq;
+    private bool _remoteFinReceived;
+    private bool _closeRequested;
+    private OutPacket? _fin;
+    private bool _finAcked;
+    private long _lingerUntil;
+    private int _mtuFloor;
+    private int _mtuCeiling;
+    private int _mtuProbeSeq = -1;
+    private int _lastDelay;
+    private long _sent;
+    private long _resent;
+    private long _fastResends;
+    private long _timeouts;
+
+    private UtpConnection(IPEndPoint remote, ushort recvId, ushort sendId, UtpOptions options, Action<ReadOnlySpan<byte>, IPEndPoint> send,
+        Action<UtpConnection> changed)
+    {
+        Remote = remote;
+        RecvId = recvId;
+        SendId = sendId;
+        _options = options;
+        _send = send;
+        _changed = changed;
+        _scratch = new byte[UtpHeader.Length + 2 + MaxSackSend + options.MaxPayload];
+        _mtuFloor = options.InitialPayload;
+        _mtuCeiling = options.MaxPayload;
+        _ledbat = new UtpLedbat(options, options.InitialPayload);
+        _advertisedWindow = options.InitialPayload;
+    }
+
+    public IPEndPoint Remote { get; }
+
+    /// <summary>The id packets to us carry (the demultiplexing key with <see cref="Remote"/>).</summary>
+    public ushort RecvId { get; }
+
+    public ushort SendId { get; }
+
+    public UtpState State { get; private set; }
+
+    /// <summary>Why the connection is in <see cref="UtpState.Error"/>.</summary>
+    public string? Error { get; private set; }
+
+    /// <summary>The user disposed the stream (a finished connection can then be forgotten).</summary>
+    public bool Released { get; set; }
+
+    /// <summary>Waiters the transport completes when <see cref="_changed"/> reports this connection.</summary>
+    public TaskCompletionSource? ReadWaiter { get; set; }
+
+    public TaskCompletionSource? WriteWaiter { get; set; }
+
+    public TaskCompletionSource? ConnectWaiter { get; set; }
+
+    public int Readable => _receiveBuffer.Count;
+
+    /// <summary>A packet other than the SYN came from the peer: its address is not spoofed (libtorrent m_confirmed).</summary>
+    public bool Confirmed => _confirmed;
+
+    /// <summary>All data was read and the remote's FIN reached: reads return 0.</summary>
+    public bool EndOfStream => _receiveBuffer.Count == 0 && _remoteFinReceived;
+
+    public int SendSpace => Math.Max(0, _options.SendBuffer - _sendBuffer.Count);
+
+    public UtpConnectionStats Stats => new(_ledbat.Window, _ledbat.SlowStart, _rtt.Mean, _lastDelay, _mtuFloor, _bytesInFlight, _sent, _resent, _fastResends,
+        _timeouts);
+
+    /// <summary>A connection we initiate: BEP 29 "conn_id_recv = rand(); conn_id_send = conn_id_recv + 1", and the
+    /// SYN carries conn_id_recv.</summary>
+    public static UtpConnection Connect(IPEndPoint remote, ushort recvId, ushort initialSeq, long now, UtpOptions options,
+        Action<ReadOnlySpan<byte>, IPEndPoint> send, Action<UtpConnection> changed)
+    {
+        var c = new UtpConnection(remote, recvId, unchecked((ushort)(recvId + 1)), options, send, changed)
+        {
+            State = UtpState.SynSent,
+            _seqNr = initialSeq,
+            _ackedSeqNr = unchecked((ushort)(initialSeq - 1)),
+        };
+        c._lastReceive = now;
+        c.SendNew(UtpPacketType.Syn, [], now);
+        c._timeoutAt = now + options.ConnectTimeout.Ticks / 10;
+        return c;
+    }
+
+    /// <summary>A connection a SYN asked for: BEP 29 "conn_id_recv = c.conn_id + 1; conn_id_send = c.conn_id";
+    /// ack_nr = the SYN's seq_nr; our seq_nr starts at random; the ST_STATE reply does not consume it.</summary>
+    public static UtpConnection Accept(IPEndPoint remote, in UtpHeader syn, ushort initialSeq, long now, UtpOptions options,
+        Action<ReadOnlySpan<byte>, IPEndPoint> send, Action<UtpConnection> changed)
+    {
+        var c = new UtpConnection(remote, unchecked((ushort)(syn.ConnectionId + 1)), syn.ConnectionId, options, send, changed)
+        {
+            State = UtpState.Connected,
+            _seqNr = initialSeq,
+            _ackedSeqNr = unchecked((ushort)(initialSeq - 1)),
+            _ackNr = syn.SequenceNumber,
+            _advertisedWindow = (int)Math.Min(syn.WindowSize, int.MaxValue),
+            _lastReceive = now,
+        };
+        c._replyMicro = unchecked((uint)now - syn.TimestampMicroseconds);
+        c.SendState(now);
+        return c;
+    }
+
+    /// <summary>Whether a packet arriving for this connection's key repeats its SYN (answered again, not re-created).</summary>
+    public void OnDuplicateSyn(long now) => SendState(now);
+
+    // ---- the user side ----
+
+    public int Write(ReadOnlySpan<byte> data, long now)
+    {
+        if (State == UtpState.Error || _closeRequested) return 0;
+        var n = Math.Min(data.Length, SendSpace);
+        _sendBuffer.Enqueue(data[..n]);
+        if (State == UtpState.Connected) Flush(now);
+        return n;
+    }
+
+    public int Read(Span<byte> destination, long now)
+    {
+        var windowBefore = ReceiveWindow;
+        var n = _receiveBuffer.Dequeue(destination);
+
+        // A window that was closed (less than a packet) and opens again is announced at once, otherwise a sender
+        // waiting on it would only learn of it from its zero-window probe.
+        if (n > 0 && windowBefore < _mtuCeiling && ReceiveWindow >= _mtuCeiling && State == UtpState.Connected) SendState(now);
+        return n;
+    }
+
+    /// <summary>Orderly close: ST_FIN after the buffered data (BEP 29).</summary>
+    public void Close(long now)
+    {
+        if (_closeRequested || State is UtpState.Error or UtpState.Closed) return;
+        _closeRequested = true;
+        _lingerUntil = now + _options.LingerTimeout.Ticks / 10;
+        if (State == UtpState.Connected) Flush(now);
+    }
+
+    /// <summary>Reset: ST_RESET to the peer, and every pending read and write fails.</summary>
+    public void Abort(long now)
+    {
+        if (State is UtpState.Error or UtpState.Closed) return;
+        if (State == UtpState.Connected) SendHeaderOnly(UtpPacketType.Reset, unchecked((ushort)Random.Shared.Next(ushort.MaxValue + 1)), now);
+        Fail("aborted");
+    }
+
+    // ---- the network side ----
+
+    private int ReceiveWindow => Math.Max(0, _options.ReceiveBuffer - _receiveBuffer.Count - _reorderBytes);
+
+    public void OnPacket(in UtpPacket packet, long now)
+    {
+        if (State is UtpState.Error or UtpState.Closed) return;
+        var h = packet.Header;
+        if (h.Type == UtpPacketType.Syn) // a repeated SYN for an accepted connection: its STATE was lost
+        {
+            SendState(now);
+            return;
+        }
+
+        // BEP 29/libtorrent: an ack_nr beyond what we sent is bogus (spoofed or a confused peer): ignore the packet.
+        var lastSent = unchecked((ushort)(_seqNr - 1));
+        if (UtpSeq.Less(lastSent, h.AckNumber)) return;
+        if (h.Type == UtpPacketType.Reset)
+        {
+            Fail("connection reset by peer");
+            return;
+        }
+
+        _lastReceive = now;
+        _confirmed = true;
+        _replyMicro = unchecked((uint)now - h.TimestampMicroseconds);
+        _advertisedWindow = (int)Math.Min(h.WindowSize, int.MaxValue);
+
+        if (State == UtpState.SynSent)
+        {
+            // libtorrent: a STATE answering the SYN carries the acceptor's next seq_nr, so we have seen seq_nr - 1.
+            _ackNr = unchecked((ushort)(h.SequenceNumber - 1));
+            State = UtpState.Connected;
+            _changed(this);
+        }
+
+        ProcessAcks(packet, now);
+        var mustAck = false;
+        if (h.Type is UtpPacketType.Data or UtpPacketType.Fin) mustAck = ProcessIncoming(packet, now);
+        if (mustAck) SendState(now);
+        Flush(now);
+        if (_closeRequested && _finAcked && (_remoteFinReceived || now >= _lingerUntil))
+        {
+            State = UtpState.Closed;
+            _changed(this);
+        }
+    }
+
+    private void ProcessAcks(in UtpPacket packet, long now)
+    {
+        var h = packet.Header;
+        var prevInFlight = _bytesInFlight;
+        var acked = 0;
+        var minRtt = uint.MaxValue;
+
+        // The one-way delay sample (BEP 29 "timestamp_difference_microseconds"); libtorrent ignores 0 and INT_MAX
+        // (a uTorrent bug).
+        var sample = h.TimestampDifferenceMicroseconds == int.MaxValue ? 0u : h.TimestampDifferenceMicroseconds;
+        var delay = 0u;
+        if (sample != 0)
+        {
+            var step = now - _lastHistoryStep > 60_000_000;
+            if (step) _lastHistoryStep = now;
+            delay = _delayHistory.AddSample(sample, step);
+            _recentDelays[_recentDelayIndex] = delay;
+            _recentDelayIndex = (_recentDelayIndex + 1) % _recentDelays.Length;
+        }
+
+        if (h.AckNumber == _ackedSeqNr && _outbuf.Count > 0 && h.Type == UtpPacketType.State) _duplicateAcks++;
+
+        // Cumulative ACK: everything up to ack_nr arrived.
+        while (UtpSeq.Less(_ackedSeqNr, h.AckNumber))
+        {
+            _ackedSeqNr = unchecked((ushort)(_ackedSeqNr + 1));
+            if (_outbuf.Remove(_ackedSeqNr, out var p))
+            {
+                acked += AckPacket(_ackedSeqNr, p, now, ref minRtt);
+                _duplicateAcks = 0;
+            }
+        }
+
+        // Selective ACK: bit i is packet ack_nr + 2 + i. Three SACKed packets past a hole mean the hole was lost.
+        if (!packet.Sack.IsEmpty)
+        {
+            var above = 0;
+            for (var i = packet.Sack.Length * 8 - 1; i >= 0; i--)
+            {
+                if (!UtpPacket.SackBit(packet.Sack, i)) continue;
+                var seq = unchecked((ushort)(h.AckNumber + 2 + i));
+                if (!UtpSeq.Less(seq, _seqNr)) continue;
+                above++;
+                if (_outbuf.Remove(seq, out var p)) acked += AckPacket(seq, p, now, ref minRtt);
+            }
+
+            if (above >= DupAckLimit)
+            {
+                // Fast retransmit the holes below the SACKed packets (those not already resent fast).
+                for (var seq = unchecked((ushort)(h.AckNumber + 1)); UtpSeq.Less(seq, _seqNr); seq = unchecked((ushort)(seq + 1)))
+                {
+                    var bit = (ushort)(seq - h.AckNumber - 2);
+                    if (bit < packet.Sack.Length * 8 && seq != unchecked((ushort)(h.AckNumber + 1)) && UtpPacket.SackBit(packet.Sack, bit)) break;
+                    if (_outbuf.TryGetValue(seq, out var lost) && !lost.FastResent) FastResend(seq, lost, now);
+                }
+            }
+        }
+
+        if (_outbuf.Count == 0) _duplicateAcks = 0;
+        if (acked > 0)
+        {
+            _numTimeouts = 0;
+            _timeoutAt = now + PacketTimeoutMicros();
+        }
+
+        if (_duplicateAcks >= DupAckLimit)
+        {
+            var next = unchecked((ushort)(_ackedSeqNr + 1));
+            if (_outbuf.TryGetValue(next, out var lost) && !lost.FastResent) FastResend(next, lost, now);
+        }
+
+        // libtorrent: only the minimum of the last 3 samples, never above the RTT, drives the window.
+        if (sample != 0 && acked > 0 && prevInFlight > 0)
+        {
+            var d = _recentDelays.Min();
+            if (d > minRtt) d = minRtt;
+            _lastDelay = (int)Math.Min(d, int.MaxValue);
+            _ledbat.OnAck(acked, _lastDelay, prevInFlight, _bytesInFlight);
+        }
+
+        if (acked > 0) _changed(this); // send space may have opened
+    }
+
+    private int AckPacket(ushort seq, OutPacket p, long now, ref uint minRtt)
+    {
+        if (!p.NeedResend) _bytesInFlight -= p.Payload.Length; // a timed-out packet no longer counts as in flight
+        if (p.Transmissions == 1 && !p.NeedResend)
+        {
+            // Karn: only packets sent once give an RTT sample.
+            var rtt = (uint)Math.Max(0, now - p.SentAt);
+            _rtt.Add((int)(rtt / 1000));
+            minRtt = Math.Min(minRtt, rtt);
+        }
+
+        if (p.MtuProbe && seq == _mtuProbeSeq)
+        {
+            _mtuFloor = Math.Max(_mtuFloor, p.Payload.Length);
+            _ledbat.Packet = _mtuFloor;
+            _mtuProbeSeq = -1;
+        }
+
+        if (p == _fin) _finAcked = true;
+        return p.Payload.Length;
+    }
+
+    private void FastResend(ushort seq, OutPacket p, long now)
+    {
+        p.FastResent = true;
+        _fastResends++;
+        if (p.MtuProbe && seq == _mtuProbeSeq) ProbeLost(p);
+        else _ledbat.OnLoss(now);
+        _duplicateAcks = 0;
+        Resend(seq, p, now);
+    }
+
+    /// <summary>Sends a packet again; one that timed out counts as in flight again.</summary>
+    private void Resend(ushort seq, OutPacket p, long now)
+    {
+        if (p.NeedResend)
+        {
+            p.NeedResend = false;
+            _bytesInFlight += p.Payload.Length;
+        }
+
+        Transmit(seq, p, now);
+    }
+
+    private void ProbeLost(OutPacket p)
+    {
+        _mtuCeiling = Math.Max(_mtuFloor, p.Payload.Length - 1);
+        _mtuProbeSeq = -1;
+        p.MtuProbe = false;
+    }
+
+    /// <summary>Takes a DATA or FIN; returns whether it must be acked.</summary>
+    private bool ProcessIncoming(in UtpPacket packet, long now)
+    {
+        var seq = packet.Header.SequenceNumber;
+        if (packet.Header.Type == UtpPacketType.Fin)
+        {
+            if (_remoteFinSeq is null && UtpSeq.Less(_ackNr, seq)) _remoteFinSeq = seq;
+        }
+
+        if (!UtpSeq.Less(_ackNr, seq)) return true; // a duplicate: ack again
+        if ((ushort)(seq - _ackNr) > MaxReorderDistance) return false;
+        if (_remoteFinSeq is { } fin && UtpSeq.Less((ushort)fin, seq)) return false; // nothing comes after the FIN
+        var payload = packet.Payload;
+        if (payload.Length > ReceiveWindow) return false; // beyond the window we advertised: dropped, not acked
+
+        if (seq == unchecked((ushort)(_ackNr + 1)))
+        {
+            _receiveBuffer.Enqueue(payload);
+            _ackNr = seq;
+            while (_reorder.Remove(unchecked((ushort)(_ackNr + 1)), out var next))
+            {
+                _reorderBytes -= next.Length;
+                _receiveBuffer.Enqueue(next);
+                _ackNr = unchecked((ushort)(_ackNr + 1));
+            }
+
+            if (_remoteFinSeq is { } f && _ackNr == (ushort)f) _remoteFinReceived = true;
+            if (payload.Length > 0 || _remoteFinReceived) _changed(this);
+        }
+        else if (packet.Header.Type == UtpPacketType.Data && _reorder.TryAdd(seq, payload.ToArray()))
+        {
+            _reorderBytes += payload.Length;
+        }
+        else if (packet.Header.Type == UtpPacketType.Fin)
+        {
+            _reorder.TryAdd(seq, []);
+        }
+
+        return true;
+    }
+
+    /// <summary>Timers: retransmission timeout, SYN and FIN resends, keep-alive, linger.</summary>
+    public void OnTick(long now)
+    {
+        if (State is UtpState.Error or UtpState.Closed) return;
+        // A connection a SYN opened but the peer never followed up (a spoofed or flooded SYN) does not hold a slot.
+        if (!_confirmed && State == UtpState.Connected && now - _lastReceive > _options.ConnectTimeout.Ticks / 10)
+        {
+            Fail("half-open connection timed out");
+            return;
+        }
+
+        if (State == UtpState.SynSent)
+        {
+            if (now < _timeoutAt) return;
+            if (++_numTimeouts > _options.SynResends)
+            {
+                Fail("connection timed out");
+                return;
+            }
+
+            _timeouts++;
+            var synSeq = unchecked((ushort)(_ackedSeqNr + 1));
+            Transmit(synSeq, _outbuf[synSeq], now);
+            _timeoutAt = now + (_options.ConnectTimeout.Ticks / 10 << _numTimeouts);
+            return;
+        }
+
+        if (_closeRequested && now >= _lingerUntil)
+        {
+            State = _finAcked ? UtpState.Closed : UtpState.Error;
+            Error ??= _finAcked ? null : "FIN not acknowledged";
+            _changed(this);
+            return;
+        }
+
+        if (now >= _timeoutAt && (_outbuf.Count > 0 || (_sendBuffer.Count > 0 && _advertisedWindow < _mtuFloor)))
+        {
+            _timeouts++;
+            var first = unchecked((ushort)(_ackedSeqNr + 1));
+            _outbuf.TryGetValue(first, out var head);
+            var onlyProbe = head is { MtuProbe: true } && _outbuf.Count == 1;
+            if (onlyProbe) ProbeLost(head!);
+            else _numTimeouts++;
+
+            // libtorrent: a peer never heard from fails at the first timeout; others after MaxResends.
+            if (_numTimeouts > _options.MaxResends || (_numTimeouts > 0 && !_confirmed))
+            {
+                Fail("connection timed out");
+                return;
+            }
+
+            if (!onlyProbe) _ledbat.OnTimeout(idle: _bytesInFlight == 0);
+            if (_mtuProbeSeq >= 0 && _outbuf.TryGetValue((ushort)_mtuProbeSeq, out var probe)) ProbeLost(probe);
+            foreach (var p in _outbuf.Values)
+            {
+                p.FastResent = false; // a new round: each may be fast-resent once more
+                if (!p.NeedResend)
+                {
+                    p.NeedResend = true;
+                    _bytesInFlight -= p.Payload.Length;
+                }
+            }
+
+            _timeoutAt = now + PacketTimeoutMicros();
+            if (head is not null) Resend(first, head, now); // the first packet goes whatever the window
+            else if (_sendBuffer.Count > 0) _advertisedWindow = Math.Max(_advertisedWindow, _mtuFloor); // zero-window probe
+            Flush(now);
+            return;
+        }
+
+        if (State == UtpState.Connected && now - _lastSend >= _options.KeepAliveInterval.Ticks / 10) SendState(now);
+    }
+
+    /// <summary>libtorrent packet_timeout(): max(min timeout, rtt + 4 deviations... 2 in libtorrent) plus a doubling
+    /// back-off per consecutive timeout, capped at a minute.</summary>
+    private long PacketTimeoutMicros()
+    {
+        if (_numTimeouts >= 7) return 60_000_000;
+        long ms = Math.Max((long)(_options.MinTimeout.Ticks / 10_000), _rtt.Mean + _rtt.Deviation * 2L);
+        if (_numTimeouts > 0) ms += (1L << (_numTimeouts - 1)) * 1000;
+        return Math.Min(ms, 60_000) * 1000;
+    }
+
+    private void Fail(string reason)
+    {
+        State = UtpState.Error;
+        Error = reason;
+        _changed(this);
+    }
+
+    // ---- sending ----
+
+    /// <summary>Sends what the windows allow: resends first, then new data in packets of the current size (an MTU
+    /// probe when due), holding a partial packet back while data is unacked (Nagle), then the FIN.</summary>
+    private void Flush(long now)
+    {
+        if (State != UtpState.Connected) return;
+        var window = Math.Min(_ledbat.Window, _advertisedWindow);
+        for (var seq = unchecked((ushort)(_ackedSeqNr + 1)); UtpSeq.Less(seq, _seqNr); seq = unchecked((ushort)(seq + 1)))
+        {
+            if (!_outbuf.TryGetValue(seq, out var p) || !p.NeedResend) continue;
+            if (_bytesInFlight > 0 && _bytesInFlight + p.Payload.Length > window) return;
+            Resend(seq, p, now);
+        }
+
+        while (_sendBuffer.Count > 0)
+        {
+            // libtorrent: probe the midpoint size when the window holds three floor-sized packets around it.
+            var probe = _mtuProbeSeq < 0 && _mtuCeiling - _mtuFloor > 32 && _ledbat.Window > _mtuFloor * 3;
+            var size = probe ? (_mtuFloor + _mtuCeiling) / 2 : _mtuFloor;
+            if (probe && _sendBuffer.Count < size)
+            {
+                probe = false;
+                size = _mtuFloor;
+            }
+
+            size = Math.Min(size, _sendBuffer.Count);
+            if (_bytesInFlight > 0 && _bytesInFlight + size > window) return;
+            if (_bytesInFlight == 0 && _advertisedWindow < Math.Min(size, _mtuFloor)) return; // zero window: probe on timeout
+            if (_options.Nagle && size < _mtuFloor && _bytesInFlight > 0) return;
+            var payload = new byte[size];
+            _sendBuffer.Dequeue(payload);
+            if (probe) _mtuProbeSeq = _seqNr;
+            var packet = SendNew(UtpPacketType.Data, payload, now);
+            packet.MtuProbe = probe;
+            _changed(this); // send space opened
+        }
+
+        if (_closeRequested && _fin is null)
+        {
+            _fin = SendNew(UtpPacketType.Fin, [], now);
+        }
+    }
+
+    private OutPacket SendNew(UtpPacketType type, byte[] payload, long now)
+    {
+        var p = new OutPacket { Type = type, Payload = payload };
+        var seq = _seqNr;
+        _seqNr = unchecked((ushort)(_seqNr + 1));
+        _outbuf[seq] = p;
+        if (_bytesInFlight == 0 && _outbuf.Count == 1) _timeoutAt = now + PacketTimeoutMicros();
+        _bytesInFlight += payload.Length;
+        Transmit(seq, p, now);
+        return p;
+    }
+
+    private void Transmit(ushort seq, OutPacket p, long now)
+    {
+        if (p.Transmissions > 0) _resent++;
+        p.Transmissions++;
+        p.SentAt = now;
+        Send(p.Type, seq, p.Payload, now);
+    }
+
+    /// <summary>ST_STATE: an ACK (with SACK when packets wait out of order); seq_nr is the next one we will send.</summary>
+    private void SendState(long now) => Send(UtpPacketType.State, _seqNr, [], now);
+
+    private void SendHeaderOnly(UtpPacketType type, ushort seq, long now)
+    {
+        var header = new UtpHeader(type, 0, SendId, unchecked((uint)now), _replyMicro, 0, seq, _ackNr);
+        header.Write(_scratch);
+        _send(_scratch.AsSpan(0, UtpHeader.Length), Remote);
+    }
+
+    private void Send(UtpPacketType type, ushort seq, ReadOnlySpan<byte> payload, long now)
+    {
+        Span<byte> sack = stackalloc byte[MaxSackSend];
+        var sackLength = BuildSack(sack);
+        var header = new UtpHeader(type, 0, type == UtpPacketType.Syn ? RecvId : SendId, unchecked((uint)now), _replyMicro, (uint)ReceiveWindow, seq,
+            _ackNr);
+        var n = UtpPacket.Encode(_scratch, header, sack[..sackLength], payload);
+        _send(_scratch.AsSpan(0, n), Remote);
+        _sent++;
+        _lastSend = now;
+    }
+
+    /// <summary>BEP 29: bit i of the bitmask is packet ack_nr + 2 + i; the length is a multiple of 4.</summary>
+    private int BuildSack(Span<byte> sack)
+    {
+        if (_reorder.Count == 0) return 0;
+        sack.Clear();
+        var last = -1;
+        foreach (var seq in _reorder.Keys)
+        {
+            var bit = (ushort)(seq - _ackNr - 2);
+            if (bit >= sack.Length * 8) continue;
+            sack[bit >> 3] |= (byte)(1 << (bit & 7));
+            last = Math.Max(last, bit);
+        }
+
+        return last < 0 ? 0 : ((last >> 5) + 1) * 4;
+    }
+}
