@@ -9,7 +9,7 @@ using Peerway.Node;
 namespace Peerway.Cli;
 
 /// <summary>
-/// <c>peerway dht serve|ping|find-node|get-peers|announce</c>. The output formats are a contract scripts rely on
+/// <c>peerway dht serve|ping|find-node|get-peers|announce</c> (and BEP 44's keygen|pubkey|put|get, <see cref="DhtItemCommands"/>). The output formats are a contract scripts rely on
 /// (README "CLI reference"): results on stdout, one line each (or one JSON document with --json); errors as one line
 /// on stderr with exit code 2 (usage) or 1 (runtime); logs on stderr only.
 /// </summary>
@@ -31,6 +31,8 @@ internal static class DhtCommands
         dht.Subcommands.Add(CreateFindNode());
         dht.Subcommands.Add(CreateGetPeers());
         dht.Subcommands.Add(CreateAnnounce());
+        dht.Subcommands.Add(CreateSample());
+        foreach (var item in DhtItemCommands.Create()) dht.Subcommands.Add(item);
         return dht;
     }
 
@@ -117,6 +119,57 @@ internal static class DhtCommands
                 else
                 {
                     foreach (var c in closest) await output.WriteLineAsync($"{c.Id} {c.EndPoint}");
+                }
+
+                return CliRunner.Ok;
+            }, ct);
+        });
+        return command;
+    }
+
+    private static Command CreateSample()
+    {
+        var endpoint = new Argument<string>("endpoint") { Description = "HOST:PORT of the node to ask." };
+        var targetOption = new Option<string>("--target") { Description = "The nodes closest to this id (40 hex digits) come back too (default: random)." };
+        var common = new DhtCommonOptions(withBootstrap: false);
+        var command = new Command("sample", "Ask a node for a sample of the info-hashes it stores (BEP 51); prints one info-hash per line.") { endpoint, targetOption };
+        common.AddTo(command);
+        command.SetAction(async (parse, ct) =>
+        {
+            var target = DhtCli.ParseEndPoint(parse.GetValue(endpoint), "endpoint");
+            var id = parse.GetValue(targetOption) is { } text ? DhtCli.ParseId(text, "--target") : NodeId.Random();
+            var settings = common.Read(parse);
+            var remote = await DhtCli.ResolveAsync(target, ct);
+            return await DhtCli.RunClientAsync(settings, [remote], async (host, deadline) =>
+            {
+                var result = await host.Node.SampleInfohashesAsync(remote, id, deadline)
+                    ?? throw new RuntimeFailureException($"no sample_infohashes answer from {remote} within {settings.TimeoutSeconds:0.###} s");
+                var output = parse.InvocationConfiguration.Output;
+                if (settings.Json)
+                {
+                    await output.WriteLineAsync(JsonOut.Object(w =>
+                    {
+                        w.WriteString("node", result.Responder.ToString());
+                        w.WriteNumber("num", result.Num);
+                        w.WriteNumber("interval", (long)result.Interval.TotalSeconds);
+                        w.WriteStartArray("samples");
+                        foreach (var s in result.Samples) w.WriteStringValue(s.ToString());
+                        w.WriteEndArray();
+                        w.WriteStartArray("nodes");
+                        foreach (var n in result.Nodes)
+                        {
+                            w.WriteStartObject();
+                            w.WriteString("id", n.Id.ToString());
+                            w.WriteString("endpoint", n.EndPoint.ToString());
+                            w.WriteEndObject();
+                        }
+
+                        w.WriteEndArray();
+                    }));
+                }
+                else
+                {
+                    foreach (var s in result.Samples) await output.WriteLineAsync(s.ToString());
                 }
 
                 return CliRunner.Ok;

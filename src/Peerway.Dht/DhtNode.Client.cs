@@ -51,7 +51,12 @@ public sealed partial class DhtNode
     /// <summary>A lookup's query to <paramref name="candidate"/>: the reply goes to <see cref="OnLookupReply"/> (no closure
     /// per query: a simulator sends 10^7 of them).</summary>
     private bool SendLookupQuery(LookupOperation op, Candidate candidate) =>
-        SendQuery(new PendingQuery(candidate.EndPoint, op.Lookup.Kind == LookupKind.GetPeers ? KrpcMethod.GetPeers : KrpcMethod.FindNode, op.Lookup.Target)
+        SendQuery(new PendingQuery(candidate.EndPoint, op.Lookup.Kind switch
+        {
+            LookupKind.GetPeers => KrpcMethod.GetPeers,
+            LookupKind.Get => KrpcMethod.Get,
+            _ => KrpcMethod.FindNode,
+        }, op.Lookup.Target)
         {
             Operation = op,
             Candidate = candidate,
@@ -100,6 +105,25 @@ public sealed partial class DhtNode
                 q.SetToken(pending.Token);
                 q.Port = pending.Port;
                 q.ImpliedPort = pending.ImpliedPort;
+                break;
+            case KrpcMethod.Get:
+            case KrpcMethod.SampleInfohashes:
+                q.Target = pending.Target;
+                break;
+            case KrpcMethod.Put when pending.Item is { } item:
+                // BEP 44 put: the value, and for a mutable item its key, signature, salt, seq (and cas when asked).
+                q.SetToken(pending.Token);
+                q.ItemValue = item.Value;
+                q.HasItemValue = true;
+                if (item.IsMutable)
+                {
+                    q.ItemKey = item.PublicKey;
+                    q.ItemSignature = item.Signature;
+                    q.ItemSalt = item.Salt;
+                    q.ItemSeq = item.Sequence;
+                    q.ItemCas = pending.Cas;
+                }
+
                 break;
         }
 
@@ -193,6 +217,12 @@ public sealed partial class DhtNode
         public int? Port { get; init; }
 
         public bool ImpliedPort { get; init; }
+
+        /// <summary>The item of a BEP 44 put.</summary>
+        public DhtItem? Item { get; init; }
+
+        /// <summary>"cas" of a BEP 44 put.</summary>
+        public long? Cas { get; init; }
 
         public int RetriesLeft { get; set; }
 

@@ -35,6 +35,44 @@ public sealed partial class DhtNode
         return tcs.Task;
     }
 
+    /// <summary>BEP 51: asks the node at <paramref name="endPoint"/> for a sample of the info-hashes it stores (and the
+    /// nodes it knows closest to <paramref name="target"/>); null when it does not answer (or answers with an error, as
+    /// nodes without BEP 51 do).</summary>
+    public Task<DhtSampleResult?> SampleInfohashesAsync(IPEndPoint endPoint, NodeId target, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(endPoint);
+        ct.ThrowIfCancellationRequested();
+        var tcs = new TaskCompletionSource<DhtSampleResult?>();
+        Action cancel = () => tcs.TrySetCanceled(ct);
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var sent = SendQuery(new PendingQuery(endPoint, KrpcMethod.SampleInfohashes, target)
+            {
+                Done = reply =>
+                {
+                    _simpleWaits.Remove(cancel);
+                    DhtSampleResult? result = null;
+                    if (reply is { Type: KrpcMessageType.Response } r)
+                    {
+                        var samples = new List<NodeId>(r.Samples.Length / NodeId.Length);
+                        for (var i = 0; i + NodeId.Length <= r.Samples.Length; i += NodeId.Length) samples.Add(new NodeId(r.Samples.Span.Slice(i, NodeId.Length)));
+                        var nodes = KrpcCodec.ReadCompactNodes(Family == System.Net.Sockets.AddressFamily.InterNetworkV6 ? r.Nodes6.Span : r.Nodes.Span, Family);
+                        result = new DhtSampleResult(r.Id, samples, r.Num ?? samples.Count, TimeSpan.FromSeconds(r.Interval ?? 0), nodes);
+                    }
+
+                    Defer(() => tcs.TrySetResult(result));
+                },
+            });
+            if (!sent) return Task.FromResult<DhtSampleResult?>(null);
+            _simpleWaits.Add(cancel);
+        }
+
+        var registration = ct.Register(cancel);
+        tcs.Task.ContinueWith(_ => registration.Dispose(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return tcs.Task;
+    }
+
     /// <summary>An iterative find_node lookup (Kademlia §2.3): the k closest nodes to <paramref name="target"/> that answered.</summary>
     public async Task<LookupResult> FindNodeAsync(NodeId target, CancellationToken ct)
     {
@@ -135,14 +173,15 @@ public sealed partial class DhtNode
         return RefreshFarBucketsThenCount();
     }
 
-    private Task<LookupOperation> RunLookupAsync(NodeId target, LookupKind kind, IReadOnlyList<IPEndPoint> routers, CancellationToken ct)
+    private Task<LookupOperation> RunLookupAsync(NodeId target, LookupKind kind, IReadOnlyList<IPEndPoint> routers, CancellationToken ct,
+        Func<KrpcMessage, DhtItem?>? readItem = null)
     {
         ct.ThrowIfCancellationRequested();
         LookupOperation op;
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            op = StartLookup(target, kind, routers);
+            op = StartLookup(target, kind, routers, readItem);
         }
 
         RunDeferred();
@@ -160,11 +199,11 @@ public sealed partial class DhtNode
     }
 
     /// <summary>Starts a lookup seeded with the closest known nodes (and routers); call under the lock.</summary>
-    private LookupOperation StartLookup(NodeId target, LookupKind kind, IReadOnlyList<IPEndPoint> routers)
+    private LookupOperation StartLookup(NodeId target, LookupKind kind, IReadOnlyList<IPEndPoint> routers, Func<KrpcMessage, DhtItem?>? readItem = null)
     {
         var now = _time.GetUtcNow();
         var lookup = new Lookup(target, kind, _options.K, _options.Alpha, _options.DisjointPaths, now);
-        var op = new LookupOperation(lookup);
+        var op = new LookupOperation(lookup) { ReadItem = readItem };
         _lookups.Add(op);
         var seeds = _table.Closest(target, _options.K * _options.DisjointPaths, now).Select(e => ((NodeId?)e.Id, e.EndPoint));
         lookup.Seed(routers.Select(r => ((NodeId?)null, r)).Concat(seeds));
@@ -217,6 +256,7 @@ public sealed partial class DhtNode
         {
             var nodes = Family == System.Net.Sockets.AddressFamily.InterNetworkV6 ? reply.Nodes6.Span : reply.Nodes.Span;
             op.Lookup.OnResponse(candidate, reply.Id, nodes, Family, _id, LocalEndPoint, op.Lookup.Kind == LookupKind.GetPeers ? reply.Values : null, reply.Token);
+            if (op.ReadItem is { } read && read(reply) is { } item && (op.Item is null || item.Sequence > op.Item.Sequence)) op.Item = item;
         }
 
         Advance(op);
@@ -250,5 +290,11 @@ public sealed partial class DhtNode
         public LookupResult? Result { get; set; }
 
         public IReadOnlyList<IPEndPoint>? Peers { get; set; }
+
+        /// <summary>BEP 44 get: turns a reply into the item it carries when that item verifies (else null).</summary>
+        public Func<KrpcMessage, DhtItem?>? ReadItem { get; init; }
+
+        /// <summary>BEP 44 get: the verified item with the highest sequence number seen so far.</summary>
+        public DhtItem? Item { get; set; }
     }
 }

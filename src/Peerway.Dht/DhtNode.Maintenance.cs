@@ -17,6 +17,7 @@ public sealed partial class DhtNode
             if (_disposed) return;
             var now = _time.GetUtcNow();
             _store.Expire(now);
+            _items.Expire(now);
             _limiter.PruneIdle(now);
             if (_table.Count > 0)
             {

@@ -97,6 +97,15 @@ public sealed partial class DhtNode
                 _store.Add(query.InfoHash!.Value, new IPEndPoint(remote.Address, port), now);
                 SendReply(query, remote, nodesFor: null, withToken: false, values: null);
                 break;
+            case KrpcMethod.Get:
+                OnGet(query, remote, now);
+                break;
+            case KrpcMethod.SampleInfohashes:
+                OnSampleInfohashes(query, remote, now);
+                break;
+            case KrpcMethod.Put:
+                if (!OnPut(query, remote, now)) return;
+                break;
             default:
                 // BEP 5: "unknown query methods carrying target or info_hash are answered like find_node" (forward
                 // compatibility); anything else is error 204.
@@ -109,7 +118,96 @@ public sealed partial class DhtNode
         if (!query.ReadOnly) Learn(query.Id, remote, responded: false, now);
     }
 
-    private void SendReply(KrpcMessage query, IPEndPoint remote, NodeId? nodesFor, bool withToken, List<IPEndPoint>? values)
+    /// <summary>BEP 51: the closest nodes to "target", how many info-hashes we store ("num"), a random sample of at most
+    /// <see cref="DhtOptions.MaxInfohashSamples"/> of them, and when to ask again ("interval").</summary>
+    private void OnSampleInfohashes(KrpcMessage query, IPEndPoint remote, DateTimeOffset now)
+    {
+        var sampleBytes = System.Buffers.ArrayPool<byte>.Shared.Rent(NodeId.Length * DhtOptions.MaxInfohashSamplesLimit);
+        try
+        {
+            var n = _store.Sample(now, _options.MaxInfohashSamples, _random, sampleBytes);
+            SendReply(query, remote, nodesFor: query.Target, withToken: false, values: null, sample: (sampleBytes.AsMemory(0, n * NodeId.Length), _store.InfoHashCount));
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(sampleBytes);
+        }
+    }
+
+    /// <summary>BEP 44 get: the closest nodes and a write token, and the item when we hold it — for a mutable item only
+    /// when its "seq" is newer than the one the requester says it has (then "seq" alone tells it it is up to date).</summary>
+    private void OnGet(KrpcMessage query, IPEndPoint remote, DateTimeOffset now)
+    {
+        var item = _items.Get(query.Target!.Value, now);
+        SendReply(query, remote, nodesFor: query.Target, withToken: true, values: null, item: item, knownSeq: query.ItemSeq);
+    }
+
+    /// <summary>
+    /// BEP 44 put: checks the token, the value's size (205), the salt's (207) and the signature (206), then CAS (301) and
+    /// the sequence number (302) against what is stored; stores only what verifies. Returns false when it answered with
+    /// an error (the sender is then not learnt from this query).
+    /// </summary>
+    private bool OnPut(KrpcMessage query, IPEndPoint remote, DateTimeOffset now)
+    {
+        if (!_tokens.Validate(remote.Address, query.Token, now))
+        {
+            SendError(query.TransactionId, remote, KrpcErrorCode.Protocol, "Bad token");
+            return false;
+        }
+
+        var value = query.ItemValue.Span;
+        if (value.Length > Bep44.MaxValueLength)
+        {
+            SendError(query.TransactionId, remote, KrpcErrorCode.MessageTooBig, "Message (v field) too big.");
+            return false;
+        }
+
+        DhtItem item;
+        if (query.ItemKey is null && query.ItemSignature is null)
+        {
+            item = DhtItem.Immutable(value);
+        }
+        else
+        {
+            var salt = query.ItemSalt ?? [];
+            if (salt.Length > Bep44.MaxSaltLength)
+            {
+                SendError(query.TransactionId, remote, KrpcErrorCode.SaltTooBig, "salt (salt field) too big.");
+                return false;
+            }
+
+            if (query.ItemKey is not { Length: Bep44.PublicKeyLength } key || query.ItemSignature is not { } signature || query.ItemSeq is not { } seq
+                || !Bep44.Verify(key, signature, salt, seq, value))
+            {
+                SendError(query.TransactionId, remote, KrpcErrorCode.InvalidSignature, "Invalid signature");
+                return false;
+            }
+
+            item = new DhtItem(Bep44.MutableTarget(key, salt), value.ToArray(), key, salt, seq, signature);
+            if (_items.Get(item.Target, now) is { } stored)
+            {
+                if (query.ItemCas is { } cas && cas != stored.Sequence)
+                {
+                    SendError(query.TransactionId, remote, KrpcErrorCode.CasMismatch, "The CAS hash mismatched, re-read value and try again.");
+                    return false;
+                }
+
+                // BEP 44: a put with a lower seq is refused; the same seq refreshes the item only if the value is the same.
+                if (seq < stored.Sequence || (seq == stored.Sequence && !value.SequenceEqual(stored.Value)))
+                {
+                    SendError(query.TransactionId, remote, KrpcErrorCode.SequenceNotNewer, "Sequence number less than current.");
+                    return false;
+                }
+            }
+        }
+
+        _items.Put(item, remote.Address, now);
+        SendReply(query, remote, nodesFor: null, withToken: false, values: null);
+        return true;
+    }
+
+    private void SendReply(KrpcMessage query, IPEndPoint remote, NodeId? nodesFor, bool withToken, List<IPEndPoint>? values,
+        DhtItem? item = null, long? knownSeq = null, (ReadOnlyMemory<byte> Samples, int Num)? sample = null)
     {
         var reply = _out;
         reply.Reset();
@@ -162,6 +260,33 @@ public sealed partial class DhtNode
 
             if (values is not null) FitValues(reply, values, remote.AddressFamily);
             reply.Values = values is { Count: > 0 } ? values : null;
+            if (sample is { } s)
+            {
+                reply.Samples = s.Samples;
+                reply.Num = s.Num;
+                reply.Interval = (int)_options.InfohashSampleInterval.TotalSeconds;
+            }
+
+            if (item is not null)
+            {
+                if (item.IsMutable)
+                {
+                    reply.ItemSeq = item.Sequence;
+                    if (knownSeq is null || item.Sequence > knownSeq)
+                    {
+                        reply.ItemKey = item.PublicKey;
+                        reply.ItemSignature = item.Signature;
+                        reply.ItemValue = item.Value;
+                        reply.HasItemValue = true;
+                    }
+                }
+                else
+                {
+                    reply.ItemValue = item.Value;
+                    reply.HasItemValue = true;
+                }
+            }
+
             EncodeAndSend(reply, remote);
         }
         finally

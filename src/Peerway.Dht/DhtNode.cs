@@ -51,6 +51,7 @@ public sealed partial class DhtNode : IAsyncDisposable
     private readonly KrpcMessage _in = new();
     private readonly KrpcMessage _out = new();
     private readonly PeerStore _store;
+    private readonly ItemStore _items;
     private readonly TokenManager _tokens;
     private readonly RateLimiter _limiter;
     private readonly ExternalAddressVoter _voter = new();
@@ -81,6 +82,7 @@ public sealed partial class DhtNode : IAsyncDisposable
         var now = time.GetUtcNow();
         _table = new RoutingTable(_id, options.K, GoodFor, now);
         _store = new PeerStore(options.MaxStoredPeers, options.MaxPeersPerInfoHash, options.PeerTtl);
+        _items = new ItemStore(options.MaxStoredItems, options.MaxStoredItemsPerIp, options.ItemLifetime);
         _tokens = new TokenManager(options.TokenRotation, _random, now);
         _limiter = new RateLimiter(options.MaxQueriesPerIpPerSecond, options.RateLimitBurst);
     }
@@ -107,8 +109,10 @@ public sealed partial class DhtNode : IAsyncDisposable
             lock (_gate)
             {
                 _store.Expire(_time.GetUtcNow());
+                _items.Expire(_time.GetUtcNow());
                 return new DhtStats(_queriesReceived, _responsesReceived, _errorsReceived, _malformedDropped, _rateLimitedDropped,
-                    _queriesSent, _timeouts, _bytesSent, _bytesReceived, _table.Count, _store.Count, _store.InfoHashCount, _voter.Current);
+                    _queriesSent, _timeouts, _bytesSent, _bytesReceived, _table.Count, _store.Count, _store.InfoHashCount, _voter.Current,
+                    _items.Count);
             }
         }
     }

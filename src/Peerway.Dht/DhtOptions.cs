@@ -40,6 +40,25 @@ public sealed record DhtOptions
     /// <summary>Upper bound on stored peers for one info-hash; the oldest is evicted first.</summary>
     public int MaxPeersPerInfoHash { get; init; } = 2_000;
 
+    /// <summary>BEP 44: items stored for others, at most (libtorrent's max_dht_items is 700); the least recently put goes first.</summary>
+    public int MaxStoredItems { get; init; } = 1_000;
+
+    /// <summary>BEP 44 items stored for one IP address, at most: a flood of puts from one address only replaces its own.</summary>
+    public int MaxStoredItemsPerIp { get; init; } = 50;
+
+    /// <summary>BEP 44: stored items expire unless put again ("republished") within this time (libtorrent: 2 hours).</summary>
+    public TimeSpan ItemLifetime { get; init; } = TimeSpan.FromHours(2);
+
+    /// <summary>Upper bound on <see cref="MaxInfohashSamples"/>.</summary>
+    public const int MaxInfohashSamplesLimit = 50;
+
+    /// <summary>BEP 51: info-hashes in one sample_infohashes reply, at most (libtorrent's dht_max_infohashes_sample_count: 20).</summary>
+    public int MaxInfohashSamples { get; init; } = 20;
+
+    /// <summary>BEP 51 "interval": how long a requester should wait before sampling this node again (libtorrent: 6 hours, the
+    /// BEP's maximum).</summary>
+    public TimeSpan InfohashSampleInterval { get; init; } = TimeSpan.FromHours(6);
+
     /// <summary>BEP 5: the token secret changes every 5 minutes; tokens are accepted for two rotations (10 minutes).</summary>
     public TimeSpan TokenRotation { get; init; } = TimeSpan.FromMinutes(5);
 
@@ -80,6 +99,12 @@ public sealed record DhtOptions
         Check(PeerTtl > TimeSpan.Zero, nameof(PeerTtl), PeerTtl, "must be positive");
         Check(MaxStoredPeers >= 1, nameof(MaxStoredPeers), MaxStoredPeers, "must be at least 1");
         Check(MaxPeersPerInfoHash >= 1, nameof(MaxPeersPerInfoHash), MaxPeersPerInfoHash, "must be at least 1");
+        Check(MaxStoredItems >= 1, nameof(MaxStoredItems), MaxStoredItems, "must be at least 1");
+        Check(MaxStoredItemsPerIp >= 1, nameof(MaxStoredItemsPerIp), MaxStoredItemsPerIp, "must be at least 1");
+        Check(ItemLifetime > TimeSpan.Zero, nameof(ItemLifetime), ItemLifetime, "must be positive");
+        Check(MaxInfohashSamples is >= 0 and <= MaxInfohashSamplesLimit, nameof(MaxInfohashSamples), MaxInfohashSamples, $"must be in 0..{MaxInfohashSamplesLimit}");
+        Check(InfohashSampleInterval >= TimeSpan.Zero && InfohashSampleInterval <= TimeSpan.FromHours(6), nameof(InfohashSampleInterval),
+            InfohashSampleInterval, "must be in 0..6 hours (BEP 51: 0 to 21600 seconds)");
         Check(TokenRotation > TimeSpan.Zero, nameof(TokenRotation), TokenRotation, "must be positive");
         Check(MaxQueriesPerIpPerSecond > 0 && double.IsFinite(MaxQueriesPerIpPerSecond), nameof(MaxQueriesPerIpPerSecond),
             MaxQueriesPerIpPerSecond, "must be a positive number");

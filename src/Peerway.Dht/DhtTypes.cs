@@ -33,7 +33,19 @@ public sealed record DhtStats(
     int RoutingTableSize,
     int StoredPeers,
     int StoredInfoHashes,
-    IPAddress? ExternalAddress);
+    IPAddress? ExternalAddress,
+    int StoredItems = 0);
 
 /// <summary>A saved node: its id and the contacts of its routing table.</summary>
 public sealed record DhtState(NodeId Id, IReadOnlyList<NodeContact> Nodes);
+
+/// <summary>A BEP 44 get: the verified item found (null: none, or none that verified), and the lookup.</summary>
+public sealed record DhtItemResult(DhtItem? Item, LookupResult Lookup);
+
+/// <summary>A BEP 44 put: the item sent, how many of the closest nodes stored it, the error codes of those that refused
+/// (e.g. 302 when they hold a newer sequence number), and the lookup that found them.</summary>
+public sealed record DhtPutResult(DhtItem Item, int StoredOn, IReadOnlyList<int> Errors, LookupResult Lookup);
+
+/// <summary>A BEP 51 sample_infohashes answer: the responder's id, a random sample of the info-hashes it stores, how many
+/// it stores in all, how long to wait before asking it again, and the nodes it knows closest to the target.</summary>
+public sealed record DhtSampleResult(NodeId Responder, IReadOnlyList<NodeId> Samples, int Num, TimeSpan Interval, IReadOnlyList<NodeContact> Nodes);

@@ -178,6 +178,9 @@ public static partial class KrpcCodec
         if (q.SequenceEqual("find_node"u8)) return KrpcMethod.FindNode;
         if (q.SequenceEqual("get_peers"u8)) return KrpcMethod.GetPeers;
         if (q.SequenceEqual("announce_peer"u8)) return KrpcMethod.AnnouncePeer;
+        if (q.SequenceEqual("get"u8)) return KrpcMethod.Get;
+        if (q.SequenceEqual("put"u8)) return KrpcMethod.Put;
+        if (q.SequenceEqual("sample_infohashes"u8)) return KrpcMethod.SampleInfohashes;
         return KrpcMethod.Unknown;
     }
 
@@ -204,6 +207,10 @@ public static partial class KrpcCodec
             KrpcMethod.AnnouncePeer when message.InfoHash is null => KrpcError.InvalidInfoHash,
             KrpcMethod.AnnouncePeer when !message.HasToken => KrpcError.InvalidToken,
             KrpcMethod.AnnouncePeer when !state.ImpliedPort && message.Port is null or 0 => KrpcError.InvalidPort,
+            KrpcMethod.Get when message.Target is null => KrpcError.InvalidTarget,
+            KrpcMethod.SampleInfohashes when message.Target is null => KrpcError.InvalidTarget,
+            KrpcMethod.Put when !message.HasToken => KrpcError.InvalidToken,
+            KrpcMethod.Put when !message.HasItemValue => KrpcError.InvalidItem,
             _ => KrpcError.None,
         };
     }
@@ -241,6 +248,52 @@ public static partial class KrpcCodec
         else if (key.SequenceEqual("token"u8))
         {
             if (token != BencodeToken.String || !reader.TryReadString(out var t) || !message.SetToken(t)) return KrpcError.InvalidToken;
+        }
+        else
+        {
+            return ReadItemField(key, token, ref reader, message, query: true);
+        }
+
+        return KrpcError.None;
+    }
+
+    /// <summary>
+    /// BEP 44 fields of a get/put query or a get reply: "v" (any bencoded value, kept raw), "k", "sig", "salt" (strings),
+    /// "seq", "cas" (integers). Sizes are not judged here: the node answers 205/206/207 for a well-formed put whose value,
+    /// signature or salt is wrong, which a decoding error could not.
+    /// </summary>
+    private static KrpcError ReadItemField(ReadOnlySpan<byte> key, BencodeToken token, ref BencodeReader reader, KrpcMessage message, bool query)
+    {
+        if (key.SequenceEqual("v"u8))
+        {
+            if (!reader.TryReadRawValue(out var raw)) return KrpcError.MalformedBencode;
+            message.ItemValue = raw.ToArray();
+            message.HasItemValue = true;
+        }
+        else if (key.SequenceEqual("k"u8))
+        {
+            if (token != BencodeToken.String || !reader.TryReadString(out var k)) return KrpcError.InvalidItem;
+            message.ItemKey = k.ToArray();
+        }
+        else if (key.SequenceEqual("sig"u8))
+        {
+            if (token != BencodeToken.String || !reader.TryReadString(out var sig)) return KrpcError.InvalidItem;
+            message.ItemSignature = sig.ToArray();
+        }
+        else if (key.SequenceEqual("seq"u8))
+        {
+            if (token != BencodeToken.Integer || !reader.TryReadInteger(out var seq)) return KrpcError.InvalidItem;
+            message.ItemSeq = seq;
+        }
+        else if (query && key.SequenceEqual("salt"u8))
+        {
+            if (token != BencodeToken.String || !reader.TryReadString(out var salt)) return KrpcError.InvalidItem;
+            message.ItemSalt = salt.ToArray();
+        }
+        else if (query && key.SequenceEqual("cas"u8))
+        {
+            if (token != BencodeToken.Integer || !reader.TryReadInteger(out var cas)) return KrpcError.InvalidItem;
+            message.ItemCas = cas;
         }
 
         return KrpcError.None;
@@ -286,6 +339,22 @@ public static partial class KrpcCodec
             // Some older nodes put BEP 42's "ip" inside "r"; the top-level one wins when both are present.
             if (!message.HasExternalAddress) return ReadExternalAddress(ref reader, token, message);
             return token == BencodeToken.String && reader.TryReadString(out var ip) && ip.Length is 6 or 18 ? KrpcError.None : KrpcError.InvalidAddress;
+        }
+        else if (key.SequenceEqual("samples"u8))
+        {
+            // BEP 51: 20-byte info-hashes, concatenated.
+            if (token != BencodeToken.String || !reader.TryReadString(out var samples) || samples.Length % NodeId.Length != 0) return KrpcError.InvalidValues;
+            message.Samples = samples.ToArray();
+        }
+        else if (key.SequenceEqual("num"u8) || key.SequenceEqual("interval"u8))
+        {
+            if (token != BencodeToken.Integer || !reader.TryReadInteger(out var n) || n is < 0 or > int.MaxValue) return KrpcError.WrongFieldType;
+            if (key[0] == (byte)'n') message.Num = (int)n;
+            else message.Interval = (int)n;
+        }
+        else
+        {
+            return ReadItemField(key, token, ref reader, message, query: false);
         }
 
         return KrpcError.None;

@@ -71,17 +71,27 @@ public static partial class KrpcCodec
 
     private static bool WriteArguments(ref SpanWriter w, KrpcMessage message)
     {
-        // Argument keys in raw-byte order: id, implied_port, info_hash, port, target, token.
+        // Argument keys in raw-byte order: cas, id, implied_port, info_hash, k, port, salt, seq, sig, target, token, v.
         w.Raw("d"u8);
-        w.Key("id"u8);
-        w.Id(message.Id);
         switch (message.Method)
         {
             case KrpcMethod.FindNode when message.Target is null:
             case KrpcMethod.GetPeers when message.InfoHash is null:
             case KrpcMethod.AnnouncePeer when message.InfoHash is null || !message.HasToken:
+            case KrpcMethod.Get when message.Target is null:
+            case KrpcMethod.SampleInfohashes when message.Target is null:
+            case KrpcMethod.Put when !message.HasToken || !message.HasItemValue:
                 return false;
         }
+
+        if (message.ItemCas is { } cas)
+        {
+            w.Key("cas"u8);
+            w.Integer(cas);
+        }
+
+        w.Key("id"u8);
+        w.Id(message.Id);
 
         if (message.ImpliedPort)
         {
@@ -95,10 +105,34 @@ public static partial class KrpcCodec
             w.Id(infoHash);
         }
 
+        if (message.ItemKey is { } k)
+        {
+            w.Key("k"u8);
+            w.String(k);
+        }
+
         if (message.Port is { } port)
         {
             w.Key("port"u8);
             w.Integer(port);
+        }
+
+        if (message.ItemSalt is { Length: > 0 } salt)
+        {
+            w.Key("salt"u8);
+            w.String(salt);
+        }
+
+        if (message.ItemSeq is { } seq)
+        {
+            w.Key("seq"u8);
+            w.Integer(seq);
+        }
+
+        if (message.ItemSignature is { } sig)
+        {
+            w.Key("sig"u8);
+            w.String(sig);
         }
 
         if (message.Target is { } target)
@@ -113,16 +147,34 @@ public static partial class KrpcCodec
             w.String(message.Token);
         }
 
+        if (message.HasItemValue)
+        {
+            w.Key("v"u8);
+            w.Raw(message.ItemValue.Span);
+        }
+
         w.Raw("e"u8);
         return true;
     }
 
     private static void WriteResponseBody(ref SpanWriter w, KrpcMessage message)
     {
-        // Reply keys in raw-byte order: id, nodes, nodes6, token, values.
+        // Reply keys in raw-byte order: id, interval, k, nodes, nodes6, num, samples, seq, sig, token, v, values.
         w.Raw("d"u8);
         w.Key("id"u8);
         w.Id(message.Id);
+        if (message.Interval is { } interval)
+        {
+            w.Key("interval"u8);
+            w.Integer(interval);
+        }
+
+        if (message.ItemKey is { } k)
+        {
+            w.Key("k"u8);
+            w.String(k);
+        }
+
         if (!message.Nodes.IsEmpty || message.NodesKeyAlways)
         {
             w.Key("nodes"u8);
@@ -135,10 +187,40 @@ public static partial class KrpcCodec
             w.String(message.Nodes6.Span);
         }
 
+        if (message.Num is { } num)
+        {
+            w.Key("num"u8);
+            w.Integer(num);
+        }
+
+        if (message.Num is not null || !message.Samples.IsEmpty)
+        {
+            w.Key("samples"u8);
+            w.String(message.Samples.Span);
+        }
+
+        if (message.ItemSeq is { } seq)
+        {
+            w.Key("seq"u8);
+            w.Integer(seq);
+        }
+
+        if (message.ItemSignature is { } sig)
+        {
+            w.Key("sig"u8);
+            w.String(sig);
+        }
+
         if (message.HasToken)
         {
             w.Key("token"u8);
             w.String(message.Token);
+        }
+
+        if (message.HasItemValue)
+        {
+            w.Key("v"u8);
+            w.Raw(message.ItemValue.Span);
         }
 
         if (message.Values is { } values)

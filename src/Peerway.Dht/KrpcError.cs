@@ -41,4 +41,7 @@ public enum KrpcError
     InvalidAddress,
     /// <summary>A known key with a value of the wrong type.</summary>
     WrongFieldType,
+    /// <summary>BEP 44: a put without "v" or "token", or a mutable field ("k", "sig", "seq", "salt", "cas") of the wrong
+    /// type.</summary>
+    InvalidItem,
 }

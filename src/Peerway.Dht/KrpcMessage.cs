@@ -28,6 +28,15 @@ public enum KrpcMethod
     GetPeers,
     /// <summary>"announce_peer".</summary>
     AnnouncePeer,
+
+    /// <summary>BEP 44 "get": an item by its 20-byte target.</summary>
+    Get,
+
+    /// <summary>BEP 44 "put": store an immutable or mutable item.</summary>
+    Put,
+
+    /// <summary>BEP 51 "sample_infohashes": a random sample of the info-hashes a node stores.</summary>
+    SampleInfohashes,
 }
 
 /// <summary>BEP 5 error codes carried in the "e" list.</summary>
@@ -41,6 +50,21 @@ public enum KrpcErrorCode
     Protocol = 203,
     /// <summary>204 Method Unknown.</summary>
     MethodUnknown = 204,
+
+    /// <summary>BEP 44: "v" larger than 1,000 bytes.</summary>
+    MessageTooBig = 205,
+
+    /// <summary>BEP 44: the signature does not verify.</summary>
+    InvalidSignature = 206,
+
+    /// <summary>BEP 44: "salt" longer than 64 bytes.</summary>
+    SaltTooBig = 207,
+
+    /// <summary>BEP 44: "cas" does not match the stored sequence number.</summary>
+    CasMismatch = 301,
+
+    /// <summary>BEP 44: "seq" is lower than (or equal to, with another value) the stored one.</summary>
+    SequenceNotNewer = 302,
 }
 
 /// <summary>
@@ -170,6 +194,39 @@ public sealed class KrpcMessage
     /// <summary>"values": compact peers (6 bytes IPv4, 18 bytes IPv6).</summary>
     public IReadOnlyList<IPEndPoint>? Values { get; set; }
 
+    /// <summary>BEP 44 "v" of a get reply or put query: the item's value as its raw bencoded bytes (any bencoded type).
+    /// Decoding copies it (BEP 44 messages are rare next to lookups). Not to be confused with the top-level "v"
+    /// (<see cref="Version"/>).</summary>
+    public ReadOnlyMemory<byte> ItemValue { get; set; }
+
+    /// <summary>True when "v" was present in the body (an item is carried).</summary>
+    public bool HasItemValue { get; set; }
+
+    /// <summary>BEP 44 "k": the ed25519 public key of a mutable item (32 bytes when valid; checked by the node).</summary>
+    public byte[]? ItemKey { get; set; }
+
+    /// <summary>BEP 44 "sig": the ed25519 signature of a mutable item (64 bytes when valid).</summary>
+    public byte[]? ItemSignature { get; set; }
+
+    /// <summary>BEP 44 "salt" of a mutable put (up to 64 bytes when valid).</summary>
+    public byte[]? ItemSalt { get; set; }
+
+    /// <summary>BEP 44 "seq": a mutable item's sequence number (put, get reply), or in a get query the sequence number the
+    /// requester already has (the item is returned only when newer).</summary>
+    public long? ItemSeq { get; set; }
+
+    /// <summary>BEP 44 "cas": a put succeeds only if the stored sequence number equals it.</summary>
+    public long? ItemCas { get; set; }
+
+    /// <summary>BEP 51 "interval" of a sample_infohashes reply: seconds before the requester should ask again.</summary>
+    public int? Interval { get; set; }
+
+    /// <summary>BEP 51 "num": how many info-hashes the responder stores in all.</summary>
+    public int? Num { get; set; }
+
+    /// <summary>BEP 51 "samples": info-hashes, 20 bytes each (copied when decoded).</summary>
+    public ReadOnlyMemory<byte> Samples { get; set; }
+
     /// <summary>The numeric code of an "e" message.</summary>
     public int ErrorCode { get; set; }
 
@@ -248,6 +305,16 @@ public sealed class KrpcMessage
         NodesKeyAlways = false;
         Nodes6KeyAlways = false;
         Values = null;
+        ItemValue = default;
+        HasItemValue = false;
+        ItemKey = null;
+        ItemSignature = null;
+        ItemSalt = null;
+        ItemSeq = null;
+        ItemCas = null;
+        Interval = null;
+        Num = null;
+        Samples = default;
         ErrorCode = 0;
         ErrorMessage = null;
     }
@@ -259,6 +326,9 @@ public sealed class KrpcMessage
         KrpcMethod.FindNode => "find_node"u8,
         KrpcMethod.GetPeers => "get_peers"u8,
         KrpcMethod.AnnouncePeer => "announce_peer"u8,
+        KrpcMethod.Get => "get"u8,
+        KrpcMethod.Put => "put"u8,
+        KrpcMethod.SampleInfohashes => "sample_infohashes"u8,
         _ => default,
     };
 

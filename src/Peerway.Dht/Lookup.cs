@@ -7,6 +7,9 @@ internal enum LookupKind
 {
     FindNode,
     GetPeers,
+
+    /// <summary>BEP 44 get: like get_peers (nodes and write tokens), collecting an item instead of peers.</summary>
+    Get,
 }
 
 internal enum CandidateState

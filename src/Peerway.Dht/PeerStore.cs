@@ -62,6 +62,27 @@ internal sealed class PeerStore(int maxTotal, int maxPerInfoHash, TimeSpan ttl)
         return result;
     }
 
+    /// <summary>BEP 51: up to <paramref name="max"/> info-hashes stored here, chosen at random, written as 20-byte ids
+    /// into <paramref name="destination"/>; returns how many.</summary>
+    public int Sample(DateTimeOffset now, int max, Random random, Span<byte> destination)
+    {
+        Expire(now);
+        if (_swarms is null || _swarms.Count == 0) return 0;
+        var count = Math.Min(max, _swarms.Count);
+        // Reservoir sampling over the keys: a uniform subset without copying them all.
+        var chosen = new NodeId[count];
+        var seen = 0;
+        foreach (var infoHash in _swarms.Keys)
+        {
+            if (seen < count) chosen[seen] = infoHash;
+            else if (random.Next(seen + 1) is var j && j < count) chosen[j] = infoHash;
+            seen++;
+        }
+
+        for (var i = 0; i < count; i++) chosen[i].WriteTo(destination.Slice(i * NodeId.Length, NodeId.Length));
+        return count;
+    }
+
     /// <summary>Drops announcements older than the TTL.</summary>
     public void Expire(DateTimeOffset now)
     {

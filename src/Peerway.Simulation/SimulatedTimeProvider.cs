@@ -5,7 +5,7 @@ namespace Peerway.Simulation;
 /// an event in its queue, so <c>Task.Delay(t, time)</c>, <c>CancellationTokenSource(t, time)</c> and engine timers
 /// all fire deterministically, on the scheduler thread, without waiting in real time.
 /// </summary>
-internal sealed class SimulatedTimeProvider : TimeProvider
+public sealed class SimulatedTimeProvider : TimeProvider
 {
     /// <summary>The wall-clock instant virtual time zero maps to (fixed, so runs are reproducible).</summary>
     public static readonly DateTimeOffset Epoch = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);

@@ -9,7 +9,7 @@ namespace Peerway.Simulation;
 /// <see cref="LossRate"/>. It is a leaner path than <see cref="Peerway.Net.VirtualNetwork"/> (no dictionary, no
 /// closure, no per-datagram allocation), built for 10^6 hosts. Single-threaded, like the scheduler.
 /// </summary>
-internal sealed class SimulationNetwork
+public sealed class SimulationNetwork
 {
     /// <summary>The UDP port every simulated host uses.</summary>
     public const int Port = 6881;
@@ -152,7 +152,7 @@ internal sealed class SimulationNetwork
 }
 
 /// <summary>A host's socket on a <see cref="SimulationNetwork"/>.</summary>
-internal sealed class SimulationSocket : Peerway.Net.IDatagramSocket
+public sealed class SimulationSocket : Peerway.Net.IDatagramSocket
 {
     private readonly SimulationNetwork _network;
     private Peerway.Net.DatagramHandler? _handler;

@@ -20,7 +20,7 @@ internal interface ISimulationEvent
 /// tasks from its datagram handlers and timers. Anything that still arrives from another thread is counted in
 /// <see cref="ThreadViolations"/> and queued through a thread-safe inbox.
 /// </remarks>
-internal sealed class SimulationScheduler : Peerway.Net.IDeliveryScheduler
+public sealed class SimulationScheduler : Peerway.Net.IDeliveryScheduler
 {
     // Keys compare through IComparable on a struct (no comparer object): the queue's sift loops then compare inline.
     private readonly PriorityQueue<Item, Key> _queue = new();

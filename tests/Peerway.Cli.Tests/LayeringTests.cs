@@ -56,6 +56,7 @@ public sealed class LayeringTests
     [
         ("Microsoft.Extensions.Logging.Abstractions", ["Peerway.Dht", "Peerway.Nat", "Peerway.WebRtc", "Peerway.Torrent", "Peerway.Simulation"],
             "engines log through ILogger (the abstractions only; Node picks the providers)"),
+        ("NSec.Cryptography", ["Peerway.Dht"], "ed25519 signatures of BEP 44 mutable items (libsodium underneath)"),
         ("System.IO.Hashing", ["Peerway.Nat"], "CRC-32 of the STUN FINGERPRINT attribute (RFC 8489 §14.7)"),
         ("BouncyCastle.Cryptography", ["Peerway.WebRtc"], "DTLS 1.2 for data channels (.NET has no DTLS)"),
         ("ScottPlot", ["Peerway.Simulation"], "PNG plots of simulation sweeps: heavy (SkiaSharp), so in Simulation alone"),

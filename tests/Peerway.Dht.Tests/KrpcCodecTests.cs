@@ -18,6 +18,15 @@ public sealed class KrpcCodecTests
         "d1:rd2:id20:abcdefghij01234567895:token8:aoeusnth6:valuesl6:axje.u6:idhtnmee1:t2:aa1:y1:re",
         "d1:ad2:id20:abcdefghij012345678912:implied_porti1e9:info_hash20:mnopqrstuvwxyz1234564:porti6881e5:token8:aoeusnthe1:q13:announce_peer1:t2:aa1:y1:qe",
         "d1:eli201e23:A Generic Error Ocurrede1:t2:aa1:y1:ee",
+        // BEP 44 get and put (canonical key order, so they re-encode byte for byte): get, immutable put, mutable put
+        // with salt and cas, and a get reply carrying a mutable item whose value is a list.
+        "d1:ad2:id20:abcdefghij01234567896:target20:mnopqrstuvwxyz123456e1:q3:get1:t2:aa1:y1:qe",
+        "d1:ad2:id20:abcdefghij01234567895:token8:aoeusnth1:v12:Hello World!e1:q3:put1:t2:aa1:y1:qe",
+        "d1:ad3:casi1e2:id20:abcdefghij01234567891:k32:0123456789abcdef0123456789abcdef4:salt6:foobar3:seqi2e3:sig64:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef5:token8:aoeusnth1:v12:Hello World!e1:q3:put1:t2:aa1:y1:qe",
+        "d1:rd2:id20:abcdefghij01234567891:k32:0123456789abcdef0123456789abcdef3:seqi2e3:sig64:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef5:token8:aoeusnth1:vl4:spami7eee1:t2:aa1:y1:re",
+        // BEP 51 sample_infohashes query and reply.
+        "d1:ad2:id20:abcdefghij01234567896:target20:mnopqrstuvwxyz123456e1:q17:sample_infohashes1:t2:aa1:y1:qe",
+        "d1:rd2:id20:abcdefghij01234567898:intervali21600e3:numi2e7:samples40:abcdefghij0123456789mnopqrstuvwxyz123456e1:t2:aa1:y1:re",
     ];
 
     [Theory]

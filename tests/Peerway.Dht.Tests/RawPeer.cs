@@ -67,4 +67,62 @@ internal sealed class RawPeer
 
         return answered;
     }
+
+    /// <summary>BEP 44: a write token from <paramref name="node"/> (a get for <paramref name="target"/>).</summary>
+    public byte[] GetToken(DhtTestNetwork net, DhtNode node, NodeId target)
+    {
+        var reply = Get(net, node, target);
+        Assert.True(reply.HasToken);
+        return reply.Token.ToArray();
+    }
+
+    /// <summary>BEP 44: whether <paramref name="node"/> answers a get for <paramref name="target"/> with a value.</summary>
+    public bool HasItem(DhtTestNetwork net, DhtNode node, NodeId target) => Get(net, node, target).HasItemValue;
+
+    private KrpcMessage Get(DhtTestNetwork net, DhtNode node, NodeId target)
+    {
+        Received.Clear();
+        var m = new KrpcMessage { Type = KrpcMessageType.Query, Method = KrpcMethod.Get, Id = Id, Target = target };
+        m.SetTransactionId("gt"u8);
+        var buffer = new byte[1500];
+        Send(buffer.AsSpan(0, KrpcCodec.Encode(m, buffer)), node.LocalEndPoint);
+        net.Scheduler.RunUntilIdle();
+        var reply = Replies().Single(r => r.TransactionId.SequenceEqual("gt"u8));
+        Received.Clear();
+        return reply;
+    }
+
+    /// <summary>BEP 44 put of <paramref name="item"/>, with fields optionally replaced (to forge bad puts).</summary>
+    public void SendPut(IPEndPoint to, byte[] token, DhtItem item, long? cas, byte[]? salt, byte[]? signature)
+    {
+        var m = new KrpcMessage { Type = KrpcMessageType.Query, Method = KrpcMethod.Put, Id = Id, ItemValue = item.Value, HasItemValue = true, ItemCas = cas };
+        m.SetTransactionId("pt"u8);
+        m.SetToken(token);
+        if (item.IsMutable) (m.ItemKey, m.ItemSignature, m.ItemSalt, m.ItemSeq) = (item.PublicKey, signature ?? item.Signature, salt ?? item.Salt, item.Sequence);
+        var buffer = new byte[4096];
+        var n = KrpcCodec.Encode(m, buffer);
+        Assert.True(n > 0);
+        Send(buffer.AsSpan(0, n), to);
+    }
+
+    /// <summary>Answers every BEP 44 get received so far with <paramref name="mutable"/> (mutable targets) or
+    /// <paramref name="immutableValue"/> (others), whatever they ask — a lying node.</summary>
+    public int AnswerGets(DhtItem mutable, byte[] immutableValue)
+    {
+        var answered = 0;
+        foreach (var (data, from) in Received.ToList())
+        {
+            if (!KrpcCodec.TryDecode(data, out var q, out _) || q.Type != KrpcMessageType.Query || q.Method != KrpcMethod.Get) continue;
+            var r = new KrpcMessage { Type = KrpcMessageType.Response, Id = Id, ItemValue = q.Target == mutable.Target ? mutable.Value : immutableValue, HasItemValue = true };
+            if (q.Target == mutable.Target) (r.ItemKey, r.ItemSignature, r.ItemSeq) = (mutable.PublicKey, mutable.Signature, mutable.Sequence);
+            r.SetTransactionId(q.TransactionId);
+            r.SetToken("t"u8);
+            var buffer = new byte[2048];
+            Send(buffer.AsSpan(0, KrpcCodec.Encode(r, buffer)), from);
+            answered++;
+        }
+
+        Received.Clear();
+        return answered;
+    }
 }

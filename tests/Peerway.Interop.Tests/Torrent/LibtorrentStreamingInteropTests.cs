@@ -33,10 +33,26 @@ public sealed class LibtorrentStreamingInteropTests(ITestOutputHelper output)
         var limit = limitKib.ToString(CultureInfo.InvariantCulture);
         // The first ./peerway may build the CLI before it prints the magnet link (the driver's clock starts after that).
         var lifetime = PeerwayCli.DefaultLifetime + TimeSpan.FromSeconds(DriverTimeoutSeconds);
-        await using var lt = ExternalProcess.Start(LibtorrentTool.Python,
-            [driver, port, limit, "deadline", DriverTimeoutSeconds.ToString(CultureInfo.InvariantCulture)], lifetime, root,
-            new Dictionary<string, string> { ["PEERWAY"] = PeerwayCli.Launcher });
-        var code = await lt.WaitForExitAsync(lifetime);
+        // python3-libtorrent 2.0.8 itself sometimes dies of SIGSEGV when a deadline set just before the download completes
+        // reaches a torrent that has already dropped its piece picker (arvidn/libtorrent#2084-like, seen on the uncapped
+        // run, within a second). That is the peer crashing, not Peerway failing to serve: such a run is reported and run
+        // again, at most twice; any other outcome — a result that did not complete included — counts.
+        const int SegmentationFault = 128 + 11;
+        ExternalProcess lt;
+        int code;
+        for (var attempt = 1; ; attempt++)
+        {
+            lt = ExternalProcess.Start(LibtorrentTool.Python,
+                [driver, port, limit, "deadline", DriverTimeoutSeconds.ToString(CultureInfo.InvariantCulture)], lifetime, root,
+                new Dictionary<string, string> { ["PEERWAY"] = PeerwayCli.Launcher });
+            code = await lt.WaitForExitAsync(lifetime);
+            if (code != SegmentationFault || attempt == 3 || lt.StdoutLines.Any(l => l.StartsWith("result ", StringComparison.Ordinal))) break;
+            output.WriteLine($"attempt {attempt}: python3-libtorrent crashed (SIGSEGV) before reporting; running again\n{lt.Stderr}");
+            await lt.DisposeAsync();
+            port = TorrentInterop.FreePort().ToString(CultureInfo.InvariantCulture);
+        }
+
+        await using var ltOwned = lt;
         var line = lt.StdoutLines.FirstOrDefault(l => l.StartsWith("result ", StringComparison.Ordinal));
         Assert.True(line is not null, $"lt-deadline.py exited {code} without a result\n{lt.Stdout}\n{lt.Stderr}");
         var result = line["result ".Length..].Split(' ').Select(kv => kv.Split('=', 2)).ToDictionary(kv => kv[0], kv => kv[1]);
