@@ -54,3 +54,8 @@ export PEERWAY_ROOT="$PWD"
 ./peerway --version >/dev/null
 
 dotnet test Peerway.sln -c Release --nologo "$@"
+
+# The NuGet packages (every library under src/, the CLI as a dotnet tool) from the build the tests just used.
+rm -rf artifacts/packages
+dotnet pack Peerway.sln -c Release --nologo -v quiet --no-build
+echo "test.sh: packages in artifacts/packages: $(ls artifacts/packages | tr '\n' ' ')" >&2

@@ -61,6 +61,7 @@ public sealed class DhtSigningKey : IDisposable
     /// <summary>The 64-byte ed25519 signature of <paramref name="data"/>.</summary>
     public byte[] Sign(ReadOnlySpan<byte> data) => Algorithm.Sign(_key, data);
 
+    /// <summary>Frees the private key.</summary>
     public void Dispose() => _key.Dispose();
 }
 

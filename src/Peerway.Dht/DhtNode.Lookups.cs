@@ -10,6 +10,7 @@ public sealed partial class DhtNode
     private readonly HashSet<LookupOperation> _lookups = [];
     private readonly HashSet<Action> _simpleWaits = [];
 
+    /// <summary>BEP 5 ping: the remote node's id, or null when it did not answer (after the retries).</summary>
     public Task<NodeId?> PingAsync(IPEndPoint endPoint, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
@@ -72,12 +73,14 @@ public sealed partial class DhtNode
         return tcs.Task;
     }
 
+    /// <summary>An iterative find_node lookup (Kademlia §2.3): the k closest nodes to <paramref name="target"/> that answered.</summary>
     public async Task<LookupResult> FindNodeAsync(NodeId target, CancellationToken ct)
     {
         var op = await RunLookupAsync(target, LookupKind.FindNode, [], ct).ConfigureAwait(false);
         return op.Result!;
     }
 
+    /// <summary>An iterative get_peers lookup (BEP 5): the peers stored for <paramref name="infoHash"/> by the nodes on the way.</summary>
     public async Task<GetPeersResult> GetPeersAsync(NodeId infoHash, CancellationToken ct)
     {
         var op = await RunLookupAsync(infoHash, LookupKind.GetPeers, [], ct).ConfigureAwait(false);

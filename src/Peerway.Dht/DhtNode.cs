@@ -65,6 +65,7 @@ public sealed partial class DhtNode : IAsyncDisposable
     private long _queriesReceived, _responsesReceived, _errorsReceived, _malformedDropped, _rateLimitedDropped;
     private long _queriesSent, _timeouts, _bytesSent, _bytesReceived;
 
+    /// <summary>A node on <paramref name="socket"/>; every timer runs on <paramref name="time"/>. Call <see cref="Start"/> next.</summary>
     public DhtNode(IDatagramSocket socket, TimeProvider time, DhtOptions options, ILogger<DhtNode>? logger = null)
     {
         ArgumentNullException.ThrowIfNull(socket);
@@ -95,10 +96,12 @@ public sealed partial class DhtNode : IAsyncDisposable
         }
     }
 
+    /// <summary>The socket's bound address and port.</summary>
     public IPEndPoint LocalEndPoint { get; }
 
     private AddressFamily Family => LocalEndPoint.AddressFamily;
 
+    /// <summary>Counters (datagrams, queries, timeouts, bytes), the routing table and peer store sizes, and the BEP 42 external-address vote, read at once.</summary>
     public DhtStats Stats
     {
         get
@@ -130,6 +133,7 @@ public sealed partial class DhtNode : IAsyncDisposable
         _log.LogInformation("DHT node {Id} listening on {EndPoint}", Id, LocalEndPoint);
     }
 
+    /// <summary>A snapshot of every node in the routing table's buckets (not the replacement caches).</summary>
     public IReadOnlyList<NodeContact> RoutingTableNodes()
     {
         lock (_gate) return _table.Entries.Select(e => e.ToContact()).ToList();
@@ -182,6 +186,7 @@ public sealed partial class DhtNode : IAsyncDisposable
         return true;
     }
 
+    /// <summary>Cancels pending queries and lookups, stops the timers and disposes the socket.</summary>
     public async ValueTask DisposeAsync()
     {
         List<Action> completions;

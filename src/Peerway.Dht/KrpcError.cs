@@ -3,6 +3,7 @@ namespace Peerway.Dht;
 /// <summary>Why a datagram is not a valid KRPC message (BEP 5). <see cref="None"/> means success.</summary>
 public enum KrpcError
 {
+    /// <summary>A valid message.</summary>
     None = 0,
     /// <summary>Longer than <see cref="KrpcCodec.MaxDatagramLength"/>.</summary>
     DatagramTooLarge,

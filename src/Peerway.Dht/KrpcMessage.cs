@@ -7,18 +7,26 @@ namespace Peerway.Dht;
 /// <summary>BEP 5: the "y" key — "q" query, "r" response, "e" error.</summary>
 public enum KrpcMessageType
 {
+    /// <summary>"q": a query.</summary>
     Query,
+    /// <summary>"r": a response.</summary>
     Response,
+    /// <summary>"e": an error.</summary>
     Error,
 }
 
 /// <summary>BEP 5 query methods ("q"). <see cref="Unknown"/> keeps the raw name in <see cref="KrpcMessage.MethodName"/>.</summary>
 public enum KrpcMethod
 {
+    /// <summary>A method this node does not implement (answered with error 204).</summary>
     Unknown = 0,
+    /// <summary>"ping".</summary>
     Ping,
+    /// <summary>"find_node".</summary>
     FindNode,
+    /// <summary>"get_peers".</summary>
     GetPeers,
+    /// <summary>"announce_peer".</summary>
     AnnouncePeer,
 
     /// <summary>BEP 44 "get": an item by its 20-byte target.</summary>
@@ -34,9 +42,13 @@ public enum KrpcMethod
 /// <summary>BEP 5 error codes carried in the "e" list.</summary>
 public enum KrpcErrorCode
 {
+    /// <summary>201 Generic Error.</summary>
     Generic = 201,
+    /// <summary>202 Server Error.</summary>
     Server = 202,
+    /// <summary>203 Protocol Error (malformed packet, invalid arguments, bad token).</summary>
     Protocol = 203,
+    /// <summary>204 Method Unknown.</summary>
     MethodUnknown = 204,
 
     /// <summary>BEP 44: "v" larger than 1,000 bytes.</summary>
@@ -85,6 +97,7 @@ public sealed class KrpcMessage
     private int _externalAddressLength = -1;
     private byte[]? _pooledNodes;
 
+    /// <summary>"y": query, response or error.</summary>
     public KrpcMessageType Type { get; set; }
 
     /// <summary>True when the decoded datagram carried a valid "y" (<see cref="Type"/> is then what the sender said).</summary>
@@ -94,11 +107,13 @@ public sealed class KrpcMessage
     public ReadOnlySpan<byte> TransactionId =>
         _transactionIdLength < 0 ? default : ((ReadOnlySpan<byte>)_transactionId)[.._transactionIdLength];
 
+    /// <summary>True when "t" was present.</summary>
     public bool HasTransactionId => _transactionIdLength >= 0;
 
     /// <summary>"v": the sender's client version, when present and short enough to keep.</summary>
     public ReadOnlySpan<byte> Version => _versionLength < 0 ? default : ((ReadOnlySpan<byte>)_version)[.._versionLength];
 
+    /// <summary>True when "v" was present and kept.</summary>
     public bool HasVersion => _versionLength >= 0;
 
     /// <summary>"q" of a query.</summary>
@@ -125,6 +140,7 @@ public sealed class KrpcMessage
     /// <summary>"token" of a get_peers reply or announce_peer query.</summary>
     public ReadOnlySpan<byte> Token => _tokenLength < 0 ? default : ((ReadOnlySpan<byte>)_token)[.._tokenLength];
 
+    /// <summary>True when "token" was present.</summary>
     public bool HasToken => _tokenLength >= 0;
 
     /// <summary>BEP 43 "ro": the querying node is read-only and must not be added to routing tables.</summary>
@@ -217,12 +233,16 @@ public sealed class KrpcMessage
     /// <summary>The text of an "e" message.</summary>
     public string? ErrorMessage { get; set; }
 
+    /// <summary>Sets "t"; false (and unchanged) when longer than the bound.</summary>
     public bool SetTransactionId(ReadOnlySpan<byte> value) => Set(value, MaxTransactionIdLength, _transactionId, ref _transactionIdLength);
 
+    /// <summary>Sets "v"; false (and unchanged) when longer than the bound.</summary>
     public bool SetVersion(ReadOnlySpan<byte> value) => Set(value, MaxVersionLength, _version, ref _versionLength);
 
+    /// <summary>Sets "token"; false (and unchanged) when longer than the bound.</summary>
     public bool SetToken(ReadOnlySpan<byte> value) => Set(value, MaxTokenLength, _token, ref _tokenLength);
 
+    /// <summary>Sets the raw "q" name; false (and unchanged) when longer than the bound.</summary>
     public bool SetMethodName(ReadOnlySpan<byte> value)
     {
         var length = -1;
@@ -231,8 +251,10 @@ public sealed class KrpcMessage
         return true;
     }
 
+    /// <summary>Removes "v".</summary>
     public void ClearVersion() => _versionLength = -1;
 
+    /// <summary>Removes "token".</summary>
     public void ClearToken() => _tokenLength = -1;
 
     private static bool Set(ReadOnlySpan<byte> value, int max, Span<byte> buffer, ref int length)
@@ -310,6 +332,7 @@ public sealed class KrpcMessage
         _ => default,
     };
 
+    /// <summary>A one-line description for logs.</summary>
     public override string ToString() => Type switch
     {
         KrpcMessageType.Query => $"query {(Method == KrpcMethod.Unknown ? System.Text.Encoding.ASCII.GetString(MethodName) : Method)} t={Convert.ToHexStringLower(TransactionId)}",

@@ -57,6 +57,7 @@ public sealed partial class UdpDatagramSocket : IDatagramSocket
     {
     }
 
+    /// <param name="bind">The local address and port (port 0: any free one).</param>
     /// <param name="reusePort">Linux SO_REUSEPORT: several sockets share the port and the kernel spreads flows over
     /// them (one receive loop each), for servers that scale over cores.</param>
     public UdpDatagramSocket(IPEndPoint bind, bool reusePort)
@@ -64,6 +65,8 @@ public sealed partial class UdpDatagramSocket : IDatagramSocket
     {
     }
 
+    /// <param name="bind">The local address and port (port 0: any free one).</param>
+    /// <param name="reusePort">Linux SO_REUSEPORT (see the constructor above).</param>
     /// <param name="dedicatedThread">Receive on a thread of its own, batching system calls on Linux (see remarks).</param>
     public UdpDatagramSocket(IPEndPoint bind, bool reusePort, bool dedicatedThread)
     {

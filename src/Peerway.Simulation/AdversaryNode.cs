@@ -35,7 +35,11 @@ internal sealed class AdversaryNode
     private readonly byte[] _buffer = new byte[KrpcCodec.MaxDatagramLength];
     private ushort _nextTransaction;
 
+    /// <param name="socket">The attacker's socket on the simulated network.</param>
+    /// <param name="id">The node id it claims.</param>
+    /// <param name="behavior">How it lies or stays silent.</param>
     /// <param name="accomplices">The attackers closest to a target (at most the count asked for).</param>
+    /// <param name="random">The run's seeded random source.</param>
     public AdversaryNode(SimulationSocket socket, NodeId id, AdversaryBehavior behavior, Func<NodeId, int, IEnumerable<NodeContact>> accomplices, Random random)
     {
         _socket = socket;

@@ -10,6 +10,7 @@ namespace Peerway.Simulation;
 /// </summary>
 public sealed record ChurnModel(double Shape, TimeSpan Median)
 {
+    /// <summary>Throws when the shape is not in (0, 10] or the median is not positive.</summary>
     public void Validate()
     {
         if (Shape is <= 0 or > 10 || double.IsNaN(Shape)) throw new ArgumentOutOfRangeException(nameof(Shape), Shape, "The Weibull shape must be in (0, 10].");
@@ -85,6 +86,7 @@ public sealed record ChurnModel(double Shape, TimeSpan Median)
         return true;
     }
 
+    /// <summary>"weibull:SHAPE,MEDIANm", as the CLI's --churn reads it.</summary>
     public override string ToString() =>
         string.Create(CultureInfo.InvariantCulture, $"weibull:{Shape:0.###},{Median.TotalMinutes:0.###}m");
 }

@@ -16,6 +16,7 @@ public sealed record LatencyModel
     /// <summary>Floor on any delay (the speed of light still applies).</summary>
     public TimeSpan Minimum { get; init; } = TimeSpan.FromMilliseconds(1);
 
+    /// <summary>Throws when a parameter is out of range.</summary>
     public void Validate()
     {
         if (Median <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(Median), Median, "The median latency must be positive.");

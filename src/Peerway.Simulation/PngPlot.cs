@@ -3,7 +3,7 @@ using System.Globalization;
 namespace Peerway.Simulation;
 
 /// <summary>The same line charts as <see cref="SvgPlot"/>, rendered to PNG with ScottPlot (SkiaSharp).</summary>
-public static class PngPlot
+internal static class PngPlot
 {
     public static void Line(string path, string title, string xLabel, string yLabel, IReadOnlyList<PlotSeries> series, bool logX = false, double? yMin = null, double? yMax = null)
     {

@@ -30,8 +30,10 @@ public sealed record SimulationOptions
     /// <summary>S/Kademlia disjoint lookup paths d (<see cref="DhtOptions.DisjointPaths"/>).</summary>
     public int DisjointPaths { get; init; } = 1;
 
+    /// <summary>Seed of the run's single random source: the same options give the same report.</summary>
     public int Seed { get; init; } = 1;
 
+    /// <summary>Per-pair one-way latency of the simulated network.</summary>
     public LatencyModel Latency { get; init; } = new();
 
     /// <summary>Probability a datagram is lost.</summary>
@@ -67,6 +69,7 @@ public sealed record SimulationOptions
 
     internal TimeSpan EffectiveLookupWindow => LookupWindow ?? TimeSpan.FromSeconds(Math.Max(10, Lookups / 100.0));
 
+    /// <summary>Throws ArgumentException when an option is out of range.</summary>
     public void Validate()
     {
         if (Nodes is < 2 or > MaxNodes) throw new ArgumentOutOfRangeException(nameof(Nodes), Nodes, $"--nodes must be between 2 and {MaxNodes}.");

@@ -8,14 +8,17 @@ public sealed record SweepResults(
     IReadOnlyList<SimulationReport> ByChurn,
     IReadOnlyList<SimulationReport> ByAdversaries)
 {
+    /// <summary>Every report once: the main run, then the size, churn and adversary sweeps.</summary>
     public IEnumerable<SimulationReport> AllReports() => new[] { Main }.Concat(BySize.Where(r => r != Main)).Concat(ByChurn).Concat(ByAdversaries);
 }
 
+/// <summary>The main scenario plus sweeps over network size, churn and adversary fraction, and their plots.</summary>
 public static class SimulationSweeps
 {
     /// <summary>Churn medians (minutes) swept; null is no churn.</summary>
     public static readonly double?[] ChurnMedians = [null, 120, 30, 10, 3];
 
+    /// <summary>Adversary fractions swept.</summary>
     public static readonly double[] AdversaryFractions = [0, 0.1, 0.2, 0.3, 0.4];
 
     /// <summary>Runs <paramref name="main"/> and the sweeps around it; sweeps use <paramref name="sweepNodes"/> nodes

@@ -12,6 +12,7 @@ namespace Peerway.Simulation;
 /// </summary>
 public static class Simulator
 {
+    /// <summary>Runs one scenario to completion (options are validated first) and reports what it measured.</summary>
     public static SimulationReport Run(SimulationOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);

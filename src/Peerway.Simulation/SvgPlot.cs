@@ -5,11 +5,11 @@ using System.Text;
 namespace Peerway.Simulation;
 
 /// <summary>A named line of (x, y) points.</summary>
-public sealed record PlotSeries(string Name, IReadOnlyList<(double X, double Y)> Points);
+internal sealed record PlotSeries(string Name, IReadOnlyList<(double X, double Y)> Points);
 
 /// <summary>Line charts as standalone SVG, written by hand: no dependency, no native library, byte-identical output
 /// for identical input.</summary>
-public static class SvgPlot
+internal static class SvgPlot
 {
     private const int Width = 720;
     private const int Height = 440;

@@ -36,6 +36,8 @@ public sealed partial class UnixFsImporter
         private readonly MemoryMappedFile? _map;
         private readonly long _start;
 
+        /// <param name="content">The bytes to import, read from its current position.</param>
+        /// <param name="chunkSize">Bytes per leaf chunk.</param>
         /// <param name="mapAbove">A file with more bytes than this left is memory-mapped (long.MaxValue: never).</param>
         public ChunkSource(Stream content, int chunkSize, long mapAbove)
         {

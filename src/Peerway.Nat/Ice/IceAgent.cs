@@ -89,6 +89,9 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
     private bool _disposed;
 
     /// <param name="socket">The socket of the primary host candidate; it also serves STUN and TURN.</param>
+    /// <param name="time">The clock of every pacing, timeout and consent timer.</param>
+    /// <param name="options">Role, credentials, STUN/TURN servers and timers.</param>
+    /// <param name="log">Optional logger.</param>
     /// <param name="additionalHostSockets">
     /// Sockets on the host's other addresses (RFC 8445 §5.1.1.1: a host candidate per interface), e.g. a second LAN the
     /// peer shares. They carry host checks and data only; the agent starts and disposes them.

@@ -14,7 +14,7 @@ public enum IceCandidateType
     Relay,
 }
 
-/// <summary>One ICE candidate (component 1, UDP). <see cref="Base"/> is known only for local candidates.</summary>
+/// <summary>One ICE candidate (component 1, UDP). <c>Base</c> is known only for local candidates.</summary>
 public sealed record IceCandidate(string Foundation, uint Priority, IPEndPoint Address, IceCandidateType Type, IPEndPoint? RelatedAddress = null)
 {
     /// <summary>The single component this agent handles (RFC 8445 §5.1.2.1: component ids start at 1).</summary>

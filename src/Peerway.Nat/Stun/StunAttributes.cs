@@ -18,7 +18,7 @@ public enum StunPasswordAlgorithm : ushort
 public static class StunAttributes
 {
     /// <summary>RFC 8489 §14.2: X-Port is port XOR the cookie's top 16 bits; X-Address is the address XOR the cookie
-    /// (IPv4) or the cookie followed by the transaction id (IPv6). <paramref name="value"/> starts at the port.</summary>
+    /// (IPv4) or the cookie followed by the transaction id (IPv6). <paramref name="portAndAddress"/> starts at the port.</summary>
     internal static void XorInPlace(Span<byte> portAndAddress, ReadOnlySpan<byte> transactionId)
     {
         Span<byte> mask = stackalloc byte[16];

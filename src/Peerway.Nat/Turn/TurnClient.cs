@@ -55,6 +55,12 @@ public sealed class TurnClient : IDisposable
     private byte[]? _key;
     private ushort _nextChannel = 0x4000;
 
+    /// <param name="socket">The local socket the allocation is made from.</param>
+    /// <param name="server">The TURN server's address.</param>
+    /// <param name="credentials">Long-term credentials (RFC 8489 §9.2).</param>
+    /// <param name="time">The clock of transactions and refreshes.</param>
+    /// <param name="onData">Datagrams relayed from peers, with the peer's address.</param>
+    /// <param name="options">STUN transaction timers; defaults when null.</param>
     /// <param name="onOther">Datagrams that are neither TURN data nor responses (e.g. STUN checks from the server's side).</param>
     public TurnClient(IDatagramSocket socket, IPEndPoint server, TurnCredentials credentials, TimeProvider time, TurnDataHandler? onData, StunClientOptions? options = null, DatagramHandler? onOther = null)
     {

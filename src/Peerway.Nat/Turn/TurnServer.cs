@@ -213,6 +213,9 @@ public sealed partial class TurnServer : IDisposable
         lock (_gate) return _strangers!.TryAcquire(source, _time.GetUtcNow());
     }
 
+    /// <param name="client">Where the request came from (transport and address).</param>
+    /// <param name="request">The decoded STUN request.</param>
+    /// <param name="response">Buffer the answer is written to.</param>
     /// <param name="exempt">True when the answer may be larger than the request: authenticated, a Binding response or
     /// the 401/438 challenge.</param>
     /// <param name="authenticated">True when the request passed the long-term credential checks.</param>

@@ -1,0 +1,44 @@
+// Seeds a folder and downloads it over BitTorrent on loopback: a .torrent is made from a folder of two files, a seeding
+// session serves it, a downloading session is given the seeder's address and writes a verified copy.
+// (Today's per-torrent TorrentSession API; it moves onto one TorrentClient per process.)
+using System.Net;
+using Peerway.Torrent.Metainfo;
+using Peerway.Torrent.Swarm;
+
+using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+var work = Directory.CreateTempSubdirectory("peerway-sample-");
+try
+{
+    var folder = Directory.CreateDirectory(Path.Combine(work.FullName, "album"));
+    var random = new Random(7);
+    foreach (var (name, size) in new[] { ("one.bin", 3_000_000), ("two.bin", 1_234_567) })
+    {
+        var bytes = new byte[size];
+        random.NextBytes(bytes);
+        await File.WriteAllBytesAsync(Path.Combine(folder.FullName, name), bytes, cancel.Token);
+    }
+
+    var torrent = await TorrentCreator.CreateAsync(folder.FullName, new TorrentCreateOptions(), ct: cancel.Token);
+    if (!MetainfoParser.TryParse(torrent, out var meta, out var error)) throw new InvalidOperationException($"torrent: {error}");
+    Console.WriteLine($"torrent {meta!.Info.InfoHash}: {meta.Info.Name}, {meta.Info.TotalLength} bytes in {meta.Info.Files.Count} files");
+
+    var options = new TorrentSessionOptions { ListenAddress = IPAddress.Loopback };
+    await using var seeder = new TorrentSession(meta.Info.InfoHash, meta.Info, folder.FullName, contentIsSource: true, options, TimeProvider.System);
+    await seeder.StartAsync(cancel.Token);
+    Console.WriteLine($"seeding on 127.0.0.1:{seeder.ListenPort}");
+
+    var downloads = Directory.CreateDirectory(Path.Combine(work.FullName, "downloads"));
+    await using var leecher = new TorrentSession(meta.Info.InfoHash, meta.Info, downloads.FullName, contentIsSource: false, options, TimeProvider.System);
+    await leecher.StartAsync(cancel.Token);
+    leecher.AddPeers([new IPEndPoint(IPAddress.Loopback, seeder.ListenPort)]);
+    await leecher.Completed.WaitAsync(cancel.Token);
+
+    var same = Directory.GetFiles(folder.FullName).All(f =>
+        File.ReadAllBytes(f).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(downloads.FullName, "album", Path.GetFileName(f)))));
+    Console.WriteLine(same ? "downloaded album: every file identical" : "downloaded album differs");
+    return same ? 0 : 1;
+}
+finally
+{
+    work.Delete(recursive: true);
+}
