@@ -6,6 +6,7 @@ using Peerway.Net;
 using Peerway.Node;
 using Peerway.Torrent.Encryption;
 using Peerway.Torrent.Metainfo;
+using Peerway.Torrent.Storage;
 using Peerway.Torrent.Swarm;
 using Peerway.Torrent.Trackers;
 using Spectre.Console;
@@ -230,7 +231,8 @@ internal static partial class TorrentCommands
                 Peers = peerList,
                 DhtBootstrap = dhtRouters,
                 DhtBind = new IPEndPoint(address, 0),
-                Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)), OverwriteExistingFiles = parse.GetValue(overwrite), Encryption = CheckEncryption(parse.GetValue(encryption)) },
+                Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)), Encryption = CheckEncryption(parse.GetValue(encryption)) },
+                Storage = new FileStorageOptions { OverwriteExistingFiles = parse.GetValue(overwrite) },
             }, loggers));
             await using (host)
             {

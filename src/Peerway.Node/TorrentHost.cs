@@ -5,6 +5,7 @@ using Peerway.Core;
 using Peerway.Dht;
 using Peerway.Net;
 using Peerway.Torrent.Metainfo;
+using Peerway.Torrent.Storage;
 using Peerway.Torrent.Swarm;
 using Peerway.Torrent.Trackers;
 using Peerway.Torrent.Utp;
@@ -29,6 +30,9 @@ public sealed record TorrentHostOptions
     public IReadOnlyList<IPEndPoint> Peers { get; init; } = [];
 
     public TorrentSessionOptions Session { get; init; } = new();
+
+    /// <summary>How the content is stored on disk (O_DIRECT, overwriting files that do not fit).</summary>
+    public FileStorageOptions Storage { get; init; } = new();
 
     /// <summary>DHT routers to join (BEP 5); empty: no DHT node of our own (unless one is passed to the host).</summary>
     public IReadOnlyList<IPEndPoint> DhtBootstrap { get; init; } = [];
@@ -81,7 +85,8 @@ public sealed class TorrentHost : IAsyncDisposable
 
         _dht = dht;
         if (dht is not null) sessionOptions = sessionOptions with { DhtPort = dht.LocalEndPoint.Port };
-        Session = new TorrentSession(options.InfoHash, options.Info, options.Path, options.ContentIsSource, sessionOptions, TimeProvider.System,
+        var savePath = options.ContentIsSource ? System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(options.Path))! : options.Path;
+        Session = new TorrentSession(options.InfoHash, options.Info, new FileStorageFactory(options.Storage, TimeProvider.System), savePath, options.ContentIsSource, sessionOptions, TimeProvider.System,
             _loggers.CreateLogger<TorrentSession>());
     }
 

@@ -224,7 +224,7 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
     }
 
     /// <summary>Writes a block read straight from storage into the pipe's buffer (no intermediate copy).</summary>
-    public bool SendBlock(TorrentStorage storage, BlockRequest request)
+    public bool SendBlock(ITorrentStorage storage, BlockRequest request)
     {
         if (IsClosed) return false;
         lock (_writeGate)

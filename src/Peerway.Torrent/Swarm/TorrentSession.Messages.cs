@@ -339,7 +339,7 @@ public sealed partial class TorrentSession
     {
         List<(int Piece, byte[] Data)>? done;
         List<BlockRequest>? serve = null;
-        TorrentStorage? storage;
+        ITorrentStorage? storage;
         var requestsWaiting = false;
         lock (_gate)
         {
@@ -428,7 +428,7 @@ public sealed partial class TorrentSession
     }
 
     /// <summary>Sends blocks (outside the lock: disk reads) and accounts for them.</summary>
-    private void Serve(PeerConnection conn, TorrentStorage storage, List<BlockRequest> serve)
+    private void Serve(PeerConnection conn, ITorrentStorage storage, List<BlockRequest> serve)
     {
         long sent = 0;
         var count = 0;

@@ -26,8 +26,9 @@ public sealed partial class TorrentSession : IAsyncDisposable
     private readonly TorrentSessionOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _log;
-    private readonly string _directory;
-    private readonly bool _contentIsSource;
+    private readonly ITorrentStorageFactory _storageFactory;
+    private readonly string _savePath;
+    private readonly bool _seedOnly;
     private readonly Lock _gate = new();
     private readonly Random _random;
     private readonly List<PeerConnection> _connections = [];
@@ -54,7 +55,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
 
     private Task? _verifier;
     private TorrentInfo? _info;
-    private TorrentStorage? _storage;
+    private ITorrentStorage? _storage;
     private PiecePicker? _picker;
     private Bitfield? _have;
     private TcpListener? _listener;
@@ -72,15 +73,20 @@ public sealed partial class TorrentSession : IAsyncDisposable
     private long _lastTickTimestamp;
     private int _disposed;
 
-    public TorrentSession(NodeId infoHash, TorrentInfo? info, string directory, bool contentIsSource, TorrentSessionOptions options, TimeProvider time, ILogger? logger = null)
+    /// <param name="storage">Opens the torrent's storage once the info dictionary is known.</param>
+    /// <param name="savePath">The directory the content is (or goes) under.</param>
+    /// <param name="seedOnly">The content must already be complete there (a seeder sharing its own files).</param>
+    public TorrentSession(NodeId infoHash, TorrentInfo? info, ITorrentStorageFactory storage, string savePath, bool seedOnly, TorrentSessionOptions options, TimeProvider time, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(storage);
         options.Validate();
         if (info is not null && info.InfoHash != infoHash) throw new ArgumentException("info does not match the info-hash", nameof(info));
         InfoHash = infoHash;
         _info = info;
-        _directory = directory;
-        _contentIsSource = contentIsSource;
+        _storageFactory = storage;
+        _savePath = savePath;
+        _seedOnly = seedOnly;
         _options = options;
         _time = time;
         _log = logger ?? NullLogger.Instance;
@@ -151,13 +157,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
 
     private void InitializeStorage(TorrentInfo info, CancellationToken ct)
     {
-        var dir = _contentIsSource ? Path.GetDirectoryName(Path.GetFullPath(_directory))! : _directory;
-        var storage = TorrentStorage.Open(info, dir, create: !_contentIsSource, ct: ct, directWrites: _options.DirectWrites, overwrite: _options.OverwriteExistingFiles);
-        if (_contentIsSource && !storage.IsComplete)
-        {
-            storage.Dispose();
-            throw new InvalidDataException($"{_directory}: the content does not match the torrent ({storage.VerifiedCount}/{info.PieceCount} pieces verify)");
-        }
+        var storage = _storageFactory.Open(info, _savePath, _seedOnly, ct);
 
         lock (_gate)
         {
