@@ -86,7 +86,7 @@ public sealed class TorrentHost : IAsyncDisposable
         _dht = dht;
         if (dht is not null) sessionOptions = sessionOptions with { DhtPort = dht.LocalEndPoint.Port };
         var savePath = options.ContentIsSource ? System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(options.Path))! : options.Path;
-        Session = new TorrentSession(options.InfoHash, options.Info, new FileStorageFactory(options.Storage, TimeProvider.System), savePath, options.ContentIsSource, sessionOptions, TimeProvider.System,
+        Session = new TorrentSession(options.InfoHash, options.Info, new FileStorageFactory(options.Storage, TimeProvider.System), savePath, options.ContentIsSource, sessionOptions, new SocketStreamTransport(), TimeProvider.System,
             _loggers.CreateLogger<TorrentSession>());
     }
 

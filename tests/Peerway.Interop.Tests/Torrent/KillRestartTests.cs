@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
+using Peerway.Node;
 using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Storage;
 using Peerway.Torrent.Swarm;
@@ -41,7 +42,8 @@ public sealed class KillRestartTests(ITestOutputHelper output)
         var live = 0;
         var idle = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var seeder = new TorrentSession(meta.InfoHash, info, new FileStorageFactory(new FileStorageOptions(), TimeProvider.System),
-            Path.GetDirectoryName(Path.GetFullPath(source))!, seedOnly: true, new TorrentSessionOptions { ListenAddress = IPAddress.Loopback, UploadRateLimit = SeederRate }, TimeProvider.System);
+            Path.GetDirectoryName(Path.GetFullPath(source))!, seedOnly: true, new TorrentSessionOptions { ListenAddress = IPAddress.Loopback, UploadRateLimit = SeederRate },
+            new SocketStreamTransport(), TimeProvider.System);
         seeder.BlockUploaded += (_, block) =>
         {
             lock (gate) servedThisRound[block.Piece] += block.Length;
