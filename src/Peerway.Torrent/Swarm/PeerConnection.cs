@@ -103,6 +103,9 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
     public RateMeter UploadMeter { get; }
     public long BytesReceived { get; set; }
     public long BytesSent { get; set; }
+
+    /// <summary>Of <see cref="BytesReceived"/>, what the download cap has accounted for.</summary>
+    public long BytesThrottled { get; set; }
     public DateTimeOffset LastBlockReceived { get; set; }
     public DateTimeOffset LastSent { get; set; }
     public DateTimeOffset LastReceived { get; set; }

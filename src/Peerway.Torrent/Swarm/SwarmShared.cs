@@ -10,12 +10,15 @@ namespace Peerway.Torrent.Swarm;
 /// token bucket, the disk queue and the router of incoming connections. Each part has its own lock, taken last
 /// (never while calling out), so a session may use them under its <c>_gate</c>.
 /// </summary>
-internal sealed class SwarmShared(ConnectionBudget connections, RateBucket? upload, DiskQueue disk, PeerRouter router)
+internal sealed class SwarmShared(ConnectionBudget connections, RateBucket? upload, RateBucket? download, DiskQueue disk, PeerRouter router)
 {
     public ConnectionBudget Connections { get; } = connections;
 
     /// <summary>The shared upload cap; null: none at this level (a torrent may still have its own).</summary>
     public RateBucket? Upload { get; } = upload;
+
+    /// <summary>The shared download cap; null: none.</summary>
+    public RateBucket? Download { get; } = download;
 
     public DiskQueue Disk { get; } = disk;
 
@@ -99,6 +102,24 @@ internal sealed class RateBucket(long rate, TimeProvider time)
         {
             lock (_gate) return _tokens > 0;
         }
+    }
+
+    /// <summary>
+    /// Takes <paramref name="amount"/> tokens, going into debt if need be, and waits (on the clock) until the debt is
+    /// paid back at the bucket's rate: a reader that calls this after each batch is held to the rate on average.
+    /// </summary>
+    public async ValueTask ConsumeAsync(long amount, CancellationToken ct)
+    {
+        if (amount <= 0) return;
+        Refill();
+        long debt;
+        lock (_gate)
+        {
+            _tokens -= amount;
+            debt = -_tokens;
+        }
+
+        if (debt > 0) await Task.Delay(TimeSpan.FromSeconds((double)debt / Rate), time, ct).ConfigureAwait(false);
     }
 
     /// <summary>Takes <paramref name="amount"/> tokens if that many are there.</summary>

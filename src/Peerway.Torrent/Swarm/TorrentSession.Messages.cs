@@ -341,8 +341,11 @@ public sealed partial class TorrentSession
         List<BlockRequest>? serve = null;
         ITorrentStorage? storage;
         var requestsWaiting = false;
+        long received;
         lock (_gate)
         {
+            received = conn.BytesReceived - conn.BytesThrottled;
+            conn.BytesThrottled = conn.BytesReceived;
             _completedPieces.Remove(conn, out done);
             storage = _storage;
             if (conn.RefillPending)
@@ -391,6 +394,8 @@ public sealed partial class TorrentSession
 
         if (serve is not null) Serve(conn, storage!, serve);
         if (requestsWaiting) RequestsWaiting?.Invoke();
+        // The client's download cap: this connection's next read waits until the bucket has paid for this batch.
+        if (_shared.Download is { } download) await download.ConsumeAsync(received, _cts.Token).ConfigureAwait(false);
     }
 
     /// <summary>

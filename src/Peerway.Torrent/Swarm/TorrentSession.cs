@@ -105,17 +105,16 @@ public sealed partial class TorrentSession : IAsyncDisposable
         _uploadBucket = shared?.Upload ?? (options.UploadRateLimit is { } rate ? new RateBucket(rate, time) : null);
         _random = options.RandomSeed is { } seed ? new Random(seed) : new Random();
         _choker = new Choker(time, options.Choker, _random);
-        if (options.PeerId is { } id)
-        {
-            PeerId = id;
-        }
-        else
-        {
-            var bytes = new byte[NodeId.Length];
-            System.Security.Cryptography.RandomNumberGenerator.Fill(bytes);
-            "-PW0001-"u8.CopyTo(bytes);
-            PeerId = new NodeId(bytes);
-        }
+        PeerId = options.PeerId ?? NewPeerId();
+    }
+
+    /// <summary>"-PW0001-" followed by random bytes (Azureus style).</summary>
+    internal static NodeId NewPeerId()
+    {
+        var bytes = new byte[NodeId.Length];
+        System.Security.Cryptography.RandomNumberGenerator.Fill(bytes);
+        "-PW0001-"u8.CopyTo(bytes);
+        return new NodeId(bytes);
     }
 
     public NodeId InfoHash { get; }
@@ -166,7 +165,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
             var routerOptions = new PeerRouterOptions(_options.HandshakeTimeout, _options.MaxConnections, _options.MaxConnectionsPerIp, _options.Encryption);
             var router = new PeerRouter(routerOptions, budget, _time, _log);
             router.IncomingAdmitted += ep => IncomingAdmitted?.Invoke(ep);
-            _shared = new SwarmShared(budget, null, new DiskQueue(_log), router);
+            _shared = new SwarmShared(budget, null, null, new DiskQueue(_log), router);
             _ownsShared = true;
             await router.ListenAsync(_transport, new IPEndPoint(_options.ListenAddress, _options.ListenPort), ct).ConfigureAwait(false);
         }
