@@ -79,6 +79,11 @@ internal static class Listening
         {
             throw CannotBind(EndPointParser.Format(new IPEndPoint(address, port)), ex);
         }
+        catch (IOException ex) when (ex.InnerException is SocketException inner)
+        {
+            // A stream transport reports a taken endpoint as an IOException around the socket's error.
+            throw CannotBind(EndPointParser.Format(new IPEndPoint(address, port)), inner);
+        }
     }
 
     /// <summary><c>cannot bind 127.0.0.1:6881: Address already in use</c> (exit 1).</summary>

@@ -4,8 +4,10 @@ using System.Net;
 using Microsoft.Extensions.Logging;
 using Peerway.Net;
 using Peerway.Node;
+using Peerway.Torrent;
 using Peerway.Torrent.Encryption;
 using Peerway.Torrent.Metainfo;
+using Peerway.Torrent.Storage;
 using Peerway.Torrent.Swarm;
 using Peerway.Torrent.Trackers;
 using Spectre.Console;
@@ -154,7 +156,7 @@ internal static partial class TorrentCommands
 
                 parse.InvocationConfiguration.Output.WriteLine(new MagnetLink(info.InfoHash, info.Name, allTrackers, []).ToString());
                 await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                    $"seeding {info.Name} ({FormatSize(info.TotalLength)}, {info.PieceCount} pieces) on port {host.Session.ListenPort}; Ctrl-C to stop"));
+                    $"seeding {info.Name} ({FormatSize(info.TotalLength)}, {info.PieceCount} pieces) on port {host.Client.Port}; Ctrl-C to stop"));
                 await UntilInterruptedAsync(ct);
             }
 
@@ -230,35 +232,36 @@ internal static partial class TorrentCommands
                 Peers = peerList,
                 DhtBootstrap = dhtRouters,
                 DhtBind = new IPEndPoint(address, 0),
-                Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)), OverwriteExistingFiles = parse.GetValue(overwrite), Encryption = CheckEncryption(parse.GetValue(encryption)) },
+                Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)), Encryption = CheckEncryption(parse.GetValue(encryption)) },
+                Storage = new FileStorageOptions { OverwriteExistingFiles = parse.GetValue(overwrite) },
             }, loggers));
             await using (host)
             {
                 using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 if (parse.GetValue(timeout) is { } seconds) deadline.CancelAfter(TimeSpan.FromSeconds(seconds));
                 await Listening.BindAsync(address, parse.GetValue(port), () => host.StartAsync(ct));
-                if (host.Session.Info is not null)
+                if (host.Handle.Info is not null)
                 {
-                    var start = host.Session.GetStats();
+                    var start = host.Handle.GetStats();
                     await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                         $"resume: {start.PiecesKeptOnOpen} pieces kept, {start.PiecesRechecked} rechecked"));
                 }
 
-                await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"fetching {name} into {dir} (port {host.Session.ListenPort})"));
+                await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"fetching {name} into {dir} (port {host.Client.Port})"));
                 try
                 {
-                    await ShowProgressAsync(host.Session, name, parse.InvocationConfiguration.Error, deadline.Token);
+                    await ShowProgressAsync(host.Handle, name, parse.InvocationConfiguration.Error, deadline.Token);
                 }
                 catch (OperationCanceledException) when (!ct.IsCancellationRequested)
                 {
-                    var s = host.Session.GetStats();
+                    var s = host.Handle.GetStats();
                     throw new RuntimeFailureException(string.Create(CultureInfo.InvariantCulture,
                         $"timed out with {s.VerifiedPieces}/{s.PieceCount} pieces verified ({s.Connections} peers connected)"));
                 }
 
-                var stats = host.Session.GetStats();
+                var stats = host.Handle.GetStats();
                 parse.InvocationConfiguration.Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"complete: {host.Session.Info!.Name} {stats.TotalLength} bytes, {stats.PieceCount} pieces verified, info-hash {hash}"));
+                    $"complete: {host.Handle.Info!.Name} {stats.TotalLength} bytes, {stats.PieceCount} pieces verified, info-hash {hash}"));
                 if (parse.GetValue(seed))
                 {
                     await parse.InvocationConfiguration.Error.WriteLineAsync("seeding; Ctrl-C to stop");
@@ -272,7 +275,7 @@ internal static partial class TorrentCommands
     }
 
     /// <summary>A live Spectre.Console bar on a terminal; one plain line per second otherwise. Returns when complete.</summary>
-    private static async Task ShowProgressAsync(TorrentSession session, string name, TextWriter error, CancellationToken ct)
+    private static async Task ShowProgressAsync(TorrentHandle session, string name, TextWriter error, CancellationToken ct)
     {
         var done = session.Completed.WaitAsync(ct);
         if (ReferenceEquals(error, Console.Error) && !Console.IsErrorRedirected && AnsiConsole.Profile.Capabilities.Interactive)

@@ -151,7 +151,7 @@ public static class LocalTorrentSwarm
                 await Task.WhenAll(peers.Select(p => p.Host.StartAsync(ct))).ConfigureAwait(false);
                 var waits = peers.Select(async (p, i) =>
                 {
-                    await p.Host.Session.Completed.WaitAsync(ct).ConfigureAwait(false);
+                    await p.Host.Handle.Completed.WaitAsync(ct).ConfigureAwait(false);
                     finished[i] = clock.Elapsed - started;
                 }).ToList();
                 var all = Task.WhenAll(waits);
@@ -160,23 +160,23 @@ public static class LocalTorrentSwarm
                     await Task.WhenAny(all, Task.Delay(200, ct)).ConfigureAwait(false);
                     for (var i = 0; i < peers.Count; i++)
                     {
-                        var s = peers[i].Host.Session.GetStats();
+                        var s = peers[i].Host.Handle.GetStats();
                         progress?.Report(new TorrentSwarmProgress(i + 1, s.Progress, s.HasMetadata));
                     }
                 }
 
                 await all.ConfigureAwait(false);
-                var seederId = seeder.Session.PeerId;
+                var seederId = seeder.Client.PeerId;
                 var results = new List<TorrentPeerResult>();
                 for (var i = 0; i < peers.Count; i++)
                 {
-                    var stats = peers[i].Host.Session.GetStats();
+                    var stats = peers[i].Host.Handle.GetStats();
                     var fromSeeder = stats.ReceivedByPeerId.GetValueOrDefault(seederId);
                     var fromPeers = stats.ReceivedByPeerId.Where(kv => kv.Key != seederId).Sum(kv => kv.Value);
                     results.Add(new TorrentPeerResult(i + 1, peers[i].Address, finished[i], fromSeeder, fromPeers, false));
                 }
 
-                var seederUploaded = seeder.Session.GetStats().Uploaded;
+                var seederUploaded = seeder.Handle.GetStats().Uploaded;
                 foreach (var h in hosts) await h.DisposeAsync().ConfigureAwait(false);
                 hosts.Clear();
 

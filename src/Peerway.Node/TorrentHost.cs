@@ -4,7 +4,9 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Peerway.Core;
 using Peerway.Dht;
 using Peerway.Net;
+using Peerway.Torrent;
 using Peerway.Torrent.Metainfo;
+using Peerway.Torrent.Storage;
 using Peerway.Torrent.Swarm;
 using Peerway.Torrent.Trackers;
 using Peerway.Torrent.Utp;
@@ -30,6 +32,9 @@ public sealed record TorrentHostOptions
 
     public TorrentSessionOptions Session { get; init; } = new();
 
+    /// <summary>How the content is stored on disk (O_DIRECT, overwriting files that do not fit).</summary>
+    public FileStorageOptions Storage { get; init; } = new();
+
     /// <summary>DHT routers to join (BEP 5); empty: no DHT node of our own (unless one is passed to the host).</summary>
     public IReadOnlyList<IPEndPoint> DhtBootstrap { get; init; } = [];
 
@@ -46,8 +51,9 @@ public sealed record TorrentHostOptions
 }
 
 /// <summary>
-/// Runs one torrent on real sockets: the swarm engine on TCP, the trackers (HTTP, and UDP on one shared socket).
-/// The Node layer is where real sockets are created; the engines underneath take them.
+/// Runs one torrent on real sockets: a <see cref="TorrentClient"/> on TCP and the file system, the trackers (HTTP, and
+/// UDP on one shared socket) and, with a DHT node, the DHT as a peer source. The Node layer is where real sockets are
+/// created; the engines underneath take them.
 /// </summary>
 public sealed class TorrentHost : IAsyncDisposable
 {
@@ -59,8 +65,8 @@ public sealed class TorrentHost : IAsyncDisposable
     private UdpTrackerClient? _udp;
     private TrackerAnnouncer? _announcer;
     private DhtHost? _dhtHost;
-    private DhtPeerSource? _dhtSource;
     private readonly DhtNode? _dht;
+    private TorrentHandle? _handle;
 
     /// <summary>
     /// Creates the host. With <paramref name="dht"/> the torrent uses that (already joined) DHT node; otherwise, when
@@ -72,7 +78,6 @@ public sealed class TorrentHost : IAsyncDisposable
         options.Validate();
         _options = options;
         _loggers = loggers ?? NullLoggerFactory.Instance;
-        var sessionOptions = options.Session;
         if (dht is null && options.DhtBootstrap.Count > 0)
         {
             _dhtHost = DhtHost.Start(new DhtHostOptions { Bind = options.DhtBind }, _loggers);
@@ -80,22 +85,47 @@ public sealed class TorrentHost : IAsyncDisposable
         }
 
         _dht = dht;
-        if (dht is not null) sessionOptions = sessionOptions with { DhtPort = dht.LocalEndPoint.Port };
-        Session = new TorrentSession(options.InfoHash, options.Info, options.Path, options.ContentIsSource, sessionOptions, TimeProvider.System,
-            _loggers.CreateLogger<TorrentSession>());
+        var session = options.Session;
+        Client = new TorrentClient([new SocketStreamTransport()], new TorrentClientOptions
+        {
+            ListenEndPoints = [new IPEndPoint(session.ListenAddress, session.ListenPort)],
+            MaxConnections = session.MaxConnections,
+            MaxConnectionsPerIp = session.MaxConnectionsPerIp,
+            HandshakeTimeout = session.HandshakeTimeout,
+            UploadRateLimit = session.UploadRateLimit,
+            Encryption = session.Encryption,
+            PeerId = session.PeerId,
+            Dht = options.DhtPeerSource,
+        }, new FileStorageFactory(options.Storage, TimeProvider.System), TimeProvider.System, dht is null ? null : new DhtNodeTorrentDht(dht), _loggers);
     }
 
-    public DhtPeerSource? DhtSource => _dhtSource;
+    /// <summary>The client running the torrent (one torrent here).</summary>
+    public TorrentClient Client { get; }
 
-    public TorrentSession Session { get; }
+    /// <summary>The torrent, once started.</summary>
+    public TorrentHandle Handle => _handle ?? throw new InvalidOperationException("the host is not started");
+
+    /// <summary>The torrent's engine, once started.</summary>
+    public TorrentSession Session => Handle.Session ?? throw new InvalidOperationException("the torrent is not running");
 
     public TrackerAnnouncer? Announcer => _announcer;
 
     public async Task StartAsync(CancellationToken ct)
     {
-        await Session.StartAsync(ct).ConfigureAwait(false);
+        await Client.StartAsync(ct).ConfigureAwait(false);
+        // Joined before the torrent is added, so its first DHT lookup has a routing table to walk.
+        if (_dhtHost is not null)
+        {
+            var size = await _dhtHost.JoinAsync(_options.DhtBootstrap, ct).ConfigureAwait(false);
+            if (size == 0) _loggers.CreateLogger<TorrentHost>().LogWarning("the DHT bootstrap nodes did not answer");
+        }
+
+        var savePath = _options.ContentIsSource ? System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(_options.Path))! : _options.Path;
+        var add = new TorrentAddOptions { Session = _options.Session, SeedOnly = _options.ContentIsSource, Peers = _options.Peers };
+        _handle = _options.Info is { } info
+            ? await Client.AddAsync(info, savePath, add, ct).ConfigureAwait(false)
+            : await Client.AddAsync(new MagnetLink(_options.InfoHash, null, [], []), savePath, add, ct).ConfigureAwait(false);
         StartUtp();
-        Session.AddPeers(_options.Peers);
         if (_options.Trackers.Count > 0)
         {
             if (_options.Trackers.Any(t => t.StartsWith("udp:", StringComparison.OrdinalIgnoreCase)))
@@ -106,18 +136,6 @@ public sealed class TorrentHost : IAsyncDisposable
 
             _announcer = new TrackerAnnouncer(Session, _options.Trackers, _http, _udp, TimeProvider.System, _loggers.CreateLogger<TrackerAnnouncer>());
             _announcer.Start();
-        }
-
-        if (_dht is not null)
-        {
-            if (_dhtHost is not null)
-            {
-                var size = await _dhtHost.JoinAsync(_options.DhtBootstrap, ct).ConfigureAwait(false);
-                if (size == 0) _loggers.CreateLogger<TorrentHost>().LogWarning("the DHT bootstrap nodes did not answer");
-            }
-
-            _dhtSource = new DhtPeerSource(Session, _dht, _options.DhtPeerSource, TimeProvider.System, _loggers.CreateLogger<DhtPeerSource>());
-            _dhtSource.Start();
         }
     }
 
@@ -130,15 +148,14 @@ public sealed class TorrentHost : IAsyncDisposable
     {
         try
         {
-            var socket = new UdpDatagramSocket(new IPEndPoint(_options.Session.ListenAddress, Session.ListenPort));
+            var socket = new UdpDatagramSocket(new IPEndPoint(_options.Session.ListenAddress, Client.Port));
             _utp = new UtpTransport(socket, TimeProvider.System, new UtpOptions(), _loggers.CreateLogger<UtpTransport>());
         }
         catch (System.Net.Sockets.SocketException ex)
         {
-            _loggers.CreateLogger<TorrentHost>().LogWarning("uTP port {Port} unavailable, SYNs go unanswered: {Message}", Session.ListenPort, ex.Message);
+            _loggers.CreateLogger<TorrentHost>().LogWarning("uTP port {Port} unavailable, SYNs go unanswered: {Message}", Client.Port, ex.Message);
         }
     }
-
     /// <summary>Resolves "host:port" (numeric or a name) to an endpoint; null when it is not one.</summary>
     public static async Task<IPEndPoint?> ResolveAsync(string hostPort, CancellationToken ct)
     {
@@ -161,8 +178,7 @@ public sealed class TorrentHost : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (_announcer is not null) await _announcer.DisposeAsync().ConfigureAwait(false);
-        if (_dhtSource is not null) await _dhtSource.DisposeAsync().ConfigureAwait(false);
-        await Session.DisposeAsync().ConfigureAwait(false);
+        await Client.DisposeAsync().ConfigureAwait(false);
         if (_utp is not null) await _utp.DisposeAsync().ConfigureAwait(false);
         if (_dhtHost is not null) await _dhtHost.DisposeAsync().ConfigureAwait(false);
         _udp?.Dispose();

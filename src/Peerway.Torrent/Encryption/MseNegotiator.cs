@@ -5,8 +5,9 @@ namespace Peerway.Torrent.Encryption;
 /// <summary>The outcome of negotiating a connection: plain BitTorrent, or MSE in plaintext or RC4 mode.</summary>
 internal sealed class MseResult
 {
-    private MseResult(MseError error, CryptoMethods method, byte[] prefix, Rc4? decryptor, long decryptLength, Rc4? encryptor)
+    private MseResult(MseError error, CryptoMethods method, byte[] prefix, Rc4? decryptor, long decryptLength, Rc4? encryptor, ReadOnlyMemory<byte> skey = default)
     {
+        Skey = skey;
         Error = error;
         Method = method;
         Prefix = prefix;
@@ -32,12 +33,15 @@ internal sealed class MseResult
 
     public bool Succeeded => Error == MseError.None;
 
+    /// <summary>The SKEY (info-hash) the MSE handshake used: as responder, the one the peer's req2 hash named.</summary>
+    public ReadOnlyMemory<byte> Skey { get; }
+
     public static MseResult Failed(MseError error) => new(error, CryptoMethods.None, [], null, 0, null);
 
     public static MseResult Plain(byte[] prefix) => new(MseError.None, CryptoMethods.None, prefix, null, 0, null);
 
     public static MseResult From(MseHandshake handshake, byte[] prefix) =>
-        new(MseError.None, handshake.Method, prefix, handshake.Decryptor, handshake.DecryptLength, handshake.Encryptor);
+        new(MseError.None, handshake.Method, prefix, handshake.Decryptor, handshake.DecryptLength, handshake.Encryptor, handshake.Skey);
 
     /// <summary>The stream to read the BitTorrent protocol from: the prefix, then <paramref name="inner"/>, decrypted as negotiated.</summary>
     public Stream WrapInput(Stream inner) => new MseStream(inner, Prefix, Decryptor, DecryptLength, encryptor: null);

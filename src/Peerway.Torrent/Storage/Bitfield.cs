@@ -52,6 +52,14 @@ public sealed class Bitfield
 
     public ReadOnlySpan<byte> AsSpan() => _bytes;
 
+    /// <summary>An independent copy.</summary>
+    public Bitfield Clone()
+    {
+        var copy = new Bitfield(Count) { SetCount = SetCount };
+        _bytes.CopyTo(copy._bytes);
+        return copy;
+    }
+
     public IEnumerable<int> SetIndices()
     {
         for (var i = 0; i < Count; i++)

@@ -14,7 +14,7 @@ namespace Peerway.Torrent.Storage;
 /// is checked against its hash), so no unverified byte reaches the disk. Files are preallocated sparse (ftruncate).
 /// Thread-safe: reads and writes are positional (pread/pwrite); the verified set is guarded by a lock.
 /// </summary>
-public sealed class TorrentStorage : IDisposable
+public sealed class TorrentStorage : ITorrentStorage
 {
     private readonly TorrentInfo _info;
     private readonly SafeFileHandle?[] _handles;
@@ -33,6 +33,9 @@ public sealed class TorrentStorage : IDisposable
     private int _stagingOffset;
     private bool _dirtySinceResume;
     private bool _writable;
+
+    /// <summary>The wall clock the resume record's mtime sentinel is taken from.</summary>
+    private TimeProvider _time = TimeProvider.System;
 
     /// <summary>Per file: whether we wrote a piece into it since it was opened (guarded by <c>_writeOrder</c>).</summary>
     private readonly bool[] _written;
@@ -66,11 +69,7 @@ public sealed class TorrentStorage : IDisposable
     {
         get
         {
-            lock (_gate)
-            {
-                Bitfield.TryFromBytes(_verified.AsSpan(), _verified.Count, out var copy);
-                return copy!;
-            }
+            lock (_gate) return _verified.Clone();
         }
     }
 
@@ -102,7 +101,8 @@ public sealed class TorrentStorage : IDisposable
     /// </summary>
     /// <param name="directWrites">Write verified pieces with O_DIRECT where the filesystem allows it (Linux).</param>
     /// <param name="overwrite">Write into (and truncate to size) existing files that do not fit the torrent.</param>
-    public static TorrentStorage Open(TorrentInfo info, string directory, bool create, string? resumePath = null, CancellationToken ct = default, bool directWrites = false, bool overwrite = false)
+    /// <param name="time">The wall clock for file mtimes (the resume record's sentinel); null: the system clock.</param>
+    public static TorrentStorage Open(TorrentInfo info, string directory, bool create, string? resumePath = null, CancellationToken ct = default, bool directWrites = false, bool overwrite = false, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(info);
         var root = Path.GetFullPath(directory);
@@ -122,7 +122,7 @@ public sealed class TorrentStorage : IDisposable
         // Our own resume file lives in the output tree too: it is checked like the torrent's files.
         string[]? resumeComponents = resumePath is null ? [ResumeDirectory, info.InfoHash + ".resume"] : null;
         resumePath ??= Path.Combine(root, ResumeDirectory, info.InfoHash + ".resume");
-        var storage = new TorrentStorage(info, paths, handles, resumePath) { _writable = create };
+        var storage = new TorrentStorage(info, paths, handles, resumePath) { _writable = create, _time = time ?? TimeProvider.System };
         try
         {
             if (create)
@@ -491,7 +491,7 @@ public sealed class TorrentStorage : IDisposable
                 _dirtySinceResume = false;
             }
 
-            var now = DateTime.UtcNow;
+            var now = _time.GetUtcNow().UtcDateTime;
             var sentinel = new DateTime(now.Ticks - (now.Ticks % TimeSpan.TicksPerSecond), DateTimeKind.Utc).AddSeconds(-2);
             for (var i = 0; i < _paths.Length; i++)
             {

@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using Peerway.Dht;
 
 namespace Peerway.Torrent.Swarm;
 
@@ -22,19 +21,21 @@ public sealed record DhtPeerSourceOptions
 /// <summary>
 /// The DHT as a peer source (BEP 5): get_peers for the info-hash feeds the session, and announce_peer with the
 /// session's TCP port makes it findable. Never used for private torrents (BEP 27). Peers learned through the BEP 5
-/// PORT message are pinged into the routing table.
+/// PORT message are pinged into the routing table; every ping it starts is tracked and awaited on disposal.
 /// </summary>
-public sealed class DhtPeerSource : IAsyncDisposable
+internal sealed class DhtPeerSource : IAsyncDisposable
 {
     private readonly TorrentSession _session;
-    private readonly DhtNode _dht;
+    private readonly ITorrentDht _dht;
+    private readonly Lock _gate = new();
+    private readonly List<Task> _pings = [];
     private readonly DhtPeerSourceOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _log;
     private readonly CancellationTokenSource _cts = new();
     private Task? _loop;
 
-    public DhtPeerSource(TorrentSession session, DhtNode dht, DhtPeerSourceOptions options, TimeProvider time, ILogger? logger = null)
+    public DhtPeerSource(TorrentSession session, ITorrentDht dht, DhtPeerSourceOptions options, TimeProvider time, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(dht);
@@ -60,7 +61,27 @@ public sealed class DhtPeerSource : IAsyncDisposable
         _loop = LoopAsync(_cts.Token);
     }
 
-    private void OnDhtNodeSeen(System.Net.IPEndPoint node) => _ = _dht.PingAsync(node, _cts.Token);
+    private void OnDhtNodeSeen(System.Net.IPEndPoint node)
+    {
+        lock (_gate)
+        {
+            if (_cts.IsCancellationRequested) return;
+            _pings.RemoveAll(t => t.IsCompleted);
+            _pings.Add(PingAsync(node, _cts.Token));
+        }
+    }
+
+    private async Task PingAsync(System.Net.IPEndPoint node, CancellationToken ct)
+    {
+        try
+        {
+            await _dht.AddNodeAsync(node, ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // Stopping.
+        }
+    }
 
     private async Task LoopAsync(CancellationToken ct)
     {
@@ -71,11 +92,11 @@ public sealed class DhtPeerSource : IAsyncDisposable
                 if (!_session.IsPrivate)
                 {
                     // BEP 5: get_peers returns peers (or closer nodes and a token); announce_peer then stores our port.
-                    var result = await _dht.AnnounceAsync(_session.InfoHash, _session.ListenPort, impliedPort: false, ct).ConfigureAwait(false);
+                    var peers = await _dht.AnnounceAsync(_session.InfoHash, _session.ListenPort, ct).ConfigureAwait(false);
                     Interlocked.Increment(ref _lookups);
-                    Interlocked.Add(ref _peersFound, result.Lookup.Peers.Count);
-                    _session.AddPeers(result.Lookup.Peers);
-                    _log.LogDebug("DHT: {Peers} peers for {InfoHash}, announced to {Count} nodes", result.Lookup.Peers.Count, _session.InfoHash, result.AnnouncedTo);
+                    Interlocked.Add(ref _peersFound, peers.Count);
+                    _session.AddPeers(peers);
+                    _log.LogDebug("DHT: {Peers} peers for {InfoHash}", peers.Count, _session.InfoHash);
                 }
 
                 var wait = _session.Completed.IsCompletedSuccessfully ? _options.AnnounceInterval : _options.SearchInterval;
@@ -91,8 +112,15 @@ public sealed class DhtPeerSource : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _session.DhtNodeSeen -= OnDhtNodeSeen;
-        await _cts.CancelAsync().ConfigureAwait(false);
+        Task[] pings;
+        lock (_gate)
+        {
+            _cts.Cancel();
+            pings = [.. _pings];
+        }
+
         if (_loop is not null) await _loop.ConfigureAwait(false);
+        await Task.WhenAll(pings).ConfigureAwait(false);
         _cts.Dispose();
     }
 }

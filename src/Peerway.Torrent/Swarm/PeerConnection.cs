@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Peerway.Core;
+using Peerway.Net;
 using Peerway.Torrent.Encryption;
 using Peerway.Torrent.Storage;
 using Peerway.Torrent.Wire;
@@ -11,14 +12,21 @@ using Peerway.Torrent.Wire;
 namespace Peerway.Torrent.Swarm;
 
 /// <summary>
-/// One TCP connection to a peer: System.IO.Pipelines for both directions, the handshake, framing, and per-peer protocol
-/// state. Message handling happens in <see cref="TorrentSession"/> under its lock; writes are serialised by a per-connection
-/// lock into an unbounded <see cref="Pipe"/> that a pump copies to the socket (so writers never block on the network).
+/// One connection to a peer, over any <see cref="IStreamConnection"/>: System.IO.Pipelines for both directions, the
+/// handshake, framing, and per-peer protocol state. Message handling happens in <see cref="TorrentSession"/> under its
+/// lock; writes are serialised by a per-connection lock into an unbounded <see cref="Pipe"/> that a pump copies to the
+/// stream (so writers never block on the network).
 /// </summary>
 internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
 {
-    private readonly Socket _socket;
-    private readonly NetworkStream _stream;
+    private readonly IStreamConnection _connection;
+    private readonly Stream _stream;
+
+    /// <summary>
+    /// A TCP transport's socket behind the stream (it hands a <see cref="NetworkStream"/>), for gather writes: a batch
+    /// of blocks costs one sendmsg instead of one write per buffer. Used only to send; the transport owns it.
+    /// </summary>
+    private readonly Socket? _gatherSocket;
     private readonly PipeReader _reader;
     /// <summary>Most buffers handed to one gather write (well under Linux's IOV_MAX of 1024).</summary>
     private const int MaxSegmentsPerSend = 256;
@@ -35,16 +43,16 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
     private int _closed;
 
     /// <param name="encryption">What the MSE negotiation left: bytes read past it, the ciphers in force; null for a plain connection.</param>
-    public PeerConnection(Socket socket, IPEndPoint remote, bool outgoing, TimeProvider time, MseResult? encryption = null)
+    public PeerConnection(IStreamConnection connection, bool outgoing, TimeProvider time, MseResult? encryption = null)
     {
-        _socket = socket;
-        _socket.NoDelay = true;
-        _stream = new NetworkStream(socket, ownsSocket: true);
+        _connection = connection;
+        _stream = connection.Stream;
+        _gatherSocket = (_stream as NetworkStream)?.Socket;
         _reader = PipeReader.Create(encryption?.WrapInput(_stream) ?? _stream, new StreamPipeReaderOptions(bufferSize: 256 * 1024, minimumReadSize: 64 * 1024));
         _encryptor = encryption?.Encryptor;
         Encryption = encryption?.Method ?? CryptoMethods.None;
         _time = time;
-        Remote = remote;
+        Remote = connection.RemoteEndPoint;
         Outgoing = outgoing;
         DownloadMeter = new RateMeter(time, TimeSpan.FromSeconds(10));
         UploadMeter = new RateMeter(time, TimeSpan.FromSeconds(10));
@@ -95,6 +103,9 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
     public RateMeter UploadMeter { get; }
     public long BytesReceived { get; set; }
     public long BytesSent { get; set; }
+
+    /// <summary>Of <see cref="BytesReceived"/>, what the download cap has accounted for.</summary>
+    public long BytesThrottled { get; set; }
     public DateTimeOffset LastBlockReceived { get; set; }
     public DateTimeOffset LastSent { get; set; }
     public DateTimeOffset LastReceived { get; set; }
@@ -125,35 +136,12 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
 
     public bool IsClosed => Volatile.Read(ref _closed) != 0;
 
-    public static async Task<PeerConnection> ConnectAsync(IPEndPoint endPoint, TimeProvider time, TimeSpan timeout, CancellationToken ct)
-    {
-        var socket = await ConnectSocketAsync(endPoint, timeout, ct).ConfigureAwait(false);
-        return new PeerConnection(socket, endPoint, outgoing: true, time) { ListenEndPoint = endPoint };
-    }
-
-    /// <summary>A connected TCP socket to <paramref name="endPoint"/>, or the connect error.</summary>
-    public static async Task<Socket> ConnectSocketAsync(IPEndPoint endPoint, TimeSpan timeout, CancellationToken ct)
-    {
-        var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        try
-        {
-            using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            cts.CancelAfter(timeout);
-            await socket.ConnectAsync(endPoint, cts.Token).ConfigureAwait(false);
-            return socket;
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
-    }
-
     public void StartPump() => _pump = PumpAsync();
 
     /// <summary>
-    /// Copies the outgoing pipe to the socket: everything buffered so far goes out in one gather write (sendmsg with
-    /// many iovecs), so a batch of blocks costs one system call instead of one per 16 KiB block.
+    /// Copies the outgoing pipe to the stream: on a TCP socket everything buffered so far goes out in one gather write
+    /// (sendmsg with many iovecs), so a batch of blocks costs one system call instead of one per 16 KiB block; on other
+    /// transports each buffer is written in turn.
     /// </summary>
     private async Task PumpAsync()
     {
@@ -191,9 +179,7 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
                     }
 
                     if (segments.Count == 0) continue;
-                    var sent = segments.Count == 1
-                        ? await _socket.SendAsync(segments[0], SocketFlags.None, _cts.Token).ConfigureAwait(false)
-                        : await _socket.SendAsync(segments, SocketFlags.None).WaitAsync(_cts.Token).ConfigureAwait(false);
+                    var sent = await SendAsync(segments).ConfigureAwait(false);
                     if (sent <= 0) throw new IOException("the peer closed the connection");
                     buffer = buffer.Slice(sent);
                 }
@@ -206,6 +192,25 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
         {
             Close();
         }
+    }
+
+    private async ValueTask<int> SendAsync(List<ArraySegment<byte>> segments)
+    {
+        if (_gatherSocket is { } socket)
+        {
+            return segments.Count == 1
+                ? await socket.SendAsync(segments[0], SocketFlags.None, _cts.Token).ConfigureAwait(false)
+                : await socket.SendAsync(segments, SocketFlags.None).WaitAsync(_cts.Token).ConfigureAwait(false);
+        }
+
+        var sent = 0;
+        foreach (var segment in segments)
+        {
+            await _stream.WriteAsync(segment, _cts.Token).ConfigureAwait(false);
+            sent += segment.Count;
+        }
+
+        return sent;
     }
 
     /// <summary>Writes a message (or several) and schedules the flush. Safe from any thread.</summary>
@@ -224,7 +229,7 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
     }
 
     /// <summary>Writes a block read straight from storage into the pipe's buffer (no intermediate copy).</summary>
-    public bool SendBlock(TorrentStorage storage, BlockRequest request)
+    public bool SendBlock(ITorrentStorage storage, BlockRequest request)
     {
         if (IsClosed) return false;
         lock (_writeGate)
@@ -320,19 +325,7 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
         if (Interlocked.Exchange(ref _closed, 1) != 0) return;
         _cts.Cancel();
         lock (_writeGate) _outgoing.Writer.Complete();
-        try
-        {
-            _socket.Shutdown(SocketShutdown.Both);
-        }
-        catch (SocketException)
-        {
-            // Already reset by the peer.
-        }
-        catch (ObjectDisposedException)
-        {
-            // Already closed.
-        }
-
+        // Closing the stream ends the connection in an orderly way (the transport's close); pending reads and writes end.
         _stream.Dispose();
     }
 
@@ -341,6 +334,7 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
         Close();
         if (_pump is not null) await _pump.ConfigureAwait(false);
         await _reader.CompleteAsync().ConfigureAwait(false);
+        await _connection.DisposeAsync().ConfigureAwait(false);
         _cts.Dispose();
     }
 

@@ -1,6 +1,6 @@
 using System.Net;
-using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
+using Peerway.Net;
 using Peerway.Torrent.Encryption;
 
 namespace Peerway.Torrent.Swarm;
@@ -8,11 +8,6 @@ namespace Peerway.Torrent.Swarm;
 /// <summary>The MSE/PE layer of the dial and accept paths (policy in <see cref="TorrentSessionOptions.Encryption"/>).</summary>
 public sealed partial class TorrentSession
 {
-    private byte[][]? _skeys;
-
-    /// <summary>MSE's SKEY is the info-hash; for a hybrid torrent the v1 one (which <see cref="InfoHash"/> is).</summary>
-    private byte[][] Skeys => _skeys ??= [InfoHash.ToArray()];
-
     /// <summary>The encryption of each registered connection (None: a plain BitTorrent handshake).</summary>
     internal IReadOnlyList<CryptoMethods> ConnectionEncryption()
     {
@@ -27,45 +22,60 @@ public sealed partial class TorrentSession
     private async Task<PeerConnection> ConnectPeerAsync(IPEndPoint endPoint, CancellationToken ct)
     {
         var policy = _options.Encryption;
-        if (policy == EncryptionPolicy.Off) return await PeerConnection.ConnectAsync(endPoint, _time, _options.ConnectTimeout, ct).ConfigureAwait(false);
-        var socket = await PeerConnection.ConnectSocketAsync(endPoint, _options.ConnectTimeout, ct).ConfigureAwait(false);
-        var result = await NegotiateAsync(socket, (s, t) => MseNegotiator.InitiateAsync(s, InfoHash.ToArray(), policy, t), _options.ConnectTimeout, ct).ConfigureAwait(false);
+        var connection = await DialTransportAsync(endPoint, ct).ConfigureAwait(false);
+        if (policy == EncryptionPolicy.Off) return new PeerConnection(connection, outgoing: true, _time) { ListenEndPoint = endPoint };
+        var result = await NegotiateAsync(connection.Stream, (s, t) => MseNegotiator.InitiateAsync(s, InfoHash.ToArray(), policy, t), _options.ConnectTimeout, ct).ConfigureAwait(false);
         if (result.Succeeded)
         {
             _log.LogDebug("connected to {Peer} with MSE ({Method})", endPoint, result.Method);
-            return new PeerConnection(socket, endPoint, outgoing: true, _time, result) { ListenEndPoint = endPoint };
+            return new PeerConnection(connection, outgoing: true, _time, result) { ListenEndPoint = endPoint };
         }
 
-        socket.Dispose();
+        await connection.DisposeAsync().ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();
         _log.LogDebug("encrypted handshake with {Peer} failed: {Error}", endPoint, result.Error);
         if (policy == EncryptionPolicy.Require) throw new IOException($"MSE handshake failed: {result.Error}");
-        return await PeerConnection.ConnectAsync(endPoint, _time, _options.ConnectTimeout, ct).ConfigureAwait(false);
+        return new PeerConnection(await DialTransportAsync(endPoint, ct).ConfigureAwait(false), outgoing: true, _time) { ListenEndPoint = endPoint };
+    }
+
+    /// <summary>A connection to <paramref name="endPoint"/> through the transport, within the connect timeout (session clock).</summary>
+    private async Task<IStreamConnection> DialTransportAsync(IPEndPoint endPoint, CancellationToken ct)
+    {
+        using var deadline = new CancellationTokenSource(_options.ConnectTimeout, _time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token);
+        try
+        {
+            return await _transport.ConnectAsync(endPoint, linked.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new IOException($"connecting to {endPoint} timed out");
+        }
     }
 
     /// <summary>
-    /// An admitted incoming connection: a plain handshake or MSE, per the policy; a peer that fails is dropped alone. The
-    /// negotiation counts against the handshake timeout, which runs from admission.
+    /// An incoming connection the router found to be for this torrent (a plain handshake naming our info-hash, or MSE
+    /// with our SKEY); false when the session is shutting down (the router drops it). Its handshake timeout runs on.
     /// </summary>
-    private async Task AcceptPeerAsync(PendingIncoming pending, CancellationToken ct)
+    internal bool AdoptIncoming(PendingIncoming pending, MseResult result)
     {
-        var timeout = pending.Opened + _options.HandshakeTimeout - _time.GetUtcNow();
-        var result = await NegotiateAsync(pending.Socket, (s, t) => MseNegotiator.AcceptAsync(s, Skeys, _options.Encryption, t),
-            timeout > TimeSpan.Zero ? timeout : TimeSpan.Zero, ct).ConfigureAwait(false);
-        if (!result.Succeeded)
+        lock (_gate)
         {
-            _log.LogDebug("dropping incoming {Peer}: {Error}", pending.Remote, result.Error);
-            lock (_gate) _handshaking.Remove(pending);
-            pending.Socket.Dispose();
-            return;
+            if (_disposed != 0) return false;
+            _tasks.Add(RunIncomingAsync(pending, result, _cts.Token));
         }
 
+        return true;
+    }
+
+    private async Task RunIncomingAsync(PendingIncoming pending, MseResult result, CancellationToken ct)
+    {
+        await Task.Yield();
         if (result.Method != CryptoMethods.None) _log.LogDebug("accepted {Peer} with MSE ({Method})", pending.Remote, result.Method);
-        var conn = new PeerConnection(pending.Socket, pending.Remote, outgoing: false, _time, result);
-        bool attached;
-        lock (_gate) attached = pending.Attach(conn);
-        if (!attached)
+        var conn = new PeerConnection(pending.Connection, outgoing: false, _time, result);
+        if (!pending.Router.Attach(pending, conn))
         {
+            pending.Router.HandshakeDone(pending);
             await conn.DisposeAsync().ConfigureAwait(false);
             return;
         }
@@ -73,22 +83,18 @@ public sealed partial class TorrentSession
         await RunConnectionAsync(conn, ct, pending).ConfigureAwait(false);
     }
 
-    /// <summary>Runs a negotiation on the raw socket within <paramref name="within"/> on the session's clock; I/O failures count as a closed peer.</summary>
-    private async Task<MseResult> NegotiateAsync(Socket socket, Func<Stream, CancellationToken, Task<MseResult>> negotiate, TimeSpan within, CancellationToken ct)
+    /// <summary>Runs a negotiation on the raw stream within <paramref name="within"/> on the session's clock; I/O failures count as a closed peer.</summary>
+    private async Task<MseResult> NegotiateAsync(Stream stream, Func<Stream, CancellationToken, Task<MseResult>> negotiate, TimeSpan within, CancellationToken ct)
     {
         using var deadline = new CancellationTokenSource(within, _time);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token);
-        var stream = new NetworkStream(socket, ownsSocket: false);
-        await using (stream.ConfigureAwait(false))
+        try
         {
-            try
-            {
-                return await negotiate(stream, timeout.Token).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
-            {
-                return MseResult.Failed(MseError.Closed);
-            }
+            return await negotiate(stream, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException)
+        {
+            return MseResult.Failed(MseError.Closed);
         }
     }
 }

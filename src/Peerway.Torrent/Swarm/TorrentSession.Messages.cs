@@ -332,17 +332,20 @@ public sealed partial class TorrentSession
 
     /// <summary>
     /// After a batch of frames from one peer (outside the lock): refill its request queue, hand complete pieces to the
-    /// verifier (waiting when it is <see cref="VerifyQueueCapacity"/> pieces behind: back-pressure on this socket),
+    /// disk queue (waiting when it is <see cref="DiskQueue.Capacity"/> pieces behind: back-pressure on this connection),
     /// and serve its requests.
     /// </summary>
     private async ValueTask AfterBatch(PeerConnection conn)
     {
         List<(int Piece, byte[] Data)>? done;
         List<BlockRequest>? serve = null;
-        TorrentStorage? storage;
+        ITorrentStorage? storage;
         var requestsWaiting = false;
+        long received;
         lock (_gate)
         {
+            received = conn.BytesReceived - conn.BytesThrottled;
+            conn.BytesThrottled = conn.BytesReceived;
             _completedPieces.Remove(conn, out done);
             storage = _storage;
             if (conn.RefillPending)
@@ -354,7 +357,7 @@ public sealed partial class TorrentSession
             // With an upload cap, requests wait in the queue and the timer serves them within the budget.
             if (conn.IncomingRequests.Count > 0 && storage is not null)
             {
-                if (_options.UploadRateLimit is null)
+                if (_uploadBucket is null)
                 {
                     serve = new List<BlockRequest>(conn.IncomingRequests.Count);
                     foreach (var r in conn.IncomingRequests) serve.Add(r);
@@ -369,7 +372,19 @@ public sealed partial class TorrentSession
 
         if (done is not null)
         {
-            foreach (var (piece, data) in done) await _verifyQueue.Writer.WriteAsync((piece, data), _cts.Token).ConfigureAwait(false);
+            foreach (var (piece, data) in done)
+            {
+                Interlocked.Increment(ref _diskQueued);
+                try
+                {
+                    await _shared.Disk.EnqueueAsync(this, piece, data, _cts.Token).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is OperationCanceledException or System.Threading.Channels.ChannelClosedException)
+                {
+                    DiskItemDone();
+                    throw new OperationCanceledException("the session is stopping", ex);
+                }
+            }
         }
 
         if (_info is null)
@@ -379,56 +394,53 @@ public sealed partial class TorrentSession
 
         if (serve is not null) Serve(conn, storage!, serve);
         if (requestsWaiting) RequestsWaiting?.Invoke();
+        // The client's download cap: this connection's next read waits until the bucket has paid for this batch.
+        if (_shared.Download is { } download) await download.ConsumeAsync(received, _cts.Token).ConfigureAwait(false);
     }
 
     /// <summary>
-    /// The verifier: hashes each complete piece and writes it only if its SHA-1 matches (BEP 3), on its own task so
-    /// that hashing and disk writes overlap the network receive. One task: pieces are verified in arrival order.
+    /// Called by the disk queue for each complete piece (outside the lock): hashes it and writes it only if its SHA-1
+    /// matches (BEP 3: no unverified byte is stored). Pieces of one torrent are checked in arrival order.
     /// </summary>
-    private async Task VerifyLoopAsync()
+    internal void VerifyAndStore(int piece, byte[] data)
     {
-        await foreach (var (piece, data) in _verifyQueue.Reader.ReadAllAsync().ConfigureAwait(false))
+        bool? ok;
+        try
         {
-            bool? ok;
-            try
-            {
-                // A piece counts only once its SHA-1 verifies; only then is it written (no unverified byte on disk).
-                ok = _storage!.TryWriteVerifiedPiece(piece, data.AsSpan(0, _info!.PieceSize(piece)));
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                _log.LogError("cannot write piece {Piece}: {Message}", piece, ex.Message);
-                ok = null;
-            }
-            catch (ObjectDisposedException)
-            {
-                return; // Shutting down.
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(data);
-            }
-
-            lock (_gate)
-            {
-                if (ok is { } verified)
-                {
-                    OnPieceChecked(piece, verified);
-                }
-                else
-                {
-                    // Not the peers' fault: fetch the piece again without blaming anyone.
-                    _picker!.OnPieceFailed(piece);
-                    foreach (var c in _connections) RequestMore(c);
-                }
-            }
-
-            if (ok == true) PieceVerified?.Invoke(piece);
+            // A piece counts only once its SHA-1 verifies; only then is it written (no unverified byte on disk).
+            ok = _storage!.TryWriteVerifiedPiece(piece, data.AsSpan(0, _info!.PieceSize(piece)));
         }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            _log.LogError("cannot write piece {Piece}: {Message}", piece, ex.Message);
+            ok = null;
+        }
+
+        lock (_gate)
+        {
+            if (ok is { } verified)
+            {
+                OnPieceChecked(piece, verified);
+            }
+            else
+            {
+                // Not the peers' fault: fetch the piece again without blaming anyone.
+                _picker!.OnPieceFailed(piece);
+                foreach (var c in _connections) RequestMore(c);
+            }
+        }
+
+        if (ok == true) PieceVerified?.Invoke(piece);
+    }
+
+    /// <summary>The disk queue is done with one of our pieces.</summary>
+    internal void DiskItemDone()
+    {
+        if (Interlocked.Decrement(ref _diskQueued) == 0 && Volatile.Read(ref _disposed) != 0) _diskDrained.TrySetResult();
     }
 
     /// <summary>Sends blocks (outside the lock: disk reads) and accounts for them.</summary>
-    private void Serve(PeerConnection conn, TorrentStorage storage, List<BlockRequest> serve)
+    private void Serve(PeerConnection conn, ITorrentStorage storage, List<BlockRequest> serve)
     {
         long sent = 0;
         var count = 0;
@@ -454,29 +466,26 @@ public sealed partial class TorrentSession
     }
 
     /// <summary>
-    /// Upload cap (token bucket): each tick adds rate × elapsed to the budget (at most one second's worth, and never
-    /// less than the largest block a peer may request, so a cap below the block size still serves) and serves queued
-    /// requests round-robin across peers while the budget lasts. Called from the timer, outside the lock.
+    /// Upload cap (token bucket, shared by the client's torrents): each tick refills the bucket and serves queued
+    /// requests round-robin across peers while it has tokens. Called from the timer, outside the lock.
     /// </summary>
-    private void ServeRateLimited(TimeSpan elapsed)
+    private void ServeRateLimited()
     {
-        if (_options.UploadRateLimit is not { } rate || _storage is not { } storage) return;
+        if (_uploadBucket is not { } bucket || _storage is not { } storage) return;
+        bucket.Refill();
         var work = new List<(PeerConnection Conn, List<BlockRequest> Blocks)>();
         lock (_gate)
         {
-            var capacity = Math.Max(rate, PeerWire.MaxRequestLength);
-            _uploadBudget = Math.Min(capacity, _uploadBudget + (long)(rate * elapsed.TotalSeconds));
             var queues = _connections.Where(c => c.IncomingRequests.Count > 0).ToList();
             var progress = true;
             var picked = queues.ToDictionary(c => c, _ => new List<BlockRequest>());
-            while (progress && _uploadBudget > 0)
+            while (progress && bucket.HasTokens)
             {
                 progress = false;
                 foreach (var c in queues)
                 {
-                    if (c.IncomingRequests.Count == 0 || c.IncomingRequests.Peek().Length > _uploadBudget) continue;
+                    if (c.IncomingRequests.Count == 0 || !bucket.TryTake(c.IncomingRequests.Peek().Length)) continue;
                     var r = c.IncomingRequests.Dequeue();
-                    _uploadBudget -= r.Length;
                     picked[c].Add(r);
                     progress = true;
                 }

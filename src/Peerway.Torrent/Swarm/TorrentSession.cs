@@ -1,10 +1,10 @@
 using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
-using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Peerway.Core;
+using Peerway.Net;
 using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Storage;
 using Peerway.Torrent.Wire;
@@ -12,9 +12,12 @@ using Peerway.Torrent.Wire;
 namespace Peerway.Torrent.Swarm;
 
 /// <summary>
-/// The swarm engine for one torrent: accepts and dials peers over TCP, speaks BEP 3/6/9/10/11, picks pieces, chokes,
-/// verifies and stores. All protocol state is guarded by one lock (<c>_gate</c>); disk reads/writes and hashing run
-/// outside it on the connection's own read task. Time comes from the <see cref="TimeProvider"/>.
+/// The swarm engine for one torrent: dials peers through an <see cref="IStreamTransport"/> and takes the incoming ones
+/// its router hands it, speaks BEP 3/6/9/10/11, picks pieces, chokes, verifies and stores through an
+/// <see cref="ITorrentStorage"/>. All protocol state is guarded by one lock (<c>_gate</c>); disk reads and hashing run
+/// outside it (block reads on the connection's own task, piece checks and writes on the disk queue). Time comes from
+/// the <see cref="TimeProvider"/>. Standalone it owns its listener, limits and disk queue; under a
+/// <see cref="TorrentClient"/> it shares the client's.
 /// </summary>
 public sealed partial class TorrentSession : IAsyncDisposable
 {
@@ -26,8 +29,9 @@ public sealed partial class TorrentSession : IAsyncDisposable
     private readonly TorrentSessionOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _log;
-    private readonly string _directory;
-    private readonly bool _contentIsSource;
+    private readonly ITorrentStorageFactory _storageFactory;
+    private readonly string _savePath;
+    private readonly bool _seedOnly;
     private readonly Lock _gate = new();
     private readonly Random _random;
     private readonly List<PeerConnection> _connections = [];
@@ -46,18 +50,20 @@ public sealed partial class TorrentSession : IAsyncDisposable
     private readonly TaskCompletionSource<TorrentInfo> _metadata = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Choker _choker;
 
-    /// <summary>Complete pieces waiting for the verifier; a full queue pauses the connections' reads (back-pressure).</summary>
-    private const int VerifyQueueCapacity = 16;
+    private readonly IStreamTransport _transport;
+    private readonly RateBucket? _uploadBucket;
 
-    private readonly Channel<(int Piece, byte[] Data)> _verifyQueue = Channel.CreateBounded<(int, byte[])>(
-        new BoundedChannelOptions(VerifyQueueCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+    /// <summary>The client's shared parts; for a standalone session its own, made when it starts.</summary>
+    private SwarmShared _shared;
+    private bool _ownsShared;
 
-    private Task? _verifier;
+    /// <summary>Pieces of ours in the disk queue; when it reaches zero during disposal, <see cref="_diskDrained"/> completes.</summary>
+    private int _diskQueued;
+    private readonly TaskCompletionSource _diskDrained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TorrentInfo? _info;
-    private TorrentStorage? _storage;
+    private ITorrentStorage? _storage;
     private PiecePicker? _picker;
     private Bitfield? _have;
-    private TcpListener? _listener;
     private ITimer? _timer;
     private long _ticks;
     private long _downloaded;
@@ -68,35 +74,47 @@ public sealed partial class TorrentSession : IAsyncDisposable
     private byte[]? _metadataBuffer;
     private bool[]? _metadataHave;
     private int _initializing;
-    private long _uploadBudget;
-    private long _lastTickTimestamp;
     private int _disposed;
 
-    public TorrentSession(NodeId infoHash, TorrentInfo? info, string directory, bool contentIsSource, TorrentSessionOptions options, TimeProvider time, ILogger? logger = null)
+    /// <param name="storage">Opens the torrent's storage once the info dictionary is known.</param>
+    /// <param name="savePath">The directory the content is (or goes) under.</param>
+    /// <param name="seedOnly">The content must already be complete there (a seeder sharing its own files).</param>
+    /// <param name="transport">Dials peers; standalone, also listens on <see cref="TorrentSessionOptions.ListenAddress"/>.</param>
+    public TorrentSession(NodeId infoHash, TorrentInfo? info, ITorrentStorageFactory storage, string savePath, bool seedOnly, TorrentSessionOptions options, IStreamTransport transport, TimeProvider time, ILogger? logger = null)
+        : this(infoHash, info, storage, savePath, seedOnly, options, transport, time, logger, shared: null)
+    {
+    }
+
+    internal TorrentSession(NodeId infoHash, TorrentInfo? info, ITorrentStorageFactory storage, string savePath, bool seedOnly, TorrentSessionOptions options, IStreamTransport transport, TimeProvider time, ILogger? logger, SwarmShared? shared)
     {
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(storage);
+        ArgumentNullException.ThrowIfNull(transport);
         options.Validate();
         if (info is not null && info.InfoHash != infoHash) throw new ArgumentException("info does not match the info-hash", nameof(info));
         InfoHash = infoHash;
         _info = info;
-        _directory = directory;
-        _contentIsSource = contentIsSource;
+        _storageFactory = storage;
+        _savePath = savePath;
+        _seedOnly = seedOnly;
         _options = options;
         _time = time;
+        _transport = transport;
         _log = logger ?? NullLogger.Instance;
+        _shared = shared!;
+        _uploadBucket = shared?.Upload ?? (options.UploadRateLimit is { } rate ? new RateBucket(rate, time) : null);
         _random = options.RandomSeed is { } seed ? new Random(seed) : new Random();
         _choker = new Choker(time, options.Choker, _random);
-        if (options.PeerId is { } id)
-        {
-            PeerId = id;
-        }
-        else
-        {
-            var bytes = new byte[NodeId.Length];
-            System.Security.Cryptography.RandomNumberGenerator.Fill(bytes);
-            "-PW0001-"u8.CopyTo(bytes);
-            PeerId = new NodeId(bytes);
-        }
+        PeerId = options.PeerId ?? NewPeerId();
+    }
+
+    /// <summary>"-PW0001-" followed by random bytes (Azureus style).</summary>
+    internal static NodeId NewPeerId()
+    {
+        var bytes = new byte[NodeId.Length];
+        System.Security.Cryptography.RandomNumberGenerator.Fill(bytes);
+        "-PW0001-"u8.CopyTo(bytes);
+        return new NodeId(bytes);
     }
 
     public NodeId InfoHash { get; }
@@ -105,7 +123,8 @@ public sealed partial class TorrentSession : IAsyncDisposable
 
     public TorrentInfo? Info => _info;
 
-    public int ListenPort { get; private set; }
+    /// <summary>The port peers reach us on (the client's, under a <see cref="TorrentClient"/>); 0 before the start.</summary>
+    public int ListenPort => _shared?.Router.Port ?? 0;
 
     /// <summary>Completes when every piece is verified on disk.</summary>
     public Task Completed => _completed.Task;
@@ -140,24 +159,24 @@ public sealed partial class TorrentSession : IAsyncDisposable
             await Task.Run(() => InitializeStorage(_info, ct), ct).ConfigureAwait(false);
         }
 
-        _verifier = Task.Run(VerifyLoopAsync, CancellationToken.None);
-        _listener = new TcpListener(_options.ListenAddress, _options.ListenPort);
-        if (_options.ListenAddress.Equals(IPAddress.IPv6Any)) _listener.Server.DualMode = true;
-        _listener.Start(128);
-        ListenPort = ((IPEndPoint)_listener.LocalEndpoint).Port;
-        lock (_gate) _tasks.Add(AcceptLoopAsync(_cts.Token));
+        if (_shared is null)
+        {
+            var budget = new ConnectionBudget(_options.MaxConnections);
+            var routerOptions = new PeerRouterOptions(_options.HandshakeTimeout, _options.MaxConnections, _options.MaxConnectionsPerIp, _options.Encryption);
+            var router = new PeerRouter(routerOptions, budget, _time, _log);
+            router.IncomingAdmitted += ep => IncomingAdmitted?.Invoke(ep);
+            _shared = new SwarmShared(budget, null, null, new DiskQueue(_log), router);
+            _ownsShared = true;
+            await router.ListenAsync(_transport, new IPEndPoint(_options.ListenAddress, _options.ListenPort), ct).ConfigureAwait(false);
+        }
+
+        _shared.Router.Add(this);
         _timer = _time.CreateTimer(_ => Tick(), null, TickInterval, TickInterval);
     }
 
     private void InitializeStorage(TorrentInfo info, CancellationToken ct)
     {
-        var dir = _contentIsSource ? Path.GetDirectoryName(Path.GetFullPath(_directory))! : _directory;
-        var storage = TorrentStorage.Open(info, dir, create: !_contentIsSource, ct: ct, directWrites: _options.DirectWrites, overwrite: _options.OverwriteExistingFiles);
-        if (_contentIsSource && !storage.IsComplete)
-        {
-            storage.Dispose();
-            throw new InvalidDataException($"{_directory}: the content does not match the torrent ({storage.VerifiedCount}/{info.PieceCount} pieces verify)");
-        }
+        var storage = _storageFactory.Open(info, _savePath, _seedOnly, ct);
 
         lock (_gate)
         {
@@ -202,47 +221,6 @@ public sealed partial class TorrentSession : IAsyncDisposable
     public IReadOnlyList<IPEndPoint> ConnectedPeers()
     {
         lock (_gate) return _connections.Select(c => c.ListenEndPoint ?? c.Remote).ToList();
-    }
-
-    private async Task AcceptLoopAsync(CancellationToken ct)
-    {
-        while (!ct.IsCancellationRequested)
-        {
-            Socket socket;
-            try
-            {
-                socket = await _listener!.AcceptSocketAsync(ct).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or SocketException)
-            {
-                return;
-            }
-
-            IPEndPoint remote;
-            try
-            {
-                remote = (IPEndPoint)socket.RemoteEndPoint!;
-            }
-            catch (SocketException)
-            {
-                socket.Dispose();
-                continue;
-            }
-
-            var pending = new PendingIncoming(socket, remote, _time.GetUtcNow());
-            lock (_gate)
-            {
-                if (!AdmitIncomingLocked(pending))
-                {
-                    socket.Dispose();
-                    continue;
-                }
-
-                _tasks.Add(AcceptPeerAsync(pending, ct));
-            }
-
-            IncomingAdmitted?.Invoke(remote);
-        }
     }
 
     private async Task DialAsync(IPEndPoint endPoint, CancellationToken ct)
@@ -318,7 +296,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
             }
             finally
             {
-                if (pending is not null) lock (_gate) _handshaking.Remove(pending);
+                pending?.Router.HandshakeDone(pending);
             }
 
             if (theirs is not { } hs || hs.InfoHash != InfoHash) return false;
@@ -369,7 +347,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
             // so they agree on one instead of each dropping the one the other kept.
             if (!InitiatedByLowerId(conn) || InitiatedByLowerId(existing)) return false;
             existing.Close();
-            _connections.Remove(existing);
+            RemoveConnectionLocked(existing);
             foreach (var r in existing.Outstanding) _picker?.OnRequestDropped(existing, r.Piece, r.Begin);
             existing.Outstanding.Clear();
             if (existing.PeerHas is not null) _picker?.RemoveAvailability(existing.PeerHas);
@@ -377,6 +355,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
 
         if (!MakeRoomLocked(conn)) return false;
         _connections.Add(conn);
+        _shared.Connections.Add(IpOf(conn));
         var fast = conn.Fast;
         // BEP 3: the bitfield (or, BEP 6, have all / have none) is the first message after the handshake.
         if (_have is not null && _info is not null)
@@ -425,7 +404,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
 
     private void Unregister(PeerConnection conn)
     {
-        if (!_connections.Remove(conn)) return;
+        if (!RemoveConnectionLocked(conn)) return;
         foreach (var r in conn.Outstanding) _picker?.OnRequestDropped(conn, r.Piece, r.Begin);
         conn.Outstanding.Clear();
         if (conn.PeerHas is not null) _picker?.RemoveAvailability(conn.PeerHas);
@@ -433,6 +412,13 @@ public sealed partial class TorrentSession : IAsyncDisposable
         // A peer that left may come back (PEX, tracker); a banned one may not.
         if (conn.ListenEndPoint is { } ep && !_bannedEndPoints.Contains(ep) && !conn.Outgoing && !conn.Evicted) _candidates.Add(ep);
         foreach (var c in _connections) RequestMore(c);
+    }
+
+    private bool RemoveConnectionLocked(PeerConnection conn)
+    {
+        if (!_connections.Remove(conn)) return false;
+        _shared.Connections.Remove(IpOf(conn));
+        return true;
     }
 
     private void Ban(PeerConnection conn, string reason)
@@ -502,7 +488,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
                 _candidates.Add(ep);
             }
 
-            var wanted = _options.MaxConnections - _connections.Count - _connecting.Count;
+            var wanted = Math.Min(_options.MaxConnections - _connections.Count, _shared.Connections.Free) - _connecting.Count;
             foreach (var ep in _candidates.Where(ep => !_connecting.Contains(ep) && !IsConnectedTo(ep)).Take(Math.Max(0, wanted)).ToList())
             {
                 _candidates.Remove(ep);
@@ -514,10 +500,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
         }
 
         if (saveResume) SaveResumeSafely();
-        var nowTs = _time.GetTimestamp();
-        var elapsed = _lastTickTimestamp == 0 ? TimeSpan.Zero : _time.GetElapsedTime(_lastTickTimestamp, nowTs);
-        _lastTickTimestamp = nowTs;
-        ServeRateLimited(elapsed);
+        ServeRateLimited();
     }
 
     private bool IsConnectedTo(IPEndPoint ep) => _connections.Any(c => ep.Equals(c.ListenEndPoint) || (c.Outgoing && ep.Equals(c.Remote)));
@@ -591,7 +574,12 @@ public sealed partial class TorrentSession : IAsyncDisposable
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         await _cts.CancelAsync().ConfigureAwait(false);
         if (_timer is not null) await _timer.DisposeAsync().ConfigureAwait(false);
-        _listener?.Stop();
+        if (_shared is not null)
+        {
+            _shared.Router.Remove(this);
+            if (_ownsShared) await _shared.Router.DisposeAsync().ConfigureAwait(false);
+        }
+
         Task[] tasks;
         lock (_gate)
         {
@@ -600,11 +588,11 @@ public sealed partial class TorrentSession : IAsyncDisposable
         }
 
         await Task.WhenAll(tasks).ConfigureAwait(false);
-        _verifyQueue.Writer.TryComplete();
-        if (_verifier is not null) await _verifier.ConfigureAwait(false);
+        // Pieces already queued are still checked and written (as before a shutdown), then the storage closes.
+        if (Interlocked.CompareExchange(ref _diskQueued, 0, 0) > 0) await _diskDrained.Task.ConfigureAwait(false);
+        if (_ownsShared) await _shared!.Disk.DisposeAsync().ConfigureAwait(false);
         SaveResumeSafely();
         _storage?.Dispose();
-        _listener?.Dispose();
         _cts.Dispose();
         _metadata.TrySetCanceled();
         _completed.TrySetCanceled();

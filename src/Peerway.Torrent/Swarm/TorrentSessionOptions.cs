@@ -92,19 +92,6 @@ public sealed record TorrentSessionOptions
     public int? RandomSeed { get; init; }
 
     /// <summary>
-    /// Write verified pieces with O_DIRECT where the filesystem allows it (Linux; elsewhere, or on failure, buffered).
-    /// It skips the copy into new page-cache pages, the leecher's largest cost in the 1 GiB loopback benchmark.
-    /// </summary>
-    public bool DirectWrites { get; init; } = true;
-
-    /// <summary>
-    /// Write into existing files of the download that do not fit the torrent (larger, or a different file of that name:
-    /// see <see cref="Storage.TorrentStorage.Open"/>); false: such a file is left untouched and the session does not start.
-    /// Symbolic links and non-regular files are refused either way.
-    /// </summary>
-    public bool OverwriteExistingFiles { get; init; }
-
-    /// <summary>
     /// While seeding, give each piece to one peer first (a light form of BEP 16 super-seeding): a BEP 6 peer asking for
     /// a piece already given to another connected peer is rejected while some piece has not been given to anyone, so
     /// the seeder's upload goes into new pieces and the peers trade the rest among themselves. Once every piece has

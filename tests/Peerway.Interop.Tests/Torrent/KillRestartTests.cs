@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
+using Peerway.Node;
 using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Storage;
 using Peerway.Torrent.Swarm;
@@ -40,8 +41,9 @@ public sealed class KillRestartTests(ITestOutputHelper output)
         var servedThisRound = new long[info.PieceCount];
         var live = 0;
         var idle = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var seeder = new TorrentSession(meta.InfoHash, info, source, contentIsSource: true,
-            new TorrentSessionOptions { ListenAddress = IPAddress.Loopback, UploadRateLimit = SeederRate }, TimeProvider.System);
+        await using var seeder = new TorrentSession(meta.InfoHash, info, new FileStorageFactory(new FileStorageOptions(), TimeProvider.System),
+            Path.GetDirectoryName(Path.GetFullPath(source))!, seedOnly: true, new TorrentSessionOptions { ListenAddress = IPAddress.Loopback, UploadRateLimit = SeederRate },
+            new SocketStreamTransport(), TimeProvider.System);
         seeder.BlockUploaded += (_, block) =>
         {
             lock (gate) servedThisRound[block.Piece] += block.Length;

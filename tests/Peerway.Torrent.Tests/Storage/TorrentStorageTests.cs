@@ -26,6 +26,46 @@ public sealed class TorrentStorageTests : IDisposable
 
     private static byte[] Piece(TorrentInfo info, byte[] content, int p) => content.AsSpan(p * info.PieceLength, info.PieceSize(p)).ToArray();
 
+    [Fact]
+    public async Task Memory_storage_keeps_only_verified_pieces_and_reads_the_rest_as_zeros()
+    {
+        var (info, content) = await MultiFileTorrent();
+        using var storage = new MemoryTorrentStorage(info);
+        var bad = Piece(info, content, 1);
+        bad[5] ^= 1;
+        Assert.False(storage.TryWriteVerifiedPiece(1, bad));
+        Assert.True(storage.TryWriteVerifiedPiece(0, Piece(info, content, 0)));
+        Assert.Equal(1, storage.VerifiedCount);
+        Assert.True(storage.HasPiece(0));
+        Assert.False(storage.HasPiece(1));
+        var block = new byte[100];
+        storage.Read(1, 0, block);
+        Assert.All(block, b => Assert.Equal(0, b));
+        storage.Read(0, 16_000, block);
+        Assert.Equal(content.AsSpan(16_000, 100).ToArray(), block);
+
+        // Given the whole content, every piece verifies at once (a seeder's storage).
+        var full = new MemoryTorrentStorage(info, content);
+        Assert.True(full.IsComplete);
+        Assert.Equal(content, full.ToArray());
+    }
+
+    [Fact]
+    public async Task File_storage_for_seeding_refuses_content_that_does_not_match()
+    {
+        var (info, content) = await MultiFileTorrent();
+        var factory = new FileStorageFactory(new FileStorageOptions(), TimeProvider.System);
+        using (var seeding = factory.Open(info, Path.Combine(_dir, "src"), seedOnly: true, CancellationToken.None))
+        {
+            Assert.True(seeding.IsComplete);
+        }
+
+        await File.WriteAllBytesAsync(Path.Combine(_dir, "src", "set", "a"), new byte[40_000]);
+        var refused = Assert.Throws<InvalidDataException>(() => factory.Open(info, Path.Combine(_dir, "src"), seedOnly: true, CancellationToken.None));
+        Assert.Contains("does not match", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(content.Length, info.TotalLength);
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)] // O_DIRECT for the block-aligned parts, buffered for unaligned tails and file boundaries.

@@ -105,7 +105,7 @@ public sealed class CappedSeedingTests(ITestOutputHelper output) : IAsyncLifetim
         await File.WriteAllBytesAsync(src, content);
         Assert.True(MetainfoParser.TryParse(await TorrentCreator.CreateAsync(src, new TorrentCreateOptions { PieceLength = 2 * Block }), out var meta, out _));
         var time = new FakeTimeProvider();
-        var seeder = new TorrentSession(meta!.InfoHash, meta.Info, src, true,
+        var seeder = TestSessions.Create(meta!.InfoHash, meta.Info, src, true,
             new TorrentSessionOptions { ListenAddress = IPAddress.Loopback, UploadRateLimit = rate, MaxIncomingRequests = reqq }, time);
         _disposables.Add(seeder);
         await seeder.StartAsync(CancellationToken.None);

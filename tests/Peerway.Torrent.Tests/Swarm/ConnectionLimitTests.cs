@@ -42,7 +42,7 @@ public sealed class ConnectionLimitTests : IAsyncLifetime
 
     private async Task<(TorrentSession Session, IPEndPoint EndPoint)> SeederAsync(TorrentSessionOptions options)
     {
-        var s = new TorrentSession(_meta.InfoHash, _meta.Info, _source, true, options with { ListenAddress = IPAddress.Any }, _time);
+        var s = TestSessions.Create(_meta.InfoHash, _meta.Info, _source, true, options with { ListenAddress = IPAddress.Any }, _time);
         _disposables.Add(s);
         await s.StartAsync(CancellationToken.None);
         return (s, new IPEndPoint(IPAddress.Loopback, s.ListenPort));
@@ -249,7 +249,7 @@ public sealed class ConnectionLimitTests : IAsyncLifetime
     {
         using var peer = new TcpListener(IPAddress.Loopback, 0);
         peer.Start();
-        var leecher = new TorrentSession(_meta.InfoHash, _meta.Info, Path.Combine(_dir, "dl"), false,
+        var leecher = TestSessions.Create(_meta.InfoHash, _meta.Info, Path.Combine(_dir, "dl"), false,
             new TorrentSessionOptions
             {
                 // This raw peer speaks plain BitTorrent only; with MSE first (Prefer) it would read the DH key as a handshake.

@@ -34,7 +34,7 @@ public sealed class FaultTests : IAsyncLifetime
 
     private async Task<TorrentSession> Session(TorrentMetainfo meta, string dir, bool source, TorrentSessionOptions? options = null)
     {
-        var s = new TorrentSession(meta.InfoHash, meta.Info, dir, source, options ?? new TorrentSessionOptions { ListenAddress = IPAddress.Loopback }, TimeProvider.System);
+        var s = TestSessions.Create(meta.InfoHash, meta.Info, dir, source, options ?? new TorrentSessionOptions { ListenAddress = IPAddress.Loopback }, TimeProvider.System);
         _disposables.Add(s);
         await s.StartAsync(CancellationToken.None);
         return s;
@@ -215,7 +215,7 @@ public sealed class FaultTests : IAsyncLifetime
         var (meta, src, content) = await Content(1024 * 1024);
         const int rate = 64 * 1024;
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
-        var seeder = new TorrentSession(meta.InfoHash, meta.Info, src, true,
+        var seeder = TestSessions.Create(meta.InfoHash, meta.Info, src, true,
             new TorrentSessionOptions { ListenAddress = IPAddress.Loopback, UploadRateLimit = rate }, time);
         _disposables.Add(seeder);
         await seeder.StartAsync(CancellationToken.None);

@@ -37,7 +37,7 @@ public abstract class LoopbackSwarmTests(string folderPrefix) : IAsyncLifetime
 
     protected async Task<TorrentSession> Start(TorrentMetainfo meta, TorrentInfo? info, string dir, bool source, TorrentSessionOptions? options = null)
     {
-        var s = new TorrentSession(meta.InfoHash, info, dir, source, options ?? Loopback, TimeProvider.System);
+        var s = TestSessions.Create(meta.InfoHash, info, dir, source, options ?? Loopback, TimeProvider.System);
         _sessions.Add(s);
         await s.StartAsync(CancellationToken.None);
         return s;

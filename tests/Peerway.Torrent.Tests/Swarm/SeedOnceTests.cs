@@ -36,7 +36,7 @@ public sealed class SeedOnceTests : IAsyncLifetime
         var src = Path.Combine(_dir, "payload.bin");
         await File.WriteAllBytesAsync(src, RandomNumberGenerator.GetBytes(4 * 32768));
         Assert.True(MetainfoParser.TryParse(await TorrentCreator.CreateAsync(src, new TorrentCreateOptions { PieceLength = 32768 }), out var meta, out _));
-        var seeder = new TorrentSession(meta!.InfoHash, meta.Info, src, true,
+        var seeder = TestSessions.Create(meta!.InfoHash, meta.Info, src, true,
             new TorrentSessionOptions { ListenAddress = IPAddress.Loopback, SeedEachPieceOnceFirst = seedOnce }, TimeProvider.System);
         _disposables.Add(seeder);
         await seeder.StartAsync(CancellationToken.None);

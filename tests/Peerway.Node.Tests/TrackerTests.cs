@@ -5,9 +5,10 @@ using Microsoft.Extensions.Time.Testing;
 using Peerway.Core;
 using Peerway.Core.Bencoding;
 using Peerway.Net;
+using Peerway.Node;
 using Peerway.Torrent.Trackers;
 
-namespace Peerway.Torrent.Tests.Trackers;
+namespace Peerway.Node.Tests;
 
 public sealed class TrackerTests
 {

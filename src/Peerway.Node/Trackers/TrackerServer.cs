@@ -9,9 +9,10 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Peerway.Core;
 using Peerway.Core.Bencoding;
 using Peerway.Net;
+using Peerway.Torrent.Trackers;
 using Peerway.Torrent.Wire;
 
-namespace Peerway.Torrent.Trackers;
+namespace Peerway.Node;
 
 /// <summary>Tracker server settings.</summary>
 public sealed record TrackerServerOptions

@@ -1,0 +1,83 @@
+using System.Net;
+using Peerway.Core;
+using Peerway.Torrent.Encryption;
+using Peerway.Torrent.Swarm;
+
+namespace Peerway.Torrent;
+
+/// <summary>Settings of a <see cref="TorrentClient"/>: what all its torrents share.</summary>
+public sealed record TorrentClientOptions
+{
+    /// <summary>
+    /// Where every transport listens for peers, one port for all torrents. A port of 0 picks a free one on the first
+    /// endpoint, and the same port is then used on the others. Empty: no listener (outgoing connections only).
+    /// </summary>
+    public IReadOnlyList<IPEndPoint> ListenEndPoints { get; init; } = [new(IPAddress.Any, 0)];
+
+    /// <summary>
+    /// Most registered peer connections across all torrents (libtorrent's <c>connections_limit</c>, 200 by default).
+    /// Incoming connections still in the handshake are capped at the same number.
+    /// </summary>
+    public int MaxConnections { get; init; } = 200;
+
+    /// <summary>Most connections (registered or in the handshake) with one IP address.</summary>
+    public int MaxConnectionsPerIp { get; init; } = 8;
+
+    /// <summary>An incoming connection that has not completed its handshake (MSE included) this long after it opened is closed.</summary>
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Upload cap for all torrents together, in bytes/s (one token bucket); null: unlimited.</summary>
+    public long? UploadRateLimit { get; init; }
+
+    /// <summary>Download cap for all torrents together, in bytes/s (reads pause while the bucket is empty); null: unlimited.</summary>
+    public long? DownloadRateLimit { get; init; }
+
+    /// <summary>MSE/PE policy for every connection, both directions (see <see cref="EncryptionPolicy"/>).</summary>
+    public EncryptionPolicy Encryption { get; init; } = EncryptionPolicy.Prefer;
+
+    /// <summary>Our 20-byte peer id for every torrent; null: "-PW0001-" followed by random bytes.</summary>
+    public NodeId? PeerId { get; init; }
+
+    /// <summary>How often the DHT (when given) is asked for peers.</summary>
+    public DhtPeerSourceOptions Dht { get; init; } = new();
+
+    /// <summary>Throws <see cref="ArgumentException"/> for a setting out of range.</summary>
+    public void Validate()
+    {
+        ArgumentNullException.ThrowIfNull(ListenEndPoints);
+        ArgumentNullException.ThrowIfNull(Dht);
+        if (ListenEndPoints.Any(e => e is null)) throw new ArgumentException("a listen endpoint is null", nameof(ListenEndPoints));
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxConnections, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxConnectionsPerIp, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(HandshakeTimeout, TimeSpan.Zero);
+        if (UploadRateLimit is <= 0) throw new ArgumentOutOfRangeException(nameof(UploadRateLimit), UploadRateLimit, "must be positive");
+        if (DownloadRateLimit is <= 0) throw new ArgumentOutOfRangeException(nameof(DownloadRateLimit), DownloadRateLimit, "must be positive");
+        if (!Enum.IsDefined(Encryption)) throw new ArgumentOutOfRangeException(nameof(Encryption), Encryption, "not a policy");
+        Dht.Validate();
+    }
+}
+
+/// <summary>How one torrent is added to a <see cref="TorrentClient"/>.</summary>
+public sealed record TorrentAddOptions
+{
+    /// <summary>
+    /// The torrent's own engine settings (choker, queue depths, timeouts, its own upload cap). Under a client, the
+    /// client's listen endpoints, connection limit per address, handshake timeout, encryption policy and peer id apply
+    /// instead of the ones here; <see cref="TorrentSessionOptions.MaxConnections"/> still caps this torrent.
+    /// </summary>
+    public TorrentSessionOptions Session { get; init; } = new();
+
+    /// <summary>The content is already complete under the save path (sharing one's own files): verified, never written.</summary>
+    public bool SeedOnly { get; init; }
+
+    /// <summary>Peers to dial at once (from the command line, a magnet link's x.pe, a tracker run by the caller).</summary>
+    public IReadOnlyList<IPEndPoint> Peers { get; init; } = [];
+
+    /// <summary>Throws <see cref="ArgumentException"/> for a setting out of range.</summary>
+    public void Validate()
+    {
+        ArgumentNullException.ThrowIfNull(Session);
+        ArgumentNullException.ThrowIfNull(Peers);
+        Session.Validate();
+    }
+}
