@@ -1,9 +1,10 @@
 // Seeds a folder and downloads it over BitTorrent on loopback: a .torrent is made from a folder of two files, a seeding
-// session serves it, a downloading session is given the seeder's address and writes a verified copy.
-// (Today's per-torrent TorrentSession API; it moves onto one TorrentClient per process.)
+// TorrentClient serves it, a downloading one is given the seeder's address and writes a verified copy.
 using System.Net;
+using Peerway.Net;
+using Peerway.Torrent;
 using Peerway.Torrent.Metainfo;
-using Peerway.Torrent.Swarm;
+using Peerway.Torrent.Storage;
 
 using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(60));
 var work = Directory.CreateTempSubdirectory("peerway-sample-");
@@ -22,16 +23,20 @@ try
     if (!MetainfoParser.TryParse(torrent, out var meta, out var error)) throw new InvalidOperationException($"torrent: {error}");
     Console.WriteLine($"torrent {meta!.Info.InfoHash}: {meta.Info.Name}, {meta.Info.TotalLength} bytes in {meta.Info.Files.Count} files");
 
-    var options = new TorrentSessionOptions { ListenAddress = IPAddress.Loopback };
-    await using var seeder = new TorrentSession(meta.Info.InfoHash, meta.Info, folder.FullName, contentIsSource: true, options, TimeProvider.System);
+    // One TorrentClient per process is the usual shape; two here (seeder and leecher) keep the sample in one program.
+    var options = new TorrentClientOptions { ListenEndPoints = [new IPEndPoint(IPAddress.Loopback, 0)] };
+    var storage = new FileStorageFactory(new FileStorageOptions(), TimeProvider.System);
+    await using var seeder = new TorrentClient([new TcpStreamTransport()], options, storage, TimeProvider.System);
     await seeder.StartAsync(cancel.Token);
-    Console.WriteLine($"seeding on 127.0.0.1:{seeder.ListenPort}");
+    await seeder.AddAsync(meta.Info, work.FullName, new TorrentAddOptions { SeedOnly = true }, cancel.Token);
+    Console.WriteLine($"seeding on 127.0.0.1:{seeder.Port}");
 
     var downloads = Directory.CreateDirectory(Path.Combine(work.FullName, "downloads"));
-    await using var leecher = new TorrentSession(meta.Info.InfoHash, meta.Info, downloads.FullName, contentIsSource: false, options, TimeProvider.System);
+    await using var leecher = new TorrentClient([new TcpStreamTransport()], options, storage, TimeProvider.System);
     await leecher.StartAsync(cancel.Token);
-    leecher.AddPeers([new IPEndPoint(IPAddress.Loopback, seeder.ListenPort)]);
-    await leecher.Completed.WaitAsync(cancel.Token);
+    var download = await leecher.AddAsync(meta.Info, downloads.FullName,
+        new TorrentAddOptions { Peers = [new IPEndPoint(IPAddress.Loopback, seeder.Port)] }, cancel.Token);
+    await download.Completed.WaitAsync(cancel.Token);
 
     var same = Directory.GetFiles(folder.FullName).All(f =>
         File.ReadAllBytes(f).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(downloads.FullName, "album", Path.GetFileName(f)))));

@@ -86,7 +86,7 @@ public sealed class TorrentHost : IAsyncDisposable
 
         _dht = dht;
         var session = options.Session;
-        Client = new TorrentClient([new SocketStreamTransport()], new TorrentClientOptions
+        Client = new TorrentClient([new TcpStreamTransport()], new TorrentClientOptions
         {
             ListenEndPoints = [new IPEndPoint(session.ListenAddress, session.ListenPort)],
             MaxConnections = session.MaxConnections,

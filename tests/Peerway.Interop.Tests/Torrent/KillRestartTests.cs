@@ -1,3 +1,4 @@
+using Peerway.Net;
 using System.Globalization;
 using System.Net;
 using System.Text;
@@ -43,7 +44,7 @@ public sealed class KillRestartTests(ITestOutputHelper output)
         var idle = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var seeder = new TorrentSession(meta.InfoHash, info, new FileStorageFactory(new FileStorageOptions(), TimeProvider.System),
             Path.GetDirectoryName(Path.GetFullPath(source))!, seedOnly: true, new TorrentSessionOptions { ListenAddress = IPAddress.Loopback, UploadRateLimit = SeederRate },
-            new SocketStreamTransport(), TimeProvider.System);
+            new TcpStreamTransport(), TimeProvider.System);
         seeder.BlockUploaded += (_, block) =>
         {
             lock (gate) servedThisRound[block.Piece] += block.Length;

@@ -1,5 +1,5 @@
+using Peerway.Net;
 using Peerway.Core;
-using Peerway.Node;
 using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Storage;
 using Peerway.Torrent.Swarm;
@@ -12,6 +12,6 @@ internal static class TestSessions
     public static TorrentSession Create(NodeId infoHash, TorrentInfo? info, string path, bool contentIsSource, TorrentSessionOptions options, TimeProvider time, FileStorageOptions? storage = null)
     {
         var savePath = contentIsSource ? Path.GetDirectoryName(Path.GetFullPath(path))! : path;
-        return new TorrentSession(infoHash, info, new FileStorageFactory(storage ?? new FileStorageOptions(), time), savePath, contentIsSource, options, new SocketStreamTransport(), time);
+        return new TorrentSession(infoHash, info, new FileStorageFactory(storage ?? new FileStorageOptions(), time), savePath, contentIsSource, options, new TcpStreamTransport(), time);
     }
 }

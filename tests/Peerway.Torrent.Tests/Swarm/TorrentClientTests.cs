@@ -1,7 +1,7 @@
+using Peerway.Net;
 using System.Net;
 using System.Security.Cryptography;
 using Peerway.Core;
-using Peerway.Node;
 using Peerway.Torrent.Encryption;
 using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Storage;
@@ -41,7 +41,7 @@ public sealed class TorrentClientTests : IAsyncLifetime
 
     private async Task<TorrentClient> StartClient(ITorrentStorageFactory storage, TorrentClientOptions? options = null)
     {
-        var client = new TorrentClient([new SocketStreamTransport()], options ?? new TorrentClientOptions { ListenEndPoints = [new IPEndPoint(IPAddress.Loopback, 0)] },
+        var client = new TorrentClient([new TcpStreamTransport()], options ?? new TorrentClientOptions { ListenEndPoints = [new IPEndPoint(IPAddress.Loopback, 0)] },
             storage, TimeProvider.System);
         _disposables.Add(client);
         await client.StartAsync(CancellationToken.None);
