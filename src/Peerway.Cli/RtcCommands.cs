@@ -6,6 +6,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Logging;
+using Peerway.Core.Threading;
 using Peerway.Nat.Turn;
 using Peerway.Net;
 using Peerway.WebRtc;
@@ -85,7 +86,7 @@ internal static class RtcCommands
                         break;
                     }
 
-                    _ = server.ServeAsync(context, ct);
+                    server.Serve(context, ct);
                 }
             }
 
@@ -101,7 +102,12 @@ internal static class RtcCommands
         private readonly Lock _gate = new();
         private readonly HashSet<RtcPeerConnection> _connections = [];
 
-        public async Task ServeAsync(HttpListenerContext context, CancellationToken ct)
+        // Requests, connection watchers and echo loops; DisposeAsync awaits them.
+        private readonly BackgroundTasks _tasks = new();
+
+        public void Serve(HttpListenerContext context, CancellationToken ct) => _tasks.Track(ServeAsync(context, ct));
+
+        private async Task ServeAsync(HttpListenerContext context, CancellationToken ct)
         {
             var request = context.Request;
             var response = context.Response;
@@ -191,10 +197,10 @@ internal static class RtcCommands
             pc.DataChannelOpened += (_, channel) =>
             {
                 Console.WriteLine($"channel open {channel.Label} id {channel.Id} {(channel.Ordered ? "ordered" : "unordered")}");
-                if (echo) _ = EchoAsync(channel, ct);
+                if (echo) _tasks.Track(EchoAsync(channel, ct));
             };
             pc.DataChannelClosed += (_, channel) => Console.WriteLine($"channel closed {channel.Label}");
-            _ = WatchAsync(pc);
+            _tasks.Track(WatchAsync(pc));
             await WriteAsync(response, 201, "application/sdp", answer, ct);
         }
 
@@ -235,6 +241,7 @@ internal static class RtcCommands
             List<RtcPeerConnection> all;
             lock (_gate) all = [.. _connections];
             foreach (var pc in all) await pc.DisposeAsync();
+            await _tasks.WhenAllAsync();
         }
     }
 
@@ -366,7 +373,7 @@ internal static class RtcCommands
             }
             catch (Exception ex) when (ex is OperationCanceledException or InvalidOperationException)
             {
-                Console.Error.WriteLine($"peerway: sending stopped: {ex.Message}");
+                await Console.Error.WriteLineAsync($"peerway: sending stopped: {ex.Message}");
             }
 
             await receive;

@@ -30,7 +30,7 @@ public sealed partial class DhtNode
         }
 
         var registration = ct.Register(cancel);
-        tcs.Task.ContinueWith(_ => registration.Dispose(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        _ = tcs.Task.ContinueWith(_ => registration.Dispose(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         return tcs.Task;
     }
 
@@ -150,7 +150,7 @@ public sealed partial class DhtNode
                 lock (_gate) CompleteLookup(op, canceled: true, ct);
                 RunDeferred();
             });
-            op.Completion.Task.ContinueWith(_ => registration.Dispose(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            _ = op.Completion.Task.ContinueWith(_ => registration.Dispose(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
 
         return op.Completion.Task;
@@ -183,7 +183,7 @@ public sealed partial class DhtNode
                 for (var i = 0; i < count; i++)
                 {
                     if (SendLookupQuery(op, buffer[i])) continue;
-                    op.Lookup.OnFailure(buffer[i]);
+                    Lookup.OnFailure(buffer[i]);
                     failed = true;
                 }
 
@@ -203,12 +203,12 @@ public sealed partial class DhtNode
         if (!_lookups.Contains(op)) return;
         if (reply is null)
         {
-            op.Lookup.OnFailure(candidate);
+            Lookup.OnFailure(candidate);
             if (candidate.Id is { } id) _table.OnFailed(id, _time.GetUtcNow(), evict: false);
         }
         else if (reply.Type == KrpcMessageType.Error)
         {
-            op.Lookup.OnFailure(candidate);
+            Lookup.OnFailure(candidate);
         }
         else
         {
