@@ -58,7 +58,7 @@ public sealed class TorrentHost : IAsyncDisposable
     private UtpResetResponder? _utpReset;
     private UdpTrackerClient? _udp;
     private TrackerAnnouncer? _announcer;
-    private DhtHost? _dhtHost;
+    private readonly DhtHost? _dhtHost;
     private DhtPeerSource? _dhtSource;
     private readonly DhtNode? _dht;
 
