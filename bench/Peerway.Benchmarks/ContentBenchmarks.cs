@@ -22,7 +22,7 @@ public class ContentBenchmarks
     private byte[] _v1Bytes = [];
     private PbNode _parent = new([], null);
     private byte[] _parentBlock = [];
-    private Cid _cid = Cid.V0(Multihash.Sha2_256([]));
+    private Cid _cid = Cid.V0(Multihash.Sha256([]));
     private readonly byte[] _sixteenChunks = new byte[Sha256x16.Lanes * ImportOptions.DefaultChunkSize];
     private readonly byte[] _digests = new byte[Sha256x16.Lanes * Sha256x16.DigestSize];
 
@@ -31,13 +31,13 @@ public class ContentBenchmarks
     {
         new Random(1).NextBytes(_chunk);
         new Random(2).NextBytes(_sixteenChunks);
-        _cid = Cid.V0(Multihash.Sha2_256("benchmark"u8));
+        _cid = Cid.V0(Multihash.Sha256("benchmark"u8));
         _v0Text = _cid.ToString();
         _v1Text = _cid.ToV1().ToString();
         _v1Bytes = _cid.ToV1().ToArray();
         // A full balanced-layout parent: 174 links with empty names and Tsize, UnixFS File data with 174 blocksizes.
         var links = Enumerable.Range(0, ImportOptions.DefaultMaxLinksPerNode)
-            .Select(i => new PbLink(Cid.V0(Multihash.Sha2_256(BitConverter.GetBytes(i))), string.Empty, 262_158))
+            .Select(i => new PbLink(Cid.V0(Multihash.Sha256(BitConverter.GetBytes(i))), string.Empty, 262_158))
             .ToList();
         var data = new UnixFsData
         {

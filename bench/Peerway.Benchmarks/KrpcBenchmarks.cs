@@ -104,7 +104,7 @@ public class DhtServeBenchmarks
     }
 
     [GlobalCleanup]
-    public void Cleanup() => _node!.DisposeAsync().AsTask().GetAwaiter().GetResult();
+    public async Task CleanupAsync() => await _node!.DisposeAsync();
 
     [Benchmark(Description = "answer ping")]
     public int AnswerPing()

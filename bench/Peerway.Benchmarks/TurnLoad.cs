@@ -148,7 +148,7 @@ internal static class TurnLoad
             }).ToList();
             await Task.WhenAll(tasks);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ready {count - failed} allocated, {failed} failed"));
-            Console.Out.Flush();
+            await Console.Out.FlushAsync();
 
             // Hold the allocations until the script has read the server's figures (it closes our stdin).
             await Console.In.ReadToEndAsync();

@@ -135,7 +135,7 @@ internal static class DhtServeCommand
         return command;
     }
 
-    private static async Task JoinAsync(DhtHost host, IReadOnlyList<IPEndPoint> routers, TimeSpan timeout, ILogger log, CancellationToken ct)
+    private static async Task JoinAsync(DhtHost host, List<IPEndPoint> routers, TimeSpan timeout, ILogger log, CancellationToken ct)
     {
         if (host.RestoredState is null && routers.Count == 0) return;
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);

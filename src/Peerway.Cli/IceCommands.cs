@@ -5,6 +5,7 @@ using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using System.Text;
 using Microsoft.Extensions.Logging;
+using Peerway.Core.Threading;
 using Peerway.Nat.Ice;
 using Peerway.Nat.Turn;
 using Peerway.Net;
@@ -45,6 +46,7 @@ internal static class IceCommands
 
             Console.WriteLine($"signal: listening on http://{host}:{p}/");
             var boxes = new ConcurrentDictionary<string, BlockingMailbox>();
+            var requests = new BackgroundTasks();
             await using (ct.Register(listener.Stop))
             {
                 while (!ct.IsCancellationRequested)
@@ -59,9 +61,11 @@ internal static class IceCommands
                         break;
                     }
 
-                    _ = ServeAsync(context, boxes, ct);
+                    requests.Track(ServeAsync(context, boxes, ct));
                 }
             }
+
+            await requests.WhenAllAsync();
 
             return CliRunner.Ok;
         });
@@ -166,24 +170,25 @@ internal static class IceCommands
         }
     }
 
-    /// <summary>The HTTP mailbox as an <see cref="ISignalingChannel"/>.</summary>
-    private sealed class HttpSignalingChannel : ISignalingChannel
+    /// <summary>The HTTP mailbox as an <see cref="ISignalingChannel"/>; disposing it stops and awaits its two loops.</summary>
+    private sealed class HttpSignalingChannel : ISignalingChannel, IAsyncDisposable
     {
-        private readonly HttpClient http;
-        private readonly Uri server;
-        private readonly string me;
-        private readonly string peer;
-        private readonly CancellationToken ct;
+        private readonly HttpClient _http;
+        private readonly Uri _server;
+        private readonly string _me;
+        private readonly string _peer;
+        private readonly CancellationTokenSource _stop;
         private readonly System.Threading.Channels.Channel<string> _outbox = System.Threading.Channels.Channel.CreateUnbounded<string>();
+        private readonly BackgroundTasks _loops = new();
 
         public HttpSignalingChannel(HttpClient http, Uri server, string me, string peer, CancellationToken ct)
         {
-            this.http = http;
-            this.server = server;
-            this.me = me;
-            this.peer = peer;
-            this.ct = ct;
-            _ = PostLoopAsync();
+            _http = http;
+            _server = server;
+            _me = me;
+            _peer = peer;
+            _stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            _loops.Track(PostLoopAsync());
         }
 
         /// <summary>Queues the message; one loop posts them in order (the channel's contract).</summary>
@@ -193,8 +198,19 @@ internal static class IceCommands
             return Task.CompletedTask;
         }
 
+        public void Start(Action<string> onMessage) => _loops.Track(PollAsync(onMessage));
+
+        public async ValueTask DisposeAsync()
+        {
+            _outbox.Writer.TryComplete();
+            await _stop.CancelAsync();
+            await _loops.WhenAllAsync();
+            _stop.Dispose();
+        }
+
         private async Task PostLoopAsync()
         {
+            var ct = _stop.Token;
             try
             {
                 await foreach (var message in _outbox.Reader.ReadAllAsync(ct))
@@ -202,7 +218,7 @@ internal static class IceCommands
                     using var content = new StringContent(message);
                     try
                     {
-                        using var r = await http.PostAsync(new Uri(server, $"send?to={Uri.EscapeDataString(peer)}"), content, ct);
+                        using var r = await _http.PostAsync(new Uri(_server, $"send?to={Uri.EscapeDataString(_peer)}"), content, ct);
                     }
                     catch (HttpRequestException ex)
                     {
@@ -216,15 +232,14 @@ internal static class IceCommands
             }
         }
 
-        public void Start(Action<string> onMessage) => _ = PollAsync(onMessage);
-
         private async Task PollAsync(Action<string> onMessage)
         {
+            var ct = _stop.Token;
             while (!ct.IsCancellationRequested)
             {
                 try
                 {
-                    var text = await http.GetStringAsync(new Uri(server, $"recv?id={Uri.EscapeDataString(me)}"), ct);
+                    var text = await _http.GetStringAsync(new Uri(_server, $"recv?id={Uri.EscapeDataString(_me)}"), ct);
                     foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries)) onMessage(line);
                 }
                 catch (HttpRequestException ex)
@@ -309,8 +324,9 @@ internal static class IceCommands
             }, loggers.CreateLogger<IceAgent>(), extra);
             using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            var signaling = new FingerprintSignaling(new HttpSignalingChannel(http, server, me, them, stop.Token));
-            IceSignaling.Attach(agent, signaling);
+            await using var channel = new HttpSignalingChannel(http, server, me, them, stop.Token);
+            var signaling = new FingerprintSignaling(channel);
+            await using var link = IceSignaling.Attach(agent, signaling);
             var certificate = withChannel ? DtlsCertificate.Generate(TimeProvider.System) : null;
             if (certificate is not null) await signaling.SendAsync(FingerprintSignaling.Prefix + certificate.FingerprintSdp, ct);
             var started = TimeProvider.System.GetTimestamp();

@@ -79,7 +79,7 @@ internal static partial class TorrentCommands
 
     private static Option<bool> VerboseOption() => new("--verbose", "-v") { Description = "Log protocol events to stderr." };
 
-    private static IReadOnlyList<string> CheckTrackers(string[]? trackers)
+    private static string[] CheckTrackers(string[]? trackers)
     {
         foreach (var t in trackers ?? [])
         {
@@ -119,7 +119,7 @@ internal static partial class TorrentCommands
             else if (File.Exists(source) || Directory.Exists(source))
             {
                 var bytes = await TorrentCreator.CreateAsync(source, new TorrentCreateOptions { Trackers = trackerList }, null, ct);
-                MetainfoParser.TryParse(bytes, out var meta, out _);
+                if (!MetainfoParser.TryParse(bytes, out var meta, out var created)) throw new InvalidOperationException($"the torrent just created does not parse: {created.Describe()}");
                 info = meta!.Info;
                 contentPath = Path.GetFullPath(source);
             }
@@ -154,7 +154,7 @@ internal static partial class TorrentCommands
                     throw new UsageException(ex.Message);
                 }
 
-                parse.InvocationConfiguration.Output.WriteLine(new MagnetLink(info.InfoHash, info.Name, allTrackers, []).ToString());
+                await parse.InvocationConfiguration.Output.WriteLineAsync(new MagnetLink(info.InfoHash, info.Name, allTrackers, []).ToString());
                 await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                     $"seeding {info.Name} ({FormatSize(info.TotalLength)}, {info.PieceCount} pieces) on port {host.Client.Port}; Ctrl-C to stop"));
                 await UntilInterruptedAsync(ct);
@@ -260,7 +260,7 @@ internal static partial class TorrentCommands
                 }
 
                 var stats = host.Handle.GetStats();
-                parse.InvocationConfiguration.Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                     $"complete: {host.Handle.Info!.Name} {stats.TotalLength} bytes, {stats.PieceCount} pieces verified, info-hash {hash}"));
                 if (parse.GetValue(seed))
                 {
@@ -334,7 +334,7 @@ internal static partial class TorrentCommands
 
             // The announce URL a local client can use: the bound address, or loopback for a wildcard.
             var host = address.Equals(IPAddress.Any) ? IPAddress.Loopback : address.Equals(IPAddress.IPv6Any) ? IPAddress.IPv6Loopback : address;
-            parse.InvocationConfiguration.Output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"http://{EndPointParser.Format(new IPEndPoint(host, server.Port))}/announce"));
+            await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"http://{EndPointParser.Format(new IPEndPoint(host, server.Port))}/announce"));
             await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                 $"tracker on http://{EndPointParser.Format(new IPEndPoint(address, server.Port))}/announce and udp://{EndPointParser.Format(new IPEndPoint(address, server.Port))}; Ctrl-C to stop"));
             await UntilInterruptedAsync(ct);

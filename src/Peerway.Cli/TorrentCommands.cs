@@ -46,8 +46,8 @@ internal static partial class TorrentCommands
 
             var bytes = await TorrentCreator.CreateAsync(source, options, null, ct);
             await File.WriteAllBytesAsync(parse.GetValue(output)!, bytes, ct);
-            MetainfoParser.TryParse(bytes, out var meta, out _);
-            parse.InvocationConfiguration.Output.WriteLine(new MagnetLink(meta!.InfoHash, meta.Info.Name, [.. meta.Trackers], []).ToString());
+            if (!MetainfoParser.TryParse(bytes, out var meta, out var created)) throw new InvalidOperationException($"the torrent just created does not parse: {created.Describe()}");
+            await parse.InvocationConfiguration.Output.WriteLineAsync(new MagnetLink(meta!.InfoHash, meta.Info.Name, [.. meta.Trackers], []).ToString());
             return CliRunner.Ok;
         });
         return command;
@@ -62,23 +62,23 @@ internal static partial class TorrentCommands
             var meta = await LoadTorrentAsync(parse.GetValue(file)!, ct);
             var info = meta.Info;
             var c = CultureInfo.InvariantCulture;
-            parse.InvocationConfiguration.Output.WriteLine($"name:       {info.Name}");
-            parse.InvocationConfiguration.Output.WriteLine(string.Create(c, $"size:       {info.TotalLength} bytes ({FormatSize(info.TotalLength)})"));
-            parse.InvocationConfiguration.Output.WriteLine(string.Create(c, $"pieces:     {info.PieceCount} x {info.PieceLength} bytes"));
-            parse.InvocationConfiguration.Output.WriteLine($"info-hash:  {meta.InfoHash}");
+            await parse.InvocationConfiguration.Output.WriteLineAsync($"name:       {info.Name}");
+            await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(c, $"size:       {info.TotalLength} bytes ({FormatSize(info.TotalLength)})"));
+            await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(c, $"pieces:     {info.PieceCount} x {info.PieceLength} bytes"));
+            await parse.InvocationConfiguration.Output.WriteLineAsync($"info-hash:  {meta.InfoHash}");
             if (info.InfoHashV2 is { } v2)
             {
                 // BEP 52 hybrid: Peerway downloads its v1 part (SHA-1 pieces; padding files are not stored).
-                parse.InvocationConfiguration.Output.WriteLine("version:    hybrid v1+v2 (BEP 52; Peerway uses v1)");
-                parse.InvocationConfiguration.Output.WriteLine($"info-hash v2: {v2}");
+                await parse.InvocationConfiguration.Output.WriteLineAsync("version:    hybrid v1+v2 (BEP 52; Peerway uses v1)");
+                await parse.InvocationConfiguration.Output.WriteLineAsync($"info-hash v2: {v2}");
             }
 
-            parse.InvocationConfiguration.Output.WriteLine($"private:    {(info.IsPrivate ? "yes" : "no")}");
-            foreach (var t in meta.Trackers) parse.InvocationConfiguration.Output.WriteLine($"tracker:    {t}");
+            await parse.InvocationConfiguration.Output.WriteLineAsync($"private:    {(info.IsPrivate ? "yes" : "no")}");
+            foreach (var t in meta.Trackers) await parse.InvocationConfiguration.Output.WriteLineAsync($"tracker:    {t}");
             var padding = info.Files.Count(f => f.IsPadding);
-            parse.InvocationConfiguration.Output.WriteLine(string.Create(c, $"files:      {info.Files.Count - padding}{(padding > 0 ? $" (and {padding} padding files, BEP 47)" : "")}"));
-            foreach (var f in info.ContentFiles) parse.InvocationConfiguration.Output.WriteLine(string.Create(c, $"  {f.Length,14}  {(info.IsMultiFile ? info.Name + "/" : "")}{f.RelativePath}"));
-            parse.InvocationConfiguration.Output.WriteLine($"magnet:     {new MagnetLink(meta.InfoHash, info.Name, [.. meta.Trackers], [])}");
+            await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(c, $"files:      {info.Files.Count - padding}{(padding > 0 ? $" (and {padding} padding files, BEP 47)" : "")}"));
+            foreach (var f in info.ContentFiles) await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(c, $"  {f.Length,14}  {(info.IsMultiFile ? info.Name + "/" : "")}{f.RelativePath}"));
+            await parse.InvocationConfiguration.Output.WriteLineAsync($"magnet:     {new MagnetLink(meta.InfoHash, info.Name, [.. meta.Trackers], [])}");
             return CliRunner.Ok;
         });
         return command;

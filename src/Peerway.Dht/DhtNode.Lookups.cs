@@ -31,7 +31,7 @@ public sealed partial class DhtNode
         }
 
         var registration = ct.Register(cancel);
-        tcs.Task.ContinueWith(_ => registration.Dispose(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        _ = tcs.Task.ContinueWith(_ => registration.Dispose(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         return tcs.Task;
     }
 
@@ -192,7 +192,7 @@ public sealed partial class DhtNode
                 lock (_gate) CompleteLookup(op, canceled: true, ct);
                 RunDeferred();
             });
-            op.Completion.Task.ContinueWith(_ => registration.Dispose(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            _ = op.Completion.Task.ContinueWith(_ => registration.Dispose(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
 
         return op.Completion.Task;
@@ -225,7 +225,7 @@ public sealed partial class DhtNode
                 for (var i = 0; i < count; i++)
                 {
                     if (SendLookupQuery(op, buffer[i])) continue;
-                    op.Lookup.OnFailure(buffer[i]);
+                    Lookup.OnFailure(buffer[i]);
                     failed = true;
                 }
 
@@ -245,12 +245,12 @@ public sealed partial class DhtNode
         if (!_lookups.Contains(op)) return;
         if (reply is null)
         {
-            op.Lookup.OnFailure(candidate);
+            Lookup.OnFailure(candidate);
             if (candidate.Id is { } id) _table.OnFailed(id, _time.GetUtcNow(), evict: false);
         }
         else if (reply.Type == KrpcMessageType.Error)
         {
-            op.Lookup.OnFailure(candidate);
+            Lookup.OnFailure(candidate);
         }
         else
         {

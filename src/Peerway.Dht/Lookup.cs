@@ -238,7 +238,7 @@ internal sealed class Lookup
         return path;
     }
 
-    public void OnFailure(Candidate candidate)
+    public static void OnFailure(Candidate candidate)
     {
         if (candidate.State == CandidateState.InFlight) candidate.State = CandidateState.Failed;
     }

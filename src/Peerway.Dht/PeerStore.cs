@@ -31,7 +31,7 @@ internal sealed class PeerStore(int maxTotal, int maxPerInfoHash, TimeSpan ttl)
         if (swarm.ByPeer.TryGetValue(peer, out var existing))
         {
             Remove(existing); // a re-announce refreshes the entry: it becomes the newest.
-            if (!_swarms.ContainsKey(infoHash)) _swarms.Add(infoHash, swarm);
+            _swarms.TryAdd(infoHash, swarm);
         }
         else if (swarm.Order.Count >= maxPerInfoHash)
         {
@@ -39,7 +39,7 @@ internal sealed class PeerStore(int maxTotal, int maxPerInfoHash, TimeSpan ttl)
         }
 
         if (_all.Count >= maxTotal) Remove(_all.First!.Value);
-        if (!_swarms.ContainsKey(infoHash)) _swarms.Add(infoHash, swarm);
+        _swarms.TryAdd(infoHash, swarm);
         var entry = new Entry(infoHash, peer, now, swarm);
         entry.GlobalNode = _all.AddLast(entry);
         entry.SwarmNode = swarm.Order.AddLast(entry);

@@ -63,6 +63,8 @@ public sealed class PumpDeliveryScheduler : IDeliveryScheduler, IDisposable
     public void Dispose()
     {
         _queue.Writer.TryComplete();
+#pragma warning disable VSTHRD002 // Dispose is synchronous by contract; the pump runs on the thread pool, bounded wait
         _pump.Wait(TimeSpan.FromSeconds(5));
+#pragma warning restore VSTHRD002
     }
 }

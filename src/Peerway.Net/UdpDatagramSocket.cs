@@ -336,7 +336,9 @@ public sealed partial class UdpDatagramSocket : IDatagramSocket
         {
             // A handler may dispose its own socket (a transaction completing inline ends its owner): the loop then
             // ends when the handler returns, and waiting for it here would wait for ourselves.
+#pragma warning disable VSTHRD002 // Dispose is synchronous by contract; the loop runs on the thread pool (never this thread, checked), bounded wait
             if (Volatile.Read(ref _handlerThread) != Environment.CurrentManagedThreadId) _loop?.Wait(TimeSpan.FromSeconds(5));
+#pragma warning restore VSTHRD002
         }
         catch (AggregateException)
         {

@@ -124,7 +124,9 @@ public sealed class LocalDhtSwarm : IAsyncDisposable
         }
         catch
         {
+#pragma warning disable VSTHRD002 // Start is synchronous; undoing a half-built swarm before rethrowing
             foreach (var h in hosts) h.DisposeAsync().AsTask().GetAwaiter().GetResult();
+#pragma warning restore VSTHRD002
             throw;
         }
 

@@ -91,7 +91,7 @@ public static class LocalTorrentSwarm
             System.IO.Directory.CreateDirectory(Path.GetDirectoryName(source)!);
             var sourceHash = await GenerateAsync(source, options.FileSize, options.Seed, ct).ConfigureAwait(false);
             var torrentBytes = await TorrentCreator.CreateAsync(source, new TorrentCreateOptions(), null, ct).ConfigureAwait(false);
-            MetainfoParser.TryParse(torrentBytes, out var meta, out _);
+            if (!MetainfoParser.TryParse(torrentBytes, out var meta, out var created)) throw new InvalidOperationException($"the torrent just created does not parse: {created.Describe()}");
             var info = meta!.Info;
             var magnet = new MagnetLink(info.InfoHash, info.Name, [], []);
 

@@ -20,6 +20,7 @@ internal interface ISimulationEvent
 /// tasks from its datagram handlers and timers. Anything that still arrives from another thread is counted in
 /// <see cref="ThreadViolations"/> and queued through a thread-safe inbox.
 /// </remarks>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "_inboxSignal is a SemaphoreSlim whose wait handle is never requested, so it holds nothing to dispose.")]
 public sealed class SimulationScheduler : Peerway.Net.IDeliveryScheduler
 {
     // Keys compare through IComparable on a struct (no comparer object): the queue's sift loops then compare inline.
@@ -182,7 +183,9 @@ public sealed class SimulationScheduler : Peerway.Net.IDeliveryScheduler
         WithContext(() => task = scenario());
         RunUntil(() => task!.IsCompleted);
         if (!task!.IsCompleted) throw new InvalidOperationException("The scenario is waiting on something that will never happen (no events left).");
+#pragma warning disable VSTHRD002 // the task has completed (checked above): this only unwraps its result
         return task.GetAwaiter().GetResult();
+#pragma warning restore VSTHRD002
     }
 
     private void WithContext(Action action)

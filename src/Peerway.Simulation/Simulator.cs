@@ -218,7 +218,7 @@ internal sealed class SimulationRun
         }
     }
 
-    private async Task BootstrapAsync(Honest h, List<IPEndPoint> routers)
+    private static async Task BootstrapAsync(Honest h, List<IPEndPoint> routers)
     {
         try
         {
@@ -306,7 +306,9 @@ internal sealed class SimulationRun
         _background.Add(task);
         if (_background.Count > 4096)
         {
+#pragma warning disable VSTHRD002 // completed tasks only: rethrows a failure
             foreach (var t in _background.Where(t => t.IsCompleted)) t.GetAwaiter().GetResult();
+#pragma warning restore VSTHRD002
             _background.RemoveAll(t => t.IsCompleted);
         }
     }
@@ -334,7 +336,7 @@ internal sealed class SimulationRun
             foreach (var h in RandomHonest(2))
             {
                 peers.Add(h.Socket.LocalEndPoint);
-                tasks.Add(AnnounceOne(h, hash));
+                tasks.Add(AnnounceOneAsync(h, hash));
             }
         }
 
@@ -342,7 +344,7 @@ internal sealed class SimulationRun
         return announced;
     }
 
-    private static async Task AnnounceOne(Honest h, NodeId hash)
+    private static async Task AnnounceOneAsync(Honest h, NodeId hash)
     {
         try
         {
@@ -386,8 +388,8 @@ internal sealed class SimulationRun
         {
             var h = _live[_random.Next(_live.Count)];
             tasks.Add(i % 2 == 0 || announced.Count == 0
-                ? FindOne(h, NodeId.Random(_random), stats)
-                : PeersOne(h, announced[_random.Next(announced.Count)], stats));
+                ? FindOneAsync(h, NodeId.Random(_random), stats)
+                : PeersOneAsync(h, announced[_random.Next(announced.Count)], stats));
             carry += spacing;
             if (carry >= JoinTick)
             {
@@ -400,7 +402,7 @@ internal sealed class SimulationRun
         return stats;
     }
 
-    private void Record(LookupStats stats, LookupResult r)
+    private static void Record(LookupStats stats, LookupResult r)
     {
         stats.Completed++;
         stats.Rounds.Add(r.Rounds);
@@ -409,7 +411,7 @@ internal sealed class SimulationRun
     }
 
     /// <summary>Runs one lookup on <paramref name="h"/>; null when the node left meanwhile or the engine failed (counted).</summary>
-    private static async Task<T?> Attempt<T>(Honest h, Func<CancellationToken, Task<T>> lookup, LookupStats stats)
+    private static async Task<T?> AttemptAsync<T>(Honest h, Func<CancellationToken, Task<T>> lookup, LookupStats stats)
         where T : class
     {
         try
@@ -428,10 +430,10 @@ internal sealed class SimulationRun
         }
     }
 
-    private async Task FindOne(Honest h, NodeId target, LookupStats stats)
+    private async Task FindOneAsync(Honest h, NodeId target, LookupStats stats)
     {
         var start = Scheduler.Now;
-        if (await Attempt(h, ct => h.Node.FindNodeAsync(target, ct), stats) is not { } r) return;
+        if (await AttemptAsync(h, ct => h.Node.FindNodeAsync(target, ct), stats) is not { } r) return;
         Record(stats, r);
         stats.FindDone++;
         // The truth: the k closest honest nodes alive now that were already there when the lookup started.
@@ -445,9 +447,9 @@ internal sealed class SimulationRun
         stats.OverlapSum += truth.Count(found.Contains) / (double)truth.Count;
     }
 
-    private async Task PeersOne(Honest h, (NodeId Hash, HashSet<IPEndPoint> Peers) item, LookupStats stats)
+    private static async Task PeersOneAsync(Honest h, (NodeId Hash, HashSet<IPEndPoint> Peers) item, LookupStats stats)
     {
-        if (await Attempt(h, ct => h.Node.GetPeersAsync(item.Hash, ct), stats) is not { } r) return;
+        if (await AttemptAsync(h, ct => h.Node.GetPeersAsync(item.Hash, ct), stats) is not { } r) return;
         Record(stats, r.Lookup);
         stats.PeersDone++;
         if (r.Peers.Any(item.Peers.Contains)) stats.PeersOk++;

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
+using Peerway.TestSupport;
 
 namespace Peerway.Cli.Tests;
 
@@ -12,9 +13,9 @@ namespace Peerway.Cli.Tests;
 public sealed partial class BindOptionTests : IDisposable
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(120);
-    private readonly string _dir = Directory.CreateTempSubdirectory("peerway-bind-").FullName;
+    private readonly TempDirectory _temp = new("peerway-bind");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     [GeneratedRegex(@"on port (\d+);")]
     private static partial Regex SeedingPort();
@@ -71,7 +72,7 @@ public sealed partial class BindOptionTests : IDisposable
     [Fact]
     public async Task Share_and_get_bound_to_their_own_loopback_addresses_swap_a_file_and_listen_nowhere_else()
     {
-        var file = Path.Combine(_dir, "payload.bin");
+        var file = Path.Combine(_temp.Path, "payload.bin");
         var bytes = RandomNumberGenerator.GetBytes(300_000);
         await File.WriteAllBytesAsync(file, bytes);
 
@@ -88,7 +89,7 @@ public sealed partial class BindOptionTests : IDisposable
         var getOut = new LineWriter();
         var getErr = new LineWriter();
         using var stopGetter = new CancellationTokenSource();
-        var output = Path.Combine(_dir, "out");
+        var output = Path.Combine(_temp.Path, "out");
         var getter = CliRunner.RunAsync(InProcessCli.CreateRoot(),
             ["get", magnet, "-o", output, "--bind", "127.0.0.3", "--port", "0", "--peer", $"127.0.0.2:{seedPort}", "--seed"], getOut, getErr, stopGetter.Token);
         var complete = await getOut.WaitForLineAsync(l => l.StartsWith("complete:", StringComparison.Ordinal)).WaitAsync(Patience);

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using Peerway.TestSupport;
 
 namespace Peerway.Cli.Tests;
 
@@ -10,9 +11,9 @@ namespace Peerway.Cli.Tests;
 /// </summary>
 public sealed class BusyPortTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("peerway-busy-port-").FullName;
+    private readonly TempDirectory _temp = new("peerway-busy-port");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     /// <summary>A loopback port held for TCP (listening) and UDP, so a server of either kind cannot bind it.</summary>
     private sealed class TakenPort : IDisposable
@@ -75,7 +76,7 @@ public sealed class BusyPortTests : IDisposable
     public async Task A_server_on_a_port_in_use_says_so_in_one_line_and_exits_1(string command)
     {
         using var taken = new TakenPort();
-        var args = command.Replace("{port}", taken.Text, StringComparison.Ordinal).Replace("{dir}", _dir, StringComparison.Ordinal).Split(' ');
+        var args = command.Replace("{port}", taken.Text, StringComparison.Ordinal).Replace("{dir}", _temp.Path, StringComparison.Ordinal).Split(' ');
 
         var run = await InProcessCli.RunAsync(args);
 
@@ -85,7 +86,7 @@ public sealed class BusyPortTests : IDisposable
     [Fact]
     public async Task Share_on_a_port_in_use_says_so_in_one_line_and_exits_1()
     {
-        var file = Path.Combine(_dir, "data.bin");
+        var file = Path.Combine(_temp.Path, "data.bin");
         await File.WriteAllBytesAsync(file, new byte[40_000]);
         using var taken = new TakenPort();
 
@@ -101,7 +102,7 @@ public sealed class BusyPortTests : IDisposable
         using var taken = new TakenPort();
 
         var run = await InProcessCli.RunAsync("get", "magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a",
-            "-o", Path.Combine(_dir, "out"), "--bind", "127.0.0.1", "--port", taken.Text);
+            "-o", Path.Combine(_temp.Path, "out"), "--bind", "127.0.0.1", "--port", taken.Text);
 
         AssertCannotBind(run, $"127.0.0.1:{taken.Port}");
     }
@@ -110,12 +111,12 @@ public sealed class BusyPortTests : IDisposable
     public async Task Share_and_get_on_the_wildcard_address_see_a_loopback_port_in_use()
     {
         // The default --bind 0.0.0.0 conflicts with 127.0.0.1:P too (what the user hit).
-        var file = Path.Combine(_dir, "data.bin");
+        var file = Path.Combine(_temp.Path, "data.bin");
         await File.WriteAllBytesAsync(file, new byte[40_000]);
         using var taken = new TakenPort();
 
         var share = await InProcessCli.RunAsync("share", file, "--port", taken.Text);
-        var get = await InProcessCli.RunAsync("get", "magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a", "-o", Path.Combine(_dir, "out"), "-p", taken.Text);
+        var get = await InProcessCli.RunAsync("get", "magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a", "-o", Path.Combine(_temp.Path, "out"), "-p", taken.Text);
 
         AssertCannotBind(share, $"0.0.0.0:{taken.Port}");
         AssertCannotBind(get, $"0.0.0.0:{taken.Port}");
@@ -153,8 +154,8 @@ public sealed class BusyPortTests : IDisposable
     {
         using var dhtPort = new TakenPort();
 
-        var run = await InProcessCli.RunAsync("gateway", "--host", "127.0.0.1", "--port", FreeLoopbackPort.TcpText(),
-            "--dht-port", dhtPort.Text, "--dht-bootstrap", "127.0.0.1:9", "--repo", _dir);
+        var run = await InProcessCli.RunAsync("gateway", "--host", "127.0.0.1", "--port", FreePort.Tcp().ToString(CultureInfo.InvariantCulture),
+            "--dht-port", dhtPort.Text, "--dht-bootstrap", "127.0.0.1:9", "--repo", _temp.Path);
 
         AssertCannotBind(run, $"127.0.0.1:{dhtPort.Port}");
     }
@@ -167,7 +168,7 @@ public sealed class BusyPortTests : IDisposable
     public async Task A_client_bound_to_an_address_not_on_this_host_says_so_in_one_line(string command)
     {
         // 192.0.2.1 (TEST-NET-1, RFC 5737) is on no interface: the bind fails like a taken port does.
-        var file = Path.Combine(_dir, "data.bin");
+        var file = Path.Combine(_temp.Path, "data.bin");
         await File.WriteAllBytesAsync(file, new byte[40_000]);
 
         var run = await InProcessCli.RunAsync(command.Replace("{file}", file, StringComparison.Ordinal).Split(' '));

@@ -1,18 +1,19 @@
+using Peerway.TestSupport;
 namespace Peerway.Cli.Tests;
 
 /// <summary>The content commands' CLI contract: `add` prints only the root CID; user errors exit 2 with one line.</summary>
 public sealed class ContentCommandTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("peerway-content-cli-").FullName;
+    private readonly TempDirectory _temp = new("peerway-content-cli");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     [Fact]
     public async Task Add_prints_only_the_root_cid_and_car_round_trips_through_the_repo()
     {
-        var file = Path.Combine(_dir, "hello.txt");
+        var file = Path.Combine(_temp.Path, "hello.txt");
         await File.WriteAllTextAsync(file, "hello world\n");
-        var repo = Path.Combine(_dir, "repo");
+        var repo = Path.Combine(_temp.Path, "repo");
 
         var add = await InProcessCli.RunAsync("add", file, "--repo", repo);
 
@@ -21,9 +22,9 @@ public sealed class ContentCommandTests : IDisposable
         Assert.Equal(["QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"], add.StdoutLines);
         Assert.Empty(add.Stderr);
 
-        var car = Path.Combine(_dir, "x.car");
+        var car = Path.Combine(_temp.Path, "x.car");
         Assert.Equal(0, (await InProcessCli.RunAsync("car", "export", add.StdoutLines[0], "-o", car, "--repo", repo)).ExitCode);
-        var import = await InProcessCli.RunAsync("car", "import", car, "--repo", Path.Combine(_dir, "other"));
+        var import = await InProcessCli.RunAsync("car", "import", car, "--repo", Path.Combine(_temp.Path, "other"));
         Assert.Equal(0, import.ExitCode);
         Assert.Equal(add.StdoutLines, import.StdoutLines);
     }
@@ -32,10 +33,10 @@ public sealed class ContentCommandTests : IDisposable
     public async Task A_missing_block_is_a_runtime_failure()
     {
         var result = await InProcessCli.RunAsync("car", "export", "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o", "-o",
-            Path.Combine(_dir, "x.car"), "--repo", Path.Combine(_dir, "empty"));
+            Path.Combine(_temp.Path, "x.car"), "--repo", Path.Combine(_temp.Path, "empty"));
         Assert.Equal(1, result.ExitCode);
         Assert.Single(result.StderrLines);
-        Assert.False(File.Exists(Path.Combine(_dir, "x.car")));
+        Assert.False(File.Exists(Path.Combine(_temp.Path, "x.car")));
     }
 
     public static TheoryData<string[]> UsageErrors => new()
@@ -57,7 +58,7 @@ public sealed class ContentCommandTests : IDisposable
     [MemberData(nameof(UsageErrors))]
     public async Task User_errors_exit_2_with_one_line(string[] args)
     {
-        var result = await InProcessCli.RunAsync([.. args, "--repo", Path.Combine(_dir, "repo")]);
+        var result = await InProcessCli.RunAsync([.. args, "--repo", Path.Combine(_temp.Path, "repo")]);
         Assert.Equal(2, result.ExitCode);
         Assert.Single(result.StderrLines);
         Assert.Empty(result.Stdout);

@@ -35,11 +35,11 @@ public sealed partial class DhtCommandTests : IAsyncLifetime
 {
     private const string Deadline = "120";
 
-    private readonly LoopbackSwarmFixture fixture = new();
+    private readonly LoopbackSwarmFixture _fixture = new();
 
-    public Task InitializeAsync() => fixture.InitializeAsync();
+    public Task InitializeAsync() => _fixture.InitializeAsync();
 
-    public Task DisposeAsync() => fixture.DisposeAsync();
+    public Task DisposeAsync() => _fixture.DisposeAsync();
 
     [GeneratedRegex("^[0-9a-f]{40}$")]
     private static partial Regex Hex40();
@@ -50,7 +50,7 @@ public sealed partial class DhtCommandTests : IAsyncLifetime
     [Fact]
     public async Task Ping_prints_the_remote_node_id()
     {
-        var target = fixture.Swarm.Hosts[3];
+        var target = _fixture.Swarm.Hosts[3];
 
         var run = await InProcessCli.RunAsync("dht", "ping", target.LocalEndPoint.ToString(), "--bind", "127.0.0.1");
 
@@ -63,7 +63,7 @@ public sealed partial class DhtCommandTests : IAsyncLifetime
     [Fact]
     public async Task Ping_json_is_one_document_with_id_and_endpoint()
     {
-        var target = fixture.Swarm.Hosts[4];
+        var target = _fixture.Swarm.Hosts[4];
 
         var run = await InProcessCli.RunAsync("dht", "ping", target.LocalEndPoint.ToString(), "--json");
 
@@ -91,16 +91,16 @@ public sealed partial class DhtCommandTests : IAsyncLifetime
     [Fact]
     public async Task Client_commands_are_read_only_and_never_enter_the_swarms_routing_tables()
     {
-        var target = fixture.Swarm.Hosts[5].Node.Id;
+        var target = _fixture.Swarm.Hosts[5].Node.Id;
 
-        var ping = await InProcessCli.RunAsync("dht", "ping", fixture.Router, "--bind", "127.0.0.1");
-        var find = await InProcessCli.RunAsync("dht", "find-node", target.ToString(), "--bootstrap", fixture.Router, "--bind", "127.0.0.1", "--timeout", Deadline);
+        var ping = await InProcessCli.RunAsync("dht", "ping", _fixture.Router, "--bind", "127.0.0.1");
+        var find = await InProcessCli.RunAsync("dht", "find-node", target.ToString(), "--bootstrap", _fixture.Router, "--bind", "127.0.0.1", "--timeout", Deadline);
 
         Assert.True(ping.ExitCode == 0, ping.ToString());
         Assert.True(find.ExitCode == 0, find.ToString());
         // BEP 43: the clients' queries carried "ro": 1, so every table still holds swarm nodes only.
-        var swarm = fixture.Swarm.Hosts.Select(h => h.LocalEndPoint).ToHashSet();
-        foreach (var host in fixture.Swarm.Hosts)
+        var swarm = _fixture.Swarm.Hosts.Select(h => h.LocalEndPoint).ToHashSet();
+        foreach (var host in _fixture.Swarm.Hosts)
         {
             Assert.All(host.Node.RoutingTableNodes(), n => Assert.Contains(n.EndPoint, swarm));
         }
@@ -109,13 +109,13 @@ public sealed partial class DhtCommandTests : IAsyncLifetime
     [Fact]
     public async Task Find_node_prints_up_to_8_swarm_nodes_closest_first()
     {
-        var target = fixture.Swarm.Hosts[7].Node.Id;
+        var target = _fixture.Swarm.Hosts[7].Node.Id;
 
-        var run = await InProcessCli.RunAsync("dht", "find-node", target.ToString(), "--bootstrap", fixture.Router, "--bind", "127.0.0.1", "--timeout", Deadline);
+        var run = await InProcessCli.RunAsync("dht", "find-node", target.ToString(), "--bootstrap", _fixture.Router, "--bind", "127.0.0.1", "--timeout", Deadline);
 
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.InRange(run.StdoutLines.Count, 1, 8);
-        var known = fixture.Swarm.Hosts.ToDictionary(h => h.Node.Id, h => h.LocalEndPoint);
+        var known = _fixture.Swarm.Hosts.ToDictionary(h => h.Node.Id, h => h.LocalEndPoint);
         var ids = new List<NodeId>();
         foreach (var line in run.StdoutLines)
         {
@@ -139,9 +139,9 @@ public sealed partial class DhtCommandTests : IAsyncLifetime
         var port = Random.Shared.Next(20_000, 60_000).ToString(CultureInfo.InvariantCulture);
 
         var announce = await InProcessCli.RunAsync(
-            "dht", "announce", hash, "--port", port, "--bootstrap", fixture.Router, "--bind", "127.0.0.1", "--timeout", Deadline);
+            "dht", "announce", hash, "--port", port, "--bootstrap", _fixture.Router, "--bind", "127.0.0.1", "--timeout", Deadline);
         var peers = await InProcessCli.RunAsync(
-            "dht", "get-peers", hash, "--bootstrap", fixture.Swarm.Hosts[5].LocalEndPoint.ToString(), "--bind", "127.0.0.1", "--timeout", Deadline);
+            "dht", "get-peers", hash, "--bootstrap", _fixture.Swarm.Hosts[5].LocalEndPoint.ToString(), "--bind", "127.0.0.1", "--timeout", Deadline);
 
         Assert.True(announce.ExitCode == 0, announce.ToString());
         var n = Assert.Single(announce.StdoutLines);
@@ -159,9 +159,9 @@ public sealed partial class DhtCommandTests : IAsyncLifetime
     {
         var hash = NodeId.Random().ToString();
         var announce = await InProcessCli.RunAsync(
-            "dht", "announce", hash, "--port", "4321", "--bootstrap", fixture.Router, "--bind", "127.0.0.1", "--json", "--timeout", Deadline);
+            "dht", "announce", hash, "--port", "4321", "--bootstrap", _fixture.Router, "--bind", "127.0.0.1", "--json", "--timeout", Deadline);
         var peers = await InProcessCli.RunAsync(
-            "dht", "get-peers", hash, "--bootstrap", fixture.Router, "--bind", "127.0.0.1", "--json", "--timeout", Deadline);
+            "dht", "get-peers", hash, "--bootstrap", _fixture.Router, "--bind", "127.0.0.1", "--json", "--timeout", Deadline);
 
         Assert.True(announce.ExitCode == 0, announce.ToString());
         using var a = JsonDocument.Parse(Assert.Single(announce.StdoutLines));
@@ -175,7 +175,7 @@ public sealed partial class DhtCommandTests : IAsyncLifetime
     [Fact]
     public async Task Bootstrap_takes_several_endpoints_per_option_comma_lists_and_repeats()
     {
-        var h = fixture.Swarm.Hosts;
+        var h = _fixture.Swarm.Hosts;
         var target = h[2].Node.Id.ToString();
 
         var spaced = await InProcessCli.RunAsync("dht", "find-node", target, "--bootstrap", h[0].LocalEndPoint.ToString(), h[1].LocalEndPoint.ToString(), "--timeout", Deadline);
@@ -193,7 +193,7 @@ public sealed partial class DhtCommandTests : IAsyncLifetime
     public async Task Get_peers_for_an_unknown_infohash_exits_1()
     {
         var run = await InProcessCli.RunAsync(
-            "dht", "get-peers", NodeId.Random().ToString(), "--bootstrap", fixture.Router, "--bind", "127.0.0.1", "--timeout", Deadline);
+            "dht", "get-peers", NodeId.Random().ToString(), "--bootstrap", _fixture.Router, "--bind", "127.0.0.1", "--timeout", Deadline);
 
         Assert.True(run.ExitCode == 1, run.ToString());
         Assert.Equal(string.Empty, run.Stdout);

@@ -1,16 +1,17 @@
 using System.Text.RegularExpressions;
+using Peerway.TestSupport;
 
 namespace Peerway.Cli.Tests;
 
 /// <summary>`peerway dht serve`: the first line, shutdown on cancellation (SIGINT/SIGTERM), the state file.</summary>
 public sealed partial class DhtServeTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("peerway-serve-").FullName;
+    private readonly TempDirectory _temp = new("peerway-serve");
 
     [GeneratedRegex(@"^node ([0-9a-f]{40}) listening (127\.0\.0\.1):(\d+)$")]
     private static partial Regex FirstLine();
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     private sealed record Served(int ExitCode, string FirstLine, string Id, string EndPoint, string Stderr);
 
@@ -64,8 +65,8 @@ public sealed partial class DhtServeTests : IDisposable
     [Fact]
     public async Task A_restarted_node_reuses_its_id_and_rejoins_from_the_state_file_without_bootstrap()
     {
-        var stateA = Path.Combine(_dir, "a.state");
-        var stateB = Path.Combine(_dir, "b.state");
+        var stateA = Path.Combine(_temp.Path, "a.state");
+        var stateB = Path.Combine(_temp.Path, "b.state");
 
         // A and B meet (B bootstraps from A), then both stop and save.
         Served? b1 = null;
@@ -97,13 +98,13 @@ public sealed partial class DhtServeTests : IDisposable
         Assert.NotEmpty(bytesBefore);
         Assert.True(Peerway.Dht.DhtNode.TryLoadState(bytesBefore, out var saved));
         Assert.Contains(saved!.Nodes, n => n.Id.ToString() == a1.Id);
-        Assert.Empty(Directory.GetFiles(_dir, "*.tmp"));
+        Assert.Empty(Directory.GetFiles(_temp.Path, "*.tmp"));
     }
 
     [Fact]
     public async Task A_corrupt_state_file_is_an_error_and_is_left_untouched()
     {
-        var state = Path.Combine(_dir, "bad.state");
+        var state = Path.Combine(_temp.Path, "bad.state");
         byte[] junk = [(byte)'d', (byte)'2', (byte)':', (byte)'i', (byte)'d'];
         await File.WriteAllBytesAsync(state, junk);
 

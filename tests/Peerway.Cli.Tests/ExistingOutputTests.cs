@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using Peerway.Node;
 using Peerway.Torrent.Metainfo;
+using Peerway.TestSupport;
 
 namespace Peerway.Cli.Tests;
 
@@ -13,17 +14,17 @@ namespace Peerway.Cli.Tests;
 public sealed class ExistingOutputTests : IDisposable
 {
     private const int PieceLength = 16384;
-    private readonly string _dir = Directory.CreateTempSubdirectory("peerway-existing-").FullName;
+    private readonly TempDirectory _temp = new("peerway-existing");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
-    private string Dl => Path.Combine(_dir, "dl");
+    private string Dl => Path.Combine(_temp.Path, "dl");
 
     /// <summary>A single-file torrent of 13 pieces (the last one short) and its content.</summary>
     private async Task<(string Torrent, string Source, byte[] Content)> SingleFileTorrentAsync()
     {
         var content = RandomNumberGenerator.GetBytes((12 * PieceLength) + 5_000);
-        var source = Path.Combine(Directory.CreateDirectory(Path.Combine(_dir, "src")).FullName, "data.bin");
+        var source = Path.Combine(Directory.CreateDirectory(Path.Combine(_temp.Path, "src")).FullName, "data.bin");
         await File.WriteAllBytesAsync(source, content);
         return (await CreateAsync(source), source, content);
     }
@@ -31,7 +32,7 @@ public sealed class ExistingOutputTests : IDisposable
     /// <summary>A multi-file torrent "tree" holding a.bin and sub/b.bin.</summary>
     private async Task<(string Torrent, string Source)> MultiFileTorrentAsync()
     {
-        var source = Path.Combine(_dir, "src", "tree");
+        var source = Path.Combine(_temp.Path, "src", "tree");
         Directory.CreateDirectory(Path.Combine(source, "sub"));
         await File.WriteAllBytesAsync(Path.Combine(source, "a.bin"), RandomNumberGenerator.GetBytes(40_000));
         await File.WriteAllBytesAsync(Path.Combine(source, "sub", "b.bin"), RandomNumberGenerator.GetBytes(30_000));
@@ -40,7 +41,7 @@ public sealed class ExistingOutputTests : IDisposable
 
     private async Task<string> CreateAsync(string source)
     {
-        var torrent = Path.Combine(_dir, Path.GetFileName(source) + ".torrent");
+        var torrent = Path.Combine(_temp.Path, Path.GetFileName(source) + ".torrent");
         var create = await InProcessCli.RunAsync("create", source, "-o", torrent, "--piece-size", PieceLength.ToString(System.Globalization.CultureInfo.InvariantCulture));
         Assert.True(create.ExitCode == 0, create.ToString());
         return torrent;
@@ -139,7 +140,7 @@ public sealed class ExistingOutputTests : IDisposable
     public async Task A_symbolic_link_is_refused_even_with_overwrite_and_its_target_outside_is_untouched()
     {
         var (torrent, source, content) = await SingleFileTorrentAsync();
-        var victim = Path.Combine(Directory.CreateDirectory(Path.Combine(_dir, "outside")).FullName, "victim.bin");
+        var victim = Path.Combine(Directory.CreateDirectory(Path.Combine(_temp.Path, "outside")).FullName, "victim.bin");
         await File.WriteAllBytesAsync(victim, RandomNumberGenerator.GetBytes(content.Length + 10));
         var before = Snapshot(victim);
         var link = Path.Combine(Directory.CreateDirectory(Dl).FullName, "data.bin");
@@ -160,7 +161,7 @@ public sealed class ExistingOutputTests : IDisposable
     {
         var (torrent, source, content) = await SingleFileTorrentAsync();
         var meta = await TorrentCommands.LoadTorrentAsync(torrent, CancellationToken.None);
-        var victim = Path.Combine(Directory.CreateDirectory(Path.Combine(_dir, "outside")).FullName, "victim.bin");
+        var victim = Path.Combine(Directory.CreateDirectory(Path.Combine(_temp.Path, "outside")).FullName, "victim.bin");
         await File.WriteAllBytesAsync(victim, RandomNumberGenerator.GetBytes(content.Length));
         var before = Snapshot(victim);
         File.CreateSymbolicLink(Path.Combine(Directory.CreateDirectory(Dl).FullName, "data.bin"), victim);
@@ -179,7 +180,7 @@ public sealed class ExistingOutputTests : IDisposable
     public async Task A_symbolic_link_in_a_directory_component_is_refused_and_nothing_outside_is_written(string linked)
     {
         var (torrent, source) = await MultiFileTorrentAsync();
-        var outside = Directory.CreateDirectory(Path.Combine(_dir, "outside")).FullName;
+        var outside = Directory.CreateDirectory(Path.Combine(_temp.Path, "outside")).FullName;
         var link = Path.Combine(Dl, linked);
         Directory.CreateDirectory(Path.GetDirectoryName(link)!);
         File.CreateSymbolicLink(link, outside);
@@ -207,9 +208,9 @@ public sealed class ExistingOutputTests : IDisposable
     // gateway (it is not contacted); what is tested is how the file is written.
     private async Task<(string Cid, byte[] Content, string Repo)> AddAsync(int length)
     {
-        var repo = Path.Combine(_dir, "repo");
+        var repo = Path.Combine(_temp.Path, "repo");
         var content = RandomNumberGenerator.GetBytes(length);
-        var file = Path.Combine(Directory.CreateDirectory(Path.Combine(_dir, "src")).FullName, "content.bin");
+        var file = Path.Combine(Directory.CreateDirectory(Path.Combine(_temp.Path, "src")).FullName, "content.bin");
         await File.WriteAllBytesAsync(file, content);
         var add = await InProcessCli.RunAsync("add", file, "--repo", repo);
         Assert.True(add.ExitCode == 0, add.ToString());
@@ -253,7 +254,7 @@ public sealed class ExistingOutputTests : IDisposable
     public async Task Fetch_refuses_a_symbolic_link_and_leaves_its_target_outside_untouched()
     {
         var (cid, content, repo) = await AddAsync(50_000);
-        var victim = Path.Combine(Directory.CreateDirectory(Path.Combine(_dir, "outside")).FullName, "victim.bin");
+        var victim = Path.Combine(Directory.CreateDirectory(Path.Combine(_temp.Path, "outside")).FullName, "victim.bin");
         await File.WriteAllBytesAsync(victim, RandomNumberGenerator.GetBytes(content.Length));
         var before = Snapshot(victim);
         var link = Path.Combine(Directory.CreateDirectory(Dl).FullName, "out.bin");
@@ -285,13 +286,13 @@ public sealed class ExistingOutputTests : IDisposable
     [InlineData(false)] // a dangling link: a directory would be created through it
     public async Task Fetch_of_a_directory_refuses_a_symbolic_link_at_the_output(bool linkedExists)
     {
-        var repo = Path.Combine(_dir, "repo");
-        var tree = Path.Combine(_dir, "src", "tree");
+        var repo = Path.Combine(_temp.Path, "repo");
+        var tree = Path.Combine(_temp.Path, "src", "tree");
         Directory.CreateDirectory(tree);
         await File.WriteAllBytesAsync(Path.Combine(tree, "a.bin"), RandomNumberGenerator.GetBytes(1000));
         var add = await InProcessCli.RunAsync("add", tree, "--repo", repo);
         Assert.True(add.ExitCode == 0, add.ToString());
-        var outside = Directory.CreateDirectory(Path.Combine(_dir, "outside")).FullName;
+        var outside = Directory.CreateDirectory(Path.Combine(_temp.Path, "outside")).FullName;
         var link = Path.Combine(Directory.CreateDirectory(Dl).FullName, "tree");
         File.CreateSymbolicLink(link, linkedExists ? outside : Path.Combine(outside, "new"));
 

@@ -4,7 +4,7 @@ namespace Peerway.Cli.Tests;
 
 public sealed class SimulateCommandTests
 {
-    private static Task<int> Run(params string[] args)
+    private static Task<int> RunAsync(params string[] args)
     {
         var root = new RootCommand("test");
         root.Subcommands.Add(SimulateCommand.Create());
@@ -29,7 +29,7 @@ public sealed class SimulateCommandTests
     [InlineData("--sweep-nodes", "3")]
     public async Task Bad_arguments_are_usage_errors(string option, string value)
     {
-        Assert.Equal(CliRunner.UsageError, await Run(option, value));
+        Assert.Equal(CliRunner.UsageError, await RunAsync(option, value));
     }
 
     [Theory]
@@ -103,7 +103,7 @@ public sealed class SimulateCommandTests
         var file = Path.GetTempFileName();
         try
         {
-            Assert.Equal(CliRunner.UsageError, await Run("--nodes", "64", "--lookups", "20", "--out", file));
+            Assert.Equal(CliRunner.UsageError, await RunAsync("--nodes", "64", "--lookups", "20", "--out", file));
             Assert.Equal(0, new FileInfo(file).Length);
         }
         finally
@@ -118,7 +118,7 @@ public sealed class SimulateCommandTests
         var dir = Path.Combine(Path.GetTempPath(), $"peerway-sim-{Guid.NewGuid():N}");
         try
         {
-            Assert.Equal(CliRunner.Ok, await Run("--nodes", "64", "--lookups", "20", "--sweep-nodes", "32", "--out", dir, "--json"));
+            Assert.Equal(CliRunner.Ok, await RunAsync("--nodes", "64", "--lookups", "20", "--sweep-nodes", "32", "--out", dir, "--json"));
             foreach (var name in new[] { "summary.json", "summary.txt", "rounds-vs-nodes.svg", "rounds-vs-nodes.png", "success-vs-churn.svg", "success-vs-churn.png", "success-vs-adversaries.svg", "success-vs-adversaries.png" })
             {
                 Assert.True(new FileInfo(Path.Combine(dir, name)).Length > 100, name);

@@ -1,11 +1,12 @@
+using Peerway.TestSupport;
 namespace Peerway.Cli.Tests;
 
 /// <summary>Issue 20, item 7: messages a user understands, each one line on stderr with the right exit code.</summary>
 public sealed class UserMessageTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("peerway-messages-").FullName;
+    private readonly TempDirectory _temp = new("peerway-messages");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     private static async Task<string> UsageErrorAsync(params string[] args)
     {
@@ -80,7 +81,7 @@ public sealed class UserMessageTests : IDisposable
     [Fact]
     public async Task Get_into_an_existing_file_is_a_usage_error()
     {
-        var file = Path.Combine(_dir, "notes.txt");
+        var file = Path.Combine(_temp.Path, "notes.txt");
         await File.WriteAllTextAsync(file, "mine");
 
         var line = await UsageErrorAsync("get", "magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a", "-o", file);
@@ -92,10 +93,10 @@ public sealed class UserMessageTests : IDisposable
     [Fact]
     public async Task Fetch_says_when_no_gateway_could_be_reached()
     {
-        var port = FreeLoopbackPort.Tcp(); // nothing listens there: connection refused
+        var port = FreePort.Tcp(); // nothing listens there: connection refused
 
         var cid = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
-        var run = await InProcessCli.RunAsync("fetch", cid, "-o", Path.Combine(_dir, "out"), "--gateway", $"http://127.0.0.1:{port}/", "--repo", _dir);
+        var run = await InProcessCli.RunAsync("fetch", cid, "-o", Path.Combine(_temp.Path, "out"), "--gateway", $"http://127.0.0.1:{port}/", "--repo", _temp.Path);
 
         Assert.True(run.ExitCode == 1, run.ToString());
         var line = Assert.Single(run.StderrLines);
@@ -108,8 +109,8 @@ public sealed class UserMessageTests : IDisposable
     {
         var gatewayOut = new LineWriter();
         using var stop = new CancellationTokenSource();
-        var emptyRepo = Directory.CreateDirectory(Path.Combine(_dir, "empty")).FullName;
-        var port = FreeLoopbackPort.Tcp();
+        var emptyRepo = Directory.CreateDirectory(Path.Combine(_temp.Path, "empty")).FullName;
+        var port = FreePort.Tcp();
 
         var gateway = CliRunner.RunAsync(InProcessCli.CreateRoot(),
             ["gateway", "--host", "127.0.0.1", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--repo", emptyRepo],
@@ -117,7 +118,7 @@ public sealed class UserMessageTests : IDisposable
         await gatewayOut.WaitForLineAsync(l => l.StartsWith("gateway listening", StringComparison.Ordinal)).WaitAsync(TimeSpan.FromSeconds(60));
 
         var cid = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
-        var run = await InProcessCli.RunAsync("fetch", cid, "-o", Path.Combine(_dir, "out"), "--gateway", $"http://127.0.0.1:{port}/", "--repo", _dir);
+        var run = await InProcessCli.RunAsync("fetch", cid, "-o", Path.Combine(_temp.Path, "out"), "--gateway", $"http://127.0.0.1:{port}/", "--repo", _temp.Path);
         await stop.CancelAsync();
         await gateway.WaitAsync(TimeSpan.FromSeconds(60));
 

@@ -37,7 +37,7 @@ public sealed class CarAndGatewayTests
     public void Header_errors_are_typed()
     {
         var header = CarCodec.EncodeHeader([]);
-        Assert.Equal(ContentError.Truncated, CarCodec.TryDecodeHeader(header[..^1], out _, out _));
+        Assert.Equal(ContentError.Truncated, CarCodec.TryDecodeHeader(header.AsSpan(..^1), out _, out _));
         var v2 = (byte[])header.Clone();
         v2[^1] = 0x02;
         Assert.Equal(ContentError.UnsupportedCarVersion, CarCodec.TryDecodeHeader(v2, out _, out _));
@@ -105,10 +105,14 @@ public sealed class CarAndGatewayTests
     {
         var (store, root, _) = Sample(2500);
         using var car = new MemoryStream();
+#pragma warning disable VSTHRD002 // an FsCheck property is synchronous; the work runs on memory streams and stores
         CarWriter.ExportDagAsync(store, root.Cid, car, CancellationToken.None).GetAwaiter().GetResult();
+#pragma warning restore VSTHRD002
         var bytes = car.ToArray();
         bytes[(int)((uint)position % bytes.Length)] = value;
+#pragma warning disable VSTHRD002 // an FsCheck property is synchronous; the work runs on memory streams and stores
         var (result, _) = CarWriter.ImportAsync(new MemoryStream(bytes), new MemoryBlockStore(), CancellationToken.None).GetAwaiter().GetResult();
+#pragma warning restore VSTHRD002
         return result.Ok || result.Error != ContentError.None;
     }
 

@@ -9,7 +9,7 @@ namespace Peerway.Content.Tests;
 
 public sealed class DagPbTests
 {
-    private static readonly Cid Child = Cid.V0(Multihash.Sha2_256("child"u8));
+    private static readonly Cid Child = Cid.V0(Multihash.Sha256("child"u8));
 
     [Fact]
     public void Empty_node_is_empty_bytes_and_links_come_before_data()
@@ -31,7 +31,7 @@ public sealed class DagPbTests
     {
         // `ipfs object new unixfs-dir`: QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn.
         var block = DagPbCodec.Encode(new PbNode([], new UnixFsData { Type = UnixFsType.Directory }.Encode()));
-        Assert.Equal("QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn", Cid.V0(Multihash.Sha2_256(block)).ToString());
+        Assert.Equal("QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn", Cid.V0(Multihash.Sha256(block)).ToString());
     }
 
     [Theory]
@@ -73,7 +73,7 @@ public sealed class DagPbTests
         var link = from seed in ArbMap.Default.GeneratorFor<int>()
                    from name in Gen.OneOf(Gen.Constant<string?>(null), ArbMap.Default.GeneratorFor<string>().Select(s => (string?)(s?.Replace('\uD800', 'x').Replace('\uDC00', 'y') ?? string.Empty)))
                    from tsize in Gen.OneOf(Gen.Constant<ulong?>(null), ArbMap.Default.GeneratorFor<ulong>().Select(v => (ulong?)v))
-                   select new PbLink(Cid.V1(Cid.RawCodec, Multihash.Sha2_256(BitConverter.GetBytes(seed))), name, tsize);
+                   select new PbLink(Cid.V1(Cid.RawCodec, Multihash.Sha256(BitConverter.GetBytes(seed))), name, tsize);
         var node = from links in link.ListOf()
                    from hasData in ArbMap.Default.GeneratorFor<bool>()
                    from data in ArbMap.Default.GeneratorFor<byte[]>()

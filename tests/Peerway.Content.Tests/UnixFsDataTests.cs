@@ -94,7 +94,11 @@ public sealed class UnixFsDataTests
     {
         var bytes = new UnixFsData
         {
-            Type = UnixFsType.HamtShard, Data = new byte[] { 1, 2 }, HashType = 0x22, Fanout = 256, Mtime = new UnixTime(5, 6),
+            Type = UnixFsType.HamtShard,
+            Data = new byte[] { 1, 2 },
+            HashType = 0x22,
+            Fanout = 256,
+            Mtime = new UnixTime(5, 6),
         }.Encode();
         bytes[(int)((uint)position % bytes.Length)] = value;
         var error = UnixFsData.TryDecode(bytes, out var decoded);

@@ -32,7 +32,7 @@ public sealed class LookupTests
         var first = lookup.NextQueries();
         Assert.Equal([At(10), At(20), At(30)], first.Select(c => c.Id!.Value));
         Assert.Empty(lookup.NextQueries()); // α = 3 already in flight
-        lookup.OnFailure(first[0]);
+        Lookup.OnFailure(first[0]);
         Assert.Equal([At(40)], lookup.NextQueries().Select(c => c.Id!.Value));
     }
 
@@ -90,7 +90,7 @@ public sealed class LookupTests
     {
         var lookup = Start(k: 2, alpha: 1, seeds: [10, 20, 30]);
         var a = Assert.Single(lookup.NextQueries());
-        lookup.OnFailure(a);
+        Lookup.OnFailure(a);
         var b = Assert.Single(lookup.NextQueries());
         Assert.Equal(At(20), b.Id);
         lookup.OnResponse(b, b.Id!.Value, [], null, default);

@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.Extensions.Time.Testing;
 using Peerway.Core;
 using Peerway.Net;
+using Peerway.TestSupport;
 
 namespace Peerway.Dht.Tests;
 
@@ -51,7 +52,7 @@ public sealed class StateAndBep42NodeTests
     public async Task Node_learns_its_public_address_by_majority_and_regenerates_a_compliant_id()
     {
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
-        var scheduler = new StepScheduler(time);
+        var scheduler = new DeterministicScheduler(time);
         var network = new VirtualNetwork(scheduler);
         var publicIp = IPAddress.Parse("203.0.113.50");
         var node = new DhtNode(network.CreateSocket(new IPEndPoint(publicIp, 6881)), time, new DhtOptions { RandomSeed = 3 });
@@ -76,7 +77,7 @@ public sealed class StateAndBep42NodeTests
     public async Task Enforce_bep42_refuses_non_compliant_public_nodes()
     {
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
-        var scheduler = new StepScheduler(time);
+        var scheduler = new DeterministicScheduler(time);
         var network = new VirtualNetwork(scheduler);
         var node = new DhtNode(network.CreateSocket(), time, new DhtOptions { RandomSeed = 4, EnforceBep42 = true });
         node.Start();
@@ -162,7 +163,7 @@ public sealed class StorageUnitTests
         Assert.True(tokens.Validate(ip, token, T0.AddMinutes(9)));
         Assert.False(tokens.Validate(IPAddress.Parse("198.51.100.2"), token, T0.AddMinutes(9)));
         Assert.False(tokens.Validate(ip, token, T0.AddMinutes(10)));
-        Assert.False(tokens.Validate(ip, token[..4], T0.AddMinutes(4)));
+        Assert.False(tokens.Validate(ip, token.AsSpan(..4), T0.AddMinutes(4)));
     }
 
     [Fact]

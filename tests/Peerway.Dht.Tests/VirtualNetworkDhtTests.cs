@@ -1,5 +1,6 @@
 using System.Net;
 using Peerway.Core;
+using Peerway.TestSupport;
 
 namespace Peerway.Dht.Tests;
 
@@ -81,7 +82,7 @@ public sealed class VirtualNetworkDhtTests(Xunit.Abstractions.ITestOutputHelper 
     [Fact]
     public async Task Refresh_after_bootstrap_fills_far_buckets_at_once()
     {
-        async Task<double> AverageTableSize(bool refresh)
+        async Task<double> AverageTableSizeAsync(bool refresh)
         {
             await using var net = new DhtTestNetwork();
             for (var i = 0; i < 200; i++) net.AddNode(new DhtOptions { RandomSeed = i + 1, RefreshBucketsAfterBootstrap = refresh });
@@ -90,8 +91,8 @@ public sealed class VirtualNetworkDhtTests(Xunit.Abstractions.ITestOutputHelper 
             return net.Nodes.Average(n => n.Stats.RoutingTableSize);
         }
 
-        var plain = await AverageTableSize(false);
-        var refreshed = await AverageTableSize(true);
+        var plain = await AverageTableSizeAsync(false);
+        var refreshed = await AverageTableSizeAsync(true);
         output.WriteLine($"average routing table: {plain:F1} without, {refreshed:F1} with refresh after bootstrap");
         Assert.True(refreshed > plain * 1.2, $"{refreshed:F1} vs {plain:F1}");
     }
@@ -109,7 +110,7 @@ public sealed class VirtualNetworkDhtTests(Xunit.Abstractions.ITestOutputHelper 
         var lookup = a.BootstrapAsync([silent.EndPoint], cts.Token);
         net.Scheduler.RunUntilIdle();
         Assert.False(lookup.IsCompleted);
-        StepScheduler.RunInline(cts.Cancel);
+        DeterministicScheduler.RunInline(cts.Cancel);
         Assert.True(lookup.IsCanceled);
         Assert.Equal(b.Id, net.Await(a.PingAsync(b.LocalEndPoint, CancellationToken.None)));
     }

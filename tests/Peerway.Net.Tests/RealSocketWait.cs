@@ -7,7 +7,7 @@ namespace Peerway.Net.Tests;
 internal static class RealSocketWait
 {
     /// <summary>Polling with a deadline for datagrams crossing the real kernel (an external observable state).</summary>
-    public static async Task Until(Func<bool> condition)
+    public static async Task UntilAsync(Func<bool> condition)
     {
         var deadline = DateTime.UtcNow.AddSeconds(20);
         while (!condition())

@@ -47,7 +47,7 @@ public sealed class UdpDatagramSocketTests
             {
                 for (var c = 0; c < Senders; c++) clients[c].Send([(byte)c, (byte)round], server.LocalEndPoint);
                 // UDP on loopback may still drop under load: pace by waiting for this round to arrive.
-                await RealSocketWait.Until(() => seen.Count >= (round + 1) * Senders);
+                await RealSocketWait.UntilAsync(() => seen.Count >= (round + 1) * Senders);
             }
 
             await all.Task.WaitAsync(TimeSpan.FromSeconds(20));
@@ -116,7 +116,7 @@ public sealed class UdpDatagramSocketTests
         for (var i = 0; i < window.Total; i++)
         {
             client.Send([(byte)i], server.LocalEndPoint);
-            await RealSocketWait.Until(() => Interlocked.Read(ref echoes) > i);
+            await RealSocketWait.UntilAsync(() => Interlocked.Read(ref echoes) > i);
         }
 
         Assert.Equal(0, await window.AllocatedAsync());
@@ -135,7 +135,7 @@ public sealed class UdpDatagramSocketTests
 
         using var client = new UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0));
         client.Send([1], server.LocalEndPoint);
-        await RealSocketWait.Until(() => server.HandlerFaults == 1);
+        await RealSocketWait.UntilAsync(() => server.HandlerFaults == 1);
         client.Send([2], server.LocalEndPoint);
         await second.Task.WaitAsync(TimeSpan.FromSeconds(20));
         Assert.Equal(1, server.HandlerFaults);

@@ -54,7 +54,7 @@ public sealed class UdpReceiveGroupTests
             {
                 for (var s = 0; s < Servers; s++) clients[s].Send([(byte)s, (byte)r], servers[s].LocalEndPoint);
                 var round = r;
-                await RealSocketWait.Until(() => Enumerable.Range(0, Servers).All(i => Interlocked.Read(ref echoes[i]) > round));
+                await RealSocketWait.UntilAsync(() => Enumerable.Range(0, Servers).All(i => Interlocked.Read(ref echoes[i]) > round));
             }
 
             Assert.All(echoes, e => Assert.Equal(Rounds, e));
@@ -98,7 +98,7 @@ public sealed class UdpReceiveGroupTests
         if (group.IsSupported) Assert.Equal(1, group.Count);
 
         // The group thread closed the socket: its port can be bound again.
-        await RealSocketWait.Until(() => RealSocketWait.CanBind(port));
+        await RealSocketWait.UntilAsync(() => RealSocketWait.CanBind(port));
     }
 
     [Fact]
@@ -121,7 +121,7 @@ public sealed class UdpReceiveGroupTests
         });
         try
         {
-            await RealSocketWait.Until(() => Interlocked.Read(ref received) > 100);
+            await RealSocketWait.UntilAsync(() => Interlocked.Read(ref received) > 100);
             busy.Dispose(); // from a test thread while the group thread is draining it
             if (group.IsSupported) Assert.Equal(1, group.Count);
         }
@@ -131,9 +131,9 @@ public sealed class UdpReceiveGroupTests
             await flood;
         }
 
-        await RealSocketWait.Until(() => RealSocketWait.CanBind(target));
+        await RealSocketWait.UntilAsync(() => RealSocketWait.CanBind(target));
         client.Send([8], other.LocalEndPoint);
-        await RealSocketWait.Until(() => Interlocked.Read(ref otherReceived) == 1);
+        await RealSocketWait.UntilAsync(() => Interlocked.Read(ref otherReceived) == 1);
     }
 
     [Fact]
@@ -152,7 +152,7 @@ public sealed class UdpReceiveGroupTests
         {
             client.Send([(byte)i], server.LocalEndPoint);
             var sent = i;
-            await RealSocketWait.Until(() => window.Handled > sent);
+            await RealSocketWait.UntilAsync(() => window.Handled > sent);
         }
 
         Assert.Equal(0, await window.AllocatedAsync());
@@ -184,7 +184,7 @@ public sealed class UdpReceiveGroupTests
         member.Start((_, _) => { });
         var port = member.LocalEndPoint;
         group.Dispose();
-        await RealSocketWait.Until(() => RealSocketWait.CanBind(port));
+        await RealSocketWait.UntilAsync(() => RealSocketWait.CanBind(port));
         member.Dispose(); // after the group closed it: no error
 
         using var late = new UdpDatagramSocket(AnyLoopback, group);

@@ -50,7 +50,7 @@ public sealed class UdpSendBatchTests
 
         using var client = new UdpDatagramSocket(AnyLoopback);
         client.Send([0], trigger.LocalEndPoint);
-        await RealSocketWait.Until(() => sink.Count == Count);
+        await RealSocketWait.UntilAsync(() => sink.Count == Count);
 
         // Each socket's datagrams left in the order they were sent (loopback keeps order), and from that socket.
         var received = sink.Drain();
@@ -107,7 +107,7 @@ public sealed class UdpSendBatchTests
 
         using var client = new UdpDatagramSocket(AnyLoopback);
         client.Send([0], sender.LocalEndPoint);
-        await RealSocketWait.Until(() => a.Count + b.Count == plan.Length);
+        await RealSocketWait.UntilAsync(() => a.Count + b.Count == plan.Length);
         foreach (var sink in new[] { a, b })
         {
             var expected = plan.Select((p, i) => (p, i)).Where(x => x.p.To == sink)
@@ -151,7 +151,7 @@ public sealed class UdpSendBatchTests
         using var client = new UdpDatagramSocket(AnyLoopback);
         client.Send([0], trigger.LocalEndPoint);
         await handled.Task.WaitAsync(TimeSpan.FromSeconds(20));
-        await RealSocketWait.Until(() => sink.Count == 2);
+        await RealSocketWait.UntilAsync(() => sink.Count == 2);
         var received = sink.Drain();
         Assert.Contains(received, r => r.Data[0] == 1 && r.From.Port == port.Port);
         Assert.Contains(received, r => r.Data[0] == 3);
@@ -159,7 +159,7 @@ public sealed class UdpSendBatchTests
         Assert.Equal(0, trigger.HandlerFaults);
 
         // The last reference went with the flush: the port is free again.
-        await RealSocketWait.Until(() => RealSocketWait.CanBind(port));
+        await RealSocketWait.UntilAsync(() => RealSocketWait.CanBind(port));
     }
 
     [Fact]
@@ -186,10 +186,10 @@ public sealed class UdpSendBatchTests
         });
         try
         {
-            await RealSocketWait.Until(() => sink.Count > 100);
+            await RealSocketWait.UntilAsync(() => sink.Count > 100);
             target.Dispose(); // while the group thread queues and flushes sends on it
             var at = Interlocked.Read(ref handled);
-            await RealSocketWait.Until(() => Interlocked.Read(ref handled) > at + 100);
+            await RealSocketWait.UntilAsync(() => Interlocked.Read(ref handled) > at + 100);
         }
         finally
         {
@@ -199,7 +199,7 @@ public sealed class UdpSendBatchTests
 
         Assert.Equal(0, relay.HandlerFaults);
         Assert.True(target.SendErrors > 0, "sends after Dispose are counted");
-        await RealSocketWait.Until(() => RealSocketWait.CanBind(port));
+        await RealSocketWait.UntilAsync(() => RealSocketWait.CanBind(port));
     }
 
     [Fact]
@@ -226,11 +226,11 @@ public sealed class UdpSendBatchTests
         {
             client.Send([(byte)i], server.LocalEndPoint);
             var sent = i;
-            await RealSocketWait.Until(() => window.Handled > sent);
+            await RealSocketWait.UntilAsync(() => window.Handled > sent);
         }
 
         Assert.Equal(0, await window.AllocatedAsync());
-        await RealSocketWait.Until(() => Interlocked.Read(ref echoes) == 2 * window.Total);
+        await RealSocketWait.UntilAsync(() => Interlocked.Read(ref echoes) == 2 * window.Total);
     }
 
     [Fact]
@@ -248,7 +248,7 @@ public sealed class UdpSendBatchTests
 
         using var client = new UdpDatagramSocket(any6);
         client.Send([0], sender.LocalEndPoint);
-        await RealSocketWait.Until(() => sink.Count == Count);
+        await RealSocketWait.UntilAsync(() => sink.Count == Count);
         var got = sink.Drain();
         for (var i = 0; i < Count; i++) Assert.Equal(Enumerable.Repeat((byte)i, i == Count - 1 ? 10 : 1200), got[i].Data);
         Assert.Equal(0, sender.SendErrors);

@@ -2,15 +2,16 @@ using System.Net;
 using Microsoft.Extensions.Logging.Abstractions;
 using Peerway.Core;
 using Peerway.Dht;
+using Peerway.TestSupport;
 
 namespace Peerway.Node.Tests;
 
 /// <summary>The composition root on real loopback UDP: state file save/restore, rejoin without bootstrap.</summary>
 public sealed class DhtHostTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("peerway-host-").FullName;
+    private readonly TempDirectory _temp = new("peerway-host");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     private static DhtHostOptions Loopback(string? state = null) =>
         new() { Bind = new IPEndPoint(IPAddress.Loopback, 0), StatePath = state, Dht = new DhtOptions { QueryTimeout = TimeSpan.FromSeconds(1) } };
@@ -19,7 +20,7 @@ public sealed class DhtHostTests : IDisposable
     public async Task A_restarted_host_reuses_its_id_and_rejoins_from_saved_nodes()
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        var state = Path.Combine(_dir, "b.state");
+        var state = Path.Combine(_temp.Path, "b.state");
         await using var a = DhtHost.Start(Loopback(), NullLoggerFactory.Instance);
         NodeId firstId;
         await using (var b = DhtHost.Start(Loopback(state), NullLoggerFactory.Instance))
@@ -43,7 +44,7 @@ public sealed class DhtHostTests : IDisposable
     [Fact]
     public async Task A_corrupt_state_file_is_refused_and_kept()
     {
-        var state = Path.Combine(_dir, "bad.state");
+        var state = Path.Combine(_temp.Path, "bad.state");
         byte[] junk = [1, 2, 3, 4];
         await File.WriteAllBytesAsync(state, junk);
 
@@ -58,7 +59,7 @@ public sealed class DhtHostTests : IDisposable
     {
         await using var host = DhtHost.Start(Loopback(), NullLoggerFactory.Instance);
         host.SaveState();
-        Assert.Empty(Directory.GetFileSystemEntries(_dir));
+        Assert.Empty(Directory.GetFileSystemEntries(_temp.Path));
     }
 
     [Fact]

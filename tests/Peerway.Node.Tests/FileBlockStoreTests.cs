@@ -1,21 +1,22 @@
 using Peerway.Content;
 using Peerway.Core.Multiformats;
 using Peerway.Node.Content;
+using Peerway.TestSupport;
 
 namespace Peerway.Node.Tests;
 
 public sealed class FileBlockStoreTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("peerway-blocks-").FullName;
+    private readonly TempDirectory _temp = new("peerway-blocks");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     [Fact]
     public void Blocks_round_trip_and_are_verified_on_read()
     {
-        var store = new FileBlockStore(_dir);
+        var store = new FileBlockStore(_temp.Path);
         var block = "some block"u8.ToArray();
-        var cid = Cid.V1(Cid.RawCodec, Multihash.Sha2_256(block));
+        var cid = Cid.V1(Cid.RawCodec, Multihash.Sha256(block));
         Assert.False(store.Has(cid));
         Assert.Equal(ContentError.NotFound, store.TryGet(cid, out _));
 
@@ -29,17 +30,17 @@ public sealed class FileBlockStoreTests : IDisposable
         File.WriteAllBytes(store.PathOf(cid), "tampered!!"u8.ToArray());
         Assert.Equal(ContentError.HashMismatch, store.TryGet(cid, out var bad));
         Assert.Null(bad);
-        Assert.Empty(Directory.GetFiles(_dir, "*.tmp", SearchOption.AllDirectories));
+        Assert.Empty(Directory.GetFiles(_temp.Path, "*.tmp", SearchOption.AllDirectories));
     }
 
     [Fact]
     public void Repo_records_roots_once_and_resolves_its_directory()
     {
-        var repo = new ContentRepo(_dir);
-        var cid = Cid.V1(Cid.RawCodec, Multihash.Sha2_256("x"u8));
+        var repo = new ContentRepo(_temp.Path);
+        var cid = Cid.V1(Cid.RawCodec, Multihash.Sha256("x"u8));
         repo.AddRoot(cid);
         repo.AddRoot(cid);
-        Assert.Equal([cid], new ContentRepo(_dir).Roots());
+        Assert.Equal([cid], new ContentRepo(_temp.Path).Roots());
         Assert.Equal("/explicit", ContentRepo.ResolveDirectory("/explicit"));
     }
 }

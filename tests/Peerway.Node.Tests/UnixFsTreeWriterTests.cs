@@ -4,6 +4,7 @@ using Peerway.Content.DagPb;
 using Peerway.Content.UnixFs;
 using Peerway.Core.Multiformats;
 using Peerway.Node.Content;
+using Peerway.TestSupport;
 
 namespace Peerway.Node.Tests;
 
@@ -11,9 +12,9 @@ namespace Peerway.Node.Tests;
 /// can never write outside the destination.</summary>
 public sealed class UnixFsTreeWriterTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("peerway-tree-").FullName;
+    private readonly TempDirectory _temp = new("peerway-tree");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     private static byte[] RandomBytes(int length, int seed)
     {
@@ -44,7 +45,7 @@ public sealed class UnixFsTreeWriterTests : IDisposable
     private static Cid PutDirectory(MemoryBlockStore store, params PbLink[] links)
     {
         var block = DagPbCodec.Encode(new PbNode(links, new UnixFsData { Type = UnixFsType.Directory }.Encode()));
-        var cid = Cid.V0(Multihash.Sha2_256(block));
+        var cid = Cid.V0(Multihash.Sha256(block));
         store.Put(cid, block);
         return cid;
     }
@@ -69,7 +70,7 @@ public sealed class UnixFsTreeWriterTests : IDisposable
         }
 
         var root = ImportTree(importer, tree);
-        var destination = Path.Combine(_dir, "out");
+        var destination = Path.Combine(_temp.Path, "out");
         var result = await UnixFsTreeWriter.WriteAsync(store, root.Cid, destination, CancellationToken.None);
 
         Assert.True(result.Ok, $"{result.Error} at {result.Path}");
@@ -89,7 +90,7 @@ public sealed class UnixFsTreeWriterTests : IDisposable
             }
         }
 
-        Assert.Equal(["out"], Directory.GetFileSystemEntries(_dir).Select(Path.GetFileName)); // no temporary left
+        Assert.Equal(["out"], Directory.GetFileSystemEntries(_temp.Path).Select(Path.GetFileName)); // no temporary left
     }
 
     [Theory]
@@ -105,12 +106,12 @@ public sealed class UnixFsTreeWriterTests : IDisposable
         var file = new UnixFsImporter(store, new ImportOptions()).ImportBytes("payload"u8);
         var inner = PutDirectory(store, new PbLink(file.Cid, name, file.Tsize));
         var root = PutDirectory(store, new PbLink(file.Cid, "fine", file.Tsize), new PbLink(inner, "inner", 100));
-        var destination = Path.Combine(_dir, "out");
+        var destination = Path.Combine(_temp.Path, "out");
 
         var result = await UnixFsTreeWriter.WriteAsync(store, root, destination, CancellationToken.None);
 
         Assert.Equal(ContentError.UnsafeName, result.Error);
-        Assert.Empty(Directory.GetFileSystemEntries(_dir));
+        Assert.Empty(Directory.GetFileSystemEntries(_temp.Path));
     }
 
     [Fact]
@@ -122,10 +123,10 @@ public sealed class UnixFsTreeWriterTests : IDisposable
         var b = importer.ImportBytes("b"u8);
         var root = PutDirectory(store, new PbLink(a.Cid, "same", a.Tsize), new PbLink(b.Cid, "same", b.Tsize));
 
-        var result = await UnixFsTreeWriter.WriteAsync(store, root, Path.Combine(_dir, "out"), CancellationToken.None);
+        var result = await UnixFsTreeWriter.WriteAsync(store, root, Path.Combine(_temp.Path, "out"), CancellationToken.None);
 
         Assert.Equal(ContentError.UnsafeName, result.Error);
-        Assert.Empty(Directory.GetFileSystemEntries(_dir));
+        Assert.Empty(Directory.GetFileSystemEntries(_temp.Path));
     }
 
     [Fact]
@@ -136,19 +137,19 @@ public sealed class UnixFsTreeWriterTests : IDisposable
         // A HAMT shard whose slot-label link carries the name "..": "3A" + "..".
         var data = new UnixFsData { Type = UnixFsType.HamtShard, Data = new byte[] { 1 }, HashType = 0x22, Fanout = 256 }.Encode();
         var block = DagPbCodec.Encode(new PbNode([new PbLink(file.Cid, "3A..", file.Tsize)], data));
-        var root = Cid.V0(Multihash.Sha2_256(block));
+        var root = Cid.V0(Multihash.Sha256(block));
         store.Put(root, block);
 
-        var result = await UnixFsTreeWriter.WriteAsync(store, root, Path.Combine(_dir, "out"), CancellationToken.None);
+        var result = await UnixFsTreeWriter.WriteAsync(store, root, Path.Combine(_temp.Path, "out"), CancellationToken.None);
 
         Assert.Equal(ContentError.UnsafeName, result.Error);
-        Assert.Empty(Directory.GetFileSystemEntries(_dir));
+        Assert.Empty(Directory.GetFileSystemEntries(_temp.Path));
     }
 
     [Fact]
     public async Task A_corrupt_block_fails_without_leaving_a_partial_tree()
     {
-        var store = new FileBlockStore(Path.Combine(_dir, "repo"));
+        var store = new FileBlockStore(Path.Combine(_temp.Path, "repo"));
         var importer = new UnixFsImporter(store, new ImportOptions { ChunkSize = 100 });
         var good = importer.ImportBytes(RandomBytes(1000, 5));
         var bad = importer.ImportBytes(RandomBytes(1000, 6));
@@ -157,12 +158,12 @@ public sealed class UnixFsTreeWriterTests : IDisposable
         var victim = node!.Pb!.Links[4].Hash;
         await File.WriteAllBytesAsync(store.PathOf(victim), RandomBytes(114, 7));
 
-        var result = await UnixFsTreeWriter.WriteAsync(store, root.Cid, Path.Combine(_dir, "out"), CancellationToken.None);
+        var result = await UnixFsTreeWriter.WriteAsync(store, root.Cid, Path.Combine(_temp.Path, "out"), CancellationToken.None);
 
         Assert.Equal(ContentError.HashMismatch, result.Error);
         Assert.Equal(victim, result.At);
         Assert.Equal("/bad", result.Path![^4..]);
-        Assert.Equal(["repo"], Directory.GetFileSystemEntries(_dir).Select(Path.GetFileName));
+        Assert.Equal(["repo"], Directory.GetFileSystemEntries(_temp.Path).Select(Path.GetFileName));
     }
 
     [Fact]
@@ -172,13 +173,13 @@ public sealed class UnixFsTreeWriterTests : IDisposable
         var importer = new UnixFsImporter(store, new ImportOptions());
         var content = RandomBytes(300_000, 9);
         var file = importer.ImportBytes(content);
-        var target = Path.Combine(_dir, "file.bin");
+        var target = Path.Combine(_temp.Path, "file.bin");
         var result = await UnixFsTreeWriter.WriteAsync(store, file.Cid, target, CancellationToken.None);
         Assert.True(result.Ok);
         Assert.Equal(content, await File.ReadAllBytesAsync(target));
 
         var dir = importer.ImportDirectory([new DirectoryEntry("f", file)]);
-        var existing = Directory.CreateDirectory(Path.Combine(_dir, "existing")).FullName;
+        var existing = Directory.CreateDirectory(Path.Combine(_temp.Path, "existing")).FullName;
         await Assert.ThrowsAsync<Peerway.Core.IO.OutputConflictException>(() => UnixFsTreeWriter.WriteAsync(store, dir.Cid, existing, CancellationToken.None));
         Assert.Empty(Directory.GetFileSystemEntries(existing));
     }
@@ -188,14 +189,14 @@ public sealed class UnixFsTreeWriterTests : IDisposable
     {
         var store = new MemoryBlockStore();
         var link = DagPbCodec.Encode(new PbNode([], new UnixFsData { Type = UnixFsType.Symlink, Data = "/etc/passwd"u8.ToArray() }.Encode()));
-        var linkCid = Cid.V0(Multihash.Sha2_256(link));
+        var linkCid = Cid.V0(Multihash.Sha256(link));
         store.Put(linkCid, link);
         var root = PutDirectory(store, new PbLink(linkCid, "passwd", (ulong)link.Length));
 
-        var result = await UnixFsTreeWriter.WriteAsync(store, root, Path.Combine(_dir, "out"), CancellationToken.None);
+        var result = await UnixFsTreeWriter.WriteAsync(store, root, Path.Combine(_temp.Path, "out"), CancellationToken.None);
 
         Assert.True(result.Ok);
-        Assert.Equal([Path.Combine(_dir, "out") + "/passwd"], result.SkippedSymlinks);
-        Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(_dir, "out")));
+        Assert.Equal([Path.Combine(_temp.Path, "out") + "/passwd"], result.SkippedSymlinks);
+        Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(_temp.Path, "out")));
     }
 }

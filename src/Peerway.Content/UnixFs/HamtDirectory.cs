@@ -127,7 +127,7 @@ internal static class HamtDirectory
         var data = new UnixFsData
         {
             Type = UnixFsType.HamtShard,
-            Data = bitfield[first..],
+            Data = bitfield.AsMemory(first),
             HashType = HashType,
             Fanout = Fanout,
         }.Encode();

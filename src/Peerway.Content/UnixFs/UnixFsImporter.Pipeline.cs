@@ -454,7 +454,7 @@ public sealed partial class UnixFsImporter
             var blockLength = headerLength + chunkSize + trailerLength;
             for (var i = 0; i < Sha256x16.Lanes; i++)
             {
-                var multihash = Multihash.FromSha2_256Digest(_digests.AsSpan(i * Sha256x16.DigestSize, Sha256x16.DigestSize));
+                var multihash = Multihash.FromSha256Digest(_digests.AsSpan(i * Sha256x16.DigestSize, Sha256x16.DigestSize));
                 var cid = raw ? Cid.V1(Cid.RawCodec, multihash) : importer.DagPbCid(multihash);
                 leaves[i] = new PreparedLeaf(cid, 0, blockLength, (ulong)chunkSize);
                 if (importer._store.KeepsBlocks)
@@ -470,7 +470,7 @@ public sealed partial class UnixFsImporter
             if (importer._options.UseRawLeaves)
             {
                 // ipfs-unixfs-importer buffer-importer: raw leaves are always CIDv1 with the raw codec.
-                var rawCid = Cid.V1(Cid.RawCodec, Multihash.Sha2_256(chunk));
+                var rawCid = Cid.V1(Cid.RawCodec, Multihash.Sha256(chunk));
                 importer._store.Put(rawCid, chunk);
                 return new PreparedLeaf(rawCid, 0, chunk.Length, (ulong)chunk.Length);
             }
@@ -483,7 +483,7 @@ public sealed partial class UnixFsImporter
             if (importer._store.KeepsBlocks)
             {
                 var block = Assemble(header, chunk, trailer);
-                cid = importer.DagPbCid(Multihash.Sha2_256(block));
+                cid = importer.DagPbCid(Multihash.Sha256(block));
                 importer._store.Put(cid, block);
             }
             else
@@ -494,7 +494,7 @@ public sealed partial class UnixFsImporter
                 incremental.AppendData(trailer);
                 Span<byte> digest = stackalloc byte[Sha256x16.DigestSize];
                 incremental.GetHashAndReset(digest);
-                cid = importer.DagPbCid(Multihash.FromSha2_256Digest(digest));
+                cid = importer.DagPbCid(Multihash.FromSha256Digest(digest));
             }
 
             return new PreparedLeaf(cid, 0, header.Length + chunk.Length + trailer.Length, (ulong)chunk.Length);

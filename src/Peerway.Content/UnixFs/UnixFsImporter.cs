@@ -141,7 +141,7 @@ public sealed partial class UnixFsImporter
         if (_options.UseRawLeaves)
         {
             // ipfs-unixfs-importer buffer-importer: raw leaves are always CIDv1 with the raw codec.
-            return new PreparedLeaf(Cid.V1(Cid.RawCodec, Multihash.Sha2_256(chunk)), LeafHeaderRoom, length, (ulong)length);
+            return new PreparedLeaf(Cid.V1(Cid.RawCodec, Multihash.Sha256(chunk)), LeafHeaderRoom, length, (ulong)length);
         }
 
         Span<byte> header = stackalloc byte[LeafHeaderRoom];
@@ -150,7 +150,7 @@ public sealed partial class UnixFsImporter
         var start = LeafHeaderRoom - headerLength;
         header[..headerLength].CopyTo(buffer.AsSpan(start));
         var blockLength = headerLength + length + trailerLength;
-        return new PreparedLeaf(DagPbCid(Multihash.Sha2_256(buffer.AsSpan(start, blockLength))), start, blockLength, (ulong)length);
+        return new PreparedLeaf(DagPbCid(Multihash.Sha256(buffer.AsSpan(start, blockLength))), start, blockLength, (ulong)length);
     }
 
     /// <summary>
@@ -173,7 +173,7 @@ public sealed partial class UnixFsImporter
     private Cid DagPbCid(Multihash multihash) =>
         _options.CidVersion == 0 ? Cid.V0(multihash) : Cid.V1(Cid.DagPbCodec, multihash);
 
-    private Cid MakeDagPbCid(ReadOnlySpan<byte> block) => DagPbCid(Multihash.Sha2_256(block));
+    private Cid MakeDagPbCid(ReadOnlySpan<byte> block) => DagPbCid(Multihash.Sha256(block));
 
     private void AddLink(List<List<PendingLink>> levels, List<long> counts, int level, PendingLink link)
     {

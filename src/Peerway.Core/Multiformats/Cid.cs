@@ -47,7 +47,7 @@ public sealed class Cid : IEquatable<Cid>
     public static Cid V0(Multihash multihash)
     {
         ArgumentNullException.ThrowIfNull(multihash);
-        if (multihash.Code != Multihash.Sha2_256Code)
+        if (multihash.Code != Multihash.Sha256Code)
         {
             throw new ArgumentException("CIDv0 requires a sha2-256 multihash.", nameof(multihash));
         }
@@ -77,7 +77,7 @@ public sealed class Cid : IEquatable<Cid>
         }
 
         // CID spec, "Decoding Algorithm": 34 bytes starting 0x12 0x20 is a CIDv0.
-        if (source.Length >= 2 && source[0] == Multihash.Sha2_256Code && source[1] == Multihash.Sha2_256Length)
+        if (source.Length >= 2 && source[0] == Multihash.Sha256Code && source[1] == Multihash.Sha256Length)
         {
             var error0 = Multihash.TryReadPrefix(source, out var mh0, out consumed);
             if (error0 != MultiformatError.None)

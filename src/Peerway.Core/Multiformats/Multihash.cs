@@ -12,10 +12,10 @@ public sealed class Multihash : IEquatable<Multihash>
     public const ulong IdentityCode = 0x00;
 
     /// <summary>multicodec table: sha2-256.</summary>
-    public const ulong Sha2_256Code = 0x12;
+    public const ulong Sha256Code = 0x12;
 
     /// <summary>A sha2-256 digest is 32 bytes.</summary>
-    public const int Sha2_256Length = 32;
+    public const int Sha256Length = 32;
 
     /// <summary>Bound on identity digests (go-verifcid and kubo refuse identity CIDs with digests over 128 bytes).</summary>
     public const int MaxIdentityLength = 128;
@@ -43,13 +43,13 @@ public sealed class Multihash : IEquatable<Multihash>
     public int Length => _bytes.Length;
 
     /// <summary>The sha2-256 multihash of <paramref name="data"/>.</summary>
-    public static Multihash Sha2_256(ReadOnlySpan<byte> data)
+    public static Multihash Sha256(ReadOnlySpan<byte> data)
     {
-        var bytes = new byte[2 + Sha2_256Length];
-        bytes[0] = (byte)Sha2_256Code;
-        bytes[1] = Sha2_256Length;
+        var bytes = new byte[2 + Sha256Length];
+        bytes[0] = (byte)Sha256Code;
+        bytes[1] = Sha256Length;
         SHA256.HashData(data, bytes.AsSpan(2));
-        return new Multihash(bytes, Sha2_256Code, 2);
+        return new Multihash(bytes, Sha256Code, 2);
     }
 
     /// <summary>The identity multihash of <paramref name="data"/> (at most <see cref="MaxIdentityLength"/> bytes).</summary>
@@ -69,18 +69,18 @@ public sealed class Multihash : IEquatable<Multihash>
     }
 
     /// <summary>Builds a sha2-256 multihash from an already computed 32-byte digest.</summary>
-    public static Multihash FromSha2_256Digest(ReadOnlySpan<byte> digest)
+    public static Multihash FromSha256Digest(ReadOnlySpan<byte> digest)
     {
-        if (digest.Length != Sha2_256Length)
+        if (digest.Length != Sha256Length)
         {
             throw new ArgumentException("a sha2-256 digest is 32 bytes.", nameof(digest));
         }
 
-        var bytes = new byte[2 + Sha2_256Length];
-        bytes[0] = (byte)Sha2_256Code;
-        bytes[1] = Sha2_256Length;
+        var bytes = new byte[2 + Sha256Length];
+        bytes[0] = (byte)Sha256Code;
+        bytes[1] = Sha256Length;
         digest.CopyTo(bytes.AsSpan(2));
-        return new Multihash(bytes, Sha2_256Code, 2);
+        return new Multihash(bytes, Sha256Code, 2);
     }
 
     /// <summary>Reads a multihash at the start of <paramref name="source"/>; <paramref name="consumed"/> is its length.</summary>
@@ -107,9 +107,9 @@ public sealed class Multihash : IEquatable<Multihash>
 
         switch (code)
         {
-            case Sha2_256Code when digestLength != Sha2_256Length:
+            case Sha256Code when digestLength != Sha256Length:
                 return MultiformatError.DigestLengthMismatch;
-            case Sha2_256Code:
+            case Sha256Code:
                 break;
             case IdentityCode when digestLength > MaxIdentityLength:
                 return MultiformatError.TooLong;
@@ -151,7 +151,7 @@ public sealed class Multihash : IEquatable<Multihash>
             return data.SequenceEqual(Digest);
         }
 
-        Span<byte> digest = stackalloc byte[Sha2_256Length];
+        Span<byte> digest = stackalloc byte[Sha256Length];
         SHA256.HashData(data, digest);
         return digest.SequenceEqual(Digest);
     }

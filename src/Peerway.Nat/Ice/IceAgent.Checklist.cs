@@ -39,8 +39,8 @@ public sealed partial class IceAgent
         Raise(events);
         if (refreshTurn)
         {
-            _ = RefreshTurnAsync();
-            foreach (var ip in permits!) _ = PermitAsync(ip);
+            _background.Track(RefreshTurnAsync());
+            foreach (var ip in permits!) _background.Track(PermitAsync(ip));
         }
     }
 

@@ -48,7 +48,7 @@ public sealed partial class IceAgent
 
             Raise(events);
             if (turn.MappedAddress is { } mapped && _options.StunServer is null) AddServerReflexive(mapped, turn.Server);
-            foreach (var ip in permits) _ = PermitAsync(ip);
+            foreach (var ip in permits) _background.Track(PermitAsync(ip));
         }
         catch (Exception ex) when (ex is TimeoutException or ObjectDisposedException or InvalidOperationException or TurnException)
         {

@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Peerway.Core.Threading;
 using Peerway.Nat.Stun;
 using Peerway.Nat.Turn;
 using Peerway.Net;
@@ -63,6 +64,9 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
     private readonly Queue<Pair> _triggered = new();
     private readonly Dictionary<TxKey, Check> _checks = [];
     private readonly HashSet<IPAddress> _permissions = [];
+
+    // Gathering, permission and refresh transactions run in the background; DisposeAsync awaits them.
+    private readonly BackgroundTasks _background = new();
     private readonly TaskCompletionSource<IDatagramSocket> _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ulong _tieBreaker;
     private readonly IcePath _path;
@@ -225,8 +229,8 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
         }
 
         Raise(events);
-        if (_options.StunServer is { } stun) _ = GatherServerReflexiveAsync(stun);
-        if (_turn is not null) _ = GatherRelayAsync();
+        if (_options.StunServer is { } stun) _background.Track(GatherServerReflexiveAsync(stun));
+        if (_turn is not null) _background.Track(GatherRelayAsync());
     }
 
     /// <summary>RFC 8445 §5.3: the peer's ufrag and password (from signaling). Checks start once they are known.</summary>
@@ -268,7 +272,7 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
             if (_relay is not null && _permissions.Add(candidate.Address.Address)) permit = candidate.Address.Address;
         }
 
-        if (permit is not null) _ = PermitAsync(permit);
+        if (permit is not null) _background.Track(PermitAsync(permit));
     }
 
     /// <summary>RFC 8838 §8.2: the peer has sent all its candidates.</summary>
@@ -357,6 +361,9 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
         }
     }
 
+    /// <summary>Gathering, permission and refresh transactions still under way.</summary>
+    internal int BackgroundTaskCount => _background.Count;
+
     public void Dispose()
     {
         var events = new List<Action>();
@@ -399,6 +406,9 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
         }
 
         Dispose();
+
+        // Disposing the STUN/TURN client fails their outstanding transactions, so these finish promptly.
+        await _background.WhenAllAsync().ConfigureAwait(false);
     }
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "ICE gathering {Kind} from {Server} failed: {Reason}")]

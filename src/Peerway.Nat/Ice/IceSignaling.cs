@@ -1,3 +1,5 @@
+using Peerway.Core.Threading;
+
 namespace Peerway.Nat.Ice;
 
 /// <summary>
@@ -19,8 +21,11 @@ public interface ISignalingChannel
 /// </summary>
 public static class IceSignaling
 {
-    /// <summary>Wires <paramref name="agent"/> to <paramref name="channel"/>; call before <see cref="IceAgent.Start"/>.</summary>
-    public static void Attach(IceAgent agent, ISignalingChannel channel)
+    /// <summary>
+    /// Wires <paramref name="agent"/> to <paramref name="channel"/>; call before <see cref="IceAgent.Start"/>. Dispose
+    /// the returned link (before the agent) to stop trickling and await the sends still under way.
+    /// </summary>
+    public static IceSignalingLink Attach(IceAgent agent, ISignalingChannel channel)
     {
         ArgumentNullException.ThrowIfNull(agent);
         ArgumentNullException.ThrowIfNull(channel);
@@ -34,9 +39,44 @@ public static class IceSignaling
             else if (IceCandidate.TryParse(line, out var c)) agent.AddRemoteCandidate(c!);
             if (ufrag is not null && password is not null && line.StartsWith("a=ice-", StringComparison.Ordinal)) agent.SetRemoteCredentials(ufrag, password);
         });
-        _ = channel.SendAsync("a=ice-ufrag:" + agent.LocalUfrag);
-        _ = channel.SendAsync("a=ice-pwd:" + agent.LocalPassword);
-        agent.LocalCandidateGathered += (_, c) => _ = channel.SendAsync("a=" + c.ToSdp());
-        agent.GatheringComplete += (_, _) => _ = channel.SendAsync("a=end-of-candidates");
+        return new IceSignalingLink(agent, channel);
     }
+}
+
+/// <summary>
+/// An agent wired to a signaling channel by <see cref="IceSignaling.Attach"/>. It keeps every send it starts;
+/// <see cref="DisposeAsync"/> unhooks it from the agent and awaits them, rethrowing a send that failed.
+/// </summary>
+public sealed class IceSignalingLink : IAsyncDisposable
+{
+    private readonly IceAgent _agent;
+    private readonly ISignalingChannel _channel;
+    private readonly BackgroundTasks _sends = new();
+
+    internal IceSignalingLink(IceAgent agent, ISignalingChannel channel)
+    {
+        _agent = agent;
+        _channel = channel;
+        Send("a=ice-ufrag:" + agent.LocalUfrag);
+        Send("a=ice-pwd:" + agent.LocalPassword);
+        agent.LocalCandidateGathered += OnCandidateGathered;
+        agent.GatheringComplete += OnGatheringComplete;
+    }
+
+    /// <summary>Sends still under way.</summary>
+    internal int PendingSends => _sends.Count;
+
+    public async ValueTask DisposeAsync()
+    {
+        _agent.LocalCandidateGathered -= OnCandidateGathered;
+        _agent.GatheringComplete -= OnGatheringComplete;
+        await _sends.WhenAllAsync().ConfigureAwait(false);
+    }
+
+    private void OnCandidateGathered(object? sender, IceCandidate candidate) => Send("a=" + candidate.ToSdp());
+
+    // RFC 8840 §4.1: end-of-candidates once gathering is over.
+    private void OnGatheringComplete(object? sender, EventArgs e) => Send("a=end-of-candidates");
+
+    private void Send(string line) => _sends.Track(_channel.SendAsync(line));
 }

@@ -106,7 +106,7 @@ public sealed partial class GatewayBlockSource : IBlockSource
                     return null;
                 }
 
-                buffer.Write(chunk, 0, read);
+                await buffer.WriteAsync(chunk.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
             }
 
             return buffer.ToArray();

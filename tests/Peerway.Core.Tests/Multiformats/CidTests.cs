@@ -27,7 +27,7 @@ public sealed class CidTests
     public void Raw_cid_of_empty_bytes_is_the_well_known_one()
     {
         // sha2-256("") = e3b0c442...; as raw CIDv1 base32: bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku.
-        var cid = Cid.V1(Cid.RawCodec, Multihash.Sha2_256([]));
+        var cid = Cid.V1(Cid.RawCodec, Multihash.Sha256([]));
         Assert.Equal("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", cid.ToString());
         Assert.Equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", Convert.ToHexStringLower(cid.Multihash.Digest));
     }
@@ -70,7 +70,7 @@ public sealed class CidTests
     {
         var v1 = Cid.Parse(SpecV1).ToArray();
         Assert.Equal(MultiformatError.TrailingData, Cid.TryDecode([.. v1, 0], out _));
-        Assert.Equal(MultiformatError.Truncated, Cid.TryDecode(v1[..^1], out _));
+        Assert.Equal(MultiformatError.Truncated, Cid.TryDecode(v1.AsSpan(..^1), out _));
         var v2 = (byte[])v1.Clone();
         v2[0] = 2;
         Assert.Equal(MultiformatError.UnsupportedCidVersion, Cid.TryDecode(v2, out _));

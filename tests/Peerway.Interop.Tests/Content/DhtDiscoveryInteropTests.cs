@@ -15,16 +15,16 @@ namespace Peerway.Interop.Tests.Content;
 /// </summary>
 public sealed class DhtDiscoveryInteropTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("peerway-discovery-").FullName;
+    private readonly TempDirectory _temp = new("peerway-discovery");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     [RequiresToolFact("node", NeedsNpmPeers = true)]
     public async Task Content_announced_by_a_gateway_is_found_through_bittorrent_dht_and_fetched_verified()
     {
         var peers = RequiredTool.RequireNpmPeers();
-        var file = ContentPeers.WriteRandomFile(_dir, "data", 700_000, seed: 21);
-        var providerRepo = Path.Combine(_dir, "provider");
+        var file = ContentPeers.WriteRandomFile(_temp.Path, "data", 700_000, seed: 21);
+        var providerRepo = Path.Combine(_temp.Path, "provider");
         var cid = await ContentPeers.PeerwayAsync("add", file, "--cid-version", "1", "--repo", providerRepo);
 
         await using var swarm = ExternalProcess.Start(
@@ -34,7 +34,7 @@ public sealed class DhtDiscoveryInteropTests : IDisposable
             .Select(n => $"{n.GetProperty("host").GetString()}:{n.GetProperty("port").GetInt32()}")
             .ToList();
 
-        var port = FreeTcpPort();
+        var port = FreePort.Tcp();
         await using var gateway = PeerwayCli.Start(
             "gateway", "--port", port.ToString(CultureInfo.InvariantCulture), "--repo", providerRepo, "--dht-bootstrap", nodes[0]);
         await gateway.WaitForStdoutAsync(l => l.StartsWith("announced 1 of 1 roots", StringComparison.Ordinal), TimeSpan.FromMinutes(3));
@@ -46,17 +46,10 @@ public sealed class DhtDiscoveryInteropTests : IDisposable
         var found = lookup.RootElement.GetProperty("peers").EnumerateArray().Select(p => p.GetString()).ToList();
         Assert.Contains($"127.0.0.1:{port}", found);
 
-        var output = Path.Combine(_dir, "fetched");
-        await ContentPeers.PeerwayAsync("fetch", cid, "-o", output, "--repo", Path.Combine(_dir, "fetcher"), "--dht-bootstrap", nodes[2]);
+        var output = Path.Combine(_temp.Path, "fetched");
+        await ContentPeers.PeerwayAsync("fetch", cid, "-o", output, "--repo", Path.Combine(_temp.Path, "fetcher"), "--dht-bootstrap", nodes[2]);
         Assert.Equal(ContentPeers.Sha256Hex(file), ContentPeers.Sha256Hex(output));
 
         swarm.CloseStdin();
-    }
-
-    private static int FreeTcpPort()
-    {
-        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)s.LocalEndPoint!).Port;
     }
 }

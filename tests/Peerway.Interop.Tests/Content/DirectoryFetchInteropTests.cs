@@ -11,15 +11,15 @@ namespace Peerway.Interop.Tests.Content;
 /// </summary>
 public sealed class DirectoryFetchInteropTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("peerway-dirfetch-").FullName;
+    private readonly TempDirectory _temp = new("peerway-dirfetch");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     [RequiresToolFact("node", NeedsNpmPeers = true)]
     public async Task A_directory_tree_imported_by_ipfs_unixfs_importer_is_fetched_and_recreated()
     {
         ContentPeers.Require();
-        var source = Path.Combine(_dir, "tree");
+        var source = Path.Combine(_temp.Path, "tree");
         Directory.CreateDirectory(Path.Combine(source, "sub", "deeper"));
         Directory.CreateDirectory(Path.Combine(source, "empty"));
         ContentPeers.WriteRandomFile(source, "a.bin", 10, 1);
@@ -33,16 +33,16 @@ public sealed class DirectoryFetchInteropTests : IDisposable
             await File.WriteAllTextAsync(Path.Combine(sharded, $"entry-{i:D6}.txt"), $"entry {i}\n");
         }
 
-        var car = Path.Combine(_dir, "tree.car");
+        var car = Path.Combine(_temp.Path, "tree.car");
         var cid = await ContentPeers.RunAsync("car-write.mjs", source, car, "--cid-version", "1");
-        var served = Path.Combine(_dir, "served");
+        var served = Path.Combine(_temp.Path, "served");
         Assert.Equal(cid, await ContentPeers.PeerwayAsync("car", "import", car, "--repo", served));
 
         var (gateway, url) = await GatewayInteropTests.StartGatewayAsync(served);
         await using (gateway)
         {
-            var output = Path.Combine(_dir, "fetched");
-            await ContentPeers.PeerwayAsync("fetch", cid, "-o", output, "--gateway", url, "--repo", Path.Combine(_dir, "client"));
+            var output = Path.Combine(_temp.Path, "fetched");
+            await ContentPeers.PeerwayAsync("fetch", cid, "-o", output, "--gateway", url, "--repo", Path.Combine(_temp.Path, "client"));
             AssertSameTree(source, output);
 
             // The listing of the HAMT directory through the gateway names its entries, not its shard links.

@@ -13,20 +13,13 @@ namespace Peerway.Interop.Tests.Content;
 /// </summary>
 public sealed class GatewayInteropTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("peerway-gw-").FullName;
+    private readonly TempDirectory _temp = new("peerway-gw");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
-    internal static int FreeTcpPort()
-    {
-        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)s.LocalEndPoint!).Port;
-    }
+    public void Dispose() => _temp.Dispose();
 
     internal static async Task<(ExternalProcess Process, string Url)> StartGatewayAsync(string repo)
     {
-        var port = FreeTcpPort();
+        var port = FreePort.Tcp();
         var gateway = PeerwayCli.Start("gateway", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--repo", repo);
         await gateway.WaitForStdoutAsync(l => l.StartsWith("gateway listening on", StringComparison.Ordinal), TimeSpan.FromMinutes(3));
         return (gateway, $"http://127.0.0.1:{port}");
@@ -36,8 +29,8 @@ public sealed class GatewayInteropTests : IDisposable
     public async Task Helia_verified_fetch_gets_and_verifies_files_served_by_peerway()
     {
         ContentPeers.Require();
-        var repo = Path.Combine(_dir, "repo");
-        var file = ContentPeers.WriteRandomFile(_dir, "data", (2L * 262_144) + 99, seed: 11);
+        var repo = Path.Combine(_temp.Path, "repo");
+        var file = ContentPeers.WriteRandomFile(_temp.Path, "data", (2L * 262_144) + 99, seed: 11);
         var v0 = await ContentPeers.PeerwayAsync("add", file, "--repo", repo);
         var v1 = await ContentPeers.PeerwayAsync("add", file, "--cid-version", "1", "--repo", repo);
         var (gateway, url) = await StartGatewayAsync(repo);
@@ -57,8 +50,8 @@ public sealed class GatewayInteropTests : IDisposable
     public async Task Helia_verified_fetch_resolves_a_path_inside_a_directory_served_by_peerway()
     {
         ContentPeers.Require();
-        var repo = Path.Combine(_dir, "repo");
-        var tree = Path.Combine(_dir, "tree");
+        var repo = Path.Combine(_temp.Path, "repo");
+        var tree = Path.Combine(_temp.Path, "tree");
         Directory.CreateDirectory(Path.Combine(tree, "docs"));
         var file = ContentPeers.WriteRandomFile(Path.Combine(tree, "docs"), "paper.bin", 300_000, seed: 12);
         var root = await ContentPeers.PeerwayAsync("add", tree, "--cid-version", "1", "--repo", repo);
@@ -75,8 +68,8 @@ public sealed class GatewayInteropTests : IDisposable
     [RequiresToolFact]
     public async Task Gateway_answers_raw_car_and_plain_requests_with_types_etags_and_errors()
     {
-        var repo = Path.Combine(_dir, "repo");
-        var file = ContentPeers.WriteRandomFile(_dir, "data", 262_145, seed: 13);
+        var repo = Path.Combine(_temp.Path, "repo");
+        var file = ContentPeers.WriteRandomFile(_temp.Path, "data", 262_145, seed: 13);
         var cid = await ContentPeers.PeerwayAsync("add", file, "--repo", repo);
         var (gateway, url) = await StartGatewayAsync(repo);
         await using (gateway)
@@ -126,22 +119,22 @@ public sealed class GatewayInteropTests : IDisposable
     [RequiresToolFact]
     public async Task Peerway_fetch_rejects_forged_blocks_and_uses_an_honest_gateway()
     {
-        var source = Path.Combine(_dir, "source");
-        var file = ContentPeers.WriteRandomFile(_dir, "data", 600_000, seed: 14);
+        var source = Path.Combine(_temp.Path, "source");
+        var file = ContentPeers.WriteRandomFile(_temp.Path, "data", 600_000, seed: 14);
         var cid = await ContentPeers.PeerwayAsync("add", file, "--cid-version", "1", "--repo", source);
         var (gateway, honest) = await StartGatewayAsync(source);
         await using (gateway)
-        await using (var forger = ForgingGateway.Start(FreeTcpPort()))
+        await using (var forger = ForgingGateway.Start(FreePort.Tcp()))
         {
-            var onlyForged = await PeerwayCli.RunAsync("fetch", cid, "-o", Path.Combine(_dir, "bad"), "--gateway", forger.Url,
-                "--repo", Path.Combine(_dir, "r1"));
+            var onlyForged = await PeerwayCli.RunAsync("fetch", cid, "-o", Path.Combine(_temp.Path, "bad"), "--gateway", forger.Url,
+                "--repo", Path.Combine(_temp.Path, "r1"));
             Assert.Equal(1, onlyForged.ExitCode);
             Assert.Contains("forged", onlyForged.Stderr, StringComparison.Ordinal);
-            Assert.False(File.Exists(Path.Combine(_dir, "bad")));
+            Assert.False(File.Exists(Path.Combine(_temp.Path, "bad")));
 
-            var output = Path.Combine(_dir, "good");
+            var output = Path.Combine(_temp.Path, "good");
             await ContentPeers.PeerwayAsync("fetch", cid, "-o", output, "--gateway", forger.Url, "--gateway", honest,
-                "--repo", Path.Combine(_dir, "r2"));
+                "--repo", Path.Combine(_temp.Path, "r2"));
             Assert.Equal(ContentPeers.Sha256Hex(file), ContentPeers.Sha256Hex(output));
             Assert.True(forger.Requests > 0);
         }

@@ -16,13 +16,13 @@ namespace Peerway.Interop.Tests.Content;
 public sealed class UnixFsCidInteropTests : IDisposable
 {
     private const int Chunk = 262_144;
-    private readonly string _dir = Directory.CreateTempSubdirectory("peerway-cid-").FullName;
+    private readonly TempDirectory _temp = new("peerway-cid");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     public static readonly string[][] Modes = [[], ["--cid-version", "1"]];
 
-    private async Task<List<string>> CompareAsync(string path)
+    private static async Task<List<string>> CompareAsync(string path)
     {
         var mismatches = new List<string>();
         foreach (var mode in Modes)
@@ -47,7 +47,7 @@ public sealed class UnixFsCidInteropTests : IDisposable
         var mismatches = new List<string>();
         foreach (var size in sizes)
         {
-            var file = ContentPeers.WriteRandomFile(_dir, $"f{size}", size, seed: (int)(size % int.MaxValue));
+            var file = ContentPeers.WriteRandomFile(_temp.Path, $"f{size}", size, seed: (int)(size % int.MaxValue));
             mismatches.AddRange(await CompareAsync(file));
         }
 
@@ -58,7 +58,7 @@ public sealed class UnixFsCidInteropTests : IDisposable
     public async Task Raw_leaves_with_cidv0_dag_pb_leaves_with_cidv1_and_other_chunk_sizes_give_the_same_cids()
     {
         ContentPeers.Require();
-        var file = ContentPeers.WriteRandomFile(_dir, "options", 600_000, seed: 31);
+        var file = ContentPeers.WriteRandomFile(_temp.Path, "options", 600_000, seed: 31);
         string[][] variants =
         [
             ["--raw-leaves", "true"],
@@ -84,7 +84,7 @@ public sealed class UnixFsCidInteropTests : IDisposable
     public async Task A_50_MiB_random_file_gets_the_same_cids_as_ipfs_unixfs_importer()
     {
         ContentPeers.Require();
-        var file = ContentPeers.WriteRandomFile(_dir, "f50m", 50L * 1024 * 1024, seed: 50);
+        var file = ContentPeers.WriteRandomFile(_temp.Path, "f50m", 50L * 1024 * 1024, seed: 50);
         Assert.Empty(await CompareAsync(file));
     }
 
@@ -94,7 +94,7 @@ public sealed class UnixFsCidInteropTests : IDisposable
         // Issue 24: five full batches of 16 chunks go through the forced SHA-256 path (16 AVX-512 lanes, or OpenSSL
         // one chunk at a time), the partial last batch chunk by chunk; auto is whichever this machine measured faster.
         ContentPeers.Require();
-        var file = ContentPeers.WriteRandomFile(_dir, "batches", (5L * UnixFsImporter.BatchChunks * Chunk) + 12_345, seed: 24);
+        var file = ContentPeers.WriteRandomFile(_temp.Path, "batches", (5L * UnixFsImporter.BatchChunks * Chunk) + 12_345, seed: 24);
         string[] paths = Sha256x16.IsSupported ? ["multibuffer", "platform", "auto"] : ["platform", "auto"];
         var mismatches = new List<string>();
         foreach (var mode in Modes)
@@ -138,7 +138,7 @@ public sealed class UnixFsCidInteropTests : IDisposable
     public async Task A_directory_tree_gets_the_same_cids_as_ipfs_unixfs_importer()
     {
         ContentPeers.Require();
-        var root = Path.Combine(_dir, "tree");
+        var root = Path.Combine(_temp.Path, "tree");
         Directory.CreateDirectory(Path.Combine(root, "sub", "deeper"));
         Directory.CreateDirectory(Path.Combine(root, "empty"));
         ContentPeers.WriteRandomFile(root, "a.bin", 10, 1);
@@ -154,7 +154,7 @@ public sealed class UnixFsCidInteropTests : IDisposable
     {
         ContentPeers.Require();
         // links-bytes estimate: 16-byte names + 34/36-byte CIDs; 5,300 entries exceed 262,144 bytes.
-        var root = Path.Combine(_dir, "big");
+        var root = Path.Combine(_temp.Path, "big");
         Directory.CreateDirectory(root);
         for (var i = 0; i < 5_300; i++)
         {
@@ -166,7 +166,7 @@ public sealed class UnixFsCidInteropTests : IDisposable
     /// <summary>4,200 sub-directories named with 31 bytes: 4,200 × (31 + 34) link bytes exceed the 262,144 threshold.</summary>
     private string SubdirectoryTree(string name, bool withFiles)
     {
-        var root = Path.Combine(_dir, name);
+        var root = Path.Combine(_temp.Path, name);
         for (var i = 0; i < 4_200; i++)
         {
             var sub = Directory.CreateDirectory(Path.Combine(root, $"directory-with-a-long-name-{i:D4}")).FullName;
@@ -200,11 +200,11 @@ public sealed class UnixFsCidInteropTests : IDisposable
         // this directory is a HAMT for kubo and Peerway and a flat directory for the JS importer.
         ContentPeers.Require();
         var tree = SubdirectoryTree("full", withFiles: true);
-        var repo = Path.Combine(_dir, "repo");
+        var repo = Path.Combine(_temp.Path, "repo");
         var ours = await ContentPeers.PeerwayAsync("add", tree, "--repo", repo);
         Assert.Equal(UnixFsType.HamtShard, RootType(new FileBlockStore(repo), ours));
 
-        var car = Path.Combine(_dir, "full.car");
+        var car = Path.Combine(_temp.Path, "full.car");
         var theirs = await ContentPeers.RunAsync("car-write.mjs", tree, car);
         Assert.NotEqual(ours, theirs);
         var jsBlocks = new MemoryBlockStore();

@@ -12,9 +12,9 @@ namespace Peerway.Interop.Tests.Content;
 public sealed class UnixFsLargeDagInteropTests : IDisposable
 {
     private const int Fanout = 174;
-    private readonly string _dir = Directory.CreateTempSubdirectory("peerway-bigdag-").FullName;
+    private readonly TempDirectory _temp = new("peerway-bigdag");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     [RequiresToolFact("node", NeedsNpmPeers = true)]
     public async Task Three_level_dags_past_174_squared_chunks_give_the_same_cids_as_ipfs_unixfs_importer()
@@ -32,7 +32,7 @@ public sealed class UnixFsLargeDagInteropTests : IDisposable
         var mismatches = new List<string>();
         foreach (var (chunk, size) in cases)
         {
-            var file = ContentPeers.WriteRandomFile(_dir, $"f{chunk}-{size}", size, seed: (int)size);
+            var file = ContentPeers.WriteRandomFile(_temp.Path, $"f{chunk}-{size}", size, seed: (int)size);
             foreach (var mode in new[] { "0", "1" })
             {
                 string[] options = ["--chunk-size", chunk.ToString(System.Globalization.CultureInfo.InvariantCulture), "--cid-version", mode];

@@ -10,9 +10,9 @@ namespace Peerway.Interop.Tests.Dht;
 /// </summary>
 public sealed class Aria2DhtTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("peerway-aria2-").FullName;
+    private readonly TempDirectory _temp = new("peerway-aria2");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     [RequiresToolFact("aria2c")]
     public async Task Aria2c_bootstraps_from_peerway_and_enters_its_routing_table()
@@ -27,13 +27,13 @@ public sealed class Aria2DhtTests : IDisposable
             aria2,
             [
                 "--enable-dht=true", $"--dht-entry-point=127.0.0.1:{ours.Port}", $"--dht-listen-port={dhtPort}",
-                $"--dht-file-path={Path.Combine(_dir, "dht.dat")}", "--enable-dht6=false", $"--listen-port={btPort}",
+                $"--dht-file-path={Path.Combine(_temp.Path, "dht.dat")}", "--enable-dht6=false", $"--listen-port={btPort}",
                 "--bt-enable-lpd=false", "--enable-peer-exchange=false", "--bt-tracker=", "--seed-time=0",
                 "--bt-stop-timeout=120", "--no-conf=true", "--console-log-level=warn", "--summary-interval=0",
-                $"--dir={_dir}", magnet,
+                $"--dir={_temp.Path}", magnet,
             ],
             TimeSpan.FromMinutes(3),
-            _dir);
+            _temp.Path);
 
         var pattern = new Regex($@"^node added [0-9a-f]{{40}} 127\.0\.0\.1:{dhtPort}$");
         var added = await ours.Process.WaitForStderrAsync(pattern.IsMatch, TimeSpan.FromSeconds(90));

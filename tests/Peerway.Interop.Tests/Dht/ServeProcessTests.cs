@@ -9,16 +9,16 @@ namespace Peerway.Interop.Tests.Dht;
 /// </summary>
 public sealed class ServeProcessTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("peerway-serve-proc-").FullName;
+    private readonly TempDirectory _temp = new("peerway-serve-proc");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     [Theory]
     [InlineData("TERM")]
     [InlineData("INT")]
     public async Task Serve_saves_its_state_and_exits_0_on_a_signal_and_restarts_with_the_same_id(string signal)
     {
-        var state = Path.Combine(_dir, $"{signal}.state");
+        var state = Path.Combine(_temp.Path, $"{signal}.state");
         string firstId;
         await using (var a = await ServedNode.StartAsync("--state", state))
         {

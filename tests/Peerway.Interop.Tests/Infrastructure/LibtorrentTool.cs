@@ -50,7 +50,9 @@ internal static class LibtorrentTool
             return null;
         }
 
+#pragma warning disable VSTHRD002 // the process has exited, so its output has been read to the end
         return p.ExitCode == 0 ? stdout.Result.Trim() : null;
+#pragma warning restore VSTHRD002
     }
 }
 

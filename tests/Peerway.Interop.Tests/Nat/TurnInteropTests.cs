@@ -49,7 +49,7 @@ public sealed class TurnInteropTests
         var peer = ExternalProcess.Start(tool, ["-p", S(port), "-L", "127.0.0.1"], TimeSpan.FromMinutes(3));
         // turnutils_peer prints nothing when ready: wait until its UDP port is bound (observable state, bounded).
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (!File.ReadAllText("/proc/net/udp").Contains($":{port:X4} ", StringComparison.Ordinal))
+        while (!(await File.ReadAllTextAsync("/proc/net/udp")).Contains($":{port:X4} ", StringComparison.Ordinal))
         {
             if (DateTime.UtcNow > deadline || peer.HasExited) throw new TimeoutException("turnutils_peer did not bind its port");
             await Task.Delay(50);
@@ -160,7 +160,7 @@ public sealed class TurnInteropTests
             ];
             await using var coturn = ExternalProcess.Start(tool, args, TimeSpan.FromMinutes(3));
             var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-            while (!File.ReadAllText("/proc/net/udp").Contains($"0100007F:{port:X4} ", StringComparison.Ordinal))
+            while (!(await File.ReadAllTextAsync("/proc/net/udp")).Contains($"0100007F:{port:X4} ", StringComparison.Ordinal))
             {
                 if (DateTime.UtcNow > deadline || coturn.HasExited) throw new TimeoutException($"turnserver did not start\n{coturn.Stdout}\n{coturn.Stderr}");
                 await Task.Delay(50);

@@ -17,7 +17,7 @@ public sealed class IdleFloodInteropTests
     /// <summary>The seeder's default connection limit (TorrentSessionOptions.MaxConnections).</summary>
     private const int SeederSlots = 60;
 
-    private static IReadOnlyList<IPAddress> FloodSources()
+    private static List<IPAddress> FloodSources()
     {
         var sources = new List<IPAddress>();
         // 500 from one address...

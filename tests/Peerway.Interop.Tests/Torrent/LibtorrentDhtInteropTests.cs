@@ -34,7 +34,7 @@ public sealed class LibtorrentDhtInteropTests
     }
 
     /// <summary>libtorrent's routing table holds Peerway nodes (it reports them through dht_stats_alert).</summary>
-    private static Task BootstrappedAsync(ExternalProcess session) =>
+    private static Task<string> BootstrappedAsync(ExternalProcess session) =>
         session.WaitForStdoutAsync(l => l.StartsWith("dht-nodes ", StringComparison.Ordinal) && l != "dht-nodes 0", Deadline);
 
     [RequiresLibtorrentFact]

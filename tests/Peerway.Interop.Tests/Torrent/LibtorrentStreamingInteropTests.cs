@@ -59,7 +59,7 @@ public sealed class LibtorrentStreamingInteropTests(ITestOutputHelper output)
         var seconds = double.Parse(result["seconds"], CultureInfo.InvariantCulture);
         var rate = long.Parse(result["bytes"], CultureInfo.InvariantCulture) / 1024.0 / seconds;
         output.WriteLine(line);
-        output.WriteLine($"load {File.ReadAllText("/proc/loadavg").Trim()}");
+        output.WriteLine($"load {(await File.ReadAllTextAsync("/proc/loadavg")).Trim()}");
         output.WriteLine(limitKib == 0
             ? $"uncapped: {rate:0} KiB/s over {seconds:0.0} s"
             : $"achieved {rate:0} KiB/s against a cap of {limitKib} KiB/s ({rate / limitKib:P0}) over {seconds:0.0} s");

@@ -67,7 +67,9 @@ internal sealed class VethNamespaces : IAsyncDisposable
         var err = p.StandardError.ReadToEndAsync();
         if (!p.WaitForExit(10_000)) p.Kill(true);
         p.WaitForExit();
+#pragma warning disable VSTHRD002 // the process has exited, so its error output has been read to the end
         Assert.True(p.ExitCode == 0, $"ip {string.Join(' ', args)} failed: {err.Result}");
+#pragma warning restore VSTHRD002
     }
 
     /// <summary>Starts <paramref name="program"/> inside namespace A (<c>ip netns exec</c> execs it: same pid, killed on dispose).</summary>

@@ -14,6 +14,7 @@ public sealed class ChromiumDataChannelTests
 {
     private const string Chromium = "/usr/bin/chromium";
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(120);
+    private static readonly JsonSerializerOptions CaseInsensitive = new() { PropertyNameCaseInsensitive = true };
 
     // The page's side: offer, POST, answer, then per channel a list of messages to send and compare on echo.
     private const string Script = """
@@ -89,7 +90,7 @@ public sealed class ChromiumDataChannelTests
         var page = await browser.NewPageAsync();
         page.SetDefaultTimeout((float)Timeout.TotalMilliseconds);
         var json = await page.EvaluateAsync<string>(Script, new { url, channels });
-        return JsonSerializer.Deserialize<PageResult>(json, new JsonSerializerOptions { PropertyNameCaseInsensitive = true })!;
+        return JsonSerializer.Deserialize<PageResult>(json, CaseInsensitive)!;
     }
 
     private static async Task<(ExternalProcess Listener, string Url)> StartListenerAsync()
@@ -116,8 +117,8 @@ public sealed class ChromiumDataChannelTests
         ]);
         if (Environment.GetEnvironmentVariable("PEERWAY_CAPTURE_SDP") is { } dir)
         {
-            File.WriteAllText(Path.Combine(dir, "chromium-offer.sdp"), page.Offer);
-            File.WriteAllText(Path.Combine(dir, "peerway-answer.sdp"), page.Answer);
+            await File.WriteAllTextAsync(Path.Combine(dir, "chromium-offer.sdp"), page.Offer);
+            await File.WriteAllTextAsync(Path.Combine(dir, "peerway-answer.sdp"), page.Answer);
         }
 
         var log = $"page: {JsonSerializer.Serialize(page)}\nstdout:\n{listener.Stdout}\nstderr:\n{listener.Stderr}";
@@ -176,8 +177,8 @@ public sealed class ChromiumDataChannelTests
         var answer = await page.EvaluateAsync<string>(AnswerScript, new { offer });
         if (Environment.GetEnvironmentVariable("PEERWAY_CAPTURE_SDP") is { } dir)
         {
-            File.WriteAllText(Path.Combine(dir, "peerway-offer.sdp"), offer);
-            File.WriteAllText(Path.Combine(dir, "chromium-answer.sdp"), answer);
+            await File.WriteAllTextAsync(Path.Combine(dir, "peerway-offer.sdp"), offer);
+            await File.WriteAllTextAsync(Path.Combine(dir, "chromium-answer.sdp"), answer);
         }
 
         pc.SetAnswer(answer);

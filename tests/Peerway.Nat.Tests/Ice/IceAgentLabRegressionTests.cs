@@ -4,6 +4,7 @@ using Peerway.Nat.Ice;
 using Peerway.Nat.Tests.Turn;
 using Peerway.Nat.Turn;
 using Peerway.Net;
+using Peerway.TestSupport;
 
 namespace Peerway.Nat.Tests.Ice;
 
@@ -22,14 +23,14 @@ public sealed class IceAgentLabRegressionTests : IDisposable
 {
     private static readonly IPAddress ServerIp = IPAddress.Parse("198.51.100.1");
     private readonly FakeTimeProvider _time = new();
-    private readonly ManualScheduler _scheduler;
+    private readonly DeterministicScheduler _scheduler;
     private readonly VirtualNetwork _net;
     private readonly TurnServer _server;
     private readonly IPEndPoint _serverEp = new(ServerIp, 3478);
 
     public IceAgentLabRegressionTests()
     {
-        _scheduler = new ManualScheduler(_time);
+        _scheduler = new DeterministicScheduler(_time);
         _net = new VirtualNetwork(_scheduler);
         _server = new TurnServer([_net.CreateSocket(_serverEp)], new VirtualRelayFactory(_net, ServerIp), _time, new TurnServerOptions
         {
@@ -66,7 +67,7 @@ public sealed class IceAgentLabRegressionTests : IDisposable
     }
 
     /// <summary>Delivers datagrams and moves fake time on when nothing is due, until <paramref name="done"/> (at most 30 s of fake time).</summary>
-    private void RunUntil(Func<bool> done) => _scheduler.RunUntil(done, TimeSpan.FromSeconds(30));
+    private void RunUntil(Func<bool> done) => _scheduler.RunUntil(done, TimeSpan.FromMilliseconds(10), TimeSpan.FromSeconds(30));
 
     private IceAgent GatheredAgent(int n)
     {

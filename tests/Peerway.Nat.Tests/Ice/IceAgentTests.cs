@@ -5,6 +5,7 @@ using Peerway.Nat.Ice;
 using Peerway.Nat.Tests.Turn;
 using Peerway.Nat.Turn;
 using Peerway.Net;
+using Peerway.TestSupport;
 
 namespace Peerway.Nat.Tests.Ice;
 
@@ -32,7 +33,7 @@ public sealed class IceAgentTests : IDisposable
     private static readonly IPAddress ServerIp = IPAddress.Parse("198.51.100.1");
     private readonly FakeTimeProvider _time = new();
     private readonly DateTimeOffset _start;
-    private readonly ManualScheduler _scheduler;
+    private readonly DeterministicScheduler _scheduler;
     private readonly VirtualNetwork _net;
     private readonly List<IDisposable> _owned = [];
     private readonly IPEndPoint _serverEp = new(ServerIp, 3478);
@@ -40,7 +41,7 @@ public sealed class IceAgentTests : IDisposable
     public IceAgentTests()
     {
         _start = _time.GetUtcNow();
-        _scheduler = new ManualScheduler(_time);
+        _scheduler = new DeterministicScheduler(_time);
         _net = new VirtualNetwork(_scheduler);
         var listener = _net.CreateSocket(_serverEp);
         var server = new TurnServer([listener], new VirtualRelayFactory(_net, ServerIp), _time, new TurnServerOptions
@@ -124,7 +125,7 @@ public sealed class IceAgentTests : IDisposable
         IceSignaling.Attach(b, sb);
     }
 
-    private void RunUntil(Func<bool> done, TimeSpan max) => _scheduler.RunUntil(done, max);
+    private void RunUntil(Func<bool> done, TimeSpan max) => _scheduler.RunUntil(done, TimeSpan.FromMilliseconds(10), max);
 
     private static bool Settled(IceAgent a) => a.State is IceState.Connected or IceState.Failed;
 

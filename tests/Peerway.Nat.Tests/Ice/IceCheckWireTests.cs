@@ -6,6 +6,7 @@ using Microsoft.Extensions.Time.Testing;
 using Peerway.Nat.Ice;
 using Peerway.Nat.Stun;
 using Peerway.Net;
+using Peerway.TestSupport;
 
 namespace Peerway.Nat.Tests.Ice;
 
@@ -15,14 +16,14 @@ public sealed class IceCheckWireTests : IDisposable
     private const string PeerUfrag = "peerufrag";
     private const string PeerPassword = "peer-password-123456";
     private readonly FakeTimeProvider _time = new();
-    private readonly ManualScheduler _scheduler;
+    private readonly DeterministicScheduler _scheduler;
     private readonly IceAgent _agent;
-    private readonly IDatagramSocket _peer;
+    private readonly VirtualDatagramSocket _peer;
     private readonly List<(byte[] Data, IPEndPoint From)> _received = [];
 
     public IceCheckWireTests()
     {
-        _scheduler = new ManualScheduler(_time);
+        _scheduler = new DeterministicScheduler(_time);
         var net = new VirtualNetwork(_scheduler);
         _agent = new IceAgent(net.CreateSocket(new IPEndPoint(IPAddress.Parse("192.0.2.1"), 5000)), _time, new IceAgentOptions { Role = IceRole.Controlling });
         _peer = net.CreateSocket(new IPEndPoint(IPAddress.Parse("192.0.2.2"), 6000));

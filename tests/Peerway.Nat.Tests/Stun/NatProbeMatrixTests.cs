@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.Extensions.Time.Testing;
 using Peerway.Nat.Stun;
 using Peerway.Net;
+using Peerway.TestSupport;
 
 namespace Peerway.Nat.Tests.Stun;
 
@@ -41,7 +42,7 @@ public sealed class NatProbeMatrixTests
     public async Task Probe_reports_the_nat_behaviour(NatMappingBehavior mapping, NatFilteringBehavior filtering)
     {
         var time = new FakeTimeProvider();
-        var scheduler = new ManualScheduler(time);
+        var scheduler = new DeterministicScheduler(time);
         var net = new VirtualNetwork(scheduler);
         var sockets = new IDatagramSocket[]
         {
@@ -55,7 +56,7 @@ public sealed class NatProbeMatrixTests
         var nat = net.AddNat(IPAddress.Parse("198.51.100.7"), IPNetwork.Parse("192.168.7.0/24"), new VirtualNatOptions { Mapping = mapping, Filtering = filtering });
 
         // Driven by fake time alone: a filtered answer is given up after the RFC 8489 schedule (39.5 s of fake time).
-        var report = await scheduler.Run(() => NatBehaviorProbe.RunAsync(() => nat.CreateSocket(), sockets[0].LocalEndPoint, time, new StunClientOptions()), TimeSpan.FromMinutes(5));
+        var report = await scheduler.RunAsync(() => NatBehaviorProbe.RunAsync(() => nat.CreateSocket(), sockets[0].LocalEndPoint, time, new StunClientOptions()), TimeSpan.FromMinutes(5));
 
         Assert.Equal(nat.PublicAddress, report.MappedEndPoint.Address);
         Assert.Equal(Expected(mapping), report.Mapping);

@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.Extensions.Time.Testing;
 using Peerway.Nat.Stun;
 using Peerway.Net;
+using Peerway.TestSupport;
 
 namespace Peerway.Nat.Tests.Stun;
 
@@ -233,7 +234,7 @@ public sealed class StunServerClientTests
     public async Task Probe_over_a_virtual_network_without_nat_reports_no_nat()
     {
         var time = new FakeTimeProvider();
-        var scheduler = new ManualScheduler(time);
+        var scheduler = new DeterministicScheduler(time);
         var net = new VirtualNetwork(scheduler);
         var sockets = new IDatagramSocket[]
         {
@@ -244,7 +245,7 @@ public sealed class StunServerClientTests
         };
         using var server = new StunServer(sockets, new StunServerOptions());
         server.Start();
-        var report = await scheduler.Run(() => NatBehaviorProbe.RunAsync(() => net.CreateSocket(), sockets[0].LocalEndPoint, time, new StunClientOptions()), TimeSpan.FromMinutes(5));
+        var report = await scheduler.RunAsync(() => NatBehaviorProbe.RunAsync(() => net.CreateSocket(), sockets[0].LocalEndPoint, time, new StunClientOptions()), TimeSpan.FromMinutes(5));
         Assert.Equal(NatBehavior.NoNat, report.Mapping);
         Assert.Equal(NatBehavior.NoNat, report.Filtering);
         Assert.Equal(sockets[3].LocalEndPoint, report.OtherAddress);

@@ -1,16 +1,24 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace Peerway.Interop.Tests.Infrastructure;
+namespace Peerway.TestSupport;
 
 /// <summary>Free loopback ports for programs that must be told their port up front.</summary>
-internal static class FreePort
+public static class FreePort
 {
     /// <summary>A UDP port free on <paramref name="address"/> (127.0.0.1 by default) at the time of the call.</summary>
     public static int Udp(IPAddress? address = null)
     {
         using var s = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         s.Bind(new IPEndPoint(address ?? IPAddress.Loopback, 0));
+        return ((IPEndPoint)s.LocalEndPoint!).Port;
+    }
+
+    /// <summary>A TCP port free on 127.0.0.1 at the time of the call.</summary>
+    public static int Tcp()
+    {
+        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         return ((IPEndPoint)s.LocalEndPoint!).Port;
     }
 
