@@ -399,7 +399,7 @@ internal static class RtcCommands
         }
         catch (Exception ex) when (ex is OperationCanceledException or InvalidOperationException)
         {
-            Console.Error.WriteLine($"peerway: sending stopped: {ex.Message}");
+            await Console.Error.WriteLineAsync($"peerway: sending stopped: {ex.Message}");
         }
 
         await receive;

@@ -69,7 +69,7 @@ public sealed partial class DhtNode
         }
 
         var registration = ct.Register(cancel);
-        tcs.Task.ContinueWith(_ => registration.Dispose(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        _ = tcs.Task.ContinueWith(_ => registration.Dispose(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         return tcs.Task;
     }
 

@@ -426,6 +426,9 @@ internal sealed class VirtualStream(VirtualStreamConnection connection) : Stream
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         connection.WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
+    // The synchronous Stream members block on the asynchronous ones by contract (a caller that uses them drives the
+    // network from another thread); nothing here runs on a single-threaded synchronization context.
+#pragma warning disable VSTHRD002
     /// <summary>Blocks until data arrives: only for code that drives the network from another thread.</summary>
     public override int Read(byte[] buffer, int offset, int count) =>
         connection.ReadAsync(buffer.AsMemory(offset, count), CancellationToken.None).AsTask().GetAwaiter().GetResult();
@@ -448,6 +451,10 @@ internal sealed class VirtualStream(VirtualStreamConnection connection) : Stream
         if (disposing) connection.DisposeAsync().AsTask().GetAwaiter().GetResult();
         base.Dispose(disposing);
     }
+#pragma warning restore VSTHRD002
 
+    // Not base.DisposeAsync(): it would call Dispose(true), which blocks on the same close this awaits.
+#pragma warning disable CA2215
     public override ValueTask DisposeAsync() => connection.DisposeAsync();
+#pragma warning restore CA2215
 }

@@ -64,8 +64,7 @@ public sealed class TorrentHost : IAsyncDisposable
     private UtpTransport? _utp;
     private UdpTrackerClient? _udp;
     private TrackerAnnouncer? _announcer;
-    private DhtHost? _dhtHost;
-    private readonly DhtNode? _dht;
+    private readonly DhtHost? _dhtHost;
     private TorrentHandle? _handle;
 
     /// <summary>
@@ -84,7 +83,6 @@ public sealed class TorrentHost : IAsyncDisposable
             dht = _dhtHost.Node;
         }
 
-        _dht = dht;
         var session = options.Session;
         Client = new TorrentClient([new TcpStreamTransport()], new TorrentClientOptions
         {

@@ -9,7 +9,7 @@ public sealed class TcpStreamTransportTests
 {
     private static readonly IPEndPoint Loopback = new(IPAddress.Loopback, 0);
 
-    private static async Task<(IStreamConnection Client, IStreamConnection Server)> ConnectAsync(IStreamTransport transport, IStreamListener listener, IPEndPoint? to = null)
+    private static async Task<(IStreamConnection Client, IStreamConnection Server)> ConnectAsync(TcpStreamTransport transport, IStreamListener listener, IPEndPoint? to = null)
     {
         var accept = listener.AcceptAsync(CancellationToken.None).AsTask();
         var client = await transport.ConnectAsync(to ?? listener.LocalEndPoint, CancellationToken.None);

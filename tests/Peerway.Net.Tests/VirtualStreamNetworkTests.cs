@@ -32,7 +32,7 @@ public sealed class VirtualStreamNetworkTests
         while ((n = await stream.ReadAsync(buffer)) > 0)
         {
             if (result.Length == 0) onFirstByte?.Invoke(0);
-            result.Write(buffer, 0, n);
+            await result.WriteAsync(buffer.AsMemory(0, n));
         }
 
         return result.ToArray();
@@ -394,7 +394,7 @@ public sealed class VirtualStreamNetworkTests
             await using var listener = await b.ListenAsync(AnyPort, CancellationToken.None);
             using var cts = new CancellationTokenSource();
             var accept = listener.AcceptAsync(cts.Token).AsTask();
-            cts.Cancel();
+            await cts.CancelAsync();
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => accept);
 
             using var dial = new CancellationTokenSource();
@@ -410,7 +410,7 @@ public sealed class VirtualStreamNetworkTests
             var (client, server) = await ConnectAsync(a, listener);
             using var readCts = new CancellationTokenSource();
             var read = server.Stream.ReadAsync(new byte[1], readCts.Token).AsTask();
-            readCts.Cancel();
+            await readCts.CancelAsync();
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => read);
             await client.Stream.WriteAsync(new byte[] { 42 });
             var one = new byte[1];
@@ -439,11 +439,11 @@ public sealed class VirtualStreamNetworkTests
         {
             var listeners = new IStreamListener[endpoints];
             for (var i = 0; i < endpoints; i++) listeners[i] = await hosts[i].ListenAsync(new IPEndPoint(IPAddress.Any, 6881), CancellationToken.None);
-            var serving = listeners.Select(Serve).ToArray();
+            var serving = listeners.Select(ServeAsync).ToArray();
             var dials = new List<Task>();
             for (var i = 0; i < endpoints; i++)
             {
-                for (var k = 1; k <= peersEach; k++) dials.Add(Dial(hosts[i], hosts[(i + (k * 7)) % endpoints]));
+                for (var k = 1; k <= peersEach; k++) dials.Add(DialAsync(hosts[i], hosts[(i + (k * 7)) % endpoints]));
             }
 
             await Task.WhenAll(dials);
@@ -457,7 +457,7 @@ public sealed class VirtualStreamNetworkTests
         Assert.Equal(0, network.ConnectionCount);
         Assert.InRange(elapsed.TotalSeconds, 0.01, 60);
 
-        async Task Dial(VirtualStreamEndpoint from, VirtualStreamEndpoint to)
+        async Task DialAsync(VirtualStreamEndpoint from, VirtualStreamEndpoint to)
         {
             await using var c = await from.ConnectAsync(new IPEndPoint(to.Address, 6881), CancellationToken.None);
             var message = new byte[payload];
@@ -466,14 +466,14 @@ public sealed class VirtualStreamNetworkTests
             Assert.Equal(0, await c.Stream.ReadAsync(new byte[1])); // the server reads it all, then closes
         }
 
-        async Task<int> Serve(IStreamListener listener)
+        async Task<int> ServeAsync(IStreamListener listener)
         {
             var handled = new List<Task<bool>>();
-            while (await listener.AcceptAsync(CancellationToken.None) is { } c) handled.Add(Handle(c));
+            while (await listener.AcceptAsync(CancellationToken.None) is { } c) handled.Add(HandleAsync(c));
             return (await Task.WhenAll(handled)).Count(x => x);
         }
 
-        async Task<bool> Handle(IStreamConnection c)
+        async Task<bool> HandleAsync(IStreamConnection c)
         {
             await using (c)
             {

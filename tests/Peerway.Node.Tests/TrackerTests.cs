@@ -146,27 +146,27 @@ public sealed class TrackerTests
         time.Advance(TimeSpan.FromSeconds(14));
         Assert.Single(socket.Sent);
         time.Advance(TimeSpan.FromSeconds(1));
-        await WaitFor(() => socket.Sent.Count == 2);
+        await WaitForAsync(() => socket.Sent.Count == 2);
         time.Advance(TimeSpan.FromSeconds(30)); // BEP 15: 15 · 2^1
-        await WaitFor(() => socket.Sent.Count == 3);
+        await WaitForAsync(() => socket.Sent.Count == 3);
         // Answer the third connect: the client then sends the announce.
         var connect = socket.Sent[2];
         var reply = new byte[16];
         connect.AsSpan(12, 4).CopyTo(reply.AsSpan(4));
         BinaryPrimitives.WriteInt64BigEndian(reply.AsSpan(8), 99);
         socket.Handler!(reply, new IPEndPoint(IPAddress.Loopback, 9));
-        await WaitFor(() => socket.Sent.Count == 4);
+        await WaitForAsync(() => socket.Sent.Count == 4);
         Assert.Equal(99, BinaryPrimitives.ReadInt64BigEndian(socket.Sent[3]));
         time.Advance(TimeSpan.FromSeconds(15));
-        await WaitFor(() => socket.Sent.Count == 5);
+        await WaitForAsync(() => socket.Sent.Count == 5);
         time.Advance(TimeSpan.FromSeconds(30));
-        await WaitFor(() => socket.Sent.Count == 6);
+        await WaitForAsync(() => socket.Sent.Count == 6);
         time.Advance(TimeSpan.FromSeconds(60));
         var result = await task.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(TrackerError.Timeout, result.Error);
     }
 
-    private static async Task WaitFor(Func<bool> condition)
+    private static async Task WaitForAsync(Func<bool> condition)
     {
         // The client's continuation runs on the thread pool after a fake-time advance; poll with a deadline.
         var deadline = DateTime.UtcNow.AddSeconds(10);
@@ -181,7 +181,7 @@ public sealed class TrackerTests
     public bool Tracker_decoders_never_throw(byte[] data)
     {
         data ??= [];
-        HttpTrackerCodec.TryParseResponse(data, out _, out _, out _);
+        _ = HttpTrackerCodec.TryParseResponse(data, out _, out _, out _);
         UdpTrackerCodec.TryReadAnnounceResponse(data, out _);
         UdpTrackerCodec.TryReadAnnounceRequest(data, out _, out _, out _);
         UdpTrackerCodec.TryReadConnectResponse(data, out _);

@@ -21,7 +21,7 @@ public sealed class VirtualSwarmTests(Xunit.Abstractions.ITestOutputHelper outpu
         swarm.Run(async () =>
         {
             listener = await seeder.Transport.ListenAsync(seeder.ListenEndPoint, CancellationToken.None);
-            serving.Add(Serve());
+            serving.Add(ServeAsync());
             return true;
         });
 
@@ -41,12 +41,12 @@ public sealed class VirtualSwarmTests(Xunit.Abstractions.ITestOutputHelper outpu
         Assert.Equal(0, swarm.Scheduler.ThreadViolations);
         return (done, swarm, seeder);
 
-        async Task Serve()
+        async Task ServeAsync()
         {
-            while (await listener.AcceptAsync(CancellationToken.None) is { } c) serving.Add(Send(c));
+            while (await listener.AcceptAsync(CancellationToken.None) is { } c) serving.Add(SendAsync(c));
         }
 
-        async Task Send(IStreamConnection c)
+        async Task SendAsync(IStreamConnection c)
         {
             await using (c)
             {
@@ -94,7 +94,7 @@ public sealed class VirtualSwarmTests(Xunit.Abstractions.ITestOutputHelper outpu
         {
             var i = peer.Index;
             var childCount = Enumerable.Range((2 * i) + 1, 2).Count(c => c < all.Length);
-            var accepting = AcceptChildren(listeners[i], childCount);
+            var accepting = AcceptChildrenAsync(listeners[i], childCount);
             if (i == 0)
             {
                 var children = await accepting;
@@ -132,7 +132,7 @@ public sealed class VirtualSwarmTests(Xunit.Abstractions.ITestOutputHelper outpu
         Assert.Equal(0, swarm.Scheduler.ThreadViolations);
         Assert.Equal(0, swarm.Network.ConnectionCount);
 
-        static async Task<IStreamConnection[]> AcceptChildren(IStreamListener listener, int count)
+        static async Task<IStreamConnection[]> AcceptChildrenAsync(IStreamListener listener, int count)
         {
             var children = new IStreamConnection[count];
             for (var k = 0; k < count; k++) children[k] = (await listener.AcceptAsync(CancellationToken.None))!;

@@ -519,6 +519,9 @@ internal sealed class UtpStream(UtpTransport transport, UtpConnection connection
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
+    // The synchronous Stream members block on the asynchronous ones by contract; nothing here runs on a
+    // single-threaded synchronization context.
+#pragma warning disable VSTHRD002
     public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer, offset, count, CancellationToken.None).GetAwaiter().GetResult();
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
@@ -528,6 +531,7 @@ internal sealed class UtpStream(UtpTransport transport, UtpConnection connection
         WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer, offset, count, CancellationToken.None).GetAwaiter().GetResult();
+#pragma warning restore VSTHRD002
 
     public override void Flush()
     {
