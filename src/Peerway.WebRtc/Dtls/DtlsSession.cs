@@ -309,7 +309,7 @@ internal sealed class DtlsSession : IDisposable
     /// flight was late or lost — common under load), the reader resends our flight: the record layer switches its write
     /// epoch back to the handshake's (ResetWriteEpoch) until the Finished. An application Send in that window is written
     /// as a *handshake* record in the old epoch, in the clear, and the peer fails the connection right after the
-    /// handshake ("DTLS closed"). So the thread that took a datagram holds the same gate as <see cref="Send"/> until it
+    /// handshake ("DTLS closed"). So the thread that took a datagram holds the same gate as <see cref="Send(byte[], int, int)"/> until it
     /// waits for the next one or its Receive returns (<see cref="ReleaseRecordGate"/>): records are processed and
     /// application records written one at a time, and nobody waits on the gate while the reader is idle.
     /// </para>
