@@ -66,7 +66,8 @@ internal static class LogCommands
                 if (path == "-")
                 {
                     using var buffer = new MemoryStream();
-                    await Console.OpenStandardInput().CopyToAsync(buffer, ct);
+                    await using var stdin = Console.OpenStandardInput();
+                    await stdin.CopyToAsync(buffer, ct);
                     entry = buffer.ToArray();
                 }
                 else

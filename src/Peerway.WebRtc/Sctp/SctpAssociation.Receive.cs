@@ -45,9 +45,12 @@ internal sealed partial class SctpAssociation
         // within one packet beyond the window: with the window full of chunks held behind a hole, refusing the chunk
         // that fills it would stall the association for good (§6.2 lets the receiver make room for a TSN below the
         // highest it holds); the slack bounds memory when the window is smaller than a chunk or a peer never stops.
+        // A chunk that fills any gap below the highest TSN held is taken too, up to a second window: a sender may
+        // overshoot a_rwnd by a packet, and with several holes the first to be retransmitted need not be the next one.
         var nextInSequence = tsn == _cumulativeIn + 1;
         var limit = _options.ReceiveWindow + (nextInSequence ? _options.Mtu : 0);
-        if (tsn - _cumulativeIn > MaxTsnAhead || (_bufferedIn + d.Payload.Length > limit && !(nextInSequence && _bufferedIn == 0)))
+        var fillsGap = _receivedAbove.Count > 0 && Before(tsn, _highestIn) && _bufferedIn + d.Payload.Length <= 2L * _options.ReceiveWindow;
+        if (tsn - _cumulativeIn > MaxTsnAhead || (_bufferedIn + d.Payload.Length > limit && !fillsGap && !(nextInSequence && _bufferedIn == 0)))
         {
             _sackNow = true;
             return;

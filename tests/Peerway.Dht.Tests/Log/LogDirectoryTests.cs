@@ -59,7 +59,7 @@ public sealed class LogDirectoryTests : IDisposable
     [Fact]
     public void A_changed_entry_is_found_by_its_index()
     {
-        NewLog(out var key, 12).GetHashCode();
+        _ = NewLog(out var key, 12);
         key.Dispose();
         File.WriteAllText(Path.Combine(_root, "log", "entries", "0000000004"), "entry 4, rewritten");
         var verification = LogDirectory.Open(Path.Combine(_root, "log")).Verify();
@@ -70,7 +70,7 @@ public sealed class LogDirectoryTests : IDisposable
     [Fact]
     public void Rewriting_the_leaf_hashes_to_match_does_not_pass_the_signed_heads()
     {
-        NewLog(out var key, 6).GetHashCode();
+        _ = NewLog(out var key, 6);
         key.Dispose();
         var dir = Path.Combine(_root, "log");
         File.WriteAllText(Path.Combine(dir, "entries", "0000000002"), "forged");
@@ -107,7 +107,7 @@ public sealed class LogDirectoryTests : IDisposable
     [Fact]
     public void A_forged_head_file_is_reported()
     {
-        NewLog(out var key, 2).GetHashCode();
+        _ = NewLog(out var key, 2);
         key.Dispose();
         var path = Path.Combine(_root, "log", "heads", "0000000002");
         var parts = File.ReadAllText(path).Trim().Split(' ');
