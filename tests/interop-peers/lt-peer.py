@@ -145,6 +145,8 @@ def run(args):
                         handle.connect_peer(endpoint(p))
             elif isinstance(a, lt.listen_failed_alert):
                 out("alert " + a.message())
+            elif isinstance(a, lt.state_changed_alert):
+                out("state %s" % a.state)
             elif isinstance(a, lt.metadata_received_alert):
                 out("metadata " + a.handle.torrent_file().name())
             elif isinstance(a, (lt.torrent_finished_alert,)):
@@ -164,6 +166,8 @@ def run(args):
                 # libtorrent's encryption policy "enabled" (the default) opens with an MSE handshake (DH key exchange)
                 # and, when the peer closes on it, retries in plaintext.
                 message = a.message()
+                if "INCOMING_CONNECTION" in message or "INCOMING CONNECTION" in message:
+                    out("incoming %s:%d" % a.ip)
                 if "initiating encrypted handshake" in message:
                     out("mse-attempt %s:%d" % a.ip)
                 # ">>> OUTGOING_CONNECTION [ ep: IP:PORT type: uTP ..." and "*** CONNECTION FAILED [ IP:PORT ERROR: ... ]".
