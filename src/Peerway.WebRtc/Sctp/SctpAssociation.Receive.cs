@@ -108,6 +108,13 @@ internal sealed partial class SctpAssociation
         }
 
         if (d.ImmediateSack) _sackNow = true;
+        if (d.Beginning && d.Ending)
+        {
+            // A message in one chunk (most small messages): straight to delivery, no reassembly bookkeeping.
+            Complete(d, d.Payload.Length <= _options.MaxMessageSize ? d.Payload.ToArray() : null);
+            return;
+        }
+
         var copy = d with { Payload = d.Payload.ToArray() };
         _fragments[tsn] = copy;
         _bufferedIn += d.Payload.Length;
@@ -153,6 +160,12 @@ internal sealed partial class SctpAssociation
         }
 
         _bufferedIn -= size;
+        Complete(d, message);
+    }
+
+    /// <summary>A whole message (null: over max-message-size): delivered, or held for in-order delivery.</summary>
+    private void Complete(DataChunk d, byte[]? message)
+    {
         if (message is null)
         {
             // A message over max-message-size is dropped alone (RFC 8831 §6.6 lets the receiver refuse it).
@@ -168,6 +181,14 @@ internal sealed partial class SctpAssociation
         }
 
         var stream = InStreamOf(d.StreamId);
+        if (d.Ssn == stream.NextSsn && stream.Pending.Count == 0)
+        {
+            // The next in order with nothing waiting behind a gap: delivered at once.
+            stream.NextSsn++;
+            Deliver(d.StreamId, d.Ppid, message);
+            return;
+        }
+
         if (stream.Pending.Count >= MaxTsnAhead) return;
         stream.Pending[d.Ssn] = (d.Ppid, message);
         _bufferedIn += message.Length;
