@@ -18,6 +18,20 @@ internal sealed partial class SctpAssociation
     private long _bufferedIn;
     private long _heldByApp; // charged for delivered messages the application has not read yet (see Consumed)
     private uint _advertisedRwnd;
+    private long _chunksIn;
+    private long _duplicatesIn;
+    private long _refusedIn;
+    private long _sacksOut;
+    private long _windowUpdates;
+
+    /// <summary>Diagnostics: DATA chunks received, duplicates, chunks refused (no room), SACKs sent, of them window updates.</summary>
+    internal (long Chunks, long Duplicates, long Refused, long Sacks, long WindowUpdates) ReceiveStats
+    {
+        get
+        {
+            lock (_gate) return (_chunksIn, _duplicatesIn, _refusedIn, _sacksOut, _windowUpdates);
+        }
+    }
     private bool _sackNow;
     private DateTimeOffset? _sackDue;
     private int _packetsSinceSack;
@@ -61,6 +75,7 @@ internal sealed partial class SctpAssociation
             var window = _options.ReceiveWindow;
             if (_advertisedRwnd >= window / 2 || ReceiveWindowLeft < _advertisedRwnd + Math.Min(window / 4, 8 * _options.Mtu)) return;
             _sackNow = true;
+            _windowUpdates++;
             Flush();
         }
 
@@ -70,11 +85,13 @@ internal sealed partial class SctpAssociation
     private void HandleData(DataChunk d)
     {
         var tsn = d.Tsn;
+        _chunksIn++;
 
         // RFC 9260 §6.2: a duplicate is reported and the SACK goes at once.
         if (AtOrBefore(tsn, _cumulativeIn) || _receivedAbove.Contains(tsn))
         {
             if (_duplicates.Count < MaxSackEntries) _duplicates.Add(tsn);
+            _duplicatesIn++;
             _sackNow = true;
             return;
         }
@@ -91,6 +108,7 @@ internal sealed partial class SctpAssociation
         var fillsGap = _receivedAbove.Count > 0 && Before(tsn, _highestIn) && InUse + d.Payload.Length <= 2L * _options.ReceiveWindow;
         if (tsn - _cumulativeIn > MaxTsnAhead || (InUse + d.Payload.Length > limit && !fillsGap && !(nextInSequence && InUse == 0)))
         {
+            _refusedIn++;
             _sackNow = true;
             return;
         }
@@ -287,6 +305,7 @@ internal sealed partial class SctpAssociation
         }
 
         _advertisedRwnd = ReceiveWindowLeft;
+        _sacksOut++;
         var sack = new SackChunk(_cumulativeIn, _advertisedRwnd, gaps, [.. _duplicates]);
         _duplicates.Clear();
         return sack;
