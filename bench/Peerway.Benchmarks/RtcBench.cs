@@ -292,6 +292,11 @@ internal static class RtcBench
                 var rx = ReceiveAllAsync(ch, count);
                 await page.EvaluateAsync("([c, s]) => window.bench.send(c, s)", new[] { count, size });
                 m = await rx;
+                if (Environment.GetEnvironmentVariable("RTCB_TRACE") is not null && pc.Sctp is { } sctp)
+                {
+                    var r = sctp.ReceiveStats;
+                    Console.Error.WriteLine(FormattableString.Invariant($"trace receiver: {r.Chunks} chunks, {r.Duplicates} duplicates, {r.Refused} refused, {r.Sacks} SACKs ({r.WindowUpdates} window updates) in {m.Ms:F0} ms"));
+                }
             }
 
             await page.EvaluateAsync("() => window.bench.close()");

@@ -84,11 +84,12 @@ internal static class SctpWorld
 
         public void OnEstablished() => Established = true;
 
-        public void OnMessage(ushort stream, uint ppid, byte[] data)
+        public bool OnMessage(ushort stream, uint ppid, byte[] data)
         {
             // Every message carries its index in its first 4 bytes: in order, and each once.
             if (BitConverter.ToInt32(data) != _next++ || data.Length != 65536) InOrder = false;
             Received++;
+            return false;
         }
 
         public void OnIncomingStreamReset(ushort stream)

@@ -43,10 +43,11 @@ internal static class RtcCommands
         var user = new Option<string?>("--user") { Description = "TURN user name." };
         var pass = new Option<string?>("--pass") { Description = "TURN password." };
         var bind = new Option<string?>("--bind") { Description = "IP for the ICE host candidate (default: the --http IP)." };
+        var iceLite = new Option<bool>("--ice-lite") { Description = "Be an ICE-lite agent (RFC 8445 §2.5; a server on a reachable address): a=ice-lite in the answer, host candidate only, no checks of its own." };
         var maxConnections = new Option<int>("--max-connections") { Description = "Peer connections alive at once; a further offer is answered 503.", DefaultValueFactory = _ => DefaultMaxConnections };
         var command = new Command("listen", "Answer WebRTC offers: POST /rtc (application/sdp, complete offer) answers 201 with the SDP answer.")
         {
-            http, echo, stun, turn, user, pass, bind, maxConnections,
+            http, echo, stun, turn, user, pass, bind, iceLite, maxConnections,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -57,6 +58,8 @@ internal static class RtcCommands
             var limit = parse.GetValue(maxConnections);
             if (limit is < 1 or > 10_000) throw new UsageException("--max-connections must be in 1..10000");
             var servers = await ParseServersAsync(parse, stun, turn, user, pass, ct);
+            var lite = parse.GetValue(iceLite);
+            if (lite && (servers.Stun is not null || servers.Turn is not null)) throw new UsageException("--ice-lite gathers the host candidate only: no --stun or --turn");
             var host = httpEp.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{httpEp.Address}]" : httpEp.Address.ToString();
             var prefix = string.Create(CultureInfo.InvariantCulture, $"http://{host}:{httpEp.Port}/");
             using var listener = new HttpListener();
@@ -72,7 +75,7 @@ internal static class RtcCommands
 
             using var loggers = CliLogging.Create();
             var log = loggers.CreateLogger("rtc");
-            var server = new ListenServer(bindIp, servers, parse.GetValue(echo), limit, loggers, log);
+            var server = new ListenServer(bindIp, servers, lite, parse.GetValue(echo), limit, loggers, log);
             Console.WriteLine($"rtc: listening on {prefix}rtc");
             await using (ct.Register(listener.Stop))
             {
@@ -99,7 +102,7 @@ internal static class RtcCommands
     }
 
     /// <summary>The listen command's state: one peer connection per accepted offer, each with its own UDP socket.</summary>
-    private sealed class ListenServer(IPAddress bindIp, IceServers servers, bool echo, int maxConnections, ILoggerFactory loggers, ILogger log) : IAsyncDisposable
+    private sealed class ListenServer(IPAddress bindIp, IceServers servers, bool iceLite, bool echo, int maxConnections, ILoggerFactory loggers, ILogger log) : IAsyncDisposable
     {
         private readonly Lock _gate = new();
         private readonly HashSet<RtcPeerConnection> _connections = [];
@@ -182,6 +185,7 @@ internal static class RtcCommands
                 StunServer = servers.Stun,
                 TurnServer = servers.Turn,
                 TurnCredentials = servers.Credentials,
+                IceLite = iceLite,
             }, loggers);
             string answer;
             try

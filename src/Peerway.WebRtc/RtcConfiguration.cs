@@ -22,10 +22,22 @@ public sealed record RtcConfiguration
 
     public SctpOptions Sctp { get; init; } = new();
 
+    /// <summary>
+    /// RFC 8445 §2.5: be an ICE-lite agent (a server on a public address, as <c>peerway rtc listen --ice-lite</c>):
+    /// <c>a=ice-lite</c> in our descriptions, host candidates only, no checks of our own; the full peer (a browser)
+    /// checks and nominates. Needs no STUN or TURN server.
+    /// </summary>
+    public bool IceLite { get; init; }
+
     /// <summary>Bound on open channels per connection (a peer opening thousands is refused beyond it).</summary>
     public int MaxChannels { get; init; } = 1024;
 
-    /// <summary>Bound on received messages queued per channel and not yet read (further ones are dropped).</summary>
+    /// <summary>
+    /// Bound on received messages queued and not yet read on a partially reliable channel (<c>maxRetransmits</c> or
+    /// <c>maxPacketLifeTime</c>): further ones are dropped, as that channel may lose messages. A reliable channel never
+    /// drops: what it holds unread closes the SCTP receive window (<see cref="SctpOptions.ReceiveWindow"/>, which bounds
+    /// memory per connection) and so throttles the sender (RFC 9260 §6.2).
+    /// </summary>
     public int MaxQueuedMessages { get; init; } = 4096;
 
     public void Validate()
@@ -33,6 +45,7 @@ public sealed record RtcConfiguration
         ArgumentNullException.ThrowIfNull(Sctp);
         Sctp.Validate();
         if ((TurnServer is null) != (TurnCredentials is null)) throw new ArgumentException("TurnServer and TurnCredentials go together.");
+        if (IceLite && (StunServer is not null || TurnServer is not null)) throw new ArgumentException("An ICE-lite agent gathers host candidates only (no STUN or TURN server).");
         if (ConnectTimeout <= TimeSpan.Zero) throw new ArgumentException("ConnectTimeout must be positive.");
         if (MaxChannels is < 1 or > 32767) throw new ArgumentException("MaxChannels must be in 1..32767.");
         if (MaxQueuedMessages < 1) throw new ArgumentException("MaxQueuedMessages must be positive.");

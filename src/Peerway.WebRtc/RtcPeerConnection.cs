@@ -136,6 +136,7 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
         var agent = _agent ?? throw new InvalidOperationException("Create an offer first.");
         var remote = Parse(answer);
         if (remote.Setup == SdpSetup.ActPass) throw new SdpException(SdpError.BadSetup, "an answer's a=setup is active or passive");
+        if (remote.IceLite && _config.IceLite) throw new SdpException(SdpError.BadSetup, "both ends are ICE-lite (RFC 8445 §6.1.1: one must be a full agent)");
 
         // RFC 8842 §5.3: the answerer picks; active is the DTLS client, so we are the server, and vice versa.
         _dtlsClient = remote.Setup == SdpSetup.Passive;
@@ -151,6 +152,9 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
     {
         var remote = Parse(offer);
         if (remote.Setup == SdpSetup.Active) throw new SdpException(SdpError.BadSetup, "an offer's a=setup is actpass or passive");
+        if (remote.IceLite && _config.IceLite) throw new SdpException(SdpError.BadSetup, "both ends are ICE-lite (RFC 8445 §6.1.1: one must be a full agent)");
+
+        // RFC 8445 §6.1.1: with a lite peer the full agent controls, whichever side offered.
         var agent = StartAgent(remote.IceLite ? IceRole.Controlling : IceRole.Controlled);
         ApplyRemote(agent, remote);
         _dtlsClient = true;
@@ -195,7 +199,9 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
             if (_agent is not null || _pathOnly) throw new InvalidOperationException("This connection already has a description.");
             _agent = new IceAgent(_socket, _time, new IceAgentOptions
             {
-                Role = role,
+                // RFC 8445 §6.1.1: a lite agent is always controlled.
+                Role = _config.IceLite ? IceRole.Controlled : role,
+                Lite = _config.IceLite,
                 StunServer = _config.StunServer,
                 TurnServer = _config.TurnServer,
                 TurnCredentials = _config.TurnCredentials,
@@ -225,6 +231,7 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
         Mid = mid,
         SctpPort = _config.Sctp.Port,
         MaxMessageSize = _config.Sctp.MaxMessageSize,
+        IceLite = _config.IceLite,
     };
 
     private void ApplyRemote(IceAgent agent, SdpDescription remote)
@@ -363,17 +370,17 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
 
     void ISctpHandler.OnEstablished() => _established.TrySetResult();
 
-    void ISctpHandler.OnMessage(ushort stream, uint ppid, byte[] data)
+    bool ISctpHandler.OnMessage(ushort stream, uint ppid, byte[] data)
     {
         RtcDataChannel? channel;
         lock (_gate) _channels.TryGetValue(stream, out channel);
         if (ppid == Ppid.Dcep)
         {
             OnDcep(stream, data, channel);
-            return;
+            return false;
         }
 
-        if (channel is null) return;
+        if (channel is null) return false;
         var message = ppid switch
         {
             Ppid.String => new RtcMessage(data, true),
@@ -381,8 +388,11 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
             Ppid.BinaryEmpty => new RtcMessage(ReadOnlyMemory<byte>.Empty, false),
             _ => new RtcMessage(data, false),
         };
-        channel.Deliver(message);
+        return channel.Deliver(message, data.Length);
     }
+
+    /// <summary>The application read a message the association charged to its receive window (see <see cref="ISctpHandler.OnMessage"/>).</summary>
+    internal void Consumed(int wireLength) => _sctp?.Consumed(wireLength);
 
     private void OnDcep(ushort stream, byte[] data, RtcDataChannel? existing)
     {

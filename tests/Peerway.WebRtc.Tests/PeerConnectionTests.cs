@@ -13,10 +13,10 @@ public sealed class PeerConnectionTests
     private static RtcPeerConnection NewPeer(RtcConfiguration? config = null) =>
         new(new UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0)), TimeProvider.System, config ?? new RtcConfiguration());
 
-    private static async Task<(RtcPeerConnection Offerer, RtcPeerConnection Answerer)> ConnectAsync()
+    private static async Task<(RtcPeerConnection Offerer, RtcPeerConnection Answerer)> ConnectAsync(RtcConfiguration? config = null)
     {
-        var offerer = NewPeer();
-        var answerer = NewPeer();
+        var offerer = NewPeer(config);
+        var answerer = NewPeer(config);
         var offer = await offerer.CreateOfferAsync();
         var answer = await answerer.AcceptOfferAsync(offer);
         offerer.SetAnswer(answer);
@@ -123,5 +123,89 @@ public sealed class PeerConnectionTests
         offerer.SetAnswer(tampered);
         await Assert.ThrowsAsync<InvalidOperationException>(() => offerer.Connected.WaitAsync(Limit));
         await Assert.ThrowsAnyAsync<Exception>(() => answerer.Connected.WaitAsync(Limit));
+    }
+
+    /// <summary>
+    /// A reliable channel never drops (the per-channel queue used to drop beyond 4,096 unread messages): what the
+    /// application has not read closes the SCTP receive window, so the sender's messages wait on its side
+    /// (<see cref="RtcDataChannel.BufferedAmount"/>) and arrive, all and in order, when the reader catches up; then
+    /// <see cref="RtcDataChannel.BufferedAmountLow"/> fires as in the browser.
+    /// </summary>
+    [Fact]
+    public async Task A_reliable_channel_never_drops_for_a_slow_reader_and_the_sender_waits_on_the_window()
+    {
+        const int count = 10_000;
+        const int size = 1024;
+        const int window = 64 * 1024;
+        var (a, b) = await ConnectAsync(new RtcConfiguration { Sctp = new() { ReceiveWindow = window, MaxMessageSize = 16 * 1024 }, MaxQueuedMessages = 16 });
+        await using var _ = a;
+        await using var __ = b;
+        var channel = await a.CreateDataChannelAsync("slow");
+        var remote = (await b.AcceptDataChannelAsync().WaitAsync(Limit))!;
+        channel.BufferedAmountHighThreshold = long.MaxValue;
+        var low = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        channel.BufferedAmountLow += (_, _) => low.TrySetResult();
+        for (var i = 0; i < count; i++)
+        {
+            var m = new byte[size];
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(m, i);
+            await channel.SendAsync(m);
+        }
+
+        // Nothing read yet: the receiver took at most its window (plus a packet), the rest waits at the sender.
+        Assert.InRange(channel.BufferedAmount, ((long)count * size) - (2L * window) - 1200, (long)count * size);
+        Assert.False(low.Task.IsCompleted);
+
+        for (var i = 0; i < count; i++)
+        {
+            var m = await remote.ReceiveAsync().AsTask().WaitAsync(Limit);
+            Assert.Equal(i, System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(m!.Value.Data.Span));
+        }
+
+        await low.Task.WaitAsync(Limit);
+        await channel.WaitForBufferedAmountLowAsync().WaitAsync(Limit);
+        Assert.Equal(0, channel.BufferedAmount);
+    }
+
+    /// <summary>
+    /// ICE-lite (RFC 8445 §2.5) with SDP's <c>a=ice-lite</c> (RFC 8839 §5.3): a lite answerer (the server case,
+    /// <c>peerway rtc listen --ice-lite</c>) and a lite offerer each connect to a full Peerway agent, which controls.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_full_peer_connects_to_an_ice_lite_peer_and_controls(bool liteOffers)
+    {
+        var lite = new RtcConfiguration { IceLite = true };
+        var offerer = NewPeer(liteOffers ? lite : null);
+        var answerer = NewPeer(liteOffers ? null : lite);
+        await using var _ = offerer;
+        await using var __ = answerer;
+        var offer = await offerer.CreateOfferAsync();
+        var answer = await answerer.AcceptOfferAsync(offer);
+        Assert.Equal(liteOffers, offer.Contains("a=ice-lite\r\n", StringComparison.Ordinal));
+        Assert.Equal(!liteOffers, answer.Contains("a=ice-lite\r\n", StringComparison.Ordinal));
+        offerer.SetAnswer(answer);
+        await Task.WhenAll(offerer.Connected, answerer.Connected).WaitAsync(Limit);
+        var (full, litePeer) = liteOffers ? (answerer, offerer) : (offerer, answerer);
+        Assert.Equal(Peerway.Nat.Ice.IceRole.Controlling, full.Ice!.Role);
+        Assert.Equal(Peerway.Nat.Ice.IceRole.Controlled, litePeer.Ice!.Role);
+
+        var channel = await full.CreateDataChannelAsync("lite");
+        var remote = (await litePeer.AcceptDataChannelAsync().WaitAsync(Limit))!;
+        await channel.SendAsync("over a lite path");
+        Assert.Equal("over a lite path", (await remote.ReceiveAsync().AsTask().WaitAsync(Limit))!.Value.Text);
+
+        // Two lite ends cannot connect (nobody would check): refused with a typed error.
+        var liteOffer = liteOffers ? offer : await NewLiteOfferAsync();
+        await using var third = NewPeer(lite);
+        var refused = await Assert.ThrowsAsync<SdpException>(() => third.AcceptOfferAsync(liteOffer));
+        Assert.Equal(Peerway.WebRtc.Sdp.SdpError.BadSetup, refused.Error);
+    }
+
+    private static async Task<string> NewLiteOfferAsync()
+    {
+        await using var pc = NewPeer(new RtcConfiguration { IceLite = true });
+        return await pc.CreateOfferAsync();
     }
 }

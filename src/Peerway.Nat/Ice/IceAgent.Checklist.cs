@@ -83,7 +83,8 @@ public sealed partial class IceAgent
             return;
         }
 
-        if (_remotePassword is null) return;
+        // RFC 8445 §2.5: a lite agent sends no checks; it waits for the full peer's.
+        if (_remotePassword is null || _options.Lite) return;
 
         // RFC 8445 §6.1.4.2: one check per Ta — a triggered check first, else the best Waiting pair, else unfreeze.
         // Triggered and ordinary checks alternate when both are due, so that a chain of triggered checks (each answer
@@ -157,7 +158,7 @@ public sealed partial class IceAgent
         }
 
         if (silence >= _options.DisconnectedAfter) SetState(IceState.Disconnected, events);
-        if (now < _nextConsent) return;
+        if (now < _nextConsent || _options.Lite) return;
 
         // RFC 7675 §5.1: a consent check every 5 s, randomised to 0.8..1.2 of that.
         var jitter = 0.8 + 0.4 * RandomNumberGenerator.GetInt32(1001) / 1000.0;

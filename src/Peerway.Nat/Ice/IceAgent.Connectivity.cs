@@ -82,7 +82,8 @@ public sealed partial class IceAgent
         }
         else if (_role == IceRole.Controlled && theyAreControlled)
         {
-            if (_tieBreaker >= theirTie2) SwitchRole(IceRole.Controlling);
+            // RFC 8445 §6.1.1: a lite agent is always controlled; the full peer must switch.
+            if (_tieBreaker >= theirTie2 && !_options.Lite) SwitchRole(IceRole.Controlling);
             else
             {
                 Respond(local, request, source, key, StunErrorCode.RoleConflict);
@@ -106,6 +107,21 @@ public sealed partial class IceAgent
         var pair = AddPair(local, remote, PairState.Waiting);
         if (pair is null) return;
         var useCandidate = request.Has(StunAttributeType.UseCandidate) && _role == IceRole.Controlled;
+        if (_options.Lite)
+        {
+            // RFC 8445 §7.3.1.5 / §8.2: a lite agent checks nothing itself; a request it answered makes the pair valid,
+            // USE-CANDIDATE selects it, and the full peer's checks on the selected pair are its consent (RFC 7675).
+            pair.ValidLocal ??= local;
+            pair.State = PairState.Succeeded;
+            if (useCandidate) Select(pair, events);
+            if (pair == _selected)
+            {
+                _lastConsent = _time.GetUtcNow();
+                if (_state == IceState.Disconnected) SetState(IceState.Connected, events);
+            }
+
+            return;
+        }
 
         // RFC 8445 §7.3.1.4: triggered check, unless the pair already succeeded.
         if (pair.State == PairState.Succeeded)

@@ -82,6 +82,14 @@ public sealed record IceAgentOptions
 
     public int MaxRemoteCandidates { get; init; } = 64;
 
+    /// <summary>
+    /// RFC 8445 §2.5: a lite agent (a server on a public address; <c>a=ice-lite</c> in SDP). It gathers its host
+    /// candidates only, sends no checks — it answers the full peer's, which is always controlling — and selects the
+    /// pair a check with USE-CANDIDATE arrives on (§7.3.1.5 / §8.2); the peer's checks, consent checks included,
+    /// keep the pair alive (RFC 7675 is the full agent's job). <see cref="Role"/> must be controlled; no STUN or TURN.
+    /// </summary>
+    public bool Lite { get; init; }
+
     public void Validate()
     {
         if (Ta <= TimeSpan.Zero) throw new ArgumentException("Ta must be positive.");
@@ -91,6 +99,7 @@ public sealed record IceAgentOptions
         if (ConsentInterval <= TimeSpan.Zero || DisconnectedAfter <= TimeSpan.Zero || ConsentTimeout < DisconnectedAfter) throw new ArgumentException("Consent timings must be positive, DisconnectedAfter ≤ ConsentTimeout.");
         if ((TurnServer is null) != (TurnCredentials is null)) throw new ArgumentException("TurnServer and TurnCredentials go together.");
         if (MaxPairs < 1 || MaxRemoteCandidates < 1) throw new ArgumentException("Bounds must be positive.");
+        if (Lite && (Role != IceRole.Controlled || StunServer is not null || TurnServer is not null)) throw new ArgumentException("A lite agent is controlled and gathers host candidates only (no STUN or TURN server).");
         ArgumentNullException.ThrowIfNull(Gathering);
         Gathering.Validate();
     }

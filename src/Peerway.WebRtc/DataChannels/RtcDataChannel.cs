@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Threading.Channels;
 
@@ -70,13 +71,23 @@ public enum RtcDataChannelState
 /// <summary>
 /// A data channel (RFC 8831), shaped like the browser's RTCDataChannel: string and binary messages, a buffered amount
 /// with back-pressure (<see cref="SendAsync(ReadOnlyMemory{byte}, CancellationToken)"/> waits while it is above
-/// <see cref="BufferedAmountHighThreshold"/>), and a close that reaches "closed" on both sides (RFC 8831 §6.7: each
-/// side resets its outgoing stream).
+/// <see cref="BufferedAmountHighThreshold"/>; <see cref="BufferedAmountLow"/> and
+/// <see cref="WaitForBufferedAmountLowAsync"/> as the browser's <c>bufferedamountlow</c>), and a close that reaches
+/// "closed" on both sides (RFC 8831 §6.7: each side resets its outgoing stream).
+/// <para>
+/// Receiving: a reliable channel never drops a message. What the application has not read yet stays charged to the
+/// SCTP receive window, so a slow reader closes the window and the sender is throttled (RFC 9260 §6.2) — memory per
+/// connection is bounded by the window. A partially reliable channel keeps at most
+/// <see cref="RtcConfiguration.MaxQueuedMessages"/> unread and drops beyond it.
+/// </para>
 /// </summary>
 public sealed class RtcDataChannel
 {
     private readonly RtcPeerConnection _owner;
-    private readonly Channel<RtcMessage> _inbox;
+    private readonly Channel<Inbound> _inbox;
+    private readonly int _maxQueuedUnreliable;
+    private int _queued;
+    private bool _aboveLow;
     private readonly TaskCompletionSource _opened = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Lock _gate = new();
@@ -91,7 +102,8 @@ public sealed class RtcDataChannel
         Id = id;
         Label = label;
         Init = init;
-        _inbox = Channel.CreateBounded<RtcMessage>(new BoundedChannelOptions(maxQueuedMessages) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = false });
+        _maxQueuedUnreliable = maxQueuedMessages;
+        _inbox = Channel.CreateUnbounded<Inbound>(new UnboundedChannelOptions { SingleWriter = true });
     }
 
     public ushort Id { get; }
@@ -126,6 +138,34 @@ public sealed class RtcDataChannel
 
     /// <summary>Sends wait while <see cref="BufferedAmount"/> is at or above this (1 MiB by default).</summary>
     public long BufferedAmountHighThreshold { get; set; } = 1024 * 1024;
+
+    /// <summary>
+    /// As the browser's <c>bufferedAmountLowThreshold</c> (0 by default): <see cref="BufferedAmountLow"/> is raised when
+    /// <see cref="BufferedAmount"/> falls from above it to at or below it.
+    /// </summary>
+    public long BufferedAmountLowThreshold { get; set; }
+
+    /// <summary>As the browser's <c>bufferedamountlow</c> event (see <see cref="BufferedAmountLowThreshold"/>); raised on the connection's thread.</summary>
+    public event EventHandler? BufferedAmountLow;
+
+    /// <summary>Completes once <see cref="BufferedAmount"/> is at or below <see cref="BufferedAmountLowThreshold"/> (or the channel closed).</summary>
+    public async Task WaitForBufferedAmountLowAsync(CancellationToken cancellationToken = default)
+    {
+        while (true)
+        {
+            Task wait;
+            lock (_gate)
+            {
+                if (BufferedAmount <= BufferedAmountLowThreshold || _state == RtcDataChannelState.Closed) return;
+                if (_drained.Task.IsCompleted) _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
+                wait = _drained.Task;
+            }
+
+            // Re-check after arming: a drain between the check and the wait must not be missed.
+            if (BufferedAmount <= BufferedAmountLowThreshold) return;
+            await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
 
     /// <summary>Completes when the channel is open.</summary>
     public Task Opened => _opened.Task;
@@ -165,6 +205,7 @@ public sealed class RtcDataChannel
         }
 
         if (!_owner.SendOnChannel(this, ppid, data)) throw new InvalidOperationException("The connection is closed.");
+        if (BufferedAmount > BufferedAmountLowThreshold) Volatile.Write(ref _aboveLow, true);
     }
 
     /// <summary>Waits for the next message; null once the channel is closed and drained.</summary>
@@ -172,14 +213,35 @@ public sealed class RtcDataChannel
     {
         while (await _inbox.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            if (_inbox.Reader.TryRead(out var m)) return m;
+            if (TryTake(out var m)) return m;
         }
 
         return null;
     }
 
     /// <summary>Every message until the channel closes.</summary>
-    public IAsyncEnumerable<RtcMessage> ReadAllAsync(CancellationToken cancellationToken = default) => _inbox.Reader.ReadAllAsync(cancellationToken);
+    public async IAsyncEnumerable<RtcMessage> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        while (await _inbox.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (TryTake(out var m)) yield return m;
+        }
+    }
+
+    /// <summary>Takes the next message and gives its bytes back to the receive window.</summary>
+    private bool TryTake(out RtcMessage message)
+    {
+        if (!_inbox.Reader.TryRead(out var item))
+        {
+            message = default;
+            return false;
+        }
+
+        Interlocked.Decrement(ref _queued);
+        _owner.Consumed(item.WireLength);
+        message = item.Message;
+        return true;
+    }
 
     /// <summary>Closes the channel: resets our outgoing stream; "closed" once the peer resets its own (RFC 8831 §6.7).</summary>
     public void Close()
@@ -204,15 +266,36 @@ public sealed class RtcDataChannel
         _opened.TrySetResult();
     }
 
-    internal void Deliver(RtcMessage message) => _inbox.Writer.TryWrite(message);
+    /// <summary>
+    /// Queues a received message; true when it is kept (its <paramref name="wireLength"/> bytes stay charged to the
+    /// receive window until read), false when dropped (closed, or over the bound of a partially reliable channel).
+    /// </summary>
+    internal bool Deliver(RtcMessage message, int wireLength)
+    {
+        var reliable = Init.MaxRetransmits is null && Init.MaxPacketLifeTime is null;
+        if (!reliable && Volatile.Read(ref _queued) >= _maxQueuedUnreliable) return false;
+        Interlocked.Increment(ref _queued);
+        if (_inbox.Writer.TryWrite(new Inbound(message, wireLength))) return true;
+        Interlocked.Decrement(ref _queued);
+        return false;
+    }
 
     internal void OnBufferedAmountLow()
     {
-        if (BufferedAmount >= BufferedAmountHighThreshold) return;
+        var amount = BufferedAmount;
+        if (amount <= BufferedAmountLowThreshold && Volatile.Read(ref _aboveLow))
+        {
+            Volatile.Write(ref _aboveLow, false);
+            BufferedAmountLow?.Invoke(this, EventArgs.Empty);
+        }
+
+        if (amount >= BufferedAmountHighThreshold && amount > BufferedAmountLowThreshold) return;
         TaskCompletionSource drained;
         lock (_gate) drained = _drained;
         drained.TrySetResult();
     }
+
+    private readonly record struct Inbound(RtcMessage Message, int WireLength);
 
     /// <summary>The peer reset its outgoing stream; true when we must answer with ours (RFC 8831 §6.7).</summary>
     internal bool OnIncomingReset()

@@ -29,8 +29,10 @@ public sealed class DtlsHandshakeException : Exception
 /// DTLS 1.2 (RFC 6347) over the ICE path with BouncyCastle, as WebRTC uses it (RFC 8827 §6.5, RFC 8842): both sides
 /// present self-signed certificates, each checked against the fingerprint the peer signalled; the DTLS role follows
 /// <c>a=setup</c> (active = client). Incoming datagrams are demultiplexed by first byte (RFC 7983 §7: 20..63 is DTLS;
-/// STUN, 0..3, is taken by the ICE agent before it gets here). BouncyCastle's protocol is blocking: the handshake and
-/// then the record reader run on one dedicated thread each; sends are serialised by a lock.
+/// STUN, 0..3, is taken by the ICE agent before it gets here). BouncyCastle's protocol is blocking: the handshake runs
+/// on a thread of its own; after it, records are read where the datagrams arrive — the path's receive callback decrypts
+/// them and feeds SCTP in place (no reader thread per connection, no hand-off per datagram); sends are serialised by a
+/// lock.
 /// </summary>
 internal sealed class DtlsSession : IDisposable
 {
@@ -110,44 +112,67 @@ internal sealed class DtlsSession : IDisposable
         }
     }
 
-    /// <summary>Starts the record reader: each application datagram goes to <paramref name="onData"/>; <paramref name="onClosed"/> runs once at the end.</summary>
+    /// <summary>
+    /// Starts reading records: each application record goes to <paramref name="onData"/>, on the thread the datagram
+    /// arrived on (one at a time); <paramref name="onClosed"/> runs once at the end.
+    /// </summary>
     public void Start(Action<ReadOnlyMemory<byte>> onData, Action<string> onClosed)
     {
         var dtls = _dtls ?? throw new InvalidOperationException("Handshake first.");
-        var thread = new Thread(() =>
+        var buffer = new byte[dtls.GetReceiveLimit() + 64];
+        var ended = 0;
+        void End(string reason)
         {
-            var buffer = new byte[dtls.GetReceiveLimit() + 64];
-            var reason = "closed";
+            Interlocked.Exchange(ref _closed, 1);
+            if (Interlocked.Exchange(ref ended, 1) == 0) onClosed(reason);
+        }
+
+        // Called with the datagrams queued; the transport runs it on one thread at a time.
+        void Drain()
+        {
             try
             {
-                while (Volatile.Read(ref _closed) == 0)
+                while (Volatile.Read(ref _closed) == 0 && _transport.HasQueued)
                 {
+                    // The record gate (see PathTransport) is held while BouncyCastle processes a record, never while
+                    // SCTP runs: SCTP sends from under its own lock, and a send waits for the gate.
                     int n;
                     try
                     {
-                        n = dtls.Receive(buffer, 0, buffer.Length, 1000);
+                        // A record that is not application data (a handshake retransmission to answer, an alert) makes
+                        // BouncyCastle read on: with the queue empty it returns within the 1 ms asked for.
+                        n = dtls.Receive(buffer, 0, buffer.Length, 1);
                     }
                     finally
                     {
                         _transport.ReleaseRecordGate();
                     }
 
-                    if (n > 0) onData(buffer.AsMemory(0, n));
+                    // Then any further records of the same datagram.
+                    while (n > 0)
+                    {
+                        onData(buffer.AsMemory(0, n));
+                        _transport.EnterRecordGate();
+                        try
+                        {
+                            n = dtls.ReceivePending(buffer, 0, buffer.Length, null);
+                        }
+                        finally
+                        {
+                            _transport.ReleaseRecordGate();
+                        }
+                    }
                 }
             }
             catch (Exception ex) when (ex is TlsException or IOException or ObjectDisposedException)
             {
-                reason = ex.GetType().Name + ": " + ex.Message;
+                var reason = ex.GetType().Name + ": " + ex.Message;
                 LogClosed(_log, reason);
+                End(reason);
             }
-            finally
-            {
-                Interlocked.Exchange(ref _closed, 1);
-                onClosed(reason);
-            }
-        })
-        { IsBackground = true, Name = "dtls-reader" };
-        thread.Start();
+        }
+
+        _transport.ReadInline(Drain, () => End("closed"));
     }
 
     /// <summary>Sends one application record; dropped silently once closed.</summary>
@@ -320,6 +345,8 @@ internal sealed class DtlsSession : IDisposable
         private readonly Lock _recordGate;
         private readonly BlockingCollection<byte[]> _queue = new(new ConcurrentQueue<byte[]>(), MaxQueued);
         private readonly CancellationTokenSource _closed = new();
+        private Action? _drain;
+        private int _draining;
 
         public PathTransport(IDatagramSocket path, Lock recordGate)
         {
@@ -328,8 +355,40 @@ internal sealed class DtlsSession : IDisposable
             path.Start((datagram, _) =>
             {
                 // RFC 7983 §7: anything outside 20..63 is not DTLS; a full queue drops (flood).
-                if (IsDtls(datagram) && !_closed.IsCancellationRequested) _queue.TryAdd(datagram.ToArray());
+                if (!IsDtls(datagram) || _closed.IsCancellationRequested) return;
+                _queue.TryAdd(datagram.ToArray());
+                if (Volatile.Read(ref _drain) is not null) DrainNow();
             });
+        }
+
+        public bool HasQueued => _queue.Count > 0;
+
+        /// <summary>
+        /// After the handshake: records are read by <paramref name="drain"/> where datagrams arrive, instead of by a
+        /// thread blocked in Receive. <paramref name="onClosed"/> runs when the transport closes.
+        /// </summary>
+        public void ReadInline(Action drain, Action onClosed)
+        {
+            _closed.Token.Register(onClosed);
+            Volatile.Write(ref _drain, drain);
+            DrainNow(); // what arrived between the handshake and now
+        }
+
+        private void DrainNow()
+        {
+            // One drainer at a time; a datagram queued while another thread drains is taken by that thread's loop, and
+            // one queued just as it finishes is caught by the re-check.
+            while (_queue.Count > 0 && Interlocked.CompareExchange(ref _draining, 1, 0) == 0)
+            {
+                try
+                {
+                    _drain!();
+                }
+                finally
+                {
+                    Volatile.Write(ref _draining, 0);
+                }
+            }
         }
 
         public int GetReceiveLimit() => 1500;
@@ -337,6 +396,8 @@ internal sealed class DtlsSession : IDisposable
         public int GetSendLimit() => Mtu;
 
         public int Receive(byte[] buf, int off, int len, int waitMillis) => Receive(buf.AsSpan(off, len), waitMillis);
+
+        public void EnterRecordGate() => _recordGate.Enter();
 
         /// <summary>Lets application sends in again (the calling thread is done with the record it took, if any).</summary>
         public void ReleaseRecordGate()
@@ -350,7 +411,9 @@ internal sealed class DtlsSession : IDisposable
             byte[]? datagram;
             try
             {
-                if (!_queue.TryTake(out datagram, Math.Max(waitMillis, 0), _closed.Token)) return -1;
+                // Read inline (after the handshake), a thread must not wait here: the queue is all there is.
+                var wait = Volatile.Read(ref _drain) is null ? Math.Max(waitMillis, 0) : 0;
+                if (!_queue.TryTake(out datagram, wait, _closed.Token)) return -1;
             }
             catch (OperationCanceledException)
             {

@@ -16,6 +16,22 @@ internal sealed partial class SctpAssociation
     private uint _cumulativeIn;
     private uint _highestIn; // the highest TSN in _receivedAbove while it is not empty
     private long _bufferedIn;
+    private long _heldByApp; // charged for delivered messages the application has not read yet (see Consumed)
+    private uint _advertisedRwnd;
+    private long _chunksIn;
+    private long _duplicatesIn;
+    private long _refusedIn;
+    private long _sacksOut;
+    private long _windowUpdates;
+
+    /// <summary>Diagnostics: DATA chunks received, duplicates, chunks refused (no room), SACKs sent, of them window updates.</summary>
+    internal (long Chunks, long Duplicates, long Refused, long Sacks, long WindowUpdates) ReceiveStats
+    {
+        get
+        {
+            lock (_gate) return (_chunksIn, _duplicatesIn, _refusedIn, _sacksOut, _windowUpdates);
+        }
+    }
     private bool _sackNow;
     private DateTimeOffset? _sackDue;
     private int _packetsSinceSack;
@@ -27,16 +43,55 @@ internal sealed partial class SctpAssociation
         public SortedDictionary<ushort, (uint Ppid, byte[] Data)> Pending { get; } = [];
     }
 
-    private uint ReceiveWindowLeft => _bufferedIn >= _options.ReceiveWindow ? 0 : (uint)(_options.ReceiveWindow - _bufferedIn);
+    /// <summary>What a message held by the application costs in the receive window: its bytes plus bookkeeping, so
+    /// that a flood of tiny messages is bounded too.</summary>
+    internal const int HeldMessageOverhead = 64;
+
+    /// <summary>Bytes held for reassembly and in-order delivery plus those delivered and not yet read.</summary>
+    private long InUse => _bufferedIn + _heldByApp;
+
+    private uint ReceiveWindowLeft => InUse >= _options.ReceiveWindow ? 0 : (uint)(_options.ReceiveWindow - InUse);
+
+    /// <summary>Diagnostics: bytes the receive window holds (reassembly, reordering, and messages not yet read).</summary>
+    internal long ReceiveBuffered
+    {
+        get
+        {
+            lock (_gate) return InUse;
+        }
+    }
+
+    /// <summary>
+    /// The application read a message of <paramref name="length"/> bytes that its handler kept: the receive window
+    /// opens again. RFC 9260 §6.2: once it opened noticeably since the a_rwnd last advertised was small, a SACK tells
+    /// the sender at once (a window update) instead of leaving it to its retransmission timer.
+    /// </summary>
+    public void Consumed(int length)
+    {
+        lock (_gate)
+        {
+            _heldByApp = Math.Max(0, _heldByApp - (length + HeldMessageOverhead));
+            if (!IsUp || _closedForGood) return;
+            var window = _options.ReceiveWindow;
+            if (_advertisedRwnd >= window / 2 || ReceiveWindowLeft < _advertisedRwnd + Math.Min(window / 4, 8 * _options.Mtu)) return;
+            _sackNow = true;
+            _windowUpdates++;
+            Flush();
+        }
+
+        Raise();
+    }
 
     private void HandleData(DataChunk d)
     {
         var tsn = d.Tsn;
+        _chunksIn++;
 
         // RFC 9260 §6.2: a duplicate is reported and the SACK goes at once.
         if (AtOrBefore(tsn, _cumulativeIn) || _receivedAbove.Contains(tsn))
         {
             if (_duplicates.Count < MaxSackEntries) _duplicates.Add(tsn);
+            _duplicatesIn++;
             _sackNow = true;
             return;
         }
@@ -47,11 +102,13 @@ internal sealed partial class SctpAssociation
         // highest it holds); the slack bounds memory when the window is smaller than a chunk or a peer never stops.
         // A chunk that fills any gap below the highest TSN held is taken too, up to a second window: a sender may
         // overshoot a_rwnd by a packet, and with several holes the first to be retransmitted need not be the next one.
+        // Messages delivered and not yet read count too (InUse): a slow reader closes the window.
         var nextInSequence = tsn == _cumulativeIn + 1;
         var limit = _options.ReceiveWindow + (nextInSequence ? _options.Mtu : 0);
-        var fillsGap = _receivedAbove.Count > 0 && Before(tsn, _highestIn) && _bufferedIn + d.Payload.Length <= 2L * _options.ReceiveWindow;
-        if (tsn - _cumulativeIn > MaxTsnAhead || (_bufferedIn + d.Payload.Length > limit && !fillsGap && !(nextInSequence && _bufferedIn == 0)))
+        var fillsGap = _receivedAbove.Count > 0 && Before(tsn, _highestIn) && InUse + d.Payload.Length <= 2L * _options.ReceiveWindow;
+        if (tsn - _cumulativeIn > MaxTsnAhead || (InUse + d.Payload.Length > limit && !fillsGap && !(nextInSequence && InUse == 0)))
         {
+            _refusedIn++;
             _sackNow = true;
             return;
         }
@@ -69,6 +126,13 @@ internal sealed partial class SctpAssociation
         }
 
         if (d.ImmediateSack) _sackNow = true;
+        if (d.Beginning && d.Ending)
+        {
+            // A message in one chunk (most small messages): straight to delivery, no reassembly bookkeeping.
+            Complete(d, d.Payload.Length <= _options.MaxMessageSize ? d.Payload.ToArray() : null);
+            return;
+        }
+
         var copy = d with { Payload = d.Payload.ToArray() };
         _fragments[tsn] = copy;
         _bufferedIn += d.Payload.Length;
@@ -114,6 +178,12 @@ internal sealed partial class SctpAssociation
         }
 
         _bufferedIn -= size;
+        Complete(d, message);
+    }
+
+    /// <summary>A whole message (null: over max-message-size): delivered, or held for in-order delivery.</summary>
+    private void Complete(DataChunk d, byte[]? message)
+    {
         if (message is null)
         {
             // A message over max-message-size is dropped alone (RFC 8831 §6.6 lets the receiver refuse it).
@@ -129,6 +199,14 @@ internal sealed partial class SctpAssociation
         }
 
         var stream = InStreamOf(d.StreamId);
+        if (d.Ssn == stream.NextSsn && stream.Pending.Count == 0)
+        {
+            // The next in order with nothing waiting behind a gap: delivered at once.
+            stream.NextSsn++;
+            Deliver(d.StreamId, d.Ppid, message);
+            return;
+        }
+
         if (stream.Pending.Count >= MaxTsnAhead) return;
         stream.Pending[d.Ssn] = (d.Ppid, message);
         _bufferedIn += message.Length;
@@ -167,7 +245,15 @@ internal sealed partial class SctpAssociation
         DeliverOrdered(id, stream);
     }
 
-    private void Deliver(ushort stream, uint ppid, byte[] data) => _events.Add(() => _handler.OnMessage(stream, ppid, data));
+    private void Deliver(ushort stream, uint ppid, byte[] data)
+    {
+        // Charged until the application reads it (or at once, when the handler does not keep it).
+        _heldByApp += data.Length + HeldMessageOverhead;
+        _events.Add(() =>
+        {
+            if (!_handler.OnMessage(stream, ppid, data)) Consumed(data.Length);
+        });
+    }
 
     private void HandleForwardTsn(ForwardTsnChunk f)
     {
@@ -218,7 +304,9 @@ internal sealed partial class SctpAssociation
             if (gaps.Count < MaxSackEntries) gaps.Add(((ushort)start, (ushort)end));
         }
 
-        var sack = new SackChunk(_cumulativeIn, ReceiveWindowLeft, gaps, [.. _duplicates]);
+        _advertisedRwnd = ReceiveWindowLeft;
+        _sacksOut++;
+        var sack = new SackChunk(_cumulativeIn, _advertisedRwnd, gaps, [.. _duplicates]);
         _duplicates.Clear();
         return sack;
     }

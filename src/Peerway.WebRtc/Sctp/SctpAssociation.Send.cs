@@ -430,7 +430,9 @@ internal sealed partial class SctpAssociation
         // RFC 9260 §6.2.1 D iii: the peer's window less what is still in flight.
         var flight = FlightSize();
         _peerRwnd = sack.ARwnd > flight ? (uint)(sack.ARwnd - flight) : 0;
-        if (cumAdvanced)
+        // RFC 9260 §6.1 A: while the peer keeps answering with a closed window (its application does not read), the
+        // probes it refuses are not errors: the receiver may keep its window closed for an indefinite time.
+        if (cumAdvanced || sack.ARwnd < _options.Mtu)
         {
             _errorCount = 0;
             _heartbeatsUnanswered = 0;

@@ -23,7 +23,12 @@ internal interface ISctpHandler
 {
     void OnEstablished();
 
-    void OnMessage(ushort stream, uint ppid, byte[] data);
+    /// <summary>
+    /// A complete message. True when the handler keeps it for the application: its bytes then count against our
+    /// receive window until <see cref="SctpAssociation.Consumed(int)"/> (RFC 9260 §6.2: the window closes while the
+    /// application does not read, which throttles the sender); false releases them at once.
+    /// </summary>
+    bool OnMessage(ushort stream, uint ppid, byte[] data);
 
     /// <summary>RFC 6525: the peer reset its outgoing stream (our incoming one).</summary>
     void OnIncomingStreamReset(ushort stream);
@@ -84,6 +89,7 @@ internal sealed partial class SctpAssociation : IDisposable
         _nextTsn = NonZeroRandom();
         _myReconfigSeq = _nextTsn;
         _rto = options.InitialRto;
+        _advertisedRwnd = (uint)options.ReceiveWindow;
         _cwnd = Math.Min(4 * options.Mtu, Math.Max(2 * options.Mtu, 4380));
         _ssthresh = uint.MaxValue;
         _timer = time.CreateTimer(static s => ((SctpAssociation)s!).OnTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);

@@ -93,10 +93,10 @@ public sealed class ChromiumDataChannelTests
         return JsonSerializer.Deserialize<PageResult>(json, CaseInsensitive)!;
     }
 
-    private static async Task<(ExternalProcess Listener, string Url)> StartListenerAsync()
+    private static async Task<(ExternalProcess Listener, string Url)> StartListenerAsync(params string[] extra)
     {
         var port = FreePort.TcpAndUdp().ToString(CultureInfo.InvariantCulture);
-        var listener = PeerwayCli.Start("rtc", "listen", "--http", "127.0.0.1:" + port, "--echo");
+        var listener = PeerwayCli.Start(["rtc", "listen", "--http", "127.0.0.1:" + port, "--echo", .. extra]);
         var first = await listener.WaitForStdoutAsync(_ => true, Timeout);
         Assert.Equal($"rtc: listening on http://127.0.0.1:{port}/rtc", first);
         return (listener, $"http://127.0.0.1:{port}/rtc");
@@ -132,6 +132,25 @@ public sealed class ChromiumDataChannelTests
             await listener.WaitForStdoutAsync(l => l.StartsWith($"channel open {label} id ", StringComparison.Ordinal) && l.EndsWith(" ordered", StringComparison.Ordinal), Timeout);
             await listener.WaitForStdoutAsync(l => l == $"channel closed {label}", Timeout);
         }
+    }
+
+    /// <summary>
+    /// The server case of ICE-lite (RFC 8445 §2.5): <c>rtc listen --ice-lite</c> answers with <c>a=ice-lite</c>, sends
+    /// no checks of its own, and Chromium (a full agent, controlling) checks, nominates and gets every echo.
+    /// </summary>
+    [RequiresToolFact(Chromium)]
+    public async Task Chromium_offers_to_an_ice_lite_listener_and_messages_are_echoed()
+    {
+        RequiredTool.Require(Chromium, "apt-get install chromium");
+        var (listener, url) = await StartListenerAsync("--ice-lite");
+        await using var _ = listener;
+        int[] sizes = [1, 1000, 64 * 1024];
+        var page = await RunPageAsync(url, [new { label = "lite", init = new { ordered = true }, sizes, text = false }]);
+        var log = $"page: {JsonSerializer.Serialize(page)}\nstdout:\n{listener.Stdout}\nstderr:\n{listener.Stderr}";
+        Assert.Contains("a=ice-lite\r\n", page.Answer, StringComparison.Ordinal);
+        Assert.True(page.Results.Count == 1 && page.Results[0].Intact == sizes.Length, log);
+        Assert.True(page.Results[0].Closed == "closed", log);
+        await listener.WaitForStdoutAsync(l => l == "channel closed lite", Timeout);
     }
 
     // The page as answerer: it takes Peerway's offer, answers (a=setup:active, so Chromium is the DTLS client and

@@ -20,7 +20,11 @@ public sealed class SctpAssociationTests
 
         public void OnEstablished() => Established = true;
 
-        public void OnMessage(ushort stream, uint ppid, byte[] data) => Messages.Add((stream, ppid, data));
+        public bool OnMessage(ushort stream, uint ppid, byte[] data)
+        {
+            Messages.Add((stream, ppid, data));
+            return false;
+        }
 
         public void OnIncomingStreamReset(ushort stream) => IncomingResets.Add(stream);
 

@@ -14,6 +14,13 @@ namespace Peerway.WebRtc.Tests.Sdp;
 /// session-level <c>a=fingerprint</c> (RFC 8122 §5 lets it stand for every m-section), <c>a=mid:sdparta_0</c>,
 /// IPv6 and TCP candidates, <c>a=max-message-size:1073741823</c>, <c>a=sendrecv</c> and
 /// <c>a=msid-semantic</c> lines we ignore; before Firefox 63 it used the draft's <c>DTLS/SCTP 5000</c> + <c>a=sctpmap</c>.
+/// <para>
+/// Firefox's answer (Vectors/firefox-answer.sdp): the Firefox 90.0.2 answer to a data-channel offer kept as entry
+/// <c>mac_ff_90_client</c> in a public list of captured browser offers/answers (a JavaScript bundle, <c>so_viewer</c>,
+/// found through the code search of public repositories; its list holds Chrome, Edge, Safari, Opera and Firefox pairs).
+/// As Firefox answers: <c>a=setup:active</c> (it is the DTLS client), <c>a=mid:0</c> echoing the offer, an mDNS host
+/// candidate and a TCP one next to a server-reflexive UDP one, and a connection line with a real address and port.
+/// </para>
 /// </summary>
 public sealed class FirefoxSdpTests
 {
@@ -71,5 +78,54 @@ public sealed class FirefoxSdpTests
         Assert.NotEqual("9889e0c4", a.IceUfrag);
         Assert.Equal(new RtcConfiguration().Sctp.MaxMessageSize, pc.MaxMessageSize);
         Assert.Contains(a.Candidates, c => c.Address.Equals(socket.LocalEndPoint));
+    }
+
+    [Fact]
+    public void Firefox_answer_parses_with_setup_active_and_only_its_srflx_candidate_kept()
+    {
+        Assert.True(SdpDescription.TryParse(Vector("firefox-answer.sdp"), out var d, out var error, out var detail), $"{error}: {detail}");
+        Assert.Equal(SdpSetup.Active, d!.Setup);
+        Assert.Equal("0", d.Mid);
+        Assert.Equal("8042d877", d.IceUfrag);
+        Assert.Equal("1d16f1682e70a195cc64c3ba2081b252", d.IcePwd);
+        Assert.Equal(5000, d.SctpPort);
+        Assert.Equal(1073741823, d.MaxMessageSize);
+        Assert.Equal(0xB0, d.Fingerprint[0]);
+        Assert.Equal(0xEC, d.Fingerprint[31]);
+        Assert.True(d.EndOfCandidates);
+        Assert.False(d.IceLite);
+
+        // The .local (mDNS) UDP candidate and the TCP one are skipped (peer-reflexive discovery finds the former).
+        var c = Assert.Single(d.Candidates);
+        Assert.Equal(IceCandidateType.ServerReflexive, c.Type);
+        Assert.Equal(new IPEndPoint(IPAddress.Parse("84.60.72.107"), 59170), c.Address);
+        Assert.Equal(2, d.SkippedCandidates);
+    }
+
+    /// <summary>
+    /// Firefox's answer completes our offer (same mid "0"): it is <c>a=setup:active</c>, so we are the DTLS server
+    /// (RFC 8842 §5.3) and ICE controlling; its 1 GiB max-message-size caps nothing below ours; an answer that says
+    /// <c>actpass</c> instead is refused.
+    /// </summary>
+    [Fact]
+    public async Task Firefox_answer_completes_our_offer()
+    {
+        var world = new SteppedNetwork();
+        var socket = world.Network.CreateSocket(new IPEndPoint(IPAddress.Parse("10.0.0.1"), 40000));
+        await using var pc = new RtcPeerConnection(socket, world.Time, new RtcConfiguration { Sctp = new() { MaxMessageSize = 64 * 1024 } });
+        var offer = await pc.CreateOfferAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Contains("a=mid:0", offer, StringComparison.Ordinal);
+
+        var answer = Vector("firefox-answer.sdp");
+        pc.SetAnswer(answer);
+        Assert.Equal(64 * 1024, pc.MaxMessageSize);
+        Assert.Equal(RtcConnectionState.Connecting, pc.State);
+        Assert.Equal(IceRole.Controlling, pc.Ice!.Role);
+
+        var actpass = answer.Replace("a=setup:active", "a=setup:actpass", StringComparison.Ordinal);
+        await using var other = new RtcPeerConnection(world.Socket(2), world.Time, new RtcConfiguration());
+        await other.CreateOfferAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        var refused = Assert.Throws<SdpException>(() => other.SetAnswer(actpass));
+        Assert.Equal(SdpError.BadSetup, refused.Error);
     }
 }
