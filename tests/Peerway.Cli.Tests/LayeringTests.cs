@@ -49,6 +49,7 @@ public sealed class LayeringTests
         ("Peerway.Node", "Peerway.Torrent", "composition root: TorrentHost, the tracker server host"),
         ("Peerway.Node", "Peerway.Content", "composition root: blockstore on disk, gateway, discovery"),
         ("Peerway.Node", "Peerway.Nat", "composition root: STUN/TURN server hosts"),
+        ("Peerway.Node", "Peerway.Libp2p", "composition root: the IPFS peer (libp2p host, its key in the repository)"),
         ("Peerway.Node", "Peerway.WebRtc", "composition root: certificate state, rtc hosts"),
         ("Peerway.Cli", "Peerway.Node", "every command goes through Node"),
         ("Peerway.Cli", "Peerway.Simulation", "`peerway simulate` is the simulator's front end"),
