@@ -21,6 +21,7 @@ public sealed class FuzzTests
             key.EncodedPublicKey,
             key.Id.Bytes.ToArray(),
             Multistream.Encode([Multistream.ProtocolId])[1..],
+            BitswapTests.SampleMessage().Encode(),
         };
         var buffer = new byte[96];
         for (var i = 0; i < Inputs; i++)
@@ -47,6 +48,7 @@ public sealed class FuzzTests
             _ = PeerId.TryDecode(input, out _);
             _ = YamuxHeader.TryRead(input, out _);
             _ = Multistream.Decode(input, out _);
+            _ = BitswapMessage.TryDecode(input, out _);
         }
     }
 

@@ -1,5 +1,8 @@
 using Microsoft.Extensions.Logging;
+using Peerway.Content;
 using Peerway.Libp2p;
+using Peerway.Libp2p.Protocols;
+using Peerway.Node.Content;
 using Peerway.Net;
 
 namespace Peerway.Node.Ipfs;
@@ -13,11 +16,15 @@ public sealed class IpfsPeer : IAsyncDisposable
     /// <summary>The key file's name inside the repository.</summary>
     public const string KeyFileName = "libp2p.key";
 
-    private IpfsPeer(PeerKey key, Libp2pHost host)
+    private IpfsPeer(PeerKey key, Libp2pHost host, BitswapServer bitswap)
     {
         Key = key;
         Host = host;
+        Bitswap = bitswap;
     }
+
+    /// <summary>Serves the repository's blocks over Bitswap.</summary>
+    public BitswapServer Bitswap { get; }
 
     /// <summary>The peer's identity.</summary>
     public PeerKey Key { get; }
@@ -54,12 +61,18 @@ public sealed class IpfsPeer : IAsyncDisposable
         return key;
     }
 
-    /// <summary>A peer with the repository's identity; <see cref="StartAsync"/> listens.</summary>
+    /// <summary>
+    /// A peer with the repository's identity that serves the repository's blocks over Bitswap (each verified against
+    /// its CID when read); <see cref="StartAsync"/> listens.
+    /// </summary>
     public static IpfsPeer Open(string repoDirectory, ILoggerFactory logs, Libp2pHostOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(logs);
+        var repo = new ContentRepo(repoDirectory);
         var key = LoadOrCreateKey(repoDirectory);
-        return new IpfsPeer(key, new Libp2pHost(key, new TcpStreamTransport(), options, TimeProvider.System, logs.CreateLogger("libp2p")));
+        var host = new Libp2pHost(key, new TcpStreamTransport(), options, TimeProvider.System, logs.CreateLogger("libp2p"));
+        var bitswap = new BitswapServer(host, cid => repo.Blocks.TryGet(cid, out var block) == ContentError.None ? block : null, null, logs.CreateLogger("bitswap"));
+        return new IpfsPeer(key, host, bitswap);
     }
 
     /// <summary>Listens on a <c>/ip4|ip6/…/tcp/…</c> multiaddr.</summary>
