@@ -16,6 +16,7 @@ public sealed class LayeringTests
         ["Peerway.Net"] = 1,
         ["Peerway.Dht"] = 2,
         ["Peerway.Nat"] = 2,
+        ["Peerway.Libp2p"] = 2,
         ["Peerway.WebRtc"] = 3,
         ["Peerway.Torrent"] = 3,
         ["Peerway.Content"] = 3,
@@ -32,6 +33,8 @@ public sealed class LayeringTests
         ("Peerway.Dht", "Peerway.Net", "DhtNode runs on an IDatagramSocket"),
         ("Peerway.Nat", "Peerway.Core", "shared value types"),
         ("Peerway.Nat", "Peerway.Net", "STUN/TURN/ICE run on IDatagramSocket; the per-IP rate limiter"),
+        ("Peerway.Libp2p", "Peerway.Core", "multihashes, CIDs and varints of peer ids, multiaddrs and Bitswap"),
+        ("Peerway.Libp2p", "Peerway.Net", "libp2p connections run over the stream seam (TCP today)"),
         ("Peerway.WebRtc", "Peerway.Nat", "DTLS/SCTP ride the ICE agent's selected pair (and Net/Core through it)"),
         ("Peerway.Torrent", "Peerway.Core", "bencode for metainfo and the wire's extension messages"),
         ("Peerway.Torrent", "Peerway.Net", "the stream seam and UDP trackers over IDatagramSocket"),
@@ -46,6 +49,7 @@ public sealed class LayeringTests
         ("Peerway.Node", "Peerway.Torrent", "composition root: TorrentHost, the tracker server host"),
         ("Peerway.Node", "Peerway.Content", "composition root: blockstore on disk, gateway, discovery"),
         ("Peerway.Node", "Peerway.Nat", "composition root: STUN/TURN server hosts"),
+        ("Peerway.Node", "Peerway.Libp2p", "composition root: the IPFS peer (libp2p host, its key in the repository)"),
         ("Peerway.Node", "Peerway.WebRtc", "composition root: certificate state, rtc hosts"),
         ("Peerway.Cli", "Peerway.Node", "every command goes through Node"),
         ("Peerway.Cli", "Peerway.Simulation", "`peerway simulate` is the simulator's front end"),
@@ -54,9 +58,9 @@ public sealed class LayeringTests
     /// <summary>Every allowed package (or shared framework), with the projects that may reference it and why.</summary>
     private static readonly (string Package, string[] Projects, string Reason)[] AllowedPackages =
     [
-        ("Microsoft.Extensions.Logging.Abstractions", ["Peerway.Dht", "Peerway.Nat", "Peerway.WebRtc", "Peerway.Torrent", "Peerway.Simulation"],
+        ("Microsoft.Extensions.Logging.Abstractions", ["Peerway.Dht", "Peerway.Nat", "Peerway.WebRtc", "Peerway.Torrent", "Peerway.Simulation", "Peerway.Libp2p"],
             "engines log through ILogger (the abstractions only; Node picks the providers)"),
-        ("NSec.Cryptography", ["Peerway.Dht"], "ed25519 signatures of BEP 44 mutable items (libsodium underneath)"),
+        ("NSec.Cryptography", ["Peerway.Dht", "Peerway.Libp2p"], "ed25519 (BEP 44 mutable items, libp2p peer keys) and X25519 (Noise), libsodium underneath"),
         ("System.IO.Hashing", ["Peerway.Nat"], "CRC-32 of the STUN FINGERPRINT attribute (RFC 8489 §14.7)"),
         ("BouncyCastle.Cryptography", ["Peerway.WebRtc"], "DTLS 1.2 for data channels (.NET has no DTLS)"),
         ("ScottPlot", ["Peerway.Simulation"], "PNG plots of simulation sweeps: heavy (SkiaSharp), so in Simulation alone"),

@@ -1,0 +1,167 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Net.Sockets;
+using Peerway.Libp2p;
+using Peerway.Node;
+using Peerway.Node.Content;
+using Peerway.Node.Ipfs;
+
+namespace Peerway.Cli;
+
+/// <summary>
+/// <c>peerway ipfs id|serve|ping</c>: the repository's libp2p peer (issue 19). <c>serve</c> prints
+/// <c>ipfs: peer &lt;PeerId&gt; listening &lt;multiaddr&gt;/p2p/&lt;PeerId&gt;</c> first, then one line per peer that connects
+/// and identifies; <c>ping</c> dials a multiaddr and prints round trips, as kubo's <c>ipfs ping</c>.
+/// </summary>
+internal static class IpfsCommands
+{
+    public static Command Create()
+    {
+        var ipfs = new Command("ipfs", "An IPFS peer over libp2p (TCP, Noise, Yamux, identify, ping).");
+        ipfs.Subcommands.Add(CreateId());
+        ipfs.Subcommands.Add(CreateServe());
+        ipfs.Subcommands.Add(CreatePing());
+        return ipfs;
+    }
+
+    private static Option<string?> RepoOption() => new("--repo") { Description = "Repository directory (default: $PEERWAY_REPO, else ~/.peerway); its libp2p.key is the identity." };
+
+    private static PeerKey LoadKey(string? repo)
+    {
+        try
+        {
+            return IpfsPeer.LoadOrCreateKey(ContentRepo.ResolveDirectory(repo));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            throw new RuntimeFailureException($"cannot read the peer key: {ex.Message}");
+        }
+    }
+
+    private static Multiaddr ParseAddress(string text, string what) =>
+        Multiaddr.TryParse(text, out var a) == Libp2pError.None ? a! : throw new UsageException($"{what} '{text}' is not a multiaddr");
+
+    private static Command CreateId()
+    {
+        var repo = RepoOption();
+        var command = new Command("id", "Print the repository's peer id.") { repo };
+        command.SetAction(async (parse, ct) =>
+        {
+            using var key = LoadKey(parse.GetValue(repo));
+            await parse.InvocationConfiguration.Output.WriteLineAsync(key.Id.ToString());
+            return CliRunner.Ok;
+        });
+        return command;
+    }
+
+    private static Command CreateServe()
+    {
+        var repo = RepoOption();
+        var listen = new Option<string>("--listen") { Description = "Multiaddr to listen on.", DefaultValueFactory = _ => IpfsPeer.DefaultListen };
+        var verbose = new Option<bool>("--verbose", "-v") { Description = "Log connection events to stderr." };
+        var command = new Command("serve", "Run the IPFS peer until SIGINT/SIGTERM; prints its address, then connected and identified peers.") { repo, listen, verbose };
+        command.SetAction(async (parse, ct) =>
+        {
+            var address = ParseAddress(parse.GetValue(listen)!, "--listen");
+            if (!address.TryGetTcpEndPoint(out _)) throw new UsageException($"--listen '{address}' is not an /ip4|ip6/…/tcp/… address");
+            using var loggers = NodeLogging.CreateStderrFactory(parse.GetValue(verbose));
+            IpfsPeer peer;
+            try
+            {
+                peer = IpfsPeer.Open(ContentRepo.ResolveDirectory(parse.GetValue(repo)), loggers);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
+            {
+                throw new RuntimeFailureException($"cannot read the peer key: {ex.Message}");
+            }
+
+            await using (peer)
+            {
+                var output = parse.InvocationConfiguration.Output;
+                var events = new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true };
+                var lines = System.Threading.Channels.Channel.CreateUnbounded<string>(events);
+                peer.Host.Connected += c =>
+                {
+                    var info = c.LatestIdentify;
+                    lines.Writer.TryWrite(info is null
+                        ? $"connected {c.RemotePeer} {c.RemoteAddress}"
+                        : $"identified {c.RemotePeer} {info.AgentVersion} {string.Join(',', info.Protocols)}");
+                };
+                try
+                {
+                    await peer.StartAsync(address, ct);
+                }
+                catch (SocketException ex)
+                {
+                    throw Listening.CannotBind(address.ToString(), ex);
+                }
+
+                foreach (var a in peer.Host.ListenAddresses) await output.WriteLineAsync($"ipfs: peer {peer.Host.PeerId} listening {a}");
+                await output.FlushAsync(ct);
+                try
+                {
+                    await foreach (var line in lines.Reader.ReadAllAsync(ct))
+                    {
+                        await output.WriteLineAsync(line);
+                        await output.FlushAsync(ct);
+                    }
+                }
+                catch (OperationCanceledException) when (ct.IsCancellationRequested)
+                {
+                    // SIGINT/SIGTERM: the normal way to stop a server.
+                }
+            }
+
+            return CliRunner.Ok;
+        });
+        return command;
+    }
+
+    private static Command CreatePing()
+    {
+        var target = new Argument<string>("multiaddr") { Description = "The peer: /ip4/…/tcp/…/p2p/<PeerId> (the peer id is checked when given)." };
+        var count = new Option<int>("--count", "-n") { Description = "Round trips.", DefaultValueFactory = _ => 3 };
+        var repo = RepoOption();
+        var timeout = new Option<int>("--timeout") { Description = "Seconds before giving up.", DefaultValueFactory = _ => 30 };
+        var command = new Command("ping", "Dial a libp2p peer, print what it identifies as and N ping round trips.") { target, count, repo, timeout };
+        command.SetAction(async (parse, ct) =>
+        {
+            var address = ParseAddress(parse.GetValue(target)!, "multiaddr");
+            if (!address.TryGetTcpEndPoint(out _)) throw new UsageException($"'{address}' is not an /ip4|ip6/…/tcp/… address");
+            var n = parse.GetValue(count);
+            if (n is < 1 or > 1000) throw new UsageException("--count is 1 to 1000");
+            var seconds = parse.GetValue(timeout);
+            if (seconds < 1) throw new UsageException("--timeout is at least 1 second");
+            using var key = LoadKey(parse.GetValue(repo));
+            using var loggers = NodeLogging.CreateStderrFactory(false);
+            await using var host = new Libp2pHost(key, new Peerway.Net.TcpStreamTransport(), null, TimeProvider.System, loggers.CreateLogger("libp2p"));
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            deadline.CancelAfter(TimeSpan.FromSeconds(seconds));
+            var output = parse.InvocationConfiguration.Output;
+            try
+            {
+                await using var connection = await host.DialAsync(address, deadline.Token);
+                var info = await connection.Identify.WaitAsync(deadline.Token);
+                await output.WriteLineAsync(info is null
+                    ? $"peer {connection.RemotePeer} (no identify)"
+                    : $"peer {connection.RemotePeer} agent {info.AgentVersion} protocols {string.Join(',', info.Protocols)}");
+                for (var i = 0; i < n; i++)
+                {
+                    var rtt = await connection.PingAsync(TimeProvider.System, deadline.Token);
+                    await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"ping {rtt.TotalMilliseconds:0.###} ms"));
+                }
+            }
+            catch (OperationCanceledException) when (deadline.IsCancellationRequested && !ct.IsCancellationRequested)
+            {
+                throw new RuntimeFailureException($"no answer from {address} within {seconds} s");
+            }
+            catch (Exception ex) when (ex is IOException or SocketException)
+            {
+                throw new RuntimeFailureException($"cannot reach {address}: {ex.Message}");
+            }
+
+            return CliRunner.Ok;
+        });
+        return command;
+    }
+}

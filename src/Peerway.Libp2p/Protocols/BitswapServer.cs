@@ -1,0 +1,115 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Peerway.Core.Multiformats;
+
+namespace Peerway.Libp2p.Protocols;
+
+/// <summary>Where a Bitswap server finds blocks: the verified block, or null when it does not hold it.</summary>
+public delegate byte[]? BitswapBlockSource(Cid cid);
+
+/// <summary>Limits of the Bitswap server, per peer.</summary>
+public sealed record BitswapServerOptions
+{
+    /// <summary>Block bytes in one response message (Helia and go-bitswap accept up to 4 MiB).</summary>
+    public int MaxResponseBytes { get; init; } = 2 * 1024 * 1024;
+
+    /// <summary>Wanted blocks a peer may have outstanding at once; further wants are answered DONT_HAVE when asked.</summary>
+    public int MaxWantsPerPeer { get; init; } = 4096;
+}
+
+/// <summary>
+/// Serves blocks over Bitswap 1.2.0 (and 1.1.0/1.0.0): a peer's wantlist messages arrive on streams it opens; answers
+/// (blocks as payloads with their CID prefix, HAVE / DONT_HAVE presences) go out on a stream we open to it, as
+/// go-bitswap and Helia do (each side writes only on its own streams). Blocks leave in messages of at most
+/// <see cref="BitswapServerOptions.MaxResponseBytes"/>.
+/// </summary>
+public sealed class BitswapServer
+{
+    private readonly BitswapBlockSource _blocks;
+    private readonly BitswapServerOptions _options;
+    private readonly ILogger _log;
+
+    /// <summary>Registers the server's handlers on <paramref name="host"/>.</summary>
+    public BitswapServer(Libp2pHost host, BitswapBlockSource blocks, BitswapServerOptions? options = null, ILogger? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        _blocks = blocks ?? throw new ArgumentNullException(nameof(blocks));
+        _options = options ?? new BitswapServerOptions();
+        _log = log ?? NullLogger.Instance;
+        foreach (var p in new[] { BitswapMessage.Protocol120, BitswapMessage.Protocol110, BitswapMessage.Protocol100, BitswapMessage.Protocol })
+        {
+            host.Handle(p, ServeAsync);
+        }
+    }
+
+    /// <summary>Blocks sent so far.</summary>
+    public long BlocksSent => Interlocked.Read(ref _blocksSent);
+
+    private long _blocksSent;
+
+    private async Task ServeAsync(Stream stream, Libp2pConnection connection, CancellationToken ct)
+    {
+        while (true)
+        {
+            byte[] raw;
+            try
+            {
+                raw = await LengthPrefixed.ReadAsync(stream, BitswapMessage.MaxMessage, ct).ConfigureAwait(false);
+            }
+            catch (EndOfStreamException)
+            {
+                return; // the peer closed its stream: normal
+            }
+
+            var error = BitswapMessage.TryDecode(raw, out var message);
+            if (error != Libp2pError.None)
+            {
+                _log.LogDebug("bitswap: a bad message from {Peer}: {Error}", connection.RemotePeer, error);
+                throw new Libp2pProtocolException(error, $"bitswap: bad message ({error})");
+            }
+
+            await AnswerAsync(message!, connection, ct).ConfigureAwait(false);
+        }
+    }
+
+    private async Task AnswerAsync(BitswapMessage wants, Libp2pConnection connection, CancellationToken ct)
+    {
+        var reply = new BitswapMessage();
+        var bytes = 0;
+        foreach (var want in wants.Wants.Take(_options.MaxWantsPerPeer))
+        {
+            if (want.Cancel) continue;
+            var block = _blocks(want.Cid);
+            if (block is null)
+            {
+                if (want.SendDontHave) reply.Presences.Add((want.Cid, false));
+                continue;
+            }
+
+            if (want.WantHave)
+            {
+                reply.Presences.Add((want.Cid, true));
+                continue;
+            }
+
+            if (bytes + block.Length > _options.MaxResponseBytes && reply.Blocks.Count > 0)
+            {
+                await SendAsync(reply, connection, ct).ConfigureAwait(false);
+                reply = new BitswapMessage();
+                bytes = 0;
+            }
+
+            reply.Blocks.Add((want.Cid, block));
+            bytes += block.Length;
+        }
+
+        if (!reply.IsEmpty) await SendAsync(reply, connection, ct).ConfigureAwait(false);
+    }
+
+    private async Task SendAsync(BitswapMessage reply, Libp2pConnection connection, CancellationToken ct)
+    {
+        await using var stream = await connection.OpenStreamAsync(BitswapMessage.Protocol120, ct).ConfigureAwait(false);
+        await LengthPrefixed.WriteAsync(stream, reply.Encode(), ct).ConfigureAwait(false);
+        Interlocked.Add(ref _blocksSent, reply.Blocks.Count);
+    }
+}

@@ -1,0 +1,53 @@
+// Helia 7 with a minimal js-libp2p (TCP, Noise, Yamux, identify) and Bitswap as its only block broker: dials the
+// given peer and fetches a CID from it. Prints one JSON line {"cid","bytes","sha256","blocks"}; for a raw block the
+// bytes are the block, otherwise the UnixFS file's content (@helia/unixfs cat).
+//   node helia-bitswap-get.mjs <multiaddr> <cid>
+import './node20-polyfill.mjs'
+import { createHeliaLight } from 'helia'
+import { withBitswap } from '@helia/bitswap'
+import { withLibp2pLight } from '@helia/libp2p'
+import { unixfs } from '@helia/unixfs'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
+import { identify } from '@libp2p/identify'
+import { multiaddr } from '@multiformats/multiaddr'
+import { CID } from 'multiformats/cid'
+import { createHash } from 'node:crypto'
+
+const [target, cidText] = process.argv.slice(2)
+setTimeout(() => { console.error('timeout'); process.exit(3) }, 120_000).unref()
+try {
+  // Bitswap is the only block broker; no routers, no HTTP gateways: the blocks can only come from the dialled peer.
+  const helia = withBitswap(withLibp2pLight(createHeliaLight({ routers: [] }), {
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify() }
+  }))
+  await helia.start()
+  await helia.libp2p.dial(multiaddr(target))
+  const cid = CID.parse(cidText)
+  const hash = createHash('sha256')
+  let bytes = 0
+  const signal = AbortSignal.timeout(100_000)
+  if (cid.code === 0x55) {
+    // blockstore-core 7 may hand the block back as chunks (an async iterable) rather than one Uint8Array.
+    const block = await helia.blockstore.get(cid, { signal })
+    for await (const chunk of (block?.[Symbol.asyncIterator] ? block : [block])) {
+      hash.update(chunk)
+      bytes += chunk.length
+    }
+  } else {
+    for await (const chunk of unixfs(helia).cat(cid, { signal })) {
+      hash.update(chunk)
+      bytes += chunk.length
+    }
+  }
+  process.stdout.write(JSON.stringify({ cid: cid.toString(), bytes, sha256: hash.digest('hex') }) + '\n')
+  await helia.stop()
+  process.exit(0)
+} catch (err) {
+  console.error(`error ${err?.name}: ${err?.message}\n${err?.stack}`)
+  process.exit(1)
+}
