@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Peerway.Core.Threading;
 
 namespace Peerway.Torrent.Swarm;
 
@@ -21,19 +22,21 @@ public sealed record DhtPeerSourceOptions
 /// <summary>
 /// The DHT as a peer source (BEP 5): get_peers for the info-hash feeds the session, and announce_peer with the
 /// session's TCP port makes it findable. Never used for private torrents (BEP 27). Peers learned through the BEP 5
-/// PORT message are pinged into the routing table; every ping it starts is tracked and awaited on disposal.
+/// PORT message are pinged into the routing table; the loop and every ping it starts are tracked and awaited on disposal.
 /// </summary>
 internal sealed class DhtPeerSource : IAsyncDisposable
 {
     private readonly TorrentSession _session;
     private readonly ITorrentDht _dht;
     private readonly Lock _gate = new();
-    private readonly List<Task> _pings = [];
+    private readonly BackgroundTasks _tasks = new();
     private readonly DhtPeerSourceOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _log;
     private readonly CancellationTokenSource _cts = new();
-    private Task? _loop;
+
+    /// <summary>Set under <c>_gate</c> when disposal starts: no ping is started after it.</summary>
+    private bool _stopping;
 
     public DhtPeerSource(TorrentSession session, ITorrentDht dht, DhtPeerSourceOptions options, TimeProvider time, ILogger? logger = null)
     {
@@ -58,16 +61,15 @@ internal sealed class DhtPeerSource : IAsyncDisposable
     public void Start()
     {
         _session.DhtNodeSeen += OnDhtNodeSeen;
-        _loop = LoopAsync(_cts.Token);
+        _tasks.Track(LoopAsync(_cts.Token));
     }
 
     private void OnDhtNodeSeen(System.Net.IPEndPoint node)
     {
         lock (_gate)
         {
-            if (_cts.IsCancellationRequested) return;
-            _pings.RemoveAll(t => t.IsCompleted);
-            _pings.Add(PingAsync(node, _cts.Token));
+            if (_stopping) return;
+            _tasks.Track(PingAsync(node, _cts.Token));
         }
     }
 
@@ -112,15 +114,15 @@ internal sealed class DhtPeerSource : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _session.DhtNodeSeen -= OnDhtNodeSeen;
-        Task[] pings;
         lock (_gate)
         {
-            _cts.Cancel();
-            pings = [.. _pings];
+            if (_stopping) return;
+            _stopping = true;
         }
 
-        if (_loop is not null) await _loop.ConfigureAwait(false);
-        await Task.WhenAll(pings).ConfigureAwait(false);
+        // Cancelled outside the lock: cancellation callbacks run inline.
+        await _cts.CancelAsync().ConfigureAwait(false);
+        await _tasks.WhenAllAsync().ConfigureAwait(false);
         _cts.Dispose();
     }
 }

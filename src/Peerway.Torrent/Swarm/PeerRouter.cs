@@ -1,6 +1,7 @@
 using System.Net;
 using Microsoft.Extensions.Logging;
 using Peerway.Core;
+using Peerway.Core.Threading;
 using Peerway.Net;
 using Peerway.Torrent.Encryption;
 using Peerway.Torrent.Wire;
@@ -18,6 +19,13 @@ internal sealed record PeerRouterOptions(TimeSpan HandshakeTimeout, int MaxHands
 /// handshake: <see cref="PeerRouterOptions.MaxConnectionsPerIp"/> per address (with the registered ones) and
 /// <see cref="PeerRouterOptions.MaxHandshakes"/> in all, the oldest making room once it has waited a second.
 /// </summary>
+/// <remarks>
+/// Lock order: the router's lock is a leaf. A session may call into the router while it holds its own lock
+/// (<see cref="HandshakeDone"/>, <see cref="Attach"/>, <see cref="Port"/>), so nothing here calls a session, closes a
+/// connection (whose cancellation callbacks run inline) or starts a task while holding it: a connection that must go
+/// is picked under the lock and closed after it is released, and each admitted connection is routed on its own task,
+/// so a session busy under its lock never stalls the accept loop.
+/// </remarks>
 internal sealed class PeerRouter : IAsyncDisposable
 {
     /// <summary>
@@ -38,7 +46,10 @@ internal sealed class PeerRouter : IAsyncDisposable
     private readonly Dictionary<NodeId, TorrentSession> _torrents = [];
     private readonly List<PendingIncoming> _handshaking = [];
     private readonly List<IStreamListener> _listeners = [];
-    private readonly List<Task> _tasks = [];
+    private readonly BackgroundTasks _tasks = new();
+
+    /// <summary>The bound endpoints, replaced (never changed) under the lock: read without it.</summary>
+    private volatile IReadOnlyList<IPEndPoint> _localEndPoints = [];
     private readonly CancellationTokenSource _cts = new();
     private int _disposed;
 
@@ -54,13 +65,7 @@ internal sealed class PeerRouter : IAsyncDisposable
     public event Action<IPEndPoint>? IncomingAdmitted;
 
     /// <summary>The bound endpoints, in the order they were asked for.</summary>
-    public IReadOnlyList<IPEndPoint> LocalEndPoints
-    {
-        get
-        {
-            lock (_gate) return _listeners.Select(l => l.LocalEndPoint).ToList();
-        }
-    }
+    public IReadOnlyList<IPEndPoint> LocalEndPoints => _localEndPoints;
 
     /// <summary>The first listener's port (0 before any).</summary>
     public int Port => LocalEndPoints is [var first, ..] ? first.Port : 0;
@@ -75,7 +80,8 @@ internal sealed class PeerRouter : IAsyncDisposable
             if (_disposed == 0)
             {
                 _listeners.Add(listener);
-                _tasks.Add(AcceptLoopAsync(listener, _cts.Token));
+                _localEndPoints = [.. _listeners.Select(l => l.LocalEndPoint)];
+                _tasks.Track(AcceptLoopAsync(listener, _cts.Token));
                 return;
             }
         }
@@ -102,6 +108,8 @@ internal sealed class PeerRouter : IAsyncDisposable
 
     private async Task AcceptLoopAsync(IStreamListener listener, CancellationToken ct)
     {
+        // Started under the lock: nothing of the loop runs before it is released.
+        await Task.Yield();
         while (true)
         {
             IStreamConnection? connection;
@@ -117,27 +125,29 @@ internal sealed class PeerRouter : IAsyncDisposable
             if (connection is null) return;
             var pending = new PendingIncoming(this, connection, _time.GetUtcNow());
             bool admitted;
-            lock (_gate)
-            {
-                admitted = AdmitLocked(pending);
-                if (admitted) _tasks.Add(RouteAsync(pending, ct));
-                _tasks.RemoveAll(t => t.IsCompleted);
-            }
+            Action? closeOldest;
+            lock (_gate) admitted = AdmitLocked(pending, out closeOldest);
 
+            closeOldest?.Invoke();
             if (!admitted)
             {
                 await connection.DisposeAsync().ConfigureAwait(false);
                 continue;
             }
 
+            // Its own task (RouteAsync yields first): negotiating, and handing the connection to its session (which
+            // takes the session's lock), never run inline on the accept loop.
+            _tasks.Track(RouteAsync(pending, ct));
             IncomingAdmitted?.Invoke(pending.Remote);
         }
     }
 
     private static IPAddress IpOf(IPEndPoint remote) => remote.Address.IsIPv4MappedToIPv6 ? remote.Address.MapToIPv4() : remote.Address;
 
-    private bool AdmitLocked(PendingIncoming conn)
+    /// <summary>Admits <paramref name="conn"/> or not; <paramref name="closeOldest"/>: a handshake to close (after the lock) for it.</summary>
+    private bool AdmitLocked(PendingIncoming conn, out Action? closeOldest)
     {
+        closeOldest = null;
         if (_disposed != 0) return false;
         var ip = IpOf(conn.Remote);
         if (_handshaking.Count(p => IpOf(p.Remote).Equals(ip)) + _budget.CountFrom(ip) >= _options.MaxConnectionsPerIp)
@@ -157,7 +167,7 @@ internal sealed class PeerRouter : IAsyncDisposable
 
             _handshaking.RemoveAt(0);
             _log.LogDebug("closing {Peer}: still in the handshake while {Count} others wait", oldest, _handshaking.Count);
-            oldest.CloseLocked();
+            closeOldest = oldest.MarkClosedLocked();
         }
 
         _handshaking.Add(conn);
@@ -167,6 +177,7 @@ internal sealed class PeerRouter : IAsyncDisposable
     /// <summary>Negotiates (plain or MSE), finds the torrent and hands the connection over; drops it alone otherwise.</summary>
     private async Task RouteAsync(PendingIncoming pending, CancellationToken ct)
     {
+        await Task.Yield();
         var left = pending.Opened + _options.HandshakeTimeout - _time.GetUtcNow();
         using var deadline = new CancellationTokenSource(left > TimeSpan.Zero ? left : TimeSpan.Zero, _time);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token);
@@ -234,16 +245,16 @@ internal sealed class PeerRouter : IAsyncDisposable
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         await _cts.CancelAsync().ConfigureAwait(false);
         IStreamListener[] listeners;
-        Task[] tasks;
+        List<Action> closes;
         lock (_gate)
         {
             listeners = [.. _listeners];
-            foreach (var p in _handshaking) p.CloseLocked();
-            tasks = [.. _tasks];
+            closes = [.. _handshaking.Select(p => p.MarkClosedLocked())];
         }
 
+        foreach (var close in closes) close();
         foreach (var l in listeners) await l.DisposeAsync().ConfigureAwait(false);
-        await Task.WhenAll(tasks).ConfigureAwait(false);
+        await _tasks.WhenAllAsync().ConfigureAwait(false);
         _cts.Dispose();
     }
 }
@@ -272,11 +283,11 @@ internal sealed class PendingIncoming(PeerRouter router, IStreamConnection conne
         return true;
     }
 
-    public void CloseLocked()
+    /// <summary>Marks the entry closed (a later <see cref="AttachLocked"/> fails); returns what closes it, to call after the lock.</summary>
+    public Action MarkClosedLocked()
     {
         _closed = true;
-        if (_peer is { } c) c.Close();
-        else Connection.Abort();
+        return _peer is { } c ? c.Close : Connection.Abort;
     }
 
     public override string ToString() => Remote.ToString();

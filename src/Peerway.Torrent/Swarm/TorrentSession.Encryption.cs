@@ -56,15 +56,15 @@ public sealed partial class TorrentSession
     /// <summary>
     /// An incoming connection the router found to be for this torrent (a plain handshake naming our info-hash, or MSE
     /// with our SKEY); false when the session is shutting down (the router drops it). Its handshake timeout runs on.
+    /// Called from the router's path: it does not take <c>_gate</c>, so a session busy under its lock never holds up
+    /// the router (nor the deliveries of a virtual network whose scheduler thread runs that path).
     /// </summary>
     internal bool AdoptIncoming(PendingIncoming pending, MseResult result)
     {
-        lock (_gate)
-        {
-            if (_disposed != 0) return false;
-            _tasks.Add(RunIncomingAsync(pending, result, _cts.Token));
-        }
-
+        if (Volatile.Read(ref _disposed) != 0) return false;
+        // RunIncomingAsync yields first: nothing of it runs here. One adopted just as DisposeAsync starts ends by itself
+        // (its token is cancelled and Register refuses it).
+        _incoming.Track(RunIncomingAsync(pending, result, _cts.Token));
         return true;
     }
 

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Peerway.Core;
+using Peerway.Core.Threading;
 using Peerway.Net;
 using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Storage;
@@ -45,6 +46,9 @@ public sealed partial class TorrentSession : IAsyncDisposable
     private readonly Dictionary<NodeId, long> _receivedByPeerId = [];
     private readonly Dictionary<int, byte[]> _pieceBuffers = [];
     private readonly List<Task> _tasks = [];
+
+    /// <summary>Incoming connections handed over by the router (see AdoptIncoming): tracked without <c>_gate</c>.</summary>
+    private readonly BackgroundTasks _incoming = new();
     private readonly CancellationTokenSource _cts = new();
     private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource<TorrentInfo> _metadata = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -588,6 +592,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
         }
 
         await Task.WhenAll(tasks).ConfigureAwait(false);
+        await _incoming.WhenAllAsync().ConfigureAwait(false);
         // Pieces already queued are still checked and written (as before a shutdown), then the storage closes.
         if (Interlocked.CompareExchange(ref _diskQueued, 0, 0) > 0) await _diskDrained.Task.ConfigureAwait(false);
         if (_ownsShared) await _shared!.Disk.DisposeAsync().ConfigureAwait(false);
