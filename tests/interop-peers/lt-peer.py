@@ -86,6 +86,13 @@ def report_peers(handle, seen_peers):
             out("peer %s %s client=%s" % (key, ",".join(flags) or "-", client.replace(" ", "_")))
 
 
+def finish(handle, finishing):
+    """Asks libtorrent to flush the torrent's disk cache (once); "finished" is printed when that is done."""
+    if not finishing:
+        handle.save_resume_data(lt.save_resume_flags_t.flush_disk_cache)
+    return True
+
+
 def run(args):
     signal.signal(signal.SIGALRM, lambda *_: os._exit(3))
     signal.alarm(args.timeout)
@@ -135,6 +142,7 @@ def run(args):
     last_lookup = 0.0
     last_reconnect = time.monotonic()
     finished = False
+    finishing = False
     while True:
         ses.wait_for_alert(250)
         for a in ses.pop_alerts():
@@ -150,7 +158,11 @@ def run(args):
             elif isinstance(a, lt.metadata_received_alert):
                 out("metadata " + a.handle.torrent_file().name())
             elif isinstance(a, (lt.torrent_finished_alert,)):
-                if not finished:
+                finishing = finish(a.handle, finishing)
+            elif isinstance(a, (lt.save_resume_data_alert, lt.save_resume_data_failed_alert)):
+                # "finished" only once the disk cache is flushed: libtorrent reports a torrent finished when every piece
+                # has passed its hash check, which can be before the last blocks are written to the file.
+                if finishing and not finished:
                     finished = True
                     out("finished")
             elif isinstance(a, lt.dht_stats_alert):
@@ -213,9 +225,8 @@ def run(args):
                 if args.dht_bootstrap and status.num_peers == 0 and now - last_force >= 3:
                     last_force = now
                     handle.force_dht_announce()
-                if status.is_seeding and not finished:
-                    finished = True
-                    out("finished")
+                if status.is_seeding:
+                    finishing = finish(handle, finishing)
             if args.dht_bootstrap:
                 ses.post_dht_stats()
                 if dht_nodes > 0 and args.dht_get_peers and now - last_lookup >= 2:
