@@ -147,8 +147,8 @@ internal static partial class TorrentCommands
             if (!File.Exists(contentPath) && !Directory.Exists(contentPath)) throw new UsageException($"content not found: {contentPath}");
             using var loggers = Loggers(parse.GetValue(verbose));
             var dhtRouters = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct);
-            // The host binds its DHT node (with --dht-bootstrap) as it is made, and the peer port when started.
-            var host = Listening.Bind(address, 0, () => new TorrentHost(new TorrentHostOptions
+            // The host binds the peer port's UDP side (uTP, and the DHT node with --dht-bootstrap) as it is made, and TCP when started.
+            var host = Listening.Bind(address, (transports & PeerTransports.Utp) != 0 ? parse.GetValue(port) : 0, () => new TorrentHost(new TorrentHostOptions
             {
                 InfoHash = info.InfoHash,
                 Info = info,
@@ -241,8 +241,8 @@ internal static partial class TorrentCommands
             Directory.CreateDirectory(dir);
             using var loggers = Loggers(parse.GetValue(verbose));
             var dhtRouters = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct);
-            // The host binds its DHT node (with --dht-bootstrap) as it is made, and the peer port when started.
-            var host = Listening.Bind(address, 0, () => new TorrentHost(new TorrentHostOptions
+            // The host binds the peer port's UDP side (uTP, and the DHT node with --dht-bootstrap) as it is made, and TCP when started.
+            var host = Listening.Bind(address, (transports & PeerTransports.Utp) != 0 ? parse.GetValue(port) : 0, () => new TorrentHost(new TorrentHostOptions
             {
                 InfoHash = hash,
                 Info = info,
