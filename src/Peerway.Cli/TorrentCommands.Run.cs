@@ -22,7 +22,7 @@ internal static partial class TorrentCommands
         .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace)
         .SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Warning));
 
-    private static Option<int> PortOption() => Listening.PortOption("--port", "TCP port for peers (0: any free port).", 0, allowZero: true, "-p");
+    private static Option<int> PortOption() => Listening.PortOption("--port", "Port for peers, TCP and uTP/UDP (the DHT's too; 0: any free port).", 0, allowZero: true, "-p");
 
     private static Option<string> BindOption() => Listening.BindOption("IP address to listen on for peers (and for the DHT node).", "0.0.0.0");
 
@@ -55,6 +55,20 @@ internal static partial class TorrentCommands
         "prefer" => EncryptionPolicy.Prefer,
         "require" => EncryptionPolicy.Require,
         _ => throw new UsageException($"--encryption must be off, prefer or require, not '{value}'"),
+    };
+
+    private static Option<string> TransportOption() => new("--transport")
+    {
+        Description = "Peer transports: tcp, utp (BEP 29, on the same port number over UDP) or both (dial uTP first, fall back to TCP at once).",
+        DefaultValueFactory = _ => "both",
+    };
+
+    private static PeerTransports CheckTransport(string? value) => value switch
+    {
+        "tcp" => PeerTransports.Tcp,
+        "utp" => PeerTransports.Utp,
+        "both" => PeerTransports.Both,
+        _ => throw new UsageException($"--transport must be tcp, utp or both, not '{value}'"),
     };
 
     private static long? CheckLimit(int? kib) => kib switch
@@ -100,10 +114,12 @@ internal static partial class TorrentCommands
         var dht = DhtBootstrapOption();
         var limit = UploadLimitOption();
         var encryption = EncryptionOption();
-        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, bind, trackers, dht, content, limit, encryption, verbose };
+        var transport = TransportOption();
+        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, bind, trackers, dht, content, limit, encryption, transport, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var source = parse.GetValue(path)!;
+            var transports = CheckTransport(parse.GetValue(transport));
             var address = Listening.ParseAddress(parse.GetValue(bind));
             var trackerList = CheckTrackers(parse.GetValue(trackers));
             TorrentInfo info;
@@ -131,8 +147,8 @@ internal static partial class TorrentCommands
             if (!File.Exists(contentPath) && !Directory.Exists(contentPath)) throw new UsageException($"content not found: {contentPath}");
             using var loggers = Loggers(parse.GetValue(verbose));
             var dhtRouters = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct);
-            // The host binds its DHT node (with --dht-bootstrap) as it is made, and the peer port when started.
-            var host = Listening.Bind(address, 0, () => new TorrentHost(new TorrentHostOptions
+            // The host binds the peer port's UDP side (uTP, and the DHT node with --dht-bootstrap) as it is made, and TCP when started.
+            var host = Listening.Bind(address, (transports & PeerTransports.Utp) != 0 ? parse.GetValue(port) : 0, () => new TorrentHost(new TorrentHostOptions
             {
                 InfoHash = info.InfoHash,
                 Info = info,
@@ -141,6 +157,7 @@ internal static partial class TorrentCommands
                 Trackers = allTrackers,
                 DhtBootstrap = dhtRouters,
                 DhtBind = new IPEndPoint(address, 0),
+                Transports = transports,
                 Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)), Encryption = CheckEncryption(parse.GetValue(encryption)) },
             }, loggers));
             await using (host)
@@ -180,10 +197,12 @@ internal static partial class TorrentCommands
         var limit = UploadLimitOption();
         var encryption = EncryptionOption();
         var overwrite = new Option<bool>("--overwrite") { Description = "Write into existing files that do not fit the torrent (larger, or other content); without it they are left untouched (exit 2)." };
-        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, bind, peers, dht, trackers, seed, timeout, limit, overwrite, encryption, verbose };
+        var transport = TransportOption();
+        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, bind, peers, dht, trackers, seed, timeout, limit, overwrite, encryption, transport, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var target = parse.GetValue(what)!;
+            var transports = CheckTransport(parse.GetValue(transport));
             var address = Listening.ParseAddress(parse.GetValue(bind));
             var trackerList = new List<string>(CheckTrackers(parse.GetValue(trackers)));
             var peerList = new List<IPEndPoint>();
@@ -222,8 +241,8 @@ internal static partial class TorrentCommands
             Directory.CreateDirectory(dir);
             using var loggers = Loggers(parse.GetValue(verbose));
             var dhtRouters = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct);
-            // The host binds its DHT node (with --dht-bootstrap) as it is made, and the peer port when started.
-            var host = Listening.Bind(address, 0, () => new TorrentHost(new TorrentHostOptions
+            // The host binds the peer port's UDP side (uTP, and the DHT node with --dht-bootstrap) as it is made, and TCP when started.
+            var host = Listening.Bind(address, (transports & PeerTransports.Utp) != 0 ? parse.GetValue(port) : 0, () => new TorrentHost(new TorrentHostOptions
             {
                 InfoHash = hash,
                 Info = info,
@@ -232,6 +251,7 @@ internal static partial class TorrentCommands
                 Peers = peerList,
                 DhtBootstrap = dhtRouters,
                 DhtBind = new IPEndPoint(address, 0),
+                Transports = transports,
                 Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)), Encryption = CheckEncryption(parse.GetValue(encryption)) },
                 Storage = new FileStorageOptions { OverwriteExistingFiles = parse.GetValue(overwrite) },
             }, loggers));

@@ -59,9 +59,10 @@ public sealed class DhtHost : IAsyncDisposable
     /// <summary>
     /// Loads the state file (if any), binds the UDP socket and starts the node. Throws
     /// <see cref="InvalidDataException"/> for an unreadable state file (which is left untouched) and
-    /// <see cref="System.Net.Sockets.SocketException"/> when the address cannot be bound.
+    /// <see cref="System.Net.Sockets.SocketException"/> when the address cannot be bound. With <paramref name="socket"/>
+    /// (a port shared with uTP), the node runs on it instead of binding <see cref="DhtHostOptions.Bind"/>.
     /// </summary>
-    public static DhtHost Start(DhtHostOptions options, ILoggerFactory loggers, TimeProvider? time = null)
+    public static DhtHost Start(DhtHostOptions options, ILoggerFactory loggers, TimeProvider? time = null, IDatagramSocket? socket = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(loggers);
@@ -81,16 +82,16 @@ public sealed class DhtHost : IAsyncDisposable
         }
 
         var dhtOptions = restored is null ? options.Dht : options.Dht with { NodeId = restored.Id };
-        var socket = new CountingDatagramSocket(new UdpDatagramSocket(options.Bind));
+        var counting = new CountingDatagramSocket(socket ?? new UdpDatagramSocket(options.Bind));
         try
         {
-            var node = new DhtNode(socket, time ?? TimeProvider.System, dhtOptions, loggers.CreateLogger<DhtNode>());
+            var node = new DhtNode(counting, time ?? TimeProvider.System, dhtOptions, loggers.CreateLogger<DhtNode>());
             node.Start();
-            return new DhtHost(options, socket, node, restored, log);
+            return new DhtHost(options, counting, node, restored, log);
         }
         catch
         {
-            socket.Dispose();
+            counting.Dispose();
             throw;
         }
     }

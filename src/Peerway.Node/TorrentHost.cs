@@ -43,16 +43,25 @@ public sealed record TorrentHostOptions
 
     public DhtPeerSourceOptions DhtPeerSource { get; init; } = new();
 
+    /// <summary>TCP, uTP or both (the default: uTP dialled first, TCP fallback; both listened on, on one port number).</summary>
+    public PeerTransports Transports { get; init; } = PeerTransports.Both;
+
+    /// <summary>uTP tuning (BEP 29, LEDBAT).</summary>
+    public UtpOptions Utp { get; init; } = new();
+
     public void Validate()
     {
         ArgumentException.ThrowIfNullOrEmpty(Path);
         Session.Validate();
+        ArgumentNullException.ThrowIfNull(Utp);
+        Utp.Validate();
     }
 }
 
 /// <summary>
-/// Runs one torrent on real sockets: a <see cref="TorrentClient"/> on TCP and the file system, the trackers (HTTP, and
-/// UDP on one shared socket) and, with a DHT node, the DHT as a peer source. The Node layer is where real sockets are
+/// Runs one torrent on real sockets: a <see cref="TorrentClient"/> on uTP and TCP (one port number) and the file system,
+/// the trackers (HTTP, and UDP on one shared socket) and, with a DHT node, the DHT as a peer source. The uTP socket is
+/// the DHT node's socket too when the host runs its own (<see cref="SharedUdpPort"/>). The Node layer is where real sockets are
 /// created; the engines underneath take them.
 /// </summary>
 public sealed class TorrentHost : IAsyncDisposable
@@ -61,7 +70,7 @@ public sealed class TorrentHost : IAsyncDisposable
     private readonly ILoggerFactory _loggers;
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(30) };
     private UdpDatagramSocket? _udpSocket;
-    private UtpTransport? _utp;
+    private readonly SharedUdpPort? _udpPort;
     private UdpTrackerClient? _udp;
     private TrackerAnnouncer? _announcer;
     private readonly DhtHost? _dhtHost;
@@ -77,15 +86,33 @@ public sealed class TorrentHost : IAsyncDisposable
         options.Validate();
         _options = options;
         _loggers = loggers ?? NullLoggerFactory.Instance;
-        if (dht is null && options.DhtBootstrap.Count > 0)
+        var session = options.Session;
+        var transports = new List<IStreamTransport>();
+        if ((options.Transports & PeerTransports.Utp) != 0)
         {
-            _dhtHost = DhtHost.Start(new DhtHostOptions { Bind = options.DhtBind }, _loggers);
-            dht = _dhtHost.Node;
+            // Bound first: its port (the one asked for, or any) is then the TCP listener's too.
+            _udpPort = SharedUdpPort.Bind(new IPEndPoint(session.ListenAddress, session.ListenPort), options.Utp, _loggers);
+            transports.Add(_udpPort.Utp);
         }
 
-        var session = options.Session;
-        Client = new TorrentClient([new TcpStreamTransport()], new TorrentClientOptions
+        if ((options.Transports & PeerTransports.Tcp) != 0) transports.Add(new TcpStreamTransport());
+        try
         {
+            if (dht is null && options.DhtBootstrap.Count > 0)
+            {
+                _dhtHost = DhtHost.Start(new DhtHostOptions { Bind = options.DhtBind }, _loggers, socket: _udpPort?.Krpc);
+                dht = _dhtHost.Node;
+            }
+        }
+        catch
+        {
+            _udpPort?.Dispose();
+            throw;
+        }
+
+        Client = new TorrentClient(transports, new TorrentClientOptions
+        {
+            Transports = options.Transports,
             ListenEndPoints = [new IPEndPoint(session.ListenAddress, session.ListenPort)],
             MaxConnections = session.MaxConnections,
             MaxConnectionsPerIp = session.MaxConnectionsPerIp,
@@ -123,7 +150,6 @@ public sealed class TorrentHost : IAsyncDisposable
         _handle = _options.Info is { } info
             ? await Client.AddAsync(info, savePath, add, ct).ConfigureAwait(false)
             : await Client.AddAsync(new MagnetLink(_options.InfoHash, null, [], []), savePath, add, ct).ConfigureAwait(false);
-        StartUtp();
         if (_options.Trackers.Count > 0)
         {
             if (_options.Trackers.Any(t => t.StartsWith("udp:", StringComparison.OrdinalIgnoreCase)))
@@ -137,23 +163,6 @@ public sealed class TorrentHost : IAsyncDisposable
         }
     }
 
-    /// <summary>
-    /// uTP (BEP 29) on the listen port (UDP). Until the session takes uTP connections (it listens on TCP only), the
-    /// transport has no listener, so it answers every SYN with ST_RESET and libtorrent-based clients, which try uTP
-    /// first, fall back to TCP at once (issue 22). A busy UDP port only costs that speed-up.
-    /// </summary>
-    private void StartUtp()
-    {
-        try
-        {
-            var socket = new UdpDatagramSocket(new IPEndPoint(_options.Session.ListenAddress, Client.Port));
-            _utp = new UtpTransport(socket, TimeProvider.System, new UtpOptions(), _loggers.CreateLogger<UtpTransport>());
-        }
-        catch (System.Net.Sockets.SocketException ex)
-        {
-            _loggers.CreateLogger<TorrentHost>().LogWarning("uTP port {Port} unavailable, SYNs go unanswered: {Message}", Client.Port, ex.Message);
-        }
-    }
     /// <summary>Resolves "host:port" (numeric or a name) to an endpoint; null when it is not one.</summary>
     public static async Task<IPEndPoint?> ResolveAsync(string hostPort, CancellationToken ct)
     {
@@ -177,8 +186,8 @@ public sealed class TorrentHost : IAsyncDisposable
     {
         if (_announcer is not null) await _announcer.DisposeAsync().ConfigureAwait(false);
         await Client.DisposeAsync().ConfigureAwait(false);
-        if (_utp is not null) await _utp.DisposeAsync().ConfigureAwait(false);
         if (_dhtHost is not null) await _dhtHost.DisposeAsync().ConfigureAwait(false);
+        if (_udpPort is not null) await _udpPort.DisposeAsync().ConfigureAwait(false);
         _udp?.Dispose();
         _udpSocket?.Dispose();
         _http.Dispose();

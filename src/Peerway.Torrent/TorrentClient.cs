@@ -22,7 +22,7 @@ namespace Peerway.Torrent;
 /// on a virtual network, in memory and on a fake clock as on TCP and disk. <see cref="DisposeAsync"/> stops every
 /// torrent and awaits every task the client started.
 /// </remarks>
-public sealed class TorrentClient : IAsyncDisposable
+public sealed partial class TorrentClient : IAsyncDisposable
 {
     private readonly IReadOnlyList<IStreamTransport> _transports;
     private readonly TorrentClientOptions _options;
@@ -43,7 +43,8 @@ public sealed class TorrentClient : IAsyncDisposable
     private int _disposed;
 
     /// <summary>Creates a client; <see cref="StartAsync"/> binds its listeners.</summary>
-    /// <param name="transports">How peers are reached: the first one dials; every one listens.</param>
+    /// <param name="transports">How peers are reached: every one of the kinds <see cref="TorrentClientOptions.Transports"/> allows
+    /// listens, in this order (the first sets the port); dials go to uTP first, then the others (see <see cref="TransportDialer"/>).</param>
     /// <param name="options">What the torrents share (validated here).</param>
     /// <param name="storage">Opens each torrent's storage.</param>
     /// <param name="time">The clock of every engine (timeouts, rates, choking rounds, file mtimes of the storage it makes).</param>
@@ -56,9 +57,8 @@ public sealed class TorrentClient : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(storage);
         ArgumentNullException.ThrowIfNull(time);
-        if (transports.Count == 0) throw new ArgumentException("at least one transport is needed", nameof(transports));
         options.Validate();
-        _transports = [.. transports];
+        _transports = SelectTransports(transports, options);
         _options = options;
         _storage = storage;
         _time = time;
@@ -73,6 +73,7 @@ public sealed class TorrentClient : IAsyncDisposable
             options.DownloadRateLimit is { } down ? new RateBucket(down, time) : null,
             new DiskQueue(_loggers.CreateLogger<DiskQueue>()), router);
         PeerId = options.PeerId ?? TorrentSession.NewPeerId();
+        _dialer = new TransportDialer(_transports, options.UtpConnectTimeout, time, _loggers.CreateLogger<TransportDialer>());
     }
 
     /// <summary>Our peer id, the same for every torrent.</summary>
@@ -181,7 +182,7 @@ public sealed class TorrentClient : IAsyncDisposable
             PeerId = PeerId,
             DhtPort = _dht?.Port,
         };
-        var session = new TorrentSession(handle.InfoHash, handle.KnownInfo, _storage, handle.SavePath, handle.Options.SeedOnly, options, _transports[0], _time,
+        var session = new TorrentSession(handle.InfoHash, handle.KnownInfo, _storage, handle.SavePath, handle.Options.SeedOnly, options, _dialer, _time,
             _loggers.CreateLogger<TorrentSession>(), _shared);
         try
         {

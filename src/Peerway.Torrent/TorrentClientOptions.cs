@@ -38,6 +38,13 @@ public sealed record TorrentClientOptions
     /// <summary>Our 20-byte peer id for every torrent; null: "-PW0001-" followed by random bytes.</summary>
     public NodeId? PeerId { get; init; }
 
+    /// <summary>Which of the given TCP and uTP transports listen and dial (BEP 29: <see cref="PeerTransports.Both"/>, uTP
+    /// tried first with TCP at once as the fallback, as libtorrent does).</summary>
+    public PeerTransports Transports { get; init; } = PeerTransports.Both;
+
+    /// <summary>A uTP connect not answered within this falls back to TCP (libtorrent utp_connect_timeout: 3 s).</summary>
+    public TimeSpan UtpConnectTimeout { get; init; } = TimeSpan.FromSeconds(3);
+
     /// <summary>How often the DHT (when given) is asked for peers.</summary>
     public DhtPeerSourceOptions Dht { get; init; } = new();
 
@@ -53,6 +60,8 @@ public sealed record TorrentClientOptions
         if (UploadRateLimit is <= 0) throw new ArgumentOutOfRangeException(nameof(UploadRateLimit), UploadRateLimit, "must be positive");
         if (DownloadRateLimit is <= 0) throw new ArgumentOutOfRangeException(nameof(DownloadRateLimit), DownloadRateLimit, "must be positive");
         if (!Enum.IsDefined(Encryption)) throw new ArgumentOutOfRangeException(nameof(Encryption), Encryption, "not a policy");
+        if (Transports is not (PeerTransports.Tcp or PeerTransports.Utp or PeerTransports.Both)) throw new ArgumentOutOfRangeException(nameof(Transports), Transports, "not tcp, utp or both");
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(UtpConnectTimeout, TimeSpan.Zero);
         Dht.Validate();
     }
 }

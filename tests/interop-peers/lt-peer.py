@@ -62,11 +62,17 @@ def create(args):
     return 0
 
 
+# peer_info::utp_socket (libtorrent 2.0 peer_info.hpp: 17_bit) is not exported by the Python bindings.
+UTP_SOCKET = 1 << 17
+
+
 def flag_names(peer):
     names = []
     for name in ("rc4_encrypted", "plaintext_encrypted", "supports_extensions", "seed", "outgoing_connection"):
         if peer.flags & getattr(lt.peer_info, name):
             names.append(name)
+    if peer.flags & UTP_SOCKET:
+        names.append("utp_socket")
     if peer.source & lt.peer_info.pex:
         names.append("source_pex")
     if peer.source & lt.peer_info.dht:

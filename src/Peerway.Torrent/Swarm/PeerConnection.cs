@@ -71,6 +71,9 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
 
     public bool Outgoing { get; }
 
+    /// <summary>What carries the connection (uTP, TCP, ...).</summary>
+    public StreamTransportKind Transport => _connection.Kind;
+
     /// <summary>None for a plain BitTorrent connection; otherwise the MSE method in force.</summary>
     public CryptoMethods Encryption { get; }
 

@@ -16,7 +16,7 @@ namespace Peerway.Torrent.Utp;
 /// To share the UDP port with the DHT and the UDP tracker client, create it with <c>startSocket: false</c> and hand it
 /// the datagrams for which <see cref="IsUtp"/> holds through <see cref="Receive"/>.
 /// </remarks>
-public sealed class UtpTransport : IStreamTransport, IAsyncDisposable
+public sealed class UtpTransport : IStreamTransport, IAsyncDisposable, IDisposable
 {
     private static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(50);
 
@@ -357,7 +357,16 @@ public sealed class UtpTransport : IStreamTransport, IAsyncDisposable
 
     internal TaskCompletionSource CreateWaiter() => NewWaiter();
 
-    public async ValueTask DisposeAsync()
+    /// <summary>Closes the listener, aborts every connection (pending reads and writes fail), stops the timer and
+    /// disposes the socket. Nothing here waits, so the synchronous form is the same.</summary>
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    /// <inheritdoc cref="DisposeAsync"/>
+    public void Dispose()
     {
         UtpListener? listener;
         lock (_gate)
@@ -366,7 +375,7 @@ public sealed class UtpTransport : IStreamTransport, IAsyncDisposable
             listener = _listener;
         }
 
-        if (listener is not null) await listener.DisposeAsync().ConfigureAwait(false);
+        listener?.Close();
         lock (_gate)
         {
             _disposed = true;
@@ -376,7 +385,7 @@ public sealed class UtpTransport : IStreamTransport, IAsyncDisposable
         }
 
         CompleteChanged();
-        await _timer.DisposeAsync().ConfigureAwait(false);
+        _timer.Dispose();
         _socket.Dispose();
     }
 }
@@ -451,17 +460,23 @@ internal sealed class UtpListener(UtpTransport transport) : IStreamListener
 
     public ValueTask DisposeAsync()
     {
+        Close();
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Stops accepting: pending connections are aborted and a waiting accept returns null.</summary>
+    public void Close()
+    {
         TaskCompletionSource? waiter;
         lock (transport.Gate)
         {
-            if (_disposed) return ValueTask.CompletedTask;
+            if (_disposed) return;
             waiter = _waiter;
             _waiter = null;
         }
 
         transport.RemoveListener(this);
         waiter?.TrySetResult();
-        return ValueTask.CompletedTask;
     }
 }
 

@@ -24,16 +24,17 @@ public sealed class TrackerSwarmInteropTests
     }
 
     /// <summary>
-    /// transmission-cli with DHT, LPD, uTP and port mapping off (nothing leaves the machine) and, by default, plaintext
-    /// preferred (<paramref name="encryption"/>: 0 prefer plaintext, 1 prefer encryption, 2 require it).
+    /// transmission-cli with DHT, LPD, uTP (unless <paramref name="utp"/>) and port mapping off (nothing leaves the
+    /// machine) and, by default, plaintext preferred (<paramref name="encryption"/>: 0 prefer plaintext, 1 prefer
+    /// encryption, 2 require it).
     /// </summary>
-    internal static RunningProcess StartTransmission(TorrentInterop env, string cli, string torrent, string downloadDir, int port, int encryption = 0)
+    internal static RunningProcess StartTransmission(TorrentInterop env, string cli, string torrent, string downloadDir, int port, int encryption = 0, bool utp = false)
     {
         var config = Path.Combine(env.Root, $"transmission-{port}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(config);
         Directory.CreateDirectory(downloadDir);
         File.WriteAllText(Path.Combine(config, "settings.json"),
-            "{\"dht-enabled\": false, \"lpd-enabled\": false, \"utp-enabled\": false, \"port-forwarding-enabled\": false, \"encryption\": "
+            "{\"dht-enabled\": false, \"lpd-enabled\": false, \"utp-enabled\": " + (utp ? "true" : "false") + ", \"port-forwarding-enabled\": false, \"encryption\": "
             + encryption.ToString(System.Globalization.CultureInfo.InvariantCulture) + ", \"message-level\": 2}");
         return env.Start(cli, ["-w", downloadDir, "-g", config, "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-M", torrent]);
     }

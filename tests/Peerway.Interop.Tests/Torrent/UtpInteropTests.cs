@@ -12,7 +12,7 @@ namespace Peerway.Interop.Tests.Torrent;
 /// uTP (BEP 29) against libtorrent 2.0.8 with TCP off both ways (`lt-peer.py run --utp-only`), so every byte crosses
 /// Peerway's <see cref="UtpTransport"/> on a real UDP socket: the BitTorrent handshake and the whole torrent, each piece
 /// checked against its SHA-1 and the file against its SHA-256, in both directions. The BitTorrent side is
-/// <see cref="StreamWirePeer"/> until the torrent engine takes the uTP transport.
+/// <see cref="StreamWirePeer"/> (the transport alone); <see cref="UtpSwarmInteropTests"/> runs the whole client.
 /// </summary>
 public sealed class UtpInteropTests
 {

@@ -1,0 +1,96 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Peerway.Net;
+using Peerway.Torrent.Utp;
+
+namespace Peerway.Node;
+
+/// <summary>
+/// One UDP socket for uTP and the DHT, as libtorrent runs them: every datagram is told apart by its first bytes — a
+/// valid uTP header (BEP 29: version 1, a type up to ST_SYN, 20 bytes or more) goes to the <see cref="UtpTransport"/>,
+/// anything else (a KRPC message is a bencoded dictionary, so it starts with 'd') to the DHT side.
+/// </summary>
+internal sealed class SharedUdpPort : IAsyncDisposable, IDisposable
+{
+    private readonly UdpDatagramSocket _socket;
+    private readonly KrpcSide _krpc;
+
+    private SharedUdpPort(UdpDatagramSocket socket, UtpOptions options, ILoggerFactory loggers)
+    {
+        _socket = socket;
+        _krpc = new KrpcSide(socket);
+        Utp = new UtpTransport(socket, TimeProvider.System, options, loggers.CreateLogger<UtpTransport>(), startSocket: false);
+        socket.Start(Receive);
+    }
+
+    /// <summary>Binds <paramref name="at"/> (port 0: any). Throws <see cref="System.Net.Sockets.SocketException"/> when it is taken.</summary>
+    public static SharedUdpPort Bind(IPEndPoint at, UtpOptions options, ILoggerFactory loggers)
+    {
+        var socket = new UdpDatagramSocket(at);
+        try
+        {
+            return new SharedUdpPort(socket, options, loggers);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    public IPEndPoint LocalEndPoint => _socket.LocalEndPoint;
+
+    /// <summary>The uTP side (a transport of the torrent client).</summary>
+    public UtpTransport Utp { get; }
+
+    /// <summary>The non-uTP side, for the DHT node (disposing it leaves the socket to this port).</summary>
+    public IDatagramSocket Krpc => _krpc;
+
+    /// <summary>Non-uTP datagrams received (to the DHT side, or dropped before it started).</summary>
+    public long OtherDatagrams => _krpc.Received;
+
+    private void Receive(ReadOnlySpan<byte> datagram, IPEndPoint remote)
+    {
+        if (UtpTransport.IsUtp(datagram)) Utp.Receive(datagram, remote);
+        else _krpc.Deliver(datagram, remote);
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    public void Dispose()
+    {
+        Utp.Dispose(); // the socket too
+        _socket.Dispose();
+    }
+
+    /// <summary>The DHT's view of the port: sends go out of the shared socket; the datagrams that are not uTP come in.</summary>
+    private sealed class KrpcSide(UdpDatagramSocket socket) : IDatagramSocket
+    {
+        private DatagramHandler? _handler;
+        private long _received;
+
+        public IPEndPoint LocalEndPoint => socket.LocalEndPoint;
+
+        public long Received => Interlocked.Read(ref _received);
+
+        public void Start(DatagramHandler handler)
+        {
+            ArgumentNullException.ThrowIfNull(handler);
+            if (Interlocked.CompareExchange(ref _handler, handler, null) is not null) throw new InvalidOperationException("already started");
+        }
+
+        public void Deliver(ReadOnlySpan<byte> datagram, IPEndPoint remote)
+        {
+            Interlocked.Increment(ref _received);
+            Volatile.Read(ref _handler)?.Invoke(datagram, remote);
+        }
+
+        public void Send(ReadOnlySpan<byte> datagram, IPEndPoint remote) => socket.Send(datagram, remote);
+
+        public void Dispose() => Volatile.Write(ref _handler, null);
+    }
+}
