@@ -239,9 +239,10 @@ public sealed class LogReplica : IAsyncDisposable
     /// <summary>
     /// Runs until <paramref name="ct"/> is cancelled: publishes the head and announces every republish interval; each
     /// poll interval an owner rereads its directory (publishing a new head at once) and, with <paramref name="follow"/>,
-    /// a follower syncs (publishing what it gained at once). <paramref name="onSync"/> sees each round's result.
+    /// a follower syncs (publishing what it gained at once). <paramref name="onSync"/> sees each round's result,
+    /// <paramref name="onPublish"/> each publication (the head put, and on how many nodes).
     /// </summary>
-    public async Task RunAsync(bool follow, IReadOnlyList<IPEndPoint>? extraPeers, Action<LogSyncResult>? onSync, CancellationToken ct)
+    public async Task RunAsync(bool follow, IReadOnlyList<IPEndPoint>? extraPeers, Action<LogSyncResult>? onSync, Action<LogHead?, int>? onPublish, CancellationToken ct)
     {
         var nextPublish = _time.GetUtcNow();
         while (!ct.IsCancellationRequested)
@@ -261,7 +262,10 @@ public sealed class LogReplica : IAsyncDisposable
 
                 if (_time.GetUtcNow() >= nextPublish)
                 {
-                    await PublishAsync(ct).ConfigureAwait(false);
+                    var stored = await PublishAsync(ct).ConfigureAwait(false);
+                    LogHead? head;
+                    lock (_gate) head = _dir.LatestHead();
+                    onPublish?.Invoke(head, stored);
                     nextPublish = _time.GetUtcNow() + _options.RepublishInterval;
                 }
 
