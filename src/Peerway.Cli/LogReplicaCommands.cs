@@ -23,11 +23,11 @@ internal static class LogReplicaCommands
     {
         public DhtCommonOptions Common { get; } = new(withBootstrap: true);
 
-        public Option<int> Port { get; } = Listening.PortOption("--port", "UDP port of the DHT node and TCP port of the log server (default 0: a free one).", 0, allowZero: true);
+        public Option<int> Port { get; } = Listening.PortOption("--port", "UDP port of the DHT node and TCP port of the log server (default 0, a free one).", 0, allowZero: true);
 
-        public Option<string> Interval { get; } = new("--interval") { Description = "Seconds between looks at the head (DHT, or the directory for the owner); default 30." };
+        public Option<string> Interval { get; } = new("--interval") { Description = "Seconds between looks at the head (DHT, or the directory for the owner) (default 30)." };
 
-        public Option<string> Republish { get; } = new("--republish") { Description = "Seconds between puts of the head and announces; default 600." };
+        public Option<string> Republish { get; } = new("--republish") { Description = "Seconds between puts of the head and announces (default 600)." };
 
         public void AddTo(Command command)
         {
