@@ -87,8 +87,9 @@ internal static class LogCommands
             {
                 head = log.Append(entry);
             }
-            catch (InvalidOperationException ex)
+            catch (Exception ex) when (ex is InvalidOperationException or ArgumentException)
             {
+                // Not the owner's copy, or an entry over LogDirectory.MaxEntryLength.
                 throw new UsageException(ex.Message);
             }
 

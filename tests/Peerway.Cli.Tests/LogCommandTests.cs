@@ -59,6 +59,13 @@ public sealed class LogCommandTests : IDisposable
 
         run = await InProcessCli.RunAsync("log", "clone", new string('a', 64) + "/journal", "-o", existing.FullName, "--bootstrap", "127.0.0.1:1");
         Assert.Equal(2, run.ExitCode);
+        var owned = Path.Combine(_root, "owned");
+        Assert.Equal(0, (await InProcessCli.RunAsync("log", "create", "big", "-o", owned)).ExitCode);
+        var big = Path.Combine(_root, "big.bin");
+        await File.WriteAllBytesAsync(big, new byte[Peerway.Dht.Log.LogDirectory.MaxEntryLength + 1]);
+        run = await InProcessCli.RunAsync("log", "append", owned, big);
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.Single(run.StderrLines);
         run = await InProcessCli.RunAsync("log", "serve", Path.Combine(_root, "nothing"), "--bootstrap", "127.0.0.1:1", "--interval", "0");
         Assert.Equal(2, run.ExitCode);
     }
