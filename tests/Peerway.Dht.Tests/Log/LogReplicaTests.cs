@@ -148,4 +148,31 @@ public sealed class LogReplicaTests : IAsyncDisposable, IDisposable
             Assert.Single(follower.DroppedPeers);
         }
     }
+
+    [Fact]
+    public void A_head_in_the_DHT_that_forks_the_history_held_is_kept_as_a_fork_proof()
+    {
+        using var key = DhtSigningKey.Generate();
+        var a = LogDirectory.Create(_temp.Combine("a"), "journal", key);
+        var b = LogDirectory.Create(_temp.Combine("b"), "journal", key);
+        for (var i = 0; i < 3; i++)
+        {
+            a.Append(Encoding.UTF8.GetBytes($"a {i}"));
+            b.Append(Encoding.UTF8.GetBytes($"b {i}"));
+        }
+
+        // The follower holds history A; the owner puts history B's head of the same length into the DHT.
+        var copy = Replica("follower", a);
+        copy.AppendVerified([.. Enumerable.Range(0, 3).Select(i => a.ReadEntry(i))], a.LatestHead()!);
+        var follower = Host(copy);
+        Assert.True(_net.Await(Host(b).PublishAsync(CancellationToken.None)) > 0);
+
+        var result = Sync(follower);
+        Assert.Equal(LogSyncStatus.Fork, result.Status);
+        Assert.True(result.Fork!.IsValid());
+        var verification = LogDirectory.Open(copy.DirectoryPath).Verify();
+        Assert.False(verification.Ok);
+        Assert.NotNull(verification.Fork);
+        Assert.Equal(3, copy.Length);
+    }
 }
