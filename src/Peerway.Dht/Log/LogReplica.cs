@@ -287,7 +287,11 @@ public sealed class LogReplica : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-        await _stop.CancelAsync().ConfigureAwait(false);
+        // Cancel, not CancelAsync: the callbacks (the accept loop, idle reads) run inline on this thread, as everything
+        // else does under a single-threaded scheduler; CancelAsync would hand them to the thread pool.
+#pragma warning disable VSTHRD103 // see above
+        _stop.Cancel();
+#pragma warning restore VSTHRD103
         if (_listener is not null) await _listener.DisposeAsync().ConfigureAwait(false);
         if (_acceptLoop is not null) await _acceptLoop.ConfigureAwait(false);
         Task[] connections;

@@ -26,12 +26,12 @@ public sealed class LogReplicaTests : IAsyncDisposable, IDisposable
         _streams = new VirtualStreamNetwork(_net.Scheduler, _net.Time);
         // A small DHT to store heads and holders in.
         var nodes = Enumerable.Range(0, 12).Select(_ => _net.AddNode()).ToList();
-        foreach (var n in nodes.Skip(1)) _net.Await(n.BootstrapAsync([nodes[0].LocalEndPoint], CancellationToken.None));
+        foreach (var n in nodes.Skip(1)) Run(() => n.BootstrapAsync([nodes[0].LocalEndPoint], CancellationToken.None));
     }
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var r in _replicas) await r.DisposeAsync();
+        foreach (var r in _replicas) Run(() => DisposeAsync(r));
         await _net.DisposeAsync();
         _temp.Dispose();
     }
@@ -45,7 +45,7 @@ public sealed class LogReplicaTests : IAsyncDisposable, IDisposable
         if (dht is null)
         {
             dht = _net.AddNode(new DhtOptions { RandomSeed = 100 + _dhts.Count });
-            _net.Await(dht.BootstrapAsync([_net.Nodes[0].LocalEndPoint], CancellationToken.None));
+            Run(() => dht.BootstrapAsync([_net.Nodes[0].LocalEndPoint], CancellationToken.None));
             _dhts.Add(dht);
         }
 
@@ -58,7 +58,7 @@ public sealed class LogReplicaTests : IAsyncDisposable, IDisposable
     {
         var replica = new LogReplica(log, dht, transport, _net.Time, Options);
         _replicas.Add(replica);
-        _net.Await(replica.ListenAsync(new IPEndPoint(dht.LocalEndPoint.Address, dht.LocalEndPoint.Port), CancellationToken.None));
+        Run(() => replica.ListenAsync(new IPEndPoint(dht.LocalEndPoint.Address, dht.LocalEndPoint.Port), CancellationToken.None));
         return replica;
     }
 
@@ -78,7 +78,17 @@ public sealed class LogReplicaTests : IAsyncDisposable, IDisposable
         return 0;
     }
 
-    private LogSyncResult Sync(LogReplica replica) => _net.Await(replica.SyncAsync(null, CancellationToken.None));
+    private LogSyncResult Sync(LogReplica replica) => Run(() => replica.SyncAsync(null, CancellationToken.None));
+
+    /// <summary>Starts <paramref name="start"/> outside the test runner's SynchronizationContext (under it, completions
+    /// would hop to the thread pool and race the scheduler) and runs the virtual network until it ends.</summary>
+    private T Run<T>(Func<Task<T>> start)
+    {
+        var task = _net.Scheduler.RunAsync(start, TimeSpan.FromMinutes(5));
+#pragma warning disable VSTHRD002 // RunAsync returned a completed task: this only unwraps its result
+        return task.GetAwaiter().GetResult();
+#pragma warning restore VSTHRD002
+    }
 
     [Fact]
     public void A_follower_finds_the_head_and_the_owner_in_the_DHT_and_converges_as_the_owner_appends()
@@ -87,7 +97,7 @@ public sealed class LogReplicaTests : IAsyncDisposable, IDisposable
         using (key)
         {
             var owner = Host(log);
-            Assert.True(_net.Await(owner.PublishAsync(CancellationToken.None)) > 0);
+            Assert.True(Run(() => owner.PublishAsync(CancellationToken.None)) > 0);
             var copy = Replica("follower", log);
             var follower = Host(copy);
 
@@ -101,7 +111,7 @@ public sealed class LogReplicaTests : IAsyncDisposable, IDisposable
 
             // The owner appends: the follower takes only the new entries, after the consistency proof from 5 to 8.
             for (var i = 5; i < 8; i++) log.Append(Encoding.UTF8.GetBytes($"entry {i}"));
-            _net.Await(owner.PublishAsync(CancellationToken.None));
+            Run(() => owner.PublishAsync(CancellationToken.None));
             Assert.Equal(LogSyncStatus.Synced, Sync(follower).Status);
             Assert.Equal(8, copy.Length);
             var verification = LogDirectory.Open(copy.DirectoryPath).Verify();
@@ -118,18 +128,18 @@ public sealed class LogReplicaTests : IAsyncDisposable, IDisposable
         using (key)
         {
             var owner = Host(log);
-            _net.Await(owner.PublishAsync(CancellationToken.None));
+            Run(() => owner.PublishAsync(CancellationToken.None));
 
             // A second holder clones honestly, announces itself, then its copy of entry 3 is changed on disk.
             var badCopy = Replica("tamperer", log);
             var tamperer = Host(badCopy);
             Assert.Equal(LogSyncStatus.Synced, Sync(tamperer).Status);
-            _net.Await(tamperer.PublishAsync(CancellationToken.None));
+            Run(() => tamperer.PublishAsync(CancellationToken.None));
             File.WriteAllText(Path.Combine(badCopy.DirectoryPath, "entries", "0000000003"), "entry 3, edited");
 
             // The owner goes offline: the tamperer is the only holder that answers.
             var ownerDht = _dhts[0];
-            _net.Await(DisposeAsync(owner));
+            Run(() => DisposeAsync(owner));
             var copy = Replica("follower", log);
             var follower = Host(copy);
             var result = Sync(follower);
@@ -165,7 +175,8 @@ public sealed class LogReplicaTests : IAsyncDisposable, IDisposable
         var copy = Replica("follower", a);
         copy.AppendVerified([.. Enumerable.Range(0, 3).Select(i => a.ReadEntry(i))], a.LatestHead()!);
         var follower = Host(copy);
-        Assert.True(_net.Await(Host(b).PublishAsync(CancellationToken.None)) > 0);
+        var owner = Host(b);
+        Assert.True(Run(() => owner.PublishAsync(CancellationToken.None)) > 0);
 
         var result = Sync(follower);
         Assert.Equal(LogSyncStatus.Fork, result.Status);
