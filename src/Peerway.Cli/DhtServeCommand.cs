@@ -39,9 +39,13 @@ internal static class DhtServeCommand
         var timeout = new Option<string>("--timeout") { Description = "Give up joining after SECONDS (default 30); the node keeps serving." };
         var json = new Option<bool>("--json") { Description = "Print the first line as a JSON document." };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Log debug messages and routing table additions to stderr." };
+        var readOnly = new Option<bool>("--read-only")
+        {
+            Description = "BEP 43 read-only node: its queries carry ro=1 (other nodes keep it out of their routing tables) and it answers no query.",
+        };
         var command = new Command("serve", "Run a DHT node until interrupted.")
         {
-            bind, port, bootstrap, state, rateLimit, timeout, json, verbose,
+            bind, port, bootstrap, state, rateLimit, timeout, json, verbose, readOnly,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -56,7 +60,7 @@ internal static class DhtServeCommand
             var routers = DhtCli.ParseEndPoints(parse.GetValue(bootstrap));
             var statePath = parse.GetValue(state);
             if (statePath is { Length: 0 }) throw new UsageException("--state needs a file name");
-            var dhtOptions = new DhtOptions();
+            var dhtOptions = new DhtOptions { ReadOnly = parse.GetValue(readOnly) };
             if (parse.GetValue(rateLimit) is { } rateText)
             {
                 if (!double.TryParse(rateText, NumberStyles.Float, CultureInfo.InvariantCulture, out var rate) || !double.IsFinite(rate) || rate <= 0)

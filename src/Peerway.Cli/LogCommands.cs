@@ -6,7 +6,7 @@ using Peerway.Dht.Log;
 namespace Peerway.Cli;
 
 /// <summary>
-/// <c>peerway log create|append|verify</c>: a tamper-evident append-only log in a directory (<see cref="LogDirectory"/>),
+/// <c>peerway log create|append|verify</c> (and <c>serve|clone</c>, in <see cref="LogReplicaCommands"/>): a tamper-evident append-only log in a directory (<see cref="LogDirectory"/>),
 /// each length signed as a BEP 44 head. Results on stdout, one line; errors one line on stderr (exit 2 usage, 1 failure).
 /// </summary>
 internal static class LogCommands
@@ -17,6 +17,8 @@ internal static class LogCommands
         log.Subcommands.Add(CreateCreate());
         log.Subcommands.Add(CreateAppend());
         log.Subcommands.Add(CreateVerify());
+        log.Subcommands.Add(LogReplicaCommands.CreateServe());
+        log.Subcommands.Add(LogReplicaCommands.CreateClone());
         return log;
     }
 
@@ -85,8 +87,9 @@ internal static class LogCommands
             {
                 head = log.Append(entry);
             }
-            catch (InvalidOperationException ex)
+            catch (Exception ex) when (ex is InvalidOperationException or ArgumentException)
             {
+                // Not the owner's copy, or an entry over LogDirectory.MaxEntryLength.
                 throw new UsageException(ex.Message);
             }
 
@@ -112,7 +115,7 @@ internal static class LogCommands
         return command;
     }
 
-    private static LogDirectory Open(string dir)
+    internal static LogDirectory Open(string dir)
     {
         try
         {

@@ -58,6 +58,20 @@ public sealed partial class DhtNode
         return new DhtPutResult(item, stored, errors, op.Result!);
     }
 
+    /// <summary>
+    /// BEP 44 put of an item signed elsewhere (e.g. a log head republished by a follower, which holds no key: a mutable
+    /// item's signature is over its content, so anyone may store it again): a get lookup for its target, then put to the
+    /// k closest nodes that gave a write token. Throws <see cref="ArgumentException"/> when the item does not verify.
+    /// </summary>
+    public async Task<DhtPutResult> PutItemAsync(DhtItem item, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(item);
+        if (!Bep44.IsValid(item)) throw new ArgumentException("The item does not verify (BEP 44).", nameof(item));
+        var op = await RunLookupAsync(item.Target, LookupKind.Get, [], ct).ConfigureAwait(false);
+        var (stored, errors) = await PutToClosestAsync(op, item, cas: null).ConfigureAwait(false);
+        return new DhtPutResult(item, stored, errors, op.Result!);
+    }
+
     private static void CheckValue(ReadOnlySpan<byte> value)
     {
         if (value.IsEmpty || value.Length > Bep44.MaxValueLength)

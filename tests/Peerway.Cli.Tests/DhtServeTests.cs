@@ -48,6 +48,19 @@ public sealed partial class DhtServeTests : IDisposable
     }
 
     [Fact]
+    public async Task A_read_only_node_answers_no_ping()
+    {
+        var served = await ServeAsync(async endpoint =>
+        {
+            // BEP 43: a read-only node sends queries but answers none.
+            var ping = await InProcessCli.RunAsync("dht", "ping", endpoint, "--bind", "127.0.0.1", "--timeout", "1");
+            Assert.True(ping.ExitCode == 1, ping.ToString());
+        }, "--read-only");
+
+        Assert.True(served.ExitCode == 0, served.Stderr);
+    }
+
+    [Fact]
     public async Task Serve_json_first_line_is_a_document()
     {
         var output = new LineWriter();

@@ -50,5 +50,23 @@ public sealed class LogCommandTests : IDisposable
         Assert.Single(run.StderrLines);
         run = await InProcessCli.RunAsync("log", "create", new string('n', 65), "-o", Path.Combine(_root, "long"));
         Assert.Equal(2, run.ExitCode);
+        foreach (var id in new[] { "abc/journal", new string('a', 64), new string('a', 64) + "/", new string('g', 64) + "/journal" })
+        {
+            run = await InProcessCli.RunAsync("log", "clone", id, "-o", Path.Combine(_root, "copy"), "--bootstrap", "127.0.0.1:1");
+            Assert.True(run.ExitCode == 2, run.ToString());
+            Assert.Single(run.StderrLines);
+        }
+
+        run = await InProcessCli.RunAsync("log", "clone", new string('a', 64) + "/journal", "-o", existing.FullName, "--bootstrap", "127.0.0.1:1");
+        Assert.Equal(2, run.ExitCode);
+        var owned = Path.Combine(_root, "owned");
+        Assert.Equal(0, (await InProcessCli.RunAsync("log", "create", "big", "-o", owned)).ExitCode);
+        var big = Path.Combine(_root, "big.bin");
+        await File.WriteAllBytesAsync(big, new byte[Peerway.Dht.Log.LogDirectory.MaxEntryLength + 1]);
+        run = await InProcessCli.RunAsync("log", "append", owned, big);
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.Single(run.StderrLines);
+        run = await InProcessCli.RunAsync("log", "serve", Path.Combine(_root, "nothing"), "--bootstrap", "127.0.0.1:1", "--interval", "0");
+        Assert.Equal(2, run.ExitCode);
     }
 }

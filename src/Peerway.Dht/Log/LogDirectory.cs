@@ -19,6 +19,9 @@ public sealed record LogVerification(long Length, LogHead? Head, long? TamperedE
 /// </summary>
 public sealed class LogDirectory
 {
+    /// <summary>Largest entry (1 MiB): a follower fetches one entry per reply, so this bounds what a peer may send.</summary>
+    public const int MaxEntryLength = 1 << 20;
+
     private const int IndexDigits = 10;
     private readonly string _dir;
     private readonly List<byte[]> _leaves;
@@ -30,6 +33,9 @@ public sealed class LogDirectory
         PublicKey = publicKey;
         _leaves = leaves;
     }
+
+    /// <summary>The directory this log lives in.</summary>
+    public string DirectoryPath => _dir;
 
     /// <summary>The log's name (its heads' BEP 44 salt).</summary>
     public string Name { get; }
@@ -59,6 +65,21 @@ public sealed class LogDirectory
 
         File.WriteAllBytes(Path.Combine(dir, "leaves"), []);
         return new LogDirectory(dir, name, key.PublicKey, []);
+    }
+
+    /// <summary>Creates an empty follower's copy of the log <paramref name="name"/> of <paramref name="publicKey"/> in
+    /// <paramref name="dir"/> (no owner key: it only takes entries that verify against signed heads).</summary>
+    public static LogDirectory CreateReplica(string dir, string name, ReadOnlySpan<byte> publicKey)
+    {
+        LogHead.CheckName(name);
+        if (publicKey.Length != Bep44.PublicKeyLength) throw new ArgumentException("An ed25519 public key is 32 bytes.", nameof(publicKey));
+        if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any()) throw new IOException($"'{dir}' is not empty");
+        Directory.CreateDirectory(Path.Combine(dir, "entries"));
+        Directory.CreateDirectory(Path.Combine(dir, "heads"));
+        File.WriteAllText(Path.Combine(dir, "log.name"), name + "\n");
+        File.WriteAllText(Path.Combine(dir, "log.pub"), Convert.ToHexStringLower(publicKey) + "\n");
+        File.WriteAllBytes(Path.Combine(dir, "leaves"), []);
+        return new LogDirectory(dir, name, publicKey.ToArray(), []);
     }
 
     /// <summary>Opens a log directory (reading the leaf hashes; entries are checked by <see cref="Verify"/>).</summary>
@@ -92,19 +113,37 @@ public sealed class LogDirectory
     public LogHead Append(ReadOnlySpan<byte> entry)
     {
         using var key = OwnerKey() ?? throw new InvalidOperationException("only the owner (with log.key) appends to a log");
-        var index = _leaves.Count;
-        File.WriteAllBytes(EntryPath(index), entry.ToArray());
-        var leaf = MerkleTree.LeafHash(entry);
-        using (var leaves = new FileStream(Path.Combine(_dir, "leaves"), FileMode.Append, FileAccess.Write))
-        {
-            leaves.Write(leaf);
-        }
-
-        _leaves.Add(leaf);
+        if (entry.Length > MaxEntryLength) throw new ArgumentException($"a log entry is at most {MaxEntryLength} bytes (got {entry.Length})", nameof(entry));
+        WriteEntry(entry);
         var head = LogHead.Sign(key, Name, _leaves.Count, MerkleTree.Root(_leaves, _leaves.Count));
         SaveHead(head);
         return head;
     }
+
+    /// <summary>
+    /// A follower takes <paramref name="entries"/> (those after the ones held) and the signed <paramref name="head"/>
+    /// that covers them: kept only when the head verifies for this log, its length is the new length and the leaf
+    /// hashes reproduce its root — which proves both every new entry and that the old entries are a prefix of the new
+    /// log (RFC 9162 §2.1.4's property, checked directly). Throws <see cref="InvalidDataException"/> and keeps nothing
+    /// otherwise.
+    /// </summary>
+    public void AppendVerified(IReadOnlyList<byte[]> entries, LogHead head)
+    {
+        ArgumentNullException.ThrowIfNull(entries);
+        ArgumentNullException.ThrowIfNull(head);
+        if (!head.Verifies() || head.Name != Name || !head.PublicKey.AsSpan().SequenceEqual(PublicKey)) throw new InvalidDataException("the head does not verify for this log");
+        if (head.Length != _leaves.Count + entries.Count) throw new InvalidDataException($"the head covers {head.Length} entries, not {_leaves.Count} + {entries.Count}");
+        List<byte[]> leaves = [.. _leaves, .. entries.Select(e => MerkleTree.LeafHash(e))];
+        if (!MerkleTree.Root(leaves, head.Length).AsSpan().SequenceEqual(head.Root)) throw new InvalidDataException($"the entries do not hash to the signed root of length {head.Length}");
+        foreach (var entry in entries) WriteEntry(entry);
+        Receive(head);
+    }
+
+    /// <summary>The RFC 9162 root of the first <paramref name="size"/> entries.</summary>
+    public byte[] Root(long size) => MerkleTree.Root(_leaves, size);
+
+    /// <summary>The latest signed head held, or null for an empty log.</summary>
+    public LogHead? LatestHead() => ReadHead(HeadPath(Length)) ?? (Heads() is { Count: > 0 } heads ? heads[^1] : null);
 
     /// <summary>Entry <paramref name="index"/> as stored.</summary>
     public byte[] ReadEntry(long index) => File.ReadAllBytes(EntryPath(index));
@@ -193,6 +232,18 @@ public sealed class LogDirectory
 
     /// <summary>RFC 9162 consistency proof from <paramref name="oldSize"/> to <paramref name="newSize"/> entries.</summary>
     public IReadOnlyList<byte[]> ConsistencyProof(long oldSize, long newSize) => MerkleTree.ConsistencyProof(_leaves, oldSize, newSize);
+
+    private void WriteEntry(ReadOnlySpan<byte> entry)
+    {
+        File.WriteAllBytes(EntryPath(_leaves.Count), entry.ToArray());
+        var leaf = MerkleTree.LeafHash(entry);
+        using (var leaves = new FileStream(Path.Combine(_dir, "leaves"), FileMode.Append, FileAccess.Write))
+        {
+            leaves.Write(leaf);
+        }
+
+        _leaves.Add(leaf);
+    }
 
     private string EntryPath(long index) => Path.Combine(_dir, "entries", index.ToString("D" + IndexDigits, CultureInfo.InvariantCulture));
 
