@@ -15,5 +15,6 @@ internal static class CommandCatalog
         yield return SimulateCommand.Create();
         foreach (var c in TorrentCommands.All()) yield return c;
         yield return RtcCommands.Create();
+        yield return NodeCommand.Create();
     }
 }
