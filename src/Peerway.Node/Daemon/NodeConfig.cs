@@ -116,7 +116,7 @@ public sealed record NodeConfig
         if (file.Length > MaxConfigBytes) throw new ArgumentException($"config file {path} is larger than {MaxConfigBytes} bytes");
         try
         {
-            return JsonSerializer.Deserialize(File.ReadAllBytes(path), NodeConfigJson.Default.NodeConfig) ?? throw new ArgumentException($"config file {path} is empty");
+            return JsonSerializer.Deserialize<NodeConfig>(File.ReadAllBytes(path), JsonOptions) ?? throw new ArgumentException($"config file {path} is empty");
         }
         catch (JsonException ex)
         {
@@ -124,15 +124,21 @@ public sealed record NodeConfig
         }
     }
 
+    /// <summary>
+    /// Reflection-based, not source-generated: the generator sets every init-only property, so a key left out of the
+    /// file would lose its default. Unknown keys are errors, so a typo is not silently ignored.
+    /// </summary>
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        ReadCommentHandling = JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+        Converters = { new JsonStringEnumConverter() },
+    };
+
     private static string DefaultDataDirectory()
     {
         var env = Environment.GetEnvironmentVariable("PEERWAY_NODE_DATA");
         return !string.IsNullOrEmpty(env) ? env : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".peerway-node");
     }
 }
-
-/// <summary>Source-generated JSON for the config (unknown keys are errors, so a typo is not silently ignored).</summary>
-[JsonSourceGenerationOptions(UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow, ReadCommentHandling = JsonCommentHandling.Skip,
-    AllowTrailingCommas = true, UseStringEnumConverter = true)]
-[JsonSerializable(typeof(NodeConfig))]
-internal sealed partial class NodeConfigJson : JsonSerializerContext;
