@@ -149,7 +149,7 @@ public sealed class NodeDaemon : IAsyncDisposable
 
         var apiApp = BuildApp(NodeConfig.ParseHttpEndPoint(config.Api, "api"), config.RpcMaxBody, app =>
         {
-            new KuboApi(Repo, Dht, loggers.CreateLogger<KuboApi>()).Map(app);
+            new KuboApi(Repo, Torrents, Dht, loggers.CreateLogger<KuboApi>()).Map(app);
         });
         var apiPort = await StartAppAsync(apiApp, ct).ConfigureAwait(false);
         ApiUrl = $"{Url(config.Api, apiPort)}/api/v0";
