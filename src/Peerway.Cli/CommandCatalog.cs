@@ -16,5 +16,6 @@ internal static class CommandCatalog
         foreach (var c in TorrentCommands.All()) yield return c;
         yield return RtcCommands.Create();
         yield return IpfsCommands.Create();
+        yield return NodeCommand.Create();
     }
 }

@@ -150,7 +150,7 @@ public sealed class KillRestartTests(ITestOutputHelper output)
     }
 
     /// <summary>Which pieces of the (partial) download are on disk and hash correctly, checked by the test itself.</summary>
-    private static bool[] DurablePieces(string path, TorrentInfo info)
+    internal static bool[] DurablePieces(string path, TorrentInfo info)
     {
         var result = new bool[info.PieceCount];
         if (!File.Exists(path)) return result;

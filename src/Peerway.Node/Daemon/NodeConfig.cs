@@ -1,0 +1,144 @@
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.Extensions.Logging;
+
+namespace Peerway.Node.Daemon;
+
+/// <summary>
+/// What <c>peerway node</c> runs, from its JSON config file (<c>--config FILE</c>) and flags (a flag wins over the
+/// file). Keys are kebab-case, as transmission-daemon's settings.json: <c>{"data": "/var/lib/peerway", "rpc":
+/// "127.0.0.1:9091", "rpc-username": "u", "rpc-password": "p", "dht-bootstrap": ["router:6881"], "log-level": "Information"}</c>.
+/// </summary>
+public sealed record NodeConfig
+{
+    /// <summary>Largest config file read.</summary>
+    public const int MaxConfigBytes = 1024 * 1024;
+
+    /// <summary>The data directory: torrents, settings, the DHT state, the content repository, downloads.</summary>
+    [JsonPropertyName("data")]
+    public string Data { get; init; } = DefaultDataDirectory();
+
+    /// <summary>Transmission RPC (<c>/transmission/rpc</c>), the dashboard and <c>/metrics</c>; 9091 as transmission-daemon.</summary>
+    [JsonPropertyName("rpc")]
+    public string Rpc { get; init; } = "127.0.0.1:9091";
+
+    /// <summary>The kubo-style API (<c>/api/v0/</c>); 5001 as kubo.</summary>
+    [JsonPropertyName("api")]
+    public string Api { get; init; } = "127.0.0.1:5001";
+
+    /// <summary>The IPFS trustless gateway over the content repository; 8080 as kubo.</summary>
+    [JsonPropertyName("gateway")]
+    public string Gateway { get; init; } = "127.0.0.1:8080";
+
+    /// <summary>UDP port of the DHT node (BEP 5 suggests 6881; 0: any).</summary>
+    [JsonPropertyName("dht-port")]
+    public int DhtPort { get; init; } = 6881;
+
+    /// <summary>TCP port for BitTorrent peers, all torrents (51413 as transmission-daemon; 0: any).</summary>
+    [JsonPropertyName("peer-port")]
+    public int PeerPort { get; init; } = 51413;
+
+    /// <summary>Address the DHT and the peer listener bind.</summary>
+    [JsonPropertyName("peer-bind")]
+    public string PeerBind { get; init; } = "0.0.0.0";
+
+    /// <summary>DHT routers to join (HOST:PORT); empty: the node answers but joins no network until one contacts it.</summary>
+    [JsonPropertyName("dht-bootstrap")]
+    public IReadOnlyList<string> DhtBootstrap { get; init; } = [];
+
+    /// <summary>Basic-auth user of the RPC; with <see cref="RpcPassword"/>, every RPC request must carry it.</summary>
+    [JsonPropertyName("rpc-username")]
+    public string? RpcUsername { get; init; }
+
+    [JsonPropertyName("rpc-password")]
+    public string? RpcPassword { get; init; }
+
+    /// <summary>Where torrents are saved unless torrent-add names a download-dir; default DATA/downloads.</summary>
+    [JsonPropertyName("download-dir")]
+    public string? DownloadDir { get; init; }
+
+    /// <summary>Directories a download-dir given over RPC must lie under (the download dir is always one).</summary>
+    [JsonPropertyName("allowed-download-roots")]
+    public IReadOnlyList<string> AllowedDownloadRoots { get; init; } = [];
+
+    /// <summary>Lowest level logged to stderr (Microsoft.Extensions.Logging level name).</summary>
+    [JsonPropertyName("log-level")]
+    public LogLevel LogLevel { get; init; } = LogLevel.Warning;
+
+    /// <summary>Largest RPC request body, in bytes (a base64 .torrent of <c>TorrentLimits.MaxTorrentFileLength</c> fits).</summary>
+    [JsonPropertyName("rpc-max-body")]
+    public long RpcMaxBody { get; init; } = 48L * 1024 * 1024;
+
+    /// <summary>The download directory in effect.</summary>
+    [JsonIgnore]
+    public string EffectiveDownloadDir => Path.GetFullPath(DownloadDir ?? Path.Combine(Data, "downloads"));
+
+    /// <summary>Throws <see cref="ArgumentException"/> with one line naming the bad setting.</summary>
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Data)) throw new ArgumentException("data: an empty directory");
+        ParseHttpEndPoint(Rpc, "rpc");
+        ParseHttpEndPoint(Api, "api");
+        ParseHttpEndPoint(Gateway, "gateway");
+        if (DhtPort is < 0 or > 65535) throw new ArgumentException($"dht-port {DhtPort} is not a valid port (0-65535)");
+        if (PeerPort is < 0 or > 65535) throw new ArgumentException($"peer-port {PeerPort} is not a valid port (0-65535)");
+        if (!IPAddress.TryParse(PeerBind, out _)) throw new ArgumentException($"peer-bind '{PeerBind}' is not an IP address");
+        foreach (var b in DhtBootstrap)
+        {
+            if (!EndPointParser.TryParse(b, out _, out var error)) throw new ArgumentException($"dht-bootstrap '{b}': {error}");
+        }
+
+        if (string.IsNullOrEmpty(RpcUsername) != string.IsNullOrEmpty(RpcPassword))
+            throw new ArgumentException("rpc-username and rpc-password go together");
+        if (RpcMaxBody < 1024) throw new ArgumentException("rpc-max-body must be at least 1024 bytes");
+        if (!Enum.IsDefined(LogLevel)) throw new ArgumentException($"log-level {LogLevel} is not a level");
+    }
+
+    /// <summary>True when RPC clients must authenticate.</summary>
+    [JsonIgnore]
+    public bool RpcAuth => !string.IsNullOrEmpty(RpcUsername);
+
+    /// <summary>Parses an HTTP listen address "IP:PORT" (an IP literal; IPv6 in brackets).</summary>
+    public static IPEndPoint ParseHttpEndPoint(string? text, string name)
+    {
+        if (text is null || !IPEndPoint.TryParse(text, out var ep) || !text.Contains(':', StringComparison.Ordinal) || (text.Count(c => c == ':') > 1 && !text.StartsWith('[')))
+            throw new ArgumentException($"{name} '{text}' is not IP:PORT");
+        return ep;
+    }
+
+    /// <summary>Reads a config file; a missing file, bad JSON or an unknown key throws <see cref="ArgumentException"/> (a user error).</summary>
+    public static NodeConfig Load(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var file = new FileInfo(path);
+        if (!file.Exists) throw new ArgumentException($"no such config file: {path}");
+        if (file.Length > MaxConfigBytes) throw new ArgumentException($"config file {path} is larger than {MaxConfigBytes} bytes");
+        try
+        {
+            return JsonSerializer.Deserialize<NodeConfig>(File.ReadAllBytes(path), JsonOptions) ?? throw new ArgumentException($"config file {path} is empty");
+        }
+        catch (JsonException ex)
+        {
+            throw new ArgumentException($"config file {path}: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>
+    /// Reflection-based, not source-generated: the generator sets every init-only property, so a key left out of the
+    /// file would lose its default. Unknown keys are errors, so a typo is not silently ignored.
+    /// </summary>
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        ReadCommentHandling = JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+        Converters = { new JsonStringEnumConverter() },
+    };
+
+    private static string DefaultDataDirectory()
+    {
+        var env = Environment.GetEnvironmentVariable("PEERWAY_NODE_DATA");
+        return !string.IsNullOrEmpty(env) ? env : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".peerway-node");
+    }
+}

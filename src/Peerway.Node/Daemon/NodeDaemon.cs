@@ -1,0 +1,242 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Peerway.Net;
+using Peerway.Node.Content;
+using Peerway.Torrent;
+using Peerway.Torrent.Storage;
+using Peerway.Torrent.Trackers;
+
+namespace Peerway.Node.Daemon;
+
+/// <summary>
+/// <c>peerway node</c>: one process running the DHT node, one <see cref="TorrentClient"/> with every torrent, the
+/// content repository and its trustless gateway, and the HTTP APIs existing tools speak — Transmission RPC at
+/// <c>/transmission/rpc</c> on the rpc listener, the kubo-style API at <c>/api/v0/</c> on the api listener. Everything it
+/// keeps lives in the data directory: <c>state.json</c> (torrents, settings, pins), <c>torrents/</c> (info
+/// dictionaries), <c>dht.state</c> (routing table), <c>repo/</c> (blocks), <c>downloads/</c>.
+/// </summary>
+public sealed class NodeDaemon : IAsyncDisposable
+{
+    private readonly List<IAsyncDisposable> _owned = [];
+    private readonly List<Task> _tasks = [];
+    private readonly CancellationTokenSource _stop = new();
+    private readonly ILogger _log;
+    private int _disposed;
+
+    private NodeDaemon(NodeConfig config, ILoggerFactory loggers)
+    {
+        Config = config;
+        _log = loggers.CreateLogger<NodeDaemon>();
+    }
+
+    public NodeConfig Config { get; }
+
+    public DhtHost Dht { get; private set; } = null!;
+
+    public NodeTorrents Torrents { get; private set; } = null!;
+
+    public ContentRepo Repo { get; private set; } = null!;
+
+    public TransmissionRpc Rpc { get; private set; } = null!;
+
+    /// <summary>The Transmission RPC URL (bound port).</summary>
+    public string RpcUrl { get; private set; } = "";
+
+    /// <summary>The kubo-style API root (bound port).</summary>
+    public string ApiUrl { get; private set; } = "";
+
+    /// <summary>The gateway root (bound port).</summary>
+    public string GatewayUrl { get; private set; } = "";
+
+    /// <summary>The first line <c>peerway node</c> prints: every endpoint, bound.</summary>
+    public string Banner => $"node: rpc {RpcUrl} api {ApiUrl} gateway {GatewayUrl} dht udp {EndPointParser.Format(Dht.LocalEndPoint)} peers tcp {Torrents.Client.Port}";
+
+    /// <summary>
+    /// Starts everything (a failure stops what was started and rethrows): a port in use is an <see cref="IOException"/>
+    /// or a <see cref="System.Net.Sockets.SocketException"/>; a bad state file an <see cref="InvalidDataException"/>.
+    /// </summary>
+    public static async Task<NodeDaemon> StartAsync(NodeConfig config, ILoggerFactory loggers, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(loggers);
+        config.Validate();
+        var node = new NodeDaemon(config, loggers);
+        try
+        {
+            await node.StartCoreAsync(loggers, ct).ConfigureAwait(false);
+            return node;
+        }
+        catch
+        {
+            await node.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task StartCoreAsync(ILoggerFactory loggers, CancellationToken ct)
+    {
+        var config = Config;
+        var data = Directory.CreateDirectory(config.Data).FullName;
+        var peerAddress = IPAddress.Parse(config.PeerBind);
+        var time = TimeProvider.System;
+
+        Dht = DhtHost.Start(new DhtHostOptions { Bind = new IPEndPoint(peerAddress, config.DhtPort), StatePath = Path.Combine(data, "dht.state") }, loggers);
+        _owned.Add(Dht);
+        var routers = new List<IPEndPoint>();
+        foreach (var b in config.DhtBootstrap)
+        {
+            if (await TorrentHost.ResolveAsync(b, ct).ConfigureAwait(false) is { } ep) routers.Add(ep);
+            else _log.LogWarning("dht-bootstrap {Router} does not resolve", b);
+        }
+
+        _tasks.Add(JoinDhtAsync(routers, _stop.Token));
+
+        // Session speed limits (session-set) are saved in the state and applied to the client here, at start.
+        var settings = SavedNodeState.TryRead(Path.Combine(data, "state.json"))?.Settings ?? new SavedSettings();
+        var client = new TorrentClient([new TcpStreamTransport()], new TorrentClientOptions
+        {
+            ListenEndPoints = [new IPEndPoint(peerAddress, config.PeerPort)],
+            UploadRateLimit = settings.SpeedLimitUpEnabled && settings.SpeedLimitUp > 0 ? settings.SpeedLimitUp * 1000 : null,
+            DownloadRateLimit = settings.SpeedLimitDownEnabled && settings.SpeedLimitDown > 0 ? settings.SpeedLimitDown * 1000 : null,
+        }, new FileStorageFactory(new FileStorageOptions(), time), time, new DhtNodeTorrentDht(Dht.Node), loggers);
+        UdpDatagramSocket? udpSocket = null;
+        UdpTrackerClient? udp = null;
+        try
+        {
+            await client.StartAsync(ct).ConfigureAwait(false);
+            udpSocket = new UdpDatagramSocket(new IPEndPoint(IPAddress.Any, 0));
+            udp = new UdpTrackerClient(udpSocket, time, new UdpTrackerOptions());
+        }
+        catch
+        {
+            udpSocket?.Dispose();
+            await client.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        // Disposed in reverse order: the torrents (and their announcers) before the UDP tracker socket.
+        _owned.Add(new DisposeAction(() =>
+        {
+            udp.Dispose();
+            udpSocket.Dispose();
+        }));
+        Torrents = new NodeTorrents(client, data, config.EffectiveDownloadDir, config.AllowedDownloadRoots, udp, time, loggers);
+        _owned.Add(Torrents);
+        await Torrents.LoadAsync(ct).ConfigureAwait(false);
+
+        Repo = new ContentRepo(Path.Combine(data, "repo"));
+        var gatewayAt = NodeConfig.ParseHttpEndPoint(config.Gateway, "gateway");
+        var gateway = new GatewayServer(Repo.Blocks, gatewayAt.Address.ToString(), gatewayAt.Port, loggers.CreateLogger<GatewayServer>());
+        _owned.Add(gateway);
+        await gateway.StartAsync(ct).ConfigureAwait(false);
+        GatewayUrl = gateway.Prefix.TrimEnd('/');
+
+        Rpc = new TransmissionRpc(Torrents, config, () => Dht.LocalEndPoint.Port, time, loggers.CreateLogger<TransmissionRpc>());
+        var rpcApp = BuildApp(NodeConfig.ParseHttpEndPoint(config.Rpc, "rpc"), config.RpcMaxBody, app =>
+        {
+            app.Map("/transmission/rpc", Rpc.ServeAsync);
+        });
+        var rpcPort = await StartAppAsync(rpcApp, ct).ConfigureAwait(false);
+        RpcUrl = $"{Url(config.Rpc, rpcPort)}/transmission/rpc";
+
+        var apiApp = BuildApp(NodeConfig.ParseHttpEndPoint(config.Api, "api"), config.RpcMaxBody, app =>
+        {
+            new KuboApi(Repo, Torrents, Dht, loggers.CreateLogger<KuboApi>()).Map(app);
+        });
+        var apiPort = await StartAppAsync(apiApp, ct).ConfigureAwait(false);
+        ApiUrl = $"{Url(config.Api, apiPort)}/api/v0";
+        _log.LogInformation("{Banner}", Banner);
+    }
+
+    private async Task JoinDhtAsync(IReadOnlyList<IPEndPoint> routers, CancellationToken ct)
+    {
+        try
+        {
+            var size = await Dht.JoinAsync(routers, ct).ConfigureAwait(false);
+            _log.LogInformation("DHT joined: routing table {Size}", size);
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopped before the join finished.
+        }
+    }
+
+    private static string Url(string configured, int port)
+    {
+        var ep = NodeConfig.ParseHttpEndPoint(configured, "");
+        var host = ep.Address.Equals(IPAddress.Any) ? "127.0.0.1" : ep.Address.Equals(IPAddress.IPv6Any) ? "[::1]" : EndPointParser.Format(new IPEndPoint(ep.Address, 1))[..^2];
+        return $"http://{host}:{port}";
+    }
+
+    /// <summary>A Kestrel app on one endpoint (HTTP/1.1, the gateway's slow-client limits, a body cap).</summary>
+    private WebApplication BuildApp(IPEndPoint at, long maxBody, Action<WebApplication> map)
+    {
+        var limitsFrom = new GatewayServerOptions();
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        builder.Logging.ClearProviders();
+        builder.Services.AddRouting();
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel =>
+        {
+            kestrel.Limits.RequestHeadersTimeout = limitsFrom.HeadersTimeout;
+            kestrel.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(60);
+            kestrel.Limits.MinRequestBodyDataRate = new MinDataRate(limitsFrom.MinBodyBytesPerSecond, limitsFrom.BodyGracePeriod);
+            kestrel.Limits.MaxRequestBodySize = maxBody;
+            kestrel.Limits.MaxConcurrentConnections = 2000;
+            kestrel.AddServerHeader = false;
+            kestrel.Listen(at, l => l.Protocols = HttpProtocols.Http1);
+        });
+        var app = builder.Build();
+        app.UseRouting();
+        map(app);
+        _owned.Add(app);
+        return app;
+    }
+
+    private static async Task<int> StartAppAsync(WebApplication app, CancellationToken ct)
+    {
+        try
+        {
+            await app.StartAsync(ct).ConfigureAwait(false);
+        }
+        catch (IOException ex) when (ex.InnerException is AddressInUseException inUse)
+        {
+            throw new IOException(inUse.Message, ex);
+        }
+
+        var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
+        return bound is not null && BindingAddress.Parse(bound) is { Port: > 0 } address ? address.Port : 0;
+    }
+
+    /// <summary>Stops the HTTP APIs first (no new requests), then the torrents (resume files saved), the DHT (state saved).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        await _stop.CancelAsync().ConfigureAwait(false);
+        for (var i = _owned.Count - 1; i >= 0; i--)
+        {
+            if (_owned[i] is WebApplication app) await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            if (_owned[i] is DhtHost dht) dht.SaveState();
+            await _owned[i].DisposeAsync().ConfigureAwait(false);
+        }
+
+        await Task.WhenAll(_tasks).ConfigureAwait(false);
+        _stop.Dispose();
+    }
+
+    private sealed class DisposeAction(Action action) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync()
+        {
+            action();
+            return ValueTask.CompletedTask;
+        }
+    }
+}

@@ -1,0 +1,589 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Peerway.Core;
+using Peerway.Torrent;
+using Peerway.Torrent.Metainfo;
+
+namespace Peerway.Node.Daemon;
+
+/// <summary>
+/// Transmission's RPC protocol (transmission docs/rpc-spec.md, RPC version 17) over <see cref="NodeTorrents"/>, at
+/// <c>/transmission/rpc</c>: a POSTed JSON object <c>{"method", "arguments", "tag"}</c> answered with
+/// <c>{"result", "arguments", "tag"}</c>, where result is "success" or an error string. Spec §2.3.1: a request without
+/// the current <c>X-Transmission-Session-Id</c> gets 409 with the id in that header (CSRF protection); §2.3.2: with a
+/// user and password set, HTTP basic auth. Unknown methods, fields and arguments get an error result, never a crash.
+/// </summary>
+public sealed partial class TransmissionRpc
+{
+    /// <summary>The RPC version we speak (transmission 4.0's) and the oldest one a client may assume.</summary>
+    public const int RpcVersion = 17;
+    public const int RpcVersionMinimum = 14;
+    public const string SessionIdHeader = "X-Transmission-Session-Id";
+
+    // rpc-spec.md §3.3, torrent-get "status": tr_torrent_activity.
+    private const int StatusStopped = 0;
+    private const int StatusDownload = 4;
+    private const int StatusSeed = 6;
+
+    private readonly NodeTorrents _torrents;
+    private readonly NodeConfig _config;
+    private readonly TimeProvider _time;
+    private readonly ILogger _log;
+    private readonly Func<int> _dhtPort;
+    private readonly long _startedAt;
+
+    public TransmissionRpc(NodeTorrents torrents, NodeConfig config, Func<int> dhtPort, TimeProvider time, ILogger<TransmissionRpc> log)
+    {
+        ArgumentNullException.ThrowIfNull(torrents);
+        ArgumentNullException.ThrowIfNull(config);
+        _torrents = torrents;
+        _config = config;
+        _dhtPort = dhtPort;
+        _time = time;
+        _log = log;
+        _startedAt = time.GetTimestamp();
+        SessionId = Convert.ToBase64String(RandomNumberGenerator.GetBytes(24)).Replace('+', 'A').Replace('/', 'B');
+    }
+
+    /// <summary>This process's CSRF token (spec §2.3.1).</summary>
+    public string SessionId { get; }
+
+    /// <summary>Every torrent-get field of rpc-spec.md §3.3; a name not here is an error (a spec field we do not track is left out of the answer).</summary>
+    private static readonly HashSet<string> SpecFields = new(StringComparer.Ordinal)
+    {
+        "activityDate", "addedDate", "availability", "bandwidthPriority", "comment", "corruptEver", "creator", "dateCreated", "desiredAvailable",
+        "doneDate", "downloadDir", "downloadedEver", "downloadLimit", "downloadLimited", "editDate", "error", "errorString", "eta", "etaIdle",
+        "file-count", "files", "fileStats", "group", "hashString", "haveUnchecked", "haveValid", "honorsSessionLimits", "id", "isFinished",
+        "isPrivate", "isStalled", "labels", "leftUntilDone", "magnetLink", "manualAnnounceTime", "maxConnectedPeers", "metadataPercentComplete",
+        "name", "peer-limit", "peers", "peersConnected", "peersFrom", "peersGettingFromUs", "peersSendingToUs", "percentComplete", "percentDone",
+        "pieces", "pieceCount", "pieceSize", "primary-mime-type", "priorities", "queuePosition", "rateDownload", "rateUpload", "recheckProgress",
+        "secondsDownloading", "secondsSeeding", "seedIdleLimit", "seedIdleMode", "seedRatioLimit", "seedRatioMode", "sequentialDownload",
+        "sizeWhenDone", "startDate", "status", "trackerList", "trackers", "trackerStats", "totalSize", "torrentFile", "uploadedEver",
+        "uploadLimit", "uploadLimited", "uploadRatio", "wanted", "webseeds", "webseedsSendingToUs",
+    };
+
+    /// <summary>Serves one HTTP request: auth, the loopback rule, the session-id handshake, then <see cref="HandleAsync"/>.</summary>
+    public async Task ServeAsync(HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var request = context.Request;
+        var response = context.Response;
+        var remote = context.Connection.RemoteIpAddress;
+        // Issue 18 §8: clients off this host only when the RPC was bound elsewhere on purpose *and* auth is set.
+        if (remote is not null && !IPAddress.IsLoopback(remote) && !_config.RpcAuth)
+        {
+            response.StatusCode = StatusCodes.Status403Forbidden;
+            await response.WriteAsync("403: the RPC answers other hosts only with rpc-username and rpc-password set\n", context.RequestAborted).ConfigureAwait(false);
+            return;
+        }
+
+        if (_config.RpcAuth && !Authorized(request.Headers.Authorization.ToString()))
+        {
+            response.StatusCode = StatusCodes.Status401Unauthorized;
+            response.Headers.WWWAuthenticate = "Basic realm=\"Transmission\"";
+            await response.WriteAsync("401: Unauthorized\n", context.RequestAborted).ConfigureAwait(false);
+            return;
+        }
+
+        response.Headers[SessionIdHeader] = SessionId;
+        if (request.Headers[SessionIdHeader].ToString() != SessionId)
+        {
+            response.StatusCode = StatusCodes.Status409Conflict;
+            await response.WriteAsync($"<h1>409: Conflict</h1><p>Your request had an invalid session-id header.</p><p><code>{SessionIdHeader}: {SessionId}</code></p>",
+                context.RequestAborted).ConfigureAwait(false);
+            return;
+        }
+
+        if (!HttpMethods.IsPost(request.Method))
+        {
+            response.StatusCode = StatusCodes.Status405MethodNotAllowed;
+            return;
+        }
+
+        JsonObject answer;
+        try
+        {
+            using var body = new MemoryStream();
+            await request.Body.CopyToAsync(body, context.RequestAborted).ConfigureAwait(false);
+            answer = await HandleAsync(body.ToArray(), context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (BadHttpRequestException ex)
+        {
+            // Larger than rpc-max-body (413) or too slow (408).
+            response.StatusCode = ex.StatusCode;
+            return;
+        }
+
+        response.ContentType = "application/json; charset=UTF-8";
+        await response.WriteAsync(answer.ToJsonString(), context.RequestAborted).ConfigureAwait(false);
+    }
+
+    private bool Authorized(string header)
+    {
+        if (!header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase)) return false;
+        try
+        {
+            var pair = Encoding.UTF8.GetString(Convert.FromBase64String(header[6..].Trim()));
+            var expected = Encoding.UTF8.GetBytes($"{_config.RpcUsername}:{_config.RpcPassword}");
+            return CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(pair), expected);
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Answers one request body. Malformed JSON, a missing method, an unknown method or argument: an error result.</summary>
+    public async Task<JsonObject> HandleAsync(ReadOnlyMemory<byte> body, CancellationToken ct)
+    {
+        JsonObject? request;
+        try
+        {
+            request = JsonNode.Parse(body.Span, documentOptions: new JsonDocumentOptions { MaxDepth = 16 }) as JsonObject;
+        }
+        catch (JsonException)
+        {
+            return Result("JSON parse error", null, null);
+        }
+
+        if (request is null) return Result("JSON parse error", null, null);
+        var tag = request["tag"]?.DeepClone();
+        if (request["method"] is not JsonValue m || !m.TryGetValue<string>(out var method)) return Result("no method name", null, tag);
+        var args = request["arguments"] as JsonObject ?? [];
+        try
+        {
+            var result = method switch
+            {
+                "session-get" => SessionGet(args),
+                "session-set" => SessionSet(args),
+                "session-stats" => SessionStats(),
+                "torrent-get" => TorrentGet(args),
+                "torrent-add" => await TorrentAddAsync(args, ct).ConfigureAwait(false),
+                "torrent-start" or "torrent-start-now" => await ForEachAsync(args, (t, c) => _torrents.StartAsync(t, c), ct).ConfigureAwait(false),
+                "torrent-stop" => await ForEachAsync(args, (t, c) => _torrents.StopAsync(t, c), ct).ConfigureAwait(false),
+                "torrent-verify" => await ForEachAsync(args, (t, c) => _torrents.VerifyAsync(t, c), ct).ConfigureAwait(false),
+                "torrent-remove" => await ForEachAsync(args, (t, c) => _torrents.RemoveAsync(t, Bool(args, "delete-local-data"), c), ct).ConfigureAwait(false),
+                "torrent-set" => await TorrentSetAsync(args, ct).ConfigureAwait(false),
+                "free-space" => FreeSpace(args),
+                "port-test" => throw new NodeRequestException("port-test needs a service outside this host to connect back; Peerway asks none"),
+                _ => throw new NodeRequestException($"method name not recognized: {method}"),
+            };
+            return Result("success", result, tag);
+        }
+        catch (NodeRequestException ex)
+        {
+            return Result(ex.Message, null, tag);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException or InvalidOperationException)
+        {
+            LogFailed(method, ex.Message);
+            return Result(ex.Message, null, tag);
+        }
+    }
+
+    private static JsonObject Result(string result, JsonObject? arguments, JsonNode? tag)
+    {
+        var o = new JsonObject { ["arguments"] = arguments ?? [], ["result"] = result };
+        if (tag is not null) o["tag"] = tag;
+        return o;
+    }
+
+    private JsonObject SessionGet(JsonObject args)
+    {
+        var s = _torrents.Settings;
+        var all = new JsonObject
+        {
+            ["alt-speed-enabled"] = false,
+            ["config-dir"] = Path.GetFullPath(_config.Data),
+            ["dht-enabled"] = true,
+            ["download-dir"] = s.DownloadDir ?? _torrents.DefaultDownloadDir,
+            ["encryption"] = "preferred",
+            ["lpd-enabled"] = false,
+            ["peer-limit-global"] = 200,
+            ["peer-port"] = _torrents.Client.Port,
+            ["pex-enabled"] = true,
+            ["port-forwarding-enabled"] = false,
+            ["rpc-version"] = RpcVersion,
+            ["rpc-version-minimum"] = RpcVersionMinimum,
+            ["rpc-version-semver"] = "5.3.0",
+            ["session-id"] = SessionId,
+            ["speed-limit-down"] = s.SpeedLimitDown,
+            ["speed-limit-down-enabled"] = s.SpeedLimitDownEnabled,
+            ["speed-limit-up"] = s.SpeedLimitUp,
+            ["speed-limit-up-enabled"] = s.SpeedLimitUpEnabled,
+            ["units"] = new JsonObject
+            {
+                ["memory-bytes"] = 1024,
+                ["memory-units"] = new JsonArray("KiB", "MiB", "GiB", "TiB"),
+                ["size-bytes"] = 1000,
+                ["size-units"] = new JsonArray("kB", "MB", "GB", "TB"),
+                ["speed-bytes"] = 1000,
+                ["speed-units"] = new JsonArray("kB/s", "MB/s", "GB/s", "TB/s"),
+            },
+            ["utp-enabled"] = false,
+            ["version"] = "4.0.0 (Peerway)",
+            ["dht-port"] = _dhtPort(),
+        };
+        if (args["fields"] is not JsonArray fields) return all;
+        var picked = new JsonObject();
+        foreach (var f in fields)
+        {
+            var name = f?.GetValue<string>() ?? "";
+            if (all[name] is { } v) picked[name] = v.DeepClone();
+        }
+
+        return picked;
+    }
+
+    private JsonObject SessionSet(JsonObject args)
+    {
+        foreach (var (key, _) in args)
+        {
+            if (key is not ("download-dir" or "speed-limit-down" or "speed-limit-down-enabled" or "speed-limit-up" or "speed-limit-up-enabled"))
+                throw new NodeRequestException($"session-set argument not supported: {key}");
+        }
+
+        var dir = args["download-dir"] is { } d ? _torrents.ConfineDownloadDir(Str(d, "download-dir")) : null;
+        _torrents.UpdateSettings(s => s with
+        {
+            DownloadDir = dir ?? s.DownloadDir,
+            SpeedLimitDown = args.ContainsKey("speed-limit-down") ? NonNegative(args, "speed-limit-down") : s.SpeedLimitDown,
+            SpeedLimitDownEnabled = args.ContainsKey("speed-limit-down-enabled") ? Bool(args, "speed-limit-down-enabled") : s.SpeedLimitDownEnabled,
+            SpeedLimitUp = args.ContainsKey("speed-limit-up") ? NonNegative(args, "speed-limit-up") : s.SpeedLimitUp,
+            SpeedLimitUpEnabled = args.ContainsKey("speed-limit-up-enabled") ? Bool(args, "speed-limit-up-enabled") : s.SpeedLimitUpEnabled,
+        });
+        return [];
+    }
+
+    private JsonObject SessionStats()
+    {
+        var all = _torrents.All;
+        long down = 0, up = 0, downloaded = 0, uploaded = 0;
+        var active = 0;
+        foreach (var t in all)
+        {
+            down += t.RateDownload;
+            up += t.RateUpload;
+            var s = t.Handle.GetStats();
+            downloaded += s.Downloaded;
+            uploaded += s.Uploaded;
+            if (t.Handle.State is not (TorrentState.Paused or TorrentState.Failed)) active++;
+        }
+
+        var seconds = (long)_time.GetElapsedTime(_startedAt).TotalSeconds;
+        // Totals since this process started: the node keeps no byte counters across restarts, so both blocks are this session.
+        JsonObject Stats() => new()
+        {
+            ["uploadedBytes"] = uploaded,
+            ["downloadedBytes"] = downloaded,
+            ["filesAdded"] = all.Count,
+            ["sessionCount"] = 1,
+            ["secondsActive"] = seconds,
+        };
+        return new JsonObject
+        {
+            ["activeTorrentCount"] = active,
+            ["pausedTorrentCount"] = all.Count - active,
+            ["torrentCount"] = all.Count,
+            ["downloadSpeed"] = down,
+            ["uploadSpeed"] = up,
+            ["cumulative-stats"] = Stats(),
+            ["current-stats"] = Stats(),
+        };
+    }
+
+    private JsonObject TorrentGet(JsonObject args)
+    {
+        if (args["fields"] is not JsonArray fieldArray) throw new NodeRequestException("no fields specified");
+        var fields = new List<string>();
+        foreach (var f in fieldArray)
+        {
+            var name = f is JsonValue v && v.TryGetValue<string>(out var s) ? s : throw new NodeRequestException("fields must be strings");
+            if (!SpecFields.Contains(name)) throw new NodeRequestException($"unknown field: {name}");
+            fields.Add(name);
+        }
+
+        var torrents = Select(args, out var recentlyActive);
+        var table = args["format"] is JsonValue fv && fv.TryGetValue<string>(out var format) && format == "table";
+        var list = new JsonArray();
+        if (table) list.Add(new JsonArray([.. fields.Select(f => (JsonNode?)JsonValue.Create(f))]));
+        var all = _torrents.All;
+        foreach (var t in torrents)
+        {
+            var queue = all.ToList().FindIndex(x => x.Id == t.Id);
+            var o = Describe(t, fields, queue);
+            if (table) list.Add(new JsonArray([.. fields.Select(f => o[f]?.DeepClone())]));
+            else list.Add(o);
+        }
+
+        var result = new JsonObject { ["torrents"] = list };
+        // Spec: with "recently-active", also the ids removed recently; the node reports removals to no one, so none.
+        if (recentlyActive) result["removed"] = new JsonArray();
+        return result;
+    }
+
+    private JsonObject Describe(NodeTorrent t, List<string> fields, int queuePosition)
+    {
+        var h = t.Handle;
+        var s = h.GetStats();
+        var info = h.Info;
+        var state = h.State;
+        var total = info?.TotalLength ?? 0;
+        var have = state == TorrentState.Seeding || (s.PieceCount > 0 && s.VerifiedPieces == s.PieceCount)
+            ? total
+            : Math.Min(total, (long)s.VerifiedPieces * (info?.PieceLength ?? 0));
+        var left = total - have;
+        var status = state switch
+        {
+            TorrentState.Paused or TorrentState.Failed or TorrentState.Removed => StatusStopped,
+            TorrentState.Seeding => StatusSeed,
+            _ => StatusDownload,
+        };
+        var now = _time.GetUtcNow().ToUnixTimeSeconds();
+        var o = new JsonObject();
+        foreach (var f in fields)
+        {
+            JsonNode? v = f switch
+            {
+                "id" => t.Id,
+                "hashString" => h.InfoHash.ToString(),
+                "name" => t.Name,
+                "status" => status,
+                "error" => state == TorrentState.Failed ? 3 : 0, // TR_STAT_LOCAL_ERROR
+                "errorString" => h.Error?.Message ?? "",
+                "percentDone" or "percentComplete" => total == 0 ? 0.0 : (double)have / total,
+                "metadataPercentComplete" => info is null ? 0.0 : 1.0,
+                "totalSize" or "sizeWhenDone" => total,
+                "leftUntilDone" => left,
+                "haveValid" => have,
+                "haveUnchecked" => 0L,
+                "desiredAvailable" => s.Connections > 0 ? left : 0L,
+                "rateDownload" => t.RateDownload,
+                "rateUpload" => t.RateUpload,
+                // Spec: -1 not available, -2 unknown.
+                "eta" => status != StatusDownload ? -1 : t.RateDownload > 0 ? left / t.RateDownload : -2,
+                "peersConnected" => s.Connections,
+                "peersSendingToUs" => status == StatusDownload && t.RateDownload > 0 ? s.Connections : 0,
+                "peersGettingFromUs" => t.RateUpload > 0 ? s.Connections : 0,
+                "uploadedEver" => s.Uploaded,
+                "downloadedEver" => s.Downloaded,
+                "corruptEver" => (long)s.HashFailures * (info?.PieceLength ?? 0),
+                "uploadRatio" => s.Downloaded == 0 ? -1.0 : (double)s.Uploaded / s.Downloaded,
+                "addedDate" or "startDate" => t.AddedDate,
+                "doneDate" => t.DoneDate,
+                "activityDate" => t.RateDownload + t.RateUpload > 0 ? now : Math.Max(t.AddedDate, t.DoneDate),
+                "downloadDir" => t.DownloadDir,
+                "isFinished" => false,
+                "isStalled" => false,
+                "isPrivate" => info?.IsPrivate ?? false,
+                "magnetLink" => new MagnetLink(h.InfoHash, info?.Name, t.Trackers, []).ToString(),
+                "pieceCount" => info?.PieceCount ?? 0,
+                "pieceSize" => info?.PieceLength ?? 0,
+                "file-count" => info?.ContentFiles.Count() ?? 0,
+                "files" => Files(info, have, total, withName: true),
+                "fileStats" => Files(info, have, total, withName: false),
+                "wanted" => new JsonArray([.. (info?.ContentFiles ?? []).Select(_ => (JsonNode?)JsonValue.Create(1))]),
+                "priorities" => new JsonArray([.. (info?.ContentFiles ?? []).Select(_ => (JsonNode?)JsonValue.Create(0))]),
+                "trackers" => Trackers(t, stats: false),
+                "trackerStats" => Trackers(t, stats: true),
+                "trackerList" => string.Join("\n", t.Trackers),
+                "webseeds" => new JsonArray(),
+                "webseedsSendingToUs" => 0,
+                "queuePosition" => queuePosition,
+                "recheckProgress" => 0.0,
+                "uploadLimit" => (t.UploadLimit ?? 0) / 1000,
+                "uploadLimited" => t.UploadLimit is not null,
+                "downloadLimit" => 0,
+                "downloadLimited" => false,
+                "honorsSessionLimits" => true,
+                "bandwidthPriority" => 0,
+                "peer-limit" or "maxConnectedPeers" => 60,
+                "labels" => new JsonArray(),
+                "sequentialDownload" => false,
+                _ => null, // a spec field the node does not track: left out, as transmission leaves out what it lacks
+            };
+            if (v is not null) o[f] = v;
+        }
+
+        return o;
+    }
+
+    private static JsonArray Files(TorrentInfo? info, long have, long total, bool withName)
+    {
+        var files = new JsonArray();
+        if (info is null) return files;
+        foreach (var f in info.ContentFiles)
+        {
+            // Per-file progress is not tracked: each file is reported at the torrent's verified fraction.
+            var done = total == 0 ? 0 : have == total ? f.Length : (long)(f.Length * ((double)have / total));
+            var o = new JsonObject { ["bytesCompleted"] = done };
+            if (withName)
+            {
+                o["length"] = f.Length;
+                o["name"] = info.IsMultiFile ? $"{info.Name}/{f.RelativePath}" : info.Name;
+            }
+            else
+            {
+                o["wanted"] = true;
+                o["priority"] = 0;
+            }
+
+            files.Add(o);
+        }
+
+        return files;
+    }
+
+    private static JsonArray Trackers(NodeTorrent t, bool stats)
+    {
+        var list = new JsonArray();
+        for (var i = 0; i < t.Trackers.Count; i++)
+        {
+            var url = t.Trackers[i];
+            var o = new JsonObject { ["announce"] = url, ["id"] = i, ["scrape"] = "", ["tier"] = i };
+            if (stats) o["host"] = Uri.TryCreate(url, UriKind.Absolute, out var u) ? $"{u.Scheme}://{u.Authority}" : url;
+            else o["sitename"] = Uri.TryCreate(url, UriKind.Absolute, out var u2) ? u2.Host : "";
+            list.Add(o);
+        }
+
+        return list;
+    }
+
+    private async Task<JsonObject> TorrentAddAsync(JsonObject args, CancellationToken ct)
+    {
+        foreach (var (key, _) in args)
+        {
+            if (key is not ("filename" or "metainfo" or "download-dir" or "paused" or "peer-limit" or "bandwidthPriority" or "labels"))
+                throw new NodeRequestException($"torrent-add argument not supported: {key}");
+        }
+
+        MagnetLink? magnet = null;
+        TorrentMetainfo? meta = null;
+        if (args["metainfo"] is { } m)
+        {
+            byte[] bytes;
+            try
+            {
+                bytes = Convert.FromBase64String(Str(m, "metainfo"));
+            }
+            catch (FormatException)
+            {
+                throw new NodeRequestException("invalid or corrupt torrent file: metainfo is not base64");
+            }
+
+            if (!MetainfoParser.TryParse(bytes, out meta, out var error)) throw new NodeRequestException($"invalid or corrupt torrent file: {error.Describe()}");
+        }
+        else if (args["filename"] is { } f)
+        {
+            var name = Str(f, "filename");
+            if (name.StartsWith("magnet:", StringComparison.OrdinalIgnoreCase))
+            {
+                if (!MagnetLink.TryParse(name, out magnet, out var error)) throw new NodeRequestException($"invalid magnet link: {error.Describe()}");
+            }
+            else
+            {
+                // Spec: a filename may also be a URL or a path on the daemon's host; the node fetches nothing and reads no files for a client.
+                throw new NodeRequestException("filename must be a magnet link (send a .torrent as base64 metainfo)");
+            }
+        }
+        else
+        {
+            throw new NodeRequestException("torrent-add needs filename or metainfo");
+        }
+
+        var dir = args["download-dir"] is { } d ? Str(d, "download-dir") : null;
+        var (torrent, duplicate) = await _torrents.AddAsync(new NodeAddRequest(magnet, meta, dir, Bool(args, "paused")), ct).ConfigureAwait(false);
+        var added = new JsonObject { ["id"] = torrent.Id, ["name"] = torrent.Name, ["hashString"] = torrent.Handle.InfoHash.ToString() };
+        return new JsonObject { [duplicate ? "torrent-duplicate" : "torrent-added"] = added };
+    }
+
+    private async Task<JsonObject> TorrentSetAsync(JsonObject args, CancellationToken ct)
+    {
+        foreach (var (key, _) in args)
+        {
+            if (key is not ("ids" or "uploadLimit" or "uploadLimited"))
+                throw new NodeRequestException($"torrent-set argument not supported: {key}");
+        }
+
+        foreach (var t in Select(args, out _))
+        {
+            var limited = args.ContainsKey("uploadLimited") ? Bool(args, "uploadLimited") : t.UploadLimit is not null;
+            // Spec: uploadLimit in kB/s (units: speed-bytes 1000).
+            var kb = args.ContainsKey("uploadLimit") ? NonNegative(args, "uploadLimit") : (t.UploadLimit ?? 0) / 1000;
+            long? limit = limited && kb > 0 ? kb * 1000 : null;
+            await _torrents.SetUploadLimitAsync(t, limit, ct).ConfigureAwait(false);
+        }
+
+        return [];
+    }
+
+    private static JsonObject FreeSpace(JsonObject args)
+    {
+        var path = args["path"] is { } p ? Str(p, "path") : throw new NodeRequestException("free-space needs a path");
+        if (!Path.IsPathFullyQualified(path) || !Directory.Exists(path)) throw new NodeRequestException($"free-space: no such directory: {path}");
+        var drive = new DriveInfo(path);
+        return new JsonObject { ["path"] = path, ["size-bytes"] = drive.AvailableFreeSpace, ["total_size"] = drive.TotalSize };
+    }
+
+    private async Task<JsonObject> ForEachAsync(JsonObject args, Func<NodeTorrent, CancellationToken, Task> action, CancellationToken ct)
+    {
+        foreach (var t in Select(args, out _)) await action(t, ct).ConfigureAwait(false);
+        return [];
+    }
+
+    /// <summary>Spec §3.1 "ids": absent (all), one id, one hash, a list of ids and hashes, or "recently-active".</summary>
+    private List<NodeTorrent> Select(JsonObject args, out bool recentlyActive)
+    {
+        recentlyActive = false;
+        var all = _torrents.All;
+        if (args["ids"] is not { } ids) return [.. all];
+        if (ids is JsonValue one && one.TryGetValue<string>(out var text) && text == "recently-active")
+        {
+            recentlyActive = true;
+            return [.. all.Where(t => t.RateDownload + t.RateUpload > 0 || t.Handle.State is TorrentState.Downloading or TorrentState.FetchingMetadata)];
+        }
+
+        var items = ids is JsonArray array ? [.. array] : new List<JsonNode?> { ids };
+        var picked = new List<NodeTorrent>();
+        foreach (var item in items)
+        {
+            NodeTorrent? t = item switch
+            {
+                JsonValue v when v.TryGetValue<int>(out var id) => _torrents.Find(id),
+                JsonValue v when v.TryGetValue<string>(out var hash) && NodeId.TryParseHex(hash, out var h) => _torrents.Find(h),
+                JsonValue v when v.TryGetValue<string>(out _) => throw new NodeRequestException($"invalid id: {item!.ToJsonString()}"),
+                _ => throw new NodeRequestException($"invalid id: {item?.ToJsonString() ?? "null"}"),
+            };
+            if (t is not null && !picked.Contains(t)) picked.Add(t);
+        }
+
+        return picked;
+    }
+
+    private static string Str(JsonNode node, string name) =>
+        node is JsonValue v && v.TryGetValue<string>(out var s) ? s : throw new NodeRequestException($"{name} must be a string");
+
+    /// <summary>Spec: booleans may come as true/false or as 0/1 (older clients).</summary>
+    private static bool Bool(JsonObject args, string name) => args[name] switch
+    {
+        null => false,
+        JsonValue v when v.TryGetValue<bool>(out var b) => b,
+        JsonValue v when v.TryGetValue<long>(out var n) => n != 0,
+        _ => throw new NodeRequestException($"{name} must be a boolean"),
+    };
+
+    private static long NonNegative(JsonObject args, string name) => args[name] switch
+    {
+        JsonValue v when v.TryGetValue<long>(out var n) && n >= 0 => n,
+        JsonValue v when v.TryGetValue<double>(out var d) && d >= 0 && d <= long.MaxValue => (long)d,
+        _ => throw new NodeRequestException($"{name} must be a number ≥ 0"),
+    };
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "rpc {Method} failed: {Message}")]
+    private partial void LogFailed(string method, string message);
+}
