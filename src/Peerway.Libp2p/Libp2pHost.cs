@@ -77,6 +77,9 @@ public sealed class Libp2pHost : IAsyncDisposable
         _handlers[PingProtocol.ProtocolId] = (s, _, ct) => PingProtocol.ServeAsync(s, ct);
     }
 
+    /// <summary>The clock the host's round trips are measured with.</summary>
+    public TimeProvider Time => _time;
+
     /// <summary>This host's peer id.</summary>
     public PeerId PeerId => _key.Id;
 
@@ -277,19 +280,14 @@ public sealed class Libp2pHost : IAsyncDisposable
     private IdentifyInfo? ParseIdentify(byte[] prefixed, Libp2pConnection connection)
     {
         // One varint-length-prefixed message (identify/README.md); go-libp2p and js-libp2p write exactly one.
-        using var ms = new MemoryStream(prefixed);
-        byte[] body;
-        try
+        if (Core.Multiformats.Varint.TryRead(prefixed, out var length, out var n) != Core.Multiformats.MultiformatError.None ||
+            length > IdentifyInfo.MaxMessage || (ulong)(prefixed.Length - n) < length)
         {
-            body = LengthPrefixed.ReadAsync(ms, IdentifyInfo.MaxMessage, CancellationToken.None).GetAwaiter().GetResult();
-        }
-        catch (Exception ex) when (ex is IOException or EndOfStreamException)
-        {
-            _log.LogDebug("libp2p: bad identify from {Peer}: {Message}", connection.RemotePeer, ex.Message);
+            _log.LogDebug("libp2p: a malformed identify message from {Peer}", connection.RemotePeer);
             return null;
         }
 
-        var error = IdentifyInfo.TryDecode(body, out var info);
+        var error = IdentifyInfo.TryDecode(prefixed.AsSpan(n, (int)length), out var info);
         if (error != Libp2pError.None || info is null) return null;
         // The key in identify must be the one the Noise handshake proved.
         return info.PublicKey.Length == 0 || connection.RemotePeer.Matches(info.PublicKey) ? info : null;
@@ -304,7 +302,7 @@ public sealed class Libp2pHost : IAsyncDisposable
             var n = await stream.ReadAsync(buffer, ct).ConfigureAwait(false);
             if (n == 0) return ms.ToArray();
             if (ms.Length + n > max) throw new Libp2pProtocolException(Libp2pError.TooLong, "identify message too large");
-            ms.Write(buffer, 0, n);
+            await ms.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
         }
     }
 

@@ -25,7 +25,7 @@ public sealed class PeerId : IEquatable<PeerId>
     /// <summary>The peer id of a public key given in its protobuf encoding.</summary>
     public static PeerId FromPublicKey(ReadOnlySpan<byte> encodedPublicKey)
     {
-        var mh = encodedPublicKey.Length <= MaxInlineKeyLength ? Multihash.Identity(encodedPublicKey) : Multihash.Sha2_256(encodedPublicKey);
+        var mh = encodedPublicKey.Length <= MaxInlineKeyLength ? Multihash.Identity(encodedPublicKey) : Multihash.Sha256(encodedPublicKey);
         return new PeerId(mh.Bytes.ToArray());
     }
 

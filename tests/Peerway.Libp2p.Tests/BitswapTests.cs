@@ -13,10 +13,10 @@ public sealed class BitswapTests
     {
         var m = new BitswapMessage { FullWantlist = true };
         var block = "hello bitswap"u8.ToArray();
-        var raw = Cid.V1(0x55, Multihash.Sha2_256(block));
+        var raw = Cid.V1(0x55, Multihash.Sha256(block));
         m.Wants.Add(new WantEntry(raw, 7, Cancel: false, WantHave: true, SendDontHave: true));
         m.Blocks.Add((raw, block));
-        m.Presences.Add((Cid.V0(Multihash.Sha2_256("x"u8)), false));
+        m.Presences.Add((Cid.V0(Multihash.Sha256("x"u8)), false));
         return m;
     }
 
@@ -41,8 +41,8 @@ public sealed class BitswapTests
     public async Task The_server_answers_wants_with_blocks_haves_and_dont_haves_on_its_own_stream()
     {
         var block = "a block"u8.ToArray();
-        var held = Cid.V1(0x55, Multihash.Sha2_256(block));
-        var absent = Cid.V1(0x55, Multihash.Sha2_256("absent"u8));
+        var held = Cid.V1(0x55, Multihash.Sha256(block));
+        var absent = Cid.V1(0x55, Multihash.Sha256("absent"u8));
         using var ks = PeerKey.Generate();
         using var kc = PeerKey.Generate();
         await using var server = new Libp2pHost(ks, new TcpStreamTransport());

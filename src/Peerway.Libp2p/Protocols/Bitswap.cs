@@ -93,7 +93,7 @@ internal sealed class BitswapMessage
                     break;
                 case 2:
                     // 1.0.0 blocks: raw bytes, CIDv0 (sha2-256 dag-pb) implied.
-                    m.Blocks.Add((Cid.V0(Multihash.Sha2_256(f.Bytes)), f.Bytes.ToArray()));
+                    m.Blocks.Add((Cid.V0(Multihash.Sha256(f.Bytes)), f.Bytes.ToArray()));
                     error = Libp2pError.None;
                     break;
                 case 3:
@@ -178,10 +178,10 @@ internal sealed class BitswapMessage
         }
 
         Multihash mh;
-        if (values[2] == Multihash.Sha2_256Code) mh = Multihash.Sha2_256(data);
+        if (values[2] == Multihash.Sha256Code) mh = Multihash.Sha256(data);
         else if (values[2] == Multihash.IdentityCode && data.Length <= Multihash.MaxIdentityLength) mh = Multihash.Identity(data);
         else return Libp2pError.UnsupportedKey;
-        if (values[0] > 1 || (values[0] == 0 && values[2] != Multihash.Sha2_256Code)) return Libp2pError.UnsupportedKey;
+        if (values[0] > 1 || (values[0] == 0 && values[2] != Multihash.Sha256Code)) return Libp2pError.UnsupportedKey;
         m.Blocks.Add((values[0] == 0 ? Cid.V0(mh) : Cid.V1(values[1], mh), data.ToArray()));
         return Libp2pError.None;
     }
