@@ -77,7 +77,9 @@ internal static partial class TorrentCommands
             foreach (var t in meta.Trackers) await parse.InvocationConfiguration.Output.WriteLineAsync($"tracker:    {t}");
             var padding = info.Files.Count(f => f.IsPadding);
             await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(c, $"files:      {info.Files.Count - padding}{(padding > 0 ? $" (and {padding} padding files, BEP 47)" : "")}"));
-            foreach (var f in info.ContentFiles) await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(c, $"  {f.Length,14}  {(info.IsMultiFile ? info.Name + "/" : "")}{f.RelativePath}"));
+            // Numbered from 0 (the numbers `peerway stream --file N` takes; `get --only/--skip` match the paths).
+            var n = 0;
+            foreach (var f in info.ContentFiles) await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(c, $"  {n++,4}  {f.Length,14}  {(info.IsMultiFile ? info.Name + "/" : "")}{f.RelativePath}"));
             await parse.InvocationConfiguration.Output.WriteLineAsync($"magnet:     {new MagnetLink(meta.InfoHash, info.Name, [.. meta.Trackers], [])}");
             return CliRunner.Ok;
         });

@@ -43,6 +43,9 @@ public sealed record TorrentHostOptions
 
     public DhtPeerSourceOptions DhtPeerSource { get; init; } = new();
 
+    /// <summary>Which files to download, chosen once the info dictionary is known (see <see cref="TorrentAddOptions.FileSelection"/>); null: all.</summary>
+    public Func<TorrentInfo, IReadOnlyList<FilePriority>?>? FileSelection { get; init; }
+
     public void Validate()
     {
         ArgumentException.ThrowIfNullOrEmpty(Path);
@@ -119,7 +122,7 @@ public sealed class TorrentHost : IAsyncDisposable
         }
 
         var savePath = _options.ContentIsSource ? System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(_options.Path))! : _options.Path;
-        var add = new TorrentAddOptions { Session = _options.Session, SeedOnly = _options.ContentIsSource, Peers = _options.Peers };
+        var add = new TorrentAddOptions { Session = _options.Session, SeedOnly = _options.ContentIsSource, Peers = _options.Peers, FileSelection = _options.FileSelection };
         _handle = _options.Info is { } info
             ? await Client.AddAsync(info, savePath, add, ct).ConfigureAwait(false)
             : await Client.AddAsync(new MagnetLink(_options.InfoHash, null, [], []), savePath, add, ct).ConfigureAwait(false);

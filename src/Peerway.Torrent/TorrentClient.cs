@@ -182,7 +182,10 @@ public sealed class TorrentClient : IAsyncDisposable
             DhtPort = _dht?.Port,
         };
         var session = new TorrentSession(handle.InfoHash, handle.KnownInfo, _storage, handle.SavePath, handle.Options.SeedOnly, options, _transports[0], _time,
-            _loggers.CreateLogger<TorrentSession>(), _shared);
+            _loggers.CreateLogger<TorrentSession>(), _shared)
+        {
+            FileSelection = handle.ResolveFileSelection,
+        };
         try
         {
             await session.StartAsync(ct).ConfigureAwait(false);

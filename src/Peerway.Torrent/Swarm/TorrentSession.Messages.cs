@@ -181,7 +181,7 @@ public sealed partial class TorrentSession
     private void UpdateInterest(PeerConnection conn)
     {
         if (_picker is null || conn.PeerHas is null) return;
-        var interested = !_have!.IsComplete && _picker.IsInteresting(conn.PeerHas);
+        var interested = !_picker.IsDone && _picker.IsInteresting(conn.PeerHas);
         if (interested == conn.AmInterested) return;
         conn.AmInterested = interested;
         conn.Send(w => PeerWire.WriteSimple(w, interested ? PeerMessageType.Interested : PeerMessageType.NotInterested));
@@ -309,7 +309,7 @@ public sealed partial class TorrentSession
     /// <summary>Asks the peer for more blocks, up to its adaptive queue depth.</summary>
     private void RequestMore(PeerConnection conn)
     {
-        if (_picker is null || conn.PeerHas is null || !conn.AmInterested || conn.IsClosed || _have!.IsComplete) return;
+        if (_picker is null || conn.PeerHas is null || !conn.AmInterested || conn.IsClosed || _picker.IsDone) return;
         IReadOnlySet<int>? allowed = null;
         if (conn.PeerChoking)
         {
@@ -508,7 +508,8 @@ public sealed partial class TorrentSession
                 UpdateInterest(c);
             }
 
-            if (_have!.IsComplete)
+            // Complete once every wanted piece is (with file priorities, the selected files; see FilePriorities).
+            if (_picker.IsDone && !_completed.Task.IsCompleted)
             {
                 _log.LogInformation("download complete: {Name}", _info!.Name);
                 foreach (var c in _connections) DropOutstanding(c);
