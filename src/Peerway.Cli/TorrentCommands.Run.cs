@@ -190,6 +190,7 @@ internal static partial class TorrentCommands
             var trackerList = new List<string>(CheckTrackers(parse.GetValue(trackers)));
             var peerList = new List<IPEndPoint>();
             TorrentInfo? info = null;
+            IReadOnlyList<string> webSeeds = [];
             Peerway.Core.NodeId hash;
             string name;
             if (target.StartsWith("magnet:", StringComparison.OrdinalIgnoreCase))
@@ -213,6 +214,8 @@ internal static partial class TorrentCommands
                 info = meta.Info;
                 hash = meta.InfoHash;
                 name = info.Name;
+                webSeeds = meta.WebSeeds;
+                if (meta.HttpSeeds.Count > 0) await parse.InvocationConfiguration.Error.WriteLineAsync($"ignoring {meta.HttpSeeds.Count} BEP 17 httpseeds (not supported)");
                 trackerList.AddRange(meta.Trackers.Where(t => !trackerList.Contains(t)));
             }
 
@@ -242,6 +245,7 @@ internal static partial class TorrentCommands
                 Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)), Encryption = CheckEncryption(parse.GetValue(encryption)) },
                 Storage = new FileStorageOptions { OverwriteExistingFiles = parse.GetValue(overwrite) },
                 FileSelection = selection,
+                WebSeeds = [.. webSeeds.Select(w => new Uri(w))],
             }, loggers));
             await using (host)
             {

@@ -46,6 +46,9 @@ public sealed record TorrentHostOptions
     /// <summary>Which files to download, chosen once the info dictionary is known (see <see cref="TorrentAddOptions.FileSelection"/>); null: all.</summary>
     public Func<TorrentInfo, IReadOnlyList<FilePriority>?>? FileSelection { get; init; }
 
+    /// <summary>BEP 19 web seeds to download from (a .torrent's url-list), besides peers.</summary>
+    public IReadOnlyList<Uri> WebSeeds { get; init; } = [];
+
     public void Validate()
     {
         ArgumentException.ThrowIfNullOrEmpty(Path);
@@ -63,6 +66,9 @@ public sealed class TorrentHost : IAsyncDisposable
     private readonly TorrentHostOptions _options;
     private readonly ILoggerFactory _loggers;
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(30) };
+
+    /// <summary>Web seeds (BEP 19): keep-alive connections, a few redirects at most (a loop fails fast); the engine times each request.</summary>
+    private readonly HttpClient _webSeedHttp = new(new SocketsHttpHandler { MaxAutomaticRedirections = 5, MaxConnectionsPerServer = 16 }) { Timeout = Timeout.InfiniteTimeSpan };
     private UdpDatagramSocket? _udpSocket;
     private UtpTransport? _utp;
     private UdpTrackerClient? _udp;
@@ -97,7 +103,10 @@ public sealed class TorrentHost : IAsyncDisposable
             Encryption = session.Encryption,
             PeerId = session.PeerId,
             Dht = options.DhtPeerSource,
-        }, new FileStorageFactory(options.Storage, TimeProvider.System), TimeProvider.System, dht is null ? null : new DhtNodeTorrentDht(dht), _loggers);
+        }, new FileStorageFactory(options.Storage, TimeProvider.System), TimeProvider.System, dht is null ? null : new DhtNodeTorrentDht(dht), _loggers)
+        {
+            WebSeedHttp = _webSeedHttp,
+        };
     }
 
     /// <summary>The client running the torrent (one torrent here).</summary>
@@ -122,7 +131,7 @@ public sealed class TorrentHost : IAsyncDisposable
         }
 
         var savePath = _options.ContentIsSource ? System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(_options.Path))! : _options.Path;
-        var add = new TorrentAddOptions { Session = _options.Session, SeedOnly = _options.ContentIsSource, Peers = _options.Peers, FileSelection = _options.FileSelection };
+        var add = new TorrentAddOptions { Session = _options.Session, SeedOnly = _options.ContentIsSource, Peers = _options.Peers, FileSelection = _options.FileSelection, WebSeeds = _options.WebSeeds };
         _handle = _options.Info is { } info
             ? await Client.AddAsync(info, savePath, add, ct).ConfigureAwait(false)
             : await Client.AddAsync(new MagnetLink(_options.InfoHash, null, [], []), savePath, add, ct).ConfigureAwait(false);
@@ -185,5 +194,6 @@ public sealed class TorrentHost : IAsyncDisposable
         _udp?.Dispose();
         _udpSocket?.Dispose();
         _http.Dispose();
+        _webSeedHttp.Dispose();
     }
 }

@@ -81,11 +81,24 @@ public sealed record TorrentAddOptions
     /// </summary>
     public Func<Metainfo.TorrentInfo, IReadOnlyList<FilePriority>?>? FileSelection { get; init; }
 
+    /// <summary>
+    /// BEP 19 web seeds (http(s) URLs of the content, GetRight style), besides a .torrent's own "url-list". Used only
+    /// when the client has an HttpClient (<see cref="TorrentClient.WebSeedHttp"/>).
+    /// </summary>
+    public IReadOnlyList<Uri> WebSeeds { get; init; } = [];
+
+    /// <summary>How web seeds are asked (requests in flight, timeouts, back-off).</summary>
+    public WebSeeds.WebSeedOptions WebSeedOptions { get; init; } = new();
+
     /// <summary>Throws <see cref="ArgumentException"/> for a setting out of range.</summary>
     public void Validate()
     {
         ArgumentNullException.ThrowIfNull(Session);
         ArgumentNullException.ThrowIfNull(Peers);
+        ArgumentNullException.ThrowIfNull(WebSeeds);
+        ArgumentNullException.ThrowIfNull(WebSeedOptions);
+        if (WebSeeds.Any(w => w is null || !Metainfo.MetainfoParser.IsWebSeedUrl(w.OriginalString))) throw new ArgumentException("a web seed is not an http(s) URL", nameof(WebSeeds));
+        WebSeedOptions.Validate();
         Session.Validate();
     }
 }

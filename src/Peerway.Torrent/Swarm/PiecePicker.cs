@@ -126,7 +126,8 @@ public sealed class PiecePicker
     /// Picks up to <paramref name="count"/> blocks that <paramref name="peer"/> (which has <paramref name="peerHas"/>) should
     /// be asked for, marking them requested. <paramref name="allowedFast"/> restricts the choice (BEP 6, while choked).
     /// </summary>
-    public List<BlockRequest> Pick(object peer, Bitfield peerHas, int count, IReadOnlySet<int>? allowedFast = null, IReadOnlySet<int>? excluded = null)
+    /// <param name="commonestFirst">Start the most available pieces first instead of the rarest (a web seed, which leaves the rare ones to peers).</param>
+    public List<BlockRequest> Pick(object peer, Bitfield peerHas, int count, IReadOnlySet<int>? allowedFast = null, IReadOnlySet<int>? excluded = null, bool commonestFirst = false)
     {
         ArgumentNullException.ThrowIfNull(peerHas);
         var result = new List<BlockRequest>();
@@ -146,7 +147,7 @@ public sealed class PiecePicker
         while (result.Count < count)
         {
             Func<int, bool> eligible = high ? p => _priority[p] == FilePriority.High && Eligible(p) : Eligible;
-            var next = _have.SetCount < RandomFirstPieces ? PickRandom(eligible) : PickRarest(eligible);
+            var next = _have.SetCount < RandomFirstPieces ? PickRandom(eligible) : PickRarest(eligible, commonestFirst);
             if (next < 0 && high)
             {
                 high = false;
@@ -210,7 +211,7 @@ public sealed class PiecePicker
         return chosen;
     }
 
-    private int PickRarest(Func<int, bool> eligible)
+    private int PickRarest(Func<int, bool> eligible, bool commonestFirst)
     {
         var chosen = -1;
         var best = int.MaxValue;
@@ -218,7 +219,7 @@ public sealed class PiecePicker
         for (var p = 0; p < _pieceCount; p++)
         {
             if (!eligible(p) || _partial.ContainsKey(p)) continue;
-            var a = _availability[p];
+            var a = commonestFirst ? -_availability[p] : _availability[p];
             if (a < best)
             {
                 best = a;

@@ -284,7 +284,7 @@ public sealed partial class TorrentSession
 
         data.CopyTo(buffer.AsSpan(begin));
         // Endgame: the same block was asked of others; cancel it there.
-        foreach (var other in cancelAt.Cast<PeerConnection>())
+        foreach (var other in cancelAt.OfType<PeerConnection>())
         {
             if (other.Outstanding.Remove(r)) other.Send(w => PeerWire.WriteBlockMessage(w, PeerMessageType.Cancel, r.Piece, r.Begin, r.Length));
         }
@@ -370,22 +370,7 @@ public sealed partial class TorrentSession
             }
         }
 
-        if (done is not null)
-        {
-            foreach (var (piece, data) in done)
-            {
-                Interlocked.Increment(ref _diskQueued);
-                try
-                {
-                    await _shared.Disk.EnqueueAsync(this, piece, data, _cts.Token).ConfigureAwait(false);
-                }
-                catch (Exception ex) when (ex is OperationCanceledException or System.Threading.Channels.ChannelClosedException)
-                {
-                    DiskItemDone();
-                    throw new OperationCanceledException("the session is stopping", ex);
-                }
-            }
-        }
+        if (done is not null) await EnqueueCompletePiecesAsync(done).ConfigureAwait(false);
 
         if (_info is null)
         {
@@ -526,8 +511,10 @@ public sealed partial class TorrentSession
         }
 
         _hashFailures++;
-        var contributors = _picker!.Contributors(piece).Cast<PeerConnection>().ToList();
+        var sources = _picker!.Contributors(piece);
+        var contributors = sources.OfType<PeerConnection>().ToList();
         _picker.OnPieceFailed(piece);
+        BlameWebSeedsLocked(sources, piece);
         foreach (var c in contributors)
         {
             c.HashFailures++;

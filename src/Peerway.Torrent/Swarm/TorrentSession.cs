@@ -441,6 +441,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
         lock (_gate)
         {
             _ticks++;
+            WakeWebSeedsLocked();
             var dueRechoke = _ticks % Math.Max(1, (long)(_options.Choker.RechokeInterval / TickInterval)) == 1;
             if (dueRechoke) Rechoke();
             UpdateActivityLocked(now);
