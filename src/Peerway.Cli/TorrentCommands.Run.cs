@@ -272,6 +272,12 @@ internal static partial class TorrentCommands
                 }
 
                 var stats = host.Handle.GetStats();
+                foreach (var (url, bytes) in host.Handle.Session?.WebSeedStats() ?? [])
+                {
+                    await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"web seed {url}: {bytes} bytes"));
+                }
+
+                await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"from peers: {stats.ReceivedByPeerId.Values.Sum()} bytes"));
                 if (host.Handle.FilePriorities is { } chosenFiles)
                 {
                     var wanted = host.Handle.Info!.ContentFiles.Where((_, i) => chosenFiles[i] != FilePriority.Skip).ToList();
