@@ -127,6 +127,8 @@ def run(args):
         if not args.dht_bootstrap:
             atp.flags |= lt.torrent_flags.disable_dht
         atp.flags |= lt.torrent_flags.disable_lsd
+        # BEP 19 web seeds are not used here: a test's peers hold exactly what it gives them.
+        atp.url_seeds = []
         handle = ses.add_torrent(atp)
 
     seen_peers = {}
