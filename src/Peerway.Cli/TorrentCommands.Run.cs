@@ -198,7 +198,9 @@ internal static partial class TorrentCommands
         var encryption = EncryptionOption();
         var overwrite = new Option<bool>("--overwrite") { Description = "Write into existing files that do not fit the torrent (larger, or other content); without it they are left untouched (exit 2)." };
         var transport = TransportOption();
-        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, bind, peers, dht, trackers, seed, timeout, limit, overwrite, encryption, transport, verbose };
+        var only = new Option<string[]>("--only") { Description = "Download only the files whose path in the torrent matches this glob (* and ?; repeatable)." };
+        var skip = new Option<string[]>("--skip") { Description = "Do not download (or create) the files whose path in the torrent matches this glob (repeatable)." };
+        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, bind, peers, dht, trackers, seed, timeout, limit, overwrite, only, skip, encryption, transport, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var target = parse.GetValue(what)!;
@@ -207,6 +209,7 @@ internal static partial class TorrentCommands
             var trackerList = new List<string>(CheckTrackers(parse.GetValue(trackers)));
             var peerList = new List<IPEndPoint>();
             TorrentInfo? info = null;
+            IReadOnlyList<string> webSeeds = [];
             Peerway.Core.NodeId hash;
             string name;
             if (target.StartsWith("magnet:", StringComparison.OrdinalIgnoreCase))
@@ -230,10 +233,17 @@ internal static partial class TorrentCommands
                 info = meta.Info;
                 hash = meta.InfoHash;
                 name = info.Name;
+                webSeeds = meta.WebSeeds;
+                if (meta.HttpSeeds.Count > 0) await parse.InvocationConfiguration.Error.WriteLineAsync($"ignoring {meta.HttpSeeds.Count} BEP 17 httpseeds (not supported)");
                 trackerList.AddRange(meta.Trackers.Where(t => !trackerList.Contains(t)));
             }
 
             peerList.AddRange(await ResolveAllAsync(parse.GetValue(peers), "peer", ct));
+            var selection = FileSelection.FromGlobs(parse.GetValue(only), parse.GetValue(skip));
+            if (info is not null && selection is not null && selection(info) is { } chosen && chosen.All(p => p == FilePriority.Skip))
+            {
+                throw new UsageException("--only/--skip select none of the torrent's files");
+            }
 
             if (parse.GetValue(timeout) is <= 0) throw new UsageException("--timeout must be positive");
             var dir = parse.GetValue(output)!;
@@ -254,6 +264,8 @@ internal static partial class TorrentCommands
                 Transports = transports,
                 Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)), Encryption = CheckEncryption(parse.GetValue(encryption)) },
                 Storage = new FileStorageOptions { OverwriteExistingFiles = parse.GetValue(overwrite) },
+                FileSelection = selection,
+                WebSeeds = [.. webSeeds.Select(w => new Uri(w))],
             }, loggers));
             await using (host)
             {
@@ -280,8 +292,23 @@ internal static partial class TorrentCommands
                 }
 
                 var stats = host.Handle.GetStats();
-                await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                    $"complete: {host.Handle.Info!.Name} {stats.TotalLength} bytes, {stats.PieceCount} pieces verified, info-hash {hash}"));
+                foreach (var (url, bytes) in host.Handle.Session?.WebSeedStats() ?? [])
+                {
+                    await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"web seed {url}: {bytes} bytes"));
+                }
+
+                await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"from peers: {stats.ReceivedByPeerId.Values.Sum()} bytes"));
+                if (host.Handle.FilePriorities is { } chosenFiles)
+                {
+                    var wanted = host.Handle.Info!.ContentFiles.Where((_, i) => chosenFiles[i] != FilePriority.Skip).ToList();
+                    await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                        $"complete: {host.Handle.Info!.Name} {wanted.Count} of {chosenFiles.Count} files, {wanted.Sum(f => f.Length)} bytes, {stats.VerifiedPieces} pieces verified, info-hash {hash}"));
+                }
+                else
+                {
+                    await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                        $"complete: {host.Handle.Info!.Name} {stats.TotalLength} bytes, {stats.PieceCount} pieces verified, info-hash {hash}"));
+                }
                 if (parse.GetValue(seed))
                 {
                     await parse.InvocationConfiguration.Error.WriteLineAsync("seeding; Ctrl-C to stop");

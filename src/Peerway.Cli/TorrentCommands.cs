@@ -23,7 +23,8 @@ internal static partial class TorrentCommands
         var trackers = new Option<string[]>("--tracker") { Description = "Tracker announce URL (repeatable).", AllowMultipleArgumentsPerToken = false };
         var pieceSize = new Option<int?>("--piece-size") { Description = "Piece size in bytes (power of two ≥ 16384); default chosen from the size." };
         var isPrivate = new Option<bool>("--private") { Description = "Set the BEP 27 private flag." };
-        var command = new Command("create", "Create a .torrent (BitTorrent v1) from a file or directory.") { path, output, trackers, pieceSize, isPrivate };
+        var webSeeds = new Option<string[]>("--web-seed") { Description = "BEP 19 web seed, an http(s) URL serving the content (repeatable; for a directory, the URL of its parent).", AllowMultipleArgumentsPerToken = false };
+        var command = new Command("create", "Create a .torrent (BitTorrent v1) from a file or directory.") { path, output, trackers, pieceSize, isPrivate, webSeeds };
         command.SetAction(async (parse, ct) =>
         {
             var source = parse.GetValue(path)!;
@@ -33,6 +34,7 @@ internal static partial class TorrentCommands
                 Trackers = parse.GetValue(trackers) ?? [],
                 PieceLength = parse.GetValue(pieceSize),
                 Private = parse.GetValue(isPrivate),
+                WebSeeds = parse.GetValue(webSeeds) ?? [],
                 CreationDate = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
             };
             try
@@ -75,9 +77,13 @@ internal static partial class TorrentCommands
 
             await parse.InvocationConfiguration.Output.WriteLineAsync($"private:    {(info.IsPrivate ? "yes" : "no")}");
             foreach (var t in meta.Trackers) await parse.InvocationConfiguration.Output.WriteLineAsync($"tracker:    {t}");
+            foreach (var w in meta.WebSeeds) await parse.InvocationConfiguration.Output.WriteLineAsync($"web seed:   {w}");
+            foreach (var h in meta.HttpSeeds) await parse.InvocationConfiguration.Output.WriteLineAsync($"httpseed:   {h} (BEP 17, not used)");
             var padding = info.Files.Count(f => f.IsPadding);
             await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(c, $"files:      {info.Files.Count - padding}{(padding > 0 ? $" (and {padding} padding files, BEP 47)" : "")}"));
-            foreach (var f in info.ContentFiles) await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(c, $"  {f.Length,14}  {(info.IsMultiFile ? info.Name + "/" : "")}{f.RelativePath}"));
+            // Numbered from 0 (the numbers `peerway stream --file N` takes; `get --only/--skip` match the paths).
+            var n = 0;
+            foreach (var f in info.ContentFiles) await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(c, $"  {n++,4}  {f.Length,14}  {(info.IsMultiFile ? info.Name + "/" : "")}{f.RelativePath}"));
             await parse.InvocationConfiguration.Output.WriteLineAsync($"magnet:     {new MagnetLink(meta.InfoHash, info.Name, [.. meta.Trackers], [])}");
             return CliRunner.Ok;
         });

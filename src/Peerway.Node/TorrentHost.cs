@@ -49,6 +49,12 @@ public sealed record TorrentHostOptions
     /// <summary>uTP tuning (BEP 29, LEDBAT).</summary>
     public UtpOptions Utp { get; init; } = new();
 
+    /// <summary>Which files to download, chosen once the info dictionary is known (see <see cref="TorrentAddOptions.FileSelection"/>); null: all.</summary>
+    public Func<TorrentInfo, IReadOnlyList<FilePriority>?>? FileSelection { get; init; }
+
+    /// <summary>BEP 19 web seeds to download from (a .torrent's url-list), besides peers.</summary>
+    public IReadOnlyList<Uri> WebSeeds { get; init; } = [];
+
     public void Validate()
     {
         ArgumentException.ThrowIfNullOrEmpty(Path);
@@ -69,6 +75,9 @@ public sealed class TorrentHost : IAsyncDisposable
     private readonly TorrentHostOptions _options;
     private readonly ILoggerFactory _loggers;
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(30) };
+
+    /// <summary>Web seeds (BEP 19): keep-alive connections, a few redirects at most (a loop fails fast); the engine times each request.</summary>
+    private readonly HttpClient _webSeedHttp = new(new SocketsHttpHandler { MaxAutomaticRedirections = 5, MaxConnectionsPerServer = 16 }) { Timeout = Timeout.InfiniteTimeSpan };
     private UdpDatagramSocket? _udpSocket;
     private readonly SharedUdpPort? _udpPort;
     private UdpTrackerClient? _udp;
@@ -121,7 +130,10 @@ public sealed class TorrentHost : IAsyncDisposable
             Encryption = session.Encryption,
             PeerId = session.PeerId,
             Dht = options.DhtPeerSource,
-        }, new FileStorageFactory(options.Storage, TimeProvider.System), TimeProvider.System, dht is null ? null : new DhtNodeTorrentDht(dht), _loggers);
+        }, new FileStorageFactory(options.Storage, TimeProvider.System), TimeProvider.System, dht is null ? null : new DhtNodeTorrentDht(dht), _loggers)
+        {
+            WebSeedHttp = _webSeedHttp,
+        };
     }
 
     /// <summary>The client running the torrent (one torrent here).</summary>
@@ -146,7 +158,7 @@ public sealed class TorrentHost : IAsyncDisposable
         }
 
         var savePath = _options.ContentIsSource ? System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(_options.Path))! : _options.Path;
-        var add = new TorrentAddOptions { Session = _options.Session, SeedOnly = _options.ContentIsSource, Peers = _options.Peers };
+        var add = new TorrentAddOptions { Session = _options.Session, SeedOnly = _options.ContentIsSource, Peers = _options.Peers, FileSelection = _options.FileSelection, WebSeeds = _options.WebSeeds };
         _handle = _options.Info is { } info
             ? await Client.AddAsync(info, savePath, add, ct).ConfigureAwait(false)
             : await Client.AddAsync(new MagnetLink(_options.InfoHash, null, [], []), savePath, add, ct).ConfigureAwait(false);
@@ -191,5 +203,6 @@ public sealed class TorrentHost : IAsyncDisposable
         _udp?.Dispose();
         _udpSocket?.Dispose();
         _http.Dispose();
+        _webSeedHttp.Dispose();
     }
 }

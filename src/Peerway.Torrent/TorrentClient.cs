@@ -76,6 +76,12 @@ public sealed partial class TorrentClient : IAsyncDisposable
         _dialer = new TransportDialer(_transports, options.UtpConnectTimeout, time, _loggers.CreateLogger<TransportDialer>());
     }
 
+    /// <summary>
+    /// The HTTP client web seeds (BEP 19) are fetched with (keep-alive connections, several per server); null: web
+    /// seeds are not used (logged once per torrent that has some).
+    /// </summary>
+    public HttpClient? WebSeedHttp { get; init; }
+
     /// <summary>Our peer id, the same for every torrent.</summary>
     public NodeId PeerId { get; }
 
@@ -137,7 +143,11 @@ public sealed partial class TorrentClient : IAsyncDisposable
     public Task<TorrentHandle> AddAsync(TorrentMetainfo metainfo, string savePath, TorrentAddOptions? options = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(metainfo);
-        return AddAsync(metainfo.InfoHash, metainfo.Info, savePath, options ?? new(), ct);
+        options ??= new();
+        // BEP 17 "httpseeds" (Hoffman style, a server-side script) is not supported: say so, use the rest.
+        if (metainfo.HttpSeeds.Count > 0) _log.LogInformation("torrent {InfoHash}: ignoring {Count} BEP 17 httpseeds (not supported; BEP 19 url-list is)", metainfo.InfoHash, metainfo.HttpSeeds.Count);
+        var seeds = options.WebSeeds.Concat(metainfo.WebSeeds.Select(w => new Uri(w))).Distinct().ToList();
+        return AddAsync(metainfo.InfoHash, metainfo.Info, savePath, options with { WebSeeds = seeds }, ct);
     }
 
     /// <summary>Adds a torrent by its info dictionary (the same as a .torrent without trackers).</summary>
@@ -183,7 +193,10 @@ public sealed partial class TorrentClient : IAsyncDisposable
             DhtPort = _dht?.Port,
         };
         var session = new TorrentSession(handle.InfoHash, handle.KnownInfo, _storage, handle.SavePath, handle.Options.SeedOnly, options, _dialer, _time,
-            _loggers.CreateLogger<TorrentSession>(), _shared);
+            _loggers.CreateLogger<TorrentSession>(), _shared)
+        {
+            FileSelection = handle.ResolveFileSelection,
+        };
         try
         {
             await session.StartAsync(ct).ConfigureAwait(false);
@@ -196,6 +209,12 @@ public sealed partial class TorrentClient : IAsyncDisposable
 
         handle.Attach(session);
         session.AddPeers(handle.Options.Peers);
+        if (handle.Options.WebSeeds.Count > 0 && !handle.Options.SeedOnly)
+        {
+            if (WebSeedHttp is { } http) session.AddWebSeeds(handle.Options.WebSeeds, http, handle.Options.WebSeedOptions);
+            else _log.LogWarning("torrent {InfoHash}: {Count} web seeds not used (the client has no HttpClient)", handle.InfoHash, handle.Options.WebSeeds.Count);
+        }
+
         lock (_gate)
         {
             _tasks.RemoveAll(t => t.IsCompleted);

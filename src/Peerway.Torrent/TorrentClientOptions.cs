@@ -82,11 +82,32 @@ public sealed record TorrentAddOptions
     /// <summary>Peers to dial at once (from the command line, a magnet link's x.pe, a tracker run by the caller).</summary>
     public IReadOnlyList<IPEndPoint> Peers { get; init; } = [];
 
+    /// <summary>
+    /// Chooses each file's priority once the info dictionary is known (at once for a .torrent, after BEP 9 for a magnet):
+    /// one entry per <see cref="Metainfo.TorrentInfo.ContentFiles"/> entry. Skipped files are not created; pieces they
+    /// share with wanted files are fetched and their bytes kept in a parts file. Null (or a null result): every file,
+    /// normal priority. <see cref="TorrentHandle.SetFilePriorities"/> changes them while running.
+    /// </summary>
+    public Func<Metainfo.TorrentInfo, IReadOnlyList<FilePriority>?>? FileSelection { get; init; }
+
+    /// <summary>
+    /// BEP 19 web seeds (http(s) URLs of the content, GetRight style), besides a .torrent's own "url-list". Used only
+    /// when the client has an HttpClient (<see cref="TorrentClient.WebSeedHttp"/>).
+    /// </summary>
+    public IReadOnlyList<Uri> WebSeeds { get; init; } = [];
+
+    /// <summary>How web seeds are asked (requests in flight, timeouts, back-off).</summary>
+    public WebSeeds.WebSeedOptions WebSeedOptions { get; init; } = new();
+
     /// <summary>Throws <see cref="ArgumentException"/> for a setting out of range.</summary>
     public void Validate()
     {
         ArgumentNullException.ThrowIfNull(Session);
         ArgumentNullException.ThrowIfNull(Peers);
+        ArgumentNullException.ThrowIfNull(WebSeeds);
+        ArgumentNullException.ThrowIfNull(WebSeedOptions);
+        if (WebSeeds.Any(w => w is null || !Metainfo.MetainfoParser.IsWebSeedUrl(w.OriginalString))) throw new ArgumentException("a web seed is not an http(s) URL", nameof(WebSeeds));
+        WebSeedOptions.Validate();
         Session.Validate();
     }
 }

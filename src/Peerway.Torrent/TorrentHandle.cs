@@ -40,6 +40,7 @@ public sealed class TorrentHandle
     private TorrentSessionStats? _lastStats;
     private bool _paused;
     private bool _removed;
+    private IReadOnlyList<FilePriority>? _filePriorities;
 
     internal TorrentHandle(TorrentClient client, NodeId infoHash, TorrentInfo? info, string savePath, TorrentAddOptions options)
     {
@@ -114,6 +115,39 @@ public sealed class TorrentHandle
 
     /// <summary>Starts a paused torrent again (the storage is reopened and what was verified is kept).</summary>
     public Task ResumeAsync(CancellationToken ct = default) => _client.ResumeAsync(this, ct);
+
+    /// <summary>The file priorities in force (one per <see cref="TorrentInfo.ContentFiles"/> entry); null: every file, normal.</summary>
+    public IReadOnlyList<FilePriority>? FilePriorities
+    {
+        get
+        {
+            lock (_gate) return _filePriorities;
+        }
+    }
+
+    /// <summary>
+    /// Changes the file priorities while running or paused (one per <see cref="TorrentInfo.ContentFiles"/> entry; kept
+    /// across pause and resume). A file no longer skipped is created at once.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The info dictionary is not known yet.</exception>
+    public void SetFilePriorities(IReadOnlyList<FilePriority> priorities)
+    {
+        ArgumentNullException.ThrowIfNull(priorities);
+        var info = Info ?? throw new InvalidOperationException("the torrent's files are not known yet");
+        Swarm.FilePriorities.Validate(info, priorities);
+        lock (_gate) _filePriorities = [.. priorities];
+        Current?.SetFilePriorities(priorities);
+    }
+
+    /// <summary>The session's file selection: what was set on the handle, else what the add options choose.</summary>
+    internal IReadOnlyList<FilePriority>? ResolveFileSelection(TorrentInfo info)
+    {
+        lock (_gate)
+        {
+            _filePriorities ??= Options.FileSelection?.Invoke(info) is { } chosen ? [.. chosen] : null;
+            return _filePriorities;
+        }
+    }
 
     /// <summary>Removes the torrent from its client (the content stays on disk).</summary>
     public Task RemoveAsync() => _client.RemoveAsync(this);

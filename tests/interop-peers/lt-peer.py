@@ -2,7 +2,7 @@
 """libtorrent-rasterbar 2.0 (Debian's python3-libtorrent) driven for Peerway's interop tests.
 
   lt-peer.py probe                                   exit 0 when `import libtorrent` works (test.sh, the tests)
-  lt-peer.py create SRC OUT [--v1-only|--v2-only] [--piece-size N]
+  lt-peer.py create SRC OUT [--v1-only|--v2-only] [--piece-size N] [--web-seed URL]...
                                                      writes a .torrent; prints "v1 <hex>" / "v2 <hex>"
   lt-peer.py run --listen IP:PORT [--torrent F | --magnet URI] --save DIR [--peer IP:PORT]...
                  [--dht-bootstrap IP:PORT]... [--dht-get-peers HEX]
@@ -49,6 +49,8 @@ def create(args):
         flags |= lt.create_torrent.v2_only
     ct = lt.create_torrent(fs, args.piece_size, flags=flags)
     ct.set_creator("libtorrent " + lt.__version__)
+    for url in args.web_seed:
+        ct.add_url_seed(url)
     lt.set_piece_hashes(ct, os.path.dirname(os.path.abspath(args.src)))
     data = lt.bencode(ct.generate())
     with open(args.out, "wb") as f:
@@ -138,6 +140,8 @@ def run(args):
         if not args.dht_bootstrap:
             atp.flags |= lt.torrent_flags.disable_dht
         atp.flags |= lt.torrent_flags.disable_lsd
+        # BEP 19 web seeds are not used here: a test's peers hold exactly what it gives them.
+        atp.url_seeds = []
         handle = ses.add_torrent(atp)
 
     seen_peers = {}
@@ -252,6 +256,7 @@ def main():
     c.add_argument("--v1-only", action="store_true")
     c.add_argument("--v2-only", action="store_true")
     c.add_argument("--piece-size", type=int, default=0)
+    c.add_argument("--web-seed", action="append", default=[])
     r = sub.add_parser("run")
     r.add_argument("--listen", required=True)
     r.add_argument("--torrent")

@@ -115,7 +115,11 @@ public static class MetainfoParser
         }
 
         metainfo = new TorrentMetainfo(info!, tiers, (top["comment"] as BString)?.Utf8, (top["created by"] as BString)?.Utf8,
-            (top["creation date"] as BInteger)?.Value);
+            (top["creation date"] as BInteger)?.Value)
+        {
+            WebSeeds = UrlList(top["url-list"]),
+            HttpSeeds = UrlList(top["httpseeds"]),
+        };
         error = MetainfoError.None;
         return true;
     }
@@ -327,6 +331,28 @@ public static class MetainfoParser
     }
 
     /// <summary>An absolute http, https or udp URL with a host.</summary>
+    /// <summary>Most web seeds kept from one torrent (implementation limit; the rest are ignored).</summary>
+    public const int MaxWebSeeds = 32;
+
+    /// <summary>
+    /// BEP 19 "url-list" (or BEP 17 "httpseeds"): a string or a list of strings. Entries that are not http(s) URLs are
+    /// ignored, as libtorrent does (an empty string is common in the wild), and at most <see cref="MaxWebSeeds"/> kept.
+    /// </summary>
+    private static List<string> UrlList(BValue? value)
+    {
+        IEnumerable<BValue> items = value switch
+        {
+            BString s => [s],
+            BList l => l.Items,
+            _ => [],
+        };
+        return items.OfType<BString>().Select(s => s.Utf8).Where(IsWebSeedUrl).Distinct(StringComparer.Ordinal).Take(MaxWebSeeds).ToList();
+    }
+
+    /// <summary>An absolute http or https URL with a host (a BEP 19 web seed).</summary>
+    public static bool IsWebSeedUrl(string url) =>
+        Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && !string.IsNullOrEmpty(uri.Host);
+
     public static bool IsTrackerUrl(string url) =>
         Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" or "udp" && !string.IsNullOrEmpty(uri.Host);
 }

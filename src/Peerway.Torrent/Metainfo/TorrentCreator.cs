@@ -16,6 +16,9 @@ public sealed record TorrentCreateOptions
     /// <summary>BEP 27 private flag.</summary>
     public bool Private { get; init; }
 
+    /// <summary>BEP 19 web seeds (GetRight style), written as "url-list": http(s) URLs serving the content.</summary>
+    public IReadOnlyList<string> WebSeeds { get; init; } = [];
+
     public string? Comment { get; init; }
 
     public string CreatedBy { get; init; } = "Peerway";
@@ -33,6 +36,11 @@ public sealed record TorrentCreateOptions
         foreach (var t in Trackers)
         {
             if (!MetainfoParser.IsTrackerUrl(t)) throw new ArgumentException($"not an http, https or udp tracker URL: {t}", nameof(Trackers));
+        }
+
+        foreach (var w in WebSeeds)
+        {
+            if (!MetainfoParser.IsWebSeedUrl(w)) throw new ArgumentException($"not an http or https web seed URL: {w}", nameof(WebSeeds));
         }
     }
 }
@@ -120,6 +128,8 @@ public static class TorrentCreator
             }
         }
 
+        // BEP 19: "url-list" is a string or a list of strings; a list always here.
+        if (options.WebSeeds.Count > 0) top.Add("url-list", new BList(options.WebSeeds.Select(w => (BValue)new BString(w)).ToList()));
         if (options.Comment is not null) top.Add("comment", new BString(options.Comment));
         top.Add("created by", new BString(options.CreatedBy));
         if (options.CreationDate is { } date) top.Add("creation date", new BInteger(date));

@@ -97,6 +97,12 @@ public sealed class TorrentMetainfo
     public long? CreationDate { get; }
 
     public NodeId InfoHash => Info.InfoHash;
+
+    /// <summary>BEP 19 web seeds ("url-list", GetRight style): http(s) URLs of the content.</summary>
+    public IReadOnlyList<string> WebSeeds { get; init; } = [];
+
+    /// <summary>BEP 17 "httpseeds" (Hoffman style): read and listed, not used.</summary>
+    public IReadOnlyList<string> HttpSeeds { get; init; } = [];
 }
 
 /// <summary>Bounds for untrusted torrents and metadata (named after what they bound).</summary>

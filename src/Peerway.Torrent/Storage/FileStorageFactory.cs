@@ -35,12 +35,15 @@ public sealed class FileStorageFactory : ITorrentStorageFactory
     }
 
     /// <inheritdoc/>
-    public ITorrentStorage Open(TorrentInfo info, string savePath, bool seedOnly, CancellationToken ct)
+    public ITorrentStorage Open(TorrentInfo info, string savePath, bool seedOnly, CancellationToken ct) => Open(info, savePath, seedOnly, null, ct);
+
+    /// <inheritdoc/>
+    public ITorrentStorage Open(TorrentInfo info, string savePath, bool seedOnly, IReadOnlyList<bool>? skippedFiles, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(info);
         ArgumentException.ThrowIfNullOrEmpty(savePath);
         var storage = TorrentStorage.Open(info, savePath, create: !seedOnly, ct: ct, directWrites: _options.DirectWrites,
-            overwrite: _options.OverwriteExistingFiles, time: _time);
+            overwrite: _options.OverwriteExistingFiles, time: _time, skippedFiles: seedOnly ? null : skippedFiles);
         if (seedOnly && !storage.IsComplete)
         {
             storage.Dispose();

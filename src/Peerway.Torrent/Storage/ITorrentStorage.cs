@@ -37,6 +37,14 @@ public interface ITorrentStorage : IDisposable
 
     /// <summary>Makes what is verified so far durable (a resume record); a no-op where nothing outlives the process.</summary>
     void SaveResume();
+
+    /// <summary>
+    /// File priorities changed: per entry of <see cref="TorrentInfo.Files"/>, whether the file is skipped (not kept as a
+    /// file; its bytes of pieces shared with wanted files are kept apart). A no-op where nothing is stored as files.
+    /// </summary>
+    void SetSkippedFiles(IReadOnlyList<bool> skipped)
+    {
+    }
 }
 
 /// <summary>
@@ -51,4 +59,15 @@ public interface ITorrentStorageFactory
     /// Called once per torrent, off the network tasks (it may hash every piece).
     /// </summary>
     ITorrentStorage Open(TorrentInfo info, string savePath, bool seedOnly, CancellationToken ct);
+
+    /// <summary>
+    /// As <see cref="Open(TorrentInfo, string, bool, CancellationToken)"/>, with the files that are skipped from the start
+    /// (per entry of <see cref="TorrentInfo.Files"/>; see <see cref="ITorrentStorage.SetSkippedFiles"/>): they are not created.
+    /// </summary>
+    ITorrentStorage Open(TorrentInfo info, string savePath, bool seedOnly, IReadOnlyList<bool>? skippedFiles, CancellationToken ct)
+    {
+        var storage = Open(info, savePath, seedOnly, ct);
+        if (skippedFiles is not null) storage.SetSkippedFiles(skippedFiles);
+        return storage;
+    }
 }

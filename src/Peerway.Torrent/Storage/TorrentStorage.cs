@@ -40,6 +40,20 @@ public sealed class TorrentStorage : ITorrentStorage
     /// <summary>Per file: whether we wrote a piece into it since it was opened (guarded by <c>_writeOrder</c>).</summary>
     private readonly bool[] _written;
 
+    /// <summary>Per file: skipped (file priorities): not created; its bytes of verified pieces go to the parts file. Guarded by <c>_writeOrder</c>.</summary>
+    private bool[] _skipped;
+
+    /// <summary>The download directory and each file's path components under it (to create a file that stops being skipped).</summary>
+    private string _root = "";
+    private string[][] _components = [];
+
+    /// <summary>
+    /// The parts file (libtorrent's <c>.parts</c>): the bytes of files not on disk (skipped) from pieces shared with
+    /// wanted files, each at its offset in the torrent's byte stream (a sparse file). Created at the first such write;
+    /// set under <c>_writeOrder</c>.
+    /// </summary>
+    private SafeFileHandle? _parts;
+
     private TorrentStorage(TorrentInfo info, string[] paths, SafeFileHandle?[] handles, string resumePath)
     {
         _info = info;
@@ -48,10 +62,14 @@ public sealed class TorrentStorage : ITorrentStorage
         _direct = new SafeFileHandle?[handles.Length];
         _verified = new Bitfield(info.PieceCount);
         _written = new bool[handles.Length];
+        _skipped = new bool[handles.Length];
         ResumePath = resumePath;
     }
 
     public string ResumePath { get; }
+
+    /// <summary>Where the bytes of skipped files from shared pieces are kept (next to the resume file).</summary>
+    public string PartsPath => Path.ChangeExtension(ResumePath, ".parts");
 
     /// <summary>Where, under the download directory, resume files are kept unless another path is given.</summary>
     public const string ResumeDirectory = ".peerway";
@@ -102,7 +120,8 @@ public sealed class TorrentStorage : ITorrentStorage
     /// <param name="directWrites">Write verified pieces with O_DIRECT where the filesystem allows it (Linux).</param>
     /// <param name="overwrite">Write into (and truncate to size) existing files that do not fit the torrent.</param>
     /// <param name="time">The wall clock for file mtimes (the resume record's sentinel); null: the system clock.</param>
-    public static TorrentStorage Open(TorrentInfo info, string directory, bool create, string? resumePath = null, CancellationToken ct = default, bool directWrites = false, bool overwrite = false, TimeProvider? time = null)
+    /// <param name="skippedFiles">Per entry of <see cref="TorrentInfo.Files"/>: not to be created (see <see cref="SetSkippedFiles"/>); null: none.</param>
+    public static TorrentStorage Open(TorrentInfo info, string directory, bool create, string? resumePath = null, CancellationToken ct = default, bool directWrites = false, bool overwrite = false, TimeProvider? time = null, IReadOnlyList<bool>? skippedFiles = null)
     {
         ArgumentNullException.ThrowIfNull(info);
         var root = Path.GetFullPath(directory);
@@ -122,7 +141,13 @@ public sealed class TorrentStorage : ITorrentStorage
         // Our own resume file lives in the output tree too: it is checked like the torrent's files.
         string[]? resumeComponents = resumePath is null ? [ResumeDirectory, info.InfoHash + ".resume"] : null;
         resumePath ??= Path.Combine(root, ResumeDirectory, info.InfoHash + ".resume");
-        var storage = new TorrentStorage(info, paths, handles, resumePath) { _writable = create, _time = time ?? TimeProvider.System };
+        var storage = new TorrentStorage(info, paths, handles, resumePath) { _writable = create, _time = time ?? TimeProvider.System, _root = root, _components = components };
+        if (skippedFiles is not null)
+        {
+            if (skippedFiles.Count != info.Files.Count) throw new ArgumentException($"{skippedFiles.Count} skip flags for {info.Files.Count} files", nameof(skippedFiles));
+            storage._skipped = [.. skippedFiles];
+        }
+
         try
         {
             if (create)
@@ -154,6 +179,9 @@ public sealed class TorrentStorage : ITorrentStorage
     {
         using var output = OutputDirectory.Open(root, create: true);
         if (resumeComponents is not null) output.OpenExistingFile(resumeComponents, writable: false)?.Dispose();
+        _parts = resumeComponents is not null
+            ? output.OpenExistingFile([.. resumeComponents[..^1], Path.GetFileName(PartsPath)], writable: true)
+            : File.Exists(PartsPath) ? File.OpenHandle(PartsPath, FileMode.Open, FileAccess.ReadWrite) : null;
         var fresh = new bool[_paths.Length];
         for (var i = 0; i < _paths.Length; i++)
         {
@@ -165,8 +193,9 @@ public sealed class TorrentStorage : ITorrentStorage
             }
 
             _handles[i] = output.OpenExistingFile(components[i], writable: true);
-            // A file we are about to create holds no data: its pieces need no hashing (only zeros could be there).
-            fresh[i] = _handles[i] is null || RandomAccess.GetLength(_handles[i]!) == 0;
+            // A file we are about to create holds no data: its pieces need no hashing (only zeros could be there),
+            // unless a parts file may hold its bytes of shared pieces.
+            fresh[i] = _handles[i] is null ? _parts is null : RandomAccess.GetLength(_handles[i]!) == 0;
         }
 
         var ours = Establish(fresh, ct);
@@ -176,8 +205,11 @@ public sealed class TorrentStorage : ITorrentStorage
             if (_info.Files[i].IsPadding) continue;
             if (_handles[i] is null)
             {
+                // A skipped file is not created (its bytes of shared pieces go to the parts file).
+                if (_skipped[i]) continue;
                 _handles[i] = output.CreateFile(components[i]);
                 _written[i] = true;
+                CopyFromParts(i);
             }
 
             // Sparse preallocation: extending with ftruncate allocates no blocks (shrinking happens only with overwrite).
@@ -337,16 +369,19 @@ public sealed class TorrentStorage : ITorrentStorage
         {
             var span = destination.Slice(from, count);
             // A padding file (BEP 47), or a file not created yet (while existing files are checked on open): zeros.
-            if (_info.Files[file].IsPadding || _handles[file] is null)
+            // A file not on disk (skipped) has its bytes of verified shared pieces in the parts file.
+            var parts = _parts;
+            if (_info.Files[file].IsPadding || (_handles[file] is null && parts is null))
             {
                 span.Clear();
                 continue;
             }
 
-            var at = fileOffset;
+            var handle = _handles[file] ?? parts!;
+            var at = _handles[file] is null ? _info.Files[file].Offset + fileOffset : fileOffset;
             while (span.Length > 0)
             {
-                var n = RandomAccess.Read(_handles[file]!, span, at);
+                var n = RandomAccess.Read(handle, span, at);
                 if (n == 0)
                 {
                     span.Clear();
@@ -414,6 +449,13 @@ public sealed class TorrentStorage : ITorrentStorage
         // BEP 47: a padding file's bytes (zeros, already checked by the piece hash) are not stored.
         var segments = Segments((long)piece * _info.PieceLength, data.Length);
         segments.RemoveAll(s => _info.Files[s.File].IsPadding);
+        foreach (var (file, fileOffset, from, count) in segments.Where(s => _handles[s.File] is null))
+        {
+            _parts ??= CreatePartsFile();
+            RandomAccess.Write(_parts, data.Slice(from, count), _info.Files[file].Offset + fileOffset);
+        }
+
+        segments.RemoveAll(s => _handles[s.File] is null);
         foreach (var segment in segments) _written[segment.File] = true;
         if (!segments.Exists(s => _direct[s.File] is not null))
         {
@@ -501,6 +543,13 @@ public sealed class TorrentStorage : ITorrentStorage
                     continue;
                 }
 
+                // A file not on disk (skipped): recorded as absent; its bytes of verified pieces are in the parts file.
+                if (_handles[i] is null)
+                {
+                    files.Add(new BList([new BInteger(-1), new BInteger(0)]));
+                    continue;
+                }
+
                 // Through the handle, never the path: the file we opened is the one recorded. Only files we wrote into
                 // get the sentinel; a file of the user's that we only read keeps its mtime.
                 var handle = _handles[i]!;
@@ -515,7 +564,7 @@ public sealed class TorrentStorage : ITorrentStorage
             }
         }
 
-        foreach (var h in _handles)
+        foreach (var h in _handles.Append(_parts))
         {
             if (h is not null && !h.IsClosed && _writable) RandomAccess.FlushToDisk(h);
         }
@@ -574,6 +623,13 @@ public sealed class TorrentStorage : ITorrentStorage
                 continue;
             }
 
+            // A file recorded absent (skipped) that is still absent: its bytes are in the parts file, fsynced with the record.
+            if (_handles[i] is null && files.Items[i] is BList { Items: [BInteger { Value: -1 }, BInteger] })
+            {
+                trusted[i] = true;
+                continue;
+            }
+
             recorded[i] = files.Items[i] is BList { Items: [BInteger size, BInteger] } && _handles[i] is { } handle && RandomAccess.GetLength(handle) == size.Value;
             trusted[i] = recorded[i] && files.Items[i] is BList { Items: [_, BInteger mtime] } && File.GetLastWriteTimeUtc(_handles[i]!).Ticks == mtime.Value;
         }
@@ -581,8 +637,81 @@ public sealed class TorrentStorage : ITorrentStorage
         return trusted;
     }
 
+    /// <summary>
+    /// Changes which files are skipped while running (per entry of <see cref="TorrentInfo.Files"/>): a file no longer
+    /// skipped is created now, with the bytes of its verified pieces copied from the parts file; a file that becomes
+    /// skipped and is already on disk stays there (and keeps being written).
+    /// </summary>
+    public void SetSkippedFiles(IReadOnlyList<bool> skipped)
+    {
+        ArgumentNullException.ThrowIfNull(skipped);
+        if (skipped.Count != _paths.Length) throw new ArgumentException($"{skipped.Count} skip flags for {_paths.Length} files", nameof(skipped));
+        lock (_writeOrder)
+        {
+            _skipped = [.. skipped];
+            if (!_writable) return;
+            OutputDirectory? output = null;
+            try
+            {
+                for (var i = 0; i < _paths.Length; i++)
+                {
+                    if (_skipped[i] || _info.Files[i].IsPadding || _handles[i] is not null) continue;
+                    output ??= OutputDirectory.Open(_root, create: true);
+                    var handle = output.OpenExistingFile(_components[i], writable: true) ?? output.CreateFile(_components[i]);
+                    if (RandomAccess.GetLength(handle) != _info.Files[i].Length) RandomAccess.SetLength(handle, _info.Files[i].Length);
+                    _handles[i] = handle;
+                    _written[i] = true;
+                    CopyFromParts(i);
+                }
+            }
+            finally
+            {
+                output?.Dispose();
+            }
+
+            lock (_gate) _dirtySinceResume = true;
+        }
+    }
+
+    /// <summary>Copies file <paramref name="file"/>'s bytes of verified pieces from the parts file into the file just created.</summary>
+    private void CopyFromParts(int file)
+    {
+        if (_parts is null) return;
+        var f = _info.Files[file];
+        if (f.Length == 0) return;
+        RandomAccess.SetLength(_handles[file]!, f.Length);
+        var first = (int)(f.Offset / _info.PieceLength);
+        var last = (int)((f.Offset + f.Length - 1) / _info.PieceLength);
+        var buffer = ArrayPool<byte>.Shared.Rent(_info.PieceLength);
+        try
+        {
+            for (var p = first; p <= last; p++)
+            {
+                if (!HasPiece(p)) continue;
+                var start = Math.Max(f.Offset, (long)p * _info.PieceLength);
+                var end = Math.Min(f.Offset + f.Length, ((long)p * _info.PieceLength) + _info.PieceSize(p));
+                var span = buffer.AsSpan(0, (int)(end - start));
+                var n = RandomAccess.Read(_parts, span, start);
+                span[n..].Clear();
+                RandomAccess.Write(_handles[file]!, span, start - f.Offset);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private SafeFileHandle CreatePartsFile()
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(PartsPath)!);
+        // Never through a link: an existing entry there that is not ours was refused on open (or appeared since).
+        return File.OpenHandle(PartsPath, FileMode.CreateNew, FileAccess.ReadWrite);
+    }
+
     public void Dispose()
     {
+        _parts?.Dispose();
         foreach (var h in _handles) h?.Dispose();
         lock (_direct)
         {

@@ -11,6 +11,8 @@ public readonly record struct BlockRequest(int Piece, int Begin, int Length);
 /// 1. finish pieces already started (strict priority), 2. random first pieces until a few are complete,
 /// 3. rarest first with a random tie-break, 4. endgame: once every missing block is requested, request
 /// outstanding blocks from other peers too, and cancel the duplicates when one arrives.
+/// File priorities (see <see cref="SetPiecePriorities"/>): a skipped piece is never picked, and high-priority pieces
+/// are started before normal ones (libtorrent's piece priorities).
 /// </summary>
 public sealed class PiecePicker
 {
@@ -24,6 +26,10 @@ public sealed class PiecePicker
     private readonly Bitfield _have;
     private readonly Dictionary<int, PartialPiece> _partial = [];
     private int _unrequestedMissingBlocks;
+    private FilePriority[] _priority;
+
+    /// <summary>Wanted (not skipped) pieces not verified yet.</summary>
+    private int _wantedMissing;
 
     public PiecePicker(int pieceCount, Func<int, int> pieceSize, Bitfield have, Random random)
     {
@@ -33,16 +39,56 @@ public sealed class PiecePicker
         _random = random;
         _availability = new int[pieceCount];
         _have = have;
+        _priority = new FilePriority[pieceCount];
+        Array.Fill(_priority, FilePriority.Normal);
         for (var p = 0; p < pieceCount; p++)
         {
-            if (!have[p]) _unrequestedMissingBlocks += BlockCount(p);
+            if (!have[p])
+            {
+                _unrequestedMissingBlocks += BlockCount(p);
+                _wantedMissing++;
+            }
+        }
+    }
+
+    /// <summary>True once every piece not skipped is verified (the download of what was selected is done).</summary>
+    public bool IsDone => _wantedMissing == 0;
+
+    /// <summary>Whether <paramref name="piece"/> is wanted (some file it overlaps is not skipped).</summary>
+    public bool IsWanted(int piece) => _priority[piece] != FilePriority.Skip;
+
+    /// <summary>
+    /// Sets each piece's priority (<see cref="FilePriorities.ForPieces"/>); may change at any time. A started piece that
+    /// becomes skipped keeps what it received but is not asked for any more.
+    /// </summary>
+    public void SetPiecePriorities(IReadOnlyList<FilePriority> priorities)
+    {
+        ArgumentNullException.ThrowIfNull(priorities);
+        if (priorities.Count != _pieceCount) throw new ArgumentException($"{priorities.Count} priorities for {_pieceCount} pieces", nameof(priorities));
+        _priority = [.. priorities];
+        _wantedMissing = 0;
+        _unrequestedMissingBlocks = 0;
+        for (var p = 0; p < _pieceCount; p++)
+        {
+            if (_have[p] || !IsWanted(p)) continue;
+            _wantedMissing++;
+            if (!_partial.TryGetValue(p, out var partial))
+            {
+                _unrequestedMissingBlocks += BlockCount(p);
+                continue;
+            }
+
+            foreach (var b in partial.Blocks)
+            {
+                if (!b.Received && b.Requesters.Count == 0) _unrequestedMissingBlocks++;
+            }
         }
     }
 
     public int BlockLength { get; init; } = Metainfo.TorrentLimits.BlockLength;
 
     /// <summary>True once every missing block has been requested at least once.</summary>
-    public bool InEndgame => _unrequestedMissingBlocks == 0 && !_have.IsComplete;
+    public bool InEndgame => _unrequestedMissingBlocks == 0 && !IsDone;
 
     public int Availability(int piece) => _availability[piece];
 
@@ -70,7 +116,7 @@ public sealed class PiecePicker
         ArgumentNullException.ThrowIfNull(peerHas);
         for (var p = 0; p < _pieceCount; p++)
         {
-            if (peerHas[p] && !_have[p]) return true;
+            if (peerHas[p] && !_have[p] && IsWanted(p)) return true;
         }
 
         return false;
@@ -80,25 +126,34 @@ public sealed class PiecePicker
     /// Picks up to <paramref name="count"/> blocks that <paramref name="peer"/> (which has <paramref name="peerHas"/>) should
     /// be asked for, marking them requested. <paramref name="allowedFast"/> restricts the choice (BEP 6, while choked).
     /// </summary>
-    public List<BlockRequest> Pick(object peer, Bitfield peerHas, int count, IReadOnlySet<int>? allowedFast = null, IReadOnlySet<int>? excluded = null)
+    /// <param name="commonestFirst">Start the most available pieces first instead of the rarest (a web seed, which leaves the rare ones to peers).</param>
+    public List<BlockRequest> Pick(object peer, Bitfield peerHas, int count, IReadOnlySet<int>? allowedFast = null, IReadOnlySet<int>? excluded = null, bool commonestFirst = false)
     {
         ArgumentNullException.ThrowIfNull(peerHas);
         var result = new List<BlockRequest>();
         if (count <= 0) return result;
-        bool Eligible(int p) => peerHas[p] && !_have[p] && (allowedFast is null || allowedFast.Contains(p)) && (excluded is null || excluded.Count == 0 || !excluded.Contains(p));
+        bool Eligible(int p) => peerHas[p] && !_have[p] && IsWanted(p) && (allowedFast is null || allowedFast.Contains(p)) && (excluded is null || excluded.Count == 0 || !excluded.Contains(p));
 
-        // 1. Finish started pieces first (fewest remaining blocks first, so pieces complete and can be shared).
-        foreach (var partial in _partial.Values.OrderBy(p => p.Remaining).ToList())
+        // 1. Finish started pieces first (higher priority first, then fewest remaining blocks, so pieces complete and can be shared).
+        foreach (var partial in _partial.Values.OrderByDescending(p => _priority[p.Piece]).ThenBy(p => p.Remaining).ToList())
         {
             if (!Eligible(partial.Piece)) continue;
             TakeUnrequested(partial, peer, count, result);
             if (result.Count >= count) return result;
         }
 
-        // 2/3. Start new pieces: random first, then rarest first with a random tie-break.
+        // 2/3. Start new pieces: random first, then rarest first with a random tie-break; high-priority pieces before the rest.
+        var high = true;
         while (result.Count < count)
         {
-            var next = _have.SetCount < RandomFirstPieces ? PickRandom(Eligible) : PickRarest(Eligible);
+            Func<int, bool> eligible = high ? p => _priority[p] == FilePriority.High && Eligible(p) : Eligible;
+            var next = _have.SetCount < RandomFirstPieces ? PickRandom(eligible) : PickRarest(eligible, commonestFirst);
+            if (next < 0 && high)
+            {
+                high = false;
+                continue;
+            }
+
             if (next < 0) break;
             var partial = new PartialPiece(next, BlockCount(next));
             _partial.Add(next, partial);
@@ -156,7 +211,7 @@ public sealed class PiecePicker
         return chosen;
     }
 
-    private int PickRarest(Func<int, bool> eligible)
+    private int PickRarest(Func<int, bool> eligible, bool commonestFirst)
     {
         var chosen = -1;
         var best = int.MaxValue;
@@ -164,7 +219,7 @@ public sealed class PiecePicker
         for (var p = 0; p < _pieceCount; p++)
         {
             if (!eligible(p) || _partial.ContainsKey(p)) continue;
-            var a = _availability[p];
+            var a = commonestFirst ? -_availability[p] : _availability[p];
             if (a < best)
             {
                 best = a;
@@ -210,7 +265,7 @@ public sealed class PiecePicker
         if (b >= partial.Blocks.Length) return;
         ref var block = ref partial.Blocks[b];
         if (block.Received || !block.Requesters.Remove(peer)) return;
-        if (block.Requesters.Count == 0) _unrequestedMissingBlocks++;
+        if (block.Requesters.Count == 0 && IsWanted(piece)) _unrequestedMissingBlocks++;
     }
 
     /// <summary>The peers that supplied the blocks of a complete piece (to blame if its hash fails).</summary>
@@ -221,6 +276,7 @@ public sealed class PiecePicker
     public void OnPieceVerified(int piece)
     {
         _partial.Remove(piece);
+        if (!_have[piece] && IsWanted(piece)) _wantedMissing--;
         _have.Set(piece);
     }
 
@@ -229,7 +285,7 @@ public sealed class PiecePicker
     {
         if (!_partial.Remove(piece, out var partial)) return;
         // Received and requested blocks were both counted out of the unrequested total; all of them are needed again.
-        _unrequestedMissingBlocks += partial.Blocks.Length;
+        if (IsWanted(piece)) _unrequestedMissingBlocks += partial.Blocks.Length;
     }
 
     private sealed class PartialPiece(int piece, int blocks)

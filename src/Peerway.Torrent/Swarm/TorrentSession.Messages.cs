@@ -181,7 +181,7 @@ public sealed partial class TorrentSession
     private void UpdateInterest(PeerConnection conn)
     {
         if (_picker is null || conn.PeerHas is null) return;
-        var interested = !_have!.IsComplete && _picker.IsInteresting(conn.PeerHas);
+        var interested = !_picker.IsDone && _picker.IsInteresting(conn.PeerHas);
         if (interested == conn.AmInterested) return;
         conn.AmInterested = interested;
         conn.Send(w => PeerWire.WriteSimple(w, interested ? PeerMessageType.Interested : PeerMessageType.NotInterested));
@@ -284,7 +284,7 @@ public sealed partial class TorrentSession
 
         data.CopyTo(buffer.AsSpan(begin));
         // Endgame: the same block was asked of others; cancel it there.
-        foreach (var other in cancelAt.Cast<PeerConnection>())
+        foreach (var other in cancelAt.OfType<PeerConnection>())
         {
             if (other.Outstanding.Remove(r)) other.Send(w => PeerWire.WriteBlockMessage(w, PeerMessageType.Cancel, r.Piece, r.Begin, r.Length));
         }
@@ -309,7 +309,7 @@ public sealed partial class TorrentSession
     /// <summary>Asks the peer for more blocks, up to its adaptive queue depth.</summary>
     private void RequestMore(PeerConnection conn)
     {
-        if (_picker is null || conn.PeerHas is null || !conn.AmInterested || conn.IsClosed || _have!.IsComplete) return;
+        if (_picker is null || conn.PeerHas is null || !conn.AmInterested || conn.IsClosed || _picker.IsDone) return;
         IReadOnlySet<int>? allowed = null;
         if (conn.PeerChoking)
         {
@@ -370,22 +370,7 @@ public sealed partial class TorrentSession
             }
         }
 
-        if (done is not null)
-        {
-            foreach (var (piece, data) in done)
-            {
-                Interlocked.Increment(ref _diskQueued);
-                try
-                {
-                    await _shared.Disk.EnqueueAsync(this, piece, data, _cts.Token).ConfigureAwait(false);
-                }
-                catch (Exception ex) when (ex is OperationCanceledException or System.Threading.Channels.ChannelClosedException)
-                {
-                    DiskItemDone();
-                    throw new OperationCanceledException("the session is stopping", ex);
-                }
-            }
-        }
+        if (done is not null) await EnqueueCompletePiecesAsync(done).ConfigureAwait(false);
 
         if (_info is null)
         {
@@ -508,7 +493,8 @@ public sealed partial class TorrentSession
                 UpdateInterest(c);
             }
 
-            if (_have!.IsComplete)
+            // Complete once every wanted piece is (with file priorities, the selected files; see FilePriorities).
+            if (_picker.IsDone && !_completed.Task.IsCompleted)
             {
                 _log.LogInformation("download complete: {Name}", _info!.Name);
                 foreach (var c in _connections) DropOutstanding(c);
@@ -525,8 +511,10 @@ public sealed partial class TorrentSession
         }
 
         _hashFailures++;
-        var contributors = _picker!.Contributors(piece).Cast<PeerConnection>().ToList();
+        var sources = _picker!.Contributors(piece);
+        var contributors = sources.OfType<PeerConnection>().ToList();
         _picker.OnPieceFailed(piece);
+        BlameWebSeedsLocked(sources, piece);
         foreach (var c in contributors)
         {
             c.HashFailures++;

@@ -180,7 +180,8 @@ public sealed partial class TorrentSession : IAsyncDisposable
 
     private void InitializeStorage(TorrentInfo info, CancellationToken ct)
     {
-        var storage = _storageFactory.Open(info, _savePath, _seedOnly, ct);
+        var priorities = ResolveFilePriorities(info);
+        var storage = _storageFactory.Open(info, _savePath, _seedOnly, priorities is null ? null : FilePriorities.SkippedFiles(info, priorities), ct);
 
         lock (_gate)
         {
@@ -188,12 +189,13 @@ public sealed partial class TorrentSession : IAsyncDisposable
             _storage = storage;
             _have = storage.Verified;
             _picker = new PiecePicker(info.PieceCount, info.PieceSize, _have, _random);
+            if (priorities is not null) _picker.SetPiecePriorities(FilePriorities.ForPieces(info, priorities));
             _lastResume = _time.GetUtcNow();
             foreach (var c in _connections) AdoptEarlyAvailability(c);
         }
 
         _metadata.TrySetResult(info);
-        if (storage.IsComplete) _completed.TrySetResult();
+        if (storage.IsComplete || _picker!.IsDone) _completed.TrySetResult();
     }
 
     /// <summary>Adds peers to dial (from trackers, the DHT, PEX, the command line).</summary>
@@ -443,6 +445,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
         lock (_gate)
         {
             _ticks++;
+            WakeWebSeedsLocked();
             var dueRechoke = _ticks % Math.Max(1, (long)(_options.Choker.RechokeInterval / TickInterval)) == 1;
             if (dueRechoke) Rechoke();
             UpdateActivityLocked(now);
