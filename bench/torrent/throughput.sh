@@ -6,7 +6,7 @@
 #   libtorrent pe_forced in and out with allowed_enc_level rc4); plus one core's SHA-1 speed (the hashing ceiling).
 # Usage (root: it creates network namespaces): bench/torrent/throughput.sh [SIZE_MIB=1024] [ROUNDS=3] [PAIR...]
 #   PAIR defaults to all eight: peerway peerway-rc4 transmission transmission-rc4 aria2 aria2-rc4 libtorrent
-#   libtorrent-rc4. Every round runs every pair once, in that order; the report gives each pair's median over the
+#   libtorrent-rc4; also baseline and baseline-rc4 with PW_BASELINE=DIR (an earlier build's .build/cli, see below). Every round runs every pair once, in that order; the report gives each pair's median over the
 #   rounds and the ratios of Peerway's medians to the fastest other client's, plaintext and RC4.
 #
 # Same path for all pairs: the seeder (and `peerway tracker`, 2 s interval) runs in namespace A at 10.77.1.1, the
