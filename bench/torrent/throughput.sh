@@ -6,7 +6,7 @@
 #   libtorrent pe_forced in and out with allowed_enc_level rc4); plus one core's SHA-1 speed (the hashing ceiling).
 # Usage (root: it creates network namespaces): bench/torrent/throughput.sh [SIZE_MIB=1024] [ROUNDS=3] [PAIR...]
 #   PAIR defaults to all eight: peerway peerway-rc4 transmission transmission-rc4 aria2 aria2-rc4 libtorrent
-#   libtorrent-rc4. Every round runs every pair once, in that order; the report gives each pair's median over the
+#   libtorrent-rc4; also baseline and baseline-rc4 with PW_BASELINE=DIR (an earlier build's .build/cli, see below). Every round runs every pair once, in that order; the report gives each pair's median over the
 #   rounds and the ratios of Peerway's medians to the fastest other client's, plaintext and RC4.
 #
 # Same path for all pairs: the seeder (and `peerway tracker`, 2 s interval) runs in namespace A at 10.77.1.1, the
@@ -24,9 +24,12 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 size_mib="${1:-1024}"
 rounds="${2:-3}"
-all_pairs=(peerway peerway-rc4 transmission transmission-rc4 aria2 aria2-rc4 libtorrent libtorrent-rc4)
-if [ $# -gt 2 ]; then pairs=("${@:3}"); else pairs=("${all_pairs[@]}"); fi
+all_pairs=(peerway peerway-rc4 transmission transmission-rc4 aria2 aria2-rc4 libtorrent libtorrent-rc4 baseline baseline-rc4)
+if [ $# -gt 2 ]; then pairs=("${@:3}"); else pairs=("${all_pairs[@]:0:8}"); fi
 pw="$here/peerway"
+# PW_BASELINE=DIR (a copy of an earlier build's .build/cli): the pairs "baseline" and "baseline-rc4" run that build's
+# `share`/`get` exactly as the peerway pairs do, for a before/after in the same run.
+baseline="${PW_BASELINE:-}"
 lt_peer="$here/bench/torrent/lt_peer.py"
 for p in ip aria2c transmission-daemon transmission-remote curl python3 openssl /usr/bin/python3; do
   command -v "$p" >/dev/null || { echo "throughput.sh: $p is not installed" >&2; exit 1; }
@@ -101,13 +104,18 @@ stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 # starts mark_first_data ($mpid).
 
 # Peerway -> Peerway
-run_peerway() {
+run_baseline() {
+  [ -f "$baseline/peerway.dll" ] || { echo "throughput.sh: the baseline pairs need PW_BASELINE=DIR (a copy of .build/cli)" >&2; exit 2; }
+  pw_run=(dotnet "$baseline/peerway.dll"); run_peerway_with "$@"
+}
+run_peerway() { pw_run=("$pw"); run_peerway_with "$@"; }
+run_peerway_with() {
   local enc=(--encryption off); [ "$2" = rc4 ] && enc=(--encryption require)
-  "${a[@]}" "$pw" share "$work/$1.torrent" --content "$work/src/$1.bin" --port "$((port + 1))" "${enc[@]}" > /dev/null 2>"$work/share.err" & spid=$!; pids+=($spid)
+  "${a[@]}" "${pw_run[@]}" share "$work/$1.torrent" --content "$work/src/$1.bin" --port "$((port + 1))" "${enc[@]}" > /dev/null 2>"$work/share.err" & spid=$!; pids+=($spid)
   wait_seed "$1"
   mark_first_data "$work/first" & mpid=$!
   t0="$(now)"
-  "${b[@]}" "$pw" get "$work/$1.torrent" -o "$work/out" --port "$((port + 2))" --timeout 900 "${enc[@]}" >/dev/null 2>"$work/get.err"
+  "${b[@]}" "${pw_run[@]}" get "$work/$1.torrent" -o "$work/out" --port "$((port + 2))" --timeout 900 "${enc[@]}" >/dev/null 2>"$work/get.err"
   t1="$(now)"
   stop "$spid"
   check "$work/out/$1.bin" "$1"
@@ -208,12 +216,17 @@ for p, (w, d) in med.items():
     print(f"{p.replace('-rc4', ' RC4'):<32} {w:<16.1f} {d:<12.1f} {'  '.join(f'{x:.1f}/{y:.1f}' for x, y in runs[p])}")
 for suffix, name in (("", "plaintext"), ("-rc4", "RC4")):
     mine = "peerway" + suffix
-    others = [p for p in med if p != mine and p.endswith("-rc4") == (suffix == "-rc4")]
+    others = [p for p in med if p not in (mine, "baseline" + suffix) and p.endswith("-rc4") == (suffix == "-rc4")]
     if mine not in med or not others:
         continue
     bw = max(others, key=lambda p: med[p][0])
     bd = max(others, key=lambda p: med[p][1])
     print(f"{'ratio vs the fastest, ' + name:<32} {f'{med[mine][0] / med[bw][0]:.2f}x ({bw})':<16} {med[mine][1] / med[bd][1]:.2f}x ({bd})")
+for suffix, name in (("", "plaintext"), ("-rc4", "RC4")):
+    if "peerway" + suffix in med and "baseline" + suffix in med:
+        w = med["peerway" + suffix][0] / med["baseline" + suffix][0]
+        d = med["peerway" + suffix][1] / med["baseline" + suffix][1]
+        print(f"{'Peerway vs baseline, ' + name:<32} {f'{w:.2f}x':<16} {d:.2f}x")
 if "peerway" in med and "peerway-rc4" in med:
     w = med["peerway-rc4"][0] / med["peerway"][0]
     d = med["peerway-rc4"][1] / med["peerway"][1]

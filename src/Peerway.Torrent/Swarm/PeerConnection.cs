@@ -31,6 +31,9 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
     /// <summary>Most buffers handed to one gather write (well under Linux's IOV_MAX of 1024).</summary>
     private const int MaxSegmentsPerSend = 256;
 
+    /// <summary>Most bytes the pump encrypts and hands to one send; also how often <see cref="SendBlocks"/> wakes the pump.</summary>
+    internal const int MaxBatchBytes = 256 * 1024;
+
     // 64 KiB segments hold several 16 KiB blocks each, so a batch of blocks goes out in a few iovecs.
     private readonly Pipe _outgoing = new(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: 64 * 1024, useSynchronizationContext: false));
     private readonly Lock _writeGate = new();
@@ -142,53 +145,44 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
     public void StartPump() => _pump = PumpAsync();
 
     /// <summary>
-    /// Copies the outgoing pipe to the stream: on a TCP socket everything buffered so far goes out in one gather write
-    /// (sendmsg with many iovecs), so a batch of blocks costs one system call instead of one per 16 KiB block; on other
-    /// transports each buffer is written in turn.
+    /// Copies the outgoing pipe to the stream in batches of at most <see cref="MaxBatchBytes"/>: on a TCP socket a batch
+    /// goes out in one gather write (sendmsg with many iovecs), so a batch of blocks costs one system call instead of one
+    /// per 16 KiB block; on other transports each buffer is written in turn. In RC4 mode each batch is encrypted in place
+    /// just before its send (<see cref="OutgoingBatch"/>), so encryption here overlaps the peer's decryption of the
+    /// previous batch instead of running over everything queued before the first byte leaves.
     /// </summary>
     private async Task PumpAsync()
     {
         var reader = _outgoing.Reader;
+        var batch = new List<ReadOnlyMemory<byte>>(MaxSegmentsPerSend);
         var segments = new List<ArraySegment<byte>>(MaxSegmentsPerSend);
+        // RC4 mode: how many bytes at the head of the pipe are already encrypted (the unsent rest of the last batch).
+        var encrypted = 0;
         try
         {
             while (true)
             {
                 var result = await reader.ReadAsync(_cts.Token).ConfigureAwait(false);
                 var buffer = result.Buffer;
-                // Everything before was sent and consumed, so these bytes are all new: encrypt them once, in place.
-                if (_encryptor is not null)
+                var length = OutgoingBatch.Collect(buffer, MaxBatchBytes, MaxSegmentsPerSend, batch);
+                if (length == 0)
                 {
-                    foreach (var memory in buffer) _encryptor.Transform(MemoryMarshal.AsMemory(memory).Span);
+                    reader.AdvanceTo(buffer.End);
+                    if (result.IsCompleted) return;
+                    continue;
                 }
 
-                while (!buffer.IsEmpty)
+                if (_encryptor is not null && length > encrypted)
                 {
-                    segments.Clear();
-                    foreach (var memory in buffer)
-                    {
-                        if (memory.IsEmpty) continue;
-                        if (!MemoryMarshal.TryGetArray(memory, out var segment))
-                        {
-                            // Not array-backed (never with the default pool): send what came before it, then it alone.
-                            if (segments.Count > 0) break;
-                            await _stream.WriteAsync(memory, _cts.Token).ConfigureAwait(false);
-                            buffer = buffer.Slice(memory.Length);
-                            break;
-                        }
-
-                        segments.Add(segment);
-                        if (segments.Count == MaxSegmentsPerSend) break;
-                    }
-
-                    if (segments.Count == 0) continue;
-                    var sent = await SendAsync(segments).ConfigureAwait(false);
-                    if (sent <= 0) throw new IOException("the peer closed the connection");
-                    buffer = buffer.Slice(sent);
+                    OutgoingBatch.Encrypt(batch, encrypted, _encryptor);
+                    encrypted = length;
                 }
 
-                reader.AdvanceTo(buffer.End);
-                if (result.IsCompleted) return;
+                var sent = await SendAsync(batch, segments).ConfigureAwait(false);
+                if (sent <= 0) throw new IOException("the peer closed the connection");
+                encrypted = Math.Max(0, encrypted - sent);
+                // What was not sent stays in the pipe; the next read returns it (with anything written since) at once.
+                reader.AdvanceTo(buffer.GetPosition(sent));
             }
         }
         catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
@@ -197,20 +191,20 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
         }
     }
 
-    private async ValueTask<int> SendAsync(List<ArraySegment<byte>> segments)
+    private async ValueTask<int> SendAsync(List<ReadOnlyMemory<byte>> batch, List<ArraySegment<byte>> segments)
     {
         if (_gatherSocket is { } socket)
         {
-            return segments.Count == 1
-                ? await socket.SendAsync(segments[0], SocketFlags.None, _cts.Token).ConfigureAwait(false)
-                : await socket.SendAsync(segments, SocketFlags.None).WaitAsync(_cts.Token).ConfigureAwait(false);
+            if (batch.Count == 1) return await socket.SendAsync(batch[0], SocketFlags.None, _cts.Token).ConfigureAwait(false);
+            OutgoingBatch.ToSegments(batch, segments);
+            return await socket.SendAsync(segments, SocketFlags.None).WaitAsync(_cts.Token).ConfigureAwait(false);
         }
 
         var sent = 0;
-        foreach (var segment in segments)
+        foreach (var memory in batch)
         {
-            await _stream.WriteAsync(segment, _cts.Token).ConfigureAwait(false);
-            sent += segment.Count;
+            await _stream.WriteAsync(memory, _cts.Token).ConfigureAwait(false);
+            sent += memory.Length;
         }
 
         return sent;
@@ -224,29 +218,50 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
         {
             if (IsClosed) return;
             write(_outgoing.Writer);
-            // Never blocks: the pipe has no pause threshold.
-            _ = _outgoing.Writer.FlushAsync(CancellationToken.None);
+            WakePump();
         }
 
         LastSent = _time.GetUtcNow();
     }
 
-    /// <summary>Writes a block read straight from storage into the pipe's buffer (no intermediate copy).</summary>
-    public bool SendBlock(ITorrentStorage storage, BlockRequest request)
+    /// <summary>
+    /// Writes PIECE messages for <paramref name="requests"/>, each block read from storage straight into the pipe's
+    /// buffer (no intermediate copy). The write lock is taken, and the pump woken, once per <see cref="MaxBatchBytes"/>
+    /// rather than once per block. Returns how many blocks were written (fewer when the connection closed meanwhile).
+    /// </summary>
+    public int SendBlocks(ITorrentStorage storage, IReadOnlyList<BlockRequest> requests)
     {
-        if (IsClosed) return false;
-        lock (_writeGate)
+        var written = 0;
+        while (written < requests.Count && !IsClosed)
         {
-            if (IsClosed) return false;
-            var span = _outgoing.Writer.GetSpan(13 + request.Length);
-            PeerWire.WritePieceHeader(span, request.Piece, request.Begin, request.Length);
-            storage.Read(request.Piece, request.Begin, span.Slice(13, request.Length));
-            _outgoing.Writer.Advance(13 + request.Length);
-            _ = _outgoing.Writer.FlushAsync(CancellationToken.None);
+            lock (_writeGate)
+            {
+                if (IsClosed) break;
+                var bytes = 0;
+                while (written < requests.Count && bytes < MaxBatchBytes)
+                {
+                    var request = requests[written];
+                    var span = _outgoing.Writer.GetSpan(PeerWire.PieceHeaderLength + request.Length);
+                    PeerWire.WritePieceHeader(span, request.Piece, request.Begin, request.Length);
+                    storage.Read(request.Piece, request.Begin, span.Slice(PeerWire.PieceHeaderLength, request.Length));
+                    _outgoing.Writer.Advance(PeerWire.PieceHeaderLength + request.Length);
+                    bytes += PeerWire.PieceHeaderLength + request.Length;
+                    written++;
+                }
+
+                WakePump();
+            }
         }
 
-        LastSent = _time.GetUtcNow();
-        return true;
+        if (written > 0) LastSent = _time.GetUtcNow();
+        return written;
+    }
+
+    /// <summary>Publishes what was written to the pipe to the pump (under <c>_writeGate</c>).</summary>
+    private void WakePump()
+    {
+        // Never blocks: the pipe has no pause threshold.
+        _ = _outgoing.Writer.FlushAsync(CancellationToken.None);
     }
 
     /// <summary>Reads exactly the 68-byte handshake (BEP 3 sends it before any framed message).</summary>

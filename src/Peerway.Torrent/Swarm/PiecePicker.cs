@@ -251,7 +251,8 @@ public sealed class PiecePicker
         block.Received = true;
         block.From = peer;
         partial.Remaining--;
-        cancelAt = block.Requesters.Where(r => !ReferenceEquals(r, peer)).ToList();
+        // Outside the endgame the block was asked of this peer alone: no list (this runs once per 16 KiB received).
+        if (block.Requesters.Count > 1) cancelAt = block.Requesters.Where(r => !ReferenceEquals(r, peer)).ToList();
         block.Requesters.Clear();
         pieceComplete = partial.Remaining == 0;
         return true;

@@ -284,8 +284,10 @@ public sealed partial class TorrentSession
 
         data.CopyTo(buffer.AsSpan(begin));
         // Endgame: the same block was asked of others; cancel it there.
-        foreach (var other in cancelAt.OfType<PeerConnection>())
+        for (var i = 0; i < cancelAt.Count; i++)
         {
+            // Web seeds take part in the endgame too; only peers are sent a CANCEL.
+            if (cancelAt[i] is not PeerConnection other) continue;
             if (other.Outstanding.Remove(r)) other.Send(w => PeerWire.WriteBlockMessage(w, PeerMessageType.Cancel, r.Piece, r.Begin, r.Length));
         }
 
@@ -427,14 +429,12 @@ public sealed partial class TorrentSession
     /// <summary>Sends blocks (outside the lock: disk reads) and accounts for them.</summary>
     private void Serve(PeerConnection conn, ITorrentStorage storage, List<BlockRequest> serve)
     {
+        var count = conn.SendBlocks(storage, serve);
         long sent = 0;
-        var count = 0;
-        foreach (var r in serve)
+        for (var i = 0; i < count; i++)
         {
-            if (!conn.SendBlock(storage, r)) break;
-            sent += r.Length;
-            count++;
-            BlockUploaded?.Invoke(conn.PeerId, r);
+            sent += serve[i].Length;
+            BlockUploaded?.Invoke(conn.PeerId, serve[i]);
         }
 
         lock (_gate)

@@ -297,6 +297,9 @@ public static class PeerWire
         block.CopyTo(body[9..]);
     }
 
+    /// <summary>Length of a piece message's header: length prefix, id, index and begin (BEP 3).</summary>
+    internal const int PieceHeaderLength = 13;
+
     /// <summary>Writes the 13-byte header of a piece message whose block the caller writes next (zero-copy reads).</summary>
     public static void WritePieceHeader(Span<byte> destination, int index, int begin, int blockLength)
     {
