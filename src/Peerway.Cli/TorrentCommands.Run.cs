@@ -26,7 +26,7 @@ internal static partial class TorrentCommands
 
     private static Option<string> BindOption() => Listening.BindOption("IP address to listen on for peers (and for the DHT node).", "0.0.0.0");
 
-    private static Option<string[]> TrackerOption() => new("--tracker") { Description = "Tracker announce URL, http(s):// or udp:// (repeatable)." };
+    private static Option<string[]> TrackerOption() => new("--tracker") { Description = "Tracker announce URL, http(s)://, udp:// or ws(s):// (repeatable)." };
 
     private static Option<string[]> DhtBootstrapOption() => new("--dht-bootstrap") { Description = "A DHT node to join through, HOST:PORT (repeatable); enables the DHT as a peer source." };
 
@@ -83,7 +83,7 @@ internal static partial class TorrentCommands
     {
         foreach (var t in trackers ?? [])
         {
-            if (!MetainfoParser.IsTrackerUrl(t)) throw new UsageException($"not an http, https or udp tracker URL: {t}");
+            if (!MetainfoParser.IsTrackerUrl(t)) throw new UsageException($"not an http, https, udp, ws or wss tracker URL: {t}");
         }
 
         return trackers ?? [];
@@ -319,7 +319,7 @@ internal static partial class TorrentCommands
         var port = Listening.PortOption("--port", "Port for HTTP (TCP) and BEP 15 (UDP) announces (0: any free port).", 6969, allowZero: true, "-p");
         var bind = Listening.BindOption("IP address to listen on (TCP and UDP).", "0.0.0.0");
         var interval = new Option<int>("--interval") { Description = "Re-announce interval in seconds.", DefaultValueFactory = _ => 60 };
-        var command = new Command("tracker", "Run a BitTorrent tracker: HTTP announce + scrape (compact, BEP 23) and UDP (BEP 15).") { port, bind, interval };
+        var command = new Command("tracker", "Run a BitTorrent tracker: HTTP announce + scrape (compact, BEP 23), UDP (BEP 15) and WebSocket (WebTorrent) on one port.") { port, bind, interval };
         command.SetAction(async (parse, ct) =>
         {
             var p = parse.GetValue(port);
@@ -336,7 +336,7 @@ internal static partial class TorrentCommands
             var host = address.Equals(IPAddress.Any) ? IPAddress.Loopback : address.Equals(IPAddress.IPv6Any) ? IPAddress.IPv6Loopback : address;
             await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"http://{EndPointParser.Format(new IPEndPoint(host, server.Port))}/announce"));
             await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                $"tracker on http://{EndPointParser.Format(new IPEndPoint(address, server.Port))}/announce and udp://{EndPointParser.Format(new IPEndPoint(address, server.Port))}; Ctrl-C to stop"));
+                $"tracker on http://{EndPointParser.Format(new IPEndPoint(address, server.Port))}/announce, udp://{EndPointParser.Format(new IPEndPoint(address, server.Port))} and ws://{EndPointParser.Format(new IPEndPoint(address, server.Port))}; Ctrl-C to stop"));
             await UntilInterruptedAsync(ct);
 
             return CliRunner.Ok;

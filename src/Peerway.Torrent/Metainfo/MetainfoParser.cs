@@ -326,7 +326,7 @@ public static class MetainfoParser
         return true;
     }
 
-    /// <summary>An absolute http, https or udp URL with a host.</summary>
+    /// <summary>An absolute http, https, udp, ws or wss (WebTorrent) URL with a host.</summary>
     public static bool IsTrackerUrl(string url) =>
-        Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" or "udp" && !string.IsNullOrEmpty(uri.Host);
+        Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" or "udp" or "ws" or "wss" && !string.IsNullOrEmpty(uri.Host);
 }
