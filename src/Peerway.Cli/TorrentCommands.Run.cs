@@ -10,6 +10,7 @@ using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Storage;
 using Peerway.Torrent.Swarm;
 using Peerway.Torrent.Trackers;
+using Peerway.WebTorrent;
 using Spectre.Console;
 
 namespace Peerway.Cli;
@@ -79,6 +80,24 @@ internal static partial class TorrentCommands
 
     private static Option<bool> VerboseOption() => new("--verbose", "-v") { Description = "Log protocol events to stderr." };
 
+    private static Option<string?> WebRtcOption() => new("--webrtc")
+    {
+        Description = "WebRTC peers (WebTorrent, browsers) through ws:// and wss:// trackers: on or off (default: on when a WebSocket tracker is known).",
+    };
+
+    /// <summary>The WebRTC peer source settings for --webrtc (null: off), given the trackers the torrent will use.</summary>
+    private static WebRtcPeerSourceOptions? CheckWebRtc(string? value, IEnumerable<string> trackers, IPAddress bind)
+    {
+        var on = value switch
+        {
+            null => trackers.Any(t => t.StartsWith("ws://", StringComparison.OrdinalIgnoreCase) || t.StartsWith("wss://", StringComparison.OrdinalIgnoreCase)),
+            "on" => true,
+            "off" => false,
+            _ => throw new UsageException($"--webrtc must be on or off, not {value}"),
+        };
+        return on ? new WebRtcPeerSourceOptions { BindAddress = bind } : null;
+    }
+
     private static string[] CheckTrackers(string[]? trackers)
     {
         foreach (var t in trackers ?? [])
@@ -100,7 +119,8 @@ internal static partial class TorrentCommands
         var dht = DhtBootstrapOption();
         var limit = UploadLimitOption();
         var encryption = EncryptionOption();
-        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, bind, trackers, dht, content, limit, encryption, verbose };
+        var webrtc = WebRtcOption();
+        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, bind, trackers, webrtc, dht, content, limit, encryption, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var source = parse.GetValue(path)!;
@@ -129,6 +149,7 @@ internal static partial class TorrentCommands
             }
 
             if (!File.Exists(contentPath) && !Directory.Exists(contentPath)) throw new UsageException($"content not found: {contentPath}");
+            var rtc = CheckWebRtc(parse.GetValue(webrtc), allTrackers, address);
             using var loggers = Loggers(parse.GetValue(verbose));
             var dhtRouters = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct);
             // The host binds its DHT node (with --dht-bootstrap) as it is made, and the peer port when started.
@@ -139,6 +160,7 @@ internal static partial class TorrentCommands
                 Path = contentPath,
                 ContentIsSource = true,
                 Trackers = allTrackers,
+                WebRtc = rtc,
                 DhtBootstrap = dhtRouters,
                 DhtBind = new IPEndPoint(address, 0),
                 Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)), Encryption = CheckEncryption(parse.GetValue(encryption)) },
@@ -180,7 +202,8 @@ internal static partial class TorrentCommands
         var limit = UploadLimitOption();
         var encryption = EncryptionOption();
         var overwrite = new Option<bool>("--overwrite") { Description = "Write into existing files that do not fit the torrent (larger, or other content); without it they are left untouched (exit 2)." };
-        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, bind, peers, dht, trackers, seed, timeout, limit, overwrite, encryption, verbose };
+        var webrtc = WebRtcOption();
+        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, bind, peers, dht, trackers, webrtc, seed, timeout, limit, overwrite, encryption, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var target = parse.GetValue(what)!;
@@ -217,6 +240,7 @@ internal static partial class TorrentCommands
             peerList.AddRange(await ResolveAllAsync(parse.GetValue(peers), "peer", ct));
 
             if (parse.GetValue(timeout) is <= 0) throw new UsageException("--timeout must be positive");
+            var rtc = CheckWebRtc(parse.GetValue(webrtc), trackerList, address);
             var dir = parse.GetValue(output)!;
             if (File.Exists(dir)) throw new UsageException($"-o {dir} is an existing file: give a directory to download into");
             Directory.CreateDirectory(dir);
@@ -229,6 +253,7 @@ internal static partial class TorrentCommands
                 Info = info,
                 Path = dir,
                 Trackers = trackerList,
+                WebRtc = rtc,
                 Peers = peerList,
                 DhtBootstrap = dhtRouters,
                 DhtBind = new IPEndPoint(address, 0),
