@@ -53,6 +53,7 @@ public sealed class WebRtcPeerSource : IWebRtcPeerSource, IAsyncDisposable
     private readonly Lock _gate = new();
     private readonly List<Task> _connecting = [];
     private readonly CancellationTokenSource _cts = new();
+    private readonly IPAddress _hostAddress;
     private int _live;
     private int _disposed;
 
@@ -65,6 +66,7 @@ public sealed class WebRtcPeerSource : IWebRtcPeerSource, IAsyncDisposable
         _time = time;
         _logs = logs ?? NullLoggerFactory.Instance;
         _log = _logs.CreateLogger<WebRtcPeerSource>();
+        _hostAddress = HostAddress(options.BindAddress);
     }
 
     /// <inheritdoc/>
@@ -87,7 +89,22 @@ public sealed class WebRtcPeerSource : IWebRtcPeerSource, IAsyncDisposable
             return null;
         }
 
-        return new RtcPeerConnection(new UdpDatagramSocket(new IPEndPoint(_options.BindAddress, 0)), _time, _options.Rtc, _logs);
+        return new RtcPeerConnection(new UdpDatagramSocket(new IPEndPoint(_hostAddress, 0)), _time, _options.Rtc, _logs);
+    }
+
+    /// <summary>
+    /// The ICE host candidate is the bound address, so a wildcard is made concrete: the first IPv4 address of an
+    /// interface that is up and not loopback (browsers gather no loopback candidates, and Linux drops packets from
+    /// such an address to 127.0.0.1), else loopback.
+    /// </summary>
+    private static IPAddress HostAddress(IPAddress bind)
+    {
+        if (!bind.Equals(IPAddress.Any) && !bind.Equals(IPAddress.IPv6Any)) return bind;
+        return System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
+            .Where(n => n.OperationalStatus == System.Net.NetworkInformation.OperationalStatus.Up && n.NetworkInterfaceType != System.Net.NetworkInformation.NetworkInterfaceType.Loopback)
+            .SelectMany(n => n.GetIPProperties().UnicastAddresses)
+            .Select(a => a.Address)
+            .FirstOrDefault(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && !IPAddress.IsLoopback(a)) ?? IPAddress.Loopback;
     }
 
     private async ValueTask ReleaseAsync(RtcPeerConnection pc)
