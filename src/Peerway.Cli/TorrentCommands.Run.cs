@@ -10,6 +10,7 @@ using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Storage;
 using Peerway.Torrent.Swarm;
 using Peerway.Torrent.Trackers;
+using Peerway.WebTorrent;
 using Spectre.Console;
 
 namespace Peerway.Cli;
@@ -26,7 +27,7 @@ internal static partial class TorrentCommands
 
     private static Option<string> BindOption() => Listening.BindOption("IP address to listen on for peers (and for the DHT node).", "0.0.0.0");
 
-    private static Option<string[]> TrackerOption() => new("--tracker") { Description = "Tracker announce URL, http(s):// or udp:// (repeatable)." };
+    private static Option<string[]> TrackerOption() => new("--tracker") { Description = "Tracker announce URL, http(s)://, udp:// or ws(s):// (repeatable)." };
 
     private static Option<string[]> DhtBootstrapOption() => new("--dht-bootstrap") { Description = "A DHT node to join through, HOST:PORT (repeatable); enables the DHT as a peer source." };
 
@@ -93,11 +94,29 @@ internal static partial class TorrentCommands
 
     private static Option<bool> VerboseOption() => new("--verbose", "-v") { Description = "Log protocol events to stderr." };
 
+    private static Option<string?> WebRtcOption() => new("--webrtc")
+    {
+        Description = "WebRTC peers (WebTorrent, browsers) through ws:// and wss:// trackers: on or off (default: on when a WebSocket tracker is known).",
+    };
+
+    /// <summary>The WebRTC peer source settings for --webrtc (null: off), given the trackers the torrent will use.</summary>
+    private static WebRtcPeerSourceOptions? CheckWebRtc(string? value, IEnumerable<string> trackers, IPAddress bind)
+    {
+        var on = value switch
+        {
+            null => trackers.Any(t => t.StartsWith("ws://", StringComparison.OrdinalIgnoreCase) || t.StartsWith("wss://", StringComparison.OrdinalIgnoreCase)),
+            "on" => true,
+            "off" => false,
+            _ => throw new UsageException($"--webrtc must be on or off, not {value}"),
+        };
+        return on ? new WebRtcPeerSourceOptions { BindAddress = bind } : null;
+    }
+
     private static string[] CheckTrackers(string[]? trackers)
     {
         foreach (var t in trackers ?? [])
         {
-            if (!MetainfoParser.IsTrackerUrl(t)) throw new UsageException($"not an http, https or udp tracker URL: {t}");
+            if (!MetainfoParser.IsTrackerUrl(t)) throw new UsageException($"not an http, https, udp, ws or wss tracker URL: {t}");
         }
 
         return trackers ?? [];
@@ -115,7 +134,8 @@ internal static partial class TorrentCommands
         var limit = UploadLimitOption();
         var encryption = EncryptionOption();
         var transport = TransportOption();
-        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, bind, trackers, dht, content, limit, encryption, transport, verbose };
+        var webrtc = WebRtcOption();
+        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, bind, trackers, webrtc, dht, content, limit, encryption, transport, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var source = parse.GetValue(path)!;
@@ -145,6 +165,7 @@ internal static partial class TorrentCommands
             }
 
             if (!File.Exists(contentPath) && !Directory.Exists(contentPath)) throw new UsageException($"content not found: {contentPath}");
+            var rtc = CheckWebRtc(parse.GetValue(webrtc), allTrackers, address);
             using var loggers = Loggers(parse.GetValue(verbose));
             var dhtRouters = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct);
             // The host binds the peer port's UDP side (uTP, and the DHT node with --dht-bootstrap) as it is made, and TCP when started.
@@ -155,6 +176,7 @@ internal static partial class TorrentCommands
                 Path = contentPath,
                 ContentIsSource = true,
                 Trackers = allTrackers,
+                WebRtc = rtc,
                 DhtBootstrap = dhtRouters,
                 DhtBind = new IPEndPoint(address, 0),
                 Transports = transports,
@@ -200,7 +222,8 @@ internal static partial class TorrentCommands
         var transport = TransportOption();
         var only = new Option<string[]>("--only") { Description = "Download only the files whose path in the torrent matches this glob (* and ?; repeatable)." };
         var skip = new Option<string[]>("--skip") { Description = "Do not download (or create) the files whose path in the torrent matches this glob (repeatable)." };
-        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, bind, peers, dht, trackers, seed, timeout, limit, overwrite, only, skip, encryption, transport, verbose };
+        var webrtc = WebRtcOption();
+        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, bind, peers, dht, trackers, webrtc, seed, timeout, limit, overwrite, only, skip, encryption, transport, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var target = parse.GetValue(what)!;
@@ -246,6 +269,7 @@ internal static partial class TorrentCommands
             }
 
             if (parse.GetValue(timeout) is <= 0) throw new UsageException("--timeout must be positive");
+            var rtc = CheckWebRtc(parse.GetValue(webrtc), trackerList, address);
             var dir = parse.GetValue(output)!;
             if (File.Exists(dir)) throw new UsageException($"-o {dir} is an existing file: give a directory to download into");
             Directory.CreateDirectory(dir);
@@ -258,6 +282,7 @@ internal static partial class TorrentCommands
                 Info = info,
                 Path = dir,
                 Trackers = trackerList,
+                WebRtc = rtc,
                 Peers = peerList,
                 DhtBootstrap = dhtRouters,
                 DhtBind = new IPEndPoint(address, 0),
@@ -366,7 +391,7 @@ internal static partial class TorrentCommands
         var port = Listening.PortOption("--port", "Port for HTTP (TCP) and BEP 15 (UDP) announces (0: any free port).", 6969, allowZero: true, "-p");
         var bind = Listening.BindOption("IP address to listen on (TCP and UDP).", "0.0.0.0");
         var interval = new Option<int>("--interval") { Description = "Re-announce interval in seconds.", DefaultValueFactory = _ => 60 };
-        var command = new Command("tracker", "Run a BitTorrent tracker: HTTP announce + scrape (compact, BEP 23) and UDP (BEP 15).") { port, bind, interval };
+        var command = new Command("tracker", "Run a BitTorrent tracker: HTTP announce + scrape (compact, BEP 23), UDP (BEP 15) and WebSocket (WebTorrent) on one port.") { port, bind, interval };
         command.SetAction(async (parse, ct) =>
         {
             var p = parse.GetValue(port);
@@ -383,7 +408,7 @@ internal static partial class TorrentCommands
             var host = address.Equals(IPAddress.Any) ? IPAddress.Loopback : address.Equals(IPAddress.IPv6Any) ? IPAddress.IPv6Loopback : address;
             await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"http://{EndPointParser.Format(new IPEndPoint(host, server.Port))}/announce"));
             await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                $"tracker on http://{EndPointParser.Format(new IPEndPoint(address, server.Port))}/announce and udp://{EndPointParser.Format(new IPEndPoint(address, server.Port))}; Ctrl-C to stop"));
+                $"tracker on http://{EndPointParser.Format(new IPEndPoint(address, server.Port))}/announce, udp://{EndPointParser.Format(new IPEndPoint(address, server.Port))} and ws://{EndPointParser.Format(new IPEndPoint(address, server.Port))}; Ctrl-C to stop"));
             await UntilInterruptedAsync(ct);
 
             return CliRunner.Ok;

@@ -9,6 +9,7 @@ using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Storage;
 using Peerway.Torrent.Swarm;
 using Peerway.Torrent.Trackers;
+using Peerway.WebTorrent;
 using Peerway.Torrent.Utp;
 
 namespace Peerway.Node;
@@ -55,12 +56,17 @@ public sealed record TorrentHostOptions
     /// <summary>BEP 19 web seeds to download from (a .torrent's url-list), besides peers.</summary>
     public IReadOnlyList<Uri> WebSeeds { get; init; } = [];
 
+    /// <summary>WebRTC peers (WebTorrent, browsers) through the ws:// and wss:// trackers; null: none (WebSocket trackers
+    /// are still announced to, without offers).</summary>
+    public WebRtcPeerSourceOptions? WebRtc { get; init; }
+
     public void Validate()
     {
         ArgumentException.ThrowIfNullOrEmpty(Path);
         Session.Validate();
         ArgumentNullException.ThrowIfNull(Utp);
         Utp.Validate();
+        WebRtc?.Validate();
     }
 }
 
@@ -82,6 +88,7 @@ public sealed class TorrentHost : IAsyncDisposable
     private readonly SharedUdpPort? _udpPort;
     private UdpTrackerClient? _udp;
     private TrackerAnnouncer? _announcer;
+    private WebRtcPeerSource? _webrtc;
     private readonly DhtHost? _dhtHost;
     private TorrentHandle? _handle;
 
@@ -147,6 +154,9 @@ public sealed class TorrentHost : IAsyncDisposable
 
     public TrackerAnnouncer? Announcer => _announcer;
 
+    /// <summary>The WebRTC (WebTorrent) peer source, when a WebSocket tracker and <see cref="TorrentHostOptions.WebRtc"/> are set.</summary>
+    public WebRtcPeerSource? WebRtc => _webrtc;
+
     public async Task StartAsync(CancellationToken ct)
     {
         await Client.StartAsync(ct).ConfigureAwait(false);
@@ -170,7 +180,12 @@ public sealed class TorrentHost : IAsyncDisposable
                 _udp = new UdpTrackerClient(_udpSocket, TimeProvider.System, new UdpTrackerOptions());
             }
 
-            _announcer = new TrackerAnnouncer(Session, _options.Trackers, _http, _udp, TimeProvider.System, _loggers.CreateLogger<TrackerAnnouncer>());
+            if (_options.WebRtc is { } rtc && _options.Trackers.Any(t => t.StartsWith("ws", StringComparison.OrdinalIgnoreCase)))
+            {
+                _webrtc = new WebRtcPeerSource(rtc, TimeProvider.System, _loggers);
+            }
+
+            _announcer = new TrackerAnnouncer(Session, _options.Trackers, _http, _udp, TimeProvider.System, _loggers.CreateLogger<TrackerAnnouncer>(), _webrtc);
             _announcer.Start();
         }
     }
@@ -197,7 +212,9 @@ public sealed class TorrentHost : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (_announcer is not null) await _announcer.DisposeAsync().ConfigureAwait(false);
+        // The client first: it closes the sessions' WebRTC connections, which the peer source then sees end.
         await Client.DisposeAsync().ConfigureAwait(false);
+        if (_webrtc is not null) await _webrtc.DisposeAsync().ConfigureAwait(false);
         if (_dhtHost is not null) await _dhtHost.DisposeAsync().ConfigureAwait(false);
         if (_udpPort is not null) await _udpPort.DisposeAsync().ConfigureAwait(false);
         _udp?.Dispose();

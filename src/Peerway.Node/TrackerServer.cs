@@ -30,6 +30,24 @@ public sealed record TrackerServerOptions
     /// <summary>Most info-hashes tracked (bounded memory).</summary>
     public int MaxTorrents { get; init; } = 100_000;
 
+    /// <summary>Re-announce interval given to WebSocket (WebTorrent) clients: shorter, as their offers go stale.</summary>
+    public TimeSpan WebSocketInterval { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Most WebSocket connections open at once; more are answered 503.</summary>
+    public int MaxWebSocketConnections { get; init; } = 1000;
+
+    /// <summary>Most offers of one announce relayed (bittorrent-tracker's client sends up to 5).</summary>
+    public int MaxOffersPerAnnounce { get; init; } = 10;
+
+    /// <summary>How long a relayed offer may be answered (bittorrent-tracker's client gives up on it after 50 s).</summary>
+    public TimeSpan OfferTimeout { get; init; } = TimeSpan.FromSeconds(50);
+
+    /// <summary>Most offers waiting for an answer, all connections together.</summary>
+    public int MaxPendingOffers { get; init; } = 10_000;
+
+    /// <summary>Messages per second one WebSocket may send before it is closed (an offer flood).</summary>
+    public int MaxWebSocketMessagesPerSecond { get; init; } = 20;
+
     public void Validate()
     {
         ArgumentOutOfRangeException.ThrowIfNegative(Port);
@@ -37,14 +55,21 @@ public sealed record TrackerServerOptions
         if (Interval <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(Interval), "must be positive");
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxPeersPerResponse, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxTorrents, 1);
+        if (WebSocketInterval <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(WebSocketInterval), "must be positive");
+        if (OfferTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(OfferTimeout), "must be positive");
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxWebSocketConnections, 0);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxOffersPerAnnounce, 0);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxPendingOffers, 0);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxWebSocketMessagesPerSecond, 1);
     }
 }
 
 /// <summary>
 /// A tracker: HTTP announce and scrape (BEP 3, BEP 48 scrape, BEP 23 compact) on TCP, and optionally BEP 15 on a datagram
-/// socket. Peers expire after two intervals without an announce.
+/// socket, and WebSocket (WebTorrent) announces on the HTTP port (TrackerServer.WebSocket.cs). Peers expire after two
+/// intervals without an announce.
 /// </summary>
-public sealed class TrackerServer : IAsyncDisposable
+public sealed partial class TrackerServer : IAsyncDisposable
 {
     /// <summary>Longest HTTP request head accepted.</summary>
     private const int MaxRequestHead = 8 * 1024;
@@ -123,11 +148,12 @@ public sealed class TrackerServer : IAsyncDisposable
     {
         lock (_gate)
         {
-            if (!_swarms.TryGetValue(hash, out var swarm)) return (0, 0, _completed.GetValueOrDefault(hash));
             // Peers that have expired (two intervals without an announce) are not counted, even before an announce purges them.
             var now = _time.GetUtcNow();
+            var (wsComplete, wsIncomplete) = WsCounts(hash, now);
+            if (!_swarms.TryGetValue(hash, out var swarm)) return (wsComplete, wsIncomplete, _completed.GetValueOrDefault(hash));
             var live = swarm.Values.Where(p => now - p.Seen <= 2 * _options.Interval).ToList();
-            return (live.Count(p => p.Left == 0), live.Count(p => p.Left > 0), _completed.GetValueOrDefault(hash));
+            return (live.Count(p => p.Left == 0) + wsComplete, live.Count(p => p.Left > 0) + wsIncomplete, _completed.GetValueOrDefault(hash));
         }
     }
 
@@ -172,7 +198,15 @@ public sealed class TrackerServer : IAsyncDisposable
 
             var line = Encoding.ASCII.GetString(head, 0, Math.Max(0, head.AsSpan(0, n).IndexOf("\r\n"u8)));
             var parts = line.Split(' ');
-            var remote = ((IPEndPoint)socket.RemoteEndPoint!).Address;
+            var remoteEndPoint = (IPEndPoint)socket.RemoteEndPoint!;
+            if (parts.Length == 3 && parts[0] == "GET" && IsWebSocketUpgrade(head.AsSpan(0, n), out var key))
+            {
+                // The WebSocket tracker shares the HTTP port (bittorrent-tracker's server does the same).
+                await ServeWebSocketAsync(stream, key, remoteEndPoint, ct).ConfigureAwait(false);
+                return;
+            }
+
+            var remote = remoteEndPoint.Address;
             var (status, body) = parts.Length == 3 && parts[0] == "GET" ? HandleHttp(parts[1], remote) : (400, Failure("bad request"));
             var header = Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture,
                 $"HTTP/1.1 {status} {(status == 200 ? "OK" : "Error")}\r\nContent-Type: text/plain\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n"));

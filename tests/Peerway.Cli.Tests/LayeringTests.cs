@@ -4,7 +4,7 @@ namespace Peerway.Cli.Tests;
 
 /// <summary>
 /// The layering of docs/ARCHITECTURE.md, checked on every <c>src/*/*.csproj</c>:
-/// Core ← Net ← Dht/Nat ← WebRtc/Torrent/Content ← Simulation/Node ← Cli. A project reference or a package that is not
+/// Core ← Net ← Dht/Nat ← WebRtc/Torrent/Content ← WebTorrent/Simulation ← Node ← Cli. A project reference or a package that is not
 /// in the tables below fails; a table row that points upwards fails too, so the tables cannot drift from the layers.
 /// </summary>
 public sealed class LayeringTests
@@ -20,9 +20,10 @@ public sealed class LayeringTests
         ["Peerway.WebRtc"] = 3,
         ["Peerway.Torrent"] = 3,
         ["Peerway.Content"] = 3,
+        ["Peerway.WebTorrent"] = 4,
         ["Peerway.Simulation"] = 4,
-        ["Peerway.Node"] = 4,
-        ["Peerway.Cli"] = 5,
+        ["Peerway.Node"] = 5,
+        ["Peerway.Cli"] = 6,
     };
 
     /// <summary>Every allowed project reference, with why it exists. A new edge needs a row here.</summary>
@@ -40,6 +41,8 @@ public sealed class LayeringTests
         ("Peerway.Torrent", "Peerway.Net", "the stream seam and UDP trackers over IDatagramSocket"),
         ("Peerway.Torrent", "Peerway.Dht", "DhtPeerSource finds peers through a DhtNode"),
         ("Peerway.Content", "Peerway.Core", "CIDs and multiformats; nothing else (no sockets, no DHT: Node wires discovery)"),
+        ("Peerway.WebTorrent", "Peerway.Torrent", "WebRTC peers join torrent sessions through the WebSocket tracker client's IWebRtcPeerSource"),
+        ("Peerway.WebTorrent", "Peerway.WebRtc", "the peers are RTCPeerConnections with one data channel each"),
         ("Peerway.Simulation", "Peerway.Core", "node ids"),
         ("Peerway.Simulation", "Peerway.Net", "the simulated network implements IDatagramSocket"),
         ("Peerway.Simulation", "Peerway.Dht", "it runs the production DhtNode"),
@@ -51,6 +54,7 @@ public sealed class LayeringTests
         ("Peerway.Node", "Peerway.Nat", "composition root: STUN/TURN server hosts"),
         ("Peerway.Node", "Peerway.Libp2p", "composition root: the IPFS peer (libp2p host, its key in the repository)"),
         ("Peerway.Node", "Peerway.WebRtc", "composition root: certificate state, rtc hosts"),
+        ("Peerway.Node", "Peerway.WebTorrent", "composition root: WebRTC peers for torrents with WebSocket trackers"),
         ("Peerway.Cli", "Peerway.Node", "every command goes through Node"),
         ("Peerway.Cli", "Peerway.Simulation", "`peerway simulate` is the simulator's front end"),
     ];
@@ -58,7 +62,7 @@ public sealed class LayeringTests
     /// <summary>Every allowed package (or shared framework), with the projects that may reference it and why.</summary>
     private static readonly (string Package, string[] Projects, string Reason)[] AllowedPackages =
     [
-        ("Microsoft.Extensions.Logging.Abstractions", ["Peerway.Dht", "Peerway.Nat", "Peerway.WebRtc", "Peerway.Torrent", "Peerway.Simulation", "Peerway.Libp2p"],
+        ("Microsoft.Extensions.Logging.Abstractions", ["Peerway.Dht", "Peerway.Nat", "Peerway.WebRtc", "Peerway.Torrent", "Peerway.WebTorrent", "Peerway.Simulation", "Peerway.Libp2p"],
             "engines log through ILogger (the abstractions only; Node picks the providers)"),
         ("NSec.Cryptography", ["Peerway.Dht", "Peerway.Libp2p"], "ed25519 (BEP 44 mutable items, libp2p peer keys) and X25519 (Noise), libsodium underneath"),
         ("System.IO.Hashing", ["Peerway.Nat"], "CRC-32 of the STUN FINGERPRINT attribute (RFC 8489 §14.7)"),

@@ -69,7 +69,7 @@ public sealed class UserMessageTests : IDisposable
     [Theory]
     [InlineData("magnet:?xt=urn:btih:zz", "the info-hash (xt=urn:btih:) is neither 40 hex digits nor 32 base32 characters")]
     [InlineData("magnet:?dn=x", "no info-hash (an xt=urn:btih: parameter)")]
-    [InlineData("magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a&tr=ftp://x", "a tracker (tr=) is not an http, https or udp URL")]
+    [InlineData("magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a&tr=ftp://x", "a tracker (tr=) is not an http, https, udp, ws or wss URL")]
     [InlineData("magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a&x.pe=nohostport", "a peer (x.pe=) is not HOST:PORT")]
     [InlineData("magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a&dn=%zz", "bad percent-encoding")]
     public async Task A_bad_magnet_link_is_described_in_words(string magnet, string words)

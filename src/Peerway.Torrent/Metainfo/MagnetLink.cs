@@ -34,7 +34,7 @@ public static class MagnetErrors
         MagnetError.NotMagnet => "not a magnet:? link, or too long",
         MagnetError.MissingInfoHash => "no info-hash (an xt=urn:btih: parameter)",
         MagnetError.InvalidInfoHash => "the info-hash (xt=urn:btih:) is neither 40 hex digits nor 32 base32 characters",
-        MagnetError.InvalidTracker => "a tracker (tr=) is not an http, https or udp URL",
+        MagnetError.InvalidTracker => "a tracker (tr=) is not an http, https, udp, ws or wss URL",
         MagnetError.InvalidPeer => "a peer (x.pe=) is not HOST:PORT",
         MagnetError.InvalidEncoding => "bad percent-encoding",
         MagnetError.V2Only => "a BitTorrent v2-only link (urn:btmh, BEP 52); Peerway fetches v1 and hybrid torrents (urn:btih)",

@@ -330,7 +330,6 @@ public static class MetainfoParser
         return true;
     }
 
-    /// <summary>An absolute http, https or udp URL with a host.</summary>
     /// <summary>Most web seeds kept from one torrent (implementation limit; the rest are ignored).</summary>
     public const int MaxWebSeeds = 32;
 
@@ -353,6 +352,7 @@ public static class MetainfoParser
     public static bool IsWebSeedUrl(string url) =>
         Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && !string.IsNullOrEmpty(uri.Host);
 
+    /// <summary>An absolute http, https, udp, ws or wss (WebTorrent) URL with a host.</summary>
     public static bool IsTrackerUrl(string url) =>
-        Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" or "udp" && !string.IsNullOrEmpty(uri.Host);
+        Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" or "udp" or "ws" or "wss" && !string.IsNullOrEmpty(uri.Host);
 }

@@ -35,7 +35,7 @@ public sealed record TorrentCreateOptions
 
         foreach (var t in Trackers)
         {
-            if (!MetainfoParser.IsTrackerUrl(t)) throw new ArgumentException($"not an http, https or udp tracker URL: {t}", nameof(Trackers));
+            if (!MetainfoParser.IsTrackerUrl(t)) throw new ArgumentException($"not an http, https, udp, ws or wss tracker URL: {t}", nameof(Trackers));
         }
 
         foreach (var w in WebSeeds)

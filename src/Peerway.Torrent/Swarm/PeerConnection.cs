@@ -69,6 +69,9 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
 
     public IPEndPoint Remote { get; }
 
+    /// <summary>What carries the connection (a WebRTC peer has no address another client could dial).</summary>
+    public StreamTransportKind Kind => _connection.Kind;
+
     /// <summary>The peer's listening endpoint (outgoing: what we dialled; incoming: remote IP + BEP 10 "p").</summary>
     public IPEndPoint? ListenEndPoint { get; set; }
 

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net;
 using Microsoft.Extensions.Logging;
+using Peerway.Net;
 using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Storage;
 using Peerway.Torrent.Wire;
@@ -531,7 +532,8 @@ public sealed partial class TorrentSession
         {
             if (!ExtendedHandshake.TryDecode(payload, out var hs, out var error)) return error;
             conn.Extended = hs;
-            if (hs!.ListenPort is { } port) conn.ListenEndPoint = new IPEndPoint(conn.Remote.Address, port);
+            // A WebRTC peer's "p" is no dialable TCP port: it gets no listen endpoint, so PEX never gives it out.
+            if (hs!.ListenPort is { } port && conn.Kind != StreamTransportKind.WebRtc) conn.ListenEndPoint = new IPEndPoint(conn.Remote.Address, port);
             if (IsBanned(conn))
             {
                 conn.Close();

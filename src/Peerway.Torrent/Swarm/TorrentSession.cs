@@ -588,7 +588,8 @@ public sealed partial class TorrentSession : IAsyncDisposable
         foreach (var c in _connections)
         {
             var id = c.Extended?.ExtensionId("ut_pex") ?? 0;
-            if (id == 0) continue;
+            // WebTorrent keeps PEX out of WebRTC peers (its browser build has no ut_pex).
+            if (id == 0 || c.Kind == StreamTransportKind.WebRtc) continue;
             var added = everyone.Where(e => !e.Equals(c.ListenEndPoint) && !c.PexSent.Contains(e)).Take(50).ToList();
             var dropped = c.PexSent.Where(e => !everyone.Contains(e)).Take(50).ToList();
             if (added.Count == 0 && dropped.Count == 0) continue;

@@ -6,7 +6,7 @@ using Peerway.Torrent.Swarm;
 namespace Peerway.Torrent.Trackers;
 
 /// <summary>
-/// A peer source: announces a session to its trackers (HTTP and UDP) on start, at the tracker's interval, on
+/// A peer source: announces a session to its trackers (HTTP, UDP and WebSocket) on start, at the tracker's interval, on
 /// completion and on stop (BEP 3 events), and feeds the returned peers to the session.
 /// </summary>
 public sealed class TrackerAnnouncer : IAsyncDisposable
@@ -19,8 +19,13 @@ public sealed class TrackerAnnouncer : IAsyncDisposable
     private readonly ILogger _log;
     private readonly CancellationTokenSource _cts = new();
     private readonly List<Task> _loops = [];
+    private readonly Dictionary<Uri, WebSocketAnnouncer> _webSockets = [];
 
-    public TrackerAnnouncer(TorrentSession session, IEnumerable<string> trackers, HttpClient http, UdpTrackerClient? udp, TimeProvider time, ILogger? logger = null)
+    /// <param name="webrtc">Makes the WebRTC offers and answers WebSocket trackers relay; null: WebSocket trackers are
+    /// announced to without offers (counted, but no browser peers).</param>
+    /// <param name="connector">Opens WebSockets (null: <see cref="WebSocketTrackerClient.DefaultConnector"/>).</param>
+    public TrackerAnnouncer(TorrentSession session, IEnumerable<string> trackers, HttpClient http, UdpTrackerClient? udp, TimeProvider time, ILogger? logger = null,
+        IWebRtcPeerSource? webrtc = null, WebSocketConnector? connector = null)
     {
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(trackers);
@@ -30,6 +35,10 @@ public sealed class TrackerAnnouncer : IAsyncDisposable
         _udp = udp;
         _time = time;
         _log = logger ?? NullLogger.Instance;
+        foreach (var t in _trackers.Where(t => t.Scheme is "ws" or "wss").Distinct())
+        {
+            _webSockets[t] = new WebSocketAnnouncer(t, session, webrtc, connector, time, _log);
+        }
     }
 
     /// <summary>Successful announces so far (all trackers).</summary>
@@ -51,6 +60,7 @@ public sealed class TrackerAnnouncer : IAsyncDisposable
 
     private async Task<TrackerResult> AnnounceOnceAsync(Uri tracker, AnnounceEvent ev, CancellationToken ct)
     {
+        if (_webSockets.TryGetValue(tracker, out var ws)) return await ws.AnnounceAsync(Request(ev), ct).ConfigureAwait(false);
         if (tracker.Scheme == "udp")
         {
             if (_udp is null) return new TrackerResult(null, TrackerError.Unreachable, "no UDP socket");
@@ -132,6 +142,8 @@ public sealed class TrackerAnnouncer : IAsyncDisposable
         {
             // The tracker did not answer in time: leaving anyway.
         }
+
+        foreach (var ws in _webSockets.Values) await ws.DisposeAsync().ConfigureAwait(false);
 
         _cts.Dispose();
     }
