@@ -394,7 +394,11 @@ public sealed class VirtualStreamNetworkTests
             await using var listener = await b.ListenAsync(AnyPort, CancellationToken.None);
             using var cts = new CancellationTokenSource();
             var accept = listener.AcceptAsync(cts.Token).AsTask();
-            await cts.CancelAsync();
+            // Cancel, not CancelAsync: the loop is single-threaded, and CancelAsync would run the callbacks on the
+            // thread pool, outside it (the scenario then waits for an event that never comes).
+#pragma warning disable VSTHRD103
+            cts.Cancel();
+#pragma warning restore VSTHRD103
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => accept);
 
             using var dial = new CancellationTokenSource();
@@ -410,7 +414,11 @@ public sealed class VirtualStreamNetworkTests
             var (client, server) = await ConnectAsync(a, listener);
             using var readCts = new CancellationTokenSource();
             var read = server.Stream.ReadAsync(new byte[1], readCts.Token).AsTask();
-            await readCts.CancelAsync();
+            // Cancel, not CancelAsync: the loop is single-threaded, and CancelAsync would run the callbacks on the
+            // thread pool, outside it (the scenario then waits for an event that never comes).
+#pragma warning disable VSTHRD103
+            readCts.Cancel();
+#pragma warning restore VSTHRD103
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => read);
             await client.Stream.WriteAsync(new byte[] { 42 });
             var one = new byte[1];
