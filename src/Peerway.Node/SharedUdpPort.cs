@@ -26,7 +26,8 @@ internal sealed class SharedUdpPort : IAsyncDisposable, IDisposable
     /// <summary>Binds <paramref name="at"/> (port 0: any). Throws <see cref="System.Net.Sockets.SocketException"/> when it is taken.</summary>
     public static SharedUdpPort Bind(IPEndPoint at, UtpOptions options, ILoggerFactory loggers)
     {
-        var socket = new UdpDatagramSocket(at);
+        ArgumentNullException.ThrowIfNull(at);
+        var socket = at.Port == 0 ? BindWithTcpNumberFree(at) : new UdpDatagramSocket(at);
         try
         {
             return new SharedUdpPort(socket, options, loggers);
@@ -35,6 +36,34 @@ internal sealed class SharedUdpPort : IAsyncDisposable, IDisposable
         {
             socket.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Any free UDP port whose number is free for TCP too, as far as a probe can tell: the TCP listener takes the same
+    /// number next, and an ephemeral TCP socket elsewhere may hold it (libtorrent retries its listen sockets the same way).
+    /// </summary>
+    private static UdpDatagramSocket BindWithTcpNumberFree(IPEndPoint at)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var udp = new UdpDatagramSocket(at);
+            try
+            {
+                using var probe = new System.Net.Sockets.Socket(at.AddressFamily, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                if (at.Address.Equals(IPAddress.IPv6Any)) probe.DualMode = true;
+                probe.Bind(new IPEndPoint(at.Address, udp.LocalEndPoint.Port));
+                return udp;
+            }
+            catch (System.Net.Sockets.SocketException) when (attempt < 20)
+            {
+                udp.Dispose();
+            }
+            catch
+            {
+                udp.Dispose();
+                throw;
+            }
         }
     }
 

@@ -71,11 +71,27 @@ public sealed class DefaultSettingsRegressionTests(ITestOutputHelper output)
         var (code, _, err) = await lt.Env.RunPeerwayAsync(Deadline, "create", Path.Combine(src, "payload.bin"), "-o", torrent);
         Assert.True(code == 0, err);
         int getPort = TorrentInterop.FreePort(), ltPort = TorrentInterop.FreePort();
+        var crashes = 0;
         for (var run = 1; run <= Runs; run++)
         {
             var session = await SeedingSessionAsync(lt, run, ltPort, torrent, src);
-            var dl = Path.Combine(lt.Env.Root, $"dl{run}");
-            await lt.GetAsync(torrent, "-o", dl, "--peer", "127.0.0.1:" + P(ltPort), "--port", P(getPort), "--verbose");
+            var dl = Path.Combine(lt.Env.Root, $"dl{run}-{crashes}");
+            try
+            {
+                await lt.GetAsync(torrent, "-o", dl, "--peer", "127.0.0.1:" + P(ltPort), "--port", P(getPort), "--verbose");
+            }
+            catch (Xunit.Sdk.XunitException ex) when (session.HasExited && crashes < 2)
+            {
+                // The seeder itself died mid-upload (python3-libtorrent 2.0.8 crashes now and then, see
+                // LibtorrentStreamingInteropTests; once in CI: its uTP socket went silent and its TCP port refused):
+                // no seeder, no download. The run is repeated with a new libtorrent, at most twice, and said.
+                crashes++;
+                output.WriteLine($"run {run}: the libtorrent seeder exited during the download; running it again\n{ex.Message}");
+                await session.DisposeAsync();
+                run--;
+                continue;
+            }
+
             AssertSameFiles(files, dl);
             await session.DisposeAsync();
         }

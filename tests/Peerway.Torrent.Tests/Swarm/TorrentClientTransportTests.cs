@@ -42,9 +42,31 @@ public sealed class TorrentClientTransportTests : IAsyncLifetime
     /// <summary>A uTP transport on a free loopback UDP port (its port is the client's, TCP's too, when listed first).</summary>
     private UtpTransport Utp(bool listen = true)
     {
-        var utp = new UtpTransport(new UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0)), TimeProvider.System, new UtpOptions());
+        var utp = new UtpTransport(UdpPortWithTcpFree(), TimeProvider.System, new UtpOptions());
         if (!listen) _disposables.Add(utp);
         return utp;
+    }
+
+    /// <summary>
+    /// A loopback UDP socket on a free port whose TCP port number was free a moment ago: the client then listens for
+    /// TCP on the same number, and an ephemeral TCP socket of another test may hold it (seen once in CI).
+    /// </summary>
+    private static UdpDatagramSocket UdpPortWithTcpFree()
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var udp = new UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0));
+            try
+            {
+                using var probe = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                probe.Bind(new IPEndPoint(IPAddress.Loopback, udp.LocalEndPoint.Port));
+                return udp;
+            }
+            catch (System.Net.Sockets.SocketException) when (attempt < 20)
+            {
+                udp.Dispose();
+            }
+        }
     }
 
     private async Task<TorrentClient> StartClient(ITorrentStorageFactory storage, IReadOnlyList<IStreamTransport> transports, TorrentClientOptions? options = null, bool listen = true)
@@ -126,7 +148,7 @@ public sealed class TorrentClientTransportTests : IAsyncLifetime
         var seedStore = new MemoryStorageFactory();
         seedStore.Add(meta.Info, content);
         // Nothing answers on the seeder's UDP port: a socket that drops every datagram holds it.
-        using var silent = new UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0));
+        using var silent = UdpPortWithTcpFree();
         var received = 0;
         silent.Start((_, _) => Interlocked.Increment(ref received));
         var seeder = new TorrentClient([new TcpStreamTransport()], new TorrentClientOptions { ListenEndPoints = [new IPEndPoint(IPAddress.Loopback, silent.LocalEndPoint.Port)] },
