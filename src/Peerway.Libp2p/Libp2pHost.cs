@@ -62,6 +62,7 @@ public sealed class Libp2pHost : IAsyncDisposable
     private readonly Lock _tasksGate = new();
     private readonly List<Task> _tasks = [];
     private IStreamListener? _listener;
+    private IReadOnlyList<Multiaddr> _transportAddresses = [];
     private int _disposed;
 
     /// <summary>Creates a host with the identity <paramref name="key"/> (the host does not own the key).</summary>
@@ -108,7 +109,8 @@ public sealed class Libp2pHost : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(endPoint);
         _listener = await _transport.ListenAsync(endPoint, ct).ConfigureAwait(false);
-        ListenAddresses = [Multiaddr.FromTcp(_listener.LocalEndPoint, PeerId)];
+        _transportAddresses = [Multiaddr.FromTcp(_listener.LocalEndPoint)];
+        ListenAddresses = [.. _transportAddresses.Select(a => a.WithPeer(PeerId))];
         Track(AcceptLoopAsync(_listener, _cts.Token));
     }
 
@@ -311,16 +313,10 @@ public sealed class Libp2pHost : IAsyncDisposable
         ProtocolVersion = IpfsProtocolVersion,
         AgentVersion = _options.AgentVersion,
         PublicKey = _key.EncodedPublicKey,
-        ListenAddresses = [.. ListenAddresses.Select(a => Multiaddr.TryDecode(a.Bytes[..^(a.PeerId is null ? 0 : PeerIdComponentLength(a))], out var bare) == Libp2pError.None ? bare! : a)],
+        ListenAddresses = _transportAddresses,
         ObservedAddress = connection.RemoteAddress,
         Protocols = Protocols,
     };
-
-    private static int PeerIdComponentLength(Multiaddr a)
-    {
-        var id = a.Components[^1].Value.Length;
-        return Core.Multiformats.Varint.SizeOf(Multiaddr.P2p) + Core.Multiformats.Varint.SizeOf((ulong)id) + id;
-    }
 
     private async Task ServeIdentifyAsync(Stream stream, Libp2pConnection connection, CancellationToken ct) =>
         await LengthPrefixed.WriteAsync(stream, OurIdentify(connection).Encode(), ct).ConfigureAwait(false);
