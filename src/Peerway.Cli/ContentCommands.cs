@@ -497,6 +497,12 @@ internal static class ContentCommands
             throw new RuntimeFailureException(DescribeFetchFailure(cid, result, source));
         }
 
+        await WriteTreeAsync(repository, cid, file, overwrite, warnings, ct);
+    }
+
+    /// <summary>Writes a DAG that is in the repository to <paramref name="file"/> (a file or a directory tree).</summary>
+    internal static async Task WriteTreeAsync(ContentRepo repository, Cid cid, string file, bool overwrite, TextWriter warnings, CancellationToken ct)
+    {
         TreeWriteResult written;
         try
         {

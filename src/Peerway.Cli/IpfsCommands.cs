@@ -17,10 +17,11 @@ internal static class IpfsCommands
 {
     public static Command Create()
     {
-        var ipfs = new Command("ipfs", "An IPFS peer over libp2p (TCP, Noise, Yamux, identify, ping).");
+        var ipfs = new Command("ipfs", "An IPFS peer over libp2p (TCP, Noise, Yamux, identify, ping, Bitswap).");
         ipfs.Subcommands.Add(CreateId());
         ipfs.Subcommands.Add(CreateServe());
         ipfs.Subcommands.Add(CreatePing());
+        ipfs.Subcommands.Add(CreateGet());
         return ipfs;
     }
 
@@ -158,6 +159,81 @@ internal static class IpfsCommands
             catch (Exception ex) when (ex is IOException or SocketException)
             {
                 throw new RuntimeFailureException($"cannot reach {address}: {ex.Message}");
+            }
+
+            return CliRunner.Ok;
+        });
+        return command;
+    }
+
+    private static Command CreateGet()
+    {
+        var target = new Argument<string>("cid") { Description = "The root of the file or directory to fetch." };
+        var output = new Option<string>("--output", "-o") { Description = "File or directory to write (a directory must not exist yet).", Required = true };
+        var peers = new Option<string[]>("--peer") { Description = "A peer to fetch from: /ip4/…/tcp/…[/p2p/<PeerId>] (repeatable).", AllowMultipleArgumentsPerToken = false };
+        var repo = RepoOption();
+        var timeout = new Option<int>("--timeout") { Description = "Seconds before giving up.", DefaultValueFactory = _ => 120 };
+        var parallel = new Option<int>("--parallel") { Description = "Blocks wanted at once.", DefaultValueFactory = _ => 64 };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Replace an existing file whose content differs." };
+        var command = new Command("get", "Fetch a DAG by Bitswap from the given peers, verify every block, write the file or directory.") { target, output, peers, repo, timeout, parallel, overwrite };
+        command.SetAction(async (parse, ct) =>
+        {
+            var cid = ContentCommands.ParseCid(parse.GetValue(target)!);
+            var addresses = (parse.GetValue(peers) ?? []).Select(p => ParseAddress(p, "--peer")).ToList();
+            if (addresses.Count == 0) throw new UsageException("give at least one --peer (the IPFS DHT is not implemented yet)");
+            foreach (var a in addresses)
+            {
+                if (!a.TryGetTcpEndPoint(out _)) throw new UsageException($"--peer '{a}' is not an /ip4|ip6/…/tcp/… address");
+            }
+
+            var seconds = parse.GetValue(timeout);
+            if (seconds < 1) throw new UsageException("--timeout is at least 1 second");
+            var width = parse.GetValue(parallel);
+            if (width is < 1 or > 1024) throw new UsageException("--parallel is 1 to 1024");
+            var file = parse.GetValue(output)!;
+            if (Directory.Exists(file) && new FileInfo(file).LinkTarget is null) throw new UsageException($"output {file} is an existing directory");
+            using var loggers = NodeLogging.CreateStderrFactory(false);
+            IpfsPeer peer;
+            try
+            {
+                peer = IpfsPeer.Open(ContentRepo.ResolveDirectory(parse.GetValue(repo)), loggers);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
+            {
+                throw new RuntimeFailureException($"cannot open the repository: {ex.Message}");
+            }
+
+            await using (peer)
+            {
+                using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                deadline.CancelAfter(TimeSpan.FromSeconds(seconds));
+                IpfsFetchResult fetched;
+                try
+                {
+                    fetched = await peer.FetchAsync(cid, addresses, width, deadline.Token);
+                }
+                catch (OperationCanceledException) when (deadline.IsCancellationRequested && !ct.IsCancellationRequested)
+                {
+                    throw new RuntimeFailureException($"cannot fetch {cid}: not complete within {seconds} s");
+                }
+
+                var stderr = parse.InvocationConfiguration.Error;
+                foreach (var miss in fetched.Unreachable) await stderr.WriteLineAsync($"peerway: cannot reach {miss}");
+                if (!fetched.Result.Ok)
+                {
+                    throw new RuntimeFailureException(fetched.Peers.Count == 0
+                        ? $"cannot fetch {cid}: no peer could be reached"
+                        : $"cannot fetch {cid}: no peer has block {fetched.Result.At} ({ContentCommands.Describe(fetched.Result.Error)})");
+                }
+
+                await ContentCommands.WriteTreeAsync(peer.Repo, cid, file, parse.GetValue(overwrite), stderr, ct);
+                var from = fetched.Peers.Where(p => p.Blocks > 0).ToList();
+                await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                    $"fetched {cid}: {from.Sum(p => p.Blocks)} blocks, {from.Sum(p => p.Bytes)} bytes from {from.Count} peers"));
+                foreach (var p in fetched.Peers.Where(p => p.Unwanted > 0))
+                {
+                    await stderr.WriteLineAsync($"peerway: {p.Peer} sent {p.Unwanted} blocks nobody wanted");
+                }
             }
 
             return CliRunner.Ok;

@@ -393,17 +393,22 @@ public sealed class Libp2pConnection : IAsyncDisposable
     }
 
     /// <summary>Opens a stream and selects <paramref name="protocol"/> on it; throws when the peer does not handle it.</summary>
-    public async Task<Stream> OpenStreamAsync(string protocol, CancellationToken ct)
+    public Task<Stream> OpenStreamAsync(string protocol, CancellationToken ct) => OpenStreamAsync([protocol], ct);
+
+    /// <summary>
+    /// Opens a stream and selects the first of <paramref name="protocols"/> the peer handles (multistream-select, in
+    /// order); throws when it handles none.
+    /// </summary>
+    public async Task<Stream> OpenStreamAsync(IReadOnlyList<string> protocols, CancellationToken ct)
     {
+        ArgumentNullException.ThrowIfNull(protocols);
+        ArgumentOutOfRangeException.ThrowIfZero(protocols.Count);
         var stream = await Session.OpenStreamAsync(ct).ConfigureAwait(false);
         try
         {
-            if (await Multistream.SelectAsync(stream, [protocol], ct).ConfigureAwait(false) is null)
-            {
-                throw new Libp2pProtocolException(Libp2pError.BadLine, $"{RemotePeer} does not handle {protocol}");
-            }
-
-            stream.Protocol = protocol;
+            var chosen = await Multistream.SelectAsync(stream, protocols, ct).ConfigureAwait(false)
+                ?? throw new Libp2pProtocolException(Libp2pError.BadLine, $"{RemotePeer} does not handle {string.Join(", ", protocols)}");
+            stream.Protocol = chosen;
             return stream;
         }
         catch

@@ -1,7 +1,8 @@
 // Helia 7 with a minimal js-libp2p (TCP, Noise, Yamux, identify) and Bitswap as its only block broker: dials the
 // given peer and fetches a CID from it. Prints one JSON line {"cid","bytes","sha256","blocks"}; for a raw block the
-// bytes are the block, otherwise the UnixFS file's content (@helia/unixfs cat).
-//   node helia-bitswap-get.mjs <multiaddr> <cid>
+// bytes are the block, otherwise the UnixFS file's content (@helia/unixfs cat). With --dir the CID is a UnixFS
+// directory: prints {"cid","files":{"<path>":"<sha256>",…}} for every file below it (@helia/unixfs ls, recursively).
+//   node helia-bitswap-get.mjs <multiaddr> <cid> [--dir]
 import './node20-polyfill.mjs'
 import { createHeliaLight } from 'helia'
 import { withBitswap } from '@helia/bitswap'
@@ -15,7 +16,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
 import { createHash } from 'node:crypto'
 
-const [target, cidText] = process.argv.slice(2)
+const [target, cidText, dirFlag] = process.argv.slice(2)
 setTimeout(() => { console.error('timeout'); process.exit(3) }, 120_000).unref()
 try {
   // Bitswap is the only block broker; no routers, no HTTP gateways: the blocks can only come from the dialled peer.
@@ -31,6 +32,25 @@ try {
   const hash = createHash('sha256')
   let bytes = 0
   const signal = AbortSignal.timeout(100_000)
+  if (dirFlag === '--dir') {
+    const fs = unixfs(helia)
+    const files = {}
+    const walk = async (at, prefix) => {
+      for await (const entry of fs.ls(at, { signal })) {
+        const path = prefix + entry.name
+        if (entry.type === 'directory') await walk(entry.cid, path + '/')
+        else {
+          const h = createHash('sha256')
+          for await (const chunk of fs.cat(entry.cid, { signal })) h.update(chunk)
+          files[path] = h.digest('hex')
+        }
+      }
+    }
+    await walk(cid, '')
+    process.stdout.write(JSON.stringify({ cid: cid.toString(), files }) + '\n')
+    await helia.stop()
+    process.exit(0)
+  }
   if (cid.code === 0x55) {
     // blockstore-core 7 may hand the block back as chunks (an async iterable) rather than one Uint8Array.
     const block = await helia.blockstore.get(cid, { signal })

@@ -17,6 +17,7 @@ public interface IBlockSource
 /// </summary>
 public static class DagFetcher
 {
+    /// <summary>Fetches one block at a time (depth first).</summary>
     public static async Task<ContentResult> FetchDagAsync(IBlockSource source, IBlockStore store, Cid root, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(source);
@@ -65,5 +66,91 @@ public static class DagFetcher
         }
 
         return ContentResult.Success(fetched);
+    }
+
+    /// <summary>
+    /// Fetches with up to <paramref name="parallelism"/> blocks in flight (for sources that spread requests over several
+    /// peers, as Bitswap does): every block is still verified against the CID that named it before it is stored or its
+    /// links followed. Stops at the first block no source has or that does not verify.
+    /// </summary>
+    public static async Task<ContentResult> FetchDagAsync(IBlockSource source, IBlockStore store, Cid root, int parallelism, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(root);
+        ArgumentOutOfRangeException.ThrowIfLessThan(parallelism, 1);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var seen = new HashSet<Cid> { root };
+        var frontier = new Stack<(Cid Cid, int Depth)>();
+        frontier.Push((root, 0));
+        var running = new Dictionary<Task<byte[]?>, (Cid Cid, int Depth)>();
+        var fetched = 0UL;
+        var failure = (ContentResult?)null;
+        try
+        {
+            while (failure is null && (frontier.Count > 0 || running.Count > 0))
+            {
+                while (failure is null && frontier.Count > 0 && running.Count < parallelism)
+                {
+                    var (cid, depth) = frontier.Pop();
+                    if (depth > UnixFsExporter.MaxDepth || seen.Count > Car.DagWalker.MaxBlocks)
+                    {
+                        failure = ContentResult.Fail(ContentError.TooLarge, cid);
+                        break;
+                    }
+
+                    if (UnixFsExporter.TryGetBlock(store, cid, out var held) == ContentError.None)
+                    {
+                        failure = Follow(cid, held!, depth, frontier, seen);
+                        continue;
+                    }
+
+                    running.Add(source.FetchAsync(cid, stop.Token), (cid, depth));
+                }
+
+                if (failure is not null || running.Count == 0) break;
+                var done = await Task.WhenAny(running.Keys).ConfigureAwait(false);
+                var (doneCid, doneDepth) = running[done];
+                running.Remove(done);
+                var block = await done.ConfigureAwait(false);
+                if (block is null)
+                {
+                    failure = ContentResult.Fail(ContentError.NotFound, doneCid);
+                }
+                else if (!BlockVerifier.Verify(doneCid, block))
+                {
+                    failure = ContentResult.Fail(ContentError.HashMismatch, doneCid);
+                }
+                else
+                {
+                    store.Put(doneCid, block);
+                    fetched++;
+                    failure = Follow(doneCid, block, doneDepth, frontier, seen);
+                }
+            }
+        }
+        finally
+        {
+            // Whatever ended the walk, the fetches still in flight are withdrawn and awaited.
+            await stop.CancelAsync().ConfigureAwait(false);
+            await ((Task)Task.WhenAll(running.Keys)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+
+        return failure ?? ContentResult.Success(fetched);
+    }
+
+    private static ContentResult? Follow(Cid cid, byte[] block, int depth, Stack<(Cid Cid, int Depth)> frontier, HashSet<Cid> seen)
+    {
+        var children = new Stack<(Cid Cid, int Depth)>();
+        var error = DagLinks.PushChildren(cid, block, depth, children);
+        if (error != ContentError.None) return ContentResult.Fail(error, cid);
+        // PushChildren leaves the first link on top; keep that order on the frontier (first links fetched first).
+        var ordered = children.ToArray();
+        for (var i = ordered.Length - 1; i >= 0; i--)
+        {
+            if (seen.Add(ordered[i].Cid)) frontier.Push(ordered[i]);
+        }
+
+        return null;
     }
 }

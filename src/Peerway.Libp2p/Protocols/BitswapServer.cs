@@ -42,6 +42,12 @@ public sealed class BitswapServer
         }
     }
 
+    /// <summary>
+    /// Blocks and presences a peer sent (answers to our wants arrive on streams the peer opens, the same inbound protocol
+    /// this server handles): the host's <see cref="BitswapClient"/> takes them. Raised on the stream's task.
+    /// </summary>
+    internal event Action<BitswapMessage, Libp2pConnection>? Received;
+
     /// <summary>Blocks sent so far.</summary>
     public long BlocksSent => Interlocked.Read(ref _blocksSent);
 
@@ -68,7 +74,8 @@ public sealed class BitswapServer
                 throw new Libp2pProtocolException(error, $"bitswap: bad message ({error})");
             }
 
-            await AnswerAsync(message!, connection, ct).ConfigureAwait(false);
+            if (message!.Blocks.Count > 0 || message.Presences.Count > 0) Received?.Invoke(message, connection);
+            if (message.Wants.Count > 0) await AnswerAsync(message, connection, ct).ConfigureAwait(false);
         }
     }
 

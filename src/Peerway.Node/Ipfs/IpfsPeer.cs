@@ -1,11 +1,23 @@
 using Microsoft.Extensions.Logging;
 using Peerway.Content;
+using Peerway.Content.Blocks;
+using Peerway.Content.UnixFs;
+using Peerway.Core.Multiformats;
 using Peerway.Libp2p;
 using Peerway.Libp2p.Protocols;
 using Peerway.Node.Content;
 using Peerway.Net;
 
 namespace Peerway.Node.Ipfs;
+
+/// <summary>What <see cref="IpfsPeer.FetchAsync"/> did: the walk's result, what each peer sent, the peers not reached.</summary>
+public sealed record IpfsFetchResult(ContentResult Result, IReadOnlyList<BitswapPeerStats> Peers, IReadOnlyList<string> Unreachable);
+
+/// <summary>Blocks from the connected peers by Bitswap (the client spreads the wants over them).</summary>
+internal sealed class BitswapBlockSource(BitswapClient client, IReadOnlyCollection<Libp2pConnection> peers) : IBlockSource
+{
+    public Task<byte[]?> FetchAsync(Cid cid, CancellationToken cancellationToken) => client.GetAsync(cid, peers, cancellationToken);
+}
 
 /// <summary>
 /// The IPFS peer of a repository: its libp2p identity (an Ed25519 seed in <c>&lt;repo&gt;/libp2p.key</c>, created on first
@@ -16,12 +28,20 @@ public sealed class IpfsPeer : IAsyncDisposable
     /// <summary>The key file's name inside the repository.</summary>
     public const string KeyFileName = "libp2p.key";
 
-    private IpfsPeer(PeerKey key, Libp2pHost host, BitswapServer bitswap)
+    private IpfsPeer(PeerKey key, Libp2pHost host, BitswapServer bitswap, BitswapClient client, ContentRepo repo)
     {
         Key = key;
         Host = host;
         Bitswap = bitswap;
+        Client = client;
+        Repo = repo;
     }
+
+    /// <summary>Fetches blocks over Bitswap from connected peers.</summary>
+    public BitswapClient Client { get; }
+
+    /// <summary>The repository whose blocks are served and where fetched blocks go.</summary>
+    public ContentRepo Repo { get; }
 
     /// <summary>Serves the repository's blocks over Bitswap.</summary>
     public BitswapServer Bitswap { get; }
@@ -72,7 +92,8 @@ public sealed class IpfsPeer : IAsyncDisposable
         var key = LoadOrCreateKey(repoDirectory);
         var host = new Libp2pHost(key, new TcpStreamTransport(), options, TimeProvider.System, logs.CreateLogger("libp2p"));
         var bitswap = new BitswapServer(host, cid => repo.Blocks.TryGet(cid, out var block) == ContentError.None ? block : null, null, logs.CreateLogger("bitswap"));
-        return new IpfsPeer(key, host, bitswap);
+        var client = new BitswapClient(bitswap, null, TimeProvider.System, logs.CreateLogger("bitswap"));
+        return new IpfsPeer(key, host, bitswap, client, repo);
     }
 
     /// <summary>Listens on a <c>/ip4|ip6/…/tcp/…</c> multiaddr.</summary>
@@ -83,12 +104,41 @@ public sealed class IpfsPeer : IAsyncDisposable
         return Host.StartAsync(endPoint!, ct);
     }
 
+    /// <summary>
+    /// Dials <paramref name="peers"/> (those that cannot be reached are reported in the result, not thrown) and fetches the
+    /// DAG under <paramref name="root"/> into the repository by Bitswap from every peer reached at once, each block
+    /// verified against its CID (<see cref="DagFetcher"/>).
+    /// </summary>
+    public async Task<IpfsFetchResult> FetchAsync(Cid root, IReadOnlyList<Multiaddr> peers, int parallelism, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(root);
+        ArgumentNullException.ThrowIfNull(peers);
+        var dials = peers.Select(async a =>
+        {
+            try
+            {
+                return (Address: a, Connection: await Host.DialAsync(a, ct).ConfigureAwait(false), Error: (string?)null);
+            }
+            catch (Exception ex) when (ex is System.Net.Sockets.SocketException or IOException or Libp2pProtocolException or TimeoutException)
+            {
+                return (Address: a, Connection: (Libp2pConnection?)null, Error: ex.Message);
+            }
+        }).ToList();
+        var dialled = await Task.WhenAll(dials).ConfigureAwait(false);
+        var connections = dialled.Where(d => d.Connection is not null).Select(d => d.Connection!).ToList();
+        var unreachable = dialled.Where(d => d.Connection is null).Select(d => $"{d.Address}: {d.Error}").ToList();
+        if (connections.Count == 0) return new IpfsFetchResult(ContentResult.Fail(ContentError.NotFound, root), [], unreachable);
+        var result = await DagFetcher.FetchDagAsync(new BitswapBlockSource(Client, connections), Repo.Blocks, root, parallelism, ct).ConfigureAwait(false);
+        return new IpfsFetchResult(result, Client.PeerStats, unreachable);
+    }
+
     /// <summary>kubo's default swarm address, on loopback.</summary>
     public static string DefaultListen => "/ip4/127.0.0.1/tcp/4001";
 
     /// <inheritdoc/>
     public async ValueTask DisposeAsync()
     {
+        await Client.DisposeAsync().ConfigureAwait(false);
         await Host.DisposeAsync().ConfigureAwait(false);
         Key.Dispose();
     }
