@@ -38,7 +38,9 @@ try {
     const walk = async (at, prefix) => {
       for await (const entry of fs.ls(at, { signal })) {
         const path = prefix + entry.name
-        if (entry.type === 'directory') await walk(entry.cid, path + '/')
+        // ls's entries may not carry their type (ipfs-unixfs-exporter's lazy directory entries): stat says it.
+        const { type } = await fs.stat(entry.cid, { signal })
+        if (type === 'directory') await walk(entry.cid, path + '/')
         else {
           const h = createHash('sha256')
           for await (const chunk of fs.cat(entry.cid, { signal })) h.update(chunk)

@@ -60,7 +60,7 @@ public sealed class BitswapInteropTests : IDisposable
         {
             for (var i = 0; i < 2; i++)
             {
-                var helia = ExternalProcess.Start("node", [Path.Combine(dir, "helia-bitswap-serve.mjs"), file, tree], Bound, dir);
+                var helia = ExternalProcess.Start("node", [Path.Combine(dir, "helia-bitswap-serve.mjs"), file, tree], Bound, dir, redirectStdin: true);
                 var line = await helia.WaitForStdoutAsync(l => l.StartsWith('{'), Bound);
                 helias.Add((helia, JsonDocument.Parse(line)));
             }
@@ -115,7 +115,7 @@ public sealed class BitswapInteropTests : IDisposable
             await using var helia = ExternalProcess.Start("node", [Path.Combine(dir, "helia-bitswap-get.mjs"), address, cid, "--dir"], Bound, dir);
             Assert.True(await helia.WaitForExitAsync(Bound) == 0, $"Helia could not fetch {cid}\n{helia.Stdout}\n{helia.Stderr}\npeerway: {serve.Stderr}");
             using var result = JsonDocument.Parse(helia.StdoutLines.Last(l => l.StartsWith('{')));
-            var files = result.RootElement.GetProperty("files").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString());
+            var files = result.RootElement.GetProperty("files").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!);
             var expected = Directory.EnumerateFiles(tree, "*", SearchOption.AllDirectories).ToDictionary(
                 f => Path.GetRelativePath(tree, f).Replace('\\', '/'), f => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(f))));
             Assert.Equal(expected.OrderBy(e => e.Key), files.OrderBy(e => e.Key));

@@ -84,6 +84,24 @@ public sealed class Libp2pInteropTests : IDisposable
         Assert.Single(bad.Stderr.Trim().Split('\n'));
         var udp = await PeerwayCli.RunAsync("ipfs", "serve", "--listen", "/ip4/127.0.0.1/udp/4001", "--repo", _repo);
         Assert.Equal(2, udp.ExitCode);
+        const string cid = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
+        foreach (var args in new[]
+        {
+            new[] { "ipfs", "get", cid, "-o", Path.Combine(_repo, "out") }, // no peer
+            ["ipfs", "get", "not-a-cid", "-o", Path.Combine(_repo, "out"), "--peer", "/ip4/127.0.0.1/tcp/1"],
+            ["ipfs", "get", cid, "-o", Path.Combine(_repo, "out"), "--peer", "/ip4/127.0.0.1/udp/1"],
+            ["ipfs", "get", cid, "-o", _repo, "--peer", "/ip4/127.0.0.1/tcp/1"], // an existing directory
+        })
+        {
+            var r = await PeerwayCli.RunAsync(args);
+            Assert.True(r.ExitCode == 2, $"{string.Join(' ', args)}: {r}");
+            Assert.Single(r.Stderr.Trim().Split('\n'));
+        }
+
+        // A peer that cannot be reached is a runtime failure (exit 1), said on stderr.
+        var unreachable = await PeerwayCli.RunAsync("ipfs", "get", cid, "-o", Path.Combine(_repo, "out"), "--peer", $"/ip4/127.0.0.1/tcp/{Peerway.TestSupport.FreePort.Tcp()}", "--repo", _repo);
+        Assert.Equal(1, unreachable.ExitCode);
+        Assert.Contains("no peer could be reached", unreachable.Stderr, StringComparison.Ordinal);
     }
 
     public void Dispose() => Directory.Delete(_repo, recursive: true);
