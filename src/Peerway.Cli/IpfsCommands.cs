@@ -17,11 +17,12 @@ internal static class IpfsCommands
 {
     public static Command Create()
     {
-        var ipfs = new Command("ipfs", "An IPFS peer over libp2p (TCP, Noise, Yamux, identify, ping, Bitswap).");
+        var ipfs = new Command("ipfs", "An IPFS peer over libp2p (TCP, Noise, Yamux, identify, ping, Bitswap, the IPFS Kademlia DHT).");
         ipfs.Subcommands.Add(CreateId());
         ipfs.Subcommands.Add(CreateServe());
         ipfs.Subcommands.Add(CreatePing());
         ipfs.Subcommands.Add(CreateGet());
+        ipfs.Subcommands.Add(CreateFindProviders());
         return ipfs;
     }
 
@@ -37,6 +38,21 @@ internal static class IpfsCommands
         {
             throw new RuntimeFailureException($"cannot read the peer key: {ex.Message}");
         }
+    }
+
+    private static Option<string[]> BootstrapOption() => new("--bootstrap") { Description = "A peer of the IPFS DHT to join through: /ip4/…/tcp/…/p2p/<PeerId> (repeatable)." };
+
+    private static List<Multiaddr> ParseBootstrap(string[]? values)
+    {
+        var list = new List<Multiaddr>();
+        foreach (var text in values ?? [])
+        {
+            var a = ParseAddress(text, "--bootstrap");
+            if (!a.TryGetTcpEndPoint(out _) || a.PeerId is null) throw new UsageException($"--bootstrap '{a}' is not an /ip4|ip6/…/tcp/…/p2p/<PeerId> address");
+            list.Add(a);
+        }
+
+        return list;
     }
 
     private static Multiaddr ParseAddress(string text, string what) =>
@@ -60,7 +76,8 @@ internal static class IpfsCommands
         var repo = RepoOption();
         var listen = new Option<string>("--listen") { Description = "Multiaddr to listen on.", DefaultValueFactory = _ => IpfsPeer.DefaultListen };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Log connection events to stderr." };
-        var command = new Command("serve", "Run the IPFS peer until SIGINT/SIGTERM; prints its address, then connected and identified peers.") { repo, listen, verbose };
+        var bootstrap = BootstrapOption();
+        var command = new Command("serve", "Run the IPFS peer until SIGINT/SIGTERM; prints its address, then connected and identified peers.") { repo, listen, verbose, bootstrap };
         command.SetAction(async (parse, ct) =>
         {
             var address = ParseAddress(parse.GetValue(listen)!, "--listen");
@@ -97,8 +114,22 @@ internal static class IpfsCommands
                     throw Listening.CannotBind(address.ToString(), ex);
                 }
 
+                var bootstraps = ParseBootstrap(parse.GetValue(bootstrap));
                 foreach (var a in peer.Host.ListenAddresses) await output.WriteLineAsync($"ipfs: peer {peer.Host.PeerId} listening {a}");
                 await output.FlushAsync(ct);
+                if (bootstraps.Count > 0)
+                {
+                    // Join the IPFS DHT and announce every root of the repository as provided by this peer.
+                    var reached = await peer.Dht.BootstrapAsync(bootstraps, ct);
+                    await output.WriteLineAsync($"dht: {reached} of {bootstraps.Count} bootstrap peers answered; routing table {peer.Dht.RoutingTableSize}");
+                    foreach (var root in peer.Repo.Roots())
+                    {
+                        var stored = await peer.Dht.ProvideAsync(root, ct);
+                        await output.WriteLineAsync($"provided {root} to {stored} peers");
+                    }
+
+                    await output.FlushAsync(ct);
+                }
                 try
                 {
                     await foreach (var line in lines.Reader.ReadAllAsync(ct))
@@ -175,12 +206,14 @@ internal static class IpfsCommands
         var timeout = new Option<int>("--timeout") { Description = "Seconds before giving up.", DefaultValueFactory = _ => 120 };
         var parallel = new Option<int>("--parallel") { Description = "Blocks wanted at once.", DefaultValueFactory = _ => 64 };
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace an existing file whose content differs." };
-        var command = new Command("get", "Fetch a DAG by Bitswap from the given peers, verify every block, write the file or directory.") { target, output, peers, repo, timeout, parallel, overwrite };
+        var bootstrap = BootstrapOption();
+        var command = new Command("get", "Fetch a DAG by Bitswap from the given peers and/or providers found in the IPFS DHT, verify every block, write the file or directory.") { target, output, peers, repo, timeout, parallel, overwrite, bootstrap };
         command.SetAction(async (parse, ct) =>
         {
             var cid = ContentCommands.ParseCid(parse.GetValue(target)!);
             var addresses = (parse.GetValue(peers) ?? []).Select(p => ParseAddress(p, "--peer")).ToList();
-            if (addresses.Count == 0) throw new UsageException("give at least one --peer (the IPFS DHT is not implemented yet)");
+            var bootstraps = ParseBootstrap(parse.GetValue(bootstrap));
+            if (addresses.Count == 0 && bootstraps.Count == 0) throw new UsageException("give at least one --peer or --bootstrap");
             foreach (var a in addresses)
             {
                 if (!a.TryGetTcpEndPoint(out _)) throw new UsageException($"--peer '{a}' is not an /ip4|ip6/…/tcp/… address");
@@ -210,6 +243,13 @@ internal static class IpfsCommands
                 IpfsFetchResult fetched;
                 try
                 {
+                    if (bootstraps.Count > 0)
+                    {
+                        await peer.Dht.BootstrapAsync(bootstraps, deadline.Token);
+                        addresses.AddRange(await peer.FindProviderAddressesAsync(cid, 20, deadline.Token));
+                        if (addresses.Count == 0) throw new RuntimeFailureException($"cannot fetch {cid}: no provider found in the DHT");
+                    }
+
                     fetched = await peer.FetchAsync(cid, addresses, width, deadline.Token);
                 }
                 catch (OperationCanceledException) when (deadline.IsCancellationRequested && !ct.IsCancellationRequested)
@@ -234,6 +274,51 @@ internal static class IpfsCommands
                 {
                     await stderr.WriteLineAsync($"peerway: {p.Peer} sent {p.Unwanted} blocks nobody wanted");
                 }
+            }
+
+            return CliRunner.Ok;
+        });
+        return command;
+    }
+
+    private static Command CreateFindProviders()
+    {
+        var target = new Argument<string>("cid") { Description = "The content to find providers of." };
+        var bootstrap = BootstrapOption();
+        bootstrap.Required = true;
+        var max = new Option<int>("--max") { Description = "Providers to find at most.", DefaultValueFactory = _ => 20 };
+        var repo = RepoOption();
+        var timeout = new Option<int>("--timeout") { Description = "Seconds before giving up.", DefaultValueFactory = _ => 60 };
+        var command = new Command("findprovs", "Find providers of a CID in the IPFS DHT (as kubo's `ipfs routing findprovs`): prints `<PeerId> <multiaddr,…>` per provider.") { target, bootstrap, max, repo, timeout };
+        command.SetAction(async (parse, ct) =>
+        {
+            var cid = ContentCommands.ParseCid(parse.GetValue(target)!);
+            var bootstraps = ParseBootstrap(parse.GetValue(bootstrap));
+            var limit = parse.GetValue(max);
+            if (limit is < 1 or > 1000) throw new UsageException("--max is 1 to 1000");
+            var seconds = parse.GetValue(timeout);
+            if (seconds < 1) throw new UsageException("--timeout is at least 1 second");
+            using var key = LoadKey(parse.GetValue(repo));
+            using var loggers = NodeLogging.CreateStderrFactory(false);
+            await using var host = new Libp2pHost(key, new Peerway.Net.TcpStreamTransport(), null, TimeProvider.System, loggers.CreateLogger("libp2p"));
+            await using var dht = new Peerway.Libp2p.Kad.KadDht(host, new Peerway.Libp2p.Kad.KadDhtOptions { ClientMode = true }, loggers.CreateLogger("kad"));
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            deadline.CancelAfter(TimeSpan.FromSeconds(seconds));
+            IReadOnlyList<Peerway.Libp2p.Kad.KadProvider> found;
+            try
+            {
+                if (await dht.BootstrapAsync(bootstraps, deadline.Token) == 0) throw new RuntimeFailureException("no bootstrap peer answered");
+                found = await dht.FindProvidersAsync(cid, limit, deadline.Token);
+            }
+            catch (OperationCanceledException) when (deadline.IsCancellationRequested && !ct.IsCancellationRequested)
+            {
+                throw new RuntimeFailureException($"no provider of {cid} found within {seconds} s");
+            }
+
+            if (found.Count == 0) throw new RuntimeFailureException($"no provider of {cid} found");
+            foreach (var p in found)
+            {
+                await parse.InvocationConfiguration.Output.WriteLineAsync($"{p.Peer} {string.Join(',', p.Addresses)}");
             }
 
             return CliRunner.Ok;

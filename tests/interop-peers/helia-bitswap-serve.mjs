@@ -16,7 +16,8 @@ import { readFile, readdir } from 'node:fs/promises'
 import { join, relative, basename } from 'node:path'
 
 const [file, dir] = process.argv.slice(2)
-setTimeout(() => { console.error('timeout'); process.exit(3) }, 600_000).unref()
+// HELIA_SERVE_TIMEOUT_MS: a hard limit so a forgotten server ends (benchmarks raise it).
+setTimeout(() => { console.error('timeout'); process.exit(3) }, Number(process.env.HELIA_SERVE_TIMEOUT_MS ?? 600_000)).unref()
 
 async function * entries (root, at) {
   for (const e of await readdir(at, { withFileTypes: true })) {

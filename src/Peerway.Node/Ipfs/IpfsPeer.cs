@@ -4,6 +4,7 @@ using Peerway.Content.Blocks;
 using Peerway.Content.UnixFs;
 using Peerway.Core.Multiformats;
 using Peerway.Libp2p;
+using Peerway.Libp2p.Kad;
 using Peerway.Libp2p.Protocols;
 using Peerway.Node.Content;
 using Peerway.Net;
@@ -28,14 +29,18 @@ public sealed class IpfsPeer : IAsyncDisposable
     /// <summary>The key file's name inside the repository.</summary>
     public const string KeyFileName = "libp2p.key";
 
-    private IpfsPeer(PeerKey key, Libp2pHost host, BitswapServer bitswap, BitswapClient client, ContentRepo repo)
+    private IpfsPeer(PeerKey key, Libp2pHost host, BitswapServer bitswap, BitswapClient client, ContentRepo repo, KadDht dht)
     {
+        Dht = dht;
         Key = key;
         Host = host;
         Bitswap = bitswap;
         Client = client;
         Repo = repo;
     }
+
+    /// <summary>The IPFS Kademlia DHT (server mode), its routing table separate from Mainline's.</summary>
+    public KadDht Dht { get; }
 
     /// <summary>Fetches blocks over Bitswap from connected peers.</summary>
     public BitswapClient Client { get; }
@@ -93,7 +98,8 @@ public sealed class IpfsPeer : IAsyncDisposable
         var host = new Libp2pHost(key, new TcpStreamTransport(), options, TimeProvider.System, logs.CreateLogger("libp2p"));
         var bitswap = new BitswapServer(host, cid => repo.Blocks.TryGet(cid, out var block) == ContentError.None ? block : null, null, logs.CreateLogger("bitswap"));
         var client = new BitswapClient(bitswap, null, TimeProvider.System, logs.CreateLogger("bitswap"));
-        return new IpfsPeer(key, host, bitswap, client, repo);
+        var dht = new KadDht(host, null, logs.CreateLogger("kad"));
+        return new IpfsPeer(key, host, bitswap, client, repo, dht);
     }
 
     /// <summary>Listens on a <c>/ip4|ip6/…/tcp/…</c> multiaddr.</summary>
@@ -132,6 +138,13 @@ public sealed class IpfsPeer : IAsyncDisposable
         return new IpfsFetchResult(result, Client.PeerStats, unreachable);
     }
 
+    /// <summary>Providers of <paramref name="cid"/> found in the IPFS DHT, as dialable addresses (<c>…/p2p/&lt;id&gt;</c>).</summary>
+    public async Task<IReadOnlyList<Multiaddr>> FindProviderAddressesAsync(Cid cid, int max, CancellationToken ct)
+    {
+        var providers = await Dht.FindProvidersAsync(cid, max, ct).ConfigureAwait(false);
+        return [.. providers.Where(p => !p.Peer.Equals(Host.PeerId)).SelectMany(p => p.Addresses.Where(a => a.TryGetTcpEndPoint(out _)).Take(1).Select(a => a.PeerId is null ? a.WithPeer(p.Peer) : a))];
+    }
+
     /// <summary>kubo's default swarm address, on loopback.</summary>
     public static string DefaultListen => "/ip4/127.0.0.1/tcp/4001";
 
@@ -139,6 +152,7 @@ public sealed class IpfsPeer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await Client.DisposeAsync().ConfigureAwait(false);
+        await Dht.DisposeAsync().ConfigureAwait(false);
         await Host.DisposeAsync().ConfigureAwait(false);
         Key.Dispose();
     }
