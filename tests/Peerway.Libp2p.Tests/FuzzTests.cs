@@ -1,3 +1,4 @@
+using Peerway.Libp2p.Kad;
 using Peerway.Libp2p.Protocols;
 using Peerway.Libp2p.Yamux;
 
@@ -22,6 +23,7 @@ public sealed class FuzzTests
             key.Id.Bytes.ToArray(),
             Multistream.Encode([Multistream.ProtocolId])[1..],
             BitswapTests.SampleMessage().Encode(),
+            KadTests.SampleMessage(key.Id, addr).Encode(),
         };
         var buffer = new byte[96];
         for (var i = 0; i < Inputs; i++)
@@ -49,6 +51,7 @@ public sealed class FuzzTests
             _ = YamuxHeader.TryRead(input, out _);
             _ = Multistream.Decode(input, out _);
             _ = BitswapMessage.TryDecode(input, out _);
+            _ = KadMessage.TryDecode(input, out _);
         }
     }
 
