@@ -12,14 +12,14 @@ namespace Peerway.Interop.Tests.Torrent;
 /// </summary>
 public sealed class WebTorrentBrowserTests
 {
-    private const string Chromium = "/usr/bin/chromium";
-    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+    internal const string Chromium = "/usr/bin/chromium";
+    internal static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
     private const int FileSize = 3 * 1024 * 1024 + 77;
 
-    private static string P(int port) => port.ToString(CultureInfo.InvariantCulture);
+    internal static string P(int port) => port.ToString(CultureInfo.InvariantCulture);
 
     // Downloads a magnet through the given trackers only; returns the file's SHA-256 in hex.
-    private const string DownloadScript = """
+    internal const string DownloadScript = """
         async ({ magnet, tracker }) => {
           const client = new WebTorrent();
           const torrent = client.add(magnet, { announce: [tracker] });
@@ -52,7 +52,7 @@ public sealed class WebTorrentBrowserTests
         return path;
     }
 
-    private static async Task<(IPlaywright Playwright, IBrowser Browser, IPage Page)> OpenPageAsync()
+    internal static async Task<(IPlaywright Playwright, IBrowser Browser, IPage Page)> OpenPageAsync()
     {
         RequiredTool.Require(Chromium, "apt-get install chromium");
         var bundle = WebTorrentBundle();
@@ -87,7 +87,7 @@ public sealed class WebTorrentBrowserTests
 
     /// <summary>Starts a WebSocket tracker: ours (owned by <paramref name="env"/>), or bittorrent-tracker's server (returned
     /// for the caller to dispose). Returns its ws:// URL.</summary>
-    private static async Task<(IAsyncDisposable? Process, string Url)> StartTrackerAsync(TorrentInterop env, string kind)
+    internal static async Task<(IAsyncDisposable? Process, string Url)> StartTrackerAsync(TorrentInterop env, string kind)
     {
         var port = TorrentInterop.FreePort();
         if (kind == "peerway")
