@@ -24,12 +24,18 @@ internal static partial class DemoCommand
         var peers = new Option<int>("--peers") { Description = "Downloaders in the file-sharing demo.", DefaultValueFactory = _ => 8 };
         var sizeMib = new Option<int>("--size-mib") { Description = "Size of the generated file in MiB.", DefaultValueFactory = _ => 64 };
         var seederLimit = new Option<int?>("--seeder-upload-limit") { Description = "Cap the seeder's upload at this many KiB/s (swarm-scaling runs)." };
+        var browser = new Option<bool>("--browser") { Description = "A headless browser (Chromium + webtorrent) joins a local swarm of desktop peers over WebRTC (DemoCommand.Browser.cs)." };
         var command = new Command("demo", "Run a local swarm on loopback (1 seeder, 8 peers, magnet via DHT only) and print a summary.")
         {
-            nodes, infoHashes, seed, timeout, verbose, dhtOnly, peers, sizeMib, seederLimit,
+            nodes, infoHashes, seed, timeout, verbose, dhtOnly, peers, sizeMib, seederLimit, browser,
         };
         command.SetAction(async (parse, ct) =>
         {
+            if (parse.GetValue(browser))
+            {
+                return await RunBrowserDemoAsync(parse.GetValue(sizeMib), parse.GetValue(timeout), parse.GetValue(verbose), parse.InvocationConfiguration.Output, ct);
+            }
+
             if (!parse.GetValue(dhtOnly))
             {
                 if (parse.GetValue(seederLimit) is <= 0) throw new UsageException("--seeder-upload-limit must be a positive number of KiB/s");

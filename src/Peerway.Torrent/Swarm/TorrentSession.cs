@@ -305,7 +305,13 @@ public sealed partial class TorrentSession : IAsyncDisposable
                 pending?.Router.HandshakeDone(pending);
             }
 
-            if (theirs is not { } hs || hs.InfoHash != InfoHash) return false;
+            if (theirs is not { } hs || hs.InfoHash != InfoHash)
+            {
+                // BEP 3: a peer whose first bytes are no handshake for this torrent is dropped (e.g. garbage over a data channel).
+                _log.LogDebug("dropping {Peer}: {Reason}", conn, theirs is null ? "no BitTorrent handshake" : "a handshake for another torrent");
+                return false;
+            }
+
             if (!conn.Outgoing) conn.Send(w => BuffersExtensions.Write(w, ours));
             conn.Handshake = hs;
             conn.PeerId = hs.PeerId;
