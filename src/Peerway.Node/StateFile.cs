@@ -1,3 +1,5 @@
+using Peerway.Core.IO;
+
 namespace Peerway.Node;
 
 /// <summary>Reads and atomically replaces small state files (the DHT routing table snapshot).</summary>
@@ -22,7 +24,8 @@ public static class StateFile
 
     /// <summary>
     /// Replaces <paramref name="path"/> with <paramref name="data"/> so a crash leaves either the old or the new file,
-    /// never a torn one: write a temporary file in the same directory, fsync it, then rename it over the target.
+    /// never a torn one: write a temporary file in the same directory, fsync it, rename it over the target, then fsync
+    /// the directory so the rename itself is durable (fsync(2)) before the caller acknowledges the change.
     /// </summary>
     public static void WriteAtomic(string path, ReadOnlySpan<byte> data)
     {
@@ -40,6 +43,7 @@ public static class StateFile
             }
 
             File.Move(temp, full, overwrite: true); // rename(2): atomic on POSIX file systems
+            OutputDirectory.Sync(dir);
         }
         finally
         {

@@ -75,19 +75,67 @@ public sealed class TransmissionRpcTests
         Assert.Empty(after["arguments"]!["torrents"]!.AsArray());
     }
 
+    /// <summary>
+    /// Issue 18 §8: a client off this host (192.0.2.7, TEST-NET-1: the address is only written into the request, no
+    /// packet is sent) is refused with 403 unless rpc-username/rpc-password are set, and then it still needs them.
+    /// </summary>
+    [Theory]
+    [InlineData("192.0.2.7", false, null, 403)]
+    [InlineData("2001:db8::7", false, null, 403)]
+    [InlineData("127.0.0.1", false, null, 409)]
+    [InlineData("::1", false, null, 409)]
+    [InlineData("192.0.2.7", true, null, 401)]
+    [InlineData("192.0.2.7", true, "alice:wrong", 401)]
+    [InlineData("192.0.2.7", true, "alice:s3cret", 409)]
+    public async Task Clients_off_this_host_need_auth_to_be_set_and_given(string remote, bool auth, string? credentials, int status)
+    {
+        var config = auth ? new NodeConfig { RpcUsername = "alice", RpcPassword = "s3cret" } : new NodeConfig();
+        await using var rig = new Rig(config);
+        var context = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+        context.Connection.RemoteIpAddress = System.Net.IPAddress.Parse(remote);
+        context.Request.Method = "POST";
+        context.Request.Body = new MemoryStream(Encoding.UTF8.GetBytes("""{"method":"session-get"}"""));
+        if (credentials is not null) context.Request.Headers.Authorization = "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes(credentials));
+        context.Response.Body = new MemoryStream();
+        await rig.Rpc.ServeAsync(context);
+        Assert.Equal(status, context.Response.StatusCode);
+    }
+
+    /// <summary>Issue 18 §8: a download-dir from RPC must be absolute and inside an allowed root, after ".." is resolved.</summary>
+    [Fact]
+    public async Task Download_dirs_outside_the_allowed_roots_are_refused()
+    {
+        await using var rig = new Rig();
+        var root = Path.Combine(rig.Dir, "downloads");
+        foreach (var bad in new[] { "/etc", "downloads", "", "   ", root + "/../../etc", root + "-evil", root + "/../downloads-evil/x", rig.Dir })
+        {
+            var quoted = JsonValue.Create(bad).ToJsonString();
+            var answer = await rig.CallAsync("""{"method":"torrent-add","arguments":{"filename":"magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567","download-dir":""" + quoted + "}}");
+            Assert.Contains("download-dir", (string?)answer["result"], StringComparison.Ordinal);
+            Assert.False(Directory.Exists(root + "-evil"), "a refused download-dir was created");
+        }
+
+        foreach (var good in new[] { root, root + "/sub/dir", root + "/x/../y" })
+        {
+            Assert.StartsWith(root, rig.Torrents.ConfineDownloadDir(good), StringComparison.Ordinal);
+        }
+    }
+
     private sealed class Rig : IAsyncDisposable
     {
         private readonly NodeTorrents _torrents;
 
-        public Rig()
+        public Rig(NodeConfig? config = null)
         {
             Dir = Directory.CreateTempSubdirectory("pw-rpc-").FullName;
             var client = new TorrentClient([new TcpStreamTransport()], new TorrentClientOptions { ListenEndPoints = [] }, new MemoryStorageFactory(), TimeProvider.System);
             _torrents = new NodeTorrents(client, Dir, Path.Combine(Dir, "downloads"), [], null, TimeProvider.System, NullLoggerFactory.Instance);
-            Rpc = new TransmissionRpc(_torrents, new NodeConfig { Data = Dir }, () => 0, TimeProvider.System, NullLogger<TransmissionRpc>.Instance);
+            Rpc = new TransmissionRpc(_torrents, (config ?? new NodeConfig()) with { Data = Dir }, () => 0, TimeProvider.System, NullLogger<TransmissionRpc>.Instance);
         }
 
         public string Dir { get; }
+
+        public NodeTorrents Torrents => _torrents;
 
         public TransmissionRpc Rpc { get; }
 

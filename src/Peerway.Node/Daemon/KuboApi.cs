@@ -17,9 +17,10 @@ namespace Peerway.Node.Daemon;
 /// repository: <c>version</c>, <c>id</c>, <c>add</c> (multipart; <c>cid-version</c>, <c>raw-leaves</c>,
 /// <c>only-hash</c>: the same importer, so the same CIDs, as <c>peerway add</c>), <c>cat</c>, <c>block/get</c>,
 /// <c>block/put</c>, <c>dag/export</c> and <c>dag/import</c> (CAR v1), <c>pin/add|ls|rm</c> (saved in the node's state),
-/// <c>repo/stat</c>.
+/// <c>repo/stat</c>, <c>get</c> (a tar stream, as kubo returns it) and <c>routing/findprovs</c> (what this node knows:
+/// itself, for a CID whose block it holds; the node runs no libp2p/IPFS DHT, so no other provider is ever listed).
 /// </summary>
-public sealed class KuboApi
+public sealed partial class KuboApi
 {
     private readonly ContentRepo _repo;
     private readonly DhtHost _dht;
@@ -27,14 +28,20 @@ public sealed class KuboApi
 
     private readonly NodeTorrents _state;
     private readonly Lock _pinGate = new();
+    private readonly Uri? _gateway;
 
-    public KuboApi(ContentRepo repo, NodeTorrents state, DhtHost dht, ILogger<KuboApi> log)
+    /// <param name="gateway">The node's gateway root, named as this node's address in <c>routing/findprovs</c> answers.</param>
+    public KuboApi(ContentRepo repo, NodeTorrents state, DhtHost dht, ILogger<KuboApi> log, Uri? gateway = null)
     {
         _repo = repo;
         _state = state;
         _dht = dht;
         _log = log;
+        _gateway = gateway;
     }
+
+    /// <summary>This node's id as kubo's <c>id</c> and <c>routing/findprovs</c> name it (see <c>id</c> below).</summary>
+    private string PeerId => Cid.V0(Multihash.Sha256(_dht.Node.Id.ToArray())).ToString();
 
     public void Map(WebApplication app)
     {
@@ -57,7 +64,7 @@ public sealed class KuboApi
         {
             // Peerway speaks no libp2p, so it has no libp2p identity: the ID is the sha2-256 multihash of the DHT node id
             // in base58btc (the shape of a "Qm…" peer id, which clients parse), stable across restarts with dht.state.
-            ["ID"] = Cid.V0(Multihash.Sha256(_dht.Node.Id.ToArray())).ToString(),
+            ["ID"] = PeerId,
             ["AgentVersion"] = "peerway/0.1.0",
             ["Addresses"] = new JsonArray(),
             ["Protocols"] = new JsonArray(),
@@ -72,6 +79,8 @@ public sealed class KuboApi
         app.MapPost("/api/v0/pin/rm", (HttpContext c) => PinChange(c, add: false));
         app.MapPost("/api/v0/pin/ls", PinList);
         app.MapPost("/api/v0/repo/stat", RepoStat);
+        app.MapPost("/api/v0/get", GetAsync);
+        app.MapPost("/api/v0/routing/findprovs", FindProviders);
         app.MapFallback((HttpContext c) => Error($"command not found: {c.Request.Path}", StatusCodes.Status404NotFound));
     }
 
@@ -118,30 +127,46 @@ public sealed class KuboApi
 
     private async Task CatAsync(HttpContext context)
     {
+        var exporter = new UnixFsExporter(_repo.Blocks);
+        if (await ResolveArgAsync(context, exporter).ConfigureAwait(false) is not { } resolved) return;
+        var target = resolved.Target;
+        if (!_repo.Blocks.Has(target))
+        {
+            await Error($"block was not found locally (offline): {target}").ExecuteAsync(context).ConfigureAwait(false);
+            return;
+        }
+
+        context.Response.ContentType = "text/plain";
+        var result = await exporter.ExportFileAsync(target, context.Response.Body, context.RequestAborted).ConfigureAwait(false);
+        if (!result.Ok)
+        {
+            _log.LogWarning("cat {Cid}: {Result}", target, result);
+            context.Abort();
+        }
+    }
+
+    /// <summary>
+    /// Resolves <c>arg</c> (a CID, <c>CID/path</c> or <c>/ipfs/CID/path</c>) to the CID it names and the last name in
+    /// it (the CID for a bare CID); null, with kubo's error sent, when it is not a path or does not resolve here.
+    /// </summary>
+    private static async Task<(Cid Target, string Name)?> ResolveArgAsync(HttpContext context, UnixFsExporter exporter)
+    {
         var arg = context.Request.Query["arg"].ToString();
         var path = arg.StartsWith("/ipfs/", StringComparison.Ordinal) ? arg[6..] : arg;
         var segments = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
         if (segments.Length == 0 || Cid.TryParse(segments[0], out var root) != MultiformatError.None)
         {
             await Error($"invalid path \"{arg}\"").ExecuteAsync(context).ConfigureAwait(false);
-            return;
+            return null;
         }
 
-        var exporter = new UnixFsExporter(_repo.Blocks);
-        var resolved = exporter.TryResolvePath(root!, segments[1..], out var target);
-        if (resolved != Peerway.Content.ContentError.None || !_repo.Blocks.Has(target!))
+        if (exporter.TryResolvePath(root!, segments[1..], out var target) != Peerway.Content.ContentError.None)
         {
             await Error($"block was not found locally (offline): {target ?? root}").ExecuteAsync(context).ConfigureAwait(false);
-            return;
+            return null;
         }
 
-        context.Response.ContentType = "text/plain";
-        var result = await exporter.ExportFileAsync(target!, context.Response.Body, context.RequestAborted).ConfigureAwait(false);
-        if (!result.Ok)
-        {
-            _log.LogWarning("cat {Cid}: {Result}", target, result);
-            context.Abort();
-        }
+        return (target!, segments[^1]);
     }
 
     /// <summary>

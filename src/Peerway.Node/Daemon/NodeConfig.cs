@@ -35,9 +35,13 @@ public sealed record NodeConfig
     [JsonPropertyName("dht-port")]
     public int DhtPort { get; init; } = 6881;
 
-    /// <summary>TCP port for BitTorrent peers, all torrents (51413 as transmission-daemon; 0: any).</summary>
+    /// <summary>Port for BitTorrent peers, all torrents: TCP, and uTP on UDP (51413 as transmission-daemon; 0: any).</summary>
     [JsonPropertyName("peer-port")]
     public int PeerPort { get; init; } = 51413;
+
+    /// <summary>BEP 29 uTP on the peer port (listened on, and dialled first with TCP as the fallback); transmission's <c>utp-enabled</c>.</summary>
+    [JsonPropertyName("utp-enabled")]
+    public bool UtpEnabled { get; init; } = true;
 
     /// <summary>Address the DHT and the peer listener bind.</summary>
     [JsonPropertyName("peer-bind")]

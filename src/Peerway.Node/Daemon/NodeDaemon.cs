@@ -13,6 +13,7 @@ using Peerway.Node.Content;
 using Peerway.Torrent;
 using Peerway.Torrent.Storage;
 using Peerway.Torrent.Trackers;
+using Peerway.Torrent.Utp;
 
 namespace Peerway.Node.Daemon;
 
@@ -101,8 +102,19 @@ public sealed class NodeDaemon : IAsyncDisposable
 
         // Session speed limits (session-set) are saved in the state and applied to the client here, at start.
         var settings = SavedNodeState.TryRead(Path.Combine(data, "state.json"))?.Settings ?? new SavedSettings();
-        var client = new TorrentClient([new TcpStreamTransport()], new TorrentClientOptions
+        // BEP 29: uTP listens on the peer port's UDP side, bound first so that a port 0 is then the TCP listener's too
+        // (as `share`/`get` run it, TorrentHost); the client dials uTP first and falls back to TCP.
+        List<IStreamTransport> transports = [new TcpStreamTransport()];
+        if (config.UtpEnabled)
         {
+            var peerUdp = SharedUdpPort.Bind(new IPEndPoint(peerAddress, config.PeerPort), new UtpOptions(), loggers);
+            _owned.Add(peerUdp);
+            transports.Insert(0, peerUdp.Utp);
+        }
+
+        var client = new TorrentClient(transports, new TorrentClientOptions
+        {
+            Transports = config.UtpEnabled ? PeerTransports.Both : PeerTransports.Tcp,
             ListenEndPoints = [new IPEndPoint(peerAddress, config.PeerPort)],
             UploadRateLimit = settings.SpeedLimitUpEnabled && settings.SpeedLimitUp > 0 ? settings.SpeedLimitUp * 1000 : null,
             DownloadRateLimit = settings.SpeedLimitDownEnabled && settings.SpeedLimitDown > 0 ? settings.SpeedLimitDown * 1000 : null,
@@ -149,7 +161,7 @@ public sealed class NodeDaemon : IAsyncDisposable
 
         var apiApp = BuildApp(NodeConfig.ParseHttpEndPoint(config.Api, "api"), config.RpcMaxBody, app =>
         {
-            new KuboApi(Repo, Torrents, Dht, loggers.CreateLogger<KuboApi>()).Map(app);
+            new KuboApi(Repo, Torrents, Dht, loggers.CreateLogger<KuboApi>(), new Uri(GatewayUrl)).Map(app);
         });
         var apiPort = await StartAppAsync(apiApp, ct).ConfigureAwait(false);
         ApiUrl = $"{Url(config.Api, apiPort)}/api/v0";

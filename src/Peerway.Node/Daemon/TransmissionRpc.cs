@@ -225,7 +225,7 @@ public sealed partial class TransmissionRpc
                 ["speed-bytes"] = 1000,
                 ["speed-units"] = new JsonArray("kB/s", "MB/s", "GB/s", "TB/s"),
             },
-            ["utp-enabled"] = false,
+            ["utp-enabled"] = _config.UtpEnabled,
             ["version"] = "4.0.0 (Peerway)",
             ["dht-port"] = _dhtPort(),
         };

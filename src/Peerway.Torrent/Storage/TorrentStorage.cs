@@ -512,7 +512,8 @@ public sealed class TorrentStorage : ITorrentStorage
 
     /// <summary>
     /// Crash-safe resume: flush the data files (so every piece we record is durable), write the verified set and each
-    /// file's size and mtime to a temporary file, fsync it, then rename it over the old one (atomic on POSIX).
+    /// file's size and mtime to a temporary file, fsync it, then rename it over the old one (atomic on POSIX) and fsync
+    /// the directory.
     /// </summary>
     public void SaveResume()
     {
@@ -595,6 +596,7 @@ public sealed class TorrentStorage : ITorrentStorage
         }
 
         File.Move(tmp, ResumePath, overwrite: true);
+        OutputDirectory.Sync(Path.GetDirectoryName(ResumePath)!); // fsync(2): the rename is durable once its directory is synced
     }
 
     /// <summary>Per file: whether the resume file's size+mtime match what is on disk. <paramref name="resumed"/> is null when untrusted.</summary>

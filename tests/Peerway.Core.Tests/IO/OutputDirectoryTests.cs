@@ -53,4 +53,15 @@ public sealed class OutputDirectoryTests : IDisposable
 
         Assert.True(File.Exists(Path.Combine(real, "x")));
     }
+
+    /// <summary>Sync opens the directory itself (O_DIRECTORY) to fsync it: a directory syncs, a file or a missing path is an error.</summary>
+    [Fact]
+    public void Sync_fsyncs_a_directory_and_refuses_what_is_not_one()
+    {
+        var file = Path.Combine(_temp.Path, "f");
+        File.WriteAllText(file, "x");
+        OutputDirectory.Sync(_temp.Path);
+        Assert.ThrowsAny<IOException>(() => OutputDirectory.Sync(file));
+        Assert.ThrowsAny<IOException>(() => OutputDirectory.Sync(Path.Combine(_temp.Path, "missing")));
+    }
 }

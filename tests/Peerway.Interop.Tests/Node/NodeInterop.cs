@@ -7,9 +7,10 @@ namespace Peerway.Interop.Tests.Node;
 /// <summary>A running <c>peerway node</c> on free loopback ports, with its endpoints read from its first stdout line.</summary>
 internal sealed class RunningNode
 {
-    private RunningNode(RunningProcess process, string rpcUrl, string apiUrl, string gatewayUrl)
+    private RunningNode(RunningProcess process, string rpcUrl, string apiUrl, string gatewayUrl, int peerPort)
     {
         Process = process;
+        PeerPort = peerPort;
         RpcUrl = rpcUrl;
         ApiUrl = apiUrl;
         GatewayUrl = gatewayUrl;
@@ -26,6 +27,9 @@ internal sealed class RunningNode
     public string ApiUrl { get; }
 
     public string GatewayUrl { get; }
+
+    /// <summary>The BitTorrent peer port (TCP, and uTP on UDP), from the banner's <c>peers tcp PORT</c>.</summary>
+    public int PeerPort { get; }
 
     /// <summary>SIGTERM (a graceful stop); returns the exit code.</summary>
     public async Task<int> TerminateAsync()
@@ -56,7 +60,9 @@ internal sealed class RunningNode
         // node: rpc http://… api http://… gateway http://… dht udp … peers tcp …
         var words = line.Split(' ');
         Assert.True(words.Length >= 9 && words[0] == "node:" && words[1] == "rpc" && words[3] == "api" && words[5] == "gateway" && words[7] == "dht" && words[8] == "udp", line);
-        return new RunningNode(p, words[2], words[4], words[6]);
+        var peers = Array.IndexOf(words, "peers");
+        var peerPort = peers > 0 && peers + 2 < words.Length && int.TryParse(words[peers + 2], out var port) ? port : 0;
+        return new RunningNode(p, words[2], words[4], words[6], peerPort);
     }
 }
 
