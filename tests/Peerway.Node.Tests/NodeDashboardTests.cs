@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using Peerway.TestSupport;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Peerway.Node.Daemon;
@@ -13,7 +14,7 @@ namespace Peerway.Node.Tests;
 /// Issue 18 items 4 and 6 over HTTP, in process: the dashboard's embedded page and its server-sent events, <c>/metrics</c>
 /// in Prometheus text format with counters that move, all under the RPC's access rule; and the config's log levels.
 /// </summary>
-public sealed partial class NodeDashboardTests
+public sealed class NodeDashboardTests
 {
     private static NodeConfig Config(string dir) => new()
     {
@@ -164,69 +165,7 @@ public sealed partial class NodeDashboardTests
         throw new InvalidOperationException("the event stream ended before its first event");
     }
 
-    /// <summary>GETs /metrics and checks every line as promtool's text parser would (exposition format 0.0.4).</summary>
-    internal static async Task<string> ScrapeAsync(HttpClient http, string url)
-    {
-        using var response = await http.GetAsync(url);
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal("text/plain", response.Content.Headers.ContentType?.MediaType);
-        var text = await response.Content.ReadAsStringAsync();
-        PrometheusText.Check(text);
-        return text;
-    }
+    private static Task<string> ScrapeAsync(HttpClient http, string url) => PrometheusScrape.GetAsync(http, url);
 
-    /// <summary>The sum of the samples of <paramref name="name"/> whose labels contain <paramref name="label"/>; 0 when none.</summary>
-    internal static double Sample(string text, string name, string label) => PrometheusText.Sum(text, name, label);
-}
-
-/// <summary>A line check of the Prometheus text exposition format (what <c>promtool check metrics</c> parses).</summary>
-internal static partial class PrometheusText
-{
-    [GeneratedRegex("""^# HELP [a-zA-Z_:][a-zA-Z0-9_:]* .*$""")]
-    private static partial Regex Help();
-
-    [GeneratedRegex("""^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$""")]
-    private static partial Regex Type();
-
-    [GeneratedRegex("""^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*")(,[a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*")*,?\})? (-?[0-9.eE+-]+|NaN|[+-]Inf)( -?[0-9]+)?$""")]
-    private static partial Regex SampleLine();
-
-    public static void Check(string text)
-    {
-        Assert.EndsWith("\n", text, StringComparison.Ordinal);
-        var typed = new HashSet<string>(StringComparer.Ordinal);
-        var lines = text.Split('\n');
-        for (var i = 0; i < lines.Length - 1; i++)
-        {
-            var line = lines[i];
-            if (line.Length == 0 || line == "# EOF" || Help().IsMatch(line)) continue;
-            if (Type().Match(line) is { Success: true } t)
-            {
-                Assert.True(typed.Add(t.Groups[1].Value), $"line {i + 1}: a second TYPE for {t.Groups[1].Value}");
-                continue;
-            }
-
-            var m = SampleLine().Match(line);
-            Assert.True(m.Success, $"line {i + 1} is not a valid sample: {line}");
-            var family = m.Groups[1].Value;
-            Assert.True(typed.Contains(family) || typed.Any(f => family.StartsWith(f + "_", StringComparison.Ordinal)), $"line {i + 1}: {family} has no TYPE line before it");
-        }
-    }
-
-    public static double Sum(string text, string name, string label)
-    {
-        double sum = 0;
-        foreach (var line in text.Split('\n'))
-        {
-            if (line.StartsWith('#')) continue;
-            var space = line.LastIndexOf(' ');
-            if (space < 0) continue;
-            var head = line[..space];
-            var metric = head.Split('{')[0];
-            if (metric != name || !head.Contains(label, StringComparison.Ordinal)) continue;
-            sum += double.Parse(line[(space + 1)..], System.Globalization.CultureInfo.InvariantCulture);
-        }
-
-        return sum;
-    }
+    private static double Sample(string text, string name, string label) => PrometheusScrape.Sum(text, name, label);
 }
