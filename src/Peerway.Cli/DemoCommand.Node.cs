@@ -35,16 +35,7 @@ internal sealed class DemoNode : IAsyncDisposable
     public static async Task<DemoNode> StartAsync(ILoggerFactory loggers, CancellationToken ct)
     {
         var data = Directory.CreateTempSubdirectory("peerway-demo-node-").FullName;
-        var config = new NodeConfig
-        {
-            Data = data,
-            Rpc = "127.0.0.1:0",
-            Api = "127.0.0.1:0",
-            Gateway = "127.0.0.1:0",
-            DhtPort = 0,
-            PeerPort = 0,
-            PeerBind = "127.0.0.1",
-        };
+        var config = NodeConfig.Loopback(data);
         try
         {
             return new DemoNode(await NodeDaemon.StartAsync(config, loggers, ct).ConfigureAwait(false), data);

@@ -16,16 +16,7 @@ namespace Peerway.Node.Tests;
 /// </summary>
 public sealed class NodeDashboardTests
 {
-    private static NodeConfig Config(string dir) => new()
-    {
-        Data = dir,
-        Rpc = "127.0.0.1:0",
-        Api = "127.0.0.1:0",
-        Gateway = "127.0.0.1:0",
-        DhtPort = 0,
-        PeerPort = 0,
-        PeerBind = "127.0.0.1",
-    };
+    private static NodeConfig Config(string dir) => NodeConfig.Loopback(dir);
 
     [Fact]
     public async Task The_page_its_assets_and_the_event_stream_are_served_from_the_binary()

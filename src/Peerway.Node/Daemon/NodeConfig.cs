@@ -85,6 +85,18 @@ public sealed record NodeConfig
     [JsonIgnore]
     public string EffectiveDownloadDir => Path.GetFullPath(DownloadDir ?? Path.Combine(Data, "downloads"));
 
+    /// <summary>A node on 127.0.0.1 only with every port picked by the system (the demo's node, tests).</summary>
+    public static NodeConfig Loopback(string data) => new()
+    {
+        Data = data,
+        Rpc = "127.0.0.1:0",
+        Api = "127.0.0.1:0",
+        Gateway = "127.0.0.1:0",
+        DhtPort = 0,
+        PeerPort = 0,
+        PeerBind = "127.0.0.1",
+    };
+
     /// <summary>Throws <see cref="ArgumentException"/> with one line naming the bad setting.</summary>
     public void Validate()
     {
