@@ -10,7 +10,7 @@ namespace Peerway.Interop.Tests.Node;
 /// Issue 18 item 4: the node's web dashboard in headless Chromium (Debian's, driven by Playwright .NET, nothing
 /// downloaded). The page adds a magnet (seeded by <c>peerway share</c> on loopback, reached through x.pe), shows it reach
 /// 100 % from the node's server-sent events, pauses and removes it with its own buttons (through the Transmission RPC
-/// and its session-id token), and a screenshot is written and its path printed.
+/// and its session-id token), then uploads a .torrent of the same file (checked on disk: 100 %); a screenshot is written and its path printed.
 /// </summary>
 public sealed class DashboardBrowserTests(ITestOutputHelper output)
 {
@@ -96,6 +96,18 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
         Assert.Equal(0, await page.Locator("#torrents tbody tr").CountAsync());
         // Removed without delete-local-data: the download stays.
         Assert.True(File.Exists(Path.Combine(data, "downloads", "gamma.bin")), Log());
+
+        // A .torrent uploaded from the page (base64 metainfo through torrent-add): the same file, whose data the node
+        // still has, so it checks the pieces on disk and shows 100 % without a peer.
+        var torrent = Path.Combine(env.Root, "gamma.torrent");
+        var (created, _, createErr) = await env.RunPeerwayAsync(TimeSpan.FromMinutes(2), "create", file, "-o", torrent);
+        Assert.True(created == 0, createErr);
+        await page.SetInputFilesAsync("#torrent-file", torrent);
+        await page.ClickAsync("#add-file button");
+        await page.WaitForFunctionAsync("() => { const r = document.querySelector('#torrents tbody tr'); return r && r.dataset.done === '1'; }",
+            null, new() { Timeout = (float)Timeout.TotalMilliseconds });
+        Assert.Equal("added gamma.torrent", await page.Locator("#message").InnerTextAsync());
+        Assert.Contains("gamma.bin", await page.Locator("#torrents tbody tr td.name").InnerTextAsync(), StringComparison.Ordinal);
         Assert.True(failures.Count == 0, Log());
     }
 }
