@@ -8,7 +8,7 @@ namespace Peerway.Cli;
 internal static partial class DemoCommand
 {
     private static async Task<int> RunTorrentDemoAsync(int peers, int sizeMib, int? seed, int seconds, bool verbose, TextWriter output,
-        long? seederUploadLimit, CancellationToken ct)
+        long? seederUploadLimit, bool keep, CancellationToken ct)
     {
         var options = new LocalTorrentSwarmOptions { Peers = peers, FileSize = (long)sizeMib * 1024 * 1024, Seed = seed, SeederUploadLimit = seederUploadLimit };
         try
@@ -26,6 +26,11 @@ internal static partial class DemoCommand
         using var loggers = NodeLogging.CreateStderrFactory(verbose);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
         deadline.CancelAfter(TimeSpan.FromSeconds(seconds));
+        // The demo's node: its dashboard is up before the swarm starts, so a new user can open it and watch.
+        await using var node = await DemoNode.StartAsync(loggers, ct);
+        options = options with { ExtraPeer = node.JoinAsync };
+        await output.WriteLineAsync($"dashboard: {node.DashboardUrl} (peerway node; the demo torrent is added through its Transmission RPC)");
+        await output.FlushAsync(ct);
         LocalTorrentSwarmReport report;
         try
         {
@@ -74,9 +79,19 @@ internal static partial class DemoCommand
         }
 
         WriteTorrentSummary(report, fancy, output);
+        // Not "SHA-256 ok": that marks the 8 swarm peers' rows.
+        await output.WriteLineAsync($"node: {node.Name} 100% through the Transmission RPC, SHA-256 {(node.Verified == true ? "matches the source" : "MISMATCH")}");
         if (!report.AllVerified)
         {
             throw new RuntimeFailureException($"{report.Peers.Count(p => !p.Verified)} of {report.Peers.Count} downloads did not verify");
+        }
+
+        if (node.Verified != true) throw new RuntimeFailureException("the node's download did not verify");
+        if (keep)
+        {
+            await output.WriteLineAsync($"node: still running, dashboard {node.DashboardUrl} (Ctrl-C to stop)");
+            await output.FlushAsync(ct);
+            await ContentCommands.WaitForCancellationAsync(ct);
         }
 
         return CliRunner.Ok;

@@ -25,9 +25,10 @@ internal static partial class DemoCommand
         var sizeMib = new Option<int>("--size-mib") { Description = "Size of the generated file in MiB.", DefaultValueFactory = _ => 64 };
         var seederLimit = new Option<int?>("--seeder-upload-limit") { Description = "Cap the seeder's upload at this many KiB/s (swarm-scaling runs)." };
         var browser = new Option<bool>("--browser") { Description = "A headless browser (Chromium + webtorrent) joins a local swarm of desktop peers over WebRTC (DemoCommand.Browser.cs)." };
+        var keep = new Option<bool>("--keep") { Description = "Keep the demo's node (and its dashboard) running after the summary, until Ctrl-C." };
         var command = new Command("demo", "Run a local swarm on loopback (1 seeder, 8 peers, magnet via DHT only) and print a summary.")
         {
-            nodes, infoHashes, seed, timeout, verbose, dhtOnly, peers, sizeMib, seederLimit, browser,
+            nodes, infoHashes, seed, timeout, verbose, dhtOnly, peers, sizeMib, seederLimit, browser, keep,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -40,7 +41,7 @@ internal static partial class DemoCommand
             {
                 if (parse.GetValue(seederLimit) is <= 0) throw new UsageException("--seeder-upload-limit must be a positive number of KiB/s");
                 return await RunTorrentDemoAsync(parse.GetValue(peers), parse.GetValue(sizeMib), parse.GetValue(seed), parse.GetValue(timeout),
-                    parse.GetValue(verbose), parse.InvocationConfiguration.Output, parse.GetValue(seederLimit) * 1024L, ct);
+                    parse.GetValue(verbose), parse.InvocationConfiguration.Output, parse.GetValue(seederLimit) * 1024L, parse.GetValue(keep), ct);
             }
 
             var options = new LocalSwarmOptions

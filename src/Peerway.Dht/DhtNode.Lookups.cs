@@ -182,6 +182,7 @@ public sealed partial class DhtNode
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             op = StartLookup(target, kind, routers, readItem);
+            _lookupsStarted++;
         }
 
         RunDeferred();

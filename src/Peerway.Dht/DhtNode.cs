@@ -63,7 +63,7 @@ public sealed partial class DhtNode : IAsyncDisposable
     private bool _disposed;
     private volatile int _handlerThread;
     private long _queriesReceived, _responsesReceived, _errorsReceived, _malformedDropped, _rateLimitedDropped;
-    private long _queriesSent, _timeouts, _bytesSent, _bytesReceived;
+    private long _queriesSent, _timeouts, _bytesSent, _bytesReceived, _lookupsStarted;
 
     /// <summary>A node on <paramref name="socket"/>; every timer runs on <paramref name="time"/>. Call <see cref="Start"/> next.</summary>
     public DhtNode(IDatagramSocket socket, TimeProvider time, DhtOptions options, ILogger<DhtNode>? logger = null)
@@ -112,7 +112,7 @@ public sealed partial class DhtNode : IAsyncDisposable
                 _items.Expire(_time.GetUtcNow());
                 return new DhtStats(_queriesReceived, _responsesReceived, _errorsReceived, _malformedDropped, _rateLimitedDropped,
                     _queriesSent, _timeouts, _bytesSent, _bytesReceived, _table.Count, _store.Count, _store.InfoHashCount, _voter.Current,
-                    _items.Count);
+                    _items.Count, _lookupsStarted);
             }
         }
     }

@@ -34,7 +34,8 @@ public sealed record DhtStats(
     int StoredPeers,
     int StoredInfoHashes,
     IPAddress? ExternalAddress,
-    int StoredItems = 0);
+    int StoredItems = 0,
+    long LookupsStarted = 0);
 
 /// <summary>A saved node: its id and the contacts of its routing table.</summary>
 public sealed record DhtState(NodeId Id, IReadOnlyList<NodeContact> Nodes);

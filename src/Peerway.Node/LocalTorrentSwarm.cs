@@ -29,6 +29,12 @@ public sealed record LocalTorrentSwarmOptions
     /// <summary>Where the content and the downloads go; null: a new temporary directory, deleted afterwards.</summary>
     public string? Directory { get; init; }
 
+    /// <summary>
+    /// A peer from outside the swarm (the demo's <c>peerway node</c>): called once the seeder is up, with the magnet, the
+    /// seeder's address, a DHT node of the swarm and the file's SHA-256; the swarm stays up until its task ends.
+    /// </summary>
+    public Func<LocalTorrentSwarmSeeding, CancellationToken, Task>? ExtraPeer { get; init; }
+
     public void Validate()
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(Peers, 1);
@@ -39,6 +45,9 @@ public sealed record LocalTorrentSwarmOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(SeederUploadSlots, 1);
     }
 }
+
+/// <summary>What a peer from outside the swarm needs to join it (<see cref="LocalTorrentSwarmOptions.ExtraPeer"/>).</summary>
+public sealed record LocalTorrentSwarmSeeding(string Magnet, IPEndPoint Seeder, IPEndPoint DhtNode, ReadOnlyMemory<byte> Sha256);
 
 /// <summary>One downloader's result.</summary>
 public sealed record TorrentPeerResult(int Index, IPEndPoint Address, TimeSpan Elapsed, long FromSeeder, long FromPeers, bool Verified);
@@ -124,6 +133,9 @@ public static class LocalTorrentSwarm
                 }, loggers, seederNode.Node);
                 hosts.Add(seeder);
                 await seeder.StartAsync(ct).ConfigureAwait(false);
+                var extra = options.ExtraPeer is { } join
+                    ? join(new LocalTorrentSwarmSeeding(magnet.ToString(), new IPEndPoint(seederNode.LocalEndPoint.Address, seeder.Client.Port), seederNode.LocalEndPoint, sourceHash), ct)
+                    : Task.CompletedTask;
 
                 var started = clock.Elapsed;
                 var peers = new List<(TorrentHost Host, IPEndPoint Address, string Dir)>();
@@ -166,6 +178,7 @@ public static class LocalTorrentSwarm
                 }
 
                 await all.ConfigureAwait(false);
+                await extra.ConfigureAwait(false);
                 var seederId = seeder.Client.PeerId;
                 var results = new List<TorrentPeerResult>();
                 for (var i = 0; i < peers.Count; i++)

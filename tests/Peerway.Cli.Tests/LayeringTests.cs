@@ -68,6 +68,8 @@ public sealed class LayeringTests
         ("System.IO.Hashing", ["Peerway.Nat"], "CRC-32 of the STUN FINGERPRINT attribute (RFC 8489 §14.7)"),
         ("BouncyCastle.Cryptography", ["Peerway.WebRtc"], "DTLS 1.2 for data channels (.NET has no DTLS)"),
         ("ScottPlot", ["Peerway.Simulation"], "PNG plots of simulation sweeps: heavy (SkiaSharp), so in Simulation alone"),
+        ("OpenTelemetry", ["Peerway.Node"], "the metrics SDK that reads the engines' System.Diagnostics.Metrics meters: only the composition root exports"),
+        ("OpenTelemetry.Exporter.Prometheus.AspNetCore", ["Peerway.Node"], "/metrics in Prometheus text format on the node's rpc listener"),
         ("Microsoft.AspNetCore.App", ["Peerway.Node"], "Kestrel for the gateway and signalling: only the composition root hosts HTTP"),
         ("System.CommandLine", ["Peerway.Cli"], "command-line parsing"),
         ("Spectre.Console", ["Peerway.Cli"], "progress display and tables"),

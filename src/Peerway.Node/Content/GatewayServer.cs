@@ -89,6 +89,9 @@ public sealed partial class GatewayServer : IAsyncDisposable
         _app.Run(ServeAsync);
     }
 
+    /// <summary>Called with the status of each request answered (the node's metrics).</summary>
+    internal Action<int>? OnAnswered { get; init; }
+
     /// <summary>The URL prefix served, e.g. <c>http://127.0.0.1:8080/</c> (the bound port once started).</summary>
     public string Prefix => $"http://{Host}:{Port}/";
 
@@ -130,6 +133,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
                 request.Headers.Accept.Count > 0 ? request.Headers.Accept.ToString() : null,
                 request.Headers.IfNoneMatch.Count > 0 ? request.Headers.IfNoneMatch.ToString() : null));
             LogRequest(request.Method, request.Path + request.QueryString, result.Status);
+            OnAnswered?.Invoke(result.Status);
             response.StatusCode = result.Status;
             response.ContentType = result.ContentType;
             foreach (var (name, value) in result.Headers)

@@ -70,6 +70,17 @@ public sealed record NodeConfig
     [JsonPropertyName("log-level")]
     public LogLevel LogLevel { get; init; } = LogLevel.Warning;
 
+    /// <summary>
+    /// Levels by logger category (a category and every category under it, as Microsoft.Extensions.Logging filters):
+    /// <c>"logging": {"Peerway.Torrent": "Debug", "Peerway.Dht": "None"}</c>; <see cref="LogLevel"/> for the rest.
+    /// </summary>
+    [JsonPropertyName("logging")]
+    public IReadOnlyDictionary<string, LogLevel> Logging { get; init; } = new Dictionary<string, LogLevel>();
+
+    /// <summary>"simple" (one line per entry) or "json" (one JSON object per entry, with the message's named values).</summary>
+    [JsonPropertyName("log-format")]
+    public string LogFormat { get; init; } = "simple";
+
     /// <summary>Largest RPC request body, in bytes (a base64 .torrent of <c>TorrentLimits.MaxTorrentFileLength</c> fits).</summary>
     [JsonPropertyName("rpc-max-body")]
     public long RpcMaxBody { get; init; } = 48L * 1024 * 1024;
@@ -77,6 +88,18 @@ public sealed record NodeConfig
     /// <summary>The download directory in effect.</summary>
     [JsonIgnore]
     public string EffectiveDownloadDir => Path.GetFullPath(DownloadDir ?? Path.Combine(Data, "downloads"));
+
+    /// <summary>A node on 127.0.0.1 only with every port picked by the system (the demo's node, tests).</summary>
+    public static NodeConfig Loopback(string data) => new()
+    {
+        Data = data,
+        Rpc = "127.0.0.1:0",
+        Api = "127.0.0.1:0",
+        Gateway = "127.0.0.1:0",
+        DhtPort = 0,
+        PeerPort = 0,
+        PeerBind = "127.0.0.1",
+    };
 
     /// <summary>Throws <see cref="ArgumentException"/> with one line naming the bad setting.</summary>
     public void Validate()
@@ -97,6 +120,24 @@ public sealed record NodeConfig
             throw new ArgumentException("rpc-username and rpc-password go together");
         if (RpcMaxBody < 1024) throw new ArgumentException("rpc-max-body must be at least 1024 bytes");
         if (!Enum.IsDefined(LogLevel)) throw new ArgumentException($"log-level {LogLevel} is not a level");
+        foreach (var (category, level) in Logging)
+        {
+            if (string.IsNullOrWhiteSpace(category)) throw new ArgumentException("logging: an empty category");
+            if (!Enum.IsDefined(level)) throw new ArgumentException($"logging {category}: {level} is not a level");
+        }
+
+        if (LogFormat is not ("simple" or "json")) throw new ArgumentException($"log-format '{LogFormat}' is not simple or json");
+    }
+
+    /// <summary>Logs to stderr in <see cref="LogFormat"/>, at <see cref="LogLevel"/> with the per-category <see cref="Logging"/> levels.</summary>
+    public void ConfigureLogging(ILoggingBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.SetMinimumLevel(LogLevel);
+        foreach (var (category, level) in Logging) builder.AddFilter(category, level);
+        if (LogFormat == "json") builder.AddJsonConsole(o => o.IncludeScopes = true);
+        else builder.AddSimpleConsole(o => o.SingleLine = true);
+        builder.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
     }
 
     /// <summary>True when RPC clients must authenticate.</summary>

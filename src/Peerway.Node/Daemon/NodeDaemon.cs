@@ -48,8 +48,17 @@ public sealed class NodeDaemon : IAsyncDisposable
 
     public TransmissionRpc Rpc { get; private set; } = null!;
 
+    /// <summary>The meters exported at <c>/metrics</c>.</summary>
+    internal NodeMetrics Metrics { get; } = new();
+
     /// <summary>The Transmission RPC URL (bound port).</summary>
     public string RpcUrl { get; private set; } = "";
+
+    /// <summary>The web dashboard (bound port), on the rpc listener.</summary>
+    public string DashboardUrl => RpcUrl.Length == 0 ? "" : RpcUrl[..^"transmission/rpc".Length];
+
+    /// <summary>Canceled when the node starts to stop (long-lived responses such as the dashboard's event stream end).</summary>
+    internal CancellationToken Stopping => _stop.Token;
 
     /// <summary>The kubo-style API root (bound port).</summary>
     public string ApiUrl { get; private set; } = "";
@@ -144,23 +153,33 @@ public sealed class NodeDaemon : IAsyncDisposable
         _owned.Add(Torrents);
         await Torrents.LoadAsync(ct).ConfigureAwait(false);
 
+        _owned.Add(new DisposeAction(Metrics.Dispose));
+        Metrics.Start(client, Dht.Node);
+
         Repo = new ContentRepo(Path.Combine(data, "repo"));
         var gatewayAt = NodeConfig.ParseHttpEndPoint(config.Gateway, "gateway");
-        var gateway = new GatewayServer(Repo.Blocks, gatewayAt.Address.ToString(), gatewayAt.Port, loggers.CreateLogger<GatewayServer>());
+        var gateway = new GatewayServer(Repo.Blocks, gatewayAt.Address.ToString(), gatewayAt.Port, loggers.CreateLogger<GatewayServer>()) { OnAnswered = Metrics.GatewayRequest };
         _owned.Add(gateway);
         await gateway.StartAsync(ct).ConfigureAwait(false);
         GatewayUrl = gateway.Prefix.TrimEnd('/');
 
-        Rpc = new TransmissionRpc(Torrents, config, () => Dht.LocalEndPoint.Port, time, loggers.CreateLogger<TransmissionRpc>());
+        Rpc = new TransmissionRpc(Torrents, config, () => Dht.LocalEndPoint.Port, time, loggers.CreateLogger<TransmissionRpc>()) { OnMethod = m => Metrics.RpcRequest("transmission", m) };
         var rpcApp = BuildApp(NodeConfig.ParseHttpEndPoint(config.Rpc, "rpc"), config.RpcMaxBody, app =>
         {
             app.Map("/transmission/rpc", Rpc.ServeAsync);
+            new Dashboard.NodeDashboard(this, time).Map(app);
+            Metrics.Map(app, Rpc.AdmitAsync);
         });
         var rpcPort = await StartAppAsync(rpcApp, ct).ConfigureAwait(false);
         RpcUrl = $"{Url(config.Rpc, rpcPort)}/transmission/rpc";
 
         var apiApp = BuildApp(NodeConfig.ParseHttpEndPoint(config.Api, "api"), config.RpcMaxBody, app =>
         {
+            app.Use((context, next) =>
+            {
+                Metrics.RpcRequest("kubo", context.Request.Path.Value ?? "/");
+                return next(context);
+            });
             new KuboApi(Repo, Torrents, Dht, loggers.CreateLogger<KuboApi>(), new Uri(GatewayUrl)).Map(app);
         });
         var apiPort = await StartAppAsync(apiApp, ct).ConfigureAwait(false);

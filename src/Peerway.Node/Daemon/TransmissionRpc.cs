@@ -50,8 +50,18 @@ public sealed partial class TransmissionRpc
         SessionId = Convert.ToBase64String(RandomNumberGenerator.GetBytes(24)).Replace('+', 'A').Replace('/', 'B');
     }
 
+    /// <summary>Called with each request's method name (for the node's metrics).</summary>
+    internal Action<string>? OnMethod { get; init; }
+
     /// <summary>This process's CSRF token (spec §2.3.1).</summary>
     public string SessionId { get; }
+
+    /// <summary>The methods answered (metrics label them; any other name is counted as "unknown").</summary>
+    private static readonly HashSet<string> SpecMethods = new(StringComparer.Ordinal)
+    {
+        "session-get", "session-set", "session-stats", "torrent-get", "torrent-add", "torrent-start", "torrent-start-now", "torrent-stop",
+        "torrent-verify", "torrent-remove", "torrent-set", "free-space", "port-test",
+    };
 
     /// <summary>Every torrent-get field of rpc-spec.md §3.3; a name not here is an error (a spec field we do not track is left out of the answer).</summary>
     private static readonly HashSet<string> SpecFields = new(StringComparer.Ordinal)
@@ -73,22 +83,7 @@ public sealed partial class TransmissionRpc
         ArgumentNullException.ThrowIfNull(context);
         var request = context.Request;
         var response = context.Response;
-        var remote = context.Connection.RemoteIpAddress;
-        // Issue 18 §8: clients off this host only when the RPC was bound elsewhere on purpose *and* auth is set.
-        if (remote is not null && !IPAddress.IsLoopback(remote) && !_config.RpcAuth)
-        {
-            response.StatusCode = StatusCodes.Status403Forbidden;
-            await response.WriteAsync("403: the RPC answers other hosts only with rpc-username and rpc-password set\n", context.RequestAborted).ConfigureAwait(false);
-            return;
-        }
-
-        if (_config.RpcAuth && !Authorized(request.Headers.Authorization.ToString()))
-        {
-            response.StatusCode = StatusCodes.Status401Unauthorized;
-            response.Headers.WWWAuthenticate = "Basic realm=\"Transmission\"";
-            await response.WriteAsync("401: Unauthorized\n", context.RequestAborted).ConfigureAwait(false);
-            return;
-        }
+        if (!await AdmitAsync(context).ConfigureAwait(false)) return;
 
         response.Headers[SessionIdHeader] = SessionId;
         if (request.Headers[SessionIdHeader].ToString() != SessionId)
@@ -123,6 +118,34 @@ public sealed partial class TransmissionRpc
         await response.WriteAsync(answer.ToJsonString(), context.RequestAborted).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// The access rule of everything on the rpc listener (the RPC, the dashboard, <c>/metrics</c>): false, with 403 or
+    /// 401 written, for a client that may not use it.
+    /// </summary>
+    public async Task<bool> AdmitAsync(HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var response = context.Response;
+        var remote = context.Connection.RemoteIpAddress;
+        // Issue 18 §8: clients off this host only when the RPC was bound elsewhere on purpose *and* auth is set.
+        if (remote is not null && !IPAddress.IsLoopback(remote) && !_config.RpcAuth)
+        {
+            response.StatusCode = StatusCodes.Status403Forbidden;
+            await response.WriteAsync("403: the RPC answers other hosts only with rpc-username and rpc-password set\n", context.RequestAborted).ConfigureAwait(false);
+            return false;
+        }
+
+        if (_config.RpcAuth && !Authorized(context.Request.Headers.Authorization.ToString()))
+        {
+            response.StatusCode = StatusCodes.Status401Unauthorized;
+            response.Headers.WWWAuthenticate = "Basic realm=\"Transmission\"";
+            await response.WriteAsync("401: Unauthorized\n", context.RequestAborted).ConfigureAwait(false);
+            return false;
+        }
+
+        return true;
+    }
+
     private bool Authorized(string header)
     {
         if (!header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase)) return false;
@@ -155,6 +178,7 @@ public sealed partial class TransmissionRpc
         var tag = request["tag"]?.DeepClone();
         if (request["method"] is not JsonValue m || !m.TryGetValue<string>(out var method)) return Result("no method name", null, tag);
         var args = request["arguments"] as JsonObject ?? [];
+        OnMethod?.Invoke(SpecMethods.Contains(method) ? method : "unknown");
         try
         {
             var result = method switch
