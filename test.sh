@@ -50,6 +50,8 @@ if [ ! -d "$peers/node_modules" ] || [ "$peers/package.json" -nt "$peers/node_mo
 fi
 
 export PEERWAY_ROOT="$PWD"
+# BEP 14 multicast would leave the machine on its default interface: off unless a test turns it on (in namespaces).
+export PEERWAY_LSD=off
 # The launcher builds the CLI once; interop tests call ./peerway.
 ./peerway --version >/dev/null
 

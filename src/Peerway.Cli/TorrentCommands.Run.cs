@@ -135,11 +135,13 @@ internal static partial class TorrentCommands
         var encryption = EncryptionOption();
         var transport = TransportOption();
         var webrtc = WebRtcOption();
-        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, bind, trackers, webrtc, dht, content, limit, encryption, transport, verbose };
+        var lsd = LsdOption();
+        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, bind, trackers, webrtc, dht, lsd, content, limit, encryption, transport, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var source = parse.GetValue(path)!;
             var transports = CheckTransport(parse.GetValue(transport));
+            var localDiscovery = CheckLsd(parse.GetValue(lsd));
             var address = Listening.ParseAddress(parse.GetValue(bind));
             var trackerList = CheckTrackers(parse.GetValue(trackers));
             TorrentInfo info;
@@ -180,6 +182,7 @@ internal static partial class TorrentCommands
                 DhtBootstrap = dhtRouters,
                 DhtBind = new IPEndPoint(address, 0),
                 Transports = transports,
+                LocalDiscovery = localDiscovery,
                 Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)), Encryption = CheckEncryption(parse.GetValue(encryption)) },
             }, loggers));
             await using (host)
@@ -223,11 +226,13 @@ internal static partial class TorrentCommands
         var only = new Option<string[]>("--only") { Description = "Download only the files whose path in the torrent matches this glob (* and ?; repeatable)." };
         var skip = new Option<string[]>("--skip") { Description = "Do not download (or create) the files whose path in the torrent matches this glob (repeatable)." };
         var webrtc = WebRtcOption();
-        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, bind, peers, dht, trackers, webrtc, seed, timeout, limit, overwrite, only, skip, encryption, transport, verbose };
+        var lsd = LsdOption();
+        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, bind, peers, dht, trackers, webrtc, lsd, seed, timeout, limit, overwrite, only, skip, encryption, transport, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var target = parse.GetValue(what)!;
             var transports = CheckTransport(parse.GetValue(transport));
+            var localDiscovery = CheckLsd(parse.GetValue(lsd));
             var address = Listening.ParseAddress(parse.GetValue(bind));
             var trackerList = new List<string>(CheckTrackers(parse.GetValue(trackers)));
             var peerList = new List<IPEndPoint>();
@@ -287,6 +292,7 @@ internal static partial class TorrentCommands
                 DhtBootstrap = dhtRouters,
                 DhtBind = new IPEndPoint(address, 0),
                 Transports = transports,
+                LocalDiscovery = localDiscovery,
                 Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)), Encryption = CheckEncryption(parse.GetValue(encryption)) },
                 Storage = new FileStorageOptions { OverwriteExistingFiles = parse.GetValue(overwrite) },
                 FileSelection = selection,

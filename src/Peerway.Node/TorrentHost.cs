@@ -5,6 +5,7 @@ using Peerway.Core;
 using Peerway.Dht;
 using Peerway.Net;
 using Peerway.Torrent;
+using Peerway.Torrent.Lsd;
 using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Storage;
 using Peerway.Torrent.Swarm;
@@ -60,6 +61,9 @@ public sealed record TorrentHostOptions
     /// are still announced to, without offers).</summary>
     public WebRtcPeerSourceOptions? WebRtc { get; init; }
 
+    /// <summary>BEP 14 Local Service Discovery: multicast announces on 6771 find peers on the LAN (off unless set; the CLI turns it on).</summary>
+    public bool LocalDiscovery { get; init; }
+
     public void Validate()
     {
         ArgumentException.ThrowIfNullOrEmpty(Path);
@@ -91,6 +95,8 @@ public sealed class TorrentHost : IAsyncDisposable
     private WebRtcPeerSource? _webrtc;
     private readonly DhtHost? _dhtHost;
     private TorrentHandle? _handle;
+    private List<LsdChannel> _lsdChannels = [];
+    private LocalDiscovery? _lsd;
 
     /// <summary>
     /// Creates the host. With <paramref name="dht"/> the torrent uses that (already joined) DHT node; otherwise, when
@@ -157,9 +163,23 @@ public sealed class TorrentHost : IAsyncDisposable
     /// <summary>The WebRTC (WebTorrent) peer source, when a WebSocket tracker and <see cref="TorrentHostOptions.WebRtc"/> are set.</summary>
     public WebRtcPeerSource? WebRtc => _webrtc;
 
+    /// <summary>BEP 14 Local Service Discovery, when on and a multicast socket could be opened.</summary>
+    public LocalDiscovery? LocalDiscovery => _lsd;
+
     public async Task StartAsync(CancellationToken ct)
     {
         await Client.StartAsync(ct).ConfigureAwait(false);
+        if (_options.LocalDiscovery)
+        {
+            // Started before the torrent is added, so it is announced as it starts (BEP 14).
+            _lsdChannels = LsdSockets.Open(_options.Session.ListenAddress, _loggers.CreateLogger<LocalDiscovery>());
+            if (_lsdChannels.Count > 0)
+            {
+                _lsd = new LocalDiscovery(Client, _lsdChannels, TimeProvider.System, null, _loggers.CreateLogger<LocalDiscovery>());
+                _lsd.Start();
+            }
+        }
+
         // Joined before the torrent is added, so its first DHT lookup has a routing table to walk.
         if (_dhtHost is not null)
         {
@@ -212,6 +232,8 @@ public sealed class TorrentHost : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (_announcer is not null) await _announcer.DisposeAsync().ConfigureAwait(false);
+        if (_lsd is not null) await _lsd.DisposeAsync().ConfigureAwait(false);
+        foreach (var channel in _lsdChannels) channel.Socket.Dispose();
         // The client first: it closes the sessions' WebRTC connections, which the peer source then sees end.
         await Client.DisposeAsync().ConfigureAwait(false);
         if (_webrtc is not null) await _webrtc.DisposeAsync().ConfigureAwait(false);

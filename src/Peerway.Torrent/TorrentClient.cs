@@ -228,6 +228,7 @@ public sealed partial class TorrentClient : IAsyncDisposable
         }
 
         handle.RaiseStateChanged();
+        SessionStarted?.Invoke(handle);
     }
 
     /// <summary>Forwards one engine's metadata, completion and failure to its handle (until the engine stops).</summary>
