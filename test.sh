@@ -16,6 +16,7 @@ declare -A apt_peers=(
   [iproute2]=ip
   [iptables]=iptables
   [python3-libtorrent]="tests/interop-peers/lt-peer.py probe"
+  [microsocks]=microsocks
 )
 
 missing=()
