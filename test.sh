@@ -16,6 +16,7 @@ declare -A apt_peers=(
   [iproute2]=ip
   [iptables]=iptables
   [python3-libtorrent]="tests/interop-peers/lt-peer.py probe"
+  [microsocks]=microsocks
 )
 
 missing=()
@@ -50,6 +51,8 @@ if [ ! -d "$peers/node_modules" ] || [ "$peers/package.json" -nt "$peers/node_mo
 fi
 
 export PEERWAY_ROOT="$PWD"
+# BEP 14 multicast would leave the machine on its default interface: off unless a test turns it on (in namespaces).
+export PEERWAY_LSD=off
 # The launcher builds the CLI once; interop tests call ./peerway.
 ./peerway --version >/dev/null
 

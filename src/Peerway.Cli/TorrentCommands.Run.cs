@@ -135,11 +135,16 @@ internal static partial class TorrentCommands
         var encryption = EncryptionOption();
         var transport = TransportOption();
         var webrtc = WebRtcOption();
-        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, bind, trackers, webrtc, dht, content, limit, encryption, transport, verbose };
+        var lsd = LsdOption();
+        var proxyUrl = ProxyOption();
+        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, bind, trackers, webrtc, dht, lsd, proxyUrl, content, limit, encryption, transport, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var source = parse.GetValue(path)!;
             var transports = CheckTransport(parse.GetValue(transport));
+            var localDiscovery = CheckLsd(parse.GetValue(lsd));
+            var proxy = CheckProxy(parse.GetValue(proxyUrl), ref transports, parse.GetValue(transport) == "utp", parse.GetValue(dht) is { Length: > 0 });
+            if (proxy is not null) localDiscovery = false; // LSD would announce us outside the proxy (libtorrent turns it off too)
             var address = Listening.ParseAddress(parse.GetValue(bind));
             var trackerList = CheckTrackers(parse.GetValue(trackers));
             TorrentInfo info;
@@ -166,6 +171,7 @@ internal static partial class TorrentCommands
 
             if (!File.Exists(contentPath) && !Directory.Exists(contentPath)) throw new UsageException($"content not found: {contentPath}");
             var rtc = CheckWebRtc(parse.GetValue(webrtc), allTrackers, address);
+            if (proxy is not null) await CheckProxyReachableAsync(proxy, ct);
             using var loggers = Loggers(parse.GetValue(verbose));
             var dhtRouters = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct);
             // The host binds the peer port's UDP side (uTP, and the DHT node with --dht-bootstrap) as it is made, and TCP when started.
@@ -180,6 +186,8 @@ internal static partial class TorrentCommands
                 DhtBootstrap = dhtRouters,
                 DhtBind = new IPEndPoint(address, 0),
                 Transports = transports,
+                LocalDiscovery = localDiscovery,
+                Proxy = proxy,
                 Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)), Encryption = CheckEncryption(parse.GetValue(encryption)) },
             }, loggers));
             await using (host)
@@ -223,11 +231,16 @@ internal static partial class TorrentCommands
         var only = new Option<string[]>("--only") { Description = "Download only the files whose path in the torrent matches this glob (* and ?; repeatable)." };
         var skip = new Option<string[]>("--skip") { Description = "Do not download (or create) the files whose path in the torrent matches this glob (repeatable)." };
         var webrtc = WebRtcOption();
-        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, bind, peers, dht, trackers, webrtc, seed, timeout, limit, overwrite, only, skip, encryption, transport, verbose };
+        var lsd = LsdOption();
+        var proxyUrl = ProxyOption();
+        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, bind, peers, dht, trackers, webrtc, lsd, proxyUrl, seed, timeout, limit, overwrite, only, skip, encryption, transport, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var target = parse.GetValue(what)!;
             var transports = CheckTransport(parse.GetValue(transport));
+            var localDiscovery = CheckLsd(parse.GetValue(lsd));
+            var proxy = CheckProxy(parse.GetValue(proxyUrl), ref transports, parse.GetValue(transport) == "utp", parse.GetValue(dht) is { Length: > 0 });
+            if (proxy is not null) localDiscovery = false; // LSD would announce us outside the proxy (libtorrent turns it off too)
             var address = Listening.ParseAddress(parse.GetValue(bind));
             var trackerList = new List<string>(CheckTrackers(parse.GetValue(trackers)));
             var peerList = new List<IPEndPoint>();
@@ -272,6 +285,8 @@ internal static partial class TorrentCommands
             var rtc = CheckWebRtc(parse.GetValue(webrtc), trackerList, address);
             var dir = parse.GetValue(output)!;
             if (File.Exists(dir)) throw new UsageException($"-o {dir} is an existing file: give a directory to download into");
+            // Before anything is stored: a proxy that refuses our password ends the command here (exit 1).
+            if (proxy is not null) await CheckProxyReachableAsync(proxy, ct);
             Directory.CreateDirectory(dir);
             using var loggers = Loggers(parse.GetValue(verbose));
             var dhtRouters = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct);
@@ -287,6 +302,8 @@ internal static partial class TorrentCommands
                 DhtBootstrap = dhtRouters,
                 DhtBind = new IPEndPoint(address, 0),
                 Transports = transports,
+                LocalDiscovery = localDiscovery,
+                Proxy = proxy,
                 Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)), Encryption = CheckEncryption(parse.GetValue(encryption)) },
                 Storage = new FileStorageOptions { OverwriteExistingFiles = parse.GetValue(overwrite) },
                 FileSelection = selection,

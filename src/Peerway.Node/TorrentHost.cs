@@ -5,6 +5,7 @@ using Peerway.Core;
 using Peerway.Dht;
 using Peerway.Net;
 using Peerway.Torrent;
+using Peerway.Torrent.Lsd;
 using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Storage;
 using Peerway.Torrent.Swarm;
@@ -60,6 +61,16 @@ public sealed record TorrentHostOptions
     /// are still announced to, without offers).</summary>
     public WebRtcPeerSourceOptions? WebRtc { get; init; }
 
+    /// <summary>BEP 14 Local Service Discovery: multicast announces on 6771 find peers on the LAN (off unless set; the CLI turns it on).</summary>
+    public bool LocalDiscovery { get; init; }
+
+    /// <summary>
+    /// Outgoing peer connections (TCP), HTTP trackers and web seeds through this SOCKS5 or HTTP CONNECT proxy; null:
+    /// direct. UDP (uTP, the DHT, UDP trackers, LSD) is not proxied: set <see cref="Transports"/> to TCP and leave the
+    /// DHT and LSD off (the CLI does); UDP trackers are skipped with a warning.
+    /// </summary>
+    public Peerway.Torrent.Proxy.ProxySettings? Proxy { get; init; }
+
     public void Validate()
     {
         ArgumentException.ThrowIfNullOrEmpty(Path);
@@ -80,10 +91,10 @@ public sealed class TorrentHost : IAsyncDisposable
 {
     private readonly TorrentHostOptions _options;
     private readonly ILoggerFactory _loggers;
-    private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(30) };
+    private readonly HttpClient _http;
 
     /// <summary>Web seeds (BEP 19): keep-alive connections, a few redirects at most (a loop fails fast); the engine times each request.</summary>
-    private readonly HttpClient _webSeedHttp = new(new SocketsHttpHandler { MaxAutomaticRedirections = 5, MaxConnectionsPerServer = 16 }) { Timeout = Timeout.InfiniteTimeSpan };
+    private readonly HttpClient _webSeedHttp;
     private UdpDatagramSocket? _udpSocket;
     private readonly SharedUdpPort? _udpPort;
     private UdpTrackerClient? _udp;
@@ -91,6 +102,8 @@ public sealed class TorrentHost : IAsyncDisposable
     private WebRtcPeerSource? _webrtc;
     private readonly DhtHost? _dhtHost;
     private TorrentHandle? _handle;
+    private List<LsdChannel> _lsdChannels = [];
+    private LocalDiscovery? _lsd;
 
     /// <summary>
     /// Creates the host. With <paramref name="dht"/> the torrent uses that (already joined) DHT node; otherwise, when
@@ -102,6 +115,10 @@ public sealed class TorrentHost : IAsyncDisposable
         options.Validate();
         _options = options;
         _loggers = loggers ?? NullLoggerFactory.Instance;
+        // With a proxy, .NET's handler speaks SOCKS5 (RFC 1929 credentials) or HTTP CONNECT for trackers and web seeds.
+        var proxy = options.Proxy?.ToWebProxy();
+        _http = new HttpClient(new SocketsHttpHandler { Proxy = proxy, UseProxy = proxy is not null }) { Timeout = TimeSpan.FromSeconds(30) };
+        _webSeedHttp = new HttpClient(new SocketsHttpHandler { MaxAutomaticRedirections = 5, MaxConnectionsPerServer = 16, Proxy = proxy, UseProxy = proxy is not null }) { Timeout = Timeout.InfiniteTimeSpan };
         var session = options.Session;
         var transports = new List<IStreamTransport>();
         if ((options.Transports & PeerTransports.Utp) != 0)
@@ -137,6 +154,7 @@ public sealed class TorrentHost : IAsyncDisposable
             Encryption = session.Encryption,
             PeerId = session.PeerId,
             Dht = options.DhtPeerSource,
+            Proxy = options.Proxy,
         }, new FileStorageFactory(options.Storage, TimeProvider.System), TimeProvider.System, dht is null ? null : new DhtNodeTorrentDht(dht), _loggers)
         {
             WebSeedHttp = _webSeedHttp,
@@ -157,9 +175,23 @@ public sealed class TorrentHost : IAsyncDisposable
     /// <summary>The WebRTC (WebTorrent) peer source, when a WebSocket tracker and <see cref="TorrentHostOptions.WebRtc"/> are set.</summary>
     public WebRtcPeerSource? WebRtc => _webrtc;
 
+    /// <summary>BEP 14 Local Service Discovery, when on and a multicast socket could be opened.</summary>
+    public LocalDiscovery? LocalDiscovery => _lsd;
+
     public async Task StartAsync(CancellationToken ct)
     {
         await Client.StartAsync(ct).ConfigureAwait(false);
+        if (_options.LocalDiscovery)
+        {
+            // Started before the torrent is added, so it is announced as it starts (BEP 14).
+            _lsdChannels = LsdSockets.Open(_options.Session.ListenAddress, _loggers.CreateLogger<LocalDiscovery>());
+            if (_lsdChannels.Count > 0)
+            {
+                _lsd = new LocalDiscovery(Client, _lsdChannels, TimeProvider.System, null, _loggers.CreateLogger<LocalDiscovery>());
+                _lsd.Start();
+            }
+        }
+
         // Joined before the torrent is added, so its first DHT lookup has a routing table to walk.
         if (_dhtHost is not null)
         {
@@ -174,7 +206,11 @@ public sealed class TorrentHost : IAsyncDisposable
             : await Client.AddAsync(new MagnetLink(_options.InfoHash, null, [], []), savePath, add, ct).ConfigureAwait(false);
         if (_options.Trackers.Count > 0)
         {
-            if (_options.Trackers.Any(t => t.StartsWith("udp:", StringComparison.OrdinalIgnoreCase)))
+            if (_options.Proxy is not null && _options.Trackers.Any(t => t.StartsWith("udp:", StringComparison.OrdinalIgnoreCase)))
+            {
+                _loggers.CreateLogger<TorrentHost>().LogWarning("UDP trackers are not used through the proxy {Proxy} (UDP ASSOCIATE is not implemented)", _options.Proxy);
+            }
+            else if (_options.Trackers.Any(t => t.StartsWith("udp:", StringComparison.OrdinalIgnoreCase)))
             {
                 _udpSocket = new UdpDatagramSocket(new IPEndPoint(IPAddress.Any, 0));
                 _udp = new UdpTrackerClient(_udpSocket, TimeProvider.System, new UdpTrackerOptions());
@@ -212,6 +248,8 @@ public sealed class TorrentHost : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (_announcer is not null) await _announcer.DisposeAsync().ConfigureAwait(false);
+        if (_lsd is not null) await _lsd.DisposeAsync().ConfigureAwait(false);
+        foreach (var channel in _lsdChannels) channel.Socket.Dispose();
         // The client first: it closes the sessions' WebRTC connections, which the peer source then sees end.
         await Client.DisposeAsync().ConfigureAwait(false);
         if (_webrtc is not null) await _webrtc.DisposeAsync().ConfigureAwait(false);

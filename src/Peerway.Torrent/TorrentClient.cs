@@ -73,7 +73,7 @@ public sealed partial class TorrentClient : IAsyncDisposable
             options.DownloadRateLimit is { } down ? new RateBucket(down, time) : null,
             new DiskQueue(_loggers.CreateLogger<DiskQueue>()), router);
         PeerId = options.PeerId ?? TorrentSession.NewPeerId();
-        _dialer = new TransportDialer(_transports, options.UtpConnectTimeout, time, _loggers.CreateLogger<TransportDialer>());
+        _dialer = new TransportDialer(DialTransports(_transports, options, time), options.UtpConnectTimeout, time, _loggers.CreateLogger<TransportDialer>());
     }
 
     /// <summary>
@@ -228,6 +228,7 @@ public sealed partial class TorrentClient : IAsyncDisposable
         }
 
         handle.RaiseStateChanged();
+        SessionStarted?.Invoke(handle);
     }
 
     /// <summary>Forwards one engine's metadata, completion and failure to its handle (until the engine stops).</summary>

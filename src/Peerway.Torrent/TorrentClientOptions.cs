@@ -48,6 +48,12 @@ public sealed record TorrentClientOptions
     /// <summary>How often the DHT (when given) is asked for peers.</summary>
     public DhtPeerSourceOptions Dht { get; init; } = new();
 
+    /// <summary>
+    /// Outgoing peer connections through this SOCKS5 or HTTP CONNECT proxy (TCP only: uTP is not dialled, as UDP
+    /// ASSOCIATE is not implemented); null: direct. Incoming connections are still accepted on the listeners.
+    /// </summary>
+    public Proxy.ProxySettings? Proxy { get; init; }
+
     /// <summary>Throws <see cref="ArgumentException"/> for a setting out of range.</summary>
     public void Validate()
     {
@@ -62,6 +68,7 @@ public sealed record TorrentClientOptions
         if (!Enum.IsDefined(Encryption)) throw new ArgumentOutOfRangeException(nameof(Encryption), Encryption, "not a policy");
         if (Transports is not (PeerTransports.Tcp or PeerTransports.Utp or PeerTransports.Both)) throw new ArgumentOutOfRangeException(nameof(Transports), Transports, "not tcp, utp or both");
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(UtpConnectTimeout, TimeSpan.Zero);
+        if (Proxy is { } proxy && (string.IsNullOrEmpty(proxy.Host) || proxy.Port is <= 0 or > 65535)) throw new ArgumentException("the proxy needs a host and a port", nameof(Proxy));
         Dht.Validate();
     }
 }

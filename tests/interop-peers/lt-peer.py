@@ -6,7 +6,7 @@
                                                      writes a .torrent; prints "v1 <hex>" / "v2 <hex>"
   lt-peer.py run --listen IP:PORT [--torrent F | --magnet URI] --save DIR [--peer IP:PORT]...
                  [--dht-bootstrap IP:PORT]... [--dht-get-peers HEX]
-                 [--enc enabled|forced|disabled] [--enc-level both|rc4|plaintext] [--defaults] [--utp-only] [--reconnect S]
+                 [--enc enabled|forced|disabled] [--enc-level both|rc4|plaintext] [--defaults] [--utp-only] [--reconnect S] [--lsd]
                  [--exit-when-complete] [--timeout S]
 
 `run` prints one event per line on stdout (flushed): "listening PORT", "metadata <name>", "peer <ip:port> <flags>",
@@ -15,7 +15,8 @@ an MSE handshake settled on), "connect <ip:port> TCP|uTP" (an outgoing connectio
 begun), "connect-failed <ip:port> <error>", "wire <ip:port> <event>" (what a peer sent), "dht-nodes N",
 "dht-peers <ip:port> ...", and "alert <message>" for errors on stderr. It exits 0 on
 --exit-when-complete, 3 when --timeout (default 120 s) passes: a hard limit so a test never leaves it behind.
-Everything stays on the addresses given: LSD, UPnP, NAT-PMP and (unless bootstrap nodes are given) the DHT are off.
+Everything stays on the addresses given: LSD (unless --lsd: BEP 14 multicast, for tests in namespaces), UPnP, NAT-PMP
+and (unless bootstrap nodes are given) the DHT are off.
 uTP is off too, unless --defaults leaves it (and every setting not named above) at libtorrent's default, as a user of
 qBittorrent or Deluge meets it; --utp-only turns uTP on and TCP off both ways (BEP 29 interop). --reconnect S calls connect_peer for every --peer again every S seconds, as a script would.
 """
@@ -108,7 +109,7 @@ def run(args):
     level = {"both": lt.enc_level.both, "rc4": lt.enc_level.rc4, "plaintext": lt.enc_level.plaintext}[args.enc_level]
     settings = {
         "listen_interfaces": args.listen,
-        "enable_lsd": False,
+        "enable_lsd": args.lsd,
         "enable_upnp": False,
         "enable_natpmp": False,
         "enable_incoming_utp": False,
@@ -139,7 +140,8 @@ def run(args):
         atp.save_path = args.save
         if not args.dht_bootstrap:
             atp.flags |= lt.torrent_flags.disable_dht
-        atp.flags |= lt.torrent_flags.disable_lsd
+        if not args.lsd:
+            atp.flags |= lt.torrent_flags.disable_lsd
         # BEP 19 web seeds are not used here: a test's peers hold exactly what it gives them.
         atp.url_seeds = []
         handle = ses.add_torrent(atp)
@@ -269,6 +271,7 @@ def main():
     r.add_argument("--enc-level", choices=["both", "rc4", "plaintext"], default="both")
     r.add_argument("--defaults", action="store_true")
     r.add_argument("--utp-only", action="store_true")
+    r.add_argument("--lsd", action="store_true", help="BEP 14 local service discovery on (session and torrent)")
     r.add_argument("--reconnect", type=int, default=0)
     r.add_argument("--exit-when-complete", action="store_true")
     r.add_argument("--timeout", type=int, default=120)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A static file server with HTTP/1.1 keep-alive and single-range support (RFC 9110 section 14), for web seed tests.
 
-  range-server.py ROOT --port N     serves ROOT on 127.0.0.1:N; prints "listening PORT" once bound.
+  range-server.py ROOT --port N [--bind IP]   serves ROOT on 127.0.0.1:N (or IP:N); prints "listening PORT" once bound.
 
 python3 -m http.server (3.11) ignores Range and answers 200 with the whole file, which a BEP 19 client must refuse.
 """
@@ -63,9 +63,10 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("root")
     p.add_argument("--port", type=int, required=True)
+    p.add_argument("--bind", default="127.0.0.1")
     args = p.parse_args()
     os.chdir(args.root)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server = http.server.ThreadingHTTPServer((args.bind, args.port), Handler)
     print(f"listening {server.server_address[1]}", flush=True)
     try:
         server.serve_forever()

@@ -61,7 +61,7 @@ internal sealed class VethNamespaces : IAsyncDisposable
         }
     }
 
-    private static void Run(params string[] args)
+    internal static void Run(params string[] args)
     {
         using var p = Process.Start(new ProcessStartInfo("ip", args) { RedirectStandardError = true, UseShellExecute = false })!;
         var err = p.StandardError.ReadToEndAsync();

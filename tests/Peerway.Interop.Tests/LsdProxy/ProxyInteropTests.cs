@@ -1,0 +1,199 @@
+using System.Net;
+using System.Net.Sockets;
+using Peerway.Interop.Tests.Infrastructure;
+using Peerway.Interop.Tests.Torrent;
+using Xunit.Abstractions;
+
+namespace Peerway.Interop.Tests.LsdProxy;
+
+/// <summary>
+/// `peerway get --proxy` through a real SOCKS5 server (Debian's microsocks, username/password) on a bridged LAN in
+/// network namespaces: host 0 runs Peerway, and iptables there drops every packet it sends to anything but the proxy
+/// (host 1), so only proxied connections can reach the seeders on host 2 — a libtorrent peer and a BEP 19 web seed.
+/// A wrong password fails at once with a clear line and stores nothing; a proxy that refuses or lies (a fake one here)
+/// is named in a warning.
+/// </summary>
+public sealed class ProxyInteropTests(ITestOutputHelper output)
+{
+    private const int FileSize = 3 * 1024 * 1024 + 11;
+    private const string ProxyPort = "1080";
+    private const string LibtorrentPort = "6881";
+    private const string WebSeedPort = "8080";
+    private static readonly TimeSpan Lifetime = LibtorrentPeer.Deadline + TimeSpan.FromSeconds(30);
+
+    private static string Tail(string s) => s.Length <= 6000 ? s : s[^6000..];
+
+    private static string ProxyUrl(string password) => $"socks5://peerway:{password}@{BridgedNamespaces.Address(1)}:{ProxyPort}";
+
+    /// <summary>The LAN with microsocks on host 1 and host 0 cut off from everything but the proxy.</summary>
+    private static async Task<(BridgedNamespaces Lan, ExternalProcess Proxy)> LanWithProxyAsync()
+    {
+        TorrentInterop.Require("microsocks");
+        TorrentInterop.Require("iptables");
+        var lan = BridgedNamespaces.Create(3);
+        try
+        {
+            lan.Exec(0, "iptables", "-A", "OUTPUT", "-o", "lo", "-j", "ACCEPT");
+            lan.Exec(0, "iptables", "-A", "OUTPUT", "-d", BridgedNamespaces.Address(1), "-j", "ACCEPT");
+            lan.Exec(0, "iptables", "-A", "OUTPUT", "-j", "DROP");
+            var proxy = lan.Start(1, "microsocks", ["-i", BridgedNamespaces.Address(1), "-p", ProxyPort, "-u", "peerway", "-P", "s3cret"], Lifetime);
+            await WaitForListenerAsync(lan, 1, ProxyPort);
+            return (lan, proxy);
+        }
+        catch
+        {
+            await lan.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Waits until a TCP listener is up on host <paramref name="host"/>'s port (microsocks prints nothing when ready): `ss` in the namespace, asked at most 100 times.</summary>
+    private static async Task WaitForListenerAsync(BridgedNamespaces lan, int host, string port)
+    {
+        for (var i = 0; i < 100; i++)
+        {
+            await using var probe = lan.Start(host, "ss", ["-Hltn", $"sport = :{port}"], TimeSpan.FromSeconds(10));
+            await probe.WaitForExitAsync(TimeSpan.FromSeconds(10));
+            if (probe.StdoutLines.Count > 0) return;
+            await Task.Yield();
+        }
+
+        Assert.Fail($"nothing listens on port {port} of {lan.Hosts[host]}");
+    }
+
+    [Fact]
+    public async Task Peerway_downloads_from_libtorrent_through_socks5_and_not_without_it()
+    {
+        await using var lt = new LibtorrentPeer("proxy-peer");
+        var (lan, proxy) = await LanWithProxyAsync();
+        await using var _ = lan;
+        await using var __ = proxy;
+        var seedDir = Path.Combine(lt.Env.Root, "seed");
+        var sha = await TorrentInterop.RandomFileAsync(Path.Combine(seedDir, "far.bin"), FileSize);
+        var torrent = await lt.PeerwayCreateAsync(Path.Combine(seedDir, "far.bin"));
+        await using var seeder = lan.Start(2, LibtorrentTool.Python, [LibtorrentTool.Require(), "run", "--listen", $"{BridgedNamespaces.Address(2)}:{LibtorrentPort}",
+            "--torrent", torrent, "--save", seedDir, "--timeout", "140"], Lifetime);
+        await seeder.WaitForStdoutAsync(l => l.StartsWith("listening ", StringComparison.Ordinal), LibtorrentPeer.Deadline);
+        var peer = $"{BridgedNamespaces.Address(2)}:{LibtorrentPort}";
+
+        // Direct: every packet to the seeder is dropped.
+        var direct = Path.Combine(lt.Env.Root, "direct");
+        await using (var get = lan.Start(0, lt.Env.Launcher, ["get", torrent, "-o", direct, "--peer", peer, "--timeout", "8"], Lifetime, lt.Env.RepoRoot))
+        {
+            Assert.Equal(1, await get.WaitForExitAsync(LibtorrentPeer.Deadline));
+        }
+
+        var dl = Path.Combine(lt.Env.Root, "dl");
+        await using (var get = lan.Start(0, lt.Env.Launcher, ["get", torrent, "-o", dl, "--peer", peer, "--proxy", ProxyUrl("s3cret"), "--timeout", "120", "-v"], Lifetime, lt.Env.RepoRoot))
+        {
+            var code = await get.WaitForExitAsync(LibtorrentPeer.Deadline);
+            output.WriteLine(Tail(get.Stderr));
+            Assert.True(code == 0, $"peerway get through the proxy exited {code}\nlibtorrent: {seeder.Stdout}");
+        }
+
+        Assert.Equal(sha, TorrentInterop.Sha256OfFile(Path.Combine(dl, "far.bin")));
+        // libtorrent saw the connection come from the proxy's address, not ours.
+        Assert.Contains($"peer {BridgedNamespaces.Address(1)}:", seeder.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Peerway_downloads_from_a_web_seed_through_socks5()
+    {
+        await using var lt = new LibtorrentPeer("proxy-webseed");
+        var (lan, proxy) = await LanWithProxyAsync();
+        await using var _ = lan;
+        await using var __ = proxy;
+        var seedDir = Path.Combine(lt.Env.Root, "seed");
+        var sha = await TorrentInterop.RandomFileAsync(Path.Combine(seedDir, "far.bin"), FileSize);
+        var torrent = Path.Combine(lt.Env.Root, "far.torrent");
+        var (created, _, err) = await lt.Env.RunPeerwayAsync(LibtorrentPeer.Deadline, "create", Path.Combine(seedDir, "far.bin"), "-o", torrent,
+            "--web-seed", $"http://{BridgedNamespaces.Address(2)}:{WebSeedPort}/far.bin");
+        Assert.True(created == 0, err);
+        var server = Path.Combine(lt.Env.RepoRoot, "tests", "interop-peers", "range-server.py");
+        await using var web = lan.Start(2, "/usr/bin/python3", [server, seedDir, "--port", WebSeedPort, "--bind", BridgedNamespaces.Address(2)], Lifetime);
+        await web.WaitForStdoutAsync(l => l.StartsWith("listening ", StringComparison.Ordinal), LibtorrentPeer.Deadline);
+
+        var dl = Path.Combine(lt.Env.Root, "dl");
+        await using var get = lan.Start(0, lt.Env.Launcher, ["get", torrent, "-o", dl, "--proxy", ProxyUrl("s3cret"), "--timeout", "120"], Lifetime, lt.Env.RepoRoot);
+        var code = await get.WaitForExitAsync(LibtorrentPeer.Deadline);
+        output.WriteLine(Tail(get.Stderr));
+        Assert.True(code == 0, $"peerway get from the web seed through the proxy exited {code}");
+        Assert.Equal(sha, TorrentInterop.Sha256OfFile(Path.Combine(dl, "far.bin")));
+        Assert.Contains($"web seed http://{BridgedNamespaces.Address(2)}:{WebSeedPort}/far.bin: {FileSize} bytes", get.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_wrong_password_is_a_clear_error_and_nothing_is_stored()
+    {
+        await using var lt = new LibtorrentPeer("proxy-password");
+        var (lan, proxy) = await LanWithProxyAsync();
+        await using var _ = lan;
+        await using var __ = proxy;
+        var seedDir = Path.Combine(lt.Env.Root, "seed");
+        await TorrentInterop.RandomFileAsync(Path.Combine(seedDir, "far.bin"), 100_000);
+        var torrent = await lt.PeerwayCreateAsync(Path.Combine(seedDir, "far.bin"));
+        var dl = Path.Combine(lt.Env.Root, "dl");
+        await using var get = lan.Start(0, lt.Env.Launcher, ["get", torrent, "-o", dl, "--peer", $"{BridgedNamespaces.Address(2)}:{LibtorrentPort}", "--proxy", ProxyUrl("wrong"), "--timeout", "60"], Lifetime, lt.Env.RepoRoot);
+        Assert.Equal(1, await get.WaitForExitAsync(LibtorrentPeer.Deadline));
+        var line = Assert.Single(get.StderrLines, l => l.Length > 0);
+        Assert.Contains($"refused the username/password for 'peerway'", line, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(dl), "the download directory was created");
+    }
+
+    /// <summary>A fake SOCKS5 server on loopback that accepts the greeting, then answers CONNECT with <paramref name="reply"/>.</summary>
+    private static async Task FakeProxyAsync(TcpListener listener, byte[] reply, CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            using var client = await listener.AcceptTcpClientAsync(ct);
+            var s = client.GetStream();
+            try
+            {
+                var greeting = new byte[3];
+                await s.ReadExactlyAsync(greeting, ct);
+                await s.WriteAsync(new byte[] { 5, 0 }, ct);
+                var request = new byte[10];
+                await s.ReadExactlyAsync(request, ct);
+                await s.WriteAsync(reply, ct);
+            }
+            catch (EndOfStreamException)
+            {
+                // The CLI's check: greeting only, then closed.
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 5, 5, 0, 1, 0, 0, 0, 0, 0, 0 }, "could not connect to 127.0.0.1:9: connection refused")]
+    [InlineData(new byte[] { 5, 0, 0, 9, 1, 2, 3, 4 }, "answered CONNECT with address type 9, which RFC 1928 does not define")]
+    [InlineData(new byte[] { 4, 90, 0, 0 }, "answered CONNECT with a malformed reply (version 4, reserved 0)")]
+    public async Task A_proxy_that_refuses_or_lies_is_named_in_a_warning(byte[] reply, string expected)
+    {
+        await using var env = new TorrentInterop("proxy-fake");
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        using var stop = new CancellationTokenSource();
+        var fake = Task.Run(() => FakeProxyAsync(listener, reply, stop.Token));
+        var file = Path.Combine(env.Root, "x.bin");
+        await TorrentInterop.RandomFileAsync(file, 50_000);
+        var torrent = Path.Combine(env.Root, "x.torrent");
+        var (created, _, err) = await env.RunPeerwayAsync(LibtorrentPeer.Deadline, "create", file, "-o", torrent);
+        Assert.True(created == 0, err);
+        var (code, _, stderr) = await env.RunPeerwayAsync(LibtorrentPeer.Deadline, "get", torrent, "-o", Path.Combine(env.Root, "dl"), "--peer", "127.0.0.1:9",
+            "--proxy", $"socks5://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}", "--timeout", "6");
+        await stop.CancelAsync();
+        listener.Stop();
+        try
+        {
+            await fake;
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException or IOException)
+        {
+            // Stopped.
+        }
+
+        output.WriteLine(stderr);
+        Assert.Equal(1, code);
+        Assert.Contains(expected, stderr, StringComparison.Ordinal);
+    }
+}
