@@ -141,16 +141,25 @@ public sealed class DeterministicSwarmTests(ITestOutputHelper output)
     /// the Kumar–Ross lower bound T_min = max(F/u_s, F/d_min, N·F/(u_s + Σu_i)) (IEEE HotWeb 2006, §3). Each leecher
     /// is given the seeder and a few random leechers; PEX spreads the rest.
     /// </summary>
+    /// <remarks>
+    /// Not in the default run: the 100-leecher swarm below took about 90 s of CPU here, and this one many times that
+    /// (see docs/ARCHITECTURE.md). Set PEERWAY_SWARM_1000=1 to run it.
+    /// </remarks>
+    [ScaleFact]
+    public void Thousand_client_swarm_completes_within_a_multiple_of_the_kumar_ross_bound() => SimulatedSwarm.OnDeepStack(() => KumarRossSwarm(1000));
+
+    /// <summary>The same swarm with 100 leechers (a quick check of the same path).</summary>
     [Fact]
-    public void Thousand_client_swarm_completes_within_a_multiple_of_the_kumar_ross_bound() => SimulatedSwarm.OnDeepStack(() =>
+    public void Hundred_client_swarm_completes_within_a_multiple_of_the_kumar_ross_bound() => SimulatedSwarm.OnDeepStack(() => KumarRossSwarm(100));
+
+    private void KumarRossSwarm(int leechers)
     {
-        const int leechers = 1000;
         const int fileBytes = 256 * 1024;
         const long seederUp = 256 * 1024;
         const long leecherUp = 64 * 1024;
         const long leecherDown = 512 * 1024;
-        var cpu = Stopwatch.StartNew(); // reported, not asserted
         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        var wall = Stopwatch.StartNew(); // reported, not asserted
         using var swarm = new SimulatedSwarm(new VirtualStreamNetworkOptions
         {
             Latency = static (a, b) => TimeSpan.FromMilliseconds(5 + ((a.GetHashCode() ^ b.GetHashCode()) & 15)),
@@ -174,6 +183,7 @@ public sealed class DeterministicSwarmTests(ITestOutputHelper output)
             handles.Add(peer.Add(meta, new TorrentAddOptions { Peers = known, Session = session with { RandomSeed = i + 1 } }));
         }
 
+        var setupCpu = Process.GetCurrentProcess().TotalProcessorTime - cpuBefore;
         var start = swarm.Elapsed;
         var done = swarm.RunUntil(() => handles.All(h => h.Completed.IsCompleted), TimeSpan.FromMinutes(30));
         var took = swarm.Elapsed - start;
@@ -181,11 +191,24 @@ public sealed class DeterministicSwarmTests(ITestOutputHelper output)
         var cpuTime = Process.GetCurrentProcess().TotalProcessorTime - cpuBefore;
         output.WriteLine($"{leechers} leechers + 1 seeder, F = {fileBytes} B, u_s = {seederUp} B/s, u_i = {leecherUp} B/s, d_i = {leecherDown} B/s");
         output.WriteLine($"completed: {handles.Count(h => h.Completed.IsCompleted)}/{leechers} after {took.TotalSeconds:F2} s virtual; Kumar–Ross bound {bound:F2} s; ratio {took.TotalSeconds / bound:F2}");
-        output.WriteLine($"network events {swarm.Network.EventsRun}, bytes delivered {swarm.Network.BytesDelivered}; wall {cpu.Elapsed.TotalSeconds:F1} s, CPU {cpuTime.TotalSeconds:F1} s");
+        output.WriteLine($"network events {swarm.Network.EventsRun}, bytes delivered {swarm.Network.BytesDelivered}; process CPU {cpuTime.TotalSeconds:F1} s (setup {setupCpu.TotalSeconds:F1} s), wall {wall.Elapsed.TotalSeconds:F1} s");
+        if (Environment.GetEnvironmentVariable("PEERWAY_SWARM_REPORT") is { Length: > 0 } report)
+        {
+            File.AppendAllText(report, $"{leechers}: {took.TotalSeconds:F2} s virtual, bound {bound:F2} s, ratio {took.TotalSeconds / bound:F2}, CPU {cpuTime.TotalSeconds:F1} s (setup {setupCpu.TotalSeconds:F1} s), events {swarm.Network.EventsRun}\n");
+        }
         Assert.True(done, "the swarm did not complete within 30 virtual minutes");
         Assert.Equal(content, peers[^1].Content(meta));
         // Generous: the engine's choker works in 10 s rounds and PEX in 5 s ones; a broken swarm never gets near this.
         Assert.True(took.TotalSeconds <= 40 * bound, $"{took.TotalSeconds:F1} s is more than 40 × the bound ({bound:F2} s)");
         Assert.Equal(0, swarm.OffThreadEvents);
-    });
+    }
+}
+
+/// <summary>A fact that runs only with PEERWAY_SWARM_1000=1 (a swarm too heavy for every run of the suite).</summary>
+internal sealed class ScaleFactAttribute : FactAttribute
+{
+    public ScaleFactAttribute()
+    {
+        if (Environment.GetEnvironmentVariable("PEERWAY_SWARM_1000") != "1") Skip = "set PEERWAY_SWARM_1000=1 to run the 1,000-client swarm";
+    }
 }
