@@ -142,7 +142,7 @@ public sealed class DeterministicSwarmTests(ITestOutputHelper output)
     /// is given the seeder and a few random leechers; PEX spreads the rest.
     /// </summary>
     /// <remarks>
-    /// Not in the default run: the 100-leecher swarm below took about 90 s of CPU here, and this one many times that
+    /// Not in the default run: the 100-leecher swarm below took 107 s of CPU here, and this one many times that
     /// (see docs/ARCHITECTURE.md). Set PEERWAY_SWARM_1000=1 to run it.
     /// </remarks>
     [ScaleFact]
