@@ -66,12 +66,13 @@ public sealed partial class TorrentClient : IAsyncDisposable
         _loggers = loggers ?? NullLoggerFactory.Instance;
         _log = _loggers.CreateLogger<TorrentClient>();
         var budget = new ConnectionBudget(options.MaxConnections);
+        var scheduler = options.Scheduler is { } executor ? new EngineScheduler(executor) : EngineScheduler.ThreadPool;
         var router = new PeerRouter(new PeerRouterOptions(options.HandshakeTimeout, options.MaxConnections, options.MaxConnectionsPerIp, options.Encryption),
-            budget, time, _loggers.CreateLogger<PeerRouter>());
+            budget, time, _loggers.CreateLogger<PeerRouter>(), scheduler);
         _shared = new SwarmShared(budget,
             options.UploadRateLimit is { } up ? new RateBucket(up, time) : null,
             options.DownloadRateLimit is { } down ? new RateBucket(down, time) : null,
-            new DiskQueue(_loggers.CreateLogger<DiskQueue>()), router);
+            new DiskQueue(_loggers.CreateLogger<DiskQueue>(), scheduler), router, scheduler);
         PeerId = options.PeerId ?? TorrentSession.NewPeerId();
         _dialer = new TransportDialer(DialTransports(_transports, options, time), options.UtpConnectTimeout, time, _loggers.CreateLogger<TransportDialer>());
     }

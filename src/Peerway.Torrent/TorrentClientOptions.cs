@@ -1,5 +1,6 @@
 using System.Net;
 using Peerway.Core;
+using Peerway.Net;
 using Peerway.Torrent.Encryption;
 using Peerway.Torrent.Swarm;
 
@@ -53,6 +54,14 @@ public sealed record TorrentClientOptions
     /// ASSOCIATE is not implemented); null: direct. Incoming connections are still accepted on the listeners.
     /// </summary>
     public Proxy.ProxySettings? Proxy { get; init; }
+
+    /// <summary>
+    /// Where the engines run the work they do not run inline (connection tasks, storage opening, the disk queue, the
+    /// send pumps), scheduled with a zero delay; null: the thread pool. A single-threaded scheduler that runs in virtual time (the tests' and the
+    /// simulator's), with a fake <see cref="TimeProvider"/>, a virtual network and memory storage, makes a whole swarm
+    /// of clients run on one thread, deterministically.
+    /// </summary>
+    public IDeliveryScheduler? Scheduler { get; init; }
 
     /// <summary>Throws <see cref="ArgumentException"/> for a setting out of range.</summary>
     public void Validate()

@@ -22,6 +22,7 @@ public sealed class DeterministicScheduler(FakeTimeProvider time) : IDeliverySch
     private const long MaxSteps = 50_000_000;
     private long _seq;
     private long _executed;
+    private int _runner;
 
     public FakeTimeProvider Time { get; } = time;
 
@@ -30,6 +31,9 @@ public sealed class DeterministicScheduler(FakeTimeProvider time) : IDeliverySch
 
     /// <summary>How many deliveries have run.</summary>
     public long Executed => Interlocked.Read(ref _executed);
+
+    /// <summary>True on the thread that is running this scheduler's deliveries right now (inside a run method).</summary>
+    public bool OnRunnerThread => Volatile.Read(ref _runner) == Environment.CurrentManagedThreadId;
 
     public void Schedule(TimeSpan delay, Action action)
     {
@@ -42,7 +46,7 @@ public sealed class DeterministicScheduler(FakeTimeProvider time) : IDeliverySch
     public int RunDue() => RunDue(long.MaxValue);
 
     /// <summary>Runs due deliveries until none is left (bounded, so a livelock fails the test instead of hanging it).</summary>
-    public void RunUntilIdle(long maxSteps = MaxSteps) => RunInline(() => RunBounded(maxSteps));
+    public void RunUntilIdle(long maxSteps = MaxSteps) => RunAsRunner(() => RunBounded(maxSteps));
 
     /// <summary>
     /// Runs due deliveries; when none is due and <paramref name="done"/> is false, advances virtual time by
@@ -53,7 +57,7 @@ public sealed class DeterministicScheduler(FakeTimeProvider time) : IDeliverySch
         ArgumentNullException.ThrowIfNull(done);
         var limit = Time.GetUtcNow() + max;
         var reached = false;
-        RunInline(() =>
+        RunAsRunner(() =>
         {
             while (true)
             {
@@ -86,7 +90,7 @@ public sealed class DeterministicScheduler(FakeTimeProvider time) : IDeliverySch
     {
         ArgumentNullException.ThrowIfNull(start);
         Task<T>? task = null;
-        RunInline(() => task = start());
+        RunAsRunner(() => task = start());
         RunUntil(() => task!.IsCompleted, step ?? TimeSpan.FromMilliseconds(10), max);
         return task!.IsCompleted ? task : throw new TimeoutException($"Not done after {max} of fake time.");
     }
@@ -104,6 +108,20 @@ public sealed class DeterministicScheduler(FakeTimeProvider time) : IDeliverySch
         finally
         {
             SynchronizationContext.SetSynchronizationContext(context);
+        }
+    }
+
+    /// <summary><see cref="RunInline"/>, marking this thread as the runner meanwhile (see <see cref="OnRunnerThread"/>).</summary>
+    private void RunAsRunner(Action action)
+    {
+        var previous = Interlocked.Exchange(ref _runner, Environment.CurrentManagedThreadId);
+        try
+        {
+            RunInline(action);
+        }
+        finally
+        {
+            Volatile.Write(ref _runner, previous);
         }
     }
 

@@ -140,7 +140,7 @@ public static class TorrentCreator
     /// <summary>SHA-1 of each piece of the concatenation of <paramref name="files"/> (BEP 3: files are one byte stream).</summary>
     internal static async Task<byte[]> HashPiecesAsync(IReadOnlyList<string> files, int pieceLength, IProgress<long>? progress, CancellationToken ct)
     {
-        var hashes = new MemoryStream();
+        var hashes = new List<byte>();
         var buffer = ArrayPool<byte>.Shared.Rent(pieceLength);
         try
         {
@@ -159,7 +159,7 @@ public static class TorrentCreator
                     if (filled == pieceLength)
                     {
                         SHA1.HashData(buffer.AsSpan(0, filled), hash);
-                        hashes.Write(hash);
+                        hashes.AddRange(hash);
                         filled = 0;
                         progress?.Report(done);
                     }
@@ -169,7 +169,7 @@ public static class TorrentCreator
             if (filled > 0)
             {
                 SHA1.HashData(buffer.AsSpan(0, filled), hash);
-                hashes.Write(hash);
+                hashes.AddRange(hash);
                 progress?.Report(done);
             }
 

@@ -121,7 +121,7 @@ public sealed class TorrentStorage : ITorrentStorage
     /// <param name="overwrite">Write into (and truncate to size) existing files that do not fit the torrent.</param>
     /// <param name="time">The wall clock for file mtimes (the resume record's sentinel); null: the system clock.</param>
     /// <param name="skippedFiles">Per entry of <see cref="TorrentInfo.Files"/>: not to be created (see <see cref="SetSkippedFiles"/>); null: none.</param>
-    public static TorrentStorage Open(TorrentInfo info, string directory, bool create, string? resumePath = null, CancellationToken ct = default, bool directWrites = false, bool overwrite = false, TimeProvider? time = null, IReadOnlyList<bool>? skippedFiles = null)
+    public static TorrentStorage Open(TorrentInfo info, string directory, bool create, string? resumePath = null, bool directWrites = false, bool overwrite = false, TimeProvider? time = null, IReadOnlyList<bool>? skippedFiles = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(info);
         var root = Path.GetFullPath(directory);

@@ -35,7 +35,7 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
     internal const int MaxBatchBytes = 256 * 1024;
 
     // 64 KiB segments hold several 16 KiB blocks each, so a batch of blocks goes out in a few iovecs.
-    private readonly Pipe _outgoing = new(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: 64 * 1024, useSynchronizationContext: false));
+    private readonly Pipe _outgoing;
     private readonly Lock _writeGate = new();
     private readonly CancellationTokenSource _cts = new();
     private readonly TimeProvider _time;
@@ -46,8 +46,11 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
     private int _closed;
 
     /// <param name="encryption">What the MSE negotiation left: bytes read past it, the ciphers in force; null for a plain connection.</param>
-    public PeerConnection(IStreamConnection connection, bool outgoing, TimeProvider time, MseResult? encryption = null)
+    /// <param name="pump">Where the send pump resumes when bytes are written (null: the thread pool).</param>
+    public PeerConnection(IStreamConnection connection, bool outgoing, TimeProvider time, MseResult? encryption = null, PipeScheduler? pump = null)
     {
+        _outgoing = new(new PipeOptions(readerScheduler: pump ?? PipeScheduler.ThreadPool, pauseWriterThreshold: 0, resumeWriterThreshold: 0,
+            minimumSegmentSize: 64 * 1024, useSynchronizationContext: false));
         _connection = connection;
         _stream = connection.Stream;
         _gatherSocket = (_stream as NetworkStream)?.Socket;
@@ -263,8 +266,11 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
     /// <summary>Publishes what was written to the pipe to the pump (under <c>_writeGate</c>).</summary>
     private void WakePump()
     {
-        // Never blocks: the pipe has no pause threshold.
-        _ = _outgoing.Writer.FlushAsync(CancellationToken.None);
+        // Never waits: the pipe has no pause threshold, so the flush completes at once (it only wakes the reader). A
+        // flush that did not complete would mean a pause threshold had been set: fail loudly rather than drop it.
+        if (!CompletedAtOnce(_outgoing.Writer.FlushAsync(CancellationToken.None))) throw new InvalidOperationException("the outgoing pipe paused its writer");
+
+        static bool CompletedAtOnce(ValueTask<FlushResult> flush) => flush.IsCompletedSuccessfully;
     }
 
     /// <summary>Reads exactly the 68-byte handshake (BEP 3 sends it before any framed message).</summary>

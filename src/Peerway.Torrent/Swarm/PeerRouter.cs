@@ -53,8 +53,11 @@ internal sealed class PeerRouter : IAsyncDisposable
     private readonly CancellationTokenSource _cts = new();
     private int _disposed;
 
-    public PeerRouter(PeerRouterOptions options, ConnectionBudget budget, TimeProvider time, ILogger log)
+    private readonly EngineScheduler _scheduler;
+
+    public PeerRouter(PeerRouterOptions options, ConnectionBudget budget, TimeProvider time, ILogger log, EngineScheduler scheduler)
     {
+        _scheduler = scheduler;
         _options = options;
         _budget = budget;
         _time = time;
@@ -109,7 +112,7 @@ internal sealed class PeerRouter : IAsyncDisposable
     private async Task AcceptLoopAsync(IStreamListener listener, CancellationToken ct)
     {
         // Started under the lock: nothing of the loop runs before it is released.
-        await Task.Yield();
+        await _scheduler.Yield();
         while (true)
         {
             IStreamConnection? connection;
@@ -177,7 +180,7 @@ internal sealed class PeerRouter : IAsyncDisposable
     /// <summary>Negotiates (plain or MSE), finds the torrent and hands the connection over; drops it alone otherwise.</summary>
     private async Task RouteAsync(PendingIncoming pending, CancellationToken ct)
     {
-        await Task.Yield();
+        await _scheduler.Yield();
         var left = pending.Opened + _options.HandshakeTimeout - _time.GetUtcNow();
         using var deadline = new CancellationTokenSource(left > TimeSpan.Zero ? left : TimeSpan.Zero, _time);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token);
@@ -243,7 +246,7 @@ internal sealed class PeerRouter : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-        await _cts.CancelAsync().ConfigureAwait(false);
+        await _scheduler.CancelAsync(_cts).ConfigureAwait(false);
         IStreamListener[] listeners;
         List<Action> closes;
         lock (_gate)

@@ -10,8 +10,11 @@ namespace Peerway.Torrent.Swarm;
 /// token bucket, the disk queue and the router of incoming connections. Each part has its own lock, taken last
 /// (never while calling out), so a session may use them under its <c>_gate</c>.
 /// </summary>
-internal sealed class SwarmShared(ConnectionBudget connections, RateBucket? upload, RateBucket? download, DiskQueue disk, PeerRouter router)
+internal sealed class SwarmShared(ConnectionBudget connections, RateBucket? upload, RateBucket? download, DiskQueue disk, PeerRouter router, EngineScheduler scheduler)
 {
+    /// <summary>Where the engines run what they do not run inline.</summary>
+    public EngineScheduler Scheduler { get; } = scheduler;
+
     public ConnectionBudget Connections { get; } = connections;
 
     /// <summary>The shared upload cap; null: none at this level (a torrent may still have its own).</summary>
@@ -144,16 +147,22 @@ internal sealed class DiskQueue : IAsyncDisposable
     /// <summary>Complete pieces waiting for the verifier.</summary>
     public const int Capacity = 16;
 
-    private readonly Channel<(TorrentSession Session, int Piece, byte[] Data)> _queue = Channel.CreateBounded<(TorrentSession, int, byte[])>(
-        new BoundedChannelOptions(Capacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
-
+    private readonly Channel<(TorrentSession Session, int Piece, byte[] Data)> _queue;
     private readonly Task _worker;
     private readonly ILogger _log;
 
-    public DiskQueue(ILogger log)
+    /// <param name="scheduler">Runs the worker. Under a custom (single-threaded) scheduler a queued piece is handed to the
+    /// worker synchronously, in the writer's call, instead of through the thread pool.</param>
+    public DiskQueue(ILogger log, EngineScheduler scheduler)
     {
         _log = log;
-        _worker = Task.Run(WorkAsync, CancellationToken.None);
+        _queue = Channel.CreateBounded<(TorrentSession, int, byte[])>(new BoundedChannelOptions(Capacity)
+        {
+            SingleReader = true,
+            FullMode = BoundedChannelFullMode.Wait,
+            AllowSynchronousContinuations = !scheduler.IsThreadPool,
+        });
+        _worker = scheduler.RunAsync(WorkAsync);
     }
 
     public ValueTask EnqueueAsync(TorrentSession session, int piece, byte[] data, CancellationToken ct) => _queue.Writer.WriteAsync((session, piece, data), ct);

@@ -23,19 +23,19 @@ public sealed partial class TorrentSession
     {
         var policy = _options.Encryption;
         var connection = await DialTransportAsync(endPoint, ct).ConfigureAwait(false);
-        if (policy == EncryptionPolicy.Off) return new PeerConnection(connection, outgoing: true, _time) { ListenEndPoint = endPoint };
+        if (policy == EncryptionPolicy.Off) return new PeerConnection(connection, outgoing: true, _time, pump: Scheduler.Pipes) { ListenEndPoint = endPoint };
         var result = await NegotiateAsync(connection.Stream, (s, t) => MseNegotiator.InitiateAsync(s, InfoHash.ToArray(), policy, t), _options.ConnectTimeout, ct).ConfigureAwait(false);
         if (result.Succeeded)
         {
             _log.LogDebug("connected to {Peer} with MSE ({Method})", endPoint, result.Method);
-            return new PeerConnection(connection, outgoing: true, _time, result) { ListenEndPoint = endPoint };
+            return new PeerConnection(connection, outgoing: true, _time, result, Scheduler.Pipes) { ListenEndPoint = endPoint };
         }
 
         await connection.DisposeAsync().ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();
         _log.LogDebug("encrypted handshake with {Peer} failed: {Error}", endPoint, result.Error);
         if (policy == EncryptionPolicy.Require) throw new IOException($"MSE handshake failed: {result.Error}");
-        return new PeerConnection(await DialTransportAsync(endPoint, ct).ConfigureAwait(false), outgoing: true, _time) { ListenEndPoint = endPoint };
+        return new PeerConnection(await DialTransportAsync(endPoint, ct).ConfigureAwait(false), outgoing: true, _time, pump: Scheduler.Pipes) { ListenEndPoint = endPoint };
     }
 
     /// <summary>A connection to <paramref name="endPoint"/> through the transport, within the connect timeout (session clock).</summary>
@@ -70,9 +70,9 @@ public sealed partial class TorrentSession
 
     private async Task RunIncomingAsync(PendingIncoming pending, MseResult result, CancellationToken ct)
     {
-        await Task.Yield();
+        await Scheduler.Yield();
         if (result.Method != CryptoMethods.None) _log.LogDebug("accepted {Peer} with MSE ({Method})", pending.Remote, result.Method);
-        var conn = new PeerConnection(pending.Connection, outgoing: false, _time, result);
+        var conn = new PeerConnection(pending.Connection, outgoing: false, _time, result, Scheduler.Pipes);
         if (!pending.Router.Attach(pending, conn))
         {
             pending.Router.HandshakeDone(pending);

@@ -65,11 +65,11 @@ public sealed partial class TorrentSession
 
             if (_picker.IsDone && !_completed.Task.IsCompleted)
             {
-                ThreadPool.UnsafeQueueUserWorkItem(_ =>
+                _tasks.Add(Scheduler.RunAsync(() =>
                 {
                     SaveResumeSafely();
                     _completed.TrySetResult();
-                }, null);
+                }, CancellationToken.None));
             }
         }
     }

@@ -125,7 +125,7 @@ public sealed partial class TorrentSession
                 if (m.Index != 0)
                 {
                     var node = new IPEndPoint(conn.Remote.Address, m.Index);
-                    ThreadPool.UnsafeQueueUserWorkItem(_ => DhtNodeSeen?.Invoke(node), null);
+                    _tasks.Add(Scheduler.RunAsync(() => DhtNodeSeen?.Invoke(node), CancellationToken.None));
                 }
 
                 return PeerWireError.None;
@@ -338,7 +338,7 @@ public sealed partial class TorrentSession
     /// disk queue (waiting when it is <see cref="DiskQueue.Capacity"/> pieces behind: back-pressure on this connection),
     /// and serve its requests.
     /// </summary>
-    private async ValueTask AfterBatch(PeerConnection conn)
+    private async ValueTask AfterBatchAsync(PeerConnection conn)
     {
         List<(int Piece, byte[] Data)>? done;
         List<BlockRequest>? serve = null;
@@ -501,11 +501,11 @@ public sealed partial class TorrentSession
                 foreach (var c in _connections) DropOutstanding(c);
                 // Seeding now: slots go by upload rate, to peers still interested, at once rather than at the next round.
                 Rechoke();
-                ThreadPool.UnsafeQueueUserWorkItem(_ =>
+                _tasks.Add(Scheduler.RunAsync(() =>
                 {
                     SaveResumeSafely();
                     _completed.TrySetResult();
-                }, null);
+                }, CancellationToken.None));
             }
 
             return;
@@ -655,7 +655,7 @@ public sealed partial class TorrentSession
             return;
         }
 
-        _tasks.Add(Task.Run(() =>
+        _tasks.Add(Scheduler.RunAsync(() =>
         {
             try
             {
@@ -667,6 +667,6 @@ public sealed partial class TorrentSession
                 _metadata.TrySetException(ex);
                 _completed.TrySetException(ex);
             }
-        }));
+        }, CancellationToken.None));
     }
 }

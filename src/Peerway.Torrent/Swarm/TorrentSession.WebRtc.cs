@@ -14,7 +14,7 @@ public sealed partial class TorrentSession
     public async Task<bool> AddConnectionAsync(IStreamConnection connection, bool outgoing)
     {
         ArgumentNullException.ThrowIfNull(connection);
-        var conn = new PeerConnection(connection, outgoing, _time);
+        var conn = new PeerConnection(connection, outgoing, _time, pump: Scheduler.Pipes);
         lock (_gate)
         {
             if (_disposed == 0)

@@ -50,8 +50,8 @@ public sealed partial class TorrentSession : IAsyncDisposable
     /// <summary>Incoming connections handed over by the router (see AdoptIncoming): tracked without <c>_gate</c>.</summary>
     private readonly BackgroundTasks _incoming = new();
     private readonly CancellationTokenSource _cts = new();
-    private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly TaskCompletionSource<TorrentInfo> _metadata = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _completed;
+    private readonly TaskCompletionSource<TorrentInfo> _metadata;
     private readonly Choker _choker;
 
     private readonly IStreamTransport _transport;
@@ -63,7 +63,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
 
     /// <summary>Pieces of ours in the disk queue; when it reaches zero during disposal, <see cref="_diskDrained"/> completes.</summary>
     private int _diskQueued;
-    private readonly TaskCompletionSource _diskDrained = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _diskDrained;
     private TorrentInfo? _info;
     private ITorrentStorage? _storage;
     private PiecePicker? _picker;
@@ -106,6 +106,11 @@ public sealed partial class TorrentSession : IAsyncDisposable
         _transport = transport;
         _log = logger ?? NullLogger.Instance;
         _shared = shared!;
+        // Continuations asynchronous on the thread pool; inline under the client's executor (see EngineScheduler).
+        var completion = Scheduler.CompletionOptions;
+        _completed = new(completion);
+        _metadata = new(completion);
+        _diskDrained = new(completion);
         _uploadBucket = shared?.Upload ?? (options.UploadRateLimit is { } rate ? new RateBucket(rate, time) : null);
         _random = options.RandomSeed is { } seed ? new Random(seed) : new Random();
         _choker = new Choker(time, options.Choker, _random);
@@ -156,20 +161,23 @@ public sealed partial class TorrentSession : IAsyncDisposable
 
     public bool IsPrivate => _info?.IsPrivate ?? false;
 
+    /// <summary>Where this engine runs what it does not run inline: the client's; standalone, the thread pool.</summary>
+    internal EngineScheduler Scheduler => _shared?.Scheduler ?? EngineScheduler.ThreadPool;
+
     public async Task StartAsync(CancellationToken ct)
     {
         if (_info is not null)
         {
-            await Task.Run(() => InitializeStorage(_info, ct), ct).ConfigureAwait(false);
+            await Scheduler.RunAsync(() => InitializeStorage(_info, ct), ct).ConfigureAwait(false);
         }
 
         if (_shared is null)
         {
             var budget = new ConnectionBudget(_options.MaxConnections);
             var routerOptions = new PeerRouterOptions(_options.HandshakeTimeout, _options.MaxConnections, _options.MaxConnectionsPerIp, _options.Encryption);
-            var router = new PeerRouter(routerOptions, budget, _time, _log);
+            var router = new PeerRouter(routerOptions, budget, _time, _log, EngineScheduler.ThreadPool);
             router.IncomingAdmitted += ep => IncomingAdmitted?.Invoke(ep);
-            _shared = new SwarmShared(budget, null, null, new DiskQueue(_log), router);
+            _shared = new SwarmShared(budget, null, null, new DiskQueue(_log, EngineScheduler.ThreadPool), router, EngineScheduler.ThreadPool);
             _ownsShared = true;
             await router.ListenAsync(_transport, new IPEndPoint(_options.ListenAddress, _options.ListenPort), ct).ConfigureAwait(false);
         }
@@ -231,7 +239,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
 
     private async Task DialAsync(IPEndPoint endPoint, CancellationToken ct)
     {
-        PeerConnection? conn = null;
+        PeerConnection conn;
         try
         {
             conn = await ConnectPeerAsync(endPoint, ct).ConfigureAwait(false);
@@ -324,7 +332,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
             PeerConnected?.Invoke(conn.PeerId);
 
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, conn.Closing);
-            var error = await conn.ReadLoopAsync(HandleFrame, AfterBatch, linked.Token).ConfigureAwait(false);
+            var error = await conn.ReadLoopAsync(HandleFrame, AfterBatchAsync, linked.Token).ConfigureAwait(false);
             if (error != PeerWireError.None) _log.LogDebug("dropping {Peer}: {Error}", conn, error);
         }
         catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
@@ -609,7 +617,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-        await _cts.CancelAsync().ConfigureAwait(false);
+        await Scheduler.CancelAsync(_cts).ConfigureAwait(false);
         if (_timer is not null) await _timer.DisposeAsync().ConfigureAwait(false);
         if (_shared is not null)
         {

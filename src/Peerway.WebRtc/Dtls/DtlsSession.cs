@@ -225,10 +225,10 @@ internal sealed class DtlsSession : IDisposable
         }
     }
 
-    private static Certificate ToTls(TlsCrypto crypto, DtlsCertificate local) =>
+    private static Certificate ToTls(BcTlsCrypto crypto, DtlsCertificate local) =>
         new([crypto.CreateCertificate(local.Der)]);
 
-    private static TlsCredentialedSigner Signer(TlsContext context, BcTlsCrypto crypto, DtlsCertificate local) =>
+    private static BcDefaultTlsCredentialedSigner Signer(TlsContext context, BcTlsCrypto crypto, DtlsCertificate local) =>
         new BcDefaultTlsCredentialedSigner(new TlsCryptoParameters(context), crypto, local.PrivateKey, ToTls(crypto, local), new SignatureAndHashAlgorithm(Org.BouncyCastle.Tls.HashAlgorithm.sha256, SignatureAlgorithm.ecdsa));
 
     // Both certificates are ECDSA P-256 (as browsers make them), so only ECDHE_ECDSA suites; AEAD first.
@@ -339,6 +339,7 @@ internal sealed class DtlsSession : IDisposable
     /// application records written one at a time, and nobody waits on the gate while the reader is idle.
     /// </para>
     /// </summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "Close ends it; BouncyCastle's threads may still call Receive after that, so its collection and token source stay usable (neither holds an OS handle: no timer, no wait handle requested).")]
     private sealed class PathTransport : DatagramTransport
     {
         private readonly IDatagramSocket _path;

@@ -61,7 +61,7 @@ internal sealed partial class SctpAssociation : IDisposable
     private readonly ITimer _timer;
     private readonly List<Action> _events = [];
     private SctpState _state = SctpState.Closed;
-    private uint _localTag;
+    private readonly uint _localTag;
     private uint _peerTag;
     private uint _peerRwnd;
     private bool _peerForwardTsn;

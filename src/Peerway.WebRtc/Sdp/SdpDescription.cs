@@ -290,7 +290,7 @@ public sealed record SdpDescription
         Line("t=0 0");
         Line("a=group:BUNDLE " + Mid);
         if (IceLite) Line("a=ice-lite");
-        var defaultCandidate = Candidates.FirstOrDefault();
+        var defaultCandidate = Candidates.Count > 0 ? Candidates[0] : null;
         Line(string.Create(CultureInfo.InvariantCulture, $"m=application {defaultCandidate?.Address.Port ?? 9} UDP/DTLS/SCTP webrtc-datachannel"));
         var ipVersion = defaultCandidate?.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? "IP6" : "IP4";
         Line($"c=IN {ipVersion} {defaultCandidate?.Address.Address.ToString() ?? "0.0.0.0"}");
