@@ -22,8 +22,8 @@ namespace Peerway.Torrent.Swarm;
 /// </summary>
 public sealed partial class TorrentSession : IAsyncDisposable
 {
-    /// <summary>The engine's clock tick: connection upkeep, request refill, upload budget.</summary>
-    private static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(100);
+    /// <summary>The engine's clock tick: connection upkeep, request refill, upload budget (one timer per client: <see cref="SwarmTicker"/>).</summary>
+    internal static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(100);
 
     internal const ulong OurReserved = PeerHandshake.DhtBit | PeerHandshake.FastBit | PeerHandshake.ExtensionBit;
 
@@ -68,7 +68,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
     private ITorrentStorage? _storage;
     private PiecePicker? _picker;
     private Bitfield? _have;
-    private ITimer? _timer;
+    private readonly Action _tick;
     private long _ticks;
     private long _downloaded;
     private long _uploaded;
@@ -110,6 +110,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
         _random = options.RandomSeed is { } seed ? new Random(seed) : new Random();
         _choker = new Choker(time, options.Choker, _random);
         PeerId = options.PeerId ?? NewPeerId();
+        _tick = Tick;
     }
 
     /// <summary>"-PW0001-" followed by random bytes (Azureus style).</summary>
@@ -169,13 +170,13 @@ public sealed partial class TorrentSession : IAsyncDisposable
             var routerOptions = new PeerRouterOptions(_options.HandshakeTimeout, _options.MaxConnections, _options.MaxConnectionsPerIp, _options.Encryption);
             var router = new PeerRouter(routerOptions, budget, _time, _log);
             router.IncomingAdmitted += ep => IncomingAdmitted?.Invoke(ep);
-            _shared = new SwarmShared(budget, null, null, new DiskQueue(_log), router);
+            _shared = new SwarmShared(budget, null, null, new DiskQueue(_log), router, new SwarmTicker(_time, TickInterval));
             _ownsShared = true;
             await router.ListenAsync(_transport, new IPEndPoint(_options.ListenAddress, _options.ListenPort), ct).ConfigureAwait(false);
         }
 
         _shared.Router.Add(this);
-        _timer = _time.CreateTimer(_ => Tick(), null, TickInterval, TickInterval);
+        _shared.Ticker.Add(_tick);
     }
 
     private void InitializeStorage(TorrentInfo info, CancellationToken ct)
@@ -604,9 +605,9 @@ public sealed partial class TorrentSession : IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         await _cts.CancelAsync().ConfigureAwait(false);
-        if (_timer is not null) await _timer.DisposeAsync().ConfigureAwait(false);
         if (_shared is not null)
         {
+            _shared.Ticker.Remove(_tick);
             _shared.Router.Remove(this);
             if (_ownsShared) await _shared.Router.DisposeAsync().ConfigureAwait(false);
         }
@@ -622,7 +623,11 @@ public sealed partial class TorrentSession : IAsyncDisposable
         await _incoming.WhenAllAsync().ConfigureAwait(false);
         // Pieces already queued are still checked and written (as before a shutdown), then the storage closes.
         if (Interlocked.CompareExchange(ref _diskQueued, 0, 0) > 0) await _diskDrained.Task.ConfigureAwait(false);
-        if (_ownsShared) await _shared!.Disk.DisposeAsync().ConfigureAwait(false);
+        if (_ownsShared)
+        {
+            await _shared!.Disk.DisposeAsync().ConfigureAwait(false);
+            _shared.Ticker.Dispose();
+        }
         SaveResumeSafely();
         _storage?.Dispose();
         _cts.Dispose();
