@@ -71,7 +71,7 @@ public sealed partial class TorrentClient : IAsyncDisposable
         _shared = new SwarmShared(budget,
             options.UploadRateLimit is { } up ? new RateBucket(up, time) : null,
             options.DownloadRateLimit is { } down ? new RateBucket(down, time) : null,
-            new DiskQueue(_loggers.CreateLogger<DiskQueue>()), router, new SwarmTicker(time, TorrentSession.TickInterval));
+            new DiskQueue(_loggers.CreateLogger<DiskQueue>()), router, new SwarmTicker(time, TorrentSession.TickInterval, TorrentSession.IdleTickInterval));
         PeerId = options.PeerId ?? TorrentSession.NewPeerId();
         _dialer = new TransportDialer(_transports, options.UtpConnectTimeout, time, _loggers.CreateLogger<TransportDialer>());
     }

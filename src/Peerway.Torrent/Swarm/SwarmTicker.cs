@@ -2,39 +2,73 @@ namespace Peerway.Torrent.Swarm;
 
 /// <summary>
 /// The engine's clock tick for every torrent of one client (a standalone session has its own): one timer on the
-/// client's <see cref="TimeProvider"/> calls each registered torrent's tick in turn, instead of one timer per torrent
-/// (100 idle torrents cost 1,000 thread-pool wake-ups a second that way; docs/BENCHMARKS.md). The timer runs only
-/// while some torrent is registered. A tick that is still running when the next is due makes that one skip rather than
-/// run alongside it, and <see cref="Remove"/> returns only once no tick of the removed torrent is running.
+/// client's <see cref="TimeProvider"/> calls each registered torrent's tick in turn, instead of one timer per torrent.
+/// The timer runs only while some torrent is registered, and while every torrent is idle (no peer connected, dialled
+/// or waiting to be dialled: its tick returns false) it slows to <see cref="IdleInterval"/>; a torrent that gets work
+/// between ticks calls <see cref="Wake"/>, which brings the next tick back to <see cref="Interval"/>. 100 idle torrents
+/// cost 1,000 thread-pool wake-ups a second with one 100 ms timer each (docs/BENCHMARKS.md). A tick that is still
+/// running when the next is due makes that one skip rather than run alongside it, and <see cref="Remove"/> returns
+/// only once no tick of the removed torrent is running.
 /// </summary>
-internal sealed class SwarmTicker(TimeProvider time, TimeSpan interval) : IDisposable
+internal sealed class SwarmTicker(TimeProvider time, TimeSpan interval, TimeSpan idleInterval) : IDisposable
 {
     private readonly Lock _gate = new();
 
     /// <summary>Held while the registered ticks run.</summary>
     private readonly Lock _running = new();
-    private Action[] _ticks = [];
+    private Func<bool>[] _ticks = [];
     private ITimer? _timer;
+    private bool _idle;
+
+    /// <summary>Set by <see cref="Wake"/>: some torrent got work while a round was running (or since the last one).</summary>
+    private bool _woken;
     private bool _disposed;
 
     public TimeSpan Interval { get; } = interval;
 
+    /// <summary>The period while every torrent is idle.</summary>
+    public TimeSpan IdleInterval { get; } = idleInterval;
+
     /// <summary>Torrents ticked now.</summary>
     public int Count => Volatile.Read(ref _ticks).Length;
 
-    /// <summary>Calls <paramref name="tick"/> every <see cref="Interval"/> from now until it is removed.</summary>
-    public void Add(Action tick)
+    /// <summary>Whether the timer runs at <see cref="IdleInterval"/> now.</summary>
+    public bool IsIdle
+    {
+        get
+        {
+            lock (_gate) return _idle;
+        }
+    }
+
+    /// <summary>Calls <paramref name="tick"/> (true: the torrent has work) every <see cref="Interval"/> from now until it is removed.</summary>
+    public void Add(Func<bool> tick)
     {
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             Volatile.Write(ref _ticks, [.. _ticks, tick]);
-            _timer ??= time.CreateTimer(static state => ((SwarmTicker)state!).Tick(), this, Interval, Interval);
+            _woken = true;
+            if (_timer is null) _timer = time.CreateTimer(static state => ((SwarmTicker)state!).Tick(), this, Interval, Interval);
+            else if (_idle) _timer.Change(Interval, Interval);
+            _idle = false;
+        }
+    }
+
+    /// <summary>Some torrent got work (a peer to dial, a connection): tick every <see cref="Interval"/> again.</summary>
+    public void Wake()
+    {
+        lock (_gate)
+        {
+            _woken = true;
+            if (!_idle || _timer is null) return;
+            _idle = false;
+            _timer.Change(Interval, Interval);
         }
     }
 
     /// <summary>Stops calling <paramref name="tick"/>; on return none of its calls is running (unless this is one of them).</summary>
-    public void Remove(Action tick)
+    public void Remove(Func<bool> tick)
     {
         ITimer? stopped = null;
         lock (_gate)
@@ -46,6 +80,7 @@ internal sealed class SwarmTicker(TimeProvider time, TimeSpan interval) : IDispo
             {
                 stopped = _timer;
                 _timer = null;
+                _idle = false;
             }
         }
 
@@ -62,7 +97,18 @@ internal sealed class SwarmTicker(TimeProvider time, TimeSpan interval) : IDispo
         if (!_running.TryEnter()) return;
         try
         {
-            foreach (var tick in Volatile.Read(ref _ticks)) tick();
+            lock (_gate) _woken = false;
+            var busy = false;
+            foreach (var tick in Volatile.Read(ref _ticks)) busy |= tick();
+            lock (_gate)
+            {
+                if (_timer is null) return;
+                var idle = !busy && !_woken;
+                if (idle == _idle) return;
+                _idle = idle;
+                var period = idle ? IdleInterval : Interval;
+                _timer.Change(period, period);
+            }
         }
         finally
         {

@@ -25,6 +25,9 @@ public sealed partial class TorrentSession : IAsyncDisposable
     /// <summary>The engine's clock tick: connection upkeep, request refill, upload budget (one timer per client: <see cref="SwarmTicker"/>).</summary>
     internal static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>The tick while every torrent of the client is idle (see <see cref="TickIdle"/>): only resume files can be due.</summary>
+    internal static readonly TimeSpan IdleTickInterval = TimeSpan.FromSeconds(1);
+
     internal const ulong OurReserved = PeerHandshake.DhtBit | PeerHandshake.FastBit | PeerHandshake.ExtensionBit;
 
     private readonly TorrentSessionOptions _options;
@@ -68,7 +71,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
     private ITorrentStorage? _storage;
     private PiecePicker? _picker;
     private Bitfield? _have;
-    private readonly Action _tick;
+    private readonly Func<bool> _tick;
     private long _ticks;
     private long _downloaded;
     private long _uploaded;
@@ -170,7 +173,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
             var routerOptions = new PeerRouterOptions(_options.HandshakeTimeout, _options.MaxConnections, _options.MaxConnectionsPerIp, _options.Encryption);
             var router = new PeerRouter(routerOptions, budget, _time, _log);
             router.IncomingAdmitted += ep => IncomingAdmitted?.Invoke(ep);
-            _shared = new SwarmShared(budget, null, null, new DiskQueue(_log), router, new SwarmTicker(_time, TickInterval));
+            _shared = new SwarmShared(budget, null, null, new DiskQueue(_log), router, new SwarmTicker(_time, TickInterval, IdleTickInterval));
             _ownsShared = true;
             await router.ListenAsync(_transport, new IPEndPoint(_options.ListenAddress, _options.ListenPort), ct).ConfigureAwait(false);
         }
@@ -211,6 +214,8 @@ public sealed partial class TorrentSession : IAsyncDisposable
                 if (ListenPort != 0 && p.Port == ListenPort && (IPAddress.IsLoopback(p.Address) || p.Address.Equals(IPAddress.Any))) continue;
                 _candidates.Add(p);
             }
+
+            if (_candidates.Count > 0) _shared?.Ticker.Wake();
         }
     }
 
@@ -363,6 +368,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
         if (!MakeRoomLocked(conn)) return false;
         _connections.Add(conn);
         _shared.Connections.Add(IpOf(conn));
+        _shared.Ticker.Wake();
         var fast = conn.Fast;
         // BEP 3: the bitfield (or, BEP 6, have all / have none) is the first message after the handshake.
         if (_have is not null && _info is not null)
@@ -417,7 +423,11 @@ public sealed partial class TorrentSession : IAsyncDisposable
         if (conn.PeerHas is not null) _picker?.RemoveAvailability(conn.PeerHas);
         ReleaseSeedingClaims(conn);
         // A peer that left may come back (PEX, tracker); a banned one may not.
-        if (conn.ListenEndPoint is { } ep && !_bannedEndPoints.Contains(ep) && !conn.Outgoing && !conn.Evicted) _candidates.Add(ep);
+        if (conn.ListenEndPoint is { } ep && !_bannedEndPoints.Contains(ep) && !conn.Outgoing && !conn.Evicted)
+        {
+            _candidates.Add(ep);
+            _shared.Ticker.Wake();
+        }
         foreach (var c in _connections) RequestMore(c);
     }
 
@@ -438,11 +448,12 @@ public sealed partial class TorrentSession : IAsyncDisposable
         conn.Close();
     }
 
-    private void Tick()
+    /// <summary>One tick (see <see cref="SwarmTicker"/>); false when the torrent is idle (nothing but its resume file to look after).</summary>
+    private bool Tick()
     {
-        if (_cts.IsCancellationRequested) return;
+        if (_cts.IsCancellationRequested) return false;
         var now = _time.GetUtcNow();
-        if (TickIdle(now)) return;
+        if (TickIdle(now)) return false;
         var saveResume = false;
         lock (_gate)
         {
@@ -510,6 +521,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
 
         if (saveResume) SaveResumeSafely();
         ServeRateLimited();
+        return true;
     }
 
     /// <summary>

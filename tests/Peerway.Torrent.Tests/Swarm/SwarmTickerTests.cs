@@ -10,19 +10,20 @@ namespace Peerway.Torrent.Tests.Swarm;
 
 /// <summary>
 /// <see cref="SwarmTicker"/>: one client-wide timer ticks every torrent (issue 14 item 9, the idle cost of many
-/// torrents), on the client's clock, and only while some torrent is registered.
+/// torrents), on the client's clock, only while some torrent is registered, and slowly while every torrent is idle.
 /// </summary>
 public sealed class SwarmTickerTests
 {
     private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan IdleInterval = TimeSpan.FromSeconds(1);
 
     [Fact]
     public void Every_registered_tick_runs_once_per_interval_and_the_timer_stops_when_none_is_left()
     {
         var clock = new CountingTimeProvider(new FakeTimeProvider());
-        using var ticker = new SwarmTicker(clock, Interval);
+        using var ticker = new SwarmTicker(clock, Interval, IdleInterval);
         int a = 0, b = 0;
-        Action tickA = () => a++, tickB = () => b++;
+        Func<bool> tickA = () => ++a > 0, tickB = () => ++b > 0;
 
         ticker.Add(tickA);
         ticker.Add(tickB);
@@ -50,18 +51,61 @@ public sealed class SwarmTickerTests
     public void A_tick_removed_from_inside_a_tick_does_not_deadlock_and_is_not_called_again()
     {
         var clock = new CountingTimeProvider(new FakeTimeProvider());
-        using var ticker = new SwarmTicker(clock, Interval);
+        using var ticker = new SwarmTicker(clock, Interval, IdleInterval);
         var calls = 0;
-        Action? self = null;
+        Func<bool>? self = null;
         self = () =>
         {
             calls++;
             ticker.Remove(self!);
+            return true;
         };
         ticker.Add(self);
         clock.Fake.Advance(Interval * 3);
         Assert.Equal(1, calls);
         Assert.Equal(0, ticker.Count);
+    }
+
+    [Fact]
+    public void While_every_torrent_is_idle_the_tick_slows_down_and_a_wake_brings_it_back()
+    {
+        var clock = new CountingTimeProvider(new FakeTimeProvider());
+        using var ticker = new SwarmTicker(clock, Interval, IdleInterval);
+        int idleTicks = 0, busyTicks = 0;
+        var busy = false;
+        ticker.Add(() =>
+        {
+            idleTicks++;
+            return false;
+        });
+        ticker.Add(() =>
+        {
+            busyTicks++;
+            return busy;
+        });
+
+        // The first round finds both idle: from then on one tick a second.
+        clock.Fake.Advance(Interval);
+        Assert.True(ticker.IsIdle);
+        clock.Fake.Advance(Interval * 9);
+        Assert.Equal(1, idleTicks);
+        clock.Fake.Advance(IdleInterval - Interval * 9);
+        Assert.Equal(2, idleTicks);
+
+        // One torrent gets a peer between ticks: the next tick comes after Interval, and they keep coming while it is busy.
+        busy = true;
+        ticker.Wake();
+        Assert.False(ticker.IsIdle);
+        clock.Fake.Advance(Interval * 5);
+        Assert.Equal((7, 7), (idleTicks, busyTicks));
+
+        // Idle again: slow again after one round.
+        busy = false;
+        clock.Fake.Advance(Interval);
+        Assert.True(ticker.IsIdle);
+        clock.Fake.Advance(IdleInterval * 3);
+        Assert.Equal(11, idleTicks);
+        Assert.Equal(1, clock.ActivePeriodicTimers);
     }
 
     [Fact]
