@@ -72,7 +72,7 @@ public sealed partial class TorrentClient : IAsyncDisposable
         _shared = new SwarmShared(budget,
             options.UploadRateLimit is { } up ? new RateBucket(up, time) : null,
             options.DownloadRateLimit is { } down ? new RateBucket(down, time) : null,
-            new DiskQueue(_loggers.CreateLogger<DiskQueue>(), scheduler), router, scheduler);
+            new DiskQueue(_loggers.CreateLogger<DiskQueue>(), scheduler), router, scheduler, new SwarmTicker(time, TorrentSession.TickInterval, TorrentSession.IdleTickInterval));
         PeerId = options.PeerId ?? TorrentSession.NewPeerId();
         _dialer = new TransportDialer(DialTransports(_transports, options, time), options.UtpConnectTimeout, time, _loggers.CreateLogger<TransportDialer>());
     }
@@ -336,6 +336,7 @@ public sealed partial class TorrentClient : IAsyncDisposable
             lock (_gate) tasks = [.. _tasks];
             await Task.WhenAll(tasks).ConfigureAwait(false);
             await _shared.Disk.DisposeAsync().ConfigureAwait(false);
+            _shared.Ticker.Dispose();
         }
         finally
         {

@@ -8,9 +8,9 @@ namespace Peerway.Torrent.Swarm;
 /// <summary>
 /// What the torrents of one client share (one standalone session has its own): the connection limit, the upload
 /// token bucket, the disk queue and the router of incoming connections. Each part has its own lock, taken last
-/// (never while calling out), so a session may use them under its <c>_gate</c>.
+/// (never while calling out), so a session may use them under its <c>_gate</c>; the clock tick of every torrent.
 /// </summary>
-internal sealed class SwarmShared(ConnectionBudget connections, RateBucket? upload, RateBucket? download, DiskQueue disk, PeerRouter router, EngineScheduler scheduler)
+internal sealed class SwarmShared(ConnectionBudget connections, RateBucket? upload, RateBucket? download, DiskQueue disk, PeerRouter router, EngineScheduler scheduler, SwarmTicker ticker)
 {
     /// <summary>Where the engines run what they do not run inline.</summary>
     public EngineScheduler Scheduler { get; } = scheduler;
@@ -26,6 +26,9 @@ internal sealed class SwarmShared(ConnectionBudget connections, RateBucket? uplo
     public DiskQueue Disk { get; } = disk;
 
     public PeerRouter Router { get; } = router;
+
+    /// <summary>One timer that ticks every torrent (TorrentSession.Tick) in turn.</summary>
+    public SwarmTicker Ticker { get; } = ticker;
 }
 
 /// <summary>Registered peer connections across torrents: one limit in all, and how many come from each address.</summary>

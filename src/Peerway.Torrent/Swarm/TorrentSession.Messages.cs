@@ -570,6 +570,7 @@ public sealed partial class TorrentSession
             if (p.Port == 0 || _bannedEndPoints.Contains(p) || IsConnectedTo(p)) continue;
             if (p.Port == ListenPort && IPAddress.IsLoopback(p.Address)) continue;
             _candidates.Add(p);
+            _shared.Ticker.Wake();
         }
     }
 

@@ -22,8 +22,11 @@ namespace Peerway.Torrent.Swarm;
 /// </summary>
 public sealed partial class TorrentSession : IAsyncDisposable
 {
-    /// <summary>The engine's clock tick: connection upkeep, request refill, upload budget.</summary>
-    private static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(100);
+    /// <summary>The engine's clock tick: connection upkeep, request refill, upload budget (one timer per client: <see cref="SwarmTicker"/>).</summary>
+    internal static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>The tick while every torrent of the client is idle (see <see cref="TickIdle"/>): only resume files can be due.</summary>
+    internal static readonly TimeSpan IdleTickInterval = TimeSpan.FromSeconds(1);
 
     internal const ulong OurReserved = PeerHandshake.DhtBit | PeerHandshake.FastBit | PeerHandshake.ExtensionBit;
 
@@ -68,7 +71,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
     private ITorrentStorage? _storage;
     private PiecePicker? _picker;
     private Bitfield? _have;
-    private ITimer? _timer;
+    private readonly Func<bool> _tick;
     private long _ticks;
     private long _downloaded;
     private long _uploaded;
@@ -115,6 +118,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
         _random = options.RandomSeed is { } seed ? new Random(seed) : new Random();
         _choker = new Choker(time, options.Choker, _random);
         PeerId = options.PeerId ?? NewPeerId();
+        _tick = Tick;
     }
 
     /// <summary>"-PW0001-" followed by random bytes (Azureus style).</summary>
@@ -177,13 +181,13 @@ public sealed partial class TorrentSession : IAsyncDisposable
             var routerOptions = new PeerRouterOptions(_options.HandshakeTimeout, _options.MaxConnections, _options.MaxConnectionsPerIp, _options.Encryption);
             var router = new PeerRouter(routerOptions, budget, _time, _log, EngineScheduler.ThreadPool);
             router.IncomingAdmitted += ep => IncomingAdmitted?.Invoke(ep);
-            _shared = new SwarmShared(budget, null, null, new DiskQueue(_log, EngineScheduler.ThreadPool), router, EngineScheduler.ThreadPool);
+            _shared = new SwarmShared(budget, null, null, new DiskQueue(_log, EngineScheduler.ThreadPool), router, EngineScheduler.ThreadPool, new SwarmTicker(_time, TickInterval, IdleTickInterval));
             _ownsShared = true;
             await router.ListenAsync(_transport, new IPEndPoint(_options.ListenAddress, _options.ListenPort), ct).ConfigureAwait(false);
         }
 
         _shared.Router.Add(this);
-        _timer = _time.CreateTimer(_ => Tick(), null, TickInterval, TickInterval);
+        _shared.Ticker.Add(_tick);
     }
 
     private void InitializeStorage(TorrentInfo info, CancellationToken ct)
@@ -218,6 +222,8 @@ public sealed partial class TorrentSession : IAsyncDisposable
                 if (ListenPort != 0 && p.Port == ListenPort && (IPAddress.IsLoopback(p.Address) || p.Address.Equals(IPAddress.Any))) continue;
                 _candidates.Add(p);
             }
+
+            if (_candidates.Count > 0) _shared?.Ticker.Wake();
         }
     }
 
@@ -376,6 +382,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
         if (!MakeRoomLocked(conn)) return false;
         _connections.Add(conn);
         _shared.Connections.Add(IpOf(conn));
+        _shared.Ticker.Wake();
         var fast = conn.Fast;
         // BEP 3: the bitfield (or, BEP 6, have all / have none) is the first message after the handshake.
         if (_have is not null && _info is not null)
@@ -430,7 +437,11 @@ public sealed partial class TorrentSession : IAsyncDisposable
         if (conn.PeerHas is not null) _picker?.RemoveAvailability(conn.PeerHas);
         ReleaseSeedingClaims(conn);
         // A peer that left may come back (PEX, tracker); a banned one may not.
-        if (conn.ListenEndPoint is { } ep && !_bannedEndPoints.Contains(ep) && !conn.Outgoing && !conn.Evicted) _candidates.Add(ep);
+        if (conn.ListenEndPoint is { } ep && !_bannedEndPoints.Contains(ep) && !conn.Outgoing && !conn.Evicted)
+        {
+            _candidates.Add(ep);
+            _shared.Ticker.Wake();
+        }
         foreach (var c in _connections) RequestMore(c);
     }
 
@@ -451,11 +462,12 @@ public sealed partial class TorrentSession : IAsyncDisposable
         conn.Close();
     }
 
-    private void Tick()
+    /// <summary>One tick (see <see cref="SwarmTicker"/>); false when the torrent is idle (nothing but its resume file to look after).</summary>
+    private bool Tick()
     {
-        if (_cts.IsCancellationRequested) return;
+        if (_cts.IsCancellationRequested) return false;
         var now = _time.GetUtcNow();
-        if (TickIdle(now)) return;
+        if (TickIdle(now)) return false;
         var saveResume = false;
         lock (_gate)
         {
@@ -523,6 +535,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
 
         if (saveResume) SaveResumeSafely();
         ServeRateLimited();
+        return true;
     }
 
     /// <summary>
@@ -618,9 +631,9 @@ public sealed partial class TorrentSession : IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         await Scheduler.CancelAsync(_cts).ConfigureAwait(false);
-        if (_timer is not null) await _timer.DisposeAsync().ConfigureAwait(false);
         if (_shared is not null)
         {
+            _shared.Ticker.Remove(_tick);
             _shared.Router.Remove(this);
             if (_ownsShared) await _shared.Router.DisposeAsync().ConfigureAwait(false);
         }
@@ -636,7 +649,11 @@ public sealed partial class TorrentSession : IAsyncDisposable
         await _incoming.WhenAllAsync().ConfigureAwait(false);
         // Pieces already queued are still checked and written (as before a shutdown), then the storage closes.
         if (Interlocked.CompareExchange(ref _diskQueued, 0, 0) > 0) await _diskDrained.Task.ConfigureAwait(false);
-        if (_ownsShared) await _shared!.Disk.DisposeAsync().ConfigureAwait(false);
+        if (_ownsShared)
+        {
+            await _shared!.Disk.DisposeAsync().ConfigureAwait(false);
+            _shared.Ticker.Dispose();
+        }
         SaveResumeSafely();
         _storage?.Dispose();
         _cts.Dispose();
