@@ -388,7 +388,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
     {
         var extensions = new Dictionary<string, byte> { ["ut_metadata"] = ExtendedHandshake.UtMetadataId };
         if (!IsPrivate) extensions["ut_pex"] = ExtendedHandshake.UtPexId;
-        if (HolepunchTransport is not null) extensions[HolepunchCodec.ExtensionName] = ExtendedHandshake.UtHolepunchId;
+        if (_options.Holepunch) extensions[HolepunchCodec.ExtensionName] = ExtendedHandshake.UtHolepunchId;
         var payload = new ExtendedHandshake
         {
             Extensions = extensions,
