@@ -188,6 +188,7 @@ public sealed partial class TorrentSession
             _redials.Remove(endPoint);
         }
 
+        _log.LogDebug("holepunch: reached {Peer} over uTP", endPoint);
         HolepunchConnected?.Invoke(endPoint);
         await RunConnectionAsync(conn, ct).ConfigureAwait(false);
     }
