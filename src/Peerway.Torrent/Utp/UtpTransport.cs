@@ -267,7 +267,6 @@ public sealed class UtpTransport : IStreamTransport, IAsyncDisposable, IDisposab
                 if (c.Readable > 0)
                 {
                     var n = c.Read(buffer.Span, Now);
-                    wait = Task.CompletedTask;
                     if (n > 0)
                     {
                         // the window update (if any) was sent under the lock; nothing to wake
