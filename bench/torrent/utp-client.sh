@@ -6,6 +6,8 @@
 # encryption off everywhere, interleaved for ROUNDS rounds; each figure is the whole downloading process (start to
 # verified last byte; the SHA-256 of each copy is checked); medians and the ratios are reported with the load.
 # Usage: bench/torrent/utp-client.sh [SIZE_MIB=128] [ROUNDS=3]
+# bench/torrent/utp-veth.sh runs the same over a veth pair between two namespaces: it sets SEED_NS/GET_NS (the
+# namespaces the seeds and the downloaders run in) and SEED_IP/GET_IP (their addresses); by default both are 127.0.0.1.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 size_mib="${1:-128}"; rounds="${2:-3}"
@@ -13,33 +15,38 @@ lt="$here/tests/interop-peers/lt-peer.py"
 pw="$here/peerway"
 work="$(mktemp -d /tmp/pw-bench-utpc.XXXXXX)"
 pids=()
+seed_ip="${SEED_IP:-127.0.0.1}"; get_ip="${GET_IP:-127.0.0.1}"
+sx=(); gx=()
+[ -z "${SEED_NS:-}" ] || sx=(ip netns exec "$SEED_NS")
+[ -z "${GET_NS:-}" ] || gx=(ip netns exec "$GET_NS")
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 "$pw" --version >/dev/null
-free_port() { python3 -c '
-import socket
+free_port() { # $1: the address (in the current namespace) to find a port free for TCP and UDP on
+  python3 -c '
+import socket, sys
 while True:
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(); s.bind((sys.argv[1], 0)); u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        u.bind(("127.0.0.1", s.getsockname()[1])); print(s.getsockname()[1]); break
+        u.bind((sys.argv[1], s.getsockname()[1])); print(s.getsockname()[1]); break
     except OSError:
-        pass'; }
+        pass' "$1"; }
 mkdir -p "$work/src"
 head -c "$((size_mib * 1024 * 1024))" /dev/urandom > "$work/src/payload.bin"
 /usr/bin/python3 "$lt" create "$work/src/payload.bin" "$work/payload.torrent" --v1-only >/dev/null
 want="$(sha256sum < "$work/src/payload.bin" | cut -d' ' -f1)"
-pport="$(free_port)"
-"$pw" share "$work/payload.torrent" --content "$work/src/payload.bin" --bind 127.0.0.1 --port "$pport" --encryption off > "$work/share.out" 2> "$work/share.err" &
+pport="$("${sx[@]}" bash -c "$(declare -f free_port); free_port $seed_ip")"
+"${sx[@]}" "$pw" share "$work/payload.torrent" --content "$work/src/payload.bin" --bind "$seed_ip" --port "$pport" --encryption off > "$work/share.out" 2> "$work/share.err" &
 pids+=($!)
-lport="$(free_port)"
-/usr/bin/python3 "$lt" run --listen "127.0.0.1:$lport" --utp-only --enc disabled --torrent "$work/payload.torrent" --save "$work/src" --timeout 7200 > "$work/seed.log" 2>&1 &
+lport="$("${sx[@]}" bash -c "$(declare -f free_port); free_port $seed_ip")"
+"${sx[@]}" /usr/bin/python3 "$lt" run --listen "$seed_ip:$lport" --utp-only --enc disabled --torrent "$work/payload.torrent" --save "$work/src" --timeout 7200 > "$work/seed.log" 2>&1 &
 pids+=($!)
 until grep -qs '^finished' "$work/seed.log" && grep -qs '^seeding' "$work/share.err"; do sleep 0.2; done
 now() { date +%s.%N; }
 check() { [ "$(sha256sum < "$1" | cut -d' ' -f1)" = "$want" ] || { echo "utp-client.sh: $2's copy differs" >&2; exit 1; }; }
 get() { # $1 transport
   rm -rf "$work/dl"; local t0 t1; t0="$(now)"
-  "$pw" get "$work/payload.torrent" -o "$work/dl" --bind 127.0.0.1 --peer "127.0.0.1:$pport" --transport "$1" --encryption off --timeout 3600 >/dev/null 2>"$work/get.err"
+  "${gx[@]}" "$pw" get "$work/payload.torrent" -o "$work/dl" --bind "$get_ip" --peer "$seed_ip:$pport" --transport "$1" --encryption off --timeout 3600 >/dev/null 2>"$work/get.err"
   t1="$(now)"; check "$work/dl/payload.bin" "Peerway ($1)"; echo "$t1 - $t0" | bc
 }
 utp=(); tcp=(); ltr=()
@@ -47,7 +54,7 @@ for r in $(seq 1 "$rounds"); do
   utp+=("$(get utp)")
   tcp+=("$(get tcp)")
   rm -rf "$work/lt"; t0="$(now)"
-  /usr/bin/python3 "$lt" run --listen "127.0.0.1:$(free_port)" --utp-only --enc disabled --torrent "$work/payload.torrent" --save "$work/lt" --peer "127.0.0.1:$lport" --exit-when-complete --timeout 3600 >/dev/null 2>&1
+  "${gx[@]}" /usr/bin/python3 "$lt" run --listen "$get_ip:$("${gx[@]}" bash -c "$(declare -f free_port); free_port $get_ip")" --utp-only --enc disabled --torrent "$work/payload.torrent" --save "$work/lt" --peer "$seed_ip:$lport" --exit-when-complete --timeout 3600 >/dev/null 2>&1
   t1="$(now)"; check "$work/lt/payload.bin" libtorrent; ltr+=("$(echo "$t1 - $t0" | bc)")
   echo "round $r: Peerway uTP ${utp[-1]} s, Peerway TCP ${tcp[-1]} s, libtorrent uTP ${ltr[-1]} s; load $(uptime | sed 's/.*load average: //')"
 done

@@ -34,6 +34,9 @@ internal sealed class TransportDialer : IStreamTransport
 
     public StreamTransportKind Kind => _order[0].Kind;
 
+    /// <summary>The uTP transport, if the client has one (BEP 55 punches through it alone).</summary>
+    public IStreamTransport? Utp => Array.Find(_order, t => t.Kind == StreamTransportKind.Utp);
+
     /// <summary>The transport a connection to <paramref name="remote"/> last succeeded on, if remembered.</summary>
     public StreamTransportKind? Remembered(IPEndPoint remote)
     {

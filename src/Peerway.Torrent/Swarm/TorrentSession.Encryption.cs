@@ -19,10 +19,13 @@ public sealed partial class TorrentSession
     /// and, when that handshake fails, a new plain connection (libtorrent also retries a failed encrypted handshake in
     /// plaintext). Throws the connect error, or an <see cref="IOException"/> for a failed required handshake.
     /// </summary>
-    private async Task<PeerConnection> ConnectPeerAsync(IPEndPoint endPoint, CancellationToken ct)
+    private Task<PeerConnection> ConnectPeerAsync(IPEndPoint endPoint, CancellationToken ct) => ConnectPeerAsync(endPoint, null, ct);
+
+    /// <param name="via">The transport to dial through (BEP 55: uTP only); null: the session's.</param>
+    private async Task<PeerConnection> ConnectPeerAsync(IPEndPoint endPoint, IStreamTransport? via, CancellationToken ct)
     {
         var policy = _options.Encryption;
-        var connection = await DialTransportAsync(endPoint, ct).ConfigureAwait(false);
+        var connection = await DialTransportAsync(endPoint, via, ct).ConfigureAwait(false);
         if (policy == EncryptionPolicy.Off) return new PeerConnection(connection, outgoing: true, _time, pump: Scheduler.Pipes) { ListenEndPoint = endPoint };
         var result = await NegotiateAsync(connection.Stream, (s, t) => MseNegotiator.InitiateAsync(s, InfoHash.ToArray(), policy, t), _options.ConnectTimeout, ct).ConfigureAwait(false);
         if (result.Succeeded)
@@ -35,17 +38,17 @@ public sealed partial class TorrentSession
         ct.ThrowIfCancellationRequested();
         _log.LogDebug("encrypted handshake with {Peer} failed: {Error}", endPoint, result.Error);
         if (policy == EncryptionPolicy.Require) throw new IOException($"MSE handshake failed: {result.Error}");
-        return new PeerConnection(await DialTransportAsync(endPoint, ct).ConfigureAwait(false), outgoing: true, _time, pump: Scheduler.Pipes) { ListenEndPoint = endPoint };
+        return new PeerConnection(await DialTransportAsync(endPoint, via, ct).ConfigureAwait(false), outgoing: true, _time, pump: Scheduler.Pipes) { ListenEndPoint = endPoint };
     }
 
     /// <summary>A connection to <paramref name="endPoint"/> through the transport, within the connect timeout (session clock).</summary>
-    private async Task<IStreamConnection> DialTransportAsync(IPEndPoint endPoint, CancellationToken ct)
+    private async Task<IStreamConnection> DialTransportAsync(IPEndPoint endPoint, IStreamTransport? via, CancellationToken ct)
     {
         using var deadline = new CancellationTokenSource(_options.ConnectTimeout, _time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token);
         try
         {
-            return await _transport.ConnectAsync(endPoint, linked.Token).ConfigureAwait(false);
+            return await (via ?? _transport).ConnectAsync(endPoint, linked.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {

@@ -557,8 +557,11 @@ public sealed partial class TorrentSession
             if (IsPrivate) return PeerWireError.None;
             if (!PexMessage.TryDecode(payload, out var pex, out var error)) return error;
             AddPeersLocked(pex!.Added);
+            NoteIntroducedLocked(conn, pex.Added);
             return PeerWireError.None;
         }
+
+        if (id == ExtendedHandshake.UtHolepunchId) return OnHolepunchLocked(conn, payload);
 
         return PeerWireError.None; // BEP 10: unknown extension messages are ignored.
     }

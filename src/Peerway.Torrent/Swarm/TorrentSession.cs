@@ -256,6 +256,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
             {
                 _connecting.Remove(endPoint);
                 ScheduleRedialLocked(endPoint);
+                RequestRendezvousLocked(endPoint);
             }
 
             return;
@@ -408,6 +409,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
     {
         var extensions = new Dictionary<string, byte> { ["ut_metadata"] = ExtendedHandshake.UtMetadataId };
         if (!IsPrivate) extensions["ut_pex"] = ExtendedHandshake.UtPexId;
+        if (_options.Holepunch) extensions[HolepunchCodec.ExtensionName] = ExtendedHandshake.UtHolepunchId;
         var payload = new ExtendedHandshake
         {
             Extensions = extensions,

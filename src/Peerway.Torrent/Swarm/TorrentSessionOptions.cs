@@ -61,6 +61,10 @@ public sealed record TorrentSessionOptions
     /// <summary>BEP 11: "peer exchange messages should not be sent more often than once a minute".</summary>
     public TimeSpan PexInterval { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>BEP 55: advertise ut_holepunch and relay rendezvous between our peers; with a uTP transport, also ask for
+    /// rendezvous and punch through uTP on a connect.</summary>
+    public bool Holepunch { get; init; } = true;
+
     /// <summary>BEP 3: keep-alives are sent after two minutes of silence; peers time out after that.</summary>
     public TimeSpan KeepAliveInterval { get; init; } = TimeSpan.FromSeconds(90);
 

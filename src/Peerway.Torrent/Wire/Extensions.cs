@@ -17,6 +17,9 @@ public sealed record ExtendedHandshake
     public const byte UtMetadataId = 1;
     public const byte UtPexId = 2;
 
+    /// <summary>BEP 55 ut_holepunch.</summary>
+    public const byte UtHolepunchId = 3;
+
     /// <summary>BEP 9: metadata larger than this is refused (libtorrent's limit is 4 MiB by default; ours is higher).</summary>
     public const int MaxMetadataSize = 16 * 1024 * 1024;
 

@@ -35,6 +35,9 @@ internal sealed class WireClient : IAsyncDisposable
 
     public int PiecesReceived => Volatile.Read(ref _pieces);
 
+    /// <summary>BEP 10 extended messages the session sent: (extended id, payload).</summary>
+    public System.Threading.Channels.Channel<(byte Id, byte[] Payload)> Extended { get; } = System.Threading.Channels.Channel.CreateUnbounded<(byte, byte[])>();
+
     private int _pieces;
     private TaskCompletionSource _piece = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -58,10 +61,10 @@ internal sealed class WireClient : IAsyncDisposable
     }
 
     /// <summary>Sends the first <paramref name="bytes"/> bytes of a BEP 3 handshake (all 68 by default; the fast bit set).</summary>
-    public Task SendHandshakeAsync(NodeId infoHash, int bytes = PeerWire.HandshakeLength)
+    public Task SendHandshakeAsync(NodeId infoHash, int bytes = PeerWire.HandshakeLength, ulong reserved = PeerHandshake.FastBit)
     {
         var hs = new byte[PeerWire.HandshakeLength];
-        PeerWire.WriteHandshake(hs, new PeerHandshake(PeerHandshake.FastBit, infoHash, PeerId));
+        PeerWire.WriteHandshake(hs, new PeerHandshake(reserved, infoHash, PeerId));
         return _stream.WriteAsync(hs.AsMemory(0, bytes)).AsTask();
     }
 
@@ -113,7 +116,11 @@ internal sealed class WireClient : IAsyncDisposable
                     {
                         used = PeerWire.FrameLength(buffer.AsSpan(0, filled), out _);
                         if (used <= 0) break;
-                        if (PeerWire.TryDecode(buffer.AsSpan(0, used), out var m, out _)) OnMessage(m.Type);
+                        if (PeerWire.TryDecode(buffer.AsSpan(0, used), out var m, out _))
+                        {
+                            OnMessage(m.Type);
+                            if (m.Type == PeerMessageType.Extended) Extended.Writer.TryWrite((m.ExtendedId, m.Payload.ToArray()));
+                        }
                     }
 
                     buffer.AsSpan(used, filled - used).CopyTo(buffer);
