@@ -23,6 +23,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap "exit 1" INT TERM
 ip netns add "$ns"
 ip -n "$ns" link set lo up
 inns() { ip netns exec "$ns" "$@"; }
@@ -63,7 +64,7 @@ run_webtorrent() {
   local dir="$work/wt-$1"; mkdir -p "$dir"
   local t0; t0="$(now)"
   inns "$webtorrent" download "$work/clip.torrent" -o "$dir" -p 8200 --torrent-port 7200 -q > "$dir.out" 2> "$dir.err" & local pid=$!
-  first_frame "http://127.0.0.1:8200/webtorrent/$hash/clip.mp4" "$t0"
+  first_frame "http://127.0.0.1:8200/0/clip.mp4" "$t0"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
