@@ -31,10 +31,10 @@ inns() { ip netns exec "$ns" "$@"; }
 
 ffmpeg -v error -y -f lavfi -i testsrc=size=640x360:rate=25 -t 12 -vf noise=alls=30:allf=t -c:v libx264 -preset ultrafast \
   -pix_fmt yuv420p -g 25 -movflags +faststart "$work/clip.mp4"
-inns "$here/peerway" tracker --port 6969 --bind 127.0.0.1 --interval 5 > "$work/tracker.out" 2>&1 & pids+=($!)
+ip netns exec "$ns" "$here/peerway" tracker --port 6969 --bind 127.0.0.1 --interval 5 > "$work/tracker.out" 2>&1 & pids+=($!)
 "$here/peerway" create "$work/clip.mp4" -o "$work/clip.torrent" --piece-size 32768 --tracker http://127.0.0.1:6969/announce > /dev/null
 hash="$("$here/peerway" info "$work/clip.torrent" | awk '/^info-hash:/ {print $2}')"
-inns "$here/peerway" share "$work/clip.torrent" --content "$work/clip.mp4" --bind 127.0.0.1 --port 7001 --transport tcp \
+ip netns exec "$ns" "$here/peerway" share "$work/clip.torrent" --content "$work/clip.mp4" --bind 127.0.0.1 --port 7001 --transport tcp \
   --upload-limit "$cap" > "$work/share.out" 2> "$work/share.err" & pids+=($!)
 until [ -s "$work/share.out" ]; do sleep 0.1; done
 
@@ -52,7 +52,7 @@ first_frame() {
 run_peerway() {
   local dir="$work/pw-$1"; mkdir -p "$dir"
   local t0; t0="$(now)"
-  inns "$here/peerway" stream "$work/clip.torrent" -o "$dir" --bind 127.0.0.1 --port 0 --transport tcp --http 127.0.0.1:8100 \
+  ip netns exec "$ns" "$here/peerway" stream "$work/clip.torrent" -o "$dir" --bind 127.0.0.1 --port 0 --transport tcp --http 127.0.0.1:8100 \
     > "$dir.out" 2> "$dir.err" & local pid=$!
   until grep -q '^stream 0 ' "$dir.out" 2>/dev/null; do sleep 0.02; done
   local url; url="$(awk '/^stream 0 / {print $3}' "$dir.out")"
@@ -63,7 +63,7 @@ run_peerway() {
 run_webtorrent() {
   local dir="$work/wt-$1"; mkdir -p "$dir"
   local t0; t0="$(now)"
-  inns "$webtorrent" download "$work/clip.torrent" -o "$dir" -p 8200 --torrent-port 7200 -q > "$dir.out" 2> "$dir.err" & local pid=$!
+  ip netns exec "$ns" "$webtorrent" download "$work/clip.torrent" -o "$dir" -p 8200 --torrent-port 7200 -q > "$dir.out" 2> "$dir.err" & local pid=$!
   first_frame "http://127.0.0.1:8200/0/clip.mp4" "$t0"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }

@@ -100,7 +100,15 @@ internal static partial class TorrentCommands
                 var server = new StreamServer(host.Handle, new IPEndPoint(httpAddress, httpPort), served, options, loggers.CreateLogger<StreamServer>());
                 await using (server)
                 {
-                    await Listening.BindAsync(httpAddress, httpPort, () => server.StartAsync(ct));
+                    try
+                    {
+                        await server.StartAsync(ct);
+                    }
+                    catch (IOException ex)
+                    {
+                        throw Listening.CannotBind(EndPointParser.Format(new IPEndPoint(httpAddress, httpPort)), ex);
+                    }
+
                     for (var i = 0; i < count; i++)
                     {
                         if (served is null || served.Contains(i)) await parse.InvocationConfiguration.Output.WriteLineAsync($"stream {i.ToString(CultureInfo.InvariantCulture)} {server.UrlOf(i)}");
