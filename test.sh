@@ -15,6 +15,7 @@ declare -A apt_peers=(
   [chromium]=chromium
   [iproute2]=ip
   [iptables]=iptables
+  [ffmpeg]=ffprobe
   [python3-libtorrent]="tests/interop-peers/lt-peer.py probe"
   [microsocks]=microsocks
 )

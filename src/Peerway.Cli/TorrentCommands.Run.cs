@@ -248,32 +248,7 @@ internal static partial class TorrentCommands
             IReadOnlyList<string> webSeeds = [];
             Peerway.Core.NodeId hash;
             string name;
-            if (target.StartsWith("magnet:", StringComparison.OrdinalIgnoreCase))
-            {
-                if (!MagnetLink.TryParse(target, out var magnet, out var error))
-                {
-                    throw new UsageException($"invalid magnet link: {error.Describe()}");
-                }
-
-                hash = magnet!.InfoHash;
-                name = magnet.DisplayName ?? hash.ToString();
-                trackerList.AddRange(magnet.Trackers.Where(t => !trackerList.Contains(t)));
-                foreach (var pe in magnet.Peers)
-                {
-                    if (MagnetLink.TryParsePeer(pe, out var ep)) peerList.Add(ep!);
-                }
-            }
-            else
-            {
-                var meta = await LoadTorrentAsync(target, ct);
-                info = meta.Info;
-                hash = meta.InfoHash;
-                name = info.Name;
-                webSeeds = meta.WebSeeds;
-                if (meta.HttpSeeds.Count > 0) await parse.InvocationConfiguration.Error.WriteLineAsync($"ignoring {meta.HttpSeeds.Count} BEP 17 httpseeds (not supported)");
-                trackerList.AddRange(meta.Trackers.Where(t => !trackerList.Contains(t)));
-            }
-
+            (hash, name, info, webSeeds) = await ResolveTargetAsync(target, trackerList, peerList, parse.InvocationConfiguration.Error, ct);
             peerList.AddRange(await ResolveAllAsync(parse.GetValue(peers), "peer", ct));
             var selection = FileSelection.FromGlobs(parse.GetValue(only), parse.GetValue(skip));
             if (info is not null && selection is not null && selection(info) is { } chosen && chosen.All(p => p == FilePriority.Skip))

@@ -4,7 +4,7 @@ using Peerway.Torrent.Metainfo;
 
 namespace Peerway.Cli;
 
-/// <summary>BitTorrent commands: create, info, share, get, tracker.</summary>
+/// <summary>BitTorrent commands: create, info, share, get, stream, tracker.</summary>
 internal static partial class TorrentCommands
 {
     public static IEnumerable<Command> All()
@@ -13,6 +13,7 @@ internal static partial class TorrentCommands
         yield return InfoCommand();
         yield return ShareCommand();
         yield return GetCommand();
+        yield return StreamCommand();
         yield return TrackerCommand();
     }
 

@@ -149,6 +149,27 @@ public sealed class TorrentHandle
         }
     }
 
+    /// <summary>
+    /// Opens content file <paramref name="fileIndex"/> (an index into <see cref="TorrentInfo.ContentFiles"/>) as a
+    /// seekable <see cref="TorrentFileStream"/> that reads while the torrent downloads: a read of a missing piece makes
+    /// the pieces ahead of it time-critical and waits until it verifies. Waits for the info dictionary first.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">No such file.</exception>
+    /// <exception cref="InvalidOperationException">The file is skipped (file priorities), or the torrent is not running.</exception>
+    public async Task<TorrentFileStream> OpenReadAsync(int fileIndex, TorrentReadOptions? options = null, CancellationToken ct = default)
+    {
+        options ??= new TorrentReadOptions();
+        options.Validate();
+        var info = await MetadataReady.WaitAsync(ct).ConfigureAwait(false);
+        var files = info.ContentFiles.ToList();
+        ArgumentOutOfRangeException.ThrowIfNegative(fileIndex);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(fileIndex, files.Count);
+        if (FilePriorities is { } priorities && priorities[fileIndex] == FilePriority.Skip) throw new InvalidOperationException($"file {fileIndex} is skipped");
+        var session = Current ?? throw new InvalidOperationException("the torrent is paused or removed");
+        await session.MetadataReady.WaitAsync(ct).ConfigureAwait(false);
+        return new TorrentFileStream(this, info, files[fileIndex], options);
+    }
+
     /// <summary>Removes the torrent from its client (the content stays on disk).</summary>
     public Task RemoveAsync() => _client.RemoveAsync(this);
 

@@ -103,17 +103,7 @@ public sealed partial class GatewayServer : IAsyncDisposable
     /// <summary>Starts listening; throws <see cref="IOException"/> when the address cannot be bound (e.g. in use).</summary>
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        try
-        {
-            await _app.StartAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (IOException ex) when (ex.InnerException is AddressInUseException inUse)
-        {
-            throw new IOException(inUse.Message, ex);
-        }
-
-        var bound = _app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
-        if (bound is not null && BindingAddress.Parse(bound) is { Port: > 0 } address) Port = address.Port;
+        if (await KestrelStart.StartAsync(_app, cancellationToken).ConfigureAwait(false) is { } bound) Port = bound;
     }
 
     private async Task ServeAsync(HttpContext context)

@@ -13,11 +13,17 @@ public readonly record struct BlockRequest(int Piece, int Begin, int Length);
 /// outstanding blocks from other peers too, and cancel the duplicates when one arrives.
 /// File priorities (see <see cref="SetPiecePriorities"/>): a skipped piece is never picked, and high-priority pieces
 /// are started before normal ones (libtorrent's piece priorities).
+/// Streaming (see <see cref="SetPieceDeadline"/>, libtorrent's <c>set_piece_deadline</c>): pieces with a deadline come
+/// before everything else, earliest deadline first, and once all their blocks are requested they are in their own
+/// endgame (a block may be asked of a second peer); the rest of the picking is unchanged.
 /// </summary>
 public sealed class PiecePicker
 {
     /// <summary>Until this many pieces are complete, pick random pieces (something to share quickly).</summary>
     public const int RandomFirstPieces = 4;
+
+    /// <summary>How many of the earliest deadline pieces may have a block requested from a second peer.</summary>
+    public const int DeadlineEndgamePieces = 2;
 
     private readonly int _pieceCount;
     private readonly Func<int, int> _pieceSize;
@@ -27,6 +33,9 @@ public sealed class PiecePicker
     private readonly Dictionary<int, PartialPiece> _partial = [];
     private int _unrequestedMissingBlocks;
     private FilePriority[] _priority;
+
+    /// <summary>Time-critical pieces (streaming readers): piece → deadline; earlier deadlines are picked first.</summary>
+    private readonly Dictionary<int, long> _deadlines = [];
 
     /// <summary>Wanted (not skipped) pieces not verified yet.</summary>
     private int _wantedMissing;
@@ -85,6 +94,31 @@ public sealed class PiecePicker
         }
     }
 
+    /// <summary>
+    /// Gives <paramref name="piece"/> a deadline (libtorrent's <c>set_piece_deadline</c>; any monotonic unit, e.g.
+    /// milliseconds): it is requested before any piece without one, earlier deadlines first, whatever its rarity.
+    /// A piece already verified is ignored; the deadline goes when the piece verifies or is reset.
+    /// </summary>
+    public void SetPieceDeadline(int piece, long deadline)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(piece);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(piece, _pieceCount);
+        if (_have[piece]) return;
+        _deadlines[piece] = deadline;
+    }
+
+    /// <summary>Takes the deadline off <paramref name="piece"/> (libtorrent's <c>reset_piece_deadline</c>).</summary>
+    public void ResetPieceDeadline(int piece) => _deadlines.Remove(piece);
+
+    /// <summary>Takes every deadline off (libtorrent's <c>clear_piece_deadlines</c>).</summary>
+    public void ClearPieceDeadlines() => _deadlines.Clear();
+
+    /// <summary>The deadline of <paramref name="piece"/>; <see cref="long.MaxValue"/> when it has none.</summary>
+    public long Deadline(int piece) => _deadlines.TryGetValue(piece, out var d) ? d : long.MaxValue;
+
+    /// <summary>The pieces with a deadline, not yet verified.</summary>
+    public IReadOnlyCollection<int> DeadlinePieces => _deadlines.Keys;
+
     public int BlockLength { get; init; } = Metainfo.TorrentLimits.BlockLength;
 
     /// <summary>True once every missing block has been requested at least once.</summary>
@@ -134,6 +168,13 @@ public sealed class PiecePicker
         if (count <= 0) return result;
         bool Eligible(int p) => peerHas[p] && !_have[p] && IsWanted(p) && (allowedFast is null || allowedFast.Contains(p)) && (excluded is null || excluded.Count == 0 || !excluded.Contains(p));
 
+        // 0. Streaming: pieces with a deadline first, earliest first (libtorrent's time-critical pieces), then their endgame.
+        if (_deadlines.Count > 0)
+        {
+            PickDeadlinePieces(peer, count, result, Eligible);
+            if (result.Count >= count) return result;
+        }
+
         // 1. Finish started pieces first (higher priority first, then fewest remaining blocks, so pieces complete and can be shared).
         foreach (var partial in _partial.Values.OrderByDescending(p => _priority[p.Piece]).ThenBy(p => p.Remaining).ToList())
         {
@@ -177,6 +218,39 @@ public sealed class PiecePicker
         }
 
         return result;
+    }
+
+    private void PickDeadlinePieces(object peer, int count, List<BlockRequest> result, Func<int, bool> eligible)
+    {
+        var ordered = _deadlines.Where(d => eligible(d.Key)).OrderBy(d => d.Value).ThenBy(d => d.Key).Select(d => d.Key).ToList();
+        foreach (var piece in ordered)
+        {
+            if (!_partial.TryGetValue(piece, out var partial))
+            {
+                partial = new PartialPiece(piece, BlockCount(piece));
+                _partial.Add(piece, partial);
+            }
+
+            TakeUnrequested(partial, peer, count, result);
+            if (result.Count >= count) return;
+        }
+
+        // Endgame for time-critical pieces (libtorrent requests a late time-critical block from a second peer): every
+        // block of the earliest deadline pieces is out, so ask this peer too for those only one other peer has been
+        // asked for; the duplicate is cancelled when the first copy arrives (OnBlockReceived).
+        foreach (var piece in ordered.Take(DeadlineEndgamePieces))
+        {
+            var partial = _partial[piece];
+            for (var b = 0; b < partial.Blocks.Length && result.Count < count; b++)
+            {
+                ref var block = ref partial.Blocks[b];
+                if (block.Received || block.Requesters.Count != 1 || block.Requesters.Contains(peer)) continue;
+                block.Requesters.Add(peer);
+                result.Add(Block(piece, b));
+            }
+
+            if (result.Count >= count) return;
+        }
     }
 
     private void TakeUnrequested(PartialPiece partial, object peer, int count, List<BlockRequest> result)
@@ -277,6 +351,7 @@ public sealed class PiecePicker
     public void OnPieceVerified(int piece)
     {
         _partial.Remove(piece);
+        _deadlines.Remove(piece);
         if (!_have[piece] && IsWanted(piece)) _wantedMissing--;
         _have.Set(piece);
     }

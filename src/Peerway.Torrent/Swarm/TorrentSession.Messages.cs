@@ -488,6 +488,7 @@ public sealed partial class TorrentSession
         if (ok)
         {
             _picker!.OnPieceVerified(piece);
+            OnStreamPieceVerifiedLocked(piece);
             foreach (var c in _connections)
             {
                 c.Send(w => PeerWire.WriteIndex(w, PeerMessageType.Have, piece));

@@ -644,6 +644,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
         lock (_gate)
         {
             foreach (var c in _connections) c.Close();
+            FailStreamWaitersLocked();
             tasks = [.. _tasks];
         }
 
