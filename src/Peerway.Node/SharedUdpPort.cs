@@ -12,10 +12,10 @@ namespace Peerway.Node;
 /// </summary>
 internal sealed class SharedUdpPort : IAsyncDisposable, IDisposable
 {
-    private readonly UdpDatagramSocket _socket;
+    private readonly IDatagramSocket _socket;
     private readonly KrpcSide _krpc;
 
-    private SharedUdpPort(UdpDatagramSocket socket, UtpOptions options, ILoggerFactory loggers)
+    private SharedUdpPort(IDatagramSocket socket, UtpOptions options, ILoggerFactory loggers)
     {
         _socket = socket;
         _krpc = new KrpcSide(socket);
@@ -23,13 +23,17 @@ internal sealed class SharedUdpPort : IAsyncDisposable, IDisposable
         socket.Start(Receive);
     }
 
-    /// <summary>Binds <paramref name="at"/> (port 0: any). Throws <see cref="System.Net.Sockets.SocketException"/> when it is taken.</summary>
-    public static SharedUdpPort Bind(IPEndPoint at, UtpOptions options, ILoggerFactory loggers)
+    /// <summary>
+    /// Binds <paramref name="at"/> (port 0: any). Throws <see cref="System.Net.Sockets.SocketException"/> when it is taken.
+    /// With <paramref name="wrap"/>, uTP and the DHT use the socket it makes of the bound one (a proxy's UDP relay).
+    /// </summary>
+    public static SharedUdpPort Bind(IPEndPoint at, UtpOptions options, ILoggerFactory loggers, Func<IDatagramSocket, IDatagramSocket>? wrap = null)
     {
         ArgumentNullException.ThrowIfNull(at);
-        var socket = at.Port == 0 ? BindWithTcpNumberFree(at) : new UdpDatagramSocket(at);
+        IDatagramSocket socket = at.Port == 0 ? BindWithTcpNumberFree(at) : new UdpDatagramSocket(at);
         try
         {
+            if (wrap is not null) socket = wrap(socket);
             return new SharedUdpPort(socket, options, loggers);
         }
         catch
@@ -97,7 +101,7 @@ internal sealed class SharedUdpPort : IAsyncDisposable, IDisposable
     }
 
     /// <summary>The DHT's view of the port: sends go out of the shared socket; the datagrams that are not uTP come in.</summary>
-    private sealed class KrpcSide(UdpDatagramSocket socket) : IDatagramSocket
+    private sealed class KrpcSide(IDatagramSocket socket) : IDatagramSocket
     {
         private DatagramHandler? _handler;
         private long _received;

@@ -7,6 +7,7 @@ using Peerway.Net;
 using Peerway.Torrent;
 using Peerway.Torrent.Lsd;
 using Peerway.Torrent.Metainfo;
+using Peerway.Torrent.Proxy;
 using Peerway.Torrent.Storage;
 using Peerway.Torrent.Swarm;
 using Peerway.Torrent.Trackers;
@@ -69,7 +70,7 @@ public sealed record TorrentHostOptions
     /// direct. UDP (uTP, the DHT, UDP trackers, LSD) is not proxied: set <see cref="Transports"/> to TCP and leave the
     /// DHT and LSD off (the CLI does); UDP trackers are skipped with a warning.
     /// </summary>
-    public Peerway.Torrent.Proxy.ProxySettings? Proxy { get; init; }
+    public ProxySettings? Proxy { get; init; }
 
     public void Validate()
     {
@@ -109,7 +110,11 @@ public sealed class TorrentHost : IAsyncDisposable
     /// Creates the host. With <paramref name="dht"/> the torrent uses that (already joined) DHT node; otherwise, when
     /// <see cref="TorrentHostOptions.DhtBootstrap"/> is set, it starts and joins a DHT node of its own.
     /// </summary>
-    public TorrentHost(TorrentHostOptions options, ILoggerFactory? loggers = null, DhtNode? dht = null)
+    /// <param name="proxyUdp">
+    /// A UDP ASSOCIATE granted by <see cref="TorrentHostOptions.Proxy"/> (owned): uTP and the DHT node then send through
+    /// its relay (RFC 1928 §7, <see cref="Socks5DatagramSocket"/>) and uTP is dialled as well as TCP.
+    /// </param>
+    public TorrentHost(TorrentHostOptions options, ILoggerFactory? loggers = null, DhtNode? dht = null, Socks5UdpAssociation? proxyUdp = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
@@ -121,17 +126,19 @@ public sealed class TorrentHost : IAsyncDisposable
         _webSeedHttp = new HttpClient(new SocketsHttpHandler { MaxAutomaticRedirections = 5, MaxConnectionsPerServer = 16, Proxy = proxy, UseProxy = proxy is not null }) { Timeout = Timeout.InfiniteTimeSpan };
         var session = options.Session;
         var transports = new List<IStreamTransport>();
-        if ((options.Transports & PeerTransports.Utp) != 0)
+        var ownDht = dht is null && options.DhtBootstrap.Count > 0;
+        if ((options.Transports & PeerTransports.Utp) != 0 || (proxyUdp is not null && ownDht))
         {
             // Bound first: its port (the one asked for, or any) is then the TCP listener's too.
-            _udpPort = SharedUdpPort.Bind(new IPEndPoint(session.ListenAddress, session.ListenPort), options.Utp, _loggers);
-            transports.Add(_udpPort.Utp);
+            Func<IDatagramSocket, IDatagramSocket>? relay = proxyUdp is null ? null : socket => new Socks5DatagramSocket(socket, proxyUdp, _loggers.CreateLogger<Socks5DatagramSocket>());
+            _udpPort = SharedUdpPort.Bind(new IPEndPoint(session.ListenAddress, session.ListenPort), options.Utp, _loggers, relay);
+            if ((options.Transports & PeerTransports.Utp) != 0) transports.Add(_udpPort.Utp);
         }
 
         if ((options.Transports & PeerTransports.Tcp) != 0) transports.Add(new TcpStreamTransport());
         try
         {
-            if (dht is null && options.DhtBootstrap.Count > 0)
+            if (ownDht)
             {
                 _dhtHost = DhtHost.Start(new DhtHostOptions { Bind = options.DhtBind }, _loggers, socket: _udpPort?.Krpc);
                 dht = _dhtHost.Node;
@@ -155,6 +162,7 @@ public sealed class TorrentHost : IAsyncDisposable
             PeerId = session.PeerId,
             Dht = options.DhtPeerSource,
             Proxy = options.Proxy,
+            ProxyRelaysUdp = proxyUdp is not null,
         }, new FileStorageFactory(options.Storage, TimeProvider.System), TimeProvider.System, dht is null ? null : new DhtNodeTorrentDht(dht), _loggers)
         {
             WebSeedHttp = _webSeedHttp,
@@ -208,7 +216,7 @@ public sealed class TorrentHost : IAsyncDisposable
         {
             if (_options.Proxy is not null && _options.Trackers.Any(t => t.StartsWith("udp:", StringComparison.OrdinalIgnoreCase)))
             {
-                _loggers.CreateLogger<TorrentHost>().LogWarning("UDP trackers are not used through the proxy {Proxy} (UDP ASSOCIATE is not implemented)", _options.Proxy);
+                _loggers.CreateLogger<TorrentHost>().LogWarning("UDP trackers are not used through the proxy {Proxy} (only uTP and the DHT go through its UDP relay)", _options.Proxy);
             }
             else if (_options.Trackers.Any(t => t.StartsWith("udp:", StringComparison.OrdinalIgnoreCase)))
             {

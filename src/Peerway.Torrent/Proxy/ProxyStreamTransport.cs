@@ -168,7 +168,7 @@ public sealed class ProxyStreamTransport(IStreamTransport inner, ProxySettings p
     /// connection (the association lasts as long as it is open) and the relay's address (BND; 0.0.0.0 or :: means the
     /// proxy's own address). A refusal (e.g. "command not supported") is a <see cref="ProxyException"/>, logged once.
     /// </summary>
-    public async Task<(IStreamConnection Control, IPEndPoint Relay)> UdpAssociateAsync(CancellationToken ct)
+    public async Task<Socks5UdpAssociation> UdpAssociateAsync(CancellationToken ct)
     {
         if (proxy.Kind != ProxyKind.Socks5) throw Fail($"proxy {proxy} is an HTTP CONNECT proxy: it cannot relay UDP");
         var connection = await ConnectToProxyAsync(ct).ConfigureAwait(false);
@@ -196,7 +196,7 @@ public sealed class ProxyStreamTransport(IStreamTransport inner, ProxySettings p
             var relay = bound.Address.Equals(IPAddress.Any) || bound.Address.Equals(IPAddress.IPv6Any)
                 ? new IPEndPoint(connection.RemoteEndPoint.Address, bound.Port)
                 : bound;
-            return (connection, relay);
+            return new Socks5UdpAssociation(connection, relay);
         }
         catch
         {

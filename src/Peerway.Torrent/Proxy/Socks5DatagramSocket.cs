@@ -5,6 +5,9 @@ using Peerway.Net;
 
 namespace Peerway.Torrent.Proxy;
 
+/// <summary>A granted UDP ASSOCIATE (RFC 1928 §7): the control connection that keeps it alive, and the relay's address.</summary>
+public sealed record Socks5UdpAssociation(IStreamConnection Control, IPEndPoint Relay);
+
 /// <summary>
 /// An <see cref="IDatagramSocket"/> whose datagrams go through a SOCKS5 UDP relay (RFC 1928 §7). Each datagram is sent
 /// to the relay with the §7 header naming its destination; a datagram from the relay is unwrapped and reported as coming
@@ -25,17 +28,16 @@ public sealed class Socks5DatagramSocket : IDatagramSocket
     private long _dropped;
 
     /// <param name="inner">The local UDP socket the relay's datagrams arrive on (owned: disposed with this).</param>
-    /// <param name="control">The control connection of the association (owned).</param>
-    /// <param name="relay">The relay's address, from <see cref="ProxyStreamTransport.UdpAssociateAsync"/>.</param>
-    public Socks5DatagramSocket(IDatagramSocket inner, IStreamConnection control, IPEndPoint relay, ILogger? log = null)
+    /// <param name="association">From <see cref="ProxyStreamTransport.UdpAssociateAsync"/> (its control connection is owned).</param>
+    public Socks5DatagramSocket(IDatagramSocket inner, Socks5UdpAssociation association, ILogger? log = null)
     {
         ArgumentNullException.ThrowIfNull(inner);
-        ArgumentNullException.ThrowIfNull(control);
-        ArgumentNullException.ThrowIfNull(relay);
+        ArgumentNullException.ThrowIfNull(association);
         _inner = inner;
-        _control = control;
-        _relay = Normalize(relay);
+        _control = association.Control;
+        _relay = Normalize(association.Relay);
         _log = log ?? NullLogger.Instance;
+        _log.LogInformation("the SOCKS5 relay {Relay} relays our UDP (uTP, the DHT) from {Local}", _relay, inner.LocalEndPoint);
         // Ends on Dispose or when the proxy closes the connection; it never throws (see WatchAsync).
         _ = WatchAsync(_stop.Token);
     }
@@ -44,9 +46,8 @@ public sealed class Socks5DatagramSocket : IDatagramSocket
     public static async Task<Socks5DatagramSocket> AssociateAsync(ProxyStreamTransport proxy, IDatagramSocket inner, ILogger? log, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(proxy);
-        var (control, relay) = await proxy.UdpAssociateAsync(ct).ConfigureAwait(false);
-        (log ?? NullLogger.Instance).LogInformation("SOCKS5 proxy {Proxy} relays our UDP (DHT, uTP, UDP trackers) at {Relay}", proxy.Proxy, relay);
-        return new Socks5DatagramSocket(inner, control, relay, log);
+        var association = await proxy.UdpAssociateAsync(ct).ConfigureAwait(false);
+        return new Socks5DatagramSocket(inner, association, log);
     }
 
     /// <summary>The local socket's address (datagrams to it come from the relay only).</summary>
@@ -102,7 +103,7 @@ public sealed class Socks5DatagramSocket : IDatagramSocket
         {
             var reason = await ReadUntilClosedAsync(ct).ConfigureAwait(false);
             if (reason is null) return;
-            _log.LogWarning("SOCKS5 relay {Relay}: {Reason}; DHT, uTP and UDP tracker datagrams are no longer sent", _relay, reason);
+            _log.LogWarning("SOCKS5 relay {Relay}: {Reason}; DHT and uTP datagrams are no longer sent", _relay, reason);
             _closed.TrySetResult(reason);
         }
     }
