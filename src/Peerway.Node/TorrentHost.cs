@@ -67,8 +67,9 @@ public sealed record TorrentHostOptions
 
     /// <summary>
     /// Outgoing peer connections (TCP), HTTP trackers and web seeds through this SOCKS5 or HTTP CONNECT proxy; null:
-    /// direct. UDP (uTP, the DHT, UDP trackers, LSD) is not proxied: set <see cref="Transports"/> to TCP and leave the
-    /// DHT and LSD off (the CLI does); UDP trackers are skipped with a warning.
+    /// direct. uTP and the DHT go through it only with a UDP ASSOCIATE given to the constructor (RFC 1928 §7); without
+    /// one set <see cref="Transports"/> to TCP and leave the DHT off (the CLI does). UDP trackers are skipped with a
+    /// warning and LSD should be off (the CLI turns it off).
     /// </summary>
     public ProxySettings? Proxy { get; init; }
 
