@@ -128,6 +128,11 @@ public sealed class TorrentHost : IAsyncDisposable
         var session = options.Session;
         var transports = new List<IStreamTransport>();
         var ownDht = dht is null && options.DhtBootstrap.Count > 0;
+        if (proxyUdp is not null && (((options.Transports & PeerTransports.Utp) == 0 && !ownDht) || options.Proxy is null))
+        {
+            throw new ArgumentException("a proxy's UDP association needs the proxy set, and uTP or a DHT node of the host's own to use it", nameof(proxyUdp));
+        }
+
         if ((options.Transports & PeerTransports.Utp) != 0 || (proxyUdp is not null && ownDht))
         {
             // Bound first: its port (the one asked for, or any) is then the TCP listener's too.

@@ -57,9 +57,9 @@ public sealed class NodeDashboardTests
     public async Task Each_file_links_to_a_stream_that_serves_ranges_while_the_torrent_downloads()
     {
         var dir = Directory.CreateTempSubdirectory("pw-dash-stream-").FullName;
-        var video = RandomNumberGenerator.GetBytes(4_000_000);
+        var video = RandomNumberGenerator.GetBytes(8_000_000);
         var notes = RandomNumberGenerator.GetBytes(10_000);
-        // A slow seeder (512 KiB/s, 8 s for the whole): the ranges below are served while most of the torrent is still missing.
+        // A slow seeder (512 KiB/s, 15 s for the whole): the ranges below are served while most of the torrent is still missing.
         var (seeder, meta) = await StreamServerTests.SeedAsync(dir, ("clip one.mp4", video), ("notes.txt", notes), 512 * 1024);
         await using var seeding = seeder;
 
@@ -94,13 +94,13 @@ public sealed class NodeDashboardTests
 
             using var tail = new HttpRequestMessage(HttpMethod.Get, url);
             tail.Headers.Authorization = auth;
-            tail.Headers.Range = new RangeHeaderValue(3_990_000, null);
+            tail.Headers.Range = new RangeHeaderValue(7_990_000, null);
             using (var partial = await http.SendAsync(tail))
             {
                 Assert.Equal(HttpStatusCode.PartialContent, partial.StatusCode);
                 Assert.Equal("video/mp4", partial.Content.Headers.ContentType!.MediaType);
-                Assert.Equal("bytes 3990000-3999999/4000000", partial.Content.Headers.ContentRange!.ToString());
-                Assert.Equal(video.AsSpan(3_990_000).ToArray(), await partial.Content.ReadAsByteArrayAsync());
+                Assert.Equal("bytes 7990000-7999999/8000000", partial.Content.Headers.ContentRange!.ToString());
+                Assert.Equal(video.AsSpan(7_990_000).ToArray(), await partial.Content.ReadAsByteArrayAsync());
             }
 
             // Served before the download ended: the torrent was still downloading.
