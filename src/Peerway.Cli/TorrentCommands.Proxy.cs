@@ -10,7 +10,7 @@ internal static partial class TorrentCommands
 {
     private static Option<string?> ProxyOption() => new("--proxy")
     {
-        Description = "Connect to peers, HTTP trackers and web seeds through a proxy: socks5://[user:pass@]host:port (RFC 1928/1929) or http://[user:pass@]host:port (CONNECT, TCP only). Through a SOCKS5 proxy that grants UDP ASSOCIATE (RFC 1928 §7), uTP and the DHT go through its UDP relay too; otherwise (HTTP CONNECT, or a refusal: one warning line) peers are dialled over TCP and the DHT is off. UDP trackers and LSD are never proxied: with --proxy they are off.",
+        Description = "Connect to peers, HTTP trackers and web seeds through a proxy: socks5://[user:pass@]host:port (RFC 1928/1929) or http://[user:pass@]host:port (CONNECT, TCP only). Through a SOCKS5 proxy that grants UDP ASSOCIATE (RFC 1928 §7), uTP, the DHT and UDP trackers go through its UDP relay too; otherwise (HTTP CONNECT, or a refusal: one warning line) peers are dialled over TCP, the DHT is off and UDP trackers are skipped. LSD is never proxied: with --proxy it is off.",
     };
 
     /// <summary>The proxy, or null; a bad URL, or a UDP-only setting with an HTTP CONNECT proxy, is a usage error.</summary>

@@ -14,11 +14,13 @@ internal sealed class SharedUdpPort : IAsyncDisposable, IDisposable
 {
     private readonly IDatagramSocket _socket;
     private readonly KrpcSide _krpc;
+    private readonly KrpcSide _tracker;
 
     private SharedUdpPort(IDatagramSocket socket, UtpOptions options, ILoggerFactory loggers)
     {
         _socket = socket;
         _krpc = new KrpcSide(socket);
+        _tracker = new KrpcSide(socket);
         Utp = new UtpTransport(socket, TimeProvider.System, options, loggers.CreateLogger<UtpTransport>(), startSocket: false);
         socket.Start(Receive);
     }
@@ -79,12 +81,20 @@ internal sealed class SharedUdpPort : IAsyncDisposable, IDisposable
     /// <summary>The non-uTP side, for the DHT node (disposing it leaves the socket to this port).</summary>
     public IDatagramSocket Krpc => _krpc;
 
+    /// <summary>
+    /// A UDP tracker client's side (BEP 15; used when the port is a proxy's UDP relay, so announces go through it too):
+    /// once started, the datagrams that are neither uTP nor bencoded (KRPC starts with 'd'; a tracker answer with a
+    /// 32-bit action, 0 to 3) come here.
+    /// </summary>
+    public IDatagramSocket Tracker => _tracker;
+
     /// <summary>Non-uTP datagrams received (to the DHT side, or dropped before it started).</summary>
     public long OtherDatagrams => _krpc.Received;
 
     private void Receive(ReadOnlySpan<byte> datagram, IPEndPoint remote)
     {
         if (UtpTransport.IsUtp(datagram)) Utp.Receive(datagram, remote);
+        else if (datagram.Length > 0 && datagram[0] != (byte)'d' && _tracker.Started) _tracker.Deliver(datagram, remote);
         else _krpc.Deliver(datagram, remote);
     }
 
@@ -100,7 +110,7 @@ internal sealed class SharedUdpPort : IAsyncDisposable, IDisposable
         _socket.Dispose();
     }
 
-    /// <summary>The DHT's view of the port: sends go out of the shared socket; the datagrams that are not uTP come in.</summary>
+    /// <summary>The DHT's (or a UDP tracker client's) view of the port: sends go out of the shared socket; the datagrams routed to it come in.</summary>
     private sealed class KrpcSide(IDatagramSocket socket) : IDatagramSocket
     {
         private DatagramHandler? _handler;
@@ -109,6 +119,8 @@ internal sealed class SharedUdpPort : IAsyncDisposable, IDisposable
         public IPEndPoint LocalEndPoint => socket.LocalEndPoint;
 
         public long Received => Interlocked.Read(ref _received);
+
+        public bool Started => Volatile.Read(ref _handler) is not null;
 
         public void Start(DatagramHandler handler)
         {

@@ -99,6 +99,7 @@ public sealed class TorrentHost : IAsyncDisposable
     private readonly HttpClient _webSeedHttp;
     private UdpDatagramSocket? _udpSocket;
     private readonly SharedUdpPort? _udpPort;
+    private readonly bool _proxyRelaysUdp;
     private UdpTrackerClient? _udp;
     private TrackerAnnouncer? _announcer;
     private WebRtcPeerSource? _webrtc;
@@ -112,8 +113,8 @@ public sealed class TorrentHost : IAsyncDisposable
     /// <see cref="TorrentHostOptions.DhtBootstrap"/> is set, it starts and joins a DHT node of its own.
     /// </summary>
     /// <param name="proxyUdp">
-    /// A UDP ASSOCIATE granted by <see cref="TorrentHostOptions.Proxy"/> (owned): uTP and the DHT node then send through
-    /// its relay (RFC 1928 §7, <see cref="Socks5DatagramSocket"/>) and uTP is dialled as well as TCP.
+    /// A UDP ASSOCIATE granted by <see cref="TorrentHostOptions.Proxy"/> (owned): uTP, the DHT node and UDP trackers then
+    /// send through its relay (RFC 1928 §7, <see cref="Socks5DatagramSocket"/>) and uTP is dialled as well as TCP.
     /// </param>
     public TorrentHost(TorrentHostOptions options, ILoggerFactory? loggers = null, DhtNode? dht = null, Socks5UdpAssociation? proxyUdp = null)
     {
@@ -139,6 +140,7 @@ public sealed class TorrentHost : IAsyncDisposable
             Func<IDatagramSocket, IDatagramSocket>? relay = proxyUdp is null ? null : socket => new Socks5DatagramSocket(socket, proxyUdp, _loggers.CreateLogger<Socks5DatagramSocket>());
             _udpPort = SharedUdpPort.Bind(new IPEndPoint(session.ListenAddress, session.ListenPort), options.Utp, _loggers, relay);
             if ((options.Transports & PeerTransports.Utp) != 0) transports.Add(_udpPort.Utp);
+            _proxyRelaysUdp = proxyUdp is not null;
         }
 
         if ((options.Transports & PeerTransports.Tcp) != 0) transports.Add(new TcpStreamTransport());
@@ -220,11 +222,17 @@ public sealed class TorrentHost : IAsyncDisposable
             : await Client.AddAsync(new MagnetLink(_options.InfoHash, null, [], []), savePath, add, ct).ConfigureAwait(false);
         if (_options.Trackers.Count > 0)
         {
-            if (_options.Proxy is not null && _options.Trackers.Any(t => t.StartsWith("udp:", StringComparison.OrdinalIgnoreCase)))
+            var udpTrackers = _options.Trackers.Any(t => t.StartsWith("udp:", StringComparison.OrdinalIgnoreCase));
+            if (udpTrackers && _options.Proxy is not null && _proxyRelaysUdp)
             {
-                _loggers.CreateLogger<TorrentHost>().LogWarning("UDP trackers are not used through the proxy {Proxy} (only uTP and the DHT go through its UDP relay)", _options.Proxy);
+                // Through the proxy's UDP relay, on the port's tracker side (RFC 1928 §7).
+                _udp = new UdpTrackerClient(_udpPort!.Tracker, TimeProvider.System, new UdpTrackerOptions());
             }
-            else if (_options.Trackers.Any(t => t.StartsWith("udp:", StringComparison.OrdinalIgnoreCase)))
+            else if (udpTrackers && _options.Proxy is not null)
+            {
+                _loggers.CreateLogger<TorrentHost>().LogWarning("UDP trackers are not used through the proxy {Proxy}: it relays no UDP for us", _options.Proxy);
+            }
+            else if (udpTrackers)
             {
                 _udpSocket = new UdpDatagramSocket(new IPEndPoint(IPAddress.Any, 0));
                 _udp = new UdpTrackerClient(_udpSocket, TimeProvider.System, new UdpTrackerOptions());
