@@ -18,6 +18,7 @@ declare -A apt_peers=(
   [ffmpeg]=ffprobe
   [python3-libtorrent]="tests/interop-peers/lt-peer.py probe"
   [microsocks]=microsocks
+  [dante-server]=danted
 )
 
 missing=()

@@ -7,6 +7,7 @@ using Peerway.Node;
 using Peerway.Torrent;
 using Peerway.Torrent.Encryption;
 using Peerway.Torrent.Metainfo;
+using Peerway.Torrent.Proxy;
 using Peerway.Torrent.Storage;
 using Peerway.Torrent.Swarm;
 using Peerway.Torrent.Trackers;
@@ -171,9 +172,11 @@ internal static partial class TorrentCommands
 
             if (!File.Exists(contentPath) && !Directory.Exists(contentPath)) throw new UsageException($"content not found: {contentPath}");
             var rtc = CheckWebRtc(parse.GetValue(webrtc), allTrackers, address);
-            if (proxy is not null) await CheckProxyReachableAsync(proxy, ct);
+            Socks5UdpAssociation? proxyUdp = null;
+            var useDht = true;
+            if (proxy is not null) (proxyUdp, transports, useDht) = await ProxyUdpAsync(proxy, transports, parse.GetValue(dht) is { Length: > 0 }, parse.InvocationConfiguration.Error, ct);
             using var loggers = Loggers(parse.GetValue(verbose));
-            var dhtRouters = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct);
+            var dhtRouters = useDht ? await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct) : [];
             // The host binds the peer port's UDP side (uTP, and the DHT node with --dht-bootstrap) as it is made, and TCP when started.
             var host = Listening.Bind(address, (transports & PeerTransports.Utp) != 0 ? parse.GetValue(port) : 0, () => new TorrentHost(new TorrentHostOptions
             {
@@ -189,7 +192,7 @@ internal static partial class TorrentCommands
                 LocalDiscovery = localDiscovery,
                 Proxy = proxy,
                 Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)), Encryption = CheckEncryption(parse.GetValue(encryption)) },
-            }, loggers));
+            }, loggers, proxyUdp: proxyUdp));
             await using (host)
             {
                 try
@@ -261,10 +264,12 @@ internal static partial class TorrentCommands
             var dir = parse.GetValue(output)!;
             if (File.Exists(dir)) throw new UsageException($"-o {dir} is an existing file: give a directory to download into");
             // Before anything is stored: a proxy that refuses our password ends the command here (exit 1).
-            if (proxy is not null) await CheckProxyReachableAsync(proxy, ct);
+            Socks5UdpAssociation? proxyUdp = null;
+            var useDht = true;
+            if (proxy is not null) (proxyUdp, transports, useDht) = await ProxyUdpAsync(proxy, transports, parse.GetValue(dht) is { Length: > 0 }, parse.InvocationConfiguration.Error, ct);
             Directory.CreateDirectory(dir);
             using var loggers = Loggers(parse.GetValue(verbose));
-            var dhtRouters = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct);
+            var dhtRouters = useDht ? await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct) : [];
             // The host binds the peer port's UDP side (uTP, and the DHT node with --dht-bootstrap) as it is made, and TCP when started.
             var host = Listening.Bind(address, (transports & PeerTransports.Utp) != 0 ? parse.GetValue(port) : 0, () => new TorrentHost(new TorrentHostOptions
             {
@@ -283,7 +288,7 @@ internal static partial class TorrentCommands
                 Storage = new FileStorageOptions { OverwriteExistingFiles = parse.GetValue(overwrite) },
                 FileSelection = selection,
                 WebSeeds = [.. webSeeds.Select(w => new Uri(w))],
-            }, loggers));
+            }, loggers, proxyUdp: proxyUdp));
             await using (host)
             {
                 using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);

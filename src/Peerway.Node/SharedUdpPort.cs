@@ -12,24 +12,30 @@ namespace Peerway.Node;
 /// </summary>
 internal sealed class SharedUdpPort : IAsyncDisposable, IDisposable
 {
-    private readonly UdpDatagramSocket _socket;
+    private readonly IDatagramSocket _socket;
     private readonly KrpcSide _krpc;
+    private readonly KrpcSide _tracker;
 
-    private SharedUdpPort(UdpDatagramSocket socket, UtpOptions options, ILoggerFactory loggers)
+    private SharedUdpPort(IDatagramSocket socket, UtpOptions options, ILoggerFactory loggers)
     {
         _socket = socket;
         _krpc = new KrpcSide(socket);
+        _tracker = new KrpcSide(socket);
         Utp = new UtpTransport(socket, TimeProvider.System, options, loggers.CreateLogger<UtpTransport>(), startSocket: false);
         socket.Start(Receive);
     }
 
-    /// <summary>Binds <paramref name="at"/> (port 0: any). Throws <see cref="System.Net.Sockets.SocketException"/> when it is taken.</summary>
-    public static SharedUdpPort Bind(IPEndPoint at, UtpOptions options, ILoggerFactory loggers)
+    /// <summary>
+    /// Binds <paramref name="at"/> (port 0: any). Throws <see cref="System.Net.Sockets.SocketException"/> when it is taken.
+    /// With <paramref name="wrap"/>, uTP and the DHT use the socket it makes of the bound one (a proxy's UDP relay).
+    /// </summary>
+    public static SharedUdpPort Bind(IPEndPoint at, UtpOptions options, ILoggerFactory loggers, Func<IDatagramSocket, IDatagramSocket>? wrap = null)
     {
         ArgumentNullException.ThrowIfNull(at);
-        var socket = at.Port == 0 ? BindWithTcpNumberFree(at) : new UdpDatagramSocket(at);
+        IDatagramSocket socket = at.Port == 0 ? BindWithTcpNumberFree(at) : new UdpDatagramSocket(at);
         try
         {
+            if (wrap is not null) socket = wrap(socket);
             return new SharedUdpPort(socket, options, loggers);
         }
         catch
@@ -75,12 +81,20 @@ internal sealed class SharedUdpPort : IAsyncDisposable, IDisposable
     /// <summary>The non-uTP side, for the DHT node (disposing it leaves the socket to this port).</summary>
     public IDatagramSocket Krpc => _krpc;
 
+    /// <summary>
+    /// A UDP tracker client's side (BEP 15; used when the port is a proxy's UDP relay, so announces go through it too):
+    /// once started, the datagrams that are neither uTP nor bencoded (KRPC starts with 'd'; a tracker answer with a
+    /// 32-bit action, 0 to 3) come here.
+    /// </summary>
+    public IDatagramSocket Tracker => _tracker;
+
     /// <summary>Non-uTP datagrams received (to the DHT side, or dropped before it started).</summary>
     public long OtherDatagrams => _krpc.Received;
 
     private void Receive(ReadOnlySpan<byte> datagram, IPEndPoint remote)
     {
         if (UtpTransport.IsUtp(datagram)) Utp.Receive(datagram, remote);
+        else if (datagram.Length > 0 && datagram[0] != (byte)'d' && _tracker.Started) _tracker.Deliver(datagram, remote);
         else _krpc.Deliver(datagram, remote);
     }
 
@@ -96,8 +110,8 @@ internal sealed class SharedUdpPort : IAsyncDisposable, IDisposable
         _socket.Dispose();
     }
 
-    /// <summary>The DHT's view of the port: sends go out of the shared socket; the datagrams that are not uTP come in.</summary>
-    private sealed class KrpcSide(UdpDatagramSocket socket) : IDatagramSocket
+    /// <summary>The DHT's (or a UDP tracker client's) view of the port: sends go out of the shared socket; the datagrams routed to it come in.</summary>
+    private sealed class KrpcSide(IDatagramSocket socket) : IDatagramSocket
     {
         private DatagramHandler? _handler;
         private long _received;
@@ -105,6 +119,8 @@ internal sealed class SharedUdpPort : IAsyncDisposable, IDisposable
         public IPEndPoint LocalEndPoint => socket.LocalEndPoint;
 
         public long Received => Interlocked.Read(ref _received);
+
+        public bool Started => Volatile.Read(ref _handler) is not null;
 
         public void Start(DatagramHandler handler)
         {

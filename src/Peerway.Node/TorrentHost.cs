@@ -7,6 +7,7 @@ using Peerway.Net;
 using Peerway.Torrent;
 using Peerway.Torrent.Lsd;
 using Peerway.Torrent.Metainfo;
+using Peerway.Torrent.Proxy;
 using Peerway.Torrent.Storage;
 using Peerway.Torrent.Swarm;
 using Peerway.Torrent.Trackers;
@@ -66,10 +67,11 @@ public sealed record TorrentHostOptions
 
     /// <summary>
     /// Outgoing peer connections (TCP), HTTP trackers and web seeds through this SOCKS5 or HTTP CONNECT proxy; null:
-    /// direct. UDP (uTP, the DHT, UDP trackers, LSD) is not proxied: set <see cref="Transports"/> to TCP and leave the
-    /// DHT and LSD off (the CLI does); UDP trackers are skipped with a warning.
+    /// direct. uTP and the DHT go through it only with a UDP ASSOCIATE given to the constructor (RFC 1928 §7); without
+    /// one set <see cref="Transports"/> to TCP and leave the DHT off (the CLI does). UDP trackers are skipped with a
+    /// warning and LSD should be off (the CLI turns it off).
     /// </summary>
-    public Peerway.Torrent.Proxy.ProxySettings? Proxy { get; init; }
+    public ProxySettings? Proxy { get; init; }
 
     public void Validate()
     {
@@ -97,6 +99,7 @@ public sealed class TorrentHost : IAsyncDisposable
     private readonly HttpClient _webSeedHttp;
     private UdpDatagramSocket? _udpSocket;
     private readonly SharedUdpPort? _udpPort;
+    private readonly bool _proxyRelaysUdp;
     private UdpTrackerClient? _udp;
     private TrackerAnnouncer? _announcer;
     private WebRtcPeerSource? _webrtc;
@@ -109,7 +112,11 @@ public sealed class TorrentHost : IAsyncDisposable
     /// Creates the host. With <paramref name="dht"/> the torrent uses that (already joined) DHT node; otherwise, when
     /// <see cref="TorrentHostOptions.DhtBootstrap"/> is set, it starts and joins a DHT node of its own.
     /// </summary>
-    public TorrentHost(TorrentHostOptions options, ILoggerFactory? loggers = null, DhtNode? dht = null)
+    /// <param name="proxyUdp">
+    /// A UDP ASSOCIATE granted by <see cref="TorrentHostOptions.Proxy"/> (owned): uTP, the DHT node and UDP trackers then
+    /// send through its relay (RFC 1928 §7, <see cref="Socks5DatagramSocket"/>) and uTP is dialled as well as TCP.
+    /// </param>
+    public TorrentHost(TorrentHostOptions options, ILoggerFactory? loggers = null, DhtNode? dht = null, Socks5UdpAssociation? proxyUdp = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
@@ -121,17 +128,25 @@ public sealed class TorrentHost : IAsyncDisposable
         _webSeedHttp = new HttpClient(new SocketsHttpHandler { MaxAutomaticRedirections = 5, MaxConnectionsPerServer = 16, Proxy = proxy, UseProxy = proxy is not null }) { Timeout = Timeout.InfiniteTimeSpan };
         var session = options.Session;
         var transports = new List<IStreamTransport>();
-        if ((options.Transports & PeerTransports.Utp) != 0)
+        var ownDht = dht is null && options.DhtBootstrap.Count > 0;
+        if (proxyUdp is not null && (((options.Transports & PeerTransports.Utp) == 0 && !ownDht) || options.Proxy is null))
+        {
+            throw new ArgumentException("a proxy's UDP association needs the proxy set, and uTP or a DHT node of the host's own to use it", nameof(proxyUdp));
+        }
+
+        if ((options.Transports & PeerTransports.Utp) != 0 || (proxyUdp is not null && ownDht))
         {
             // Bound first: its port (the one asked for, or any) is then the TCP listener's too.
-            _udpPort = SharedUdpPort.Bind(new IPEndPoint(session.ListenAddress, session.ListenPort), options.Utp, _loggers);
-            transports.Add(_udpPort.Utp);
+            Func<IDatagramSocket, IDatagramSocket>? relay = proxyUdp is null ? null : socket => new Socks5DatagramSocket(socket, proxyUdp, _loggers.CreateLogger<Socks5DatagramSocket>());
+            _udpPort = SharedUdpPort.Bind(new IPEndPoint(session.ListenAddress, session.ListenPort), options.Utp, _loggers, relay);
+            if ((options.Transports & PeerTransports.Utp) != 0) transports.Add(_udpPort.Utp);
+            _proxyRelaysUdp = proxyUdp is not null;
         }
 
         if ((options.Transports & PeerTransports.Tcp) != 0) transports.Add(new TcpStreamTransport());
         try
         {
-            if (dht is null && options.DhtBootstrap.Count > 0)
+            if (ownDht)
             {
                 _dhtHost = DhtHost.Start(new DhtHostOptions { Bind = options.DhtBind }, _loggers, socket: _udpPort?.Krpc);
                 dht = _dhtHost.Node;
@@ -155,6 +170,7 @@ public sealed class TorrentHost : IAsyncDisposable
             PeerId = session.PeerId,
             Dht = options.DhtPeerSource,
             Proxy = options.Proxy,
+            ProxyRelaysUdp = proxyUdp is not null,
         }, new FileStorageFactory(options.Storage, TimeProvider.System), TimeProvider.System, dht is null ? null : new DhtNodeTorrentDht(dht), _loggers)
         {
             WebSeedHttp = _webSeedHttp,
@@ -206,11 +222,17 @@ public sealed class TorrentHost : IAsyncDisposable
             : await Client.AddAsync(new MagnetLink(_options.InfoHash, null, [], []), savePath, add, ct).ConfigureAwait(false);
         if (_options.Trackers.Count > 0)
         {
-            if (_options.Proxy is not null && _options.Trackers.Any(t => t.StartsWith("udp:", StringComparison.OrdinalIgnoreCase)))
+            var udpTrackers = _options.Trackers.Any(t => t.StartsWith("udp:", StringComparison.OrdinalIgnoreCase));
+            if (udpTrackers && _options.Proxy is not null && _proxyRelaysUdp)
             {
-                _loggers.CreateLogger<TorrentHost>().LogWarning("UDP trackers are not used through the proxy {Proxy} (UDP ASSOCIATE is not implemented)", _options.Proxy);
+                // Through the proxy's UDP relay, on the port's tracker side (RFC 1928 §7).
+                _udp = new UdpTrackerClient(_udpPort!.Tracker, TimeProvider.System, new UdpTrackerOptions());
             }
-            else if (_options.Trackers.Any(t => t.StartsWith("udp:", StringComparison.OrdinalIgnoreCase)))
+            else if (udpTrackers && _options.Proxy is not null)
+            {
+                _loggers.CreateLogger<TorrentHost>().LogWarning("UDP trackers are not used through the proxy {Proxy}: it relays no UDP for us", _options.Proxy);
+            }
+            else if (udpTrackers)
             {
                 _udpSocket = new UdpDatagramSocket(new IPEndPoint(IPAddress.Any, 0));
                 _udp = new UdpTrackerClient(_udpSocket, TimeProvider.System, new UdpTrackerOptions());

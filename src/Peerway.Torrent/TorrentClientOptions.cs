@@ -56,6 +56,12 @@ public sealed record TorrentClientOptions
     public Proxy.ProxySettings? Proxy { get; init; }
 
     /// <summary>
+    /// With <see cref="Proxy"/>: the uTP transports already send through the proxy's UDP relay (a
+    /// <see cref="Proxy.Socks5DatagramSocket"/> under them, RFC 1928 §7), so uTP is dialled too; otherwise peers are dialled over TCP only.
+    /// </summary>
+    public bool ProxyRelaysUdp { get; init; }
+
+    /// <summary>
     /// Where the engines run the work they do not run inline (connection tasks, storage opening, the disk queue, the
     /// send pumps), scheduled with a zero delay; null: the thread pool. A single-threaded scheduler that runs in virtual time (the tests' and the
     /// simulator's), with a fake <see cref="TimeProvider"/>, a virtual network and memory storage, makes a whole swarm

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
@@ -7,6 +8,7 @@ using Peerway.TestSupport;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Peerway.Node.Daemon;
+using Peerway.Torrent.Metainfo;
 
 namespace Peerway.Node.Tests;
 
@@ -46,6 +48,76 @@ public sealed class NodeDashboardTests
             Assert.NotNull(snapshot["dht"]?["routingTable"]);
             Assert.Equal("/transmission/rpc", (string?)snapshot["rpcPath"]);
             Assert.Null(snapshot["turnAllocations"]);
+        }
+
+        Directory.Delete(dir, recursive: true);
+    }
+
+    [Fact]
+    public async Task Each_file_links_to_a_stream_that_serves_ranges_while_the_torrent_downloads()
+    {
+        var dir = Directory.CreateTempSubdirectory("pw-dash-stream-").FullName;
+        var video = RandomNumberGenerator.GetBytes(8_000_000);
+        var notes = RandomNumberGenerator.GetBytes(10_000);
+        // A slow seeder (512 KiB/s, 15 s for the whole): the ranges below are served while most of the torrent is still missing.
+        var (seeder, meta) = await StreamServerTests.SeedAsync(dir, ("clip one.mp4", video), ("notes.txt", notes), 512 * 1024);
+        await using var seeding = seeder;
+
+        await using (var node = await NodeDaemon.StartAsync(Config(dir) with { RpcUsername = "ann", RpcPassword = "s3cret" }, NullLoggerFactory.Instance, CancellationToken.None))
+        {
+            Assert.True(MagnetLink.TryParse($"magnet:?xt=urn:btih:{meta.InfoHash}&x.pe=127.0.0.1:{seeder.Port}", out var magnet, out _));
+            var (added, _) = await node.Torrents.AddAsync(new NodeAddRequest(magnet, meta, null, Paused: false), CancellationToken.None);
+            var hash = meta.InfoHash.ToString();
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(120) };
+            var auth = Basic("ann", "s3cret");
+
+            var snapshot = await FirstEventAsync(http, node.DashboardUrl + "dashboard/events", auth);
+            var files = snapshot["torrents"]![0]!["files"]!.AsArray();
+            Assert.Equal(2, files.Count);
+            Assert.Equal($"/stream/{hash}/0/clip%20one.mp4", (string?)files[0]!["stream"]);
+            Assert.Equal("notes.txt", (string?)files[1]!["path"]);
+            Assert.Equal(10_000, (long)files[1]!["length"]!);
+            using (var script = new HttpRequestMessage(HttpMethod.Get, node.DashboardUrl + "dashboard/app.js"))
+            {
+                script.Headers.Authorization = auth;
+                using var js = await http.SendAsync(script);
+                // The page renders the link from the snapshot's "stream" path.
+                Assert.Contains("href: f.stream", await js.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            }
+
+            var url = node.DashboardUrl + (((string?)files[0]!["stream"])!).TrimStart('/');
+            // The same access rule as the dashboard.
+            using (var anonymous = await http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead))
+            {
+                Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+            }
+
+            using var tail = new HttpRequestMessage(HttpMethod.Get, url);
+            tail.Headers.Authorization = auth;
+            tail.Headers.Range = new RangeHeaderValue(7_990_000, null);
+            using (var partial = await http.SendAsync(tail))
+            {
+                Assert.Equal(HttpStatusCode.PartialContent, partial.StatusCode);
+                Assert.Equal("video/mp4", partial.Content.Headers.ContentType!.MediaType);
+                Assert.Equal("bytes 7990000-7999999/8000000", partial.Content.Headers.ContentRange!.ToString());
+                Assert.Equal(video.AsSpan(7_990_000).ToArray(), await partial.Content.ReadAsByteArrayAsync());
+            }
+
+            // Served before the download ended: the torrent was still downloading.
+            Assert.False(added.Handle.Completed.IsCompleted);
+
+            foreach (var missing in new[] { $"stream/{hash}/2/x", $"stream/{new string('0', 40)}/0/x", $"stream/{hash}/-1/x" })
+            {
+                using var bad = new HttpRequestMessage(HttpMethod.Get, node.DashboardUrl + missing);
+                bad.Headers.Authorization = auth;
+                using var notFound = await http.SendAsync(bad);
+                Assert.Equal(HttpStatusCode.NotFound, notFound.StatusCode);
+            }
+
+            using var whole = new HttpRequestMessage(HttpMethod.Get, node.DashboardUrl + (((string?)files[1]!["stream"])!).TrimStart('/'));
+            whole.Headers.Authorization = auth;
+            using var all = await http.SendAsync(whole);
+            Assert.Equal(notes, await all.Content.ReadAsByteArrayAsync());
         }
 
         Directory.Delete(dir, recursive: true);

@@ -61,24 +61,33 @@ public sealed class StreamServerTests : IDisposable
         return r.Kind != HttpRangeKind.Partial || (r.First >= 0 && r.First <= r.Last && r.Last < length);
     }
 
+    /// <summary>A two-file torrent "set" made in <paramref name="dir"/> and a loopback seeder of it capped at <paramref name="rate"/> bytes/s.</summary>
+    internal static async Task<(TorrentClient Seeder, TorrentMetainfo Meta)> SeedAsync(string dir, (string Name, byte[] Data) first, (string Name, byte[] Data) second, long rate)
+    {
+        var src = Path.Combine(dir, "src", "set");
+        Directory.CreateDirectory(src);
+        await File.WriteAllBytesAsync(Path.Combine(src, first.Name), first.Data);
+        await File.WriteAllBytesAsync(Path.Combine(src, second.Name), second.Data);
+        Assert.True(MetainfoParser.TryParse(await TorrentCreator.CreateAsync(src, new TorrentCreateOptions { PieceLength = 16384 }), out var meta, out _));
+        var store = new MemoryStorageFactory();
+        store.Add(meta!.Info, [.. first.Data, .. second.Data]);
+        var listen = new TorrentClientOptions { ListenEndPoints = [new IPEndPoint(IPAddress.Loopback, 0)], UploadRateLimit = rate };
+        var seeder = new TorrentClient([new TcpStreamTransport()], listen, store, TimeProvider.System);
+        await seeder.StartAsync(CancellationToken.None);
+        await seeder.AddAsync(meta.Info, "seed", new TorrentAddOptions { SeedOnly = true });
+        return (seeder, meta);
+    }
+
     [Fact]
     public async Task Files_are_served_with_ranges_HEAD_types_and_416_while_the_torrent_downloads()
     {
-        var src = Path.Combine(_dir, "src", "set");
-        Directory.CreateDirectory(src);
         var video = RandomNumberGenerator.GetBytes(2_000_000);
         var notes = RandomNumberGenerator.GetBytes(10_000);
-        await File.WriteAllBytesAsync(Path.Combine(src, "clip one.mp4"), video);
-        await File.WriteAllBytesAsync(Path.Combine(src, "notes.xyz"), notes);
-        Assert.True(MetainfoParser.TryParse(await TorrentCreator.CreateAsync(src, new TorrentCreateOptions { PieceLength = 16384 }), out var meta, out _));
-        var info = meta!.Info;
-        var store = new MemoryStorageFactory();
-        store.Add(info, [.. video, .. notes]);
-        var listen = new TorrentClientOptions { ListenEndPoints = [new IPEndPoint(IPAddress.Loopback, 0)], UploadRateLimit = 1024 * 1024 };
-        await using var seeder = new TorrentClient([new TcpStreamTransport()], listen, store, TimeProvider.System);
-        await seeder.StartAsync(CancellationToken.None);
-        await seeder.AddAsync(info, "seed", new TorrentAddOptions { SeedOnly = true });
-        await using var leecher = new TorrentClient([new TcpStreamTransport()], listen with { UploadRateLimit = null }, new MemoryStorageFactory(), TimeProvider.System);
+        var (seeder, meta) = await SeedAsync(_dir, ("clip one.mp4", video), ("notes.xyz", notes), 1024 * 1024);
+        await using var seeding = seeder;
+        var info = meta.Info;
+        var listen = new TorrentClientOptions { ListenEndPoints = [new IPEndPoint(IPAddress.Loopback, 0)] };
+        await using var leecher = new TorrentClient([new TcpStreamTransport()], listen, new MemoryStorageFactory(), TimeProvider.System);
         await leecher.StartAsync(CancellationToken.None);
         var handle = await leecher.AddAsync(info, "dl", new TorrentAddOptions { Peers = [new IPEndPoint(IPAddress.Loopback, seeder.Port)] });
 

@@ -167,7 +167,7 @@ public sealed class NodeDaemon : IAsyncDisposable
         var rpcApp = BuildApp(NodeConfig.ParseHttpEndPoint(config.Rpc, "rpc"), config.RpcMaxBody, app =>
         {
             app.Map("/transmission/rpc", Rpc.ServeAsync);
-            new Dashboard.NodeDashboard(this, time).Map(app);
+            new Dashboard.NodeDashboard(this, time, loggers.CreateLogger<Dashboard.NodeDashboard>()).Map(app);
             Metrics.Map(app, Rpc.AdmitAsync);
         });
         var rpcPort = await StartAppAsync(rpcApp, ct).ConfigureAwait(false);

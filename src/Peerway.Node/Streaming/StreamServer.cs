@@ -158,7 +158,20 @@ public sealed class StreamServer : IAsyncDisposable
             return;
         }
 
-        var file = files[index];
+        await ServeFileAsync(context, _torrent, index, _options, _log).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Answers a <c>GET</c> or <c>HEAD</c> for content file <paramref name="index"/> of <paramref name="torrent"/> (which
+    /// must exist): whole or one byte range (RFC 9110 §14), read through a <see cref="TorrentFileStream"/> while the
+    /// torrent downloads. Also used by the node's dashboard (<c>/stream/HASH/N/NAME</c>).
+    /// </summary>
+    internal static async Task ServeFileAsync(HttpContext context, TorrentHandle torrent, int index, StreamServerOptions options, ILogger log)
+    {
+        var request = context.Request;
+        var response = context.Response;
+        var head = HttpMethods.IsHead(request.Method);
+        var file = torrent.Info!.ContentFiles.ElementAt(index);
         response.Headers.AcceptRanges = "bytes";
         response.ContentType = ContentTypeOf(file.Path[^1]);
         var range = HttpRange.Parse(request.Headers.Range.Count == 0 ? null : request.Headers.Range.ToString(), file.Length);
@@ -166,7 +179,7 @@ public sealed class StreamServer : IAsyncDisposable
         switch (range.Kind)
         {
             case HttpRangeKind.Unsatisfiable:
-                _log.LogInformation("416 for {Remote}: Range '{Range}' of file {Index} ({Length} bytes): {Reason}",
+                log.LogInformation("416 for {Remote}: Range '{Range}' of file {Index} ({Length} bytes): {Reason}",
                     context.Connection.RemoteIpAddress, Shorten(request.Headers.Range.ToString()), index, file.Length, range.Reason);
                 response.StatusCode = StatusCodes.Status416RangeNotSatisfiable;
                 response.Headers.ContentRange = string.Create(CultureInfo.InvariantCulture, $"bytes */{file.Length}");
@@ -178,25 +191,26 @@ public sealed class StreamServer : IAsyncDisposable
                 response.Headers.ContentRange = string.Create(CultureInfo.InvariantCulture, $"bytes {range.First}-{range.Last}/{file.Length}");
                 break;
             default:
-                if (range.Reason is not null) _log.LogInformation("Range '{Range}' from {Remote} ignored ({Reason}): sending the whole file", Shorten(request.Headers.Range.ToString()), context.Connection.RemoteIpAddress, range.Reason);
+                if (range.Reason is not null) log.LogInformation("Range '{Range}' from {Remote} ignored ({Reason}): sending the whole file", Shorten(request.Headers.Range.ToString()), context.Connection.RemoteIpAddress, range.Reason);
                 break;
         }
 
         response.ContentLength = length;
         if (head || length == 0) return;
-        await CopyAsync(context, index, first, length, ct).ConfigureAwait(false);
+        await CopyAsync(context, torrent, index, first, length, options, log).ConfigureAwait(false);
     }
 
-    private async Task CopyAsync(HttpContext context, int index, long first, long length, CancellationToken ct)
+    private static async Task CopyAsync(HttpContext context, TorrentHandle torrent, int index, long first, long length, StreamServerOptions options, ILogger log)
     {
+        var ct = context.RequestAborted;
         TorrentFileStream stream;
         try
         {
-            stream = await _torrent.OpenReadAsync(index, _options.Read, ct).ConfigureAwait(false);
+            stream = await torrent.OpenReadAsync(index, options.Read, ct).ConfigureAwait(false);
         }
         catch (InvalidOperationException ex)
         {
-            _log.LogWarning("cannot stream file {Index}: {Message}", index, ex.Message);
+            log.LogWarning("cannot stream file {Index}: {Message}", index, ex.Message);
             context.Abort();
             return;
         }
@@ -204,7 +218,7 @@ public sealed class StreamServer : IAsyncDisposable
         await using (stream.ConfigureAwait(false))
         {
             stream.Position = first;
-            var buffer = new byte[(int)Math.Min(_options.ChunkSize, length)];
+            var buffer = new byte[(int)Math.Min(options.ChunkSize, length)];
             var left = length;
             try
             {
@@ -222,7 +236,7 @@ public sealed class StreamServer : IAsyncDisposable
             }
             catch (IOException ex) when (!ct.IsCancellationRequested)
             {
-                _log.LogWarning("stream of file {Index} cut at byte {At}: {Message}", index, first + length - left, ex.Message);
+                log.LogWarning("stream of file {Index} cut at byte {At}: {Message}", index, first + length - left, ex.Message);
                 context.Abort();
             }
         }

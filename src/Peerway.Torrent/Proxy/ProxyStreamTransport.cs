@@ -48,7 +48,7 @@ public sealed class ProxyStreamTransport(IStreamTransport inner, ProxySettings p
                 if (proxy.Kind == ProxyKind.Socks5)
                 {
                     await Socks5GreetAsync(connection.Stream, linked.Token).ConfigureAwait(false);
-                    await Socks5ConnectAsync(connection.Stream, remoteEndPoint, linked.Token).ConfigureAwait(false);
+                    await Socks5RequestAsync(connection.Stream, 1, remoteEndPoint, linked.Token).ConfigureAwait(false);
                 }
                 else
                 {
@@ -163,37 +163,90 @@ public sealed class ProxyStreamTransport(IStreamTransport inner, ProxySettings p
         if (status[1] != 0) throw Fail($"proxy {proxy} refused the username/password for '{proxy.UserName}' (RFC 1929 status {status[1]})");
     }
 
-    // RFC 1928 §4-6: CONNECT request VER CMD=1 RSV ATYP DST.ADDR DST.PORT; reply VER REP RSV ATYP BND.ADDR BND.PORT.
-    private async Task Socks5ConnectAsync(Stream s, IPEndPoint target, CancellationToken ct)
+    /// <summary>
+    /// RFC 1928 §7 UDP ASSOCIATE: connects to the proxy, authenticates, and asks for a UDP relay. Returns the control
+    /// connection (the association lasts as long as it is open) and the relay's address (BND; 0.0.0.0 or :: means the
+    /// proxy's own address). A refusal (e.g. "command not supported") is a <see cref="ProxyException"/>, logged once.
+    /// </summary>
+    public async Task<Socks5UdpAssociation> UdpAssociateAsync(CancellationToken ct)
     {
+        if (proxy.Kind != ProxyKind.Socks5) throw Fail($"proxy {proxy} is an HTTP CONNECT proxy: it cannot relay UDP");
+        var connection = await ConnectToProxyAsync(ct).ConfigureAwait(false);
+        try
+        {
+            using var deadline = new CancellationTokenSource(handshakeTimeout, _time);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token);
+            IPEndPoint bound;
+            try
+            {
+                await Socks5GreetAsync(connection.Stream, linked.Token).ConfigureAwait(false);
+                // DST all zeros: the client's UDP address is not known to it behind NAT (§7 allows it).
+                bound = await Socks5RequestAsync(connection.Stream, 3, new IPEndPoint(IPAddress.Any, 0), linked.Token).ConfigureAwait(false)
+                    ?? throw Fail($"proxy {proxy} answered UDP ASSOCIATE with a domain name for its relay");
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                throw Fail($"proxy {proxy} did not finish its handshake within {handshakeTimeout.TotalSeconds:0.#} s");
+            }
+            catch (EndOfStreamException)
+            {
+                throw Fail($"proxy {proxy} closed the connection during its handshake");
+            }
+
+            var relay = bound.Address.Equals(IPAddress.Any) || bound.Address.Equals(IPAddress.IPv6Any)
+                ? new IPEndPoint(connection.RemoteEndPoint.Address, bound.Port)
+                : bound;
+            return new Socks5UdpAssociation(connection, relay);
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    // RFC 1928 §4-6: request VER CMD RSV ATYP DST.ADDR DST.PORT (CMD 1 CONNECT, 3 UDP ASSOCIATE);
+    // reply VER REP RSV ATYP BND.ADDR BND.PORT. Returns BND (null when it is a domain name).
+    private async Task<IPEndPoint?> Socks5RequestAsync(Stream s, byte command, IPEndPoint target, CancellationToken ct)
+    {
+        var name = command == 1 ? "CONNECT" : "UDP ASSOCIATE";
         var address = target.Address.IsIPv4MappedToIPv6 ? target.Address.MapToIPv4() : target.Address;
         var v6 = address.AddressFamily == AddressFamily.InterNetworkV6;
         var request = new byte[6 + (v6 ? 16 : 4)];
         request[0] = 5;
-        request[1] = 1;
+        request[1] = command;
         request[3] = v6 ? (byte)4 : (byte)1;
         address.TryWriteBytes(request.AsSpan(4), out _);
         BinaryPrimitives.WriteUInt16BigEndian(request.AsSpan(request.Length - 2), (ushort)target.Port);
         await s.WriteAsync(request, ct).ConfigureAwait(false);
         var head = new byte[4];
         await s.ReadExactlyAsync(head, ct).ConfigureAwait(false);
-        if (head[0] != 5 || head[2] != 0) throw Fail($"proxy {proxy} answered CONNECT with a malformed reply (version {head[0]}, reserved {head[2]})");
-        if (head[1] != 0) throw Fail($"proxy {proxy} could not connect to {target}: {Socks5Reply(head[1])}");
+        if (head[0] != 5 || head[2] != 0) throw Fail($"proxy {proxy} answered {name} with a malformed reply (version {head[0]}, reserved {head[2]})");
+        if (head[1] != 0)
+        {
+            throw Fail(command == 1
+                ? $"proxy {proxy} could not connect to {target}: {Socks5Reply(head[1])}"
+                : $"proxy {proxy} refused UDP ASSOCIATE: {Socks5Reply(head[1])}");
+        }
+
         var rest = head[3] switch
         {
             1 => 4 + 2,
             4 => 16 + 2,
             3 => -1,
-            _ => throw Fail($"proxy {proxy} answered CONNECT with address type {head[3]}, which RFC 1928 does not define"),
+            _ => throw Fail($"proxy {proxy} answered {name} with address type {head[3]}, which RFC 1928 does not define"),
         };
         if (rest < 0)
         {
             var length = new byte[1];
             await s.ReadExactlyAsync(length, ct).ConfigureAwait(false);
-            rest = length[0] + 2;
+            await s.ReadExactlyAsync(new byte[length[0] + 2], ct).ConfigureAwait(false);
+            return null;
         }
 
-        await s.ReadExactlyAsync(new byte[rest], ct).ConfigureAwait(false);
+        var bound = new byte[rest];
+        await s.ReadExactlyAsync(bound, ct).ConfigureAwait(false);
+        return new IPEndPoint(new IPAddress(bound.AsSpan(0, rest - 2)), BinaryPrimitives.ReadUInt16BigEndian(bound.AsSpan(rest - 2)));
     }
 
     /// <summary>RFC 1928 §6 reply codes.</summary>

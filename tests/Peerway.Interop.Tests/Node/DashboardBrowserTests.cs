@@ -65,6 +65,13 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
             null, new() { Timeout = (float)Timeout.TotalMilliseconds });
         Assert.Contains("gamma.bin", await row.Locator("td.name").InnerTextAsync(), StringComparison.Ordinal);
         Assert.Equal(sha, TorrentInterop.Sha256OfFile(Path.Combine(data, "downloads", "gamma.bin")));
+        // Issue 21 item 3: the file's "stream" link, followed by the browser itself (same origin, same access rule).
+        var stream = row.Locator("a.stream").First;
+        Assert.Equal("stream", await stream.InnerTextAsync());
+        var href = await stream.GetAttributeAsync("href");
+        Assert.Matches(@"^/stream/[0-9a-f]{40}/0/gamma\.bin$", href);
+        var streamed = await page.EvaluateAsync<int>("async u => (await (await fetch(u, { headers: { Range: 'bytes=0-99' } })).arrayBuffer()).byteLength", href);
+        Assert.Equal(100, streamed);
         Assert.Equal("live", await page.Locator("#live").InnerTextAsync());
         Assert.Matches(@"^\d+$", await page.Locator("#dht-table").InnerTextAsync());
 

@@ -72,7 +72,7 @@ public sealed class ProxyStreamTransportTests
         }
     }
 
-    private static async Task<(ProxyStreamTransport Transport, TcpListener Listener)> Proxy(ProxyKind kind, string? user = null, string? password = null)
+    internal static async Task<(ProxyStreamTransport Transport, TcpListener Listener)> Proxy(ProxyKind kind, string? user = null, string? password = null)
     {
         var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

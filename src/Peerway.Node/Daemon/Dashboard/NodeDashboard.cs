@@ -1,16 +1,23 @@
-using System.Reflection;
+using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Logging;
 using Peerway.Node.Content;
+using Peerway.Node.Streaming;
 using Peerway.Torrent;
+using Peerway.Torrent.Metainfo;
 
 namespace Peerway.Node.Daemon.Dashboard;
 
-/// <summary>One torrent row of the dashboard.</summary>
-internal sealed record DashboardTorrent(int Id, string Name, string Hash, string State, double Done, long Size, long RateDown, long RateUp, int Peers, string Error);
+/// <summary>One torrent row of the dashboard; <see cref="Files"/> is empty until the metadata is known.</summary>
+internal sealed record DashboardTorrent(int Id, string Name, string Hash, string State, double Done, long Size, long RateDown, long RateUp, int Peers, string Error,
+    IReadOnlyList<DashboardFile> Files);
+
+/// <summary>One content file of a torrent and the path that streams it while it downloads.</summary>
+internal sealed record DashboardFile(int Index, string Path, long Length, string Stream);
 
 /// <summary>One content root: its CID and where the gateway serves it.</summary>
 internal sealed record DashboardContent(string Cid, bool Pinned, string Gateway);
@@ -37,6 +44,8 @@ internal sealed partial class DashboardJson : JsonSerializerContext;
 /// <see cref="DashboardSnapshot"/> as a server-sent event (WHATWG HTML §9.2) every second. The page changes nothing
 /// itself: it adds, stops, starts and removes through the Transmission RPC, so the RPC's rules hold — loopback only
 /// unless auth is set, basic auth, and the <c>X-Transmission-Session-Id</c> token on every state-changing call.
+/// Issue 21 item 3: <c>/stream/HASH/N/NAME</c> serves content file N of a torrent with HTTP ranges while it downloads
+/// (<see cref="StreamServer.ServeFileAsync"/>), under the same access rule; the page links to it for each file.
 /// </summary>
 internal sealed class NodeDashboard
 {
@@ -51,11 +60,14 @@ internal sealed class NodeDashboard
 
     private readonly NodeDaemon _node;
     private readonly TimeProvider _time;
+    private readonly ILogger _log;
+    private readonly StreamServerOptions _stream = new();
 
-    public NodeDashboard(NodeDaemon node, TimeProvider time)
+    public NodeDashboard(NodeDaemon node, TimeProvider time, ILogger<NodeDashboard> log)
     {
         _node = node;
         _time = time;
+        _log = log;
     }
 
     public void Map(IEndpointRouteBuilder app)
@@ -76,6 +88,26 @@ internal sealed class NodeDashboard
         }
 
         app.MapGet("/dashboard/events", ServeEventsAsync);
+        app.MapMethods("/stream/{hash}/{index}/{**name}", [HttpMethods.Get, HttpMethods.Head], ServeStreamAsync);
+    }
+
+    /// <summary>The path that streams content file <paramref name="index"/> (its name only to help players and downloads).</summary>
+    internal static string StreamPath(string hash, int index, TorrentFileEntry file) =>
+        string.Create(CultureInfo.InvariantCulture, $"/stream/{hash}/{index}/{Uri.EscapeDataString(file.Path[^1])}");
+
+    private async Task ServeStreamAsync(HttpContext context)
+    {
+        if (!await _node.Rpc.AdmitAsync(context).ConfigureAwait(false)) return;
+        var hash = context.Request.RouteValues["hash"] as string;
+        var torrent = _node.Torrents.All.FirstOrDefault(t => string.Equals(t.Handle.InfoHash.ToString(), hash, StringComparison.OrdinalIgnoreCase))?.Handle;
+        var count = torrent?.Info?.ContentFiles.Count() ?? 0;
+        if (torrent is null || !int.TryParse(context.Request.RouteValues["index"] as string, NumberStyles.None, CultureInfo.InvariantCulture, out var index) || index >= count)
+        {
+            context.Response.StatusCode = StatusCodes.Status404NotFound;
+            return;
+        }
+
+        await StreamServer.ServeFileAsync(context, torrent, index, _stream, _log).ConfigureAwait(false);
     }
 
     private static byte[] ReadAsset(string name)
@@ -122,8 +154,12 @@ internal sealed class NodeDashboard
             var s = h.GetStats();
             var state = h.State;
             var done = state == TorrentState.Seeding ? 1.0 : s.PieceCount == 0 ? 0.0 : (double)s.VerifiedPieces / s.PieceCount;
-            torrents.Add(new DashboardTorrent(t.Id, t.Name, h.InfoHash.ToString(), StateName(state), done, h.Info?.TotalLength ?? 0,
-                t.RateDownload, t.RateUpload, s.Connections, h.Error?.Message ?? ""));
+            var hash = h.InfoHash.ToString();
+            var files = h.Info is { } info
+                ? info.ContentFiles.Select((f, i) => new DashboardFile(i, f.RelativePath, f.Length, StreamPath(hash, i, f))).ToList()
+                : [];
+            torrents.Add(new DashboardTorrent(t.Id, t.Name, hash, StateName(state), done, h.Info?.TotalLength ?? 0,
+                t.RateDownload, t.RateUpload, s.Connections, h.Error?.Message ?? "", files));
         }
 
         var gateway = _node.GatewayUrl;

@@ -58,6 +58,14 @@ function button(text, cls, onClick) {
   return b;
 }
 
+// One "stream" link per file: /stream/<info-hash>/<N>/<name> serves it with HTTP ranges while it downloads.
+function streamLinks(files) {
+  if (!files || files.length === 0) return '';
+  return el('ul', { className: 'files' }, ...files.map(f => el('li', {},
+    el('span', { textContent: `${f.path} (${bytes(f.length)}) ` }),
+    el('a', { className: 'stream', href: f.stream, target: '_blank', rel: 'noopener', textContent: 'stream' }))));
+}
+
 // Names come from peers: always text nodes, never HTML.
 function renderTorrents(torrents) {
   const body = document.querySelector('#torrents tbody');
@@ -74,7 +82,7 @@ function renderTorrents(torrents) {
       button('Remove', 'danger', () => act(`removed #${t.id}`, 'torrent-remove', { ids: [t.id], 'delete-local-data': false })));
     const tr = el('tr', {},
       el('td', { textContent: String(t.id) }),
-      el('td', { className: 'name', textContent: t.name, title: t.hash }),
+      el('td', { className: 'name', title: t.hash }, el('span', { textContent: t.name }), streamLinks(t.files)),
       el('td', {}, bar),
       el('td', { className: `state state-${t.state}`, textContent: t.error ? `${t.state}: ${t.error}` : t.state }),
       el('td', { className: 'down', textContent: `${bytes(t.rateDown)}/s` }),
