@@ -18,55 +18,8 @@ public interface IBlockSource
 public static class DagFetcher
 {
     /// <summary>Fetches one block at a time (depth first).</summary>
-    public static async Task<ContentResult> FetchDagAsync(IBlockSource source, IBlockStore store, Cid root, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(source);
-        ArgumentNullException.ThrowIfNull(store);
-        ArgumentNullException.ThrowIfNull(root);
-        var seen = new HashSet<Cid>();
-        var stack = new Stack<(Cid Cid, int Depth)>();
-        stack.Push((root, 0));
-        var fetched = 0UL;
-        while (stack.Count > 0)
-        {
-            var (cid, depth) = stack.Pop();
-            if (!seen.Add(cid))
-            {
-                continue;
-            }
-
-            if (depth > UnixFsExporter.MaxDepth || seen.Count > Car.DagWalker.MaxBlocks)
-            {
-                return ContentResult.Fail(ContentError.TooLarge, cid);
-            }
-
-            var error = UnixFsExporter.TryGetBlock(store, cid, out var block);
-            if (error != ContentError.None)
-            {
-                block = await source.FetchAsync(cid, cancellationToken).ConfigureAwait(false);
-                if (block is null)
-                {
-                    return ContentResult.Fail(ContentError.NotFound, cid);
-                }
-
-                if (!BlockVerifier.Verify(cid, block))
-                {
-                    return ContentResult.Fail(ContentError.HashMismatch, cid);
-                }
-
-                store.Put(cid, block);
-                fetched++;
-            }
-
-            error = DagLinks.PushChildren(cid, block, depth, stack);
-            if (error != ContentError.None)
-            {
-                return ContentResult.Fail(error, cid);
-            }
-        }
-
-        return ContentResult.Success(fetched);
-    }
+    public static Task<ContentResult> FetchDagAsync(IBlockSource source, IBlockStore store, Cid root, CancellationToken cancellationToken) =>
+        FetchDagAsync(source, store, root, parallelism: 1, cancellationToken);
 
     /// <summary>
     /// Fetches with up to <paramref name="parallelism"/> blocks in flight (for sources that spread requests over several

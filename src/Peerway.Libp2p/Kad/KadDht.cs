@@ -380,8 +380,8 @@ public sealed class KadDht : IAsyncDisposable
     private void Add(KadPeer peer)
     {
         if (peer.Id.Equals(_host.PeerId)) return;
-        var distance = Xor(SHA256.HashData(peer.Id.Bytes), _self);
-        var bucket = _buckets[CommonPrefix(distance)];
+        var hash = SHA256.HashData(peer.Id.Bytes);
+        var bucket = _buckets[CommonPrefix(Xor(hash, _self))];
         lock (_gate)
         {
             var at = bucket.FindIndex(e => e.Peer.Id.Equals(peer.Id));
@@ -395,7 +395,7 @@ public sealed class KadDht : IAsyncDisposable
                 return;
             }
 
-            bucket.Add(new Entry(peer, distance));
+            bucket.Add(new Entry(peer, hash));
         }
     }
 
@@ -409,7 +409,7 @@ public sealed class KadDht : IAsyncDisposable
     {
         lock (_gate)
         {
-            return [.. _buckets.SelectMany(b => b).OrderBy(e => Xor(SHA256.HashData(e.Peer.Id.Bytes), target), DistanceComparer.Instance).Take(count).Select(e => e.Peer)];
+            return [.. _buckets.SelectMany(b => b).OrderBy(e => Xor(e.Hash, target), DistanceComparer.Instance).Take(count).Select(e => e.Peer)];
         }
     }
 
@@ -438,7 +438,8 @@ public sealed class KadDht : IAsyncDisposable
         _cts.Dispose();
     }
 
-    private sealed record Entry(KadPeer Peer, byte[] Distance);
+    /// <summary>A routing-table entry with the SHA-256 of its peer id, hashed once when it is added.</summary>
+    private sealed record Entry(KadPeer Peer, byte[] Hash);
 
     private sealed class DistanceComparer : IComparer<byte[]>
     {
