@@ -23,8 +23,7 @@ public sealed class NodeUtpInteropTests
         var files = await MakeFilesAsync(src, ("payload.bin", FileSize));
         var torrent = await lt.PeerwayCreateAsync(Path.Combine(src, "payload.bin"));
         var ltPort = TorrentInterop.FreePort();
-        var seed = await lt.RunAsync(ltPort, "--utp-only", "--torrent", torrent, "--save", src);
-        await FinishedAsync(seed);
+        await lt.SeedAsync(ltPort, "--utp-only", "--torrent", torrent, "--save", src);
 
         var data = Path.Combine(lt.Env.Root, "node");
         var node = await RunningNode.StartAsync(lt.Env, data);

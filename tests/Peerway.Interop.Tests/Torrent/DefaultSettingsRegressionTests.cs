@@ -28,7 +28,6 @@ public sealed class DefaultSettingsRegressionTests(ITestOutputHelper output)
     private const int Runs = 10;
 
     /// <summary>How long a libtorrent session may take to check a 4 MiB file it holds and start seeding.</summary>
-    private static readonly TimeSpan SeedingReady = TimeSpan.FromSeconds(30);
     private const int FileSize = 4 * 1024 * 1024;
 
     [RequiresLibtorrentFact]
@@ -64,7 +63,7 @@ public sealed class DefaultSettingsRegressionTests(ITestOutputHelper output)
     [RequiresLibtorrentFact]
     public async Task Peerway_get_downloads_from_libtorrent_with_default_settings_ten_times_in_a_row()
     {
-        await using var lt = new LibtorrentPeer("default-10-up");
+        await using var lt = new LibtorrentPeer("default-10-up", output);
         var src = Path.Combine(lt.Env.Root, "src");
         var files = await MakeFilesAsync(src, ("payload.bin", FileSize));
         var torrent = Path.Combine(lt.Env.Root, "payload.torrent");
@@ -74,7 +73,7 @@ public sealed class DefaultSettingsRegressionTests(ITestOutputHelper output)
         var crashes = 0;
         for (var run = 1; run <= Runs; run++)
         {
-            var session = await SeedingSessionAsync(lt, run, ltPort, torrent, src);
+            var session = await lt.SeedAsync(ltPort, "--defaults", "--torrent", torrent, "--save", src);
             var dl = Path.Combine(lt.Env.Root, $"dl{run}-{crashes}");
             try
             {
@@ -94,31 +93,6 @@ public sealed class DefaultSettingsRegressionTests(ITestOutputHelper output)
 
             AssertSameFiles(files, dl);
             await session.DisposeAsync();
-        }
-    }
-
-    /// <summary>
-    /// A libtorrent session (defaults) seeding <paramref name="torrent"/>, once it says it is seeding. A 4 MiB check takes
-    /// well under a second; in one CI run of about a hundred, python3-libtorrent 2.0.8 printed "listening" and then
-    /// nothing at all for two minutes (no state change, no incoming connection: its network thread stuck before the
-    /// check ended, so Peerway's dials were accepted by the kernel and never answered). Such a session is not a seeder,
-    /// and what this test checks is Peerway's `get` from a seeder: it is replaced (at most twice, said in the output).
-    /// </summary>
-    private async Task<ExternalProcess> SeedingSessionAsync(LibtorrentPeer lt, int run, int ltPort, string torrent, string src)
-    {
-        for (var attempt = 1; ; attempt++)
-        {
-            var session = await lt.RunAsync(ltPort, "--defaults", "--torrent", torrent, "--save", src);
-            try
-            {
-                await session.WaitForStdoutAsync(l => l == "finished", SeedingReady);
-                return session;
-            }
-            catch (TimeoutException ex) when (attempt < 3)
-            {
-                output.WriteLine($"run {run}, attempt {attempt}: libtorrent did not start seeding within {SeedingReady.TotalSeconds} s; starting it again\n{ex.Message}");
-                await session.DisposeAsync();
-            }
         }
     }
 

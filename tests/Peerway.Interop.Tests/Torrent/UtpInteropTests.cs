@@ -38,8 +38,8 @@ public sealed class UtpInteropTests
         await using var lt = new LibtorrentPeer("utp-dl");
         var (torrent, info, data) = await MakeTorrentAsync(lt);
         var port = TorrentInterop.FreePort();
-        var seed = await lt.RunAsync(port, "--utp-only", "--torrent", torrent, "--save", Path.Combine(lt.Env.Root, "src"));
-        await FinishedAsync(seed); // libtorrent refuses connections while no torrent is active (still checking)
+        // libtorrent refuses connections while no torrent is active (still checking): SeedAsync waits until it seeds.
+        await lt.SeedAsync(port, "--utp-only", "--torrent", torrent, "--save", Path.Combine(lt.Env.Root, "src"));
         await using var utp = Transport();
         using var cts = new CancellationTokenSource(Deadline);
         await using var connection = await utp.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), cts.Token);

@@ -38,8 +38,7 @@ public sealed class UtpSwarmInteropTests
         var files = await MakeFilesAsync(src, ("payload.bin", FileSize));
         var torrent = await lt.PeerwayCreateAsync(Path.Combine(src, "payload.bin"));
         var ltPort = TorrentInterop.FreePort();
-        var seed = await lt.RunAsync(ltPort, [.. LtForced, "--torrent", torrent, "--save", src]);
-        await FinishedAsync(seed);
+        var seed = await lt.SeedAsync(ltPort, [.. LtForced, "--torrent", torrent, "--save", src]);
         var dl = Path.Combine(lt.Env.Root, "dl");
         await lt.GetAsync(torrent, "-o", dl, "--peer", "127.0.0.1:" + P(ltPort), "--transport", "utp", "--encryption", "require");
         AssertSameFiles(files, dl);
