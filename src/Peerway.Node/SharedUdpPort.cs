@@ -98,10 +98,11 @@ internal sealed class SharedUdpPort : IAsyncDisposable, IDisposable
         else _krpc.Deliver(datagram, remote);
     }
 
-    public ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         Dispose();
-        return ValueTask.CompletedTask;
+        // A proxy's UDP relay (Socks5DatagramSocket) ends a task watching its control connection: wait for it.
+        if (_socket is IAsyncDisposable owned) await owned.DisposeAsync().ConfigureAwait(false);
     }
 
     public void Dispose()

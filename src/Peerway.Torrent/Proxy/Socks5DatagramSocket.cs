@@ -15,7 +15,7 @@ public sealed record Socks5UdpAssociation(IStreamConnection Control, IPEndPoint 
 /// The association lasts while the TCP control connection is open: when the proxy closes it, the socket stops sending,
 /// logs one warning and completes <see cref="Closed"/>.
 /// </summary>
-public sealed class Socks5DatagramSocket : IDatagramSocket
+public sealed class Socks5DatagramSocket : IDatagramSocket, IAsyncDisposable
 {
     private readonly IDatagramSocket _inner;
     private readonly IStreamConnection _control;
@@ -25,6 +25,7 @@ public sealed class Socks5DatagramSocket : IDatagramSocket
     private readonly TaskCompletionSource<string> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Lock _sendLock = new();
     private readonly byte[] _sendBuffer = new byte[Socks5UdpHeader.MaxLength + 65_535];
+    private readonly Task _watch;
     private long _dropped;
 
     /// <param name="inner">The local UDP socket the relay's datagrams arrive on (owned: disposed with this).</param>
@@ -38,8 +39,8 @@ public sealed class Socks5DatagramSocket : IDatagramSocket
         _relay = Normalize(association.Relay);
         _log = log ?? NullLogger.Instance;
         _log.LogInformation("the SOCKS5 relay {Relay} relays our UDP (uTP, the DHT) from {Local}", _relay, inner.LocalEndPoint);
-        // Ends on Dispose or when the proxy closes the connection; it never throws (see WatchAsync).
-        _ = WatchAsync(_stop.Token);
+        // Ends on Dispose or when the proxy closes the connection; it never throws (see WatchAsync). Awaited by DisposeAsync.
+        _watch = WatchAsync(_stop.Token);
     }
 
     /// <summary>Asks <paramref name="proxy"/> for a UDP relay and wraps <paramref name="inner"/>; a refusal throws <see cref="ProxyException"/>.</summary>
@@ -134,9 +135,17 @@ public sealed class Socks5DatagramSocket : IDatagramSocket
     public void Dispose()
     {
         // The watch ends on the cancellation (or the abort) and disposes the control connection.
-        _stop.Cancel();
+        if (!_stop.IsCancellationRequested) _stop.Cancel();
         _control.Abort();
         _inner.Dispose();
+    }
+
+    /// <summary>Disposes, then waits until the control connection's watch has ended and closed it.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        Dispose();
+        await _watch.ConfigureAwait(false);
+        _stop.Dispose();
     }
 
     private static IPEndPoint Normalize(IPEndPoint endPoint) =>

@@ -85,7 +85,10 @@ public sealed class Socks5UdpTests
     /// A SOCKS5 server that grants UDP ASSOCIATE (no authentication) with BND 0.0.0.0:relay port, as dante does on a
     /// wildcard address, then keeps the control connection until <paramref name="close"/> completes.
     /// </summary>
-    private static async Task<byte[]> GrantAsync(TcpListener listener, int relayPort, byte reply, Task close)
+    private static Task<byte[]> GrantAsync(TcpListener listener, int relayPort, byte reply, Task close) =>
+        GrantAsync(listener, relayPort, reply, _ => close);
+
+    private static async Task<byte[]> GrantAsync(TcpListener listener, int relayPort, byte reply, Func<Stream, Task> then)
     {
         using var client = await listener.AcceptTcpClientAsync();
         var s = client.GetStream();
@@ -95,8 +98,37 @@ public sealed class Socks5UdpTests
         var request = new byte[10];
         await s.ReadExactlyAsync(request);
         await s.WriteAsync(new byte[] { 5, reply, 0, 1, 0, 0, 0, 0, (byte)(relayPort >> 8), (byte)relayPort });
-        await close;
+        await then(s);
         return request;
+    }
+
+    [Fact]
+    public async Task DisposeAsync_ends_the_watch_and_closes_the_control_connection_which_is_not_reported_as_the_proxy_closing()
+    {
+        var (transport, listener) = await ProxyStreamTransportTests.Proxy(ProxyKind.Socks5);
+        using var _ = listener;
+        using var relay = new UdpClient(new IPEndPoint(IPAddress.Loopback, 0));
+        var server = GrantAsync(listener, ((IPEndPoint)relay.Client.LocalEndPoint!).Port, 0, async s =>
+        {
+            // The proxy's side: the association lasts until the client closes the control connection (EOF or a reset).
+            var buffer = new byte[16];
+            try
+            {
+                while (await s.ReadAsync(buffer) > 0)
+                {
+                }
+            }
+            catch (IOException)
+            {
+                // A reset (our Abort) ends the association as well as an EOF does.
+            }
+        });
+        var socket = await Socks5DatagramSocket.AssociateAsync(transport, new UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0)), null, CancellationToken.None);
+        Assert.False(server.IsCompleted);
+        await socket.DisposeAsync().AsTask().WaitAsync(Deadline);
+        await server.WaitAsync(Deadline);
+        Assert.False(socket.Closed.IsCompleted, "our own disposal is not the proxy ending the association");
+        socket.Dispose(); // twice is harmless
     }
 
     [Fact]
