@@ -92,6 +92,13 @@ public sealed partial class TorrentClient : IAsyncDisposable
     /// <summary>The one port every torrent is reached on; 0 before <see cref="StartAsync"/> or without listeners.</summary>
     public int Port => _shared.Router.Port;
 
+    /// <summary>An incoming connection was admitted by the shared router (before its handshake); what tests of admission watch.</summary>
+    internal event Action<IPEndPoint>? IncomingAdmitted
+    {
+        add => _shared.Router.IncomingAdmitted += value;
+        remove => _shared.Router.IncomingAdmitted -= value;
+    }
+
     /// <summary>The torrents, in no particular order.</summary>
     public IReadOnlyList<TorrentHandle> Torrents
     {

@@ -30,7 +30,11 @@ public sealed class BackgroundTasks
         ArgumentNullException.ThrowIfNull(task);
         if (task.IsCompleted && task.Status == TaskStatus.RanToCompletion) return;
         lock (_gate) _running.Add(task);
-        task.GetAwaiter().UnsafeOnCompleted(() => Forget(task));
+        // A ContinueWith run synchronously, not an await continuation (GetAwaiter().OnCompleted): when a task has an
+        // await continuation, the runtime runs every later one (WhenAllAsync's, an engine's DisposeAsync awaiting it)
+        // on the thread pool instead of inline, which took an engine's disposal off a single-threaded scheduler.
+        _ = task.ContinueWith(static (t, state) => ((BackgroundTasks)state!).Forget(t), this, CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
     /// <summary>

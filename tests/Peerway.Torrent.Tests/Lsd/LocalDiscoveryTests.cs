@@ -79,7 +79,7 @@ public sealed class LocalDiscoveryTests : IAsyncLifetime
         }
     }
 
-    private async Task<(TorrentMetainfo Meta, byte[] Content)> MakeTorrent(int size, bool isPrivate = false)
+    private async Task<(TorrentMetainfo Meta, byte[] Content)> MakeTorrentAsync(int size, bool isPrivate = false)
     {
         var path = Path.Combine(_dir, Guid.NewGuid().ToString("N"));
         var content = RandomNumberGenerator.GetBytes(size);
@@ -90,7 +90,7 @@ public sealed class LocalDiscoveryTests : IAsyncLifetime
         return (meta!, content);
     }
 
-    private async Task<TorrentClient> StartClient(ITorrentStorageFactory storage)
+    private async Task<TorrentClient> StartClientAsync(ITorrentStorageFactory storage)
     {
         var client = new TorrentClient([new TcpStreamTransport()], new TorrentClientOptions { ListenEndPoints = [new IPEndPoint(IPAddress.Loopback, 0)] }, storage, TimeProvider.System);
         _disposables.Add(client);
@@ -107,12 +107,12 @@ public sealed class LocalDiscoveryTests : IAsyncLifetime
     }
 
     /// <summary>A client seeding one torrent, with LSD on a fake clock (50 datagrams a second at most).</summary>
-    private async Task<(TorrentMetainfo Meta, FakeTimeProvider Time, Group Group, Group.Member Socket, LocalDiscovery Lsd)> SeedWithLsd(bool isPrivate = false)
+    private async Task<(TorrentMetainfo Meta, FakeTimeProvider Time, Group Group, Group.Member Socket, LocalDiscovery Lsd)> SeedWithLsdAsync(bool isPrivate = false)
     {
-        var (meta, content) = await MakeTorrent(100_000, isPrivate);
+        var (meta, content) = await MakeTorrentAsync(100_000, isPrivate);
         var store = new MemoryStorageFactory();
         store.Add(meta.Info, content);
-        var client = await StartClient(store);
+        var client = await StartClientAsync(store);
         var time = new FakeTimeProvider();
         var group = new Group();
         var socket = group.Join(IPAddress.Loopback);
@@ -124,16 +124,16 @@ public sealed class LocalDiscoveryTests : IAsyncLifetime
     [Fact]
     public async Task Two_clients_find_each_other_by_their_announces_and_the_download_completes()
     {
-        var (meta, content) = await MakeTorrent(300_000);
+        var (meta, content) = await MakeTorrentAsync(300_000);
         var group = new Group();
         var seedStore = new MemoryStorageFactory();
         seedStore.Add(meta.Info, content);
-        var seeder = await StartClient(seedStore);
+        var seeder = await StartClientAsync(seedStore);
         var seedLsd = Discover(seeder, group.Join(IPAddress.Loopback));
         await seeder.AddAsync(meta, "seed", new TorrentAddOptions { SeedOnly = true });
 
         var leechStore = new MemoryStorageFactory();
-        var leecher = await StartClient(leechStore);
+        var leecher = await StartClientAsync(leechStore);
         var leechLsd = Discover(leecher, group.Join(IPAddress.Loopback));
         // No peers given: the leecher's announce on add reaches the seeder, which dials it (and the other way round).
         var handle = await leecher.AddAsync(meta, "dl");
@@ -149,7 +149,7 @@ public sealed class LocalDiscoveryTests : IAsyncLifetime
     [Fact]
     public async Task Unknown_torrents_malformed_datagrams_and_floods_cost_a_bounded_amount_and_add_no_peer()
     {
-        var (meta, time, group, _, lsd) = await SeedWithLsd();
+        var (meta, time, group, _, lsd) = await SeedWithLsdAsync();
         var stranger = new IPEndPoint(IPAddress.Parse("127.0.0.9"), 6771);
         var buffer = new byte[LsdCodec.MaxMessageSize];
         var n = LsdCodec.Encode("239.192.152.143:6771", 1234, [NodeId.Random()], "abc", buffer);
@@ -174,7 +174,7 @@ public sealed class LocalDiscoveryTests : IAsyncLifetime
     [Fact]
     public async Task A_private_torrent_is_neither_announced_nor_given_peers_by_lsd()
     {
-        var (meta, time, group, socket, lsd) = await SeedWithLsd(isPrivate: true);
+        var (meta, time, group, socket, lsd) = await SeedWithLsdAsync(isPrivate: true);
         time.Advance(TimeSpan.FromMinutes(11));
         Assert.Equal(0, socket.Sent);
         var buffer = new byte[LsdCodec.MaxMessageSize];
@@ -187,7 +187,7 @@ public sealed class LocalDiscoveryTests : IAsyncLifetime
     [Fact]
     public async Task A_torrent_is_announced_on_add_twice_more_then_every_interval_and_no_more()
     {
-        var (_, time, _, socket, lsd) = await SeedWithLsd();
+        var (_, time, _, socket, lsd) = await SeedWithLsdAsync();
         Assert.True(await socket.Sends.WaitAsync(Deadline));
         time.Advance(TimeSpan.FromSeconds(2));
         Assert.True(await socket.Sends.WaitAsync(Deadline));

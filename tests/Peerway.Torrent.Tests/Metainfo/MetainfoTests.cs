@@ -50,7 +50,7 @@ public sealed class MetainfoTests : IDisposable
     }
 
     [Fact]
-    public void Rejects_unsafe_name() 
+    public void Rejects_unsafe_name()
     {
         var inner = "6:lengthi10e4:name2:..12:piece lengthi16384e" + Pieces(1);
         Assert.False(MetainfoParser.TryParse(Torrent(inner), out _, out var error));

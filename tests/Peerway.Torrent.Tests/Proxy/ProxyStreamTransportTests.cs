@@ -72,7 +72,7 @@ public sealed class ProxyStreamTransportTests
         }
     }
 
-    internal static async Task<(ProxyStreamTransport Transport, TcpListener Listener)> Proxy(ProxyKind kind, string? user = null, string? password = null)
+    internal static async Task<(ProxyStreamTransport Transport, TcpListener Listener)> ProxyAsync(ProxyKind kind, string? user = null, string? password = null)
     {
         var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
@@ -84,7 +84,7 @@ public sealed class ProxyStreamTransportTests
     [Fact]
     public async Task Http_connect_sends_the_target_and_credentials_and_reads_no_further_than_the_response_head()
     {
-        var (transport, listener) = await Proxy(ProxyKind.HttpConnect, "u", "p");
+        var (transport, listener) = await ProxyAsync(ProxyKind.HttpConnect, "u", "p");
         using var _ = listener;
         var server = ScriptAsync(listener, "\r\n\r\n"u8.ToArray(), "HTTP/1.1 200 Connection established\r\nVia: test\r\n\r\n"u8.ToArray());
         await using var connection = await transport.ConnectAsync(new IPEndPoint(IPAddress.Parse("10.1.2.3"), 6881), CancellationToken.None);
@@ -101,7 +101,7 @@ public sealed class ProxyStreamTransportTests
     [Fact]
     public async Task Http_connect_refused_is_a_proxy_exception_naming_the_status()
     {
-        var (transport, listener) = await Proxy(ProxyKind.HttpConnect);
+        var (transport, listener) = await ProxyAsync(ProxyKind.HttpConnect);
         using var _ = listener;
         var server = ScriptAsync(listener, "\r\n\r\n"u8.ToArray(), "HTTP/1.1 403 Forbidden\r\n\r\n"u8.ToArray());
         var ex = await Assert.ThrowsAsync<ProxyException>(async () => await transport.ConnectAsync(new IPEndPoint(IPAddress.Loopback, 9), CancellationToken.None));
@@ -112,7 +112,7 @@ public sealed class ProxyStreamTransportTests
     [Fact]
     public async Task Socks5_connect_to_ipv6_sends_rfc_1928_bytes()
     {
-        var (transport, listener) = await Proxy(ProxyKind.Socks5);
+        var (transport, listener) = await ProxyAsync(ProxyKind.Socks5);
         using var _ = listener;
         // Greeting 05 01 00, then CONNECT 05 01 00 04 <16 bytes> <port>; the reply binds a domain name (ATYP 3).
         var server = Task.Run(async () =>

@@ -134,7 +134,7 @@ public sealed class Socks5UdpTests
     [Fact]
     public async Task Datagrams_go_through_the_relay_with_the_header_and_come_back_from_their_source_until_the_control_connection_closes()
     {
-        var (transport, listener) = await ProxyStreamTransportTests.Proxy(ProxyKind.Socks5);
+        var (transport, listener) = await ProxyStreamTransportTests.ProxyAsync(ProxyKind.Socks5);
         using var _ = listener;
         using var relay = new UdpClient(new IPEndPoint(IPAddress.Loopback, 0));
         var relayPort = ((IPEndPoint)relay.Client.LocalEndPoint!).Port;
@@ -189,7 +189,7 @@ public sealed class Socks5UdpTests
     [Fact]
     public async Task A_proxy_that_refuses_udp_associate_is_a_proxy_exception_naming_the_reply()
     {
-        var (transport, listener) = await ProxyStreamTransportTests.Proxy(ProxyKind.Socks5);
+        var (transport, listener) = await ProxyStreamTransportTests.ProxyAsync(ProxyKind.Socks5);
         using var _ = listener;
         var server = GrantAsync(listener, 0, 7, Task.CompletedTask);
         using var inner = new UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0));

@@ -11,7 +11,7 @@ public sealed class TorrentStorageTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, true);
 
-    private async Task<(TorrentInfo Info, byte[] Content)> MultiFileTorrent()
+    private async Task<(TorrentInfo Info, byte[] Content)> MultiFileTorrentAsync()
     {
         var src = Path.Combine(_dir, "src", "set");
         Directory.CreateDirectory(Path.Combine(src, "d"));
@@ -29,7 +29,7 @@ public sealed class TorrentStorageTests : IDisposable
     [Fact]
     public async Task Memory_storage_keeps_only_verified_pieces_and_reads_the_rest_as_zeros()
     {
-        var (info, content) = await MultiFileTorrent();
+        var (info, content) = await MultiFileTorrentAsync();
         using var storage = new MemoryTorrentStorage(info);
         var bad = Piece(info, content, 1);
         bad[5] ^= 1;
@@ -53,7 +53,7 @@ public sealed class TorrentStorageTests : IDisposable
     [Fact]
     public async Task File_storage_for_seeding_refuses_content_that_does_not_match()
     {
-        var (info, content) = await MultiFileTorrent();
+        var (info, content) = await MultiFileTorrentAsync();
         var factory = new FileStorageFactory(new FileStorageOptions(), TimeProvider.System);
         using (var seeding = factory.Open(info, Path.Combine(_dir, "src"), seedOnly: true, CancellationToken.None))
         {
@@ -71,7 +71,7 @@ public sealed class TorrentStorageTests : IDisposable
     [InlineData(true)] // O_DIRECT for the block-aligned parts, buffered for unaligned tails and file boundaries.
     public async Task Writes_only_verified_pieces_across_file_boundaries(bool directWrites)
     {
-        var (info, content) = await MultiFileTorrent();
+        var (info, content) = await MultiFileTorrentAsync();
         var dl = Path.Combine(_dir, "dl");
         using (var storage = TorrentStorage.Open(info, dl, create: true, directWrites: directWrites))
         {
@@ -81,7 +81,7 @@ public sealed class TorrentStorageTests : IDisposable
             var bad = Piece(info, content, 2);
             bad[5] ^= 1;
             Assert.False(storage.TryWriteVerifiedPiece(2, bad));
-            Assert.All(File.ReadAllBytes(Path.Combine(dl, "set", "a")), b => Assert.Equal(0, b));
+            Assert.All(await File.ReadAllBytesAsync(Path.Combine(dl, "set", "a")), b => Assert.Equal(0, b));
             for (var p = 0; p < info.PieceCount; p++) Assert.True(storage.TryWriteVerifiedPiece(p, Piece(info, content, p)));
             Assert.True(storage.IsComplete);
             var block = new byte[100];
@@ -89,13 +89,13 @@ public sealed class TorrentStorageTests : IDisposable
             Assert.Equal(content.AsSpan((2 * 16384) + 16384 - 50, 100).ToArray(), block);
         }
 
-        Assert.Equal(content, File.ReadAllBytes(Path.Combine(dl, "set", "a")).Concat(File.ReadAllBytes(Path.Combine(dl, "set", "d", "b"))));
+        Assert.Equal(content, (await File.ReadAllBytesAsync(Path.Combine(dl, "set", "a"))).Concat(await File.ReadAllBytesAsync(Path.Combine(dl, "set", "d", "b"))));
     }
 
     [Fact]
     public async Task Resume_is_trusted_only_when_size_and_mtime_match()
     {
-        var (info, content) = await MultiFileTorrent();
+        var (info, content) = await MultiFileTorrentAsync();
         var dl = Path.Combine(_dir, "dl");
         using (var storage = TorrentStorage.Open(info, dl, create: true))
         {
@@ -130,7 +130,7 @@ public sealed class TorrentStorageTests : IDisposable
     [Fact]
     public async Task Lying_resume_file_is_not_trusted_after_files_change()
     {
-        var (info, content) = await MultiFileTorrent();
+        var (info, content) = await MultiFileTorrentAsync();
         var dl = Path.Combine(_dir, "dl");
         using (var storage = TorrentStorage.Open(info, dl, create: true))
         {
@@ -154,7 +154,7 @@ public sealed class TorrentStorageTests : IDisposable
     [Fact]
     public async Task Existing_files_are_resume_data_and_only_the_torrents_pieces_are_written_into_them()
     {
-        var (info, content) = await MultiFileTorrent();
+        var (info, content) = await MultiFileTorrentAsync();
         var dl = Path.Combine(_dir, "dl");
         var a = Path.Combine(dl, "set", "a");
         Directory.CreateDirectory(Path.GetDirectoryName(a)!);
@@ -168,13 +168,13 @@ public sealed class TorrentStorageTests : IDisposable
             for (var p = 2; p < info.PieceCount; p++) Assert.True(storage.TryWriteVerifiedPiece(p, Piece(info, content, p)));
         }
 
-        Assert.Equal(content, File.ReadAllBytes(a).Concat(File.ReadAllBytes(Path.Combine(dl, "set", "d", "b"))));
+        Assert.Equal(content, (await File.ReadAllBytesAsync(a)).Concat(await File.ReadAllBytesAsync(Path.Combine(dl, "set", "d", "b"))));
     }
 
     [Fact]
     public async Task A_zero_filled_file_fits_as_a_download_nothing_was_written_into_yet()
     {
-        var (info, _) = await MultiFileTorrent();
+        var (info, _) = await MultiFileTorrentAsync();
         var dl = Path.Combine(_dir, "dl");
         Directory.CreateDirectory(Path.Combine(dl, "set"));
         await File.WriteAllBytesAsync(Path.Combine(dl, "set", "a"), new byte[40_000]);
@@ -189,7 +189,7 @@ public sealed class TorrentStorageTests : IDisposable
     [InlineData(false)] // same size, other content: not one of its pieces verifies
     public async Task A_file_that_does_not_fit_is_untouched_and_nothing_is_created_unless_overwrite(bool larger)
     {
-        var (info, content) = await MultiFileTorrent();
+        var (info, content) = await MultiFileTorrentAsync();
         var dl = Path.Combine(_dir, "dl");
         var a = Path.Combine(dl, "set", "a");
         Directory.CreateDirectory(Path.GetDirectoryName(a)!);
@@ -200,7 +200,7 @@ public sealed class TorrentStorageTests : IDisposable
 
         Assert.Equal(OutputConflict.DoesNotFit, refused.Conflict);
         Assert.Contains(a, refused.Message, StringComparison.Ordinal);
-        Assert.Equal(theirs, File.ReadAllBytes(a));
+        Assert.Equal(theirs, await File.ReadAllBytesAsync(a));
         Assert.False(Directory.Exists(Path.Combine(dl, "set", "d"))); // every check comes before any change
 
         using var storage = TorrentStorage.Open(info, dl, create: true, overwrite: true);
@@ -211,7 +211,7 @@ public sealed class TorrentStorageTests : IDisposable
     [Fact]
     public async Task A_piece_write_torn_by_a_crash_does_not_make_our_own_file_look_like_someone_elses()
     {
-        var (info, content) = await MultiFileTorrent();
+        var (info, content) = await MultiFileTorrentAsync();
         var dl = Path.Combine(_dir, "dl");
         var a = Path.Combine(dl, "set", "a");
         TorrentStorage.Open(info, dl, create: true).Dispose();
@@ -251,7 +251,7 @@ public sealed class TorrentStorageTests : IDisposable
     [InlineData(".peerway", "directory", OutputConflict.SymbolicLink)] // our resume directory is in the output tree too
     public async Task Links_and_non_regular_files_in_the_output_tree_are_refused_and_never_followed(string at, string what, OutputConflict expected)
     {
-        var (info, _) = await MultiFileTorrent();
+        var (info, _) = await MultiFileTorrentAsync();
         var dl = Path.Combine(_dir, "dl");
         var outside = Directory.CreateDirectory(Path.Combine(_dir, "outside")).FullName;
         var outsideFile = Path.Combine(outside, "victim");
@@ -278,7 +278,7 @@ public sealed class TorrentStorageTests : IDisposable
 
         Assert.Equal(expected, refused.Conflict);
         Assert.Equal([outsideFile], Directory.GetFileSystemEntries(outside));
-        Assert.Equal([1, 2, 3], File.ReadAllBytes(outsideFile));
+        Assert.Equal([1, 2, 3], await File.ReadAllBytesAsync(outsideFile));
     }
 
     [Fact]

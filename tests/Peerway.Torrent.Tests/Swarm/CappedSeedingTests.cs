@@ -44,8 +44,8 @@ public sealed class CappedSeedingTests(ITestOutputHelper output) : IAsyncLifetim
         var info = meta.Info;
         using var hang = new CancellationTokenSource(TimeSpan.FromMinutes(2)); // a guard against a hung socket, not a measurement
         var endPoint = new IPEndPoint(IPAddress.Loopback, seeder.ListenPort);
-        var streamer = new StreamingClient(await Connect(endPoint, meta.InfoHash, hang.Token), info, content);
-        var plain = new PlainClient(await Connect(endPoint, meta.InfoHash, hang.Token), info, content);
+        var streamer = new StreamingClient(await ConnectAsync(endPoint, meta.InfoHash, hang.Token), info, content);
+        var plain = new PlainClient(await ConnectAsync(endPoint, meta.InfoHash, hang.Token), info, content);
 
         // Ideal: both peers' bytes at the cap. A seeder that leaves the streaming client's cancelled requests unanswered
         // stalls it for good, so this bound is far beyond what a working seeder needs and fails only on a stall.
@@ -82,7 +82,7 @@ public sealed class CappedSeedingTests(ITestOutputHelper output) : IAsyncLifetim
         const long rate = Block / 2; // 8 KiB/s: a 16 KiB block takes two seconds' budget
         var (meta, content, time, seeder) = await SeedAsync(rate, new TorrentSessionOptions().MaxIncomingRequests);
         using var hang = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        var plain = new PlainClient(await Connect(new IPEndPoint(IPAddress.Loopback, seeder.ListenPort), meta.InfoHash, hang.Token), meta.Info, content);
+        var plain = new PlainClient(await ConnectAsync(new IPEndPoint(IPAddress.Loopback, seeder.ListenPort), meta.InfoHash, hang.Token), meta.Info, content);
         const int ticks = 80; // 8 s: 64 KiB at the cap, four blocks
         for (var i = 0; i < ticks; i++)
         {
@@ -112,7 +112,7 @@ public sealed class CappedSeedingTests(ITestOutputHelper output) : IAsyncLifetim
         return (meta, content, time, seeder);
     }
 
-    private async Task<ScriptedPeer> Connect(IPEndPoint endPoint, Peerway.Core.NodeId infoHash, CancellationToken ct)
+    private async Task<ScriptedPeer> ConnectAsync(IPEndPoint endPoint, Peerway.Core.NodeId infoHash, CancellationToken ct)
     {
         var peer = await ScriptedPeer.ConnectAsync(endPoint, infoHash, ct);
         _disposables.Add(peer);

@@ -1,8 +1,7 @@
 using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
-using Microsoft.Extensions.Time.Testing;
 using Peerway.Core;
+using Peerway.Net;
 using Peerway.Torrent.Encryption;
 using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Swarm;
@@ -12,267 +11,254 @@ namespace Peerway.Torrent.Tests.Swarm;
 
 /// <summary>
 /// Connection admission (issue 20, "idle connections cannot lock a seeder out"): the handshake timeout, the inactivity
-/// timeout, the per-IP limit and the eviction rule, each against a real seeding session over loopback TCP with raw wire
-/// clients, on a <see cref="FakeTimeProvider"/> (rates and timeouts move only when the test advances the clock).
+/// timeout, the per-IP limit and the eviction rule, each against a seeding <see cref="TorrentClient"/> in a
+/// <see cref="SimulatedSwarm"/> with raw wire clients (<see cref="WireClient"/>): virtual network, memory storage, fake
+/// clock (timeouts move only when the swarm runs virtual time), one thread.
 /// </summary>
-public sealed class ConnectionLimitTests : IAsyncLifetime
+public sealed class ConnectionLimitTests
 {
-    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(30);
-    private readonly string _dir = Directory.CreateTempSubdirectory("pw-limits-").FullName;
-    private readonly List<IAsyncDisposable> _disposables = [];
-    private readonly FakeTimeProvider _time = new();
-    private TorrentMetainfo _meta = null!;
-    private string _source = null!;
+    private static readonly byte[] Payload = RandomNumberGenerator.GetBytes(256 * 1024);
+    private static readonly TorrentMetainfo Meta = SimulatedSwarm.MakeTorrent(Payload, 32 * 1024);
 
-    public async Task InitializeAsync()
+    /// <summary>A seeding client whose connection limits are <paramref name="options"/>' (what a session alone used to
+    /// apply on its own port; in a client the limit, the per-IP limit and the handshake timeout are the client's).</summary>
+    private static (SimulatedSwarm.Peer Peer, TorrentHandle Handle) Seeder(SimulatedSwarm swarm, TorrentSessionOptions options)
     {
-        _source = Path.Combine(_dir, "seed", "payload.bin");
-        Directory.CreateDirectory(Path.GetDirectoryName(_source)!);
-        await File.WriteAllBytesAsync(_source, RandomNumberGenerator.GetBytes(256 * 1024));
-        var bytes = await TorrentCreator.CreateAsync(_source, new TorrentCreateOptions { PieceLength = 32 * 1024 });
-        Assert.True(MetainfoParser.TryParse(bytes, out var meta, out _));
-        _meta = meta!;
-    }
-
-    public async Task DisposeAsync()
-    {
-        for (var i = _disposables.Count - 1; i >= 0; i--) await _disposables[i].DisposeAsync();
-        Directory.Delete(_dir, true);
-    }
-
-    private async Task<(TorrentSession Session, IPEndPoint EndPoint)> SeederAsync(TorrentSessionOptions options)
-    {
-        var s = TestSessions.Create(_meta.InfoHash, _meta.Info, _source, true, options with { ListenAddress = IPAddress.Any }, _time);
-        _disposables.Add(s);
-        await s.StartAsync(CancellationToken.None);
-        return (s, new IPEndPoint(IPAddress.Loopback, s.ListenPort));
-    }
-
-    private async Task<WireClient> ConnectAsync(IPEndPoint target, IPAddress? from = null)
-    {
-        var c = await WireClient.ConnectAsync(target, from);
-        _disposables.Add(c);
-        return c;
+        var peer = swarm.AddPeer(options: new TorrentClientOptions
+        {
+            Encryption = EncryptionPolicy.Prefer,
+            MaxConnections = options.MaxConnections,
+            MaxConnectionsPerIp = options.MaxConnectionsPerIp,
+            HandshakeTimeout = options.HandshakeTimeout,
+        });
+        return (peer, peer.Seed(Meta, Payload, new TorrentAddOptions { Session = options }));
     }
 
     /// <summary>A client that completed the handshake and was registered by the session (its PeerConnected event).</summary>
-    private async Task<WireClient> RegisteredAsync(TorrentSession session, IPEndPoint target, IPAddress? from = null)
+    private static WireClient Registered(SimulatedSwarm swarm, TorrentHandle seeder, IPEndPoint target, VirtualStreamEndpoint? from = null)
     {
-        var c = await ConnectAsync(target, from);
-        var registered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        session.PeerConnected += id =>
-        {
-            if (id == c.PeerId) registered.TrySetResult();
-        };
-        await c.SendHandshakeAsync(_meta.InfoHash);
-        await Task.WhenAny(registered.Task, c.Closed.Task).WaitAsync(Deadline);
-        Assert.True(registered.Task.IsCompleted, "the session closed the connection instead of registering the peer");
+        var c = swarm.Wire(target, from);
+        var registered = false;
+        seeder.Session!.PeerConnected += id => registered |= id == c.PeerId;
+        swarm.Run(() => c.SendHandshakeAsync(Meta.InfoHash));
+        swarm.Wait(() => registered || c.Closed.Task.IsCompleted, "the session neither registered nor closed the peer");
+        Assert.True(registered, "the session closed the connection instead of registering the peer");
         return c;
+    }
+
+    private static void Interested(SimulatedSwarm swarm, WireClient c)
+    {
+        swarm.Run(() => c.SendAsync(w => PeerWire.WriteSimple(w, PeerMessageType.Interested)));
+        swarm.Wait(c.Unchoked.Task, "an interested peer was not unchoked");
+    }
+
+    private static void DownloadBlock(SimulatedSwarm swarm, WireClient c, int piece, int begin)
+    {
+        var before = c.PiecesReceived;
+        swarm.Run(() => c.SendAsync(w => PeerWire.WriteBlockMessage(w, PeerMessageType.Request, piece, begin, 16384)));
+        swarm.Wait(() => c.PiecesReceived > before, $"block {piece}/{begin} did not arrive");
     }
 
     /// <summary>A registered client that has downloaded two blocks: payload moved, so it counts as transferring.</summary>
-    private async Task<WireClient> DownloaderAsync(TorrentSession session, IPEndPoint target)
+    private static WireClient Downloader(SimulatedSwarm swarm, TorrentHandle seeder, IPEndPoint target)
     {
-        var c = await RegisteredAsync(session, target);
-        await c.InterestedAsync(Deadline);
-        // The first block's upload is accounted (under the lock, on the connection's read task) before that task reads
-        // the second request, so once the second block arrives the first is in the upload rate.
-        await c.DownloadBlockAsync(0, 0, 16384, Deadline);
-        await c.DownloadBlockAsync(0, 16384, 16384, Deadline);
+        var c = Registered(swarm, seeder, target);
+        Interested(swarm, c);
+        DownloadBlock(swarm, c, 0, 0);
+        DownloadBlock(swarm, c, 0, 16384);
         return c;
     }
 
-    [Fact]
-    public async Task A_connection_that_does_not_complete_the_handshake_is_closed_after_the_handshake_timeout_on_the_session_clock()
+    /// <summary>Sends a handshake and runs until the seeder closes the connection without answering it.</summary>
+    private static void Refused(SimulatedSwarm swarm, WireClient c)
     {
-        // The dial timeout is an hour: the handshake has its own limit, and it runs on the session's clock.
-        var (seeder, ep) = await SeederAsync(new TorrentSessionOptions { HandshakeTimeout = TimeSpan.FromSeconds(10), ConnectTimeout = TimeSpan.FromHours(1) });
-        var admitted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        seeder.IncomingAdmitted += _ => admitted.TrySetResult();
-        var slow = await ConnectAsync(ep);
-        await admitted.Task.WaitAsync(Deadline);
-        // 20 of the 68 bytes, then nothing.
-        await slow.SendHandshakeAsync(_meta.InfoHash, bytes: 20);
-        _time.Advance(TimeSpan.FromSeconds(9));
-        Assert.False(slow.Closed.Task.IsCompleted);
-        _time.Advance(TimeSpan.FromSeconds(2));
-        await slow.Closed.Task.WaitAsync(Deadline);
-        Assert.False(slow.HandshakeReceived.Task.IsCompleted);
-        Assert.Equal(0, seeder.GetStats().Connections);
-
-        // A peer that completes its handshake in time is registered as usual.
-        await RegisteredAsync(seeder, ep);
-        Assert.Equal(1, seeder.GetStats().Connections);
+        swarm.Run(() => c.SendHandshakeAsync(Meta.InfoHash));
+        swarm.Wait(c.Closed.Task, "the connection was not closed");
+        Assert.False(c.HandshakeReceived.Task.IsCompleted);
     }
 
     [Fact]
-    public async Task An_mse_handshake_that_stalls_is_closed_by_the_same_handshake_timeout_on_the_session_clock()
+    public void A_connection_that_does_not_complete_the_handshake_is_closed_after_the_handshake_timeout_on_the_session_clock() => SimulatedSwarm.OnDeepStack(() =>
     {
-        // Admission happens on the bare socket, before MSE: the negotiation counts against the handshake timeout from
-        // that moment, on the session's clock (not the hour-long dial timeout, not the wall clock).
-        var (seeder, ep) = await SeederAsync(new TorrentSessionOptions { HandshakeTimeout = TimeSpan.FromSeconds(10), ConnectTimeout = TimeSpan.FromHours(1) });
-        var admitted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        seeder.IncomingAdmitted += _ => admitted.TrySetResult();
-        var slow = await ConnectAsync(ep);
-        await admitted.Task.WaitAsync(Deadline);
+        using var swarm = new SimulatedSwarm();
+        // The dial timeout is an hour: the handshake has its own limit, and it runs on the session's clock.
+        var (seeder, handle) = Seeder(swarm, new TorrentSessionOptions { HandshakeTimeout = TimeSpan.FromSeconds(10), ConnectTimeout = TimeSpan.FromHours(1) });
+        var admitted = false;
+        seeder.Client.IncomingAdmitted += _ => admitted = true;
+        var slow = swarm.Wire(seeder.EndPoint);
+        swarm.Wait(() => admitted, "the connection was not admitted");
+        // 20 of the 68 bytes, then nothing.
+        swarm.Run(() => slow.SendHandshakeAsync(Meta.InfoHash, bytes: 20));
+        swarm.RunFor(TimeSpan.FromSeconds(9));
+        Assert.False(slow.Closed.Task.IsCompleted);
+        swarm.Wait(slow.Closed.Task, "the stalled handshake was not closed", TimeSpan.FromSeconds(2));
+        Assert.False(slow.HandshakeReceived.Task.IsCompleted);
+        Assert.Equal(0, handle.GetStats().Connections);
+
+        // A peer that completes its handshake in time is registered as usual.
+        Registered(swarm, handle, seeder.EndPoint);
+        Assert.Equal(1, handle.GetStats().Connections);
+    });
+
+    [Fact]
+    public void An_mse_handshake_that_stalls_is_closed_by_the_same_handshake_timeout_on_the_session_clock() => SimulatedSwarm.OnDeepStack(() =>
+    {
+        // Admission happens on the bare connection, before MSE: the negotiation counts against the handshake timeout
+        // from that moment, on the session's clock (not the hour-long dial timeout, not the wall clock).
+        using var swarm = new SimulatedSwarm();
+        var (seeder, handle) = Seeder(swarm, new TorrentSessionOptions { HandshakeTimeout = TimeSpan.FromSeconds(10), ConnectTimeout = TimeSpan.FromHours(1) });
+        var admitted = false;
+        seeder.Client.IncomingAdmitted += _ => admitted = true;
+        var slow = swarm.Wire(seeder.EndPoint);
+        swarm.Wait(() => admitted, "the connection was not admitted");
         // A 96-byte DH public key (Ya: not a plain handshake, whose first byte is 19), then nothing.
         var ya = RandomNumberGenerator.GetBytes(96);
         ya[0] = 0x80;
-        await slow.SendAsync(w => System.Buffers.BuffersExtensions.Write(w, ya));
-        _time.Advance(TimeSpan.FromSeconds(9));
+        swarm.Run(() => slow.SendAsync(w => System.Buffers.BuffersExtensions.Write(w, ya)));
+        swarm.RunFor(TimeSpan.FromSeconds(9));
         Assert.False(slow.Closed.Task.IsCompleted);
-        _time.Advance(TimeSpan.FromSeconds(2));
-        await slow.Closed.Task.WaitAsync(Deadline);
-        Assert.Equal(0, seeder.GetStats().Connections);
-    }
+        swarm.Wait(slow.Closed.Task, "the stalled MSE handshake was not closed", TimeSpan.FromSeconds(2));
+        Assert.Equal(0, handle.GetStats().Connections);
+    });
 
     [Fact]
-    public async Task Silent_connections_filling_the_handshake_slots_make_way_for_a_real_peer_once_they_have_had_a_second()
+    public void Silent_connections_filling_the_handshake_slots_make_way_for_a_real_peer_once_they_have_had_a_second() => SimulatedSwarm.OnDeepStack(() =>
     {
-        var (seeder, ep) = await SeederAsync(new TorrentSessionOptions { MaxConnections = 2 });
+        using var swarm = new SimulatedSwarm();
+        var (seeder, handle) = Seeder(swarm, new TorrentSessionOptions { MaxConnections = 2 });
         var admitted = 0;
-        var bothAdmitted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        seeder.IncomingAdmitted += _ =>
-        {
-            if (Interlocked.Increment(ref admitted) == 2) bothAdmitted.TrySetResult();
-        };
-        var silent = new[] { await ConnectAsync(ep, IPAddress.Parse("127.0.0.3")), await ConnectAsync(ep, IPAddress.Parse("127.0.0.4")) };
-        await bothAdmitted.Task.WaitAsync(Deadline);
+        seeder.Client.IncomingAdmitted += _ => admitted++;
+        var silent = new[] { swarm.Wire(seeder.EndPoint), swarm.Wire(seeder.EndPoint) };
+        swarm.Wait(() => admitted == 2, "the silent connections were not admitted");
 
         // Both handshake slots are taken by connections younger than a second: a newcomer is refused, not given the
         // power to close a handshake that may be on its way.
-        var early = await ConnectAsync(ep);
-        await early.SendHandshakeAsync(_meta.InfoHash);
-        await early.Closed.Task.WaitAsync(Deadline);
-        Assert.False(early.HandshakeReceived.Task.IsCompleted);
+        Refused(swarm, swarm.Wire(seeder.EndPoint));
 
         // A second later the oldest silent one goes and a real peer gets in.
-        _time.Advance(TimeSpan.FromSeconds(1));
-        await RegisteredAsync(seeder, ep);
-        await silent[0].Closed.Task.WaitAsync(Deadline);
+        swarm.RunFor(TimeSpan.FromSeconds(1));
+        Registered(swarm, handle, seeder.EndPoint);
+        swarm.Wait(silent[0].Closed.Task, "the oldest silent connection was not closed");
         Assert.False(silent[1].Closed.Task.IsCompleted);
-    }
+    });
 
     /// <summary>libtorrent's rule: the inactivity timeout applies only while every connection slot is used.</summary>
     [Theory]
     [InlineData(2, true)]
     [InlineData(3, false)]
-    public async Task A_peer_neither_interested_nor_interesting_is_closed_after_the_inactivity_timeout_while_the_session_is_full(int maxConnections, bool full)
+    public void A_peer_neither_interested_nor_interesting_is_closed_after_the_inactivity_timeout_while_the_session_is_full(int maxConnections, bool full) => SimulatedSwarm.OnDeepStack(() =>
     {
+        using var swarm = new SimulatedSwarm();
         var options = new TorrentSessionOptions { MaxConnections = maxConnections, InactivityTimeout = TimeSpan.FromSeconds(60), IdleTimeout = TimeSpan.FromHours(1) };
-        var (seeder, ep) = await SeederAsync(options);
-        var idle = await RegisteredAsync(seeder, ep);
-        var wanting = await RegisteredAsync(seeder, ep);
-        await wanting.InterestedAsync(Deadline);
-        // Ticks run inside Advance, under the session's lock: the count is settled when Advance returns.
-        _time.Advance(TimeSpan.FromSeconds(59));
-        Assert.Equal(2, seeder.GetStats().Connections);
-        _time.Advance(TimeSpan.FromSeconds(61));
-        Assert.Equal(full ? 1 : 2, seeder.GetStats().Connections);
-        if (full) await idle.Closed.Task.WaitAsync(Deadline);
-        else Assert.False(idle.Closed.Task.IsCompleted);
+        var (seeder, handle) = Seeder(swarm, options);
+        var idle = Registered(swarm, handle, seeder.EndPoint);
+        var wanting = Registered(swarm, handle, seeder.EndPoint);
+        Interested(swarm, wanting);
+        swarm.RunFor(TimeSpan.FromSeconds(59));
+        Assert.Equal(2, handle.GetStats().Connections);
+        swarm.RunFor(TimeSpan.FromSeconds(61));
+        Assert.Equal(full ? 1 : 2, handle.GetStats().Connections);
+        Assert.Equal(full, idle.Closed.Task.IsCompleted);
         Assert.False(wanting.Closed.Task.IsCompleted);
-    }
+    });
 
     [Fact]
-    public async Task Connections_from_one_address_beyond_the_per_ip_limit_are_refused_and_other_addresses_still_get_in()
+    public void Connections_from_one_address_beyond_the_per_ip_limit_are_refused_and_other_addresses_still_get_in() => SimulatedSwarm.OnDeepStack(() =>
     {
-        var (seeder, ep) = await SeederAsync(new TorrentSessionOptions { MaxConnectionsPerIp = 3 });
+        using var swarm = new SimulatedSwarm();
+        var (seeder, handle) = Seeder(swarm, new TorrentSessionOptions { MaxConnectionsPerIp = 3 });
+        var host = swarm.Network.AddEndpoint();
         var admitted = new List<WireClient>();
-        for (var i = 0; i < 3; i++) admitted.Add(await RegisteredAsync(seeder, ep, IPAddress.Loopback));
-        for (var i = 0; i < 3; i++)
-        {
-            var refused = await ConnectAsync(ep, IPAddress.Loopback);
-            await refused.SendHandshakeAsync(_meta.InfoHash);
-            await refused.Closed.Task.WaitAsync(Deadline);
-            Assert.False(refused.HandshakeReceived.Task.IsCompleted);
-        }
+        for (var i = 0; i < 3; i++) admitted.Add(Registered(swarm, handle, seeder.EndPoint, host));
+        for (var i = 0; i < 3; i++) Refused(swarm, swarm.Wire(seeder.EndPoint, host));
 
-        Assert.Equal(3, seeder.GetStats().Connections);
+        Assert.Equal(3, handle.GetStats().Connections);
         Assert.All(admitted, c => Assert.False(c.Closed.Task.IsCompleted));
-        await RegisteredAsync(seeder, ep, IPAddress.Parse("127.0.0.2"));
-        Assert.Equal(4, seeder.GetStats().Connections);
-    }
+        Registered(swarm, handle, seeder.EndPoint, swarm.Network.AddEndpoint());
+        Assert.Equal(4, handle.GetStats().Connections);
+    });
 
     [Fact]
-    public async Task A_full_session_drops_its_idle_peer_then_its_longest_waiting_interested_peer_for_newcomers_never_a_downloading_one()
+    public void A_full_session_drops_its_idle_peer_then_its_longest_waiting_interested_peer_for_newcomers_never_a_downloading_one() => SimulatedSwarm.OnDeepStack(() =>
     {
-        var (seeder, ep) = await SeederAsync(new TorrentSessionOptions { MaxConnections = 3 });
-        var downloading = await DownloaderAsync(seeder, ep);
-        var waiting = await RegisteredAsync(seeder, ep);
-        await waiting.InterestedAsync(Deadline);
-        _time.Advance(TimeSpan.FromSeconds(1));
-        var idle = await RegisteredAsync(seeder, ep);
+        using var swarm = new SimulatedSwarm();
+        var (seeder, handle) = Seeder(swarm, new TorrentSessionOptions { MaxConnections = 3 });
+        var downloading = Downloader(swarm, handle, seeder.EndPoint);
+        var waiting = Registered(swarm, handle, seeder.EndPoint);
+        Interested(swarm, waiting);
+        swarm.RunFor(TimeSpan.FromSeconds(1));
+        var idle = Registered(swarm, handle, seeder.EndPoint);
 
         // Full: the newcomer takes the idle peer's place.
-        var first = await RegisteredAsync(seeder, ep);
-        await idle.Closed.Task.WaitAsync(Deadline);
-        Assert.Equal(3, seeder.GetStats().Connections);
+        var first = Registered(swarm, handle, seeder.EndPoint);
+        swarm.Wait(idle.Closed.Task, "the idle peer was not dropped");
+        Assert.Equal(3, handle.GetStats().Connections);
 
         // No idle peer left once the newcomer is interested: the next one replaces the interested peer that has waited
         // longest for payload, not the newer one and not the one downloading.
-        await first.InterestedAsync(Deadline);
-        await RegisteredAsync(seeder, ep);
-        await waiting.Closed.Task.WaitAsync(Deadline);
-        Assert.Equal(3, seeder.GetStats().Connections);
+        Interested(swarm, first);
+        Registered(swarm, handle, seeder.EndPoint);
+        swarm.Wait(waiting.Closed.Task, "the longest-waiting interested peer was not dropped");
+        Assert.Equal(3, handle.GetStats().Connections);
         Assert.False(downloading.Closed.Task.IsCompleted);
         Assert.False(first.Closed.Task.IsCompleted);
-    }
+    });
 
     [Fact]
-    public async Task When_every_connected_peer_is_moving_payload_a_newcomer_is_refused()
+    public void When_every_connected_peer_is_moving_payload_a_newcomer_is_refused() => SimulatedSwarm.OnDeepStack(() =>
     {
-        var (seeder, ep) = await SeederAsync(new TorrentSessionOptions { MaxConnections = 2 });
-        var a = await DownloaderAsync(seeder, ep);
-        var b = await DownloaderAsync(seeder, ep);
-        var newcomer = await ConnectAsync(ep);
+        using var swarm = new SimulatedSwarm();
+        var (seeder, handle) = Seeder(swarm, new TorrentSessionOptions { MaxConnections = 2 });
+        var a = Downloader(swarm, handle, seeder.EndPoint);
+        var b = Downloader(swarm, handle, seeder.EndPoint);
+        var newcomer = swarm.Wire(seeder.EndPoint);
         var registered = false;
-        seeder.PeerConnected += id => registered |= id == newcomer.PeerId;
-        await newcomer.SendHandshakeAsync(_meta.InfoHash);
-        await newcomer.Closed.Task.WaitAsync(Deadline);
+        handle.Session!.PeerConnected += id => registered |= id == newcomer.PeerId;
+        Refused(swarm, newcomer);
         Assert.False(registered);
-        Assert.Equal(2, seeder.GetStats().Connections);
+        Assert.Equal(2, handle.GetStats().Connections);
         Assert.False(a.Closed.Task.IsCompleted);
         Assert.False(b.Closed.Task.IsCompleted);
 
         // Both keep downloading.
-        await a.DownloadBlockAsync(1, 0, 16384, Deadline);
-        await b.DownloadBlockAsync(1, 0, 16384, Deadline);
-    }
+        DownloadBlock(swarm, a, 1, 0);
+        DownloadBlock(swarm, b, 1, 0);
+    });
 
     /// <summary>
     /// The other side of eviction: a leecher that a full seeder dropped (here: right after the handshake, before any
     /// payload) dials it again while it still wants data, so a flood at the seeder cannot keep it out for good.
     /// </summary>
     [Fact]
-    public async Task A_leecher_dropped_by_a_peer_after_the_handshake_dials_it_again()
+    public void A_leecher_dropped_by_a_peer_after_the_handshake_dials_it_again() => SimulatedSwarm.OnDeepStack(() =>
     {
-        using var peer = new TcpListener(IPAddress.Loopback, 0);
-        peer.Start();
-        var leecher = TestSessions.Create(_meta.InfoHash, _meta.Info, Path.Combine(_dir, "dl"), false,
-            new TorrentSessionOptions
-            {
-                // This raw peer speaks plain BitTorrent only; with MSE first (Prefer) it would read the DH key as a handshake.
-                ListenAddress = IPAddress.Loopback, RedialDelay = TimeSpan.FromMilliseconds(100), Encryption = EncryptionPolicy.Off,
-            }, TimeProvider.System);
-        _disposables.Add(leecher);
-        await leecher.StartAsync(CancellationToken.None);
-        var registered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        leecher.PeerConnected += _ => registered.TrySetResult();
-        leecher.AddPeers([(IPEndPoint)peer.LocalEndpoint]);
-        using (var first = await peer.AcceptSocketAsync().WaitAsync(Deadline))
+        using var swarm = new SimulatedSwarm();
+        var host = swarm.Network.AddEndpoint();
+        var listener = swarm.Own(swarm.Run(() => host.ListenAsync(new IPEndPoint(host.Address, 6881), CancellationToken.None).AsTask()));
+        // This raw peer speaks plain BitTorrent only; with MSE first (Prefer) it would read the DH key as a handshake.
+        var leecher = swarm.AddPeer(options: new TorrentClientOptions { Encryption = EncryptionPolicy.Off });
+        var download = leecher.Add(Meta, new TorrentAddOptions { Session = new TorrentSessionOptions { RedialDelay = TimeSpan.FromMilliseconds(100) } });
+        var registered = false;
+        download.Session!.PeerConnected += _ => registered = true;
+        var accepting = SimulatedSwarm.StartAsync(() => listener.AcceptAsync(CancellationToken.None).AsTask());
+        download.Session.AddPeers([listener.LocalEndPoint]);
+        swarm.Wait(accepting, "the leecher did not dial");
+        var first = swarm.Run(() => accepting)!;
+        swarm.Run(async () =>
         {
-            await using var stream = new NetworkStream(first);
-            await stream.ReadExactlyAsync(new byte[PeerWire.HandshakeLength]).AsTask().WaitAsync(Deadline);
+            await first.Stream.ReadExactlyAsync(new byte[PeerWire.HandshakeLength]);
             var ours = new byte[PeerWire.HandshakeLength];
-            PeerWire.WriteHandshake(ours, new PeerHandshake(0, _meta.InfoHash, NodeId.Random()));
-            await stream.WriteAsync(ours);
-            await registered.Task.WaitAsync(Deadline);
-            // Dropped after the handshake, before any payload, as a full seeder drops its least useful peer.
-        }
+            PeerWire.WriteHandshake(ours, new PeerHandshake(0, Meta.InfoHash, NodeId.Random()));
+            await first.Stream.WriteAsync(ours);
+        });
+        swarm.Wait(() => registered, "the leecher did not register the peer");
+        // Dropped after the handshake, before any payload, as a full seeder drops its least useful peer.
+        swarm.Run(() => first.DisposeAsync().AsTask());
 
-        using var second = await peer.AcceptSocketAsync().WaitAsync(Deadline);
-    }
+        var second = swarm.Run(() => listener.AcceptAsync(CancellationToken.None).AsTask());
+        Assert.NotNull(second);
+        swarm.Run(() => second!.DisposeAsync().AsTask());
+    });
 
     [Fact]
     public void Limits_are_validated()

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 using Peerway.Core;
+using Peerway.Net;
 using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Wire;
 
@@ -20,10 +21,15 @@ internal enum FakePeerMode
     Malformed,
 }
 
-/// <summary>A test double speaking the real wire protocol (our codec) that claims every piece and then misbehaves.</summary>
+/// <summary>
+/// A test double speaking the real wire protocol (our codec) that claims every piece and then misbehaves. It listens and
+/// dials through an <see cref="IStreamTransport"/> (an endpoint of a virtual network in the swarm tests). Its completion
+/// sources are polled, never awaited, so none of their continuations leaves the scheduler's thread.
+/// </summary>
 internal sealed class FakePeer : IAsyncDisposable
 {
-    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly IStreamTransport _transport;
+    private readonly IStreamListener _listener;
     private readonly TorrentInfo _info;
     private readonly byte[] _content;
     private readonly FakePeerMode _mode;
@@ -31,18 +37,26 @@ internal sealed class FakePeer : IAsyncDisposable
     private readonly Task _accept;
     private readonly List<Task> _connections = [];
 
-    public FakePeer(TorrentInfo info, byte[] content, FakePeerMode mode)
+    private FakePeer(IStreamTransport transport, IStreamListener listener, TorrentInfo info, byte[] content, FakePeerMode mode)
     {
+        _transport = transport;
+        _listener = listener;
         _info = info;
         _content = content;
         _mode = mode;
-        _listener.Start();
         _accept = AcceptAsync();
+    }
+
+    /// <summary>Listens on <paramref name="at"/> of <paramref name="transport"/>.</summary>
+    public static async Task<FakePeer> StartAsync(IStreamTransport transport, IPEndPoint at, TorrentInfo info, byte[] content, FakePeerMode mode)
+    {
+        var listener = await transport.ListenAsync(at, CancellationToken.None);
+        return new FakePeer(transport, listener, info, content, mode);
     }
 
     public NodeId PeerId { get; } = NodeId.Random();
 
-    public IPEndPoint EndPoint => (IPEndPoint)_listener.LocalEndpoint;
+    public IPEndPoint EndPoint => _listener.LocalEndPoint;
 
     public int Connections;
     public int BlocksSent;
@@ -61,16 +75,17 @@ internal sealed class FakePeer : IAsyncDisposable
     {
         while (!_cts.IsCancellationRequested)
         {
-            Socket s;
+            IStreamConnection? s;
             try
             {
-                s = await _listener.AcceptSocketAsync(_cts.Token);
+                s = await _listener.AcceptAsync(_cts.Token);
             }
-            catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
+            catch (OperationCanceledException)
             {
                 return;
             }
 
+            if (s is null) return;
             lock (_connections) _connections.Add(ServeAsync(s));
         }
     }
@@ -78,18 +93,16 @@ internal sealed class FakePeer : IAsyncDisposable
     /// <summary>Dials <paramref name="target"/> as if reconnecting; returns true if the handshake was answered and the connection then stayed open for a message.</summary>
     public async Task<bool> ReconnectAsync(IPEndPoint target)
     {
-        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await s.ConnectAsync(target);
-        await using var stream = new NetworkStream(s);
+        await using var connection = await _transport.ConnectAsync(target, CancellationToken.None);
+        var stream = connection.Stream;
         await stream.WriteAsync(Handshake());
         var buffer = new byte[PeerWire.HandshakeLength + 64];
         var n = 0;
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         try
         {
             while (true)
             {
-                var read = await stream.ReadAsync(buffer.AsMemory(n), timeout.Token);
+                var read = await stream.ReadAsync(buffer.AsMemory(n));
                 if (read == 0) return false;
                 n += read;
                 if (n > PeerWire.HandshakeLength) return true;
@@ -109,11 +122,11 @@ internal sealed class FakePeer : IAsyncDisposable
         return hs;
     }
 
-    private async Task ServeAsync(Socket socket)
+    private async Task ServeAsync(IStreamConnection connection)
     {
         Interlocked.Increment(ref Connections);
-        using var owned = socket;
-        await using var stream = new NetworkStream(socket);
+        await using var owned = connection;
+        var stream = connection.Stream;
         var ct = _cts.Token;
         try
         {
@@ -152,7 +165,7 @@ internal sealed class FakePeer : IAsyncDisposable
 
                     if (vanish)
                     {
-                        socket.Close();
+                        connection.Abort();
                         return;
                     }
 
@@ -188,15 +201,22 @@ internal sealed class FakePeer : IAsyncDisposable
         return w.WrittenSpan.ToArray();
     }
 
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync()
     {
-        await _cts.CancelAsync();
-        _listener.Stop();
+        CancelInline();
+        return AfterCancelAsync();
+    }
+
+    /// <summary>Inline, not CancelAsync: on a virtual network the cancellation callbacks must run on the scheduler's thread.</summary>
+    private void CancelInline() => _cts.Cancel();
+
+    private async ValueTask AfterCancelAsync()
+    {
+        await _listener.DisposeAsync();
         await _accept;
         Task[] all;
         lock (_connections) all = [.. _connections];
         await Task.WhenAll(all);
-        _listener.Dispose();
         _cts.Dispose();
     }
 }

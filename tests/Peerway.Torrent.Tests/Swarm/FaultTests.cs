@@ -1,65 +1,39 @@
 using System.Net;
 using System.Security.Cryptography;
+using Peerway.Net;
+using Peerway.Torrent.Encryption;
 using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Storage;
 using Peerway.Torrent.Swarm;
 
 namespace Peerway.Torrent.Tests.Swarm;
 
-/// <summary>Misbehaving peers (test doubles speaking the real protocol) against a real session over loopback TCP.</summary>
-public sealed class FaultTests : IAsyncLifetime
+/// <summary>
+/// Misbehaving peers (<see cref="FakePeer"/>: test doubles speaking the real protocol) against a <see cref="TorrentClient"/>
+/// in a <see cref="SimulatedSwarm"/>: virtual network, memory storage, fake clock, one thread; every wait is bounded in
+/// virtual time.
+/// </summary>
+public sealed class FaultTests
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("pw-fault-").FullName;
-    private readonly List<IAsyncDisposable> _disposables = [];
-    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+    /// <summary>The engine's default policy: MSE first, then plain (the fake peers speak plain only).</summary>
+    private static readonly TorrentClientOptions Prefer = new() { Encryption = EncryptionPolicy.Prefer };
 
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public async Task DisposeAsync()
+    private static (TorrentMetainfo Meta, byte[] Content) Content(int size = 2 * 1024 * 1024)
     {
-        for (var i = _disposables.Count - 1; i >= 0; i--) await _disposables[i].DisposeAsync();
-        Directory.Delete(_dir, true);
-    }
-
-    private async Task<(TorrentMetainfo Meta, string Source, byte[] Content)> Content(int size = 2 * 1024 * 1024)
-    {
-        var src = Path.Combine(_dir, "seed", "payload.bin");
-        Directory.CreateDirectory(Path.GetDirectoryName(src)!);
         var content = RandomNumberGenerator.GetBytes(size);
-        await File.WriteAllBytesAsync(src, content);
-        var bytes = await TorrentCreator.CreateAsync(src, new TorrentCreateOptions { PieceLength = 16384 * 2 });
-        Assert.True(MetainfoParser.TryParse(bytes, out var meta, out _));
-        return (meta!, src, content);
+        return (SimulatedSwarm.MakeTorrent(content, 16384 * 2), content);
     }
 
-    private async Task<TorrentSession> Session(TorrentMetainfo meta, string dir, bool source, TorrentSessionOptions? options = null)
+    /// <summary>Counts piece-aligned regions of the stored download that are neither zero (not yet written) nor correct.</summary>
+    private static int CorruptPieces(SimulatedSwarm.Peer peer, TorrentInfo info)
     {
-        var s = TestSessions.Create(meta.InfoHash, meta.Info, dir, source, options ?? new TorrentSessionOptions { ListenAddress = IPAddress.Loopback }, TimeProvider.System);
-        _disposables.Add(s);
-        await s.StartAsync(CancellationToken.None);
-        return s;
-    }
-
-    private FakePeer Fake(TorrentMetainfo meta, byte[] content, FakePeerMode mode)
-    {
-        var f = new FakePeer(meta.Info, content, mode);
-        _disposables.Add(f);
-        return f;
-    }
-
-    /// <summary>Counts piece-aligned regions of the download file that are neither zero (not yet written) nor correct.</summary>
-    private static int CorruptPiecesOnDisk(string path, TorrentInfo info)
-    {
-        if (!File.Exists(path)) return 0;
+        if (peer.Storage.Get(info.InfoHash) is not { } storage) return 0;
+        var bytes = storage.ToArray();
         var bad = 0;
-        var buffer = new byte[info.PieceLength];
-        using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         for (var p = 0; p < info.PieceCount; p++)
         {
-            var span = buffer.AsSpan(0, info.PieceSize(p));
-            f.Position = (long)p * info.PieceLength;
-            f.ReadExactly(span);
-            // A piece is written whole after its hash verified: anything else on disk is a corrupt byte.
+            var span = bytes.AsSpan(p * info.PieceLength, info.PieceSize(p));
+            // A piece is written whole after its hash verified: anything else stored is a corrupt byte.
             if (span.ContainsAnyExcept((byte)0) && !TorrentStorage.VerifyPiece(info, p, span)) bad++;
         }
 
@@ -67,34 +41,36 @@ public sealed class FaultTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Corrupting_peer_is_banned_stays_banned_and_no_corrupt_byte_reaches_the_disk()
+    public void Corrupting_peer_is_banned_stays_banned_and_no_corrupt_byte_reaches_the_storage() => SimulatedSwarm.OnDeepStack(() =>
     {
-        var (meta, src, content) = await Content();
-        var liar = Fake(meta, content, FakePeerMode.Corrupt);
-        var leecher = await Session(meta, Path.Combine(_dir, "dl"), source: false);
-        var file = Path.Combine(_dir, "dl", "payload.bin");
-        // The disk is checked at each moment something may have been written: after every verified piece (on the
+        using var swarm = new SimulatedSwarm();
+        var (meta, content) = Content();
+        var liar = swarm.Fake(meta, content, FakePeerMode.Corrupt);
+        var leecher = swarm.AddPeer(options: Prefer);
+        var download = leecher.Add(meta);
+        // The storage is checked at each moment something may have been written: after every verified piece (on the
         // verifier, before the next piece can be written), when the liar is dropped, and at the end.
         var corrupt = 0;
-        leecher.PieceVerified += _ => Interlocked.Add(ref corrupt, CorruptPiecesOnDisk(file, meta.Info));
-        leecher.AddPeers([liar.EndPoint]);
-        await liar.Dropped.Task.WaitAsync(Deadline);
-        var stats = leecher.GetStats();
+        download.Session!.PieceVerified += _ => corrupt += CorruptPieces(leecher, meta.Info);
+        download.Session.AddPeers([liar.EndPoint]);
+        swarm.Wait(liar.Dropped.Task, "the corrupting peer was not dropped");
+        var stats = download.GetStats();
         Assert.True(stats.HashFailures >= 1);
         Assert.Equal(1, stats.BannedPeers);
         Assert.Equal(0, stats.VerifiedPieces);
-        Assert.Equal(0, CorruptPiecesOnDisk(file, meta.Info));
+        Assert.Equal(0, CorruptPieces(leecher, meta.Info));
 
         // Banned for good: reconnecting (as itself) is refused, and the download completes from an honest seeder.
-        Assert.False(await liar.ReconnectAsync(new IPEndPoint(IPAddress.Loopback, leecher.ListenPort)));
-        var seeder = await Session(meta, src, source: true);
-        leecher.AddPeers([new IPEndPoint(IPAddress.Loopback, seeder.ListenPort), liar.EndPoint]);
-        await leecher.Completed.WaitAsync(Deadline);
-        Assert.Equal(0, Volatile.Read(ref corrupt));
-        Assert.Equal(0, CorruptPiecesOnDisk(file, meta.Info));
-        Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(_dir, "dl", "payload.bin")));
-        Assert.True(leecher.GetStats().ReceivedByPeerId.ContainsKey(seeder.PeerId));
-    }
+        Assert.False(swarm.Run(() => liar.ReconnectAsync(leecher.EndPoint)));
+        var seeder = swarm.AddPeer(options: Prefer);
+        seeder.Seed(meta, content);
+        download.Session.AddPeers([seeder.EndPoint, liar.EndPoint]);
+        swarm.Wait(download.Completed, "the download did not complete");
+        Assert.Equal(0, corrupt);
+        Assert.Equal(0, CorruptPieces(leecher, meta.Info));
+        Assert.Equal(content, leecher.Content(meta));
+        Assert.True(download.GetStats().ReceivedByPeerId.ContainsKey(seeder.Client.PeerId));
+    });
 
     /// <summary>
     /// A peer that is not ready at first (libtorrent closes connections to a torrent it is still checking; a peer from
@@ -102,142 +78,176 @@ public sealed class FaultTests : IAsyncLifetime
     /// In front of the seeder sits a gate that closes the first connection at once and relays later ones.
     /// </summary>
     [Fact]
-    public async Task Peer_that_drops_the_first_connection_is_dialled_again()
+    public void Peer_that_drops_the_first_connection_is_dialled_again() => SimulatedSwarm.OnDeepStack(() =>
     {
-        var (meta, src, content) = await Content(256 * 1024);
-        var seeder = await Session(meta, src, source: true);
-        using var gate = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        gate.Start();
-        var firstDropped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var stop = new CancellationTokenSource();
-        var relay = Task.Run(async () =>
+        using var swarm = new SimulatedSwarm();
+        var (meta, content) = Content(256 * 1024);
+        var seeder = swarm.AddPeer();
+        seeder.Seed(meta, content);
+        var gate = swarm.Own(swarm.Run(() => DropFirstGate.StartAsync(swarm.Network.AddEndpoint(), seeder.EndPoint)));
+        // Plain dials only: under Prefer, the encrypted attempt's plaintext fallback would reconnect at once and hide
+        // whether the redial itself works.
+        var leecher = swarm.AddPeer(options: new TorrentClientOptions { Encryption = EncryptionPolicy.Off });
+        var download = leecher.Add(meta, new TorrentAddOptions
         {
-            var relays = new List<Task>();
-            try
-            {
-                while (true)
-                {
-                    var client = await gate.AcceptTcpClientAsync(stop.Token);
-                    if (!firstDropped.Task.IsCompleted)
-                    {
-                        client.Dispose();
-                        firstDropped.TrySetResult();
-                        continue;
-                    }
-
-                    var upstream = new System.Net.Sockets.TcpClient();
-                    await upstream.ConnectAsync(IPAddress.Loopback, seeder.ListenPort, stop.Token);
-                    relays.Add(Relay(client, upstream, stop.Token));
-                }
-            }
-            catch (OperationCanceledException)
-            {
-                await Task.WhenAll(relays);
-            }
+            Peers = [gate.EndPoint],
+            Session = new TorrentSessionOptions { RedialDelay = TimeSpan.FromMilliseconds(100) },
         });
-        var leecher = await Session(meta, Path.Combine(_dir, "dl"), source: false,
-            // Plain dials only: under Prefer, the encrypted attempt's plaintext fallback would reconnect at once and
-            // hide whether the redial itself works.
-            new TorrentSessionOptions { ListenAddress = IPAddress.Loopback, RedialDelay = TimeSpan.FromMilliseconds(100), Encryption = Peerway.Torrent.Encryption.EncryptionPolicy.Off });
-        leecher.AddPeers([(IPEndPoint)gate.LocalEndpoint]);
-        await firstDropped.Task.WaitAsync(Deadline);
-        await leecher.Completed.WaitAsync(Deadline);
-        Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(_dir, "dl", "payload.bin")));
-        await leecher.DisposeAsync();
-        await stop.CancelAsync();
-        await relay;
-    }
-
-    private static async Task Relay(System.Net.Sockets.TcpClient a, System.Net.Sockets.TcpClient b, CancellationToken ct)
-    {
-        using (a)
-        using (b)
-        {
-            var sa = a.GetStream();
-            var sb = b.GetStream();
-            try
-            {
-                await Task.WhenAny(sa.CopyToAsync(sb, ct), sb.CopyToAsync(sa, ct));
-            }
-            catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException)
-            {
-                // One side closed: the relay ends.
-            }
-        }
-    }
+        swarm.Wait(gate.FirstDropped.Task, "the gate saw no connection");
+        swarm.Wait(download.Completed, "the peer was not dialled again");
+        Assert.Equal(content, leecher.Content(meta));
+        Assert.True(gate.Relayed >= 1);
+    });
 
     [Fact]
-    public async Task Silent_peer_does_not_stall_the_download()
+    public void Silent_peer_does_not_stall_the_download() => SimulatedSwarm.OnDeepStack(() =>
     {
-        var (meta, src, content) = await Content();
-        var silent = Fake(meta, content, FakePeerMode.Silent);
-        var options = new TorrentSessionOptions { ListenAddress = IPAddress.Loopback, RequestTimeout = TimeSpan.FromSeconds(2) };
-        var leecher = await Session(meta, Path.Combine(_dir, "dl"), source: false, options);
-        leecher.AddPeers([silent.EndPoint]);
-        await silent.FirstRequest.Task.WaitAsync(Deadline);
-        var seeder = await Session(meta, src, source: true);
-        leecher.AddPeers([new IPEndPoint(IPAddress.Loopback, seeder.ListenPort)]);
-        await leecher.Completed.WaitAsync(Deadline);
-        Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(_dir, "dl", "payload.bin")));
-    }
+        using var swarm = new SimulatedSwarm();
+        var (meta, content) = Content();
+        var silent = swarm.Fake(meta, content, FakePeerMode.Silent);
+        var leecher = swarm.AddPeer(options: Prefer);
+        var download = leecher.Add(meta, new TorrentAddOptions { Session = new TorrentSessionOptions { RequestTimeout = TimeSpan.FromSeconds(2) } });
+        download.Session!.AddPeers([silent.EndPoint]);
+        swarm.Wait(silent.FirstRequest.Task, "the silent peer got no request");
+        var seeder = swarm.AddPeer(options: Prefer);
+        seeder.Seed(meta, content);
+        download.Session.AddPeers([seeder.EndPoint]);
+        swarm.Wait(download.Completed, "the download stalled behind the silent peer");
+        Assert.Equal(content, leecher.Content(meta));
+    });
 
     [Fact]
-    public async Task Peer_vanishing_mid_piece_does_not_stall_the_download()
+    public void Peer_vanishing_mid_piece_does_not_stall_the_download() => SimulatedSwarm.OnDeepStack(() =>
     {
-        var (meta, src, content) = await Content();
-        var vanisher = Fake(meta, content, FakePeerMode.VanishMidPiece);
-        var leecher = await Session(meta, Path.Combine(_dir, "dl"), source: false);
-        leecher.AddPeers([vanisher.EndPoint]);
-        await vanisher.FirstBlockSent.Task.WaitAsync(Deadline);
-        var seeder = await Session(meta, src, source: true);
-        leecher.AddPeers([new IPEndPoint(IPAddress.Loopback, seeder.ListenPort)]);
-        await leecher.Completed.WaitAsync(Deadline);
-        Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(_dir, "dl", "payload.bin")));
-    }
+        using var swarm = new SimulatedSwarm();
+        var (meta, content) = Content();
+        var vanisher = swarm.Fake(meta, content, FakePeerMode.VanishMidPiece);
+        var leecher = swarm.AddPeer(options: Prefer);
+        var download = leecher.Add(meta);
+        download.Session!.AddPeers([vanisher.EndPoint]);
+        swarm.Wait(vanisher.FirstBlockSent.Task, "the vanishing peer sent no block");
+        var seeder = swarm.AddPeer(options: Prefer);
+        seeder.Seed(meta, content);
+        download.Session.AddPeers([seeder.EndPoint]);
+        swarm.Wait(download.Completed, "the download stalled behind the vanished peer");
+        Assert.Equal(content, leecher.Content(meta));
+    });
 
     [Fact]
-    public async Task Malformed_message_drops_only_that_peer()
+    public void Malformed_message_drops_only_that_peer() => SimulatedSwarm.OnDeepStack(() =>
     {
-        var (meta, src, content) = await Content();
-        var seeder = await Session(meta, src, source: true);
-        var bad = Fake(meta, content, FakePeerMode.Malformed);
-        var leecher = await Session(meta, Path.Combine(_dir, "dl"), source: false);
-        leecher.AddPeers([bad.EndPoint, new IPEndPoint(IPAddress.Loopback, seeder.ListenPort)]);
-        await bad.Dropped.Task.WaitAsync(Deadline);
-        await leecher.Completed.WaitAsync(Deadline);
-        Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(_dir, "dl", "payload.bin")));
-        Assert.Equal(meta.Info.TotalLength, leecher.GetStats().ReceivedByPeerId[seeder.PeerId]);
-    }
+        using var swarm = new SimulatedSwarm();
+        var (meta, content) = Content();
+        var seeder = swarm.AddPeer(options: Prefer);
+        seeder.Seed(meta, content);
+        var bad = swarm.Fake(meta, content, FakePeerMode.Malformed);
+        var leecher = swarm.AddPeer(options: Prefer);
+        var download = leecher.Add(meta, new TorrentAddOptions { Peers = [bad.EndPoint, seeder.EndPoint] });
+        swarm.Wait(bad.Dropped.Task, "the malformed peer was not dropped");
+        swarm.Wait(download.Completed, "the download did not complete");
+        Assert.Equal(content, leecher.Content(meta));
+        Assert.Equal(meta.Info.TotalLength, download.GetStats().ReceivedByPeerId[seeder.Client.PeerId]);
+    });
 
     [Fact]
-    public async Task Upload_rate_limit_caps_the_seeder_by_its_clock()
+    public void Upload_rate_limit_caps_the_seeder_by_its_clock() => SimulatedSwarm.OnDeepStack(() =>
     {
-        var (meta, src, content) = await Content(1024 * 1024);
+        using var swarm = new SimulatedSwarm();
+        var (meta, content) = Content(1024 * 1024);
         const int rate = 64 * 1024;
-        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
-        var seeder = TestSessions.Create(meta.InfoHash, meta.Info, src, true,
-            new TorrentSessionOptions { ListenAddress = IPAddress.Loopback, UploadRateLimit = rate }, time);
-        _disposables.Add(seeder);
-        await seeder.StartAsync(CancellationToken.None);
-        var leecher = await Session(meta, Path.Combine(_dir, "dl"), source: false);
-        var waiting = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        seeder.RequestsWaiting += () => waiting.TrySetResult();
-        leecher.AddPeers([new IPEndPoint(IPAddress.Loopback, seeder.ListenPort)]);
-        // The leecher's requests are queued at the seeder; nothing leaves before the seeder's clock moves.
-        await waiting.Task.WaitAsync(Deadline);
-        Assert.Equal(0, seeder.GetStats().Uploaded);
-        // The token bucket only grows with the seeder's clock, and the timer serves the queue synchronously inside
-        // Advance: after T of (fake) time at most rate·T bytes can have left.
-        var advanced = TimeSpan.Zero;
+        // The network itself is unlimited: only the seeder's token bucket (on the swarm's clock) holds the bytes back.
+        var seeder = swarm.AddPeer(options: Prefer with { UploadRateLimit = rate });
+        var started = swarm.Elapsed;
+        var seeding = seeder.Seed(meta, content);
+        var waiting = false;
+        seeding.Session!.RequestsWaiting += () => waiting = true;
+        var leecher = swarm.AddPeer(options: Prefer);
+        var download = leecher.Add(meta, new TorrentAddOptions { Peers = [seeder.EndPoint] });
+        swarm.Wait(() => waiting, "the leecher's requests never queued at the seeder");
+        // The token bucket only grows with the seeder's clock: after T of (virtual) time at most rate·T bytes have left.
         for (var i = 0; i < 10; i++)
         {
-            time.Advance(TimeSpan.FromMilliseconds(100));
-            advanced += TimeSpan.FromMilliseconds(100);
-            Assert.True(seeder.GetStats().Uploaded <= rate * advanced.TotalSeconds, $"{seeder.GetStats().Uploaded} bytes after {advanced}");
+            swarm.RunFor(TimeSpan.FromMilliseconds(100));
+            var elapsed = swarm.Elapsed - started;
+            Assert.True(seeding.GetStats().Uploaded <= rate * elapsed.TotalSeconds, $"{seeding.GetStats().Uploaded} bytes after {elapsed}");
         }
 
-        // And it does serve within the budget: 1 s at 64 KiB/s allows a few 16 KiB blocks.
-        Assert.True(seeder.GetStats().Uploaded > 0, "nothing was uploaded within the budget");
-        Assert.False(leecher.Completed.IsCompleted);
+        // And it does serve within the budget: a second at 64 KiB/s allows a few 16 KiB blocks.
+        Assert.True(seeding.GetStats().Uploaded > 0, "nothing was uploaded within the budget");
+        Assert.False(download.Completed.IsCompleted);
+    });
+
+    /// <summary>Listens on an endpoint of the virtual network: closes the first connection at once, relays later ones to <c>target</c>.</summary>
+    private sealed class DropFirstGate : IAsyncDisposable
+    {
+        private readonly IStreamTransport _transport;
+        private readonly IStreamListener _listener;
+        private readonly IPEndPoint _target;
+        private readonly List<Task> _relays = [];
+        private readonly List<IStreamConnection> _open = [];
+        private readonly Task _accept;
+
+        private DropFirstGate(IStreamTransport transport, IStreamListener listener, IPEndPoint target)
+        {
+            _transport = transport;
+            _listener = listener;
+            _target = target;
+            _accept = AcceptAsync();
+        }
+
+        public static async Task<DropFirstGate> StartAsync(VirtualStreamEndpoint at, IPEndPoint target) =>
+            new(at, await at.ListenAsync(new IPEndPoint(at.Address, 6881), CancellationToken.None), target);
+
+        public IPEndPoint EndPoint => _listener.LocalEndPoint;
+
+        public TaskCompletionSource FirstDropped { get; } = new();
+
+        public int Relayed { get; private set; }
+
+        private async Task AcceptAsync()
+        {
+            while (await _listener.AcceptAsync(CancellationToken.None) is { } client)
+            {
+                if (!FirstDropped.Task.IsCompleted)
+                {
+                    await client.DisposeAsync();
+                    FirstDropped.TrySetResult();
+                    continue;
+                }
+
+                Relayed++;
+                _relays.Add(RelayAsync(client));
+            }
+        }
+
+        private async Task RelayAsync(IStreamConnection client)
+        {
+            await using (client)
+            {
+                await using var upstream = await _transport.ConnectAsync(_target, CancellationToken.None);
+                _open.Add(client);
+                _open.Add(upstream);
+                try
+                {
+                    await Task.WhenAny(client.Stream.CopyToAsync(upstream.Stream), upstream.Stream.CopyToAsync(client.Stream));
+                }
+                catch (IOException)
+                {
+                    // One side reset: the relay ends.
+                }
+
+                client.Abort();
+                upstream.Abort();
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _listener.DisposeAsync();
+            await _accept;
+            // Relays still copying (the leecher's connection is open until its client goes) are reset.
+            foreach (var c in _open) c.Abort();
+            await Task.WhenAll(_relays).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
     }
 }

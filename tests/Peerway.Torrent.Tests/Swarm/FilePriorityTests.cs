@@ -1,22 +1,20 @@
-using System.Net;
 using System.Security.Cryptography;
-using Peerway.Net;
 using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Storage;
 using Peerway.Torrent.Swarm;
 
 namespace Peerway.Torrent.Tests.Swarm;
 
-/// <summary>File selection and priorities: the picker, the storage's parts file, and a client download of one file.</summary>
+/// <summary>File selection and priorities: the picker, the storage's parts file, and a client download of one file (in a
+/// <see cref="SimulatedSwarm"/>, onto disk).</summary>
 public sealed class FilePriorityTests : IDisposable
 {
-    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
     private readonly string _dir = Directory.CreateTempSubdirectory("pw-prio-").FullName;
 
     public void Dispose() => Directory.Delete(_dir, true);
 
     /// <summary>Three files that do not start on piece boundaries (16 KiB pieces): 40,000 + 30,000 + 50,000 bytes.</summary>
-    private async Task<(TorrentInfo Info, byte[] Content)> ThreeFiles()
+    private async Task<(TorrentInfo Info, byte[] Content)> ThreeFilesAsync()
     {
         var src = Path.Combine(_dir, "src", "set");
         Directory.CreateDirectory(src);
@@ -39,7 +37,7 @@ public sealed class FilePriorityTests : IDisposable
     [Fact]
     public async Task Pieces_take_the_highest_priority_of_the_files_they_overlap()
     {
-        var (info, _) = await ThreeFiles();
+        var (info, _) = await ThreeFilesAsync();
         // f0 = bytes 0..39,999 (pieces 0-2), f1 = 40,000..69,999 (pieces 2-4), f2 = 70,000..119,999 (pieces 4-7).
         var pieces = FilePriorities.ForPieces(info, [FilePriority.Skip, FilePriority.High, FilePriority.Skip]);
         Assert.Equal([FilePriority.Skip, FilePriority.Skip, FilePriority.High, FilePriority.High, FilePriority.High, FilePriority.Skip, FilePriority.Skip, FilePriority.Skip], pieces);
@@ -95,7 +93,7 @@ public sealed class FilePriorityTests : IDisposable
     [Fact]
     public async Task Skipped_files_are_not_created_and_boundary_pieces_keep_their_bytes_in_the_parts_file()
     {
-        var (info, content) = await ThreeFiles();
+        var (info, content) = await ThreeFilesAsync();
         var dl = Path.Combine(_dir, "dl");
         var skipped = FilePriorities.SkippedFiles(info, [FilePriority.Skip, FilePriority.Normal, FilePriority.Skip]);
         using (var storage = TorrentStorage.Open(info, dl, create: true, skippedFiles: skipped))
@@ -138,30 +136,31 @@ public sealed class FilePriorityTests : IDisposable
     [Fact]
     public async Task A_client_downloads_only_the_selected_file_and_creates_no_other()
     {
-        var (info, content) = await ThreeFiles();
-        var seedStore = new MemoryStorageFactory();
-        seedStore.Add(info, content);
-        var listen = new TorrentClientOptions { ListenEndPoints = [new IPEndPoint(IPAddress.Loopback, 0)] };
-        await using var seeder = new TorrentClient([new TcpStreamTransport()], listen, seedStore, TimeProvider.System);
-        await seeder.StartAsync(CancellationToken.None);
-        await seeder.AddAsync(info, "seed", new TorrentAddOptions { SeedOnly = true });
-
-        await using var leecher = new TorrentClient([new TcpStreamTransport()], listen, new FileStorageFactory(new FileStorageOptions(), TimeProvider.System), TimeProvider.System);
-        await leecher.StartAsync(CancellationToken.None);
+        var (info, content) = await ThreeFilesAsync();
         var dl = Path.Combine(_dir, "dl");
-        // By magnet link: the selection is made once the info dictionary arrives (BEP 9).
-        var handle = await leecher.AddAsync(new MagnetLink(info.InfoHash, null, [], []), dl, new TorrentAddOptions
+        // The leecher stores on disk (what is tested: files that are skipped are never created); its network, clock and
+        // thread are a simulated swarm's.
+        SimulatedSwarm.OnDeepStack(() =>
         {
-            Peers = [new IPEndPoint(IPAddress.Loopback, seeder.Port)],
-            FileSelection = i => [.. i.ContentFiles.Select(f => f.RelativePath == "f1" ? FilePriority.Normal : FilePriority.Skip)],
+            using var swarm = new SimulatedSwarm();
+            var seeder = swarm.AddPeer();
+            seeder.Storage.Add(info, content);
+            swarm.Run(() => seeder.Client.AddAsync(info, "seed", new TorrentAddOptions { SeedOnly = true }));
+            var leecher = swarm.AddPeer(storage: new FileStorageFactory(new FileStorageOptions(), swarm.Time));
+            // By magnet link: the selection is made once the info dictionary arrives (BEP 9).
+            var handle = swarm.Run(() => leecher.Client.AddAsync(new MagnetLink(info.InfoHash, null, [], []), dl, new TorrentAddOptions
+            {
+                Peers = [seeder.EndPoint],
+                FileSelection = i => [.. i.ContentFiles.Select(f => f.RelativePath == "f1" ? FilePriority.Normal : FilePriority.Skip)],
+            }));
+            swarm.Wait(handle.Completed, "the download of the selected file did not complete");
+            // Only f1's pieces (2-4) were fetched: the others wholly in skipped files were never asked for.
+            Assert.Equal(3, handle.GetStats().VerifiedPieces);
+            Assert.Equal([FilePriority.Skip, FilePriority.Normal, FilePriority.Skip], handle.FilePriorities);
         });
-        await handle.Completed.WaitAsync(Deadline);
 
         Assert.Equal(content.AsSpan(40_000, 30_000).ToArray(), await File.ReadAllBytesAsync(Path.Combine(dl, "set", "f1")));
         Assert.False(File.Exists(Path.Combine(dl, "set", "f0")));
         Assert.False(File.Exists(Path.Combine(dl, "set", "f2")));
-        // Only f1's pieces (2-4) were fetched: the others wholly in skipped files were never asked for.
-        Assert.Equal(3, handle.GetStats().VerifiedPieces);
-        Assert.Equal([FilePriority.Skip, FilePriority.Normal, FilePriority.Skip], handle.FilePriorities);
     }
 }

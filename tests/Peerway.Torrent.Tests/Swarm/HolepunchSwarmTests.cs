@@ -39,7 +39,7 @@ public sealed class HolepunchSwarmTests : IAsyncLifetime, IDisposable
 
     public void Dispose() => _scheduler.Dispose();
 
-    private static async Task<TorrentMetainfo> MakeTorrent(byte[] content)
+    private static async Task<TorrentMetainfo> MakeTorrentAsync(byte[] content)
     {
         var dir = Directory.CreateTempSubdirectory("pw-holepunch-").FullName;
         try
@@ -63,7 +63,7 @@ public sealed class HolepunchSwarmTests : IAsyncLifetime, IDisposable
         Filtering = NatFilteringBehavior.AddressAndPortDependent,
     });
 
-    private async Task<TorrentClient> Client(VirtualDatagramSocket socket, ITorrentStorageFactory storage, long? downloadLimit = null)
+    private async Task<TorrentClient> ClientAsync(VirtualDatagramSocket socket, ITorrentStorageFactory storage, long? downloadLimit = null)
     {
         var utp = new UtpTransport(socket, TimeProvider.System, new UtpOptions());
         var options = new TorrentClientOptions { ListenEndPoints = [socket.LocalEndPoint], Encryption = EncryptionPolicy.Off, DownloadRateLimit = downloadLimit };
@@ -84,25 +84,25 @@ public sealed class HolepunchSwarmTests : IAsyncLifetime, IDisposable
 
     private sealed record World(TorrentHandle Leecher, TorrentHandle Seeder, TorrentHandle Relay, MemoryStorageFactory LeecherStore, TorrentMetainfo Meta, byte[] Content, NodeId SeederId);
 
-    private async Task<World> Build(bool holepunch)
+    private async Task<World> BuildAsync(bool holepunch)
     {
         var content = RandomNumberGenerator.GetBytes(1_000_000);
-        var meta = await MakeTorrent(content);
+        var meta = await MakeTorrentAsync(content);
         var relayAt = new IPEndPoint(IPAddress.Parse("198.51.100.1"), Port);
         // The relay joins the swarm as a leecher held to 1 KiB/s, so it has next to nothing to pass on: A's download
         // has to come from C.
-        var relay = await Client(_net.CreateSocket(relayAt), new MemoryStorageFactory(), downloadLimit: 1024);
+        var relay = await ClientAsync(_net.CreateSocket(relayAt), new MemoryStorageFactory(), downloadLimit: 1024);
         var relayHandle = await relay.AddAsync(meta, "relay", Options(holepunch));
 
         var seedStore = new MemoryStorageFactory();
         seedStore.Add(meta.Info, content);
         var natC = Nat(20);
-        var seeder = await Client(natC.CreateSocket(new IPEndPoint(IPAddress.Parse("10.0.20.2"), Port)), seedStore);
+        var seeder = await ClientAsync(natC.CreateSocket(new IPEndPoint(IPAddress.Parse("10.0.20.2"), Port)), seedStore);
         var seedHandle = await seeder.AddAsync(meta, "seed", Options(holepunch, seed: true, peer: relayAt));
 
         var leechStore = new MemoryStorageFactory();
         var natA = Nat(10);
-        var leecher = await Client(natA.CreateSocket(new IPEndPoint(IPAddress.Parse("10.0.10.2"), Port)), leechStore);
+        var leecher = await ClientAsync(natA.CreateSocket(new IPEndPoint(IPAddress.Parse("10.0.10.2"), Port)), leechStore);
         var leechHandle = await leecher.AddAsync(meta, "leech", Options(holepunch, peer: relayAt));
         return new World(leechHandle, seedHandle, relayHandle, leechStore, meta, content, seeder.PeerId);
     }
@@ -110,7 +110,7 @@ public sealed class HolepunchSwarmTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task Two_peers_behind_port_restricted_cone_nats_download_from_each_other_after_the_relay_punches_a_hole()
     {
-        var world = await Build(holepunch: true);
+        var world = await BuildAsync(holepunch: true);
         var punched = new TaskCompletionSource<IPEndPoint>(TaskCreationOptions.RunContinuationsAsynchronously);
         world.Leecher.Session!.HolepunchConnected += ep => punched.TrySetResult(ep);
         world.Seeder.Session!.HolepunchConnected += ep => punched.TrySetResult(ep);
@@ -131,7 +131,7 @@ public sealed class HolepunchSwarmTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task Without_holepunch_the_direct_dial_dies_in_the_nat_and_no_rendezvous_is_sent()
     {
-        var world = await Build(holepunch: false);
+        var world = await BuildAsync(holepunch: false);
         var failed = new TaskCompletionSource<IPEndPoint>(TaskCreationOptions.RunContinuationsAsynchronously);
         var seederAt = new IPEndPoint(IPAddress.Parse("203.0.113.20"), Port);
         world.Leecher.Session!.DialFailed += ep =>

@@ -24,7 +24,7 @@ public abstract class LoopbackSwarmTests(string folderPrefix) : IAsyncLifetime
         Directory.Delete(Dir, true);
     }
 
-    internal async Task<(TorrentMetainfo Meta, string Source, byte[] Content)> MakeContent(int size, int pieceLength = 32 * 1024)
+    internal async Task<(TorrentMetainfo Meta, string Source, byte[] Content)> MakeContentAsync(int size, int pieceLength = 32 * 1024)
     {
         var src = Path.Combine(Dir, "seed", "payload.bin");
         Directory.CreateDirectory(Path.GetDirectoryName(src)!);
@@ -35,7 +35,7 @@ public abstract class LoopbackSwarmTests(string folderPrefix) : IAsyncLifetime
         return (meta!, src, content);
     }
 
-    protected async Task<TorrentSession> Start(TorrentMetainfo meta, TorrentInfo? info, string dir, bool source, TorrentSessionOptions? options = null)
+    protected async Task<TorrentSession> StartAsync(TorrentMetainfo meta, TorrentInfo? info, string dir, bool source, TorrentSessionOptions? options = null)
     {
         var s = TestSessions.Create(meta.InfoHash, info, dir, source, options ?? Loopback, TimeProvider.System);
         _sessions.Add(s);

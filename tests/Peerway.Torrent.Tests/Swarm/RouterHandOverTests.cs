@@ -80,7 +80,10 @@ public sealed class RouterHandOverTests
                 held.SetResult();
                 release.Wait();
             }
-        }) { IsBackground = true };
+        })
+        {
+            IsBackground = true,
+        };
         holder.Start();
         IStreamConnection peerA, peerB;
         try

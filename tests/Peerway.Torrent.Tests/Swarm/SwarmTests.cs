@@ -16,10 +16,10 @@ public sealed class SwarmTests() : LoopbackSwarmTests("pw-swarm-")
     [Fact]
     public async Task Leecher_downloads_from_seeder_and_verifies()
     {
-        var (meta, src, content) = await MakeContent(3 * 1024 * 1024 + 12345);
-        var seeder = await Start(meta, meta.Info, src, source: true);
+        var (meta, src, content) = await MakeContentAsync(3 * 1024 * 1024 + 12345);
+        var seeder = await StartAsync(meta, meta.Info, src, source: true);
         Assert.True(seeder.Completed.IsCompleted);
-        var leecher = await Start(meta, meta.Info, Path.Combine(Dir, "dl"), source: false);
+        var leecher = await StartAsync(meta, meta.Info, Path.Combine(Dir, "dl"), source: false);
         leecher.AddPeers([At(seeder)]);
         await leecher.Completed.WaitAsync(Deadline);
         Assert.Equal(content, await File.ReadAllBytesAsync(Path.Combine(Dir, "dl", "payload.bin")));

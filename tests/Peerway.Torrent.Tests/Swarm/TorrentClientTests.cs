@@ -6,70 +6,57 @@ using Peerway.Torrent.Encryption;
 using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Storage;
 using Peerway.Torrent.Swarm;
+using Peerway.Torrent.Wire;
 
 namespace Peerway.Torrent.Tests.Swarm;
 
 /// <summary>
 /// <see cref="TorrentClient"/>: several torrents on one port, routed by info-hash (plain) or SKEY (MSE), one connection
-/// limit across torrents, removal at run time, two clients in one process; pieces kept in memory (no disk).
+/// limit across torrents, removal at run time, two clients in one process. In a <see cref="SimulatedSwarm"/> (virtual
+/// network, memory storage, fake clock), except the first test, which stays on real loopback TCP on purpose: it is the
+/// end-to-end check that one real listening socket serves several torrents, MSE included, through
+/// <see cref="TcpStreamTransport"/> (the transport the CLI and the node use), with real threads and the wall clock.
 /// </summary>
-public sealed class TorrentClientTests : IAsyncLifetime
+public sealed class TorrentClientTests
 {
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
-    private readonly string _dir = Directory.CreateTempSubdirectory("pw-client-").FullName;
-    private readonly List<IAsyncDisposable> _disposables = [];
 
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public async Task DisposeAsync()
+    /// <summary>A torrent of random content, kept in memory.</summary>
+    private static (TorrentMetainfo Meta, byte[] Content) MakeTorrent(int size, int pieceLength = 32 * 1024)
     {
-        for (var i = _disposables.Count - 1; i >= 0; i--) await _disposables[i].DisposeAsync();
-        Directory.Delete(_dir, true);
-    }
-
-    /// <summary>A torrent of random content (its .torrent made from a file, then kept only in memory).</summary>
-    private async Task<(TorrentMetainfo Meta, byte[] Content)> MakeTorrent(string name, int size, int pieceLength = 32 * 1024)
-    {
-        var path = Path.Combine(_dir, name);
         var content = RandomNumberGenerator.GetBytes(size);
-        await File.WriteAllBytesAsync(path, content);
-        var bytes = await TorrentCreator.CreateAsync(path, new TorrentCreateOptions { PieceLength = pieceLength });
-        File.Delete(path);
-        Assert.True(MetainfoParser.TryParse(bytes, out var meta, out _));
-        return (meta!, content);
-    }
-
-    private async Task<TorrentClient> StartClient(ITorrentStorageFactory storage, TorrentClientOptions? options = null)
-    {
-        var client = new TorrentClient([new TcpStreamTransport()], options ?? new TorrentClientOptions { ListenEndPoints = [new IPEndPoint(IPAddress.Loopback, 0)] },
-            storage, TimeProvider.System);
-        _disposables.Add(client);
-        await client.StartAsync(CancellationToken.None);
-        return client;
+        return (SimulatedSwarm.MakeTorrent(content, pieceLength), content);
     }
 
     private static TorrentAddOptions Seeding => new() { SeedOnly = true };
 
-    private static TorrentAddOptions From(TorrentClient seeder) => new() { Peers = [new IPEndPoint(IPAddress.Loopback, seeder.Port)] };
+    private static TorrentAddOptions From(SimulatedSwarm.Peer seeder) => new() { Peers = [seeder.EndPoint] };
+
+    /// <summary>The engine's default policy (MSE first, then plain).</summary>
+    private static TorrentClientOptions Prefer => new() { Encryption = EncryptionPolicy.Prefer };
 
     [Fact]
-    public async Task Two_torrents_on_one_client_and_one_port_are_both_served_to_a_second_client()
+    public async Task Two_torrents_on_one_client_and_one_real_tcp_port_are_both_served_to_a_second_client()
     {
-        var (a, contentA) = await MakeTorrent("a.bin", 300_000);
-        var (b, contentB) = await MakeTorrent("b.bin", 200_000);
+        var (a, contentA) = MakeTorrent(300_000);
+        var (b, contentB) = MakeTorrent(200_000);
         var seedStore = new MemoryStorageFactory();
         seedStore.Add(a.Info, contentA);
         seedStore.Add(b.Info, contentB);
-        var seeder = await StartClient(seedStore);
+        var listen = new TorrentClientOptions { ListenEndPoints = [new IPEndPoint(IPAddress.Loopback, 0)] };
+        await using var seeder = new TorrentClient([new TcpStreamTransport()], listen, seedStore, TimeProvider.System);
+        await seeder.StartAsync(CancellationToken.None);
         await seeder.AddAsync(a, "seed", Seeding);
         await seeder.AddAsync(b, "seed", Seeding);
         Assert.Single(seeder.LocalEndPoints);
 
         var leechStore = new MemoryStorageFactory();
-        var leecher = await StartClient(leechStore);
+        await using var leecher = new TorrentClient([new TcpStreamTransport()], listen, leechStore, TimeProvider.System);
+        await leecher.StartAsync(CancellationToken.None);
         // One by magnet link (metadata over BEP 9), one by .torrent; both dial the seeder's one port (MSE first: Prefer).
-        var gotA = await leecher.AddAsync(new MagnetLink(a.InfoHash, null, [], []), "dl", From(seeder));
-        var gotB = await leecher.AddAsync(b, "dl", From(seeder));
+        var from = new TorrentAddOptions { Peers = [new IPEndPoint(IPAddress.Loopback, seeder.Port)] };
+        var gotA = await leecher.AddAsync(new MagnetLink(a.InfoHash, null, [], []), "dl", from);
+        var gotB = await leecher.AddAsync(b, "dl", from);
         await Task.WhenAll(gotA.Completed, gotB.Completed).WaitAsync(Deadline);
 
         Assert.Equal(contentA, leechStore.Get(a.InfoHash)!.ToArray());
@@ -80,178 +67,164 @@ public sealed class TorrentClientTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Two_clients_in_one_process_each_download_what_the_other_seeds()
+    public void Two_clients_in_one_process_each_download_what_the_other_seeds() => SimulatedSwarm.OnDeepStack(() =>
     {
-        var (a, contentA) = await MakeTorrent("a.bin", 100_000);
-        var (b, contentB) = await MakeTorrent("b.bin", 100_000);
-        var storeX = new MemoryStorageFactory();
-        var storeY = new MemoryStorageFactory();
-        storeX.Add(a.Info, contentA);
-        storeY.Add(b.Info, contentB);
-        var x = await StartClient(storeX);
-        var y = await StartClient(storeY);
-        Assert.NotEqual(x.Port, y.Port);
-        await x.AddAsync(a, "x", Seeding);
-        await y.AddAsync(b, "y", Seeding);
+        using var swarm = new SimulatedSwarm();
+        var (a, contentA) = MakeTorrent(100_000);
+        var (b, contentB) = MakeTorrent(100_000);
+        var x = swarm.AddPeer(options: Prefer);
+        var y = swarm.AddPeer(options: Prefer);
+        x.Seed(a, contentA);
+        y.Seed(b, contentB);
 
-        var bAtX = await x.AddAsync(b, "x", From(y));
-        var aAtY = await y.AddAsync(a, "y", From(x));
-        await Task.WhenAll(bAtX.Completed, aAtY.Completed).WaitAsync(Deadline);
+        var bAtX = x.Add(b, From(y));
+        var aAtY = y.Add(a, From(x));
+        swarm.Wait(() => bAtX.Completed.IsCompleted && aAtY.Completed.IsCompleted, "a download did not complete");
 
-        Assert.Equal(contentB, storeX.Get(b.InfoHash)!.ToArray());
-        Assert.Equal(contentA, storeY.Get(a.InfoHash)!.ToArray());
-    }
+        Assert.Equal(contentB, x.Content(b));
+        Assert.Equal(contentA, y.Content(a));
+    });
 
     [Fact]
-    public async Task An_incoming_handshake_for_an_unknown_info_hash_is_dropped_alone()
+    public void An_incoming_handshake_for_an_unknown_info_hash_is_dropped_alone() => SimulatedSwarm.OnDeepStack(() =>
     {
-        var (a, contentA) = await MakeTorrent("a.bin", 64 * 1024);
-        var store = new MemoryStorageFactory();
-        store.Add(a.Info, contentA);
-        var seeder = await StartClient(store);
-        var handle = await seeder.AddAsync(a, "seed", Seeding);
-        var at = new IPEndPoint(IPAddress.Loopback, seeder.Port);
+        using var swarm = new SimulatedSwarm();
+        var (a, contentA) = MakeTorrent(64 * 1024);
+        var seeder = swarm.AddPeer(options: Prefer);
+        var handle = seeder.Seed(a, contentA);
 
-        await using var good = await WireClient.ConnectAsync(at);
-        await good.SendHandshakeAsync(a.InfoHash);
-        await good.HandshakeReceived.Task.WaitAsync(Deadline);
+        var good = swarm.Wire(seeder.EndPoint);
+        swarm.Run(() => good.SendHandshakeAsync(a.InfoHash));
+        swarm.Wait(good.HandshakeReceived.Task, "the torrent's own peer got no handshake");
 
         // A plain handshake naming no torrent of this client: closed without an answer.
-        await using var stranger = await WireClient.ConnectAsync(at);
-        await stranger.SendHandshakeAsync(NodeId.Random());
-        await stranger.Closed.Task.WaitAsync(Deadline);
+        var stranger = swarm.Wire(seeder.EndPoint);
+        swarm.Run(() => stranger.SendHandshakeAsync(NodeId.Random()));
+        swarm.Wait(stranger.Closed.Task, "the stranger was not closed");
         Assert.False(stranger.HandshakeReceived.Task.IsCompleted);
 
         // MSE with an SKEY (info-hash) of no torrent here: the responder finds no req2 match and drops it.
-        using var tcp = new System.Net.Sockets.TcpClient();
-        await tcp.ConnectAsync(at);
-        try
+        var raw = swarm.Network.AddEndpoint();
+        Assert.False(swarm.Run(async () =>
         {
-            var mse = await MseNegotiator.InitiateAsync(tcp.GetStream(), NodeId.Random().ToArray(), EncryptionPolicy.Require, CancellationToken.None).WaitAsync(Deadline);
-            Assert.False(mse.Succeeded);
-        }
-        catch (IOException)
-        {
-            // Closed with our bytes unread: a reset, equally a refusal.
-        }
+            await using var connection = await raw.ConnectAsync(seeder.EndPoint, CancellationToken.None);
+            try
+            {
+                return (await MseNegotiator.InitiateAsync(connection.Stream, NodeId.Random().ToArray(), EncryptionPolicy.Require, CancellationToken.None)).Succeeded;
+            }
+            catch (IOException)
+            {
+                return false; // closed with our bytes unread: a reset, equally a refusal
+            }
+        }));
 
         // The torrent's own peer is unaffected: it still gets a block.
-        await good.InterestedAsync(Deadline);
-        await good.DownloadBlockAsync(0, 0, 16 * 1024, Deadline);
+        swarm.Run(() => good.SendAsync(w => PeerWire.WriteSimple(w, PeerMessageType.Interested)));
+        swarm.Wait(good.Unchoked.Task, "the torrent's own peer was not unchoked");
+        swarm.Run(() => good.SendAsync(w => PeerWire.WriteBlockMessage(w, PeerMessageType.Request, 0, 0, 16 * 1024)));
+        swarm.Wait(() => good.PiecesReceived == 1, "the torrent's own peer got no block");
         Assert.Equal(1, handle.GetStats().Connections);
-    }
+    });
 
     [Fact]
-    public async Task The_connection_limit_is_shared_across_torrents_and_a_torrent_only_drops_its_own_peers()
+    public void The_connection_limit_is_shared_across_torrents_and_a_torrent_only_drops_its_own_peers() => SimulatedSwarm.OnDeepStack(() =>
     {
-        var (a, contentA) = await MakeTorrent("a.bin", 64 * 1024);
-        var (b, contentB) = await MakeTorrent("b.bin", 64 * 1024);
-        var store = new MemoryStorageFactory();
-        store.Add(a.Info, contentA);
-        store.Add(b.Info, contentB);
-        var seeder = await StartClient(store, new TorrentClientOptions { ListenEndPoints = [new IPEndPoint(IPAddress.Loopback, 0)], MaxConnections = 2 });
-        var torrentA = await seeder.AddAsync(a, "seed", Seeding);
-        var torrentB = await seeder.AddAsync(b, "seed", Seeding);
-        var at = new IPEndPoint(IPAddress.Loopback, seeder.Port);
+        using var swarm = new SimulatedSwarm();
+        var (a, contentA) = MakeTorrent(64 * 1024);
+        var (b, contentB) = MakeTorrent(64 * 1024);
+        var seeder = swarm.AddPeer(options: Prefer with { MaxConnections = 2 });
+        var torrentA = seeder.Seed(a, contentA);
+        var torrentB = seeder.Seed(b, contentB);
         var most = 0;
-        var registered = new Dictionary<NodeId, TaskCompletionSource>();
+        var registered = new HashSet<NodeId>();
         void Watch(TorrentSession s) => s.PeerConnected += id =>
         {
-            lock (registered)
-            {
-                most = Math.Max(most, seeder.ConnectionCount);
-                registered[id].TrySetResult();
-            }
+            most = Math.Max(most, seeder.Client.ConnectionCount);
+            registered.Add(id);
         };
         Watch(torrentA.Session!);
         Watch(torrentB.Session!);
 
-        async Task<WireClient> Join(NodeId infoHash)
+        WireClient Join(NodeId infoHash)
         {
-            var peer = await WireClient.ConnectAsync(at);
-            _disposables.Add(peer);
-            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            lock (registered) registered[peer.PeerId] = done;
-            await peer.SendHandshakeAsync(infoHash);
-            await done.Task.WaitAsync(Deadline);
+            var peer = swarm.Wire(seeder.EndPoint);
+            swarm.Run(() => peer.SendHandshakeAsync(infoHash));
+            swarm.Wait(() => registered.Contains(peer.PeerId), "a peer was not registered");
             return peer;
         }
 
-        var first = await Join(a.InfoHash);
-        var other = await Join(b.InfoHash);
-        Assert.Equal(2, seeder.ConnectionCount);
+        var first = Join(a.InfoHash);
+        var other = Join(b.InfoHash);
+        Assert.Equal(2, seeder.Client.ConnectionCount);
 
         // A third peer, for A, while the client is full: A makes room from its own (idle) peer, never from B's.
-        var third = await Join(a.InfoHash);
-        await first.Closed.Task.WaitAsync(Deadline);
-        Assert.Equal(2, seeder.ConnectionCount);
+        var third = Join(a.InfoHash);
+        swarm.Wait(first.Closed.Task, "A's idle peer was not closed");
+        Assert.Equal(2, seeder.Client.ConnectionCount);
         Assert.Equal(2, most);
         Assert.False(other.Closed.Task.IsCompleted);
         Assert.False(third.Closed.Task.IsCompleted);
         Assert.Equal(1, torrentB.GetStats().Connections);
-    }
+    });
 
     [Fact]
-    public async Task Removing_a_torrent_at_run_time_closes_its_peers_only()
+    public void Removing_a_torrent_at_run_time_closes_its_peers_only() => SimulatedSwarm.OnDeepStack(() =>
     {
-        var (a, contentA) = await MakeTorrent("a.bin", 100_000);
-        var (b, contentB) = await MakeTorrent("b.bin", 100_000);
-        var seedStore = new MemoryStorageFactory();
-        seedStore.Add(a.Info, contentA);
-        seedStore.Add(b.Info, contentB);
-        var seeder = await StartClient(seedStore);
-        var seedA = await seeder.AddAsync(a, "seed", Seeding);
-        var seedB = await seeder.AddAsync(b, "seed", Seeding);
-        var leecher = await StartClient(new MemoryStorageFactory());
-        var gotA = await leecher.AddAsync(a, "dl", From(seeder));
-        var gotB = await leecher.AddAsync(b, "dl", From(seeder));
-        await Task.WhenAll(gotA.Completed, gotB.Completed).WaitAsync(Deadline);
+        using var swarm = new SimulatedSwarm();
+        var (a, contentA) = MakeTorrent(100_000);
+        var (b, contentB) = MakeTorrent(100_000);
+        var seeder = swarm.AddPeer(options: Prefer);
+        var seedA = seeder.Seed(a, contentA);
+        var seedB = seeder.Seed(b, contentB);
+        var leecher = swarm.AddPeer(options: Prefer);
+        var gotA = leecher.Add(a, From(seeder));
+        var gotB = leecher.Add(b, From(seeder));
+        swarm.Wait(() => gotA.Completed.IsCompleted && gotB.Completed.IsCompleted, "a download did not complete");
 
-        var aLeft = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var bLeft = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        seedA.Session!.PeerDisconnected += _ => aLeft.TrySetResult();
-        seedB.Session!.PeerDisconnected += _ => bLeft.TrySetResult();
+        var aLeft = false;
+        var bLeft = false;
+        seedA.Session!.PeerDisconnected += _ => aLeft = true;
+        seedB.Session!.PeerDisconnected += _ => bLeft = true;
         Assert.Equal(1, seedB.GetStats().Connections);
         var states = new List<TorrentState>();
         gotA.StateChanged += (_, s) => states.Add(s);
 
-        await gotA.RemoveAsync();
-        await aLeft.Task.WaitAsync(Deadline);
+        swarm.Run(gotA.RemoveAsync);
+        swarm.Wait(() => aLeft, "the seeder's peer of A did not leave");
 
         Assert.Equal(TorrentState.Removed, gotA.State);
         Assert.Equal(new[] { TorrentState.Removed }, states);
-        Assert.Single(leecher.Torrents);
-        Assert.False(bLeft.Task.IsCompleted);
+        Assert.Single(leecher.Client.Torrents);
+        Assert.False(bLeft);
         Assert.Equal(1, seedB.GetStats().Connections);
         Assert.Equal(1, gotB.GetStats().Connections);
-        Assert.Equal(1, leecher.ConnectionCount);
-    }
+        Assert.Equal(1, leecher.Client.ConnectionCount);
+    });
 
     [Fact]
-    public async Task A_paused_torrent_closes_its_peers_and_resumes_with_what_it_had()
+    public void A_paused_torrent_closes_its_peers_and_resumes_with_what_it_had() => SimulatedSwarm.OnDeepStack(() =>
     {
-        var (a, contentA) = await MakeTorrent("a.bin", 100_000);
-        var seedStore = new MemoryStorageFactory();
-        seedStore.Add(a.Info, contentA);
-        var seeder = await StartClient(seedStore);
-        var seedA = await seeder.AddAsync(a, "seed", Seeding);
-        var leecher = await StartClient(new MemoryStorageFactory());
-        var got = await leecher.AddAsync(new MagnetLink(a.InfoHash, null, [], []), "dl", From(seeder));
-        await got.Completed.WaitAsync(Deadline);
-        var left = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        seedA.Session!.PeerDisconnected += _ => left.TrySetResult();
+        using var swarm = new SimulatedSwarm();
+        var (a, contentA) = MakeTorrent(100_000);
+        var seeder = swarm.AddPeer(options: Prefer);
+        var seedA = seeder.Seed(a, contentA);
+        var leecher = swarm.AddPeer(options: Prefer);
+        var got = leecher.Add(new MagnetLink(a.InfoHash, null, [], []), From(seeder));
+        swarm.Wait(got.Completed, "the magnet download did not complete");
+        var left = false;
+        seedA.Session!.PeerDisconnected += _ => left = true;
 
-        await got.PauseAsync();
-        await left.Task.WaitAsync(Deadline);
+        swarm.Run(got.PauseAsync);
+        swarm.Wait(() => left, "the seeder's peer did not leave");
         Assert.Equal(TorrentState.Paused, got.State);
         Assert.Null(got.Session);
-        Assert.Equal(0, leecher.ConnectionCount);
+        Assert.Equal(0, leecher.Client.ConnectionCount);
 
-        await got.ResumeAsync();
+        swarm.Run(() => got.ResumeAsync());
         // The metadata fetched before the pause is kept: the storage reopens complete at once.
         Assert.Equal(TorrentState.Seeding, got.State);
         Assert.Equal(a.Info.PieceCount, got.GetStats().VerifiedPieces);
-    }
+    });
 
     [Fact]
     public void Options_are_validated()

@@ -28,7 +28,7 @@ public sealed class TorrentClientTransportTests : IAsyncLifetime
         Directory.Delete(_dir, true);
     }
 
-    private async Task<(TorrentMetainfo Meta, byte[] Content)> MakeTorrent(int size)
+    private async Task<(TorrentMetainfo Meta, byte[] Content)> MakeTorrentAsync(int size)
     {
         var path = Path.Combine(_dir, "content.bin");
         var content = RandomNumberGenerator.GetBytes(size);
@@ -69,7 +69,7 @@ public sealed class TorrentClientTransportTests : IAsyncLifetime
         }
     }
 
-    private async Task<TorrentClient> StartClient(ITorrentStorageFactory storage, IReadOnlyList<IStreamTransport> transports, TorrentClientOptions? options = null, bool listen = true)
+    private async Task<TorrentClient> StartClientAsync(ITorrentStorageFactory storage, IReadOnlyList<IStreamTransport> transports, TorrentClientOptions? options = null, bool listen = true)
     {
         var client = new TorrentClient(transports, (options ?? new TorrentClientOptions()) with { ListenEndPoints = listen ? [new IPEndPoint(IPAddress.Loopback, 0)] : [] },
             storage, TimeProvider.System);
@@ -82,7 +82,7 @@ public sealed class TorrentClientTransportTests : IAsyncLifetime
     private static TorrentAddOptions Seeding => new() { SeedOnly = true };
 
     /// <summary>What carries the first peer connection of <paramref name="handle"/>, and its encryption.</summary>
-    private static Task<(StreamTransportKind Kind, CryptoMethods Encryption)> FirstPeer(TorrentHandle handle)
+    private static Task<(StreamTransportKind Kind, CryptoMethods Encryption)> FirstPeerAsync(TorrentHandle handle)
     {
         var first = new TaskCompletionSource<(StreamTransportKind, CryptoMethods)>(TaskCreationOptions.RunContinuationsAsynchronously);
         var session = handle.Session!;
@@ -95,17 +95,17 @@ public sealed class TorrentClientTransportTests : IAsyncLifetime
     [Fact]
     public async Task Both_transports_listen_on_one_port_number_and_a_peer_with_both_is_reached_over_utp()
     {
-        var (meta, content) = await MakeTorrent(300_000);
+        var (meta, content) = await MakeTorrentAsync(300_000);
         var seedStore = new MemoryStorageFactory();
         seedStore.Add(meta.Info, content);
         var seedUtp = Utp();
-        var seeder = await StartClient(seedStore, [seedUtp, new TcpStreamTransport()]);
-        var peer = FirstPeer(await seeder.AddAsync(meta, "seed", Seeding));
+        var seeder = await StartClientAsync(seedStore, [seedUtp, new TcpStreamTransport()]);
+        var peer = FirstPeerAsync(await seeder.AddAsync(meta, "seed", Seeding));
         Assert.Equal(2, seeder.LocalEndPoints.Count);
         Assert.All(seeder.LocalEndPoints, e => Assert.Equal(seedUtp.LocalEndPoint.Port, e.Port));
 
         var leechStore = new MemoryStorageFactory();
-        var leecher = await StartClient(leechStore, [new TcpStreamTransport(), Utp()], listen: false);
+        var leecher = await StartClientAsync(leechStore, [new TcpStreamTransport(), Utp()], listen: false);
         var got = await leecher.AddAsync(meta, "dl", From(seeder.Port));
         await got.Completed.WaitAsync(Deadline);
 
@@ -118,7 +118,7 @@ public sealed class TorrentClientTransportTests : IAsyncLifetime
     [Fact]
     public async Task A_peer_whose_udp_port_answers_syns_with_a_reset_is_reached_over_tcp_at_once_and_that_is_remembered()
     {
-        var (meta, content) = await MakeTorrent(200_000);
+        var (meta, content) = await MakeTorrentAsync(200_000);
         var seedStore = new MemoryStorageFactory();
         seedStore.Add(meta.Info, content);
         // The seeder speaks TCP only, but its port's UDP side is a uTP transport without a listener: SYNs get ST_RESET.
@@ -127,11 +127,11 @@ public sealed class TorrentClientTransportTests : IAsyncLifetime
             seedStore, TimeProvider.System);
         _disposables.Add(tcpOnly);
         await tcpOnly.StartAsync(CancellationToken.None);
-        var peer = FirstPeer(await tcpOnly.AddAsync(meta, "seed", Seeding));
+        var peer = FirstPeerAsync(await tcpOnly.AddAsync(meta, "seed", Seeding));
 
         var leechStore = new MemoryStorageFactory();
         // A uTP connect timeout far beyond the test's deadline: only the reset can make the fallback this quick.
-        var leecher = await StartClient(leechStore, [Utp(), new TcpStreamTransport()], new TorrentClientOptions { UtpConnectTimeout = TimeSpan.FromHours(1) });
+        var leecher = await StartClientAsync(leechStore, [Utp(), new TcpStreamTransport()], new TorrentClientOptions { UtpConnectTimeout = TimeSpan.FromHours(1) });
         var got = await leecher.AddAsync(meta, "dl", From(tcpOnly.Port));
         await got.Completed.WaitAsync(Deadline);
 
@@ -144,7 +144,7 @@ public sealed class TorrentClientTransportTests : IAsyncLifetime
     [Fact]
     public async Task A_peer_whose_udp_port_is_silent_is_reached_over_tcp_after_the_utp_connect_timeout()
     {
-        var (meta, content) = await MakeTorrent(100_000);
+        var (meta, content) = await MakeTorrentAsync(100_000);
         var seedStore = new MemoryStorageFactory();
         seedStore.Add(meta.Info, content);
         // Nothing answers on the seeder's UDP port: a socket that drops every datagram holds it.
@@ -158,7 +158,7 @@ public sealed class TorrentClientTransportTests : IAsyncLifetime
         await seeder.AddAsync(meta, "seed", Seeding);
 
         var leechStore = new MemoryStorageFactory();
-        var leecher = await StartClient(leechStore, [Utp(), new TcpStreamTransport()], new TorrentClientOptions { UtpConnectTimeout = TimeSpan.FromMilliseconds(300) });
+        var leecher = await StartClientAsync(leechStore, [Utp(), new TcpStreamTransport()], new TorrentClientOptions { UtpConnectTimeout = TimeSpan.FromMilliseconds(300) });
         var got = await leecher.AddAsync(meta, "dl", From(seeder.Port));
         await got.Completed.WaitAsync(Deadline);
 
@@ -170,10 +170,10 @@ public sealed class TorrentClientTransportTests : IAsyncLifetime
     [Fact]
     public async Task Transports_utp_leaves_tcp_out_of_listening_and_dialling()
     {
-        var (meta, content) = await MakeTorrent(100_000);
+        var (meta, content) = await MakeTorrentAsync(100_000);
         var seedStore = new MemoryStorageFactory();
         seedStore.Add(meta.Info, content);
-        var seeder = await StartClient(seedStore, [Utp(), new TcpStreamTransport()], new TorrentClientOptions { Transports = PeerTransports.Utp });
+        var seeder = await StartClientAsync(seedStore, [Utp(), new TcpStreamTransport()], new TorrentClientOptions { Transports = PeerTransports.Utp });
         await seeder.AddAsync(meta, "seed", Seeding);
         Assert.Single(seeder.LocalEndPoints);
         // No TCP listener on the port: a TCP connect is refused.
@@ -182,10 +182,10 @@ public sealed class TorrentClientTransportTests : IAsyncLifetime
 
         // A TCP-only client cannot reach it; a uTP-only one can.
         var tcpStore = new MemoryStorageFactory();
-        var tcpLeecher = await StartClient(tcpStore, [Utp(), new TcpStreamTransport()], new TorrentClientOptions { Transports = PeerTransports.Tcp });
+        var tcpLeecher = await StartClientAsync(tcpStore, [Utp(), new TcpStreamTransport()], new TorrentClientOptions { Transports = PeerTransports.Tcp });
         Assert.Throws<ArgumentException>(() => new TorrentClient([new TcpStreamTransport()], new TorrentClientOptions { Transports = PeerTransports.Utp }, tcpStore, TimeProvider.System));
         var leechStore = new MemoryStorageFactory();
-        var leecher = await StartClient(leechStore, [new TcpStreamTransport(), Utp()], new TorrentClientOptions { Transports = PeerTransports.Utp }, listen: false);
+        var leecher = await StartClientAsync(leechStore, [new TcpStreamTransport(), Utp()], new TorrentClientOptions { Transports = PeerTransports.Utp }, listen: false);
         var got = await leecher.AddAsync(meta, "dl", From(seeder.Port));
         await got.Completed.WaitAsync(Deadline);
         Assert.Equal(content, leechStore.Get(meta.InfoHash)!.ToArray());
@@ -196,15 +196,15 @@ public sealed class TorrentClientTransportTests : IAsyncLifetime
     [Fact]
     public async Task Mse_is_negotiated_over_utp_when_both_sides_require_it()
     {
-        var (meta, content) = await MakeTorrent(200_000);
+        var (meta, content) = await MakeTorrentAsync(200_000);
         var seedStore = new MemoryStorageFactory();
         seedStore.Add(meta.Info, content);
         var required = new TorrentClientOptions { Transports = PeerTransports.Utp, Encryption = EncryptionPolicy.Require };
-        var seeder = await StartClient(seedStore, [Utp()], required);
-        var peer = FirstPeer(await seeder.AddAsync(meta, "seed", Seeding));
+        var seeder = await StartClientAsync(seedStore, [Utp()], required);
+        var peer = FirstPeerAsync(await seeder.AddAsync(meta, "seed", Seeding));
 
         var leechStore = new MemoryStorageFactory();
-        var leecher = await StartClient(leechStore, [Utp()], required);
+        var leecher = await StartClientAsync(leechStore, [Utp()], required);
         var got = await leecher.AddAsync(meta, "dl", From(seeder.Port));
         await got.Completed.WaitAsync(Deadline);
 

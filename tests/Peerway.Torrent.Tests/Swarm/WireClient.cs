@@ -2,25 +2,28 @@ using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 using Peerway.Core;
+using Peerway.Net;
 using Peerway.Torrent.Wire;
 
 namespace Peerway.Torrent.Tests.Swarm;
 
 /// <summary>
-/// A raw peer for admission tests: one TCP connection (from a chosen loopback address) speaking the real wire protocol
-/// through our codec, sending only what the test tells it to, and reporting what the session did through tasks.
+/// A raw peer for admission tests: one connection (TCP from a chosen loopback address, or a virtual network's stream)
+/// speaking the real wire protocol through our codec, sending only what the test tells it to, and reporting what the
+/// session did through tasks. The tasks are completion sources nobody awaits in the virtual tests (they poll them while
+/// the scheduler runs), so no continuation of theirs leaves the scheduler's thread.
 /// </summary>
 internal sealed class WireClient : IAsyncDisposable
 {
-    private readonly Socket _socket;
-    private readonly NetworkStream _stream;
+    private readonly Stream _stream;
+    private readonly Action _close;
     private readonly CancellationTokenSource _cts = new();
     private Task? _reader;
 
-    private WireClient(Socket socket)
+    private WireClient(Stream stream, Action close)
     {
-        _socket = socket;
-        _stream = new NetworkStream(socket, ownsSocket: true);
+        _stream = stream;
+        _close = close;
     }
 
     public NodeId PeerId { get; } = NodeId.Random();
@@ -38,7 +41,17 @@ internal sealed class WireClient : IAsyncDisposable
     /// <summary>BEP 10 extended messages the session sent: (extended id, payload).</summary>
     public System.Threading.Channels.Channel<(byte Id, byte[] Payload)> Extended { get; } = System.Threading.Channels.Channel.CreateUnbounded<(byte, byte[])>();
 
+    private readonly List<(PeerMessageType Type, int Index)> _received = [];
     private int _pieces;
+
+    /// <summary>The messages the session sent so far after its handshake (type and piece index), in order.</summary>
+    public IReadOnlyList<(PeerMessageType Type, int Index)> Received
+    {
+        get
+        {
+            lock (_received) return [.. _received];
+        }
+    }
     private TaskCompletionSource _piece = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public static async Task<WireClient> ConnectAsync(IPEndPoint target, IPAddress? from = null)
@@ -55,7 +68,19 @@ internal sealed class WireClient : IAsyncDisposable
             throw;
         }
 
-        var client = new WireClient(socket);
+        return Start(new NetworkStream(socket, ownsSocket: true), socket.Close);
+    }
+
+    /// <summary>Connects through <paramref name="transport"/> (an endpoint of a virtual network) to <paramref name="target"/>.</summary>
+    public static async Task<WireClient> ConnectAsync(IStreamTransport transport, IPEndPoint target)
+    {
+        var connection = await transport.ConnectAsync(target, CancellationToken.None);
+        return Start(connection.Stream, connection.Abort);
+    }
+
+    private static WireClient Start(Stream stream, Action close)
+    {
+        var client = new WireClient(stream, close);
         client._reader = client.ReadAsync();
         return client;
     }
@@ -118,6 +143,7 @@ internal sealed class WireClient : IAsyncDisposable
                         if (used <= 0) break;
                         if (PeerWire.TryDecode(buffer.AsSpan(0, used), out var m, out _))
                         {
+                            lock (_received) _received.Add((m.Type, m.Index));
                             OnMessage(m.Type);
                             if (m.Type == PeerMessageType.Extended) Extended.Writer.TryWrite((m.ExtendedId, m.Payload.ToArray()));
                         }
@@ -144,12 +170,20 @@ internal sealed class WireClient : IAsyncDisposable
         Interlocked.Exchange(ref _piece, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
     }
 
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync()
     {
-        await _cts.CancelAsync();
-        _socket.Close();
+        CancelInline();
+        _close();
+        return AfterCloseAsync();
+    }
+
+    /// <summary>Inline, not CancelAsync: on a virtual network the reader's cancellation must run on the scheduler's thread.</summary>
+    private void CancelInline() => _cts.Cancel();
+
+    private async ValueTask AfterCloseAsync()
+    {
         if (_reader is not null) await _reader;
-        _stream.Dispose();
+        await _stream.DisposeAsync();
         _cts.Dispose();
     }
 }

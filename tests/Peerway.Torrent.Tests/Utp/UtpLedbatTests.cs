@@ -63,9 +63,9 @@ public sealed class UtpLedbatTests
         var listener = world.Await(UtpWorld.RunInline(() => server.ListenAsync(server.LocalEndPoint, CancellationToken.None).AsTask()));
         var arrivals = new List<(DateTimeOffset At, int Bytes)>();
         var stop = false;
-        _ = UtpWorld.RunInline(() => Sink(listener, arrivals, world));
+        _ = UtpWorld.RunInline(() => SinkAsync(listener, arrivals, world));
         var connection = world.Await(UtpWorld.RunInline(() => client.ConnectAsync(server.LocalEndPoint, CancellationToken.None).AsTask()));
-        var writer = UtpWorld.RunInline(() => Source(connection, () => stop));
+        var writer = UtpWorld.RunInline(() => SourceAsync(connection, () => stop));
         var start = world.Time.GetUtcNow();
         var delays = new List<(DateTimeOffset At, int Micros)>();
 
@@ -112,7 +112,7 @@ public sealed class UtpLedbatTests
         world.Dispose();
     }
 
-    private static async Task Sink(IStreamListener listener, List<(DateTimeOffset, int)> arrivals, UtpWorld world)
+    private static async Task SinkAsync(IStreamListener listener, List<(DateTimeOffset, int)> arrivals, UtpWorld world)
     {
         var c = (await listener.AcceptAsync(CancellationToken.None))!;
         var buffer = new byte[65_536];
@@ -120,7 +120,7 @@ public sealed class UtpLedbatTests
         while ((n = await c.Stream.ReadAsync(buffer)) > 0) arrivals.Add((world.Time.GetUtcNow(), n));
     }
 
-    private static async Task Source(IStreamConnection c, Func<bool> stop)
+    private static async Task SourceAsync(IStreamConnection c, Func<bool> stop)
     {
         var chunk = new byte[65_536];
         while (!stop()) await c.Stream.WriteAsync(chunk);

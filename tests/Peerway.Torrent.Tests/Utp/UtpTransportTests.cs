@@ -14,24 +14,24 @@ public sealed class UtpTransportTests
         var server = world.Transport(1, options);
         var client = world.Transport(2, options);
         var listener = world.Await(UtpWorld.RunInline(() => server.ListenAsync(server.LocalEndPoint, CancellationToken.None).AsTask()));
-        var received = UtpWorld.RunInline(() => ReadAll(listener));
-        var sent = UtpWorld.RunInline(() => WriteAll(client, server.LocalEndPoint, data));
+        var received = UtpWorld.RunInline(() => ReadAllAsync(listener));
+        var sent = UtpWorld.RunInline(() => WriteAllAsync(client, server.LocalEndPoint, data));
         var stats = world.Await(sent, limit);
         var bytes = world.Await(received, limit);
         return (bytes, stats);
     }
 
-    private static async Task<byte[]> ReadAll(IStreamListener listener)
+    private static async Task<byte[]> ReadAllAsync(IStreamListener listener)
     {
         await using var connection = (await listener.AcceptAsync(CancellationToken.None))!;
         var output = new MemoryStream();
         var buffer = new byte[50_000];
         int n;
-        while ((n = await connection.Stream.ReadAsync(buffer)) > 0) output.Write(buffer, 0, n);
+        while ((n = await connection.Stream.ReadAsync(buffer)) > 0) await output.WriteAsync(buffer.AsMemory(0, n));
         return output.ToArray();
     }
 
-    private static async Task<UtpConnectionStats> WriteAll(UtpTransport client, IPEndPoint server, byte[] data)
+    private static async Task<UtpConnectionStats> WriteAllAsync(UtpTransport client, IPEndPoint server, byte[] data)
     {
         var connection = (UtpStreamConnection)await client.ConnectAsync(server, CancellationToken.None);
         await using (connection)
@@ -128,7 +128,7 @@ public sealed class UtpTransportTests
     }
 
     [Fact]
-    public void Connecting_to_a_host_without_a_listener_fails_at_once_on_its_reset()
+    public async Task Connecting_to_a_host_without_a_listener_fails_at_once_on_its_reset()
     {
         var world = new UtpWorld();
         var server = world.Transport(1);
@@ -136,14 +136,14 @@ public sealed class UtpTransportTests
         var start = world.Time.GetUtcNow();
         var connect = UtpWorld.RunInline(() => client.ConnectAsync(server.LocalEndPoint, CancellationToken.None).AsTask());
         Assert.True(world.RunUntil(() => connect.IsCompleted, TimeSpan.FromSeconds(30)));
-        var error = Assert.Throws<IOException>(() => connect.GetAwaiter().GetResult());
+        var error = await Assert.ThrowsAsync<IOException>(() => connect);
         Assert.Contains("reset", error.Message, StringComparison.Ordinal);
         Assert.True(world.Time.GetUtcNow() - start < TimeSpan.FromSeconds(1), "waited for a timeout instead of the reset");
         world.Dispose();
     }
 
     [Fact]
-    public void Connecting_to_a_silent_host_times_out_after_the_syn_resends()
+    public async Task Connecting_to_a_silent_host_times_out_after_the_syn_resends()
     {
         var world = new UtpWorld();
         var client = world.Transport(2);
@@ -151,13 +151,13 @@ public sealed class UtpTransportTests
         silent.Start((_, _) => { });
         var connect = UtpWorld.RunInline(() => client.ConnectAsync(silent.LocalEndPoint, CancellationToken.None).AsTask());
         Assert.True(world.RunUntil(() => connect.IsCompleted, TimeSpan.FromMinutes(1)));
-        Assert.Throws<IOException>(() => connect.GetAwaiter().GetResult());
+        await Assert.ThrowsAsync<IOException>(() => connect);
         Assert.Equal(0, client.ConnectionCount);
         world.Dispose();
     }
 
     [Fact]
-    public void Abort_resets_the_remote_whose_pending_read_fails()
+    public async Task Abort_resets_the_remote_whose_pending_read_fails()
     {
         var world = new UtpWorld();
         var server = world.Transport(1);
@@ -173,7 +173,7 @@ public sealed class UtpTransportTests
             return 0;
         });
         Assert.True(world.RunUntil(() => read.IsCompleted, TimeSpan.FromSeconds(5)));
-        Assert.Throws<IOException>(() => read.GetAwaiter().GetResult());
+        await Assert.ThrowsAsync<IOException>(() => read);
         world.Dispose();
     }
 
@@ -186,8 +186,8 @@ public sealed class UtpTransportTests
         var listener = world.Await(UtpWorld.RunInline(() => server.ListenAsync(server.LocalEndPoint, CancellationToken.None).AsTask()));
         var up = RandomBytes(300_000, 5);
         var down = RandomBytes(500_000, 6);
-        var serverTask = UtpWorld.RunInline(() => Exchange(async () => (await listener.AcceptAsync(CancellationToken.None))!, down, null));
-        var clientTask = UtpWorld.RunInline(() => Exchange(() => client.ConnectAsync(server.LocalEndPoint, CancellationToken.None).AsTask(), up, down.Length));
+        var serverTask = UtpWorld.RunInline(() => ExchangeAsync(async () => (await listener.AcceptAsync(CancellationToken.None))!, down, null));
+        var clientTask = UtpWorld.RunInline(() => ExchangeAsync(() => client.ConnectAsync(server.LocalEndPoint, CancellationToken.None).AsTask(), up, down.Length));
         Assert.Equal(down, world.Await(clientTask));
         Assert.Equal(up, world.Await(serverTask));
         Assert.True(world.RunUntil(() => server.ConnectionCount == 0 && client.ConnectionCount == 0, TimeSpan.FromSeconds(30)),
@@ -196,14 +196,14 @@ public sealed class UtpTransportTests
 
         // Writes go to the send buffer at once (it holds them all); then reads to the FIN, or the expected length
         // (the seam has no half-close, so the side that knows the length closes first).
-        static async Task<byte[]> Exchange(Func<Task<IStreamConnection>> open, byte[] send, int? expect)
+        static async Task<byte[]> ExchangeAsync(Func<Task<IStreamConnection>> open, byte[] send, int? expect)
         {
             var c = await open();
             await c.Stream.WriteAsync(send);
             var output = new MemoryStream();
             var buffer = new byte[8192];
             int n;
-            while (output.Length != expect && (n = await c.Stream.ReadAsync(buffer)) > 0) output.Write(buffer, 0, n);
+            while (output.Length != expect && (n = await c.Stream.ReadAsync(buffer)) > 0) await output.WriteAsync(buffer.AsMemory(0, n));
             await c.DisposeAsync();
             return output.ToArray();
         }

@@ -94,7 +94,9 @@ internal sealed class UtpWorld : IDeliveryScheduler
     public T Await<T>(Task<T> task, TimeSpan? limit = null)
     {
         Assert.True(RunUntil(() => task.IsCompleted, limit ?? TimeSpan.FromMinutes(10)), "task did not complete in virtual time");
+#pragma warning disable VSTHRD002 // the task has completed (asserted above): this only unwraps its result
         return task.GetAwaiter().GetResult();
+#pragma warning restore VSTHRD002
     }
 
     /// <summary>Starts <paramref name="start"/> without a SynchronizationContext, so its continuations run inline.</summary>
@@ -112,14 +114,15 @@ internal sealed class UtpWorld : IDeliveryScheduler
         }
     }
 
-    private static void RunInline(Action action) => RunInline(() =>
-    {
-        action();
-        return 0;
-    });
-
     public void Dispose()
     {
-        foreach (var t in _transports) RunInline(() => t.DisposeAsync().AsTask()).GetAwaiter().GetResult();
+        foreach (var t in _transports)
+        {
+            Await(RunInline(async () =>
+            {
+                await t.DisposeAsync();
+                return true;
+            }));
+        }
     }
 }

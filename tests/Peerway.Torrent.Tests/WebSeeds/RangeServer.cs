@@ -107,23 +107,23 @@ internal sealed class RangeServer : IAsyncDisposable
 
     private async Task AnswerAsync(NetworkStream stream, string path, string? range)
     {
-        async Task Head(string status, params string[] headers) =>
+        async Task HeadAsync(string status, params string[] headers) =>
             await stream.WriteAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 {status}\r\n{string.Concat(headers.Select(h => h + "\r\n"))}\r\n"), _cts.Token);
         if (!_files.TryGetValue(path, out var file))
         {
-            await Head("404 Not Found", "Content-Length: 0");
+            await HeadAsync("404 Not Found", "Content-Length: 0");
             return;
         }
 
         if (_mode == ServerMode.RedirectLoop)
         {
-            await Head("302 Found", $"Location: {path}", "Content-Length: 0");
+            await HeadAsync("302 Found", $"Location: {path}", "Content-Length: 0");
             return;
         }
 
         if (_mode == ServerMode.IgnoresRange || range is null)
         {
-            await Head("200 OK", Len(file.Length));
+            await HeadAsync("200 OK", Len(file.Length));
             await stream.WriteAsync(file, _cts.Token);
             return;
         }
@@ -138,7 +138,7 @@ internal sealed class RangeServer : IAsyncDisposable
             for (var i = 0; i < body.Length; i++) body[i] ^= 0xFF;
         }
 
-        await Head("206 Partial Content", Len(body.Length), string.Create(CultureInfo.InvariantCulture, $"Content-Range: bytes {from}-{from + body.Length - 1}/{file.Length}"));
+        await HeadAsync("206 Partial Content", Len(body.Length), string.Create(CultureInfo.InvariantCulture, $"Content-Range: bytes {from}-{from + body.Length - 1}/{file.Length}"));
         if (_mode == ServerMode.SlowDrip)
         {
             // One byte, then nothing: the client's request timeout has to end it.

@@ -33,7 +33,7 @@ public sealed class WebSeedTests : IAsyncLifetime, IDisposable
     public void Dispose() => _http.Dispose();
 
     /// <summary>set/{a 100,000 B, d/b 70,000 B} with 16 KiB pieces and the given url-list; and what a server serves for a root URL "/ws/".</summary>
-    private async Task<(TorrentMetainfo Meta, byte[] Content, Dictionary<string, byte[]> Served)> MultiFile(params string[] webSeeds)
+    private async Task<(TorrentMetainfo Meta, byte[] Content, Dictionary<string, byte[]> Served)> MultiFileAsync(params string[] webSeeds)
     {
         var src = Path.Combine(_dir, "src", "set");
         Directory.CreateDirectory(Path.Combine(src, "d"));
@@ -46,7 +46,7 @@ public sealed class WebSeedTests : IAsyncLifetime, IDisposable
         return (meta!, [.. a, .. b], new() { ["/ws/set/a"] = a, ["/ws/set/d/b"] = b });
     }
 
-    private async Task<TorrentClient> Client(ITorrentStorageFactory storage)
+    private async Task<TorrentClient> ClientAsync(ITorrentStorageFactory storage)
     {
         var client = new TorrentClient([new TcpStreamTransport()], new TorrentClientOptions { ListenEndPoints = [new IPEndPoint(IPAddress.Loopback, 0)] }, storage, TimeProvider.System)
         {
@@ -67,7 +67,7 @@ public sealed class WebSeedTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task Urls_follow_bep_19_for_single_and_multi_file_torrents()
     {
-        var (meta, _, _) = await MultiFile();
+        var (meta, _, _) = await MultiFileAsync();
         var b = meta.Info.Files[1];
         Assert.Equal("http://h/ws/set/d/b", WebSeedUrl.FileUrl(new Uri("http://h/ws/"), meta.Info, b).ToString());
         Assert.Equal("http://h/ws/set/d/b", WebSeedUrl.FileUrl(new Uri("http://h/ws"), meta.Info, b).ToString());
@@ -85,7 +85,7 @@ public sealed class WebSeedTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task Url_list_is_written_and_read_as_a_string_or_a_list_and_httpseeds_listed_apart()
     {
-        var (meta, _, _) = await MultiFile("http://a/ws/", "https://b/x");
+        var (meta, _, _) = await MultiFileAsync("http://a/ws/", "https://b/x");
         Assert.Equal(["http://a/ws/", "https://b/x"], meta.WebSeeds);
         Assert.Throws<ArgumentException>(() => new TorrentCreateOptions { WebSeeds = ["ftp://a/"] }.Validate());
 
@@ -102,11 +102,11 @@ public sealed class WebSeedTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task A_multi_file_torrent_downloads_from_a_web_seed_alone()
     {
-        var (meta, content, served) = await MultiFile();
+        var (meta, content, served) = await MultiFileAsync();
         var server = Server(served);
         var meta2 = meta;
         var store = new MemoryStorageFactory();
-        var client = await Client(store);
+        var client = await ClientAsync(store);
         var handle = await client.AddAsync(meta2, "dl", new TorrentAddOptions { WebSeeds = [new Uri(server.Url("/ws/"))], WebSeedOptions = Quick });
         await handle.Completed.WaitAsync(Deadline);
         Assert.Equal(content, store.Get(meta.InfoHash)!.ToArray());
@@ -122,10 +122,10 @@ public sealed class WebSeedTests : IAsyncLifetime, IDisposable
     [InlineData(ServerMode.BadData)]
     public async Task A_misbehaving_web_seed_is_dropped_and_a_good_one_completes_the_torrent(ServerMode mode)
     {
-        var (meta, content, served) = await MultiFile();
+        var (meta, content, served) = await MultiFileAsync();
         var bad = Server(served, mode);
         var store = new MemoryStorageFactory();
-        var client = await Client(store);
+        var client = await ClientAsync(store);
         var dropped = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
         var handle = await client.AddAsync(meta, "dl", new TorrentAddOptions { WebSeedOptions = Quick });
         handle.Session!.WebSeedDropped += url => dropped.TrySetResult(url);
@@ -146,15 +146,15 @@ public sealed class WebSeedTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task A_peer_and_a_web_seed_both_serve_one_download()
     {
-        var (meta, content, served) = await MultiFile();
+        var (meta, content, served) = await MultiFileAsync();
         var server = Server(served);
         var seedStore = new MemoryStorageFactory();
         seedStore.Add(meta.Info, content);
-        var seeder = await Client(seedStore);
+        var seeder = await ClientAsync(seedStore);
         await seeder.AddAsync(meta, "seed", new TorrentAddOptions { SeedOnly = true });
 
         var store = new MemoryStorageFactory();
-        var leecher = await Client(store);
+        var leecher = await ClientAsync(store);
         var handle = await leecher.AddAsync(meta, "dl", new TorrentAddOptions
         {
             Peers = [new IPEndPoint(IPAddress.Loopback, seeder.Port)],

@@ -121,7 +121,11 @@ public sealed class PeerWireTests
         var hs = new ExtendedHandshake
         {
             Extensions = new Dictionary<string, byte> { ["ut_metadata"] = 1, ["ut_pex"] = 2 },
-            ListenPort = 6881, Client = "Peerway 0.1", RequestQueue = 250, MetadataSize = 31337, YourIp = IPAddress.Loopback,
+            ListenPort = 6881,
+            Client = "Peerway 0.1",
+            RequestQueue = 250,
+            MetadataSize = 31337,
+            YourIp = IPAddress.Loopback,
         };
         Assert.True(ExtendedHandshake.TryDecode(hs.Encode(), out var back, out _));
         Assert.Equal(1, back!.ExtensionId("ut_metadata"));
