@@ -105,7 +105,7 @@ public sealed class Socks5UdpTests
     [Fact]
     public async Task DisposeAsync_ends_the_watch_and_closes_the_control_connection_which_is_not_reported_as_the_proxy_closing()
     {
-        var (transport, listener) = await ProxyStreamTransportTests.Proxy(ProxyKind.Socks5);
+        var (transport, listener) = await ProxyStreamTransportTests.ProxyAsync(ProxyKind.Socks5);
         using var _ = listener;
         using var relay = new UdpClient(new IPEndPoint(IPAddress.Loopback, 0));
         var server = GrantAsync(listener, ((IPEndPoint)relay.Client.LocalEndPoint!).Port, 0, async s =>
