@@ -4,7 +4,8 @@ using Peerway.Interop.Tests.Infrastructure;
 namespace Peerway.Interop.Tests.Dht;
 
 /// <summary>BEP 32 with real processes on ::1: two `peerway dht serve --bind [::1]:0` nodes, the second joining through
-/// the first, and the client commands (ping, announce, get-peers) on IPv6 loopback.</summary>
+/// the first, and the client commands (ping, announce, get-peers) on IPv6 loopback; the same commands against a
+/// libtorrent 2.0 DHT node on ::1 (tests/interop-peers/lt-dht-sample.py serve6). bittorrent-dht 11 has no IPv6 DHT.</summary>
 public sealed partial class Ipv6ServeProcessTests
 {
     [GeneratedRegex(@"^node ([0-9a-f]{40}) listening \[::1\]:(\d+)$")]
@@ -36,5 +37,26 @@ public sealed partial class Ipv6ServeProcessTests
         // A port in --bind and --port at once is a usage error.
         var both = await PeerwayCli.RunAsync("dht", "serve", "--bind", "[::1]:0", "--port", "0");
         Assert.Equal(2, both.ExitCode);
+    }
+
+    [RequiresLibtorrentFact]
+    public async Task The_client_commands_work_against_a_libtorrent_node_on_ipv6_loopback()
+    {
+        LibtorrentTool.Require();
+        var driver = Path.Combine(RepoRoot.Find(), "tests", "interop-peers", "lt-dht-sample.py");
+        await using var lt = ExternalProcess.Start(LibtorrentTool.Python, [driver, "serve6"], TimeSpan.FromSeconds(180), RepoRoot.Find());
+        var first = await lt.WaitForStdoutAsync(l => l.StartsWith("listening ", StringComparison.Ordinal), TimeSpan.FromSeconds(90));
+        var endPoint = "[::1]:" + first["listening ".Length..];
+
+        var ping = await PeerwayCli.RunAsync("dht", "ping", endPoint, "--timeout", "30");
+        Assert.True(ping.ExitCode == 0, ping.ToString());
+        Assert.Matches("^[0-9a-f]{40}$", Assert.Single(ping.StdoutLines));
+        // announce_peer and get_peers over IPv6: libtorrent stores our peer and hands it back as an 18-byte value.
+        const string infoHash = "32323232323232323232323232323232dead0033";
+        var announce = await PeerwayCli.RunAsync("dht", "announce", infoHash, "--port", "45033", "--bootstrap", endPoint, "--timeout", "30");
+        Assert.True(announce.ExitCode == 0, announce.ToString());
+        var peers = await PeerwayCli.RunAsync("dht", "get-peers", infoHash, "--bootstrap", endPoint, "--timeout", "30");
+        Assert.True(peers.ExitCode == 0, peers.ToString());
+        Assert.Equal(["[::1]:45033"], peers.StdoutLines);
     }
 }
