@@ -357,6 +357,28 @@ internal static class DhtCli
         return address;
     }
 
+    /// <summary>
+    /// --bind of <c>dht serve</c>: an IP address (<c>127.0.0.1</c>, <c>::1</c>, <c>[::1]</c>) or an address with a port,
+    /// <c>127.0.0.1:6881</c> or <c>[::1]:6881</c> (BEP 32: a node on IPv6 serves the IPv6 DHT); port 0 picks a free one.
+    /// </summary>
+    public static (IPAddress? Address, int? Port) ParseBindEndPoint(string? text)
+    {
+        if (text is null) return (null, null);
+        var close = text.IndexOf("]:", StringComparison.Ordinal);
+        var colon = text.LastIndexOf(':');
+        string host;
+        if (close > 0 && text.StartsWith('[')) host = text[..(close + 1)];
+        else if (colon > 0 && text.IndexOf(':', StringComparison.Ordinal) == colon) host = text[..colon];
+        else return (ParseBind(text), null);
+        var portText = text[(host.Length + 1)..];
+        if (!EndPointParser.TryParseAddress(host, out var address) || !EndPointParser.TryParsePort(portText, allowZero: true, out var port))
+        {
+            throw new UsageException($"--bind '{text}' is not an IP address or IP:PORT ([IPv6]:PORT)");
+        }
+
+        return (address, port);
+    }
+
     /// <summary>--timeout: seconds in (0, 86400], the default when not given.</summary>
     public static double ParseTimeoutSeconds(string? text)
     {

@@ -193,7 +193,7 @@ internal static class DhtItemCommands
         return command;
     }
 
-    private static async Task<DhtSigningKey> ReadKeyAsync(string path, CancellationToken ct)
+    internal static async Task<DhtSigningKey> ReadKeyAsync(string path, CancellationToken ct)
     {
         string text;
         try
@@ -222,7 +222,7 @@ internal static class DhtItemCommands
         return text.Length % 2 == 0 && Convert.FromHexString(text, bytes, out _, out var written) == System.Buffers.OperationStatus.Done && written == bytes.Length;
     }
 
-    private static byte[] ParseSalt(string? text)
+    internal static byte[] ParseSalt(string? text)
     {
         var salt = text is null ? [] : Encoding.UTF8.GetBytes(text);
         if (salt.Length > Bep44.MaxSaltLength) throw new UsageException($"--salt is {salt.Length} bytes; BEP 44 allows at most {Bep44.MaxSaltLength}");

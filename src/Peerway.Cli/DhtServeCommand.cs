@@ -24,7 +24,7 @@ internal static class DhtServeCommand
 
     public static Command Create()
     {
-        var bind = new Option<string>("--bind") { Description = "Local IP address to bind (default 0.0.0.0)." };
+        var bind = new Option<string>("--bind") { Description = "Local IP address to bind, or IP:PORT / [IPv6]:PORT (default 0.0.0.0; an IPv6 address serves the IPv6 DHT, BEP 32)." };
         var port = new Option<string>("--port") { Description = $"UDP port (default {DhtCommands.DefaultServePort}; 0 picks a free one)." };
         var bootstrap = new Option<string[]>("--bootstrap")
         {
@@ -49,9 +49,11 @@ internal static class DhtServeCommand
         };
         command.SetAction(async (parse, ct) =>
         {
-            var address = DhtCli.ParseBind(parse.GetValue(bind)) ?? IPAddress.Any;
+            var (bindAddress, bindPort) = DhtCli.ParseBindEndPoint(parse.GetValue(bind));
+            var address = bindAddress ?? IPAddress.Any;
             var portText = parse.GetValue(port);
-            var portNumber = DhtCommands.DefaultServePort;
+            var portNumber = bindPort ?? DhtCommands.DefaultServePort;
+            if (bindPort is not null && portText is not null) throw new UsageException("give the port in --bind or in --port, not both");
             if (portText is not null && !EndPointParser.TryParsePort(portText, allowZero: true, out portNumber))
             {
                 throw new UsageException(Listening.BadPort("--port", portText, allowZero: true));

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Net;
 using Microsoft.Extensions.Logging;
+using Peerway.Dht;
 using Peerway.Net;
 using Peerway.Node;
 using Peerway.Torrent;
@@ -138,7 +139,10 @@ internal static partial class TorrentCommands
         var webrtc = WebRtcOption();
         var lsd = LsdOption();
         var proxyUrl = ProxyOption();
-        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, bind, trackers, webrtc, dht, lsd, proxyUrl, content, limit, encryption, transport, verbose };
+        var publish = PublishOption();
+        var publishSalt = PublishSaltOption();
+        var republish = RepublishOption();
+        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, bind, trackers, webrtc, dht, lsd, proxyUrl, content, limit, encryption, transport, publish, publishSalt, republish, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var source = parse.GetValue(path)!;
@@ -172,11 +176,20 @@ internal static partial class TorrentCommands
 
             if (!File.Exists(contentPath) && !Directory.Exists(contentPath)) throw new UsageException($"content not found: {contentPath}");
             var rtc = CheckWebRtc(parse.GetValue(webrtc), allTrackers, address);
+            // BEP 46: the key is read (and the options checked) before anything starts.
+            var publishSaltBytes = DhtItemCommands.ParseSalt(parse.GetValue(publishSalt));
+            if (parse.GetValue(publish) is null && (parse.GetValue(publishSalt) is not null || parse.GetResult(republish) is { Implicit: false })) throw new UsageException("--salt and --republish need --publish");
+            if (parse.GetValue(publish) is not null && parse.GetValue(dht) is not { Length: > 0 }) throw new UsageException("--publish needs the DHT: give --dht-bootstrap HOST:PORT");
+            if (parse.GetValue(publish) is not null && proxy is not null) throw new UsageException("--publish is not done through --proxy");
+            var republishEvery = CheckSeconds(parse.GetValue(republish), "--republish");
+            using var publishKey = parse.GetValue(publish) is { } keyPath ? await DhtItemCommands.ReadKeyAsync(keyPath, ct) : null;
             Socks5UdpAssociation? proxyUdp = null;
             var useDht = true;
             if (proxy is not null) (proxyUdp, transports, useDht) = await ProxyUdpAsync(proxy, transports, parse.GetValue(dht) is { Length: > 0 }, parse.InvocationConfiguration.Error, ct);
             using var loggers = Loggers(parse.GetValue(verbose));
             var dhtRouters = useDht ? await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct) : [];
+            // Publishing (BEP 46) needs the DHT node before the torrent starts: a node of the command's own, the torrent's too.
+            await using var publishDht = publishKey is null ? null : await StartJoinedDhtAsync(address, dhtRouters, loggers, ct);
             // The host binds the peer port's UDP side (uTP, and the DHT node with --dht-bootstrap) as it is made, and TCP when started.
             var host = Listening.Bind(address, (transports & PeerTransports.Utp) != 0 ? parse.GetValue(port) : 0, () => new TorrentHost(new TorrentHostOptions
             {
@@ -186,13 +199,13 @@ internal static partial class TorrentCommands
                 ContentIsSource = true,
                 Trackers = allTrackers,
                 WebRtc = rtc,
-                DhtBootstrap = dhtRouters,
+                DhtBootstrap = publishDht is null ? dhtRouters : [],
                 DhtBind = new IPEndPoint(address, 0),
                 Transports = transports,
                 LocalDiscovery = localDiscovery,
                 Proxy = proxy,
                 Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)), Encryption = CheckEncryption(parse.GetValue(encryption)) },
-            }, loggers, proxyUdp: proxyUdp));
+            }, loggers, publishDht?.Node, proxyUdp));
             await using (host)
             {
                 try
@@ -207,7 +220,15 @@ internal static partial class TorrentCommands
                 await parse.InvocationConfiguration.Output.WriteLineAsync(new MagnetLink(info.InfoHash, info.Name, allTrackers, []).ToString());
                 await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                     $"seeding {info.Name} ({FormatSize(info.TotalLength)}, {info.PieceCount} pieces) on port {host.Client.Port}; Ctrl-C to stop"));
-                await UntilInterruptedAsync(ct);
+                if (publishKey is not null)
+                {
+                    await PublishUntilInterruptedAsync(publishDht!.Node, publishKey, publishSaltBytes, info.InfoHash, republishEvery,
+                        parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct);
+                }
+                else
+                {
+                    await UntilInterruptedAsync(ct);
+                }
             }
 
             return CliRunner.Ok;
@@ -236,7 +257,9 @@ internal static partial class TorrentCommands
         var webrtc = WebRtcOption();
         var lsd = LsdOption();
         var proxyUrl = ProxyOption();
-        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, bind, peers, dht, trackers, webrtc, lsd, proxyUrl, seed, timeout, limit, overwrite, only, skip, encryption, transport, verbose };
+        var follow = FollowOption();
+        var followInterval = FollowIntervalOption();
+        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, bind, peers, dht, trackers, webrtc, lsd, proxyUrl, seed, follow, followInterval, timeout, limit, overwrite, only, skip, encryption, transport, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var target = parse.GetValue(what)!;
@@ -251,7 +274,19 @@ internal static partial class TorrentCommands
             IReadOnlyList<string> webSeeds = [];
             Peerway.Core.NodeId hash;
             string name;
-            (hash, name, info, webSeeds) = await ResolveTargetAsync(target, trackerList, peerList, parse.InvocationConfiguration.Error, ct);
+            var link = CheckMutableMagnet(target, parse.GetValue(dht) is { Length: > 0 }, proxy is not null);
+            if (link is null && (parse.GetValue(follow) || parse.GetResult(followInterval) is { Implicit: false })) throw new UsageException("--follow and --follow-interval need a BEP 46 magnet (xs=urn:btpk:)");
+            var followEvery = CheckSeconds(parse.GetValue(followInterval), "--follow-interval");
+            if (link is null)
+            {
+                (hash, name, info, webSeeds) = await ResolveTargetAsync(target, trackerList, peerList, parse.InvocationConfiguration.Error, ct);
+            }
+            else
+            {
+                hash = default;
+                name = link.ToString();
+            }
+
             peerList.AddRange(await ResolveAllAsync(parse.GetValue(peers), "peer", ct));
             var selection = FileSelection.FromGlobs(parse.GetValue(only), parse.GetValue(skip));
             if (info is not null && selection is not null && selection(info) is { } chosen && chosen.All(p => p == FilePriority.Skip))
@@ -270,72 +305,97 @@ internal static partial class TorrentCommands
             Directory.CreateDirectory(dir);
             using var loggers = Loggers(parse.GetValue(verbose));
             var dhtRouters = useDht ? await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct) : [];
-            // The host binds the peer port's UDP side (uTP, and the DHT node with --dht-bootstrap) as it is made, and TCP when started.
-            var host = Listening.Bind(address, (transports & PeerTransports.Utp) != 0 ? parse.GetValue(port) : 0, () => new TorrentHost(new TorrentHostOptions
+            // BEP 46: the magnet names a mutable item; its current torrent is looked up first, on a DHT node of our own
+            // (the torrent's DHT peer source too).
+            await using var mutableDht = link is null ? null : await StartJoinedDhtAsync(address, dhtRouters, loggers, ct);
+            var current = link is null ? null : await ResolveOrFailAsync(mutableDht!.Node, link, ct);
+            while (true)
             {
-                InfoHash = hash,
-                Info = info,
-                Path = dir,
-                Trackers = trackerList,
-                WebRtc = rtc,
-                Peers = peerList,
-                DhtBootstrap = dhtRouters,
-                DhtBind = new IPEndPoint(address, 0),
-                Transports = transports,
-                LocalDiscovery = localDiscovery,
-                Proxy = proxy,
-                Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)), Encryption = CheckEncryption(parse.GetValue(encryption)) },
-                Storage = new FileStorageOptions { OverwriteExistingFiles = parse.GetValue(overwrite) },
-                FileSelection = selection,
-                WebSeeds = [.. webSeeds.Select(w => new Uri(w))],
-            }, loggers, proxyUdp: proxyUdp));
-            await using (host)
-            {
-                using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                if (parse.GetValue(timeout) is { } seconds) deadline.CancelAfter(TimeSpan.FromSeconds(seconds));
-                await Listening.BindAsync(address, parse.GetValue(port), () => host.StartAsync(ct));
-                if (host.Handle.Info is not null)
+                MutableTorrentUpdate? next = null;
+                if (current is not null)
                 {
-                    var start = host.Handle.GetStats();
-                    await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                        $"resume: {start.PiecesKeptOnOpen} pieces kept, {start.PiecesRechecked} rechecked"));
+                    hash = current.InfoHash;
+                    name = hash.ToString();
+                    info = null;
+                    await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"resolved: seq {current.Sequence} info-hash {hash}"));
                 }
 
-                await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"fetching {name} into {dir} (port {host.Client.Port})"));
-                try
+                // The host binds the peer port's UDP side (uTP, and the DHT node with --dht-bootstrap) as it is made, and TCP when started.
+                var host = Listening.Bind(address, (transports & PeerTransports.Utp) != 0 ? parse.GetValue(port) : 0, () => new TorrentHost(new TorrentHostOptions
                 {
-                    await ShowProgressAsync(host.Handle, name, parse.InvocationConfiguration.Error, deadline.Token);
-                }
-                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                    InfoHash = hash,
+                    Info = info,
+                    Path = dir,
+                    Trackers = trackerList,
+                    WebRtc = rtc,
+                    Peers = peerList,
+                    DhtBootstrap = mutableDht is null ? dhtRouters : [],
+                    DhtBind = new IPEndPoint(address, 0),
+                    Transports = transports,
+                    LocalDiscovery = localDiscovery,
+                    Proxy = proxy,
+                    Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)), Encryption = CheckEncryption(parse.GetValue(encryption)) },
+                    Storage = new FileStorageOptions { OverwriteExistingFiles = parse.GetValue(overwrite) },
+                    FileSelection = selection,
+                    WebSeeds = [.. webSeeds.Select(w => new Uri(w))],
+                }, loggers, mutableDht?.Node, proxyUdp));
+                await using (host)
                 {
-                    var s = host.Handle.GetStats();
-                    throw new RuntimeFailureException(string.Create(CultureInfo.InvariantCulture,
-                        $"timed out with {s.VerifiedPieces}/{s.PieceCount} pieces verified ({s.Connections} peers connected)"));
+                    using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                    if (parse.GetValue(timeout) is { } seconds) deadline.CancelAfter(TimeSpan.FromSeconds(seconds));
+                    await Listening.BindAsync(address, parse.GetValue(port), () => host.StartAsync(ct));
+                    if (host.Handle.Info is not null)
+                    {
+                        var start = host.Handle.GetStats();
+                        await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                            $"resume: {start.PiecesKeptOnOpen} pieces kept, {start.PiecesRechecked} rechecked"));
+                    }
+
+                    await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"fetching {name} into {dir} (port {host.Client.Port})"));
+                    try
+                    {
+                        await ShowProgressAsync(host.Handle, name, parse.InvocationConfiguration.Error, deadline.Token);
+                    }
+                    catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                    {
+                        var s = host.Handle.GetStats();
+                        throw new RuntimeFailureException(string.Create(CultureInfo.InvariantCulture,
+                            $"timed out with {s.VerifiedPieces}/{s.PieceCount} pieces verified ({s.Connections} peers connected)"));
+                    }
+
+                    var stats = host.Handle.GetStats();
+                    foreach (var (url, bytes) in host.Handle.Session?.WebSeedStats() ?? [])
+                    {
+                        await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"web seed {url}: {bytes} bytes"));
+                    }
+
+                    await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"from peers: {stats.ReceivedByPeerId.Values.Sum()} bytes"));
+                    if (host.Handle.FilePriorities is { } chosenFiles)
+                    {
+                        var wanted = host.Handle.Info!.ContentFiles.Where((_, i) => chosenFiles[i] != FilePriority.Skip).ToList();
+                        await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                            $"complete: {host.Handle.Info!.Name} {wanted.Count} of {chosenFiles.Count} files, {wanted.Sum(f => f.Length)} bytes, {stats.VerifiedPieces} pieces verified, info-hash {hash}"));
+                    }
+                    else
+                    {
+                        await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                            $"complete: {host.Handle.Info!.Name} {stats.TotalLength} bytes, {stats.PieceCount} pieces verified, info-hash {hash}"));
+                    }
+                    if (current is not null && parse.GetValue(follow))
+                    {
+                        // BEP 46: seeding this torrent meanwhile; a higher seq names the next one, fetched into the same directory.
+                        await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"following {link} (seq {current.Sequence}); Ctrl-C to stop"));
+                        next = await WaitForUpdateAsync(mutableDht!.Node, link!, current.Sequence, followEvery, ct);
+                    }
+                    else if (parse.GetValue(seed))
+                    {
+                        await parse.InvocationConfiguration.Error.WriteLineAsync("seeding; Ctrl-C to stop");
+                        await UntilInterruptedAsync(ct);
+                    }
                 }
 
-                var stats = host.Handle.GetStats();
-                foreach (var (url, bytes) in host.Handle.Session?.WebSeedStats() ?? [])
-                {
-                    await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"web seed {url}: {bytes} bytes"));
-                }
-
-                await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"from peers: {stats.ReceivedByPeerId.Values.Sum()} bytes"));
-                if (host.Handle.FilePriorities is { } chosenFiles)
-                {
-                    var wanted = host.Handle.Info!.ContentFiles.Where((_, i) => chosenFiles[i] != FilePriority.Skip).ToList();
-                    await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                        $"complete: {host.Handle.Info!.Name} {wanted.Count} of {chosenFiles.Count} files, {wanted.Sum(f => f.Length)} bytes, {stats.VerifiedPieces} pieces verified, info-hash {hash}"));
-                }
-                else
-                {
-                    await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                        $"complete: {host.Handle.Info!.Name} {stats.TotalLength} bytes, {stats.PieceCount} pieces verified, info-hash {hash}"));
-                }
-                if (parse.GetValue(seed))
-                {
-                    await parse.InvocationConfiguration.Error.WriteLineAsync("seeding; Ctrl-C to stop");
-                    await UntilInterruptedAsync(ct);
-                }
+                if (next is null) break;
+                current = next;
             }
 
             return CliRunner.Ok;

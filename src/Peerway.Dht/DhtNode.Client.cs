@@ -96,9 +96,11 @@ public sealed partial class DhtNode
         {
             case KrpcMethod.FindNode:
                 q.Target = pending.Target;
+                q.Want = _sibling is null ? DhtWant.None : DhtWant.N4 | DhtWant.N6; // BEP 32: a dual-stack node asks for both
                 break;
             case KrpcMethod.GetPeers:
                 q.InfoHash = pending.Target;
+                q.Want = _sibling is null ? DhtWant.None : DhtWant.N4 | DhtWant.N6;
                 break;
             case KrpcMethod.AnnouncePeer:
                 q.InfoHash = pending.Target;

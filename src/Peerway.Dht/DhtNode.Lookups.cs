@@ -257,6 +257,7 @@ public sealed partial class DhtNode
         {
             var nodes = Family == System.Net.Sockets.AddressFamily.InterNetworkV6 ? reply.Nodes6.Span : reply.Nodes.Span;
             op.Lookup.OnResponse(candidate, reply.Id, nodes, Family, _id, LocalEndPoint, op.Lookup.Kind == LookupKind.GetPeers ? reply.Values : null, reply.Token);
+            ShareWithSibling(reply);
             if (op.ReadItem is { } read && read(reply) is { } item && (op.Item is null || item.Sequence > op.Item.Sequence)) op.Item = item;
         }
 

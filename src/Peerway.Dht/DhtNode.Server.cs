@@ -222,32 +222,26 @@ public sealed partial class DhtNode
         {
             if (nodesFor is { } target)
             {
-                // BEP 5: "the queried node should respond with ... the compact node info for the K (8) closest good nodes in
-                // its own routing table": a node that only queried us (never answered) is not handed out until it answers.
-                Span<int> closest = stackalloc int[_options.K];
-                closest = closest[.._table.Closest(target, _options.K, _time.GetUtcNow(), closest, remote.AddressFamily, goodOnly: true)];
-                var size = remote.AddressFamily == AddressFamily.InterNetworkV6 ? KrpcCodec.CompactNode6Length : KrpcCodec.CompactNodeLength;
-                nodes = System.Buffers.ArrayPool<byte>.Shared.Rent(_options.K * KrpcCodec.CompactNode6Length);
-                var n = 0;
-                foreach (var location in closest)
+                // BEP 32: "want" asks for "n4" ("nodes") and/or "n6" ("nodes6"); without it (or when we serve none of the
+                // families asked for) the reply carries the family the query came over. The other family's nodes come
+                // from the paired node of a dual-stack host (PairWith).
+                var want = query.Want & (FamilyWant(Family) | (_sibling is null ? DhtWant.None : FamilyWant(_sibling.Family)));
+                if (want == DhtWant.None) want = FamilyWant(remote.AddressFamily);
+                nodes = System.Buffers.ArrayPool<byte>.Shared.Rent(_options.K * (KrpcCodec.CompactNodeLength + KrpcCodec.CompactNode6Length));
+                var n4 = (want & DhtWant.N4) != 0 ? WriteClosestOf(AddressFamily.InterNetwork, target, nodes.AsSpan(0, _options.K * KrpcCodec.CompactNodeLength)) : -1;
+                var v6 = nodes.AsMemory(_options.K * KrpcCodec.CompactNodeLength);
+                var n6 = (want & DhtWant.N6) != 0 ? WriteClosestOf(AddressFamily.InterNetworkV6, target, v6.Span) : -1;
+                // BEP 5: the key is there even when the table has no good node yet ("nodes": "").
+                if (n4 >= 0)
                 {
-                    ref readonly var e = ref _table.At(location);
-                    var entry = nodes.AsSpan(n, size);
-                    e.Id.WriteTo(entry);
-                    if (KrpcCodec.WriteCompactEndPoint(e.EndPoint, entry[NodeId.Length..]) < 0) continue;
-                    n += size;
+                    reply.Nodes = nodes.AsMemory(0, n4);
+                    reply.NodesKeyAlways = true;
                 }
 
-                // BEP 5: the key is there even when the table has no good node yet ("nodes": "").
-                if (remote.AddressFamily == AddressFamily.InterNetworkV6)
+                if (n6 >= 0)
                 {
-                    reply.Nodes6 = nodes.AsMemory(0, n);
+                    reply.Nodes6 = v6[..n6];
                     reply.Nodes6KeyAlways = true;
-                }
-                else
-                {
-                    reply.Nodes = nodes.AsMemory(0, n);
-                    reply.NodesKeyAlways = true;
                 }
             }
 
@@ -297,6 +291,49 @@ public sealed partial class DhtNode
             reply.Nodes6KeyAlways = false;
             if (nodes is not null) System.Buffers.ArrayPool<byte>.Shared.Return(nodes);
         }
+    }
+
+    private static DhtWant FamilyWant(AddressFamily family) => family == AddressFamily.InterNetworkV6 ? DhtWant.N6 : DhtWant.N4;
+
+    /// <summary>
+    /// BEP 5: "the queried node should respond with ... the compact node info for the K (8) closest good nodes in its own
+    /// routing table" (a node that only queried us, never answered, is not handed out until it answers), from the table
+    /// of <paramref name="family"/>: ours, or the paired node's (BEP 32 dual stack). Returns the bytes written, 0 when
+    /// the paired node is busy this instant (its lock is only tried: two paired nodes answering at once never wait on
+    /// each other), -1 when neither node is of that family.
+    /// </summary>
+    private int WriteClosestOf(AddressFamily family, NodeId target, Span<byte> into)
+    {
+        if (family == Family) return WriteClosest(_table, family, target, into);
+        if (_sibling is not { } sibling || sibling.Family != family) return -1;
+        if (!sibling._gate.TryEnter()) return 0;
+        try
+        {
+            return WriteClosest(sibling._table, family, target, into);
+        }
+        finally
+        {
+            sibling._gate.Exit();
+        }
+    }
+
+    private int WriteClosest(RoutingTable table, AddressFamily family, NodeId target, Span<byte> into)
+    {
+        Span<int> closest = stackalloc int[_options.K];
+        closest = closest[..table.Closest(target, _options.K, _time.GetUtcNow(), closest, family, goodOnly: true)];
+        var size = family == AddressFamily.InterNetworkV6 ? KrpcCodec.CompactNode6Length : KrpcCodec.CompactNodeLength;
+        var n = 0;
+        foreach (var location in closest)
+        {
+            if (n + size > into.Length) break;
+            ref readonly var e = ref table.At(location);
+            var entry = into.Slice(n, size);
+            e.Id.WriteTo(entry);
+            if (KrpcCodec.WriteCompactEndPoint(e.EndPoint, entry[NodeId.Length..]) < 0) continue;
+            n += size;
+        }
+
+        return n;
     }
 
     /// <summary>Drops the last <paramref name="values"/> until the reply fits <see cref="MaxGetPeersReplyBytes"/>.</summary>

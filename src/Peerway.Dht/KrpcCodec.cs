@@ -28,6 +28,9 @@ public static partial class KrpcCodec
     /// <summary>BEP 5: compact node info is a 20-byte id followed by 6 bytes of compact IPv4 address.</summary>
     public const int CompactNodeLength = 26;
 
+    /// <summary>BEP 32 "want": entries read at most (two families are defined; a few more are tolerated).</summary>
+    public const int MaxWantEntries = 8;
+
     /// <summary>BEP 32: compact IPv6 node info is a 20-byte id followed by 18 bytes of compact IPv6 address.</summary>
     public const int CompactNode6Length = 38;
 
@@ -249,6 +252,11 @@ public static partial class KrpcCodec
         {
             if (token != BencodeToken.String || !reader.TryReadString(out var t) || !message.SetToken(t)) return KrpcError.InvalidToken;
         }
+        else if (key.SequenceEqual("want"u8))
+        {
+            if (token == BencodeToken.List) return ReadWant(ref reader, message);
+            // Not a list: ignored like an unknown key (BEP 32 nodes then answer with the query's own family).
+        }
         else
         {
             return ReadItemField(key, token, ref reader, message, query: true);
@@ -387,6 +395,35 @@ public static partial class KrpcCodec
         }
 
         message.Values = values;
+        return result;
+    }
+
+    /// <summary>
+    /// BEP 32: "want" is a list of strings, "n4" and/or "n6"; other strings are ignored (future families), a list longer
+    /// than <see cref="MaxWantEntries"/> or holding a non-string is an error (the bencode itself stays bounded).
+    /// </summary>
+    private static KrpcError ReadWant(ref BencodeReader reader, KrpcMessage message)
+    {
+        reader.TryEnterList();
+        var want = DhtWant.None;
+        var entries = 0;
+        var result = KrpcError.None;
+        while (!reader.TryReadEnd())
+        {
+            if (reader.Error != BencodeError.None) return KrpcError.MalformedBencode;
+            if (++entries > MaxWantEntries || reader.Peek() != BencodeToken.String)
+            {
+                if (!reader.TrySkipValue()) return KrpcError.MalformedBencode;
+                result = KrpcError.InvalidWant;
+                continue;
+            }
+
+            if (!reader.TryReadString(out var flag)) return KrpcError.MalformedBencode;
+            if (flag.SequenceEqual("n4"u8)) want |= DhtWant.N4;
+            else if (flag.SequenceEqual("n6"u8)) want |= DhtWant.N6;
+        }
+
+        message.Want = want;
         return result;
     }
 

@@ -71,7 +71,7 @@ public static partial class KrpcCodec
 
     private static bool WriteArguments(ref SpanWriter w, KrpcMessage message)
     {
-        // Argument keys in raw-byte order: cas, id, implied_port, info_hash, k, port, salt, seq, sig, target, token, v.
+        // Argument keys in raw-byte order: cas, id, implied_port, info_hash, k, port, salt, seq, sig, target, token, v, want.
         w.Raw("d"u8);
         switch (message.Method)
         {
@@ -151,6 +151,16 @@ public static partial class KrpcCodec
         {
             w.Key("v"u8);
             w.Raw(message.ItemValue.Span);
+        }
+
+        if (message.Want != DhtWant.None)
+        {
+            // BEP 32: "want": ["n4", "n6"].
+            w.Key("want"u8);
+            w.Raw("l"u8);
+            if ((message.Want & DhtWant.N4) != 0) w.String("n4"u8);
+            if ((message.Want & DhtWant.N6) != 0) w.String("n6"u8);
+            w.Raw("e"u8);
         }
 
         w.Raw("e"u8);

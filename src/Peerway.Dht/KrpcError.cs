@@ -44,4 +44,6 @@ public enum KrpcError
     /// <summary>BEP 44: a put without "v" or "token", or a mutable field ("k", "sig", "seq", "salt", "cas") of the wrong
     /// type.</summary>
     InvalidItem,
+    /// <summary>BEP 32: "want" a list with a non-string entry or more than <see cref="KrpcCodec.MaxWantEntries"/> entries.</summary>
+    InvalidWant,
 }

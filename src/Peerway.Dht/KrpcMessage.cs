@@ -15,6 +15,20 @@ public enum KrpcMessageType
     Error,
 }
 
+/// <summary>BEP 32 "want": "n4" asks for IPv4 nodes ("nodes"), "n6" for IPv6 nodes ("nodes6").</summary>
+[Flags]
+public enum DhtWant
+{
+    /// <summary>No "want" key: the reply carries the nodes of the family the query came over.</summary>
+    None = 0,
+
+    /// <summary>"n4": compact IPv4 node info in "nodes".</summary>
+    N4 = 1,
+
+    /// <summary>"n6": compact IPv6 node info in "nodes6".</summary>
+    N6 = 2,
+}
+
 /// <summary>BEP 5 query methods ("q"). <see cref="Unknown"/> keeps the raw name in <see cref="KrpcMessage.MethodName"/>.</summary>
 public enum KrpcMethod
 {
@@ -145,6 +159,10 @@ public sealed class KrpcMessage
 
     /// <summary>BEP 43 "ro": the querying node is read-only and must not be added to routing tables.</summary>
     public bool ReadOnly { get; set; }
+
+    /// <summary>BEP 32 "want" of find_node/get_peers: the address families whose nodes the requester asks for
+    /// (<see cref="DhtWant.None"/>: absent, i.e. the family the query came over).</summary>
+    public DhtWant Want { get; set; }
 
     /// <summary>BEP 42 "ip": the requester's address as seen by the responder. Kept as its compact form (no object per
     /// decoded reply); reading the property makes an endpoint.</summary>
@@ -299,6 +317,7 @@ public sealed class KrpcMessage
         Port = null;
         ImpliedPort = false;
         ReadOnly = false;
+        Want = DhtWant.None;
         _externalAddressLength = -1;
         Nodes = default;
         Nodes6 = default;

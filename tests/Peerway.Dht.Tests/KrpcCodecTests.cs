@@ -27,6 +27,10 @@ public sealed class KrpcCodecTests
         // BEP 51 sample_infohashes query and reply.
         "d1:ad2:id20:abcdefghij01234567896:target20:mnopqrstuvwxyz123456e1:q17:sample_infohashes1:t2:aa1:y1:qe",
         "d1:rd2:id20:abcdefghij01234567898:intervali21600e3:numi2e7:samples40:abcdefghij0123456789mnopqrstuvwxyz123456e1:t2:aa1:y1:re",
+        // BEP 32: "want" in find_node and get_peers, and a reply with "nodes" and "nodes6" (26- and 38-byte entries).
+        "d1:ad2:id20:abcdefghij01234567896:target20:mnopqrstuvwxyz1234564:wantl2:n42:n6ee1:q9:find_node1:t2:aa1:y1:qe",
+        "d1:ad2:id20:abcdefghij01234567899:info_hash20:mnopqrstuvwxyz1234564:wantl2:n6ee1:q9:get_peers1:t2:aa1:y1:qe",
+        "d1:rd2:id20:abcdefghij01234567895:nodes26:abcdefghij0123456789axje.u6:nodes638:mnopqrstuvwxyz1234560123456789abcdefpqe1:t2:aa1:y1:re",
     ];
 
     [Theory]

@@ -2,6 +2,7 @@
 """BEP 51 (DHT infohash indexing) with libtorrent 2.0 (python3-libtorrent), for tests/Peerway.Interop.Tests/Dht.
 
   lt-dht-sample.py serve            a libtorrent DHT node on 127.0.0.1; prints "listening PORT", runs until SIGTERM/SIGINT
+  lt-dht-sample.py serve6           the same on [::1] (BEP 32, the IPv6 DHT: Ipv6ServeProcessTests.cs)
   lt-dht-sample.py sample IP:PORT   asks that node for a sample (dht_sample_infohashes); prints one JSON line
                                     {"num","interval","samples":[hex...]} and exits 0, or exits 1 after 30 s without one
 """
@@ -14,8 +15,8 @@ SETTINGS = {"listen_interfaces": "127.0.0.1:0", "enable_dht": True, "dht_bootstr
             "alert_mask": lt.alert.category_t.dht_notification | lt.alert.category_t.dht_operation_notification}
 
 mode = sys.argv[1] if len(sys.argv) > 1 else ""
-s = lt.session(SETTINGS)
-if mode == "serve":
+s = lt.session(dict(SETTINGS, listen_interfaces="[::1]:0") if mode == "serve6" else SETTINGS)
+if mode in ("serve", "serve6"):
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))

@@ -89,7 +89,8 @@ public sealed partial class Bep44InteropTests
         }
     }
 
-    private static async Task<JsonElement> JsAsync(params string[] args)
+    /// <summary>Runs tests/interop-peers/dht-bep44.mjs (bittorrent-dht) and returns its JSON line (also used by the BEP 46 tests).</summary>
+    internal static async Task<JsonElement> JsAsync(params string[] args)
     {
         var nodeJs = RequiredTool.Require("node", "apt-get install nodejs");
         var peers = RequiredTool.RequireNpmPeers();
