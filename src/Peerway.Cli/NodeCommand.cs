@@ -13,7 +13,7 @@ internal static class NodeCommand
 {
     public static Command Create()
     {
-        var config = new Option<string?>("--config") { Description = "JSON config file (keys as the flags: data, rpc, api, gateway, dht-port, peer-port, rpc-username, rpc-password, dht-bootstrap, download-dir, allowed-download-roots, log-level, logging, log-format)." };
+        var config = new Option<string?>("--config") { Description = "JSON config file (keys as the flags: data, rpc, api, gateway, dht-port, peer-port, rpc-username, rpc-password, rpc-max-concurrent, api-authorizations, dht-bootstrap, download-dir, allowed-download-roots, log-level, logging, log-format)." };
         var data = new Option<string?>("--data") { Description = "Data directory (torrents, settings, DHT state, content repository, downloads); default ~/.peerway-node." };
         var rpc = new Option<string?>("--rpc") { Description = "Transmission RPC listen address IP:PORT (default 127.0.0.1:9091)." };
         var api = new Option<string?>("--api") { Description = "kubo-style API listen address IP:PORT (default 127.0.0.1:5001)." };

@@ -58,6 +58,14 @@ public sealed record NodeConfig
     [JsonPropertyName("rpc-password")]
     public string? RpcPassword { get; init; }
 
+    /// <summary>
+    /// Who may call the kubo-style API, as kubo's <c>API.Authorizations</c>: <c>"api-authorizations": {"alice":
+    /// {"auth-secret": "basic:alice:s3cret", "allowed-paths": ["/api/v0"]}}</c> (or <c>"bearer:TOKEN"</c>). Empty: only
+    /// clients on this host, without auth. Set: every request needs one of them (<see cref="KuboApiAccess"/>).
+    /// </summary>
+    [JsonPropertyName("api-authorizations")]
+    public IReadOnlyDictionary<string, ApiAuthorization> ApiAuthorizations { get; init; } = new Dictionary<string, ApiAuthorization>();
+
     /// <summary>Where torrents are saved unless torrent-add names a download-dir; default DATA/downloads.</summary>
     [JsonPropertyName("download-dir")]
     public string? DownloadDir { get; init; }
@@ -84,6 +92,13 @@ public sealed record NodeConfig
     /// <summary>Largest RPC request body, in bytes (a base64 .torrent of <c>TorrentLimits.MaxTorrentFileLength</c> fits).</summary>
     [JsonPropertyName("rpc-max-body")]
     public long RpcMaxBody { get; init; } = 48L * 1024 * 1024;
+
+    /// <summary>
+    /// RPC requests handled at once (issue 18 §8): more clients wait their turn in the RPC, so a crowd of pollers
+    /// takes at most this many threads from the downloads.
+    /// </summary>
+    [JsonPropertyName("rpc-max-concurrent")]
+    public int RpcMaxConcurrent { get; init; } = 4;
 
     /// <summary>The download directory in effect.</summary>
     [JsonIgnore]
@@ -118,7 +133,16 @@ public sealed record NodeConfig
 
         if (string.IsNullOrEmpty(RpcUsername) != string.IsNullOrEmpty(RpcPassword))
             throw new ArgumentException("rpc-username and rpc-password go together");
+        foreach (var (name, a) in ApiAuthorizations)
+        {
+            if (a is null || !KuboApiAccess.TryParseSecret(a.AuthSecret, out _, out _))
+                throw new ArgumentException($"api-authorizations {name}: auth-secret must be basic:USER:PASSWORD or bearer:TOKEN");
+            if (a.AllowedPaths.Any(p => string.IsNullOrEmpty(p) || !p.StartsWith('/')))
+                throw new ArgumentException($"api-authorizations {name}: allowed-paths must start with /");
+        }
+
         if (RpcMaxBody < 1024) throw new ArgumentException("rpc-max-body must be at least 1024 bytes");
+        if (RpcMaxConcurrent is < 1 or > 1024) throw new ArgumentException($"rpc-max-concurrent {RpcMaxConcurrent} is not between 1 and 1024");
         if (!Enum.IsDefined(LogLevel)) throw new ArgumentException($"log-level {LogLevel} is not a level");
         foreach (var (category, level) in Logging)
         {

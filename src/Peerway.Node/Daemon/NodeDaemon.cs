@@ -164,6 +164,7 @@ public sealed class NodeDaemon : IAsyncDisposable
         GatewayUrl = gateway.Prefix.TrimEnd('/');
 
         Rpc = new TransmissionRpc(Torrents, config, () => Dht.LocalEndPoint.Port, time, loggers.CreateLogger<TransmissionRpc>()) { OnMethod = m => Metrics.RpcRequest("transmission", m) };
+        _owned.Add(new DisposeAction(Rpc.Dispose));
         var rpcApp = BuildApp(NodeConfig.ParseHttpEndPoint(config.Rpc, "rpc"), config.RpcMaxBody, app =>
         {
             app.Map("/transmission/rpc", Rpc.ServeAsync);
@@ -173,8 +174,13 @@ public sealed class NodeDaemon : IAsyncDisposable
         var rpcPort = await StartAppAsync(rpcApp, ct).ConfigureAwait(false);
         RpcUrl = $"{Url(config.Rpc, rpcPort)}/transmission/rpc";
 
+        var apiAccess = new KuboApiAccess(config.ApiAuthorizations);
         var apiApp = BuildApp(NodeConfig.ParseHttpEndPoint(config.Api, "api"), config.RpcMaxBody, app =>
         {
+            app.Use(async (context, next) =>
+            {
+                if (await apiAccess.AdmitAsync(context).ConfigureAwait(false)) await next(context).ConfigureAwait(false);
+            });
             app.Use((context, next) =>
             {
                 Metrics.RpcRequest("kubo", context.Request.Path.Value ?? "/");
