@@ -57,7 +57,7 @@ internal sealed record SavedNodeState
         }
     }
 
-    public void Write(string path) => StateFile.WriteAtomic(path, JsonSerializer.SerializeToUtf8Bytes(this, NodeStateJson.Default.SavedNodeState));
+    public void Write(string path, bool durable = true) => StateFile.WriteAtomic(path, JsonSerializer.SerializeToUtf8Bytes(this, NodeStateJson.Default.SavedNodeState), durable);
 }
 
 /// <summary>Reads and writes one torrent's record.</summary>
@@ -78,8 +78,8 @@ internal static class SavedTorrentFile
         }
     }
 
-    public static void Write(string path, SavedTorrent torrent) =>
-        StateFile.WriteAtomic(path, JsonSerializer.SerializeToUtf8Bytes(torrent, NodeStateJson.Default.SavedTorrent));
+    public static void Write(string path, SavedTorrent torrent, bool durable) =>
+        StateFile.WriteAtomic(path, JsonSerializer.SerializeToUtf8Bytes(torrent, NodeStateJson.Default.SavedTorrent), durable);
 }
 
 [JsonSourceGenerationOptions(WriteIndented = true)]

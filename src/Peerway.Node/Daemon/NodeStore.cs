@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Logging;
 using Peerway.Core;
-using Peerway.Core.IO;
 using Peerway.Torrent.Metainfo;
 
 namespace Peerway.Node.Daemon;
@@ -11,13 +10,20 @@ namespace Peerway.Node.Daemon;
 /// replaced atomically (temp file, fsync, rename, directory fsync: <see cref="StateFile.WriteAtomic"/>), so a change to
 /// one torrent writes that torrent's record only — adding the n-th torrent costs the same as adding the first, where the
 /// single <c>state.json</c> of before rewrote every torrent on every change (O(n²) bytes for n adds). A kill leaves
-/// each file either old or new. Not thread-safe: <see cref="NodeTorrents"/> calls it under its change lock or state lock.
+/// each file either old or new. The fsyncs are not paid per change: a change is acknowledged once its file is renamed
+/// into place (atomic, and kept by the kernel when the process is killed), and <see cref="SyncPending"/> — every second,
+/// and at shutdown — fsyncs what was written since, so a power loss or an OS crash loses at most the last second of
+/// changes, never a torn file (as the storage's resume files, saved every second, and transmission's own settings).
+/// The writes are not thread-safe: <see cref="NodeTorrents"/> makes them under its save lock.
 /// </summary>
 internal sealed class NodeStore
 {
     private const string RecordExtension = ".json";
     private readonly string _statePath;
     private readonly ILogger _log;
+    private readonly Lock _pendingGate = new();
+    private HashSet<string> _pending = new(StringComparer.Ordinal);
+    private bool _statePending;
 
     public NodeStore(string dataDirectory, ILogger log)
     {
@@ -44,7 +50,7 @@ internal sealed class NodeStore
         {
             foreach (var t in session.Torrents)
             {
-                if (NodeId.TryParseHex(t.InfoHash, out var hash)) SavedTorrentFile.Write(RecordPath(hash.ToString()), Complete(t) with { InfoHash = hash.ToString() });
+                if (NodeId.TryParseHex(t.InfoHash, out var hash)) SavedTorrentFile.Write(RecordPath(hash.ToString()), Complete(t) with { InfoHash = hash.ToString() }, durable: true);
                 else _log.LogWarning("state: torrent {Id} has a bad info-hash {Hash}; skipped", t.Id, t.InfoHash);
             }
 
@@ -87,7 +93,9 @@ internal sealed class NodeStore
     public void SaveTorrent(SavedTorrent torrent)
     {
         ArgumentNullException.ThrowIfNull(torrent);
-        SavedTorrentFile.Write(RecordPath(torrent.InfoHash), torrent);
+        var path = RecordPath(torrent.InfoHash);
+        SavedTorrentFile.Write(path, torrent, durable: false);
+        Pending(path);
     }
 
     /// <summary>Deletes one torrent's record and info dictionary, durably (the directory is synced).</summary>
@@ -95,21 +103,47 @@ internal sealed class NodeStore
     {
         File.Delete(RecordPath(infoHash));
         File.Delete(InfoPath(infoHash));
-        OutputDirectory.Sync(TorrentDirectory);
+        Pending(null);
     }
 
     /// <summary>Replaces <c>state.json</c> (the session: next id, settings, pins; no torrents).</summary>
     public void SaveSession(SavedNodeState session)
     {
         ArgumentNullException.ThrowIfNull(session);
-        (session with { Torrents = [] }).Write(_statePath);
+        (session with { Torrents = [] }).Write(_statePath, durable: false);
+        lock (_pendingGate) _statePending = true;
+    }
+
+    /// <summary>fsyncs every file written (and every deletion made) since the last call, then their directories.</summary>
+    public void SyncPending()
+    {
+        HashSet<string> files;
+        bool state;
+        lock (_pendingGate)
+        {
+            if (_pending.Count == 0 && !_statePending) return;
+            (files, _pending) = (_pending, new HashSet<string>(StringComparer.Ordinal));
+            (state, _statePending) = (_statePending, false);
+        }
+
+        files.Remove("");
+        StateFile.Sync(TorrentDirectory, files);
+        if (state) StateFile.Sync(Path.GetDirectoryName(_statePath)!, [_statePath]);
+    }
+
+    /// <summary>Marks a file (or, with null, a deletion: the directory alone) to be synced.</summary>
+    private void Pending(string? path)
+    {
+        lock (_pendingGate) _pending.Add(path ?? "");
     }
 
     /// <summary>Writes a torrent's info dictionary (BEP 3: the bytes its info-hash is the SHA-1 of).</summary>
     public void WriteInfo(TorrentInfo info)
     {
         ArgumentNullException.ThrowIfNull(info);
-        StateFile.WriteAtomic(InfoPath(info.InfoHash.ToString()), info.RawInfo.Span);
+        var path = InfoPath(info.InfoHash.ToString());
+        StateFile.WriteAtomic(path, info.RawInfo.Span, durable: false);
+        Pending(path);
     }
 
     public string InfoPath(string infoHash) => Path.Combine(TorrentDirectory, infoHash + ".info");

@@ -101,7 +101,7 @@ public sealed record NodeAddRequest(MagnetLink? Magnet, TorrentMetainfo? Metainf
 /// <summary>
 /// The node's torrents on one <see cref="TorrentClient"/>: RPC ids, trackers, rates, and the saved state — every change
 /// is written before it is acknowledged — a torrent's to its own record, <c>DATA/torrents/HASH.json</c>, the session's
-/// to <c>DATA/state.json</c>, each replaced atomically (<see cref="NodeStore"/>) — and each torrent's info dictionary to
+/// to <c>DATA/state.json</c>, each replaced atomically and fsynced within a second (<see cref="NodeStore"/>) — and each torrent's info dictionary to
 /// <c>DATA/torrents/HASH.info</c>, so a node killed at any moment comes back with every torrent; the
 /// pieces already verified are kept by the storage's resume file (or re-hashed), never downloaded again. It owns the
 /// client: <see cref="DisposeAsync"/> disposes it.
@@ -109,6 +109,7 @@ public sealed record NodeAddRequest(MagnetLink? Magnet, TorrentMetainfo? Metainf
 public sealed class NodeTorrents : IAsyncDisposable
 {
     private static readonly TimeSpan RateInterval = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan StateSyncInterval = TimeSpan.FromSeconds(1);
     private readonly TorrentClient _client;
     private readonly NodeStore _store;
     private readonly IReadOnlyList<string> _allowedRoots;
@@ -228,7 +229,12 @@ public sealed class NodeTorrents : IAsyncDisposable
             }
         }
 
-        lock (_gate) _tasks.Add(SampleRatesAsync(_stop.Token));
+        lock (_gate)
+        {
+            _tasks.Add(SampleRatesAsync(_stop.Token));
+            _tasks.Add(SyncStateAsync(_stop.Token));
+        }
+
         _log.LogInformation("restored {Count} torrents from {Path}", All.Count, _store.TorrentDirectory);
     }
 
@@ -464,6 +470,32 @@ public sealed class NodeTorrents : IAsyncDisposable
         }
     }
 
+    /// <summary>Makes the saved state durable once a second (<see cref="NodeStore.SyncPending"/>), off the RPC's path.</summary>
+    private async Task SyncStateAsync(CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(StateSyncInterval, _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false)) SyncState();
+        }
+        catch (OperationCanceledException)
+        {
+            // Disposed: DisposeAsync syncs once more.
+        }
+    }
+
+    private void SyncState()
+    {
+        try
+        {
+            _store.SyncPending();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            _log.LogError("state: could not fsync the saved state: {Message}", ex.Message);
+        }
+    }
+
     private static bool IsTrackerUrl(string url) =>
         Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" or "udp";
 
@@ -574,6 +606,7 @@ public sealed class NodeTorrents : IAsyncDisposable
         Task[] tasks;
         lock (_gate) tasks = [.. _tasks];
         await Task.WhenAll(tasks).ConfigureAwait(false);
+        SyncState();
         _http.Dispose();
         _stop.Dispose();
     }
