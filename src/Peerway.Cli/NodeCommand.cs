@@ -13,16 +13,17 @@ internal static class NodeCommand
 {
     public static Command Create()
     {
-        var config = new Option<string?>("--config") { Description = "JSON config file (keys as the flags: data, rpc, api, gateway, dht-port, peer-port, rpc-username, rpc-password, dht-bootstrap, download-dir, allowed-download-roots, log-level, logging, log-format)." };
+        var config = new Option<string?>("--config") { Description = "JSON config file (keys as the flags: data, rpc, api, gateway, dht-port, peer-port, rpc-username, rpc-password, rpc-max-concurrent, api-authorizations, turn, turn-users, turn-secret, turn-realm, turn-relay-ip, turn-allowed-peers, dht-bootstrap, download-dir, allowed-download-roots, log-level, logging, log-format)." };
         var data = new Option<string?>("--data") { Description = "Data directory (torrents, settings, DHT state, content repository, downloads); default ~/.peerway-node." };
         var rpc = new Option<string?>("--rpc") { Description = "Transmission RPC listen address IP:PORT (default 127.0.0.1:9091)." };
         var api = new Option<string?>("--api") { Description = "kubo-style API listen address IP:PORT (default 127.0.0.1:5001)." };
         var gateway = new Option<string?>("--gateway") { Description = "IPFS trustless gateway listen address IP:PORT (default 127.0.0.1:8080)." };
         var dhtPort = new Option<int?>("--dht-port") { Description = "UDP port of the DHT node (default 6881; 0: any)." };
         var peerPort = new Option<int?>("--peer-port") { Description = "TCP port for BitTorrent peers (default 51413; 0: any)." };
+        var turn = new Option<string?>("--turn") { Description = "Host the STUN/TURN server on this UDP+TCP address IP:PORT (credentials: turn-users or turn-secret in the config)." };
         var command = new Command("node", "Run the Peerway node: DHT, BitTorrent client, content repository and gateway, driven over Transmission RPC and a kubo-style API.")
         {
-            config, data, rpc, api, gateway, dhtPort, peerPort,
+            config, data, rpc, api, gateway, dhtPort, peerPort, turn,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -38,6 +39,7 @@ internal static class NodeCommand
                     Gateway = parse.GetValue(gateway) ?? settings.Gateway,
                     DhtPort = parse.GetValue(dhtPort) ?? settings.DhtPort,
                     PeerPort = parse.GetValue(peerPort) ?? settings.PeerPort,
+                    Turn = parse.GetValue(turn) ?? settings.Turn,
                 };
                 settings.Validate();
             }

@@ -22,12 +22,36 @@ public static class StateFile
         return File.ReadAllBytes(path);
     }
 
+    /// <summary>fsync(2) of files written with <c>durable: false</c> (those still there), then of their directory.</summary>
+    public static void Sync(string directory, IEnumerable<string> files)
+    {
+        ArgumentNullException.ThrowIfNull(files);
+        foreach (var file in files)
+        {
+            try
+            {
+                using var fs = new FileStream(file, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
+                fs.Flush(flushToDisk: true);
+            }
+            catch (FileNotFoundException)
+            {
+                // Deleted since: the directory sync below makes that durable.
+            }
+        }
+
+        OutputDirectory.Sync(directory);
+    }
+
     /// <summary>
     /// Replaces <paramref name="path"/> with <paramref name="data"/> so a crash leaves either the old or the new file,
     /// never a torn one: write a temporary file in the same directory, fsync it, rename it over the target, then fsync
     /// the directory so the rename itself is durable (fsync(2)) before the caller acknowledges the change.
     /// </summary>
-    public static void WriteAtomic(string path, ReadOnlySpan<byte> data)
+    /// <param name="durable">
+    /// False: write and rename without the fsyncs — still atomic for every reader and across a killed process (the
+    /// kernel holds the data), durable against a power loss only once the caller syncs it (<see cref="Sync"/>).
+    /// </param>
+    public static void WriteAtomic(string path, ReadOnlySpan<byte> data, bool durable = true)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         var full = Path.GetFullPath(path);
@@ -39,11 +63,11 @@ public static class StateFile
             using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
             {
                 fs.Write(data);
-                fs.Flush(flushToDisk: true); // fsync before the rename, so the rename never exposes unwritten data
+                fs.Flush(flushToDisk: durable); // fsync before the rename, so the rename never exposes unwritten data
             }
 
             File.Move(temp, full, overwrite: true); // rename(2): atomic on POSIX file systems
-            OutputDirectory.Sync(dir);
+            if (durable) OutputDirectory.Sync(dir);
         }
         finally
         {

@@ -76,6 +76,41 @@ public sealed class TransmissionRpcTests
     }
 
     /// <summary>
+    /// torrent-get answers from a shared snapshot (issue 18 §8): only the fields and ids asked for, a field asked twice
+    /// once, and a change the node made (torrent-start) seen by the next call, not a second later.
+    /// </summary>
+    [Fact]
+    public async Task Torrent_get_answers_the_asked_fields_and_ids_and_sees_a_change_at_once()
+    {
+        await using var rig = new Rig();
+        string? secondHash = null;
+        foreach (var name in new[] { "a.bin", "b.bin" })
+        {
+            var content = Path.Combine(rig.Dir, name);
+            await File.WriteAllBytesAsync(content, Encoding.UTF8.GetBytes(name + new string('z', 50_000)));
+            var torrent = await TorrentCreator.CreateAsync(content, new TorrentCreateOptions());
+            var added = await rig.CallAsync("""{"method":"torrent-add","arguments":{"metainfo":"B64","paused":true}}""".Replace("B64", Convert.ToBase64String(torrent), StringComparison.Ordinal));
+            secondHash = (string?)added["arguments"]!["torrent-added"]!["hashString"];
+        }
+
+        const string Get = """{"method":"torrent-get","arguments":{"ids":[2],"fields":["id","status","id"]},"tag":5}""";
+        const string Bad = """{"method":"torrent-get","arguments":{"ids":[2],"fields":["id","bogusless"]},"tag":5}""";
+        var before = await rig.CallAsync(Get);
+        Assert.Equal("""{"arguments":{"torrents":[{"id":2,"status":0}]},"result":"success","tag":5}""", before.ToJsonString());
+        Assert.Equal("success", (string?)(await rig.CallAsync("""{"method":"torrent-start","arguments":{"ids":[2]}}"""))["result"]);
+        var after = await rig.CallAsync(Get);
+        Assert.NotEqual(0, (int?)after["arguments"]!["torrents"]![0]!["status"]);
+        Assert.StartsWith("unknown field", (string?)(await rig.CallAsync(Bad))["result"], StringComparison.Ordinal);
+
+        var byHash = await rig.CallAsync("""{"method":"torrent-get","arguments":{"ids":["HASH"],"fields":["name"]}}""".Replace("HASH", secondHash, StringComparison.Ordinal));
+        Assert.Equal("""[{"name":"b.bin"}]""", byHash["arguments"]!["torrents"]!.ToJsonString());
+        var recent = await rig.CallAsync("""{"method":"torrent-get","arguments":{"ids":"recently-active","fields":["id"]}}""");
+        Assert.Equal("[]", recent["arguments"]!["removed"]!.ToJsonString());
+        var all = await rig.CallAsync("""{"method":"torrent-get","arguments":{"fields":["id","queuePosition"]}}""");
+        Assert.Equal("""[{"id":1,"queuePosition":0},{"id":2,"queuePosition":1}]""", all["arguments"]!["torrents"]!.ToJsonString());
+    }
+
+    /// <summary>
     /// Issue 18 §8: a client off this host (192.0.2.7, TEST-NET-1: the address is only written into the request, no
     /// packet is sent) is refused with 403 unless rpc-username/rpc-password are set, and then it still needs them.
     /// </summary>
@@ -143,6 +178,7 @@ public sealed class TransmissionRpcTests
 
         public async ValueTask DisposeAsync()
         {
+            Rpc.Dispose();
             await _torrents.DisposeAsync();
             Directory.Delete(Dir, recursive: true);
         }

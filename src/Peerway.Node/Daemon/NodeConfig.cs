@@ -58,6 +58,41 @@ public sealed record NodeConfig
     [JsonPropertyName("rpc-password")]
     public string? RpcPassword { get; init; }
 
+    /// <summary>
+    /// Who may call the kubo-style API, as kubo's <c>API.Authorizations</c>: <c>"api-authorizations": {"alice":
+    /// {"auth-secret": "basic:alice:s3cret", "allowed-paths": ["/api/v0"]}}</c> (or <c>"bearer:TOKEN"</c>). Empty: only
+    /// clients on this host, without auth. Set: every request needs one of them (<see cref="KuboApiAccess"/>).
+    /// </summary>
+    [JsonPropertyName("api-authorizations")]
+    public IReadOnlyDictionary<string, ApiAuthorization> ApiAuthorizations { get; init; } = new Dictionary<string, ApiAuthorization>();
+
+    /// <summary>
+    /// Issue 18 item 1: host Peerway's STUN/TURN server (RFC 8656; the one <c>peerway turn-server</c> runs) on this UDP
+    /// and TCP address (IP:PORT); null (the default): none. Needs <see cref="TurnUsers"/> or <see cref="TurnSecret"/>
+    /// (no open relay); relays bind <see cref="TurnRelayIp"/>, default the listen IP.
+    /// </summary>
+    [JsonPropertyName("turn")]
+    public string? Turn { get; init; }
+
+    /// <summary>TURN long-term credentials, user name to password (RFC 8489 §9.2).</summary>
+    [JsonPropertyName("turn-users")]
+    public IReadOnlyDictionary<string, string> TurnUsers { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>TURN REST API shared secret (time-limited credentials, as coturn's static-auth-secret).</summary>
+    [JsonPropertyName("turn-secret")]
+    public string? TurnSecret { get; init; }
+
+    [JsonPropertyName("turn-realm")]
+    public string TurnRealm { get; init; } = "peerway";
+
+    /// <summary>Address the relay sockets bind (a concrete address; default the TURN listen IP).</summary>
+    [JsonPropertyName("turn-relay-ip")]
+    public string? TurnRelayIp { get; init; }
+
+    /// <summary>Peer addresses relays may send to (CIDR list; empty: the TURN server's default policy).</summary>
+    [JsonPropertyName("turn-allowed-peers")]
+    public IReadOnlyList<string> TurnAllowedPeers { get; init; } = [];
+
     /// <summary>Where torrents are saved unless torrent-add names a download-dir; default DATA/downloads.</summary>
     [JsonPropertyName("download-dir")]
     public string? DownloadDir { get; init; }
@@ -84,6 +119,13 @@ public sealed record NodeConfig
     /// <summary>Largest RPC request body, in bytes (a base64 .torrent of <c>TorrentLimits.MaxTorrentFileLength</c> fits).</summary>
     [JsonPropertyName("rpc-max-body")]
     public long RpcMaxBody { get; init; } = 48L * 1024 * 1024;
+
+    /// <summary>
+    /// RPC requests handled at once (issue 18 §8): more clients wait their turn in the RPC, so a crowd of pollers
+    /// takes at most this many threads from the downloads.
+    /// </summary>
+    [JsonPropertyName("rpc-max-concurrent")]
+    public int RpcMaxConcurrent { get; init; } = 4;
 
     /// <summary>The download directory in effect.</summary>
     [JsonIgnore]
@@ -118,7 +160,17 @@ public sealed record NodeConfig
 
         if (string.IsNullOrEmpty(RpcUsername) != string.IsNullOrEmpty(RpcPassword))
             throw new ArgumentException("rpc-username and rpc-password go together");
+        foreach (var (name, a) in ApiAuthorizations)
+        {
+            if (a is null || !KuboApiAccess.TryParseSecret(a.AuthSecret, out _, out _))
+                throw new ArgumentException($"api-authorizations {name}: auth-secret must be basic:USER:PASSWORD or bearer:TOKEN");
+            if (a.AllowedPaths.Any(p => string.IsNullOrEmpty(p) || !p.StartsWith('/')))
+                throw new ArgumentException($"api-authorizations {name}: allowed-paths must start with /");
+        }
+
+        if (Turn is not null) ValidateTurn();
         if (RpcMaxBody < 1024) throw new ArgumentException("rpc-max-body must be at least 1024 bytes");
+        if (RpcMaxConcurrent is < 1 or > 1024) throw new ArgumentException($"rpc-max-concurrent {RpcMaxConcurrent} is not between 1 and 1024");
         if (!Enum.IsDefined(LogLevel)) throw new ArgumentException($"log-level {LogLevel} is not a level");
         foreach (var (category, level) in Logging)
         {
@@ -127,6 +179,20 @@ public sealed record NodeConfig
         }
 
         if (LogFormat is not ("simple" or "json")) throw new ArgumentException($"log-format '{LogFormat}' is not simple or json");
+    }
+
+    private void ValidateTurn()
+    {
+        var at = ParseHttpEndPoint(Turn, "turn");
+        if (TurnUsers.Count == 0 && string.IsNullOrEmpty(TurnSecret)) throw new ArgumentException("turn needs turn-users or turn-secret (no open relay)");
+        if (TurnUsers.Any(u => string.IsNullOrEmpty(u.Key) || string.IsNullOrEmpty(u.Value))) throw new ArgumentException("turn-users: empty user name or password");
+        if (string.IsNullOrWhiteSpace(TurnRealm)) throw new ArgumentException("turn-realm: empty");
+        var relay = TurnRelayIp is null ? at.Address : IPAddress.TryParse(TurnRelayIp, out var r) ? r : throw new ArgumentException($"turn-relay-ip '{TurnRelayIp}' is not an IP address");
+        if (relay.Equals(IPAddress.Any) || relay.Equals(IPAddress.IPv6Any)) throw new ArgumentException("turn-relay-ip must be a concrete address when turn binds a wildcard");
+        foreach (var p in TurnAllowedPeers)
+        {
+            if (!IPNetwork.TryParse(p, out _)) throw new ArgumentException($"turn-allowed-peers '{p}' is not a CIDR");
+        }
     }
 
     /// <summary>Logs to stderr in <see cref="LogFormat"/>, at <see cref="LogLevel"/> with the per-category <see cref="Logging"/> levels.</summary>

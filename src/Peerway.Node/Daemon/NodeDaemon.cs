@@ -9,7 +9,9 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Peerway.Net;
+using Peerway.Nat.Turn;
 using Peerway.Node.Content;
+using Peerway.Node.Nat;
 using Peerway.Torrent;
 using Peerway.Torrent.Storage;
 using Peerway.Torrent.Trackers;
@@ -48,6 +50,9 @@ public sealed class NodeDaemon : IAsyncDisposable
 
     public TransmissionRpc Rpc { get; private set; } = null!;
 
+    /// <summary>The STUN/TURN server the node hosts (<c>turn</c> in the config), or null.</summary>
+    public TurnServerHost? Turn { get; private set; }
+
     /// <summary>The meters exported at <c>/metrics</c>.</summary>
     internal NodeMetrics Metrics { get; } = new();
 
@@ -67,7 +72,8 @@ public sealed class NodeDaemon : IAsyncDisposable
     public string GatewayUrl { get; private set; } = "";
 
     /// <summary>The first line <c>peerway node</c> prints: every endpoint, bound.</summary>
-    public string Banner => $"node: rpc {RpcUrl} api {ApiUrl} gateway {GatewayUrl} dht udp {EndPointParser.Format(Dht.LocalEndPoint)} peers tcp {Torrents.Client.Port}";
+    public string Banner => $"node: rpc {RpcUrl} api {ApiUrl} gateway {GatewayUrl} dht udp {EndPointParser.Format(Dht.LocalEndPoint)} peers tcp {Torrents.Client.Port}"
+        + (Turn is null ? "" : $" turn udp+tcp {EndPointParser.Format(Turn.UdpEndPoint)}");
 
     /// <summary>
     /// Starts everything (a failure stops what was started and rethrows): a port in use is an <see cref="IOException"/>
@@ -153,8 +159,9 @@ public sealed class NodeDaemon : IAsyncDisposable
         _owned.Add(Torrents);
         await Torrents.LoadAsync(ct).ConfigureAwait(false);
 
+        if (config.Turn is not null) StartTurn(config, time, loggers);
         _owned.Add(new DisposeAction(Metrics.Dispose));
-        Metrics.Start(client, Dht.Node);
+        Metrics.Start(client, Dht.Node, Turn?.Server);
 
         Repo = new ContentRepo(Path.Combine(data, "repo"));
         var gatewayAt = NodeConfig.ParseHttpEndPoint(config.Gateway, "gateway");
@@ -164,6 +171,7 @@ public sealed class NodeDaemon : IAsyncDisposable
         GatewayUrl = gateway.Prefix.TrimEnd('/');
 
         Rpc = new TransmissionRpc(Torrents, config, () => Dht.LocalEndPoint.Port, time, loggers.CreateLogger<TransmissionRpc>()) { OnMethod = m => Metrics.RpcRequest("transmission", m) };
+        _owned.Add(new DisposeAction(Rpc.Dispose));
         var rpcApp = BuildApp(NodeConfig.ParseHttpEndPoint(config.Rpc, "rpc"), config.RpcMaxBody, app =>
         {
             app.Map("/transmission/rpc", Rpc.ServeAsync);
@@ -173,8 +181,13 @@ public sealed class NodeDaemon : IAsyncDisposable
         var rpcPort = await StartAppAsync(rpcApp, ct).ConfigureAwait(false);
         RpcUrl = $"{Url(config.Rpc, rpcPort)}/transmission/rpc";
 
+        var apiAccess = new KuboApiAccess(config.ApiAuthorizations);
         var apiApp = BuildApp(NodeConfig.ParseHttpEndPoint(config.Api, "api"), config.RpcMaxBody, app =>
         {
+            app.Use(async (context, next) =>
+            {
+                if (await apiAccess.AdmitAsync(context).ConfigureAwait(false)) await next(context).ConfigureAwait(false);
+            });
             app.Use((context, next) =>
             {
                 Metrics.RpcRequest("kubo", context.Request.Path.Value ?? "/");
@@ -185,6 +198,23 @@ public sealed class NodeDaemon : IAsyncDisposable
         var apiPort = await StartAppAsync(apiApp, ct).ConfigureAwait(false);
         ApiUrl = $"{Url(config.Api, apiPort)}/api/v0";
         _log.LogInformation("{Banner}", Banner);
+    }
+
+    /// <summary>Issue 18 item 1: Peerway's STUN/TURN server (as <c>peerway turn-server</c>) inside the node.</summary>
+    private void StartTurn(NodeConfig config, TimeProvider time, ILoggerFactory loggers)
+    {
+        var at = NodeConfig.ParseHttpEndPoint(config.Turn, "turn");
+        var relay = config.TurnRelayIp is { } r ? IPAddress.Parse(r) : at.Address;
+        var options = new TurnServerOptions
+        {
+            Realm = config.TurnRealm,
+            Users = config.TurnUsers,
+            SharedSecret = config.TurnSecret,
+        };
+        if (config.TurnAllowedPeers.Count > 0) options = options with { AllowedPeers = [.. config.TurnAllowedPeers.Select(IPNetwork.Parse)] };
+        options.Validate();
+        Turn = TurnServerHost.Start(at, new UdpRelaySocketFactory(relay), options, time, loggers);
+        _owned.Add(Turn);
     }
 
     private async Task JoinDhtAsync(IReadOnlyList<IPEndPoint> routers, CancellationToken ct)

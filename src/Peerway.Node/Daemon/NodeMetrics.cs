@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http;
 using OpenTelemetry;
 using OpenTelemetry.Metrics;
 using Peerway.Dht;
+using Peerway.Nat.Turn;
 using Peerway.Torrent;
 
 namespace Peerway.Node.Daemon;
@@ -32,8 +33,20 @@ internal sealed class NodeMetrics : IDisposable
     }
 
     /// <summary>Starts exporting the engines' meters (each instrument read on a scrape).</summary>
-    public void Start(TorrentClient torrents, DhtNode dht)
+    public void Start(TorrentClient torrents, DhtNode dht, TurnServer? turn = null)
     {
+        if (turn is not null)
+        {
+            // Issue 18 item 6: the hosted TURN server's allocations, read at each scrape.
+            _meter.CreateObservableGauge("peerway.turn.allocations", () => turn.AllocationCount, "{allocation}", "TURN allocations open now.");
+            _meter.CreateObservableCounter("peerway.turn.relayed", () => new[]
+            {
+                new Measurement<long>(turn.Stats.RelayedToPeer, new KeyValuePair<string, object?>("direction", "to_peer")),
+                new Measurement<long>(turn.Stats.RelayedToClient, new KeyValuePair<string, object?>("direction", "to_client")),
+            }, "{packet}", "Packets the TURN server relayed.");
+            _meter.CreateObservableCounter("peerway.turn.requests", () => turn.Stats.Requests, "{request}", "STUN/TURN requests received.");
+        }
+
         // Instruments are picked up when their meter is created while the provider listens, or by the provider at
         // Build for meters already alive: the engines' meters are created after, under the provider.
         _provider = Sdk.CreateMeterProviderBuilder()

@@ -3,7 +3,10 @@ using System.Text.Json.Serialization;
 
 namespace Peerway.Node.Daemon;
 
-/// <summary>One torrent of the node as saved in <c>DATA/state.json</c> (its info dictionary is in <c>DATA/torrents/HASH.info</c>).</summary>
+/// <summary>
+/// One torrent of the node as saved in its own record, <c>DATA/torrents/HASH.json</c> (its info dictionary is in
+/// <c>DATA/torrents/HASH.info</c>); before issue 18's per-torrent records, in the <c>torrents</c> list of <c>state.json</c>.
+/// </summary>
 internal sealed record SavedTorrent
 {
     [JsonPropertyName("id")] public required int Id { get; init; }
@@ -28,7 +31,11 @@ internal sealed record SavedSettings
     [JsonPropertyName("download-dir")] public string? DownloadDir { get; init; }
 }
 
-/// <summary>Everything the node keeps across restarts, written whole and atomically (<see cref="StateFile.WriteAtomic"/>).</summary>
+/// <summary>
+/// The node's session state in <c>DATA/state.json</c> (next id, settings, pins), written whole and atomically
+/// (<see cref="StateFile.WriteAtomic"/>); the torrents have a record each (<see cref="NodeStore"/>), so
+/// <see cref="Torrents"/> is only read, from a state file of an older node, and migrated.
+/// </summary>
 internal sealed record SavedNodeState
 {
     [JsonPropertyName("next-id")] public int NextId { get; init; } = 1;
@@ -50,9 +57,32 @@ internal sealed record SavedNodeState
         }
     }
 
-    public void Write(string path) => StateFile.WriteAtomic(path, JsonSerializer.SerializeToUtf8Bytes(this, NodeStateJson.Default.SavedNodeState));
+    public void Write(string path, bool durable = true) => StateFile.WriteAtomic(path, JsonSerializer.SerializeToUtf8Bytes(this, NodeStateJson.Default.SavedNodeState), durable);
+}
+
+/// <summary>Reads and writes one torrent's record.</summary>
+internal static class SavedTorrentFile
+{
+    /// <summary>The record, or null when it does not exist; <see cref="InvalidDataException"/> when it does not parse.</summary>
+    public static SavedTorrent? TryRead(string path)
+    {
+        var bytes = StateFile.TryRead(path);
+        if (bytes is null) return null;
+        try
+        {
+            return JsonSerializer.Deserialize(bytes, NodeStateJson.Default.SavedTorrent) ?? throw new InvalidDataException($"torrent record {path} is empty");
+        }
+        catch (JsonException ex)
+        {
+            throw new InvalidDataException($"torrent record {path} is not valid: {ex.Message}", ex);
+        }
+    }
+
+    public static void Write(string path, SavedTorrent torrent, bool durable) =>
+        StateFile.WriteAtomic(path, JsonSerializer.SerializeToUtf8Bytes(torrent, NodeStateJson.Default.SavedTorrent), durable);
 }
 
 [JsonSourceGenerationOptions(WriteIndented = true)]
 [JsonSerializable(typeof(SavedNodeState))]
+[JsonSerializable(typeof(SavedTorrent))]
 internal sealed partial class NodeStateJson : JsonSerializerContext;

@@ -100,17 +100,18 @@ public sealed record NodeAddRequest(MagnetLink? Magnet, TorrentMetainfo? Metainf
 
 /// <summary>
 /// The node's torrents on one <see cref="TorrentClient"/>: RPC ids, trackers, rates, and the saved state — every change
-/// is written to <c>DATA/state.json</c> (temp file, fsync, rename) before it is acknowledged, and each torrent's info
-/// dictionary to <c>DATA/torrents/HASH.info</c>, so a node killed at any moment comes back with every torrent; the
+/// is written before it is acknowledged — a torrent's to its own record, <c>DATA/torrents/HASH.json</c>, the session's
+/// to <c>DATA/state.json</c>, each replaced atomically and fsynced within a second (<see cref="NodeStore"/>) — and each torrent's info dictionary to
+/// <c>DATA/torrents/HASH.info</c>, so a node killed at any moment comes back with every torrent; the
 /// pieces already verified are kept by the storage's resume file (or re-hashed), never downloaded again. It owns the
 /// client: <see cref="DisposeAsync"/> disposes it.
 /// </summary>
 public sealed class NodeTorrents : IAsyncDisposable
 {
     private static readonly TimeSpan RateInterval = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan StateSyncInterval = TimeSpan.FromSeconds(1);
     private readonly TorrentClient _client;
-    private readonly string _statePath;
-    private readonly string _infoDir;
+    private readonly NodeStore _store;
     private readonly IReadOnlyList<string> _allowedRoots;
     private readonly TimeProvider _time;
     private readonly ILoggerFactory _loggers;
@@ -119,12 +120,16 @@ public sealed class NodeTorrents : IAsyncDisposable
     private readonly UdpTrackerClient? _udp;
     private readonly SemaphoreSlim _changes = new(1, 1);
     private readonly Lock _gate = new();
+    // Orders the writes of the saved state (each snapshot is taken and written under it), apart from _gate so that
+    // readers of the torrents never wait for an fsync.
+    private readonly Lock _saveGate = new();
     private readonly SortedDictionary<int, NodeTorrent> _torrents = [];
     private readonly List<Task> _tasks = [];
     private readonly CancellationTokenSource _stop = new();
     private SavedSettings _settings = new();
     private IReadOnlyList<string> _pins = [];
     private int _nextId = 1;
+    private long _version;
     private int _disposed;
 
     public NodeTorrents(TorrentClient client, string dataDirectory, string downloadDirectory, IEnumerable<string> allowedRoots, UdpTrackerClient? udp,
@@ -136,17 +141,19 @@ public sealed class NodeTorrents : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(allowedRoots);
         ArgumentNullException.ThrowIfNull(loggers);
         _client = client;
-        _statePath = Path.Combine(dataDirectory, "state.json");
-        _infoDir = Directory.CreateDirectory(Path.Combine(dataDirectory, "torrents")).FullName;
+        _log = loggers.CreateLogger<NodeTorrents>();
+        _store = new NodeStore(dataDirectory, _log);
         DefaultDownloadDir = Path.GetFullPath(downloadDirectory);
         _allowedRoots = [DefaultDownloadDir, .. allowedRoots.Select(r => Path.GetFullPath(r))];
         _udp = udp;
         _time = time;
         _loggers = loggers;
-        _log = loggers.CreateLogger<NodeTorrents>();
     }
 
     public string DefaultDownloadDir { get; }
+
+    /// <summary>Moves on with every change the node makes (add, remove, start, stop, settings, metadata, completion).</summary>
+    internal long Version => Interlocked.Read(ref _version);
 
     public TorrentClient Client => _client;
 
@@ -189,7 +196,7 @@ public sealed class NodeTorrents : IAsyncDisposable
     /// <summary>Loads the saved state and adds every saved torrent back (paused ones paused); starts the rate sampler.</summary>
     public async Task LoadAsync(CancellationToken ct)
     {
-        var saved = SavedNodeState.TryRead(_statePath) ?? new SavedNodeState();
+        var (saved, torrents) = _store.Load();
         lock (_gate)
         {
             _settings = saved.Settings;
@@ -197,7 +204,7 @@ public sealed class NodeTorrents : IAsyncDisposable
             _nextId = saved.NextId;
         }
 
-        foreach (var t in saved.Torrents)
+        foreach (var t in torrents)
         {
             if (!NodeId.TryParseHex(t.InfoHash, out var hash))
             {
@@ -222,8 +229,13 @@ public sealed class NodeTorrents : IAsyncDisposable
             }
         }
 
-        lock (_gate) _tasks.Add(SampleRatesAsync(_stop.Token));
-        _log.LogInformation("restored {Count} torrents from {Path}", All.Count, _statePath);
+        lock (_gate)
+        {
+            _tasks.Add(SampleRatesAsync(_stop.Token));
+            _tasks.Add(SyncStateAsync(_stop.Token));
+        }
+
+        _log.LogInformation("restored {Count} torrents from {Path}", All.Count, _store.TorrentDirectory);
     }
 
     /// <summary>Adds a torrent; a torrent already there is returned with <c>Duplicate</c> set.</summary>
@@ -237,7 +249,7 @@ public sealed class NodeTorrents : IAsyncDisposable
         {
             if (Find(hash) is { } existing) return (existing, true);
             var info = request.Metainfo?.Info;
-            if (info is not null) WriteInfo(info);
+            if (info is not null) _store.WriteInfo(info);
             var peerTexts = request.Magnet?.Peers ?? [];
             var peers = peerTexts.Select(p => MagnetLink.TryParsePeer(p, out var ep) ? ep : null).OfType<IPEndPoint>().ToList();
             var trackers = (request.Metainfo?.Trackers ?? request.Magnet?.Trackers ?? []).Where(IsTrackerUrl).Distinct(StringComparer.Ordinal).ToList();
@@ -253,7 +265,7 @@ public sealed class NodeTorrents : IAsyncDisposable
             Watch(entry);
             if (request.Paused) await handle.PauseAsync().ConfigureAwait(false);
             else StartAnnouncer(entry);
-            Save();
+            SaveTorrent(entry);
             _log.LogInformation("added torrent {Id} {Hash} into {Dir}", entry.Id, hash, dir);
             return (entry, false);
         }
@@ -264,7 +276,7 @@ public sealed class NodeTorrents : IAsyncDisposable
     }
 
     /// <summary>torrent-start: resumes a stopped torrent.</summary>
-    public Task StartAsync(NodeTorrent torrent, CancellationToken ct) => ChangeAsync(async () =>
+    public Task StartAsync(NodeTorrent torrent, CancellationToken ct) => ChangeAsync(torrent, async () =>
     {
         if (torrent.Handle.State != TorrentState.Paused) return;
         await torrent.Handle.ResumeAsync(ct).ConfigureAwait(false);
@@ -273,7 +285,7 @@ public sealed class NodeTorrents : IAsyncDisposable
     }, ct);
 
     /// <summary>torrent-stop: closes the torrent's peers and storage (other torrents are not touched).</summary>
-    public Task StopAsync(NodeTorrent torrent, CancellationToken ct) => ChangeAsync(async () =>
+    public Task StopAsync(NodeTorrent torrent, CancellationToken ct) => ChangeAsync(torrent, async () =>
     {
         if (torrent.Handle.State is TorrentState.Paused or TorrentState.Removed) return;
         await StopAnnouncerAsync(torrent).ConfigureAwait(false);
@@ -282,13 +294,19 @@ public sealed class NodeTorrents : IAsyncDisposable
     }, ct);
 
     /// <summary>torrent-remove; with <paramref name="deleteData"/> the torrent's files (and its resume file) are deleted too.</summary>
-    public Task RemoveAsync(NodeTorrent torrent, bool deleteData, CancellationToken ct) => ChangeAsync(async () =>
+    public Task RemoveAsync(NodeTorrent torrent, bool deleteData, CancellationToken ct) => ChangeAsync(null, async () =>
     {
         await StopAnnouncerAsync(torrent).ConfigureAwait(false);
         var info = torrent.Handle.Info;
         await torrent.Handle.RemoveAsync().ConfigureAwait(false);
-        lock (_gate) _torrents.Remove(torrent.Id);
-        File.Delete(InfoPath(torrent.Handle.InfoHash));
+        lock (_saveGate)
+        {
+            lock (_gate) _torrents.Remove(torrent.Id);
+            _store.DeleteTorrent(torrent.Handle.InfoHash.ToString());
+            // next-id, so that the removed torrent's id is not handed out again after a restart.
+            SaveSessionLocked();
+        }
+
         if (deleteData && info is not null) DeleteContent(info, torrent.DownloadDir);
     }, ct);
 
@@ -296,7 +314,7 @@ public sealed class NodeTorrents : IAsyncDisposable
     /// torrent-verify: the torrent is stopped, its resume file dropped, and started again, so the storage re-hashes
     /// every piece on disk (a piece that no longer verifies is downloaded again).
     /// </summary>
-    public Task VerifyAsync(NodeTorrent torrent, CancellationToken ct) => ChangeAsync(async () =>
+    public Task VerifyAsync(NodeTorrent torrent, CancellationToken ct) => ChangeAsync(torrent, async () =>
     {
         if (torrent.Handle.Info is null) return;
         var wasRunning = torrent.Handle.State is not (TorrentState.Paused or TorrentState.Removed);
@@ -312,7 +330,7 @@ public sealed class NodeTorrents : IAsyncDisposable
     /// torrent-set uploadLimit: the torrent's engine is replaced by one with the new cap (its verified pieces are kept
     /// by the resume file written when the old one stopped).
     /// </summary>
-    public Task SetUploadLimitAsync(NodeTorrent torrent, long? bytesPerSecond, CancellationToken ct) => ChangeAsync(async () =>
+    public Task SetUploadLimitAsync(NodeTorrent torrent, long? bytesPerSecond, CancellationToken ct) => ChangeAsync(torrent, async () =>
     {
         if (torrent.UploadLimit == bytesPerSecond) return;
         var paused = torrent.Handle.State == TorrentState.Paused;
@@ -332,14 +350,14 @@ public sealed class NodeTorrents : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(change);
         lock (_gate) _settings = change(_settings);
-        Save();
+        SaveSession();
     }
 
     /// <summary>Replaces the saved content pins.</summary>
     public void SetPins(IReadOnlyList<string> pins)
     {
         lock (_gate) _pins = pins;
-        Save();
+        SaveSession();
     }
 
     /// <summary>A download-dir from an RPC client, made absolute and confined to the allowed roots.</summary>
@@ -356,14 +374,15 @@ public sealed class NodeTorrents : IAsyncDisposable
         throw new NodeRequestException($"download-dir '{dir}' is outside the allowed roots ({string.Join(", ", _allowedRoots)})");
     }
 
-    private async Task ChangeAsync(Func<Task> change, CancellationToken ct)
+    /// <summary>Runs one change under the change lock, then saves <paramref name="torrent"/>'s record (null: the change saves itself).</summary>
+    private async Task ChangeAsync(NodeTorrent? torrent, Func<Task> change, CancellationToken ct)
     {
         await _changes.WaitAsync(ct).ConfigureAwait(false);
         try
         {
             ObjectDisposedException.ThrowIf(_disposed != 0, this);
             await change().ConfigureAwait(false);
-            Save();
+            if (torrent is not null) SaveTorrent(torrent);
         }
         finally
         {
@@ -394,17 +413,13 @@ public sealed class NodeTorrents : IAsyncDisposable
         try
         {
             var info = await handle.MetadataReady.ConfigureAwait(false);
-            if (!File.Exists(InfoPath(info.InfoHash)))
-            {
-                WriteInfo(info);
-                Save();
-            }
+            if (!File.Exists(_store.InfoPath(info.InfoHash.ToString()))) SaveTorrent(torrent, info);
 
             await handle.Completed.ConfigureAwait(false);
             if (torrent.DoneDate == 0)
             {
                 torrent.DoneDate = _time.GetUtcNow().ToUnixTimeSeconds();
-                Save();
+                SaveTorrent(torrent);
             }
         }
         catch (OperationCanceledException)
@@ -455,19 +470,41 @@ public sealed class NodeTorrents : IAsyncDisposable
         }
     }
 
+    /// <summary>Makes the saved state durable once a second (<see cref="NodeStore.SyncPending"/>), off the RPC's path.</summary>
+    private async Task SyncStateAsync(CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(StateSyncInterval, _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false)) SyncState();
+        }
+        catch (OperationCanceledException)
+        {
+            // Disposed: DisposeAsync syncs once more.
+        }
+    }
+
+    private void SyncState()
+    {
+        try
+        {
+            _store.SyncPending();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            _log.LogError("state: could not fsync the saved state: {Message}", ex.Message);
+        }
+    }
+
     private static bool IsTrackerUrl(string url) =>
         Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" or "udp";
-
-    private string InfoPath(NodeId hash) => Path.Combine(_infoDir, hash + ".info");
 
     private static string ResumePath(NodeTorrent torrent) =>
         Path.Combine(torrent.DownloadDir, TorrentStorage.ResumeDirectory, torrent.Handle.InfoHash + ".resume");
 
-    private void WriteInfo(TorrentInfo info) => StateFile.WriteAtomic(InfoPath(info.InfoHash), info.RawInfo.Span);
-
     private TorrentInfo? ReadInfo(NodeId hash)
     {
-        var path = InfoPath(hash);
+        var path = _store.InfoPath(hash.ToString());
         if (!File.Exists(path)) return null;
         var bytes = File.ReadAllBytes(path);
         if (MetainfoParser.TryParseInfo(bytes, hash, out var info, out var error)) return info;
@@ -504,17 +541,20 @@ public sealed class NodeTorrents : IAsyncDisposable
         if (!Directory.EnumerateFileSystemEntries(dir).Any()) Directory.Delete(dir);
     }
 
-    private void Save()
+    /// <summary>
+    /// Writes one torrent's record (and <paramref name="info"/>, its info dictionary fetched from peers), unless the
+    /// torrent was removed meanwhile: a late save must not bring a removed torrent back.
+    /// </summary>
+    private void SaveTorrent(NodeTorrent t, TorrentInfo? info = null)
     {
-        SavedNodeState state;
-        lock (_gate)
+        Interlocked.Increment(ref _version);
+        lock (_saveGate)
         {
-            state = new SavedNodeState
+            SavedTorrent saved;
+            lock (_gate)
             {
-                NextId = _nextId,
-                Settings = _settings,
-                Pins = _pins,
-                Torrents = [.. _torrents.Values.Select(t => new SavedTorrent
+                if (_torrents.GetValueOrDefault(t.Id) != t) return;
+                saved = new SavedTorrent
                 {
                     Id = t.Id,
                     InfoHash = t.Handle.InfoHash.ToString(),
@@ -526,11 +566,25 @@ public sealed class NodeTorrents : IAsyncDisposable
                     Trackers = t.Trackers,
                     Peers = t.Peers,
                     UploadLimit = t.UploadLimit,
-                })],
-            };
-            // Written under the lock, so two saves cannot land in the wrong order.
-            state.Write(_statePath);
+                };
+            }
+
+            if (info is not null) _store.WriteInfo(info);
+            _store.SaveTorrent(saved);
         }
+    }
+
+    private void SaveSession()
+    {
+        lock (_saveGate) SaveSessionLocked();
+    }
+
+    private void SaveSessionLocked()
+    {
+        Interlocked.Increment(ref _version);
+        SavedNodeState state;
+        lock (_gate) state = new SavedNodeState { NextId = _nextId, Settings = _settings, Pins = _pins };
+        _store.SaveSession(state);
     }
 
     public async ValueTask DisposeAsync()
@@ -552,6 +606,7 @@ public sealed class NodeTorrents : IAsyncDisposable
         Task[] tasks;
         lock (_gate) tasks = [.. _tasks];
         await Task.WhenAll(tasks).ConfigureAwait(false);
+        SyncState();
         _http.Dispose();
         _stop.Dispose();
     }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
@@ -18,7 +19,7 @@ namespace Peerway.Node.Daemon;
 /// the current <c>X-Transmission-Session-Id</c> gets 409 with the id in that header (CSRF protection); §2.3.2: with a
 /// user and password set, HTTP basic auth. Unknown methods, fields and arguments get an error result, never a crash.
 /// </summary>
-public sealed partial class TransmissionRpc
+public sealed partial class TransmissionRpc : IDisposable
 {
     /// <summary>The RPC version we speak (transmission 4.0's) and the oldest one a client may assume.</summary>
     public const int RpcVersion = 17;
@@ -36,6 +37,7 @@ public sealed partial class TransmissionRpc
     private readonly ILogger _log;
     private readonly Func<int> _dhtPort;
     private readonly long _startedAt;
+    private readonly SemaphoreSlim _concurrent;
 
     public TransmissionRpc(NodeTorrents torrents, NodeConfig config, Func<int> dhtPort, TimeProvider time, ILogger<TransmissionRpc> log)
     {
@@ -47,8 +49,11 @@ public sealed partial class TransmissionRpc
         _time = time;
         _log = log;
         _startedAt = time.GetTimestamp();
+        _concurrent = new SemaphoreSlim(config.RpcMaxConcurrent, config.RpcMaxConcurrent);
         SessionId = Convert.ToBase64String(RandomNumberGenerator.GetBytes(24)).Replace('+', 'A').Replace('/', 'B');
     }
+
+    public void Dispose() => _concurrent.Dispose();
 
     /// <summary>Called with each request's method name (for the node's metrics).</summary>
     internal Action<string>? OnMethod { get; init; }
@@ -100,12 +105,21 @@ public sealed partial class TransmissionRpc
             return;
         }
 
-        JsonObject answer;
+        Answer answer;
         try
         {
             using var body = new MemoryStream();
             await request.Body.CopyToAsync(body, context.RequestAborted).ConfigureAwait(false);
-            answer = await HandleAsync(body.ToArray(), context.RequestAborted).ConfigureAwait(false);
+            // The RPC's own limit on requests handled at once: a crowd of clients waits here, off the engine's threads.
+            await _concurrent.WaitAsync(context.RequestAborted).ConfigureAwait(false);
+            try
+            {
+                answer = await AnswerAsync(body.GetBuffer().AsMemory(0, (int)body.Length), context.RequestAborted).ConfigureAwait(false);
+            }
+            finally
+            {
+                _concurrent.Release();
+            }
         }
         catch (BadHttpRequestException ex)
         {
@@ -115,7 +129,9 @@ public sealed partial class TransmissionRpc
         }
 
         response.ContentType = "application/json; charset=UTF-8";
-        await response.WriteAsync(answer.ToJsonString(), context.RequestAborted).ConfigureAwait(false);
+        // Written straight into the response's pooled pipe buffers.
+        Write(answer, response.BodyWriter);
+        await response.BodyWriter.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -161,8 +177,36 @@ public sealed partial class TransmissionRpc
         }
     }
 
-    /// <summary>Answers one request body. Malformed JSON, a missing method, an unknown method or argument: an error result.</summary>
+    /// <summary>Answers one request body as a JSON object (what <see cref="ServeAsync"/> writes, parsed back).</summary>
     public async Task<JsonObject> HandleAsync(ReadOnlyMemory<byte> body, CancellationToken ct)
+    {
+        var output = new ArrayBufferWriter<byte>();
+        Write(await AnswerAsync(body, ct).ConfigureAwait(false), output);
+        return JsonNode.Parse(output.WrittenSpan)!.AsObject();
+    }
+
+    /// <summary>An answer: the result, and the arguments as an object or as bytes already serialized (torrent-get).</summary>
+    private readonly record struct Answer(string Result, JsonObject? Arguments, byte[]? RawArguments, JsonNode? Tag);
+
+    private static void Write(Answer answer, IBufferWriter<byte> output)
+    {
+        using var w = new Utf8JsonWriter(output);
+        w.WriteStartObject();
+        w.WritePropertyName("arguments");
+        if (answer.RawArguments is { } raw) w.WriteRawValue(raw, skipInputValidation: true);
+        else (answer.Arguments ?? []).WriteTo(w);
+        w.WriteString("result", answer.Result);
+        if (answer.Tag is { } tag)
+        {
+            w.WritePropertyName("tag");
+            tag.WriteTo(w);
+        }
+
+        w.WriteEndObject();
+    }
+
+    /// <summary>Answers one request body. Malformed JSON, a missing method, an unknown method or argument: an error result.</summary>
+    private async Task<Answer> AnswerAsync(ReadOnlyMemory<byte> body, CancellationToken ct)
     {
         JsonObject? request;
         try
@@ -181,12 +225,12 @@ public sealed partial class TransmissionRpc
         OnMethod?.Invoke(SpecMethods.Contains(method) ? method : "unknown");
         try
         {
+            if (method == "torrent-get") return new Answer("success", null, TorrentGet(args), tag);
             var result = method switch
             {
                 "session-get" => SessionGet(args),
                 "session-set" => SessionSet(args),
                 "session-stats" => SessionStats(),
-                "torrent-get" => TorrentGet(args),
                 "torrent-add" => await TorrentAddAsync(args, ct).ConfigureAwait(false),
                 "torrent-start" or "torrent-start-now" => await ForEachAsync(args, (t, c) => _torrents.StartAsync(t, c), ct).ConfigureAwait(false),
                 "torrent-stop" => await ForEachAsync(args, (t, c) => _torrents.StopAsync(t, c), ct).ConfigureAwait(false),
@@ -210,12 +254,7 @@ public sealed partial class TransmissionRpc
         }
     }
 
-    private static JsonObject Result(string result, JsonObject? arguments, JsonNode? tag)
-    {
-        var o = new JsonObject { ["arguments"] = arguments ?? [], ["result"] = result };
-        if (tag is not null) o["tag"] = tag;
-        return o;
-    }
+    private static Answer Result(string result, JsonObject? arguments, JsonNode? tag) => new(result, arguments, null, tag);
 
     private JsonObject SessionGet(JsonObject args)
     {
@@ -286,17 +325,16 @@ public sealed partial class TransmissionRpc
 
     private JsonObject SessionStats()
     {
-        var all = _torrents.All;
+        var all = CurrentSnapshot().Torrents;
         long down = 0, up = 0, downloaded = 0, uploaded = 0;
         var active = 0;
-        foreach (var t in all)
+        foreach (var v in all)
         {
-            down += t.RateDownload;
-            up += t.RateUpload;
-            var s = t.Handle.GetStats();
-            downloaded += s.Downloaded;
-            uploaded += s.Uploaded;
-            if (t.Handle.State is not (TorrentState.Paused or TorrentState.Failed)) active++;
+            down += v.Torrent.RateDownload;
+            up += v.Torrent.RateUpload;
+            downloaded += v.Stats.Downloaded;
+            uploaded += v.Stats.Uploaded;
+            if (v.State is not (TorrentState.Paused or TorrentState.Failed)) active++;
         }
 
         var seconds = (long)_time.GetElapsedTime(_startedAt).TotalSeconds;
@@ -305,177 +343,20 @@ public sealed partial class TransmissionRpc
         {
             ["uploadedBytes"] = uploaded,
             ["downloadedBytes"] = downloaded,
-            ["filesAdded"] = all.Count,
+            ["filesAdded"] = all.Length,
             ["sessionCount"] = 1,
             ["secondsActive"] = seconds,
         };
         return new JsonObject
         {
             ["activeTorrentCount"] = active,
-            ["pausedTorrentCount"] = all.Count - active,
-            ["torrentCount"] = all.Count,
+            ["pausedTorrentCount"] = all.Length - active,
+            ["torrentCount"] = all.Length,
             ["downloadSpeed"] = down,
             ["uploadSpeed"] = up,
             ["cumulative-stats"] = Stats(),
             ["current-stats"] = Stats(),
         };
-    }
-
-    private JsonObject TorrentGet(JsonObject args)
-    {
-        if (args["fields"] is not JsonArray fieldArray) throw new NodeRequestException("no fields specified");
-        var fields = new List<string>();
-        foreach (var f in fieldArray)
-        {
-            var name = f is JsonValue v && v.TryGetValue<string>(out var s) ? s : throw new NodeRequestException("fields must be strings");
-            if (!SpecFields.Contains(name)) throw new NodeRequestException($"unknown field: {name}");
-            fields.Add(name);
-        }
-
-        var torrents = Select(args, out var recentlyActive);
-        var table = args["format"] is JsonValue fv && fv.TryGetValue<string>(out var format) && format == "table";
-        var list = new JsonArray();
-        if (table) list.Add(new JsonArray([.. fields.Select(f => (JsonNode?)JsonValue.Create(f))]));
-        var all = _torrents.All;
-        foreach (var t in torrents)
-        {
-            var queue = all.ToList().FindIndex(x => x.Id == t.Id);
-            var o = Describe(t, fields, queue);
-            if (table) list.Add(new JsonArray([.. fields.Select(f => o[f]?.DeepClone())]));
-            else list.Add(o);
-        }
-
-        var result = new JsonObject { ["torrents"] = list };
-        // Spec: with "recently-active", also the ids removed recently; the node reports removals to no one, so none.
-        if (recentlyActive) result["removed"] = new JsonArray();
-        return result;
-    }
-
-    private JsonObject Describe(NodeTorrent t, List<string> fields, int queuePosition)
-    {
-        var h = t.Handle;
-        var s = h.GetStats();
-        var info = h.Info;
-        var state = h.State;
-        var total = info?.TotalLength ?? 0;
-        var have = state == TorrentState.Seeding || (s.PieceCount > 0 && s.VerifiedPieces == s.PieceCount)
-            ? total
-            : Math.Min(total, (long)s.VerifiedPieces * (info?.PieceLength ?? 0));
-        var left = total - have;
-        var status = state switch
-        {
-            TorrentState.Paused or TorrentState.Failed or TorrentState.Removed => StatusStopped,
-            TorrentState.Seeding => StatusSeed,
-            _ => StatusDownload,
-        };
-        var now = _time.GetUtcNow().ToUnixTimeSeconds();
-        var o = new JsonObject();
-        foreach (var f in fields)
-        {
-            JsonNode? v = f switch
-            {
-                "id" => t.Id,
-                "hashString" => h.InfoHash.ToString(),
-                "name" => t.Name,
-                "status" => status,
-                "error" => state == TorrentState.Failed ? 3 : 0, // TR_STAT_LOCAL_ERROR
-                "errorString" => h.Error?.Message ?? "",
-                "percentDone" or "percentComplete" => total == 0 ? 0.0 : (double)have / total,
-                "metadataPercentComplete" => info is null ? 0.0 : 1.0,
-                "totalSize" or "sizeWhenDone" => total,
-                "leftUntilDone" => left,
-                "haveValid" => have,
-                "haveUnchecked" => 0L,
-                "desiredAvailable" => s.Connections > 0 ? left : 0L,
-                "rateDownload" => t.RateDownload,
-                "rateUpload" => t.RateUpload,
-                // Spec: -1 not available, -2 unknown.
-                "eta" => status != StatusDownload ? -1 : t.RateDownload > 0 ? left / t.RateDownload : -2,
-                "peersConnected" => s.Connections,
-                "peersSendingToUs" => status == StatusDownload && t.RateDownload > 0 ? s.Connections : 0,
-                "peersGettingFromUs" => t.RateUpload > 0 ? s.Connections : 0,
-                "uploadedEver" => s.Uploaded,
-                "downloadedEver" => s.Downloaded,
-                "corruptEver" => (long)s.HashFailures * (info?.PieceLength ?? 0),
-                "uploadRatio" => s.Downloaded == 0 ? -1.0 : (double)s.Uploaded / s.Downloaded,
-                "addedDate" or "startDate" => t.AddedDate,
-                "doneDate" => t.DoneDate,
-                "activityDate" => t.RateDownload + t.RateUpload > 0 ? now : Math.Max(t.AddedDate, t.DoneDate),
-                "downloadDir" => t.DownloadDir,
-                "isFinished" => false,
-                "isStalled" => false,
-                "isPrivate" => info?.IsPrivate ?? false,
-                "magnetLink" => new MagnetLink(h.InfoHash, info?.Name, t.Trackers, []).ToString(),
-                "pieceCount" => info?.PieceCount ?? 0,
-                "pieceSize" => info?.PieceLength ?? 0,
-                "file-count" => info?.ContentFiles.Count() ?? 0,
-                "files" => Files(info, have, total, withName: true),
-                "fileStats" => Files(info, have, total, withName: false),
-                "wanted" => new JsonArray([.. (info?.ContentFiles ?? []).Select(_ => (JsonNode?)JsonValue.Create(1))]),
-                "priorities" => new JsonArray([.. (info?.ContentFiles ?? []).Select(_ => (JsonNode?)JsonValue.Create(0))]),
-                "trackers" => Trackers(t, stats: false),
-                "trackerStats" => Trackers(t, stats: true),
-                "trackerList" => string.Join("\n", t.Trackers),
-                "webseeds" => new JsonArray(),
-                "webseedsSendingToUs" => 0,
-                "queuePosition" => queuePosition,
-                "recheckProgress" => 0.0,
-                "uploadLimit" => (t.UploadLimit ?? 0) / 1000,
-                "uploadLimited" => t.UploadLimit is not null,
-                "downloadLimit" => 0,
-                "downloadLimited" => false,
-                "honorsSessionLimits" => true,
-                "bandwidthPriority" => 0,
-                "peer-limit" or "maxConnectedPeers" => 60,
-                "labels" => new JsonArray(),
-                "sequentialDownload" => false,
-                _ => null, // a spec field the node does not track: left out, as transmission leaves out what it lacks
-            };
-            if (v is not null) o[f] = v;
-        }
-
-        return o;
-    }
-
-    private static JsonArray Files(TorrentInfo? info, long have, long total, bool withName)
-    {
-        var files = new JsonArray();
-        if (info is null) return files;
-        foreach (var f in info.ContentFiles)
-        {
-            // Per-file progress is not tracked: each file is reported at the torrent's verified fraction.
-            var done = total == 0 ? 0 : have == total ? f.Length : (long)(f.Length * ((double)have / total));
-            var o = new JsonObject { ["bytesCompleted"] = done };
-            if (withName)
-            {
-                o["length"] = f.Length;
-                o["name"] = info.IsMultiFile ? $"{info.Name}/{f.RelativePath}" : info.Name;
-            }
-            else
-            {
-                o["wanted"] = true;
-                o["priority"] = 0;
-            }
-
-            files.Add(o);
-        }
-
-        return files;
-    }
-
-    private static JsonArray Trackers(NodeTorrent t, bool stats)
-    {
-        var list = new JsonArray();
-        for (var i = 0; i < t.Trackers.Count; i++)
-        {
-            var url = t.Trackers[i];
-            var o = new JsonObject { ["announce"] = url, ["id"] = i, ["scrape"] = "", ["tier"] = i };
-            if (stats) o["host"] = Uri.TryCreate(url, UriKind.Absolute, out var u) ? $"{u.Scheme}://{u.Authority}" : url;
-            else o["sitename"] = Uri.TryCreate(url, UriKind.Absolute, out var u2) ? u2.Host : "";
-            list.Add(o);
-        }
-
-        return list;
     }
 
     private async Task<JsonObject> TorrentAddAsync(JsonObject args, CancellationToken ct)

@@ -42,7 +42,7 @@ public sealed class TurnInteropTests
         }
     }
 
-    private static async Task<(ExternalProcess Peer, int Port)> StartPeerAsync()
+    internal static async Task<(ExternalProcess Peer, int Port)> StartPeerAsync()
     {
         var tool = RequiredTool.Require("turnutils_peer", "apt-get install coturn");
         var port = FreePort.Udp();

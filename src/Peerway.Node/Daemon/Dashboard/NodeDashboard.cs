@@ -173,8 +173,8 @@ internal sealed class NodeDashboard
 
         var d = _node.Dht.Node.Stats;
         var dht = new DashboardDht(d.RoutingTableSize, d.LookupsStarted, d.QueriesReceived, d.QueriesSent, d.StoredInfoHashes);
-        // The node runs no TURN server (peerway turn-server does): null, and the page says so.
-        return new DashboardSnapshot(torrents, content, dht, null, "/transmission/rpc", gateway);
+        // Without "turn" in the config the node runs no TURN server: null, and the page says so.
+        return new DashboardSnapshot(torrents, content, dht, _node.Turn?.Server.AllocationCount, "/transmission/rpc", gateway);
     }
 
     private static string StateName(TorrentState state) => state switch

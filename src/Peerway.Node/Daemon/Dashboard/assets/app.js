@@ -110,7 +110,7 @@ function render(s) {
   document.getElementById('dht-queries').textContent = `${s.dht.queriesIn} / ${s.dht.queriesOut}`;
   document.getElementById('dht-stored').textContent = String(s.dht.storedInfoHashes);
   document.getElementById('turn').textContent = s.turnAllocations === null
-    ? 'Not running on this node (peerway turn-server).'
+    ? 'Not running on this node ("turn" in the config, or --turn).'
     : `${s.turnAllocations} allocations`;
   const list = document.getElementById('content');
   list.replaceChildren(...s.content.map(c => el('li', {},
