@@ -3,7 +3,9 @@
   A. `peerway share` seeds a file; webtorrent 2.x in headless Chromium downloads it over WebRTC;
   B. a second headless Chromium running webtorrent seeds the same file; the first browser downloads it.
 Both through `peerway tracker` (WebSocket). Per round: seconds for the whole file and milliseconds from `client.add`
-to the first verified piece; the downloader's SHA-256 is checked. Prints medians and the ratio B/A (>1: Peerway faster).
+to the first verified piece; the downloader's SHA-256 is checked. Prints medians and the ratio B/A (>1: Peerway faster),
+then the connection set-up step by step (ms after `client.add`, medians): the pages' RTCPeerConnection/WebSocket events
+and getStats(), webtorrent's events, and the set-up line `peerway share -v` logs for each WebRTC peer.
 Usage: bench/webtorrent/browser.py [ROUNDS=3] [MIB=64]
 Needs /usr/bin/chromium and tests/interop-peers/node_modules (./test.sh installs both).
 """
