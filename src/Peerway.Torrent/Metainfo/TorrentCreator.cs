@@ -73,7 +73,7 @@ public static class TorrentCreator
     /// 1/1024 of the total, at least 16 KiB; capped at 16 MiB here): about 1,024 pieces, half libtorrent's count. Used
     /// for torrents announced to WebSocket trackers, i.e. made for browsers: webtorrent checks every piece of its store
     /// before it asks a peer for data (its <c>_verifyPieces</c>, a store read per piece), so a torrent cut into twice
-    /// the pieces keeps a browser waiting twice as long before its first request (docs/BENCHMARKS.md, WebTorrent).
+    /// the pieces keeps a browser waiting longer before its first request (docs/BENCHMARKS.md, WebTorrent).
     /// </summary>
     public static int ChooseWebTorrentPieceLength(long totalLength)
     {
