@@ -71,6 +71,11 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
     private Task _run = Task.CompletedTask;
     private RtcConnectionState _state;
     private int _disposed;
+    private readonly DateTimeOffset _createdAt;
+    private DateTimeOffset? _remoteAt;
+    private DateTimeOffset? _localAt;
+    private DateTimeOffset? _dtlsAt;
+    private DateTimeOffset? _sctpAt;
 
     public RtcPeerConnection(IDatagramSocket socket, TimeProvider time, RtcConfiguration configuration, ILoggerFactory? logs = null)
     {
@@ -78,6 +83,7 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
         ArgumentNullException.ThrowIfNull(time);
         ArgumentNullException.ThrowIfNull(configuration);
         configuration.Validate();
+        _createdAt = time.GetUtcNow();
         _socket = socket;
         _time = time;
         _config = configuration;
@@ -119,6 +125,31 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
     /// <summary>The SCTP association once connected (diagnostics: congestion window, RTT, retransmissions).</summary>
     internal SctpAssociation? Sctp => _sctp;
 
+    /// <summary>When each set-up step happened so far (diagnostics).</summary>
+    public RtcSetupTimings Timings
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return new RtcSetupTimings(_createdAt)
+                {
+                    RemoteDescription = _remoteAt,
+                    LocalDescription = _localAt,
+                    Ice = _agent?.Timings,
+                    DtlsConnected = _dtlsAt,
+                    SctpEstablished = _sctpAt,
+                };
+            }
+        }
+    }
+
+    private void Mark(ref DateTimeOffset? step)
+    {
+        var now = _time.GetUtcNow();
+        lock (_gate) step ??= now;
+    }
+
     /// <summary>Our certificate's fingerprint as in the SDP.</summary>
     public string LocalFingerprint => _certificate.FingerprintSdp;
 
@@ -127,6 +158,7 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
     {
         var agent = StartAgent(IceRole.Controlling);
         await GatheredAsync(agent, cancellationToken).ConfigureAwait(false);
+        Mark(ref _localAt);
         return LocalDescription(agent, SdpSetup.ActPass, "0").ToSdp();
     }
 
@@ -140,6 +172,7 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
 
         // RFC 8842 §5.3: the answerer picks; active is the DTLS client, so we are the server, and vice versa.
         _dtlsClient = remote.Setup == SdpSetup.Passive;
+        Mark(ref _remoteAt);
         ApplyRemote(agent, remote);
         _run = RunAsync(agent, remote);
     }
@@ -150,6 +183,7 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
     /// </summary>
     public async Task<string> AcceptOfferAsync(string offer, CancellationToken cancellationToken = default)
     {
+        Mark(ref _remoteAt);
         var remote = Parse(offer);
         if (remote.Setup == SdpSetup.Active) throw new SdpException(SdpError.BadSetup, "an offer's a=setup is actpass or passive");
         if (remote.IceLite && _config.IceLite) throw new SdpException(SdpError.BadSetup, "both ends are ICE-lite (RFC 8445 §6.1.1: one must be a full agent)");
@@ -160,6 +194,7 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
         _dtlsClient = true;
         await GatheredAsync(agent, cancellationToken).ConfigureAwait(false);
         var answer = LocalDescription(agent, SdpSetup.Active, remote.Mid).ToSdp();
+        Mark(ref _localAt);
         _run = RunAsync(agent, remote);
         return answer;
     }
@@ -255,6 +290,7 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
         {
             var path = await selected.WaitAsync(linked.Token).ConfigureAwait(false);
             var dtls = await DtlsSession.HandshakeAsync(path, _certificate, remoteFingerprint, _dtlsClient, _config.ConnectTimeout, _log, linked.Token).ConfigureAwait(false);
+            Mark(ref _dtlsAt);
             SctpAssociation sctp;
             lock (_gate)
             {
@@ -286,6 +322,7 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
 
             await _established.Task.WaitAsync(linked.Token).ConfigureAwait(false);
             lock (_gate) _state = RtcConnectionState.Connected;
+            _log.LogDebug("WebRTC connected: {Timings}", Timings);
             _connected.TrySetResult();
         }
         catch (Exception ex) when (ex is OperationCanceledException or IceFailedException or DtlsHandshakeException or InvalidOperationException)
@@ -368,7 +405,11 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
 
     internal void ResetOutgoing(RtcDataChannel channel) => _sctp?.ResetStreams([channel.Id]);
 
-    void ISctpHandler.OnEstablished() => _established.TrySetResult();
+    void ISctpHandler.OnEstablished()
+    {
+        Mark(ref _sctpAt);
+        _established.TrySetResult();
+    }
 
     bool ISctpHandler.OnMessage(ushort stream, uint ppid, byte[] data)
     {

@@ -8,13 +8,15 @@ using Peerway.Torrent.Swarm;
 using Peerway.Torrent.Trackers;
 using Peerway.WebRtc;
 using Peerway.WebRtc.DataChannels;
+using Peerway.WebRtc.Dtls;
 
 namespace Peerway.WebTorrent;
 
 /// <summary>Settings of a <see cref="WebRtcPeerSource"/>.</summary>
 public sealed record WebRtcPeerSourceOptions
 {
-    /// <summary>ICE servers (STUN/TURN), DTLS certificate, SCTP settings of every peer connection.</summary>
+    /// <summary>ICE servers (STUN/TURN), DTLS certificate, SCTP settings of every peer connection. Without a certificate
+    /// the source makes one and uses it for all its connections (as a browser keeps one per origin).</summary>
     public RtcConfiguration Rtc { get; init; } = new();
 
     /// <summary>Where each peer connection's UDP socket binds (port 0: a free one per connection).</summary>
@@ -47,6 +49,7 @@ public sealed record WebRtcPeerSourceOptions
 public sealed class WebRtcPeerSource : IWebRtcPeerSource, IAsyncDisposable
 {
     private readonly WebRtcPeerSourceOptions _options;
+    private readonly RtcConfiguration _rtc;
     private readonly TimeProvider _time;
     private readonly ILoggerFactory _logs;
     private readonly ILogger _log;
@@ -67,6 +70,11 @@ public sealed class WebRtcPeerSource : IWebRtcPeerSource, IAsyncDisposable
         _logs = logs ?? NullLoggerFactory.Instance;
         _log = _logs.CreateLogger<WebRtcPeerSource>();
         _hostAddress = HostAddress(options.BindAddress);
+
+        // One DTLS certificate for every connection, made here rather than per offer and per answer: RFC 8827 §6.5 asks
+        // for no more (the fingerprint in each SDP authenticates it), and a fresh P-256 key and self-signed certificate
+        // cost each answer a key generation and a signature on the way to the peer.
+        _rtc = options.Rtc.Certificate is null ? options.Rtc with { Certificate = DtlsCertificate.Generate(time) } : options.Rtc;
     }
 
     /// <inheritdoc/>
@@ -89,7 +97,7 @@ public sealed class WebRtcPeerSource : IWebRtcPeerSource, IAsyncDisposable
             return null;
         }
 
-        return new RtcPeerConnection(new UdpDatagramSocket(new IPEndPoint(_hostAddress, 0)), _time, _options.Rtc, _logs);
+        return new RtcPeerConnection(new UdpDatagramSocket(new IPEndPoint(_hostAddress, 0)), _time, _rtc, _logs);
     }
 
     /// <summary>
@@ -193,7 +201,9 @@ public sealed class WebRtcPeerSource : IWebRtcPeerSource, IAsyncDisposable
             var connection = new DataChannelConnection(pc, channel, remote, local);
             handedOver = true;
             Interlocked.Increment(ref _opened);
-            _log.LogInformation("WebRTC peer {Peer} at {Remote} connected ({Direction})", remotePeerId, remote, outgoing ? "our offer" : "their offer");
+            var timings = pc.Timings;
+            var channelMs = (_time.GetUtcNow() - timings.Created).TotalMilliseconds;
+            _log.LogInformation("WebRTC peer {Peer} at {Remote} connected ({Direction}); set-up: {Timings}, channel +{Channel:0.0} ms", remotePeerId, remote, outgoing ? "our offer" : "their offer", timings, channelMs);
             // The session owns the connection from here and disposes it (and the peer connection) when it ends.
             if (!await session.AddConnectionAsync(connection, outgoing).ConfigureAwait(false)) return;
             await pc.Closed.WaitAsync(ct).ConfigureAwait(false);

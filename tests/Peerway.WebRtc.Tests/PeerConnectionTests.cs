@@ -54,6 +54,29 @@ public sealed class PeerConnectionTests
     }
 
     [Fact]
+    public async Task Timings_record_every_set_up_step_in_order_on_both_ends()
+    {
+        var (a, b) = await ConnectAsync();
+        await using var _ = a;
+        await using var __ = b;
+        foreach (var t in new[] { a.Timings, b.Timings })
+        {
+            Assert.NotNull(t.Ice);
+            DateTimeOffset[] steps = [t.Created, t.RemoteDescription!.Value, t.Ice!.Selected!.Value, t.DtlsConnected!.Value, t.SctpEstablished!.Value];
+            Assert.Equal(steps.Order(), steps);
+            Assert.NotNull(t.LocalDescription);
+            Assert.NotNull(t.Ice.FirstCheckSent);
+            Assert.NotNull(t.Ice.FirstPairSucceeded);
+            Assert.Contains("dtls +", t.ToString(), StringComparison.Ordinal);
+        }
+
+        // The offerer described itself before it saw the answer; the answerer took the offer before it answered.
+        Assert.True(a.Timings.LocalDescription <= a.Timings.RemoteDescription);
+        Assert.True(b.Timings.RemoteDescription <= b.Timings.LocalDescription);
+        Assert.NotNull(b.Timings.Ice!.FirstRequestReceived);
+    }
+
+    [Fact]
     public async Task One_MiB_in_16_KiB_messages_arrives_intact_with_back_pressure()
     {
         var (a, b) = await ConnectAsync();

@@ -86,26 +86,15 @@ public sealed partial class IceAgent
         // RFC 8445 §2.5: a lite agent sends no checks; it waits for the full peer's.
         if (_remotePassword is null || _options.Lite) return;
 
-        // RFC 8445 §6.1.4.2: one check per Ta — a triggered check first, else the best Waiting pair, else unfreeze.
-        // Triggered and ordinary checks alternate when both are due, so that a chain of triggered checks (each answer
-        // from a symmetric NAT opens yet another mapping) cannot starve the relay pairs.
-        Pair? next = null;
-        if (!_lastWasTriggered || !HasOrdinary())
+        // A check sent between ticks (a triggered one that found the pace free, see SendTriggeredNow) takes this tick's
+        // turn, so that no two checks go out closer than Ta / 2 (RFC 8445 §14.2: Ta is 50 ms here; 5 ms is its floor).
+        if (_lastCheckAt is { } last && now - last < _options.Ta / 2) _idleTicks++;
+        else
         {
-            while (next is null && _triggered.TryDequeue(out var t))
-            {
-                t.Queued = false;
-                if (t.State is PairState.Waiting or PairState.Frozen or PairState.Failed) next = t;
-            }
+            var next = NextCheck();
+            if (next is not null && _selected is null) SendCheck(next, useCandidate: false, now);
+            else _idleTicks++;
         }
-
-        // Ordinary checks go to signalled candidates; peer-reflexive pairs are checked by their triggered checks
-        // (RFC 8445 §7.3.1.4), so a flood of them cannot push the signalled pairs (the relay) out of turn.
-        _lastWasTriggered = next is not null;
-        next ??= _pairs.Where(p => p.State == PairState.Waiting && p.Remote.Type != IceCandidateType.PeerReflexive).MaxBy(p => p.Priority)
-            ?? _pairs.Where(p => p.State == PairState.Frozen).MaxBy(p => p.Priority);
-        if (next is not null && _selected is null) SendCheck(next, useCandidate: false, now);
-        else _idleTicks++;
 
         if (_role == IceRole.Controlling && _nominating is null && _selected is null)
         {
@@ -122,6 +111,45 @@ public sealed partial class IceAgent
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// The pair to check next: RFC 8445 §6.1.4.2, a triggered check first, else the best Waiting pair, else unfreeze.
+    /// Triggered and ordinary checks alternate when both are due, so that a chain of triggered checks (each answer from
+    /// a symmetric NAT opens yet another mapping) cannot starve the relay pairs.
+    /// </summary>
+    private Pair? NextCheck()
+    {
+        Pair? next = null;
+        if (!_lastWasTriggered || !HasOrdinary())
+        {
+            while (next is null && _triggered.TryDequeue(out var t))
+            {
+                t.Queued = false;
+                if (t.State is PairState.Waiting or PairState.Frozen or PairState.Failed) next = t;
+            }
+        }
+
+        // Ordinary checks go to signalled candidates; peer-reflexive pairs are checked by their triggered checks
+        // (RFC 8445 §7.3.1.4), so a flood of them cannot push the signalled pairs (the relay) out of turn.
+        _lastWasTriggered = next is not null;
+        next ??= _pairs.Where(p => p.State == PairState.Waiting && p.Remote.Type != IceCandidateType.PeerReflexive).MaxBy(p => p.Priority)
+            ?? _pairs.Where(p => p.State == PairState.Frozen).MaxBy(p => p.Priority);
+        return next;
+    }
+
+    /// <summary>
+    /// Sends the triggered check just queued at once when the pace allows (no check for Ta), instead of at the next tick:
+    /// the peer's check is waiting on it (RFC 8445 §7.3.1.4), and as the controlled agent our nomination of its pair
+    /// completes only when this check succeeds — up to Ta (50 ms) saved on every connection a browser opens to us.
+    /// </summary>
+    private void SendTriggeredNow(DateTimeOffset now)
+    {
+        if (_state != IceState.Checking || _remotePassword is null || _options.Lite || _selected is not null) return;
+        if (_lastCheckAt is { } last && now - last < _options.Ta) return;
+        if (_triggered.Count == 0) return;
+        var next = NextCheck();
+        if (next is not null) SendCheck(next, useCandidate: false, now);
     }
 
     /// <summary>How long regular nomination waits for better pending pairs when <paramref name="best"/> is the best valid
@@ -198,6 +226,8 @@ public sealed partial class IceAgent
         w.AddFingerprint();
         var request = buffer[..w.Length];
         if (!consent) pair.State = PairState.InProgress;
+        _firstCheckAt ??= now;
+        _lastCheckAt = now;
         _checks[TxKey.From(tid)] = new Check(pair, request, useCandidate, consent, _role) { Sent = 1, Rto = _options.CheckRto, Due = now + _options.CheckRto };
         Transmit(pair.Local, request, pair.Remote.Address);
     }

@@ -67,6 +67,8 @@ public sealed partial class IceAgent
             return;
         }
 
+        _firstRequestAt ??= _time.GetUtcNow();
+
         // RFC 8445 §7.3.1.1: role conflict.
         var theyControl = request.TryGetUInt64(StunAttributeType.IceControlling, out var theirTie);
         var theyAreControlled = request.TryGetUInt64(StunAttributeType.IceControlled, out var theirTie2);
@@ -152,6 +154,7 @@ public sealed partial class IceAgent
 
         pair.State = PairState.Waiting;
         Trigger(pair);
+        SendTriggeredNow(_time.GetUtcNow());
     }
 
     private void Respond(IceCandidate local, StunMessage request, IPEndPoint source, byte[] key, int error)
@@ -235,6 +238,7 @@ public sealed partial class IceAgent
 
         pair.ValidLocal = validLocal;
         pair.State = PairState.Succeeded;
+        _firstSucceededAt ??= now;
         LogPairSucceeded(pair.Local.Address, pair.Remote.Address);
 
         // RFC 8445 §7.2.5.3.3: unfreeze pairs with the same foundation.
@@ -252,6 +256,7 @@ public sealed partial class IceAgent
         _selected = pair;
         _nominating = null;
         var now = _time.GetUtcNow();
+        _selectedAt ??= now;
         _lastConsent = now;
         _nextConsent = now + _options.ConsentInterval;
         LogSelected(pair.ValidLocal?.Type ?? pair.Local.Type, pair.Remote.Type, pair.Remote.Address);

@@ -36,6 +36,12 @@ public sealed record IceSelectedPair(IceCandidate Local, IceCandidate Remote)
 }
 
 /// <summary>
+/// When an agent's connectivity steps first happened (diagnostics, as a browser's <c>getStats()</c> candidate-pair
+/// timestamps): null for a step not reached yet.
+/// </summary>
+public sealed record IceTimings(DateTimeOffset Started, DateTimeOffset? FirstCheckSent, DateTimeOffset? FirstRequestReceived, DateTimeOffset? FirstPairSucceeded, DateTimeOffset? Selected);
+
+/// <summary>
 /// A full ICE agent (RFC 8445) for one component over UDP: gathers host, server-reflexive (STUN) and relayed (TURN)
 /// candidates on one socket, pairs them with trickled remote candidates, runs connectivity checks paced by Ta with
 /// triggered checks and role-conflict repair, nominates regularly, then keeps consent fresh (RFC 7675). Once a pair is
@@ -85,6 +91,11 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
     private Pair? _nominating;
     private DateTimeOffset _startedAt;
     private DateTimeOffset? _firstValidAt;
+    private DateTimeOffset? _firstCheckAt;
+    private DateTimeOffset? _lastCheckAt;
+    private DateTimeOffset? _firstRequestAt;
+    private DateTimeOffset? _firstSucceededAt;
+    private DateTimeOffset? _selectedAt;
     private DateTimeOffset _lastConsent;
     private DateTimeOffset _nextConsent;
     private DateTimeOffset _nextTurnRefresh;
@@ -324,6 +335,16 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
     private void RecomputePriorities()
     {
         foreach (var p in _pairs) p.Priority = PairPriorityOf(p);
+    }
+
+    /// <summary>When the first check went out, the first valid request came in, the first pair succeeded and a pair was
+    /// selected (diagnostics).</summary>
+    public IceTimings Timings
+    {
+        get
+        {
+            lock (_gate) return new IceTimings(_startedAt, _firstCheckAt, _firstRequestAt, _firstSucceededAt, _selectedAt);
+        }
     }
 
     /// <summary>Why the agent failed (diagnostics).</summary>

@@ -10,7 +10,8 @@ public sealed record TorrentCreateOptions
     /// <summary>Tracker URLs; the first is "announce", all go in one BEP 12 tier each.</summary>
     public IReadOnlyList<string> Trackers { get; init; } = [];
 
-    /// <summary>Piece length in bytes (a power of two ≥ 16 KiB), or null to choose from the total size.</summary>
+    /// <summary>Piece length in bytes (a power of two ≥ 16 KiB), or null to choose from the total size (as WebTorrent
+    /// does when a tracker is a WebSocket one, else as libtorrent does).</summary>
     public int? PieceLength { get; init; }
 
     /// <summary>BEP 27 private flag.</summary>
@@ -67,6 +68,26 @@ public static class TorrentCreator
         return size;
     }
 
+    /// <summary>
+    /// Chooses the piece length as WebTorrent does (create-torrent's <c>piece-length</c>: the power of two nearest to
+    /// 1/1024 of the total, at least 16 KiB; capped at 16 MiB here): about 1,024 pieces, half libtorrent's count. Used
+    /// for torrents announced to WebSocket trackers, i.e. made for browsers: webtorrent checks every piece of its store
+    /// before it asks a peer for data (its <c>_verifyPieces</c>, a store read per piece), so a torrent cut into twice
+    /// the pieces keeps a browser waiting longer before its first request (docs/BENCHMARKS.md, WebTorrent).
+    /// </summary>
+    public static int ChooseWebTorrentPieceLength(long totalLength)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(totalLength);
+        var kib = Math.Max(1.0, totalLength / 1024.0);
+        var shift = (int)Math.Floor(Math.Log2(kib) + 0.5);
+        var size = shift >= 24 ? MaxAutoPieceLength : 1 << shift;
+        return Math.Clamp(size, TorrentLimits.BlockLength, MaxAutoPieceLength);
+    }
+
+    /// <summary>True for a WebSocket tracker URL (<c>ws://</c>, <c>wss://</c>: WebTorrent's trackers).</summary>
+    private static bool IsWebSocketTracker(string url) =>
+        url.StartsWith("ws://", StringComparison.OrdinalIgnoreCase) || url.StartsWith("wss://", StringComparison.OrdinalIgnoreCase);
+
     /// <summary>The files under <paramref name="path"/> in torrent order (ordinal path order), with their relative paths.</summary>
     public static IReadOnlyList<(string FullPath, IReadOnlyList<string> Components, long Length)> ListFiles(string path)
     {
@@ -95,7 +116,8 @@ public static class TorrentCreator
         var files = ListFiles(path);
         if (isDirectory && files.Count == 0) throw new ArgumentException($"directory has no files: {path}", nameof(path));
         var total = files.Sum(f => f.Length);
-        var pieceLength = options.PieceLength ?? ChoosePieceLength(total);
+        var pieceLength = options.PieceLength
+            ?? (options.Trackers.Any(IsWebSocketTracker) ? ChooseWebTorrentPieceLength(total) : ChoosePieceLength(total));
         var pieces = await HashPiecesAsync(files.Select(f => f.FullPath).ToList(), pieceLength, progress, ct).ConfigureAwait(false);
 
         var info = new BDictionary();

@@ -59,11 +59,13 @@ public sealed class IceCheckWireTests : IDisposable
     }
 
     [Fact]
-    public void Valid_check_is_answered_and_triggers_a_check_back()
+    public void Valid_check_is_answered_and_triggers_a_check_back_at_once()
     {
         var request = Check(_agent.LocalPassword);
         _peer.Send(request, _agent.LocalCandidates[0].Address);
-        var answer = Drain().Single();
+        var messages = Drain();
+        Assert.Equal(2, messages.Count);
+        var answer = messages.Single(m => m.Class != StunClass.Request);
         Assert.Equal(StunClass.SuccessResponse, answer.Class);
         Assert.True(answer.TransactionId.SequenceEqual(request.AsSpan(8, 12)));
         Assert.True(answer.TryGetXorAddress(StunAttributeType.XorMappedAddress, out var mapped));
@@ -71,10 +73,8 @@ public sealed class IceCheckWireTests : IDisposable
         Assert.True(StunAttributes.VerifyIntegrity(answer, Encoding.UTF8.GetBytes(_agent.LocalPassword)));
         Assert.True(StunAttributes.VerifyFingerprint(answer));
 
-        // The triggered check goes out at the next Ta tick, in the peer's credentials.
-        _time.Advance(TimeSpan.FromMilliseconds(50));
-        var check = Drain().Single();
-        Assert.Equal(StunClass.Request, check.Class);
+        // No check went out for Ta, so the triggered check does not wait for the next tick; in the peer's credentials.
+        var check = messages.Single(m => m.Class == StunClass.Request);
         Assert.True(check.TryGetText(StunAttributeType.Username, 508, out var user));
         Assert.Equal(PeerUfrag + ":" + _agent.LocalUfrag, user);
         Assert.True(check.TryGetUInt32(StunAttributeType.Priority, out var priority));
@@ -83,6 +83,23 @@ public sealed class IceCheckWireTests : IDisposable
         Assert.False(check.Has(StunAttributeType.IceControlled));
         Assert.True(StunAttributes.VerifyIntegrity(check, Encoding.UTF8.GetBytes(PeerPassword)));
         Assert.True(StunAttributes.VerifyFingerprint(check));
+    }
+
+    [Fact]
+    public void A_triggered_check_within_ta_of_the_last_check_waits_for_the_tick()
+    {
+        _peer.Send(Check(_agent.LocalPassword), _agent.LocalCandidates[0].Address);
+        Assert.Equal(2, Drain().Count);
+
+        // The peer checks us again 10 ms later (a new transaction): answered at once, but our check back keeps the
+        // pace (RFC 8445 §6.1.4.2, one check per Ta) and goes out at the tick, 50 ms after the first.
+        _time.Advance(TimeSpan.FromMilliseconds(10));
+        _scheduler.RunDue();
+        _peer.Send(Check(_agent.LocalPassword), _agent.LocalCandidates[0].Address);
+        var answers = Drain();
+        Assert.All(answers, m => Assert.NotEqual(StunClass.Request, m.Class));
+        _time.Advance(TimeSpan.FromMilliseconds(40));
+        Assert.Contains(Drain(), m => m.Class == StunClass.Request);
     }
 
     [Fact]
@@ -96,7 +113,7 @@ public sealed class IceCheckWireTests : IDisposable
     public void Controlling_peer_with_larger_tie_breaker_makes_us_controlled()
     {
         _peer.Send(Check(_agent.LocalPassword, ulong.MaxValue, controlling: true), _agent.LocalCandidates[0].Address);
-        var answer = Drain().Single();
+        var answer = Drain().Single(m => m.Class != StunClass.Request);
         Assert.Equal(StunClass.SuccessResponse, answer.Class);
         Assert.Equal(IceRole.Controlled, _agent.Role);
     }

@@ -118,6 +118,30 @@ public sealed class MetainfoTests : IDisposable
     [InlineData(1L << 40, 16 << 20)]
     public void Chooses_piece_length_like_libtorrent(long total, int expected) => Assert.Equal(expected, TorrentCreator.ChoosePieceLength(total));
 
+    // Vectors from WebTorrent's piece-length 2.0.1: Math.max(16384, 1 << Math.log2(bytes / 1024) + 0.5 | 0).
+    [Theory]
+    [InlineData(0L, 16 * 1024)]
+    [InlineData(8L << 20, 16 * 1024)]
+    [InlineData(64L << 20, 64 * 1024)]
+    [InlineData(90L << 20, 64 * 1024)]
+    [InlineData(91L << 20, 128 * 1024)]
+    [InlineData(1L << 30, 1 << 20)]
+    [InlineData(1L << 40, 16 << 20)]
+    public void Chooses_piece_length_like_webtorrent(long total, int expected) => Assert.Equal(expected, TorrentCreator.ChooseWebTorrentPieceLength(total));
+
+    [Fact]
+    public async Task A_torrent_for_a_websocket_tracker_is_cut_as_webtorrent_cuts_it()
+    {
+        var file = Path.Combine(_dir, "big.bin");
+        await using (var f = File.Create(file)) f.SetLength(64L << 20);
+        var forBrowsers = await TorrentCreator.CreateAsync(file, new TorrentCreateOptions { Trackers = ["http://127.0.0.1:6969/announce", "ws://127.0.0.1:6969"] });
+        var plain = await TorrentCreator.CreateAsync(file, new TorrentCreateOptions { Trackers = ["http://127.0.0.1:6969/announce"] });
+        Assert.True(MetainfoParser.TryParse(forBrowsers, out var a, out _));
+        Assert.True(MetainfoParser.TryParse(plain, out var b, out _));
+        Assert.Equal(64 * 1024, a!.Info.PieceLength);
+        Assert.Equal(32 * 1024, b!.Info.PieceLength);
+    }
+
     [Fact]
     public async Task Creates_single_file_torrent_that_parses_and_verifies()
     {
