@@ -128,7 +128,7 @@ public sealed class Socks5UdpTests
         await socket.DisposeAsync().AsTask().WaitAsync(Deadline);
         await server.WaitAsync(Deadline);
         Assert.False(socket.Closed.IsCompleted, "our own disposal is not the proxy ending the association");
-        socket.Dispose(); // twice is harmless
+        await socket.DisposeAsync(); // twice is harmless
     }
 
     [Fact]
@@ -142,7 +142,7 @@ public sealed class Socks5UdpTests
         var server = GrantAsync(listener, relayPort, 0, close.Task);
 
         var received = Channel.CreateUnbounded<(string Text, IPEndPoint From)>();
-        using var socket = await Socks5DatagramSocket.AssociateAsync(transport, new UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0)), null, CancellationToken.None);
+        await using var socket = await Socks5DatagramSocket.AssociateAsync(transport, new UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0)), null, CancellationToken.None);
         socket.Start((d, from) => received.Writer.TryWrite((System.Text.Encoding.ASCII.GetString(d), from)));
         // BND.ADDR 0.0.0.0 means the proxy's own address.
         Assert.Equal(new IPEndPoint(IPAddress.Loopback, relayPort), socket.Relay);
