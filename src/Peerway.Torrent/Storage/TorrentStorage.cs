@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using Microsoft.Win32.SafeHandles;
@@ -31,6 +32,18 @@ public sealed class TorrentStorage : ITorrentStorage
     /// <summary>Page-aligned staging buffer for direct writes (pinned, so its address never moves); guarded by itself.</summary>
     private byte[]? _staging;
     private int _stagingOffset;
+
+    /// <summary>Pieces copied into the staging buffer for a direct write because they were not page-aligned (tests).</summary>
+    internal int StagedWrites { get; private set; }
+
+    /// <summary>Whether any file has an O_DIRECT handle (tests: false where the filesystem has no O_DIRECT).</summary>
+    internal bool HasDirectWrites
+    {
+        get
+        {
+            lock (_direct) return Array.Exists(_direct, h => h is not null);
+        }
+    }
     private bool _dirtySinceResume;
     private bool _writable;
 
@@ -442,7 +455,8 @@ public sealed class TorrentStorage : ITorrentStorage
 
     /// <summary>
     /// Writes a whole piece in place. Where the file has an O_DIRECT handle, the block-aligned part of each segment goes
-    /// through it from the aligned staging buffer; the unaligned rest (a file's tail, a multi-file boundary) is buffered.
+    /// through it from <paramref name="data"/> when that is page-aligned, else from the aligned staging buffer; the
+    /// unaligned rest (a file's tail, a multi-file boundary) is buffered.
     /// </summary>
     private void WritePiece(int piece, ReadOnlySpan<byte> data)
     {
@@ -465,6 +479,8 @@ public sealed class TorrentStorage : ITorrentStorage
 
         lock (_direct)
         {
+            // A page-aligned piece (the swarm assembles pieces in PieceBuffers, on the pinned heap) goes as it is.
+            if (IsPageAligned(data) && WriteSegments(segments, data, disableOnFailure: false)) return;
             if (_staging is null || _staging.Length - _stagingOffset < data.Length)
             {
                 var size = _info.PieceLength + DirectIo.Alignment;
@@ -475,30 +491,49 @@ public sealed class TorrentStorage : ITorrentStorage
 
             var staged = _staging.AsSpan(_stagingOffset, data.Length);
             data.CopyTo(staged);
-            foreach (var (file, fileOffset, from, count) in segments)
-            {
-                var direct = _direct[file];
-                var aligned = direct is not null && fileOffset % DirectIo.Alignment == 0 && from % DirectIo.Alignment == 0
-                    ? count / DirectIo.Alignment * DirectIo.Alignment
-                    : 0;
-                if (aligned > 0)
-                {
-                    try
-                    {
-                        RandomAccess.Write(direct!, staged.Slice(from, aligned), fileOffset);
-                    }
-                    catch (IOException)
-                    {
-                        // EINVAL: a device with a larger logical block than we assumed. Stay buffered for this file.
-                        _direct[file] = null;
-                        direct!.Dispose();
-                        aligned = 0;
-                    }
-                }
-
-                if (aligned < count) RandomAccess.Write(_handles[file]!, staged.Slice(from + aligned, count - aligned), fileOffset + aligned);
-            }
+            StagedWrites++;
+            WriteSegments(segments, staged, disableOnFailure: true);
         }
+    }
+
+    /// <summary>Whether <paramref name="data"/> starts on a <see cref="DirectIo.Alignment"/> boundary (its address now).</summary>
+    private static bool IsPageAligned(ReadOnlySpan<byte> data) =>
+        Unsafe.ByteOffset(ref Unsafe.NullRef<byte>(), ref MemoryMarshal.GetReference(data)) % DirectIo.Alignment == 0;
+
+    /// <summary>
+    /// Writes a page-aligned <paramref name="data"/> (the whole piece): the block-aligned part of each segment through the
+    /// file's O_DIRECT handle, the rest buffered. When a direct write fails (EINVAL: a device with a larger logical
+    /// block than we assumed, or memory that was not pinned moved after the alignment check), either the file stays
+    /// buffered from then on (<paramref name="disableOnFailure"/>) or false is returned and the caller writes the
+    /// whole piece again from its staging buffer.
+    /// </summary>
+    private bool WriteSegments(List<(int File, long FileOffset, int BufferOffset, int Count)> segments, ReadOnlySpan<byte> data, bool disableOnFailure)
+    {
+        foreach (var (file, fileOffset, from, count) in segments)
+        {
+            var direct = _direct[file];
+            var aligned = direct is not null && fileOffset % DirectIo.Alignment == 0 && from % DirectIo.Alignment == 0
+                ? count / DirectIo.Alignment * DirectIo.Alignment
+                : 0;
+            if (aligned > 0)
+            {
+                try
+                {
+                    RandomAccess.Write(direct!, data.Slice(from, aligned), fileOffset);
+                }
+                catch (IOException)
+                {
+                    if (!disableOnFailure) return false;
+                    _direct[file] = null;
+                    direct!.Dispose();
+                    aligned = 0;
+                }
+            }
+
+            if (aligned < count) RandomAccess.Write(_handles[file]!, data.Slice(from + aligned, count - aligned), fileOffset + aligned);
+        }
+
+        return true;
     }
 
     public static bool VerifyPiece(TorrentInfo info, int piece, ReadOnlySpan<byte> data)

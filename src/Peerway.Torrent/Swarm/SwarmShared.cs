@@ -1,7 +1,7 @@
-using System.Buffers;
 using System.Net;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
+using Peerway.Torrent.Storage;
 
 namespace Peerway.Torrent.Swarm;
 
@@ -150,7 +150,7 @@ internal sealed class DiskQueue : IAsyncDisposable
     /// <summary>Complete pieces waiting for the verifier.</summary>
     public const int Capacity = 16;
 
-    private readonly Channel<(TorrentSession Session, int Piece, byte[] Data)> _queue;
+    private readonly Channel<(TorrentSession Session, int Piece, PieceBuffer Data)> _queue;
     private readonly Task _worker;
     private readonly ILogger _log;
 
@@ -159,7 +159,7 @@ internal sealed class DiskQueue : IAsyncDisposable
     public DiskQueue(ILogger log, EngineScheduler scheduler)
     {
         _log = log;
-        _queue = Channel.CreateBounded<(TorrentSession, int, byte[])>(new BoundedChannelOptions(Capacity)
+        _queue = Channel.CreateBounded<(TorrentSession, int, PieceBuffer)>(new BoundedChannelOptions(Capacity)
         {
             SingleReader = true,
             FullMode = BoundedChannelFullMode.Wait,
@@ -168,7 +168,10 @@ internal sealed class DiskQueue : IAsyncDisposable
         _worker = scheduler.RunAsync(WorkAsync);
     }
 
-    public ValueTask EnqueueAsync(TorrentSession session, int piece, byte[] data, CancellationToken ct) => _queue.Writer.WriteAsync((session, piece, data), ct);
+    /// <summary>Where the pieces bound for this queue are assembled (page-aligned, so direct writes need no staging copy).</summary>
+    public PieceBufferPool Buffers { get; } = new();
+
+    public ValueTask EnqueueAsync(TorrentSession session, int piece, PieceBuffer data, CancellationToken ct) => _queue.Writer.WriteAsync((session, piece, data), ct);
 
     private async Task WorkAsync()
     {
@@ -184,7 +187,7 @@ internal sealed class DiskQueue : IAsyncDisposable
             }
             finally
             {
-                ArrayPool<byte>.Shared.Return(data);
+                Buffers.Return(data);
                 session.DiskItemDone();
             }
         }

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Net;
 using Microsoft.Extensions.Logging;
 using Peerway.Net;
@@ -11,7 +10,7 @@ namespace Peerway.Torrent.Swarm;
 /// <summary>Message handling: every method here runs under <c>_gate</c> unless it says otherwise.</summary>
 public sealed partial class TorrentSession
 {
-    private readonly Dictionary<PeerConnection, List<(int Piece, byte[] Data)>> _completedPieces = [];
+    private readonly Dictionary<PeerConnection, List<(int Piece, PieceBuffer Data)>> _completedPieces = [];
     private PeerConnection?[]? _pieceOwner;
     private long[]? _pieceServed;
     private int _unownedPieces;
@@ -279,11 +278,11 @@ public sealed partial class TorrentSession
         _receivedByPeerId[conn.PeerId] = _receivedByPeerId.GetValueOrDefault(conn.PeerId) + data.Length;
         if (!_pieceBuffers.TryGetValue(piece, out var buffer))
         {
-            buffer = ArrayPool<byte>.Shared.Rent(_info.PieceSize(piece));
+            buffer = _shared.Disk.Buffers.Rent(_info.PieceSize(piece));
             _pieceBuffers[piece] = buffer;
         }
 
-        data.CopyTo(buffer.AsSpan(begin));
+        data.CopyTo(buffer.Span(_info.PieceSize(piece))[begin..]);
         // Endgame: the same block was asked of others; cancel it there.
         for (var i = 0; i < cancelAt.Count; i++)
         {
@@ -340,7 +339,7 @@ public sealed partial class TorrentSession
     /// </summary>
     private async ValueTask AfterBatchAsync(PeerConnection conn)
     {
-        List<(int Piece, byte[] Data)>? done;
+        List<(int Piece, PieceBuffer Data)>? done;
         List<BlockRequest>? serve = null;
         ITorrentStorage? storage;
         var requestsWaiting = false;
@@ -390,13 +389,13 @@ public sealed partial class TorrentSession
     /// Called by the disk queue for each complete piece (outside the lock): hashes it and writes it only if its SHA-1
     /// matches (BEP 3: no unverified byte is stored). Pieces of one torrent are checked in arrival order.
     /// </summary>
-    internal void VerifyAndStore(int piece, byte[] data)
+    internal void VerifyAndStore(int piece, PieceBuffer data)
     {
         bool? ok;
         try
         {
             // A piece counts only once its SHA-1 verifies; only then is it written (no unverified byte on disk).
-            ok = _storage!.TryWriteVerifiedPiece(piece, data.AsSpan(0, _info!.PieceSize(piece)));
+            ok = _storage!.TryWriteVerifiedPiece(piece, data.Span(_info!.PieceSize(piece)));
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

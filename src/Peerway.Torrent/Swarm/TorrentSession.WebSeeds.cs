@@ -1,4 +1,3 @@
-using System.Buffers;
 using Microsoft.Extensions.Logging;
 using Peerway.Torrent.Storage;
 using Peerway.Torrent.WebSeeds;
@@ -166,7 +165,7 @@ public sealed partial class TorrentSession
     /// <summary>Hands the fetched blocks (in <paramref name="picks"/>' order in <paramref name="buffer"/>) to the picker; complete pieces go to the disk queue.</summary>
     private async Task DeliverWebSeedBlocksAsync(WebSeed seed, List<BlockRequest> picks, byte[] buffer)
     {
-        var complete = new List<(int Piece, byte[] Data)>();
+        var complete = new List<(int Piece, PieceBuffer Data)>();
         lock (_gate)
         {
             seed.Failures = 0;
@@ -180,11 +179,11 @@ public sealed partial class TorrentSession
                 seed.Downloaded += r.Length;
                 if (!_pieceBuffers.TryGetValue(r.Piece, out var piece))
                 {
-                    piece = ArrayPool<byte>.Shared.Rent(_info.PieceSize(r.Piece));
+                    piece = _shared.Disk.Buffers.Rent(_info.PieceSize(r.Piece));
                     _pieceBuffers[r.Piece] = piece;
                 }
 
-                data.CopyTo(piece.AsSpan(r.Begin));
+                data.CopyTo(piece.Span(_info.PieceSize(r.Piece))[r.Begin..]);
                 // Endgame: peers asked for the same block are sent a cancel.
                 foreach (var other in cancelAt.OfType<PeerConnection>())
                 {
@@ -203,7 +202,7 @@ public sealed partial class TorrentSession
     }
 
     /// <summary>Hands complete pieces to the disk queue (waiting while it is full: back-pressure on the caller).</summary>
-    private async Task EnqueueCompletePiecesAsync(List<(int Piece, byte[] Data)> done)
+    private async Task EnqueueCompletePiecesAsync(List<(int Piece, PieceBuffer Data)> done)
     {
         foreach (var (piece, data) in done)
         {

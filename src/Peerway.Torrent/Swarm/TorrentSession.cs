@@ -47,7 +47,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
     private readonly HashSet<IPEndPoint> _bannedEndPoints = [];
     private readonly HashSet<NodeId> _bannedIds = [];
     private readonly Dictionary<NodeId, long> _receivedByPeerId = [];
-    private readonly Dictionary<int, byte[]> _pieceBuffers = [];
+    private readonly Dictionary<int, PieceBuffer> _pieceBuffers = [];
     private readonly List<Task> _tasks = [];
 
     /// <summary>Incoming connections handed over by the router (see AdoptIncoming): tracked without <c>_gate</c>.</summary>
