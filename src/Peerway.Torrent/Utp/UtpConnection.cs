@@ -60,7 +60,7 @@ internal sealed class UtpConnection
     private static ReadOnlySpan<int> MtuPlateaus => [9_000, 1_500];
 
     /// <summary>Bytes a datagram carries beyond its payload at most: header, SACK extension, Peerway extension.</summary>
-    private const int MaxOverhead = UtpHeader.Length + 2 + MaxSackSend + 2 + UtpPacket.PeerwayOptionLength;
+    private const int MaxOverhead = UtpHeader.Length + 2 + MaxSackSend + UtpPacket.PeerwayOverhead;
 
     private sealed class OutPacket
     {
@@ -219,12 +219,12 @@ internal sealed class UtpConnection
         };
         c._replyMicro = unchecked((uint)now - syn.TimestampMicroseconds);
         if (synPacket.Option == UtpPeerwayOption.LargePackets) c.AgreeLarge(synPacket.OptionValue);
-        c.SendSynAck(now);
+        c.SendSynAck(now, synPacket.DatagramLength);
         return c;
     }
 
     /// <summary>Whether a packet arriving for this connection's key repeats its SYN (answered again, not re-created).</summary>
-    public void OnDuplicateSyn(long now) => SendSynAck(now);
+    public void OnDuplicateSyn(long now, int synLength) => SendSynAck(now, synLength);
 
     /// <summary>The peer offered large packets: both now take payloads up to the smaller offer, and padded probes
     /// (not data) find what the path carries.</summary>
@@ -235,10 +235,11 @@ internal sealed class UtpConnection
         _mtuCeiling = _largeAgreed;
     }
 
-    /// <summary>The ST_STATE answering a SYN: it repeats our large-packet offer when the SYN made one.</summary>
-    private void SendSynAck(long now)
+    /// <summary>The ST_STATE answering a SYN: it repeats our large-packet offer when the SYN made one (and only if the
+    /// answer is no larger than the SYN: no amplification).</summary>
+    private void SendSynAck(long now, int synLength)
     {
-        if (_largeAgreed > 0) Send(UtpPacketType.State, _seqNr, [], now, UtpPeerwayOption.LargePackets, (ushort)_largeOffer);
+        if (_largeAgreed > 0 && synLength >= UtpHeader.Length + UtpPacket.PeerwayOverhead) Send(UtpPacketType.State, _seqNr, [], now, UtpPeerwayOption.LargePackets, (ushort)_largeOffer);
         else SendState(now);
     }
 
@@ -291,7 +292,7 @@ internal sealed class UtpConnection
         var h = packet.Header;
         if (h.Type == UtpPacketType.Syn) // a repeated SYN for an accepted connection: its STATE was lost
         {
-            SendSynAck(now);
+            SendSynAck(now, packet.DatagramLength);
             return;
         }
 

@@ -51,6 +51,18 @@ internal readonly ref struct UtpPacket
 
     public const int PeerwayOptionLength = 3;
 
+    /// <summary>
+    /// libutp's "extension bits" (8 bytes, sent in SYNs by µTorrent; libtorrent skips it). libutp takes a packet whose
+    /// first extension type is 3 or more for the old version-0 header (UTP_IsV1: <c>pf->ext &lt; 3</c>), so the Peerway
+    /// extension is never first: a SACK or, without one, eight zero extension bits go before it.
+    /// </summary>
+    public const byte ExtensionBits = 2;
+
+    private const int ExtensionBitsLength = 8;
+
+    /// <summary>Bytes the Peerway extension adds to a packet without a SACK (extension bits, then the option).</summary>
+    public const int PeerwayOverhead = 2 + ExtensionBitsLength + 2 + PeerwayOptionLength;
+
     public UtpPacket(UtpHeader header, ReadOnlySpan<byte> sack, ReadOnlySpan<byte> payload, UtpPeerwayOption option = UtpPeerwayOption.None,
         ushort optionValue = 0)
     {
@@ -72,6 +84,9 @@ internal readonly ref struct UtpPacket
     public UtpPeerwayOption Option { get; }
 
     public ushort OptionValue { get; }
+
+    /// <summary>Bytes of the whole datagram (a reply to an unauthenticated packet is never larger).</summary>
+    public int DatagramLength { get; init; }
 
     /// <summary>True when bit <paramref name="index"/> of the SACK bitmask (packet ack_nr + 2 + index) is set.</summary>
     public static bool SackBit(ReadOnlySpan<byte> sack, int index) => (sack[index >> 3] & (1 << (index & 7))) != 0;
@@ -111,7 +126,7 @@ internal readonly ref struct UtpPacket
             offset += length;
         }
 
-        packet = new UtpPacket(header, sack, datagram[offset..], option, optionValue);
+        packet = new UtpPacket(header, sack, datagram[offset..], option, optionValue) { DatagramLength = datagram.Length };
         return UtpDecodeError.None;
     }
 
@@ -125,7 +140,7 @@ internal readonly ref struct UtpPacket
         ReadOnlySpan<byte> payload)
     {
         var withOption = option != UtpPeerwayOption.None;
-        header = header with { Extension = !sack.IsEmpty ? SackExtension : withOption ? PeerwayExtension : (byte)0 };
+        header = header with { Extension = !sack.IsEmpty ? SackExtension : withOption ? ExtensionBits : (byte)0 };
         header.Write(destination);
         var offset = UtpHeader.Length;
         if (!sack.IsEmpty)
@@ -134,6 +149,13 @@ internal readonly ref struct UtpPacket
             destination[offset++] = (byte)sack.Length;
             sack.CopyTo(destination[offset..]);
             offset += sack.Length;
+        }
+        else if (withOption)
+        {
+            destination[offset++] = PeerwayExtension;
+            destination[offset++] = ExtensionBitsLength;
+            destination.Slice(offset, ExtensionBitsLength).Clear();
+            offset += ExtensionBitsLength;
         }
 
         if (withOption)

@@ -152,7 +152,7 @@ public sealed class UtpTransport : IStreamTransport, IAsyncDisposable, IDisposab
             {
                 // BEP 29: the acceptor's conn_id_recv is the SYN's id + 1.
                 var key = (remote, unchecked((ushort)(h.ConnectionId + 1)));
-                if (_connections.TryGetValue(key, out var existing)) existing.OnDuplicateSyn(now);
+                if (_connections.TryGetValue(key, out var existing)) existing.OnDuplicateSyn(now, packet.DatagramLength);
                 else if (_listener is { } listener && _connections.Count < _options.MaxConnections && listener.Pending < _options.MaxPendingAccepts)
                 {
                     var accepted = UtpConnection.Accept(remote, packet, InitialSequence(), now, _options, Send, Changed, _scratch, _deferAck);

@@ -125,6 +125,16 @@ public sealed class UtpMtuTests
         Assert.Equal((ushort)9_000, packet.OptionValue);
         Assert.Equal([0xAB], packet.Payload.ToArray());
 
+        // Without a SACK, libutp's extension bits (type 2) go first: libutp reads a first type of 3 or more as the old
+        // version-0 header (UTP_IsV1), and a SYN offering large packets must still reach transmission.
+        var syn = new byte[100];
+        var length = UtpPacket.Encode(syn, header with { Type = UtpPacketType.Syn }, [], UtpPeerwayOption.LargePackets, 64_000, []);
+        Assert.Equal(UtpHeader.Length + UtpPacket.PeerwayOverhead, length);
+        Assert.Equal(UtpPacket.ExtensionBits, syn[1]);
+        Assert.Equal(UtpDecodeError.None, UtpPacket.TryDecode(syn.AsSpan(0, length), out var offer));
+        Assert.Equal(UtpPeerwayOption.LargePackets, offer.Option);
+        Assert.Equal((ushort)64_000, offer.OptionValue);
+
         // Of another length or an unknown kind, the extension is skipped like any unknown one.
         buffer[UtpHeader.Length + 2 + 4 + 2] = 9;
         Assert.Equal(UtpDecodeError.None, UtpPacket.TryDecode(buffer.AsSpan(0, n), out packet));
