@@ -56,6 +56,8 @@ public sealed partial class UdpDatagramSocket
                     if (remote is not null) Deliver(handler, datagram, remote);
                 }
 
+                EndBatch();
+
                 // What the handlers sent, on this socket or any other, leaves now: one sendmmsg per socket.
                 batch.Flush();
             }
@@ -84,6 +86,8 @@ public sealed partial class UdpDatagramSocket
             var remote = endPoints.Get(address);
             if (remote is not null) Deliver(handler, datagram, remote);
         }
+
+        if (received > 0 && Volatile.Read(ref _disposed) == 0) EndBatch();
     }
 
     /// <summary>On the group thread (or once the group has stopped): leaves the epoll set and closes the socket.</summary>

@@ -13,7 +13,7 @@ namespace Peerway.Net;
 /// destination as one UDP GSO message (for busy server sockets: STUN, the TURN listener). A
 /// <see cref="UdpReceiveGroup"/> thread batches its handlers' sends the same way.
 /// </remarks>
-public sealed partial class UdpDatagramSocket : IDatagramSocket
+public sealed partial class UdpDatagramSocket : IBatchingDatagramSocket
 {
     /// <summary>Largest datagram received; larger ones are truncated by the OS and dropped here.</summary>
     public const int MaxDatagramSize = 65_535;
@@ -30,6 +30,7 @@ public sealed partial class UdpDatagramSocket : IDatagramSocket
     private readonly bool _dedicatedThread;
     private readonly UdpReceiveGroup? _group;
     private DatagramHandler? _groupHandler;
+    private Action? _batchEnd;
     private RawEndPointCache? _groupEndPoints;
     private int _groupFd = -1;
     private bool _groupRef;
@@ -120,11 +121,41 @@ public sealed partial class UdpDatagramSocket : IDatagramSocket
 
     internal void CountBatchedSends(int count) => Interlocked.Add(ref _batchedSends, count);
 
+    /// <summary>
+    /// Sets the DF bit on every datagram and ignores the kernel's path MTU cache (Linux IP_MTU_DISCOVER /
+    /// IPV6_MTU_DISCOVER = IP_PMTUDISC_PROBE), for protocols that find the path MTU by probing themselves (RFC 8899, uTP):
+    /// a datagram the path cannot carry is dropped (or refused with EMSGSIZE, counted in <see cref="SendErrors"/>),
+    /// never fragmented. False where the platform does not support it.
+    /// </summary>
+    public bool TrySetDontFragment()
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        try
+        {
+            if (LocalEndPoint.AddressFamily == AddressFamily.InterNetworkV6) _socket.SetRawSocketOption(41 /* IPPROTO_IPV6 */, 23 /* IPV6_MTU_DISCOVER */, [3, 0, 0, 0]);
+            else _socket.SetRawSocketOption(0 /* IPPROTO_IP */, 10 /* IP_MTU_DISCOVER */, [3 /* IP_PMTUDISC_PROBE */, 0, 0, 0]);
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Datagrams the OS refused to send (e.g. no route).</summary>
     public long SendErrors => Interlocked.Read(ref _sendErrors);
 
     /// <summary>Datagrams whose handler threw on a dedicated thread (counted; the thread keeps receiving).</summary>
     public long HandlerFaults => Interlocked.Read(ref _handlerFaults);
+
+    /// <summary>As <see cref="Start(DatagramHandler)"/>; <paramref name="batchEnd"/> runs after each recvmmsg batch (a
+    /// dedicated thread or a group), or after a datagram when no other is waiting (FIONREAD, the other loops).</summary>
+    public void Start(DatagramHandler handler, Action batchEnd)
+    {
+        ArgumentNullException.ThrowIfNull(batchEnd);
+        _batchEnd = batchEnd;
+        Start(handler);
+    }
 
     public void Start(DatagramHandler handler)
     {
@@ -185,6 +216,7 @@ public sealed partial class UdpDatagramSocket : IDatagramSocket
 
                 Volatile.Write(ref _handlerThread, Environment.CurrentManagedThreadId);
                 handler(buffer.AsSpan(0, received), _endPoints.GetOrAdd(from));
+                if (_batchEnd is { } end && NothingWaiting()) end();
                 Volatile.Write(ref _handlerThread, 0);
             }
         }
@@ -239,6 +271,33 @@ public sealed partial class UdpDatagramSocket : IDatagramSocket
             }
 
             Deliver(handler, buffer.AsSpan(0, received), _endPoints.GetOrAdd(from));
+            if (_batchEnd is not null && NothingWaiting()) EndBatch();
+        }
+    }
+
+    private bool NothingWaiting()
+    {
+        try
+        {
+            return _socket.Available == 0;
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            return true;
+        }
+    }
+
+    /// <summary>Tells the handler's owner the batch ended; a fault is counted like a handler's.</summary>
+    private void EndBatch()
+    {
+        if (_batchEnd is not { } end) return;
+        try
+        {
+            end();
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            Interlocked.Increment(ref _handlerFaults);
         }
     }
 

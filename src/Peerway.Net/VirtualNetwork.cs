@@ -14,6 +14,14 @@ public sealed record VirtualLinkOptions
 
     /// <summary>Seed for loss decisions (deterministic runs).</summary>
     public int Seed { get; init; } = 1;
+
+    /// <summary>
+    /// The IP MTU of the path from <c>from</c> to <c>to</c>; null (the default) for no limit. A datagram whose IP packet
+    /// (the datagram plus 28 bytes of IPv4 and UDP header, 48 with IPv6) is larger is dropped, as a link drops a packet
+    /// with the DF bit set that it cannot carry (RFC 8201, RFC 8899). 1,500 is Ethernet, 9,000 a jumbo path, 65,536
+    /// Linux loopback.
+    /// </summary>
+    public Func<IPEndPoint, IPEndPoint, int>? Mtu { get; init; }
 }
 
 /// <summary>
@@ -34,6 +42,7 @@ public sealed class VirtualNetwork
     private int _nextHost = 1;
     private long _delivered;
     private long _dropped;
+    private long _tooLarge;
 
     public VirtualNetwork(IDeliveryScheduler scheduler, VirtualLinkOptions? link = null)
     {
@@ -46,6 +55,9 @@ public sealed class VirtualNetwork
     public long Delivered => Interlocked.Read(ref _delivered);
 
     public long Dropped => Interlocked.Read(ref _dropped);
+
+    /// <summary>Datagrams dropped because they exceeded the path's <see cref="VirtualLinkOptions.Mtu"/> (also in <see cref="Dropped"/>).</summary>
+    public long TooLarge => Interlocked.Read(ref _tooLarge);
 
     public int SocketCount => _sockets.Count;
 
@@ -108,6 +120,13 @@ public sealed class VirtualNetwork
 
     internal void Send(IPEndPoint from, ReadOnlySpan<byte> datagram, IPEndPoint to)
     {
+        if (_link.Mtu is { } mtu && datagram.Length + (to.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? 48 : 28) > mtu(from, to))
+        {
+            Interlocked.Increment(ref _tooLarge);
+            Interlocked.Increment(ref _dropped);
+            return;
+        }
+
         if (Volatile.Read(ref _natCount) > 0)
         {
             // A private address is reachable only from its own network; leaving it, the NAT maps (RFC 4787 §4).

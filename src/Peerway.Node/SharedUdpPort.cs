@@ -22,7 +22,8 @@ internal sealed class SharedUdpPort : IAsyncDisposable, IDisposable
         _krpc = new KrpcSide(socket);
         _tracker = new KrpcSide(socket);
         Utp = new UtpTransport(socket, TimeProvider.System, options, loggers.CreateLogger<UtpTransport>(), startSocket: false);
-        socket.Start(Receive);
+        if (socket is IBatchingDatagramSocket batching) batching.Start(Receive, Utp.EndOfBatch); // uTP acks once per batch
+        else socket.Start(Receive);
     }
 
     /// <summary>
@@ -32,9 +33,13 @@ internal sealed class SharedUdpPort : IAsyncDisposable, IDisposable
     public static SharedUdpPort Bind(IPEndPoint at, UtpOptions options, ILoggerFactory loggers, Func<IDatagramSocket, IDatagramSocket>? wrap = null)
     {
         ArgumentNullException.ThrowIfNull(at);
-        IDatagramSocket socket = at.Port == 0 ? BindWithTcpNumberFree(at) : new UdpDatagramSocket(at);
+        // A receive thread of its own: recvmmsg/sendmmsg batches (UDP GSO for runs of equal-size uTP packets) and no
+        // thread-pool hop per datagram.
+        IDatagramSocket socket = at.Port == 0 ? BindWithTcpNumberFree(at) : new UdpDatagramSocket(at, reusePort: false, dedicatedThread: true);
         try
         {
+            // uTP finds the path MTU by probing (BEP 29 with RFC 8899 between Peerway peers): datagrams never fragment.
+            ((UdpDatagramSocket)socket).TrySetDontFragment();
             if (wrap is not null) socket = wrap(socket);
             return new SharedUdpPort(socket, options, loggers);
         }
@@ -53,7 +58,7 @@ internal sealed class SharedUdpPort : IAsyncDisposable, IDisposable
     {
         for (var attempt = 1; ; attempt++)
         {
-            var udp = new UdpDatagramSocket(at);
+            var udp = new UdpDatagramSocket(at, reusePort: false, dedicatedThread: true);
             try
             {
                 using var probe = new System.Net.Sockets.Socket(at.AddressFamily, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net;
 
 namespace Peerway.Torrent.Utp;
@@ -47,10 +48,29 @@ internal sealed class UtpConnection
     /// <summary>Bytes of SACK bitmask we send at most (libtorrent sends up to its reorder window).</summary>
     private const int MaxSackSend = 32;
 
+    /// <summary>Probing stops once the largest size known to pass and the smallest known to fail are this close.</summary>
+    private const int ProbeGranularity = 16;
+
+    /// <summary>A padded probe unanswered this long (at least) was lost (RFC 8899 §5.1.1 PROBE_TIMER, shortened: a probe
+    /// answered late still counts, see <see cref="OnProbeOption"/>).</summary>
+    private const long MinProbeTimeoutMicros = 100_000;
+
+    /// <summary>Path MTUs tried before the binary search (RFC 8899 §5.3.2 lets a search use common plateaus): jumbo
+    /// Ethernet and Ethernet. The agreed maximum (loopback's 65,536 carries it) is tried first.</summary>
+    private static ReadOnlySpan<int> MtuPlateaus => [9_000, 1_500];
+
+    /// <summary>Bytes a datagram carries beyond its payload at most: header, SACK extension, Peerway extension.</summary>
+    private const int MaxOverhead = UtpHeader.Length + 2 + MaxSackSend + UtpPacket.PeerwayOverhead;
+
     private sealed class OutPacket
     {
         public required UtpPacketType Type { get; init; }
-        public required byte[] Payload { get; init; }
+        /// <summary>Rented from the shared pool (returned once acked); <see cref="Length"/> bytes are the payload.</summary>
+        public required byte[] Buffer { get; init; }
+
+        public required int Length { get; init; }
+
+        public ReadOnlySpan<byte> Payload => Buffer.AsSpan(0, Length);
         public long SentAt { get; set; }
         public int Transmissions { get; set; }
         public bool NeedResend { get; set; }
@@ -61,11 +81,13 @@ internal sealed class UtpConnection
     private readonly Action<ReadOnlySpan<byte>, IPEndPoint> _send;
     private readonly UtpOptions _options;
     private readonly Action<UtpConnection> _changed;
+    private readonly Func<UtpConnection, bool> _deferAck;
+    private bool _ackPending;
     private readonly byte[] _scratch;
     private readonly Dictionary<ushort, OutPacket> _outbuf = [];
     private readonly UtpByteQueue _sendBuffer = new();
     private readonly UtpByteQueue _receiveBuffer = new();
-    private readonly Dictionary<ushort, byte[]> _reorder = [];
+    private readonly Dictionary<ushort, (byte[] Buffer, int Length)> _reorder = [];
     private readonly UtpLedbat _ledbat;
     private readonly UtpRttEstimator _rtt = new();
     private readonly UtpDelayHistory _delayHistory = new();
@@ -94,6 +116,10 @@ internal sealed class UtpConnection
     private int _mtuFloor;
     private int _mtuCeiling;
     private int _mtuProbeSeq = -1;
+    private readonly int _largeOffer;
+    private int _largeAgreed;
+    private int _padProbeSize;
+    private long _padProbeDeadline;
     private int _lastDelay;
     private long _sent;
     private long _resent;
@@ -101,15 +127,17 @@ internal sealed class UtpConnection
     private long _timeouts;
 
     private UtpConnection(IPEndPoint remote, ushort recvId, ushort sendId, UtpOptions options, Action<ReadOnlySpan<byte>, IPEndPoint> send,
-        Action<UtpConnection> changed)
+        Action<UtpConnection> changed, byte[] scratch, Func<UtpConnection, bool> deferAck)
     {
         Remote = remote;
+        _deferAck = deferAck;
         RecvId = recvId;
         SendId = sendId;
         _options = options;
         _send = send;
         _changed = changed;
-        _scratch = new byte[UtpHeader.Length + 2 + MaxSackSend + options.MaxPayload];
+        _scratch = scratch;
+        _largeOffer = options.LargePayload == 0 ? 0 : Math.Min(options.LargePayload, options.ReceiveBuffer);
         _mtuFloor = options.InitialPayload;
         _mtuCeiling = options.MaxPayload;
         _ledbat = new UtpLedbat(options, options.InitialPayload);
@@ -148,32 +176,39 @@ internal sealed class UtpConnection
 
     public int SendSpace => Math.Max(0, _options.SendBuffer - _sendBuffer.Count);
 
+    /// <summary>Bytes of the buffer a transport shares among its connections (all run under its lock) for encoding.</summary>
+    public static int ScratchSize(UtpOptions options) => MaxOverhead + Math.Max(options.MaxPayload, options.LargePayload);
+
+    /// <summary>The peer agreed to large packets (Peerway's extension): the payload both take at most, else 0.</summary>
+    public int LargeAgreed => _largeAgreed;
+
     public UtpConnectionStats Stats => new(_ledbat.Window, _ledbat.SlowStart, _rtt.Mean, _lastDelay, _mtuFloor, _bytesInFlight, _sent, _resent, _fastResends,
         _timeouts);
 
     /// <summary>A connection we initiate: BEP 29 "conn_id_recv = rand(); conn_id_send = conn_id_recv + 1", and the
     /// SYN carries conn_id_recv.</summary>
     public static UtpConnection Connect(IPEndPoint remote, ushort recvId, ushort initialSeq, long now, UtpOptions options,
-        Action<ReadOnlySpan<byte>, IPEndPoint> send, Action<UtpConnection> changed)
+        Action<ReadOnlySpan<byte>, IPEndPoint> send, Action<UtpConnection> changed, byte[] scratch, Func<UtpConnection, bool> deferAck)
     {
-        var c = new UtpConnection(remote, recvId, unchecked((ushort)(recvId + 1)), options, send, changed)
+        var c = new UtpConnection(remote, recvId, unchecked((ushort)(recvId + 1)), options, send, changed, scratch, deferAck)
         {
             State = UtpState.SynSent,
             _seqNr = initialSeq,
             _ackedSeqNr = unchecked((ushort)(initialSeq - 1)),
         };
         c._lastReceive = now;
-        c.SendNew(UtpPacketType.Syn, [], now);
+        c.SendNew(UtpPacketType.Syn, [], 0, now);
         c._timeoutAt = now + options.ConnectTimeout.Ticks / 10;
         return c;
     }
 
     /// <summary>A connection a SYN asked for: BEP 29 "conn_id_recv = c.conn_id + 1; conn_id_send = c.conn_id";
     /// ack_nr = the SYN's seq_nr; our seq_nr starts at random; the ST_STATE reply does not consume it.</summary>
-    public static UtpConnection Accept(IPEndPoint remote, in UtpHeader syn, ushort initialSeq, long now, UtpOptions options,
-        Action<ReadOnlySpan<byte>, IPEndPoint> send, Action<UtpConnection> changed)
+    public static UtpConnection Accept(IPEndPoint remote, in UtpPacket synPacket, ushort initialSeq, long now, UtpOptions options,
+        Action<ReadOnlySpan<byte>, IPEndPoint> send, Action<UtpConnection> changed, byte[] scratch, Func<UtpConnection, bool> deferAck)
     {
-        var c = new UtpConnection(remote, unchecked((ushort)(syn.ConnectionId + 1)), syn.ConnectionId, options, send, changed)
+        var syn = synPacket.Header;
+        var c = new UtpConnection(remote, unchecked((ushort)(syn.ConnectionId + 1)), syn.ConnectionId, options, send, changed, scratch, deferAck)
         {
             State = UtpState.Connected,
             _seqNr = initialSeq,
@@ -183,12 +218,30 @@ internal sealed class UtpConnection
             _lastReceive = now,
         };
         c._replyMicro = unchecked((uint)now - syn.TimestampMicroseconds);
-        c.SendState(now);
+        if (synPacket.Option == UtpPeerwayOption.LargePackets) c.AgreeLarge(synPacket.OptionValue);
+        c.SendSynAck(now, synPacket.DatagramLength);
         return c;
     }
 
     /// <summary>Whether a packet arriving for this connection's key repeats its SYN (answered again, not re-created).</summary>
-    public void OnDuplicateSyn(long now) => SendState(now);
+    public void OnDuplicateSyn(long now, int synLength) => SendSynAck(now, synLength);
+
+    /// <summary>The peer offered large packets: both now take payloads up to the smaller offer, and padded probes
+    /// (not data) find what the path carries.</summary>
+    private void AgreeLarge(ushort peerOffer)
+    {
+        if (_largeOffer == 0) return;
+        _largeAgreed = Math.Max(_mtuFloor, Math.Min(_largeOffer, peerOffer));
+        _mtuCeiling = _largeAgreed;
+    }
+
+    /// <summary>The ST_STATE answering a SYN: it repeats our large-packet offer when the SYN made one (and only if the
+    /// answer is no larger than the SYN: no amplification).</summary>
+    private void SendSynAck(long now, int synLength)
+    {
+        if (_largeAgreed > 0 && synLength >= UtpHeader.Length + UtpPacket.PeerwayOverhead) Send(UtpPacketType.State, _seqNr, [], now, UtpPeerwayOption.LargePackets, (ushort)_largeOffer);
+        else SendState(now);
+    }
 
     // ---- the user side ----
 
@@ -239,7 +292,7 @@ internal sealed class UtpConnection
         var h = packet.Header;
         if (h.Type == UtpPacketType.Syn) // a repeated SYN for an accepted connection: its STATE was lost
         {
-            SendState(now);
+            SendSynAck(now, packet.DatagramLength);
             return;
         }
 
@@ -262,14 +315,24 @@ internal sealed class UtpConnection
             // libtorrent: a STATE answering the SYN carries the acceptor's next seq_nr, so we have seen seq_nr - 1.
             _ackNr = unchecked((ushort)(h.SequenceNumber - 1));
             State = UtpState.Connected;
+            if (packet.Option == UtpPeerwayOption.LargePackets) AgreeLarge(packet.OptionValue);
             _changed(this);
         }
 
         ProcessAcks(packet, now);
         var mustAck = false;
         if (h.Type is UtpPacketType.Data or UtpPacketType.Fin) mustAck = ProcessIncoming(packet, now);
-        if (mustAck) SendState(now);
+        if (h.Type == UtpPacketType.State && _largeAgreed > 0) OnProbeOption(packet, now);
+        // libtorrent defers the ACK to the end of the socket's receive batch (one ST_STATE for a burst); a packet we
+        // send meanwhile carries ack_nr anyway. Without batch ends from the socket, every packet is acked at once.
+        if (mustAck && !_ackPending)
+        {
+            if (_deferAck(this)) _ackPending = true;
+            else SendState(now);
+        }
+
         Flush(now);
+        MaybeProbe(now);
         if (_closeRequested && _finAcked && (_remoteFinReceived || now >= _lingerUntil))
         {
             State = UtpState.Closed;
@@ -297,7 +360,8 @@ internal sealed class UtpConnection
             _recentDelayIndex = (_recentDelayIndex + 1) % _recentDelays.Length;
         }
 
-        if (h.AckNumber == _ackedSeqNr && _outbuf.Count > 0 && h.Type == UtpPacketType.State) _duplicateAcks++;
+        // A probe or its answer is no duplicate ACK (it is sent whatever the data does).
+        if (h.AckNumber == _ackedSeqNr && _outbuf.Count > 0 && h.Type == UtpPacketType.State && packet.Option == UtpPeerwayOption.None) _duplicateAcks++;
 
         // Cumulative ACK: everything up to ack_nr arrived.
         while (UtpSeq.Less(_ackedSeqNr, h.AckNumber))
@@ -362,7 +426,7 @@ internal sealed class UtpConnection
 
     private int AckPacket(ushort seq, OutPacket p, long now, ref uint minRtt)
     {
-        if (!p.NeedResend) _bytesInFlight -= p.Payload.Length; // a timed-out packet no longer counts as in flight
+        if (!p.NeedResend) _bytesInFlight -= p.Length; // a timed-out packet no longer counts as in flight
         if (p.Transmissions == 1 && !p.NeedResend)
         {
             // Karn: only packets sent once give an RTT sample.
@@ -373,13 +437,14 @@ internal sealed class UtpConnection
 
         if (p.MtuProbe && seq == _mtuProbeSeq)
         {
-            _mtuFloor = Math.Max(_mtuFloor, p.Payload.Length);
+            _mtuFloor = Math.Max(_mtuFloor, p.Length);
             _ledbat.Packet = _mtuFloor;
             _mtuProbeSeq = -1;
         }
 
         if (p == _fin) _finAcked = true;
-        return p.Payload.Length;
+        if (p.Length > 0) ArrayPool<byte>.Shared.Return(p.Buffer);
+        return p.Length;
     }
 
     private void FastResend(ushort seq, OutPacket p, long now)
@@ -398,7 +463,7 @@ internal sealed class UtpConnection
         if (p.NeedResend)
         {
             p.NeedResend = false;
-            _bytesInFlight += p.Payload.Length;
+            _bytesInFlight += p.Length;
         }
 
         Transmit(seq, p, now);
@@ -406,7 +471,7 @@ internal sealed class UtpConnection
 
     private void ProbeLost(OutPacket p)
     {
-        _mtuCeiling = Math.Max(_mtuFloor, p.Payload.Length - 1);
+        _mtuCeiling = Math.Max(_mtuFloor, p.Length - 1);
         _mtuProbeSeq = -1;
         p.MtuProbe = false;
     }
@@ -433,20 +498,24 @@ internal sealed class UtpConnection
             while (_reorder.Remove(unchecked((ushort)(_ackNr + 1)), out var next))
             {
                 _reorderBytes -= next.Length;
-                _receiveBuffer.Enqueue(next);
+                _receiveBuffer.Enqueue(next.Buffer.AsSpan(0, next.Length));
+                if (next.Length > 0) ArrayPool<byte>.Shared.Return(next.Buffer);
                 _ackNr = unchecked((ushort)(_ackNr + 1));
             }
 
             if (_remoteFinSeq is { } f && _ackNr == (ushort)f) _remoteFinReceived = true;
             if (payload.Length > 0 || _remoteFinReceived) _changed(this);
         }
-        else if (packet.Header.Type == UtpPacketType.Data && _reorder.TryAdd(seq, payload.ToArray()))
+        else if (packet.Header.Type == UtpPacketType.Data && !_reorder.ContainsKey(seq))
         {
+            var copy = payload.Length == 0 ? [] : ArrayPool<byte>.Shared.Rent(payload.Length);
+            payload.CopyTo(copy);
+            _reorder[seq] = (copy, payload.Length);
             _reorderBytes += payload.Length;
         }
         else if (packet.Header.Type == UtpPacketType.Fin)
         {
-            _reorder.TryAdd(seq, []);
+            _reorder.TryAdd(seq, ([], 0));
         }
 
         return true;
@@ -477,6 +546,14 @@ internal sealed class UtpConnection
             Transmit(synSeq, _outbuf[synSeq], now);
             _timeoutAt = now + (_options.ConnectTimeout.Ticks / 10 << _numTimeouts);
             return;
+        }
+
+        if (_padProbeSize != 0 && now >= _padProbeDeadline)
+        {
+            // RFC 8899 §4.3/§5.2: a lost probe says the path does not carry that size; it is no congestion signal.
+            _mtuCeiling = Math.Max(_mtuFloor, _padProbeSize - 1);
+            _padProbeSize = 0;
+            MaybeProbe(now);
         }
 
         if (_closeRequested && now >= _lingerUntil)
@@ -511,7 +588,7 @@ internal sealed class UtpConnection
                 if (!p.NeedResend)
                 {
                     p.NeedResend = true;
-                    _bytesInFlight -= p.Payload.Length;
+                    _bytesInFlight -= p.Length;
                 }
             }
 
@@ -553,14 +630,15 @@ internal sealed class UtpConnection
         for (var seq = unchecked((ushort)(_ackedSeqNr + 1)); UtpSeq.Less(seq, _seqNr); seq = unchecked((ushort)(seq + 1)))
         {
             if (!_outbuf.TryGetValue(seq, out var p) || !p.NeedResend) continue;
-            if (_bytesInFlight > 0 && _bytesInFlight + p.Payload.Length > window) return;
+            if (_bytesInFlight > 0 && _bytesInFlight + p.Length > window) return;
             Resend(seq, p, now);
         }
 
         while (_sendBuffer.Count > 0)
         {
             // libtorrent: probe the midpoint size when the window holds three floor-sized packets around it.
-            var probe = _mtuProbeSeq < 0 && _mtuCeiling - _mtuFloor > 32 && _ledbat.Window > _mtuFloor * 3;
+            // Between Peerway peers padded probes do this instead (MaybeProbe): a lost data probe cannot be resent smaller.
+            var probe = _largeAgreed == 0 && _mtuProbeSeq < 0 && _mtuCeiling - _mtuFloor > 32 && _ledbat.Window > _mtuFloor * 3;
             var size = probe ? (_mtuFloor + _mtuCeiling) / 2 : _mtuFloor;
             if (probe && _sendBuffer.Count < size)
             {
@@ -572,28 +650,28 @@ internal sealed class UtpConnection
             if (_bytesInFlight > 0 && _bytesInFlight + size > window) return;
             if (_bytesInFlight == 0 && _advertisedWindow < Math.Min(size, _mtuFloor)) return; // zero window: probe on timeout
             if (_options.Nagle && size < _mtuFloor && _bytesInFlight > 0) return;
-            var payload = new byte[size];
-            _sendBuffer.Dequeue(payload);
+            var payload = ArrayPool<byte>.Shared.Rent(size);
+            _sendBuffer.Dequeue(payload.AsSpan(0, size));
             if (probe) _mtuProbeSeq = _seqNr;
-            var packet = SendNew(UtpPacketType.Data, payload, now);
+            var packet = SendNew(UtpPacketType.Data, payload, size, now);
             packet.MtuProbe = probe;
             _changed(this); // send space opened
         }
 
         if (_closeRequested && _fin is null)
         {
-            _fin = SendNew(UtpPacketType.Fin, [], now);
+            _fin = SendNew(UtpPacketType.Fin, [], 0, now);
         }
     }
 
-    private OutPacket SendNew(UtpPacketType type, byte[] payload, long now)
+    private OutPacket SendNew(UtpPacketType type, byte[] buffer, int length, long now)
     {
-        var p = new OutPacket { Type = type, Payload = payload };
+        var p = new OutPacket { Type = type, Buffer = buffer, Length = length };
         var seq = _seqNr;
         _seqNr = unchecked((ushort)(_seqNr + 1));
         _outbuf[seq] = p;
         if (_bytesInFlight == 0 && _outbuf.Count == 1) _timeoutAt = now + PacketTimeoutMicros();
-        _bytesInFlight += payload.Length;
+        _bytesInFlight += length;
         Transmit(seq, p, now);
         return p;
     }
@@ -609,6 +687,74 @@ internal sealed class UtpConnection
     /// <summary>ST_STATE: an ACK (with SACK when packets wait out of order); seq_nr is the next one we will send.</summary>
     private void SendState(long now) => Send(UtpPacketType.State, _seqNr, [], now);
 
+    /// <summary>The socket's receive batch ended: the deferred ACK goes now, unless a packet sent since carried it.</summary>
+    public void FlushAck(long now)
+    {
+        if (!_ackPending) return;
+        _ackPending = false;
+        if (State != UtpState.Error) SendState(now);
+    }
+
+    /// <summary>
+    /// Packetization-layer path MTU discovery (RFC 8899) between Peerway peers: while there is data to send, an ST_STATE
+    /// padded to the size a data packet of the probed payload could reach (SACK included) goes out; the peer's answer
+    /// raises the payload of every later packet, silence for <see cref="ProbeTimeoutMicros"/> lowers the ceiling
+    /// (binary search). With the socket's DF bit set (IP_PMTUDISC_PROBE) the path, not fragmentation, decides.
+    /// </summary>
+    private void MaybeProbe(long now)
+    {
+        if (_largeAgreed == 0 || _padProbeSize != 0 || State != UtpState.Connected || _closeRequested) return;
+        if (_mtuCeiling - _mtuFloor <= ProbeGranularity || (_sendBuffer.Count == 0 && _bytesInFlight == 0)) return;
+        var size = (_mtuFloor + _mtuCeiling + 1) / 2;
+        var ipOverhead = Remote.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? 48 : 28;
+        if (_mtuCeiling == _largeAgreed)
+        {
+            size = _mtuCeiling;
+        }
+        else
+        {
+            foreach (var mtu in MtuPlateaus)
+            {
+                var plateau = mtu - ipOverhead - UtpHeader.Length - 2 - MaxSackSend;
+                if (plateau > _mtuFloor && plateau <= _mtuCeiling)
+                {
+                    size = plateau;
+                    break;
+                }
+            }
+        }
+
+        _padProbeSize = size;
+        _padProbeDeadline = now + ProbeTimeoutMicros();
+        var header = new UtpHeader(UtpPacketType.State, 0, SendId, unchecked((uint)now), _replyMicro, (uint)ReceiveWindow, _seqNr, _ackNr);
+        var n = UtpPacket.Encode(_scratch, header, [], UtpPeerwayOption.Probe, (ushort)size, []);
+        var total = UtpHeader.Length + 2 + MaxSackSend + size;
+        _scratch.AsSpan(n, total - n).Clear();
+        _send(_scratch.AsSpan(0, total), Remote);
+        _sent++;
+        _lastSend = now;
+    }
+
+    private long ProbeTimeoutMicros() => Math.Max(MinProbeTimeoutMicros, 2000L * (_rtt.Mean + (4L * _rtt.Deviation)));
+
+    /// <summary>A probe is answered at once; an answer raises the floor (and, arriving after its timer, the ceiling
+    /// again: it was late, not lost).</summary>
+    private void OnProbeOption(in UtpPacket packet, long now)
+    {
+        var size = packet.OptionValue;
+        if (packet.Option == UtpPeerwayOption.Probe)
+        {
+            Send(UtpPacketType.State, _seqNr, [], now, UtpPeerwayOption.ProbeAck, size);
+        }
+        else if (packet.Option == UtpPeerwayOption.ProbeAck && size > _mtuFloor && size <= _largeAgreed)
+        {
+            _mtuFloor = size;
+            _ledbat.Packet = size;
+            if (_mtuCeiling < size) _mtuCeiling = _largeAgreed;
+            if (size == _padProbeSize) _padProbeSize = 0;
+        }
+    }
+
     private void SendHeaderOnly(UtpPacketType type, ushort seq, long now)
     {
         var header = new UtpHeader(type, 0, SendId, unchecked((uint)now), _replyMicro, 0, seq, _ackNr);
@@ -616,13 +762,21 @@ internal sealed class UtpConnection
         _send(_scratch.AsSpan(0, UtpHeader.Length), Remote);
     }
 
-    private void Send(UtpPacketType type, ushort seq, ReadOnlySpan<byte> payload, long now)
+    private void Send(UtpPacketType type, ushort seq, ReadOnlySpan<byte> payload, long now,
+        UtpPeerwayOption option = UtpPeerwayOption.None, ushort optionValue = 0)
     {
         Span<byte> sack = stackalloc byte[MaxSackSend];
         var sackLength = BuildSack(sack);
+        if (type == UtpPacketType.Syn && _largeOffer > 0)
+        {
+            option = UtpPeerwayOption.LargePackets; // every SYN (resends too) offers large packets
+            optionValue = (ushort)_largeOffer;
+        }
+
         var header = new UtpHeader(type, 0, type == UtpPacketType.Syn ? RecvId : SendId, unchecked((uint)now), _replyMicro, (uint)ReceiveWindow, seq,
             _ackNr);
-        var n = UtpPacket.Encode(_scratch, header, sack[..sackLength], payload);
+        var n = UtpPacket.Encode(_scratch, header, sack[..sackLength], option, optionValue, payload);
+        _ackPending = false; // every packet carries ack_nr (and the SACK)
         _send(_scratch.AsSpan(0, n), Remote);
         _sent++;
         _lastSend = now;

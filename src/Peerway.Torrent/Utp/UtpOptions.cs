@@ -36,6 +36,12 @@ public sealed record UtpOptions
     /// between Peerway peers on loopback or a jumbo path, up to 65,000 lets probing reach large packets.</summary>
     public int MaxPayload { get; init; } = 1400;
 
+    /// <summary>Largest payload offered to a peer that speaks Peerway's large-packet extension (an option in ST_SYN and
+    /// the ST_STATE answering it, which libtorrent and libutp skip as unknown); between two Peerway peers MTU probing then
+    /// grows packets up to the smaller offer or the path's MTU (loopback: 65,536; jumbo Ethernet: 9,000). 0 turns the
+    /// extension off (every peer is then held to <see cref="MaxPayload"/>).</summary>
+    public int LargePayload { get; init; } = 64_000;
+
     /// <summary>Receive buffer per connection: the most bytes advertised in wnd_size.</summary>
     public int ReceiveBuffer { get; init; } = 1024 * 1024;
 
@@ -81,6 +87,12 @@ public sealed record UtpOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(InitialPayload, 128);
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxPayload, InitialPayload);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(MaxPayload, 65_000);
+        if (LargePayload != 0)
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(LargePayload, MaxPayload);
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(LargePayload, 65_000);
+        }
+
         ArgumentOutOfRangeException.ThrowIfLessThan(ReceiveBuffer, MaxPayload);
         ArgumentOutOfRangeException.ThrowIfLessThan(SendBuffer, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxConnections, 1);

@@ -42,11 +42,35 @@ internal readonly ref struct UtpPacket
 
     public const byte SackExtension = 1;
 
-    public UtpPacket(UtpHeader header, ReadOnlySpan<byte> sack, ReadOnlySpan<byte> payload)
+    /// <summary>
+    /// Peerway's own extension, between Peerway peers only: libtorrent (which handles types 1 and 3) and libutp (1 and
+    /// 2) skip an extension type they do not know. Its body is <see cref="PeerwayOptionLength"/> bytes: a
+    /// <see cref="UtpPeerwayOption"/> kind and a big-endian 16-bit value (a payload size).
+    /// </summary>
+    public const byte PeerwayExtension = 0x50;
+
+    public const int PeerwayOptionLength = 3;
+
+    /// <summary>
+    /// libutp's "extension bits" (8 bytes, sent in SYNs by µTorrent; libtorrent skips it). libutp takes a packet whose
+    /// first extension type is 3 or more for the old version-0 header (UTP_IsV1: <c>pf->ext &lt; 3</c>), so the Peerway
+    /// extension is never first: a SACK or, without one, eight zero extension bits go before it.
+    /// </summary>
+    public const byte ExtensionBits = 2;
+
+    private const int ExtensionBitsLength = 8;
+
+    /// <summary>Bytes the Peerway extension adds to a packet without a SACK (extension bits, then the option).</summary>
+    public const int PeerwayOverhead = 2 + ExtensionBitsLength + 2 + PeerwayOptionLength;
+
+    public UtpPacket(UtpHeader header, ReadOnlySpan<byte> sack, ReadOnlySpan<byte> payload, UtpPeerwayOption option = UtpPeerwayOption.None,
+        ushort optionValue = 0)
     {
         Header = header;
         Sack = sack;
         Payload = payload;
+        Option = option;
+        OptionValue = optionValue;
     }
 
     public UtpHeader Header { get; }
@@ -55,6 +79,14 @@ internal readonly ref struct UtpPacket
     public ReadOnlySpan<byte> Sack { get; }
 
     public ReadOnlySpan<byte> Payload { get; }
+
+    /// <summary>The Peerway extension's kind; <see cref="UtpPeerwayOption.None"/> when absent or malformed (ignored).</summary>
+    public UtpPeerwayOption Option { get; }
+
+    public ushort OptionValue { get; }
+
+    /// <summary>Bytes of the whole datagram (a reply to an unauthenticated packet is never larger).</summary>
+    public int DatagramLength { get; init; }
 
     /// <summary>True when bit <paramref name="index"/> of the SACK bitmask (packet ack_nr + 2 + index) is set.</summary>
     public static bool SackBit(ReadOnlySpan<byte> sack, int index) => (sack[index >> 3] & (1 << (index & 7))) != 0;
@@ -69,6 +101,8 @@ internal readonly ref struct UtpPacket
         var next = header.Extension;
         var offset = UtpHeader.Length;
         var sack = ReadOnlySpan<byte>.Empty;
+        var option = UtpPeerwayOption.None;
+        ushort optionValue = 0;
         for (var count = 0; next != 0; count++)
         {
             if (count == MaxExtensions) return UtpDecodeError.TooManyExtensions;
@@ -83,26 +117,54 @@ internal readonly ref struct UtpPacket
                 if (length > MaxSackBytes) return UtpDecodeError.SackTooLong;
                 sack = datagram.Slice(offset, length);
             }
+            else if (type == PeerwayExtension && length == PeerwayOptionLength && datagram[offset] is >= 1 and <= (byte)UtpPeerwayOption.ProbeAck)
+            {
+                option = (UtpPeerwayOption)datagram[offset];
+                optionValue = BinaryPrimitives.ReadUInt16BigEndian(datagram[(offset + 1)..]);
+            }
 
             offset += length;
         }
 
-        packet = new UtpPacket(header, sack, datagram[offset..]);
+        packet = new UtpPacket(header, sack, datagram[offset..], option, optionValue) { DatagramLength = datagram.Length };
         return UtpDecodeError.None;
     }
 
     /// <summary>Writes header, optional SACK extension and payload; returns the bytes written.</summary>
-    public static int Encode(Span<byte> destination, UtpHeader header, ReadOnlySpan<byte> sack, ReadOnlySpan<byte> payload)
+    public static int Encode(Span<byte> destination, UtpHeader header, ReadOnlySpan<byte> sack, ReadOnlySpan<byte> payload) =>
+        Encode(destination, header, sack, UtpPeerwayOption.None, 0, payload);
+
+    /// <summary>Writes header, optional SACK extension, optional Peerway extension (after the SACK in the chain) and
+    /// payload; returns the bytes written.</summary>
+    public static int Encode(Span<byte> destination, UtpHeader header, ReadOnlySpan<byte> sack, UtpPeerwayOption option, ushort optionValue,
+        ReadOnlySpan<byte> payload)
     {
-        header = header with { Extension = sack.IsEmpty ? (byte)0 : SackExtension };
+        var withOption = option != UtpPeerwayOption.None;
+        header = header with { Extension = !sack.IsEmpty ? SackExtension : withOption ? ExtensionBits : (byte)0 };
         header.Write(destination);
         var offset = UtpHeader.Length;
         if (!sack.IsEmpty)
         {
-            destination[offset++] = 0;
+            destination[offset++] = withOption ? PeerwayExtension : (byte)0;
             destination[offset++] = (byte)sack.Length;
             sack.CopyTo(destination[offset..]);
             offset += sack.Length;
+        }
+        else if (withOption)
+        {
+            destination[offset++] = PeerwayExtension;
+            destination[offset++] = ExtensionBitsLength;
+            destination.Slice(offset, ExtensionBitsLength).Clear();
+            offset += ExtensionBitsLength;
+        }
+
+        if (withOption)
+        {
+            destination[offset++] = 0;
+            destination[offset++] = PeerwayOptionLength;
+            destination[offset] = (byte)option;
+            BinaryPrimitives.WriteUInt16BigEndian(destination[(offset + 1)..], optionValue);
+            offset += PeerwayOptionLength;
         }
 
         payload.CopyTo(destination[offset..]);
@@ -118,6 +180,23 @@ internal readonly ref struct UtpPacket
         datagram.Length >= UtpHeader.Length && (datagram[0] & 0x0F) == UtpHeader.Version && datagram[0] >> 4 <= (int)UtpPacketType.Syn;
 
     public static ushort ReadConnectionId(ReadOnlySpan<byte> datagram) => BinaryPrimitives.ReadUInt16BigEndian(datagram[2..]);
+}
+
+/// <summary>What the Peerway extension (<see cref="UtpPacket.PeerwayExtension"/>) says.</summary>
+internal enum UtpPeerwayOption : byte
+{
+    None = 0,
+
+    /// <summary>In ST_SYN and the ST_STATE answering it: the sender takes packets with payloads up to the value (beyond
+    /// the 1,472-byte datagrams libtorrent reads); each side then probes the path up to the smaller of the two.</summary>
+    LargePackets = 1,
+
+    /// <summary>An ST_STATE padded to a probed size (RFC 8899 packetization-layer path MTU discovery: a probe carries no
+    /// data, so its loss is no congestion signal and loses nothing); the value is the data payload it stands for.</summary>
+    Probe = 2,
+
+    /// <summary>The ST_STATE answering a <see cref="Probe"/>: the value is the probed payload, which the path carried.</summary>
+    ProbeAck = 3,
 }
 
 /// <summary>Sequence-number arithmetic modulo 2^16 (BEP 29: seq_nr and ack_nr wrap).</summary>

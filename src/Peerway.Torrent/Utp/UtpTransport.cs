@@ -29,6 +29,10 @@ public sealed class UtpTransport : IStreamTransport, IAsyncDisposable, IDisposab
     private readonly List<UtpConnection> _changed = [];
     private readonly Random _random;
     private readonly ITimer _timer;
+    private readonly byte[] _scratch;
+    private readonly List<UtpConnection> _pendingAcks = [];
+    private readonly Func<UtpConnection, bool> _deferAck;
+    private bool _batchedAcks;
     private UtpListener? _listener;
     private long? _resetWindowStart;
     private int _resetsInWindow;
@@ -46,8 +50,12 @@ public sealed class UtpTransport : IStreamTransport, IAsyncDisposable, IDisposab
         _options = options;
         _log = logger ?? NullLogger.Instance;
         _random = options.RandomSeed is { } seed ? new Random(seed) : new Random();
+        _scratch = new byte[UtpConnection.ScratchSize(options)];
+        _deferAck = DeferAck;
         _timer = time.CreateTimer(_ => Tick(), null, TickInterval, TickInterval);
-        if (startSocket) socket.Start(Receive);
+        if (!startSocket) return;
+        if (socket is IBatchingDatagramSocket batching) batching.Start(Receive, EndOfBatch);
+        else socket.Start(Receive);
     }
 
     public StreamTransportKind Kind => StreamTransportKind.Utp;
@@ -102,7 +110,7 @@ public sealed class UtpTransport : IStreamTransport, IAsyncDisposable, IDisposab
             do id = (ushort)_random.Next(ushort.MaxValue + 1);
             while (_connections.ContainsKey((remoteEndPoint, id)));
             connected = NewWaiter();
-            connection = UtpConnection.Connect(remoteEndPoint, id, InitialSequence(), Now, _options, Send, Changed);
+            connection = UtpConnection.Connect(remoteEndPoint, id, InitialSequence(), Now, _options, Send, Changed, _scratch, _deferAck);
             connection.ConnectWaiter = connected;
             _connections[(remoteEndPoint, id)] = connection;
         }
@@ -144,10 +152,10 @@ public sealed class UtpTransport : IStreamTransport, IAsyncDisposable, IDisposab
             {
                 // BEP 29: the acceptor's conn_id_recv is the SYN's id + 1.
                 var key = (remote, unchecked((ushort)(h.ConnectionId + 1)));
-                if (_connections.TryGetValue(key, out var existing)) existing.OnDuplicateSyn(now);
+                if (_connections.TryGetValue(key, out var existing)) existing.OnDuplicateSyn(now, packet.DatagramLength);
                 else if (_listener is { } listener && _connections.Count < _options.MaxConnections && listener.Pending < _options.MaxPendingAccepts)
                 {
-                    var accepted = UtpConnection.Accept(remote, h, InitialSequence(), now, _options, Send, Changed);
+                    var accepted = UtpConnection.Accept(remote, packet, InitialSequence(), now, _options, Send, Changed, _scratch, _deferAck);
                     _connections[key] = accepted;
                     listener.Enqueue(accepted);
                 }
@@ -184,6 +192,31 @@ public sealed class UtpTransport : IStreamTransport, IAsyncDisposable, IDisposab
         _socket.Send(bytes, remote);
         Interlocked.Increment(ref _resets);
         _log.LogDebug("uTP {Type} from {Peer} for unknown connection {Id} answered with ST_RESET", to.Type, remote, to.ConnectionId);
+    }
+
+    /// <summary>
+    /// The socket delivered every datagram it had (see <see cref="IBatchingDatagramSocket"/>): the ACKs deferred during
+    /// the batch go out, one per connection (libtorrent's utp_socket_manager::socket_drained). The first call turns
+    /// deferral on; a socket that never calls it gets every packet acked at once. Call it on the receiving thread.
+    /// </summary>
+    public void EndOfBatch()
+    {
+        lock (_gate)
+        {
+            _batchedAcks = true;
+            if (_pendingAcks.Count == 0) return;
+            var now = Now;
+            foreach (var c in _pendingAcks) c.FlushAck(now);
+            _pendingAcks.Clear();
+        }
+    }
+
+    /// <summary>Under the lock: whether <paramref name="c"/>'s ACK can wait for <see cref="EndOfBatch"/>.</summary>
+    private bool DeferAck(UtpConnection c)
+    {
+        if (!_batchedAcks || _disposed) return false;
+        _pendingAcks.Add(c);
+        return true;
     }
 
     private ushort InitialSequence() => _options.InitialSequenceNumber ?? (ushort)_random.Next(ushort.MaxValue + 1);
@@ -381,6 +414,7 @@ public sealed class UtpTransport : IStreamTransport, IAsyncDisposable, IDisposab
             var now = Now;
             foreach (var c in _connections.Values) c.Abort(now);
             _connections.Clear();
+            _pendingAcks.Clear();
         }
 
         CompleteChanged();

@@ -91,9 +91,10 @@ public sealed class UtpTransportTests
     [Fact]
     public void Mtu_probing_grows_packets_past_the_safe_start_on_a_path_that_carries_them()
     {
-        var world = new UtpWorld();
+        // Data packets as probes (libtorrent's way, used toward peers without Peerway's extension): here turned off.
+        var world = new UtpWorld(mtu: null);
         var data = RandomBytes(4 * 1024 * 1024, 4);
-        var options = new UtpOptions { MaxPayload = 16 * 1024 };
+        var options = new UtpOptions { MaxPayload = 16 * 1024, LargePayload = 0 };
         var (received, stats) = Transfer(world, data, options);
         Assert.Equal(data, received);
         Assert.True(stats.PayloadSize > 8 * 1024, $"payload stayed at {stats.PayloadSize}");

@@ -9,7 +9,8 @@ namespace Peerway.Torrent.Tests.Utp;
 /// A deterministic, single-threaded world for uTP engine tests: a <see cref="VirtualNetwork"/> whose deliveries wait in
 /// a queue ordered by due time on a <see cref="FakeTimeProvider"/>; a loop runs what is due, then moves time on by at
 /// most a millisecond (so the transports' 50 ms timers fire on time). Random per-datagram latency reorders,
-/// <see cref="DuplicateRate"/> duplicates, the link's loss rate drops. Transports complete waiters inline, and the
+/// <see cref="DuplicateRate"/> duplicates, the link's loss rate drops, and a path MTU (Ethernet's 1,500 unless told;
+/// null for none) drops datagrams too large for it. Transports complete waiters inline, and the
 /// loop runs without a SynchronizationContext, so readers and writers run on the loop's thread too.
 /// </summary>
 internal sealed class UtpWorld : IDeliveryScheduler
@@ -19,7 +20,7 @@ internal sealed class UtpWorld : IDeliveryScheduler
     private readonly List<UtpTransport> _transports = [];
     private long _sequence;
 
-    public UtpWorld(double lossRate = 0, double duplicateRate = 0, TimeSpan? latency = null, TimeSpan? maxJitter = null, int seed = 7)
+    public UtpWorld(double lossRate = 0, double duplicateRate = 0, TimeSpan? latency = null, TimeSpan? maxJitter = null, int seed = 7, int? mtu = 1500)
     {
         _random = new Random(seed);
         DuplicateRate = duplicateRate;
@@ -30,6 +31,7 @@ internal sealed class UtpWorld : IDeliveryScheduler
             LossRate = lossRate,
             Seed = seed,
             Latency = (_, _) => baseLatency + jitter * _random.NextDouble(),
+            Mtu = mtu is { } m ? (_, _) => m : null,
         });
     }
 
