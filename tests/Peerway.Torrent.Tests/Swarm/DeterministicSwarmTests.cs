@@ -142,8 +142,10 @@ public sealed class DeterministicSwarmTests(ITestOutputHelper output)
     /// is given the seeder and a few random leechers; PEX spreads the rest.
     /// </summary>
     /// <remarks>
-    /// Not in the default run: the 100-leecher swarm below took 107 s of CPU here, and this one many times that
-    /// (see docs/ARCHITECTURE.md). Set PEERWAY_SWARM_1000=1 to run it.
+    /// Not in the default run: the 100-leecher swarm below takes 18 s of CPU here (107 s before the simulated swarm's
+    /// clock stopped scanning every timer on each read), and this one still far more than a minute: the fake clock's
+    /// remaining timer scans (on every timer scheduled and fired) grow with the swarm (docs/BENCHMARKS.md, "Swarm
+    /// scaling"). Set PEERWAY_SWARM_1000=1 to run it.
     /// </remarks>
     [ScaleFact]
     public void Thousand_client_swarm_completes_within_a_multiple_of_the_kumar_ross_bound() => SimulatedSwarm.OnDeepStack(() => KumarRossSwarm(1000));

@@ -34,7 +34,7 @@ internal sealed class SimulatedSwarm : IDisposable
 
     public SimulatedSwarm(VirtualStreamNetworkOptions? network = null)
     {
-        Time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        Time = new QuickFakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
         Scheduler = new DeterministicScheduler(Time);
         Network = new VirtualStreamNetwork(Scheduler, Time, network);
         Started = Time.GetUtcNow();
