@@ -85,7 +85,7 @@ public sealed class PieceBufferTests : IDisposable
                 Assert.Equal(aligned ? 0 : info.PieceCount, storage.StagedWrites);
             }
 
-            Assert.Equal(content, File.ReadAllBytes(Path.Combine(dl, "set", "a")).Concat(File.ReadAllBytes(Path.Combine(dl, "set", "b"))));
+            Assert.Equal(content, (await File.ReadAllBytesAsync(Path.Combine(dl, "set", "a"))).Concat(await File.ReadAllBytesAsync(Path.Combine(dl, "set", "b"))));
         }
     }
 }

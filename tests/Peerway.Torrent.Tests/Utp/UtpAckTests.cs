@@ -77,7 +77,7 @@ public sealed class UtpAckTests
             var output = new MemoryStream();
             var buffer = new byte[65_536];
             int n;
-            while ((n = await connection.Stream.ReadAsync(buffer)) > 0) output.Write(buffer, 0, n);
+            while ((n = await connection.Stream.ReadAsync(buffer)) > 0) await output.WriteAsync(buffer.AsMemory(0, n));
             return output.ToArray();
         });
         var sent = UtpWorld.RunInline(async () =>
