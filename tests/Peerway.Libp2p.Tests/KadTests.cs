@@ -1,6 +1,4 @@
 using System.Net;
-using System.Threading.Channels;
-using Microsoft.Extensions.Time.Testing;
 using Peerway.Core.Multiformats;
 using Peerway.Libp2p.Kad;
 using Peerway.Libp2p.Protocols;
@@ -43,9 +41,9 @@ public sealed class KadTests : IAsyncDisposable
         Assert.Equal(Libp2pError.UnknownProtocol, KadMessage.TryDecode(new ProtoWriter().Varint(1, 9).ToArray(), out _));
     }
 
-    private async Task<(Libp2pHost Host, KadDht Dht)> NodeAsync(TimeProvider? time = null)
+    private async Task<(Libp2pHost Host, KadDht Dht)> NodeAsync()
     {
-        var host = new Libp2pHost(PeerKey.Generate(), new TcpStreamTransport(), time: time);
+        var host = new Libp2pHost(PeerKey.Generate(), new TcpStreamTransport());
         var dht = new KadDht(host, new KadDhtOptions { K = 4, QueryTimeout = TimeSpan.FromSeconds(20) });
         _owned.Add(host);
         _owned.Add(dht);
@@ -69,37 +67,6 @@ public sealed class KadTests : IAsyncDisposable
         Assert.Equal(nodes[7].Host.PeerId, provider.Peer);
         Assert.Contains(provider.Addresses, a => a.TryGetTcpEndPoint(out var ep) && ep!.Port == GetEndPoint(nodes[7].Host).Port);
         Assert.Empty(await nodes[0].Dht.FindProvidersAsync(Cid.V1(0x55, Multihash.Sha256("nobody"u8)), 5, CancellationToken.None).WaitAsync(Bound));
-    }
-
-    [Fact]
-    public async Task Reproviding_on_the_timer_keeps_a_record_alive_past_its_ttl_and_it_expires_once_that_stops()
-    {
-        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 6, 0, 0, 0, TimeSpan.Zero));
-        var defaults = new KadDhtOptions();
-        var (provider, providerDht) = await NodeAsync(time);
-        var (_, holderDht) = await NodeAsync(time);
-        Assert.Equal(1, await holderDht.BootstrapAsync([provider.ListenAddresses[0]], CancellationToken.None).WaitAsync(Bound));
-        var cid = Cid.V1(0x55, Multihash.Sha256("reprovided"u8));
-        var key = cid.Multihash.Bytes.ToArray();
-        var rounds = Channel.CreateUnbounded<int>();
-        providerDht.Reprovided += n => rounds.Writer.TryWrite(n);
-        providerDht.StartReproviding(() => [cid]);
-
-        // 22 h, 44 h, 66 h: the last round is past the 48 h a record lives, so the holder has it only if it was renewed.
-        for (var round = 0; round < 3; round++)
-        {
-            time.Advance(defaults.ReprovideInterval);
-            Assert.Equal(1, await rounds.Reader.ReadAsync().AsTask().WaitAsync(Bound));
-        }
-
-        Assert.Equal(provider.PeerId, Assert.Single(holderDht.LocalProviders(key)).Peer);
-
-        // The provider stops; 48 h after the last announcement the record is gone.
-        await providerDht.DisposeAsync();
-        time.Advance(defaults.ProviderTtl - TimeSpan.FromMinutes(1));
-        Assert.Single(holderDht.LocalProviders(key));
-        time.Advance(TimeSpan.FromMinutes(2));
-        Assert.Empty(holderDht.LocalProviders(key));
     }
 
     [Fact]
