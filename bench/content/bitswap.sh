@@ -6,12 +6,15 @@
 # Both servers hold the file as CIDv1 with raw leaves (each side's own import). Each fetch starts with an empty
 # store; process start-up (dotnet, node) is included, as a user runs them. Ratios: H←H time / P←P time (the issue's
 # goal: ≥ 2×) and H←H / H←P (what a Helia user gains by fetching from Peerway).
+# A Helia fetch that gives no result within HELIA_ROUND_TIMEOUT_S (default 1200) is stopped and reported as a stall
+# (Helia←Helia stalled once at high load); the medians are over the rounds that finished.
 # usage: bench/content/bitswap.sh [SIZE_MIB=256] [ROUNDS=3]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 root=$PWD
 size_mib="${1:-256}"
 rounds="${2:-3}"
+helia_timeout="${HELIA_ROUND_TIMEOUT_S:-1200}"
 work="${TMPDIR:-/tmp}/peerway-bench-bitswap"
 rm -rf "$work"; mkdir -p "$work/empty"
 file="$work/random-${size_mib}MiB"
@@ -38,7 +41,13 @@ echo "file ${size_mib} MiB; peerway CIDv1 $pcid; helia CIDv1 $hcid; load: $(cut 
 run() {   # NAME COMMAND... : appends "wall cpu" to $work/res-NAME and checks the bytes
   local name=$1; shift
   rm -rf "$work/out" "$work/repo"
-  local out; out=$(/usr/bin/time -f '%e %U %S' -o "$work/time" "$@")
+  local out rc=0; out=$(/usr/bin/time -f '%e %U %S' -o "$work/time" "$@") || rc=$?
+  if [ "$rc" -eq 124 ]; then
+    echo "$name: stalled (no result in ${helia_timeout} s); this round is reported as a stall" >&2
+    echo stalled >> "$work/stalls-$name"
+    return 0
+  fi
+  [ "$rc" -eq 0 ] || { echo "$name: failed (exit $rc)" >&2; exit 1; }
   read -r e u s < "$work/time"
   echo "$e $(echo "$u + $s" | bc -l)" >> "$work/res-$name"
   if [ -f "$work/out" ]; then
@@ -50,15 +59,22 @@ run() {   # NAME COMMAND... : appends "wall cpu" to $work/res-NAME and checks th
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 for r in $(seq "$rounds"); do
   run PP ./peerway ipfs get "$pcid" -o "$work/out" --peer "$paddr" --repo "$work/repo" --timeout 3600
-  run HP node "$peers/helia-bitswap-get.mjs" "$paddr" "$pcid"
+  run HP timeout "$helia_timeout" node "$peers/helia-bitswap-get.mjs" "$paddr" "$pcid"
   run PH ./peerway ipfs get "$hcid" -o "$work/out" --peer "$haddr" --repo "$work/repo" --timeout 3600
-  run HH node "$peers/helia-bitswap-get.mjs" "$haddr" "$hcid"
+  run HH timeout "$helia_timeout" node "$peers/helia-bitswap-get.mjs" "$haddr" "$hcid"
   echo "round $r done; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 done
 printf '%-6s %10s %10s %12s\n' pair wall_s cpu_s MiB/s
 for n in PP HP PH HH; do
+  stalls=$(cat "$work/stalls-$n" 2>/dev/null | wc -l)
+  if [ ! -s "$work/res-$n" ]; then printf '%-6s stalled in all %s rounds\n' "$n" "$stalls"; continue; fi
+  [ "$stalls" -eq 0 ] || echo "$n: $stalls of $rounds rounds stalled (medians over the others)"
   w=$(cut -d' ' -f1 "$work/res-$n" | median); c=$(cut -d' ' -f2 "$work/res-$n" | median)
   printf '%-6s %10s %10s %12.1f\n' "$n" "$w" "$c" "$(echo "$size_mib / $w" | bc -l)"
   eval "w_$n=$w"
 done
-echo "H←H / P←P: $(echo "$w_HH / $w_PP" | bc -l | cut -c1-5)×   H←H / H←P: $(echo "$w_HH / $w_HP" | bc -l | cut -c1-5)×"
+if [ -n "${w_HH:-}" ] && [ -n "${w_PP:-}" ] && [ -n "${w_HP:-}" ]; then
+  echo "H←H / P←P: $(echo "$w_HH / $w_PP" | bc -l | cut -c1-5)×   H←H / H←P: $(echo "$w_HH / $w_HP" | bc -l | cut -c1-5)×"
+else
+  echo "no ratio: a pairing stalled in every round"
+fi

@@ -128,6 +128,8 @@ internal static class IpfsCommands
                         await output.WriteLineAsync($"provided {root} to {stored} peers");
                     }
 
+                    // Provider records expire after 48 h: announce the roots again every 22 h (kubo's reprovider).
+                    peer.Dht.StartReproviding(peer.Repo.Roots);
                     await output.FlushAsync(ct);
                 }
                 try

@@ -88,7 +88,7 @@ public sealed class Libp2pHost : IAsyncDisposable
     public IReadOnlyList<Multiaddr> ListenAddresses { get; private set; } = [];
 
     /// <summary>Open connections.</summary>
-    public IReadOnlyCollection<Libp2pConnection> Connections => [.. _connections.Keys];
+    public IReadOnlyCollection<Libp2pConnection> Connections => [.. _connections.Keys.Where(c => !c.Closed.IsCompleted)];
 
     /// <summary>The protocols this host handles.</summary>
     public IReadOnlyList<string> Protocols => [.. _handlers.Keys.Order(StringComparer.Ordinal)];
@@ -207,7 +207,7 @@ public sealed class Libp2pHost : IAsyncDisposable
             await Multistream.HandleAsync(secure, p => p == YamuxSession.ProtocolId, t).ConfigureAwait(false);
         }
 
-        var session = new YamuxSession(secure, client: initiator, _options.Yamux, _log);
+        var session = new YamuxSession(secure, client: initiator, _options.Yamux, _log, _time);
         var connection = new Libp2pConnection(this, session, remote, Multiaddr.FromTcp(raw.RemoteEndPoint), raw);
         _connections[connection] = 0;
         session.Start();

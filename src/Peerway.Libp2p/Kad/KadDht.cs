@@ -27,6 +27,12 @@ public sealed record KadDhtOptions
     /// <summary>Time one query (dial, stream, answer) may take.</summary>
     public TimeSpan QueryTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// How often <see cref="KadDht.StartReproviding"/> announces the keys again: kubo's Reprovider.Interval (22 h), well
+    /// inside the 48 h a record lives, so the closest peers never let it expire.
+    /// </summary>
+    public TimeSpan ReprovideInterval { get; init; } = TimeSpan.FromHours(22);
+
     /// <summary>Client mode: queries others but neither serves <c>/ipfs/kad/1.0.0</c> nor advertises it.</summary>
     public bool ClientMode { get; init; }
 
@@ -39,6 +45,8 @@ public sealed record KadDhtOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxProvidersPerKey, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxProviderKeys, 1);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(QueryTimeout, TimeSpan.Zero);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(ReprovideInterval, TimeSpan.Zero);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(ReprovideInterval, ProviderTtl);
         return this;
     }
 }
@@ -67,6 +75,11 @@ public sealed class KadDht : IAsyncDisposable
     private readonly List<Entry>[] _buckets = [.. Enumerable.Range(0, 257).Select(_ => new List<Entry>())];
     private readonly Dictionary<string, Dictionary<PeerId, (KadProvider Provider, DateTimeOffset Expires)>> _providers = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _cts = new();
+    private readonly Lock _reprovideGate = new();
+    private ITimer? _reprovideTimer;
+    private Func<IReadOnlyList<Cid>>? _reprovideKeys;
+    private Task _reprovideRound = Task.CompletedTask;
+    private int _disposed;
 
     /// <summary>Creates the DHT on <paramref name="host"/> (in server mode it handles <see cref="ProtocolId"/>).</summary>
     public KadDht(Libp2pHost host, KadDhtOptions? options = null, ILogger? log = null)
@@ -128,6 +141,59 @@ public sealed class KadDht : IAsyncDisposable
         return sent.Count(ok => ok);
     }
 
+    /// <summary>Raised after each reproviding round with the number of keys announced again.</summary>
+    public event Action<int>? Reprovided;
+
+    /// <summary>
+    /// Announces the keys <paramref name="keys"/> gives again every <see cref="KadDhtOptions.ReprovideInterval"/> on the
+    /// host's <see cref="TimeProvider"/> (the spec: provider records expire, so providers re-publish them; kubo's
+    /// reprovider). The keys are asked for at each round, so a repository's new roots are included. One round at a time:
+    /// a round still running when the next is due makes that one skip.
+    /// </summary>
+    public void StartReproviding(Func<IReadOnlyList<Cid>> keys)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        lock (_reprovideGate)
+        {
+            if (_reprovideTimer is not null) throw new InvalidOperationException("already reproviding");
+            _reprovideKeys = keys;
+            _reprovideTimer = _host.Time.CreateTimer(static s => ((KadDht)s!).OnReprovideDue(), this, _options.ReprovideInterval, _options.ReprovideInterval);
+        }
+    }
+
+    private void OnReprovideDue()
+    {
+        lock (_reprovideGate)
+        {
+            if (!_reprovideRound.IsCompleted || _cts.IsCancellationRequested || _reprovideKeys is null) return;
+            _reprovideRound = ReprovideAsync(_reprovideKeys, _cts.Token);
+        }
+    }
+
+    private async Task ReprovideAsync(Func<IReadOnlyList<Cid>> keys, CancellationToken ct)
+    {
+        await Task.Yield(); // off the timer's thread
+        var announced = 0;
+        foreach (var cid in keys())
+        {
+            try
+            {
+                if (await ProvideAsync(cid, ct).ConfigureAwait(false) > 0) announced++;
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (IOException ex)
+            {
+                _log.LogDebug("kad: reproviding {Cid} failed: {Message}", cid, ex.Message);
+            }
+        }
+
+        _log.LogDebug("kad: reprovided {Count} keys", announced);
+        Reprovided?.Invoke(announced);
+    }
+
     /// <summary>Finds up to <paramref name="max"/> providers of <paramref name="cid"/>: the local records, then a lookup.</summary>
     public async Task<IReadOnlyList<KadProvider>> FindProvidersAsync(Cid cid, int max, CancellationToken ct)
     {
@@ -152,7 +218,7 @@ public sealed class KadDht : IAsyncDisposable
 
     private static Multiaddr StripPeer(Multiaddr a) => a.TryGetTcpEndPoint(out var endPoint) ? Multiaddr.FromTcp(endPoint!) : a;
 
-    private IReadOnlyList<KadProvider> LocalProviders(byte[] key)
+    internal IReadOnlyList<KadProvider> LocalProviders(byte[] key)
     {
         var now = _host.Time.GetUtcNow();
         lock (_gate)
@@ -433,8 +499,13 @@ public sealed class KadDht : IAsyncDisposable
     /// <summary>Cancels the queries in flight (the DHT starts no task of its own: each query is awaited by its caller).</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _host.Connected -= OnConnected;
         await _cts.CancelAsync().ConfigureAwait(false);
+        Task round;
+        lock (_reprovideGate) round = _reprovideRound;
+        if (_reprovideTimer is not null) await _reprovideTimer.DisposeAsync().ConfigureAwait(false);
+        await round.ConfigureAwait(false);
         _cts.Dispose();
     }
 

@@ -98,8 +98,22 @@ internal static class NoiseHandshake
     /// <summary>Checks a remote payload: its identity key signed the Noise static key; returns the peer id.</summary>
     internal static PeerId VerifyPayload(ReadOnlySpan<byte> payload, ReadOnlySpan<byte> remoteStatic)
     {
-        if (payload.Length > MaxPayload) throw Bad("the handshake payload is too large");
-        ReadOnlySpan<byte> key = default, signature = default;
+        var error = TryDecodePayload(payload, out var key, out var signature);
+        if (error != Libp2pError.None) throw Bad($"the handshake payload is malformed ({error})");
+        var verified = PeerKey.Verify(key, [.. SignaturePrefix, .. remoteStatic], signature);
+        if (verified != Libp2pError.None) throw new Libp2pProtocolException(verified, $"the remote identity does not sign its Noise key ({verified})");
+        return PeerId.FromPublicKey(key);
+    }
+
+    /// <summary>
+    /// Decodes <c>NoiseHandshakePayload</c> (noise/README.md): the identity key (field 1) and its signature (field 2);
+    /// other fields (extensions) are skipped. Bounded; a typed error, never an exception.
+    /// </summary>
+    internal static Libp2pError TryDecodePayload(ReadOnlySpan<byte> payload, out ReadOnlySpan<byte> key, out ReadOnlySpan<byte> signature)
+    {
+        key = default;
+        signature = default;
+        if (payload.Length > MaxPayload) return Libp2pError.TooLong;
         var fields = new ProtoFields(payload);
         while (fields.Next(out var f))
         {
@@ -108,10 +122,7 @@ internal static class NoiseHandshake
             else if (f.Number == 2) signature = f.Bytes;
         }
 
-        if (fields.Error != Libp2pError.None) throw Bad($"the handshake payload is malformed ({fields.Error})");
-        var verified = PeerKey.Verify(key, [.. SignaturePrefix, .. remoteStatic], signature);
-        if (verified != Libp2pError.None) throw new Libp2pProtocolException(verified, $"the remote identity does not sign its Noise key ({verified})");
-        return PeerId.FromPublicKey(key);
+        return fields.Error;
     }
 
     private static void MixDh(SymmetricState sym, Key ours, PublicKey theirs)

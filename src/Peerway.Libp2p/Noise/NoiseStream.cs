@@ -16,7 +16,7 @@ internal sealed class NoiseStream : Stream
     private readonly Stream _inner;
     private readonly CipherState _send;
     private readonly CipherState _receive;
-    private readonly byte[] _frame = new byte[ushort.MaxValue];
+    private readonly byte[] _frame = new byte[NoiseFrame.HeaderSize + ushort.MaxValue];
     private readonly byte[] _plain = new byte[MaxPlaintext];
     private int _plainStart;
     private int _plainEnd;
@@ -42,17 +42,13 @@ internal sealed class NoiseStream : Stream
     {
         while (_plainStart == _plainEnd)
         {
-            var header = new byte[2];
-            var n = await _inner.ReadAtLeastAsync(header, 2, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+            var n = await _inner.ReadAtLeastAsync(_frame.AsMemory(0, NoiseFrame.HeaderSize), NoiseFrame.HeaderSize, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
             if (n == 0) return 0;
-            if (n < 2) throw new EndOfStreamException("noise: the stream ended inside a frame length");
-            var length = BinaryPrimitives.ReadUInt16BigEndian(header);
-            await _inner.ReadExactlyAsync(_frame.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
-            if (!_receive.TryDecryptWithAd([], _frame.AsSpan(0, length), _plain, out var written))
-            {
-                throw new Libp2pProtocolException(Libp2pError.BadHandshake, "noise: a frame failed authentication");
-            }
-
+            if (n < NoiseFrame.HeaderSize) throw new EndOfStreamException("noise: the stream ended inside a frame length");
+            var length = BinaryPrimitives.ReadUInt16BigEndian(_frame);
+            await _inner.ReadExactlyAsync(_frame.AsMemory(NoiseFrame.HeaderSize, length), cancellationToken).ConfigureAwait(false);
+            var error = NoiseFrame.TryDecrypt(_receive, _frame.AsSpan(0, NoiseFrame.HeaderSize + length), _plain, out _, out var written);
+            if (error != Libp2pError.None) throw new Libp2pProtocolException(error, $"noise: a frame was refused ({error})");
             _plainStart = 0;
             _plainEnd = written;
         }
@@ -113,5 +109,35 @@ internal sealed class NoiseStream : Stream
         }
 
         base.Dispose(disposing);
+    }
+}
+
+/// <summary>
+/// One transport message on the wire (libp2p noise/README.md "Wire Format"): a 2-byte big-endian length and that many
+/// bytes of ChaChaPoly ciphertext, the 16-byte tag included. Sans-I/O, so it can be fuzzed without a socket.
+/// </summary>
+internal static class NoiseFrame
+{
+    public const int HeaderSize = 2;
+
+    /// <summary>
+    /// Decrypts the frame at the front of <paramref name="input"/> into <paramref name="plaintext"/>: <see cref="Libp2pError.Truncated"/>
+    /// while it is incomplete (nothing consumed, the nonce untouched), <see cref="Libp2pError.BadHandshake"/> for a
+    /// ciphertext shorter than a tag or one that fails authentication (the session must then end),
+    /// <see cref="Libp2pError.TooLong"/> when <paramref name="plaintext"/> cannot hold it.
+    /// </summary>
+    public static Libp2pError TryDecrypt(CipherState receive, ReadOnlySpan<byte> input, Span<byte> plaintext, out int consumed, out int written)
+    {
+        ArgumentNullException.ThrowIfNull(receive);
+        consumed = 0;
+        written = 0;
+        if (input.Length < HeaderSize) return Libp2pError.Truncated;
+        var length = BinaryPrimitives.ReadUInt16BigEndian(input);
+        if (input.Length - HeaderSize < length) return Libp2pError.Truncated;
+        if (length < CipherState.TagLength) return Libp2pError.BadHandshake;
+        if (plaintext.Length < (receive.HasKey ? length - CipherState.TagLength : length)) return Libp2pError.TooLong;
+        if (!receive.TryDecryptWithAd([], input.Slice(HeaderSize, length), plaintext, out written)) return Libp2pError.BadHandshake;
+        consumed = HeaderSize + length;
+        return Libp2pError.None;
     }
 }

@@ -63,12 +63,33 @@ public sealed record YamuxOptions
     /// <summary>The largest data frame we send.</summary>
     public int MaxFrame { get; init; } = 64 * 1024;
 
+    /// <summary>
+    /// Streams refused on one session (over <see cref="MaxStreams"/>, the backlog full, or reset for data nobody reads
+    /// past <see cref="MaxBufferedBytes"/>) before the peer is dropped: a peer that keeps opening streams is flooding.
+    /// </summary>
+    public int MaxRefusedStreams { get; init; } = 256;
+
+    /// <summary>
+    /// Received bytes that the application has not read yet, summed over one session's streams; data that would go past
+    /// it resets its stream instead of being buffered. Each stream's window bounds one stream, this bounds them all.
+    /// </summary>
+    public long MaxBufferedBytes { get; init; } = 16L * 1024 * 1024;
+
+    /// <summary>
+    /// Time one frame may take to leave (the peer stopped reading the connection and its buffers are full); after it
+    /// the session ends (as go-yamux's ConnectionWriteTimeout). Measured on the session's <see cref="TimeProvider"/>.
+    /// </summary>
+    public TimeSpan WriteTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Checks the options.</summary>
     public YamuxOptions Validated()
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxStreams, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(AcceptBacklog, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxFrame, 1024);
+        ArgumentOutOfRangeException.ThrowIfNegative(MaxRefusedStreams);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxBufferedBytes, InitialWindow);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(WriteTimeout, TimeSpan.Zero);
         return this;
     }
 }

@@ -10,7 +10,10 @@ namespace Peerway.Libp2p.Yamux;
 /// have odd ids and the listener's even ones; each stream has a 256 KiB receive window that the reader re-opens with
 /// window updates as the application consumes data (back-pressure); pings are answered; go-away ends the session.
 /// One read loop owns the connection's read side; writes are serialised by a lock so header and data leave together.
-/// A peer that breaks the protocol (a frame beyond its window, an unknown type) gets go-away and is dropped alone.
+/// A peer that breaks the protocol (a frame beyond its window, an unknown type) gets go-away and is dropped alone; so
+/// does one that keeps opening streams past the limits (<see cref="YamuxOptions.MaxRefusedStreams"/>) or stops reading
+/// the connection (<see cref="YamuxOptions.WriteTimeout"/>). Data the application has not read is bounded per stream by
+/// its window and per session by <see cref="YamuxOptions.MaxBufferedBytes"/>.
 /// </summary>
 internal sealed class YamuxSession : IAsyncDisposable
 {
@@ -19,24 +22,32 @@ internal sealed class YamuxSession : IAsyncDisposable
     private readonly Stream _connection;
     private readonly YamuxOptions _options;
     private readonly ILogger _log;
+    private readonly ITimer _writeTimer;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly Lock _gate = new();
     private readonly Dictionary<uint, YamuxStream> _streams = [];
     private readonly Channel<YamuxStream> _accepted;
     private readonly CancellationTokenSource _cts = new();
+    private readonly CancellationToken _sessionToken;
     private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Dictionary<uint, TaskCompletionSource> _pings = [];
     private uint _nextId;
     private uint _nextPing;
     private Task _readLoop = Task.CompletedTask;
     private bool _goAway;
+    private bool _connectionGone;
+    private int _refused;
+    private long _buffered;
+    private long _peakBuffered;
 
-    public YamuxSession(Stream connection, bool client, YamuxOptions? options = null, ILogger? log = null)
+    public YamuxSession(Stream connection, bool client, YamuxOptions? options = null, ILogger? log = null, TimeProvider? time = null)
     {
         _connection = connection;
         _options = (options ?? new YamuxOptions()).Validated();
         _log = log ?? NullLogger.Instance;
+        _writeTimer = (time ?? TimeProvider.System).CreateTimer(static s => ((YamuxSession)s!).OnWriteStalled(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _nextId = client ? 1u : 2u;
+        _sessionToken = _cts.Token;
         _accepted = Channel.CreateBounded<YamuxStream>(new BoundedChannelOptions(_options.AcceptBacklog) { SingleReader = false, SingleWriter = true });
     }
 
@@ -51,6 +62,12 @@ internal sealed class YamuxSession : IAsyncDisposable
             lock (_gate) return _streams.Count;
         }
     }
+
+    /// <summary>Received bytes waiting in this session's streams for the application to read them.</summary>
+    internal long BufferedBytes => Interlocked.Read(ref _buffered);
+
+    /// <summary>The most <see cref="BufferedBytes"/> has ever been.</summary>
+    internal long PeakBufferedBytes => Interlocked.Read(ref _peakBuffered);
 
     public void Start() => _readLoop = Task.Run(() => ReadLoopAsync(_cts.Token));
 
@@ -113,11 +130,20 @@ internal sealed class YamuxSession : IAsyncDisposable
             await _writeLock.WaitAsync(ct).ConfigureAwait(false);
             try
             {
-                await _connection.WriteAsync(buffer.AsMemory(0, YamuxHeader.Size + data.Length), ct).ConfigureAwait(false);
-                await _connection.FlushAsync(ct).ConfigureAwait(false);
+                if (_closed.Task.IsCompleted || _connectionGone) throw new IOException("yamux: the session is closed");
+                // A frame is never cut off half-written by one caller's cancellation (that would break the framing for
+                // every stream): once it starts, only the session's end or the stall deadline stops it.
+                _writeTimer.Change(_options.WriteTimeout, Timeout.InfiniteTimeSpan);
+                await _connection.WriteAsync(buffer.AsMemory(0, YamuxHeader.Size + data.Length), _sessionToken).ConfigureAwait(false);
+                await _connection.FlushAsync(_sessionToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException ex) when (_sessionToken.IsCancellationRequested)
+            {
+                throw new IOException("yamux: the session ended before the frame left", ex);
             }
             finally
             {
+                _writeTimer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
                 _writeLock.Release();
             }
         }
@@ -132,6 +158,28 @@ internal sealed class YamuxSession : IAsyncDisposable
     internal void Forget(YamuxStream stream)
     {
         lock (_gate) _streams.Remove(stream.Id);
+        AddBuffered(-stream.Uncount());
+    }
+
+    /// <summary>Called by a stream as data is queued (read loop) or read (application).</summary>
+    internal void AddBuffered(long delta)
+    {
+        var now = Interlocked.Add(ref _buffered, delta);
+        // Only the read loop adds data, so the peak has one writer.
+        if (delta > 0 && now > Interlocked.Read(ref _peakBuffered)) Interlocked.Exchange(ref _peakBuffered, now);
+    }
+
+    private void OnWriteStalled()
+    {
+        _log.LogDebug("yamux: a frame has not left in {Timeout}; the peer stopped reading, closing the session", _options.WriteTimeout);
+        try
+        {
+            _cts.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            _log.LogDebug("yamux: the stall deadline fired after the session was disposed");
+        }
     }
 
     private async Task ReadLoopAsync(CancellationToken ct)
@@ -216,7 +264,7 @@ internal sealed class YamuxSession : IAsyncDisposable
         if (h.Flags.HasFlag(YamuxFlags.Syn) && stream is null)
         {
             // Too many streams (or a bad id): refuse this one alone with RST; its data, if any, is skipped.
-            await WriteFrameAsync(new YamuxHeader(YamuxType.WindowUpdate, YamuxFlags.Rst, h.StreamId, 0), default, ct).ConfigureAwait(false);
+            if (!await RefuseAsync(h.StreamId, "over the stream limit", ct).ConfigureAwait(false)) return false;
             return await SkipAsync(h, ct).ConfigureAwait(false);
         }
 
@@ -226,7 +274,7 @@ internal sealed class YamuxSession : IAsyncDisposable
             if (!_accepted.Writer.TryWrite(stream!))
             {
                 stream!.Reset();
-                await WriteFrameAsync(new YamuxHeader(YamuxType.WindowUpdate, YamuxFlags.Rst, h.StreamId, 0), default, ct).ConfigureAwait(false);
+                if (!await RefuseAsync(h.StreamId, "the accept backlog is full", ct).ConfigureAwait(false)) return false;
             }
         }
 
@@ -237,6 +285,14 @@ internal sealed class YamuxSession : IAsyncDisposable
             {
                 await ProtocolErrorAsync($"{h.Length} bytes beyond a {stream.ReceiveWindow}-byte window", ct).ConfigureAwait(false);
                 return false;
+            }
+
+            if (h.Length > 0 && !stream.IsReset && BufferedBytes + h.Length > _options.MaxBufferedBytes)
+            {
+                // Every stream is within its window, but together they pass the session's bound: this stream goes.
+                stream.Reset(discard: true);
+                if (!await RefuseAsync(h.StreamId, $"{BufferedBytes} unread bytes buffered", ct).ConfigureAwait(false)) return false;
+                return await SkipAsync(h, ct).ConfigureAwait(false);
             }
 
             if (h.Length > 0)
@@ -280,6 +336,15 @@ internal sealed class YamuxSession : IAsyncDisposable
         return true;
     }
 
+    /// <summary>Resets one stream of the remote's; false (after go-away) once the remote has had too many refused.</summary>
+    private async Task<bool> RefuseAsync(uint id, string why, CancellationToken ct)
+    {
+        await WriteFrameAsync(new YamuxHeader(YamuxType.WindowUpdate, YamuxFlags.Rst, id, 0), default, ct).ConfigureAwait(false);
+        if (++_refused <= _options.MaxRefusedStreams) return true;
+        await ProtocolErrorAsync($"{_refused} streams refused, the last one {why}", ct).ConfigureAwait(false);
+        return false;
+    }
+
     private async Task ProtocolErrorAsync(string what, CancellationToken ct)
     {
         _log.LogDebug("yamux: protocol error, closing the session: {What}", what);
@@ -311,7 +376,9 @@ internal sealed class YamuxSession : IAsyncDisposable
         {
             try
             {
+                // Bounded: a go-away that cannot leave within a second (the peer stopped reading) is abandoned.
                 using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+                await using var abort = timeout.Token.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _cts);
                 await WriteFrameAsync(new YamuxHeader(YamuxType.GoAway, YamuxFlags.None, 0, 0), default, timeout.Token).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException)
@@ -321,9 +388,17 @@ internal sealed class YamuxSession : IAsyncDisposable
         }
 
         await _cts.CancelAsync().ConfigureAwait(false);
+        // A writer inside the lock is cancelled now; waiting for the lock means none is still using the connection
+        // (its ciphers) when it is disposed, and the flag keeps later ones off it.
+        await _writeLock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+        _connectionGone = true;
+        _writeLock.Release();
         await _connection.DisposeAsync().ConfigureAwait(false);
         await _readLoop.ConfigureAwait(false);
+        await _writeTimer.DisposeAsync().ConfigureAwait(false);
         _cts.Dispose();
-        _writeLock.Dispose();
+        // _writeLock is not disposed: a stream's write may still be inside it (it fails on the closed connection and
+        // releases it); disposing it under that writer would turn its release into ObjectDisposedException. It holds no
+        // wait handle (AvailableWaitHandle is never used), so there is nothing to free.
     }
 }

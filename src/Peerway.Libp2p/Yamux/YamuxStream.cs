@@ -13,6 +13,8 @@ internal sealed class YamuxStream : Stream
     private TaskCompletionSource _readable = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource _writable = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _segmentOffset;
+    private long _buffered;
+    private bool _counted = true;
     private uint _receiveWindow = YamuxOptions.InitialWindow;
     private uint _consumed;
     private long _sendWindow = YamuxOptions.InitialWindow;
@@ -30,6 +32,14 @@ internal sealed class YamuxStream : Stream
 
     /// <summary>Set by the host once multistream-select has settled the stream's protocol.</summary>
     public string? Protocol { get; set; }
+
+    internal bool IsReset
+    {
+        get
+        {
+            lock (_gate) return _reset;
+        }
+    }
 
     internal uint ReceiveWindow
     {
@@ -57,6 +67,8 @@ internal sealed class YamuxStream : Stream
             if (_reset || _remoteClosed) return;
             _receiveWindow -= (uint)data.Length;
             _segments.Enqueue(data);
+            _buffered += data.Length;
+            if (_counted) _session.AddBuffered(data.Length);
             signal = _readable;
         }
 
@@ -88,13 +100,24 @@ internal sealed class YamuxStream : Stream
         ForgetIfDone();
     }
 
-    /// <summary>Aborts the stream locally (the remote reset it, the session ended, or the backlog was full).</summary>
-    public void Reset()
+    /// <summary>
+    /// Aborts the stream locally (the remote reset it, the session ended, or the backlog was full). Data that arrived
+    /// before stays readable unless <paramref name="discard"/> (the session's buffer bound was reached).
+    /// </summary>
+    public void Reset(bool discard = false)
     {
         TaskCompletionSource r, w;
         lock (_gate)
         {
             _reset = true;
+            if (discard)
+            {
+                _segments.Clear();
+                _segmentOffset = 0;
+                if (_counted) _session.AddBuffered(-_buffered);
+                _buffered = 0;
+            }
+
             r = _readable;
             w = _writable;
         }
@@ -129,6 +152,9 @@ internal sealed class YamuxStream : Stream
                             _segmentOffset = 0;
                         }
                     }
+
+                    _buffered -= copied;
+                    if (_counted) _session.AddBuffered(-copied);
 
                     // spec.md: the receiver re-opens the window as data is consumed; once half of it is used up.
                     _consumed += (uint)copied;
@@ -204,6 +230,17 @@ internal sealed class YamuxStream : Stream
 
         await _session.WriteFrameAsync(new YamuxHeader(YamuxType.WindowUpdate, YamuxFlags.Fin, Id, 0), default, ct).ConfigureAwait(false);
         ForgetIfDone();
+    }
+
+    /// <summary>Stops counting this stream against the session's buffered bytes; returns what it still counted.</summary>
+    internal long Uncount()
+    {
+        lock (_gate)
+        {
+            if (!_counted) return 0;
+            _counted = false;
+            return _buffered;
+        }
     }
 
     private void ForgetIfDone()
