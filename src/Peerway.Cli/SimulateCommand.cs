@@ -8,11 +8,13 @@ namespace Peerway.Cli;
 /// <summary>`peerway simulate`: the production DHT engine on a simulated network of N nodes, in virtual time.</summary>
 internal static class SimulateCommand
 {
-    private static readonly JsonSerializerOptions Json = new()
+    /// <summary>The JSON of every simulate command (NaN and ∞ as named literals, enums as names).</summary>
+    internal static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true,
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
     };
 
     public static Command Create()
@@ -42,6 +44,8 @@ internal static class SimulateCommand
         {
             command.Options.Add(o);
         }
+
+        command.Subcommands.Add(SimulateConsistencyCommand.Create());
 
         command.SetAction((parse, ct) =>
         {
@@ -163,7 +167,7 @@ internal static class SimulateCommand
     }
 
     /// <summary>Fails with a usage error before the sweeps (minutes of work) when <paramref name="dir"/> cannot take the plots.</summary>
-    private static void CheckWritable(string dir)
+    internal static void CheckWritable(string dir)
     {
         try
         {
@@ -208,7 +212,7 @@ internal static class SimulateCommand
         return CliRunner.Ok;
     }
 
-    private static string FirstLine(string message)
+    internal static string FirstLine(string message)
     {
         var line = message.Split('\n')[0].Trim();
         var p = line.IndexOf(" (Parameter", StringComparison.Ordinal);

@@ -5,6 +5,17 @@ namespace Peerway.Simulation;
 /// <summary>The same line charts as <see cref="SvgPlot"/>, rendered to PNG with ScottPlot (SkiaSharp).</summary>
 internal static class PngPlot
 {
+    /// <summary>Writes the chart as <paramref name="name"/>.svg (<see cref="SvgPlot"/>) and .png into
+    /// <paramref name="directory"/>; returns both paths.</summary>
+    public static string[] WriteBoth(string directory, string name, string title, string xLabel, string yLabel, IReadOnlyList<PlotSeries> series, bool logX, double? yMin, double? yMax)
+    {
+        var svg = Path.Combine(directory, name + ".svg");
+        File.WriteAllText(svg, SvgPlot.Line(title, xLabel, yLabel, series, logX, yMin, yMax));
+        var png = Path.Combine(directory, name + ".png");
+        Line(png, title, xLabel, yLabel, series, logX, yMin, yMax);
+        return [svg, png];
+    }
+
     public static void Line(string path, string title, string xLabel, string yLabel, IReadOnlyList<PlotSeries> series, bool logX = false, double? yMin = null, double? yMax = null)
     {
         ArgumentNullException.ThrowIfNull(series);

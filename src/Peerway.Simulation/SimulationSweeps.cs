@@ -71,15 +71,8 @@ public static class SimulationSweeps
         ArgumentNullException.ThrowIfNull(results);
         Directory.CreateDirectory(directory);
         var written = new List<string>();
-        void Plot(string name, string title, string xLabel, string yLabel, IReadOnlyList<PlotSeries> series, bool logX = false, double? yMin = null, double? yMax = null)
-        {
-            var svg = Path.Combine(directory, name + ".svg");
-            File.WriteAllText(svg, SvgPlot.Line(title, xLabel, yLabel, series, logX, yMin, yMax));
-            written.Add(svg);
-            var png = Path.Combine(directory, name + ".png");
-            PngPlot.Line(png, title, xLabel, yLabel, series, logX, yMin, yMax);
-            written.Add(png);
-        }
+        void Plot(string name, string title, string xLabel, string yLabel, IReadOnlyList<PlotSeries> series, bool logX = false, double? yMin = null, double? yMax = null) =>
+            written.AddRange(PngPlot.WriteBoth(directory, name, title, xLabel, yLabel, series, logX, yMin, yMax));
 
         var size = results.BySize.OrderBy(r => r.Nodes).ToList();
         Plot("rounds-vs-nodes", "Lookup rounds and messages vs network size", "nodes N", "per lookup",

@@ -24,7 +24,7 @@ public static class Simulator
     }
 }
 
-internal sealed class SimulationRun
+internal sealed partial class SimulationRun
 {
     /// <summary>How long (virtual) the run waits for outstanding lookups before giving up on them.</summary>
     private static readonly TimeSpan StragglerLimit = TimeSpan.FromMinutes(120);
@@ -187,7 +187,7 @@ internal sealed class SimulationRun
         return flags;
     }
 
-    private void JoinHonest(bool router)
+    private Honest JoinHonest(bool router, bool permanent = false)
     {
         var socket = _network.CreateSocket();
         var id = _o.EnforceBep42 ? Bep42.GenerateId(socket.LocalEndPoint.Address, (byte)_random.Next(256), _random) : NodeId.Random(_random);
@@ -207,16 +207,27 @@ internal sealed class SimulationRun
         _truth.Add(node.Id, socket.Host);
         if (router) _routers.Add(h);
         // Not disposed after the node leaves: late continuations still read its token (it holds no timer).
-        if (_o.Churn is not null && !router) h.Life = new CancellationTokenSource();
+        if (_o.Churn is not null && !router && !permanent) h.Life = new CancellationTokenSource();
         node.Start();
 
         var routers = _routers.Where(r => r != h).Select(r => r.Socket.LocalEndPoint).ToList();
-        if (routers.Count > 0) Track(BootstrapAsync(h, routers));
-        if (_o.Churn is { } churn && !router)
+        var bootstrap = routers.Count > 0 && !permanent ? BootstrapAsync(h, routers) : Task.CompletedTask;
+        Track(bootstrap);
+        if (_o.Churn is { } churn && !router && !permanent)
         {
             Scheduler.Schedule(churn.NextSession(_random), () => Depart(h));
         }
+
+        OnJoined(h, bootstrap, permanent);
+        return h;
     }
+
+    /// <summary>A node joined (<paramref name="bootstrap"/> completes when its bootstrap has); <paramref name="permanent"/>
+    /// nodes never leave.</summary>
+    partial void OnJoined(Honest h, Task bootstrap, bool permanent);
+
+    /// <summary>A node left (already marked dead, before its replacement joins).</summary>
+    partial void OnDeparted(Honest h);
 
     private static async Task BootstrapAsync(Honest h, List<IPEndPoint> routers)
     {
@@ -245,6 +256,7 @@ internal sealed class SimulationRun
         // A departure is silent (a crash or a closed laptop): the socket goes, nobody is told.
         h.Socket.Dispose();
         Track(h.Node.DisposeAsync().AsTask());
+        OnDeparted(h);
         JoinHonest(router: false);
     }
 
