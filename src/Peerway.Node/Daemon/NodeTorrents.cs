@@ -257,7 +257,7 @@ public sealed class NodeTorrents : IAsyncDisposable
             var trackers = (request.Metainfo?.Trackers ?? request.Magnet?.Trackers ?? []).Where(IsTrackerUrl).Distinct(StringComparer.Ordinal).ToList();
             Directory.CreateDirectory(dir);
             var t1 = _time.GetTimestamp();
-            var handle = await AddToClientAsync(hash, info, dir, peers, null, ct).ConfigureAwait(false);
+            var handle = await AddToClientAsync(hash, info, dir, peers, null, ct, request.Paused).ConfigureAwait(false);
             var t2 = _time.GetTimestamp();
             NodeTorrent entry;
             lock (_gate)
@@ -267,13 +267,12 @@ public sealed class NodeTorrents : IAsyncDisposable
             }
 
             Watch(entry);
-            if (request.Paused) await handle.PauseAsync().ConfigureAwait(false);
-            else StartAnnouncer(entry);
+            if (!request.Paused) StartAnnouncer(entry);
             var t3 = _time.GetTimestamp();
             SaveTorrent(entry);
             var t4 = _time.GetTimestamp();
             _log.LogInformation("added torrent {Id} {Hash} into {Dir}", entry.Id, hash, dir);
-            _log.LogDebug("add {Id} timing: info file {Info:F2} ms, engine add {Engine:F2} ms, pause/announcer {Pause:F2} ms, record {Record:F2} ms",
+            _log.LogDebug("add {Id} timing: info file {Info:F2} ms, engine add {Engine:F2} ms, announcer {Announcer:F2} ms, record {Record:F2} ms",
                 entry.Id, Ms(t0, t1), Ms(t1, t2), Ms(t2, t3), Ms(t3, t4));
             return (entry, false);
         }
@@ -400,9 +399,10 @@ public sealed class NodeTorrents : IAsyncDisposable
         }
     }
 
-    private Task<TorrentHandle> AddToClientAsync(NodeId hash, TorrentInfo? info, string dir, IReadOnlyList<IPEndPoint> peers, long? uploadLimit, CancellationToken ct)
+    private Task<TorrentHandle> AddToClientAsync(NodeId hash, TorrentInfo? info, string dir, IReadOnlyList<IPEndPoint> peers, long? uploadLimit, CancellationToken ct,
+        bool paused = false)
     {
-        var add = new TorrentAddOptions { Peers = peers, Session = new TorrentSessionOptions { UploadRateLimit = uploadLimit } };
+        var add = new TorrentAddOptions { Peers = peers, Paused = paused, Session = new TorrentSessionOptions { UploadRateLimit = uploadLimit } };
         return info is not null
             ? _client.AddAsync(info, dir, add, ct)
             : _client.AddAsync(new MagnetLink(hash, null, [], []), dir, add, ct);
