@@ -179,7 +179,8 @@ public sealed partial class TorrentClient : IAsyncDisposable
             }
 
             var handle = new TorrentHandle(this, infoHash, info, savePath, options);
-            await StartSessionAsync(handle, ct).ConfigureAwait(false);
+            if (options.Paused) handle.AddPaused();
+            else await StartSessionAsync(handle, ct).ConfigureAwait(false);
             lock (_gate) _torrents.Add(infoHash, handle);
             return handle;
         }

@@ -105,6 +105,13 @@ public sealed record TorrentAddOptions
     public IReadOnlyList<IPEndPoint> Peers { get; init; } = [];
 
     /// <summary>
+    /// Added stopped (libtorrent's <c>torrent_flags::paused</c>, transmission's torrent-add <c>paused</c>): no engine,
+    /// no storage opened, no file checked, no peers until <see cref="TorrentHandle.ResumeAsync"/>; meanwhile its
+    /// stats show the info dictionary's size and nothing verified.
+    /// </summary>
+    public bool Paused { get; init; }
+
+    /// <summary>
     /// Chooses each file's priority once the info dictionary is known (at once for a .torrent, after BEP 9 for a magnet):
     /// one entry per <see cref="Metainfo.TorrentInfo.ContentFiles"/> entry. Skipped files are not created; pieces they
     /// share with wanted files are fetched and their bytes kept in a parts file. Null (or a null result): every file,

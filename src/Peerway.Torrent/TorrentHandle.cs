@@ -173,6 +173,13 @@ public sealed class TorrentHandle
     /// <summary>Removes the torrent from its client (the content stays on disk).</summary>
     public Task RemoveAsync() => _client.RemoveAsync(this);
 
+    /// <summary>Added stopped: no session until resumed; a known info dictionary is reported at once.</summary>
+    internal void AddPaused()
+    {
+        lock (_gate) _paused = true;
+        if (KnownInfo is { } info) _metadata.TrySetResult(info);
+    }
+
     internal void Attach(TorrentSession session)
     {
         lock (_gate)

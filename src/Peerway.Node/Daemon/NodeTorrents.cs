@@ -248,13 +248,17 @@ public sealed class NodeTorrents : IAsyncDisposable
         try
         {
             if (Find(hash) is { } existing) return (existing, true);
+            // Where an add's time goes (Debug): the info dictionary's file, the engine's add, the pause, the record.
+            var t0 = _time.GetTimestamp();
             var info = request.Metainfo?.Info;
             if (info is not null) _store.WriteInfo(info);
             var peerTexts = request.Magnet?.Peers ?? [];
             var peers = peerTexts.Select(p => MagnetLink.TryParsePeer(p, out var ep) ? ep : null).OfType<IPEndPoint>().ToList();
             var trackers = (request.Metainfo?.Trackers ?? request.Magnet?.Trackers ?? []).Where(IsTrackerUrl).Distinct(StringComparer.Ordinal).ToList();
             Directory.CreateDirectory(dir);
-            var handle = await AddToClientAsync(hash, info, dir, peers, null, ct).ConfigureAwait(false);
+            var t1 = _time.GetTimestamp();
+            var handle = await AddToClientAsync(hash, info, dir, peers, null, ct, request.Paused).ConfigureAwait(false);
+            var t2 = _time.GetTimestamp();
             NodeTorrent entry;
             lock (_gate)
             {
@@ -263,10 +267,13 @@ public sealed class NodeTorrents : IAsyncDisposable
             }
 
             Watch(entry);
-            if (request.Paused) await handle.PauseAsync().ConfigureAwait(false);
-            else StartAnnouncer(entry);
+            if (!request.Paused) StartAnnouncer(entry);
+            var t3 = _time.GetTimestamp();
             SaveTorrent(entry);
+            var t4 = _time.GetTimestamp();
             _log.LogInformation("added torrent {Id} {Hash} into {Dir}", entry.Id, hash, dir);
+            _log.LogDebug("add {Id} timing: info file {Info:F2} ms, engine add {Engine:F2} ms, announcer {Announcer:F2} ms, record {Record:F2} ms",
+                entry.Id, Ms(t0, t1), Ms(t1, t2), Ms(t2, t3), Ms(t3, t4));
             return (entry, false);
         }
         finally
@@ -274,6 +281,8 @@ public sealed class NodeTorrents : IAsyncDisposable
             _changes.Release();
         }
     }
+
+    private double Ms(long from, long to) => _time.GetElapsedTime(from, to).TotalMilliseconds;
 
     /// <summary>torrent-start: resumes a stopped torrent.</summary>
     public Task StartAsync(NodeTorrent torrent, CancellationToken ct) => ChangeAsync(torrent, async () =>
@@ -390,9 +399,10 @@ public sealed class NodeTorrents : IAsyncDisposable
         }
     }
 
-    private Task<TorrentHandle> AddToClientAsync(NodeId hash, TorrentInfo? info, string dir, IReadOnlyList<IPEndPoint> peers, long? uploadLimit, CancellationToken ct)
+    private Task<TorrentHandle> AddToClientAsync(NodeId hash, TorrentInfo? info, string dir, IReadOnlyList<IPEndPoint> peers, long? uploadLimit, CancellationToken ct,
+        bool paused = false)
     {
-        var add = new TorrentAddOptions { Peers = peers, Session = new TorrentSessionOptions { UploadRateLimit = uploadLimit } };
+        var add = new TorrentAddOptions { Peers = peers, Paused = paused, Session = new TorrentSessionOptions { UploadRateLimit = uploadLimit } };
         return info is not null
             ? _client.AddAsync(info, dir, add, ct)
             : _client.AddAsync(new MagnetLink(hash, null, [], []), dir, add, ct);

@@ -227,6 +227,28 @@ public sealed class TorrentClientTests
     });
 
     [Fact]
+    public async Task A_torrent_added_paused_opens_no_storage_until_started()
+    {
+        var (a, _) = await MakeTorrent("a.bin", 100_000);
+        var client = await StartClient(new FileStorageFactory(new FileStorageOptions(), TimeProvider.System));
+        var saveDir = Path.Combine(_dir, "dl");
+
+        var handle = await client.AddAsync(a, saveDir, new TorrentAddOptions { Paused = true });
+        // As libtorrent's torrent_flags::paused: no engine, no file created, but the size and files are known.
+        Assert.Equal(TorrentState.Paused, handle.State);
+        Assert.Null(handle.Session);
+        Assert.False(File.Exists(Path.Combine(saveDir, "a.bin")));
+        Assert.Equal(a.Info.TotalLength, handle.GetStats().TotalLength);
+        Assert.Same(a.Info, await handle.MetadataReady.WaitAsync(Deadline));
+        Assert.Contains(handle, client.Torrents);
+
+        await handle.ResumeAsync();
+        Assert.Equal(TorrentState.Downloading, handle.State);
+        Assert.NotNull(handle.Session);
+        Assert.True(File.Exists(Path.Combine(saveDir, "a.bin")));
+    }
+
+    [Fact]
     public void Options_are_validated()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new TorrentClientOptions { MaxConnections = 0 }.Validate());
