@@ -7,6 +7,7 @@ using Peerway.Torrent.Metainfo;
 using Peerway.Torrent.Storage;
 using Peerway.Torrent.Swarm;
 using Peerway.Torrent.Wire;
+using Peerway.TestSupport;
 
 namespace Peerway.Torrent.Tests.Swarm;
 
@@ -227,26 +228,30 @@ public sealed class TorrentClientTests
     });
 
     [Fact]
-    public async Task A_torrent_added_paused_opens_no_storage_until_started()
+    public void A_torrent_added_paused_opens_no_storage_until_started() => SimulatedSwarm.OnDeepStack(() =>
     {
-        var (a, _) = await MakeTorrent("a.bin", 100_000);
-        var client = await StartClient(new FileStorageFactory(new FileStorageOptions(), TimeProvider.System));
-        var saveDir = Path.Combine(_dir, "dl");
+        using var dir = new TempDirectory();
+        using var swarm = new SimulatedSwarm();
+        var (a, _) = MakeTorrent(100_000);
+        var client = swarm.AddPeer(storage: new FileStorageFactory(new FileStorageOptions(), swarm.Time)).Client;
+        var saveDir = dir.Combine("dl");
+        var file = Path.Combine(saveDir, a.Info.Name);
 
-        var handle = await client.AddAsync(a, saveDir, new TorrentAddOptions { Paused = true });
+        var handle = swarm.Run(() => client.AddAsync(a, saveDir, new TorrentAddOptions { Paused = true }));
         // As libtorrent's torrent_flags::paused: no engine, no file created, but the size and files are known.
         Assert.Equal(TorrentState.Paused, handle.State);
         Assert.Null(handle.Session);
-        Assert.False(File.Exists(Path.Combine(saveDir, "a.bin")));
+        Assert.False(File.Exists(file));
         Assert.Equal(a.Info.TotalLength, handle.GetStats().TotalLength);
-        Assert.Same(a.Info, await handle.MetadataReady.WaitAsync(Deadline));
+        Assert.True(handle.MetadataReady.IsCompletedSuccessfully);
+        Assert.Same(a.Info, swarm.Run(() => handle.MetadataReady));
         Assert.Contains(handle, client.Torrents);
 
-        await handle.ResumeAsync();
+        swarm.Run(() => handle.ResumeAsync());
         Assert.Equal(TorrentState.Downloading, handle.State);
         Assert.NotNull(handle.Session);
-        Assert.True(File.Exists(Path.Combine(saveDir, "a.bin")));
-    }
+        Assert.True(File.Exists(file));
+    });
 
     [Fact]
     public void Options_are_validated()
