@@ -66,6 +66,29 @@ public sealed partial class DualStackServeProcessTests : IDisposable
         Assert.Equal(2, (await PeerwayCli.RunAsync("dht", "serve", "--bind", "127.0.0.1:0", "--bind", "[::1]:0", "--bind", "[::1]:0")).ExitCode);
     }
 
+    [Fact]
+    public async Task The_dht_client_commands_take_bind_with_an_ipv6_port()
+    {
+        // A plain UDP socket on ::1 plays the queried node: it sees where the ping comes from and answers it.
+        using var server = new UdpClient(new IPEndPoint(IPAddress.IPv6Loopback, 0));
+        var serverEndPoint = (IPEndPoint)server.Client.LocalEndPoint!;
+        int port;
+        using (var probe = new UdpClient(new IPEndPoint(IPAddress.IPv6Loopback, 0))) port = ((IPEndPoint)probe.Client.LocalEndPoint!).Port;
+        await using var ping = PeerwayCli.Start("dht", "ping", serverEndPoint.ToString(), "--bind", $"[::1]:{port}", "--timeout", "60");
+        using var timeout = new CancellationTokenSource(PeerwayCli.DefaultLifetime);
+        var query = await server.ReceiveAsync(timeout.Token);
+        Assert.Equal(new IPEndPoint(IPAddress.IPv6Loopback, port), query.RemoteEndPoint);
+        Assert.True(KrpcCodec.TryDecode(query.Buffer, out var message, out var error), error.ToString());
+        byte[] pong = [.. "d1:rd2:id20:"u8, .. "peerway-test-pinged1"u8, .. "e1:t"u8,
+            .. System.Text.Encoding.ASCII.GetBytes($"{message.TransactionId.Length}:"), .. message.TransactionId.ToArray(), .. "1:y1:re"u8];
+        await server.SendAsync(pong, query.RemoteEndPoint, timeout.Token);
+        Assert.Equal(0, await ping.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Equal([Convert.ToHexStringLower("peerway-test-pinged1"u8)], ping.StdoutLines);
+
+        // The same parser as `dht serve`: a bad port is a usage error.
+        Assert.Equal(2, (await PeerwayCli.RunAsync("dht", "ping", serverEndPoint.ToString(), "--bind", "[::1]:70000")).ExitCode);
+    }
+
     /// <summary>The node lines: one per node, the same id, an IPv4 and an IPv6 endpoint (in either order).</summary>
     private static async Task<(string Id, IPEndPoint V4, IPEndPoint V6)> ReadNodeLinesAsync(ExternalProcess process)
     {
