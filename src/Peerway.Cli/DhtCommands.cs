@@ -298,7 +298,10 @@ internal sealed class DhtCommonOptions
             : null;
     }
 
-    public Option<string> Bind { get; } = new("--bind") { Description = "Local IP address to bind (default 0.0.0.0, ephemeral port)." };
+    public Option<string> Bind { get; } = new("--bind")
+    {
+        Description = "Local IP address to bind, or IP:PORT / [IPv6]:PORT (default: the wildcard address of the bootstrap nodes' family, ephemeral port).",
+    };
 
     public Option<string> Timeout { get; } = new("--timeout")
     {
@@ -322,17 +325,20 @@ internal sealed class DhtCommonOptions
 
     public DhtCommandSettings Read(ParseResult parse)
     {
-        var bind = DhtCli.ParseBind(parse.GetValue(Bind));
+        var (bind, bindPort) = DhtCli.ParseBindEndPoint(parse.GetValue(Bind));
         var timeout = DhtCli.ParseTimeoutSeconds(parse.GetValue(Timeout));
         var bootstrap = Bootstrap is null ? [] : DhtCli.ParseEndPoints(parse.GetValue(Bootstrap));
         if (Bootstrap is not null && bootstrap.Count == 0) throw new UsageException("--bootstrap HOST:PORT is required");
 
-        return new DhtCommandSettings(bind, timeout, parse.GetValue(Json), parse.GetValue(Verbose), bootstrap);
+        return new DhtCommandSettings(bind, timeout, parse.GetValue(Json), parse.GetValue(Verbose), bootstrap) { BindPort = bindPort };
     }
 }
 
 internal sealed record DhtCommandSettings(IPAddress? Bind, double TimeoutSeconds, bool Json, bool Verbose, IReadOnlyList<HostPort> Bootstrap)
 {
+    /// <summary>The port of an IP:PORT / [IPv6]:PORT --bind, or null (an ephemeral port).</summary>
+    public int? BindPort { get; init; }
+
     public TimeSpan Timeout => TimeSpan.FromSeconds(TimeoutSeconds);
 }
 
@@ -435,7 +441,7 @@ internal static class DhtCli
     }
 
     /// <summary>
-    /// Runs <paramref name="body"/> on an ephemeral node bound to --bind (or the wildcard address of the targets'
+    /// Runs <paramref name="body"/> on a short-lived node bound to --bind (or the wildcard address of the targets'
     /// family) with the --timeout deadline; a deadline hit becomes a runtime failure (exit 1).
     /// </summary>
     public static async Task<int> RunClientAsync(
@@ -454,7 +460,8 @@ internal static class DhtCli
             ReadOnly = true,
         };
         using var loggers = NodeLogging.CreateStderrFactory(settings.Verbose);
-        var host = Listening.Bind(bind, 0, () => DhtHost.Start(new DhtHostOptions { Bind = new IPEndPoint(bind, 0), Dht = dhtOptions }, loggers));
+        var port = settings.BindPort ?? 0;
+        var host = Listening.Bind(bind, port, () => DhtHost.Start(new DhtHostOptions { Bind = new IPEndPoint(bind, port), Dht = dhtOptions }, loggers));
 
         await using (host)
         {

@@ -38,7 +38,10 @@ internal static class LogReplicaCommands
         }
 
         public ReplicaSettings Read(ParseResult parse) =>
-            new(Common.Read(parse), parse.GetValue(Port), Seconds(parse.GetValue(Interval), "--interval", 30), Seconds(parse.GetValue(Republish), "--republish", 600));
+            Read(Common.Read(parse), parse);
+
+        private ReplicaSettings Read(DhtCommandSettings dht, ParseResult parse) =>
+            new(dht, dht.BindPort ?? parse.GetValue(Port), Seconds(parse.GetValue(Interval), "--interval", 30), Seconds(parse.GetValue(Republish), "--republish", 600));
 
         private static TimeSpan Seconds(string? text, string option, double fallback)
         {

@@ -139,17 +139,18 @@ public sealed partial class DhtNode : IAsyncDisposable
         lock (_gate) return _table.Entries.Select(e => e.ToContact()).ToList();
     }
 
-    /// <summary>The state file: a bencoded dictionary {"id": 20 bytes, "nodes": compact IPv4 node info, "nodes6": compact IPv6}.</summary>
+    /// <summary>
+    /// The state file: a bencoded dictionary {"id": 20 bytes, "nodes": compact IPv4 node info, "nodes6": compact IPv6}.
+    /// A node paired with one of the other family (<see cref="PairWith"/>, BEP 32) saves both routing tables.
+    /// </summary>
     public byte[] SaveState()
     {
-        List<NodeContact> nodes;
         NodeId id;
-        lock (_gate)
-        {
-            var now = _time.GetUtcNow();
-            id = _id;
-            nodes = _table.Entries.Where(e => e.State(now, GoodFor) != NodeState.Bad).Select(e => e.ToContact()).ToList();
-        }
+        DhtNode? sibling;
+        lock (_gate) (id, sibling) = (_id, _sibling);
+        var nodes = SavableContacts();
+        // One lock at a time (see PairWith): the pair's table is read under its own gate only.
+        if (sibling is not null) nodes.AddRange(sibling.SavableContacts());
 
         var dict = new BDictionary();
         dict.Add("id", new BString(id.ToArray()));
@@ -157,6 +158,15 @@ public sealed partial class DhtNode : IAsyncDisposable
         var v6 = KrpcCodec.WriteCompactNodes(nodes, AddressFamily.InterNetworkV6);
         if (v6.Length > 0) dict.Add("nodes6", new BString(v6));
         return Bencode.Encode(dict);
+    }
+
+    private List<NodeContact> SavableContacts()
+    {
+        lock (_gate)
+        {
+            var now = _time.GetUtcNow();
+            return _table.Entries.Where(e => e.State(now, GoodFor) != NodeState.Bad).Select(e => e.ToContact()).ToList();
+        }
     }
 
     /// <summary>Reads a state file written by <see cref="SaveState"/>, or throws <see cref="FormatException"/>.</summary>

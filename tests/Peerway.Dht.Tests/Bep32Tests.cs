@@ -73,6 +73,15 @@ public sealed class Bep32Tests
         Assert.Same(b6, b4.Pair);
         net.Await(b4.BootstrapAsync([v4[0].LocalEndPoint], CancellationToken.None));
         net.Await(b6.BootstrapAsync([v6[0].LocalEndPoint], CancellationToken.None));
+        // Either node of the pair saves both routing tables in one state file ("nodes" and "nodes6").
+        foreach (var saved in new[] { DhtNode.LoadState(b4.SaveState()), DhtNode.LoadState(b6.SaveState()) })
+        {
+            Assert.Equal(idB, saved.Id);
+            Assert.Equal(b4.RoutingTableNodes().Count, saved.Nodes.Count(c => c.EndPoint.AddressFamily == AddressFamily.InterNetwork));
+            Assert.Equal(b6.RoutingTableNodes().Count, saved.Nodes.Count(c => c.EndPoint.AddressFamily == AddressFamily.InterNetworkV6));
+            Assert.NotEmpty(b6.RoutingTableNodes());
+        }
+
 
         // An IPv4 requester asking for both families gets "nodes" from b4's table and "nodes6" from b6's.
         var raw4 = new RawPeer(net, new IPEndPoint(IPAddress.Parse("10.0.9.9"), 7000));
