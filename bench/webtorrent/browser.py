@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """WebTorrent benchmark (issue 16 item 7), on loopback, in interleaved rounds:
   A. `peerway share` seeds a file; webtorrent 2.x in headless Chromium downloads it over WebRTC;
-  B. a second headless Chromium running webtorrent seeds the same file; the first browser downloads it.
-Both through `peerway tracker` (WebSocket). Per round: seconds for the whole file and milliseconds from `client.add`
+  B. a second headless Chromium running webtorrent seeds the same file; the first browser downloads it;
+  C. a headless Chromium running webtorrent seeds the same file; `peerway get <its magnet>` downloads it over WebRTC
+     (time from starting `peerway get` to its first verified piece on disk and to its exit, process start included).
+All through `peerway tracker` (WebSocket). Per round: seconds for the whole file and milliseconds from `client.add`
 to the first verified piece; the downloader's SHA-256 is checked. Prints medians and the ratio B/A (>1: Peerway faster),
 then the connection set-up step by step (ms after `client.add`, medians): the pages' RTCPeerConnection/WebSocket events
 and getStats(), webtorrent's events, and the set-up line `peerway share -v` logs for each WebRTC peer.
@@ -200,6 +202,36 @@ def wait_post(posts, path, timeout=300):
         posts.kept.append((p, body))
 
 
+def peerway_get(pw, magnet, out, timeout=300):
+    """Runs `peerway get`; returns (ms to exit, ms to the first verified piece, the downloaded file). Peerway writes a
+    piece only once it is verified, into a sparse file (ftruncate), so the first allocated block marks the first piece."""
+    t0 = time.monotonic()
+    p = subprocess.Popen([pw, "get", magnet, "-o", out, "--bind", "127.0.0.1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    first, path = None, None
+    try:
+        while p.poll() is None:
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError("peerway get did not finish")
+            if first is None:
+                for dirpath, dirs, files in os.walk(out):
+                    dirs[:] = [d for d in dirs if d != ".peerway"]
+                    for f in files:
+                        try:
+                            if os.stat(os.path.join(dirpath, f)).st_blocks > 0 and first is None:
+                                first, path = time.monotonic(), os.path.join(dirpath, f)
+                        except FileNotFoundError:
+                            pass
+            time.sleep(0.005)
+    finally:
+        stop(p)
+    done = time.monotonic()
+    if p.returncode != 0:
+        raise RuntimeError(f"peerway get exited {p.returncode}")
+    if path is None:
+        path = next(os.path.join(d, f) for d, ds, fs in os.walk(out) if ".peerway" not in d for f in fs)
+    return (done - t0) * 1000, (first - t0) * 1000 if first else float("nan"), path
+
+
 def stop(p):
     p.terminate()
     try:
@@ -309,11 +341,12 @@ def main():
     trk = subprocess.Popen([pw, "tracker", "--port", str(tport), "--bind", "127.0.0.1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     trk.stdout.readline()
     print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} cores; {mib} MiB; {rounds} rounds; load before: {open('/proc/loadavg').read().split()[:3]}")
-    results = {"peerway": [], "browser": []}
+    results = {"peerway": [], "browser": [], "get": []}
     profile = {"peerway": [], "browser": []}
     try:
         for r in range(rounds):
-            for kind in ("peerway", "browser") if r % 2 == 0 else ("browser", "peerway"):
+            kinds = ("peerway", "browser", "get")
+            for kind in kinds[r % 3:] + kinds[:r % 3]:
                 procs = []
                 seed_log = os.path.join(tmp, f"share{r}.log")
                 try:
@@ -327,6 +360,15 @@ def main():
                         jobs[f"s{r}"] = {"role": "seed", "tracker": tracker}
                         procs.append(chromium(base + f"?s{r}", os.path.join(tmp, f"seed{r}")))
                         magnet = wait_post(posts, "/seeding")["magnet"]
+                    if kind == "get":
+                        ms, first_ms, path = peerway_get(pw, magnet, os.path.join(tmp, f"pwget{r}"))
+                        with open(path, "rb") as f:
+                            if hashlib.sha256(f.read()).hexdigest() != sha:
+                                raise RuntimeError("peerway get: SHA-256 mismatch")
+                        results["get"].append({"ms": ms, "first": first_ms})
+                        wait_post(posts, "/seedtrace", timeout=10)  # the seeding page's trace, not needed here
+                        print(f"round {r + 1} a browser seeds, peerway get: {ms / 1000:6.2f} s ({mib / (ms / 1000):6.1f} MiB/s), first piece {first_ms:6.0f} ms after the command started", flush=True)
+                        continue
                     jobs[f"d{r}{kind}"] = {"role": "get", "tracker": tracker, "magnet": magnet}
                     procs.append(chromium(base + f"?d{r}{kind}", os.path.join(tmp, f"get{r}{kind}")))
                     res = wait_post(posts, "/result")
@@ -350,6 +392,7 @@ def main():
         print(f"median: Peerway seeds {med['peerway'] / 1000:.2f} s, a browser seeds {med['browser'] / 1000:.2f} s; "
               f"ratio (browser time / Peerway time) {med['browser'] / med['peerway']:.2f}x")
         print(f"median first piece: from Peerway {first['peerway']:.0f} ms, from a browser {first['browser']:.0f} ms")
+        print(f"median `peerway get` from a browser seeder: {med['get'] / 1000:.2f} s, first piece {first['get']:.0f} ms after the command started")
         print("\nset-up, ms after client.add (median of the rounds that saw the step):\n")
         print("| step | Peerway seeds | a browser seeds |\n| --- | ---: | ---: |")
         for row, _, _ in PHASES:
