@@ -180,6 +180,25 @@ public sealed class WebSocketTrackerTests
     }
 
     [Fact]
+    public async Task Disposing_between_two_receives_ends_the_client_cleanly()
+    {
+        // `peerway get` crashed on exit (ObjectDisposedException out of DisposeAsync) when disposal came while the receive
+        // loop was between two receives: ClientWebSocket.Abort disposes the socket and the next ReceiveAsync throws
+        // that. Disposing from a Signal handler (on the receive loop) puts disposal exactly there, every time.
+        await using var server = StartServer();
+        var a = await WebSocketTrackerClient.ConnectAsync(Url(server), null, null, CancellationToken.None);
+        await using var b = await WebSocketTrackerClient.ConnectAsync(Url(server), null, null, CancellationToken.None);
+        var hash = NodeId.Random();
+        Assert.True((await a.AnnounceAsync(Announce(hash, NodeId.Random(), 0), Wait, TimeProvider.System, CancellationToken.None)).Ok);
+        var disposing = new TaskCompletionSource<Task>(TaskCreationOptions.RunContinuationsAsynchronously);
+        a.Signal += _ => disposing.TrySetResult(a.DisposeAsync().AsTask());
+        await b.AnnounceAsync(Announce(hash, NodeId.Random(), 100, new WebSocketOffer(NodeId.Random(), Sdp)), Wait, TimeProvider.System, CancellationToken.None);
+        await (await disposing.Task.WaitAsync(Wait)).WaitAsync(Wait);
+        await a.Closed.WaitAsync(Wait);
+        await a.DisposeAsync(); // a second disposal is a no-op
+    }
+
+    [Fact]
     public async Task A_closed_socket_leaves_the_swarm()
     {
         await using var server = StartServer();

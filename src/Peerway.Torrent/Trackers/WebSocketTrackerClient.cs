@@ -43,6 +43,7 @@ public sealed class WebSocketTrackerClient : IAsyncDisposable
     private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource<WebSocketTrackerMessage>? _pending;
     private Func<WebSocketTrackerMessage, bool>? _pendingMatch;
+    private int _disposed;
 
     private WebSocketTrackerClient(Uri url, WebSocket socket, ILogger log)
     {
@@ -170,7 +171,9 @@ public sealed class WebSocketTrackerClient : IAsyncDisposable
                 Dispatch(message!);
             }
         }
-        catch (Exception ex) when (ex is WebSocketException or IOException or OperationCanceledException)
+        // ObjectDisposedException: DisposeAsync aborted the socket between two receives (ClientWebSocket.Abort disposes
+        // it, and the next ReceiveAsync throws that before it looks at the cancelled token).
+        catch (Exception ex) when (ex is WebSocketException or IOException or OperationCanceledException or ObjectDisposedException)
         {
             _log.LogDebug("WebSocket tracker {Url}: {Message}", Url, ex.Message);
         }
@@ -200,6 +203,7 @@ public sealed class WebSocketTrackerClient : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         await _cts.CancelAsync().ConfigureAwait(false);
         _socket.Abort();
         await _receive.ConfigureAwait(false);
