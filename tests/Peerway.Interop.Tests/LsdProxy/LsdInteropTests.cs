@@ -28,12 +28,16 @@ public sealed class LsdInteropTests(ITestOutputHelper output)
         var seedDir = Path.Combine(lt.Env.Root, "seed");
         var sha = await TorrentInterop.RandomFileAsync(Path.Combine(seedDir, "lan.bin"), FileSize);
         var torrent = await lt.PeerwayCreateAsync(Path.Combine(seedDir, "lan.bin"));
+        var dl = Path.Combine(lt.Env.Root, "dl");
+        await using var get = lan.Start(0, lt.Env.Launcher, ["get", torrent, "-o", dl, "--bind", BridgedNamespaces.Address(0), "--port", PeerwayPort, "--lsd", "on", "--timeout", "120", "-v"], Lifetime, lt.Env.RepoRoot);
+        // Peerway first, listening, then libtorrent: libtorrent announces when its torrent starts, so Peerway hears that
+        // announce. The other order raced: Peerway's own announce reached libtorrent, which dialled in and finished the
+        // download before its next announce (5 minutes later), and Peerway never heard one.
+        await get.WaitForStderrAsync(l => l.StartsWith("fetching ", StringComparison.Ordinal), LibtorrentPeer.Deadline);
         await using var seeder = lan.Start(1, LibtorrentTool.Python, [LibtorrentTool.Require(), "run", "--listen", $"{BridgedNamespaces.Address(1)}:{LibtorrentPort}",
             "--torrent", torrent, "--save", seedDir, "--lsd", "--timeout", "140"], Lifetime);
         await seeder.WaitForStdoutAsync(l => l.StartsWith("listening ", StringComparison.Ordinal), LibtorrentPeer.Deadline);
 
-        var dl = Path.Combine(lt.Env.Root, "dl");
-        await using var get = lan.Start(0, lt.Env.Launcher, ["get", torrent, "-o", dl, "--bind", BridgedNamespaces.Address(0), "--port", PeerwayPort, "--lsd", "on", "--timeout", "120", "-v"], Lifetime, lt.Env.RepoRoot);
         var code = await get.WaitForExitAsync(LibtorrentPeer.Deadline);
         output.WriteLine(Tail(get.Stderr));
         Assert.True(code == 0, $"peerway get exited {code}\nlibtorrent: {seeder.Stdout}");
