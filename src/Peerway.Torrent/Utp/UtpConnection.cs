@@ -103,6 +103,9 @@ internal sealed class UtpConnection
     private uint _replyMicro;
     private int _duplicateAcks;
     private long _timeoutAt;
+    /// <summary>Data waits on a receive window smaller than a packet with nothing in flight: <see cref="_timeoutAt"/>
+    /// times the zero-window probe.</summary>
+    private bool _windowStalled;
     private int _numTimeouts;
     private long _lastSend;
     private long _lastReceive;
@@ -564,7 +567,7 @@ internal sealed class UtpConnection
             return;
         }
 
-        if (now >= _timeoutAt && (_outbuf.Count > 0 || (_sendBuffer.Count > 0 && _advertisedWindow < _mtuFloor)))
+        if (now >= _timeoutAt && (_outbuf.Count > 0 || (_windowStalled && _sendBuffer.Count > 0 && _advertisedWindow < _mtuFloor)))
         {
             _timeouts++;
             var first = unchecked((ushort)(_ackedSeqNr + 1));
@@ -622,10 +625,12 @@ internal sealed class UtpConnection
     // ---- sending ----
 
     /// <summary>Sends what the windows allow: resends first, then new data in packets of the current size (an MTU
-    /// probe when due), holding a partial packet back while data is unacked (Nagle), then the FIN.</summary>
+    /// probe when due), holding a partial packet back while data is unacked (Nagle), then the FIN. An accepted
+    /// connection sends nothing but ST_STATE until the peer's first packet after its SYN confirms its address (no
+    /// amplification towards a spoofed source; libtorrent's acceptor likewise writes only after the peer's handshake).</summary>
     private void Flush(long now)
     {
-        if (State != UtpState.Connected) return;
+        if (State != UtpState.Connected || !_confirmed) return;
         var window = Math.Min(_ledbat.Window, _advertisedWindow);
         for (var seq = unchecked((ushort)(_ackedSeqNr + 1)); UtpSeq.Less(seq, _seqNr); seq = unchecked((ushort)(seq + 1)))
         {
@@ -648,7 +653,19 @@ internal sealed class UtpConnection
 
             size = Math.Min(size, _sendBuffer.Count);
             if (_bytesInFlight > 0 && _bytesInFlight + size > window) return;
-            if (_bytesInFlight == 0 && _advertisedWindow < Math.Min(size, _mtuFloor)) return; // zero window: probe on timeout
+            if (_bytesInFlight == 0 && _advertisedWindow < Math.Min(size, _mtuFloor))
+            {
+                // Zero window: probe when the timer runs out, counted from now (not from an earlier, stale deadline:
+                // libtorrent's SYN advertises a window of 0, and the first write after accepting must not time out).
+                if (!_windowStalled && _outbuf.Count == 0)
+                {
+                    _windowStalled = true;
+                    _timeoutAt = now + PacketTimeoutMicros();
+                }
+
+                return;
+            }
+
             if (_options.Nagle && size < _mtuFloor && _bytesInFlight > 0) return;
             var payload = ArrayPool<byte>.Shared.Rent(size);
             _sendBuffer.Dequeue(payload.AsSpan(0, size));
@@ -667,6 +684,7 @@ internal sealed class UtpConnection
     private OutPacket SendNew(UtpPacketType type, byte[] buffer, int length, long now)
     {
         var p = new OutPacket { Type = type, Buffer = buffer, Length = length };
+        _windowStalled = false;
         var seq = _seqNr;
         _seqNr = unchecked((ushort)(_seqNr + 1));
         _outbuf[seq] = p;
@@ -703,7 +721,7 @@ internal sealed class UtpConnection
     /// </summary>
     private void MaybeProbe(long now)
     {
-        if (_largeAgreed == 0 || _padProbeSize != 0 || State != UtpState.Connected || _closeRequested) return;
+        if (_largeAgreed == 0 || _padProbeSize != 0 || State != UtpState.Connected || !_confirmed || _closeRequested) return;
         if (_mtuCeiling - _mtuFloor <= ProbeGranularity || (_sendBuffer.Count == 0 && _bytesInFlight == 0)) return;
         var size = (_mtuFloor + _mtuCeiling + 1) / 2;
         var ipOverhead = Remote.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? 48 : 28;
