@@ -55,6 +55,11 @@ internal sealed class UtpConnection
     /// answered late still counts, see <see cref="OnProbeOption"/>).</summary>
     private const long MinProbeTimeoutMicros = 100_000;
 
+    /// <summary>Consecutive timeouts of the first unacked packet, when it is larger than the safe
+    /// <see cref="UtpOptions.InitialPayload"/>, after which the path is taken to have become an MTU black hole
+    /// (<see cref="FallBackToSafePayload"/>).</summary>
+    private const int BlackHoleTimeouts = 2;
+
     /// <summary>Path MTUs tried before the binary search (RFC 8899 §5.3.2 lets a search use common plateaus): jumbo
     /// Ethernet and Ethernet. The agreed maximum (loopback's 65,536 carries it) is tried first.</summary>
     private static ReadOnlySpan<int> MtuPlateaus => [9_000, 1_500];
@@ -596,6 +601,14 @@ internal sealed class UtpConnection
             }
 
             _timeoutAt = now + PacketTimeoutMicros();
+            if (!onlyProbe && head is not null && _largeAgreed > 0 && _numTimeouts >= BlackHoleTimeouts && head.Length > _options.InitialPayload
+                && FallBackToSafePayload(first, head.Length))
+            {
+                _timeoutAt = now + PacketTimeoutMicros();
+                Flush(now);
+                return;
+            }
+
             if (head is not null) Resend(first, head, now); // the first packet goes whatever the window
             else if (_sendBuffer.Count > 0) _advertisedWindow = Math.Max(_advertisedWindow, _mtuFloor); // zero-window probe
             Flush(now);
@@ -603,6 +616,48 @@ internal sealed class UtpConnection
         }
 
         if (State == UtpState.Connected && now - _lastSend >= _options.KeepAliveInterval.Ticks / 10) SendState(now);
+    }
+
+    /// <summary>
+    /// MTU black-hole detection (RFC 8899 §4.3 black-hole detection; libtorrent utp_stream.cpp update_mtu_limits and
+    /// resend_packet: repeated losses of full-size packets lower the MTU and restart the search). The path stopped
+    /// carrying packets of the size probing had found (a route or tunnel changed), so the payload falls back to the safe
+    /// <see cref="UtpOptions.InitialPayload"/>, the ceiling to below the size that was lost, and padded probes search
+    /// again. The packets sent since can never pass and a uTP packet keeps its sequence number, so they are taken back
+    /// and sent again, cut to the new size, under the same numbers: that is done only when the peer reported none of
+    /// them (nothing selectively acked past the first), i.e. it holds none of them: a peer acks every data packet it
+    /// gets, with ST_STATEs small enough for any path. Returns whether the packets were taken back.
+    /// </summary>
+    private bool FallBackToSafePayload(ushort first, int lostLength)
+    {
+        _mtuFloor = _options.InitialPayload;
+        _mtuCeiling = Math.Max(_mtuFloor, lostLength - 1);
+        _ledbat.Packet = _mtuFloor;
+        _padProbeSize = 0;
+        _mtuProbeSeq = -1;
+        var count = (ushort)(_seqNr - first);
+        if (_outbuf.Count != count) return false; // the peer holds some of them: their numbers are taken
+        var bytes = 0;
+        foreach (var p in _outbuf.Values) bytes += p.Length;
+        var taken = ArrayPool<byte>.Shared.Rent(Math.Max(1, bytes));
+        var at = 0;
+        for (var seq = first; seq != _seqNr; seq = unchecked((ushort)(seq + 1)))
+        {
+            var p = _outbuf[seq];
+            p.Payload.CopyTo(taken.AsSpan(at));
+            at += p.Length;
+            if (p.Length > 0) ArrayPool<byte>.Shared.Return(p.Buffer);
+            if (p == _fin) _fin = null; // sent again after the data
+        }
+
+        _outbuf.Clear();
+        _bytesInFlight = 0;
+        _duplicateAcks = 0;
+        _numTimeouts = 0;
+        _seqNr = first;
+        _sendBuffer.Prepend(taken.AsSpan(0, bytes));
+        ArrayPool<byte>.Shared.Return(taken);
+        return true;
     }
 
     /// <summary>libtorrent packet_timeout(): max(min timeout, rtt + 4 deviations... 2 in libtorrent) plus a doubling
