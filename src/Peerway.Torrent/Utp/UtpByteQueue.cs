@@ -25,6 +25,17 @@ internal sealed class UtpByteQueue
         Count += data.Length;
     }
 
+    /// <summary>Puts <paramref name="data"/> before what the queue holds (bytes taken back to be sent again).</summary>
+    public void Prepend(ReadOnlySpan<byte> data)
+    {
+        var grown = new byte[Math.Max(_buffer.Length, Count + data.Length)];
+        data.CopyTo(grown);
+        Peek(grown.AsSpan(data.Length, Count));
+        _buffer = grown;
+        _head = 0;
+        Count += data.Length;
+    }
+
     /// <summary>Copies the first destination.Length bytes (at most <see cref="Count"/>) without removing them.</summary>
     public int Peek(Span<byte> destination)
     {

@@ -55,6 +55,11 @@ internal sealed class UtpConnection
     /// answered late still counts, see <see cref="OnProbeOption"/>).</summary>
     private const long MinProbeTimeoutMicros = 100_000;
 
+    /// <summary>Consecutive timeouts of the first unacked packet, when it is larger than the safe
+    /// <see cref="UtpOptions.InitialPayload"/>, after which the path is taken to have become an MTU black hole
+    /// (<see cref="FallBackToSafePayload"/>).</summary>
+    private const int BlackHoleTimeouts = 2;
+
     /// <summary>Path MTUs tried before the binary search (RFC 8899 §5.3.2 lets a search use common plateaus): jumbo
     /// Ethernet and Ethernet. The agreed maximum (loopback's 65,536 carries it) is tried first.</summary>
     private static ReadOnlySpan<int> MtuPlateaus => [9_000, 1_500];
@@ -103,6 +108,9 @@ internal sealed class UtpConnection
     private uint _replyMicro;
     private int _duplicateAcks;
     private long _timeoutAt;
+    /// <summary>Data waits on a receive window smaller than a packet with nothing in flight: <see cref="_timeoutAt"/>
+    /// times the zero-window probe.</summary>
+    private bool _windowStalled;
     private int _numTimeouts;
     private long _lastSend;
     private long _lastReceive;
@@ -564,7 +572,7 @@ internal sealed class UtpConnection
             return;
         }
 
-        if (now >= _timeoutAt && (_outbuf.Count > 0 || (_sendBuffer.Count > 0 && _advertisedWindow < _mtuFloor)))
+        if (now >= _timeoutAt && (_outbuf.Count > 0 || (_windowStalled && _sendBuffer.Count > 0 && _advertisedWindow < _mtuFloor)))
         {
             _timeouts++;
             var first = unchecked((ushort)(_ackedSeqNr + 1));
@@ -593,6 +601,14 @@ internal sealed class UtpConnection
             }
 
             _timeoutAt = now + PacketTimeoutMicros();
+            if (!onlyProbe && head is not null && _largeAgreed > 0 && _numTimeouts >= BlackHoleTimeouts && head.Length > _options.InitialPayload
+                && FallBackToSafePayload(first, head.Length))
+            {
+                _timeoutAt = now + PacketTimeoutMicros();
+                Flush(now);
+                return;
+            }
+
             if (head is not null) Resend(first, head, now); // the first packet goes whatever the window
             else if (_sendBuffer.Count > 0) _advertisedWindow = Math.Max(_advertisedWindow, _mtuFloor); // zero-window probe
             Flush(now);
@@ -600,6 +616,48 @@ internal sealed class UtpConnection
         }
 
         if (State == UtpState.Connected && now - _lastSend >= _options.KeepAliveInterval.Ticks / 10) SendState(now);
+    }
+
+    /// <summary>
+    /// MTU black-hole detection (RFC 8899 §4.3 black-hole detection; libtorrent utp_stream.cpp update_mtu_limits and
+    /// resend_packet: repeated losses of full-size packets lower the MTU and restart the search). The path stopped
+    /// carrying packets of the size probing had found (a route or tunnel changed), so the payload falls back to the safe
+    /// <see cref="UtpOptions.InitialPayload"/>, the ceiling to below the size that was lost, and padded probes search
+    /// again. The packets sent since can never pass and a uTP packet keeps its sequence number, so they are taken back
+    /// and sent again, cut to the new size, under the same numbers: that is done only when the peer reported none of
+    /// them (nothing selectively acked past the first), i.e. it holds none of them: a peer acks every data packet it
+    /// gets, with ST_STATEs small enough for any path. Returns whether the packets were taken back.
+    /// </summary>
+    private bool FallBackToSafePayload(ushort first, int lostLength)
+    {
+        _mtuFloor = _options.InitialPayload;
+        _mtuCeiling = Math.Max(_mtuFloor, lostLength - 1);
+        _ledbat.Packet = _mtuFloor;
+        _padProbeSize = 0;
+        _mtuProbeSeq = -1;
+        var count = (ushort)(_seqNr - first);
+        if (_outbuf.Count != count) return false; // the peer holds some of them: their numbers are taken
+        var bytes = 0;
+        foreach (var p in _outbuf.Values) bytes += p.Length;
+        var taken = ArrayPool<byte>.Shared.Rent(Math.Max(1, bytes));
+        var at = 0;
+        for (var seq = first; seq != _seqNr; seq = unchecked((ushort)(seq + 1)))
+        {
+            var p = _outbuf[seq];
+            p.Payload.CopyTo(taken.AsSpan(at));
+            at += p.Length;
+            if (p.Length > 0) ArrayPool<byte>.Shared.Return(p.Buffer);
+            if (p == _fin) _fin = null; // sent again after the data
+        }
+
+        _outbuf.Clear();
+        _bytesInFlight = 0;
+        _duplicateAcks = 0;
+        _numTimeouts = 0;
+        _seqNr = first;
+        _sendBuffer.Prepend(taken.AsSpan(0, bytes));
+        ArrayPool<byte>.Shared.Return(taken);
+        return true;
     }
 
     /// <summary>libtorrent packet_timeout(): max(min timeout, rtt + 4 deviations... 2 in libtorrent) plus a doubling
@@ -622,10 +680,12 @@ internal sealed class UtpConnection
     // ---- sending ----
 
     /// <summary>Sends what the windows allow: resends first, then new data in packets of the current size (an MTU
-    /// probe when due), holding a partial packet back while data is unacked (Nagle), then the FIN.</summary>
+    /// probe when due), holding a partial packet back while data is unacked (Nagle), then the FIN. An accepted
+    /// connection sends nothing but ST_STATE until the peer's first packet after its SYN confirms its address (no
+    /// amplification towards a spoofed source; libtorrent's acceptor likewise writes only after the peer's handshake).</summary>
     private void Flush(long now)
     {
-        if (State != UtpState.Connected) return;
+        if (State != UtpState.Connected || !_confirmed) return;
         var window = Math.Min(_ledbat.Window, _advertisedWindow);
         for (var seq = unchecked((ushort)(_ackedSeqNr + 1)); UtpSeq.Less(seq, _seqNr); seq = unchecked((ushort)(seq + 1)))
         {
@@ -648,7 +708,19 @@ internal sealed class UtpConnection
 
             size = Math.Min(size, _sendBuffer.Count);
             if (_bytesInFlight > 0 && _bytesInFlight + size > window) return;
-            if (_bytesInFlight == 0 && _advertisedWindow < Math.Min(size, _mtuFloor)) return; // zero window: probe on timeout
+            if (_bytesInFlight == 0 && _advertisedWindow < Math.Min(size, _mtuFloor))
+            {
+                // Zero window: probe when the timer runs out, counted from now (not from an earlier, stale deadline:
+                // libtorrent's SYN advertises a window of 0, and the first write after accepting must not time out).
+                if (!_windowStalled && _outbuf.Count == 0)
+                {
+                    _windowStalled = true;
+                    _timeoutAt = now + PacketTimeoutMicros();
+                }
+
+                return;
+            }
+
             if (_options.Nagle && size < _mtuFloor && _bytesInFlight > 0) return;
             var payload = ArrayPool<byte>.Shared.Rent(size);
             _sendBuffer.Dequeue(payload.AsSpan(0, size));
@@ -667,6 +739,7 @@ internal sealed class UtpConnection
     private OutPacket SendNew(UtpPacketType type, byte[] buffer, int length, long now)
     {
         var p = new OutPacket { Type = type, Buffer = buffer, Length = length };
+        _windowStalled = false;
         var seq = _seqNr;
         _seqNr = unchecked((ushort)(_seqNr + 1));
         _outbuf[seq] = p;
@@ -703,7 +776,7 @@ internal sealed class UtpConnection
     /// </summary>
     private void MaybeProbe(long now)
     {
-        if (_largeAgreed == 0 || _padProbeSize != 0 || State != UtpState.Connected || _closeRequested) return;
+        if (_largeAgreed == 0 || _padProbeSize != 0 || State != UtpState.Connected || !_confirmed || _closeRequested) return;
         if (_mtuCeiling - _mtuFloor <= ProbeGranularity || (_sendBuffer.Count == 0 && _bytesInFlight == 0)) return;
         var size = (_mtuFloor + _mtuCeiling + 1) / 2;
         var ipOverhead = Remote.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? 48 : 28;

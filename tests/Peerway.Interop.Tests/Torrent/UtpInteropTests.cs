@@ -55,7 +55,8 @@ public sealed class UtpInteropTests
     {
         await using var lt = new LibtorrentPeer("utp-up");
         var (torrent, info, data) = await MakeTorrentAsync(lt);
-        await using var utp = Transport();
+        var log = new ListLogger();
+        await using var utp = new UtpTransport(new UdpDatagramSocket(new IPEndPoint(IPAddress.Loopback, 0)), TimeProvider.System, new UtpOptions(), log);
         await using var listener = await utp.ListenAsync(utp.LocalEndPoint, CancellationToken.None);
         using var cts = new CancellationTokenSource(Deadline);
         var serve = Task.Run(async () =>
@@ -70,8 +71,29 @@ public sealed class UtpInteropTests
             "--peer", "127.0.0.1:" + P(utp.LocalEndPoint.Port), "--exit-when-complete");
         var line = await session.WaitForStdoutAsync(l => l.StartsWith("connect ", StringComparison.Ordinal), Deadline);
         Assert.EndsWith(" uTP", line, StringComparison.Ordinal);
-        await CompletedAsync(session);
+        try
+        {
+            await CompletedAsync(session);
+        }
+        catch (Exception e)
+        {
+            throw new InvalidOperationException($"{e.Message}\n--- the seed ---\n{serve.Status} {serve.Exception}\nresets {utp.Resets} connections {utp.ConnectionCount}\n{log}", e);
+        }
         Assert.Equal(SHA256.HashData(data), TorrentInterop.Sha256OfFile(Path.Combine(dl, "payload.bin")));
         await serve.WaitAsync(Deadline); // libtorrent closed: the seed saw its FIN (or reset) and returned
+    }
+
+    private sealed class ListLogger : Microsoft.Extensions.Logging.ILogger
+    {
+        private readonly System.Collections.Concurrent.ConcurrentQueue<string> _lines = new();
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            _lines.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} {formatter(state, exception)}");
+
+        public override string ToString() => string.Join("\n", _lines.Take(200));
     }
 }

@@ -92,6 +92,59 @@ public sealed class UtpMtuTests
         world.Dispose();
     }
 
+    /// <summary>
+    /// MTU black hole (RFC 8899 §4.3): probing grew packets to a jumbo path's size, then the path's MTU falls to
+    /// Ethernet's mid-transfer (a route change), so every full-size packet in flight and every resend of it is dropped.
+    /// After repeated timeouts the sender falls back to the safe payload, cuts the packets the peer never got to it, probes
+    /// again, and the transfer completes intact.
+    /// </summary>
+    [Fact]
+    public void A_path_whose_mtu_shrinks_mid_transfer_falls_back_to_the_safe_payload_and_completes()
+    {
+        var world = new UtpWorld(mtu: 9_000, latency: TimeSpan.FromMilliseconds(20));
+        var server = world.Transport(1);
+        var client = world.Transport(2);
+        var data = RandomBytes(6 * 1024 * 1024, 9_000);
+        var listener = world.Await(UtpWorld.RunInline(() => server.ListenAsync(server.LocalEndPoint, CancellationToken.None).AsTask()));
+        var shrunk = false;
+        var received = UtpWorld.RunInline(async () =>
+        {
+            await using var connection = (await listener.AcceptAsync(CancellationToken.None))!;
+            var output = new byte[data.Length];
+            var at = 0;
+            while (at < output.Length)
+            {
+                var n = await connection.Stream.ReadAsync(output.AsMemory(at));
+                if (n == 0) break;
+                at += n;
+                if (!shrunk && at >= 2 * 1024 * 1024)
+                {
+                    shrunk = true;
+                    world.PathMtu = 1_500;
+                }
+            }
+
+            return output[..at];
+        });
+        var sent = UtpWorld.RunInline(async () =>
+        {
+            var connection = (UtpStreamConnection)await client.ConnectAsync(server.LocalEndPoint, CancellationToken.None);
+            await using (connection)
+            {
+                await connection.Stream.WriteAsync(data);
+                await received;
+                return connection.Stats;
+            }
+        });
+        var bytes = world.Await(received);
+        var after = world.Await(sent);
+        Assert.True(shrunk, "the transfer ended before the path changed");
+        Assert.Equal(SHA256.HashData(data), SHA256.HashData(bytes));
+        Assert.InRange(after.PayloadSize, new UtpOptions().InitialPayload, FittingPayload(1_500));
+        Assert.True(after.Timeouts > 0, "the black hole cost no timeout: the path never dropped a full-size packet");
+        world.Dispose();
+    }
+
     /// <summary>A peer that does not answer the extension (libtorrent, libutp; here a Peerway transport with it turned
     /// off) is never sent a datagram above an Ethernet MTU, even on a path that would carry more.</summary>
     [Fact]

@@ -31,9 +31,13 @@ internal sealed class UtpWorld : IDeliveryScheduler
             LossRate = lossRate,
             Seed = seed,
             Latency = (_, _) => baseLatency + jitter * _random.NextDouble(),
-            Mtu = mtu is { } m ? (_, _) => m : null,
+            Mtu = (_, _) => PathMtu ?? int.MaxValue,
         });
+        PathMtu = mtu;
     }
+
+    /// <summary>The MTU of every path (null: none); a test may change it while packets flow.</summary>
+    public int? PathMtu { get; set; }
 
     public FakeTimeProvider Time { get; } = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
 
