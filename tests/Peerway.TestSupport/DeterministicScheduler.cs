@@ -7,30 +7,53 @@ namespace Peerway.TestSupport;
 /// <summary>
 /// The one deterministic delivery scheduler for <see cref="VirtualNetwork"/> tests: deliveries run only when the test
 /// calls <see cref="RunDue"/>, <see cref="RunUntilIdle"/> or <see cref="RunUntil"/>, on the test's thread, in order
-/// of due time and then of scheduling; virtual time moves only through the shared <see cref="FakeTimeProvider"/>
-/// (whose timers also fire on the test's thread). <see cref="Schedule"/> may be called from any thread.
+/// of due time and then of scheduling; virtual time moves only through the shared clock (whose timers also fire on
+/// the test's thread). <see cref="Schedule"/> may be called from any thread.
 /// </summary>
 /// <remarks>
-/// The run methods run without the test runner's SynchronizationContext (as a console host or the simulator would):
-/// under one, the runtime refuses to inline a completed task's continuations and posts them to the thread pool,
-/// which would race this loop.
+/// <para>Over a <see cref="VirtualTimeProvider"/> the deliveries wait in the clock's own queue, with its timers: both
+/// run in one order of due time and then of scheduling, each at its due time, and a step of
+/// <see cref="RunUntil"/> runs everything due within it as it falls due. Over a <c>FakeTimeProvider</c> the deliveries
+/// wait in a queue of their own: a step moves the clock (firing its timers) and then runs the deliveries due.</para>
+/// <para>The run methods run without the test runner's SynchronizationContext (as a console host or the simulator
+/// would): under one, the runtime refuses to inline a completed task's continuations and posts them to the thread
+/// pool, which would race this loop.</para>
 /// </remarks>
-public sealed class DeterministicScheduler(FakeTimeProvider time) : IDeliveryScheduler
+public sealed class DeterministicScheduler : IDeliveryScheduler
 {
     private readonly Lock _gate = new();
     private readonly PriorityQueue<Action, (long DueTicks, long Seq)> _queue = new();
+    private readonly FakeTimeProvider? _fake;
+    private readonly VirtualTimeProvider? _clock;
     private const long MaxSteps = 50_000_000;
     private long _seq;
     private long _executed;
     private int _runner;
 
-    public FakeTimeProvider Time { get; } = time;
+    /// <summary>Deliveries in a queue of their own; <paramref name="time"/>'s timers fire when a step moves it.</summary>
+    public DeterministicScheduler(FakeTimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(time);
+        _fake = time;
+        Time = time;
+    }
+
+    /// <summary>Deliveries in <paramref name="time"/>'s queue, in one order with its timers.</summary>
+    public DeterministicScheduler(VirtualTimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(time);
+        _clock = time;
+        Time = time;
+    }
+
+    /// <summary>The clock: a <c>FakeTimeProvider</c> or a <see cref="VirtualTimeProvider"/>.</summary>
+    public TimeProvider Time { get; }
 
     /// <summary>How many deliveries have been scheduled.</summary>
     public long Scheduled => Interlocked.Read(ref _seq);
 
     /// <summary>How many deliveries have run.</summary>
-    public long Executed => Interlocked.Read(ref _executed);
+    public long Executed => _clock?.ActionsRun ?? Interlocked.Read(ref _executed);
 
     /// <summary>True on the thread that is running this scheduler's deliveries right now (inside a run method).</summary>
     public bool OnRunnerThread => Volatile.Read(ref _runner) == Environment.CurrentManagedThreadId;
@@ -38,6 +61,13 @@ public sealed class DeterministicScheduler(FakeTimeProvider time) : IDeliverySch
     public void Schedule(TimeSpan delay, Action action)
     {
         ArgumentNullException.ThrowIfNull(action);
+        if (_clock is not null)
+        {
+            Interlocked.Increment(ref _seq);
+            _clock.Schedule(delay, action);
+            return;
+        }
+
         var due = Time.GetUtcNow() + (delay > TimeSpan.Zero ? delay : TimeSpan.Zero);
         lock (_gate) _queue.Enqueue(action, (due.UtcTicks, Interlocked.Increment(ref _seq)));
     }
@@ -68,8 +98,18 @@ public sealed class DeterministicScheduler(FakeTimeProvider time) : IDeliverySch
                     return;
                 }
 
-                if (Time.GetUtcNow() >= limit) return;
-                Time.Advance(step); // fires due TimeProvider timers on this thread
+                var now = Time.GetUtcNow();
+                if (now >= limit) return;
+                if (_clock is not null)
+                {
+                    // Everything due within the step runs as it falls due, in one order; bounded like RunBounded.
+                    var end = now + step < limit ? now + step : limit;
+                    if (_clock.AdvanceTo(end, MaxSteps) >= MaxSteps) throw new InvalidOperationException("Scheduler did not go idle.");
+                }
+                else
+                {
+                    _fake!.Advance(step); // fires due TimeProvider timers on this thread
+                }
             }
         });
         return reached;
@@ -133,6 +173,7 @@ public sealed class DeterministicScheduler(FakeTimeProvider time) : IDeliverySch
 
     private int RunDue(long maxSteps)
     {
+        if (_clock is not null) return (int)Math.Min(int.MaxValue, _clock.RunDue(maxSteps));
         var ran = 0;
         while (ran < maxSteps)
         {

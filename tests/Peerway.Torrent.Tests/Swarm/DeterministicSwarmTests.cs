@@ -142,10 +142,9 @@ public sealed class DeterministicSwarmTests(ITestOutputHelper output)
     /// is given the seeder and a few random leechers; PEX spreads the rest.
     /// </summary>
     /// <remarks>
-    /// Not in the default run: the 100-leecher swarm below takes 18 s of CPU here (107 s before the simulated swarm's
-    /// clock stopped scanning every timer on each read), and this one still far more than a minute: the fake clock's
-    /// remaining timer scans (on every timer scheduled and fired) grow with the swarm (docs/BENCHMARKS.md, "Swarm
-    /// scaling"). Set PEERWAY_SWARM_1000=1 to run it.
+    /// Not in the default run: on <see cref="Peerway.TestSupport.VirtualTimeProvider"/> (timers in a priority queue)
+    /// the 100-leecher swarm below takes about 14 s of CPU here, and this one still more than the 60 s a default run
+    /// may spend (docs/BENCHMARKS.md, "Swarm scaling"). Set PEERWAY_SWARM_1000=1 to run it.
     /// </remarks>
     [ScaleFact]
     public void Thousand_client_swarm_completes_within_a_multiple_of_the_kumar_ross_bound() => SimulatedSwarm.OnDeepStack(() => KumarRossSwarm(1000));
@@ -161,10 +160,13 @@ public sealed class DeterministicSwarmTests(ITestOutputHelper output)
         const long leecherUp = 64 * 1024;
         const long leecherDown = 512 * 1024;
         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        var (gen0Before, gen1Before, gen2Before, pausedBefore) = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration());
         var wall = Stopwatch.StartNew(); // reported, not asserted
         using var swarm = new SimulatedSwarm(new VirtualStreamNetworkOptions
         {
-            Latency = static (a, b) => TimeSpan.FromMilliseconds(5 + ((a.GetHashCode() ^ b.GetHashCode()) & 15)),
+            // 5–20 ms one way, from the two addresses' bytes (IPAddress.GetHashCode is seeded per process, which made
+            // every run of this swarm a different swarm).
+            Latency = static (a, b) => TimeSpan.FromMilliseconds(5 + ((Mix(a) ^ Mix(b)) & 15)),
         });
         var content = new byte[fileBytes];
         new Random(14).NextBytes(content);
@@ -191,18 +193,29 @@ public sealed class DeterministicSwarmTests(ITestOutputHelper output)
         var took = swarm.Elapsed - start;
         var bound = Math.Max((double)fileBytes / seederUp, Math.Max((double)fileBytes / leecherDown, (double)leechers * fileBytes / (seederUp + (leechers * leecherUp))));
         var cpuTime = Process.GetCurrentProcess().TotalProcessorTime - cpuBefore;
+        var gcs = $"GCs {GC.CollectionCount(0) - gen0Before}/{GC.CollectionCount(1) - gen1Before}/{GC.CollectionCount(2) - gen2Before} (gen 0/1/2), GC pauses {(GC.GetTotalPauseDuration() - pausedBefore).TotalSeconds:F1} s, peak working set {Process.GetCurrentProcess().PeakWorkingSet64 >> 20} MiB";
         output.WriteLine($"{leechers} leechers + 1 seeder, F = {fileBytes} B, u_s = {seederUp} B/s, u_i = {leecherUp} B/s, d_i = {leecherDown} B/s");
         output.WriteLine($"completed: {handles.Count(h => h.Completed.IsCompleted)}/{leechers} after {took.TotalSeconds:F2} s virtual; Kumar–Ross bound {bound:F2} s; ratio {took.TotalSeconds / bound:F2}");
-        output.WriteLine($"network events {swarm.Network.EventsRun}, bytes delivered {swarm.Network.BytesDelivered}; process CPU {cpuTime.TotalSeconds:F1} s (setup {setupCpu.TotalSeconds:F1} s), wall {wall.Elapsed.TotalSeconds:F1} s");
+        output.WriteLine($"network events {swarm.Network.EventsRun}, bytes delivered {swarm.Network.BytesDelivered}; process CPU {cpuTime.TotalSeconds:F1} s (setup {setupCpu.TotalSeconds:F1} s), wall {wall.Elapsed.TotalSeconds:F1} s; {gcs}");
         if (Environment.GetEnvironmentVariable("PEERWAY_SWARM_REPORT") is { Length: > 0 } report)
         {
-            File.AppendAllText(report, $"{leechers}: {took.TotalSeconds:F2} s virtual, bound {bound:F2} s, ratio {took.TotalSeconds / bound:F2}, CPU {cpuTime.TotalSeconds:F1} s (setup {setupCpu.TotalSeconds:F1} s), events {swarm.Network.EventsRun}\n");
+            File.AppendAllText(report, $"{leechers}: {took.TotalSeconds:F2} s virtual, bound {bound:F2} s, ratio {took.TotalSeconds / bound:F2}, CPU {cpuTime.TotalSeconds:F1} s (setup {setupCpu.TotalSeconds:F1} s), events {swarm.Network.EventsRun}; {gcs}\n");
         }
         Assert.True(done, "the swarm did not complete within 30 virtual minutes");
         Assert.Equal(content, peers[^1].Content(meta));
         // Generous: the engine's choker works in 10 s rounds and PEX in 5 s ones; a broken swarm never gets near this.
         Assert.True(took.TotalSeconds <= 40 * bound, $"{took.TotalSeconds:F1} s is more than 40 × the bound ({bound:F2} s)");
         Assert.Equal(0, swarm.OffThreadEvents);
+    }
+
+    /// <summary>A hash of <paramref name="address"/>'s bytes, the same in every process.</summary>
+    private static int Mix(System.Net.IPAddress address)
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        address.TryWriteBytes(bytes, out var written);
+        var hash = 17;
+        foreach (var b in bytes[..written]) hash = (hash * 31) + b;
+        return hash;
     }
 }
 

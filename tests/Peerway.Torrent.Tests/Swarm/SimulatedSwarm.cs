@@ -1,6 +1,5 @@
 using System.Net;
 using System.Security.Cryptography;
-using Microsoft.Extensions.Time.Testing;
 using Peerway.Core;
 using Peerway.Core.Bencoding;
 using Peerway.Net;
@@ -14,14 +13,15 @@ namespace Peerway.Torrent.Tests.Swarm;
 /// <summary>
 /// A swarm of real <see cref="TorrentClient"/>s with nothing real underneath: a <see cref="VirtualStreamNetwork"/>
 /// (each peer's upload and download rate and every link's latency emulated in virtual time), memory storage, a
-/// <see cref="FakeTimeProvider"/>, and the <see cref="DeterministicScheduler"/> as every engine's executor (<see cref="TorrentClientOptions.Scheduler"/>).
+/// <see cref="VirtualTimeProvider"/> (timers and network deliveries in one queue, each run at its due time), and the
+/// <see cref="DeterministicScheduler"/> as every engine's executor (<see cref="TorrentClientOptions.Scheduler"/>).
 /// Everything runs on the test's thread inside the scheduler's run methods, and every wait is bounded in virtual time.
 /// Engine events that fire on any other thread are counted (<see cref="OffThreadEvents"/>): an engine that escapes to the
 /// thread pool makes that count non-zero (and the run non-deterministic).
 /// </summary>
 internal sealed class SimulatedSwarm : IDisposable
 {
-    /// <summary>Virtual time moved per step while nothing is due (the engine's tick is 100 ms).</summary>
+    /// <summary>How often (virtual) a run checks whether it is done; events within a step still run at their due times.</summary>
     public static readonly TimeSpan Step = TimeSpan.FromMilliseconds(5);
 
     /// <summary>The default bound of <see cref="Wait(Func{bool}, string, TimeSpan?)"/>, in virtual time.</summary>
@@ -34,13 +34,13 @@ internal sealed class SimulatedSwarm : IDisposable
 
     public SimulatedSwarm(VirtualStreamNetworkOptions? network = null)
     {
-        Time = new QuickFakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        Time = new VirtualTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
         Scheduler = new DeterministicScheduler(Time);
         Network = new VirtualStreamNetwork(Scheduler, Time, network);
         Started = Time.GetUtcNow();
     }
 
-    public FakeTimeProvider Time { get; }
+    public VirtualTimeProvider Time { get; }
 
     public DeterministicScheduler Scheduler { get; }
 
