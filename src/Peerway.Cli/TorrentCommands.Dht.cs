@@ -19,7 +19,7 @@ internal static partial class TorrentCommands
     /// where the host has IPv6; <c>off</c> keeps the IPv4 DHT only (a usage error with an IPv6 <c>--bind</c>), and then
     /// an IPv6 bootstrap address is a usage error. No DHT (<paramref name="useDht"/> false, or no bootstrap): null.
     /// </summary>
-    private static IPAddress? CheckDhtPair(string? value, IPAddress bind, IReadOnlyList<IPEndPoint> routers, bool useDht)
+    internal static IPAddress? CheckDhtPair(string? value, IPAddress bind, IReadOnlyList<IPEndPoint> routers, bool useDht)
     {
         var on = value switch
         {
