@@ -31,8 +31,26 @@ internal static partial class TorrentCommands
 
     private static Option<bool> FollowOption() => new("--follow")
     {
-        Description = "With a BEP 46 magnet (xs=urn:btpk:): after the download, keep checking the item and fetch each newer torrent into the same directory, until Ctrl-C.",
+        Description = "With a BEP 46 magnet (xs=urn:btpk:): after the download, keep seeding, checking the item and fetching each newer torrent into the same directory, until Ctrl-C (the default with --seed).",
     };
+
+    private static Option<bool> NoFollowOption() => new("--no-follow")
+    {
+        Description = "With a BEP 46 magnet and --seed: seed the torrent resolved first, without following the item's updates.",
+    };
+
+    /// <summary>
+    /// BEP 46: "Periodically polling such ID [...] allows consumers to be notified about updates". Whether get follows the
+    /// item: when the process stays up anyway (--seed) unless --no-follow, or when --follow asks for it; a plain get
+    /// exits when done. The follow options need a BEP 46 magnet; --follow and --no-follow together are a usage error.
+    /// </summary>
+    internal static bool CheckFollow(bool mutableMagnet, bool follow, bool noFollow, bool interval, bool seed)
+    {
+        if (!mutableMagnet && (follow || noFollow || interval)) throw new UsageException("--follow, --no-follow and --follow-interval need a BEP 46 magnet (xs=urn:btpk:)");
+        if (follow && noFollow) throw new UsageException("--follow and --no-follow contradict each other");
+        if (noFollow && interval) throw new UsageException("--follow-interval and --no-follow contradict each other");
+        return mutableMagnet && (follow || (seed && !noFollow));
+    }
 
     private static Option<int> FollowIntervalOption() => new("--follow-interval")
     {
@@ -54,10 +72,12 @@ internal static partial class TorrentCommands
     }
 
     /// <summary>A DHT node of the command's own (bound to <paramref name="address"/>, any port), joined: it resolves or
-    /// publishes the BEP 46 item and is the torrent's DHT peer source. No node answering is a runtime failure.</summary>
-    private static async Task<DhtHost> StartJoinedDhtAsync(IPAddress address, IReadOnlyList<IPEndPoint> routers, ILoggerFactory loggers, CancellationToken ct)
+    /// publishes the BEP 46 item and is the torrent's DHT peer source. No node answering is a runtime failure.
+    /// BEP 32: with <paramref name="pair"/>, an address of the other family, a node there too (same id), each joining
+    /// through the routers of its family (see <see cref="CheckDhtPair"/>).</summary>
+    private static async Task<DualStackDhtHost> StartJoinedDhtAsync(IPAddress address, IPAddress? pair, IReadOnlyList<IPEndPoint> routers, ILoggerFactory loggers, CancellationToken ct)
     {
-        var host = Listening.Bind(address, 0, () => DhtHost.Start(new DhtHostOptions { Bind = new IPEndPoint(address, 0) }, loggers));
+        var host = Listening.Bind(address, 0, () => DualStackDhtHost.Start(new DhtHostOptions { Bind = new IPEndPoint(address, 0) }, pair, loggers));
         try
         {
             if (await host.JoinAsync(routers, ct) == 0) throw new RuntimeFailureException($"no DHT bootstrap node answered ({string.Join(", ", routers)})");
@@ -115,7 +135,7 @@ internal static partial class TorrentCommands
             while (true)
             {
                 await Task.Delay(republish, ct);
-                var again = await node.PutItemAsync(put.Item, ct);
+                var again = await node.PutItemDualStackAsync(put.Item, ct);
                 await error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"republished seq {put.Item.Sequence} on {again.StoredOn} nodes"));
             }
         }

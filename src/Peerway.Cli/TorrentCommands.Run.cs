@@ -142,7 +142,8 @@ internal static partial class TorrentCommands
         var publish = PublishOption();
         var publishSalt = PublishSaltOption();
         var republish = RepublishOption();
-        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, bind, trackers, webrtc, dht, lsd, proxyUrl, content, limit, encryption, transport, publish, publishSalt, republish, verbose };
+        var dhtIpv6 = DhtIpv6Option();
+        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, bind, trackers, webrtc, dht, dhtIpv6, lsd, proxyUrl, content, limit, encryption, transport, publish, publishSalt, republish, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var source = parse.GetValue(path)!;
@@ -188,8 +189,9 @@ internal static partial class TorrentCommands
             if (proxy is not null) (proxyUdp, transports, useDht) = await ProxyUdpAsync(proxy, transports, parse.GetValue(dht) is { Length: > 0 }, parse.InvocationConfiguration.Error, ct);
             using var loggers = Loggers(parse.GetValue(verbose));
             var dhtRouters = useDht ? await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct) : [];
+            var dhtPair = CheckDhtPair(parse.GetValue(dhtIpv6), address, dhtRouters, useDht && proxy is null);
             // Publishing (BEP 46) needs the DHT node before the torrent starts: a node of the command's own, the torrent's too.
-            await using var publishDht = publishKey is null ? null : await StartJoinedDhtAsync(address, dhtRouters, loggers, ct);
+            await using var publishDht = publishKey is null ? null : await StartJoinedDhtAsync(address, dhtPair, dhtRouters, loggers, ct);
             // The host binds the peer port's UDP side (uTP, and the DHT node with --dht-bootstrap) as it is made, and TCP when started.
             var host = Listening.Bind(address, (transports & PeerTransports.Utp) != 0 ? parse.GetValue(port) : 0, () => new TorrentHost(new TorrentHostOptions
             {
@@ -201,6 +203,7 @@ internal static partial class TorrentCommands
                 WebRtc = rtc,
                 DhtBootstrap = publishDht is null ? dhtRouters : [],
                 DhtBind = new IPEndPoint(address, 0),
+                DhtPairAddress = publishDht is null ? dhtPair : null,
                 Transports = transports,
                 LocalDiscovery = localDiscovery,
                 Proxy = proxy,
@@ -259,7 +262,9 @@ internal static partial class TorrentCommands
         var proxyUrl = ProxyOption();
         var follow = FollowOption();
         var followInterval = FollowIntervalOption();
-        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, bind, peers, dht, trackers, webrtc, lsd, proxyUrl, seed, follow, followInterval, timeout, limit, overwrite, only, skip, encryption, transport, verbose };
+        var noFollow = NoFollowOption();
+        var dhtIpv6 = DhtIpv6Option();
+        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, bind, peers, dht, dhtIpv6, trackers, webrtc, lsd, proxyUrl, seed, follow, noFollow, followInterval, timeout, limit, overwrite, only, skip, encryption, transport, verbose };
         command.SetAction(async (parse, ct) =>
         {
             var target = parse.GetValue(what)!;
@@ -275,7 +280,7 @@ internal static partial class TorrentCommands
             Peerway.Core.NodeId hash;
             string name;
             var link = CheckMutableMagnet(target, parse.GetValue(dht) is { Length: > 0 }, proxy is not null);
-            if (link is null && (parse.GetValue(follow) || parse.GetResult(followInterval) is { Implicit: false })) throw new UsageException("--follow and --follow-interval need a BEP 46 magnet (xs=urn:btpk:)");
+            var following = CheckFollow(link is not null, parse.GetValue(follow), parse.GetValue(noFollow), parse.GetResult(followInterval) is { Implicit: false }, parse.GetValue(seed));
             var followEvery = CheckSeconds(parse.GetValue(followInterval), "--follow-interval");
             if (link is null)
             {
@@ -305,9 +310,10 @@ internal static partial class TorrentCommands
             Directory.CreateDirectory(dir);
             using var loggers = Loggers(parse.GetValue(verbose));
             var dhtRouters = useDht ? await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct) : [];
+            var dhtPair = CheckDhtPair(parse.GetValue(dhtIpv6), address, dhtRouters, useDht && proxy is null);
             // BEP 46: the magnet names a mutable item; its current torrent is looked up first, on a DHT node of our own
             // (the torrent's DHT peer source too).
-            await using var mutableDht = link is null ? null : await StartJoinedDhtAsync(address, dhtRouters, loggers, ct);
+            await using var mutableDht = link is null ? null : await StartJoinedDhtAsync(address, dhtPair, dhtRouters, loggers, ct);
             var current = link is null ? null : await ResolveOrFailAsync(mutableDht!.Node, link, ct);
             while (true)
             {
@@ -331,6 +337,7 @@ internal static partial class TorrentCommands
                     Peers = peerList,
                     DhtBootstrap = mutableDht is null ? dhtRouters : [],
                     DhtBind = new IPEndPoint(address, 0),
+                    DhtPairAddress = mutableDht is null ? dhtPair : null,
                     Transports = transports,
                     LocalDiscovery = localDiscovery,
                     Proxy = proxy,
@@ -381,7 +388,7 @@ internal static partial class TorrentCommands
                         await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                             $"complete: {host.Handle.Info!.Name} {stats.TotalLength} bytes, {stats.PieceCount} pieces verified, info-hash {hash}"));
                     }
-                    if (current is not null && parse.GetValue(follow))
+                    if (current is not null && following)
                     {
                         // BEP 46: seeding this torrent meanwhile; a higher seq names the next one, fetched into the same directory.
                         await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"following {link} (seq {current.Sequence}); Ctrl-C to stop"));

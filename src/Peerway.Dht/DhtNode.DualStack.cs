@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Sockets;
 using Peerway.Core;
 
@@ -44,6 +45,50 @@ public sealed partial class DhtNode
             other._sibling = this;
         }
     }
+
+    /// <summary>
+    /// BEP 32 dual stack: "a node [...] participating in both DHTs" looks up and announces on each. get_peers and
+    /// announce_peer (<see cref="AnnounceAsync"/>) on this node and, when paired, on its pair at once; the peers both
+    /// return (IPv4 and IPv6 endpoints) merged, duplicates dropped. Unpaired: this node's lookup alone.
+    /// </summary>
+    public async Task<IReadOnlyList<IPEndPoint>> AnnounceDualStackAsync(NodeId infoHash, int port, bool impliedPort, CancellationToken ct)
+    {
+        var pair = Pair;
+        var mine = AnnounceAsync(infoHash, port, impliedPort, ct);
+        if (pair is null) return (await mine.ConfigureAwait(false)).Lookup.Peers;
+        var theirs = pair.AnnounceAsync(infoHash, port, impliedPort, ct);
+        var both = await Task.WhenAll(mine, theirs).ConfigureAwait(false);
+        return both.SelectMany(a => a.Lookup.Peers).Distinct().ToList();
+    }
+
+    /// <summary>
+    /// BEP 32 dual stack for BEP 44 puts of an item signed elsewhere: <see cref="PutItemAsync"/> on this node and, when
+    /// paired, on its pair at once. The result counts the nodes of both DHTs that stored it (errors of both, this node's lookup).
+    /// </summary>
+    public async Task<DhtPutResult> PutItemDualStackAsync(DhtItem item, CancellationToken ct)
+    {
+        var pair = Pair;
+        var mine = PutItemAsync(item, ct);
+        if (pair is null) return await mine.ConfigureAwait(false);
+        var theirs = pair.PutItemAsync(item, ct);
+        await Task.WhenAll(mine, theirs).ConfigureAwait(false);
+        return Merge(await mine.ConfigureAwait(false), await theirs.ConfigureAwait(false));
+    }
+
+    /// <summary>BEP 44 get of a mutable item on this node and, when paired, its pair: the item of the higher sequence
+    /// number of the two (each already verified against the key and salt).</summary>
+    private async Task<DhtItem?> GetMutableDualStackAsync(ReadOnlyMemory<byte> publicKey, ReadOnlyMemory<byte> salt, CancellationToken ct)
+    {
+        var pair = Pair;
+        var mine = GetMutableAsync(publicKey, salt, ct);
+        if (pair is null) return (await mine.ConfigureAwait(false)).Item;
+        var theirs = pair.GetMutableAsync(publicKey, salt, ct);
+        var both = await Task.WhenAll(mine, theirs).ConfigureAwait(false);
+        return both.Select(r => r.Item).Where(i => i is not null).MaxBy(i => i!.Sequence);
+    }
+
+    private static DhtPutResult Merge(DhtPutResult mine, DhtPutResult theirs) =>
+        mine with { StoredOn = mine.StoredOn + theirs.StoredOn, Errors = [.. mine.Errors, .. theirs.Errors] };
 
     /// <summary>BEP 32: a reply's nodes of the paired node's family ("nodes6" to an IPv4 node, "nodes" to an IPv6 one),
     /// handed to the pair once our lock is released.</summary>

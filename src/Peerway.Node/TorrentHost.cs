@@ -44,6 +44,13 @@ public sealed record TorrentHostOptions
     /// <summary>Where our DHT node binds (port 0: any).</summary>
     public IPEndPoint DhtBind { get; init; } = new(IPAddress.Any, 0);
 
+    /// <summary>
+    /// BEP 32: with a DHT node of the host's own, an address of the other family for a second node paired with it (same
+    /// id; the first one's port number when free), so that the torrent is looked up and announced on both DHTs; null:
+    /// one family. Not bound (no IPv6 on the host): one family, with a warning.
+    /// </summary>
+    public IPAddress? DhtPairAddress { get; init; }
+
     public DhtPeerSourceOptions DhtPeerSource { get; init; } = new();
 
     /// <summary>TCP, uTP or both (the default: uTP dialled first, TCP fallback; both listened on, on one port number).</summary>
@@ -80,6 +87,7 @@ public sealed record TorrentHostOptions
         ArgumentNullException.ThrowIfNull(Utp);
         Utp.Validate();
         WebRtc?.Validate();
+        if (Proxy is not null && DhtPairAddress is not null) throw new ArgumentException("a second DHT node (BEP 32) would not go through the proxy", nameof(DhtPairAddress));
     }
 }
 
@@ -103,7 +111,7 @@ public sealed class TorrentHost : IAsyncDisposable
     private UdpTrackerClient? _udp;
     private TrackerAnnouncer? _announcer;
     private WebRtcPeerSource? _webrtc;
-    private readonly DhtHost? _dhtHost;
+    private readonly DualStackDhtHost? _dhtHost;
     private TorrentHandle? _handle;
     private List<LsdChannel> _lsdChannels = [];
     private LocalDiscovery? _lsd;
@@ -148,7 +156,7 @@ public sealed class TorrentHost : IAsyncDisposable
         {
             if (ownDht)
             {
-                _dhtHost = DhtHost.Start(new DhtHostOptions { Bind = options.DhtBind }, _loggers, socket: _udpPort?.Krpc);
+                _dhtHost = DualStackDhtHost.Start(new DhtHostOptions { Bind = options.DhtBind }, options.DhtPairAddress, _loggers, socket: _udpPort?.Krpc);
                 dht = _dhtHost.Node;
             }
         }

@@ -8,8 +8,8 @@ namespace Peerway.Interop.Tests.Dht;
 /// <summary>
 /// Issue 17 §2: BEP 46 (mutable torrents) on a loopback DHT. bittorrent-dht (npm, tests/interop-peers/dht-bep44.mjs put-torrent)
 /// puts the item <c>{ih}</c> that a <c>magnet:?xs=urn:btpk:…</c> names, and `peerway get` resolves it and downloads the
-/// torrent from a `peerway share`; and `peerway share --publish` publishes what `peerway get --follow` follows, fetching
-/// the next torrent into the same directory when the publisher's seq rises.
+/// torrent from a `peerway share`; and `peerway share --publish` publishes what `peerway get --seed` follows (by default
+/// when it stays up to seed), fetching the next torrent into the same directory when the publisher's seq rises.
 /// </summary>
 public sealed partial class Bep46InteropTests
 {
@@ -77,7 +77,7 @@ public sealed partial class Bep46InteropTests
                 await firstShare.WaitForStderrAsync(l => l.Contains(" seq 1 on ", StringComparison.Ordinal), Lifetime);
 
                 var output = Path.Combine(dir, "out");
-                await using var get = PeerwayCli.Start(["get", magnet, "-o", output, "--bind", "127.0.0.1", "--dht-bootstrap", node.EndPoint, "--lsd", "off", "--follow", "--follow-interval", "1"]);
+                await using var get = PeerwayCli.Start(["get", magnet, "-o", output, "--bind", "127.0.0.1", "--dht-bootstrap", node.EndPoint, "--lsd", "off", "--seed", "--follow-interval", "1"]);
                 await get.WaitForStdoutAsync(l => l.StartsWith("complete: first.bin", StringComparison.Ordinal), Lifetime);
                 Assert.Equal(await File.ReadAllBytesAsync(first), await File.ReadAllBytesAsync(Path.Combine(output, "first.bin")));
 
