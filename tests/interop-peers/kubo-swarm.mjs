@@ -3,13 +3,14 @@
 //     id; FILE added through the API (CIDv1, raw leaves); routing/findprovs for it. Prints one JSON object
 //     {"id","publicKey","addresses","agentVersion","protocols","added","providers"}; Helia then fetches "added" from
 //     the first address (helia-bitswap-get.mjs).
-//   node kubo-swarm.mjs API_URL --findprovs CID
-//     prints {"providers":[{"id","addrs"}…],"swarmPeers":[…]} from routing/findprovs and swarm/peers.
+//   node kubo-swarm.mjs API_URL --findprovs CID [CONNECT_MULTIADDR]
+//     swarm/connect to CONNECT_MULTIADDR (if given), then prints {"connect":[…],"providers":[{"id","addrs"}…],
+//     "swarmPeers":[…]} from swarm/connect, routing/findprovs and swarm/peers.
 import { readFileSync } from 'node:fs'
 import { create } from 'kubo-rpc-client'
 
 setTimeout(() => { console.error('timeout'); process.exit(3) }, 180_000).unref()
-const [api, file, cidArg] = process.argv.slice(2)
+const [api, file, cidArg, connectArg] = process.argv.slice(2)
 const client = create({ url: api })
 const all = async (it) => { const items = []; for await (const x of it) items.push(x); return items }
 const providers = async (cid) => (await all(client.routing.findProvs(cid)))
@@ -18,9 +19,10 @@ const providers = async (cid) => (await all(client.routing.findProvs(cid)))
 
 try {
   if (file === '--findprovs') {
+    const connect = connectArg ? await client.swarm.connect(connectArg) : []
     const found = await providers(cidArg)
     const swarmPeers = (await client.swarm.peers()).map((p) => p.peer.toString())
-    process.stdout.write(JSON.stringify({ providers: found, swarmPeers }) + '\n')
+    process.stdout.write(JSON.stringify({ connect, providers: found, swarmPeers }) + '\n')
     process.exit(0)
   }
   const id = await client.id()

@@ -12,7 +12,8 @@ namespace Peerway.Interop.Tests.Node;
 /// (with <c>/p2p/</c>: the Noise handshake must prove that id) and fetches by Bitswap a file added through
 /// <c>/api/v0/add</c>;
 /// <c>routing/findprovs</c> finds the node itself, and a js-libp2p @libp2p/kad-dht provider by a Kad lookup through the
-/// node; the js nodes find the node's provider record for a root pinned before it started.
+/// node; <c>swarm/connect</c> and <c>swarm/peers</c> see the js nodes; the js nodes find the node's provider record for a
+/// root pinned before it started.
 /// </summary>
 public sealed class NodeIpfsPeerInteropTests
 {
@@ -88,11 +89,12 @@ public sealed class NodeIpfsPeerInteropTests
         await File.WriteAllTextAsync(config, new JsonObject { ["ipfs-bootstrap"] = new JsonArray(JsonValue.Create(addrs[0])), ["log-level"] = "Information" }.ToJsonString());
         var node = await RunningNode.StartAsync(env, data, "--config", config);
 
-        var script = env.Start(RequiredTool.Require("node", "apt-get install nodejs"), [Path.Combine(dir, "kubo-swarm.mjs"), node.ApiUrl, "--findprovs", jsCid], dir);
+        var script = env.Start(RequiredTool.Require("node", "apt-get install nodejs"), [Path.Combine(dir, "kubo-swarm.mjs"), node.ApiUrl, "--findprovs", jsCid, addrs[1]], dir);
         Assert.True(await script.WaitForExitAsync(Bound), "kubo-swarm.mjs did not finish");
         Assert.True(script.ExitCode == 0, script.Stderr + "\n--- node ---\n" + node.Process.Stderr);
         var answer = JsonNode.Parse(script.Stdout.Trim())!;
-        // The bootstrap peer is connected; the provider is found.
+        // swarm/connect dialled js node 1 (kubo's answer); the bootstrap peer is connected; the provider is found.
+        Assert.Equal([$"connect {ids[1]} success"], answer["connect"]!.AsArray().Select(c => (string?)c));
         Assert.True(answer["swarmPeers"]!.AsArray().Any(p => (string?)p == ids[0]), $"{answer}\n--- node ---\n{node.Process.Stderr}");
         var found = answer["providers"]!.AsArray();
         Assert.True(found.Any(p => (string?)p!["id"] == ids[2]), $"{answer}\n--- node ---\n{node.Process.Stderr}");
