@@ -24,7 +24,7 @@ driver="$here/bench/node/many_torrents.py"
 run_peerway() {
   local data="$work/pw-data"; rm -rf "$data" "$work/content/.peerway"; mkdir -p "$data"
   printf '{"download-dir": "%s", "peer-bind": "127.0.0.1"}\n' "$work/content" > "$work/pw.json"
-  "$peerway" node --config "$work/pw.json" --data "$data" --rpc 127.0.0.1:0 --api 127.0.0.1:0 --gateway 127.0.0.1:0 --dht-port 0 --peer-port 0 > "$data.out" 2>"$data.err" &
+  "$peerway" node --config "$work/pw.json" --data "$data" --rpc 127.0.0.1:0 --api 127.0.0.1:0 --gateway 127.0.0.1:0 --swarm 127.0.0.1:0 --dht-port 0 --peer-port 0 > "$data.out" 2>"$data.err" &
   local pid=$!; pids+=("$pid")
   until [ -s "$data.out" ]; do sleep 0.1; done
   echo "  peerway node:          $(python3 "$driver" measure "$(head -1 "$data.out" | awk '{print $3}')" "$pid" "$work" "$active" "$seconds" "$calls")"

@@ -36,7 +36,7 @@ rpc() { # rpc URL JSON -> response body (does the 409 session-id handshake)
 one_download() { # one_download WITH_POLLERS(0|1) -> prints MiB/s (and the pollers' line on stderr)
   local data="$work/node-$RANDOM$RANDOM" out poller=""
   mkdir -p "$data"
-  "$peerway" node --data "$data" --rpc 127.0.0.1:0 --api 127.0.0.1:0 --gateway 127.0.0.1:0 --dht-port 0 --peer-port 0 > "$data/out" 2>"$data/err" &
+  "$peerway" node --data "$data" --rpc 127.0.0.1:0 --api 127.0.0.1:0 --gateway 127.0.0.1:0 --swarm 127.0.0.1:0 --dht-port 0 --peer-port 0 > "$data/out" 2>"$data/err" &
   local node=$!
   until [ -s "$data/out" ]; do sleep 0.1; done
   local url; url="$(head -1 "$data/out" | awk '{print $3}')"

@@ -93,6 +93,9 @@ public sealed class Libp2pHost : IAsyncDisposable
     /// <summary>The protocols this host handles.</summary>
     public IReadOnlyList<string> Protocols => [.. _handlers.Keys.Order(StringComparer.Ordinal)];
 
+    /// <summary>The agent version identify announces.</summary>
+    public string AgentVersion => _options.AgentVersion;
+
     /// <summary>Raised when a connection is up (after identify has been asked for).</summary>
     public event Action<Libp2pConnection>? Connected;
 

@@ -1,4 +1,6 @@
 using System.Net;
+using System.Threading.Channels;
+using Microsoft.Extensions.Time.Testing;
 using Peerway.Core.Multiformats;
 using Peerway.Libp2p.Kad;
 using Peerway.Libp2p.Protocols;
@@ -67,6 +69,69 @@ public sealed class KadTests : IAsyncDisposable
         Assert.Equal(nodes[7].Host.PeerId, provider.Peer);
         Assert.Contains(provider.Addresses, a => a.TryGetTcpEndPoint(out var ep) && ep!.Port == GetEndPoint(nodes[7].Host).Port);
         Assert.Empty(await nodes[0].Dht.FindProvidersAsync(Cid.V1(0x55, Multihash.Sha256("nobody"u8)), 5, CancellationToken.None).WaitAsync(Bound));
+    }
+
+    /// <summary>
+    /// Issue 19: reproviding on the timer. The test this replaces ran the hosts and the DHTs on one fake clock over real
+    /// TCP and was flaky: a 22 h jump also fired the Yamux write deadline (30 s on the host's clock) of any frame that
+    /// was leaving at that moment (a stream's FIN, identify push), which closed the connection; the round's lookup then
+    /// failed, dropped the only peer from the routing table and stored the record nowhere. It also read the round as
+    /// over when <see cref="KadDht.Reprovided"/> fired, while the round's task was still running, so an advance right
+    /// then was skipped. Here only the DHTs run on the fake clock (the hosts and the in-memory network on their own), so
+    /// moving it starts nothing but a round and ages nothing but records, and a round counts as over before the event.
+    /// </summary>
+    [Fact]
+    public async Task Reproviding_on_a_fake_clock_renews_the_record_at_another_node_past_its_ttl_and_it_expires_once_that_stops()
+    {
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 12, 6, 0, 0, 0, TimeSpan.Zero));
+        var defaults = new KadDhtOptions();
+        using var pump = new PumpDeliveryScheduler(TimeProvider.System);
+        var network = new VirtualStreamNetwork(pump, TimeProvider.System);
+        var (provider, providerDht) = await VirtualNodeAsync(network, clock);
+        var (holder, holderDht) = await VirtualNodeAsync(network, clock);
+        var cid = Cid.V1(0x55, Multihash.Sha256("reprovided"u8));
+        var key = cid.Multihash.Bytes.ToArray();
+        var arrived = Channel.CreateUnbounded<PeerId>();
+        holderDht.ProviderAdded += (k, peer) =>
+        {
+            if (k.Span.SequenceEqual(key)) arrived.Writer.TryWrite(peer);
+        };
+        var rounds = Channel.CreateUnbounded<int>();
+        providerDht.Reprovided += n => rounds.Writer.TryWrite(n);
+        Assert.Equal(1, await providerDht.BootstrapAsync([holder.ListenAddresses[0].WithPeer(holder.PeerId)], CancellationToken.None).WaitAsync(Bound));
+        providerDht.StartReproviding(() => [cid]);
+        Assert.Empty(holderDht.LocalProviders(key));
+
+        // 22 h, 44 h, 66 h: each tick sends one ADD_PROVIDER to the holder. The last is past the 48 h a record lives, so
+        // the holder has it then only because it was renewed.
+        for (var round = 1; round <= 3; round++)
+        {
+            clock.Advance(defaults.ReprovideInterval);
+            Assert.Equal(provider.PeerId, await arrived.Reader.ReadAsync().AsTask().WaitAsync(Bound));
+            Assert.Equal(1, await rounds.Reader.ReadAsync().AsTask().WaitAsync(Bound));
+            Assert.False(arrived.Reader.TryRead(out _)); // one announcement per round
+        }
+
+        Assert.Equal(provider.PeerId, Assert.Single(holderDht.LocalProviders(key)).Peer);
+
+        // The provider stops reproviding; 48 h after its last announcement the record is gone.
+        await providerDht.DisposeAsync();
+        clock.Advance(defaults.ProviderTtl - TimeSpan.FromMinutes(1));
+        Assert.Single(holderDht.LocalProviders(key));
+        clock.Advance(TimeSpan.FromMinutes(2));
+        Assert.Empty(holderDht.LocalProviders(key));
+        Assert.False(arrived.Reader.TryRead(out _));
+    }
+
+    private async Task<(Libp2pHost Host, KadDht Dht)> VirtualNodeAsync(VirtualStreamNetwork network, TimeProvider dhtClock)
+    {
+        var endpoint = network.AddEndpoint();
+        var host = new Libp2pHost(PeerKey.Generate(), endpoint);
+        var dht = new KadDht(host, new KadDhtOptions { K = 4, QueryTimeout = TimeSpan.FromSeconds(20) }, time: dhtClock);
+        _owned.Add(host);
+        _owned.Add(dht);
+        await host.StartAsync(new IPEndPoint(endpoint.Address, 4001), CancellationToken.None);
+        return (host, dht);
     }
 
     [Fact]

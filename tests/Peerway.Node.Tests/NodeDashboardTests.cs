@@ -48,6 +48,12 @@ public sealed class NodeDashboardTests
             Assert.NotNull(snapshot["dht"]?["routingTable"]);
             Assert.Equal("/transmission/rpc", (string?)snapshot["rpcPath"]);
             Assert.Null(snapshot["turnAllocations"]);
+            // The IPFS peer the node hosts: its PeerId (persisted in repo/libp2p.key) and the banner's swarm address.
+            Assert.Equal(node.Ipfs.Host.PeerId.ToString(), (string?)snapshot["ipfs"]?["peerId"]);
+            Assert.StartsWith("12D3KooW", (string?)snapshot["ipfs"]?["peerId"], StringComparison.Ordinal);
+            Assert.Equal(node.SwarmAddress, (string?)snapshot["ipfs"]?["swarm"]);
+            Assert.EndsWith($" swarm {node.SwarmAddress}", node.Banner, StringComparison.Ordinal);
+            Assert.Empty(snapshot["ipfs"]!["peers"]!.AsArray());
         }
 
         Directory.Delete(dir, recursive: true);

@@ -79,7 +79,7 @@ out.repoObjects = Number(stat.numObjects)
 out.repoSize = Number(stat.repoSize)
 
 let unknownError = null
-try { await client.swarm.peers() } catch (e) { unknownError = e.message }
+try { await client.key.list() } catch (e) { unknownError = e.message }
 out.unknownCommandError = unknownError
 
 console.log(JSON.stringify(out))

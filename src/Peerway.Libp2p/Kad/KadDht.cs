@@ -68,6 +68,7 @@ public sealed class KadDht : IAsyncDisposable
     public const string ProtocolId = "/ipfs/kad/1.0.0";
 
     private readonly Libp2pHost _host;
+    private readonly TimeProvider _time;
     private readonly KadDhtOptions _options;
     private readonly ILogger _log;
     private readonly byte[] _self;
@@ -79,12 +80,18 @@ public sealed class KadDht : IAsyncDisposable
     private ITimer? _reprovideTimer;
     private Func<IReadOnlyList<Cid>>? _reprovideKeys;
     private Task _reprovideRound = Task.CompletedTask;
+    private bool _reproviding;
     private int _disposed;
 
-    /// <summary>Creates the DHT on <paramref name="host"/> (in server mode it handles <see cref="ProtocolId"/>).</summary>
-    public KadDht(Libp2pHost host, KadDhtOptions? options = null, ILogger? log = null)
+    /// <summary>
+    /// Creates the DHT on <paramref name="host"/> (in server mode it handles <see cref="ProtocolId"/>). <paramref name="time"/>
+    /// is the clock of reproviding rounds and provider-record expiry, default the host's: a clock of its own lets a test
+    /// move the DHT's hours without moving the connections' timers (Yamux write deadlines) under real I/O.
+    /// </summary>
+    public KadDht(Libp2pHost host, KadDhtOptions? options = null, ILogger? log = null, TimeProvider? time = null)
     {
         _host = host ?? throw new ArgumentNullException(nameof(host));
+        _time = time ?? host.Time;
         _options = (options ?? new KadDhtOptions()).Validated();
         _log = log ?? NullLogger.Instance;
         _self = SHA256.HashData(host.PeerId.Bytes);
@@ -141,14 +148,21 @@ public sealed class KadDht : IAsyncDisposable
         return sent.Count(ok => ok);
     }
 
-    /// <summary>Raised after each reproviding round with the number of keys announced again.</summary>
+    /// <summary>
+    /// Raised after each reproviding round with the number of keys announced again; by then the round counts as over,
+    /// so the next tick of the clock starts another.
+    /// </summary>
     public event Action<int>? Reprovided;
+
+    /// <summary>Raised when a peer's ADD_PROVIDER is accepted: the key (a multihash) and the provider.</summary>
+    public event Action<ReadOnlyMemory<byte>, PeerId>? ProviderAdded;
 
     /// <summary>
     /// Announces the keys <paramref name="keys"/> gives again every <see cref="KadDhtOptions.ReprovideInterval"/> on the
     /// host's <see cref="TimeProvider"/> (the spec: provider records expire, so providers re-publish them; kubo's
     /// reprovider). The keys are asked for at each round, so a repository's new roots are included. One round at a time:
-    /// a round still running when the next is due makes that one skip.
+    /// a round still running when the next is due makes that one skip. The timer exists from this call on, so a clock
+    /// advanced afterwards fires it.
     /// </summary>
     public void StartReproviding(Func<IReadOnlyList<Cid>> keys)
     {
@@ -157,7 +171,7 @@ public sealed class KadDht : IAsyncDisposable
         {
             if (_reprovideTimer is not null) throw new InvalidOperationException("already reproviding");
             _reprovideKeys = keys;
-            _reprovideTimer = _host.Time.CreateTimer(static s => ((KadDht)s!).OnReprovideDue(), this, _options.ReprovideInterval, _options.ReprovideInterval);
+            _reprovideTimer = _time.CreateTimer(static s => ((KadDht)s!).OnReprovideDue(), this, _options.ReprovideInterval, _options.ReprovideInterval);
         }
     }
 
@@ -165,29 +179,44 @@ public sealed class KadDht : IAsyncDisposable
     {
         lock (_reprovideGate)
         {
-            if (!_reprovideRound.IsCompleted || _cts.IsCancellationRequested || _reprovideKeys is null) return;
+            if (_reproviding || _cts.IsCancellationRequested || _reprovideKeys is null) return;
+            _reproviding = true;
             _reprovideRound = ReprovideAsync(_reprovideKeys, _cts.Token);
         }
+    }
+
+    /// <summary>Ends a round: from here a tick starts the next one (before <see cref="Reprovided"/> is raised, so
+    /// whoever reacts to it and moves the clock is not skipped).</summary>
+    private void EndReprovideRound()
+    {
+        lock (_reprovideGate) _reproviding = false;
     }
 
     private async Task ReprovideAsync(Func<IReadOnlyList<Cid>> keys, CancellationToken ct)
     {
         await Task.Yield(); // off the timer's thread
         var announced = 0;
-        foreach (var cid in keys())
+        try
         {
-            try
+            foreach (var cid in keys())
             {
-                if (await ProvideAsync(cid, ct).ConfigureAwait(false) > 0) announced++;
+                try
+                {
+                    if (await ProvideAsync(cid, ct).ConfigureAwait(false) > 0) announced++;
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                catch (IOException ex)
+                {
+                    _log.LogDebug("kad: reproviding {Cid} failed: {Message}", cid, ex.Message);
+                }
             }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-            catch (IOException ex)
-            {
-                _log.LogDebug("kad: reproviding {Cid} failed: {Message}", cid, ex.Message);
-            }
+        }
+        finally
+        {
+            EndReprovideRound();
         }
 
         _log.LogDebug("kad: reprovided {Count} keys", announced);
@@ -220,7 +249,7 @@ public sealed class KadDht : IAsyncDisposable
 
     internal IReadOnlyList<KadProvider> LocalProviders(byte[] key)
     {
-        var now = _host.Time.GetUtcNow();
+        var now = _time.GetUtcNow();
         lock (_gate)
         {
             if (!_providers.TryGetValue(Convert.ToBase64String(key), out var set)) return [];
@@ -244,7 +273,7 @@ public sealed class KadDht : IAsyncDisposable
             set.Remove(set.MinBy(p => p.Value.Expires).Key);
         }
 
-        set[provider.Peer] = (provider, _host.Time.GetUtcNow() + _options.ProviderTtl);
+        set[provider.Peer] = (provider, _time.GetUtcNow() + _options.ProviderTtl);
         return true;
     }
 
@@ -422,10 +451,10 @@ public sealed class KadDht : IAsyncDisposable
                 foreach (var p in request.ProviderPeers.Where(p => p.Id.Equals(from.RemotePeer)))
                 {
                     var addresses = p.Addresses.Count > 0 ? p.Addresses : [from.RemoteAddress];
-                    lock (_gate)
-                    {
-                        if (!StoreProviderLocked(request.Key, new KadProvider(p.Id, addresses))) _log.LogDebug("kad: provider store full; a record from {Peer} refused", from.RemotePeer);
-                    }
+                    bool stored;
+                    lock (_gate) stored = StoreProviderLocked(request.Key, new KadProvider(p.Id, addresses));
+                    if (stored) ProviderAdded?.Invoke(request.Key, p.Id);
+                    else _log.LogDebug("kad: provider store full; a record from {Peer} refused", from.RemotePeer);
                 }
 
                 return null;

@@ -1,6 +1,5 @@
 using System.Formats.Tar;
 using System.Globalization;
-using System.Net;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
@@ -12,9 +11,6 @@ namespace Peerway.Node.Daemon;
 
 public sealed partial class KuboApi
 {
-    /// <summary>kubo's routing event type for a provider record (go-libp2p routing/query.go: <c>Provider = 4</c>).</summary>
-    private const int ProviderEvent = 4;
-
     /// <summary>
     /// <c>get</c>: the file or directory at <c>arg</c> as a tar stream, as kubo returns it (each entry named from the
     /// last path segment, or the CID for a bare CID; a directory's entries below it; files 0644, directories 0755).
@@ -85,32 +81,4 @@ public sealed partial class KuboApi
     private const UnixFileMode TarFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
 
     private const UnixFileMode TarDirectoryMode = TarFileMode | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
-
-    /// <summary>
-    /// <c>routing/findprovs</c>: kubo's routing events as NDJSON. The node speaks no libp2p and runs no IPFS DHT, so the
-    /// one provider it can name is itself — for a CID whose block it holds (pinned roots, added or imported content) —
-    /// with its gateway as its address (<c>/ip4/…/tcp/…/http</c>). For any other CID the answer is empty.
-    /// </summary>
-    private IResult FindProviders(HttpContext context)
-    {
-        if (!TryArg(context, out var cid)) return Error("invalid CID");
-        var q = context.Request.Query;
-        if (q.TryGetValue("num-providers", out var n) && (!int.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out var max) || max < 1))
-            return Error("num-providers must be a positive integer");
-        if (!_repo.Blocks.Has(cid!)) return Results.Text("", "application/json");
-        var addrs = new JsonArray();
-        if (_gateway is not null && IPAddress.TryParse(_gateway.Host.Trim('[', ']'), out var ip))
-        {
-            addrs.Add($"/{(ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? "ip6" : "ip4")}/{ip}/tcp/{_gateway.Port.ToString(CultureInfo.InvariantCulture)}/http");
-        }
-
-        var provider = new JsonObject
-        {
-            ["Extra"] = "",
-            ["ID"] = "",
-            ["Responses"] = new JsonArray(new JsonObject { ["Addrs"] = addrs, ["ID"] = PeerId }),
-            ["Type"] = ProviderEvent,
-        };
-        return Results.Text(provider.ToJsonString() + "\n", "application/json");
-    }
 }

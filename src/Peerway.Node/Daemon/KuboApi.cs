@@ -8,6 +8,7 @@ using Peerway.Content.Blocks;
 using Peerway.Content.UnixFs;
 using Peerway.Core.Multiformats;
 using Peerway.Node.Content;
+using Peerway.Node.Ipfs;
 
 namespace Peerway.Node.Daemon;
 
@@ -17,31 +18,31 @@ namespace Peerway.Node.Daemon;
 /// repository: <c>version</c>, <c>id</c>, <c>add</c> (multipart; <c>cid-version</c>, <c>raw-leaves</c>,
 /// <c>only-hash</c>: the same importer, so the same CIDs, as <c>peerway add</c>), <c>cat</c>, <c>block/get</c>,
 /// <c>block/put</c>, <c>dag/export</c> and <c>dag/import</c> (CAR v1), <c>pin/add|ls|rm</c> (saved in the node's state),
-/// <c>repo/stat</c>, <c>get</c> (a tar stream, as kubo returns it) and <c>routing/findprovs</c> (what this node knows:
-/// itself, for a CID whose block it holds; the node runs no libp2p/IPFS DHT, so no other provider is ever listed).
+/// <c>repo/stat</c>, <c>get</c> (a tar stream, as kubo returns it), and through the node's libp2p/IPFS peer
+/// (<see cref="IpfsPeer"/>): <c>id</c>, <c>routing/findprovs</c> (a Kad lookup), <c>swarm/peers</c> and <c>swarm/connect</c>.
 /// </summary>
 public sealed partial class KuboApi
 {
     private readonly ContentRepo _repo;
-    private readonly DhtHost _dht;
+    private readonly IpfsPeer _ipfs;
+    private readonly Action<Cid> _provide;
+    private readonly Task _joined;
     private readonly ILogger _log;
 
     private readonly NodeTorrents _state;
     private readonly Lock _pinGate = new();
-    private readonly Uri? _gateway;
 
-    /// <param name="gateway">The node's gateway root, named as this node's address in <c>routing/findprovs</c> answers.</param>
-    public KuboApi(ContentRepo repo, NodeTorrents state, DhtHost dht, ILogger<KuboApi> log, Uri? gateway = null)
+    /// <param name="provide">Called with each root that <c>add</c>, <c>pin/add</c> or <c>dag/import</c> pins: the node announces it in the IPFS DHT.</param>
+    /// <param name="joined">Completes when the peer has joined the IPFS DHT; lookups wait for it.</param>
+    public KuboApi(ContentRepo repo, NodeTorrents state, IpfsPeer ipfs, ILogger<KuboApi> log, Action<Cid>? provide = null, Task? joined = null)
     {
+        _joined = joined ?? Task.CompletedTask;
         _repo = repo;
         _state = state;
-        _dht = dht;
+        _ipfs = ipfs;
         _log = log;
-        _gateway = gateway;
+        _provide = provide ?? (_ => { });
     }
-
-    /// <summary>This node's id as kubo's <c>id</c> and <c>routing/findprovs</c> name it (see <c>id</c> below).</summary>
-    private string PeerId => Cid.V0(Multihash.Sha256(_dht.Node.Id.ToArray())).ToString();
 
     public void Map(WebApplication app)
     {
@@ -60,15 +61,7 @@ public sealed partial class KuboApi
             }
         });
         app.MapPost("/api/v0/version", () => Results.Json(new JsonObject { ["Version"] = "0.1.0-peerway", ["Commit"] = "", ["Repo"] = "peerway", ["System"] = "amd64/linux", ["Golang"] = "" }));
-        app.MapPost("/api/v0/id", () => Results.Json(new JsonObject
-        {
-            // Peerway speaks no libp2p, so it has no libp2p identity: the ID is the sha2-256 multihash of the DHT node id
-            // in base58btc (the shape of a "Qm…" peer id, which clients parse), stable across restarts with dht.state.
-            ["ID"] = PeerId,
-            ["AgentVersion"] = "peerway/0.1.0",
-            ["Addresses"] = new JsonArray(),
-            ["Protocols"] = new JsonArray(),
-        }));
+        app.MapPost("/api/v0/id", Id);
         app.MapPost("/api/v0/add", (Delegate)AddAsync);
         app.MapPost("/api/v0/cat", CatAsync);
         app.MapPost("/api/v0/block/get", BlockGetAsync);
@@ -80,7 +73,9 @@ public sealed partial class KuboApi
         app.MapPost("/api/v0/pin/ls", PinList);
         app.MapPost("/api/v0/repo/stat", RepoStat);
         app.MapPost("/api/v0/get", GetAsync);
-        app.MapPost("/api/v0/routing/findprovs", FindProviders);
+        app.MapPost("/api/v0/routing/findprovs", FindProvidersAsync);
+        app.MapPost("/api/v0/swarm/peers", SwarmPeers);
+        app.MapPost("/api/v0/swarm/connect", SwarmConnectAsync);
         app.MapFallback((HttpContext c) => Error($"command not found: {c.Request.Path}", StatusCodes.Status404NotFound));
     }
 
@@ -314,7 +309,7 @@ public sealed partial class KuboApi
         return Results.Json(new JsonObject { ["Keys"] = keys });
     }
 
-    /// <summary>Adds or removes a pin in the saved state; false when nothing changed.</summary>
+    /// <summary>Adds or removes a pin in the saved state (a new pin is provided in the IPFS DHT); false when nothing changed.</summary>
     private bool Pin(string cid, bool add)
     {
         lock (_pinGate)
@@ -322,8 +317,10 @@ public sealed partial class KuboApi
             var pins = _state.Pins;
             if (add == pins.Contains(cid)) return false;
             _state.SetPins(add ? [.. pins, cid] : [.. pins.Where(p => p != cid)]);
-            return true;
         }
+
+        if (add && Cid.TryParse(cid, out var parsed) == MultiformatError.None) _provide(parsed!);
+        return true;
     }
 
     private IResult RepoStat()

@@ -31,6 +31,17 @@ public sealed record NodeConfig
     [JsonPropertyName("gateway")]
     public string Gateway { get; init; } = "127.0.0.1:8080";
 
+    /// <summary>
+    /// The IPFS peer's TCP listen address IP:PORT (kubo's <c>Addresses.Swarm</c>; 4001 as kubo, on loopback): libp2p with
+    /// Noise, Yamux, identify, Bitswap and the IPFS Kademlia DHT over the content repository.
+    /// </summary>
+    [JsonPropertyName("swarm")]
+    public string Swarm { get; init; } = "127.0.0.1:4001";
+
+    /// <summary>IPFS DHT peers to join, multiaddrs with <c>/p2p/</c> (kubo's <c>Bootstrap</c>); empty: none.</summary>
+    [JsonPropertyName("ipfs-bootstrap")]
+    public IReadOnlyList<string> IpfsBootstrap { get; init; } = [];
+
     /// <summary>UDP port of the DHT node (BEP 5 suggests 6881; 0: any).</summary>
     [JsonPropertyName("dht-port")]
     public int DhtPort { get; init; } = 6881;
@@ -138,6 +149,7 @@ public sealed record NodeConfig
         Rpc = "127.0.0.1:0",
         Api = "127.0.0.1:0",
         Gateway = "127.0.0.1:0",
+        Swarm = "127.0.0.1:0",
         DhtPort = 0,
         PeerPort = 0,
         PeerBind = "127.0.0.1",
@@ -150,6 +162,12 @@ public sealed record NodeConfig
         ParseHttpEndPoint(Rpc, "rpc");
         ParseHttpEndPoint(Api, "api");
         ParseHttpEndPoint(Gateway, "gateway");
+        ParseHttpEndPoint(Swarm, "swarm");
+        foreach (var b in IpfsBootstrap)
+        {
+            if (Peerway.Libp2p.Multiaddr.TryParse(b ?? "", out var a) != Peerway.Libp2p.Libp2pError.None || a!.PeerId is null || !a.TryGetTcpEndPoint(out _))
+                throw new ArgumentException($"ipfs-bootstrap '{b}' is not a /ip4|ip6/…/tcp/…/p2p/… multiaddr");
+        }
         if (DhtPort is < 0 or > 65535) throw new ArgumentException($"dht-port {DhtPort} is not a valid port (0-65535)");
         if (PeerPort is < 0 or > 65535) throw new ArgumentException($"peer-port {PeerPort} is not a valid port (0-65535)");
         if (!IPAddress.TryParse(PeerBind, out _)) throw new ArgumentException($"peer-bind '{PeerBind}' is not an IP address");

@@ -8,9 +8,12 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Peerway.Core.Multiformats;
+using Peerway.Libp2p;
 using Peerway.Net;
 using Peerway.Nat.Turn;
 using Peerway.Node.Content;
+using Peerway.Node.Ipfs;
 using Peerway.Node.Nat;
 using Peerway.Torrent;
 using Peerway.Torrent.Storage;
@@ -24,12 +27,15 @@ namespace Peerway.Node.Daemon;
 /// content repository and its trustless gateway, and the HTTP APIs existing tools speak — Transmission RPC at
 /// <c>/transmission/rpc</c> on the rpc listener, the kubo-style API at <c>/api/v0/</c> on the api listener. Everything it
 /// keeps lives in the data directory: <c>state.json</c> (torrents, settings, pins), <c>torrents/</c> (info
-/// dictionaries), <c>dht.state</c> (routing table), <c>repo/</c> (blocks), <c>downloads/</c>.
+/// dictionaries), <c>dht.state</c> (routing table), <c>repo/</c> (blocks, and <c>repo/libp2p.key</c>: the IPFS peer's
+/// identity), <c>downloads/</c>. The repository is also served by the node's libp2p/IPFS peer (<see cref="Ipfs"/>).
 /// </summary>
 public sealed class NodeDaemon : IAsyncDisposable
 {
     private readonly List<IAsyncDisposable> _owned = [];
     private readonly List<Task> _tasks = [];
+    private readonly Lock _tasksGate = new();
+    private readonly TaskCompletionSource _ipfsJoined = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _stop = new();
     private readonly ILogger _log;
     private int _disposed;
@@ -47,6 +53,19 @@ public sealed class NodeDaemon : IAsyncDisposable
     public NodeTorrents Torrents { get; private set; } = null!;
 
     public ContentRepo Repo { get; private set; } = null!;
+
+    /// <summary>
+    /// The IPFS peer over <see cref="Repo"/> (issue 19 in the node): listens on <see cref="NodeConfig.Swarm"/>, serves every
+    /// block by Bitswap, provides the pinned roots and the repository's roots in the IPFS DHT and reprovides them on its
+    /// timer (22 h); the kubo API's <c>id</c>, <c>routing/findprovs</c> and <c>swarm/*</c> answer through it.
+    /// </summary>
+    public IpfsPeer Ipfs { get; private set; } = null!;
+
+    /// <summary>Completes when the IPFS peer has joined the DHT through its bootstrap peers (at once without any).</summary>
+    public Task IpfsJoined => _ipfsJoined.Task;
+
+    /// <summary>The IPFS peer's first listen address, <c>/ip4/…/tcp/…/p2p/&lt;PeerId&gt;</c>.</summary>
+    public string SwarmAddress => Ipfs?.Host.ListenAddresses is [var first, ..] ? first.ToString() : "";
 
     public TransmissionRpc Rpc { get; private set; } = null!;
 
@@ -73,7 +92,8 @@ public sealed class NodeDaemon : IAsyncDisposable
 
     /// <summary>The first line <c>peerway node</c> prints: every endpoint, bound.</summary>
     public string Banner => $"node: rpc {RpcUrl} api {ApiUrl} gateway {GatewayUrl} dht udp {EndPointParser.Format(Dht.LocalEndPoint)} peers tcp {Torrents.Client.Port}"
-        + (Turn is null ? "" : $" turn udp+tcp {EndPointParser.Format(Turn.UdpEndPoint)}");
+        + (Turn is null ? "" : $" turn udp+tcp {EndPointParser.Format(Turn.UdpEndPoint)}")
+        + $" swarm {SwarmAddress}";
 
     /// <summary>
     /// Starts everything (a failure stops what was started and rethrows): a port in use is an <see cref="IOException"/>
@@ -113,7 +133,7 @@ public sealed class NodeDaemon : IAsyncDisposable
             else _log.LogWarning("dht-bootstrap {Router} does not resolve", b);
         }
 
-        _tasks.Add(JoinDhtAsync(routers, _stop.Token));
+        lock (_tasksGate) _tasks.Add(JoinDhtAsync(routers, _stop.Token));
 
         // Session speed limits (session-set) are saved in the state and applied to the client here, at start.
         var settings = SavedNodeState.TryRead(Path.Combine(data, "state.json"))?.Settings ?? new SavedSettings();
@@ -169,6 +189,7 @@ public sealed class NodeDaemon : IAsyncDisposable
         _owned.Add(gateway);
         await gateway.StartAsync(ct).ConfigureAwait(false);
         GatewayUrl = gateway.Prefix.TrimEnd('/');
+        await StartIpfsAsync(config, loggers, ct).ConfigureAwait(false);
 
         Rpc = new TransmissionRpc(Torrents, config, () => Dht.LocalEndPoint.Port, time, loggers.CreateLogger<TransmissionRpc>()) { OnMethod = m => Metrics.RpcRequest("transmission", m) };
         _owned.Add(new DisposeAction(Rpc.Dispose));
@@ -193,7 +214,7 @@ public sealed class NodeDaemon : IAsyncDisposable
                 Metrics.RpcRequest("kubo", context.Request.Path.Value ?? "/");
                 return next(context);
             });
-            new KuboApi(Repo, Torrents, Dht, loggers.CreateLogger<KuboApi>(), new Uri(GatewayUrl)).Map(app);
+            new KuboApi(Repo, Torrents, Ipfs, loggers.CreateLogger<KuboApi>(), Provide, IpfsJoined).Map(app);
         });
         var apiPort = await StartAppAsync(apiApp, ct).ConfigureAwait(false);
         ApiUrl = $"{Url(config.Api, apiPort)}/api/v0";
@@ -215,6 +236,92 @@ public sealed class NodeDaemon : IAsyncDisposable
         options.Validate();
         Turn = TurnServerHost.Start(at, new UdpRelaySocketFactory(relay), options, time, loggers);
         _owned.Add(Turn);
+    }
+
+    /// <summary>The IPFS peer on the repository: listens, then joins the IPFS DHT and provides in the background.</summary>
+    private async Task StartIpfsAsync(NodeConfig config, ILoggerFactory loggers, CancellationToken ct)
+    {
+        Ipfs = IpfsPeer.Open(Repo, loggers);
+        _owned.Add(Ipfs);
+        await Ipfs.StartAsync(Multiaddr.FromTcp(NodeConfig.ParseHttpEndPoint(config.Swarm, "swarm")), ct).ConfigureAwait(false);
+        List<Multiaddr> bootstrap = [];
+        foreach (var b in config.IpfsBootstrap)
+        {
+            if (Multiaddr.TryParse(b, out var a) == Libp2pError.None) bootstrap.Add(a!);
+        }
+
+        // Provider records expire after 48 h: every 22 h the pinned and repository roots are announced again (kubo's
+        // reprovider), those pinned since included; a peer that connects in between joins the routing table.
+        Ipfs.Dht.StartReproviding(ProvidedKeys);
+        lock (_tasksGate) _tasks.Add(JoinIpfsAsync(bootstrap, _stop.Token));
+    }
+
+    /// <summary>What the node provides: its pins and the repository's roots.</summary>
+    private List<Cid> ProvidedKeys()
+    {
+        var keys = new HashSet<Cid>(Repo.Roots());
+        foreach (var p in Torrents.Pins)
+        {
+            if (Cid.TryParse(p, out var cid) == MultiformatError.None) keys.Add(cid!);
+        }
+
+        return [.. keys];
+    }
+
+    /// <summary>
+    /// Joins the IPFS DHT through the bootstrap peers, then provides every pinned and repository root; <see cref="IpfsJoined"/>
+    /// completes once the join is over and every root's local provider record is kept (the announcements go on).
+    /// </summary>
+    private async Task JoinIpfsAsync(List<Multiaddr> bootstrap, CancellationToken ct)
+    {
+        try
+        {
+            await Task.Yield();
+            if (bootstrap.Count > 0)
+            {
+                var reached = await Ipfs.Dht.BootstrapAsync(bootstrap, ct).ConfigureAwait(false);
+                _log.LogInformation("IPFS DHT: {Reached} of {Count} bootstrap peers answered; routing table {Size}", reached, bootstrap.Count, Ipfs.Dht.RoutingTableSize);
+            }
+
+            var provides = ProvidedKeys().Select(cid => ProvideAsync(cid, ct)).ToList();
+            _ipfsJoined.TrySetResult();
+            await Task.WhenAll(provides).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopped before the join finished.
+        }
+        finally
+        {
+            _ipfsJoined.TrySetResult();
+        }
+    }
+
+    /// <summary>Announces <paramref name="cid"/> in the IPFS DHT in the background (the local record is kept at once).</summary>
+    private void Provide(Cid cid)
+    {
+        lock (_tasksGate)
+        {
+            _tasks.RemoveAll(t => t.IsCompleted);
+            if (!_stop.IsCancellationRequested) _tasks.Add(ProvideAsync(cid, _stop.Token));
+        }
+    }
+
+    private async Task ProvideAsync(Cid cid, CancellationToken ct)
+    {
+        try
+        {
+            var stored = await Ipfs.Dht.ProvideAsync(cid, ct).ConfigureAwait(false);
+            _log.LogDebug("IPFS DHT: provided {Cid} to {Stored} peers", cid, stored);
+        }
+        catch (OperationCanceledException)
+        {
+            // The node is stopping.
+        }
+        catch (IOException ex)
+        {
+            _log.LogDebug("IPFS DHT: providing {Cid} failed: {Message}", cid, ex.Message);
+        }
     }
 
     private async Task JoinDhtAsync(IReadOnlyList<IPEndPoint> routers, CancellationToken ct)
@@ -288,7 +395,9 @@ public sealed class NodeDaemon : IAsyncDisposable
             await _owned[i].DisposeAsync().ConfigureAwait(false);
         }
 
-        await Task.WhenAll(_tasks).ConfigureAwait(false);
+        Task[] tasks;
+        lock (_tasksGate) tasks = [.. _tasks];
+        await Task.WhenAll(tasks).ConfigureAwait(false);
         _stop.Dispose();
     }
 

@@ -90,11 +90,16 @@ public sealed class IpfsPeer : IAsyncDisposable
     /// A peer with the repository's identity that serves the repository's blocks over Bitswap (each verified against
     /// its CID when read); <see cref="StartAsync"/> listens.
     /// </summary>
-    public static IpfsPeer Open(string repoDirectory, ILoggerFactory logs, Libp2pHostOptions? options = null)
+    public static IpfsPeer Open(string repoDirectory, ILoggerFactory logs, Libp2pHostOptions? options = null) =>
+        Open(new ContentRepo(repoDirectory), logs, options);
+
+    /// <summary>The peer of an open repository (<c>peerway node</c>'s): the same key file, so the same identity as
+    /// <c>peerway ipfs serve --repo</c> on that directory.</summary>
+    public static IpfsPeer Open(ContentRepo repo, ILoggerFactory logs, Libp2pHostOptions? options = null)
     {
+        ArgumentNullException.ThrowIfNull(repo);
         ArgumentNullException.ThrowIfNull(logs);
-        var repo = new ContentRepo(repoDirectory);
-        var key = LoadOrCreateKey(repoDirectory);
+        var key = LoadOrCreateKey(repo.Directory);
         var host = new Libp2pHost(key, new TcpStreamTransport(), options, TimeProvider.System, logs.CreateLogger("libp2p"));
         var bitswap = new BitswapServer(host, cid => repo.Blocks.TryGet(cid, out var block) == ContentError.None ? block : null, null, logs.CreateLogger("bitswap"));
         var client = new BitswapClient(bitswap, null, TimeProvider.System, logs.CreateLogger("bitswap"));

@@ -8,8 +8,8 @@ namespace Peerway.Interop.Tests.Node;
 /// Issue 18 item 3: the npm <c>kubo-rpc-client</c> (tests/interop-peers/kubo-client.mjs) against
 /// <c>peerway node</c>'s <c>/api/v0/</c>: add (CIDv0, CIDv1 raw leaves, only-hash) gives the CIDs <c>peerway add</c>
 /// gives, cat returns the bytes, get returns kubo's tar stream (a file, a directory made by <c>peerway add</c>, a path
-/// into it), routing/findprovs names the node itself (with its gateway) for what it holds and nobody for what it does
-/// not, block put/get, pin add/ls/rm, dag export → import, repo stat, and an unknown command gets kubo's error.
+/// into it), routing/findprovs names the node's IPFS peer (at its swarm address) for what it added and nobody for what
+/// nobody provides, block put/get, pin add/ls/rm, dag export → import, repo stat, and an unknown command gets kubo's error.
 /// </summary>
 public sealed class KuboRpcClientInteropTests
 {
@@ -54,11 +54,10 @@ public sealed class KuboRpcClientInteropTests
         Assert.Equal([$"{dirCid} 5 0", $"{dirCid}/a.bin 0 300000", $"{dirCid}/sub 5 0", $"{dirCid}/sub/b.bin 0 1234"], entries);
         Assert.Equal(["sub 5 0", "sub/b.bin 0 1234"], r["getDirSub"]!.AsArray().Select(e => $"{(string?)e!["name"]} {(string?)e["type"]} {(int)e["size"]!}"));
         Assert.Contains("not found", (string?)r["getMissingError"], StringComparison.Ordinal);
-        // findprovs: this node, at its gateway, for a CID it holds; nobody for one it does not.
+        // findprovs: this node's IPFS peer, at its swarm address, for a CID it added; nobody for one nobody provides.
         var provider = Assert.Single(r["findProvs"]!.AsArray());
         Assert.Equal((string?)r["id"], (string?)provider!["id"]);
-        var gateway = new Uri(node.GatewayUrl);
-        Assert.Equal([$"/ip4/{gateway.Host}/tcp/{gateway.Port}/http"], provider["addrs"]!.AsArray().Select(a => (string?)a));
+        Assert.Equal([node.Swarm[..node.Swarm.IndexOf("/p2p/", StringComparison.Ordinal)]], provider["addrs"]!.AsArray().Select(a => (string?)a));
         Assert.Equal(0, (int)r["findProvsUnknown"]!);
         var block = (string?)r["blockPut"];
         Assert.Contains(block, r["pinsAfterAdd"]!.AsArray().Select(p => (string?)p));
@@ -67,7 +66,7 @@ public sealed class KuboRpcClientInteropTests
         Assert.Equal([v1.Trim()], r["dagImportRoots"]!.AsArray().Select(p => (string?)p));
         Assert.True((long)r["carBytes"]! > 1_000_000);
         Assert.True((long)r["repoObjects"]! > 0);
-        Assert.Equal("command not found: /api/v0/swarm/peers", (string?)r["unknownCommandError"]);
-        Assert.StartsWith("Qm", (string?)r["id"], StringComparison.Ordinal);
+        Assert.Equal("command not found: /api/v0/key/list", (string?)r["unknownCommandError"]);
+        Assert.Equal(node.Swarm[(node.Swarm.IndexOf("/p2p/", StringComparison.Ordinal) + 5)..], (string?)r["id"]);
     }
 }

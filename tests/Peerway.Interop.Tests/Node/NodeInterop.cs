@@ -7,8 +7,9 @@ namespace Peerway.Interop.Tests.Node;
 /// <summary>A running <c>peerway node</c> on free loopback ports, with its endpoints read from its first stdout line.</summary>
 internal sealed class RunningNode
 {
-    private RunningNode(RunningProcess process, string rpcUrl, string apiUrl, string gatewayUrl, int peerPort)
+    private RunningNode(RunningProcess process, string rpcUrl, string apiUrl, string gatewayUrl, int peerPort, string swarm)
     {
+        Swarm = swarm;
         Process = process;
         PeerPort = peerPort;
         RpcUrl = rpcUrl;
@@ -31,6 +32,9 @@ internal sealed class RunningNode
     /// <summary>The BitTorrent peer port (TCP, and uTP on UDP), from the banner's <c>peers tcp PORT</c>.</summary>
     public int PeerPort { get; }
 
+    /// <summary>The IPFS peer's address, <c>/ip4/127.0.0.1/tcp/PORT/p2p/&lt;PeerId&gt;</c>, from the banner's <c>swarm …</c>.</summary>
+    public string Swarm { get; }
+
     /// <summary>SIGTERM (a graceful stop); returns the exit code.</summary>
     public async Task<int> TerminateAsync()
     {
@@ -46,7 +50,7 @@ internal sealed class RunningNode
     /// <summary>Starts <c>peerway node --data DATA</c> with every port picked by the system, and waits for its first line.</summary>
     public static async Task<RunningNode> StartAsync(TorrentInterop env, string data, params string[] extra)
     {
-        var p = env.StartPeerway(["node", "--data", data, "--rpc", "127.0.0.1:0", "--api", "127.0.0.1:0", "--gateway", "127.0.0.1:0", "--dht-port", "0", "--peer-port", "0", .. extra]);
+        var p = env.StartPeerway(["node", "--data", data, "--rpc", "127.0.0.1:0", "--api", "127.0.0.1:0", "--gateway", "127.0.0.1:0", "--swarm", "127.0.0.1:0", "--dht-port", "0", "--peer-port", "0", .. extra]);
         string line;
         try
         {
@@ -57,12 +61,14 @@ internal sealed class RunningNode
             throw new InvalidOperationException($"peerway node exited: {p.Stderr}");
         }
 
-        // node: rpc http://… api http://… gateway http://… dht udp … peers tcp …
+        // node: rpc http://… api http://… gateway http://… dht udp … peers tcp … [turn udp+tcp …] swarm /ip4/…/p2p/…
         var words = line.Split(' ');
         Assert.True(words.Length >= 9 && words[0] == "node:" && words[1] == "rpc" && words[3] == "api" && words[5] == "gateway" && words[7] == "dht" && words[8] == "udp", line);
         var peers = Array.IndexOf(words, "peers");
         var peerPort = peers > 0 && peers + 2 < words.Length && int.TryParse(words[peers + 2], out var port) ? port : 0;
-        return new RunningNode(p, words[2], words[4], words[6], peerPort);
+        var swarm = Array.IndexOf(words, "swarm");
+        Assert.True(swarm > 0 && swarm + 1 < words.Length && words[swarm + 1].StartsWith("/ip4/127.0.0.1/tcp/", StringComparison.Ordinal) && words[swarm + 1].Contains("/p2p/12D3KooW", StringComparison.Ordinal), line);
+        return new RunningNode(p, words[2], words[4], words[6], peerPort, words[swarm + 1]);
     }
 }
 

@@ -25,6 +25,9 @@ internal sealed record DashboardContent(string Cid, bool Pinned, string Gateway)
 /// <summary>The DHT at a glance: routing-table size, lookups started by this node, KRPC queries each way.</summary>
 internal sealed record DashboardDht(int RoutingTable, long Lookups, long QueriesIn, long QueriesOut, int StoredInfoHashes);
 
+/// <summary>The node's IPFS peer: its PeerId, swarm address, IPFS DHT routing table and the libp2p peers connected now.</summary>
+internal sealed record DashboardIpfs(string PeerId, string Swarm, int RoutingTable, IReadOnlyList<string> Peers);
+
 /// <summary>What the dashboard shows, pushed every period as one server-sent event.</summary>
 internal sealed record DashboardSnapshot(
     IReadOnlyList<DashboardTorrent> Torrents,
@@ -32,7 +35,8 @@ internal sealed record DashboardSnapshot(
     DashboardDht Dht,
     int? TurnAllocations,
     string RpcPath,
-    string GatewayUrl);
+    string GatewayUrl,
+    DashboardIpfs Ipfs);
 
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
 [JsonSerializable(typeof(DashboardSnapshot))]
@@ -174,7 +178,10 @@ internal sealed class NodeDashboard
         var d = _node.Dht.Node.Stats;
         var dht = new DashboardDht(d.RoutingTableSize, d.LookupsStarted, d.QueriesReceived, d.QueriesSent, d.StoredInfoHashes);
         // Without "turn" in the config the node runs no TURN server: null, and the page says so.
-        return new DashboardSnapshot(torrents, content, dht, _node.Turn?.Server.AllocationCount, "/transmission/rpc", gateway);
+        var host = _node.Ipfs.Host;
+        var ipfs = new DashboardIpfs(host.PeerId.ToString(), _node.SwarmAddress, _node.Ipfs.Dht.RoutingTableSize,
+            [.. host.Connections.Select(c => $"{c.RemotePeer} {c.RemoteAddress}").Order(StringComparer.Ordinal)]);
+        return new DashboardSnapshot(torrents, content, dht, _node.Turn?.Server.AllocationCount, "/transmission/rpc", gateway, ipfs);
     }
 
     private static string StateName(TorrentState state) => state switch

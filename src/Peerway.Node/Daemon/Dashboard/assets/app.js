@@ -109,6 +109,14 @@ function render(s) {
   document.getElementById('dht-lookups').textContent = String(s.dht.lookups);
   document.getElementById('dht-queries').textContent = `${s.dht.queriesIn} / ${s.dht.queriesOut}`;
   document.getElementById('dht-stored').textContent = String(s.dht.storedInfoHashes);
+  document.getElementById('ipfs-id').textContent = s.ipfs.peerId;
+  document.getElementById('ipfs-swarm').textContent = s.ipfs.swarm;
+  document.getElementById('ipfs-table').textContent = String(s.ipfs.routingTable);
+  document.getElementById('ipfs-peers').replaceChildren(...s.ipfs.peers.map((p) => {
+    const li = document.createElement('li');
+    li.textContent = p;
+    return li;
+  }));
   document.getElementById('turn').textContent = s.turnAllocations === null
     ? 'Not running on this node ("turn" in the config, or --turn).'
     : `${s.turnAllocations} allocations`;
