@@ -36,7 +36,7 @@ one_download() { # one_download BUILD_DIR WITH_POLLERS(0|1) -> prints MiB/s (and
   mkdir -p "$data"
   dotnet "$1/peerway.dll" node --data "$data" --rpc 127.0.0.1:0 --api 127.0.0.1:0 --gateway 127.0.0.1:0 --dht-port 0 --peer-port 0 > "$data/out" 2>"$data/err" &
   local node=$!
-  until [ -s "$data/out" ]; do sleep 0.1; done
+  until grep -q ' peers tcp ' "$data/out" 2>/dev/null; do sleep 0.1; done # the whole banner line
   local url; url="$(head -1 "$data/out" | awk '{print $3}')"
   if [ "$2" = 1 ]; then
     python3 "$here/bench/node/rpc_pollers.py" "$url" "$clients" "$interval" > "$data/pollers" &
