@@ -5,14 +5,18 @@
 #   A `peerway share` seeder on 127.0.0.1 serves a SIZE_MIB random file. Each round runs two downloads, in turn: a
 #   fresh `peerway node` adds the magnet over RPC and downloads it, once alone and once while CLIENTS pollers
 #   (bench/node/rpc_pollers.py: keep-alive connections, each asking torrent-get every INTERVAL_S s) poll it. Reported:
-#   each download's MiB/s (time from torrent-add to percentDone 1, polled every 0.1 s), the medians of both sets and
-#   their ratio, the pollers' request count and latency, and the load before and after.
+#   each download's MiB/s (bench/node/rpc_download.py: time from torrent-add to percentDone 1, asked every 20 ms on one
+#   keep-alive connection), the medians of both sets and their ratio, the pollers' request count and latency, and the
+#   load before and after.
+# PEERWAY_BUILDS="label=DIR …" compares published CLI builds (DIR/peerway.dll, e.g. a copy of .build/cli made before a
+#   change) in the same run: each round runs every build's pair in turn. Default: this tree's ./peerway.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 size="${1:-256}"; rounds="${2:-5}"; clients="${3:-1000}"; interval="${4:-1}"
 ulimit -n 8192
+"$here/peerway" --help >/dev/null 2>&1 || true
+builds=(${PEERWAY_BUILDS:-"peerway=$here/.build/cli"})
 peerway="$here/peerway"
-"$peerway" --help >/dev/null 2>&1 || true
 work="$(mktemp -d /tmp/pw-bench-rpc-load.XXXXXX)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -27,45 +31,42 @@ pids+=($!)
 until [ -s "$work/share.out" ]; do sleep 0.2; done
 magnet="$(head -1 "$work/share.out")&x.pe=127.0.0.1:$seed_port"
 
-rpc() { # rpc URL JSON -> response body (does the 409 session-id handshake)
-  local sid
-  sid="$(curl -s -o /dev/null -D - -X POST "$1" -d '{}' | tr -d '\r' | awk -F': ' 'tolower($1)=="x-transmission-session-id"{print $2}')"
-  curl -s -X POST -H "X-Transmission-Session-Id: $sid" "$1" -d "$2"
-}
-
-one_download() { # one_download WITH_POLLERS(0|1) -> prints MiB/s (and the pollers' line on stderr)
+one_download() { # one_download BUILD_DIR WITH_POLLERS(0|1) -> prints MiB/s (and the pollers' line on stderr)
   local data="$work/node-$RANDOM$RANDOM" out poller=""
   mkdir -p "$data"
-  "$peerway" node --data "$data" --rpc 127.0.0.1:0 --api 127.0.0.1:0 --gateway 127.0.0.1:0 --swarm 127.0.0.1:0 --dht-port 0 --peer-port 0 > "$data/out" 2>"$data/err" &
+  dotnet "$1/peerway.dll" node --data "$data" --rpc 127.0.0.1:0 --api 127.0.0.1:0 --gateway 127.0.0.1:0 --swarm 127.0.0.1:0 --dht-port 0 --peer-port 0 > "$data/out" 2>"$data/err" &
   local node=$!
-  until [ -s "$data/out" ]; do sleep 0.1; done
+  until grep -q ' peers tcp ' "$data/out" 2>/dev/null; do sleep 0.1; done # the whole banner line
   local url; url="$(head -1 "$data/out" | awk '{print $3}')"
-  if [ "$1" = 1 ]; then
+  if [ "$2" = 1 ]; then
     python3 "$here/bench/node/rpc_pollers.py" "$url" "$clients" "$interval" > "$data/pollers" &
     poller=$!
     until [ -s "$data/pollers" ]; do sleep 0.1; done
     sleep "$interval" # every poller has made its first request
   fi
-  local t0 t1
-  t0="$(date +%s.%N)"
-  rpc "$url" "{\"method\":\"torrent-add\",\"arguments\":{\"filename\":\"$magnet\"}}" >/dev/null
-  until rpc "$url" '{"method":"torrent-get","arguments":{"fields":["percentDone"]}}' | grep -q '"percentDone":1[,}]'; do sleep 0.1; done
-  t1="$(date +%s.%N)"
+  local seconds
+  seconds="$(python3 "$here/bench/node/rpc_download.py" "$url" "$magnet")"
   if [ -n "$poller" ]; then kill -TERM "$poller"; wait "$poller" || true; echo "    pollers: $(tail -1 "$data/pollers")" >&2; fi
   kill -TERM "$node"; wait "$node" || true
   cmp -s "$data/downloads/payload.bin" "$work/payload.bin" || { echo "downloaded file differs" >&2; exit 1; }
   rm -rf "$data"
-  python3 -c "print(f'{$size/($t1-$t0):.1f}')"
+  python3 -c "print(f'{$size/$seconds:.1f}')"
 }
 
 echo "load (1/5/15 min) at start: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores; $size MiB; $clients pollers every ${interval}s"
-alone=(); polled=()
+declare -A alone polled
 for round in $(seq 1 "$rounds"); do
-  a="$(one_download 0)"; alone+=("$a")
-  p="$(one_download 1)"; polled+=("$p")
-  echo "round $round: alone $a MiB/s, with $clients pollers $p MiB/s"
+  for b in "${builds[@]}"; do
+    label="${b%%=*}"; dir="${b#*=}"
+    a="$(one_download "$dir" 0)"; alone[$label]+=" $a"
+    p="$(one_download "$dir" 1)"; polled[$label]+=" $p"
+    echo "round $round, $label: alone $a MiB/s, with $clients pollers $p MiB/s"
+  done
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
-ma="$(median "${alone[@]}")"; mp="$(median "${polled[@]}")"
-echo "median: alone $ma MiB/s, with pollers $mp MiB/s, ratio $(python3 -c "print(f'{$mp/$ma:.3f}')")"
+for b in "${builds[@]}"; do
+  label="${b%%=*}"
+  ma="$(median ${alone[$label]})"; mp="$(median ${polled[$label]})"
+  echo "median, $label: alone $ma MiB/s, with pollers $mp MiB/s, ratio $(python3 -c "print(f'{$mp/$ma:.3f}')")"
+done
 echo "load (1/5/15 min) at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -4,7 +4,8 @@
 Usage: rpc_pollers.py URL CLIENTS INTERVAL_S
   Each client keeps one HTTP/1.1 keep-alive connection, does the X-Transmission-Session-Id handshake (409) once and
   then asks torrent-get (the fields transmission-remote -l and the web UI ask) every INTERVAL_S seconds, starting at a
-  random offset. Runs until SIGTERM/SIGINT, then prints one line: requests, errors, latency p50/p99 in ms.
+  random offset. Runs until SIGTERM/SIGINT, then prints one line: requests, errors, latency p50/p99 in ms. SIGUSR1 prints the same
+line for the requests so far (bench/node/rpc-cost.sh reads the count at the start and end of its window).
 Only 127.0.0.1/::1 URLs are accepted.
 """
 import asyncio, json, random, signal, sys, time
@@ -81,11 +82,16 @@ async def main():
     for s in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(s, stop.set)
     stats = {"errors": 0, "lat": []}
+    loop.add_signal_handler(signal.SIGUSR1, lambda: print(summary(stats), flush=True))
     print("pollers started", flush=True)
     await asyncio.gather(*(client(u.hostname, u.port, u.path, interval, stop, stats) for _ in range(clients)))
+    print(summary(stats), flush=True)
+
+
+def summary(stats):
     lat = sorted(stats["lat"])
     pct = lambda p: 1000 * lat[min(len(lat) - 1, int(p * len(lat)))] if lat else float("nan")
-    print(f"requests {len(lat)} errors {stats['errors']} p50_ms {pct(0.5):.1f} p99_ms {pct(0.99):.1f}", flush=True)
+    return f"requests {len(lat)} errors {stats['errors']} p50_ms {pct(0.5):.1f} p99_ms {pct(0.99):.1f}"
 
 
 asyncio.run(main())

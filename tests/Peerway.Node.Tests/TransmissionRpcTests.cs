@@ -111,6 +111,67 @@ public sealed class TransmissionRpcTests
     }
 
     /// <summary>
+    /// Issue 18 §8, the pollers' fast path: a torrent-get body asked again within a snapshot is answered from the cache,
+    /// byte for byte what the full path answered (and what <see cref="TransmissionRpc.HandleAsync"/> answers), behind a
+    /// Content-Length; another tag, a change the node made, an error or another method is not served from it.
+    /// </summary>
+    [Fact]
+    public async Task A_repeated_torrent_get_is_answered_from_the_cache_with_the_same_bytes_until_the_node_changes()
+    {
+        await using var rig = new Rig();
+        var content = Path.Combine(rig.Dir, "a.bin");
+        await File.WriteAllBytesAsync(content, new byte[70_000]);
+        var torrent = await TorrentCreator.CreateAsync(content, new TorrentCreateOptions());
+        await rig.CallAsync("""{"method":"torrent-add","arguments":{"metainfo":"B64","paused":true}}""".Replace("B64", Convert.ToBase64String(torrent), StringComparison.Ordinal));
+
+        const string Get = """{"method":"torrent-get","arguments":{"fields":["id","name","status","percentDone"]},"tag":7}""";
+        var (first, firstLength) = await ServeAsync(rig, Get);
+        Assert.Equal(first.Length, firstLength);
+        Assert.Equal((await rig.CallAsync(Get)).ToJsonString(), JsonNode.Parse(first)!.ToJsonString());
+        Assert.Equal("""{"arguments":{"torrents":[{"id":1,"name":"a.bin","status":0,"percentDone":0}]},"result":"success","tag":7}""", Encoding.UTF8.GetString(first));
+        var fromCache = rig.Rpc.AnsweredFromCache;
+
+        var (again, againLength) = await ServeAsync(rig, Get);
+        Assert.Equal(fromCache + 1, rig.Rpc.AnsweredFromCache);
+        Assert.Equal(first, again);
+        Assert.Equal(again.Length, againLength);
+
+        var (otherTag, _) = await ServeAsync(rig, Get.Replace("\"tag\":7", "\"tag\":8", StringComparison.Ordinal));
+        Assert.Equal(fromCache + 1, rig.Rpc.AnsweredFromCache);
+        Assert.Equal(8, (int?)JsonNode.Parse(otherTag)!["tag"]);
+
+        foreach (var uncached in new[] { """{"method":"torrent-get","arguments":{"fields":["bogusless"]}}""", """{"method":"session-stats"}""" })
+        {
+            var (a, _) = await ServeAsync(rig, uncached);
+            var (b, _) = await ServeAsync(rig, uncached);
+            Assert.Equal(fromCache + 1, rig.Rpc.AnsweredFromCache);
+            Assert.Equal(JsonNode.Parse(a)!["result"]!.ToJsonString(), JsonNode.Parse(b)!["result"]!.ToJsonString());
+        }
+
+        Assert.Equal("success", (string?)(await rig.CallAsync("""{"method":"torrent-start","arguments":{"ids":[1]}}"""))["result"]);
+        var (started, _) = await ServeAsync(rig, Get);
+        Assert.Equal(fromCache + 1, rig.Rpc.AnsweredFromCache);
+        Assert.NotEqual(0, (int?)JsonNode.Parse(started)!["arguments"]!["torrents"]![0]!["status"]);
+    }
+
+    /// <summary>One request through <see cref="TransmissionRpc.ServeAsync"/> as Kestrel hands it over (Content-Length, the session id): the body and its Content-Length.</summary>
+    private static async Task<(byte[] Body, long? ContentLength)> ServeAsync(Rig rig, string body)
+    {
+        var bytes = Encoding.UTF8.GetBytes(body);
+        var context = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+        context.Request.Method = "POST";
+        context.Request.Headers[TransmissionRpc.SessionIdHeader] = rig.Rpc.SessionId;
+        context.Request.ContentLength = bytes.Length;
+        context.Request.Body = new MemoryStream(bytes);
+        var output = new MemoryStream();
+        context.Response.Body = output;
+        await rig.Rpc.ServeAsync(context);
+        Assert.Equal(200, context.Response.StatusCode);
+        Assert.StartsWith("application/json", context.Response.ContentType, StringComparison.Ordinal);
+        return (output.ToArray(), context.Response.ContentLength);
+    }
+
+    /// <summary>
     /// Issue 18 §8: a client off this host (192.0.2.7, TEST-NET-1: the address is only written into the request, no
     /// packet is sent) is refused with 403 unless rpc-username/rpc-password are set, and then it still needs them.
     /// </summary>

@@ -198,7 +198,7 @@ public sealed class NodeDaemon : IAsyncDisposable
             app.Map("/transmission/rpc", Rpc.ServeAsync);
             new Dashboard.NodeDashboard(this, time, loggers.CreateLogger<Dashboard.NodeDashboard>()).Map(app);
             Metrics.Map(app, Rpc.AdmitAsync);
-        });
+        }, inlineScheduling: true);
         var rpcPort = await StartAppAsync(rpcApp, ct).ConfigureAwait(false);
         RpcUrl = $"{Url(config.Rpc, rpcPort)}/transmission/rpc";
 
@@ -344,8 +344,13 @@ public sealed class NodeDaemon : IAsyncDisposable
         return $"http://{host}:{port}";
     }
 
-    /// <summary>A Kestrel app on one endpoint (HTTP/1.1, the gateway's slow-client limits, a body cap).</summary>
-    private WebApplication BuildApp(IPEndPoint at, long maxBody, Action<WebApplication> map)
+    /// <summary>
+    /// A Kestrel app on one endpoint (HTTP/1.1, the gateway's slow-client limits, a body cap). With
+    /// <paramref name="inlineScheduling"/> a request runs on the thread pool thread that read it, not after two more
+    /// hops through Kestrel's I/O queue and the pool (issue 18 §8: 1,000 pollers a second otherwise wake idle workers
+    /// that spin for work, CPU the download needs); for handlers that never block a thread (the rpc listener's).
+    /// </summary>
+    private WebApplication BuildApp(IPEndPoint at, long maxBody, Action<WebApplication> map, bool inlineScheduling = false)
     {
         var limitsFrom = new GatewayServerOptions();
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
@@ -361,6 +366,7 @@ public sealed class NodeDaemon : IAsyncDisposable
             kestrel.AddServerHeader = false;
             kestrel.Listen(at, l => l.Protocols = HttpProtocols.Http1);
         });
+        builder.WebHost.UseSockets(sockets => sockets.UnsafePreferInlineScheduling = inlineScheduling);
         var app = builder.Build();
         app.UseRouting();
         map(app);

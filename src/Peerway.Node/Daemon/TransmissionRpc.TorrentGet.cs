@@ -55,6 +55,9 @@ public sealed partial class TransmissionRpc
 
         /// <summary>Serialized "arguments" of torrent-get, by request shape.</summary>
         public ConcurrentDictionary<string, byte[]> Answers { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>Whole answers of torrent-get, by the request's bytes (<see cref="TryCachedAnswer"/>).</summary>
+        public ConcurrentDictionary<byte[], CachedAnswer> Bodies { get; } = NewBodyCache();
     }
 
     /// <summary>The current snapshot, read anew when older than <see cref="SnapshotAge"/> or when the node changed since.</summary>
@@ -73,7 +76,7 @@ public sealed partial class TransmissionRpc
     }
 
     /// <summary>torrent-get: the serialized "arguments" object.</summary>
-    private byte[] TorrentGet(JsonObject args)
+    private byte[] TorrentGet(JsonObject args, out Snapshot snapshot)
     {
         if (args["fields"] is not JsonArray fieldArray) throw new NodeRequestException("no fields specified");
         var fields = new List<string>(fieldArray.Count);
@@ -90,7 +93,7 @@ public sealed partial class TransmissionRpc
 
         var table = args["format"] is JsonValue fv && fv.TryGetValue<string>(out var format) && format == "table";
         key.Append('|').Append(table).Append('|').Append(args["ids"]?.ToJsonString());
-        var snapshot = CurrentSnapshot();
+        snapshot = CurrentSnapshot();
         var cacheKey = key.ToString();
         if (snapshot.Answers.TryGetValue(cacheKey, out var cached)) return cached;
 

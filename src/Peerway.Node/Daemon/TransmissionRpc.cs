@@ -91,7 +91,7 @@ public sealed partial class TransmissionRpc : IDisposable
         if (!await AdmitAsync(context).ConfigureAwait(false)) return;
 
         response.Headers[SessionIdHeader] = SessionId;
-        if (request.Headers[SessionIdHeader].ToString() != SessionId)
+        if (!string.Equals(request.Headers[SessionIdHeader], SessionId, StringComparison.Ordinal))
         {
             response.StatusCode = StatusCodes.Status409Conflict;
             await response.WriteAsync($"<h1>409: Conflict</h1><p>Your request had an invalid session-id header.</p><p><code>{SessionIdHeader}: {SessionId}</code></p>",
@@ -105,33 +105,58 @@ public sealed partial class TransmissionRpc : IDisposable
             return;
         }
 
-        Answer answer;
+        byte[]? small = null;
         try
         {
-            using var body = new MemoryStream();
-            await request.Body.CopyToAsync(body, context.RequestAborted).ConfigureAwait(false);
+            ReadOnlyMemory<byte> body;
+            if (IsSmall(request.ContentLength))
+            {
+                // A poller's request: read into a pooled buffer, and answered from the cache when it was asked before.
+                small = ArrayPool<byte>.Shared.Rent((int)request.ContentLength!.Value);
+                body = small.AsMemory(0, await ReadBodyAsync(request, small.AsMemory(0, (int)request.ContentLength.Value), context.RequestAborted).ConfigureAwait(false));
+                if (TryCachedAnswer(body.Span, out var cached))
+                {
+                    OnMethod?.Invoke("torrent-get");
+                    response.Headers[SessionIdHeader] = SessionId;
+                    await WriteCachedAsync(response, cached, context.RequestAborted).ConfigureAwait(false);
+                    return;
+                }
+            }
+            else
+            {
+                using var stream = new MemoryStream();
+                await request.Body.CopyToAsync(stream, context.RequestAborted).ConfigureAwait(false);
+                body = stream.GetBuffer().AsMemory(0, (int)stream.Length);
+            }
+
+            Answer answer;
             // The RPC's own limit on requests handled at once: a crowd of clients waits here, off the engine's threads.
             await _concurrent.WaitAsync(context.RequestAborted).ConfigureAwait(false);
             try
             {
-                answer = await AnswerAsync(body.GetBuffer().AsMemory(0, (int)body.Length), context.RequestAborted).ConfigureAwait(false);
+                answer = await AnswerAsync(body, context.RequestAborted).ConfigureAwait(false);
             }
             finally
             {
                 _concurrent.Release();
             }
+
+            var output = new ArrayBufferWriter<byte>(answer.RawArguments is { } raw ? raw.Length + 64 : 256);
+            Write(answer, output);
+            if (answer.Snapshot is { } snapshot) Remember(snapshot, body.Span, answer.RawArguments!, output.WrittenSpan);
+            response.ContentType = JsonContentType;
+            response.ContentLength = output.WrittenCount;
+            await response.Body.WriteAsync(output.WrittenMemory, context.RequestAborted).ConfigureAwait(false);
         }
         catch (BadHttpRequestException ex)
         {
             // Larger than rpc-max-body (413) or too slow (408).
             response.StatusCode = ex.StatusCode;
-            return;
         }
-
-        response.ContentType = "application/json; charset=UTF-8";
-        // Written straight into the response's pooled pipe buffers.
-        Write(answer, response.BodyWriter);
-        await response.BodyWriter.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+        finally
+        {
+            if (small is not null) ArrayPool<byte>.Shared.Return(small);
+        }
     }
 
     /// <summary>
@@ -185,8 +210,11 @@ public sealed partial class TransmissionRpc : IDisposable
         return JsonNode.Parse(output.WrittenSpan)!.AsObject();
     }
 
-    /// <summary>An answer: the result, and the arguments as an object or as bytes already serialized (torrent-get).</summary>
-    private readonly record struct Answer(string Result, JsonObject? Arguments, byte[]? RawArguments, JsonNode? Tag);
+    /// <summary>
+    /// An answer: the result, and the arguments as an object or as bytes already serialized (torrent-get, with the
+    /// snapshot they were read from, under which the request's bytes may be kept for repeats).
+    /// </summary>
+    private readonly record struct Answer(string Result, JsonObject? Arguments, byte[]? RawArguments, JsonNode? Tag, Snapshot? Snapshot = null);
 
     private static void Write(Answer answer, IBufferWriter<byte> output)
     {
@@ -225,7 +253,7 @@ public sealed partial class TransmissionRpc : IDisposable
         OnMethod?.Invoke(SpecMethods.Contains(method) ? method : "unknown");
         try
         {
-            if (method == "torrent-get") return new Answer("success", null, TorrentGet(args), tag);
+            if (method == "torrent-get") return new Answer("success", null, TorrentGet(args, out var snapshot), tag, snapshot);
             var result = method switch
             {
                 "session-get" => SessionGet(args),
