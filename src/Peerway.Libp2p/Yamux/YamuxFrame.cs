@@ -54,6 +54,13 @@ public sealed record YamuxOptions
     /// <summary>spec.md: every stream starts with a 256 KiB window each way.</summary>
     public const int InitialWindow = 256 * 1024;
 
+    /// <summary>
+    /// The largest receive window a stream grows to (go-yamux's MaxStreamWindowSize, 16 MiB): a stream whose reader keeps
+    /// up doubles its window from <see cref="InitialWindow"/>, within half of <see cref="MaxBufferedBytes"/> summed over
+    /// the session's streams. <see cref="InitialWindow"/> turns auto-tuning off.
+    /// </summary>
+    public int MaxStreamWindow { get; init; } = 16 * 1024 * 1024;
+
     /// <summary>Streams open at once on one connection (js-libp2p's default maxInboundStreams per connection is 1,024).</summary>
     public int MaxStreams { get; init; } = 1024;
 
@@ -87,6 +94,7 @@ public sealed record YamuxOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxStreams, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(AcceptBacklog, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxFrame, 1024);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxStreamWindow, InitialWindow);
         ArgumentOutOfRangeException.ThrowIfNegative(MaxRefusedStreams);
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxBufferedBytes, InitialWindow);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(WriteTimeout, TimeSpan.Zero);

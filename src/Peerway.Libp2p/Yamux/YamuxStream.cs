@@ -2,7 +2,10 @@ namespace Peerway.Libp2p.Yamux;
 
 /// <summary>
 /// One Yamux stream as a <see cref="Stream"/>. Reads drain what arrived (at most the receive window, which the reader
-/// re-opens with a window update once half of it is consumed); writes wait while the send window is empty. Dispose
+/// re-opens with a window update once half of it is consumed); writes wait while the send window is empty. The receive
+/// window starts at the spec's 256 KiB and is auto-tuned as go-yamux does it: a reader that has drained everything when
+/// it re-opens the window (the sender, not the reader, is the bottleneck) doubles it, up to
+/// <see cref="YamuxOptions.MaxStreamWindow"/> and only as far as the session's window budget allows. Dispose
 /// half-closes (FIN); <see cref="Reset"/> aborts (RST). One reader and one writer at a time.
 /// </summary>
 internal sealed class YamuxStream : Stream
@@ -16,6 +19,7 @@ internal sealed class YamuxStream : Stream
     private long _buffered;
     private bool _counted = true;
     private uint _receiveWindow = YamuxOptions.InitialWindow;
+    private uint _windowSize = YamuxOptions.InitialWindow;
     private uint _consumed;
     private long _sendWindow = YamuxOptions.InitialWindow;
     private bool _remoteClosed;
@@ -46,6 +50,15 @@ internal sealed class YamuxStream : Stream
         get
         {
             lock (_gate) return _receiveWindow;
+        }
+    }
+
+    /// <summary>The receive window this stream grants now (256 KiB at first, more once auto-tuned).</summary>
+    internal uint ReceiveWindowSize
+    {
+        get
+        {
+            lock (_gate) return _windowSize;
         }
     }
 
@@ -158,10 +171,15 @@ internal sealed class YamuxStream : Stream
 
                     // spec.md: the receiver re-opens the window as data is consumed; once half of it is used up.
                     _consumed += (uint)copied;
-                    if (_consumed >= YamuxOptions.InitialWindow / 2 && !_remoteClosed && !_reset)
+                    if (_consumed >= _windowSize / 2 && !_remoteClosed && !_reset)
                     {
-                        update = _consumed;
-                        _receiveWindow += _consumed;
+                        // go-yamux (stream.go sendWindowUpdate): a window that is used up faster than it is re-opened
+                        // doubles, up to MaxStreamWindowSize, if the session's memory allows. Here the sign is that the
+                        // reader has drained everything that arrived: it waits on the sender, so the window is too small.
+                        var grow = _buffered == 0 ? _session.ReserveWindow(_windowSize) : 0u;
+                        _windowSize += grow;
+                        update = _consumed + grow;
+                        _receiveWindow += update;
                         _consumed = 0;
                     }
                 }
@@ -232,14 +250,17 @@ internal sealed class YamuxStream : Stream
         ForgetIfDone();
     }
 
-    /// <summary>Stops counting this stream against the session's buffered bytes; returns what it still counted.</summary>
-    internal long Uncount()
+    /// <summary>
+    /// Stops counting this stream against the session: returns the buffered bytes it still counted and the window
+    /// growth it had reserved (both once).
+    /// </summary>
+    internal (long Buffered, long Growth) Uncount()
     {
         lock (_gate)
         {
-            if (!_counted) return 0;
+            if (!_counted) return (0, 0);
             _counted = false;
-            return _buffered;
+            return (_buffered, _windowSize - YamuxOptions.InitialWindow);
         }
     }
 
