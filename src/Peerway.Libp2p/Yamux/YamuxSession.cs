@@ -324,9 +324,19 @@ internal sealed class YamuxSession : IAsyncDisposable
 
             if (h.Length > 0)
             {
-                var data = new byte[h.Length];
-                await _connection.ReadExactlyAsync(data, ct).ConfigureAwait(false);
-                stream.OnData(data);
+                // Within the window (checked above), so at most MaxStreamWindow; the stream returns it to the pool.
+                var data = ArrayPool<byte>.Shared.Rent((int)h.Length);
+                try
+                {
+                    await _connection.ReadExactlyAsync(data.AsMemory(0, (int)h.Length), ct).ConfigureAwait(false);
+                }
+                catch
+                {
+                    ArrayPool<byte>.Shared.Return(data);
+                    throw;
+                }
+
+                stream.OnData(data, (int)h.Length);
             }
         }
         else if (stream is not null && h.Length > 0)

@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace Peerway.Libp2p.Yamux;
 
 /// <summary>
@@ -12,7 +14,7 @@ internal sealed class YamuxStream : Stream
 {
     private readonly YamuxSession _session;
     private readonly Lock _gate = new();
-    private readonly Queue<byte[]> _segments = new();
+    private readonly Queue<(byte[] Array, int Length)> _segments = new();
     private TaskCompletionSource _readable = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource _writable = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _segmentOffset;
@@ -72,16 +74,22 @@ internal sealed class YamuxStream : Stream
 
     public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
-    internal void OnData(byte[] data)
+    /// <summary>Queues <paramref name="length"/> bytes of <paramref name="data"/>, an array rented from the shared pool that the stream now owns.</summary>
+    internal void OnData(byte[] data, int length)
     {
         TaskCompletionSource signal;
         lock (_gate)
         {
-            if (_reset || _remoteClosed) return;
-            _receiveWindow -= (uint)data.Length;
-            _segments.Enqueue(data);
-            _buffered += data.Length;
-            if (_counted) _session.AddBuffered(data.Length);
+            if (_reset || _remoteClosed)
+            {
+                ArrayPool<byte>.Shared.Return(data);
+                return;
+            }
+
+            _receiveWindow -= (uint)length;
+            _segments.Enqueue((data, length));
+            _buffered += length;
+            if (_counted) _session.AddBuffered(length);
             signal = _readable;
         }
 
@@ -125,7 +133,7 @@ internal sealed class YamuxStream : Stream
             _reset = true;
             if (discard)
             {
-                _segments.Clear();
+                while (_segments.TryDequeue(out var segment)) ArrayPool<byte>.Shared.Return(segment.Array);
                 _segmentOffset = 0;
                 if (_counted) _session.AddBuffered(-_buffered);
                 _buffered = 0;
@@ -156,12 +164,13 @@ internal sealed class YamuxStream : Stream
                     {
                         var head = _segments.Peek();
                         var n = Math.Min(buffer.Length - copied, head.Length - _segmentOffset);
-                        head.AsSpan(_segmentOffset, n).CopyTo(buffer.Span[copied..]);
+                        head.Array.AsSpan(_segmentOffset, n).CopyTo(buffer.Span[copied..]);
                         copied += n;
                         _segmentOffset += n;
                         if (_segmentOffset == head.Length)
                         {
                             _segments.Dequeue();
+                            ArrayPool<byte>.Shared.Return(head.Array);
                             _segmentOffset = 0;
                         }
                     }
