@@ -16,6 +16,13 @@ public sealed record BitswapServerOptions
 
     /// <summary>Wanted blocks a peer may have outstanding at once; further wants are answered DONT_HAVE when asked.</summary>
     public int MaxWantsPerPeer { get; init; } = 4096;
+
+    /// <summary>
+    /// An answer stream idle for this long is closed and the next answer opens a new one: Helia aborts an inbound Bitswap
+    /// stream after 10 s without a message (@helia/bitswap's messageReceiveTimeout) and js-libp2p's Yamux drops frames
+    /// for a stream it no longer knows, so a message written into such a stream would be lost without an error.
+    /// </summary>
+    public TimeSpan AnswerStreamIdle { get; init; } = TimeSpan.FromSeconds(5);
 }
 
 /// <summary>
@@ -31,6 +38,7 @@ public sealed class BitswapServer
     private readonly BitswapBlockSource _blocks;
     private readonly BitswapServerOptions _options;
     private readonly ILogger _log;
+    private readonly TimeProvider _time;
     private readonly ConditionalWeakTable<Libp2pConnection, ReplyStream> _replies = [];
 
     /// <summary>Registers the server's handlers on <paramref name="host"/>.</summary>
@@ -40,6 +48,7 @@ public sealed class BitswapServer
         _blocks = blocks ?? throw new ArgumentNullException(nameof(blocks));
         _options = options ?? new BitswapServerOptions();
         _log = log ?? NullLogger.Instance;
+        _time = host.Time;
         foreach (var p in new[] { BitswapMessage.Protocol120, BitswapMessage.Protocol110, BitswapMessage.Protocol100, BitswapMessage.Protocol })
         {
             host.Handle(p, ServeAsync);
@@ -124,13 +133,21 @@ public sealed class BitswapServer
         await sender.Lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            // One stream per peer for every answer; a stream the peer reset (or closed) is replaced once.
+            // One stream per peer for every answer; a stream the peer reset (or closed) is replaced once, and one idle past
+            // AnswerStreamIdle is closed (FIN) before the peer's own receive timeout can abort it under a write.
+            if (sender.Stream is { } idle && _time.GetElapsedTime(sender.LastWrite) > _options.AnswerStreamIdle)
+            {
+                sender.Stream = null;
+                await idle.DisposeAsync().ConfigureAwait(false);
+            }
+
             for (var attempt = 0; ; attempt++)
             {
                 sender.Stream ??= await connection.OpenStreamAsync(BitswapMessage.Protocol120, ct).ConfigureAwait(false);
                 try
                 {
                     await LengthPrefixed.WriteAsync(sender.Stream, encoded, ct).ConfigureAwait(false);
+                    sender.LastWrite = _time.GetTimestamp();
                     break;
                 }
                 catch (IOException ex) when (attempt == 0 && !connection.Closed.IsCompleted)
@@ -157,5 +174,7 @@ public sealed class BitswapServer
         public SemaphoreSlim Lock { get; } = new(1, 1);
 
         public Stream? Stream { get; set; }
+
+        public long LastWrite { get; set; }
     }
 }
