@@ -66,7 +66,7 @@ for r in $(seq "$rounds"); do
 done
 printf '%-6s %10s %10s %12s\n' pair wall_s cpu_s MiB/s
 for n in PP HP PH HH; do
-  stalls=$(cat "$work/stalls-$n" 2>/dev/null | wc -l)
+  stalls=0; [ ! -f "$work/stalls-$n" ] || stalls=$(wc -l < "$work/stalls-$n")   # (a failing cat in a pipeline ended the script under pipefail)
   if [ ! -s "$work/res-$n" ]; then printf '%-6s stalled in all %s rounds\n' "$n" "$stalls"; continue; fi
   [ "$stalls" -eq 0 ] || echo "$n: $stalls of $rounds rounds stalled (medians over the others)"
   w=$(cut -d' ' -f1 "$work/res-$n" | median); c=$(cut -d' ' -f2 "$work/res-$n" | median)

@@ -74,4 +74,63 @@ public sealed class BitswapTests
         Assert.Contains((absent, false), reply.Presences);
         Assert.Equal(1, bitswap.BlocksSent);
     }
+
+    [Fact]
+    public async Task The_server_sends_every_answer_to_a_peer_on_one_stream_it_keeps()
+    {
+        var blocks = Enumerable.Range(0, 3).Select(i => new byte[(1 << 20) + i]).ToList();
+        var cids = blocks.Select(b => Cid.V1(0x55, Multihash.Sha256(b))).ToList();
+        using var ks = PeerKey.Generate();
+        using var kc = PeerKey.Generate();
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        await using var server = new Libp2pHost(ks, new TcpStreamTransport(), null, clock);
+        _ = new BitswapServer(server, c => cids.IndexOf(c) is var i and >= 0 ? blocks[i] : null);
+        await server.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), CancellationToken.None);
+        await using var client = new Libp2pHost(kc, new TcpStreamTransport());
+        var replies = System.Threading.Channels.Channel.CreateUnbounded<BitswapMessage>();
+        var streams = 0;
+        client.Handle(BitswapMessage.Protocol120, async (stream, _, ct) =>
+        {
+            Interlocked.Increment(ref streams);
+            while (true)
+            {
+                byte[] raw;
+                try
+                {
+                    raw = await LengthPrefixed.ReadAsync(stream, BitswapMessage.MaxMessage, ct);
+                }
+                catch (EndOfStreamException)
+                {
+                    return;
+                }
+
+                Assert.Equal(Libp2pError.None, BitswapMessage.TryDecode(raw, out var m));
+                replies.Writer.TryWrite(m!);
+            }
+        });
+        await using var conn = await client.DialAsync(server.ListenAddresses[0], CancellationToken.None);
+
+        // Each want on a stream of its own, as Helia sends them; the answers all come back on one stream, until it has
+        // been idle longer than AnswerStreamIdle (Helia aborts an inbound stream idle for 10 s): then a new one.
+        for (var round = 0; round < 4; round++)
+        {
+            var cid = cids[round % cids.Count];
+            if (round == cids.Count)
+            {
+                Assert.Equal(1, Volatile.Read(ref streams));
+                clock.Advance(TimeSpan.FromSeconds(6));
+            }
+
+            await using var stream = await conn.OpenStreamAsync(BitswapMessage.Protocol120, CancellationToken.None);
+            var want = new BitswapMessage();
+            want.Wants.Add(new WantEntry(cid, 1, false, WantHave: false, SendDontHave: true));
+            await LengthPrefixed.WriteAsync(stream, want.Encode(), CancellationToken.None);
+            var reply = await replies.Reader.ReadAsync().AsTask().WaitAsync(Bound);
+            var (got, data) = Assert.Single(reply.Blocks);
+            Assert.Equal(cid, got);
+            Assert.Equal(blocks[cids.IndexOf(cid)], data);
+        }
+
+        Assert.Equal(2, Volatile.Read(ref streams));
+    }
 }

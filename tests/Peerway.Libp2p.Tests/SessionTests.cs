@@ -124,6 +124,105 @@ public sealed class SessionTests
         Assert.Equal(1u, goAway.Length);
     }
 
+    [Fact]
+    public async Task A_yamux_window_doubles_for_a_reader_that_keeps_up_up_to_the_max_and_is_enforced()
+    {
+        var pair = new DuplexPair();
+        await using var server = new YamuxSession(pair.B, client: false, new YamuxOptions { MaxStreamWindow = 1 << 20 });
+        server.Start();
+        var header = new byte[YamuxHeader.Size];
+        new YamuxHeader(YamuxType.WindowUpdate, YamuxFlags.Syn, 1, 0).Write(header);
+        await pair.A.WriteAsync(header);
+        await pair.A.FlushAsync();
+        var stream = (await server.AcceptStreamAsync(CancellationToken.None).AsTask().WaitAsync(Bound))!;
+        var ack = await ReadHeaderAsync(pair.A);
+        Assert.Equal((YamuxType.WindowUpdate, YamuxFlags.Ack, 1u, 0u), (ack.Type, ack.Flags, ack.StreamId, ack.Length));
+
+        // Each round fills the window the peer was granted; the reader drains it at once (it keeps up), so the update
+        // re-opens what was consumed and doubles the window: 256 KiB → 512 KiB → 1 MiB, then no further (the maximum).
+        var window = (uint)YamuxOptions.InitialWindow;
+        foreach (var expected in new uint[] { 512 << 10, 1 << 20, 1 << 20 })
+        {
+            await SendDataAsync(pair.A, 1, (int)window);
+            var got = new byte[window];
+            await stream.ReadExactlyAsync(got).AsTask().WaitAsync(Bound);
+            var update = await ReadHeaderAsync(pair.A);
+            Assert.Equal((YamuxType.WindowUpdate, 1u), (update.Type, update.StreamId));
+            Assert.Equal(expected, update.Length);
+            Assert.Equal(expected, stream.ReceiveWindowSize);
+            window = update.Length;
+        }
+
+        Assert.Equal((1 << 20) - YamuxOptions.InitialWindow, server.WindowGrowth);
+        // The grown window is a limit all the same: one byte past it is a protocol error (go-away 1).
+        new YamuxHeader(YamuxType.Data, YamuxFlags.None, 1, window + 1).Write(header);
+        await pair.A.WriteAsync(header);
+        await pair.A.FlushAsync();
+        await server.Closed.WaitAsync(Bound);
+        var goAway = await ReadHeaderAsync(pair.A);
+        Assert.Equal((YamuxType.GoAway, 1u), (goAway.Type, goAway.Length));
+    }
+
+    [Fact]
+    public async Task Yamux_window_growth_stays_within_the_sessions_budget_and_is_returned_when_a_stream_ends()
+    {
+        var pair = new DuplexPair();
+        // Budget: half of the 1 MiB buffer bound, 512 KiB of growth for all streams together.
+        var options = new YamuxOptions { MaxBufferedBytes = 1 << 20 };
+        await using var client = new YamuxSession(pair.A, client: true);
+        await using var server = new YamuxSession(pair.B, client: false, options);
+        client.Start();
+        server.Start();
+        var streams = new List<(YamuxStream Out, YamuxStream In)>();
+        for (var i = 0; i < 3; i++)
+        {
+            var s = await client.OpenStreamAsync(CancellationToken.None);
+            var r = (await server.AcceptStreamAsync(CancellationToken.None).AsTask().WaitAsync(Bound))!;
+            streams.Add((s, r));
+        }
+
+        // Every reader keeps up; together they may not grow past the budget (the first ones take it).
+        foreach (var (s, r) in streams)
+        {
+            var data = RandomNumberGenerator.GetBytes(4 << 20);
+            var write = s.WriteAsync(data).AsTask();
+            var got = new byte[data.Length];
+            await r.ReadExactlyAsync(got).AsTask().WaitAsync(Bound);
+            await write.WaitAsync(Bound);
+            Assert.Equal(data, got);
+        }
+
+        Assert.Equal(512L << 10, server.WindowGrowth);
+        Assert.Equal(512L << 10, streams.Sum(p => (long)p.In.ReceiveWindowSize - YamuxOptions.InitialWindow));
+        Assert.Equal(YamuxOptions.InitialWindow, (int)streams[^1].In.ReceiveWindowSize);
+
+        // A stream that ends (FIN both ways) gives its growth back.
+        var (out0, in0) = streams[0];
+        var held = (long)in0.ReceiveWindowSize - YamuxOptions.InitialWindow;
+        Assert.True(held > 0);
+        await out0.CloseWriteAsync(CancellationToken.None);
+        Assert.Equal(0, await in0.ReadAsync(new byte[1]).AsTask().WaitAsync(Bound));
+        await in0.CloseWriteAsync(CancellationToken.None);
+        Assert.Equal((512L << 10) - held, server.WindowGrowth);
+    }
+
+    private static async Task<YamuxHeader> ReadHeaderAsync(Stream from)
+    {
+        var bytes = new byte[YamuxHeader.Size];
+        await from.ReadExactlyAsync(bytes).AsTask().WaitAsync(Bound);
+        Assert.Equal(Libp2pError.None, YamuxHeader.TryRead(bytes, out var header));
+        return header;
+    }
+
+    private static async Task SendDataAsync(Stream to, uint streamId, int length)
+    {
+        var frame = new byte[YamuxHeader.Size + length];
+        new YamuxHeader(YamuxType.Data, YamuxFlags.None, streamId, (uint)length).Write(frame);
+        RandomNumberGenerator.Fill(frame.AsSpan(YamuxHeader.Size));
+        await to.WriteAsync(frame);
+        await to.FlushAsync();
+    }
+
     /// <summary>Flips a bit in the next write's last byte (inside the ChaChaPoly tag).</summary>
     private sealed class TamperingStream(Stream inner) : Stream
     {

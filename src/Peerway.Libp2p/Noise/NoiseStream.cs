@@ -5,19 +5,26 @@ namespace Peerway.Libp2p.Noise;
 
 /// <summary>
 /// The transport phase of a libp2p Noise session (noise/README.md "Wire Format"): every message is a 2-byte
-/// big-endian length and a ChaChaPoly ciphertext of at most 65,535 bytes. One reader and one writer at a time (the
-/// muxer above serialises its writes); a frame that fails authentication ends the stream with an error.
+/// big-endian length and a ChaChaPoly ciphertext of at most 65,535 bytes. Reads take what the connection has, up to
+/// four frames per call, and decrypt whole frames into the caller's buffer when it is large enough; all frames of one
+/// write leave in one call. One reader and one writer at a time (the muxer above serialises its writes); a frame that
+/// fails authentication ends the stream with an error.
 /// </summary>
 internal sealed class NoiseStream : Stream
 {
     /// <summary>noise spec §3: a Noise message is at most 65,535 bytes, tag included.</summary>
     public const int MaxPlaintext = ushort.MaxValue - CipherState.TagLength;
 
+    /// <summary>Bytes read from the connection at most per call: several frames per syscall while data streams in.</summary>
+    private const int ReadAhead = 4 * (NoiseFrame.HeaderSize + ushort.MaxValue);
+
     private readonly Stream _inner;
     private readonly CipherState _send;
     private readonly CipherState _receive;
-    private readonly byte[] _frame = new byte[NoiseFrame.HeaderSize + ushort.MaxValue];
+    private readonly byte[] _input = new byte[ReadAhead];
     private readonly byte[] _plain = new byte[MaxPlaintext];
+    private int _inputStart;
+    private int _inputEnd;
     private int _plainStart;
     private int _plainEnd;
 
@@ -40,17 +47,46 @@ internal sealed class NoiseStream : Stream
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
+        if (buffer.IsEmpty) return 0;
         while (_plainStart == _plainEnd)
         {
-            var n = await _inner.ReadAtLeastAsync(_frame.AsMemory(0, NoiseFrame.HeaderSize), NoiseFrame.HeaderSize, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
-            if (n == 0) return 0;
-            if (n < NoiseFrame.HeaderSize) throw new EndOfStreamException("noise: the stream ended inside a frame length");
-            var length = BinaryPrimitives.ReadUInt16BigEndian(_frame);
-            await _inner.ReadExactlyAsync(_frame.AsMemory(NoiseFrame.HeaderSize, length), cancellationToken).ConfigureAwait(false);
-            var error = NoiseFrame.TryDecrypt(_receive, _frame.AsSpan(0, NoiseFrame.HeaderSize + length), _plain, out _, out var written);
-            if (error != Libp2pError.None) throw new Libp2pProtocolException(error, $"noise: a frame was refused ({error})");
-            _plainStart = 0;
-            _plainEnd = written;
+            // Whole frames already read are decrypted straight into the caller's buffer when it holds one (no copy).
+            var input = _input.AsSpan(_inputStart, _inputEnd - _inputStart);
+            var direct = input.Length >= NoiseFrame.HeaderSize && buffer.Length >= BinaryPrimitives.ReadUInt16BigEndian(input) - CipherState.TagLength;
+            var error = NoiseFrame.TryDecrypt(_receive, input, direct ? buffer.Span : _plain, out var consumed, out var written);
+            if (error == Libp2pError.None)
+            {
+                _inputStart += consumed;
+                if (direct)
+                {
+                    if (written > 0) return written;
+                    continue; // an empty frame: nothing for the caller yet
+                }
+
+                _plainStart = 0;
+                _plainEnd = written;
+                break;
+            }
+
+            if (error != Libp2pError.Truncated) throw new Libp2pProtocolException(error, $"noise: a frame was refused ({error})");
+
+            // Not a whole frame yet: keep the partial one at the front and read what the connection has (one syscall
+            // takes several frames when they are there).
+            if (_inputStart > 0)
+            {
+                _input.AsSpan(_inputStart, _inputEnd - _inputStart).CopyTo(_input);
+                _inputEnd -= _inputStart;
+                _inputStart = 0;
+            }
+
+            var n = await _inner.ReadAsync(_input.AsMemory(_inputEnd), cancellationToken).ConfigureAwait(false);
+            if (n == 0)
+            {
+                if (_inputEnd == 0) return 0;
+                throw new EndOfStreamException("noise: the stream ended inside a frame");
+            }
+
+            _inputEnd += n;
         }
 
         var count = Math.Min(buffer.Length, _plainEnd - _plainStart);

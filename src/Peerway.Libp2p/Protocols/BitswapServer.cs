@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Peerway.Core.Multiformats;
@@ -15,19 +16,30 @@ public sealed record BitswapServerOptions
 
     /// <summary>Wanted blocks a peer may have outstanding at once; further wants are answered DONT_HAVE when asked.</summary>
     public int MaxWantsPerPeer { get; init; } = 4096;
+
+    /// <summary>
+    /// An answer stream idle for this long is closed and the next answer opens a new one: Helia aborts an inbound Bitswap
+    /// stream after 10 s without a message (@helia/bitswap's messageReceiveTimeout) and js-libp2p's Yamux drops frames
+    /// for a stream it no longer knows, so a message written into such a stream would be lost without an error.
+    /// </summary>
+    public TimeSpan AnswerStreamIdle { get; init; } = TimeSpan.FromSeconds(5);
 }
 
 /// <summary>
 /// Serves blocks over Bitswap 1.2.0 (and 1.1.0/1.0.0): a peer's wantlist messages arrive on streams it opens; answers
 /// (blocks as payloads with their CID prefix, HAVE / DONT_HAVE presences) go out on a stream we open to it, as
-/// go-bitswap and Helia do (each side writes only on its own streams). Blocks leave in messages of at most
-/// <see cref="BitswapServerOptions.MaxResponseBytes"/>.
+/// go-bitswap and Helia do (each side writes only on its own streams). As go-bitswap's message sender, that stream is
+/// kept for the connection's life and carries every answer in turn: one protocol negotiation per peer instead of a
+/// round trip per message, and a stream whose Yamux window grows with the transfer. Blocks leave in messages of at
+/// most <see cref="BitswapServerOptions.MaxResponseBytes"/>.
 /// </summary>
 public sealed class BitswapServer
 {
     private readonly BitswapBlockSource _blocks;
     private readonly BitswapServerOptions _options;
     private readonly ILogger _log;
+    private readonly TimeProvider _time;
+    private readonly ConditionalWeakTable<Libp2pConnection, ReplyStream> _replies = [];
 
     /// <summary>Registers the server's handlers on <paramref name="host"/>.</summary>
     public BitswapServer(Libp2pHost host, BitswapBlockSource blocks, BitswapServerOptions? options = null, ILogger? log = null)
@@ -36,6 +48,7 @@ public sealed class BitswapServer
         _blocks = blocks ?? throw new ArgumentNullException(nameof(blocks));
         _options = options ?? new BitswapServerOptions();
         _log = log ?? NullLogger.Instance;
+        _time = host.Time;
         foreach (var p in new[] { BitswapMessage.Protocol120, BitswapMessage.Protocol110, BitswapMessage.Protocol100, BitswapMessage.Protocol })
         {
             host.Handle(p, ServeAsync);
@@ -115,8 +128,53 @@ public sealed class BitswapServer
 
     private async Task SendAsync(BitswapMessage reply, Libp2pConnection connection, CancellationToken ct)
     {
-        await using var stream = await connection.OpenStreamAsync(BitswapMessage.Protocol120, ct).ConfigureAwait(false);
-        await LengthPrefixed.WriteAsync(stream, reply.Encode(), ct).ConfigureAwait(false);
+        var encoded = reply.Encode();
+        var sender = _replies.GetValue(connection, static _ => new ReplyStream());
+        await sender.Lock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            // One stream per peer for every answer; a stream the peer reset (or closed) is replaced once, and one idle past
+            // AnswerStreamIdle is closed (FIN) before the peer's own receive timeout can abort it under a write.
+            if (sender.Stream is { } idle && _time.GetElapsedTime(sender.LastWrite) > _options.AnswerStreamIdle)
+            {
+                sender.Stream = null;
+                await idle.DisposeAsync().ConfigureAwait(false);
+            }
+
+            for (var attempt = 0; ; attempt++)
+            {
+                sender.Stream ??= await connection.OpenStreamAsync(BitswapMessage.Protocol120, ct).ConfigureAwait(false);
+                try
+                {
+                    await LengthPrefixed.WriteAsync(sender.Stream, encoded, ct).ConfigureAwait(false);
+                    sender.LastWrite = _time.GetTimestamp();
+                    break;
+                }
+                catch (IOException ex) when (attempt == 0 && !connection.Closed.IsCompleted)
+                {
+                    _log.LogDebug("bitswap: the answer stream to {Peer} failed ({Message}); opening another", connection.RemotePeer, ex.Message);
+                    var failed = sender.Stream;
+                    sender.Stream = null;
+                    await failed.DisposeAsync().ConfigureAwait(false);
+                }
+            }
+        }
+        finally
+        {
+            sender.Lock.Release();
+        }
+
         Interlocked.Add(ref _blocksSent, reply.Blocks.Count);
+    }
+
+    /// <summary>The stream a peer's answers go out on, and the lock that keeps one message at a time on it.</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "Lock is a SemaphoreSlim whose wait handle is never requested, so it holds nothing to dispose; the stream ends with its connection.")]
+    private sealed class ReplyStream
+    {
+        public SemaphoreSlim Lock { get; } = new(1, 1);
+
+        public Stream? Stream { get; set; }
+
+        public long LastWrite { get; set; }
     }
 }

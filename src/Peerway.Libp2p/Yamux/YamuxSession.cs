@@ -7,8 +7,9 @@ namespace Peerway.Libp2p.Yamux;
 
 /// <summary>
 /// A Yamux session (hashicorp/yamux spec.md, libp2p's <c>/yamux/1.0.0</c>) over a secure stream: the dialer's streams
-/// have odd ids and the listener's even ones; each stream has a 256 KiB receive window that the reader re-opens with
-/// window updates as the application consumes data (back-pressure); pings are answered; go-away ends the session.
+/// have odd ids and the listener's even ones; each stream has a receive window (256 KiB, auto-tuned up to
+/// <see cref="YamuxOptions.MaxStreamWindow"/>) that the reader re-opens with window updates as the application
+/// consumes data (back-pressure); pings are answered; go-away ends the session.
 /// One read loop owns the connection's read side; writes are serialised by a lock so header and data leave together.
 /// A peer that breaks the protocol (a frame beyond its window, an unknown type) gets go-away and is dropped alone; so
 /// does one that keeps opening streams past the limits (<see cref="YamuxOptions.MaxRefusedStreams"/>) or stops reading
@@ -39,6 +40,7 @@ internal sealed class YamuxSession : IAsyncDisposable
     private int _refused;
     private long _buffered;
     private long _peakBuffered;
+    private long _windowGrowth;
 
     public YamuxSession(Stream connection, bool client, YamuxOptions? options = null, ILogger? log = null, TimeProvider? time = null)
     {
@@ -158,7 +160,32 @@ internal sealed class YamuxSession : IAsyncDisposable
     internal void Forget(YamuxStream stream)
     {
         lock (_gate) _streams.Remove(stream.Id);
-        AddBuffered(-stream.Uncount());
+        var (buffered, growth) = stream.Uncount();
+        AddBuffered(-buffered);
+        Interlocked.Add(ref _windowGrowth, -growth);
+    }
+
+    /// <summary>Receive-window growth granted beyond the streams' initial 256 KiB, summed over this session's streams.</summary>
+    internal long WindowGrowth => Interlocked.Read(ref _windowGrowth);
+
+    /// <summary>
+    /// Reserves up to <paramref name="wanted"/> bytes of receive-window growth for a stream whose window is
+    /// <paramref name="wanted"/> now (doubling it): never past <see cref="YamuxOptions.MaxStreamWindow"/>, and the
+    /// growth of all streams together stays within half of <see cref="YamuxOptions.MaxBufferedBytes"/>, so grown
+    /// windows alone never push a session that the application reads into its buffer bound. Returns what was reserved.
+    /// </summary>
+    internal uint ReserveWindow(uint wanted)
+    {
+        var cap = (long)_options.MaxStreamWindow - wanted;
+        if (cap <= 0) return 0;
+        var budget = _options.MaxBufferedBytes / 2;
+        while (true)
+        {
+            var now = Interlocked.Read(ref _windowGrowth);
+            var grow = Math.Min(Math.Min(wanted, cap), budget - now);
+            if (grow <= 0) return 0;
+            if (Interlocked.CompareExchange(ref _windowGrowth, now + grow, now) == now) return (uint)grow;
+        }
     }
 
     /// <summary>Called by a stream as data is queued (read loop) or read (application).</summary>
@@ -297,9 +324,19 @@ internal sealed class YamuxSession : IAsyncDisposable
 
             if (h.Length > 0)
             {
-                var data = new byte[h.Length];
-                await _connection.ReadExactlyAsync(data, ct).ConfigureAwait(false);
-                stream.OnData(data);
+                // Within the window (checked above), so at most MaxStreamWindow; the stream returns it to the pool.
+                var data = ArrayPool<byte>.Shared.Rent((int)h.Length);
+                try
+                {
+                    await _connection.ReadExactlyAsync(data.AsMemory(0, (int)h.Length), ct).ConfigureAwait(false);
+                }
+                catch
+                {
+                    ArrayPool<byte>.Shared.Return(data);
+                    throw;
+                }
+
+                stream.OnData(data, (int)h.Length);
             }
         }
         else if (stream is not null && h.Length > 0)

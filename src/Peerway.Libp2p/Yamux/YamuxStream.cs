@@ -1,21 +1,27 @@
+using System.Buffers;
+
 namespace Peerway.Libp2p.Yamux;
 
 /// <summary>
 /// One Yamux stream as a <see cref="Stream"/>. Reads drain what arrived (at most the receive window, which the reader
-/// re-opens with a window update once half of it is consumed); writes wait while the send window is empty. Dispose
+/// re-opens with a window update once half of it is consumed); writes wait while the send window is empty. The receive
+/// window starts at the spec's 256 KiB and is auto-tuned as go-yamux does it: a reader that has drained everything when
+/// it re-opens the window (the sender, not the reader, is the bottleneck) doubles it, up to
+/// <see cref="YamuxOptions.MaxStreamWindow"/> and only as far as the session's window budget allows. Dispose
 /// half-closes (FIN); <see cref="Reset"/> aborts (RST). One reader and one writer at a time.
 /// </summary>
 internal sealed class YamuxStream : Stream
 {
     private readonly YamuxSession _session;
     private readonly Lock _gate = new();
-    private readonly Queue<byte[]> _segments = new();
+    private readonly Queue<(byte[] Array, int Length)> _segments = new();
     private TaskCompletionSource _readable = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource _writable = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _segmentOffset;
     private long _buffered;
     private bool _counted = true;
     private uint _receiveWindow = YamuxOptions.InitialWindow;
+    private uint _windowSize = YamuxOptions.InitialWindow;
     private uint _consumed;
     private long _sendWindow = YamuxOptions.InitialWindow;
     private bool _remoteClosed;
@@ -49,6 +55,15 @@ internal sealed class YamuxStream : Stream
         }
     }
 
+    /// <summary>The receive window this stream grants now (256 KiB at first, more once auto-tuned).</summary>
+    internal uint ReceiveWindowSize
+    {
+        get
+        {
+            lock (_gate) return _windowSize;
+        }
+    }
+
     public override bool CanRead => true;
 
     public override bool CanSeek => false;
@@ -59,16 +74,22 @@ internal sealed class YamuxStream : Stream
 
     public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
-    internal void OnData(byte[] data)
+    /// <summary>Queues <paramref name="length"/> bytes of <paramref name="data"/>, an array rented from the shared pool that the stream now owns.</summary>
+    internal void OnData(byte[] data, int length)
     {
         TaskCompletionSource signal;
         lock (_gate)
         {
-            if (_reset || _remoteClosed) return;
-            _receiveWindow -= (uint)data.Length;
-            _segments.Enqueue(data);
-            _buffered += data.Length;
-            if (_counted) _session.AddBuffered(data.Length);
+            if (_reset || _remoteClosed)
+            {
+                ArrayPool<byte>.Shared.Return(data);
+                return;
+            }
+
+            _receiveWindow -= (uint)length;
+            _segments.Enqueue((data, length));
+            _buffered += length;
+            if (_counted) _session.AddBuffered(length);
             signal = _readable;
         }
 
@@ -112,7 +133,7 @@ internal sealed class YamuxStream : Stream
             _reset = true;
             if (discard)
             {
-                _segments.Clear();
+                while (_segments.TryDequeue(out var segment)) ArrayPool<byte>.Shared.Return(segment.Array);
                 _segmentOffset = 0;
                 if (_counted) _session.AddBuffered(-_buffered);
                 _buffered = 0;
@@ -143,12 +164,13 @@ internal sealed class YamuxStream : Stream
                     {
                         var head = _segments.Peek();
                         var n = Math.Min(buffer.Length - copied, head.Length - _segmentOffset);
-                        head.AsSpan(_segmentOffset, n).CopyTo(buffer.Span[copied..]);
+                        head.Array.AsSpan(_segmentOffset, n).CopyTo(buffer.Span[copied..]);
                         copied += n;
                         _segmentOffset += n;
                         if (_segmentOffset == head.Length)
                         {
                             _segments.Dequeue();
+                            ArrayPool<byte>.Shared.Return(head.Array);
                             _segmentOffset = 0;
                         }
                     }
@@ -158,10 +180,15 @@ internal sealed class YamuxStream : Stream
 
                     // spec.md: the receiver re-opens the window as data is consumed; once half of it is used up.
                     _consumed += (uint)copied;
-                    if (_consumed >= YamuxOptions.InitialWindow / 2 && !_remoteClosed && !_reset)
+                    if (_consumed >= _windowSize / 2 && !_remoteClosed && !_reset)
                     {
-                        update = _consumed;
-                        _receiveWindow += _consumed;
+                        // go-yamux (stream.go sendWindowUpdate): a window that is used up faster than it is re-opened
+                        // doubles, up to MaxStreamWindowSize, if the session's memory allows. Here the sign is that the
+                        // reader has drained everything that arrived: it waits on the sender, so the window is too small.
+                        var grow = _buffered == 0 ? _session.ReserveWindow(_windowSize) : 0u;
+                        _windowSize += grow;
+                        update = _consumed + grow;
+                        _receiveWindow += update;
                         _consumed = 0;
                     }
                 }
@@ -232,14 +259,17 @@ internal sealed class YamuxStream : Stream
         ForgetIfDone();
     }
 
-    /// <summary>Stops counting this stream against the session's buffered bytes; returns what it still counted.</summary>
-    internal long Uncount()
+    /// <summary>
+    /// Stops counting this stream against the session: returns the buffered bytes it still counted and the window
+    /// growth it had reserved (both once).
+    /// </summary>
+    internal (long Buffered, long Growth) Uncount()
     {
         lock (_gate)
         {
-            if (!_counted) return 0;
+            if (!_counted) return (0, 0);
             _counted = false;
-            return _buffered;
+            return (_buffered, _windowSize - YamuxOptions.InitialWindow);
         }
     }
 
