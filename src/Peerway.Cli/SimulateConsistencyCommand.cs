@@ -19,12 +19,13 @@ internal static class SimulateConsistencyCommand
         var k = new Option<int>("--k") { Description = "Replication factor k (the engine's bucket size: a put goes to the k closest nodes).", DefaultValueFactory = _ => 8 };
         var churn = new Option<string>("--churn") { Description = "Reader session times, weibull:SHAPE,MEDIAN, or none.", DefaultValueFactory = _ => "weibull:0.5,10m" };
         var seed = new Option<int>("--seed") { Description = "Random seed; the same seed gives the same results.", DefaultValueFactory = _ => 1 };
-        var outDir = new Option<string?>("--out") { Description = "Directory for plots and consistency.json/.txt; runs both modes and the k and republish sweeps around the options given." };
+        var outDir = new Option<string?>("--out") { Description = "Directory for plots and consistency.csv/.json/.txt; runs both modes and the k and republish sweeps around the options given." };
+        var parallel = new Option<int>("--parallel") { Description = "With --out: sweep runs at once (each on one thread; the results do not depend on it).", DefaultValueFactory = _ => 1 };
         var json = new Option<bool>("--json") { Description = "Print the results as JSON instead of a table." };
         var progress = new Option<bool>("--progress") { Description = "Print a line per phase and per finished run on stderr." };
 
         var command = new Command("consistency", "Simulate eventual consistency: an owner updates a BEP 44 item (or a log's head) and churning readers poll it; time until 99 % of live readers see each update, staleness, effect of k and of republishing.");
-        foreach (var o in new Option[] { mode, readers, updates, interval, poll, republish, k, churn, seed, outDir, json, progress })
+        foreach (var o in new Option[] { mode, readers, updates, interval, poll, republish, k, churn, seed, outDir, parallel, json, progress })
         {
             command.Options.Add(o);
         }
@@ -62,6 +63,8 @@ internal static class SimulateConsistencyCommand
                 throw new UsageException(SimulateCommand.FirstLine(ex.Message));
             }
 
+            var parallelism = parse.GetValue(parallel);
+            if (parallelism is < 1 or > 64) throw new UsageException("--parallel must be between 1 and 64");
             var dir = parse.GetValue(outDir);
             if (dir is not null) SimulateCommand.CheckWritable(dir);
             ct.ThrowIfCancellationRequested();
@@ -69,7 +72,7 @@ internal static class SimulateConsistencyCommand
             System.Runtime.GCSettings.LatencyMode = System.Runtime.GCLatencyMode.Batch;
             try
             {
-                return Task.FromResult(Run(options, dir, parse.GetValue(json), parse.GetValue(progress)));
+                return Task.FromResult(Run(options, dir, parallelism, parse.GetValue(json), parse.GetValue(progress)));
             }
             finally
             {
@@ -82,7 +85,7 @@ internal static class SimulateConsistencyCommand
     private static TimeSpan Duration(string? text, string option) =>
         text is not null && ChurnModel.TryParseDuration(text, out var value) ? value : throw new UsageException($"{option} must be a positive duration such as 30m, 90s or 1h");
 
-    private static int Run(ConsistencyOptions options, string? dir, bool asJson, bool progress)
+    private static int Run(ConsistencyOptions options, string? dir, int parallelism, bool asJson, bool progress)
     {
         if (dir is null)
         {
@@ -91,7 +94,7 @@ internal static class SimulateConsistencyCommand
             return CliRunner.Ok;
         }
 
-        var results = ConsistencySweeps.Run(options, r =>
+        var results = ConsistencySweeps.Run(options, parallelism, r =>
         {
             if (progress) Console.Error.WriteLine($"simulate consistency: {r.Scenario}: 99 % after {r.Converge99P50:0.0} s (p50) ({r.WallSeconds:0.0} s)");
         });
@@ -99,6 +102,7 @@ internal static class SimulateConsistencyCommand
         File.WriteAllText(Path.Combine(dir, "consistency.json"), JsonSerializer.Serialize(results, SimulateCommand.Json));
         var table = ConsistencyReport.Table(results.AllReports());
         File.WriteAllText(Path.Combine(dir, "consistency.txt"), table);
+        File.WriteAllText(Path.Combine(dir, "consistency.csv"), ConsistencySweeps.Csv(results.AllReports()));
         if (asJson)
         {
             Console.Out.WriteLine(JsonSerializer.Serialize(results, SimulateCommand.Json));

@@ -69,6 +69,10 @@ public sealed record ConsistencyReport
     /// sample interval.</summary>
     public required IReadOnlyList<FractionSample> FractionSeries { get; init; }
 
+    /// <summary>Live nodes that stored the item (any seq) at the end of the run; 0 means the DHT has lost it (every node
+    /// it was put on has left) and no reader that joins from then on can read it.</summary>
+    public required int StoringAtEnd { get; init; }
+
     /// <summary>Readers that left during the run.</summary>
     public required long Departures { get; init; }
     /// <summary>Datagrams sent on the simulated network.</summary>

@@ -165,6 +165,7 @@ internal sealed partial class SimulationRun
             Puts = c.Puts,
             StoredPerPut = c.Puts == 0 ? double.NaN : (double)c.StoredOn / c.Puts,
             FractionSeries = c.Series,
+            StoringAtEnd = Storing(),
             Departures = _departures,
             Datagrams = _network.DatagramsSent,
             VirtualSeconds = Scheduler.Now.TotalSeconds,
@@ -280,12 +281,25 @@ internal sealed partial class SimulationRun
         else if (got < stored) c.StaleReads++;
     }
 
+    /// <summary>Live nodes (readers, routers, the owner) that store a BEP 44 item: the scenario puts only one target,
+    /// so this is how many could answer a get for it (any seq).</summary>
+    private int Storing()
+    {
+        var n = 0;
+        foreach (var h in _live)
+        {
+            if (h.Node.Stats.StoredItems > 0) n++;
+        }
+
+        return n;
+    }
+
     private async Task SampleLoopAsync(TimeSpan start)
     {
         var c = _c!;
         while (!c.Stopped)
         {
-            c.Series.Add(new FractionSample((Scheduler.Now - start).TotalSeconds, c.Fraction));
+            c.Series.Add(new FractionSample((Scheduler.Now - start).TotalSeconds, c.Fraction, Storing()));
             await Task.Delay(c.O.SampleInterval, Time);
         }
     }
@@ -414,7 +428,9 @@ internal sealed partial class SimulationRun
             var wait = _lastOwnerPut + every - Scheduler.Now;
             if (wait > TimeSpan.Zero)
             {
-                await Task.Delay(wait, Time);
+                // Task.Delay counts whole milliseconds (it truncates): a sub-millisecond remainder would be a zero delay,
+                // and this loop would spin at one instant of virtual time forever. Round up.
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Ceiling(wait.TotalMilliseconds)), Time);
                 continue;
             }
 
@@ -459,5 +475,6 @@ internal sealed partial class SimulationRun
     }
 }
 
-/// <summary>The fraction of live readers holding the latest update, <see cref="Seconds"/> after the first update.</summary>
-public readonly record struct FractionSample(double Seconds, double Fraction);
+/// <summary>The fraction of live readers holding the latest update, <see cref="Seconds"/> after the first update, and
+/// how many live nodes then stored the item (any seq; the scenario's only BEP 44 target).</summary>
+public readonly record struct FractionSample(double Seconds, double Fraction, int Storing);
