@@ -5,6 +5,9 @@
 #   libtorrent -> libtorrent uTP  (lt-peer.py --utp-only seed; lt-peer.py --utp-only --exit-when-complete)
 # encryption off everywhere, interleaved for ROUNDS rounds; each figure is the whole downloading process (start to
 # verified last byte; the SHA-256 of each copy is checked); medians and the ratios are reported with the load.
+# Each Peerway round also reports CPU seconds per GiB (user + system, from the kernel's accounting): the downloading
+# process's (GNU time) and the seeding process's over the same download (/proc/PID/stat before and after), since
+# wall time on a shared machine is noisy. LT=0 leaves out the libtorrent rounds (for profiling; figures use both).
 # Usage: bench/torrent/utp-client.sh [SIZE_MIB=128] [ROUNDS=3]
 # bench/torrent/utp-veth.sh runs the same over a veth pair between two namespaces: it sets SEED_NS/GET_NS (the
 # namespaces the seeds and the downloaders run in) and SEED_IP/GET_IP (their addresses); by default both are 127.0.0.1.
@@ -37,27 +40,40 @@ head -c "$((size_mib * 1024 * 1024))" /dev/urandom > "$work/src/payload.bin"
 want="$(sha256sum < "$work/src/payload.bin" | cut -d' ' -f1)"
 pport="$("${sx[@]}" bash -c "$(declare -f free_port); free_port $seed_ip")"
 "${sx[@]}" "$pw" share "$work/payload.torrent" --content "$work/src/payload.bin" --bind "$seed_ip" --port "$pport" --encryption off > "$work/share.out" 2> "$work/share.err" &
-pids+=($!)
+share_pid=$!; pids+=("$share_pid")
 lport="$("${sx[@]}" bash -c "$(declare -f free_port); free_port $seed_ip")"
 "${sx[@]}" /usr/bin/python3 "$lt" run --listen "$seed_ip:$lport" --utp-only --enc disabled --torrent "$work/payload.torrent" --save "$work/src" --timeout 7200 > "$work/seed.log" 2>&1 &
 pids+=($!)
 until grep -qs '^finished' "$work/seed.log" && grep -qs '^seeding' "$work/share.err"; do sleep 0.2; done
 now() { date +%s.%N; }
 check() { [ "$(sha256sum < "$1" | cut -d' ' -f1)" = "$want" ] || { echo "utp-client.sh: $2's copy differs" >&2; exit 1; }; }
-get() { # $1 transport
-  rm -rf "$work/dl"; local t0 t1; t0="$(now)"
-  "${gx[@]}" "$pw" get "$work/payload.torrent" -o "$work/dl" --bind "$get_ip" --peer "$seed_ip:$pport" --transport "$1" --encryption off --timeout 3600 >/dev/null 2>"$work/get.err"
-  t1="$(now)"; check "$work/dl/payload.bin" "Peerway ($1)"; echo "$t1 - $t0" | bc
+ticks() { # CPU ticks (utime + stime, all threads) of process $1 and its descendants
+  local t=0 c
+  [ -r "/proc/$1/stat" ] && t="$(sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}')"
+  for c in $(pgrep -P "$1" || true); do t=$((t + $(ticks "$c"))); done
+  echo "$t"; }
+hz="$(getconf CLK_TCK)"
+get() { # $1 transport; prints "seconds getter-cpu-s/GiB seeder-cpu-s/GiB"
+  rm -rf "$work/dl"; local t0 t1 s0 s1
+  s0="$(ticks "$share_pid")"; t0="$(now)"
+  "${gx[@]}" /usr/bin/time -f '%U %S' -o "$work/get.time" "$pw" get "$work/payload.torrent" -o "$work/dl" --bind "$get_ip" --peer "$seed_ip:$pport" --transport "$1" --encryption off --timeout 3600 >/dev/null 2>"$work/get.err"
+  t1="$(now)"; s1="$(ticks "$share_pid")"; check "$work/dl/payload.bin" "Peerway ($1)"
+  echo "$(echo "$t1 - $t0" | bc) $(awk -v m="$size_mib" '{printf "%.2f", ($1 + $2) * 1024 / m}' "$work/get.time") $(echo "$s0 $s1" | awk -v m="$size_mib" -v hz="$hz" '{printf "%.2f", ($2 - $1) / hz * 1024 / m}')"
 }
-utp=(); tcp=(); ltr=()
+utp=(); tcp=(); ltr=(); ucpu=(); tcpu=(); uscpu=(); tscpu=()
 for r in $(seq 1 "$rounds"); do
-  utp+=("$(get utp)")
-  tcp+=("$(get tcp)")
+  read -r u ug us <<< "$(get utp)"; utp+=("$u"); ucpu+=("$ug"); uscpu+=("$us")
+  read -r t tg ts <<< "$(get tcp)"; tcp+=("$t"); tcpu+=("$tg"); tscpu+=("$ts")
+  if [ "${LT:-1}" = 0 ]; then
+    echo "round $r: Peerway uTP $u s (CPU/GiB: get $ug s, share $us s), Peerway TCP $t s (CPU/GiB: get $tg s, share $ts s); load $(uptime | sed 's/.*load average: //')"
+    ltr+=(0); continue
+  fi
   rm -rf "$work/lt"; t0="$(now)"
   "${gx[@]}" /usr/bin/python3 "$lt" run --listen "$get_ip:$("${gx[@]}" bash -c "$(declare -f free_port); free_port $get_ip")" --utp-only --enc disabled --torrent "$work/payload.torrent" --save "$work/lt" --peer "$seed_ip:$lport" --exit-when-complete --timeout 3600 >/dev/null 2>&1
   t1="$(now)"; check "$work/lt/payload.bin" libtorrent; ltr+=("$(echo "$t1 - $t0" | bc)")
-  echo "round $r: Peerway uTP ${utp[-1]} s, Peerway TCP ${tcp[-1]} s, libtorrent uTP ${ltr[-1]} s; load $(uptime | sed 's/.*load average: //')"
+  echo "round $r: Peerway uTP $u s (CPU/GiB: get $ug s, share $us s), Peerway TCP $t s (CPU/GiB: get $tg s, share $ts s), libtorrent uTP ${ltr[-1]} s; load $(uptime | sed 's/.*load average: //')"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 mu="$(median "${utp[@]}")"; mt="$(median "${tcp[@]}")"; ml="$(median "${ltr[@]}")"
+echo "median CPU seconds per GiB: Peerway uTP get $(median "${ucpu[@]}") + share $(median "${uscpu[@]}"), Peerway TCP get $(median "${tcpu[@]}") + share $(median "${tscpu[@]}")"
 echo "median over $rounds rounds, $size_mib MiB: Peerway->Peerway uTP $mu s ($(echo "scale=1; $size_mib / $mu" | bc) MiB/s), TCP $mt s ($(echo "scale=1; $size_mib / $mt" | bc) MiB/s), libtorrent->libtorrent uTP $ml s ($(echo "scale=1; $size_mib / $ml" | bc) MiB/s); Peerway uTP vs libtorrent uTP $(echo "scale=2; $ml / $mu" | bc)x, Peerway uTP vs TCP $(echo "scale=2; $mt / $mu" | bc)x; load: $(uptime | sed 's/.*load average: //')"

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # uTP (BEP 29) over a veth pair between two network namespaces (issue 15 item 7): bench/torrent/utp-client.sh with
-# the seeds (`peerway share`, libtorrent 2.0.8 --utp-only) in namespace utp-bench-s (10.77.0.1) and the downloaders
-# in utp-bench-d (10.77.0.2), so every packet crosses a real link (veth: MTU 1500, no loopback shortcuts).
+# the seeds (`peerway share`, libtorrent 2.0.8 --utp-only) in namespace utpveth-s (10.77.0.1) and the downloaders
+# in utpveth-d (10.77.0.2), so every packet crosses a real link (veth: MTU 1500, no loopback shortcuts).
 # Needs root and iproute2; the namespaces are deleted on exit, also on failure.
 # Usage: bench/torrent/utp-veth.sh [SIZE_MIB=1024] [ROUNDS=3]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 [ "$(id -u)" -eq 0 ] || { echo "utp-veth.sh: needs root (network namespaces)" >&2; exit 1; }
-s=utp-bench-s; d=utp-bench-d
+s=utpveth-s; d=utpveth-d
 down() { ip netns del "$s" 2>/dev/null || true; ip netns del "$d" 2>/dev/null || true; }
 trap down EXIT
 down

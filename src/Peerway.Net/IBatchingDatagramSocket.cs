@@ -10,4 +10,39 @@ public interface IBatchingDatagramSocket : IDatagramSocket
     /// <summary>As <see cref="IDatagramSocket.Start"/>; <paramref name="batchEnd"/> runs on the receiving thread after
     /// each batch of deliveries, when nothing more is waiting.</summary>
     void Start(DatagramHandler handler, Action batchEnd);
+
+    /// <summary>
+    /// Lets what the calling thread sends until the scope is disposed leave together (see
+    /// <see cref="UdpDatagramSocket.BatchSends"/>); dispose it on the same thread, with no await in between. By default
+    /// a scope that does nothing.
+    /// </summary>
+    UdpSendScope BatchSends() => default;
+}
+
+/// <summary>A <see cref="IBatchingDatagramSocket.BatchSends"/> scope: disposing it sends what it queued.</summary>
+public readonly struct UdpSendScope : IDisposable, IEquatable<UdpSendScope>
+{
+    private readonly UdpDatagramSocket? _owner;
+    private readonly UdpDatagramSocket.BatchedIo? _queue;
+
+    internal UdpSendScope(UdpDatagramSocket owner, UdpDatagramSocket.BatchedIo queue)
+    {
+        _owner = owner;
+        _queue = queue;
+    }
+
+    public void Dispose()
+    {
+        if (_owner is not null && _queue is not null) _owner.EndSendScope(_queue);
+    }
+
+    public bool Equals(UdpSendScope other) => ReferenceEquals(_queue, other._queue);
+
+    public override bool Equals(object? obj) => obj is UdpSendScope other && Equals(other);
+
+    public override int GetHashCode() => _queue?.GetHashCode() ?? 0;
+
+    public static bool operator ==(UdpSendScope left, UdpSendScope right) => left.Equals(right);
+
+    public static bool operator !=(UdpSendScope left, UdpSendScope right) => !left.Equals(right);
 }

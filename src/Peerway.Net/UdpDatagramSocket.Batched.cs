@@ -12,18 +12,14 @@ public sealed partial class UdpDatagramSocket
     /// <summary>Linux udp(7): at most 64 segments (UDP_MAX_SEGMENTS) per GSO message.</summary>
     private const int MaxGsoSegments = 64;
 
+    /// <summary>
+    /// Datagrams an I/O thread's send queue holds before it flushes: more than <see cref="BatchSize"/>, so that one ACK
+    /// opening a uTP window of 60 KB or more leaves as one full GSO message (41 segments of 1,452 bytes), not two.
+    /// </summary>
+    internal const int SendQueueSize = 128;
+
     /// <summary>Bytes per GSO message: below the 65,507-byte UDP payload limit of IPv4.</summary>
     private const int MaxGsoBytes = 60_000;
-
-    /// <summary>SOL_UDP and UDP_SEGMENT (linux/udp.h).</summary>
-    private const int SolUdp = 17;
-
-    private const int UdpSegment = 103;
-
-    /// <summary>CMSG_LEN(sizeof(uint16_t)) and CMSG_SPACE(sizeof(uint16_t)) on 64-bit Linux.</summary>
-    private const nuint GsoControlLength = 18;
-
-    private const int GsoControlSize = 24;
 
     private void ReceiveBatches(DatagramHandler handler, BatchedIo batch)
     {
@@ -49,12 +45,7 @@ public sealed partial class UdpDatagramSocket
                     continue;
                 }
 
-                for (var i = 0; i < received; i++)
-                {
-                    if (!batch.TryGetReceived(i, out var datagram, out var address)) continue;
-                    var remote = batch.EndPoints.Get(address);
-                    if (remote is not null) Deliver(handler, datagram, remote);
-                }
+                for (var i = 0; i < received; i++) DeliverReceived(handler, batch, batch.EndPoints, i);
 
                 EndBatch();
 
@@ -70,6 +61,30 @@ public sealed partial class UdpDatagramSocket
         }
     }
 
+    /// <summary>
+    /// Until the scope is disposed (on this thread, with no await in between), what this thread sends on any
+    /// <see cref="UdpDatagramSocket"/> is queued and then leaves as on an I/O thread: one sendmmsg per socket, runs of
+    /// equal-size datagrams to one destination as one UDP GSO message. For an engine that sends a burst from an
+    /// application's thread (uTP writing a 16 KiB block: a dozen packets, one system call). Does nothing on an I/O
+    /// thread (which batches already), inside another scope, or where the batched calls are not supported.
+    /// </summary>
+    public UdpSendScope BatchSends()
+    {
+        if (t_sendBatch is not null || !LinuxUdp.IsSupported || Volatile.Read(ref _disposed) != 0) return default;
+        var queue = Interlocked.Exchange(ref _spareSendQueue, null) ?? new BatchedIo(receive: false);
+        t_sendBatch = queue;
+        return new UdpSendScope(this, queue);
+    }
+
+    /// <summary>Ends a <see cref="BatchSends"/> scope: its datagrams leave, and its queue is kept for the next one.</summary>
+    internal void EndSendScope(BatchedIo queue)
+    {
+        t_sendBatch = null;
+        queue.Flush();
+        if (Interlocked.CompareExchange(ref _spareSendQueue, queue, null) is not null) queue.Dispose();
+        else if (Volatile.Read(ref _disposed) != 0) Interlocked.Exchange(ref _spareSendQueue, null)?.Dispose();
+    }
+
     /// <summary>Makes <paramref name="batch"/> the send queue of the calling I/O thread (null: none).</summary>
     internal static void SetSendBatch(BatchedIo? batch) => t_sendBatch = batch;
 
@@ -82,12 +97,58 @@ public sealed partial class UdpDatagramSocket
         {
             // A handler may have disposed this socket: deliver nothing more.
             if (Volatile.Read(ref _disposed) != 0) return;
-            if (!batch.TryGetReceived(i, out var datagram, out var address)) continue;
-            var remote = endPoints.Get(address);
-            if (remote is not null) Deliver(handler, datagram, remote);
+            DeliverReceived(handler, batch, endPoints, i);
         }
 
         if (received > 0 && Volatile.Read(ref _disposed) == 0) EndBatch();
+    }
+
+    /// <summary>
+    /// Hands the <paramref name="index"/>-th message of a recvmmsg batch to the handler: one datagram, or, when the
+    /// kernel coalesced several (UDP_GRO), each of them in order, cut at the segment size it reported.
+    /// </summary>
+    private void DeliverReceived(DatagramHandler handler, BatchedIo batch, RawEndPointCache endPoints, int index)
+    {
+        if (!batch.TryGetReceived(index, out var datagram, out var address, out var segmentSize)) return;
+        var remote = endPoints.Get(address);
+        if (remote is null) return;
+        if (segmentSize == 0 || datagram.Length <= segmentSize)
+        {
+            Deliver(handler, datagram, remote);
+            return;
+        }
+
+        var count = UdpSegments.Count(datagram.Length, segmentSize);
+        Interlocked.Add(ref _coalescedDatagrams, count);
+        for (var k = 0; k < count; k++)
+        {
+            if (k > 0 && Volatile.Read(ref _disposed) != 0) return;
+            Deliver(handler, UdpSegments.Segment(datagram, segmentSize, k), remote);
+        }
+    }
+
+    /// <summary>
+    /// Linux UDP_GRO (udp(7), since 5.0): lets the kernel hand this socket several datagrams of one flow as one buffer
+    /// with their segment size (a GSO sender's message that crossed loopback or a veth whole, or datagrams that the
+    /// receive path coalesced), which <see cref="DeliverReceived"/> cuts up again. Only for the batched receive paths,
+    /// which read the control message; false when the kernel refuses it (older than 5.0, or not Linux), and
+    /// datagrams then come one per receive as before.
+    /// </summary>
+    internal bool TryEnableGro() => GroEnabled = TrySetGro(_socket);
+
+    /// <summary>setsockopt(SOL_UDP, UDP_GRO, 1); false (nothing thrown) where the kernel refuses it.</summary>
+    internal static bool TrySetGro(Socket socket)
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        try
+        {
+            socket.SetRawSocketOption(UdpSegments.SolUdp, UdpSegments.UdpGro, [1, 0, 0, 0]);
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
     }
 
     /// <summary>On the group thread (or once the group has stopped): leaves the epoll set and closes the socket.</summary>
@@ -123,37 +184,46 @@ public sealed partial class UdpDatagramSocket
         private readonly LinuxUdp.IoVec* _sendIov;
         private readonly byte* _sendNames;
         private readonly byte* _sendData;
-        private readonly UdpDatagramSocket?[] _sendOwners = new UdpDatagramSocket?[BatchSize];
+        private readonly byte* _recvControl;
+        private readonly UdpDatagramSocket?[] _sendOwners = new UdpDatagramSocket?[SendQueueSize];
         private readonly LinuxUdp.MMsgHdr* _gso;
         private readonly LinuxUdp.IoVec* _gsoIov;
         private readonly byte* _gsoControl;
-        private readonly int[] _gsoFirst = new int[BatchSize];
-        private readonly int[] _gsoCounts = new int[BatchSize];
+        private readonly int[] _gsoFirst = new int[SendQueueSize];
+        private readonly int[] _gsoCounts = new int[SendQueueSize];
         private int _lastReceived = BatchSize;
         private int _queued;
         private bool _mixedOwners;
         private bool _freed;
 
-        public BatchedIo()
+        /// <param name="receive">False for a send queue alone (see <see cref="BatchSends"/>): no receive slots.</param>
+        public BatchedIo(bool receive = true)
         {
-            _recv = (LinuxUdp.MMsgHdr*)NativeMemory.AllocZeroed((nuint)(BatchSize * sizeof(LinuxUdp.MMsgHdr)));
-            _recvIov = (LinuxUdp.IoVec*)NativeMemory.AllocZeroed((nuint)(BatchSize * sizeof(LinuxUdp.IoVec)));
-            _recvNames = (byte*)NativeMemory.AllocZeroed((nuint)(BatchSize * LinuxUdp.AddressSize));
-            _recvData = (byte*)NativeMemory.Alloc((nuint)BatchSize * MaxDatagramSize);
-            _send = (LinuxUdp.MMsgHdr*)NativeMemory.AllocZeroed((nuint)(BatchSize * sizeof(LinuxUdp.MMsgHdr)));
-            _sendRun = (LinuxUdp.MMsgHdr*)NativeMemory.AllocZeroed((nuint)(BatchSize * sizeof(LinuxUdp.MMsgHdr)));
-            _sendIov = (LinuxUdp.IoVec*)NativeMemory.AllocZeroed((nuint)(BatchSize * sizeof(LinuxUdp.IoVec)));
-            _sendNames = (byte*)NativeMemory.AllocZeroed((nuint)(BatchSize * LinuxUdp.AddressSize));
-            _sendData = (byte*)NativeMemory.Alloc((nuint)BatchSize * MaxBatchedSendSize);
-            _gso = (LinuxUdp.MMsgHdr*)NativeMemory.AllocZeroed((nuint)(BatchSize * sizeof(LinuxUdp.MMsgHdr)));
-            _gsoIov = (LinuxUdp.IoVec*)NativeMemory.AllocZeroed((nuint)(BatchSize * sizeof(LinuxUdp.IoVec)));
-            _gsoControl = (byte*)NativeMemory.AllocZeroed((nuint)(BatchSize * GsoControlSize));
-            for (var i = 0; i < BatchSize; i++)
+            var slots = receive ? BatchSize : 0;
+            _recv = (LinuxUdp.MMsgHdr*)NativeMemory.AllocZeroed((nuint)(slots * sizeof(LinuxUdp.MMsgHdr)));
+            _recvIov = (LinuxUdp.IoVec*)NativeMemory.AllocZeroed((nuint)(slots * sizeof(LinuxUdp.IoVec)));
+            _recvNames = (byte*)NativeMemory.AllocZeroed((nuint)(slots * LinuxUdp.AddressSize));
+            _recvData = (byte*)NativeMemory.Alloc((nuint)slots * MaxDatagramSize);
+            _recvControl = (byte*)NativeMemory.AllocZeroed((nuint)(slots * UdpSegments.ReceiveControlSize));
+            _send = (LinuxUdp.MMsgHdr*)NativeMemory.AllocZeroed((nuint)(SendQueueSize * sizeof(LinuxUdp.MMsgHdr)));
+            _sendRun = (LinuxUdp.MMsgHdr*)NativeMemory.AllocZeroed((nuint)(SendQueueSize * sizeof(LinuxUdp.MMsgHdr)));
+            _sendIov = (LinuxUdp.IoVec*)NativeMemory.AllocZeroed((nuint)(SendQueueSize * sizeof(LinuxUdp.IoVec)));
+            _sendNames = (byte*)NativeMemory.AllocZeroed((nuint)(SendQueueSize * LinuxUdp.AddressSize));
+            _sendData = (byte*)NativeMemory.Alloc((nuint)SendQueueSize * MaxBatchedSendSize);
+            _gso = (LinuxUdp.MMsgHdr*)NativeMemory.AllocZeroed((nuint)(SendQueueSize * sizeof(LinuxUdp.MMsgHdr)));
+            _gsoIov = (LinuxUdp.IoVec*)NativeMemory.AllocZeroed((nuint)(SendQueueSize * sizeof(LinuxUdp.IoVec)));
+            _gsoControl = (byte*)NativeMemory.AllocZeroed((nuint)(SendQueueSize * UdpSegments.GsoControlSize));
+            for (var i = 0; i < slots; i++)
             {
                 _recvIov[i] = new LinuxUdp.IoVec { Base = _recvData + ((nint)i * MaxDatagramSize), Length = MaxDatagramSize };
                 _recv[i].Header.Name = _recvNames + (i * LinuxUdp.AddressSize);
                 _recv[i].Header.Iov = &_recvIov[i];
                 _recv[i].Header.IovLength = 1;
+                _recv[i].Header.Control = _recvControl + (i * UdpSegments.ReceiveControlSize);
+            }
+
+            for (var i = 0; i < SendQueueSize; i++)
+            {
                 _sendIov[i].Base = _sendData + (i * MaxBatchedSendSize);
                 _send[i].Header.Name = _sendNames + (i * LinuxUdp.AddressSize);
                 _send[i].Header.Iov = &_sendIov[i];
@@ -173,6 +243,7 @@ public sealed partial class UdpDatagramSocket
             for (var i = 0; i < _lastReceived; i++)
             {
                 _recv[i].Header.NameLength = LinuxUdp.AddressSize;
+                _recv[i].Header.ControlLength = UdpSegments.ReceiveControlSize;
                 _recv[i].Header.Flags = 0;
             }
 
@@ -181,11 +252,19 @@ public sealed partial class UdpDatagramSocket
             return n;
         }
 
-        public bool TryGetReceived(int index, out ReadOnlySpan<byte> datagram, out ReadOnlySpan<byte> address)
+        /// <summary>The <paramref name="index"/>-th message received; <paramref name="segmentSize"/> is the UDP_GRO
+        /// segment size when the kernel coalesced several datagrams into it, else 0.</summary>
+        public bool TryGetReceived(int index, out ReadOnlySpan<byte> datagram, out ReadOnlySpan<byte> address, out int segmentSize)
         {
             ref var m = ref _recv[index];
             address = new ReadOnlySpan<byte>(m.Header.Name, (int)Math.Min(m.Header.NameLength, LinuxUdp.AddressSize));
             datagram = new ReadOnlySpan<byte>(m.Header.Iov->Base, (int)m.Length);
+            segmentSize = 0;
+            if (m.Header.ControlLength > 0 &&
+                UdpSegments.TryReadGroSize(new ReadOnlySpan<byte>(m.Header.Control, (int)Math.Min(m.Header.ControlLength, UdpSegments.ReceiveControlSize)), out var size) == UdpControlError.None)
+            {
+                segmentSize = size;
+            }
 
             // Larger than MaxDatagramSize cannot happen for UDP; a truncated datagram is dropped, as on the other paths.
             return (m.Header.Flags & LinuxUdp.MsgTrunc) == 0;
@@ -198,7 +277,7 @@ public sealed partial class UdpDatagramSocket
         public bool TryQueue(UdpDatagramSocket owner, ReadOnlySpan<byte> datagram, IPEndPoint remote)
         {
             if (datagram.Length > MaxBatchedSendSize) return false;
-            if (_queued == BatchSize) Flush();
+            if (_queued == SendQueueSize) Flush();
             var added = false;
             try
             {
@@ -330,13 +409,9 @@ public sealed partial class UdpDatagramSocket
                     m.Header.Iov = _gsoIov + iov;
                     m.Header.IovLength = (nuint)(j - i);
                     iov += j - i;
-                    var control = _gsoControl + (g * GsoControlSize);
-                    *(nuint*)control = GsoControlLength; // struct cmsghdr { size_t len; int level; int type; data }
-                    *(int*)(control + 8) = SolUdp;
-                    *(int*)(control + 12) = UdpSegment;
-                    *(ushort*)(control + 16) = (ushort)size;
+                    var control = _gsoControl + (g * UdpSegments.GsoControlSize);
                     m.Header.Control = control;
-                    m.Header.ControlLength = GsoControlSize;
+                    m.Header.ControlLength = (nuint)UdpSegments.WriteGsoSize(new Span<byte>(control, UdpSegments.GsoControlSize), (ushort)size);
                 }
                 else
                 {
@@ -433,6 +508,7 @@ public sealed partial class UdpDatagramSocket
             NativeMemory.Free(_recvIov);
             NativeMemory.Free(_recvNames);
             NativeMemory.Free(_recvData);
+            NativeMemory.Free(_recvControl);
             NativeMemory.Free(_send);
             NativeMemory.Free(_sendRun);
             NativeMemory.Free(_sendIov);

@@ -38,9 +38,11 @@ public sealed partial class UdpDatagramSocket : IBatchingDatagramSocket
     private Task? _loop;
     private Thread? _thread;
     private BatchedIo? _batch;
+    private BatchedIo? _spareSendQueue;
     private long _sendErrors;
     private long _batchedSends;
     private long _handlerFaults;
+    private long _coalescedDatagrams;
     private int _handlerThread;
     private int _disposed;
 
@@ -111,6 +113,15 @@ public sealed partial class UdpDatagramSocket : IBatchingDatagramSocket
     /// <summary>Whether batched sends may merge datagrams with UDP GSO (off once the kernel refused it).</summary>
     internal bool GsoEnabled { get; set; } = true;
 
+    /// <summary>Whether the kernel may coalesce received datagrams for this socket (UDP_GRO, see <see cref="TryEnableGro"/>).</summary>
+    internal bool GroEnabled { get; private set; }
+
+    /// <summary>Datagrams that arrived coalesced with others in one receive (UDP_GRO) and were cut apart, for tests.</summary>
+    internal long CoalescedDatagrams => Interlocked.Read(ref _coalescedDatagrams);
+
+    /// <summary>Whether the batched Linux calls (recvmmsg, sendmmsg, GSO) are used on this platform, for tests.</summary>
+    internal static bool BatchedIoSupported => LinuxUdp.IsSupported;
+
     /// <summary>The socket itself, for tests that set options on it.</summary>
     internal Socket RawSocket => _socket;
 
@@ -169,7 +180,12 @@ public sealed partial class UdpDatagramSocket : IBatchingDatagramSocket
             return;
         }
 
-        if (LinuxUdp.IsSupported) _batch = new BatchedIo();
+        if (LinuxUdp.IsSupported)
+        {
+            _batch = new BatchedIo();
+            TryEnableGro();
+        }
+
         _thread = new Thread(() => ReceiveThread(handler)) { IsBackground = true, Name = $"udp {LocalEndPoint}" };
         _thread.Start();
     }
@@ -359,6 +375,7 @@ public sealed partial class UdpDatagramSocket : IBatchingDatagramSocket
         // Sent before Dispose on this thread, still queued: let it leave first (a dedicated socket is shut down below
         // to wake its thread, and a shut-down socket sends nothing more).
         if (t_sendBatch is { Queued: > 0 } queue) queue.Flush();
+        Interlocked.Exchange(ref _spareSendQueue, null)?.Dispose();
         _stop.Cancel();
         if (_group is not null && _groupHandler is not null)
         {

@@ -30,8 +30,8 @@ public sealed class UdpSendBatchTests
         using var plain = new UdpDatagramSocket(AnyLoopback);
         UdpDatagramSocket[] via = [member, dedicated, plain];
 
-        // More than a batch (BatchSize), so the queue also fills and flushes inside the handler.
-        const int Count = 3 * UdpDatagramSocket.BatchSize + 7;
+        // More than the send queue holds, so the queue also fills and flushes inside the handler.
+        const int Count = UdpDatagramSocket.SendQueueSize + 7;
         var trigger = sender == Sender.GroupThread ? member : dedicated;
         void Burst()
         {
@@ -255,6 +255,87 @@ public sealed class UdpSendBatchTests
         if (group.IsSupported) Assert.True(sender.GsoEnabled);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_gso_run_received_coalesced_is_cut_back_into_the_same_datagrams(bool gro)
+    {
+        using var group = new UdpReceiveGroup();
+        using var sink = new Sink();
+        if (!gro)
+        {
+            // As on a kernel without UDP_GRO: the receiving kernel cuts the GSO message up itself.
+            sink.Socket.RawSocket.SetRawSocketOption(17 /* SOL_UDP */, 104 /* UDP_GRO */, [0, 0, 0, 0]);
+        }
+
+        using var sender = new UdpDatagramSocket(AnyLoopback, group);
+
+        // Two GSO messages' worth of uTP-sized datagrams (the second ends shorter), then a lone small one.
+        const int Size = 1_452;
+        int[] sizes = [.. Enumerable.Repeat(Size, 60), 300, 20];
+        sender.Start((_, _) =>
+        {
+            for (var i = 0; i < sizes.Length; i++) sender.Send(Enumerable.Range(0, sizes[i]).Select(k => (byte)(i + k)).ToArray(), sink.EndPoint);
+        });
+
+        using var client = new UdpDatagramSocket(AnyLoopback);
+        client.Send([0], sender.LocalEndPoint);
+        await RealSocketWait.UntilAsync(() => sink.Count == sizes.Length);
+        var got = sink.Drain();
+        for (var i = 0; i < sizes.Length; i++)
+        {
+            Assert.Equal(Enumerable.Range(0, sizes[i]).Select(k => (byte)(i + k)), got[i].Data);
+            Assert.Equal(sender.LocalEndPoint.Port, got[i].From.Port);
+        }
+
+        if (group.IsSupported)
+        {
+            Assert.True(sender.GsoEnabled);
+            Assert.True(sink.Socket.GroEnabled);
+
+            // Loopback hands the GSO message to the socket whole: with UDP_GRO it arrives as one receive and is cut
+            // here (all but the lone datagram); without, the kernel cut it and nothing arrived coalesced.
+            if (gro) Assert.Equal(sizes.Length - 1, sink.Socket.CoalescedDatagrams);
+            else Assert.Equal(0, sink.Socket.CoalescedDatagrams);
+        }
+    }
+
+    [Fact]
+    public async Task What_an_application_thread_sends_inside_a_scope_leaves_batched_and_in_order()
+    {
+        using var sink = new Sink();
+        using var sender = new UdpDatagramSocket(AnyLoopback, reusePort: false, dedicatedThread: true);
+        sender.Start((_, _) => { });
+        const int Count = 50;
+        for (var round = 0; round < 2; round++)
+        {
+            // From the test's thread (not an I/O thread): as uTP sends the packets of one application write.
+            using (sender.BatchSends())
+            {
+                for (var i = 0; i < Count; i++) sender.Send(Enumerable.Repeat((byte)i, 1_200).ToArray(), sink.EndPoint);
+            }
+        }
+
+        sender.Send([9], sink.EndPoint); // outside a scope: sent at once
+        await RealSocketWait.UntilAsync(() => sink.Count == (2 * Count) + 1);
+        var got = sink.Drain();
+        for (var i = 0; i < 2 * Count; i++) Assert.Equal(Enumerable.Repeat((byte)(i % Count), 1_200), got[i].Data);
+        Assert.Equal([9], got[^1].Data);
+        Assert.Equal(0, sender.SendErrors);
+        if (UdpDatagramSocket.BatchedIoSupported) Assert.Equal(2 * Count, sender.BatchedSends);
+        else Assert.Equal(0, sender.BatchedSends);
+    }
+
+    [Fact]
+    public void A_socket_option_the_kernel_refuses_turns_gro_off_without_throwing()
+    {
+        // SOL_UDP options on a TCP socket: the kernel answers ENOPROTOOPT, as a kernel before 5.0 does for UDP_GRO.
+        using var tcp = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        Assert.False(UdpDatagramSocket.TrySetGro(tcp));
+        using var udp = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        Assert.Equal(OperatingSystem.IsLinux(), UdpDatagramSocket.TrySetGro(udp));
+    }
+
     /// <summary>Collects datagrams on its own thread.</summary>
     private sealed class Sink : IDisposable
     {
@@ -268,6 +349,8 @@ public sealed class UdpSendBatchTests
         }
 
         public IPEndPoint EndPoint => _socket.LocalEndPoint;
+
+        public UdpDatagramSocket Socket => _socket;
 
         public int Count => _received.Count;
 

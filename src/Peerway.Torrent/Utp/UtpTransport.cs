@@ -328,6 +328,9 @@ public sealed class UtpTransport : IStreamTransport, IAsyncDisposable, IDisposab
             {
                 if (c.State == UtpState.Error) throw new IOException($"uTP connection to {c.Remote}: {c.Error}");
                 ObjectDisposedException.ThrowIf(c.Released || c.State == UtpState.Closed, typeof(UtpStream));
+
+                // The packets this write sends leave in one system call (UDP GSO where the socket can).
+                using var batch = _socket is IBatchingDatagramSocket batching ? batching.BatchSends() : default;
                 var n = c.Write(buffer.Span, Now);
                 buffer = buffer[n..];
                 if (buffer.IsEmpty) break;
