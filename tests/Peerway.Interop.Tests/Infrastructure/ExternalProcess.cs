@@ -137,8 +137,26 @@ internal sealed class ExternalProcess : IAsyncDisposable
         if (finished == tcs.Task) return await tcs.Task;
         lock (_gate) _waiters.RemoveAll(w => w.Done == tcs);
         if (tcs.Task.IsCompleted) return await tcs.Task;
-        var why = finished == closed ? "the stream closed (process exited)" : $"no matching line within {timeout.TotalSeconds:0.#} s";
+        var why = finished == closed ? $"the stream closed ({await ExitDescriptionAsync()})" : $"no matching line within {timeout.TotalSeconds:0.#} s";
         throw new TimeoutException($"{Description}: {why}.\n--- stdout ---\n{Stdout}\n--- stderr ---\n{Stderr}");
+    }
+
+    /// <summary>How the process ended, once its output stream closed: its exit code, or the signal that killed it.</summary>
+    private async Task<string> ExitDescriptionAsync()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            return "the process is still running";
+        }
+
+        var code = _process.ExitCode;
+        // A child killed by a signal is reported as 128 + the signal's number.
+        return code > 128 ? $"process exited {code}: killed by signal {code - 128}" : $"process exited {code}";
     }
 
     private void OnLine(bool stderr, string? line)
