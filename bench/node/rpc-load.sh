@@ -8,6 +8,7 @@
 #   each download's MiB/s (bench/node/rpc_download.py: time from torrent-add to percentDone 1, asked every 20 ms on one
 #   keep-alive connection), the medians of both sets and their ratio, the pollers' request count and latency, and the
 #   load before and after.
+# SEED_LIMIT_KIB=N caps the seeder's upload (KiB/s), so the download is bound by the link, not by the two cores.
 # PEERWAY_BUILDS="label=DIR …" compares published CLI builds (DIR/peerway.dll, e.g. a copy of .build/cli made before a
 #   change) in the same run: each round runs every build's pair in turn. Default: this tree's ./peerway.
 set -euo pipefail
@@ -26,7 +27,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 head -c "$((size * 1024 * 1024))" /dev/urandom > "$work/payload.bin"
 "$peerway" create "$work/payload.bin" -o "$work/payload.torrent" >/dev/null
 seed_port="$(free_port)"
-"$peerway" share "$work/payload.torrent" --content "$work/payload.bin" --port "$seed_port" > "$work/share.out" 2>"$work/share.err" &
+"$peerway" share "$work/payload.torrent" --content "$work/payload.bin" --port "$seed_port" ${SEED_LIMIT_KIB:+--upload-limit "$SEED_LIMIT_KIB"} > "$work/share.out" 2>"$work/share.err" &
 pids+=($!)
 until [ -s "$work/share.out" ]; do sleep 0.2; done
 magnet="$(head -1 "$work/share.out")&x.pe=127.0.0.1:$seed_port"
