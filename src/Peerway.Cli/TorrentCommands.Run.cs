@@ -127,32 +127,18 @@ internal static partial class TorrentCommands
     private static Command ShareCommand()
     {
         var path = new Argument<string>("source") { Description = "A file or directory to share, or a .torrent whose content is next to it." };
-        var port = PortOption();
-        var bind = BindOption();
-        var trackers = TrackerOption();
         var content = new Option<string?>("--content") { Description = "With a .torrent: where the content is (default: next to the .torrent)." };
-        var verbose = VerboseOption();
-        var dht = DhtBootstrapOption();
-        var limit = UploadLimitOption();
-        var encryption = EncryptionOption();
-        var transport = TransportOption();
-        var webrtc = WebRtcOption();
-        var lsd = LsdOption();
-        var proxyUrl = ProxyOption();
         var publish = PublishOption();
         var publishSalt = PublishSaltOption();
         var republish = RepublishOption();
-        var dhtIpv6 = DhtIpv6Option();
-        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, port, bind, trackers, webrtc, dht, dhtIpv6, lsd, proxyUrl, content, limit, encryption, transport, publish, publishSalt, republish, verbose };
+        var swarm = new SwarmOptions();
+        var command = new Command("share", "Seed a file, directory or .torrent; prints the magnet link first, then seeds until Ctrl-C.") { path, content, publish, publishSalt, republish };
+        swarm.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             var source = parse.GetValue(path)!;
-            var transports = CheckTransport(parse.GetValue(transport));
-            var localDiscovery = CheckLsd(parse.GetValue(lsd));
-            var proxy = CheckProxy(parse.GetValue(proxyUrl), ref transports, parse.GetValue(transport) == "utp", parse.GetValue(dht) is { Length: > 0 });
-            if (proxy is not null) localDiscovery = false; // LSD would announce us outside the proxy (libtorrent turns it off too)
-            var address = Listening.ParseAddress(parse.GetValue(bind));
-            var trackerList = CheckTrackers(parse.GetValue(trackers));
+            var settings = swarm.Check(parse);
+            var trackerList = settings.Trackers;
             TorrentInfo info;
             string contentPath;
             var allTrackers = new List<string>(trackerList);
@@ -176,44 +162,23 @@ internal static partial class TorrentCommands
             }
 
             if (!File.Exists(contentPath) && !Directory.Exists(contentPath)) throw new UsageException($"content not found: {contentPath}");
-            var rtc = CheckWebRtc(parse.GetValue(webrtc), allTrackers, address);
+            var rtc = settings.WebRtcFor(allTrackers);
             // BEP 46: the key is read (and the options checked) before anything starts.
             var publishSaltBytes = DhtItemCommands.ParseSalt(parse.GetValue(publishSalt));
             if (parse.GetValue(publish) is null && (parse.GetValue(publishSalt) is not null || parse.GetResult(republish) is { Implicit: false })) throw new UsageException("--salt and --republish need --publish");
-            if (parse.GetValue(publish) is not null && parse.GetValue(dht) is not { Length: > 0 }) throw new UsageException("--publish needs the DHT: give --dht-bootstrap HOST:PORT");
-            if (parse.GetValue(publish) is not null && proxy is not null) throw new UsageException("--publish is not done through --proxy");
+            if (parse.GetValue(publish) is not null && !settings.HasDhtBootstrap) throw new UsageException("--publish needs the DHT: give --dht-bootstrap HOST:PORT");
+            if (parse.GetValue(publish) is not null && settings.Proxy is not null) throw new UsageException("--publish is not done through --proxy");
             var republishEvery = CheckSeconds(parse.GetValue(republish), "--republish");
             using var publishKey = parse.GetValue(publish) is { } keyPath ? await DhtItemCommands.ReadKeyAsync(keyPath, ct) : null;
-            Socks5UdpAssociation? proxyUdp = null;
-            var useDht = true;
-            if (proxy is not null) (proxyUdp, transports, useDht) = await ProxyUdpAsync(proxy, transports, parse.GetValue(dht) is { Length: > 0 }, parse.InvocationConfiguration.Error, ct);
-            using var loggers = Loggers(parse.GetValue(verbose));
-            var dhtRouters = useDht ? await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct) : [];
-            var dhtPair = CheckDhtPair(parse.GetValue(dhtIpv6), address, dhtRouters, useDht && proxy is null);
+            using var joined = await JoinSwarmAsync(settings, ct);
             // Publishing (BEP 46) needs the DHT node before the torrent starts: a node of the command's own, the torrent's too.
-            await using var publishDht = publishKey is null ? null : await StartJoinedDhtAsync(address, dhtPair, dhtRouters, loggers, ct);
-            // The host binds the peer port's UDP side (uTP, and the DHT node with --dht-bootstrap) as it is made, and TCP when started.
-            var host = Listening.Bind(address, (transports & PeerTransports.Utp) != 0 ? parse.GetValue(port) : 0, () => new TorrentHost(new TorrentHostOptions
-            {
-                InfoHash = info.InfoHash,
-                Info = info,
-                Path = contentPath,
-                ContentIsSource = true,
-                Trackers = allTrackers,
-                WebRtc = rtc,
-                DhtBootstrap = publishDht is null ? dhtRouters : [],
-                DhtBind = new IPEndPoint(address, 0),
-                DhtPairAddress = publishDht is null ? dhtPair : null,
-                Transports = transports,
-                LocalDiscovery = localDiscovery,
-                Proxy = proxy,
-                Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)), Encryption = CheckEncryption(parse.GetValue(encryption)) },
-            }, loggers, publishDht?.Node, proxyUdp));
+            await using var publishDht = publishKey is null ? null : await StartJoinedDhtAsync(settings.Address, joined.DhtPair, joined.DhtRouters, joined.Loggers, ct);
+            var host = joined.Host(joined.HostOptions(info.InfoHash, info, contentPath, allTrackers, rtc, publishDht) with { ContentIsSource = true }, publishDht);
             await using (host)
             {
                 try
                 {
-                    await Listening.BindAsync(address, parse.GetValue(port), () => host.StartAsync(ct));
+                    await Listening.BindAsync(settings.Address, settings.Port, () => host.StartAsync(ct));
                 }
                 catch (InvalidDataException ex)
                 {
@@ -243,43 +208,29 @@ internal static partial class TorrentCommands
     {
         var what = new Argument<string>("torrent") { Description = "A magnet link or a .torrent file." };
         var output = new Option<string>("--output", "-o") { Description = "Download directory.", Required = true };
-        var port = PortOption();
-        var bind = BindOption();
         var peers = new Option<string[]>("--peer") { Description = "A peer to connect to, HOST:PORT (repeatable)." };
-        var trackers = TrackerOption();
         var seed = new Option<bool>("--seed") { Description = "Keep seeding after the download completes, until Ctrl-C." };
         var timeout = new Option<int?>("--timeout") { Description = "Give up (exit 1) after this many seconds." };
-        var verbose = VerboseOption();
-        var dht = DhtBootstrapOption();
-        var limit = UploadLimitOption();
-        var encryption = EncryptionOption();
         var overwrite = new Option<bool>("--overwrite") { Description = "Write into existing files that do not fit the torrent (larger, or other content); without it they are left untouched (exit 2)." };
-        var transport = TransportOption();
         var only = new Option<string[]>("--only") { Description = "Download only the files whose path in the torrent matches this glob (* and ?; repeatable)." };
         var skip = new Option<string[]>("--skip") { Description = "Do not download (or create) the files whose path in the torrent matches this glob (repeatable)." };
-        var webrtc = WebRtcOption();
-        var lsd = LsdOption();
-        var proxyUrl = ProxyOption();
         var follow = FollowOption();
         var followInterval = FollowIntervalOption();
         var noFollow = NoFollowOption();
-        var dhtIpv6 = DhtIpv6Option();
-        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, port, bind, peers, dht, dhtIpv6, trackers, webrtc, lsd, proxyUrl, seed, follow, noFollow, followInterval, timeout, limit, overwrite, only, skip, encryption, transport, verbose };
+        var swarm = new SwarmOptions();
+        var command = new Command("get", "Download a magnet link or .torrent; exits 0 when complete and verified.") { what, output, peers, seed, follow, noFollow, followInterval, timeout, overwrite, only, skip };
+        swarm.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             var target = parse.GetValue(what)!;
-            var transports = CheckTransport(parse.GetValue(transport));
-            var localDiscovery = CheckLsd(parse.GetValue(lsd));
-            var proxy = CheckProxy(parse.GetValue(proxyUrl), ref transports, parse.GetValue(transport) == "utp", parse.GetValue(dht) is { Length: > 0 });
-            if (proxy is not null) localDiscovery = false; // LSD would announce us outside the proxy (libtorrent turns it off too)
-            var address = Listening.ParseAddress(parse.GetValue(bind));
-            var trackerList = new List<string>(CheckTrackers(parse.GetValue(trackers)));
+            var settings = swarm.Check(parse);
+            var trackerList = new List<string>(settings.Trackers);
             var peerList = new List<IPEndPoint>();
             TorrentInfo? info = null;
             IReadOnlyList<string> webSeeds = [];
             Peerway.Core.NodeId hash;
             string name;
-            var link = CheckMutableMagnet(target, parse.GetValue(dht) is { Length: > 0 }, proxy is not null);
+            var link = CheckMutableMagnet(target, settings.HasDhtBootstrap, settings.Proxy is not null);
             var following = CheckFollow(link is not null, parse.GetValue(follow), parse.GetValue(noFollow), parse.GetResult(followInterval) is { Implicit: false }, parse.GetValue(seed));
             var followEvery = CheckSeconds(parse.GetValue(followInterval), "--follow-interval");
             if (link is null)
@@ -300,20 +251,15 @@ internal static partial class TorrentCommands
             }
 
             if (parse.GetValue(timeout) is <= 0) throw new UsageException("--timeout must be positive");
-            var rtc = CheckWebRtc(parse.GetValue(webrtc), trackerList, address);
+            var rtc = settings.WebRtcFor(trackerList);
             var dir = parse.GetValue(output)!;
             if (File.Exists(dir)) throw new UsageException($"-o {dir} is an existing file: give a directory to download into");
             // Before anything is stored: a proxy that refuses our password ends the command here (exit 1).
-            Socks5UdpAssociation? proxyUdp = null;
-            var useDht = true;
-            if (proxy is not null) (proxyUdp, transports, useDht) = await ProxyUdpAsync(proxy, transports, parse.GetValue(dht) is { Length: > 0 }, parse.InvocationConfiguration.Error, ct);
+            using var joined = await JoinSwarmAsync(settings, ct);
             Directory.CreateDirectory(dir);
-            using var loggers = Loggers(parse.GetValue(verbose));
-            var dhtRouters = useDht ? await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct) : [];
-            var dhtPair = CheckDhtPair(parse.GetValue(dhtIpv6), address, dhtRouters, useDht && proxy is null);
             // BEP 46: the magnet names a mutable item; its current torrent is looked up first, on a DHT node of our own
             // (the torrent's DHT peer source too).
-            await using var mutableDht = link is null ? null : await StartJoinedDhtAsync(address, dhtPair, dhtRouters, loggers, ct);
+            await using var mutableDht = link is null ? null : await StartJoinedDhtAsync(settings.Address, joined.DhtPair, joined.DhtRouters, joined.Loggers, ct);
             var current = link is null ? null : await ResolveOrFailAsync(mutableDht!.Node, link, ct);
             while (true)
             {
@@ -326,31 +272,18 @@ internal static partial class TorrentCommands
                     await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"resolved: seq {current.Sequence} info-hash {hash}"));
                 }
 
-                // The host binds the peer port's UDP side (uTP, and the DHT node with --dht-bootstrap) as it is made, and TCP when started.
-                var host = Listening.Bind(address, (transports & PeerTransports.Utp) != 0 ? parse.GetValue(port) : 0, () => new TorrentHost(new TorrentHostOptions
+                var host = joined.Host(joined.HostOptions(hash, info, dir, trackerList, rtc, mutableDht) with
                 {
-                    InfoHash = hash,
-                    Info = info,
-                    Path = dir,
-                    Trackers = trackerList,
-                    WebRtc = rtc,
                     Peers = peerList,
-                    DhtBootstrap = mutableDht is null ? dhtRouters : [],
-                    DhtBind = new IPEndPoint(address, 0),
-                    DhtPairAddress = mutableDht is null ? dhtPair : null,
-                    Transports = transports,
-                    LocalDiscovery = localDiscovery,
-                    Proxy = proxy,
-                    Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port), UploadRateLimit = CheckLimit(parse.GetValue(limit)), Encryption = CheckEncryption(parse.GetValue(encryption)) },
                     Storage = new FileStorageOptions { OverwriteExistingFiles = parse.GetValue(overwrite) },
                     FileSelection = selection,
                     WebSeeds = [.. webSeeds.Select(w => new Uri(w))],
-                }, loggers, mutableDht?.Node, proxyUdp));
+                }, mutableDht);
                 await using (host)
                 {
                     using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
                     if (parse.GetValue(timeout) is { } seconds) deadline.CancelAfter(TimeSpan.FromSeconds(seconds));
-                    await Listening.BindAsync(address, parse.GetValue(port), () => host.StartAsync(ct));
+                    await Listening.BindAsync(settings.Address, settings.Port, () => host.StartAsync(ct));
                     if (host.Handle.Info is not null)
                     {
                         var start = host.Handle.GetStats();

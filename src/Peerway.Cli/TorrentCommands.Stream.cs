@@ -20,23 +20,18 @@ internal static partial class TorrentCommands
         var file = new Option<int?>("--file") { Description = "Serve (and download) only content file N, as numbered by `peerway info` (default: every file)." };
         var http = new Option<string>("--http") { Description = "Where to serve HTTP, IP:PORT (port 0: any free port).", DefaultValueFactory = _ => "127.0.0.1:0" };
         var output = new Option<string?>("--output", "-o") { Description = "Download directory (default: a new directory under the system's temporary directory)." };
-        var port = PortOption();
-        var bind = BindOption();
         var peers = new Option<string[]>("--peer") { Description = "A peer to connect to, HOST:PORT (repeatable)." };
-        var trackers = TrackerOption();
         var readAhead = new Option<int>("--read-ahead") { Description = "MiB ahead of each reader fetched first (piece deadlines).", DefaultValueFactory = _ => 8 };
-        var verbose = VerboseOption();
-        var dht = DhtBootstrapOption();
-        var transport = TransportOption();
+        var swarm = new SwarmOptions();
         var command = new Command("stream", "Download a magnet link or .torrent and serve each file over HTTP (Range requests) while it downloads; prints `stream N URL` per file, runs until Ctrl-C.")
         {
-            what, file, http, output, port, bind, peers, dht, trackers, readAhead, transport, verbose,
+            what, file, http, output, peers, readAhead,
         };
+        swarm.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             var target = parse.GetValue(what)!;
-            var transports = CheckTransport(parse.GetValue(transport));
-            var address = Listening.ParseAddress(parse.GetValue(bind));
+            var settings = swarm.Check(parse);
             var httpText = parse.GetValue(http) ?? "";
             var colon = httpText.LastIndexOf(':');
             if (colon <= 0 || !IPAddress.TryParse(httpText[..colon].Trim('[', ']'), out var httpAddress) || !EndPointParser.TryParsePort(httpText[(colon + 1)..], allowZero: true, out var httpPort))
@@ -47,7 +42,7 @@ internal static partial class TorrentCommands
             if (parse.GetValue(readAhead) is < 1 or > 1024) throw new UsageException("--read-ahead must be between 1 and 1024 MiB");
             var fileIndex = parse.GetValue(file);
             if (fileIndex is < 0) throw new UsageException("--file must be a file number ≥ 0 (see `peerway info`)");
-            var trackerList = new List<string>(CheckTrackers(parse.GetValue(trackers)));
+            var trackerList = new List<string>(settings.Trackers);
             var peerList = new List<IPEndPoint>();
             TorrentInfo? info = null;
             IReadOnlyList<string> webSeeds = [];
@@ -58,31 +53,22 @@ internal static partial class TorrentCommands
             var dir = parse.GetValue(output) ?? Directory.CreateTempSubdirectory("peerway-stream-").FullName;
             if (File.Exists(dir)) throw new UsageException($"-o {dir} is an existing file: give a directory to download into");
             Directory.CreateDirectory(dir);
-            using var loggers = Loggers(parse.GetValue(verbose));
-            var dhtRouters = await ResolveAllAsync(parse.GetValue(dht), "DHT node", ct);
+            var rtc = settings.WebRtcFor(trackerList);
+            using var joined = await JoinSwarmAsync(settings, ct);
             // With --file N only that file is wanted (the others are skipped, so not created); a file number beyond a
             // magnet's files is found out once the metadata arrives.
             Func<TorrentInfo, IReadOnlyList<FilePriority>?>? selection = fileIndex is { } only
                 ? i => only < i.ContentFiles.Count() ? [.. i.ContentFiles.Select((_, n) => n == only ? FilePriority.Normal : FilePriority.Skip)] : null
                 : null;
-            var host = Listening.Bind(address, (transports & PeerTransports.Utp) != 0 ? parse.GetValue(port) : 0, () => new TorrentHost(new TorrentHostOptions
+            var host = joined.Host(joined.HostOptions(hash, info, dir, trackerList, rtc, null) with
             {
-                InfoHash = hash,
-                Info = info,
-                Path = dir,
-                Trackers = trackerList,
                 Peers = peerList,
-                DhtBootstrap = dhtRouters,
-                DhtBind = new IPEndPoint(address, 0),
-                Transports = transports,
-                Session = new TorrentSessionOptions { ListenAddress = address, ListenPort = parse.GetValue(port) },
-                Storage = new FileStorageOptions(),
                 FileSelection = selection,
                 WebSeeds = [.. webSeeds.Select(w => new Uri(w))],
-            }, loggers));
+            }, null);
             await using (host)
             {
-                await Listening.BindAsync(address, parse.GetValue(port), () => host.StartAsync(ct));
+                await Listening.BindAsync(settings.Address, settings.Port, () => host.StartAsync(ct));
                 await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"fetching {hash} into {dir} (port {host.Client.Port})"));
                 try
                 {
@@ -97,7 +83,7 @@ internal static partial class TorrentCommands
                 if (fileIndex >= count) throw new UsageException($"--file {fileIndex}: the torrent has {count} files (numbered from 0)");
                 var served = fileIndex is { } f ? new HashSet<int> { f } : null;
                 var options = new StreamServerOptions { Read = new TorrentReadOptions { ReadAhead = parse.GetValue(readAhead) * 1024L * 1024 } };
-                var server = new StreamServer(host.Handle, new IPEndPoint(httpAddress, httpPort), served, options, loggers.CreateLogger<StreamServer>());
+                var server = new StreamServer(host.Handle, new IPEndPoint(httpAddress, httpPort), served, options, joined.Loggers.CreateLogger<StreamServer>());
                 await using (server)
                 {
                     try

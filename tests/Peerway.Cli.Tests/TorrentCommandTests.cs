@@ -44,6 +44,34 @@ public sealed class TorrentCommandTests : IDisposable
         Assert.Single(run.StderrLines);
     }
 
+    [Theory]
+    [InlineData("--encryption", "sometimes", "--encryption")]
+    [InlineData("--transport", "carrier-pigeon", "--transport")]
+    [InlineData("--lsd", "sometimes", "--lsd")]
+    [InlineData("--proxy", "ftp://127.0.0.1:1", "--proxy")]
+    [InlineData("--upload-limit", "0", "--upload-limit")]
+    [InlineData("--webrtc", "maybe", "--webrtc")]
+    [InlineData("--dht-ipv6", "maybe", "--dht-ipv6")]
+    [InlineData("--tracker", "gopher://127.0.0.1/announce", "tracker URL")]
+    public async Task Share_get_and_stream_refuse_a_bad_swarm_option_alike(string option, string value, string message)
+    {
+        var file = Path.Combine(_dir, "data.bin");
+        await File.WriteAllBytesAsync(file, RandomNumberGenerator.GetBytes(1_000));
+        const string Magnet = "magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a";
+        string[][] commands =
+        [
+            ["share", file, "--bind", "127.0.0.1"],
+            ["get", Magnet, "-o", Path.Combine(_dir, "get"), "--bind", "127.0.0.1"],
+            ["stream", Magnet, "-o", Path.Combine(_dir, "stream"), "--bind", "127.0.0.1"],
+        ];
+        foreach (var command in commands)
+        {
+            var run = await InProcessCli.RunAsync([.. command, option, value]);
+            Assert.True(run.ExitCode == 2, $"{command[0]}: {run}");
+            Assert.Contains(message, Assert.Single(run.StderrLines), StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public async Task A_torrent_that_fails_validation_is_a_usage_error_naming_the_problem()
     {
