@@ -161,6 +161,7 @@ public sealed class DeterministicSwarmTests(ITestOutputHelper output)
         const long leecherDown = 512 * 1024;
         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         var (gen0Before, gen1Before, gen2Before, pausedBefore) = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration());
+        var allocatedBefore = GC.GetTotalAllocatedBytes();
         var wall = Stopwatch.StartNew(); // reported, not asserted
         using var swarm = new SimulatedSwarm(new VirtualStreamNetworkOptions
         {
@@ -193,7 +194,7 @@ public sealed class DeterministicSwarmTests(ITestOutputHelper output)
         var took = swarm.Elapsed - start;
         var bound = Math.Max((double)fileBytes / seederUp, Math.Max((double)fileBytes / leecherDown, (double)leechers * fileBytes / (seederUp + (leechers * leecherUp))));
         var cpuTime = Process.GetCurrentProcess().TotalProcessorTime - cpuBefore;
-        var gcs = $"GCs {GC.CollectionCount(0) - gen0Before}/{GC.CollectionCount(1) - gen1Before}/{GC.CollectionCount(2) - gen2Before} (gen 0/1/2), GC pauses {(GC.GetTotalPauseDuration() - pausedBefore).TotalSeconds:F1} s, peak working set {Process.GetCurrentProcess().PeakWorkingSet64 >> 20} MiB";
+        var gcs = $"GCs {GC.CollectionCount(0) - gen0Before}/{GC.CollectionCount(1) - gen1Before}/{GC.CollectionCount(2) - gen2Before} (gen 0/1/2), GC pauses {(GC.GetTotalPauseDuration() - pausedBefore).TotalSeconds:F1} s, {(GC.GetTotalAllocatedBytes() - allocatedBefore) >> 20} MiB allocated, peak working set {Process.GetCurrentProcess().PeakWorkingSet64 >> 20} MiB";
         output.WriteLine($"{leechers} leechers + 1 seeder, F = {fileBytes} B, u_s = {seederUp} B/s, u_i = {leecherUp} B/s, d_i = {leecherDown} B/s");
         output.WriteLine($"completed: {handles.Count(h => h.Completed.IsCompleted)}/{leechers} after {took.TotalSeconds:F2} s virtual; Kumar–Ross bound {bound:F2} s; ratio {took.TotalSeconds / bound:F2}");
         output.WriteLine($"network events {swarm.Network.EventsRun}, bytes delivered {swarm.Network.BytesDelivered}; process CPU {cpuTime.TotalSeconds:F1} s (setup {setupCpu.TotalSeconds:F1} s), wall {wall.Elapsed.TotalSeconds:F1} s; {gcs}");
