@@ -142,11 +142,11 @@ public sealed class DeterministicSwarmTests(ITestOutputHelper output)
     /// is given the seeder and a few random leechers; PEX spreads the rest.
     /// </summary>
     /// <remarks>
-    /// Not in the default run: on <see cref="Peerway.TestSupport.VirtualTimeProvider"/> (timers in a priority queue)
-    /// the 100-leecher swarm below takes about 14 s of CPU here, and this one still more than the 60 s a default run
-    /// may spend (docs/BENCHMARKS.md, "Swarm scaling"). Set PEERWAY_SWARM_1000=1 to run it.
+    /// In the default run: about 90 s of CPU on this 2-core AMD EPYC with the test project's 256 MiB gen0 budget
+    /// (Peerway.Torrent.Tests.runsettings; docs/BENCHMARKS.md, "Swarm scaling"). Nothing here is timed: the swarm runs
+    /// in virtual time, and the figures are printed, not asserted.
     /// </remarks>
-    [ScaleFact]
+    [Fact]
     public void Thousand_client_swarm_completes_within_a_multiple_of_the_kumar_ross_bound() => SimulatedSwarm.OnDeepStack(() => KumarRossSwarm(1000));
 
     /// <summary>The same swarm with 100 leechers (a quick check of the same path).</summary>
@@ -217,14 +217,5 @@ public sealed class DeterministicSwarmTests(ITestOutputHelper output)
         var hash = 17;
         foreach (var b in bytes[..written]) hash = (hash * 31) + b;
         return hash;
-    }
-}
-
-/// <summary>A fact that runs only with PEERWAY_SWARM_1000=1 (a swarm too heavy for every run of the suite).</summary>
-internal sealed class ScaleFactAttribute : FactAttribute
-{
-    public ScaleFactAttribute()
-    {
-        if (Environment.GetEnvironmentVariable("PEERWAY_SWARM_1000") != "1") Skip = "set PEERWAY_SWARM_1000=1 to run the 1,000-client swarm";
     }
 }
