@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Net;
+using System.Runtime.CompilerServices;
 
 namespace Peerway.Net;
 
@@ -225,6 +226,8 @@ internal sealed class VirtualStreamConnection : IStreamConnection
 
     public StreamTransportKind Kind => StreamTransportKind.Virtual;
 
+    // The state machines of the waits below come from a pool: a simulated swarm waits millions of times.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     internal async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
         while (true)
@@ -249,6 +252,7 @@ internal sealed class VirtualStreamConnection : IStreamConnection
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     internal async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
         var bufferSize = _network.Options.SendBufferSize;
@@ -280,6 +284,7 @@ internal sealed class VirtualStreamConnection : IStreamConnection
 
     /// <summary>Waits for <paramref name="waiter"/>; cancellation also takes it off <paramref name="flow"/>, so the next
     /// read or write may wait again.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask WaitAsync(VirtualFlow flow, TaskCompletionSource waiter, CancellationToken cancellationToken)
     {
         if (!cancellationToken.CanBeCanceled)

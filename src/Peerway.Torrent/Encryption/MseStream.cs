@@ -28,6 +28,7 @@ internal sealed class MseStream(Stream inner, byte[] prefix, Rc4? decryptor, lon
 
     public override int Read(Span<byte> buffer)
     {
+        if (buffer.IsEmpty && _prefixOffset < prefix.Length) return 0; // a zero-byte read: data is there (the prefix)
         var n = TakePrefix(buffer);
         if (n == 0) n = inner.Read(buffer);
         Decrypt(buffer[..n]);
@@ -37,8 +38,11 @@ internal sealed class MseStream(Stream inner, byte[] prefix, Rc4? decryptor, lon
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
+        // A zero-byte read waits for data (System.IO.Pipelines' useZeroByteReads); the prefix is data already there.
+        if (buffer.IsEmpty && _prefixOffset < prefix.Length) return 0;
         var n = TakePrefix(buffer.Span);
         if (n == 0) n = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
         Decrypt(buffer.Span[..n]);

@@ -166,28 +166,41 @@ public sealed class PiecePicker
         ArgumentNullException.ThrowIfNull(peerHas);
         var result = new List<BlockRequest>();
         if (count <= 0) return result;
-        bool Eligible(int p) => peerHas[p] && !_have[p] && IsWanted(p) && (allowedFast is null || allowedFast.Contains(p)) && (excluded is null || excluded.Count == 0 || !excluded.Contains(p));
+        // A filter value and loops, not closures and LINQ: this runs for every connection on every tick and every
+        // received batch (the 1,000-client simulated swarm calls it millions of times). The choices are the same.
+        var filter = new Filter(this, peerHas, allowedFast, excluded, HighOnly: false);
 
         // 0. Streaming: pieces with a deadline first, earliest first (libtorrent's time-critical pieces), then their endgame.
         if (_deadlines.Count > 0)
         {
-            PickDeadlinePieces(peer, count, result, Eligible);
+            PickDeadlinePieces(peer, count, result, filter);
             if (result.Count >= count) return result;
         }
 
         // 1. Finish started pieces first (higher priority first, then fewest remaining blocks, so pieces complete and can be shared).
-        foreach (var partial in _partial.Values.OrderByDescending(p => _priority[p.Piece]).ThenBy(p => p.Remaining).ToList())
+        if (_partial.Count > 0)
         {
-            if (!Eligible(partial.Piece)) continue;
-            TakeUnrequested(partial, peer, count, result);
-            if (result.Count >= count) return result;
+            var started = SortedPartials(byPriority: true);
+            try
+            {
+                foreach (var partial in started)
+                {
+                    if (!filter.Eligible(partial.Piece)) continue;
+                    TakeUnrequested(partial, peer, count, result);
+                    if (result.Count >= count) return result;
+                }
+            }
+            finally
+            {
+                ReturnSorted(started);
+            }
         }
 
         // 2/3. Start new pieces: random first, then rarest first with a random tie-break; high-priority pieces before the rest.
         var high = true;
         while (result.Count < count)
         {
-            Func<int, bool> eligible = high ? p => _priority[p] == FilePriority.High && Eligible(p) : Eligible;
+            var eligible = filter with { HighOnly = high };
             var next = _have.SetCount < RandomFirstPieces ? PickRandom(eligible) : PickRarest(eligible, commonestFirst);
             if (next < 0 && high)
             {
@@ -202,27 +215,79 @@ public sealed class PiecePicker
         }
 
         // 4. Endgame: every missing block is requested; ask this peer for blocks others are slow to deliver.
-        if (result.Count < count && InEndgame)
+        if (result.Count < count && InEndgame && _partial.Count > 0)
         {
-            foreach (var partial in _partial.Values.OrderBy(p => p.Remaining).ToList())
+            var started = SortedPartials(byPriority: false);
+            try
             {
-                if (!Eligible(partial.Piece)) continue;
-                for (var b = 0; b < partial.Blocks.Length && result.Count < count; b++)
+                foreach (var partial in started)
                 {
-                    ref var block = ref partial.Blocks[b];
-                    if (block.Received || block.Requesters.Contains(peer)) continue;
-                    block.Requesters.Add(peer);
-                    result.Add(Block(partial.Piece, b));
+                    if (!filter.Eligible(partial.Piece)) continue;
+                    for (var b = 0; b < partial.Blocks.Length && result.Count < count; b++)
+                    {
+                        ref var block = ref partial.Blocks[b];
+                        if (block.Received || block.Requesters.Contains(peer)) continue;
+                        block.Requesters.Add(peer);
+                        result.Add(Block(partial.Piece, b));
+                    }
                 }
+            }
+            finally
+            {
+                ReturnSorted(started);
             }
         }
 
         return result;
     }
 
-    private void PickDeadlinePieces(object peer, int count, List<BlockRequest> result, Func<int, bool> eligible)
+    /// <summary>Which pieces a pick may take: the peer has it, we do not, it is wanted, allowed and not excluded.</summary>
+    private readonly record struct Filter(PiecePicker Picker, Bitfield PeerHas, IReadOnlySet<int>? AllowedFast, IReadOnlySet<int>? Excluded, bool HighOnly)
     {
-        var ordered = _deadlines.Where(d => eligible(d.Key)).OrderBy(d => d.Value).ThenBy(d => d.Key).Select(d => d.Key).ToList();
+        public bool Eligible(int p) =>
+            (!HighOnly || Picker._priority[p] == FilePriority.High) && PeerHas[p] && !Picker._have[p] && Picker.IsWanted(p) &&
+            (AllowedFast is null || AllowedFast.Contains(p)) && (Excluded is null || Excluded.Count == 0 || !Excluded.Contains(p));
+    }
+
+    /// <summary>A list reused between picks (a pick may run inside another only through a caller's callback: then a new one).</summary>
+    private List<PartialPiece>? _sortedSpare;
+
+    /// <summary>
+    /// The started pieces in the order a stable sort of <c>_partial.Values</c> gives (what OrderBy did): by priority
+    /// (highest first) when <paramref name="byPriority"/>, then fewest remaining blocks, ties in enumeration order.
+    /// </summary>
+    private List<PartialPiece> SortedPartials(bool byPriority)
+    {
+        var list = _sortedSpare ?? new List<PartialPiece>(_partial.Count);
+        _sortedSpare = null;
+        list.Clear();
+        foreach (var p in _partial.Values)
+        {
+            p.Order = list.Count;
+            list.Add(p);
+        }
+
+        if (list.Count > 1) list.Sort(byPriority ? _byPriorityThenRemaining ??= ByPriorityThenRemaining : ByRemaining);
+        return list;
+    }
+
+    private Comparison<PartialPiece>? _byPriorityThenRemaining;
+
+    private int ByPriorityThenRemaining(PartialPiece a, PartialPiece b) =>
+        _priority[a.Piece] != _priority[b.Piece] ? ((int)_priority[b.Piece]).CompareTo((int)_priority[a.Piece]) : ByRemaining(a, b);
+
+    private static int ByRemaining(PartialPiece a, PartialPiece b) =>
+        a.Remaining != b.Remaining ? a.Remaining.CompareTo(b.Remaining) : a.Order.CompareTo(b.Order);
+
+    private void ReturnSorted(List<PartialPiece> list)
+    {
+        list.Clear();
+        _sortedSpare = list;
+    }
+
+    private void PickDeadlinePieces(object peer, int count, List<BlockRequest> result, Filter filter)
+    {
+        var ordered = _deadlines.Where(d => filter.Eligible(d.Key)).OrderBy(d => d.Value).ThenBy(d => d.Key).Select(d => d.Key).ToList();
         foreach (var piece in ordered)
         {
             if (!_partial.TryGetValue(piece, out var partial))
@@ -271,28 +336,28 @@ public sealed class PiecePicker
         return new BlockRequest(piece, begin, Math.Min(BlockLength, _pieceSize(piece) - begin));
     }
 
-    private int PickRandom(Func<int, bool> eligible)
+    private int PickRandom(in Filter eligible)
     {
         // Reservoir sampling over the eligible, unstarted pieces: uniform without building a list.
         var chosen = -1;
         var seen = 0;
         for (var p = 0; p < _pieceCount; p++)
         {
-            if (!eligible(p) || _partial.ContainsKey(p)) continue;
+            if (!eligible.Eligible(p) || _partial.ContainsKey(p)) continue;
             if (_random.Next(++seen) == 0) chosen = p;
         }
 
         return chosen;
     }
 
-    private int PickRarest(Func<int, bool> eligible, bool commonestFirst)
+    private int PickRarest(in Filter eligible, bool commonestFirst)
     {
         var chosen = -1;
         var best = int.MaxValue;
         var ties = 0;
         for (var p = 0; p < _pieceCount; p++)
         {
-            if (!eligible(p) || _partial.ContainsKey(p)) continue;
+            if (!eligible.Eligible(p) || _partial.ContainsKey(p)) continue;
             var a = commonestFirst ? -_availability[p] : _availability[p];
             if (a < best)
             {
@@ -369,6 +434,9 @@ public sealed class PiecePicker
         public int Piece { get; } = piece;
         public BlockState[] Blocks { get; } = Enumerable.Range(0, blocks).Select(_ => new BlockState { Requesters = [] }).ToArray();
         public int Remaining { get; set; } = blocks;
+
+        /// <summary>Scratch for <see cref="SortedPartials"/>: the piece's place in the enumeration being sorted.</summary>
+        public int Order { get; set; }
     }
 
     private struct BlockState

@@ -112,7 +112,8 @@ public sealed partial class TorrentSession
     /// </summary>
     private void UpdateActivityLocked(DateTimeOffset now)
     {
-        foreach (var c in _connections.ToList())
+        var snapshot = SnapshotConnectionsLocked();
+        foreach (var c in snapshot)
         {
             if (c.PeerInterested || c.AmInterested) c.LastInterest = now;
             if (c.DownloadRate > 0 || c.UploadRate > 0) c.LastTransfer = now;
@@ -121,5 +122,7 @@ public sealed partial class TorrentSession
                 EvictLocked(c, "neither interested nor interesting for the inactivity timeout");
             }
         }
+
+        ReturnSnapshot(snapshot);
     }
 }

@@ -568,9 +568,10 @@ public sealed partial class TorrentSession
 
     private void AddPeersLocked(IEnumerable<IPEndPoint> peers)
     {
+        var now = _time.GetUtcNow();
         foreach (var p in peers)
         {
-            if (p.Port == 0 || _bannedEndPoints.Contains(p) || IsConnectedTo(p)) continue;
+            if (p.Port == 0 || _bannedEndPoints.Contains(p) || InBackOffLocked(p, now) || IsConnectedTo(p)) continue;
             if (p.Port == ListenPort && IPAddress.IsLoopback(p.Address)) continue;
             _candidates.Add(p);
             _shared.Ticker.Wake();

@@ -216,9 +216,10 @@ public sealed partial class TorrentSession : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(peers);
         lock (_gate)
         {
+            var now = _time.GetUtcNow();
             foreach (var p in peers)
             {
-                if (p.Port == 0 || _bannedEndPoints.Contains(p)) continue;
+                if (p.Port == 0 || _bannedEndPoints.Contains(p) || InBackOffLocked(p, now)) continue;
                 if (ListenPort != 0 && p.Port == ListenPort && (IPAddress.IsLoopback(p.Address) || p.Address.Equals(IPAddress.Any))) continue;
                 _candidates.Add(p);
             }
@@ -294,6 +295,13 @@ public sealed partial class TorrentSession : IAsyncDisposable
         if (delay > _options.MaxRedialDelay) delay = _options.MaxRedialDelay;
         _redials[endPoint] = (failures, _time.GetUtcNow() + delay);
     }
+
+    /// <summary>
+    /// Whether <paramref name="endPoint"/> waits out a redial back-off: a source (PEX, tracker, DHT) naming it again does
+    /// not cut the wait short (libtorrent keeps a peer's failcount and last_connected when a source re-adds it).
+    /// </summary>
+    private bool InBackOffLocked(IPEndPoint endPoint, DateTimeOffset now) =>
+        _redials.TryGetValue(endPoint, out var r) && r.RetryAt > now && r.RetryAt != DateTimeOffset.MaxValue;
 
     /// <summary>Runs one connection to its end; true when it got past the handshake and was registered.</summary>
     private async Task<bool> RunConnectionAsync(PeerConnection conn, CancellationToken ct, PendingIncoming? pending = null)
@@ -438,10 +446,12 @@ public sealed partial class TorrentSession : IAsyncDisposable
         conn.Outstanding.Clear();
         if (conn.PeerHas is not null) _picker?.RemoveAvailability(conn.PeerHas);
         ReleaseSeedingClaims(conn);
-        // A peer that left may come back (PEX, tracker); a banned one may not.
+        // A peer that left may come back (PEX, tracker); a banned one may not. It is dialled after the redial back-off,
+        // not at once: a full peer that dropped us for a newcomer would otherwise be dialled again on the next tick and
+        // drop another peer for us, round and round (libtorrent waits min_reconnect_time before reconnecting to a peer).
         if (conn.ListenEndPoint is { } ep && !_bannedEndPoints.Contains(ep) && !conn.Outgoing && !conn.Evicted)
         {
-            _candidates.Add(ep);
+            ScheduleRedialLocked(ep);
             _shared.Ticker.Wake();
         }
         foreach (var c in _connections) RequestMore(c);
@@ -478,7 +488,8 @@ public sealed partial class TorrentSession : IAsyncDisposable
             var dueRechoke = _ticks % Math.Max(1, (long)(_options.Choker.RechokeInterval / TickInterval)) == 1;
             if (dueRechoke) Rechoke();
             UpdateActivityLocked(now);
-            foreach (var c in _connections.ToList())
+            var snapshot = SnapshotConnectionsLocked();
+            foreach (var c in snapshot)
             {
                 if (now - c.LastReceived > _options.IdleTimeout)
                 {
@@ -505,6 +516,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
                 if (_info is null) RequestMetadata(c);
             }
 
+            ReturnSnapshot(snapshot);
             if (!IsPrivate && now - _lastPex >= _options.PexInterval)
             {
                 _lastPex = now;
@@ -517,27 +529,56 @@ public sealed partial class TorrentSession : IAsyncDisposable
                 saveResume = true;
             }
 
-            foreach (var (ep, _) in _redials.Where(r => r.Value.RetryAt <= now).ToList())
-            {
-                // Left in _redials (with its failure count) until a dial gets through the handshake.
-                _redials[ep] = (_redials[ep].Failures, DateTimeOffset.MaxValue);
-                _candidates.Add(ep);
-            }
-
+            if (_redials.Count > 0) MoveDueRedialsLocked(now);
             var wanted = Math.Min(_options.MaxConnections - _connections.Count, _shared.Connections.Free) - _connecting.Count;
-            foreach (var ep in _candidates.Where(ep => !_connecting.Contains(ep) && !IsConnectedTo(ep)).Take(Math.Max(0, wanted)).ToList())
-            {
-                _candidates.Remove(ep);
-                _connecting.Add(ep);
-                _tasks.Add(DialAsync(ep, _cts.Token));
-            }
-
-            _tasks.RemoveAll(t => t.IsCompleted);
+            if (wanted > 0 && _candidates.Count > 0) DialCandidatesLocked(wanted);
+            _tasks.RemoveAll(static t => t.IsCompleted);
         }
 
         if (saveResume) SaveResumeSafely();
         ServeRateLimited();
         return true;
+    }
+
+    /// <summary>Endpoints whose redial back-off is over become candidates again.</summary>
+    private void MoveDueRedialsLocked(DateTimeOffset now)
+    {
+        var due = _endPointScratch;
+        due.Clear();
+        foreach (var (ep, r) in _redials)
+        {
+            if (r.RetryAt <= now) due.Add(ep);
+        }
+
+        foreach (var ep in due)
+        {
+            // Left in _redials (with its failure count) until a dial gets through the handshake.
+            _redials[ep] = (_redials[ep].Failures, DateTimeOffset.MaxValue);
+            _candidates.Add(ep);
+        }
+
+        due.Clear();
+    }
+
+    /// <summary>Dials up to <paramref name="wanted"/> candidates not connected or being dialled.</summary>
+    private void DialCandidatesLocked(int wanted)
+    {
+        var dial = _endPointScratch;
+        dial.Clear();
+        foreach (var ep in _candidates)
+        {
+            if (dial.Count >= wanted) break;
+            if (!_connecting.Contains(ep) && !IsConnectedTo(ep)) dial.Add(ep);
+        }
+
+        foreach (var ep in dial)
+        {
+            _candidates.Remove(ep);
+            _connecting.Add(ep);
+            _tasks.Add(DialAsync(ep, _cts.Token));
+        }
+
+        dial.Clear();
     }
 
     /// <summary>
@@ -562,7 +603,35 @@ public sealed partial class TorrentSession : IAsyncDisposable
         return true;
     }
 
-    private bool IsConnectedTo(IPEndPoint ep) => _connections.Any(c => ep.Equals(c.ListenEndPoint) || (c.Outgoing && ep.Equals(c.Remote)));
+    private bool IsConnectedTo(IPEndPoint ep)
+    {
+        foreach (var c in _connections)
+        {
+            if (ep.Equals(c.ListenEndPoint) || (c.Outgoing && ep.Equals(c.Remote))) return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>Endpoints collected under the lock by one tick step at a time (never held across a call out).</summary>
+    private readonly List<IPEndPoint> _endPointScratch = [];
+
+    /// <summary>A reused list of spare connection snapshots: a tick walks a copy, since closing a peer may unregister it inline.</summary>
+    private readonly Stack<List<PeerConnection>> _spareSnapshots = new();
+
+    /// <summary>A copy of <see cref="_connections"/> to walk while the walk may change it; give it back with <see cref="ReturnSnapshot"/>.</summary>
+    private List<PeerConnection> SnapshotConnectionsLocked()
+    {
+        var list = _spareSnapshots.Count > 0 ? _spareSnapshots.Pop() : [];
+        list.AddRange(_connections);
+        return list;
+    }
+
+    private void ReturnSnapshot(List<PeerConnection> list)
+    {
+        list.Clear();
+        _spareSnapshots.Push(list);
+    }
 
     private void SaveResumeSafely()
     {
