@@ -58,7 +58,12 @@ export PEERWAY_LSD=off
 # The launcher builds the CLI once; interop tests call ./peerway.
 ./peerway --version >/dev/null
 
+# Issue 14: the virtual-time swarms (100 and 1,000 clients) append their completion time against the Kumar–Ross bound
+# here; it is printed after the tests, since `dotnet test` shows a passing test's output only at higher verbosity.
+export PEERWAY_SWARM_REPORT="$(mktemp /tmp/peerway-swarm-report.XXXXXX)"
+trap 'rm -f "$PEERWAY_SWARM_REPORT"' EXIT
 dotnet test Peerway.sln -c Release --nologo "$@"
+sed 's/^/test.sh: Kumar–Ross swarm, /' "$PEERWAY_SWARM_REPORT" >&2
 
 # The NuGet packages (every library under src/, the CLI as a dotnet tool) from the build the tests just used.
 rm -rf artifacts/packages
