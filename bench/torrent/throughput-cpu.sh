@@ -7,7 +7,8 @@
 #   else with `dotnet DIR/peerway.dll`, with the environment PW_ALT_ENV / PW_ALT2_ENV="NAME=VALUE ..." for its two
 #   processes: a runtime-setting experiment), each with -rc4 for
 #   MSE/PE RC4 required on both sides. Default: peerway peerway-rc4 libtorrent libtorrent-rc4 aria2 aria2-rc4.
-#   Every round runs every pair once, in that order; the summary is each pair's median.
+#   Every round runs every pair once, in that order; the summary is each pair's median: CPU seconds per side, both
+#   sides per GiB, and the leecher's wall time (process start to exit) with the MB/s (10^6 B/s) it makes.
 # Per pair: `peerway tracker` is the only peer source (TCP; no DHT, LSD, PEX or uTP). The seeder's CPU (utime + stime
 # of /proc/PID/stat) counts from just before the leecher starts until it exits (its start-up and load check are not
 # the transfer); the leecher's from `/usr/bin/time`, process start to exit (its start-up is part of a download). The
@@ -114,9 +115,12 @@ import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
     pair, sd, lu, ls, wall = line.split()
-    rows.setdefault(pair, []).append((float(sd), float(lu) + float(ls), (float(sd) + float(lu) + float(ls)) * 1024 / float(sys.argv[2])))
-print(f"{'median':<15} {'seeder s':>9} {'leecher s':>10} {'both s/GiB':>11}  rounds (both s/GiB)")
+    mib = float(sys.argv[2])
+    rows.setdefault(pair, []).append((float(sd), float(lu) + float(ls), (float(sd) + float(lu) + float(ls)) * 1024 / mib,
+                                      float(wall), mib * 1048576 / 1e6 / float(wall)))
+print(f"{'median':<15} {'seeder s':>9} {'leecher s':>10} {'both s/GiB':>11} {'wall s':>7} {'MB/s':>7}  rounds (both s/GiB; MB/s)")
 for pair, v in rows.items():
     print(f"{pair:<15} {statistics.median(x[0] for x in v):>9.2f} {statistics.median(x[1] for x in v):>10.2f} "
-          f"{statistics.median(x[2] for x in v):>11.2f}  {' / '.join(f'{x[2]:.2f}' for x in v)}")
+          f"{statistics.median(x[2] for x in v):>11.2f} {statistics.median(x[3] for x in v):>7.2f} "
+          f"{statistics.median(x[4] for x in v):>7.1f}  {' / '.join(f'{x[2]:.2f}' for x in v)}; {' / '.join(f'{x[4]:.1f}' for x in v)}")
 EOF

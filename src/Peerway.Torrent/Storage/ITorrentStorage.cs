@@ -32,6 +32,21 @@ public interface ITorrentStorage : IDisposable
     /// <summary>Reads <paramref name="destination"/>.Length bytes of <paramref name="piece"/> from <paramref name="begin"/>.</summary>
     void Read(int piece, int begin, Span<byte> destination);
 
+    /// <summary>
+    /// Reads consecutive bytes of <paramref name="piece"/> from <paramref name="begin"/> into each of
+    /// <paramref name="destinations"/> in turn (a scattered read: a seeder's run of requested blocks, each behind its
+    /// message header). Storage on files does it in one system call (preadv) where the range lies in one file.
+    /// </summary>
+    void Read(int piece, int begin, IReadOnlyList<Memory<byte>> destinations)
+    {
+        ArgumentNullException.ThrowIfNull(destinations);
+        foreach (var destination in destinations)
+        {
+            Read(piece, begin, destination.Span);
+            begin += destination.Length;
+        }
+    }
+
     /// <summary>Checks a whole piece against its SHA-1 (BEP 3) and stores it only if it matches; false: nothing stored.</summary>
     bool TryWriteVerifiedPiece(int piece, ReadOnlySpan<byte> data);
 

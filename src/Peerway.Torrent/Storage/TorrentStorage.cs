@@ -407,6 +407,55 @@ public sealed class TorrentStorage : ITorrentStorage
         }
     }
 
+    /// <summary>
+    /// Reads consecutive bytes of <paramref name="piece"/> into <paramref name="destinations"/> in turn: one preadv where
+    /// the whole range lies in one file on disk (a run of blocks costs one system call instead of one per block),
+    /// otherwise (a file boundary, a padding or skipped file) each destination as <see cref="Read(int, int, Span{byte})"/>.
+    /// </summary>
+    public void Read(int piece, int begin, IReadOnlyList<Memory<byte>> destinations)
+    {
+        ArgumentNullException.ThrowIfNull(destinations);
+        long total = 0;
+        foreach (var destination in destinations) total += destination.Length;
+        var offset = ((long)piece * _info.PieceLength) + begin;
+        var file = FileAt(offset);
+        var f = _info.Files[file];
+        var handle = _handles[file];
+        var n = 0L;
+        if (total > 0 && !f.IsPadding && handle is not null && offset + total <= f.Offset + f.Length)
+        {
+            n = RandomAccess.Read(handle, destinations, offset - f.Offset);
+            if (n == total) return;
+        }
+
+        // The general path for what the scattered read did not cover (a short read at the end of a file reads zeros).
+        foreach (var destination in destinations)
+        {
+            if (n >= destination.Length)
+            {
+                n -= destination.Length;
+                begin += destination.Length;
+                continue;
+            }
+
+            Read(piece, begin + (int)n, destination.Span[(int)n..]);
+            begin += destination.Length;
+            n = 0;
+        }
+    }
+
+    /// <summary>The file holding byte <paramref name="offset"/> of the torrent's stream (the last file if it is past the end).</summary>
+    private int FileAt(long offset)
+    {
+        for (var i = 0; i < _info.Files.Count; i++)
+        {
+            var f = _info.Files[i];
+            if (f.Length > 0 && offset >= f.Offset && offset < f.Offset + f.Length) return i;
+        }
+
+        return _info.Files.Count - 1;
+    }
+
     /// <summary>The file segments a byte range of the torrent's stream maps onto (BEP 3: files are concatenated in order).</summary>
     private List<(int File, long FileOffset, int BufferOffset, int Count)> Segments(long offset, int length)
     {

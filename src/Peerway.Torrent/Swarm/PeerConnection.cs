@@ -37,6 +37,9 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
     // 64 KiB segments hold several 16 KiB blocks each, so a batch of blocks goes out in a few iovecs.
     private readonly Pipe _outgoing;
     private readonly Lock _writeGate = new();
+
+    /// <summary>Where the blocks of one run go in the pipe's buffer (<see cref="SendBlocks"/>, under <c>_writeGate</c>).</summary>
+    private readonly List<Memory<byte>> _blockSlices = [];
     private readonly CancellationTokenSource _cts = new();
     private readonly TimeProvider _time;
 
@@ -256,7 +259,7 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
 
     /// <summary>
     /// Writes PIECE messages for <paramref name="requests"/>, each block read from storage straight into the pipe's
-    /// buffer (no intermediate copy). The write lock is taken, and the pump woken, once per <see cref="MaxBatchBytes"/>
+    /// buffer (no intermediate copy), a run of consecutive blocks with one scattered read. The write lock is taken, and the pump woken, once per <see cref="MaxBatchBytes"/>
     /// rather than once per block. Returns how many blocks were written (fewer when the connection closed meanwhile).
     /// </summary>
     public int SendBlocks(ITorrentStorage storage, IReadOnlyList<BlockRequest> requests)
@@ -270,13 +273,24 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
                 var bytes = 0;
                 while (written < requests.Count && bytes < MaxBatchBytes)
                 {
-                    var request = requests[written];
-                    var span = _outgoing.Writer.GetSpan(PeerWire.PieceHeaderLength + request.Length);
-                    PeerWire.WritePieceHeader(span, request.Piece, request.Begin, request.Length);
-                    storage.Read(request.Piece, request.Begin, span.Slice(PeerWire.PieceHeaderLength, request.Length));
-                    _outgoing.Writer.Advance(PeerWire.PieceHeaderLength + request.Length);
-                    bytes += PeerWire.PieceHeaderLength + request.Length;
-                    written++;
+                    // A run of requests for consecutive bytes of one piece: its PIECE messages are laid out in one buffer
+                    // and the blocks read behind their headers with one scattered read (one preadv, not one pread each).
+                    var run = ConsecutiveRun(requests, written, MaxBatchBytes - bytes);
+                    var memory = _outgoing.Writer.GetMemory(run.Bytes);
+                    _blockSlices.Clear();
+                    var at = 0;
+                    for (var k = written; k < written + run.Count; k++)
+                    {
+                        var request = requests[k];
+                        PeerWire.WritePieceHeader(memory.Span[at..], request.Piece, request.Begin, request.Length);
+                        _blockSlices.Add(memory.Slice(at + PeerWire.PieceHeaderLength, request.Length));
+                        at += PeerWire.PieceHeaderLength + request.Length;
+                    }
+
+                    storage.Read(requests[written].Piece, requests[written].Begin, _blockSlices);
+                    _outgoing.Writer.Advance(run.Bytes);
+                    bytes += run.Bytes;
+                    written += run.Count;
                 }
 
                 WakePump();
@@ -285,6 +299,29 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
 
         if (written > 0) LastSent = _time.GetUtcNow();
         return written;
+    }
+
+    /// <summary>
+    /// How many requests from <paramref name="start"/> ask for consecutive bytes of one piece (at least one), and the
+    /// bytes of their PIECE messages: at most <see cref="MaxSegmentsPerSend"/> blocks, and past the first block no more
+    /// than <paramref name="budget"/> bytes.
+    /// </summary>
+    internal static (int Count, int Bytes) ConsecutiveRun(IReadOnlyList<BlockRequest> requests, int start, int budget)
+    {
+        var first = requests[start];
+        var count = 1;
+        var bytes = PeerWire.PieceHeaderLength + first.Length;
+        var next = first.Begin + first.Length;
+        while (start + count < requests.Count && count < MaxSegmentsPerSend)
+        {
+            var r = requests[start + count];
+            if (r.Piece != first.Piece || r.Begin != next || bytes + PeerWire.PieceHeaderLength + r.Length > budget) break;
+            bytes += PeerWire.PieceHeaderLength + r.Length;
+            next += r.Length;
+            count++;
+        }
+
+        return (count, bytes);
     }
 
     /// <summary>Publishes what was written to the pipe to the pump (under <c>_writeGate</c>).</summary>

@@ -282,6 +282,47 @@ public sealed class TorrentStorageTests : IDisposable
     }
 
     [Fact]
+    public async Task A_scattered_read_returns_the_bytes_of_one_read_per_destination_within_and_across_files()
+    {
+        var (info, content) = await MultiFileTorrentAsync();
+        var factory = new FileStorageFactory(new FileStorageOptions(), TimeProvider.System);
+        using var storage = factory.Open(info, Path.Combine(_dir, "src"), seedOnly: true, CancellationToken.None);
+        var memory = new MemoryTorrentStorage(info, content);
+        var random = new Random(14);
+        for (var round = 0; round < 300; round++)
+        {
+            // A seeder's run: consecutive ranges of one piece, each behind a gap (where its message header goes).
+            var piece = random.Next(info.PieceCount);
+            var size = info.PieceSize(piece);
+            var begin = random.Next(size);
+            var buffer = new byte[size * 2];
+            var destinations = new List<Memory<byte>>();
+            var at = 0;
+            for (var left = size - begin; left > 0;)
+            {
+                var length = Math.Min(left, 1 + random.Next(6000));
+                at += random.Next(14);
+                destinations.Add(buffer.AsMemory(at, length));
+                at += length;
+                left -= random.Next(3) == 0 ? left : length;
+            }
+
+            storage.Read(piece, begin, destinations);
+            var expected = (long)piece * info.PieceLength + begin;
+            foreach (var d in destinations)
+            {
+                Assert.Equal(content.AsSpan((int)expected, d.Length).ToArray(), d.ToArray());
+                expected += d.Length;
+            }
+
+            // The interface's default (one read per destination) agrees.
+            var copy = destinations.Select(d => new byte[d.Length]).ToList();
+            ((ITorrentStorage)memory).Read(piece, begin, copy.Select(c => (Memory<byte>)c).ToList());
+            Assert.Equal(destinations.Select(d => d.ToArray()), copy);
+        }
+    }
+
+    [Fact]
     public void Bitfield_rejects_spare_bits_and_wrong_length()
     {
         Assert.True(Bitfield.TryFromBytes([0xFF, 0xC0], 10, out var ok));

@@ -30,6 +30,23 @@ public sealed class OutgoingBatchTests
         }
     }
 
+    // A seeder reads a run of requests for consecutive bytes of one piece with one scattered read: the run ends at
+    // another piece, a gap, a repeat, or the byte budget (the first block always goes).
+    [Fact]
+    public void A_run_of_blocks_is_consecutive_bytes_of_one_piece_within_the_budget()
+    {
+        const int Block = 16384, Frame = 13 + Block;
+        BlockRequest R(int piece, int begin, int length = Block) => new(piece, begin, length);
+        var requests = new List<BlockRequest> { R(3, 0), R(3, Block), R(3, 2 * Block, 100), R(3, 2 * Block + 100), R(4, 0), R(4, 0), R(4, 2 * Block) };
+        Assert.Equal((4, (3 * 13) + (3 * Block) + 100 + 13), PeerConnection.ConsecutiveRun(requests, 0, int.MaxValue));
+        Assert.Equal((1, Frame), PeerConnection.ConsecutiveRun(requests, 4, int.MaxValue)); // the same block again
+        Assert.Equal((1, Frame), PeerConnection.ConsecutiveRun(requests, 5, int.MaxValue)); // a gap
+        Assert.Equal((2, 2 * Frame), PeerConnection.ConsecutiveRun(requests, 0, 2 * Frame + 112));
+        Assert.Equal((1, Frame), PeerConnection.ConsecutiveRun(requests, 0, 1));
+        var piece = Enumerable.Range(0, 16).Select(i => R(9, i * Block)).ToList();
+        Assert.Equal((15, 15 * Frame), PeerConnection.ConsecutiveRun(piece, 0, PeerConnection.MaxBatchBytes));
+    }
+
     private static async Task<bool> PumpMatchesAsync(List<byte[]> messages, int limit, int segmentsLimit, bool encrypt, Random random)
     {
         var expected = new List<byte>();
