@@ -219,10 +219,16 @@ public sealed class CarAndGatewayTests
         Assert.Contains(file.Cid.ToString(), Encoding.UTF8.GetString(text), StringComparison.Ordinal);
     }
 
-    private sealed class DictionarySource(IReadOnlyDictionary<Cid, byte[]> blocks) : IBlockSource
+    private class DictionarySource(IReadOnlyDictionary<Cid, byte[]> blocks) : IBlockSource
     {
         public Task<byte[]?> FetchAsync(Cid cid, CancellationToken cancellationToken) =>
             Task.FromResult(blocks.TryGetValue(cid, out var b) ? b : null);
+    }
+
+    /// <summary>A source that says it checked every block itself (as the Bitswap client does).</summary>
+    private sealed class SelfVerifyingSource(IReadOnlyDictionary<Cid, byte[]> blocks) : DictionarySource(blocks), IBlockSource
+    {
+        public bool VerifiesBlocks => true;
     }
 
     private static Dictionary<Cid, byte[]> Blocks(MemoryBlockStore store, Cid root)
@@ -256,5 +262,23 @@ public sealed class CarAndGatewayTests
         var result = await DagFetcher.FetchDagAsync(new DictionarySource(lying), poisoned, root.Cid, CancellationToken.None);
         Assert.Equal(ContentError.HashMismatch, result.Error);
         Assert.Equal(1, poisoned.Count); // only the honest root was stored
+    }
+
+    [Fact]
+    public async Task Fetcher_takes_a_self_verifying_sources_word_and_hashes_every_block_of_any_other()
+    {
+        var (store, root, _) = Sample(version: 1);
+        var blocks = Blocks(store, root.Cid);
+        var leaf = blocks.Keys.First(c => c.Codec == Cid.RawCodec);
+        // The same wrong leaf: a source that vouches for its blocks (it hashed them itself) is not hashed again, so it is
+        // stored; from a source that does not vouch, it is refused.
+        var wrong = blocks.ToDictionary(kv => kv.Key, kv => kv.Key.Equals(leaf) ? [.. kv.Value, 0] : kv.Value);
+        var trusted = new MemoryBlockStore();
+        Assert.True((await DagFetcher.FetchDagAsync(new SelfVerifyingSource(wrong), trusted, root.Cid, 4, CancellationToken.None)).Ok);
+        Assert.Equal(blocks.Count, trusted.Count);
+        var checkedStore = new MemoryBlockStore();
+        var refused = await DagFetcher.FetchDagAsync(new DictionarySource(wrong), checkedStore, root.Cid, 4, CancellationToken.None);
+        Assert.Equal(ContentError.HashMismatch, refused.Error);
+        Assert.Equal(leaf, refused.At);
     }
 }

@@ -28,9 +28,26 @@ public sealed class FileBlockStoreTests : IDisposable
         Assert.True(store.Has(Cid.V1(Cid.DagPbCodec, cid.Multihash)));
 
         File.WriteAllBytes(store.PathOf(cid), "tampered!!"u8.ToArray());
-        Assert.Equal(ContentError.HashMismatch, store.TryGet(cid, out var bad));
+        // Another instance (another process, a later run) did not write it: every read is verified.
+        Assert.Equal(ContentError.HashMismatch, new FileBlockStore(_temp.Path).TryGet(cid, out var bad));
         Assert.Null(bad);
         Assert.Empty(Directory.GetFiles(_temp.Path, "*.tmp", SearchOption.AllDirectories));
+    }
+
+    [Fact]
+    public void A_block_this_instance_wrote_is_read_back_without_hashing_it_again()
+    {
+        var store = new FileBlockStore(_temp.Path);
+        var block = "verified by the caller"u8.ToArray();
+        var cid = Cid.V1(Cid.RawCodec, Multihash.Sha256(block));
+        store.Put(cid, block);
+        // The caller of Put vouched for the hash (IBlockStore's contract), so this instance does not hash it again; the
+        // changed bytes show that no hash was computed. A fresh instance verifies.
+        var changed = "changed on disk later"u8.ToArray();
+        File.WriteAllBytes(store.PathOf(cid), changed);
+        Assert.Equal(ContentError.None, store.TryGet(cid, out var read));
+        Assert.Equal(changed, read);
+        Assert.Equal(ContentError.HashMismatch, new FileBlockStore(_temp.Path).TryGet(cid, out _));
     }
 
     [Fact]

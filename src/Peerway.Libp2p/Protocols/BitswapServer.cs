@@ -70,17 +70,28 @@ public sealed class BitswapServer
     {
         while (true)
         {
-            byte[] raw;
+            (byte[] Buffer, int Length) raw;
             try
             {
-                raw = await LengthPrefixed.ReadAsync(stream, BitswapMessage.MaxMessage, ct).ConfigureAwait(false);
+                // Pooled: a fetch reads one ≤ 4 MiB message after another, and the decoded message copies out its blocks.
+                raw = await LengthPrefixed.ReadPooledAsync(stream, BitswapMessage.MaxMessage, ct).ConfigureAwait(false);
             }
             catch (EndOfStreamException)
             {
                 return; // the peer closed its stream: normal
             }
 
-            var error = BitswapMessage.TryDecode(raw, out var message);
+            Libp2pError error;
+            BitswapMessage? message;
+            try
+            {
+                error = BitswapMessage.TryDecode(raw.Buffer.AsSpan(0, raw.Length), out message);
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(raw.Buffer);
+            }
+
             if (error != Libp2pError.None)
             {
                 _log.LogDebug("bitswap: a bad message from {Peer}: {Error}", connection.RemotePeer, error);

@@ -144,6 +144,27 @@ internal static class LengthPrefixed
         return buffer;
     }
 
+    /// <summary>
+    /// Reads one message of at most <paramref name="max"/> bytes into an array rented from the shared pool (its first
+    /// <c>Length</c> bytes): the caller decodes it, copies out what it keeps and returns the array to the pool.
+    /// </summary>
+    public static async Task<(byte[] Buffer, int Length)> ReadPooledAsync(Stream stream, int max, CancellationToken ct)
+    {
+        var length = await ReadVarintAsync(stream, max, ct).ConfigureAwait(false);
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(Math.Max(length, 1));
+        try
+        {
+            await stream.ReadExactlyAsync(buffer.AsMemory(0, length), ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
+
+        return (buffer, length);
+    }
+
     /// <summary>Writes one message with its varint length.</summary>
     public static async Task WriteAsync(Stream stream, ReadOnlyMemory<byte> message, CancellationToken ct)
     {

@@ -18,6 +18,9 @@ public sealed record IpfsFetchResult(ContentResult Result, IReadOnlyList<Bitswap
 internal sealed class BitswapBlockSource(BitswapClient client, IReadOnlyCollection<Libp2pConnection> peers) : IBlockSource
 {
     public Task<byte[]?> FetchAsync(Cid cid, CancellationToken cancellationToken) => client.GetAsync(cid, peers, cancellationToken);
+
+    /// <summary>The client hands out a block only when the CID rebuilt from its bytes is the CID wanted.</summary>
+    public bool VerifiesBlocks => true;
 }
 
 /// <summary>
