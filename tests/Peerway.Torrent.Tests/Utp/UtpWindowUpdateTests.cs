@@ -87,4 +87,41 @@ public sealed class UtpWindowUpdateTests
         Assert.Equal(0, stats.PacketsResent);
         world.Dispose();
     }
+
+    [Fact]
+    public void An_ack_whose_window_grew_is_no_duplicate_ack_but_three_that_repeat_the_window_are()
+    {
+        var options = new UtpOptions { LargePayload = 0 };
+        var remote = new IPEndPoint(IPAddress.Parse("10.0.0.1"), 6881);
+        var scratch = new byte[UtpConnection.ScratchSize(options)];
+        var sent = new List<byte[]>();
+        const ushort ourSeq = 100;
+        var c = UtpConnection.Connect(remote, 7, ourSeq, 0, options, (d, _) => sent.Add(d.ToArray()), _ => { }, scratch, _ => false);
+
+        void Deliver(uint window, long now)
+        {
+            // An ST_STATE from the peer: its seq_nr 500, acking our SYN (seq 100) and nothing after it.
+            var bytes = new byte[UtpHeader.Length];
+            var n = UtpPacket.Encode(bytes, new UtpHeader(UtpPacketType.State, 0, 7, 1_000, 0, window, 500, ourSeq), [], []);
+            Assert.Equal(UtpDecodeError.None, UtpPacket.TryDecode(bytes.AsSpan(0, n), out var packet));
+            c.OnPacket(packet, now);
+        }
+
+        Deliver(64 * 1024, 1_000);
+        Assert.Equal(UtpState.Connected, c.State);
+        Assert.True(c.Write(new byte[8 * 1024], 2_000) > 0);
+        Assert.True(c.Stats.BytesInFlight > 0);
+
+        // Three ACKs of the SYN alone, each with a larger window (a reader's window updates): nothing is resent.
+        Deliver(80 * 1024, 3_000);
+        Deliver(96 * 1024, 3_100);
+        Deliver(128 * 1024, 3_200);
+        Assert.Equal(0, c.Stats.FastResends);
+
+        // Three that repeat the window: duplicate ACKs, the first unacked packet is resent at once.
+        Deliver(128 * 1024, 3_300);
+        Deliver(128 * 1024, 3_400);
+        Deliver(128 * 1024, 3_500);
+        Assert.Equal(1, c.Stats.FastResends);
+    }
 }
