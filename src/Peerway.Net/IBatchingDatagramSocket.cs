@@ -17,6 +17,15 @@ public interface IBatchingDatagramSocket : IDatagramSocket
     /// a scope that does nothing.
     /// </summary>
     UdpSendScope BatchSends() => default;
+
+    /// <summary>
+    /// Sends at once what the calling thread queued (an I/O thread's batch, or a <see cref="BatchSends"/> scope), so that
+    /// what an engine sent under its own lock leaves before another thread, taking the lock next, sends more: a uTP
+    /// sender's packets then reach the wire in sequence order. By default nothing is queued, so nothing to do.
+    /// </summary>
+    void FlushSends()
+    {
+    }
 }
 
 /// <summary>A <see cref="IBatchingDatagramSocket.BatchSends"/> scope: disposing it sends what it queued.</summary>

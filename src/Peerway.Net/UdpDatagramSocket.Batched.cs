@@ -76,6 +76,12 @@ public sealed partial class UdpDatagramSocket
         return new UdpSendScope(this, queue);
     }
 
+    /// <inheritdoc/>
+    public void FlushSends()
+    {
+        if (t_sendBatch is { Queued: > 0 } queue) queue.Flush();
+    }
+
     /// <summary>Ends a <see cref="BatchSends"/> scope: its datagrams leave, and its queue is kept for the next one.</summary>
     internal void EndSendScope(BatchedIo queue)
     {

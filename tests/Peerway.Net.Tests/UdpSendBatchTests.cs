@@ -327,6 +327,31 @@ public sealed class UdpSendBatchTests
     }
 
     [Fact]
+    public async Task FlushSends_on_an_io_thread_sends_what_its_handler_queued_before_the_batch_ends()
+    {
+        // uTP flushes under its lock so that a packet queued on the receive thread cannot be overtaken by one another
+        // thread sends next. Here the handler waits, still inside the batch, for the sink to get what it sent: without
+        // the flush the datagram would only leave after the handler returned.
+        using var arrived = new ManualResetEventSlim();
+        using var sink = new UdpDatagramSocket(AnyLoopback, reusePort: false, dedicatedThread: true);
+        sink.Start((_, _) => arrived.Set());
+        using var sender = new UdpDatagramSocket(AnyLoopback, reusePort: false, dedicatedThread: true);
+        var result = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        sender.Start((_, _) =>
+        {
+            sender.Send([1, 2, 3], sink.LocalEndPoint);
+            ((IBatchingDatagramSocket)sender).FlushSends();
+            result.TrySetResult(arrived.Wait(TimeSpan.FromSeconds(10)));
+        }, () => { });
+
+        using var client = new UdpDatagramSocket(AnyLoopback);
+        client.Send([0], sender.LocalEndPoint);
+        Assert.True(await result.Task.WaitAsync(TimeSpan.FromSeconds(30)), "the datagram did not leave before the batch ended");
+        Assert.Equal(0, sender.SendErrors);
+        if (UdpDatagramSocket.BatchedIoSupported) Assert.Equal(1, sender.BatchedSends);
+    }
+
+    [Fact]
     public void A_socket_option_the_kernel_refuses_turns_gro_off_without_throwing()
     {
         // SOL_UDP options on a TCP socket: the kernel answers ENOPROTOOPT, as a kernel before 5.0 does for UDP_GRO.

@@ -31,6 +31,49 @@ internal readonly record struct UtpConnectionStats(
     long Timeouts);
 
 /// <summary>
+/// What limited a connection and what it lost, counted over its life and logged at debug level when it ends (issue 15
+/// item 7: why uTP's wall time trails its CPU time on a real link).
+/// </summary>
+internal sealed class UtpCounters
+{
+    /// <summary>Datagrams received for the connection, and DATA packets among them that arrived past a hole.</summary>
+    public long Received { get; set; }
+
+    public long OutOfOrder { get; set; }
+
+    /// <summary>DATA packets seen before (already acked): the peer resent what we had.</summary>
+    public long Duplicates { get; set; }
+
+    /// <summary>DATA packets dropped unacked: beyond the window we advertised, or further than the reorder buffer.</summary>
+    public long DroppedBeyondWindow { get; set; }
+
+    /// <summary>ST_STATE packets sent (pure ACKs, probes and keep-alives), and those among them sent because reading
+    /// opened the receive window.</summary>
+    public long AcksSent { get; set; }
+
+    public long WindowUpdates { get; set; }
+
+    /// <summary>Times sending stopped at the congestion window, and at the peer's receive window.</summary>
+    public long CwndLimited { get; set; }
+
+    public long RwndLimited { get; set; }
+
+    /// <summary>Window halvings on loss (at most one per 100 ms), and ACKs whose delay was at or above the target.</summary>
+    public long LossCuts { get; set; }
+
+    public long OverTarget { get; set; }
+
+    public int MaxWindow { get; set; }
+
+    public int MaxDelayMicros { get; set; }
+
+    public override string ToString() =>
+        $"received {Received} (out of order {OutOfOrder}, duplicates {Duplicates}, dropped {DroppedBeyondWindow}), acks sent {AcksSent} (window updates {WindowUpdates}), " +
+        $"cwnd-limited {CwndLimited}, rwnd-limited {RwndLimited}, loss cuts {LossCuts}, delay over target {OverTarget}, " +
+        $"max cwnd {MaxWindow}, max queuing delay {MaxDelayMicros} us";
+}
+
+/// <summary>
 /// One uTP connection (BEP 29), sans I/O: it is handed decoded packets and clock readings by its
 /// <see cref="UtpTransport"/> (which holds the lock all calls run under) and sends through a delegate. It owns the
 /// sequence space, the send and receive buffers, retransmission, the selective-ACK logic, MTU probing and the LEDBAT
@@ -133,6 +176,9 @@ internal sealed class UtpConnection
     private long _resent;
     private long _fastResends;
     private long _timeouts;
+    /// <summary>The receive window the last packet we sent advertised.</summary>
+    private int _windowSent;
+    private readonly UtpCounters _counters = new();
 
     private UtpConnection(IPEndPoint remote, ushort recvId, ushort sendId, UtpOptions options, Action<ReadOnlySpan<byte>, IPEndPoint> send,
         Action<UtpConnection> changed, byte[] scratch, Func<UtpConnection, bool> deferAck)
@@ -189,6 +235,10 @@ internal sealed class UtpConnection
 
     /// <summary>The peer agreed to large packets (Peerway's extension): the payload both take at most, else 0.</summary>
     public int LargeAgreed => _largeAgreed;
+
+    /// <summary>A one-line summary of the counters, for the debug log at the end of the connection.</summary>
+    public string Describe() =>
+        $"sent {_sent} (resent {_resent}, fast {_fastResends}), timeouts {_timeouts}, {_counters}, cwnd {_ledbat.Window}, rtt {_rtt.Mean} ms, payload {_mtuFloor}";
 
     public UtpConnectionStats Stats => new(_ledbat.Window, _ledbat.SlowStart, _rtt.Mean, _lastDelay, _mtuFloor, _bytesInFlight, _sent, _resent, _fastResends,
         _timeouts);
@@ -266,10 +316,20 @@ internal sealed class UtpConnection
     {
         var windowBefore = ReceiveWindow;
         var n = _receiveBuffer.Dequeue(destination);
+        if (n == 0 || State != UtpState.Connected) return n;
 
         // A window that was closed (less than a packet) and opens again is announced at once, otherwise a sender
-        // waiting on it would only learn of it from its zero-window probe.
-        if (n > 0 && windowBefore < _mtuCeiling && ReceiveWindow >= _mtuCeiling && State == UtpState.Connected) SendState(now);
+        // waiting on it would only learn of it from its zero-window probe. And, as a TCP receiver does (RFC 1122
+        // §4.2.3.3; Linux tcp_cleanup_rbuf), a window the sender last heard to be at most half the buffer is announced
+        // once reading has doubled it: a sender held by the window learns of the space at once, not one ACK later.
+        var window = ReceiveWindow;
+        if ((windowBefore < _mtuCeiling && window >= _mtuCeiling)
+            || (_windowSent <= _options.ReceiveBuffer / 2 && window >= 2L * _windowSent && window >= _mtuFloor))
+        {
+            _counters.WindowUpdates++;
+            SendState(now);
+        }
+
         return n;
     }
 
@@ -315,7 +375,9 @@ internal sealed class UtpConnection
 
         _lastReceive = now;
         _confirmed = true;
+        _counters.Received++;
         _replyMicro = unchecked((uint)now - h.TimestampMicroseconds);
+        var windowGrew = h.WindowSize > (uint)_advertisedWindow;
         _advertisedWindow = (int)Math.Min(h.WindowSize, int.MaxValue);
 
         if (State == UtpState.SynSent)
@@ -327,7 +389,7 @@ internal sealed class UtpConnection
             _changed(this);
         }
 
-        ProcessAcks(packet, now);
+        ProcessAcks(packet, now, windowGrew);
         var mustAck = false;
         if (h.Type is UtpPacketType.Data or UtpPacketType.Fin) mustAck = ProcessIncoming(packet, now);
         if (h.Type == UtpPacketType.State && _largeAgreed > 0) OnProbeOption(packet, now);
@@ -348,7 +410,7 @@ internal sealed class UtpConnection
         }
     }
 
-    private void ProcessAcks(in UtpPacket packet, long now)
+    private void ProcessAcks(in UtpPacket packet, long now, bool windowGrew)
     {
         var h = packet.Header;
         var prevInFlight = _bytesInFlight;
@@ -368,8 +430,13 @@ internal sealed class UtpConnection
             _recentDelayIndex = (_recentDelayIndex + 1) % _recentDelays.Length;
         }
 
-        // A probe or its answer is no duplicate ACK (it is sent whatever the data does).
-        if (h.AckNumber == _ackedSeqNr && _outbuf.Count > 0 && h.Type == UtpPacketType.State && packet.Option == UtpPeerwayOption.None) _duplicateAcks++;
+        // A probe or its answer is no duplicate ACK (it is sent whatever the data does), nor is a window update (RFC 5681
+        // §2: a duplicate ACK does not change the advertised window; a receiver sends an update when reading opened it,
+        // while packets past a hole only shrink it).
+        if (h.AckNumber == _ackedSeqNr && _outbuf.Count > 0 && h.Type == UtpPacketType.State && packet.Option == UtpPeerwayOption.None && !windowGrew)
+        {
+            _duplicateAcks++;
+        }
 
         // Cumulative ACK: everything up to ack_nr arrived.
         while (UtpSeq.Less(_ackedSeqNr, h.AckNumber))
@@ -427,6 +494,9 @@ internal sealed class UtpConnection
             if (d > minRtt) d = minRtt;
             _lastDelay = (int)Math.Min(d, int.MaxValue);
             _ledbat.OnAck(acked, _lastDelay, prevInFlight, _bytesInFlight);
+            if (_lastDelay >= _options.TargetDelay.Ticks / 10) _counters.OverTarget++;
+            _counters.MaxDelayMicros = Math.Max(_counters.MaxDelayMicros, _lastDelay);
+            _counters.MaxWindow = Math.Max(_counters.MaxWindow, _ledbat.Window);
         }
 
         if (acked > 0) _changed(this); // send space may have opened
@@ -460,7 +530,7 @@ internal sealed class UtpConnection
         p.FastResent = true;
         _fastResends++;
         if (p.MtuProbe && seq == _mtuProbeSeq) ProbeLost(p);
-        else _ledbat.OnLoss(now);
+        else if (_ledbat.OnLoss(now)) _counters.LossCuts++;
         _duplicateAcks = 0;
         Resend(seq, p, now);
     }
@@ -493,11 +563,25 @@ internal sealed class UtpConnection
             if (_remoteFinSeq is null && UtpSeq.Less(_ackNr, seq)) _remoteFinSeq = seq;
         }
 
-        if (!UtpSeq.Less(_ackNr, seq)) return true; // a duplicate: ack again
-        if ((ushort)(seq - _ackNr) > MaxReorderDistance) return false;
+        if (!UtpSeq.Less(_ackNr, seq))
+        {
+            _counters.Duplicates++;
+            return true; // a duplicate: ack again
+        }
+
+        if ((ushort)(seq - _ackNr) > MaxReorderDistance)
+        {
+            _counters.DroppedBeyondWindow++;
+            return false;
+        }
+
         if (_remoteFinSeq is { } fin && UtpSeq.Less((ushort)fin, seq)) return false; // nothing comes after the FIN
         var payload = packet.Payload;
-        if (payload.Length > ReceiveWindow) return false; // beyond the window we advertised: dropped, not acked
+        if (payload.Length > ReceiveWindow)
+        {
+            _counters.DroppedBeyondWindow++;
+            return false; // beyond the window we advertised: dropped, not acked
+        }
 
         if (seq == unchecked((ushort)(_ackNr + 1)))
         {
@@ -516,6 +600,7 @@ internal sealed class UtpConnection
         }
         else if (packet.Header.Type == UtpPacketType.Data && !_reorder.ContainsKey(seq))
         {
+            _counters.OutOfOrder++;
             var copy = payload.Length == 0 ? [] : ArrayPool<byte>.Shared.Rent(payload.Length);
             payload.CopyTo(copy);
             _reorder[seq] = (copy, payload.Length);
@@ -690,7 +775,11 @@ internal sealed class UtpConnection
         for (var seq = unchecked((ushort)(_ackedSeqNr + 1)); UtpSeq.Less(seq, _seqNr); seq = unchecked((ushort)(seq + 1)))
         {
             if (!_outbuf.TryGetValue(seq, out var p) || !p.NeedResend) continue;
-            if (_bytesInFlight > 0 && _bytesInFlight + p.Length > window) return;
+            if (_bytesInFlight > 0 && _bytesInFlight + p.Length > window)
+            {
+                CountWindowLimit();
+                return;
+            }
             Resend(seq, p, now);
         }
 
@@ -707,7 +796,11 @@ internal sealed class UtpConnection
             }
 
             size = Math.Min(size, _sendBuffer.Count);
-            if (_bytesInFlight > 0 && _bytesInFlight + size > window) return;
+            if (_bytesInFlight > 0 && _bytesInFlight + size > window)
+            {
+                CountWindowLimit();
+                return;
+            }
             if (_bytesInFlight == 0 && _advertisedWindow < Math.Min(size, _mtuFloor))
             {
                 // Zero window: probe when the timer runs out, counted from now (not from an earlier, stale deadline:
@@ -734,6 +827,12 @@ internal sealed class UtpConnection
         {
             _fin = SendNew(UtpPacketType.Fin, [], 0, now);
         }
+    }
+
+    private void CountWindowLimit()
+    {
+        if (_ledbat.Window <= _advertisedWindow) _counters.CwndLimited++;
+        else _counters.RwndLimited++;
     }
 
     private OutPacket SendNew(UtpPacketType type, byte[] buffer, int length, long now)
@@ -799,7 +898,8 @@ internal sealed class UtpConnection
 
         _padProbeSize = size;
         _padProbeDeadline = now + ProbeTimeoutMicros();
-        var header = new UtpHeader(UtpPacketType.State, 0, SendId, unchecked((uint)now), _replyMicro, (uint)ReceiveWindow, _seqNr, _ackNr);
+        _windowSent = ReceiveWindow;
+        var header = new UtpHeader(UtpPacketType.State, 0, SendId, unchecked((uint)now), _replyMicro, (uint)_windowSent, _seqNr, _ackNr);
         var n = UtpPacket.Encode(_scratch, header, [], UtpPeerwayOption.Probe, (ushort)size, []);
         var total = UtpHeader.Length + 2 + MaxSackSend + size;
         _scratch.AsSpan(n, total - n).Clear();
@@ -846,10 +946,12 @@ internal sealed class UtpConnection
             optionValue = (ushort)_largeOffer;
         }
 
-        var header = new UtpHeader(type, 0, type == UtpPacketType.Syn ? RecvId : SendId, unchecked((uint)now), _replyMicro, (uint)ReceiveWindow, seq,
+        _windowSent = ReceiveWindow;
+        var header = new UtpHeader(type, 0, type == UtpPacketType.Syn ? RecvId : SendId, unchecked((uint)now), _replyMicro, (uint)_windowSent, seq,
             _ackNr);
         var n = UtpPacket.Encode(_scratch, header, sack[..sackLength], option, optionValue, payload);
         _ackPending = false; // every packet carries ack_nr (and the SACK)
+        if (type == UtpPacketType.State) _counters.AcksSent++;
         _send(_scratch.AsSpan(0, n), Remote);
         _sent++;
         _lastSend = now;

@@ -42,8 +42,11 @@ public sealed record UtpOptions
     /// extension off (every peer is then held to <see cref="MaxPayload"/>).</summary>
     public int LargePayload { get; init; } = 64_000;
 
-    /// <summary>Receive buffer per connection: the most bytes advertised in wnd_size.</summary>
-    public int ReceiveBuffer { get; init; } = 1024 * 1024;
+    /// <summary>Receive buffer per connection: the most bytes advertised in wnd_size. 4 MiB, about what Linux lets a TCP
+    /// receive window grow to (tcp_rmem's 6 MiB maximum, less its overhead share): with 1 MiB a reader that falls a
+    /// few milliseconds behind (a busy machine) closed the window and held a fast sender back. The ring grows only as
+    /// far as the reader lags.</summary>
+    public int ReceiveBuffer { get; init; } = 4 * 1024 * 1024;
 
     /// <summary>Send buffer per connection: writes wait while it is full.</summary>
     public int SendBuffer { get; init; } = 1024 * 1024;

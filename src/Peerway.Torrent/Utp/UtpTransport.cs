@@ -33,6 +33,8 @@ public sealed class UtpTransport : IStreamTransport, IAsyncDisposable, IDisposab
     private readonly List<UtpConnection> _pendingAcks = [];
     private readonly Func<UtpConnection, bool> _deferAck;
     private bool _batchedAcks;
+    /// <summary>Under the lock: a DATA packet was sent since the last <see cref="IBatchingDatagramSocket.FlushSends"/>.</summary>
+    private bool _dataQueued;
     private UtpListener? _listener;
     private long? _resetWindowStart;
     private int _resetsInWindow;
@@ -147,6 +149,13 @@ public sealed class UtpTransport : IStreamTransport, IAsyncDisposable, IDisposab
             if (_connections.TryGetValue((remote, h.ConnectionId), out var connection))
             {
                 connection.OnPacket(packet, now);
+
+                // Data this packet let out (an ACK opening the window) was queued on the receiving thread's batch: it
+                // leaves before the lock is released, or a writer taking the lock next would send later sequence
+                // numbers first, and the reordering would read as loss (three SACKed past a hole: a needless
+                // retransmission and a halved window).
+                if (_dataQueued && _socket is IBatchingDatagramSocket batching) batching.FlushSends();
+                _dataQueued = false;
             }
             else if (h.Type == UtpPacketType.Syn)
             {
@@ -221,7 +230,11 @@ public sealed class UtpTransport : IStreamTransport, IAsyncDisposable, IDisposab
 
     private ushort InitialSequence() => _options.InitialSequenceNumber ?? (ushort)_random.Next(ushort.MaxValue + 1);
 
-    private void Send(ReadOnlySpan<byte> datagram, IPEndPoint remote) => _socket.Send(datagram, remote);
+    private void Send(ReadOnlySpan<byte> datagram, IPEndPoint remote)
+    {
+        if (datagram[0] >> 4 == (int)UtpPacketType.Data) _dataQueued = true;
+        _socket.Send(datagram, remote);
+    }
 
     /// <summary>Called by a connection (under the lock) when readers, writers or connect waiters may proceed.</summary>
     private void Changed(UtpConnection connection) => _changed.Add(connection);
@@ -245,7 +258,7 @@ public sealed class UtpTransport : IStreamTransport, IAsyncDisposable, IDisposab
                 foreach (var key in finished)
                 {
                     _connections.Remove(key, out var c);
-                    _log.LogDebug("uTP connection to {Peer} ended: {Reason}", c!.Remote, c.Error ?? "closed");
+                    _log.LogDebug("uTP connection to {Peer} ended: {Reason}; {Counters}", c!.Remote, c.Error ?? "closed", c.Describe());
                 }
             }
         }
@@ -415,7 +428,12 @@ public sealed class UtpTransport : IStreamTransport, IAsyncDisposable, IDisposab
         {
             _disposed = true;
             var now = Now;
-            foreach (var c in _connections.Values) c.Abort(now);
+            foreach (var c in _connections.Values)
+            {
+                if (_log.IsEnabled(LogLevel.Debug)) _log.LogDebug("uTP connection to {Peer} closed with the transport ({State}); {Counters}", c.Remote, c.State, c.Describe());
+                c.Abort(now);
+            }
+
             _connections.Clear();
             _pendingAcks.Clear();
         }
