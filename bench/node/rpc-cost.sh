@@ -49,7 +49,7 @@ print(f'$1: {n / $seconds:.0f} req/s, server {1e6 * ($s1 - $s0) / $hz / n:.0f} Â
 
 run_peerway() { # run_peerway BUILD
   local data="$work/pw-data"; rm -rf "$data" "$data.out"; mkdir -p "$data"
-  (run_node "$1" --data "$data" --rpc 127.0.0.1:0 --api 127.0.0.1:0 --gateway 127.0.0.1:0 --dht-port 0 --peer-port 0) > "$data.out" 2>"$data.err" &
+  (run_node "$1" --data "$data" --rpc 127.0.0.1:0 --api 127.0.0.1:0 --gateway 127.0.0.1:0 --swarm 127.0.0.1:0 --dht-port 0 --peer-port 0) > "$data.out" 2>"$data.err" &
   local pid=$!; pids+=("$pid")
   until grep -q ' peers tcp ' "$data.out" 2>/dev/null; do sleep 0.1; done # the whole banner line
   echo "  $(measure "peerway node ($(build_label "$1"))" "$(head -1 "$data.out" | awk '{print $3}')" "$pid")"
