@@ -11,7 +11,8 @@
 # SEED_LIMIT_KIB=N caps the seeder's upload (KiB/s), so the download is bound by the link, not by the two cores.
 # POLLERS="python dotnet" runs a polled download per poller kind after each download alone (default: python):
 #   `python` is rpc_pollers.py, `dotnet` bench/node/RpcPollers (the same requests, a fraction of the CPU). Each polled
-#   line also gives the pollers' own CPU µs per request, which comes out of the same two cores.
+#   line also gives the pollers' own CPU µs per request, which comes out of the same two cores. The order of a
+#   build's downloads in a round turns from round to round.
 # PEERWAY_BUILDS="label=DIR[,VAR=VALUE…] …" compares published CLI builds (DIR/peerway.dll, e.g. a copy of .build/cli
 #   made before a change), each run with its environment (bench/node/common.sh), in the same run: each round runs every
 #   build's downloads in turn. Default: this tree's build, with the launcher's environment for `node`.
@@ -62,13 +63,19 @@ one_download() { # one_download BUILD POLLERS(none|python|dotnet) -> prints MiB/
 }
 
 echo "load (1/5/15 min) at start: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores; $size MiB; $clients pollers every ${interval}s"
-declare -A alone polled
+declare -A alone polled speed
+modes=(none "${kinds[@]}")
 for round in $(seq 1 "$rounds"); do
   for b in "${builds[@]}"; do
     label="$(build_label "$b")"
-    a="$(one_download "$b" none)"; alone[$label]+=" $a"; line="alone $a MiB/s"
+    # The downloads' order turns each round (alone first, then second, …), so no mode always runs first.
+    for i in "${!modes[@]}"; do
+      m="${modes[$(((i + round - 1) % ${#modes[@]}))]}"
+      speed[$m]="$(one_download "$b" "$m")"
+    done
+    a="${speed[none]}"; alone[$label]+=" $a"; line="alone $a MiB/s"
     for k in "${kinds[@]}"; do
-      p="$(one_download "$b" "$k")"; polled[$label/$k]+=" $p"; line+=", with $clients $k pollers $p MiB/s"
+      p="${speed[$k]}"; polled[$label/$k]+=" $p"; line+=", with $clients $k pollers $p MiB/s"
     done
     echo "round $round, $label: $line"
   done
