@@ -6,13 +6,17 @@
 #   connections, torrent-get with 16 fields every INTERVAL_S s), lets every poller make its first request, then over
 #   SECONDS reads from /proc the CPU time of the server and of the pollers and the pollers' request count. Reported:
 #   requests/s, the server's and the pollers' CPU µs per request, and the pollers' p50/p99 latency.
-# PEERWAY_BUILDS="label=DIR …" as in rpc-load.sh (default: this tree's build).
+# PEERWAY_BUILDS="label=DIR[,VAR=VALUE…] …" as in rpc-load.sh (default: this tree's build, the launcher's environment).
+# POLLER=dotnet uses bench/node/RpcPollers instead of rpc_pollers.py (POLLER=python, the default).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 clients="${1:-1000}"; interval="${2:-1}"; seconds="${3:-20}"; rounds="${4:-3}"
 ulimit -n 8192
 "$here/peerway" --help >/dev/null 2>&1 || true
-builds=(${PEERWAY_BUILDS:-"peerway=$here/.build/cli"})
+. "$here/bench/node/common.sh"
+builds=(${PEERWAY_BUILDS:-$default_builds})
+kind="${POLLER:-python}"
+build_pollers "$kind"
 work="$(mktemp -d /tmp/pw-bench-rpc-cost.XXXXXX)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -26,7 +30,7 @@ head -c $((4 * 1024 * 1024)) /dev/urandom > "$work/payload.bin"
 
 measure() { # measure LABEL URL SERVER_PID -> one line
   python3 "$here/bench/node/rpc_download.py" "$2" --add-paused "$work/payload.torrent"
-  python3 "$here/bench/node/rpc_pollers.py" "$2" "$clients" "$interval" > "$work/pollers" &
+  (run_pollers "$kind" "$2" "$clients" "$interval") > "$work/pollers" &
   local poller=$!
   until [ -s "$work/pollers" ]; do sleep 0.1; done
   sleep "$(python3 -c "print($interval + 2)")" # every poller connected and made its first request
@@ -43,12 +47,12 @@ n = $r1 - $r0
 print(f'$1: {n / $seconds:.0f} req/s, server {1e6 * ($s1 - $s0) / $hz / n:.0f} µs CPU/request, pollers {1e6 * ($p1 - $p0) / $hz / n:.0f} µs CPU/request, errors $errors, p50 / p99 $lat ms')"
 }
 
-run_peerway() { # run_peerway LABEL DIR
+run_peerway() { # run_peerway BUILD
   local data="$work/pw-data"; rm -rf "$data" "$data.out"; mkdir -p "$data"
-  dotnet "$2/peerway.dll" node --data "$data" --rpc 127.0.0.1:0 --api 127.0.0.1:0 --gateway 127.0.0.1:0 --dht-port 0 --peer-port 0 > "$data.out" 2>"$data.err" &
+  (run_node "$1" --data "$data" --rpc 127.0.0.1:0 --api 127.0.0.1:0 --gateway 127.0.0.1:0 --swarm 127.0.0.1:0 --dht-port 0 --peer-port 0) > "$data.out" 2>"$data.err" &
   local pid=$!; pids+=("$pid")
   until grep -q ' peers tcp ' "$data.out" 2>/dev/null; do sleep 0.1; done # the whole banner line
-  echo "  $(measure "peerway node ($1)" "$(head -1 "$data.out" | awk '{print $3}')" "$pid")"
+  echo "  $(measure "peerway node ($(build_label "$1"))" "$(head -1 "$data.out" | awk '{print $3}')" "$pid")"
   kill -TERM "$pid"; wait "$pid" || true
 }
 
@@ -63,10 +67,10 @@ run_transmission() {
   kill -TERM "$pid"; wait "$pid" || true
 }
 
-echo "load (1/5/15 min) at start: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores; $clients pollers every ${interval}s, ${seconds}s windows"
+echo "load (1/5/15 min) at start: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores; $clients $kind pollers every ${interval}s, ${seconds}s windows"
 for round in $(seq 1 "$rounds"); do
   echo "round $round:"
-  for b in "${builds[@]}"; do run_peerway "${b%%=*}" "${b#*=}"; done
+  for b in "${builds[@]}"; do run_peerway "$b"; done
   run_transmission
 done
 echo "load (1/5/15 min) at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -9,14 +9,22 @@
 #   keep-alive connection), the medians of both sets and their ratio, the pollers' request count and latency, and the
 #   load before and after.
 # SEED_LIMIT_KIB=N caps the seeder's upload (KiB/s), so the download is bound by the link, not by the two cores.
-# PEERWAY_BUILDS="label=DIR …" compares published CLI builds (DIR/peerway.dll, e.g. a copy of .build/cli made before a
-#   change) in the same run: each round runs every build's pair in turn. Default: this tree's ./peerway.
+# POLLERS="python dotnet" runs a polled download per poller kind after each download alone (default: python):
+#   `python` is rpc_pollers.py, `dotnet` bench/node/RpcPollers (the same requests, a fraction of the CPU). Each polled
+#   line also gives the pollers' own CPU µs per request, which comes out of the same two cores. The order of a
+#   build's downloads in a round turns from round to round.
+# PEERWAY_BUILDS="label=DIR[,VAR=VALUE…] …" compares published CLI builds (DIR/peerway.dll, e.g. a copy of .build/cli
+#   made before a change), each run with its environment (bench/node/common.sh), in the same run: each round runs every
+#   build's downloads in turn. Default: this tree's build, with the launcher's environment for `node`.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 size="${1:-256}"; rounds="${2:-5}"; clients="${3:-1000}"; interval="${4:-1}"
 ulimit -n 8192
 "$here/peerway" --help >/dev/null 2>&1 || true
-builds=(${PEERWAY_BUILDS:-"peerway=$here/.build/cli"})
+. "$here/bench/node/common.sh"
+builds=(${PEERWAY_BUILDS:-$default_builds})
+kinds=(${POLLERS:-python})
+build_pollers "${kinds[@]}"
 peerway="$here/peerway"
 work="$(mktemp -d /tmp/pw-bench-rpc-load.XXXXXX)"
 pids=()
@@ -32,22 +40,22 @@ pids+=($!)
 until [ -s "$work/share.out" ]; do sleep 0.2; done
 magnet="$(head -1 "$work/share.out")&x.pe=127.0.0.1:$seed_port"
 
-one_download() { # one_download BUILD_DIR WITH_POLLERS(0|1) -> prints MiB/s (and the pollers' line on stderr)
+one_download() { # one_download BUILD POLLERS(none|python|dotnet) -> prints MiB/s (and the pollers' line on stderr)
   local data="$work/node-$RANDOM$RANDOM" out poller=""
   mkdir -p "$data"
-  dotnet "$1/peerway.dll" node --data "$data" --rpc 127.0.0.1:0 --api 127.0.0.1:0 --gateway 127.0.0.1:0 --swarm 127.0.0.1:0 --dht-port 0 --peer-port 0 > "$data/out" 2>"$data/err" &
+  (run_node "$1" --data "$data" --rpc 127.0.0.1:0 --api 127.0.0.1:0 --gateway 127.0.0.1:0 --swarm 127.0.0.1:0 --dht-port 0 --peer-port 0) > "$data/out" 2>"$data/err" &
   local node=$!
   until grep -q ' peers tcp ' "$data/out" 2>/dev/null; do sleep 0.1; done # the whole banner line
   local url; url="$(head -1 "$data/out" | awk '{print $3}')"
-  if [ "$2" = 1 ]; then
-    python3 "$here/bench/node/rpc_pollers.py" "$url" "$clients" "$interval" > "$data/pollers" &
+  if [ "$2" != none ]; then
+    (run_pollers "$2" "$url" "$clients" "$interval") > "$data/pollers" &
     poller=$!
     until [ -s "$data/pollers" ]; do sleep 0.1; done
     sleep "$interval" # every poller has made its first request
   fi
   local seconds
   seconds="$(python3 "$here/bench/node/rpc_download.py" "$url" "$magnet")"
-  if [ -n "$poller" ]; then kill -TERM "$poller"; wait "$poller" || true; echo "    pollers: $(tail -1 "$data/pollers")" >&2; fi
+  if [ -n "$poller" ]; then kill -TERM "$poller"; wait "$poller" || true; echo "    $2 pollers: $(tail -1 "$data/pollers")" >&2; fi
   kill -TERM "$node"; wait "$node" || true
   cmp -s "$data/downloads/payload.bin" "$work/payload.bin" || { echo "downloaded file differs" >&2; exit 1; }
   rm -rf "$data"
@@ -55,19 +63,30 @@ one_download() { # one_download BUILD_DIR WITH_POLLERS(0|1) -> prints MiB/s (and
 }
 
 echo "load (1/5/15 min) at start: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores; $size MiB; $clients pollers every ${interval}s"
-declare -A alone polled
+declare -A alone polled speed
+modes=(none "${kinds[@]}")
 for round in $(seq 1 "$rounds"); do
   for b in "${builds[@]}"; do
-    label="${b%%=*}"; dir="${b#*=}"
-    a="$(one_download "$dir" 0)"; alone[$label]+=" $a"
-    p="$(one_download "$dir" 1)"; polled[$label]+=" $p"
-    echo "round $round, $label: alone $a MiB/s, with $clients pollers $p MiB/s"
+    label="$(build_label "$b")"
+    # The downloads' order turns each round (alone first, then second, …), so no mode always runs first.
+    for i in "${!modes[@]}"; do
+      m="${modes[$(((i + round - 1) % ${#modes[@]}))]}"
+      speed[$m]="$(one_download "$b" "$m")"
+    done
+    a="${speed[none]}"; alone[$label]+=" $a"; line="alone $a MiB/s"
+    for k in "${kinds[@]}"; do
+      p="${speed[$k]}"; polled[$label/$k]+=" $p"; line+=", with $clients $k pollers $p MiB/s"
+    done
+    echo "round $round, $label: $line"
   done
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
 for b in "${builds[@]}"; do
-  label="${b%%=*}"
-  ma="$(median ${alone[$label]})"; mp="$(median ${polled[$label]})"
-  echo "median, $label: alone $ma MiB/s, with pollers $mp MiB/s, ratio $(python3 -c "print(f'{$mp/$ma:.3f}')")"
+  label="$(build_label "$b")"
+  ma="$(median ${alone[$label]})"; line="alone $ma MiB/s"
+  for k in "${kinds[@]}"; do
+    mp="$(median ${polled[$label/$k]})"; line+=", with $k pollers $mp MiB/s, ratio $(python3 -c "print(f'{$mp/$ma:.3f}')")"
+  done
+  echo "median, $label: $line"
 done
 echo "load (1/5/15 min) at end: $(cut -d' ' -f1-3 /proc/loadavg)"

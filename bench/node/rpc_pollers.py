@@ -4,8 +4,10 @@
 Usage: rpc_pollers.py URL CLIENTS INTERVAL_S
   Each client keeps one HTTP/1.1 keep-alive connection, does the X-Transmission-Session-Id handshake (409) once and
   then asks torrent-get (the fields transmission-remote -l and the web UI ask) every INTERVAL_S seconds, starting at a
-  random offset. Runs until SIGTERM/SIGINT, then prints one line: requests, errors, latency p50/p99 in ms. SIGUSR1 prints the same
+  random offset. Runs until SIGTERM/SIGINT, then prints one line: requests, errors, latency p50/p99 in ms, and this
+  process's own CPU time per request (counted from the moment every client has had an answer). SIGUSR1 prints the same
 line for the requests so far (bench/node/rpc-cost.sh reads the count at the start and end of its window).
+bench/node/RpcPollers is the same clients in C#, at a fraction of this one's CPU.
 Only 127.0.0.1/::1 URLs are accepted.
 """
 import asyncio, json, random, signal, sys, time
@@ -57,6 +59,8 @@ async def client(host, port, path, interval, stop, stats):
                 stats["errors"] += 1
             else:
                 stats["lat"].append(time.perf_counter() - t0)
+                if stats["warm"] is None and len(stats["lat"]) >= stats["clients"]:
+                    stats["warm"] = (len(stats["lat"]), time.process_time())
         except (OSError, ValueError, IndexError, asyncio.IncompleteReadError):
             stats["errors"] += 1
             if writer is not None:
@@ -81,7 +85,7 @@ async def main():
     loop = asyncio.get_running_loop()
     for s in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(s, stop.set)
-    stats = {"errors": 0, "lat": []}
+    stats = {"errors": 0, "lat": [], "clients": clients, "warm": None}
     loop.add_signal_handler(signal.SIGUSR1, lambda: print(summary(stats), flush=True))
     print("pollers started", flush=True)
     await asyncio.gather(*(client(u.hostname, u.port, u.path, interval, stop, stats) for _ in range(clients)))
@@ -91,7 +95,9 @@ async def main():
 def summary(stats):
     lat = sorted(stats["lat"])
     pct = lambda p: 1000 * lat[min(len(lat) - 1, int(p * len(lat)))] if lat else float("nan")
-    return f"requests {len(lat)} errors {stats['errors']} p50_ms {pct(0.5):.1f} p99_ms {pct(0.99):.1f}"
+    warm = stats["warm"]
+    cpu = 1e6 * (time.process_time() - warm[1]) / (len(lat) - warm[0]) if warm and len(lat) > warm[0] else float("nan")
+    return f"requests {len(lat)} errors {stats['errors']} p50_ms {pct(0.5):.1f} p99_ms {pct(0.99):.1f} cpu_us_per_request {cpu:.0f}"
 
 
 asyncio.run(main())

@@ -25,6 +25,7 @@ public sealed class LauncherTests : IDisposable
           exit 0
         fi
         shift
+        [ -n "$ENV_DUMP" ] && env | grep '^DOTNET_' | sort > "$ENV_DUMP"
         echo "ran: $*"
         """;
 
@@ -55,7 +56,9 @@ public sealed class LauncherTests : IDisposable
         throw new InvalidOperationException("Peerway.sln not found above the test binaries; set PEERWAY_ROOT");
     }
 
-    private async Task<(int Code, string Stdout, string Stderr)> LaunchAsync(params string[] args)
+    private Task<(int Code, string Stdout, string Stderr)> LaunchAsync(params string[] args) => LaunchAsync(new Dictionary<string, string?>(), args);
+
+    private async Task<(int Code, string Stdout, string Stderr)> LaunchAsync(Dictionary<string, string?> environment, params string[] args)
     {
         var start = new ProcessStartInfo(Path.Combine(_root, "peerway"))
         {
@@ -66,6 +69,7 @@ public sealed class LauncherTests : IDisposable
         foreach (var a in args) start.ArgumentList.Add(a);
         start.Environment["PATH"] = Path.Combine(_root, "bin") + ":" + Environment.GetEnvironmentVariable("PATH");
         start.Environment["FAIL_BUILD"] = Path.Combine(_root, "fail-build");
+        foreach (var (name, value) in environment) start.Environment[name] = value;
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
@@ -97,6 +101,25 @@ public sealed class LauncherTests : IDisposable
         Assert.Equal((0, "ran: dht ping\n", ""), quiet);
         Assert.Equal((0, "ran: demo\n", Rebuild + "\n"), rebuilt);
         Assert.Equal((0, "ran: demo\n", ""), quietAgain);
+    }
+
+    [Theory]
+    [InlineData("node", null, "0")]
+    [InlineData("node", "70", "70")]
+    [InlineData("get", null, null)]
+    [InlineData("simulate", null, null)]
+    public async Task Node_runs_with_thread_pool_spinning_off_unless_the_caller_set_it(string command, string? callers, string? expected)
+    {
+        // Issue 18 item 8: idle thread-pool workers spinning for work were the node's largest cost under 1,000 RPC pollers.
+        const string Knob = "DOTNET_ThreadPool_UnfairSemaphoreSpinLimit";
+        var dump = Path.Combine(_root, "env");
+        var environment = new Dictionary<string, string?> { ["ENV_DUMP"] = dump, [Knob] = callers };
+
+        var (code, stdout, _) = await LaunchAsync(environment, command);
+
+        Assert.Equal((0, $"ran: {command}\n"), (code, stdout));
+        var seen = (await File.ReadAllLinesAsync(dump)).Where(l => l.StartsWith(Knob + "=", StringComparison.Ordinal)).Select(l => l[(Knob.Length + 1)..]);
+        Assert.Equal(expected is null ? Array.Empty<string>() : [expected], seen);
     }
 
     [Fact]
