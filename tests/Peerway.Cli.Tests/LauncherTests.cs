@@ -103,25 +103,6 @@ public sealed class LauncherTests : IDisposable
         Assert.Equal((0, "ran: demo\n", ""), quietAgain);
     }
 
-    [Theory]
-    [InlineData("node", null, "0")]
-    [InlineData("node", "70", "70")]
-    [InlineData("get", null, null)]
-    [InlineData("simulate", null, null)]
-    public async Task Node_runs_with_thread_pool_spinning_off_unless_the_caller_set_it(string command, string? callers, string? expected)
-    {
-        // Issue 18 item 8: idle thread-pool workers spinning for work were the node's largest cost under 1,000 RPC pollers.
-        const string Knob = "DOTNET_ThreadPool_UnfairSemaphoreSpinLimit";
-        var dump = Path.Combine(_root, "env");
-        var environment = new Dictionary<string, string?> { ["ENV_DUMP"] = dump, [Knob] = callers };
-
-        var (code, stdout, _) = await LaunchAsync(environment, command);
-
-        Assert.Equal((0, $"ran: {command}\n"), (code, stdout));
-        var seen = (await File.ReadAllLinesAsync(dump)).Where(l => l.StartsWith(Knob + "=", StringComparison.Ordinal)).Select(l => l[(Knob.Length + 1)..]);
-        Assert.Equal(expected is null ? Array.Empty<string>() : [expected], seen);
-    }
-
     [Fact]
     public async Task A_failed_build_reports_on_stderr_only_and_exits_1()
     {
