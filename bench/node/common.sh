@@ -1,8 +1,8 @@
 # Sourced by bench/node/rpc-load.sh and rpc-cost.sh: builds to compare, and the two pollers.
 # A build is "label=DIR[,VAR=VALUE…]": DIR/peerway.dll (a published CLI, e.g. a copy of .build/cli made before a change)
-# run as `peerway node` with the environment VAR=VALUE… (what the ./peerway launcher exports for `node`, or a knob to
-# try). The default is this tree's build with the launcher's environment for `node`.
-default_builds="peerway=$here/.build/cli,DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0"
+# run as `peerway node` with the environment VAR=VALUE… (a knob to try). The default is this tree's build as the
+# launcher runs it (its runtimeconfig already sets the thread-pool spin limit to 0).
+default_builds="peerway=$here/.build/cli"
 build_label() { echo "${1%%=*}"; }
 build_dir() { local rest="${1#*=}"; echo "${rest%%,*}"; }
 build_env() { local rest="${1#*=}"; [ "$rest" = "${rest#*,}" ] || echo "${rest#*,}" | tr ',' ' '; }

@@ -6,7 +6,7 @@
 #   connections, torrent-get with 16 fields every INTERVAL_S s), lets every poller make its first request, then over
 #   SECONDS reads from /proc the CPU time of the server and of the pollers and the pollers' request count. Reported:
 #   requests/s, the server's and the pollers' CPU µs per request, and the pollers' p50/p99 latency.
-# PEERWAY_BUILDS="label=DIR[,VAR=VALUE…] …" as in rpc-load.sh (default: this tree's build, the launcher's environment).
+# PEERWAY_BUILDS="label=DIR[,VAR=VALUE…] …" as in rpc-load.sh (default: this tree's build).
 # POLLER=dotnet uses bench/node/RpcPollers instead of rpc_pollers.py (POLLER=python, the default).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"

@@ -15,7 +15,7 @@
 #   build's downloads in a round turns from round to round.
 # PEERWAY_BUILDS="label=DIR[,VAR=VALUE…] …" compares published CLI builds (DIR/peerway.dll, e.g. a copy of .build/cli
 #   made before a change), each run with its environment (bench/node/common.sh), in the same run: each round runs every
-#   build's downloads in turn. Default: this tree's build, with the launcher's environment for `node`.
+#   build's downloads in turn. Default: this tree's build.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 size="${1:-256}"; rounds="${2:-5}"; clients="${3:-1000}"; interval="${4:-1}"

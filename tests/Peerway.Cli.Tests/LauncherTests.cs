@@ -25,7 +25,6 @@ public sealed class LauncherTests : IDisposable
           exit 0
         fi
         shift
-        [ -n "$ENV_DUMP" ] && env | grep '^DOTNET_' | sort > "$ENV_DUMP"
         echo "ran: $*"
         """;
 
@@ -56,9 +55,7 @@ public sealed class LauncherTests : IDisposable
         throw new InvalidOperationException("Peerway.sln not found above the test binaries; set PEERWAY_ROOT");
     }
 
-    private Task<(int Code, string Stdout, string Stderr)> LaunchAsync(params string[] args) => LaunchAsync(new Dictionary<string, string?>(), args);
-
-    private async Task<(int Code, string Stdout, string Stderr)> LaunchAsync(Dictionary<string, string?> environment, params string[] args)
+    private async Task<(int Code, string Stdout, string Stderr)> LaunchAsync(params string[] args)
     {
         var start = new ProcessStartInfo(Path.Combine(_root, "peerway"))
         {
@@ -69,7 +66,6 @@ public sealed class LauncherTests : IDisposable
         foreach (var a in args) start.ArgumentList.Add(a);
         start.Environment["PATH"] = Path.Combine(_root, "bin") + ":" + Environment.GetEnvironmentVariable("PATH");
         start.Environment["FAIL_BUILD"] = Path.Combine(_root, "fail-build");
-        foreach (var (name, value) in environment) start.Environment[name] = value;
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
