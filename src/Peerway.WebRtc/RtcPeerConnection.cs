@@ -376,7 +376,7 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
         if (!init.Negotiated)
         {
             var open = new DcepOpen(init.ChannelType, 0, init.Reliability, label, init.Protocol);
-            if (!sctp.Send(channel.Id, Ppid.Dcep, open.Encode(), unordered: false)) throw new InvalidOperationException("The connection is closed.");
+            if (!sctp.Send(channel.Id, Ppid.Dcep, open.Encode(), unordered: false, applicationData: false)) throw new InvalidOperationException("The connection is closed.");
         }
 
         channel.SetOpen();
@@ -465,7 +465,7 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
             _channels[stream] = channel;
         }
 
-        _sctp?.Send(stream, Ppid.Dcep, DcepOpen.EncodeAck(), unordered: false);
+        _sctp?.Send(stream, Ppid.Dcep, DcepOpen.EncodeAck(), unordered: false, applicationData: false);
         channel.SetOpen();
         _incoming.Writer.TryWrite(channel);
         DataChannelOpened?.Invoke(this, channel);

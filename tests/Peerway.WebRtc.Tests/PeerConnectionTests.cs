@@ -149,6 +149,26 @@ public sealed class PeerConnectionTests
     }
 
     /// <summary>
+    /// <see cref="RtcDataChannel.BufferedAmount"/> counts what the application sent (W3C WebRTC, <c>bufferedAmount</c>),
+    /// not DCEP's DATA_CHANNEL_OPEN, which is still unacknowledged when <c>CreateDataChannelAsync</c> returns.
+    /// </summary>
+    [Fact]
+    public async Task A_new_channel_buffers_nothing_and_counts_only_what_the_application_sends()
+    {
+        var (a, b) = await ConnectAsync(new RtcConfiguration());
+        await using var _ = a;
+        await using var __ = b;
+        var channel = await a.CreateDataChannelAsync("count");
+        Assert.Equal(0, channel.BufferedAmount);
+        await channel.SendAsync(new byte[100]);
+        Assert.InRange(channel.BufferedAmount, 0, 100);
+        var remote = (await b.AcceptDataChannelAsync().WaitAsync(Limit))!;
+        Assert.Equal(100, (await remote.ReceiveAsync().AsTask().WaitAsync(Limit))!.Value.Data.Length);
+        await channel.WaitForBufferedAmountLowAsync().WaitAsync(Limit);
+        Assert.Equal(0, channel.BufferedAmount);
+    }
+
+    /// <summary>
     /// A reliable channel never drops (the per-channel queue used to drop beyond 4,096 unread messages): what the
     /// application has not read closes the SCTP receive window, so the sender's messages wait on its side
     /// (<see cref="RtcDataChannel.BufferedAmount"/>) and arrive, all and in order, when the reader catches up; then

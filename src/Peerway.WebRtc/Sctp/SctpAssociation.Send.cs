@@ -118,15 +118,17 @@ internal sealed partial class SctpAssociation
     /// Queues one message on <paramref name="stream"/> (RFC 9260 §6.9: fragmented to the path MTU). Partial
     /// reliability (RFC 3758 §3.5): <paramref name="maxRetransmits"/> or <paramref name="lifetime"/> bound its
     /// retransmissions. Returns false when the association is not up or the message is larger than allowed.
+    /// A control message (<paramref name="applicationData"/> false: DCEP's OPEN and ACK) is not counted in
+    /// <see cref="BufferedAmount"/>, which counts what the application queued (W3C WebRTC, <c>bufferedAmount</c>).
     /// </summary>
-    public bool Send(ushort stream, uint ppid, ReadOnlyMemory<byte> data, bool unordered, int? maxRetransmits = null, TimeSpan? lifetime = null)
+    public bool Send(ushort stream, uint ppid, ReadOnlyMemory<byte> data, bool unordered, int? maxRetransmits = null, TimeSpan? lifetime = null, bool applicationData = true)
     {
         if (data.Length == 0 || data.Length > _options.MaxMessageSize) return false;
         lock (_gate)
         {
             if (_state != SctpState.Established) return false;
             var now = _time.GetUtcNow();
-            var message = new OutMessage(stream, data.Length, _peerForwardTsn ? maxRetransmits : null, _peerForwardTsn && lifetime is { } l ? now + l : null);
+            var message = new OutMessage(stream, applicationData ? data.Length : 0, _peerForwardTsn ? maxRetransmits : null, _peerForwardTsn && lifetime is { } l ? now + l : null);
             ushort ssn = 0;
             if (!unordered)
             {
@@ -145,7 +147,7 @@ internal sealed partial class SctpAssociation
                 message.ChunksLeft++;
             }
 
-            _buffered[stream] = _buffered.GetValueOrDefault(stream) + data.Length;
+            if (applicationData) _buffered[stream] = _buffered.GetValueOrDefault(stream) + data.Length;
             Flush();
         }
 
@@ -272,6 +274,7 @@ internal sealed partial class SctpAssociation
 
     private void Release(ushort stream, long bytes)
     {
+        if (bytes == 0) return; // a control message: never counted
         var left = _buffered.GetValueOrDefault(stream) - bytes;
         if (left <= 0) _buffered.Remove(stream);
         else _buffered[stream] = left;
