@@ -79,7 +79,10 @@ public sealed class NodeDaemon : IAsyncDisposable
     public string RpcUrl { get; private set; } = "";
 
     /// <summary>The web dashboard (bound port), on the rpc listener.</summary>
-    public string DashboardUrl => RpcUrl.Length == 0 ? "" : RpcUrl[..^"transmission/rpc".Length];
+    public string DashboardUrl => RpcUrl.Length == 0 ? "" : RpcUrl[..^(TransmissionRpcPath.Length - 1)];
+
+    /// <summary>Where the Transmission RPC answers on the rpc listener (rpc-spec.md §2: <c>/transmission/rpc</c>).</summary>
+    internal const string TransmissionRpcPath = "/transmission/rpc";
 
     /// <summary>Canceled when the node starts to stop (long-lived responses such as the dashboard's event stream end).</summary>
     internal CancellationToken Stopping => _stop.Token;
@@ -195,12 +198,11 @@ public sealed class NodeDaemon : IAsyncDisposable
         _owned.Add(new DisposeAction(Rpc.Dispose));
         var rpcApp = BuildApp(NodeConfig.ParseHttpEndPoint(config.Rpc, "rpc"), config.RpcMaxBody, app =>
         {
-            app.Map("/transmission/rpc", Rpc.ServeAsync);
             new Dashboard.NodeDashboard(this, time, loggers.CreateLogger<Dashboard.NodeDashboard>()).Map(app);
             Metrics.Map(app, Rpc.AdmitAsync);
-        }, inlineScheduling: true);
+        }, inlineScheduling: true, direct: (TransmissionRpcPath, Rpc.ServeAsync));
         var rpcPort = await StartAppAsync(rpcApp, ct).ConfigureAwait(false);
-        RpcUrl = $"{Url(config.Rpc, rpcPort)}/transmission/rpc";
+        RpcUrl = $"{Url(config.Rpc, rpcPort)}{TransmissionRpcPath}";
 
         var apiAccess = new KuboApiAccess(config.ApiAuthorizations);
         var apiApp = BuildApp(NodeConfig.ParseHttpEndPoint(config.Api, "api"), config.RpcMaxBody, app =>
@@ -349,8 +351,11 @@ public sealed class NodeDaemon : IAsyncDisposable
     /// <paramref name="inlineScheduling"/> a request runs on the thread pool thread that read it, not after two more
     /// hops through Kestrel's I/O queue and the pool (issue 18 §8: 1,000 pollers a second otherwise wake idle workers
     /// that spin for work, CPU the download needs); for handlers that never block a thread (the rpc listener's).
+    /// <paramref name="direct"/> is answered by the first middleware, ahead of endpoint routing (issue 18 §8: the
+    /// pollers' path skips the route match, the endpoint lookup and the other middleware, ~1,000 times a second).
     /// </summary>
-    private WebApplication BuildApp(IPEndPoint at, long maxBody, Action<WebApplication> map, bool inlineScheduling = false)
+    private WebApplication BuildApp(IPEndPoint at, long maxBody, Action<WebApplication> map, bool inlineScheduling = false,
+        (PathString Path, RequestDelegate Handler)? direct = null)
     {
         var limitsFrom = new GatewayServerOptions();
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
@@ -368,11 +373,22 @@ public sealed class NodeDaemon : IAsyncDisposable
         });
         builder.WebHost.UseSockets(sockets => sockets.UnsafePreferInlineScheduling = inlineScheduling);
         var app = builder.Build();
+        if (direct is var (path, handler))
+        {
+            // Exact path only (no prefix, case as sent by Transmission clients), as app.Map matched it.
+            app.Use(next => context => IsPath(context.Request.Path, path) ? handler(context) : next(context));
+        }
+
         app.UseRouting();
         map(app);
         _owned.Add(app);
         return app;
     }
+
+    /// <summary>What endpoint routing matched for a literal route: the path in any case, with or without one trailing slash.</summary>
+    internal static bool IsPath(PathString requested, PathString route) =>
+        requested.Equals(route, StringComparison.OrdinalIgnoreCase) ||
+        (requested.Value is { } v && v.Length == route.Value!.Length + 1 && v[^1] == '/' && v.StartsWith(route.Value, StringComparison.OrdinalIgnoreCase));
 
     private static async Task<int> StartAppAsync(WebApplication app, CancellationToken ct)
     {

@@ -117,7 +117,6 @@ public sealed partial class TransmissionRpc : IDisposable
                 if (TryCachedAnswer(body.Span, out var cached))
                 {
                     OnMethod?.Invoke("torrent-get");
-                    response.Headers[SessionIdHeader] = SessionId;
                     await WriteCachedAsync(response, cached, context.RequestAborted).ConfigureAwait(false);
                     return;
                 }
