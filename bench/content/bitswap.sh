@@ -8,6 +8,10 @@
 # goal: ≥ 2×) and H←H / H←P (what a Helia user gains by fetching from Peerway).
 # A Helia fetch that gives no result within HELIA_ROUND_TIMEOUT_S (default 1200) is stopped and reported as a stall
 # (Helia←Helia stalled once at high load); the medians are over the rounds that finished.
+# PAIRS="PH HH" runs only the pairings named (default: PP HP PH HH, in that order within each round). PW_BASELINE=DIR
+# (a CLI directory with peerway.dll, e.g. another tree's .build/cli) adds the pairings BP and BH: that build's
+# `peerway ipfs get` from `peerway ipfs serve` and from Helia, interleaved with the others in the same run (both servers
+# stay this tree's and Helia). Example: PW_BASELINE=/tmp/main/.build/cli PAIRS="BH PH HH" bench/content/bitswap.sh 256 5
 # usage: bench/content/bitswap.sh [SIZE_MIB=256] [ROUNDS=3]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -57,15 +61,25 @@ run() {   # NAME COMMAND... : appends "wall cpu" to $work/res-NAME and checks th
   fi
 }
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+pairs="${PAIRS:-PP HP PH HH}"
+baseline="${PW_BASELINE:-}"
+case " $pairs " in *" BP "*|*" BH "*) [ -f "$baseline/peerway.dll" ] || { echo "PAIRS has BP or BH: set PW_BASELINE to a CLI directory with peerway.dll" >&2; exit 2; } ;; esac
 for r in $(seq "$rounds"); do
-  run PP ./peerway ipfs get "$pcid" -o "$work/out" --peer "$paddr" --repo "$work/repo" --timeout 3600
-  run HP timeout "$helia_timeout" node "$peers/helia-bitswap-get.mjs" "$paddr" "$pcid"
-  run PH ./peerway ipfs get "$hcid" -o "$work/out" --peer "$haddr" --repo "$work/repo" --timeout 3600
-  run HH timeout "$helia_timeout" node "$peers/helia-bitswap-get.mjs" "$haddr" "$hcid"
+  for n in $pairs; do
+    case $n in
+      PP) run PP ./peerway ipfs get "$pcid" -o "$work/out" --peer "$paddr" --repo "$work/repo" --timeout 3600 ;;
+      HP) run HP timeout "$helia_timeout" node "$peers/helia-bitswap-get.mjs" "$paddr" "$pcid" ;;
+      PH) run PH ./peerway ipfs get "$hcid" -o "$work/out" --peer "$haddr" --repo "$work/repo" --timeout 3600 ;;
+      HH) run HH timeout "$helia_timeout" node "$peers/helia-bitswap-get.mjs" "$haddr" "$hcid" ;;
+      BP) run BP dotnet "$baseline/peerway.dll" ipfs get "$pcid" -o "$work/out" --peer "$paddr" --repo "$work/repo" --timeout 3600 ;;
+      BH) run BH dotnet "$baseline/peerway.dll" ipfs get "$hcid" -o "$work/out" --peer "$haddr" --repo "$work/repo" --timeout 3600 ;;
+      *) echo "unknown pairing $n (PP HP PH HH BP BH)" >&2; exit 2 ;;
+    esac
+  done
   echo "round $r done; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 done
 printf '%-6s %10s %10s %12s\n' pair wall_s cpu_s MiB/s
-for n in PP HP PH HH; do
+for n in $pairs; do
   stalls=0; [ ! -f "$work/stalls-$n" ] || stalls=$(wc -l < "$work/stalls-$n")   # (a failing cat in a pipeline ended the script under pipefail)
   if [ ! -s "$work/res-$n" ]; then printf '%-6s stalled in all %s rounds\n' "$n" "$stalls"; continue; fi
   [ "$stalls" -eq 0 ] || echo "$n: $stalls of $rounds rounds stalled (medians over the others)"
@@ -73,8 +87,11 @@ for n in PP HP PH HH; do
   printf '%-6s %10s %10s %12.1f\n' "$n" "$w" "$c" "$(echo "$size_mib / $w" | bc -l)"
   eval "w_$n=$w"
 done
-if [ -n "${w_HH:-}" ] && [ -n "${w_PP:-}" ] && [ -n "${w_HP:-}" ]; then
-  echo "H←H / P←P: $(echo "$w_HH / $w_PP" | bc -l | cut -c1-5)×   H←H / H←P: $(echo "$w_HH / $w_HP" | bc -l | cut -c1-5)×"
+if [ -n "${w_HH:-}" ]; then
+  for n in PP HP PH BP BH; do
+    eval "w=\${w_$n:-}"
+    [ -z "$w" ] || echo "H←H / ${n:0:1}←${n:1:1}: $(echo "$w_HH / $w" | bc -l | cut -c1-5)×"
+  done
 else
-  echo "no ratio: a pairing stalled in every round"
+  echo "no ratio: H←H did not run or stalled in every round"
 fi

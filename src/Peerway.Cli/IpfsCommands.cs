@@ -1,6 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Net.Sockets;
+using Microsoft.Win32.SafeHandles;
+using Peerway.Content.UnixFs;
+using Peerway.Core.Multiformats;
 using Peerway.Libp2p;
 using Peerway.Node;
 using Peerway.Node.Content;
@@ -242,6 +245,7 @@ internal static class IpfsCommands
             {
                 using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 deadline.CancelAfter(TimeSpan.FromSeconds(seconds));
+                using var streaming = StreamingFileOutput.TryCreate(file, cid);
                 IpfsFetchResult fetched;
                 try
                 {
@@ -252,7 +256,7 @@ internal static class IpfsCommands
                         if (addresses.Count == 0) throw new RuntimeFailureException($"cannot fetch {cid}: no provider found in the DHT");
                     }
 
-                    fetched = await peer.FetchAsync(cid, addresses, width, deadline.Token);
+                    fetched = await peer.FetchAsync(cid, addresses, width, streaming is null ? null : streaming.Accept, deadline.Token);
                 }
                 catch (OperationCanceledException) when (deadline.IsCancellationRequested && !ct.IsCancellationRequested)
                 {
@@ -268,7 +272,12 @@ internal static class IpfsCommands
                         : $"cannot fetch {cid}: no peer has block {fetched.Result.At} ({ContentCommands.Describe(fetched.Result.Error)})");
                 }
 
-                await ContentCommands.WriteTreeAsync(peer.Repo, cid, file, parse.GetValue(overwrite), stderr, ct);
+                // A new single file was written as its blocks arrived; anything else is exported from the repository now.
+                if (streaming is null || !streaming.TryCommit())
+                {
+                    await ContentCommands.WriteTreeAsync(peer.Repo, cid, file, parse.GetValue(overwrite), stderr, ct);
+                }
+
                 var from = fetched.Peers.Where(p => p.Blocks > 0).ToList();
                 await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                     $"fetched {cid}: {from.Sum(p => p.Blocks)} blocks, {from.Sum(p => p.Bytes)} bytes from {from.Count} peers"));
@@ -281,6 +290,94 @@ internal static class IpfsCommands
             return CliRunner.Ok;
         });
         return command;
+    }
+
+    /// <summary>
+    /// <c>ipfs get</c> of a single file to a path where nothing is yet: the file is written into a temporary sibling as
+    /// its blocks arrive, each at its offset (<see cref="UnixFsFileAssembler"/>; every block already verified against its
+    /// CID), and renamed into place after the last one, so no export pass reads the whole file back from the repository
+    /// after the transfer. Not synced, as kubo's <c>ipfs get</c> does not sync either. When the DAG is not a single file,
+    /// a write fails or something appeared at the path meanwhile, nothing is committed and the caller exports from the
+    /// repository as before (with its checks of what is at the path); the temporary file is removed on dispose.
+    /// </summary>
+    private sealed class StreamingFileOutput : IDisposable
+    {
+        private readonly string _target;
+        private readonly string _temp;
+        private readonly SafeFileHandle _handle;
+        private readonly UnixFsFileAssembler _assembler;
+        private bool _failed;
+        private bool _committed;
+
+        private StreamingFileOutput(string target, string temp, SafeFileHandle handle, Cid root)
+        {
+            _target = target;
+            _temp = temp;
+            _handle = handle;
+            _assembler = new UnixFsFileAssembler(root, Write);
+        }
+
+        /// <summary>An output for a new file at <paramref name="file"/>, or null when something is there already (a file to compare or complete, a link, a directory) or the temporary file cannot be made.</summary>
+        public static StreamingFileOutput? TryCreate(string file, Cid root)
+        {
+            var target = Path.GetFullPath(file);
+            // lstat as well as stat: a dangling link is something of the user's at that path.
+            if (Path.Exists(target) || new FileInfo(target).LinkTarget is not null) return null;
+            var directory = Path.GetDirectoryName(target);
+            if (directory is null || !Directory.Exists(directory)) return null;
+            var temp = Path.Combine(directory, "." + Path.GetFileName(target) + "." + Guid.NewGuid().ToString("N")[..8] + ".partial");
+            try
+            {
+                return new StreamingFileOutput(target, temp, File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write), root);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                return null; // the export path reports what is wrong with the output
+            }
+        }
+
+        public void Accept(Cid cid, byte[] block)
+        {
+            if (!_failed) _assembler.Accept(cid, block);
+        }
+
+        private void Write(long offset, ReadOnlySpan<byte> data)
+        {
+            if (_failed) return;
+            try
+            {
+                RandomAccess.Write(_handle, data, offset);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                _failed = true; // the export path writes the file again and reports the error if it recurs
+            }
+        }
+
+        /// <summary>Renames the complete file into place; false when it is not complete or the path is no longer free.</summary>
+        public bool TryCommit()
+        {
+            if (_failed || !_assembler.IsComplete) return false;
+            _handle.Dispose();
+            try
+            {
+                // No overwrite: whatever appeared at the path meanwhile is not replaced (link(2) fails with EEXIST).
+                File.Move(_temp, _target, overwrite: false);
+            }
+            catch (IOException)
+            {
+                return false;
+            }
+
+            _committed = true;
+            return true;
+        }
+
+        public void Dispose()
+        {
+            _handle.Dispose();
+            if (!_committed) File.Delete(_temp);
+        }
     }
 
     private static Command CreateFindProviders()

@@ -140,6 +140,83 @@ public sealed class BitswapClientTests : IAsyncDisposable
         Assert.True(client.PeerStats.Single(s => s.Peer.Equals(flooder.PeerId)).Unwanted > 4);
     }
 
+    [Fact]
+    public async Task An_answered_want_is_cancelled_at_the_other_peers_asked_but_not_at_the_peer_that_sent_the_block()
+    {
+        var (cid, data) = Block(11);
+        var (next, nextData) = Block(12);
+        var blocks = new Dictionary<Cid, byte[]> { [cid] = data, [next] = nextData };
+        // Two recording peers on one want stream each: the slow one never answers, the other answers every want-block.
+        var slow = await RecorderAsync(null);
+        var answering = await RecorderAsync(blocks);
+        var time = new FakeTimeProvider(DateTimeOffset.UnixEpoch);
+        var (host, client) = Client(time, new BitswapClientOptions { PeerTimeout = TimeSpan.FromSeconds(5) });
+        var toSlow = await host.DialAsync(slow.Host.ListenAddresses[0], CancellationToken.None);
+        var toAnswering = await host.DialAsync(answering.Host.ListenAddresses[0], CancellationToken.None);
+
+        var first = client.GetAsync(cid, [toSlow], CancellationToken.None);
+        await slow.WantSeen.Task.WaitAsync(Bound);
+        var second = client.GetAsync(cid, [toSlow, toAnswering], CancellationToken.None);
+        time.Advance(TimeSpan.FromSeconds(6)); // the slow peer's time is up: the want goes to the answering peer too
+        Assert.Equal(data, await first.WaitAsync(Bound));
+        Assert.Equal(data, await second.WaitAsync(Bound));
+        // The slow peer still has the want on its list: it is cancelled there.
+        await slow.CancelSeen.Task.WaitAsync(Bound);
+        // Wants go out in order on one stream per peer: once the next want has been answered, any cancel for the first
+        // block would have reached the answering peer before it.
+        Assert.Equal(nextData, await client.GetAsync(next, [toAnswering], CancellationToken.None).WaitAsync(Bound));
+        Assert.DoesNotContain(answering.Entries, e => e.Cancel);
+        Assert.Contains(slow.Entries, e => e.Cancel && e.Cid.Equals(cid));
+    }
+
+    private sealed record Recorder(Libp2pHost Host, System.Collections.Concurrent.ConcurrentQueue<WantEntry> Entries, TaskCompletionSource WantSeen, TaskCompletionSource CancelSeen);
+
+    /// <summary>A peer that records every wantlist entry it is sent and answers want-blocks from <paramref name="blocks"/> (none when null).</summary>
+    private async Task<Recorder> RecorderAsync(Dictionary<Cid, byte[]>? blocks)
+    {
+        var host = new Libp2pHost(PeerKey.Generate(), new TcpStreamTransport());
+        _owned.Add(host);
+        var recorder = new Recorder(host, new(), new(TaskCreationOptions.RunContinuationsAsynchronously), new(TaskCreationOptions.RunContinuationsAsynchronously));
+        host.Handle(BitswapMessage.Protocol120, async (stream, connection, ct) =>
+        {
+            Stream? back = null;
+            try
+            {
+                while (true)
+                {
+                    byte[] raw;
+                    try
+                    {
+                        raw = await LengthPrefixed.ReadAsync(stream, BitswapMessage.MaxMessage, ct);
+                    }
+                    catch (EndOfStreamException)
+                    {
+                        return;
+                    }
+
+                    Assert.Equal(Libp2pError.None, BitswapMessage.TryDecode(raw, out var message));
+                    var reply = new BitswapMessage();
+                    foreach (var entry in message!.Wants)
+                    {
+                        recorder.Entries.Enqueue(entry);
+                        (entry.Cancel ? recorder.CancelSeen : recorder.WantSeen).TrySetResult();
+                        if (!entry.Cancel && blocks is not null && blocks.TryGetValue(entry.Cid, out var block)) reply.Blocks.Add((entry.Cid, block));
+                    }
+
+                    if (reply.IsEmpty) continue;
+                    back ??= await connection.OpenStreamAsync(BitswapMessage.Protocol120, ct);
+                    await LengthPrefixed.WriteAsync(back, reply.Encode(), ct);
+                }
+            }
+            finally
+            {
+                if (back is not null) await back.DisposeAsync();
+            }
+        });
+        await host.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), CancellationToken.None);
+        return recorder;
+    }
+
     private static async Task<Multiaddr> ListenAsync(Libp2pHost host)
     {
         await host.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), CancellationToken.None);

@@ -34,7 +34,16 @@ public static class DagFetcher
     /// peers, as Bitswap does): every block is still verified against the CID that named it before it is stored or its
     /// links followed. Stops at the first block no source has or that does not verify.
     /// </summary>
-    public static async Task<ContentResult> FetchDagAsync(IBlockSource source, IBlockStore store, Cid root, int parallelism, CancellationToken cancellationToken)
+    public static Task<ContentResult> FetchDagAsync(IBlockSource source, IBlockStore store, Cid root, int parallelism, CancellationToken cancellationToken) =>
+        FetchDagAsync(source, store, root, parallelism, onBlock: null, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="FetchDagAsync(IBlockSource, IBlockStore, Cid, int, CancellationToken)"/>, and hands every block of the
+    /// DAG to <paramref name="onBlock"/> once, verified, after its parent and before its children are asked for (blocks
+    /// already in the store too): a caller can write a file as it arrives (<see cref="UnixFs.UnixFsFileAssembler"/>)
+    /// instead of exporting it from the store after the last block.
+    /// </summary>
+    public static async Task<ContentResult> FetchDagAsync(IBlockSource source, IBlockStore store, Cid root, int parallelism, Action<Cid, byte[]>? onBlock, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(store);
@@ -62,6 +71,7 @@ public static class DagFetcher
 
                     if (UnixFsExporter.TryGetBlock(store, cid, out var held) == ContentError.None)
                     {
+                        onBlock?.Invoke(cid, held!);
                         failure = Follow(cid, held!, depth, frontier, seen);
                         continue;
                     }
@@ -86,6 +96,7 @@ public static class DagFetcher
                 {
                     store.Put(doneCid, block);
                     fetched++;
+                    onBlock?.Invoke(doneCid, block);
                     failure = Follow(doneCid, block, doneDepth, frontier, seen);
                 }
             }

@@ -53,14 +53,16 @@ public sealed class UnixFsExporter
         ArgumentNullException.ThrowIfNull(cid);
         node = null;
         var error = TryGetBlock(_store, cid, out var block);
-        if (error != ContentError.None)
-        {
-            return error;
-        }
+        return error != ContentError.None ? error : TryDecode(cid, block!, out node);
+    }
 
+    /// <summary>Decodes one node (raw, or dag-pb with UnixFS data) from a block already verified against <paramref name="cid"/>.</summary>
+    internal static ContentError TryDecode(Cid cid, byte[] block, out UnixFsNode? node)
+    {
+        node = null;
         if (cid.Codec == Cid.RawCodec)
         {
-            node = new UnixFsNode(cid, block!, null, null);
+            node = new UnixFsNode(cid, block, null, null);
             return ContentError.None;
         }
 
@@ -69,7 +71,7 @@ public sealed class UnixFsExporter
             return ContentError.UnsupportedCodec;
         }
 
-        error = DagPbCodec.TryDecode(block, out var pb);
+        var error = DagPbCodec.TryDecode(block, out var pb);
         if (error != ContentError.None)
         {
             return error;
@@ -86,7 +88,7 @@ public sealed class UnixFsExporter
             return error;
         }
 
-        node = new UnixFsNode(cid, block!, pb, unixfs);
+        node = new UnixFsNode(cid, block, pb, unixfs);
         return ContentError.None;
     }
 

@@ -140,7 +140,7 @@ public sealed class BitswapClient : IAsyncDisposable
                     peer.Blocks++;
                     peer.Bytes += data.Length;
                     want.Result.TrySetResult(data);
-                    RetireLocked(want);
+                    RetireLocked(want, answeredBy: from.RemotePeer);
                 }
                 else if (!WasAskedRecently(cid, peer))
                 {
@@ -227,8 +227,13 @@ public sealed class BitswapClient : IAsyncDisposable
         }
     }
 
-    /// <summary>Removes an answered or abandoned want and cancels it at the peers still asked.</summary>
-    private void RetireLocked(Want want)
+    /// <summary>
+    /// Removes an answered or abandoned want and cancels it at the peers still asked, except the one whose block answered
+    /// it: a server drops a want-block from its ledger once it has sent the block (boxo's engine on MessageSent; Helia's
+    /// ledger marks it sent and never resends it), so a cancel there is a wasted message, and every message Helia receives
+    /// starts one more of its one-at-a-time send operations (@helia/bitswap ledger.js queueSendOperation).
+    /// </summary>
+    private void RetireLocked(Want want, PeerId? answeredBy = null)
     {
         _wants.Remove(want.Cid);
         want.Timer?.Dispose();
@@ -238,7 +243,7 @@ public sealed class BitswapClient : IAsyncDisposable
             p.Outstanding--;
             p.RecentlyAnswered.Add(want.Cid);
             if (p.RecentlyAnswered.Count > 4 * _options.MaxWantsPerPeer) p.RecentlyAnswered.Clear();
-            if (!p.Closed) p.Outbox.Writer.TryWrite(new WantEntry(want.Cid, 1, Cancel: true, WantHave: false, SendDontHave: false));
+            if (!p.Closed && !id.Equals(answeredBy)) p.Outbox.Writer.TryWrite(new WantEntry(want.Cid, 1, Cancel: true, WantHave: false, SendDontHave: false));
         }
 
         var asked = want.AskedOf.ToList();

@@ -123,7 +123,11 @@ public sealed class IpfsPeer : IAsyncDisposable
     /// DAG under <paramref name="root"/> into the repository by Bitswap from every peer reached at once, each block
     /// verified against its CID (<see cref="DagFetcher"/>).
     /// </summary>
-    public async Task<IpfsFetchResult> FetchAsync(Cid root, IReadOnlyList<Multiaddr> peers, int parallelism, CancellationToken ct)
+    public Task<IpfsFetchResult> FetchAsync(Cid root, IReadOnlyList<Multiaddr> peers, int parallelism, CancellationToken ct) =>
+        FetchAsync(root, peers, parallelism, onBlock: null, ct);
+
+    /// <summary>As <see cref="FetchAsync(Cid, IReadOnlyList{Multiaddr}, int, CancellationToken)"/>, handing every verified block to <paramref name="onBlock"/> as it arrives (<see cref="DagFetcher"/>).</summary>
+    public async Task<IpfsFetchResult> FetchAsync(Cid root, IReadOnlyList<Multiaddr> peers, int parallelism, Action<Cid, byte[]>? onBlock, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(root);
         ArgumentNullException.ThrowIfNull(peers);
@@ -142,7 +146,7 @@ public sealed class IpfsPeer : IAsyncDisposable
         var connections = dialled.Where(d => d.Connection is not null).Select(d => d.Connection!).ToList();
         var unreachable = dialled.Where(d => d.Connection is null).Select(d => $"{d.Address}: {d.Error}").ToList();
         if (connections.Count == 0) return new IpfsFetchResult(ContentResult.Fail(ContentError.NotFound, root), [], unreachable);
-        var result = await DagFetcher.FetchDagAsync(new BitswapBlockSource(Client, connections), Repo.Blocks, root, parallelism, ct).ConfigureAwait(false);
+        var result = await DagFetcher.FetchDagAsync(new BitswapBlockSource(Client, connections), Repo.Blocks, root, parallelism, onBlock, ct).ConfigureAwait(false);
         return new IpfsFetchResult(result, Client.PeerStats, unreachable);
     }
 
