@@ -7,9 +7,12 @@ public sealed record FileStorageOptions
 {
     /// <summary>
     /// Write verified pieces with O_DIRECT where the filesystem allows it (Linux; elsewhere, or on failure, buffered).
-    /// It skips the copy into new page-cache pages, the leecher's largest cost in the 1 GiB loopback benchmark.
+    /// It skips the copy into new page-cache pages (CPU), but each write then waits for the device: a download runs no
+    /// faster than the disk writes one piece after another. Off by default, as libtorrent, transmission and aria2 write
+    /// through the page cache: on a VM disk that took ~250 MB/s for sequential 512 KiB direct writes, 1 GiB over
+    /// loopback went 159 → 221 MB/s with buffered writes (docs/BENCHMARKS.md, issue 14 item 9, sixth round).
     /// </summary>
-    public bool DirectWrites { get; init; } = true;
+    public bool DirectWrites { get; init; }
 
     /// <summary>
     /// Write into existing files of the download that do not fit the torrent (larger, or a different file of that name:

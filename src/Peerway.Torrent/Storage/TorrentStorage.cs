@@ -24,6 +24,9 @@ public sealed class TorrentStorage : ITorrentStorage
 
     /// <summary>Orders piece writes against the resume snapshot (held across a write and across the snapshot).</summary>
     private readonly Lock _writeOrder = new();
+
+    /// <summary>Held across one <see cref="SaveResume"/> (never taken by the write path).</summary>
+    private readonly Lock _resumeGate = new();
     private readonly Bitfield _verified;
 
     /// <summary>Per file, a second handle with O_DIRECT for aligned piece writes (null: buffered writes only).</summary>
@@ -602,6 +605,12 @@ public sealed class TorrentStorage : ITorrentStorage
     public void SaveResume()
     {
         if (!_writable) return;
+        // One save at a time (the periodic one, the one at completion, the one at shutdown): they share the temporary file.
+        lock (_resumeGate) SaveResumeLocked();
+    }
+
+    private void SaveResumeLocked()
+    {
         byte[] bits;
         var files = new List<BValue>();
         // The verified set and the files' mtimes are taken at one instant (no piece write in between), and every file
@@ -649,17 +658,29 @@ public sealed class TorrentStorage : ITorrentStorage
             }
         }
 
+        // fsync(2) after the snapshot makes every write the snapshot counts durable; piece writes go on meanwhile (they
+        // wait for neither lock), and what they write is not in this record. The fsync of a file being written can
+        // take hundreds of milliseconds (it commits the filesystem's journal): holding a lock the write path takes
+        // across it stalled the download each time (docs/BENCHMARKS.md, issue 14 item 9, sixth round).
         foreach (var h in _handles.Append(_parts))
         {
             if (h is not null && !h.IsClosed && _writable) RandomAccess.FlushToDisk(h);
         }
 
-        lock (_direct)
+        // O_DIRECT bypasses the page cache, not the device's write cache: fsync those handles too.
+        SafeFileHandle?[] direct;
+        lock (_direct) direct = [.. _direct];
+        foreach (var h in direct)
         {
-            // O_DIRECT bypasses the page cache, not the device's write cache: fsync those handles too.
-            foreach (var h in _direct)
+            if (h is null || h.IsClosed) continue;
+            try
             {
-                if (h is not null && !h.IsClosed) RandomAccess.FlushToDisk(h);
+                RandomAccess.FlushToDisk(h);
+            }
+            catch (ObjectDisposedException)
+            {
+                // A direct write failed since the copy and the file went buffered (WriteSegments): its bytes are
+                // written through the buffered handle, fsynced above.
             }
         }
 

@@ -80,6 +80,9 @@ public sealed partial class TorrentSession : IAsyncDisposable
     private long _uploaded;
     private int _hashFailures;
     private DateTimeOffset _lastResume;
+
+    /// <summary>The periodic resume save in flight, if any (one at a time; guarded by <c>_gate</c>, awaited on dispose with <c>_tasks</c>).</summary>
+    private Task _resumeSave = Task.CompletedTask;
     private DateTimeOffset _lastPex;
     private byte[]? _metadataBuffer;
     private bool[]? _metadataHave;
@@ -503,7 +506,6 @@ public sealed partial class TorrentSession : IAsyncDisposable
         if (_cts.IsCancellationRequested) return false;
         var now = _time.GetUtcNow();
         if (TickIdle(now)) return false;
-        var saveResume = false;
         lock (_gate)
         {
             _ticks++;
@@ -546,10 +548,13 @@ public sealed partial class TorrentSession : IAsyncDisposable
                 SendPex();
             }
 
-            if (_storage is not null && now - _lastResume >= _options.ResumeInterval)
+            if (_storage is not null && now - _lastResume >= _options.ResumeInterval && _resumeSave.IsCompleted)
             {
+                // Beside the tick, not in it: the save's fsyncs take up to hundreds of milliseconds on a file being
+                // written, and the tick refills every peer's requests (docs/BENCHMARKS.md, issue 14 item 9, sixth round).
                 _lastResume = now;
-                saveResume = true;
+                _resumeSave = Scheduler.RunAsync(SaveResumeSafely, CancellationToken.None);
+                _tasks.Add(_resumeSave);
             }
 
             if (_redials.Count > 0) MoveDueRedialsLocked(now);
@@ -558,7 +563,6 @@ public sealed partial class TorrentSession : IAsyncDisposable
             _tasks.RemoveAll(static t => t.IsCompleted);
         }
 
-        if (saveResume) SaveResumeSafely();
         ServeRateLimited();
         return true;
     }
