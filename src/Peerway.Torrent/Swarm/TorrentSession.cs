@@ -62,6 +62,9 @@ public sealed partial class TorrentSession : IAsyncDisposable
 
     /// <summary>The client's shared parts; for a standalone session its own, made when it starts.</summary>
     private SwarmShared _shared;
+
+    /// <summary>Registered with the ticker (<see cref="StartAsync"/> ran): candidates may be dialled (under <c>_gate</c>).</summary>
+    private bool _started;
     private bool _ownsShared;
 
     /// <summary>Pieces of ours in the disk queue; when it reaches zero during disposal, <see cref="_diskDrained"/> completes.</summary>
@@ -191,6 +194,12 @@ public sealed partial class TorrentSession : IAsyncDisposable
 
         _shared.Router.Add(this);
         _shared.Ticker.Add(_tick);
+        lock (_gate)
+        {
+            _started = true;
+            // Peers given before the start (the command line's, a magnet's) are dialled now, not at the first tick.
+            DialNowLocked();
+        }
     }
 
     private void InitializeStorage(TorrentInfo info, CancellationToken ct)
@@ -227,8 +236,22 @@ public sealed partial class TorrentSession : IAsyncDisposable
                 _candidates.Add(p);
             }
 
+            DialNowLocked();
             if (_candidates.Count > 0) _shared?.Ticker.Wake();
         }
+    }
+
+    /// <summary>
+    /// Dials candidates at once, up to the connection limits, instead of at the next tick: a tracker's first answer
+    /// would otherwise wait up to a tick (<see cref="TickInterval"/>; <see cref="IdleTickInterval"/> when the ticker
+    /// was idle) before the first connection, and a download's first byte with it. Candidates over the limits, and
+    /// redials after their back-off, are still the tick's.
+    /// </summary>
+    private void DialNowLocked()
+    {
+        if (!_started || _cts.IsCancellationRequested || _candidates.Count == 0) return;
+        var wanted = Math.Min(_options.MaxConnections - _connections.Count, _shared.Connections.Free) - _connecting.Count;
+        if (wanted > 0) DialCandidatesLocked(wanted);
     }
 
     public TorrentSessionStats GetStats()
