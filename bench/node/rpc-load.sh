@@ -13,6 +13,9 @@
 #   `python` is rpc_pollers.py, `dotnet` bench/node/RpcPollers (the same requests, a fraction of the CPU). Each polled
 #   line also gives the pollers' own CPU µs per request, which comes out of the same two cores. The order of a
 #   build's downloads in a round turns from round to round.
+# KIND@decoy (e.g. POLLERS="python python@decoy") is the control: the same pollers poll a second, idle node holding the
+#   same torrent paused (the same answers), while the first downloads unpolled; the download then loses only what the
+#   pollers (and the idle second node) take of the two cores, none of the downloading node's own RPC work.
 # PEERWAY_BUILDS="label=DIR[,VAR=VALUE…] …" compares published CLI builds (DIR/peerway.dll, e.g. a copy of .build/cli
 #   made before a change), each run with its environment (bench/node/common.sh), in the same run: each round runs every
 #   build's downloads in turn. Default: this tree's build.
@@ -47,8 +50,19 @@ one_download() { # one_download BUILD POLLERS(none|python|dotnet) -> prints MiB/
   local node=$!
   until grep -q ' peers tcp ' "$data/out" 2>/dev/null; do sleep 0.1; done # the whole banner line
   local url; url="$(head -1 "$data/out" | awk '{print $3}')"
+  local target="$url" decoy=""
+  if [ "${2#*@}" = decoy ]; then
+    # The control: the same pollers, polling a second node that holds the same torrent, paused (the same answers),
+    # while the first downloads unpolled. What the download loses then is the pollers' own CPU, not the node's RPC.
+    mkdir -p "$data/decoy"
+    (run_node "$1" --data "$data/decoy" --rpc 127.0.0.1:0 --api 127.0.0.1:0 --gateway 127.0.0.1:0 --swarm 127.0.0.1:0 --dht-port 0 --peer-port 0) > "$data/decoy/out" 2>"$data/decoy/err" &
+    decoy=$!
+    until grep -q ' peers tcp ' "$data/decoy/out" 2>/dev/null; do sleep 0.1; done
+    target="$(head -1 "$data/decoy/out" | awk '{print $3}')"
+    python3 "$here/bench/node/rpc_download.py" "$target" --add-paused "$work/payload.torrent"
+  fi
   if [ "$2" != none ]; then
-    (run_pollers "$2" "$url" "$clients" "$interval") > "$data/pollers" &
+    (run_pollers "${2%@decoy}" "$target" "$clients" "$interval") > "$data/pollers" &
     poller=$!
     until [ -s "$data/pollers" ]; do sleep 0.1; done
     sleep "$interval" # every poller has made its first request
@@ -56,6 +70,7 @@ one_download() { # one_download BUILD POLLERS(none|python|dotnet) -> prints MiB/
   local seconds
   seconds="$(python3 "$here/bench/node/rpc_download.py" "$url" "$magnet")"
   if [ -n "$poller" ]; then kill -TERM "$poller"; wait "$poller" || true; echo "    $2 pollers: $(tail -1 "$data/pollers")" >&2; fi
+  if [ -n "$decoy" ]; then kill -TERM "$decoy"; wait "$decoy" || true; fi
   kill -TERM "$node"; wait "$node" || true
   cmp -s "$data/downloads/payload.bin" "$work/payload.bin" || { echo "downloaded file differs" >&2; exit 1; }
   rm -rf "$data"
