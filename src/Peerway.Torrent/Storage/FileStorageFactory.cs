@@ -10,7 +10,8 @@ public sealed record FileStorageOptions
     /// It skips the copy into new page-cache pages (CPU), but each write then waits for the device: a download runs no
     /// faster than the disk writes one piece after another. Off by default, as libtorrent, transmission and aria2 write
     /// through the page cache: on a VM disk that took ~250 MB/s for sequential 512 KiB direct writes, 1 GiB over
-    /// loopback went 159 → 221 MB/s with buffered writes (docs/BENCHMARKS.md, issue 14 item 9, sixth round).
+    /// loopback went 159 → 205 and 171 → 221 MB/s with buffered writes in two runs (docs/BENCHMARKS.md, issue 14 item 9,
+    /// sixth round).
     /// </summary>
     public bool DirectWrites { get; init; }
 

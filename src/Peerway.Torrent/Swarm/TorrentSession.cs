@@ -249,7 +249,13 @@ public sealed partial class TorrentSession : IAsyncDisposable
     /// </summary>
     private void DialNowLocked()
     {
-        if (!_started || _cts.IsCancellationRequested || _candidates.Count == 0) return;
+        if (_started && !_cts.IsCancellationRequested) DialWantedLocked();
+    }
+
+    /// <summary>Dials as many candidates as the torrent's and the client's connection limits leave room for.</summary>
+    private void DialWantedLocked()
+    {
+        if (_candidates.Count == 0) return;
         var wanted = Math.Min(_options.MaxConnections - _connections.Count, _shared.Connections.Free) - _connecting.Count;
         if (wanted > 0) DialCandidatesLocked(wanted);
     }
@@ -558,8 +564,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
             }
 
             if (_redials.Count > 0) MoveDueRedialsLocked(now);
-            var wanted = Math.Min(_options.MaxConnections - _connections.Count, _shared.Connections.Free) - _connecting.Count;
-            if (wanted > 0 && _candidates.Count > 0) DialCandidatesLocked(wanted);
+            DialWantedLocked();
             _tasks.RemoveAll(static t => t.IsCompleted);
         }
 
