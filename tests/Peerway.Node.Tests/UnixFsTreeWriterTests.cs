@@ -156,7 +156,13 @@ public sealed class UnixFsTreeWriterTests : IDisposable
         var root = importer.ImportDirectory([new DirectoryEntry("good", good), new DirectoryEntry("bad", bad)]);
         Assert.Equal(ContentError.None, new UnixFsExporter(store).TryLoad(bad.Cid, out var node));
         var victim = node!.Pb!.Links[4].Hash;
-        await File.WriteAllBytesAsync(store.PathOf(victim), RandomBytes(114, 7));
+        // Overwrite the block's bytes where its pack holds them.
+        var (pack, offset, length) = store.Packs.LocationOf(victim.Multihash)!.Value;
+        using (var handle = File.OpenHandle(pack, FileMode.Open, FileAccess.Write, FileShare.ReadWrite))
+        {
+            await RandomAccess.WriteAsync(handle, RandomBytes(length, 7), offset);
+        }
+
         // A later run reads the repository (the instance that wrote a block trusts its own writes).
         store = new FileBlockStore(Path.Combine(_temp.Path, "repo"));
 
