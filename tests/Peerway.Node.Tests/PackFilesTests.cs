@@ -85,10 +85,14 @@ public sealed class PackFilesTests : IDisposable
         Assert.Equal(ContentError.NotFound, next.TryGet(blocks[2].Cid, out _));
         Assert.Empty(next.Packs.Problems);
 
-        // It appends to the same pack, after the last whole record, so that a reader finds what follows.
-        var (cid3, block3) = Block(13);
-        next.Put(blocks[2].Cid, blocks[2].Block);
+        // It appends to the same pack, after the last whole record, and what is left of the torn one goes: a record
+        // shorter than the torn tail must not be followed by its remains (a reader would find no record there).
+        var (cid3, block3) = Block(13, 10);
         next.Put(cid3, block3);
+        var between = new FileBlockStore(_temp.Path);
+        Assert.Equal(ContentError.None, between.TryGet(cid3, out _));
+        Assert.Empty(between.Packs.Problems);
+        next.Put(blocks[2].Cid, blocks[2].Block);
         Assert.Equal(["000001.pack"], Directory.GetFiles(PacksDirectory, "*.pack").Select(Path.GetFileName));
         var reader = new FileBlockStore(_temp.Path);
         foreach (var (cid, block) in blocks.Append((cid3, block3)))
@@ -98,6 +102,8 @@ public sealed class PackFilesTests : IDisposable
         }
 
         Assert.Empty(reader.Packs.Problems);
+        var records = blocks.Append((Cid: cid3, Block: block3)).Sum(b => (long)PackRecord.HeaderLength(b.Cid.Multihash) + b.Block.Length);
+        Assert.Equal(records, new FileInfo(pack).Length);
     }
 
     [Fact]
