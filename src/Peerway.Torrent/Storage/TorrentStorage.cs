@@ -15,13 +15,10 @@ namespace Peerway.Torrent.Storage;
 /// is checked against its hash), so no unverified byte reaches the disk. Files are preallocated sparse (ftruncate).
 /// Thread-safe: reads and writes are positional (pread/pwrite); the verified set is guarded by a lock.
 /// </summary>
-public sealed class TorrentStorage : ITorrentStorage, IFileBlockSource
+public sealed class TorrentStorage : ITorrentStorage
 {
     private readonly TorrentInfo _info;
     private readonly SafeFileHandle?[] _handles;
-
-    /// <summary>Per file, a stream over its handle for sendfile (<see cref="TryGetFileRange"/>), made at first use; guarded by itself.</summary>
-    private readonly FileStream?[] _sendStreams;
     private readonly string[] _paths;
     private readonly Lock _gate = new();
 
@@ -79,7 +76,6 @@ public sealed class TorrentStorage : ITorrentStorage, IFileBlockSource
         _paths = paths;
         _handles = handles;
         _direct = new SafeFileHandle?[handles.Length];
-        _sendStreams = new FileStream?[handles.Length];
         _verified = new Bitfield(info.PieceCount);
         _written = new bool[handles.Length];
         _skipped = new bool[handles.Length];
@@ -448,48 +444,6 @@ public sealed class TorrentStorage : ITorrentStorage, IFileBlockSource
             Read(piece, begin + (int)n, destination.Span[(int)n..]);
             begin += destination.Length;
             n = 0;
-        }
-    }
-
-    /// <inheritdoc/>
-    bool IFileBlockSource.TryGetFileRange(int piece, int begin, int length, out FileStream? file, out long fileOffset)
-    {
-        file = null;
-        fileOffset = 0;
-        var offset = ((long)piece * _info.PieceLength) + begin;
-        var index = FileAt(offset);
-        var f = _info.Files[index];
-        var handle = _handles[index];
-        if (length <= 0 || f.IsPadding || handle is null || offset < f.Offset || offset + length > f.Offset + f.Length) return false;
-        lock (_sendStreams)
-        {
-            if (handle.IsClosed) return false;
-            file = _sendStreams[index] ??= OpenForSend(handle);
-        }
-
-        if (file is null) return false;
-
-        fileOffset = offset - f.Offset;
-        return true;
-    }
-
-    /// <summary>
-    /// A read-only stream on the same file as <paramref name="handle"/> for the socket's sendfile: a second open of it
-    /// through /proc/self/fd (Linux: the same inode, no path looked up again), marked asynchronous, which is all
-    /// <see cref="System.Net.Sockets.SendPacketsElement"/> takes (on Linux the flag changes nothing about the fd).
-    /// Unbuffered (bufferSize 0): only its handle is used. Null where /proc is not there (the caller reads into the pipe).
-    /// </summary>
-    private static FileStream? OpenForSend(SafeFileHandle handle)
-    {
-        if (!OperatingSystem.IsLinux()) return null;
-        var path = string.Create(CultureInfo.InvariantCulture, $"/proc/self/fd/{handle.DangerousGetHandle()}");
-        try
-        {
-            return new FileStream(File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous), FileAccess.Read, bufferSize: 0, isAsync: true);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            return null;
         }
     }
 
@@ -865,11 +819,6 @@ public sealed class TorrentStorage : ITorrentStorage, IFileBlockSource
     public void Dispose()
     {
         _parts?.Dispose();
-        lock (_sendStreams)
-        {
-            foreach (var s in _sendStreams) s?.Dispose();
-        }
-
         foreach (var h in _handles) h?.Dispose();
         lock (_direct)
         {

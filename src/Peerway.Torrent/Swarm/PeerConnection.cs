@@ -45,27 +45,6 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
 
     /// <summary>MSE RC4 mode: encrypts the outgoing pipe's bytes in place just before they go to the socket (pump only).</summary>
     private readonly Rc4? _encryptor;
-
-    /// <summary>
-    /// Plaintext TCP only (no RC4 to apply to the bytes, a kernel socket to give the file to): blocks of a storage on files
-    /// are not copied into the pipe but sent from their file with sendfile(2), each right after its PIECE header. Each
-    /// entry is such a block: where in the pipe's byte stream it goes (the offset right after its header) and its file
-    /// range. Enqueued under <c>_writeGate</c> before the flush that publishes its header, so the pump never sends a
-    /// pipe byte past a block it has not seen; dequeued by the pump alone.
-    /// </summary>
-    private readonly Queue<FileBlock>? _fileBlocks;
-
-    /// <summary>Blocks queued to go from their file with sendfile rather than through the pipe (tests).</summary>
-    internal int FileBlocksQueued { get; private set; }
-
-    /// <summary>Bytes ever written to the pipe and published (under <c>_writeGate</c>): where the next file block goes.</summary>
-    private long _pipeWritten;
-
-    /// <summary>Bytes ever taken from the pipe and sent (pump only).</summary>
-    private long _pipeSent;
-
-    /// <summary>The pump's reusable argument for a send mixing pipe buffers and file ranges (created at first use).</summary>
-    private FileSendArgs? _fileSend;
     private Task? _pump;
     private int _closed;
 
@@ -97,7 +76,6 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
         _gatherSocket = (_stream as NetworkStream)?.Socket;
         _reader = PipeReader.Create(encryption?.WrapInput(_stream) ?? _stream, connection.Kind == StreamTransportKind.Virtual ? VirtualReaderOptions : SocketReaderOptions);
         _encryptor = encryption?.Encryptor;
-        if (_gatherSocket is not null && _encryptor is null && connection.Kind == StreamTransportKind.Tcp) _fileBlocks = new Queue<FileBlock>();
         Encryption = encryption?.Method ?? CryptoMethods.None;
         _time = time;
         Remote = connection.RemoteEndPoint;
@@ -213,15 +191,6 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
             {
                 var result = await reader.ReadAsync(_cts.Token).ConfigureAwait(false);
                 var buffer = result.Buffer;
-                if (NextFileBlockWithin(buffer.Length))
-                {
-                    // Pipe bytes up to a block sent from its file, the block, and so on: one send of several elements.
-                    var taken = await SendWithFileBlocksAsync(buffer).ConfigureAwait(false);
-                    _pipeSent += taken;
-                    reader.AdvanceTo(buffer.GetPosition(taken));
-                    continue;
-                }
-
                 var length = OutgoingBatch.Collect(buffer, MaxBatchBytes, MaxSegmentsPerSend, batch);
                 if (length == 0)
                 {
@@ -239,7 +208,6 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
                 var sent = await SendAsync(batch, segments).ConfigureAwait(false);
                 if (sent <= 0) throw new IOException("the peer closed the connection");
                 encrypted = Math.Max(0, encrypted - sent);
-                _pipeSent += sent;
                 // What was not sent stays in the pipe; the next read returns it (with anything written since) at once.
                 reader.AdvanceTo(buffer.GetPosition(sent));
             }
@@ -254,72 +222,6 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
             // without this each closed connection left its 64 KiB segment to the GC.
             await reader.CompleteAsync().ConfigureAwait(false);
         }
-    }
-
-    /// <summary>Whether a file block is queued to go within the <paramref name="readable"/> pipe bytes the pump holds (or right after them).</summary>
-    private bool NextFileBlockWithin(long readable)
-    {
-        if (_fileBlocks is null) return false;
-        lock (_fileBlocks) return _fileBlocks.TryPeek(out var next) && next.Position <= _pipeSent + readable;
-    }
-
-    /// <summary>
-    /// Sends the pipe's leading bytes with the file blocks queued between them (each block right after its PIECE
-    /// header), at most <see cref="MaxBatchBytes"/> and <see cref="MaxSegmentsPerSend"/> elements, in one
-    /// <see cref="Socket.SendPacketsAsync(SocketAsyncEventArgs)"/>: on Linux the runtime sends a buffer with send(2) and a
-    /// file range with sendfile(2), waiting for the socket on its own event loop when the send buffer is full. The
-    /// socket is corked (TCP_CORK) for the batch, so a 13-byte header and its block leave as full segments, not a small one
-    /// each (the connection has TCP_NODELAY). Returns how many pipe bytes went out (everything collected is sent, or it
-    /// throws).
-    /// </summary>
-    private async ValueTask<long> SendWithFileBlocksAsync(ReadOnlySequence<byte> buffer)
-    {
-        var socket = _gatherSocket!;
-        var elements = new List<SendPacketsElement>();
-        long taken = 0, bytes = 0;
-        var rest = buffer;
-        lock (_fileBlocks!)
-        {
-            while (bytes < MaxBatchBytes && elements.Count < MaxSegmentsPerSend)
-            {
-                var hasBlock = _fileBlocks.TryPeek(out var block) && block.Position <= _pipeSent + taken + rest.Length;
-                var upTo = hasBlock ? block.Position - _pipeSent - taken : rest.Length;
-                foreach (var memory in rest.Slice(0, upTo))
-                {
-                    if (!memory.IsEmpty) elements.Add(new SendPacketsElement(memory));
-                }
-
-                taken += upTo;
-                bytes += upTo;
-                rest = rest.Slice(upTo);
-                if (!hasBlock) break;
-                elements.Add(new SendPacketsElement(block.File, block.Offset, block.Length));
-                bytes += block.Length;
-                _fileBlocks.Dequeue();
-            }
-        }
-
-        _fileSend ??= new FileSendArgs();
-        SetCork(socket, true);
-        try
-        {
-            await _fileSend.SendAsync(socket, [.. elements]).ConfigureAwait(false);
-        }
-        finally
-        {
-            if (!IsClosed) SetCork(socket, false);
-        }
-
-        return taken;
-    }
-
-    /// <summary>TCP_CORK (Linux, tcp(7)): hold partial segments until uncorked; uncorking sends what is held.</summary>
-    private static void SetCork(Socket socket, bool on)
-    {
-        const int ipprotoTcp = 6, tcpCork = 3;
-        Span<byte> value = stackalloc byte[sizeof(int)];
-        BitConverter.TryWriteBytes(value, on ? 1 : 0);
-        socket.SetRawSocketOption(ipprotoTcp, tcpCork, value);
     }
 
     private async ValueTask<int> SendAsync(List<ReadOnlyMemory<byte>> batch, List<ArraySegment<byte>> segments)
@@ -374,13 +276,6 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
                     // A run of requests for consecutive bytes of one piece: its PIECE messages are laid out in one buffer
                     // and the blocks read behind their headers with one scattered read (one preadv, not one pread each).
                     var run = ConsecutiveRun(requests, written, MaxBatchBytes - bytes);
-                    if (_fileBlocks is not null && storage is IFileBlockSource files && QueueFileRun(files, requests, written, run))
-                    {
-                        bytes += run.Bytes;
-                        written += run.Count;
-                        continue;
-                    }
-
                     var memory = _outgoing.Writer.GetMemory(run.Bytes);
                     _blockSlices.Clear();
                     var at = 0;
@@ -404,30 +299,6 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
 
         if (written > 0) LastSent = _time.GetUtcNow();
         return written;
-    }
-
-    /// <summary>
-    /// A run of blocks that lies in one file on disk: only the PIECE headers go into the pipe, each followed by its block
-    /// as a file range for the pump to send with sendfile. False (nothing written) where the run does not lie in one file
-    /// (it is then read into the pipe). Under <c>_writeGate</c>.
-    /// </summary>
-    private bool QueueFileRun(IFileBlockSource files, IReadOnlyList<BlockRequest> requests, int start, (int Count, int Bytes) run)
-    {
-        var first = requests[start];
-        if (!files.TryGetFileRange(first.Piece, first.Begin, run.Bytes - (run.Count * PeerWire.PieceHeaderLength), out var file, out var offset)) return false;
-        var writer = _outgoing.Writer;
-        for (var k = start; k < start + run.Count; k++)
-        {
-            var request = requests[k];
-            PeerWire.WritePieceHeader(writer.GetSpan(PeerWire.PieceHeaderLength), request.Piece, request.Begin, request.Length);
-            writer.Advance(PeerWire.PieceHeaderLength);
-            var block = new FileBlock(_pipeWritten + writer.UnflushedBytes, file!, offset, request.Length);
-            lock (_fileBlocks!) _fileBlocks.Enqueue(block);
-            offset += request.Length;
-            FileBlocksQueued++;
-        }
-
-        return true;
     }
 
     /// <summary>
@@ -458,7 +329,6 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
     {
         // Never waits: the pipe has no pause threshold, so the flush completes at once (it only wakes the reader). A
         // flush that did not complete would mean a pause threshold had been set: fail loudly rather than drop it.
-        _pipeWritten += _outgoing.Writer.UnflushedBytes;
         if (!CompletedAtOnce(_outgoing.Writer.FlushAsync(CancellationToken.None))) throw new InvalidOperationException("the outgoing pipe paused its writer");
 
         static bool CompletedAtOnce(ValueTask<FlushResult> flush) => flush.IsCompletedSuccessfully;
@@ -554,40 +424,6 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
         await _reader.CompleteAsync().ConfigureAwait(false);
         await _connection.DisposeAsync().ConfigureAwait(false);
         _cts.Dispose();
-        _fileSend?.Dispose();
-    }
-
-    /// <summary>A block sent from its file: at <see cref="Position"/> of the pipe's byte stream, <see cref="Length"/> bytes of <see cref="File"/> from <see cref="Offset"/>.</summary>
-    private readonly record struct FileBlock(long Position, FileStream File, long Offset, int Length);
-
-    /// <summary>A reusable <see cref="SocketAsyncEventArgs"/> for <see cref="Socket.SendPacketsAsync(SocketAsyncEventArgs)"/>, awaited as a task (one send at a time: the pump's).</summary>
-    private sealed class FileSendArgs : SocketAsyncEventArgs
-    {
-        private TaskCompletionSource? _done;
-
-        public Task SendAsync(Socket socket, SendPacketsElement[] elements)
-        {
-            SendPacketsElements = elements;
-            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            _done = done;
-            if (!socket.SendPacketsAsync(this)) Finish();
-            return done.Task;
-        }
-
-        protected override void OnCompleted(SocketAsyncEventArgs e)
-        {
-            base.OnCompleted(e);
-            Finish();
-        }
-
-        private void Finish()
-        {
-            var done = _done!;
-            _done = null;
-            SendPacketsElements = null;
-            if (SocketError == SocketError.Success) done.TrySetResult();
-            else done.TrySetException(new SocketException((int)SocketError));
-        }
     }
 
     public override string ToString() => $"{Remote} {(Outgoing ? "out" : "in")}";
