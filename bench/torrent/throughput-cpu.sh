@@ -3,8 +3,8 @@
 # machine the CPU a client spends per byte moved does not depend on how the scheduler shares the cores, where MB/s does.
 # Usage: bench/torrent/throughput-cpu.sh [SIZE_MIB=512] [ROUNDS=3] [PAIR...]
 #   PAIR: peerway, libtorrent, aria2, baseline (PW_BASELINE=DIR, an earlier build's .build/cli), alt and alt2 (PW_ALT=DIR,
-#   PW_ALT2=DIR: another build, e.g. a differently published CLI, run as DIR/peerway when that exists (self-contained)
-#   else with `dotnet DIR/peerway.dll`, with the environment PW_ALT_ENV / PW_ALT2_ENV="NAME=VALUE ..." for its two
+#   PW_ALT2=DIR: another build, e.g. a differently published CLI, run as DIR/peerway when that exists (self-contained,
+#   or a Native AOT executable with no peerway.dll beside it) else with `dotnet DIR/peerway.dll`, with the environment PW_ALT_ENV / PW_ALT2_ENV="NAME=VALUE ..." for its two
 #   processes: a runtime-setting experiment), each with -rc4 for
 #   MSE/PE RC4 required on both sides. Default: peerway peerway-rc4 libtorrent libtorrent-rc4 aria2 aria2-rc4.
 #   Every round runs every pair once, in that order; the summary is each pair's median: CPU seconds per side, both
@@ -24,8 +24,8 @@ for p in "${pairs[@]}"; do
   case "${p%-rc4}" in
     peerway|libtorrent|aria2) ;;
     baseline) [ -f "${PW_BASELINE:-}/peerway.dll" ] || { echo "throughput-cpu.sh: $p needs PW_BASELINE=DIR with peerway.dll" >&2; exit 2; } ;;
-    alt) [ -f "${PW_ALT:-}/peerway.dll" ] || { echo "throughput-cpu.sh: $p needs PW_ALT=DIR with peerway.dll" >&2; exit 2; } ;;
-    alt2) [ -f "${PW_ALT2:-}/peerway.dll" ] || { echo "throughput-cpu.sh: $p needs PW_ALT2=DIR with peerway.dll" >&2; exit 2; } ;;
+    alt) [ -f "${PW_ALT:-}/peerway.dll" ] || [ -x "${PW_ALT:-}/peerway" ] || { echo "throughput-cpu.sh: $p needs PW_ALT=DIR with peerway.dll or a native peerway" >&2; exit 2; } ;;
+    alt2) [ -f "${PW_ALT2:-}/peerway.dll" ] || [ -x "${PW_ALT2:-}/peerway" ] || { echo "throughput-cpu.sh: $p needs PW_ALT2=DIR with peerway.dll or a native peerway" >&2; exit 2; } ;;
     *) echo "throughput-cpu.sh: unknown pair $p" >&2; exit 2 ;;
   esac
 done
@@ -66,7 +66,8 @@ run() {
   if [ "$client" = alt ] || [ "$client" = alt2 ]; then
     local dir=${PW_ALT:-} env=${PW_ALT_ENV:-}
     [ "$client" = alt2 ] && dir=$PW_ALT2 env=${PW_ALT2_ENV:-}
-    cli=(dotnet "$dir/peerway.dll"); [ -x "$dir/peerway" ] && [ -f "$dir/libcoreclr.so" ] && cli=("$dir/peerway")
+    cli=(dotnet "$dir/peerway.dll")
+    if [ -x "$dir/peerway" ] && { [ -f "$dir/libcoreclr.so" ] || [ ! -f "$dir/peerway.dll" ]; }; then cli=("$dir/peerway"); fi
     read -r -a envs <<<"$env"
   fi
   local pe=(--encryption off) ae=()
