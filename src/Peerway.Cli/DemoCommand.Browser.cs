@@ -43,11 +43,12 @@ internal static partial class DemoCommand
         </script>
         """;
 
-    private sealed record BrowserPeer(string? Id, string? Type, long Downloaded);
+    internal sealed record BrowserPeer(string? Id, string? Type, long Downloaded);
 
-    private sealed record BrowserResult(string? Sha256, long Bytes, double Ms, double FirstPieceMs, List<BrowserPeer>? Peers, string? Error);
+    internal sealed record BrowserResult(string? Sha256, long Bytes, double Ms, double FirstPieceMs, List<BrowserPeer>? Peers, string? Error);
 
-    private static readonly JsonSerializerOptions CamelCase = new(JsonSerializerDefaults.Web);
+    /// <summary>The job the page is given.</summary>
+    internal sealed record BrowserJob(string Magnet, string Tracker);
 
     private static async Task<int> RunBrowserDemoAsync(int sizeMib, int seconds, bool verbose, TextWriter output, CancellationToken ct)
     {
@@ -148,7 +149,7 @@ internal static partial class DemoCommand
         var host = Environment.ProcessPath ?? throw new RuntimeFailureException("cannot find this program's path");
         var psi = new ProcessStartInfo(host) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
         // Run as `dotnet peerway.dll …` (the launcher) or as the apphost.
-        if (Path.GetFileNameWithoutExtension(host) == "dotnet") psi.ArgumentList.Add(typeof(DemoCommand).Assembly.Location);
+        if (Path.GetFileNameWithoutExtension(host) == "dotnet") psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, typeof(DemoCommand).Assembly.GetName().Name + ".dll"));
         foreach (var a in args) psi.ArgumentList.Add(a);
         return await StartChildAsync(children, psi, verbose, args[0], ct);
     }
@@ -204,7 +205,7 @@ internal static partial class DemoCommand
         using var listener = new HttpListener();
         listener.Prefixes.Add($"http://127.0.0.1:{port}/");
         listener.Start();
-        var job = JsonSerializer.Serialize(new { magnet, tracker });
+        var job = JsonSerializer.Serialize(new BrowserJob(magnet, tracker), DemoJson.Default.BrowserJob);
         var psi = new ProcessStartInfo(chromium) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in (string[])["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--user-data-dir=" + Path.Combine(root, "chromium"), $"http://127.0.0.1:{port}/"]) psi.ArgumentList.Add(a);
@@ -236,7 +237,7 @@ internal static partial class DemoCommand
                 var body = await reader.ReadToEndAsync(ct);
                 response.StatusCode = 204;
                 response.Close();
-                return JsonSerializer.Deserialize<BrowserResult>(body, CamelCase) ?? new BrowserResult(null, 0, 0, 0, null, "empty result");
+                return JsonSerializer.Deserialize(body, DemoJson.Default.BrowserResult) ?? new BrowserResult(null, 0, 0, 0, null, "empty result");
             }
 
             var (type, bytes) = path switch

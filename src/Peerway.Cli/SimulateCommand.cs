@@ -8,15 +8,6 @@ namespace Peerway.Cli;
 /// <summary>`peerway simulate`: the production DHT engine on a simulated network of N nodes, in virtual time.</summary>
 internal static class SimulateCommand
 {
-    /// <summary>The JSON of every simulate command (NaN and ∞ as named literals, enums as names).</summary>
-    internal static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
-    };
-
     public static Command Create()
     {
         var nodes = new Option<int>("--nodes") { Description = "Number of DHT nodes (honest plus adversaries).", DefaultValueFactory = _ => 1000 };
@@ -187,7 +178,7 @@ internal static class SimulateCommand
         if (dir is null)
         {
             var report = Simulator.Run(options);
-            Console.Out.Write(asJson ? JsonSerializer.Serialize(report, Json) + Environment.NewLine : SimulationReport.Table([report]));
+            Console.Out.Write(asJson ? JsonSerializer.Serialize(report, SimulateJson.Default.SimulationReport) + Environment.NewLine : SimulationReport.Table([report]));
             return CliRunner.Ok;
         }
 
@@ -196,12 +187,12 @@ internal static class SimulateCommand
             if (!asJson) Console.Error.WriteLine($"simulate: {r.Scenario}: success {r.SuccessRate:P1} ({r.WallSeconds:0.0} s)");
         });
         var plots = SimulationSweeps.WritePlots(results, dir);
-        File.WriteAllText(Path.Combine(dir, "summary.json"), JsonSerializer.Serialize(results, Json));
+        File.WriteAllText(Path.Combine(dir, "summary.json"), JsonSerializer.Serialize(results, SimulateJson.Default.SweepResults));
         var table = SimulationReport.Table(results.AllReports());
         File.WriteAllText(Path.Combine(dir, "summary.txt"), table);
         if (asJson)
         {
-            Console.Out.WriteLine(JsonSerializer.Serialize(results, Json));
+            Console.Out.WriteLine(JsonSerializer.Serialize(results, SimulateJson.Default.SweepResults));
         }
         else
         {

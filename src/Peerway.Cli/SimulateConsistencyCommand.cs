@@ -90,7 +90,7 @@ internal static class SimulateConsistencyCommand
         if (dir is null)
         {
             var report = ConsistencySimulator.Run(options);
-            Console.Out.Write(asJson ? JsonSerializer.Serialize(report, SimulateCommand.Json) + Environment.NewLine : ConsistencyReport.Table([report]));
+            Console.Out.Write(asJson ? JsonSerializer.Serialize(report, SimulateJson.Default.ConsistencyReport) + Environment.NewLine : ConsistencyReport.Table([report]));
             return CliRunner.Ok;
         }
 
@@ -99,13 +99,13 @@ internal static class SimulateConsistencyCommand
             if (progress) Console.Error.WriteLine($"simulate consistency: {r.Scenario}: 99 % after {r.Converge99P50:0.0} s (p50) ({r.WallSeconds:0.0} s)");
         });
         var plots = ConsistencySweeps.WritePlots(results, dir);
-        File.WriteAllText(Path.Combine(dir, "consistency.json"), JsonSerializer.Serialize(results, SimulateCommand.Json));
+        File.WriteAllText(Path.Combine(dir, "consistency.json"), JsonSerializer.Serialize(results, SimulateJson.Default.ConsistencySweepResults));
         var table = ConsistencyReport.Table(results.AllReports());
         File.WriteAllText(Path.Combine(dir, "consistency.txt"), table);
         File.WriteAllText(Path.Combine(dir, "consistency.csv"), ConsistencySweeps.Csv(results.AllReports()));
         if (asJson)
         {
-            Console.Out.WriteLine(JsonSerializer.Serialize(results, SimulateCommand.Json));
+            Console.Out.WriteLine(JsonSerializer.Serialize(results, SimulateJson.Default.ConsistencySweepResults));
         }
         else
         {

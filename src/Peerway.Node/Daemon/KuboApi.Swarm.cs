@@ -27,7 +27,7 @@ public sealed partial class KuboApi
         var host = _ipfs.Host;
         var arg = context.Request.Query["arg"].ToString();
         if (arg.Length > 0 && arg != host.PeerId.ToString()) return Error($"id: only this node's id is answered, not {arg}");
-        return Results.Json(new JsonObject
+        return KuboResult(new JsonObject
         {
             ["ID"] = host.PeerId.ToString(),
             ["PublicKey"] = Convert.ToBase64String(_ipfs.Key.EncodedPublicKey),
@@ -86,7 +86,7 @@ public sealed partial class KuboApi
         var peers = new JsonArray();
         foreach (var c in _ipfs.Host.Connections.OrderBy(c => c.RemotePeer.ToString(), StringComparer.Ordinal))
         {
-            peers.Add(new JsonObject
+            peers.Add((JsonNode)new JsonObject
             {
                 ["Addr"] = Bare(c.RemoteAddress),
                 ["Peer"] = c.RemotePeer.ToString(),
@@ -96,7 +96,7 @@ public sealed partial class KuboApi
             });
         }
 
-        return Results.Json(new JsonObject { ["Peers"] = peers });
+        return KuboResult(new JsonObject { ["Peers"] = peers });
     }
 
     /// <summary><c>swarm/connect</c>: dials each <c>arg</c> (a <c>/ip4|ip6/…/tcp/…/p2p/…</c> multiaddr), as kubo answers it.</summary>
@@ -114,7 +114,7 @@ public sealed partial class KuboApi
             try
             {
                 var connection = await _ipfs.Host.DialAsync(address, context.RequestAborted).ConfigureAwait(false);
-                strings.Add($"connect {connection.RemotePeer} success");
+                strings.Add((JsonNode)JsonValue.Create($"connect {connection.RemotePeer} success"));
             }
             catch (Exception ex) when (ex is System.Net.Sockets.SocketException or IOException or Libp2pProtocolException or TimeoutException)
             {
@@ -130,6 +130,6 @@ public sealed partial class KuboApi
             return;
         }
 
-        await Results.Json(new JsonObject { ["Strings"] = strings }).ExecuteAsync(context).ConfigureAwait(false);
+        await KuboResult(new JsonObject { ["Strings"] = strings }).ExecuteAsync(context).ConfigureAwait(false);
     }
 }

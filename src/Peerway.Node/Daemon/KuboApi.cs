@@ -60,7 +60,7 @@ public sealed partial class KuboApi
                 if (!context.Response.HasStarted) await Error(ex.Message).ExecuteAsync(context).ConfigureAwait(false);
             }
         });
-        app.MapPost("/api/v0/version", () => Results.Json(new JsonObject { ["Version"] = "0.1.0-peerway", ["Commit"] = "", ["Repo"] = "peerway", ["System"] = "amd64/linux", ["Golang"] = "" }));
+        app.MapPost("/api/v0/version", () => KuboResult(new JsonObject { ["Version"] = "0.1.0-peerway", ["Commit"] = "", ["Repo"] = "peerway", ["System"] = "amd64/linux", ["Golang"] = "" }));
         app.MapPost("/api/v0/id", Id);
         app.MapPost("/api/v0/add", (Delegate)AddAsync);
         app.MapPost("/api/v0/cat", CatAsync);
@@ -79,8 +79,12 @@ public sealed partial class KuboApi
         app.MapFallback((HttpContext c) => Error($"command not found: {c.Request.Path}", StatusCodes.Status404NotFound));
     }
 
+    /// <summary>A JSON answer written by generated code (<see cref="KuboJson"/>; no run-time reflection under Native AOT).</summary>
+    private static IResult KuboResult(JsonObject body, int? statusCode = null) =>
+        Results.Json(body, KuboJson.Default.JsonObject, statusCode: statusCode);
+
     private static IResult Error(string message, int status = StatusCodes.Status500InternalServerError) =>
-        Results.Json(new JsonObject { ["Message"] = message, ["Code"] = 0, ["Type"] = "error" }, statusCode: status);
+        KuboResult(new JsonObject { ["Message"] = message, ["Code"] = 0, ["Type"] = "error" }, statusCode: status);
 
     private async Task<IResult> AddAsync(HttpContext context)
     {
@@ -293,7 +297,7 @@ public sealed partial class KuboApi
         if (!TryArg(context, out var cid)) return Error("invalid CID");
         if (add && !_repo.Blocks.Has(cid!)) return Error($"pin: block was not found locally (offline): {cid}");
         if (!Pin(cid!.ToString(), add) && !add) return Error("not pinned or pinned indirectly");
-        return Results.Json(new JsonObject { ["Pins"] = new JsonArray(cid.ToString()) });
+        return KuboResult(new JsonObject { ["Pins"] = new JsonArray(cid.ToString()) });
     }
 
     private IResult PinList(HttpContext context)
@@ -306,7 +310,7 @@ public sealed partial class KuboApi
         }
 
         if (only is not null && keys.Count == 0) return Error($"path '{only}' is not pinned");
-        return Results.Json(new JsonObject { ["Keys"] = keys });
+        return KuboResult(new JsonObject { ["Keys"] = keys });
     }
 
     /// <summary>Adds or removes a pin in the saved state (a new pin is provided in the IPFS DHT); false when nothing changed.</summary>
@@ -332,7 +336,7 @@ public sealed partial class KuboApi
             count++;
         }
 
-        return Results.Json(new JsonObject
+        return KuboResult(new JsonObject
         {
             ["RepoSize"] = size,
             ["StorageMax"] = new DriveInfo(_repo.Directory).TotalSize,

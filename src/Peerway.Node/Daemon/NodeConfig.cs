@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Microsoft.Extensions.Logging;
 
@@ -245,7 +246,22 @@ public sealed record NodeConfig
         if (file.Length > MaxConfigBytes) throw new ArgumentException($"config file {path} is larger than {MaxConfigBytes} bytes");
         try
         {
-            return JsonSerializer.Deserialize<NodeConfig>(File.ReadAllBytes(path), JsonOptions) ?? throw new ArgumentException($"config file {path} is empty");
+            var document = JsonNode.Parse(File.ReadAllBytes(path), documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+            if (document is not JsonObject keys) throw new ArgumentException($"config file {path} is not a JSON object");
+            // The generated reader sets every init-only property, a key left out to null or 0: the keys left out are
+            // filled in from the defaults first (and each API authorization's from its own), so they keep them.
+            var defaults = JsonSerializer.SerializeToNode(new NodeConfig(), NodeConfigJson.Default.NodeConfig)!.AsObject();
+            if (keys["api-authorizations"] is JsonObject authorizations)
+            {
+                var authorizationDefaults = JsonSerializer.SerializeToNode(new ApiAuthorization(), NodeConfigJson.Default.ApiAuthorization)!.AsObject();
+                foreach (var (_, authorization) in authorizations)
+                {
+                    if (authorization is JsonObject entry) FillIn(entry, authorizationDefaults);
+                }
+            }
+
+            FillIn(keys, defaults);
+            return keys.Deserialize(NodeConfigJson.Default.NodeConfig) ?? throw new ArgumentException($"config file {path} is empty");
         }
         catch (JsonException ex)
         {
@@ -253,17 +269,13 @@ public sealed record NodeConfig
         }
     }
 
-    /// <summary>
-    /// Reflection-based, not source-generated: the generator sets every init-only property, so a key left out of the
-    /// file would lose its default. Unknown keys are errors, so a typo is not silently ignored.
-    /// </summary>
-    private static readonly JsonSerializerOptions JsonOptions = new()
+    private static void FillIn(JsonObject target, JsonObject defaults)
     {
-        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
-        ReadCommentHandling = JsonCommentHandling.Skip,
-        AllowTrailingCommas = true,
-        Converters = { new JsonStringEnumConverter() },
-    };
+        foreach (var (key, value) in defaults)
+        {
+            if (!target.ContainsKey(key)) target[key] = value?.DeepClone();
+        }
+    }
 
     private static string DefaultDataDirectory()
     {
