@@ -51,6 +51,21 @@ public sealed class PackFilesTests : IDisposable
     }
 
     [Fact]
+    public void Count_is_the_packed_blocks_including_those_another_instance_appended_since()
+    {
+        var store = new FileBlockStore(_temp.Path);
+        Assert.Equal(0, store.Packs.Count);
+        foreach (var i in Enumerable.Range(0, 5)) store.Put(Block(i).Cid, Block(i).Block);
+        store.Put(Block(0).Cid, Block(0).Block); // stored once, counted once
+        Assert.Equal(5, store.Packs.Count);
+
+        var other = new FileBlockStore(_temp.Path);
+        Assert.Equal(5, other.Packs.Count);
+        foreach (var i in Enumerable.Range(5, 3)) other.Put(Block(i).Cid, Block(i).Block);
+        Assert.Equal(8, store.Packs.Count);
+    }
+
+    [Fact]
     public void A_packed_block_changed_on_disk_is_a_hash_mismatch_for_an_instance_that_did_not_write_it()
     {
         var store = new FileBlockStore(_temp.Path);

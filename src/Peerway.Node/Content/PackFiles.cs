@@ -120,6 +120,20 @@ internal sealed class PackFiles
         }
     }
 
+    /// <summary>How many blocks the packs hold, what other processes appended included.</summary>
+    public int Count
+    {
+        get
+        {
+            lock (_gate)
+            {
+                _loaded = true;
+                Refresh();
+                return _index.Count;
+            }
+        }
+    }
+
     /// <summary>Test hook: the pack file and offset of a block's bytes.</summary>
     internal (string Path, long Offset, int Length)? LocationOf(Multihash multihash)
     {

@@ -329,12 +329,17 @@ public sealed partial class KuboApi
 
     private IResult RepoStat()
     {
+        // RepoSize: every file of the repository; NumObjects: the blocks (kubo counts blocks), a file of its own or a
+        // pack record each.
         long size = 0, count = 0;
+        var blocks = Path.Combine(_repo.Directory, "blocks");
         foreach (var f in new DirectoryInfo(_repo.Directory).EnumerateFiles("*", SearchOption.AllDirectories))
         {
             size += f.Length;
-            count++;
+            if (f.FullName.StartsWith(blocks + Path.DirectorySeparatorChar, StringComparison.Ordinal) && !f.Name.EndsWith(".tmp", StringComparison.Ordinal)) count++;
         }
+
+        count += _repo.Blocks.Packs.Count;
 
         return KuboResult(new JsonObject
         {
