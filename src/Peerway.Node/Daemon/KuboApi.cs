@@ -332,7 +332,7 @@ public sealed partial class KuboApi
         // RepoSize: every file of the repository; NumObjects: the blocks (kubo counts blocks), a file of its own or a
         // pack record each.
         long size = 0, count = 0;
-        var blocks = Path.Combine(_repo.Directory, "blocks");
+        var blocks = Path.GetFullPath(Path.Combine(_repo.Directory, "blocks"));
         foreach (var f in new DirectoryInfo(_repo.Directory).EnumerateFiles("*", SearchOption.AllDirectories))
         {
             size += f.Length;
