@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Peerway.Node.Daemon;
+using Peerway.TestSupport;
 
 namespace Peerway.Node.Tests;
 
@@ -10,13 +11,13 @@ namespace Peerway.Node.Tests;
 /// </summary>
 public sealed class NodeConfigJsonTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("pw-nodecfg-").FullName;
+    private readonly TempDirectory _temp = new("pw-nodecfg");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     private NodeConfig Load(string json)
     {
-        var file = Path.Combine(_dir, "node.json");
+        var file = _temp.Combine("node.json");
         File.WriteAllText(file, json);
         return NodeConfig.Load(file);
     }
