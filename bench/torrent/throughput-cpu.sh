@@ -48,6 +48,10 @@ tport=$((20000 + RANDOM % 20000))
 "${pw[@]}" tracker --port "$tport" --bind 127.0.0.1 --interval 2 >/dev/null 2>&1 & pids+=($!)
 tck=$(getconf CLK_TCK)
 cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# The whole machine's busy and iowait ticks (/proc/stat "cpu": user nice system idle iowait irq softirq steal): what
+# both processes cost plus what the kernel does for them outside their own accounting (page-cache writeback by
+# kworkers, softirqs), and what else ran (compare with the load).
+sys_of() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9, $6}' /proc/stat; }
 aria=(--enable-dht=false --enable-dht6=false --bt-enable-lpd=false --enable-peer-exchange=false --summary-interval=0
   --console-log-level=error --bt-tracker-interval=2)
 
@@ -86,6 +90,8 @@ run() {
     sleep 0.1
   done
   local s0 t0 t1 s1
+  local m0 m1 io0 io1
+  read -r m0 io0 < <(sys_of)
   s0=$(cpu_of "$seeder"); t0=$EPOCHREALTIME
   case "$client" in
     aria2) /usr/bin/time -f "%U %S" -o "$w/time" aria2c "${aria[@]}" "${ae[@]}" --seed-time=0 --listen-port="$lport" --dir="$w/out" "$w/t.torrent" >/dev/null 2>&1 ;;
@@ -93,10 +99,11 @@ run() {
     *) /usr/bin/time -f "%U %S" -o "$w/time" env "${envs[@]}" "${cli[@]}" get "$w/t.torrent" -o "$w/out" --port "$lport" --bind 127.0.0.1 --transport tcp "${pe[@]}" >/dev/null 2>&1 ;;
   esac
   t1=$EPOCHREALTIME; s1=$(cpu_of "$seeder")
+  read -r m1 io1 < <(sys_of)
   kill "$seeder" 2>/dev/null || true; wait "$seeder" 2>/dev/null || true
   cmp -s "$work/payload.bin" "$w/out/$name.bin" || { echo "throughput-cpu.sh: $pair round $r: wrong content" >&2; return 1; }
   read -r lu ls < <(tail -1 "$w/time")
-  echo "$pair $(python3 -c "print(f'{($s1 - $s0) / $tck:.2f} $lu $ls {$t1 - $t0:.2f}')")"
+  echo "$pair $(python3 -c "print(f'{($s1 - $s0) / $tck:.2f} $lu $ls {$t1 - $t0:.2f} {($m1 - $m0) / $tck:.2f} {($io1 - $io0) / $tck:.2f}')")"
   rm -rf "$w"
 }
 
@@ -105,8 +112,8 @@ results="$work/results"
 for r in $(seq 1 "$rounds"); do
   for p in "${pairs[@]}"; do
     line=$(run "$p" "$r")
-    read -r _ sd lu ls wall <<<"$line"
-    python3 -c "print(f'round $r  {\"$p\":<15} seeder {$sd:.2f} s  leecher {$lu + $ls:.2f} s (user $lu, sys $ls)  both per GiB {($sd + $lu + $ls) * 1024 / $size_mib:.2f} s  wall {$wall} s  load $(cut -d' ' -f1 /proc/loadavg)')"
+    read -r _ sd lu ls wall mach iow <<<"$line"
+    python3 -c "print(f'round $r  {\"$p\":<15} seeder {$sd:.2f} s  leecher {$lu + $ls:.2f} s (user $lu, sys $ls)  both per GiB {($sd + $lu + $ls) * 1024 / $size_mib:.2f} s  machine {$mach} s (iowait {$iow})  wall {$wall} s  load $(cut -d' ' -f1 /proc/loadavg)')"
     echo "$line" >>"$results"
   done
 done
@@ -115,13 +122,14 @@ python3 - "$results" "$size_mib" <<'EOF'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
-    pair, sd, lu, ls, wall = line.split()
+    pair, sd, lu, ls, wall, mach, iow = line.split()
     mib = float(sys.argv[2])
     rows.setdefault(pair, []).append((float(sd), float(lu) + float(ls), (float(sd) + float(lu) + float(ls)) * 1024 / mib,
-                                      float(wall), mib * 1048576 / 1e6 / float(wall)))
-print(f"{'median':<15} {'seeder s':>9} {'leecher s':>10} {'both s/GiB':>11} {'wall s':>7} {'MB/s':>7}  rounds (both s/GiB; MB/s)")
+                                      float(wall), mib * 1048576 / 1e6 / float(wall), float(mach), float(iow)))
+print(f"{'median':<15} {'seeder s':>9} {'leecher s':>10} {'both s/GiB':>11} {'machine s':>10} {'iowait s':>9} {'wall s':>7} {'MB/s':>7}  rounds (both s/GiB; MB/s)")
 for pair, v in rows.items():
     print(f"{pair:<15} {statistics.median(x[0] for x in v):>9.2f} {statistics.median(x[1] for x in v):>10.2f} "
-          f"{statistics.median(x[2] for x in v):>11.2f} {statistics.median(x[3] for x in v):>7.2f} "
+          f"{statistics.median(x[2] for x in v):>11.2f} {statistics.median(x[5] for x in v):>10.2f} "
+          f"{statistics.median(x[6] for x in v):>9.2f} {statistics.median(x[3] for x in v):>7.2f} "
           f"{statistics.median(x[4] for x in v):>7.1f}  {' / '.join(f'{x[2]:.2f}' for x in v)}; {' / '.join(f'{x[4]:.1f}' for x in v)}")
 EOF
