@@ -21,6 +21,28 @@ public sealed record FileStorageOptions
     /// Symbolic links and non-regular files are refused either way.
     /// </summary>
     public bool OverwriteExistingFiles { get; init; }
+
+    /// <summary>The default of <see cref="DataSyncInterval"/>: 30 s, the kernel's own dirty-page expiry (dirty_expire_centisecs).</summary>
+    public static readonly TimeSpan DefaultDataSyncInterval = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How often a resume save fsyncs the data files (at most; the saves themselves come every
+    /// <c>TorrentSessionOptions.ResumeInterval</c>). In between, the resume record lists the pieces verified since the
+    /// last fsync as unsynced, with the kernel's boot id: a restart in the same boot trusts them (a process's crash
+    /// keeps the page cache), a restart after a kernel crash or power loss hashes them again. So a download is never
+    /// slowed by fsync (libtorrent, transmission and aria2 do not fsync their data either) and a resume never trusts a
+    /// piece that may not be on disk. <see cref="TimeSpan.Zero"/>: fsync at every save (the data is durable when
+    /// the save returns). Where the system has no boot id (not Linux), every save fsyncs.
+    /// </summary>
+    public TimeSpan DataSyncInterval
+    {
+        get;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, TimeSpan.Zero);
+            field = value;
+        }
+    } = DefaultDataSyncInterval;
 }
 
 /// <summary>Torrents stored as their files on disk (<see cref="TorrentStorage"/>); file mtimes come from the clock given.</summary>
@@ -47,7 +69,8 @@ public sealed class FileStorageFactory : ITorrentStorageFactory
         ArgumentNullException.ThrowIfNull(info);
         ArgumentException.ThrowIfNullOrEmpty(savePath);
         var storage = TorrentStorage.Open(info, savePath, create: !seedOnly, ct: ct, directWrites: _options.DirectWrites,
-            overwrite: _options.OverwriteExistingFiles, time: _time, skippedFiles: seedOnly ? null : skippedFiles);
+            overwrite: _options.OverwriteExistingFiles, time: _time, skippedFiles: seedOnly ? null : skippedFiles,
+            dataSyncInterval: _options.DataSyncInterval);
         if (seedOnly && !storage.IsComplete)
         {
             storage.Dispose();

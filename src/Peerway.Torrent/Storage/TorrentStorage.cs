@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
+using System.Text;
 using Microsoft.Win32.SafeHandles;
 using Peerway.Core.Bencoding;
 using Peerway.Core.IO;
@@ -50,8 +51,29 @@ public sealed class TorrentStorage : ITorrentStorage
     private bool _dirtySinceResume;
     private bool _writable;
 
-    /// <summary>The wall clock the resume record's mtime sentinel is taken from.</summary>
+    /// <summary>The wall clock the resume record's mtime sentinel and the data-sync interval are taken from.</summary>
     private TimeProvider _time = TimeProvider.System;
+
+    /// <summary>How long verified pieces may stay in the page cache only (see <see cref="FileStorageOptions.DataSyncInterval"/>).</summary>
+    private TimeSpan _dataSyncInterval = FileStorageOptions.DefaultDataSyncInterval;
+
+    /// <summary>When the data files were last fsynced, or opened (guarded by <c>_resumeGate</c>).</summary>
+    private DateTimeOffset _lastDataSync;
+
+    /// <summary>
+    /// The pieces whose bytes are known to be on the device: the verified set at the last data fsync, plus what the resume
+    /// file trusted on open as synced (guarded by <c>_resumeGate</c>). Verified pieces not in it are "unsynced".
+    /// </summary>
+    private Bitfield _synced;
+
+    /// <summary>Whether the last resume record listed unsynced pieces (a due data sync then saves even with nothing new).</summary>
+    private bool _unsyncedRecorded;
+
+    /// <summary>This boot of the kernel (<see cref="BootId"/>); null where there is none: every save then fsyncs the data.</summary>
+    private readonly string? _bootId = BootId.Current;
+
+    /// <summary>Data fsyncs done by resume saves since open (tests).</summary>
+    internal int DataSyncs { get; private set; }
 
     /// <summary>Per file: whether we wrote a piece into it since it was opened (guarded by <c>_writeOrder</c>).</summary>
     private readonly bool[] _written;
@@ -77,6 +99,7 @@ public sealed class TorrentStorage : ITorrentStorage
         _handles = handles;
         _direct = new SafeFileHandle?[handles.Length];
         _verified = new Bitfield(info.PieceCount);
+        _synced = new Bitfield(info.PieceCount);
         _written = new bool[handles.Length];
         _skipped = new bool[handles.Length];
         ResumePath = resumePath;
@@ -137,8 +160,10 @@ public sealed class TorrentStorage : ITorrentStorage
     /// <param name="overwrite">Write into (and truncate to size) existing files that do not fit the torrent.</param>
     /// <param name="time">The wall clock for file mtimes (the resume record's sentinel); null: the system clock.</param>
     /// <param name="skippedFiles">Per entry of <see cref="TorrentInfo.Files"/>: not to be created (see <see cref="SetSkippedFiles"/>); null: none.</param>
-    public static TorrentStorage Open(TorrentInfo info, string directory, bool create, string? resumePath = null, bool directWrites = false, bool overwrite = false, TimeProvider? time = null, IReadOnlyList<bool>? skippedFiles = null, CancellationToken ct = default)
+    /// <param name="dataSyncInterval">How long verified pieces may stay unsynced (see <see cref="FileStorageOptions.DataSyncInterval"/>); null: its default.</param>
+    public static TorrentStorage Open(TorrentInfo info, string directory, bool create, string? resumePath = null, bool directWrites = false, bool overwrite = false, TimeProvider? time = null, IReadOnlyList<bool>? skippedFiles = null, TimeSpan? dataSyncInterval = null, CancellationToken ct = default)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(dataSyncInterval ?? TimeSpan.Zero, TimeSpan.Zero, nameof(dataSyncInterval));
         ArgumentNullException.ThrowIfNull(info);
         var root = Path.GetFullPath(directory);
         var paths = new string[info.Files.Count];
@@ -157,7 +182,15 @@ public sealed class TorrentStorage : ITorrentStorage
         // Our own resume file lives in the output tree too: it is checked like the torrent's files.
         string[]? resumeComponents = resumePath is null ? [ResumeDirectory, info.InfoHash + ".resume"] : null;
         resumePath ??= Path.Combine(root, ResumeDirectory, info.InfoHash + ".resume");
-        var storage = new TorrentStorage(info, paths, handles, resumePath) { _writable = create, _time = time ?? TimeProvider.System, _root = root, _components = components };
+        var storage = new TorrentStorage(info, paths, handles, resumePath)
+        {
+            _writable = create,
+            _time = time ?? TimeProvider.System,
+            _root = root,
+            _components = components,
+            _dataSyncInterval = dataSyncInterval ?? FileStorageOptions.DefaultDataSyncInterval,
+        };
+        storage._lastDataSync = storage._time.GetUtcNow();
         if (skippedFiles is not null)
         {
             if (skippedFiles.Count != info.Files.Count) throw new ArgumentException($"{skippedFiles.Count} skip flags for {info.Files.Count} files", nameof(skippedFiles));
@@ -318,7 +351,7 @@ public sealed class TorrentStorage : ITorrentStorage
     /// </summary>
     private bool[] Establish(bool[] fresh, CancellationToken ct)
     {
-        var trustedFiles = LoadResume(out var resumed, out var recorded);
+        var trustedFiles = LoadResume(out var resumed, out var recorded, out var unsynced, out var sameBoot);
         var buffer = ArrayPool<byte>.Shared.Rent(_info.PieceLength);
         try
         {
@@ -327,9 +360,17 @@ public sealed class TorrentStorage : ITorrentStorage
                 ct.ThrowIfCancellationRequested();
                 var (first, last) = FilesOf(piece);
                 var trusted = resumed is not null && Enumerable.Range(first, last - first + 1).All(f => trustedFiles[f]);
-                if (trusted)
+                // A piece recorded as verified but not yet synced is trusted only within the boot that wrote it: its bytes
+                // were in the page cache, which a process's crash keeps and only a kernel crash or power loss (a new
+                // boot) can lose. After a new boot it is hashed again.
+                if (trusted && (!resumed![piece] || unsynced is null || !unsynced[piece] || sameBoot))
                 {
-                    if (resumed![piece]) _verified.Set(piece);
+                    if (resumed[piece])
+                    {
+                        _verified.Set(piece);
+                        if (unsynced is null || !unsynced[piece]) _synced.Set(piece);
+                    }
+
                     continue;
                 }
 
@@ -345,6 +386,7 @@ public sealed class TorrentStorage : ITorrentStorage
 
         PiecesKeptOnOpen = _verified.SetCount;
         _dirtySinceResume = PiecesRechecked > 0;
+        _unsyncedRecorded = _synced.SetCount != _verified.SetCount;
         return resumed is null ? new bool[_paths.Length] : recorded;
     }
 
@@ -598,9 +640,10 @@ public sealed class TorrentStorage : ITorrentStorage
     }
 
     /// <summary>
-    /// Crash-safe resume: flush the data files (so every piece we record is durable), write the verified set and each
-    /// file's size and mtime to a temporary file, fsync it, then rename it over the old one (atomic on POSIX) and fsync
-    /// the directory.
+    /// Crash-safe resume: write the verified set and each file's size and mtime to a temporary file, fsync it, then
+    /// rename it over the old one (atomic on POSIX) and fsync the directory. The data files are fsynced first when
+    /// <see cref="FileStorageOptions.DataSyncInterval"/> has passed since the last time; pieces verified since then are
+    /// recorded as unsynced with this boot's id, and a later open trusts them only in the same boot (see Establish).
     /// </summary>
     public void SaveResume()
     {
@@ -613,6 +656,11 @@ public sealed class TorrentStorage : ITorrentStorage
     {
         byte[] bits;
         var files = new List<BValue>();
+        // The data is fsynced when an interval has passed since the last time (or always, where there is no boot id to
+        // tell a process's crash from the kernel's); in between, the record lists what is verified but maybe not yet on
+        // the device as "unsynced" with this boot's id (see Establish).
+        var clock = _time.GetUtcNow();
+        var syncData = _bootId is null || _dataSyncInterval <= TimeSpan.Zero || clock - _lastDataSync >= _dataSyncInterval;
         // The verified set and the files' mtimes are taken at one instant (no piece write in between), and every file
         // modified recently has its mtime set back to a sentinel (whole seconds, 2 s in the past) before it is recorded:
         // a piece written after this snapshot then always changes the mtime, so the next start rehashes instead of
@@ -622,7 +670,7 @@ public sealed class TorrentStorage : ITorrentStorage
         {
             lock (_gate)
             {
-                if (!_dirtySinceResume && File.Exists(ResumePath)) return;
+                if (!_dirtySinceResume && !(syncData && _unsyncedRecorded) && File.Exists(ResumePath)) return;
                 bits = _verified.AsSpan().ToArray();
                 _dirtySinceResume = false;
             }
@@ -662,6 +710,50 @@ public sealed class TorrentStorage : ITorrentStorage
         // wait for neither lock), and what they write is not in this record. The fsync of a file being written can
         // take hundreds of milliseconds (it commits the filesystem's journal): holding a lock the write path takes
         // across it stalled the download each time (docs/BENCHMARKS.md, issue 14 item 9, sixth round).
+        if (syncData)
+        {
+            SyncData();
+            _lastDataSync = clock;
+            // Every write the snapshot counts happened before the fsync: those pieces are on the device now.
+            if (Bitfield.TryFromBytes(bits, _info.PieceCount, out var nowSynced)) _synced = nowSynced!;
+        }
+
+        var unsynced = new byte[bits.Length];
+        var synced = _synced.AsSpan();
+        var anyUnsynced = false;
+        for (var i = 0; i < bits.Length; i++)
+        {
+            unsynced[i] = (byte)(bits[i] & ~synced[i]);
+            anyUnsynced |= unsynced[i] != 0;
+        }
+
+        var doc = new BDictionary
+        {
+            ["files"] = new BList(files),
+            ["info-hash"] = new BString(_info.InfoHash.ToArray()),
+            ["pieces"] = new BString(bits),
+        };
+        if (_bootId is not null) doc["boot-id"] = new BString(_bootId);
+        if (anyUnsynced) doc["unsynced"] = new BString(unsynced);
+        _unsyncedRecorded = anyUnsynced;
+        Directory.CreateDirectory(Path.GetDirectoryName(ResumePath)!);
+        var tmp = ResumePath + ".tmp";
+        // Unlink whatever a crash left (a link is removed, not followed), then O_EXCL: never writes through a link.
+        File.Delete(tmp);
+        using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+        {
+            fs.Write(Bencode.Encode(doc));
+            fs.Flush(flushToDisk: true);
+        }
+
+        File.Move(tmp, ResumePath, overwrite: true);
+        OutputDirectory.Sync(Path.GetDirectoryName(ResumePath)!); // fsync(2): the rename is durable once its directory is synced
+    }
+
+    /// <summary>fsync(2) of every data file (and the parts file): what was written through them is on the device after it.</summary>
+    private void SyncData()
+    {
+        DataSyncs++;
         foreach (var h in _handles.Append(_parts))
         {
             if (h is not null && !h.IsClosed && _writable) RandomAccess.FlushToDisk(h);
@@ -683,32 +775,17 @@ public sealed class TorrentStorage : ITorrentStorage
                 // written through the buffered handle, fsynced above.
             }
         }
-
-        var doc = new BDictionary
-        {
-            ["files"] = new BList(files),
-            ["info-hash"] = new BString(_info.InfoHash.ToArray()),
-            ["pieces"] = new BString(bits),
-        };
-        Directory.CreateDirectory(Path.GetDirectoryName(ResumePath)!);
-        var tmp = ResumePath + ".tmp";
-        // Unlink whatever a crash left (a link is removed, not followed), then O_EXCL: never writes through a link.
-        File.Delete(tmp);
-        using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
-        {
-            fs.Write(Bencode.Encode(doc));
-            fs.Flush(flushToDisk: true);
-        }
-
-        File.Move(tmp, ResumePath, overwrite: true);
-        OutputDirectory.Sync(Path.GetDirectoryName(ResumePath)!); // fsync(2): the rename is durable once its directory is synced
     }
 
     /// <summary>Per file: whether the resume file's size+mtime match what is on disk. <paramref name="resumed"/> is null when untrusted.</summary>
     /// <param name="recorded">Per file: whether the resume file lists it at its current size (whatever its mtime).</param>
-    private bool[] LoadResume(out Bitfield? resumed, out bool[] recorded)
+    /// <param name="unsynced">The pieces the record lists as verified but not yet fsynced (null: none, or a record from before the field).</param>
+    /// <param name="sameBoot">Whether the record was written during this boot of the kernel.</param>
+    private bool[] LoadResume(out Bitfield? resumed, out bool[] recorded, out Bitfield? unsynced, out bool sameBoot)
     {
         resumed = null;
+        unsynced = null;
+        sameBoot = false;
         var trusted = new bool[_paths.Length];
         recorded = new bool[_paths.Length];
         if (!File.Exists(ResumePath)) return trusted;
@@ -721,6 +798,15 @@ public sealed class TorrentStorage : ITorrentStorage
             resumed = null;
             return trusted;
         }
+
+        // An "unsynced" entry that does not decode trusts nothing of the record's pieces beyond what was synced: all of
+        // them are treated as unsynced.
+        if (d["unsynced"] is { } u)
+        {
+            if (u is not BString us || !Bitfield.TryFromBytes(us.Value.Span, _info.PieceCount, out unsynced)) unsynced = resumed!.Clone();
+        }
+
+        sameBoot = _bootId is not null && d["boot-id"] is BString bs && bs.Value.Span.SequenceEqual(Encoding.UTF8.GetBytes(_bootId));
 
         for (var i = 0; i < _paths.Length; i++)
         {
