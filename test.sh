@@ -55,14 +55,21 @@ fi
 export PEERWAY_ROOT="$PWD"
 # BEP 14 multicast would leave the machine on its default interface: off unless a test turns it on (in namespaces).
 export PEERWAY_LSD=off
-# The launcher builds the CLI once; interop tests call ./peerway.
+# One build of everything (analyzers on, warnings are errors), then the tests without building again. The interop
+# tests call ./peerway; it runs the CLI this build just made (PEERWAY_CLI_BUILD) instead of compiling every src/
+# project a second time in its own ReadyToRun publish (docs/BENCHMARKS.md, "CI duration").
+echo "test.sh: building the solution ($(date -u +%T) UTC)" >&2
+dotnet build Peerway.sln -c Release --nologo -v quiet
+export PEERWAY_CLI_BUILD="$PWD/src/Peerway.Cli/bin/Release/net10.0"
 ./peerway --version >/dev/null
 
 # Issue 14: the virtual-time swarms (100 and 1,000 clients) append their completion time against the Kumar–Ross bound
 # here; it is printed after the tests, since `dotnet test` shows a passing test's output only at higher verbosity.
 export PEERWAY_SWARM_REPORT="$(mktemp /tmp/peerway-swarm-report.XXXXXX)"
 trap 'rm -f "$PEERWAY_SWARM_REPORT"' EXIT
-dotnet test Peerway.sln -c Release --nologo "$@"
+echo "test.sh: running the tests ($(date -u +%T) UTC)" >&2
+dotnet test Peerway.sln -c Release --nologo --no-build "$@"
+echo "test.sh: tests done ($(date -u +%T) UTC)" >&2
 sed 's/^/test.sh: Kumar–Ross swarm, /' "$PEERWAY_SWARM_REPORT" >&2
 
 # The NuGet packages (every library under src/, the CLI as a dotnet tool) from the build the tests just used.

@@ -55,7 +55,10 @@ public sealed class LauncherTests : IDisposable
         throw new InvalidOperationException("Peerway.sln not found above the test binaries; set PEERWAY_ROOT");
     }
 
-    private async Task<(int Code, string Stdout, string Stderr)> LaunchAsync(params string[] args)
+    private Task<(int Code, string Stdout, string Stderr)> LaunchAsync(params string[] args) => LaunchWithBuildAsync(cliBuild: null, args);
+
+    /// <param name="cliBuild">PEERWAY_CLI_BUILD for the launch; never inherited (./test.sh sets it for the test run).</param>
+    private async Task<(int Code, string Stdout, string Stderr)> LaunchWithBuildAsync(string? cliBuild, params string[] args)
     {
         var start = new ProcessStartInfo(Path.Combine(_root, "peerway"))
         {
@@ -66,6 +69,8 @@ public sealed class LauncherTests : IDisposable
         foreach (var a in args) start.ArgumentList.Add(a);
         start.Environment["PATH"] = Path.Combine(_root, "bin") + ":" + Environment.GetEnvironmentVariable("PATH");
         start.Environment["FAIL_BUILD"] = Path.Combine(_root, "fail-build");
+        start.Environment.Remove("PEERWAY_CLI_BUILD");
+        if (cliBuild is not null) start.Environment["PEERWAY_CLI_BUILD"] = cliBuild;
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
@@ -112,5 +117,31 @@ public sealed class LauncherTests : IDisposable
         Assert.Equal(FirstRun, lines[0]);
         Assert.Contains(lines, l => l.Contains("error CS1002", StringComparison.Ordinal));
         Assert.StartsWith("peerway: build failed", lines[^1], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_given_cli_build_is_run_as_it_is_without_publishing_or_output()
+    {
+        var solutionBuild = Path.Combine(_root, "src", "Peerway.Cli", "bin", "Release", "net10.0");
+        Directory.CreateDirectory(solutionBuild);
+        await File.WriteAllTextAsync(Path.Combine(solutionBuild, "peerway.dll"), "built by dotnet build\n");
+
+        var result = await LaunchWithBuildAsync(solutionBuild, "--version");
+
+        Assert.Equal((0, "ran: --version\n", ""), result);
+        Assert.False(Directory.Exists(Path.Combine(_root, ".build")), "the launcher published although given a build");
+    }
+
+    [Fact]
+    public async Task A_given_cli_build_without_peerway_dll_fails_instead_of_building()
+    {
+        var empty = Directory.CreateDirectory(Path.Combine(_root, "no-build")).FullName;
+
+        var (code, stdout, stderr) = await LaunchWithBuildAsync(empty, "--version");
+
+        Assert.Equal(1, code);
+        Assert.Equal("", stdout);
+        Assert.Equal($"peerway: PEERWAY_CLI_BUILD={empty} holds no peerway.dll\n", stderr);
+        Assert.False(Directory.Exists(Path.Combine(_root, ".build")), "the launcher published although given a build");
     }
 }
