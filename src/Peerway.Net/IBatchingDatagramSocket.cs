@@ -40,18 +40,24 @@ public readonly struct UdpSendScope : IDisposable, IEquatable<UdpSendScope>
         _queue = queue;
     }
 
+    /// <summary>Ends the scope: the datagrams queued in it leave in one batch. Disposing the default scope does nothing.</summary>
     public void Dispose()
     {
         if (_owner is not null && _queue is not null) _owner.EndSendScope(_queue);
     }
 
+    /// <inheritdoc/>
     public bool Equals(UdpSendScope other) => ReferenceEquals(_queue, other._queue);
 
+    /// <inheritdoc/>
     public override bool Equals(object? obj) => obj is UdpSendScope other && Equals(other);
 
+    /// <inheritdoc/>
     public override int GetHashCode() => _queue?.GetHashCode() ?? 0;
 
+    /// <summary>True when both scopes are the same batch (or both the default scope).</summary>
     public static bool operator ==(UdpSendScope left, UdpSendScope right) => left.Equals(right);
 
+    /// <summary>True when the scopes are different batches.</summary>
     public static bool operator !=(UdpSendScope left, UdpSendScope right) => !left.Equals(right);
 }

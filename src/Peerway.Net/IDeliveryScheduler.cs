@@ -7,5 +7,6 @@ namespace Peerway.Net;
 /// </summary>
 public interface IDeliveryScheduler
 {
+    /// <summary>Runs <paramref name="action"/> once, after <paramref name="delay"/> (at once when zero or negative). May be called from any thread and from inside a running action.</summary>
     void Schedule(TimeSpan delay, Action action);
 }

@@ -13,6 +13,7 @@ public sealed class PumpDeliveryScheduler : IDeliveryScheduler, IDisposable
     private readonly Task _pump;
     private long _faults;
 
+    /// <summary>Starts the pump on the thread pool; <paramref name="time"/> times the delayed deliveries. Throws <see cref="ArgumentNullException"/> when it is null.</summary>
     public PumpDeliveryScheduler(TimeProvider time)
     {
         _time = time ?? throw new ArgumentNullException(nameof(time));
@@ -22,8 +23,10 @@ public sealed class PumpDeliveryScheduler : IDeliveryScheduler, IDisposable
     /// <summary>Deliveries whose handler threw (a bug in the receiving engine); counted, not swallowed silently.</summary>
     public long Faults => Interlocked.Read(ref _faults);
 
+    /// <summary>The exception of the last delivery whose handler threw; null while none has.</summary>
     public Exception? LastFault { get; private set; }
 
+    /// <inheritdoc/>
     public void Schedule(TimeSpan delay, Action action)
     {
         if (delay <= TimeSpan.Zero)
@@ -60,6 +63,7 @@ public sealed class PumpDeliveryScheduler : IDeliveryScheduler, IDisposable
         }
     }
 
+    /// <summary>Completes the queue: deliveries already queued still run, ones scheduled later are dropped; waits at most 5 s for the pump to finish.</summary>
     public void Dispose()
     {
         _queue.Writer.TryComplete();

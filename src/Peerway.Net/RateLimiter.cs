@@ -29,8 +29,10 @@ public sealed class RateLimiter(double ratePerSecond, int burst, int maxTracked 
     private int _oldest = None; // least recently seen
     private int _newest = None;
 
+    /// <summary>IPs in the table now (at most the <c>maxTracked</c> given to the constructor).</summary>
     public int Tracked => _count;
 
+    /// <summary>Takes one token from <paramref name="ip"/>'s bucket at time <paramref name="now"/>; false when the bucket is empty (the request is to be dropped). Not thread-safe.</summary>
     public bool TryAcquire(IPAddress ip, DateTimeOffset now)
     {
         // Forget IPs idle long enough for their bucket to be full again: a full bucket is what a new IP gets, so this

@@ -40,6 +40,7 @@ public sealed class TcpStreamTransport : IStreamTransport
     private readonly TcpStreamTransportOptions _options;
     private readonly TimeProvider _time;
 
+    /// <summary>A TCP transport; <paramref name="options"/> null takes the defaults, <paramref name="time"/> null <see cref="TimeProvider.System"/>. Throws <see cref="ArgumentOutOfRangeException"/> for invalid options.</summary>
     public TcpStreamTransport(TcpStreamTransportOptions? options = null, TimeProvider? time = null)
     {
         _options = options ?? new TcpStreamTransportOptions();
@@ -47,8 +48,10 @@ public sealed class TcpStreamTransport : IStreamTransport
         _time = time ?? TimeProvider.System;
     }
 
+    /// <inheritdoc/>
     public StreamTransportKind Kind => StreamTransportKind.Tcp;
 
+    /// <inheritdoc/>
     public ValueTask<IStreamListener> ListenAsync(IPEndPoint localEndPoint, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(localEndPoint);
@@ -77,6 +80,7 @@ public sealed class TcpStreamTransport : IStreamTransport
         }
     }
 
+    /// <inheritdoc/>
     public async ValueTask<IStreamConnection> ConnectAsync(IPEndPoint remoteEndPoint, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(remoteEndPoint);

@@ -55,6 +55,7 @@ public sealed partial class UdpDatagramSocket : IBatchingDatagramSocket
     [ThreadStatic]
     private static BatchedIo? t_sendBatch;
 
+    /// <summary>A socket bound to <paramref name="bind"/> (port 0: a free port); datagrams reach the handler given to <see cref="Start(DatagramHandler)"/>. Throws <see cref="System.Net.Sockets.SocketException"/> when the address cannot be bound.</summary>
     public UdpDatagramSocket(IPEndPoint bind)
         : this(bind, reusePort: false)
     {
@@ -99,6 +100,7 @@ public sealed partial class UdpDatagramSocket : IBatchingDatagramSocket
         _group = group;
     }
 
+    /// <inheritdoc/>
     public IPEndPoint LocalEndPoint { get; }
 
     /// <summary>This socket's epoll token in its group.</summary>
@@ -168,6 +170,7 @@ public sealed partial class UdpDatagramSocket : IBatchingDatagramSocket
         Start(handler);
     }
 
+    /// <inheritdoc/>
     public void Start(DatagramHandler handler)
     {
         ArgumentNullException.ThrowIfNull(handler);
@@ -330,6 +333,7 @@ public sealed partial class UdpDatagramSocket : IBatchingDatagramSocket
         }
     }
 
+    /// <inheritdoc/>
     public void Send(ReadOnlySpan<byte> datagram, IPEndPoint remote)
     {
         ArgumentNullException.ThrowIfNull(remote);
@@ -368,6 +372,7 @@ public sealed partial class UdpDatagramSocket : IBatchingDatagramSocket
         }
     }
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;

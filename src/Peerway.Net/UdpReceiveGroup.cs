@@ -31,6 +31,7 @@ public sealed unsafe class UdpReceiveGroup : IDisposable
     private bool _stopped;
     private int _disposed;
 
+    /// <summary>Starts the group's receive thread, named <paramref name="name"/> (for debuggers and thread dumps).</summary>
     public UdpReceiveGroup(string name = "udp group")
     {
         ArgumentNullException.ThrowIfNull(name);

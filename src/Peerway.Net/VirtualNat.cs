@@ -31,13 +31,16 @@ public enum NatFilteringBehavior
 /// <summary>Behaviour of a <see cref="VirtualNat"/>.</summary>
 public sealed record VirtualNatOptions
 {
+    /// <summary>RFC 4787 §4.1 mapping behaviour: when an internal endpoint gets a new external port.</summary>
     public NatMappingBehavior Mapping { get; init; } = NatMappingBehavior.EndpointIndependent;
 
+    /// <summary>RFC 4787 §5 filtering behaviour: which inbound datagrams reach a mapped internal endpoint.</summary>
     public NatFilteringBehavior Filtering { get; init; } = NatFilteringBehavior.EndpointIndependent;
 
     /// <summary>First external port handed out; ports are allocated sequentially (no port preservation).</summary>
     public int FirstPort { get; init; } = 20_000;
 
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> when <see cref="FirstPort"/> is outside 1..65000.</summary>
     public void Validate()
     {
         if (FirstPort is < 1 or > 65_000) throw new ArgumentOutOfRangeException(nameof(FirstPort));
@@ -67,15 +70,19 @@ public sealed class VirtualNat
         _nextPort = options.FirstPort;
     }
 
+    /// <summary>The NAT's one public IP on the virtual network.</summary>
     public IPAddress PublicAddress { get; }
 
+    /// <summary>The private /24 behind the NAT.</summary>
     public IPNetwork PrivateNetwork { get; }
 
+    /// <summary>The behaviour the NAT was created with.</summary>
     public VirtualNatOptions Options { get; }
 
     /// <summary>Inbound datagrams dropped by the filter.</summary>
     public long Filtered { get; private set; }
 
+    /// <summary>External ports mapped so far (mappings do not expire).</summary>
     public int MappingCount
     {
         get

@@ -44,6 +44,7 @@ public sealed class VirtualNetwork
     private long _dropped;
     private long _tooLarge;
 
+    /// <summary>A network whose datagrams are delivered through <paramref name="scheduler"/> with the delay, loss and MTU of <paramref name="link"/> (null: the defaults). Throws <see cref="ArgumentOutOfRangeException"/> when the loss rate is outside [0, 1).</summary>
     public VirtualNetwork(IDeliveryScheduler scheduler, VirtualLinkOptions? link = null)
     {
         _scheduler = scheduler ?? throw new ArgumentNullException(nameof(scheduler));
@@ -52,13 +53,16 @@ public sealed class VirtualNetwork
         _random = new Random(_link.Seed);
     }
 
+    /// <summary>Datagrams delivered to a socket so far.</summary>
     public long Delivered => Interlocked.Read(ref _delivered);
 
+    /// <summary>Datagrams dropped so far (loss, no socket at the address, NAT filtering, too large).</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
 
     /// <summary>Datagrams dropped because they exceeded the path's <see cref="VirtualLinkOptions.Mtu"/> (also in <see cref="Dropped"/>).</summary>
     public long TooLarge => Interlocked.Read(ref _tooLarge);
 
+    /// <summary>Sockets bound now.</summary>
     public int SocketCount => _sockets.Count;
 
     /// <summary>Creates a socket at <paramref name="endPoint"/>, or at the next free 10.x.y.z:6881.</summary>
@@ -193,8 +197,10 @@ public sealed class VirtualDatagramSocket : IDatagramSocket
         LocalEndPoint = endPoint;
     }
 
+    /// <inheritdoc/>
     public IPEndPoint LocalEndPoint { get; }
 
+    /// <inheritdoc/>
     public void Start(DatagramHandler handler)
     {
         ArgumentNullException.ThrowIfNull(handler);
@@ -204,6 +210,7 @@ public sealed class VirtualDatagramSocket : IDatagramSocket
         }
     }
 
+    /// <inheritdoc/>
     public void Send(ReadOnlySpan<byte> datagram, IPEndPoint remote)
     {
         ArgumentNullException.ThrowIfNull(remote);
@@ -219,6 +226,7 @@ public sealed class VirtualDatagramSocket : IDatagramSocket
         return true;
     }
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         if (_disposed) return;

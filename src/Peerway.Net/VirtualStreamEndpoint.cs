@@ -31,6 +31,7 @@ public sealed class VirtualStreamEndpoint : IStreamTransport
     /// <summary>This endpoint's rates.</summary>
     public VirtualEndpointOptions Options { get; }
 
+    /// <inheritdoc/>
     public StreamTransportKind Kind => StreamTransportKind.Virtual;
 
     /// <summary>Binds <paramref name="localEndPoint"/>: this endpoint's address or a wildcard, and a port (0: a free

@@ -51,6 +51,7 @@ internal sealed class TimedQueue<T>
     private readonly Action _run;
     private bool _scheduled;
 
+    /// <param name="network">The network whose gate and scheduler the queue uses.</param>
     /// <param name="onDue">Called under the gate with the item's due time and the item.</param>
     public TimedQueue(VirtualStreamNetwork network, Action<long, T> onDue)
     {

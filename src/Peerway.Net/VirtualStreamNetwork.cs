@@ -78,6 +78,7 @@ public sealed partial class VirtualStreamNetwork
     private long _eventsRun;
     private long _bytesDelivered;
 
+    /// <summary>A stream network whose events run through <paramref name="scheduler"/>, timed by <paramref name="time"/>; <paramref name="options"/> null takes the defaults.</summary>
     public VirtualStreamNetwork(IDeliveryScheduler scheduler, TimeProvider time, VirtualStreamNetworkOptions? options = null)
     {
         Scheduler = scheduler ?? throw new ArgumentNullException(nameof(scheduler));

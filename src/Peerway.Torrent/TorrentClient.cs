@@ -133,7 +133,7 @@ public sealed partial class TorrentClient : IAsyncDisposable
     }
 
     /// <summary>Adds a magnet link: its info dictionary is fetched from peers (BEP 9), then its content under <paramref name="savePath"/>.</summary>
-    public Task<TorrentHandle> AddAsync(MagnetLink magnet, string savePath, TorrentAddOptions? options = null, CancellationToken ct = default)
+    public Task<TorrentHandle> AddAsync(MagnetLink magnet, string savePath, TorrentAddOptions? options, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(magnet);
         var peers = new List<IPEndPoint>((options ?? new()).Peers);
@@ -145,10 +145,16 @@ public sealed partial class TorrentClient : IAsyncDisposable
         return AddAsync(magnet.InfoHash, null, savePath, (options ?? new()) with { Peers = peers }, ct);
     }
 
+    /// <summary>Adds a magnet link with the default <see cref="TorrentAddOptions"/>; see <see cref="AddAsync(MagnetLink, string, TorrentAddOptions?, CancellationToken)"/>.</summary>
+    public Task<TorrentHandle> AddAsync(MagnetLink magnet, string savePath) => AddAsync(magnet, savePath, null, CancellationToken.None);
+
+    /// <summary>Adds a magnet link, not cancellable; see <see cref="AddAsync(MagnetLink, string, TorrentAddOptions?, CancellationToken)"/>.</summary>
+    public Task<TorrentHandle> AddAsync(MagnetLink magnet, string savePath, TorrentAddOptions? options) => AddAsync(magnet, savePath, options, CancellationToken.None);
+
     /// <summary>Adds a .torrent: its content goes (or, with <see cref="TorrentAddOptions.SeedOnly"/>, is) under <paramref name="savePath"/>.</summary>
     /// <exception cref="InvalidDataException">Seeding only, and the content there does not match.</exception>
-    /// <exception cref="OutputConflictException">A file there is not this torrent's (see <see cref="TorrentStorage.Open"/>).</exception>
-    public Task<TorrentHandle> AddAsync(TorrentMetainfo metainfo, string savePath, TorrentAddOptions? options = null, CancellationToken ct = default)
+    /// <exception cref="Peerway.Core.IO.OutputConflictException">A file there is not this torrent's (see <see cref="TorrentStorage.Open"/>).</exception>
+    public Task<TorrentHandle> AddAsync(TorrentMetainfo metainfo, string savePath, TorrentAddOptions? options, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(metainfo);
         options ??= new();
@@ -158,12 +164,24 @@ public sealed partial class TorrentClient : IAsyncDisposable
         return AddAsync(metainfo.InfoHash, metainfo.Info, savePath, options with { WebSeeds = seeds }, ct);
     }
 
+    /// <summary>Adds a .torrent with the default <see cref="TorrentAddOptions"/>; see <see cref="AddAsync(TorrentMetainfo, string, TorrentAddOptions?, CancellationToken)"/>.</summary>
+    public Task<TorrentHandle> AddAsync(TorrentMetainfo metainfo, string savePath) => AddAsync(metainfo, savePath, null, CancellationToken.None);
+
+    /// <summary>Adds a .torrent, not cancellable; see <see cref="AddAsync(TorrentMetainfo, string, TorrentAddOptions?, CancellationToken)"/>.</summary>
+    public Task<TorrentHandle> AddAsync(TorrentMetainfo metainfo, string savePath, TorrentAddOptions? options) => AddAsync(metainfo, savePath, options, CancellationToken.None);
+
     /// <summary>Adds a torrent by its info dictionary (the same as a .torrent without trackers).</summary>
-    public Task<TorrentHandle> AddAsync(TorrentInfo info, string savePath, TorrentAddOptions? options = null, CancellationToken ct = default)
+    public Task<TorrentHandle> AddAsync(TorrentInfo info, string savePath, TorrentAddOptions? options, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(info);
         return AddAsync(info.InfoHash, info, savePath, options ?? new(), ct);
     }
+
+    /// <summary>Adds a torrent by its info dictionary with the default <see cref="TorrentAddOptions"/>; see <see cref="AddAsync(TorrentInfo, string, TorrentAddOptions?, CancellationToken)"/>.</summary>
+    public Task<TorrentHandle> AddAsync(TorrentInfo info, string savePath) => AddAsync(info, savePath, null, CancellationToken.None);
+
+    /// <summary>Adds a torrent by its info dictionary, not cancellable; see <see cref="AddAsync(TorrentInfo, string, TorrentAddOptions?, CancellationToken)"/>.</summary>
+    public Task<TorrentHandle> AddAsync(TorrentInfo info, string savePath, TorrentAddOptions? options) => AddAsync(info, savePath, options, CancellationToken.None);
 
     private async Task<TorrentHandle> AddAsync(NodeId infoHash, TorrentInfo? info, string savePath, TorrentAddOptions options, CancellationToken ct)
     {

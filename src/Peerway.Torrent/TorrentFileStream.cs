@@ -46,20 +46,26 @@ public sealed class TorrentFileStream : Stream
     /// <summary>The file read.</summary>
     public TorrentFileEntry File => _file;
 
+    /// <inheritdoc/>
     public override bool CanRead => !_disposed;
 
+    /// <inheritdoc/>
     public override bool CanSeek => !_disposed;
 
+    /// <inheritdoc/>
     public override bool CanWrite => false;
 
+    /// <inheritdoc/>
     public override long Length => _file.Length;
 
+    /// <inheritdoc/>
     public override long Position
     {
         get => _position;
         set => Seek(value, SeekOrigin.Begin);
     }
 
+    /// <inheritdoc/>
     public override long Seek(long offset, SeekOrigin origin)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -75,7 +81,11 @@ public sealed class TorrentFileStream : Stream
         return target;
     }
 
-    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    /// <summary>Reads from the current position, not cancellable; see <see cref="ReadAsync(Memory{byte}, CancellationToken)"/>.</summary>
+    public ValueTask<int> ReadAsync(Memory<byte> buffer) => ReadAsync(buffer, CancellationToken.None);
+
+    /// <summary>Reads from the current position, waiting until the pieces that hold the bytes are verified. Throws <see cref="OperationCanceledException"/> when <paramref name="cancellationToken"/> fires.</summary>
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (buffer.IsEmpty || _position >= _file.Length) return 0;
@@ -102,11 +112,14 @@ public sealed class TorrentFileStream : Stream
         return count;
     }
 
+    /// <inheritdoc/>
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
+    /// <summary>Blocks until the bytes are verified; prefer <see cref="ReadAsync(Memory{byte}, CancellationToken)"/>.</summary>
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
+    /// <summary>Blocks until the bytes are verified; prefer <see cref="ReadAsync(Memory{byte}, CancellationToken)"/>.</summary>
     public override int Read(Span<byte> buffer)
     {
         var rented = new byte[buffer.Length];
@@ -129,14 +142,18 @@ public sealed class TorrentFileStream : Stream
         return session;
     }
 
+    /// <summary>Does nothing (the stream is read-only).</summary>
     public override void Flush()
     {
     }
 
+    /// <summary>Throws <see cref="NotSupportedException"/>: the stream is read-only.</summary>
     public override void SetLength(long value) => throw new NotSupportedException();
 
+    /// <summary>Throws <see cref="NotSupportedException"/>: the stream is read-only.</summary>
     public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
+    /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
         if (disposing && !_disposed)

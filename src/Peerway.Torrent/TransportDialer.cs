@@ -24,6 +24,9 @@ internal sealed class TransportDialer : IStreamTransport
     private readonly Dictionary<IPEndPoint, StreamTransportKind> _worked = [];
 
     /// <param name="transports">The client's transports; uTP ones are tried first, the rest in the order given.</param>
+    /// <param name="utpTimeout">How long a uTP attempt may take before the next transport is tried.</param>
+    /// <param name="time">The clock for the timeout.</param>
+    /// <param name="log">Logs failed attempts.</param>
     public TransportDialer(IReadOnlyList<IStreamTransport> transports, TimeSpan utpTimeout, TimeProvider time, ILogger log)
     {
         _order = [.. transports.Where(t => t.Kind == StreamTransportKind.Utp), .. transports.Where(t => t.Kind != StreamTransportKind.Utp)];

@@ -11,15 +11,19 @@ public sealed record RtcConfiguration
     /// <summary>The node's DTLS certificate; a fresh one per connection when null.</summary>
     public DtlsCertificate? Certificate { get; init; }
 
+    /// <summary>STUN server for server-reflexive candidates; none when null.</summary>
     public IPEndPoint? StunServer { get; init; }
 
+    /// <summary>TURN server for relayed candidates (with <see cref="TurnCredentials"/>); none when null.</summary>
     public IPEndPoint? TurnServer { get; init; }
 
+    /// <summary>Long-term credentials for <see cref="TurnServer"/>.</summary>
     public TurnCredentials? TurnCredentials { get; init; }
 
     /// <summary>ICE + DTLS + SCTP must be up within this long.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>SCTP association settings (RFC 9260).</summary>
     public SctpOptions Sctp { get; init; } = new();
 
     /// <summary>
@@ -40,6 +44,7 @@ public sealed record RtcConfiguration
     /// </summary>
     public int MaxQueuedMessages { get; init; } = 4096;
 
+    /// <summary>Throws <see cref="ArgumentException"/> (or <see cref="ArgumentNullException"/>) when a setting is out of range.</summary>
     public void Validate()
     {
         ArgumentNullException.ThrowIfNull(Sctp);

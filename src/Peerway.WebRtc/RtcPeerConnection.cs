@@ -13,29 +13,40 @@ namespace Peerway.WebRtc;
 /// <summary>An SDP offer or answer was refused; <see cref="Error"/> says why.</summary>
 public sealed class SdpException : Exception
 {
+    /// <summary>A refused SDP with no message.</summary>
     public SdpException()
     {
     }
 
+    /// <summary>A refused SDP described by <paramref name="message"/>.</summary>
     public SdpException(string message) : base(message)
     {
     }
 
+    /// <summary>A refused SDP described by <paramref name="message"/>, caused by <paramref name="innerException"/>.</summary>
     public SdpException(string message, Exception innerException) : base(message, innerException)
     {
     }
 
+    /// <summary>An SDP refused for <paramref name="error"/>; <paramref name="detail"/> is the message (empty: the error's name).</summary>
     public SdpException(SdpError error, string detail) : base(string.IsNullOrEmpty(detail) ? $"malformed SDP ({error})" : $"malformed SDP: {detail}") => Error = error;
 
+    /// <summary>Why the SDP was refused (<see cref="SdpError.None"/> when not given).</summary>
     public SdpError Error { get; }
 }
 
+/// <summary>The states of a peer connection, as the browser's RTCPeerConnectionState.</summary>
 public enum RtcConnectionState
 {
+    /// <summary>Created; no offer or answer applied yet.</summary>
     New,
+    /// <summary>ICE, DTLS and SCTP are being set up.</summary>
     Connecting,
+    /// <summary>ICE, DTLS and SCTP are up: channels can open.</summary>
     Connected,
+    /// <summary>Set-up failed or timed out, or the transport was lost.</summary>
     Failed,
+    /// <summary>Closed by <see cref="RtcPeerConnection.DisposeAsync"/> or by the peer.</summary>
     Closed,
 }
 
@@ -77,6 +88,7 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
     private DateTimeOffset? _dtlsAt;
     private DateTimeOffset? _sctpAt;
 
+    /// <summary>A connection over <paramref name="socket"/> (owned from here on), timed by <paramref name="time"/>. Throws <see cref="ArgumentNullException"/> for a null argument and <see cref="ArgumentException"/> for an invalid <paramref name="configuration"/>.</summary>
     public RtcPeerConnection(IDatagramSocket socket, TimeProvider time, RtcConfiguration configuration, ILoggerFactory? logs = null)
     {
         ArgumentNullException.ThrowIfNull(socket);
@@ -99,6 +111,7 @@ public sealed class RtcPeerConnection : IAsyncDisposable, ISctpHandler
     /// <summary>A channel reached "closed" (both streams reset, or the connection ended).</summary>
     public event EventHandler<RtcDataChannel>? DataChannelClosed;
 
+    /// <summary>The connection's state now. Thread-safe.</summary>
     public RtcConnectionState State
     {
         get

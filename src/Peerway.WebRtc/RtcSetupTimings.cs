@@ -17,10 +17,13 @@ public sealed record RtcSetupTimings(DateTimeOffset Created)
     /// <summary>Our offer or answer made, every candidate in it.</summary>
     public DateTimeOffset? LocalDescription { get; init; }
 
+    /// <summary>The ICE agent's steps (gathering, checks, nomination).</summary>
     public IceTimings? Ice { get; init; }
 
+    /// <summary>The DTLS handshake completed.</summary>
     public DateTimeOffset? DtlsConnected { get; init; }
 
+    /// <summary>The SCTP association established.</summary>
     public DateTimeOffset? SctpEstablished { get; init; }
 
     /// <summary>One line: each step in milliseconds after <see cref="Created"/> (ISO 8601), in the order they happened.</summary>

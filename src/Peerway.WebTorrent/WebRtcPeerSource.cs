@@ -28,6 +28,7 @@ public sealed record WebRtcPeerSourceOptions
     /// <summary>Most WebRTC peer connections at once, offers waiting for an answer included.</summary>
     public int MaxConnections { get; init; } = 50;
 
+    /// <summary>Throws <see cref="ArgumentNullException"/> or <see cref="ArgumentOutOfRangeException"/> when a setting is missing or out of range.</summary>
     public void Validate()
     {
         ArgumentNullException.ThrowIfNull(Rtc);
@@ -60,6 +61,7 @@ public sealed class WebRtcPeerSource : IWebRtcPeerSource, IAsyncDisposable
     private int _live;
     private int _disposed;
 
+    /// <summary>A source whose connections use <paramref name="options"/>, timed by <paramref name="time"/>; makes a DTLS certificate when the options carry none. Throws for invalid options.</summary>
     public WebRtcPeerSource(WebRtcPeerSourceOptions options, TimeProvider time, ILoggerFactory? logs = null)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -219,6 +221,7 @@ public sealed class WebRtcPeerSource : IWebRtcPeerSource, IAsyncDisposable
         }
     }
 
+    /// <summary>Cancels the connections being set up and waits for them; channels already handed to sessions are theirs to close.</summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;

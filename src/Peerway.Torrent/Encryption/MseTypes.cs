@@ -4,6 +4,7 @@ namespace Peerway.Torrent.Encryption;
 [Flags]
 public enum CryptoMethods : uint
 {
+    /// <summary>No method (none offered, or none in common).</summary>
     None = 0,
 
     /// <summary>Only the handshake is obfuscated; the BitTorrent stream that follows is plaintext.</summary>
@@ -31,7 +32,7 @@ public enum EncryptionPolicy
 }
 
 /// <summary>Why an MSE handshake failed (a value, never an exception: the input is the network's).</summary>
-public enum MseError
+internal enum MseError
 {
     None,
 

@@ -24,6 +24,7 @@ public sealed record LocalDiscoveryOptions
     /// <summary>Most datagrams decoded per second, all senders together; the rest of a flood is dropped unread (counted, logged once a minute).</summary>
     public int MaxDatagramsPerSecond { get; init; } = 50;
 
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> or <see cref="ArgumentNullException"/> when a setting is out of range or missing.</summary>
     public void Validate()
     {
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(AnnounceInterval, TimeSpan.Zero);
@@ -70,6 +71,7 @@ public sealed class LocalDiscovery : IAsyncDisposable
     private bool _stopping;
     private int _started;
 
+    /// <summary>BEP 14 discovery for the torrents of <paramref name="client"/> over <paramref name="channels"/> (at least one), timed by <paramref name="time"/>; <paramref name="options"/> null takes the defaults. Throws <see cref="ArgumentException"/> for no channel or a null one.</summary>
     public LocalDiscovery(TorrentClient client, IReadOnlyList<LsdChannel> channels, TimeProvider time, LocalDiscoveryOptions? options = null, ILogger<LocalDiscovery>? log = null)
     {
         ArgumentNullException.ThrowIfNull(client);
@@ -89,6 +91,7 @@ public sealed class LocalDiscovery : IAsyncDisposable
     /// <summary>Our cookie: announces carrying it are our own, looped back.</summary>
     public string Cookie { get; }
 
+    /// <summary>Counters since the start. Thread-safe.</summary>
     public LocalDiscoveryStats Stats => new(Interlocked.Read(ref _sent), Interlocked.Read(ref _received), Interlocked.Read(ref _own),
         Interlocked.Read(ref _malformed), Interlocked.Read(ref _unknown), Interlocked.Read(ref _flooded), Interlocked.Read(ref _added));
 

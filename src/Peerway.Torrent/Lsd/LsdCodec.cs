@@ -8,6 +8,7 @@ namespace Peerway.Torrent.Lsd;
 /// <summary>Why a datagram is not a BEP 14 announce.</summary>
 public enum LsdDecodeError
 {
+    /// <summary>A valid announce.</summary>
     None,
 
     /// <summary>Longer than <see cref="LsdCodec.MaxMessageSize"/>.</summary>

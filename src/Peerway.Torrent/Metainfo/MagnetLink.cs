@@ -8,6 +8,7 @@ namespace Peerway.Torrent.Metainfo;
 /// <summary>Why a magnet URI was rejected.</summary>
 public enum MagnetError
 {
+    /// <summary>A valid magnet link.</summary>
     None = 0,
     /// <summary>Not a "magnet:?" URI, or longer than the limit.</summary>
     NotMagnet,
@@ -25,6 +26,7 @@ public enum MagnetError
     V2Only,
 }
 
+/// <summary>Text for <see cref="MagnetError"/> values.</summary>
 public static class MagnetErrors
 {
     /// <summary>One clear phrase for a user (after "invalid magnet link: ").</summary>
@@ -50,6 +52,7 @@ public sealed record MagnetLink(NodeId InfoHash, string? DisplayName, IReadOnlyL
 
     private const string Base32Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
+    /// <summary>Parses a BEP 9 magnet URI (<c>magnet:?xt=urn:btih:…</c>, with optional dn, tr and x.pe); false with <paramref name="error"/> set when it is not valid.</summary>
     public static bool TryParse(string? uri, out MagnetLink? magnet, out MagnetError error)
     {
         magnet = null;
@@ -219,9 +222,11 @@ public sealed record MagnetLink(NodeId InfoHash, string? DisplayName, IReadOnlyL
         return sb.ToString();
     }
 
+    /// <summary>Same info-hash, display name, trackers and peers (in order).</summary>
     public bool Equals(MagnetLink? other) =>
         other is not null && InfoHash == other.InfoHash && DisplayName == other.DisplayName &&
         Trackers.SequenceEqual(other.Trackers) && Peers.SequenceEqual(other.Peers);
 
+    /// <inheritdoc/>
     public override int GetHashCode() => InfoHash.GetHashCode();
 }

@@ -3,6 +3,7 @@ namespace Peerway.Torrent.Metainfo;
 /// <summary>Why a .torrent (or an info dictionary fetched with BEP 9) was rejected. <see cref="None"/> means success.</summary>
 public enum MetainfoError
 {
+    /// <summary>Not an error.</summary>
     None = 0,
     /// <summary>Not valid bencode (BEP 3), or bencode beyond the size/depth limits.</summary>
     MalformedBencode,
@@ -36,6 +37,7 @@ public enum MetainfoError
     V2Only,
 }
 
+/// <summary>Text for <see cref="MetainfoError"/> values.</summary>
 public static class MetainfoErrors
 {
     /// <summary>One clear sentence for a user.</summary>

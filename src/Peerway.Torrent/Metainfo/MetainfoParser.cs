@@ -15,6 +15,7 @@ public static class MetainfoParser
         MaxStringLength = TorrentLimits.MaxTorrentFileLength,
     };
 
+    /// <summary>Parses and validates a whole .torrent file (BEP 3, BEP 12, BEP 47, BEP 52 hybrids); false with <paramref name="error"/> set when it is not valid. Bounded by <see cref="TorrentLimits"/>.</summary>
     public static bool TryParse(ReadOnlySpan<byte> torrent, out TorrentMetainfo? metainfo, out MetainfoError error)
     {
         metainfo = null;
@@ -138,6 +139,7 @@ public static class MetainfoParser
         return TryParseInfo(rawInfo, out info, out error);
     }
 
+    /// <summary>Parses and validates a bencoded info dictionary alone; false with <paramref name="error"/> set when it is not valid.</summary>
     public static bool TryParseInfo(ReadOnlySpan<byte> rawInfo, out TorrentInfo? info, out MetainfoError error)
     {
         info = null;

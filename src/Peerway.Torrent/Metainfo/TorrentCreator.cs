@@ -20,13 +20,16 @@ public sealed record TorrentCreateOptions
     /// <summary>BEP 19 web seeds (GetRight style), written as "url-list": http(s) URLs serving the content.</summary>
     public IReadOnlyList<string> WebSeeds { get; init; } = [];
 
+    /// <summary>The "comment" written into the .torrent; null: none.</summary>
     public string? Comment { get; init; }
 
+    /// <summary>The "created by" written into the .torrent.</summary>
     public string CreatedBy { get; init; } = "Peerway";
 
     /// <summary>Creation date in Unix seconds; null omits it (reproducible output).</summary>
     public long? CreationDate { get; init; }
 
+    /// <summary>Throws <see cref="ArgumentException"/> when a setting is out of range.</summary>
     public void Validate()
     {
         if (PieceLength is { } p && (p < TorrentLimits.BlockLength || p > TorrentLimits.MaxPieceLength || (p & (p - 1)) != 0))

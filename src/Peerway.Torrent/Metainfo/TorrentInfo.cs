@@ -3,6 +3,9 @@ using Peerway.Core;
 namespace Peerway.Torrent.Metainfo;
 
 /// <summary>One file of a torrent: its path components (validated safe), length and offset in the piece stream.</summary>
+/// <param name="Path">The path components under the torrent's root (for a single-file torrent, the name alone).</param>
+/// <param name="Length">The file's length in bytes.</param>
+/// <param name="Offset">Where the file starts in the torrent's byte stream (the concatenation of all files), in bytes.</param>
 /// <param name="IsPadding">
 /// BEP 47: "attr" contains 'p'. A padding file's bytes are zeros that align the next file to a piece boundary (BEP 52
 /// hybrid torrents have one before every file that does not start on a boundary); it is hashed but never stored.
@@ -31,13 +34,16 @@ public sealed class TorrentInfo
         InfoHash = NodeId.Sha1(rawInfo.Span);
     }
 
+    /// <summary>The suggested name: the file's (single file) or the root directory's (multi-file).</summary>
     public string Name { get; }
 
+    /// <summary>Bytes per piece (the last piece may be shorter, see <see cref="PieceSize"/>).</summary>
     public int PieceLength { get; }
 
     /// <summary>Concatenated 20-byte SHA-1 hashes, one per piece.</summary>
     public ReadOnlyMemory<byte> PieceHashes { get; }
 
+    /// <summary>Number of pieces.</summary>
     public int PieceCount => PieceHashes.Length / TorrentLimits.Sha1Length;
 
     /// <summary>Every file of the piece stream, padding files (BEP 47) included.</summary>
@@ -52,18 +58,22 @@ public sealed class TorrentInfo
     /// <summary>BEP 52: the v2 info-hash (SHA-256 of the info dictionary) of a hybrid torrent; null for v1.</summary>
     public string? InfoHashV2 => IsHybrid ? Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(RawInfo.Span)) : null;
 
+    /// <summary>True when the info dictionary has a "files" list (the content is a directory).</summary>
     public bool IsMultiFile { get; }
 
     /// <summary>BEP 27: private torrents use only their trackers (no DHT, no PEX).</summary>
     public bool IsPrivate { get; }
 
+    /// <summary>Bytes of all files, padding files included.</summary>
     public long TotalLength { get; }
 
     /// <summary>The exact bencoded info dictionary (served to peers through BEP 9).</summary>
     public ReadOnlyMemory<byte> RawInfo { get; }
 
+    /// <summary>BEP 3: the SHA-1 of the bencoded info dictionary.</summary>
     public NodeId InfoHash { get; }
 
+    /// <summary>The 20-byte SHA-1 of piece <paramref name="piece"/>. Throws <see cref="ArgumentOutOfRangeException"/> when out of range.</summary>
     public ReadOnlySpan<byte> PieceHash(int piece) => PieceHashes.Span.Slice(piece * TorrentLimits.Sha1Length, TorrentLimits.Sha1Length);
 
     /// <summary>Length of piece <paramref name="piece"/>: the last one may be shorter.</summary>
@@ -83,19 +93,25 @@ public sealed class TorrentMetainfo
         CreationDate = creationDate;
     }
 
+    /// <summary>The info dictionary.</summary>
     public TorrentInfo Info { get; }
 
     /// <summary>BEP 12 tiers; a plain "announce" becomes a single tier.</summary>
     public IReadOnlyList<IReadOnlyList<string>> TrackerTiers { get; }
 
+    /// <summary>Every tracker URL of <see cref="TrackerTiers"/>, once each, in tier order.</summary>
     public IEnumerable<string> Trackers => TrackerTiers.SelectMany(t => t).Distinct(StringComparer.Ordinal);
 
+    /// <summary>The "comment"; null when absent.</summary>
     public string? Comment { get; }
 
+    /// <summary>The "created by"; null when absent.</summary>
     public string? CreatedBy { get; }
 
+    /// <summary>The "creation date" in Unix seconds; null when absent.</summary>
     public long? CreationDate { get; }
 
+    /// <summary>The info-hash of <see cref="Info"/>.</summary>
     public NodeId InfoHash => Info.InfoHash;
 
     /// <summary>BEP 19 web seeds ("url-list", GetRight style): http(s) URLs of the content.</summary>

@@ -16,14 +16,19 @@ public enum ProxyKind
 /// <summary>A proxy for outgoing TCP connections: <c>socks5://[user:pass@]host:port</c> or <c>http://[user:pass@]host:port</c>.</summary>
 public sealed record ProxySettings
 {
+    /// <summary>The proxy protocol.</summary>
     public required ProxyKind Kind { get; init; }
 
+    /// <summary>The proxy's host name or IP address.</summary>
     public required string Host { get; init; }
 
+    /// <summary>The proxy's TCP port.</summary>
     public required int Port { get; init; }
 
+    /// <summary>User name for the proxy (RFC 1929, or Basic); null: no authentication.</summary>
     public string? UserName { get; init; }
 
+    /// <summary>Password for <see cref="UserName"/>.</summary>
     public string? Password { get; init; }
 
     /// <summary>The proxy without credentials, for logs ("socks5://10.0.0.1:1080").</summary>

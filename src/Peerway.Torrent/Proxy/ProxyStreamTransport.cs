@@ -29,12 +29,16 @@ public sealed class ProxyStreamTransport(IStreamTransport inner, ProxySettings p
     private readonly ILogger _log = log ?? NullLogger.Instance;
     private readonly HashSet<string> _logged = [];
 
+    /// <summary>The inner transport's kind.</summary>
     public StreamTransportKind Kind => inner.Kind;
 
+    /// <summary>The proxy connections go through.</summary>
     public ProxySettings Proxy => proxy;
 
+    /// <summary>Listens through the inner transport (not through the proxy).</summary>
     public ValueTask<IStreamListener> ListenAsync(IPEndPoint localEndPoint, CancellationToken cancellationToken) => inner.ListenAsync(localEndPoint, cancellationToken);
 
+    /// <summary>Connects to the proxy through the inner transport and asks it for <paramref name="remoteEndPoint"/>. Throws <see cref="ProxyException"/> when the proxy refuses or answers badly or does not finish its handshake in time.</summary>
     public async ValueTask<IStreamConnection> ConnectAsync(IPEndPoint remoteEndPoint, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(remoteEndPoint);

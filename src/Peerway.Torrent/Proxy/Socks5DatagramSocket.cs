@@ -30,6 +30,7 @@ public sealed class Socks5DatagramSocket : IDatagramSocket, IAsyncDisposable
 
     /// <param name="inner">The local UDP socket the relay's datagrams arrive on (owned: disposed with this).</param>
     /// <param name="association">From <see cref="ProxyStreamTransport.UdpAssociateAsync"/> (its control connection is owned).</param>
+    /// <param name="log">Logs dropped datagrams and the control connection's end; null: none.</param>
     public Socks5DatagramSocket(IDatagramSocket inner, Socks5UdpAssociation association, ILogger? log = null)
     {
         ArgumentNullException.ThrowIfNull(inner);
@@ -63,6 +64,7 @@ public sealed class Socks5DatagramSocket : IDatagramSocket, IAsyncDisposable
     /// <summary>Datagrams dropped on arrival: not from the relay, fragments, malformed headers.</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
 
+    /// <inheritdoc/>
     public void Start(DatagramHandler handler)
     {
         ArgumentNullException.ThrowIfNull(handler);
@@ -85,6 +87,7 @@ public sealed class Socks5DatagramSocket : IDatagramSocket, IAsyncDisposable
         });
     }
 
+    /// <summary>Sends <paramref name="datagram"/> to <paramref name="remote"/> through the relay (RFC 1928 §7 header prepended).</summary>
     public void Send(ReadOnlySpan<byte> datagram, IPEndPoint remote)
     {
         ArgumentNullException.ThrowIfNull(remote);
@@ -132,6 +135,7 @@ public sealed class Socks5DatagramSocket : IDatagramSocket, IAsyncDisposable
         }
     }
 
+    /// <summary>Closes the local socket and the association's control connection.</summary>
     public void Dispose()
     {
         // The watch ends on the cancellation (or the abort) and disposes the control connection.

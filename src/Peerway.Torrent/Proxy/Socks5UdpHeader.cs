@@ -5,7 +5,7 @@ using System.Net.Sockets;
 namespace Peerway.Torrent.Proxy;
 
 /// <summary>Why a datagram from a SOCKS5 UDP relay was not accepted.</summary>
-public enum Socks5UdpError
+internal enum Socks5UdpError
 {
     None = 0,
     /// <summary>Shorter than its header says.</summary>
@@ -24,7 +24,7 @@ public enum Socks5UdpError
 /// The header of a datagram through a SOCKS5 UDP relay (RFC 1928 §7), sans I/O:
 /// <c>RSV(2)=0 FRAG(1) ATYP(1) DST.ADDR DST.PORT(2) DATA</c>. Reads never throw.
 /// </summary>
-public static class Socks5UdpHeader
+internal static class Socks5UdpHeader
 {
     /// <summary>The longest header written (IPv6).</summary>
     public const int MaxLength = 4 + 16 + 2;

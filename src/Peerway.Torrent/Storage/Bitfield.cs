@@ -7,6 +7,7 @@ public sealed class Bitfield
 {
     private readonly byte[] _bytes;
 
+    /// <summary>An empty set of <paramref name="count"/> pieces. Throws <see cref="ArgumentOutOfRangeException"/> when negative.</summary>
     public Bitfield(int count)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(count);
@@ -14,14 +15,19 @@ public sealed class Bitfield
         _bytes = new byte[(count + 7) / 8];
     }
 
+    /// <summary>Number of pieces.</summary>
     public int Count { get; }
 
+    /// <summary>Number of pieces in the set.</summary>
     public int SetCount { get; private set; }
 
+    /// <summary>True when every piece is in the set.</summary>
     public bool IsComplete => SetCount == Count;
 
+    /// <summary>True when no piece is in the set.</summary>
     public bool IsEmpty => SetCount == 0;
 
+    /// <summary>True when piece <paramref name="index"/> is in the set.</summary>
     public bool this[int index] => (_bytes[index >> 3] & (0x80 >> (index & 7))) != 0;
 
     /// <summary>Sets a bit; returns false if it was already set.</summary>
@@ -36,6 +42,7 @@ public sealed class Bitfield
         return true;
     }
 
+    /// <summary>Clears a bit; returns false if it was not set.</summary>
     public bool Clear(int index)
     {
         var mask = (byte)(0x80 >> (index & 7));
@@ -45,11 +52,13 @@ public sealed class Bitfield
         return true;
     }
 
+    /// <summary>Puts every piece in the set.</summary>
     public void SetAll()
     {
         for (var i = 0; i < Count; i++) Set(i);
     }
 
+    /// <summary>The bits in the BEP 3 wire layout (spare bits of the last byte zero).</summary>
     public ReadOnlySpan<byte> AsSpan() => _bytes;
 
     /// <summary>An independent copy.</summary>
@@ -60,6 +69,7 @@ public sealed class Bitfield
         return copy;
     }
 
+    /// <summary>The pieces in the set, ascending.</summary>
     public IEnumerable<int> SetIndices()
     {
         for (var i = 0; i < Count; i++)

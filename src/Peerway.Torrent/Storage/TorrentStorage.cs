@@ -105,6 +105,7 @@ public sealed class TorrentStorage : ITorrentStorage
         ResumePath = resumePath;
     }
 
+    /// <summary>The resume file (by default under <see cref="ResumeDirectory"/> of the download directory).</summary>
     public string ResumePath { get; }
 
     /// <summary>Where the bytes of skipped files from shared pieces are kept (next to the resume file).</summary>
@@ -122,6 +123,7 @@ public sealed class TorrentStorage : ITorrentStorage
     /// <summary>Number of pieces whose data was hashed on open because the resume file was missing or not trusted.</summary>
     public int PiecesRechecked { get; private set; }
 
+    /// <summary>A copy of the pieces verified so far. Thread-safe.</summary>
     public Bitfield Verified
     {
         get
@@ -130,6 +132,7 @@ public sealed class TorrentStorage : ITorrentStorage
         }
     }
 
+    /// <summary>Number of pieces verified so far. Thread-safe.</summary>
     public int VerifiedCount
     {
         get
@@ -138,8 +141,10 @@ public sealed class TorrentStorage : ITorrentStorage
         }
     }
 
+    /// <summary>True when every piece is verified.</summary>
     public bool IsComplete => VerifiedCount == _info.PieceCount;
 
+    /// <summary>True when piece <paramref name="piece"/> is verified. Thread-safe.</summary>
     public bool HasPiece(int piece)
     {
         lock (_gate) return _verified[piece];
@@ -153,14 +158,19 @@ public sealed class TorrentStorage : ITorrentStorage
     /// files already there are treated as resume data as libtorrent and transmission do (their verified pieces are kept,
     /// only the torrent's pieces are ever written into them), then missing files are created and all are preallocated.
     /// An existing file that does not fit the torrent (see <see cref="CheckExistingFiles"/>) is left untouched and
-    /// <see cref="OutputConflictException"/> is thrown, unless <paramref name="overwrite"/>; nothing on disk changes
+    /// <see cref="Peerway.Core.IO.OutputConflictException"/> is thrown, unless <paramref name="overwrite"/>; nothing on disk changes
     /// before every file has passed these checks.
     /// </summary>
+    /// <param name="info">The torrent whose files are opened.</param>
+    /// <param name="directory">The directory the content is (or goes) under.</param>
+    /// <param name="create">A download: create and preallocate missing files; false: the files must exist (seeding).</param>
+    /// <param name="resumePath">The resume file to trust and update; null: every piece on disk is hashed.</param>
     /// <param name="directWrites">Write verified pieces with O_DIRECT where the filesystem allows it (Linux).</param>
     /// <param name="overwrite">Write into (and truncate to size) existing files that do not fit the torrent.</param>
     /// <param name="time">The wall clock for file mtimes (the resume record's sentinel); null: the system clock.</param>
     /// <param name="skippedFiles">Per entry of <see cref="TorrentInfo.Files"/>: not to be created (see <see cref="SetSkippedFiles"/>); null: none.</param>
     /// <param name="dataSyncInterval">How long verified pieces may stay unsynced (see <see cref="FileStorageOptions.DataSyncInterval"/>); null: its default.</param>
+    /// <param name="ct">Cancels the hashing of pieces on disk.</param>
     public static TorrentStorage Open(TorrentInfo info, string directory, bool create, string? resumePath = null, bool directWrites = false, bool overwrite = false, TimeProvider? time = null, IReadOnlyList<bool>? skippedFiles = null, TimeSpan? dataSyncInterval = null, CancellationToken ct = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(dataSyncInterval ?? TimeSpan.Zero, TimeSpan.Zero, nameof(dataSyncInterval));
@@ -630,6 +640,7 @@ public sealed class TorrentStorage : ITorrentStorage
         return true;
     }
 
+    /// <summary>True when the SHA-1 of <paramref name="data"/> is piece <paramref name="piece"/>'s hash in <paramref name="info"/>.</summary>
     public static bool VerifyPiece(TorrentInfo info, int piece, ReadOnlySpan<byte> data)
     {
         ArgumentNullException.ThrowIfNull(info);
@@ -779,6 +790,7 @@ public sealed class TorrentStorage : ITorrentStorage
 
     /// <summary>Per file: whether the resume file's size+mtime match what is on disk. <paramref name="resumed"/> is null when untrusted.</summary>
     /// <param name="recorded">Per file: whether the resume file lists it at its current size (whatever its mtime).</param>
+    /// <param name="resumed">The record's verified pieces; null when there is no record or it does not decode.</param>
     /// <param name="unsynced">The pieces the record lists as verified but not yet fsynced (null: none, or a record from before the field).</param>
     /// <param name="sameBoot">Whether the record was written during this boot of the kernel.</param>
     private bool[] LoadResume(out Bitfield? resumed, out bool[] recorded, out Bitfield? unsynced, out bool sameBoot)
@@ -902,6 +914,7 @@ public sealed class TorrentStorage : ITorrentStorage
         return File.OpenHandle(PartsPath, FileMode.CreateNew, FileAccess.ReadWrite);
     }
 
+    /// <summary>Closes the files.</summary>
     public void Dispose()
     {
         _parts?.Dispose();

@@ -15,6 +15,7 @@ public sealed record ChokerOptions
     /// <summary>Anti-snubbing: a peer that sent us no block for this long while we wanted some is snubbed.</summary>
     public TimeSpan SnubTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> when a setting is out of range.</summary>
     public void Validate()
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(UploadSlots, 1);
@@ -26,7 +27,7 @@ public sealed record ChokerOptions
 }
 
 /// <summary>What the choker needs to know about a peer.</summary>
-public interface IChokeCandidate
+internal interface IChokeCandidate
 {
     /// <summary>The peer is interested in our pieces.</summary>
     bool PeerInterested { get; }
@@ -49,7 +50,7 @@ public interface IChokeCandidate
 /// (download rate while leeching, upload rate while seeding) are unchoked; one more random choked, interested peer
 /// is unchoked optimistically and rotated every 30 s; snubbed peers lose their regular slot. Not thread-safe.
 /// </summary>
-public sealed class Choker
+internal sealed class Choker
 {
     private readonly TimeProvider _time;
     private readonly ChokerOptions _options;
@@ -100,7 +101,7 @@ public sealed class Choker
 }
 
 /// <summary>A transfer rate over a sliding window, timed by a <see cref="TimeProvider"/>. Not thread-safe.</summary>
-public sealed class RateMeter(TimeProvider time, TimeSpan window)
+internal sealed class RateMeter(TimeProvider time, TimeSpan window)
 {
     private readonly Queue<(long Timestamp, long Bytes)> _samples = new();
     private long _windowBytes;

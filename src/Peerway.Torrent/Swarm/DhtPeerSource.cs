@@ -13,6 +13,7 @@ public sealed record DhtPeerSourceOptions
     /// <summary>Once complete (seeding): re-announce this often. BEP 5: stored peers expire, so announce again.</summary>
     public TimeSpan AnnounceInterval { get; init; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> when a setting is out of range.</summary>
     public void Validate()
     {
         if (SearchInterval <= TimeSpan.Zero || AnnounceInterval <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(SearchInterval), "intervals must be positive");

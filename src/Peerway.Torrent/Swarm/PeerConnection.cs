@@ -65,6 +65,9 @@ internal sealed class PeerConnection : IChokeCandidate, IAsyncDisposable
     /// </summary>
     private static readonly StreamPipeReaderOptions VirtualReaderOptions = new(bufferSize: 32 * 1024, minimumReadSize: 4 * 1024, useZeroByteReads: true);
 
+    /// <param name="connection">The stream to the peer (owned: disposed with this).</param>
+    /// <param name="outgoing">True when we dialled the peer.</param>
+    /// <param name="time">The clock for timeouts and rates.</param>
     /// <param name="encryption">What the MSE negotiation left: bytes read past it, the ciphers in force; null for a plain connection.</param>
     /// <param name="pump">Where the send pump resumes when bytes are written (null: the thread pool).</param>
     public PeerConnection(IStreamConnection connection, bool outgoing, TimeProvider time, MseResult? encryption = null, PipeScheduler? pump = null)

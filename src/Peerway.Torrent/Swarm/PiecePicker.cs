@@ -3,7 +3,7 @@ using Peerway.Torrent.Storage;
 namespace Peerway.Torrent.Swarm;
 
 /// <summary>A block to request: piece index, offset and length (BEP 3: 16 KiB blocks, the last one shorter).</summary>
-public readonly record struct BlockRequest(int Piece, int Begin, int Length);
+internal readonly record struct BlockRequest(int Piece, int Begin, int Length);
 
 /// <summary>
 /// Chooses which blocks to request from a peer. Not thread-safe: owned by the swarm's single state lock.
@@ -17,7 +17,7 @@ public readonly record struct BlockRequest(int Piece, int Begin, int Length);
 /// before everything else, earliest deadline first, and once all their blocks are requested they are in their own
 /// endgame (a block may be asked of a second peer); the rest of the picking is unchanged.
 /// </summary>
-public sealed class PiecePicker
+internal sealed class PiecePicker
 {
     /// <summary>Until this many pieces are complete, pick random pieces (something to share quickly).</summary>
     public const int RandomFirstPieces = 4;
@@ -160,6 +160,11 @@ public sealed class PiecePicker
     /// Picks up to <paramref name="count"/> blocks that <paramref name="peer"/> (which has <paramref name="peerHas"/>) should
     /// be asked for, marking them requested. <paramref name="allowedFast"/> restricts the choice (BEP 6, while choked).
     /// </summary>
+    /// <param name="peer">Identifies the peer the blocks are requested from (its requests are tracked by this key).</param>
+    /// <param name="peerHas">The pieces the peer has.</param>
+    /// <param name="count">Most blocks to pick.</param>
+    /// <param name="allowedFast">BEP 6: when not null, only these pieces may be picked (the peer chokes us).</param>
+    /// <param name="excluded">Pieces not to pick; null: none.</param>
     /// <param name="commonestFirst">Start the most available pieces first instead of the rarest (a web seed, which leaves the rare ones to peers).</param>
     public List<BlockRequest> Pick(object peer, Bitfield peerHas, int count, IReadOnlySet<int>? allowedFast = null, IReadOnlySet<int>? excluded = null, bool commonestFirst = false)
     {

@@ -154,6 +154,7 @@ internal sealed class DiskQueue : IAsyncDisposable
     private readonly Task _worker;
     private readonly ILogger _log;
 
+    /// <param name="log">Logs write failures.</param>
     /// <param name="scheduler">Runs the worker. Under a custom (single-threaded) scheduler a queued piece is handed to the
     /// worker synchronously, in the writer's call, instead of through the thread pool.</param>
     public DiskQueue(ILogger log, EngineScheduler scheduler)

@@ -21,7 +21,9 @@ public sealed partial class TorrentSession
     /// </summary>
     private Task<PeerConnection> ConnectPeerAsync(IPEndPoint endPoint, CancellationToken ct) => ConnectPeerAsync(endPoint, null, ct);
 
+    /// <param name="endPoint">The peer's address.</param>
     /// <param name="via">The transport to dial through (BEP 55: uTP only); null: the session's.</param>
+    /// <param name="ct">Cancels the connect and the handshake.</param>
     private async Task<PeerConnection> ConnectPeerAsync(IPEndPoint endPoint, IStreamTransport? via, CancellationToken ct)
     {
         var policy = _options.Encryption;

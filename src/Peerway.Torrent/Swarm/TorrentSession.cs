@@ -89,10 +89,15 @@ public sealed partial class TorrentSession : IAsyncDisposable
     private int _initializing;
     private int _disposed;
 
+    /// <param name="infoHash">The torrent's BEP 3 info-hash.</param>
+    /// <param name="info">The info dictionary; null for a magnet link (fetched from peers, BEP 9).</param>
     /// <param name="storage">Opens the torrent's storage once the info dictionary is known.</param>
     /// <param name="savePath">The directory the content is (or goes) under.</param>
     /// <param name="seedOnly">The content must already be complete there (a seeder sharing its own files).</param>
     /// <param name="transport">Dials peers; standalone, also listens on <see cref="TorrentSessionOptions.ListenAddress"/>.</param>
+    /// <param name="options">The session's settings (validated here).</param>
+    /// <param name="time">The clock for every timer of the session.</param>
+    /// <param name="logger">Null: no logging.</param>
     public TorrentSession(NodeId infoHash, TorrentInfo? info, ITorrentStorageFactory storage, string savePath, bool seedOnly, TorrentSessionOptions options, IStreamTransport transport, TimeProvider time, ILogger? logger = null)
         : this(infoHash, info, storage, savePath, seedOnly, options, transport, time, logger, shared: null)
     {
@@ -136,10 +141,13 @@ public sealed partial class TorrentSession : IAsyncDisposable
         return new NodeId(bytes);
     }
 
+    /// <summary>The torrent's info-hash.</summary>
     public NodeId InfoHash { get; }
 
+    /// <summary>Our 20-byte peer id in this session.</summary>
     public NodeId PeerId { get; }
 
+    /// <summary>The info dictionary; null until known (a magnet link before BEP 9 metadata).</summary>
     public TorrentInfo? Info => _info;
 
     /// <summary>The port peers reach us on (the client's, under a <see cref="TorrentClient"/>); 0 before the start.</summary>
@@ -169,11 +177,13 @@ public sealed partial class TorrentSession : IAsyncDisposable
     /// <summary>Raised (outside the lock) when a peer sends a BEP 5 PORT message: a DHT node to add.</summary>
     public event Action<IPEndPoint>? DhtNodeSeen;
 
+    /// <summary>BEP 27: the torrent is private (no DHT, no PEX, no local discovery).</summary>
     public bool IsPrivate => _info?.IsPrivate ?? false;
 
     /// <summary>Where this engine runs what it does not run inline: the client's; standalone, the thread pool.</summary>
     internal EngineScheduler Scheduler => _shared?.Scheduler ?? EngineScheduler.ThreadPool;
 
+    /// <summary>Starts the session: opens the storage once the info dictionary is known and starts dialling and the timers.</summary>
     public async Task StartAsync(CancellationToken ct)
     {
         if (_info is not null)
@@ -260,6 +270,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
         if (wanted > 0) DialCandidatesLocked(wanted);
     }
 
+    /// <summary>A snapshot of the session's counters. Thread-safe.</summary>
     public TorrentSessionStats GetStats()
     {
         lock (_gate)
@@ -730,6 +741,7 @@ public sealed partial class TorrentSession : IAsyncDisposable
         }
     }
 
+    /// <summary>Closes every connection, stops the session's tasks and awaits them, and closes the storage.</summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;

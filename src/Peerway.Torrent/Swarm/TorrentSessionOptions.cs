@@ -7,6 +7,7 @@ namespace Peerway.Torrent.Swarm;
 /// <summary>Settings of one torrent's swarm engine.</summary>
 public sealed record TorrentSessionOptions
 {
+    /// <summary>Address to listen on when the session runs standalone (not under a <see cref="TorrentClient"/>).</summary>
     public IPAddress ListenAddress { get; init; } = IPAddress.Any;
 
     /// <summary>TCP port for incoming peers; 0 picks a free one.</summary>
@@ -37,6 +38,7 @@ public sealed record TorrentSessionOptions
     /// </summary>
     public TimeSpan InactivityTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>Upload slots and the choking rounds (BEP 3 choking).</summary>
     public ChokerOptions Choker { get; init; } = new();
 
     /// <summary>Keep uploading after the download completes.</summary>
@@ -48,11 +50,13 @@ public sealed record TorrentSessionOptions
     /// <summary>A peer that sends none of our requested blocks for this long has its requests given to others.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>A dial that has not connected this long is abandoned.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Delay before dialling again a peer whose dial failed; doubled per failure up to <see cref="MaxRedialDelay"/>.</summary>
     public TimeSpan RedialDelay { get; init; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>Upper bound of the doubling <see cref="RedialDelay"/>.</summary>
     public TimeSpan MaxRedialDelay { get; init; } = TimeSpan.FromSeconds(60);
 
     /// <summary>Dials of one endpoint that may fail in a row before it is forgotten (until a tracker, the DHT or PEX names it again).</summary>
@@ -73,6 +77,7 @@ public sealed record TorrentSessionOptions
 
     /// <summary>Bounds of the adaptive request queue (outstanding block requests per peer).</summary>
     public int MinQueueDepth { get; init; } = 4;
+    /// <summary>Upper bound of the adaptive request queue (see <see cref="MinQueueDepth"/>).</summary>
     public int MaxQueueDepth { get; init; } = 500;
 
     /// <summary>Most requests from one peer we queue (our BEP 10 "reqq").</summary>
@@ -87,6 +92,7 @@ public sealed record TorrentSessionOptions
     /// <summary>Our DHT port, announced with the BEP 5 PORT message when both sides set the DHT bit.</summary>
     public int? DhtPort { get; init; }
 
+    /// <summary>Our client name, sent as "v" in the BEP 10 extended handshake.</summary>
     public string ClientName { get; init; } = "Peerway 0.1";
 
     /// <summary>Our 20-byte peer id; null: "-PW0001-" followed by random bytes (Azureus style).</summary>
@@ -113,6 +119,7 @@ public sealed record TorrentSessionOptions
     /// </summary>
     public EncryptionPolicy Encryption { get; init; } = EncryptionPolicy.Prefer;
 
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> or <see cref="ArgumentException"/> when a setting is out of range.</summary>
     public void Validate()
     {
         if (!Enum.IsDefined(Encryption)) throw new ArgumentOutOfRangeException(nameof(Encryption), Encryption, "not a policy");
@@ -150,5 +157,6 @@ public sealed record TorrentSessionStats(
     IReadOnlyDictionary<NodeId, long> ReceivedByPeerId,
     bool HasMetadata)
 {
+    /// <summary>Fraction of the pieces verified, 0 to 1 (1 for an empty torrent once its metadata is known).</summary>
     public double Progress => PieceCount == 0 ? (HasMetadata ? 1 : 0) : (double)VerifiedPieces / PieceCount;
 }

@@ -21,6 +21,12 @@ public sealed class TrackerAnnouncer : IAsyncDisposable
     private readonly List<Task> _loops = [];
     private readonly Dictionary<Uri, WebSocketAnnouncer> _webSockets = [];
 
+    /// <param name="session">The torrent announced; its peers are added from the answers.</param>
+    /// <param name="trackers">Announce URLs: http(s), udp and ws(s).</param>
+    /// <param name="http">Sends the HTTP announces.</param>
+    /// <param name="udp">Sends the BEP 15 UDP announces; null: UDP trackers are skipped.</param>
+    /// <param name="time">The clock for announce intervals.</param>
+    /// <param name="logger">Null: no logging.</param>
     /// <param name="webrtc">Makes the WebRTC offers and answers WebSocket trackers relay; null: WebSocket trackers are
     /// announced to without offers (counted, but no browser peers).</param>
     /// <param name="connector">Opens WebSockets (null: <see cref="WebSocketTrackerClient.DefaultConnector"/>).</param>
@@ -46,6 +52,7 @@ public sealed class TrackerAnnouncer : IAsyncDisposable
 
     private int _successes;
 
+    /// <summary>Starts one announce loop per tracker. Call once.</summary>
     public void Start()
     {
         foreach (var t in _trackers) _loops.Add(LoopAsync(t, _cts.Token));
@@ -128,6 +135,7 @@ public sealed class TrackerAnnouncer : IAsyncDisposable
         }
     }
 
+    /// <summary>Stops the announce loops and awaits them.</summary>
     public async ValueTask DisposeAsync()
     {
         await _cts.CancelAsync().ConfigureAwait(false);

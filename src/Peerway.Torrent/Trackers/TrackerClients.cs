@@ -7,12 +7,14 @@ namespace Peerway.Torrent.Trackers;
 /// <summary>The outcome of one announce.</summary>
 public sealed record TrackerResult(AnnounceResponse? Response, TrackerError Error, string? Message = null)
 {
+    /// <summary>True when the tracker answered with a response.</summary>
     public bool Ok => Response is not null;
 }
 
 /// <summary>HTTP(S) tracker client (BEP 3 announce, BEP 23 compact peers).</summary>
 public sealed class HttpTrackerClient(HttpClient http)
 {
+    /// <summary>Sends a BEP 3 GET announce and parses the answer. Failures of the exchange are in the result.</summary>
     public async Task<TrackerResult> AnnounceAsync(Uri announce, AnnounceRequest request, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(http);
@@ -46,6 +48,7 @@ public sealed record UdpTrackerOptions
     /// <summary>BEP 15 allows up to 8 retries; a client that wants an answer sooner gives up earlier.</summary>
     public int MaxRetries { get; init; } = 2;
 
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> when a setting is out of range.</summary>
     public void Validate()
     {
         if (InitialTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(InitialTimeout), "must be positive");
@@ -70,6 +73,7 @@ public sealed class UdpTrackerClient : IDisposable
     private readonly ConcurrentDictionary<IPEndPoint, (long Id, DateTimeOffset Expires)> _connections = new();
     private readonly int _key = Random.Shared.Next();
 
+    /// <summary>A client receiving on <paramref name="socket"/> (started here), timed by <paramref name="time"/>.</summary>
     public UdpTrackerClient(IDatagramSocket socket, TimeProvider time, UdpTrackerOptions options)
     {
         ArgumentNullException.ThrowIfNull(socket);
@@ -113,6 +117,7 @@ public sealed class UdpTrackerClient : IDisposable
         return null;
     }
 
+    /// <summary>Connects (or reuses a connection id younger than a minute) and announces, retrying per <see cref="UdpTrackerOptions"/>. Failures of the exchange are in the result.</summary>
     public async Task<TrackerResult> AnnounceAsync(IPEndPoint tracker, AnnounceRequest request, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -145,6 +150,7 @@ public sealed class UdpTrackerClient : IDisposable
             ? new TrackerResult(null, TrackerError.Failure, System.Text.Encoding.UTF8.GetString(reply.AsSpan(8)))
             : new TrackerResult(null, TrackerError.Malformed);
 
+    /// <summary>Cancels the announces in flight; the socket is not disposed.</summary>
     public void Dispose()
     {
         foreach (var p in _pending.Values) p.TrySetCanceled();

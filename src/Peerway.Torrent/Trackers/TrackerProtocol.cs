@@ -11,9 +11,13 @@ namespace Peerway.Torrent.Trackers;
 /// <summary>BEP 3 announce events.</summary>
 public enum AnnounceEvent
 {
+    /// <summary>A regular announce (no event).</summary>
     None = 0,
+    /// <summary>The download completed.</summary>
     Completed = 1,
+    /// <summary>The first announce of a download or seed.</summary>
     Started = 2,
+    /// <summary>The client stops sharing the torrent.</summary>
     Stopped = 3,
 }
 
@@ -26,16 +30,20 @@ public sealed record AnnounceResponse(TimeSpan Interval, IReadOnlyList<IPEndPoin
 /// <summary>Why a tracker exchange failed.</summary>
 public enum TrackerError
 {
+    /// <summary>Not an error.</summary>
     None = 0,
+    /// <summary>The answer could not be parsed.</summary>
     Malformed,
     /// <summary>The tracker answered with a "failure reason" (BEP 3) or an error action (BEP 15).</summary>
     Failure,
+    /// <summary>No answer in time.</summary>
     Timeout,
+    /// <summary>The tracker could not be reached (connection refused, name not resolved).</summary>
     Unreachable,
 }
 
 /// <summary>BEP 3 / BEP 23 HTTP tracker messages (sans-I/O).</summary>
-public static class HttpTrackerCodec
+internal static class HttpTrackerCodec
 {
     /// <summary>Largest announce response accepted.</summary>
     public const int MaxResponseLength = 1024 * 1024;
@@ -133,14 +141,21 @@ public static class UdpTrackerCodec
     /// <summary>BEP 15: the connect request's magic protocol id.</summary>
     public const long ProtocolId = 0x41727101980;
 
+    /// <summary>BEP 15 action: connect.</summary>
     public const int ActionConnect = 0;
+    /// <summary>BEP 15 action: announce.</summary>
     public const int ActionAnnounce = 1;
+    /// <summary>BEP 15 action: scrape.</summary>
     public const int ActionScrape = 2;
+    /// <summary>BEP 15 action: error.</summary>
     public const int ActionError = 3;
 
+    /// <summary>Bytes of a connect request.</summary>
     public const int ConnectRequestLength = 16;
+    /// <summary>Bytes of an IPv4 announce request.</summary>
     public const int AnnounceRequestLength = 98;
 
+    /// <summary>Writes a connect request (<see cref="ConnectRequestLength"/> bytes) into <paramref name="d"/>.</summary>
     public static void WriteConnect(Span<byte> d, int transactionId)
     {
         BinaryPrimitives.WriteInt64BigEndian(d, ProtocolId);
@@ -148,6 +163,7 @@ public static class UdpTrackerCodec
         BinaryPrimitives.WriteInt32BigEndian(d[12..], transactionId);
     }
 
+    /// <summary>Writes an announce request (<see cref="AnnounceRequestLength"/> bytes) into <paramref name="d"/>.</summary>
     public static void WriteAnnounce(Span<byte> d, long connectionId, int transactionId, AnnounceRequest r, int key)
     {
         ArgumentNullException.ThrowIfNull(r);
@@ -176,6 +192,7 @@ public static class UdpTrackerCodec
         return true;
     }
 
+    /// <summary>Reads a connect response's connection id; false when <paramref name="datagram"/> is not one.</summary>
     public static bool TryReadConnectResponse(ReadOnlySpan<byte> datagram, out long connectionId)
     {
         connectionId = 0;
@@ -215,6 +232,7 @@ public static class UdpTrackerCodec
         return true;
     }
 
+    /// <summary>Writes an error response (the tracker side) into <paramref name="d"/>; returns its length in bytes.</summary>
     public static int WriteError(Span<byte> d, int transactionId, string message)
     {
         BinaryPrimitives.WriteInt32BigEndian(d, ActionError);

@@ -24,6 +24,7 @@ public interface IWebRtcPeerSource
 /// <summary>One outstanding offer. Disposed by the announcer once answered or expired.</summary>
 public interface IWebRtcOffer : IAsyncDisposable
 {
+    /// <summary>The offer, every ICE candidate in it.</summary>
     RtcSessionDescription Description { get; }
 
     /// <summary>The remote's answer arrived: the source connects and hands the connection to the session. The connection

@@ -15,7 +15,7 @@ public delegate ValueTask<WebSocket> WebSocketConnector(Uri url, CancellationTok
 /// sends at any time, go to <see cref="Signal"/>. Not reconnecting by itself: a closed client stays closed
 /// (<see cref="Closed"/>), and its owner opens a new one.
 /// </summary>
-public sealed class WebSocketTrackerClient : IAsyncDisposable
+internal sealed class WebSocketTrackerClient : IAsyncDisposable
 {
     /// <summary>The default connector: <see cref="ClientWebSocket"/> with keep-alive pings.</summary>
     public static readonly WebSocketConnector DefaultConnector = async (url, ct) =>

@@ -7,7 +7,9 @@ namespace Peerway.Torrent.Trackers;
 /// <summary>What a WebSocket tracker message asks or answers.</summary>
 public enum WebSocketTrackerAction
 {
+    /// <summary>"announce": an announce, an answer to one, or a relayed offer or answer.</summary>
     Announce,
+    /// <summary>"scrape": counts of one or more torrents.</summary>
     Scrape,
 }
 
@@ -28,6 +30,7 @@ public sealed record WebSocketScrapeFile(NodeId InfoHash, int Complete, int Inco
 /// </summary>
 public sealed record WebSocketTrackerMessage
 {
+    /// <summary>"announce" or "scrape".</summary>
     public WebSocketTrackerAction Action { get; init; }
 
     /// <summary>The torrent of an announce (and of a scrape of one torrent).</summary>
@@ -36,16 +39,22 @@ public sealed record WebSocketTrackerMessage
     /// <summary>Torrents of a scrape (empty: all).</summary>
     public IReadOnlyList<NodeId> ScrapeHashes { get; init; } = [];
 
+    /// <summary>The sender's peer id (of a relayed offer or answer: the remote peer's).</summary>
     public NodeId? PeerId { get; init; }
 
+    /// <summary>The announce event.</summary>
     public AnnounceEvent Event { get; init; }
 
+    /// <summary>Bytes the announcing client still needs.</summary>
     public long? Left { get; init; }
 
+    /// <summary>Bytes the announcing client uploaded.</summary>
     public long? Uploaded { get; init; }
 
+    /// <summary>Bytes the announcing client downloaded.</summary>
     public long? Downloaded { get; init; }
 
+    /// <summary>Peers (offers) the client wants.</summary>
     public int? NumWant { get; init; }
 
     /// <summary>Offers a client sends with an announce, one per peer it wants.</summary>
@@ -57,18 +66,25 @@ public sealed record WebSocketTrackerMessage
     /// <summary>An answer (client to tracker with <see cref="ToPeerId"/>, or relayed to the offerer).</summary>
     public RtcSessionDescription? Answer { get; init; }
 
+    /// <summary>The offer an answer (or a relayed offer) belongs to.</summary>
     public NodeId? OfferId { get; init; }
 
+    /// <summary>The peer an answer is for.</summary>
     public NodeId? ToPeerId { get; init; }
 
+    /// <summary>The tracker's announce interval, in seconds.</summary>
     public int? Interval { get; init; }
 
+    /// <summary>Seeders the tracker knows.</summary>
     public int? Complete { get; init; }
 
+    /// <summary>Leechers the tracker knows.</summary>
     public int? Incomplete { get; init; }
 
+    /// <summary>The tracker's "failure reason".</summary>
     public string? Failure { get; init; }
 
+    /// <summary>The tracker's "warning message".</summary>
     public string? Warning { get; init; }
 
     /// <summary>The counts of a scrape answer.</summary>
@@ -78,15 +94,25 @@ public sealed record WebSocketTrackerMessage
 /// <summary>Why a WebSocket tracker message was rejected.</summary>
 public enum WebSocketTrackerError
 {
+    /// <summary>Not an error.</summary>
     None = 0,
+    /// <summary>The message is longer than the limit.</summary>
     TooLarge,
+    /// <summary>Not valid JSON.</summary>
     MalformedJson,
+    /// <summary>The JSON is not an object.</summary>
     NotAnObject,
+    /// <summary>"action" is missing or neither "announce" nor "scrape".</summary>
     UnknownAction,
+    /// <summary>An info_hash is not a 20-byte binary string.</summary>
     InvalidInfoHash,
+    /// <summary>A peer_id is not a 20-byte binary string.</summary>
     InvalidPeerId,
+    /// <summary>An offer is malformed.</summary>
     InvalidOffer,
+    /// <summary>More offers than the limit.</summary>
     TooManyOffers,
+    /// <summary>An answer is malformed.</summary>
     InvalidAnswer,
 }
 

@@ -76,6 +76,7 @@ public sealed record UtpOptions
     /// <summary>First seq_nr of every connection instead of a random one (tests drive the wrap-around with it).</summary>
     internal ushort? InitialSequenceNumber { get; init; }
 
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> when a setting is out of range.</summary>
     public void Validate()
     {
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(TargetDelay, TimeSpan.Zero);

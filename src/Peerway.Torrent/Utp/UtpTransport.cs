@@ -41,6 +41,7 @@ public sealed class UtpTransport : IStreamTransport, IAsyncDisposable, IDisposab
     private long _resets;
     private bool _disposed;
 
+    /// <summary>uTP (BEP 29) over <paramref name="socket"/>, timed by <paramref name="time"/>; <paramref name="startSocket"/> false: the socket is not started here (a port shared with the DHT, see the class remarks).</summary>
     public UtpTransport(IDatagramSocket socket, TimeProvider time, UtpOptions options, ILogger? logger = null, bool startSocket = true)
     {
         ArgumentNullException.ThrowIfNull(socket);
@@ -60,8 +61,10 @@ public sealed class UtpTransport : IStreamTransport, IAsyncDisposable, IDisposab
         else socket.Start(Receive);
     }
 
+    /// <inheritdoc/>
     public StreamTransportKind Kind => StreamTransportKind.Utp;
 
+    /// <summary>The UDP socket's local address.</summary>
     public IPEndPoint LocalEndPoint => _socket.LocalEndPoint;
 
     /// <summary>Resets sent to packets of unknown connections.</summary>
@@ -81,6 +84,7 @@ public sealed class UtpTransport : IStreamTransport, IAsyncDisposable, IDisposab
 
     private long Now => _time.GetElapsedTime(0, _time.GetTimestamp()).Ticks / 10;
 
+    /// <inheritdoc/>
     public ValueTask<IStreamListener> ListenAsync(IPEndPoint localEndPoint, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(localEndPoint);
@@ -99,6 +103,7 @@ public sealed class UtpTransport : IStreamTransport, IAsyncDisposable, IDisposab
         }
     }
 
+    /// <inheritdoc/>
     public async ValueTask<IStreamConnection> ConnectAsync(IPEndPoint remoteEndPoint, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(remoteEndPoint);

@@ -4,7 +4,7 @@ using System.Net.Http.Headers;
 namespace Peerway.Torrent.WebSeeds;
 
 /// <summary>Why a web seed's answer was not used.</summary>
-public enum WebSeedError
+internal enum WebSeedError
 {
     None,
 
@@ -28,7 +28,7 @@ public enum WebSeedError
 }
 
 /// <summary>One HTTP range request (RFC 9110 §14) to a web seed, checked strictly; never throws for what the server does.</summary>
-public static class WebSeedFetcher
+internal static class WebSeedFetcher
 {
     /// <summary>
     /// GETs <paramref name="range"/> into <paramref name="destination"/> (its length is the range's). The answer must be

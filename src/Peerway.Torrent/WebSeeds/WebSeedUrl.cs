@@ -3,10 +3,10 @@ using Peerway.Torrent.Metainfo;
 namespace Peerway.Torrent.WebSeeds;
 
 /// <summary>One HTTP range of a web seed: which URL, from which byte of that file, how many bytes, and where in the torrent's stream.</summary>
-public readonly record struct WebSeedRange(Uri Url, long FileOffset, int Length, long StreamOffset);
+internal readonly record struct WebSeedRange(Uri Url, long FileOffset, int Length, long StreamOffset);
 
 /// <summary>BEP 19 URL mapping (GetRight style), sans-I/O.</summary>
-public static class WebSeedUrl
+internal static class WebSeedUrl
 {
     /// <summary>
     /// BEP 19: for a single-file torrent the URL is the file itself, unless it ends with '/', when the torrent's name is

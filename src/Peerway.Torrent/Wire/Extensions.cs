@@ -8,7 +8,7 @@ using Peerway.Core.Bencoding;
 namespace Peerway.Torrent.Wire;
 
 /// <summary>BEP 10 extended handshake (extended message id 0).</summary>
-public sealed record ExtendedHandshake
+internal sealed record ExtendedHandshake
 {
     /// <summary>BEP 10: the handshake is message id 0; others use ids the receiver chose in its "m".</summary>
     public const byte HandshakeId = 0;
@@ -80,7 +80,7 @@ public sealed record ExtendedHandshake
 }
 
 /// <summary>BEP 9 ut_metadata message kinds.</summary>
-public enum MetadataMessageType
+internal enum MetadataMessageType
 {
     Request = 0,
     Data = 1,
@@ -88,7 +88,7 @@ public enum MetadataMessageType
 }
 
 /// <summary>BEP 9: metadata is exchanged in 16 KiB pieces; a data message is a bencoded dict followed by the piece.</summary>
-public readonly ref struct MetadataMessage
+internal readonly ref struct MetadataMessage
 {
     /// <summary>BEP 9: "the metadata is handled in blocks of 16KiB".</summary>
     public const int PieceLength = 16 * 1024;
@@ -164,7 +164,7 @@ public readonly ref struct MetadataMessage
 }
 
 /// <summary>BEP 11 ut_pex: peers added and dropped since the last message, in compact form.</summary>
-public sealed record PexMessage(IReadOnlyList<IPEndPoint> Added, IReadOnlyList<IPEndPoint> Dropped)
+internal sealed record PexMessage(IReadOnlyList<IPEndPoint> Added, IReadOnlyList<IPEndPoint> Dropped)
 {
     /// <summary>BEP 11: a message should hold at most 50 added and 50 dropped peers; we accept a little slack.</summary>
     public const int MaxPeersPerMessage = 200;
@@ -211,6 +211,7 @@ public sealed record PexMessage(IReadOnlyList<IPEndPoint> Added, IReadOnlyList<I
 /// <summary>BEP 23 / BEP 7 compact peer format: 4 (or 16) address bytes then a 2-byte port, network order.</summary>
 public static class CompactPeers
 {
+    /// <summary>Writes one compact peer (6 bytes for IPv4, 18 for IPv6) into <paramref name="destination"/>.</summary>
     public static void Write(IPEndPoint peer, Span<byte> destination)
     {
         ArgumentNullException.ThrowIfNull(peer);
@@ -218,6 +219,7 @@ public static class CompactPeers
         BinaryPrimitives.WriteUInt16BigEndian(destination[n..], (ushort)peer.Port);
     }
 
+    /// <summary>Encodes the peers whose address is <paramref name="addressLength"/> bytes (4 or 16); others are skipped.</summary>
     public static byte[] Encode(IEnumerable<IPEndPoint> peers, int addressLength)
     {
         var list = peers.Where(p => p.Address.GetAddressBytes().Length == addressLength).ToList();
@@ -235,6 +237,7 @@ public static class CompactPeers
         return TryRead(s.Value.Span, addressLength, into);
     }
 
+    /// <summary>Reads compact peers of <paramref name="addressLength"/>-byte addresses into <paramref name="into"/>; false when the length is not a multiple of the entry size.</summary>
     public static bool TryRead(ReadOnlySpan<byte> data, int addressLength, List<IPEndPoint> into)
     {
         ArgumentNullException.ThrowIfNull(into);
@@ -252,7 +255,7 @@ public static class CompactPeers
 }
 
 /// <summary>BEP 6: the canonical allowed-fast set for a peer's IP.</summary>
-public static class AllowedFast
+internal static class AllowedFast
 {
     public static IReadOnlyList<int> Generate(IPAddress address, NodeId infoHash, int pieceCount, int k)
     {

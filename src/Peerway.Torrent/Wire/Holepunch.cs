@@ -5,7 +5,7 @@ using System.Net.Sockets;
 namespace Peerway.Torrent.Wire;
 
 /// <summary>BEP 55 msg_type: what a <c>ut_holepunch</c> extension message asks or tells.</summary>
-public enum HolepunchMessageType : byte
+internal enum HolepunchMessageType : byte
 {
     /// <summary>To a relay: "connect me to this peer" (the target is one the relay is connected to).</summary>
     Rendezvous = 0x00,
@@ -18,7 +18,7 @@ public enum HolepunchMessageType : byte
 }
 
 /// <summary>BEP 55 err_code (0 in rendezvous and connect messages).</summary>
-public enum HolepunchError : uint
+internal enum HolepunchError : uint
 {
     None = 0,
 
@@ -36,7 +36,7 @@ public enum HolepunchError : uint
 }
 
 /// <summary>Why a <c>ut_holepunch</c> payload does not decode (a value: the input comes from the network).</summary>
-public enum HolepunchDecodeError
+internal enum HolepunchDecodeError
 {
     None,
 
@@ -51,14 +51,14 @@ public enum HolepunchDecodeError
 }
 
 /// <summary>One decoded <c>ut_holepunch</c> message: its type, the peer endpoint it names, and the error code.</summary>
-public readonly record struct HolepunchMessage(HolepunchMessageType Type, IPEndPoint EndPoint, HolepunchError Error);
+internal readonly record struct HolepunchMessage(HolepunchMessageType Type, IPEndPoint EndPoint, HolepunchError Error);
 
 /// <summary>
 /// BEP 55 "Holepunch extension": the payload of a BEP 10 extended message named <c>ut_holepunch</c> is
 /// <c>msg_type (1) | addr_type (1: 0 IPv4, 1 IPv6) | addr (4 or 16) | port (2, big-endian) | err_code (4, big-endian)</c>,
 /// 12 bytes for IPv4 and 24 for IPv6. Pure: no I/O, bounded by the fixed sizes.
 /// </summary>
-public static class HolepunchCodec
+internal static class HolepunchCodec
 {
     /// <summary>The name in the BEP 10 handshake's "m" dictionary.</summary>
     public const string ExtensionName = "ut_holepunch";

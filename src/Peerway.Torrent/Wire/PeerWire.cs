@@ -5,7 +5,7 @@ using Peerway.Core;
 namespace Peerway.Torrent.Wire;
 
 /// <summary>BEP 3 (and BEP 6, BEP 10) message ids.</summary>
-public enum PeerMessageType : byte
+internal enum PeerMessageType : byte
 {
     Choke = 0,
     Unchoke = 1,
@@ -31,7 +31,7 @@ public enum PeerMessageType : byte
 }
 
 /// <summary>Why a peer's bytes were rejected: the connection to that peer is dropped, nothing else.</summary>
-public enum PeerWireError
+internal enum PeerWireError
 {
     None = 0,
     /// <summary>A length prefix above <see cref="PeerWire.MaxMessageLength"/>.</summary>
@@ -49,7 +49,7 @@ public enum PeerWireError
 }
 
 /// <summary>One decoded message; <see cref="Payload"/> points into the frame (bitfield, block data, extension payload).</summary>
-public readonly ref struct PeerMessage
+internal readonly ref struct PeerMessage
 {
     public PeerMessage(PeerMessageType type, int index = 0, int begin = 0, int length = 0, ReadOnlySpan<byte> payload = default, byte extendedId = 0)
     {
@@ -76,7 +76,7 @@ public readonly ref struct PeerMessage
 }
 
 /// <summary>The 68-byte BEP 3 handshake.</summary>
-public readonly record struct PeerHandshake(ulong Reserved, NodeId InfoHash, NodeId PeerId)
+internal readonly record struct PeerHandshake(ulong Reserved, NodeId InfoHash, NodeId PeerId)
 {
     // BEP 5: reserved[7] & 0x01 = DHT; BEP 6: reserved[7] & 0x04 = fast extension; BEP 10: reserved[5] & 0x10 = extension protocol.
     public const ulong DhtBit = 0x01;
@@ -91,7 +91,7 @@ public readonly record struct PeerHandshake(ulong Reserved, NodeId InfoHash, Nod
 }
 
 /// <summary>Sans-I/O codec for the BitTorrent peer wire protocol (BEP 3, BEP 6, BEP 10 framing).</summary>
-public static class PeerWire
+internal static class PeerWire
 {
     /// <summary>BEP 3: the handshake is pstrlen (19), "BitTorrent protocol", 8 reserved bytes, info-hash, peer id.</summary>
     public const int HandshakeLength = 68;

@@ -4,7 +4,7 @@ using System.Text;
 namespace Peerway.WebRtc.DataChannels;
 
 /// <summary>RFC 8832 §8.2.2 channel types: reliable, partial reliability by count or by time; the high bit is unordered.</summary>
-public enum DcepChannelType : byte
+internal enum DcepChannelType : byte
 {
     Reliable = 0x00,
     PartialReliableRexmit = 0x01,

@@ -7,6 +7,7 @@ namespace Peerway.WebRtc.DataChannels;
 /// <summary>As the browser's RTCDataChannelInit: ordering, partial reliability, protocol, pre-negotiated id.</summary>
 public sealed record RtcDataChannelInit
 {
+    /// <summary>Messages arrive in the order sent (true, the default) or as they come (false; RFC 8831 §6.6).</summary>
     public bool Ordered { get; init; } = true;
 
     /// <summary>RFC 8832: at most this many retransmissions (exclusive with <see cref="MaxPacketLifeTime"/>).</summary>
@@ -15,13 +16,16 @@ public sealed record RtcDataChannelInit
     /// <summary>RFC 8832: give up after this long (exclusive with <see cref="MaxRetransmits"/>).</summary>
     public TimeSpan? MaxPacketLifeTime { get; init; }
 
+    /// <summary>The subprotocol name sent in DATA_CHANNEL_OPEN (RFC 8832 §5.1); at most 1024 UTF-8 bytes.</summary>
     public string Protocol { get; init; } = "";
 
     /// <summary>Pre-negotiated (RFC 8832 §4 not used): both sides create the channel with the same <see cref="Id"/>.</summary>
     public bool Negotiated { get; init; }
 
+    /// <summary>The SCTP stream id; required when <see cref="Negotiated"/>, else chosen by the connection when null (RFC 8832 §6).</summary>
     public ushort? Id { get; init; }
 
+    /// <summary>Throws <see cref="ArgumentException"/> when both reliability limits are set, one is out of range, a negotiated channel has no id, the id is 65535, or the protocol is longer than 1024 bytes.</summary>
     public void Validate()
     {
         if (MaxRetransmits is not null && MaxPacketLifeTime is not null) throw new ArgumentException("MaxRetransmits and MaxPacketLifeTime are exclusive.");
@@ -57,14 +61,20 @@ public sealed record RtcDataChannelInit
 /// <summary>One received message: text (PPID 51/56) or binary (53/57).</summary>
 public readonly record struct RtcMessage(ReadOnlyMemory<byte> Data, bool IsText)
 {
+    /// <summary><see cref="Data"/> decoded as UTF-8 (meaningful when <see cref="IsText"/>).</summary>
     public string Text => Encoding.UTF8.GetString(Data.Span);
 }
 
+/// <summary>The states of a data channel, as the browser's RTCDataChannelState.</summary>
 public enum RtcDataChannelState
 {
+    /// <summary>Not open yet.</summary>
     Connecting,
+    /// <summary>Messages can be sent and received.</summary>
     Open,
+    /// <summary>Closing: the stream reset is under way (RFC 8831 §6.7).</summary>
     Closing,
+    /// <summary>Closed: both streams reset, or the connection ended.</summary>
     Closed,
 }
 
@@ -106,18 +116,25 @@ public sealed class RtcDataChannel
         _inbox = Channel.CreateUnbounded<Inbound>(new UnboundedChannelOptions { SingleWriter = true });
     }
 
+    /// <summary>The SCTP stream id that carries the channel.</summary>
     public ushort Id { get; }
 
+    /// <summary>The label given when the channel was created (RFC 8832 §5.1).</summary>
     public string Label { get; }
 
+    /// <summary>The subprotocol name (empty when none).</summary>
     public string Protocol => Init.Protocol;
 
+    /// <summary>True when messages are delivered in order.</summary>
     public bool Ordered => Init.Ordered;
 
+    /// <summary>RFC 8832 partial reliability: at most this many retransmissions; null when not limited this way.</summary>
     public int? MaxRetransmits => Init.MaxRetransmits;
 
+    /// <summary>RFC 8832 partial reliability: messages are given up after this long; null when not limited this way.</summary>
     public TimeSpan? MaxPacketLifeTime => Init.MaxPacketLifeTime;
 
+    /// <summary>True when the channel was negotiated by the application (no DATA_CHANNEL_OPEN).</summary>
     public bool Negotiated => Init.Negotiated;
 
     internal RtcDataChannelInit Init { get; }
@@ -125,6 +142,7 @@ public sealed class RtcDataChannel
     /// <summary>RFC 8832 §6: until the peer's ACK, our messages go ordered.</summary>
     internal bool Acknowledged { get; set; }
 
+    /// <summary>The channel's state now. Thread-safe.</summary>
     public RtcDataChannelState State
     {
         get
@@ -173,13 +191,21 @@ public sealed class RtcDataChannel
     /// <summary>Completes when the channel is closed (both directions reset).</summary>
     public Task Closed => _closed.Task;
 
-    public ValueTask SendAsync(string text, CancellationToken cancellationToken = default)
+    /// <summary>Sends <paramref name="text"/> as one UTF-8 text message (PPID 51, or 56 when empty); waits while <see cref="BufferedAmount"/> is at or above <see cref="BufferedAmountHighThreshold"/>. Throws <see cref="ArgumentException"/> when larger than the negotiated max-message-size, <see cref="InvalidOperationException"/> when the channel is not open.</summary>
+    /// <summary>Sends <paramref name="text"/> as one text message; see <see cref="SendAsync(string, CancellationToken)"/>.</summary>
+    public ValueTask SendAsync(string text) => SendAsync(text, CancellationToken.None);
+
+    public ValueTask SendAsync(string text, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(text);
         return SendAsync(Encoding.UTF8.GetBytes(text), text.Length == 0 ? Ppid.StringEmpty : Ppid.String, cancellationToken);
     }
 
-    public ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default) =>
+    /// <summary>Sends <paramref name="data"/> as one binary message (PPID 53, or 57 when empty); waits while <see cref="BufferedAmount"/> is at or above <see cref="BufferedAmountHighThreshold"/>. Throws <see cref="ArgumentException"/> when larger than the negotiated max-message-size, <see cref="InvalidOperationException"/> when the channel is not open.</summary>
+    /// <summary>Sends <paramref name="data"/> as one binary message; see <see cref="SendAsync(ReadOnlyMemory{byte}, CancellationToken)"/>.</summary>
+    public ValueTask SendAsync(ReadOnlyMemory<byte> data) => SendAsync(data, CancellationToken.None);
+
+    public ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken) =>
         SendAsync(data, data.Length == 0 ? Ppid.BinaryEmpty : Ppid.Binary, cancellationToken);
 
     private async ValueTask SendAsync(ReadOnlyMemory<byte> data, uint ppid, CancellationToken cancellationToken)

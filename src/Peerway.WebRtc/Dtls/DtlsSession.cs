@@ -12,14 +12,17 @@ namespace Peerway.WebRtc.Dtls;
 /// <summary>The DTLS handshake failed or the peer's certificate does not match its <c>a=fingerprint</c>.</summary>
 public sealed class DtlsHandshakeException : Exception
 {
+    /// <summary>A handshake failure with no message.</summary>
     public DtlsHandshakeException()
     {
     }
 
+    /// <summary>A handshake failure described by <paramref name="message"/>.</summary>
     public DtlsHandshakeException(string message) : base(message)
     {
     }
 
+    /// <summary>A handshake failure described by <paramref name="message"/>, caused by <paramref name="innerException"/>.</summary>
     public DtlsHandshakeException(string message, Exception innerException) : base(message, innerException)
     {
     }

@@ -42,6 +42,7 @@ public sealed record SctpOptions
     /// <summary>RFC 9260 §16: Valid.Cookie.Life 60 s.</summary>
     public TimeSpan CookieLifetime { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>Throws <see cref="ArgumentException"/> when a setting is out of range.</summary>
     public void Validate()
     {
         if (Mtu is < 256 or > 16384) throw new ArgumentException("Mtu must be in 256..16384.");

@@ -7,29 +7,50 @@ namespace Peerway.WebRtc.Sdp;
 /// <summary>RFC 8842 §5.1 / RFC 4145 §4: the DTLS role attribute.</summary>
 public enum SdpSetup
 {
+    /// <summary>Either role: an offer's setup (RFC 8842 §5.3).</summary>
     ActPass,
+
+    /// <summary>The DTLS client.</summary>
     Active,
+
+    /// <summary>The DTLS server.</summary>
     Passive,
 }
 
 /// <summary>Why an SDP was refused.</summary>
 public enum SdpError
 {
+    /// <summary>Not an error.</summary>
     None,
+    /// <summary>The description is empty or blank.</summary>
     Empty,
+    /// <summary>Longer than 64 KiB.</summary>
     TooLarge,
+    /// <summary>More than 2,000 lines.</summary>
     TooManyLines,
+    /// <summary>A line longer than 4,096 characters.</summary>
     LineTooLong,
+    /// <summary>Not an SDP: the first line is not <c>v=0</c>.</summary>
     NotSdp,
+    /// <summary>No <c>m=application</c> section for SCTP data channels.</summary>
     NoDataChannel,
+    /// <summary><c>a=ice-ufrag</c> or <c>a=ice-pwd</c> missing.</summary>
     MissingIceCredentials,
+    /// <summary><c>a=ice-ufrag</c> or <c>a=ice-pwd</c> of the wrong length or characters (RFC 8839 §5.4).</summary>
     BadIceCredentials,
+    /// <summary>No <c>a=fingerprint</c>.</summary>
     MissingFingerprint,
+    /// <summary>The fingerprint is not sha-256 with 32 hex pairs.</summary>
     BadFingerprint,
+    /// <summary><c>a=setup</c> missing or not valid, or not allowed for an offer or an answer (RFC 8842).</summary>
     BadSetup,
+    /// <summary><c>a=sctp-port</c> not a port in 1..65535.</summary>
     BadSctpPort,
+    /// <summary><c>a=max-message-size</c> not a non-negative integer.</summary>
     BadMaxMessageSize,
+    /// <summary>More than 64 candidates.</summary>
     TooManyCandidates,
+    /// <summary><c>a=mid</c> empty, longer than 32 characters, or not letters, digits, <c>-</c>, <c>_</c> and <c>.</c>.</summary>
     BadMid,
 }
 
@@ -40,7 +61,7 @@ public enum SdpError
 /// echoed. Candidates that are not UDP IP candidates — <c>.local</c> mDNS names (RFC 8839 §5.1 allows FQDNs), TCP —
 /// are counted in <see cref="SkippedCandidates"/> and otherwise left to peer-reflexive discovery.
 /// </summary>
-public sealed record SdpDescription
+internal sealed record SdpDescription
 {
     /// <summary>Bounds on what we parse.</summary>
     public const int MaxLength = 64 * 1024;
