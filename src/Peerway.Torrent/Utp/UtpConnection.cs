@@ -577,7 +577,13 @@ internal sealed class UtpConnection
 
         if (_remoteFinSeq is { } fin && UtpSeq.Less((ushort)fin, seq)) return false; // nothing comes after the FIN
         var payload = packet.Payload;
-        if (payload.Length > ReceiveWindow)
+        // The packet that fills the hole is taken whenever the reader left room for it: the packets held past the hole
+        // count against the window, and refusing the one packet that lets them out because of them would wait forever
+        // (a small receive buffer full of reordered packets, the hole's resend dropped as beyond the window each time).
+        // What is buffered stays bounded: the reorder buffer never holds more than the window it was advertised.
+        var inOrder = seq == unchecked((ushort)(_ackNr + 1));
+        var room = inOrder ? _options.ReceiveBuffer - _receiveBuffer.Count : ReceiveWindow;
+        if (payload.Length > room)
         {
             _counters.DroppedBeyondWindow++;
             return false; // beyond the window we advertised: dropped, not acked
