@@ -284,9 +284,10 @@ internal static partial class TorrentCommands
                     using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
                     if (parse.GetValue(timeout) is { } seconds) deadline.CancelAfter(TimeSpan.FromSeconds(seconds));
                     await Listening.BindAsync(settings.Address, settings.Port, () => host.StartAsync(ct));
-                    if (host.Handle.Info is not null)
+                    // Only when there was something to resume: on a fresh download "resume: 0 pieces kept, 0 rechecked" was the
+                    // first line of every failure's output, read as its cause.
+                    if (host.Handle.Info is not null && host.Handle.GetStats() is { } start && (start.PiecesKeptOnOpen > 0 || start.PiecesRechecked > 0))
                     {
-                        var start = host.Handle.GetStats();
                         await parse.InvocationConfiguration.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                             $"resume: {start.PiecesKeptOnOpen} pieces kept, {start.PiecesRechecked} rechecked"));
                     }

@@ -519,8 +519,14 @@ public sealed partial class TorrentSession
         foreach (var c in contributors)
         {
             c.HashFailures++;
-            // A peer that sent a whole bad piece alone is certainly lying; otherwise ban on repeated involvement.
-            if (contributors.Count == 1 || c.HashFailures >= _options.BanAfterHashFailures) Ban(c, $"piece {piece} failed its hash check");
+            // A strike per failed piece a peer contributed to, banned at BanAfterHashFailures, even for a piece it sent
+            // alone: one bad piece is no proof of a lying peer (a bit flipped on the path, a glitch on its disk), and
+            // banning the only seeder for it stalled the download for good (libtorrent bans on repeated failures too:
+            // each costs trust points, and a peer is banned once they fall low enough). The strikes outlive the
+            // connection, so a liar gains nothing by reconnecting.
+            var strikes = _hashStrikes[c.PeerId] = _hashStrikes.GetValueOrDefault(c.PeerId) + 1;
+            if (strikes >= _options.BanAfterHashFailures) Ban(c, $"piece {piece} failed its hash check ({strikes} failed pieces from it)");
+            else _log.LogInformation("piece {Piece} from {Peer} failed its hash check; it is fetched again", piece, c);
         }
 
         foreach (var c in _connections) RequestMore(c);

@@ -47,6 +47,9 @@ public sealed partial class TorrentSession : IAsyncDisposable
     private readonly HashSet<IPEndPoint> _bannedEndPoints = [];
     private readonly HashSet<NodeId> _bannedIds = [];
     private readonly Dictionary<NodeId, long> _receivedByPeerId = [];
+
+    /// <summary>Failed pieces each peer contributed to, across its connections (a peer that reconnects keeps its strikes).</summary>
+    private readonly Dictionary<NodeId, int> _hashStrikes = [];
     private readonly Dictionary<int, PieceBuffer> _pieceBuffers = [];
     private readonly List<Task> _tasks = [];
 

@@ -83,7 +83,7 @@ public sealed record TorrentSessionOptions
     /// <summary>Most requests from one peer we queue (our BEP 10 "reqq").</summary>
     public int MaxIncomingRequests { get; init; } = 500;
 
-    /// <summary>A peer involved in this many failed pieces is banned (at once if it sent a whole bad piece alone).</summary>
+    /// <summary>A peer involved in this many failed pieces (across its connections) is banned.</summary>
     public int BanAfterHashFailures { get; init; } = 2;
 
     /// <summary>BEP 6: size of the allowed-fast set we grant.</summary>

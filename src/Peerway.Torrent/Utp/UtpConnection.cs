@@ -577,7 +577,13 @@ internal sealed class UtpConnection
 
         if (_remoteFinSeq is { } fin && UtpSeq.Less((ushort)fin, seq)) return false; // nothing comes after the FIN
         var payload = packet.Payload;
-        if (payload.Length > ReceiveWindow)
+        // The packet that fills the hole is taken whenever the reader left room for it: the packets held past the hole
+        // count against the window, and refusing the one packet that lets them out because of them would wait forever
+        // (a small receive buffer full of reordered packets, the hole's resend dropped as beyond the window each time).
+        // What is buffered stays bounded: the reorder buffer never holds more than the window it was advertised.
+        var inOrder = seq == unchecked((ushort)(_ackNr + 1));
+        var room = inOrder ? _options.ReceiveBuffer - _receiveBuffer.Count : ReceiveWindow;
+        if (payload.Length > room)
         {
             _counters.DroppedBeyondWindow++;
             return false; // beyond the window we advertised: dropped, not acked
@@ -686,14 +692,19 @@ internal sealed class UtpConnection
             }
 
             _timeoutAt = now + PacketTimeoutMicros();
-            if (!onlyProbe && head is not null && _largeAgreed > 0 && _numTimeouts >= BlackHoleTimeouts && head.Length > _options.InitialPayload
-                && FallBackToSafePayload(first, head.Length))
+            var suspectBlackHole = !onlyProbe && head is not null && _largeAgreed > 0 && head.Length > _options.InitialPayload;
+            // Silence is no evidence of a black hole: a peer whose ACKs are lost (a loaded host, a congested return path)
+            // may hold every packet, and cutting them again under the same numbers would give it other bytes under
+            // numbers it already took (a corrupt stream). The fallback needs the peer heard from since the head last
+            // left, its ACK still below the head: the small probe sent at each such timeout asks for that answer.
+            if (suspectBlackHole && _numTimeouts >= BlackHoleTimeouts && _lastReceive > head!.SentAt && FallBackToSafePayload(first, head.Length))
             {
                 _timeoutAt = now + PacketTimeoutMicros();
                 Flush(now);
                 return;
             }
 
+            if (suspectBlackHole) AskForAck(now);
             if (head is not null) Resend(first, head, now); // the first packet goes whatever the window
             else if (_sendBuffer.Count > 0) _advertisedWindow = Math.Max(_advertisedWindow, _mtuFloor); // zero-window probe
             Flush(now);
@@ -709,9 +720,10 @@ internal sealed class UtpConnection
     /// carrying packets of the size probing had found (a route or tunnel changed), so the payload falls back to the safe
     /// <see cref="UtpOptions.InitialPayload"/>, the ceiling to below the size that was lost, and padded probes search
     /// again. The packets sent since can never pass and a uTP packet keeps its sequence number, so they are taken back
-    /// and sent again, cut to the new size, under the same numbers: that is done only when the peer reported none of
-    /// them (nothing selectively acked past the first), i.e. it holds none of them: a peer acks every data packet it
-    /// gets, with ST_STATEs small enough for any path. Returns whether the packets were taken back.
+    /// and sent again, cut to the new size, under the same numbers: that is done only when the peer, heard from since the
+    /// first of them last left (the caller checks: silence may be lost ACKs), reported none of them (nothing selectively
+    /// acked past the first), i.e. it holds none of them: a peer acks every data packet it gets, with ST_STATEs small
+    /// enough for any path. Returns whether the packets were taken back.
     /// </summary>
     private bool FallBackToSafePayload(ushort first, int lostLength)
     {
@@ -744,6 +756,12 @@ internal sealed class UtpConnection
         ArrayPool<byte>.Shared.Return(taken);
         return true;
     }
+
+    /// <summary>
+    /// A small ST_STATE with Peerway's probe option and the safe payload as its value (no padding: it passes any path): a
+    /// Peerway peer answers every probe at once (<see cref="OnProbeOption"/>), and the answer carries its ack_nr and SACK.
+    /// </summary>
+    private void AskForAck(long now) => Send(UtpPacketType.State, _seqNr, [], now, UtpPeerwayOption.Probe, (ushort)_options.InitialPayload);
 
     /// <summary>libtorrent packet_timeout(): max(min timeout, rtt + 4 deviations... 2 in libtorrent) plus a doubling
     /// back-off per consecutive timeout, capped at a minute.</summary>

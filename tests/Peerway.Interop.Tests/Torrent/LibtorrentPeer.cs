@@ -119,7 +119,9 @@ internal sealed partial class LibtorrentPeer : IAsyncDisposable
     public async Task GetAsync(params string[] args)
     {
         var (code, _, err) = await Env.RunPeerwayAsync(Deadline, ["get", .. args, "--timeout", "120"]);
-        Assert.True(code == 0, $"peerway get failed: {err}\nlibtorrent: {string.Join("\n", _sessions.Select(s => s.Stdout + s.Stderr))}{string.Concat(Notes.Select(n => "\n" + n))}");
+        // The error is the last line of stderr (progress lines come before it): it goes first.
+        var error = err.TrimEnd().Split('\n')[^1];
+        Assert.True(code == 0, $"peerway get failed: {error}\n{err}\nlibtorrent: {string.Join("\n", _sessions.Select(s => s.Stdout + s.Stderr))}{string.Concat(Notes.Select(n => "\n" + n))}");
     }
 
     /// <summary>

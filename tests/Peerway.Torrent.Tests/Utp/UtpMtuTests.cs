@@ -145,6 +145,83 @@ public sealed class UtpMtuTests
         world.Dispose();
     }
 
+    /// <summary>Drops what its transport sends while <see cref="Until"/> is ahead of the clock (an ACK path gone quiet).</summary>
+    private sealed class MutedSocket(IDatagramSocket inner, TimeProvider time) : IDatagramSocket
+    {
+        public DateTimeOffset Until { get; set; }
+
+        public long Muted { get; private set; }
+
+        public IPEndPoint LocalEndPoint => inner.LocalEndPoint;
+
+        public void Start(DatagramHandler handler) => inner.Start(handler);
+
+        public void Send(ReadOnlySpan<byte> datagram, IPEndPoint remote)
+        {
+            if (time.GetUtcNow() < Until)
+            {
+                Muted++;
+                return;
+            }
+
+            inner.Send(datagram, remote);
+        }
+
+        public void Dispose() => inner.Dispose();
+    }
+
+    /// <summary>
+    /// The black-hole fallback must not mistake silence for loss of the data: here the path carries every large packet,
+    /// but the receiver's ACKs are lost for three seconds (a loaded host that sends nothing, a congested return path).
+    /// The sender times out twice on a large packet and suspects a black hole; the receiver, though, has those packets.
+    /// Cutting them again under the same sequence numbers would hand the receiver other bytes under numbers it already
+    /// took: the stream read must still equal the one written.
+    /// </summary>
+    [Fact]
+    public void Acks_lost_for_seconds_after_packets_grew_do_not_cut_delivered_packets_again()
+    {
+        var world = new UtpWorld(mtu: 9_000, latency: TimeSpan.FromMilliseconds(20));
+        MutedSocket? muted = null;
+        var server = world.Transport(1, wrap: s => muted = new MutedSocket(s, world.Time));
+        var client = world.Transport(2);
+        var data = RandomBytes(6 * 1024 * 1024, 77);
+        var listener = world.Await(UtpWorld.RunInline(() => server.ListenAsync(server.LocalEndPoint, CancellationToken.None).AsTask()));
+        var quiet = false;
+        var received = UtpWorld.RunInline(async () =>
+        {
+            await using var connection = (await listener.AcceptAsync(CancellationToken.None))!;
+            // Read to the sender's FIN: bytes lost or added show in the length, bytes moved in the content.
+            var output = new MemoryStream();
+            var buffer = new byte[64 * 1024];
+            int n;
+            while ((n = await connection.Stream.ReadAsync(buffer)) > 0)
+            {
+                await output.WriteAsync(buffer.AsMemory(0, n));
+                if (!quiet && output.Length >= 2 * 1024 * 1024)
+                {
+                    quiet = true;
+                    muted!.Until = world.Time.GetUtcNow() + TimeSpan.FromSeconds(3);
+                }
+            }
+
+            return output.ToArray();
+        });
+        var sent = UtpWorld.RunInline(async () =>
+        {
+            var connection = (UtpStreamConnection)await client.ConnectAsync(server.LocalEndPoint, CancellationToken.None);
+            await using (connection) await connection.Stream.WriteAsync(data);
+            await received;
+            return connection.Stats;
+        });
+        var bytes = world.Await(received);
+        var after = world.Await(sent);
+        Assert.True(quiet && muted!.Muted > 0, "the receiver's ACKs were never lost");
+        Assert.True(after.Timeouts >= 2, $"the sender timed out {after.Timeouts} times: the fallback was never considered");
+        Assert.Equal(data.Length, bytes.Length);
+        Assert.True(data.AsSpan().SequenceEqual(bytes), $"the stream differs from byte {data.AsSpan().CommonPrefixLength(bytes)} on");
+        world.Dispose();
+    }
+
     /// <summary>A peer that does not answer the extension (libtorrent, libutp; here a Peerway transport with it turned
     /// off) is never sent a datagram above an Ethernet MTU, even on a path that would carry more.</summary>
     [Fact]

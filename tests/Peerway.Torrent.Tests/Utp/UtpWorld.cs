@@ -20,7 +20,10 @@ internal sealed class UtpWorld : IDeliveryScheduler
     private readonly List<UtpTransport> _transports = [];
     private long _sequence;
 
-    public UtpWorld(double lossRate = 0, double duplicateRate = 0, TimeSpan? latency = null, TimeSpan? maxJitter = null, int seed = 7, int? mtu = 1500)
+    /// <param name="spikeRate">The share of datagrams held up by a further random delay of up to <paramref name="spike"/>
+    /// (a busy host that runs its socket late: spurious timeouts, resends of what arrived, heavy reordering).</param>
+    public UtpWorld(double lossRate = 0, double duplicateRate = 0, TimeSpan? latency = null, TimeSpan? maxJitter = null, int seed = 7, int? mtu = 1500,
+        double spikeRate = 0, TimeSpan? spike = null)
     {
         _random = new Random(seed);
         DuplicateRate = duplicateRate;
@@ -30,7 +33,8 @@ internal sealed class UtpWorld : IDeliveryScheduler
         {
             LossRate = lossRate,
             Seed = seed,
-            Latency = (_, _) => baseLatency + jitter * _random.NextDouble(),
+            Latency = (_, _) => baseLatency + (jitter * _random.NextDouble())
+                + (spikeRate > 0 && _random.NextDouble() < spikeRate ? (spike ?? TimeSpan.Zero) * _random.NextDouble() : TimeSpan.Zero),
             Mtu = (_, _) => PathMtu ?? int.MaxValue,
         });
         PathMtu = mtu;
