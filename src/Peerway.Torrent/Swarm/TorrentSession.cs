@@ -402,16 +402,43 @@ public sealed partial class TorrentSession : IAsyncDisposable
         }
         finally
         {
+            List<(int Piece, PieceBuffer Data)>? orphaned = null;
             if (registered)
             {
-                lock (_gate) Unregister(conn);
+                lock (_gate)
+                {
+                    Unregister(conn);
+                    // Pieces this connection completed in the batch its loop ended in (a bad frame, a reset) never reached
+                    // AfterBatchAsync: their blocks are all here and no longer asked of anyone, so they go to the disk
+                    // queue now, or the piece would be neither stored nor requested again.
+                    _completedPieces.Remove(conn, out orphaned);
+                }
             }
 
+            if (orphaned is not null) await HandOverOrphanedPiecesAsync(orphaned).ConfigureAwait(false);
             await conn.DisposeAsync().ConfigureAwait(false);
             if (registered) PeerDisconnected?.Invoke(conn.PeerId);
         }
 
         return registered;
+    }
+
+    /// <summary>Hands complete pieces of a connection that ended to the disk queue; while stopping, their buffers go back.</summary>
+    private async Task HandOverOrphanedPiecesAsync(List<(int Piece, PieceBuffer Data)> pieces)
+    {
+        for (var i = 0; i < pieces.Count; i++)
+        {
+            try
+            {
+                await EnqueueCompletePiecesAsync([pieces[i]]).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // The session is stopping: nothing will verify these; the piece stays missing for the next start.
+                for (var j = i; j < pieces.Count; j++) _shared.Disk.Buffers.Return(pieces[j].Data);
+                return;
+            }
+        }
     }
 
     private bool IsBanned(PeerConnection conn) =>

@@ -19,6 +19,11 @@ internal enum FakePeerMode
     VanishMidPiece,
     /// <summary>Sends a message with an unknown id right after the handshake.</summary>
     Malformed,
+    /// <summary>
+    /// Answers requests correctly, but the block that completes the first whole piece goes out in one write with a message
+    /// of an unknown id behind it: the receiver's read batch holds a complete piece and then a frame that ends the connection.
+    /// </summary>
+    MalformedAfterCompletePiece,
 }
 
 /// <summary>
@@ -61,6 +66,12 @@ internal sealed class FakePeer : IAsyncDisposable
     public int Connections;
     public int BlocksSent;
     public int RequestsReceived;
+
+    /// <summary><see cref="FakePeerMode.MalformedAfterCompletePiece"/>: the piece whose last block went out with the bad frame (-1: none yet).</summary>
+    public int CompletedPiece { get; private set; } = -1;
+
+    private readonly Dictionary<int, int> _sentOfPiece = [];
+    private bool _malformedSent;
 
     /// <summary>Completes when the first request arrives.</summary>
     public TaskCompletionSource FirstRequest { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -198,6 +209,18 @@ internal sealed class FakePeer : IAsyncDisposable
         Interlocked.Increment(ref BlocksSent);
         var w = new ArrayBufferWriter<byte>();
         PeerWire.WritePiece(w, m.Index, m.Begin, block);
+        if (_mode == FakePeerMode.MalformedAfterCompletePiece)
+        {
+            var sent = _sentOfPiece.GetValueOrDefault(m.Index) + m.Length;
+            _sentOfPiece[m.Index] = sent;
+            if (sent == _info.PieceSize(m.Index) && !_malformedSent)
+            {
+                _malformedSent = true;
+                CompletedPiece = m.Index;
+                w.Write<byte>([0, 0, 0, 1, 0x63]);
+            }
+        }
+
         return w.WrittenSpan.ToArray();
     }
 

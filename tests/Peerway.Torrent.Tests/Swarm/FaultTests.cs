@@ -204,6 +204,25 @@ public sealed class FaultTests
     });
 
     [Fact]
+    public void A_piece_completed_in_a_read_batch_that_ends_on_a_bad_frame_is_still_verified_and_stored() => SimulatedSwarm.OnDeepStack(() =>
+    {
+        // The connection ends inside the batch that completed a piece (its read loop returns before the batch's hand-over
+        // to the disk queue): that piece must still reach the disk queue, or it is neither stored nor ever asked for again.
+        using var swarm = new SimulatedSwarm();
+        var (meta, content) = Content();
+        var bad = swarm.Fake(meta, content, FakePeerMode.MalformedAfterCompletePiece);
+        var leecher = swarm.AddPeer(options: Prefer);
+        var download = leecher.Add(meta, new TorrentAddOptions { Peers = [bad.EndPoint] });
+        swarm.Wait(bad.Dropped.Task, "the peer that sent the bad frame was not dropped");
+        Assert.True(bad.CompletedPiece >= 0);
+        var seeder = swarm.AddPeer(options: Prefer);
+        seeder.Seed(meta, content);
+        download.Session!.AddPeers([seeder.EndPoint]);
+        swarm.Wait(download.Completed, "the download stalled on the piece completed in the dropped peer's last batch");
+        Assert.Equal(content, leecher.Content(meta));
+    });
+
+    [Fact]
     public void Upload_rate_limit_caps_the_seeder_by_its_clock() => SimulatedSwarm.OnDeepStack(() =>
     {
         using var swarm = new SimulatedSwarm();
