@@ -30,7 +30,12 @@ public sealed partial class IceAgent
             DatagramHandler? handler = null;
             lock (_gate)
             {
-                if (_selected is { } s && s.Remote.Address.Equals(remote) && s.Local == LocalFor(source) && _state is IceState.Connected or IceState.Disconnected)
+                // RFC 8445 §12.2 (and pion's validateNonSTUNTraffic): data is taken from the selected pair's remote and from
+                // the remote of any other valid (succeeded) pair on this local candidate. The peer's agent may send over a
+                // pair of its own choosing among the valid ones (werift, controlling, with two host candidates on one
+                // machine): dropping those datagrams left its DTLS server's flights unanswered until the connect timeout.
+                if (_selected is { } s && _state is IceState.Connected or IceState.Disconnected &&
+                    ((s.Remote.Address.Equals(remote) && s.Local == LocalFor(source)) || IsValidRemoteLocked(source, remote)))
                 {
                     handler = _path.Handler;
                 }
@@ -52,6 +57,18 @@ public sealed partial class IceAgent
         }
 
         Raise(events);
+    }
+
+    /// <summary>Whether <paramref name="remote"/> is the remote of a succeeded pair on the local candidate of <paramref name="source"/>.</summary>
+    private bool IsValidRemoteLocked(int source, IPEndPoint remote)
+    {
+        var local = LocalFor(source);
+        foreach (var p in _pairs)
+        {
+            if (p.State == PairState.Succeeded && p.Local == local && p.Remote.Address.Equals(remote)) return true;
+        }
+
+        return false;
     }
 
     private void HandleRequest(IceCandidate local, StunMessage request, IPEndPoint source, List<Action> events)
