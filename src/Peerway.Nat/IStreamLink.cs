@@ -8,12 +8,15 @@ namespace Peerway.Nat;
 /// </summary>
 public interface IStreamLink
 {
+    /// <summary>The client's address (the far end of the connection).</summary>
     IPEndPoint RemoteEndPoint { get; }
 
+    /// <summary>The server's address this connection was accepted on.</summary>
     IPEndPoint LocalEndPoint { get; }
 
     /// <summary>Queues one frame; silently dropped once the link is closed.</summary>
     void Send(ReadOnlySpan<byte> frame);
 
+    /// <summary>Closes the connection; frames sent afterwards are dropped.</summary>
     void Close();
 }

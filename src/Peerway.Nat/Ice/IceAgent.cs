@@ -14,14 +14,17 @@ namespace Peerway.Nat.Ice;
 /// <summary>The agent failed: no pair worked, or consent expired (RFC 7675).</summary>
 public sealed class IceFailedException : Exception
 {
+    /// <summary>Creates an exception with the default message.</summary>
     public IceFailedException()
     {
     }
 
+    /// <summary>Creates an exception with <paramref name="message"/>.</summary>
     public IceFailedException(string message) : base(message)
     {
     }
 
+    /// <summary>Creates an exception with <paramref name="message"/> caused by <paramref name="innerException"/>.</summary>
     public IceFailedException(string message, Exception innerException) : base(message, innerException)
     {
     }
@@ -148,8 +151,10 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
     /// <summary>RFC 8445 §5.3: this agent's username fragment, sent to the peer over signaling.</summary>
     public string LocalUfrag { get; }
 
+    /// <summary>RFC 8445 §5.3: this agent's password, sent to the peer over signaling; it keys the checks' MESSAGE-INTEGRITY.</summary>
     public string LocalPassword { get; }
 
+    /// <summary>The current role; starts as <see cref="IceAgentOptions.Role"/> and switches on a role conflict (RFC 8445 §7.3.1.1).</summary>
     public IceRole Role
     {
         get
@@ -158,6 +163,7 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
         }
     }
 
+    /// <summary>The current connection state.</summary>
     public IceState State
     {
         get
@@ -175,6 +181,7 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
         }
     }
 
+    /// <summary>A snapshot of the local candidates gathered so far.</summary>
     public IReadOnlyList<IceCandidate> LocalCandidates
     {
         get
@@ -199,6 +206,7 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
     /// <summary>Gathering ended (signal end-of-candidates).</summary>
     public event EventHandler? GatheringComplete;
 
+    /// <summary>The state changed; the argument is the new state.</summary>
     public event EventHandler<IceState>? StateChanged;
 
     /// <summary>Starts gathering and the check timer. Call once.</summary>
@@ -385,6 +393,10 @@ public sealed partial class IceAgent : IDisposable, IAsyncDisposable
     /// <summary>Gathering, permission and refresh transactions still under way.</summary>
     internal int BackgroundTaskCount => _background.Count;
 
+    /// <summary>
+    /// Closes the agent without deleting its TURN allocation (see <see cref="DisposeAsync"/>): <see cref="Connected"/>
+    /// faults with <see cref="IceFailedException"/> if still pending, the state becomes <see cref="IceState.Closed"/> and the sockets are disposed.
+    /// </summary>
     public void Dispose()
     {
         var events = new List<Action>();

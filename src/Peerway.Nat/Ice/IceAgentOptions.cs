@@ -7,26 +7,39 @@ namespace Peerway.Nat.Ice;
 /// <summary>RFC 8445 §6.1.1: the agent's role.</summary>
 public enum IceRole
 {
+    /// <summary>The agent that nominates the pair (RFC 8445 §8.1); by convention the offerer.</summary>
     Controlling,
+
+    /// <summary>The agent that follows the peer's nomination.</summary>
     Controlled,
 }
 
 /// <summary>The agent's connection state (RFC 8445 §6.1.3 checklist states, RFC 7675 consent).</summary>
 public enum IceState
 {
+    /// <summary>Created; not started.</summary>
     New,
+
+    /// <summary>Gathering and checking; no pair is selected yet.</summary>
     Checking,
+
+    /// <summary>A pair is selected and the peer consents to traffic.</summary>
     Connected,
 
     /// <summary>RFC 7675 §5.1: no consent response for a while; still sending, may recover.</summary>
     Disconnected,
+
+    /// <summary>No pair worked within the timeout, or consent expired (RFC 7675 §5.1); final.</summary>
     Failed,
+
+    /// <summary>The agent was disposed; final.</summary>
     Closed,
 }
 
 /// <summary>Options of <see cref="IceAgent"/>.</summary>
 public sealed record IceAgentOptions
 {
+    /// <summary>The initial role (RFC 8445 §6.1.1); a role conflict may switch it. Controlling by default.</summary>
     public IceRole Role { get; init; } = IceRole.Controlling;
 
     /// <summary>STUN server for a server-reflexive candidate.</summary>
@@ -35,6 +48,7 @@ public sealed record IceAgentOptions
     /// <summary>TURN server for a relayed candidate (needs <see cref="TurnCredentials"/>).</summary>
     public IPEndPoint? TurnServer { get; init; }
 
+    /// <summary>Long-term credentials for <see cref="TurnServer"/>; set both or neither.</summary>
     public TurnCredentials? TurnCredentials { get; init; }
 
     /// <summary>RFC 8445 §14.2: Ta, the pacing of new checks; 50 ms by default.</summary>
@@ -43,6 +57,7 @@ public sealed record IceAgentOptions
     /// <summary>RFC 8445 §14.3: initial RTO of a check (doubled per retransmission up to <see cref="MaxCheckRto"/>).</summary>
     public TimeSpan CheckRto { get; init; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>Upper bound of a check's RTO as it doubles; 3 s by default.</summary>
     public TimeSpan MaxCheckRto { get; init; } = TimeSpan.FromSeconds(3);
 
     /// <summary>Requests per check before the pair fails (RFC 8489 Rc = 7).</summary>
@@ -80,6 +95,7 @@ public sealed record IceAgentOptions
     /// <summary>Bounds on the checklist (RFC 8445 §6.1.2.5 asks agents to limit it; 100 recommended).</summary>
     public int MaxPairs { get; init; } = 100;
 
+    /// <summary>Remote candidates kept (signalled and peer-reflexive); more are ignored. 64 by default.</summary>
     public int MaxRemoteCandidates { get; init; } = 64;
 
     /// <summary>
@@ -90,6 +106,9 @@ public sealed record IceAgentOptions
     /// </summary>
     public bool Lite { get; init; }
 
+    /// <summary>Checks the options, <see cref="Gathering"/> included.</summary>
+    /// <exception cref="ArgumentException">A timing is not positive or out of order, TurnServer and TurnCredentials are not both set or both null, a bound is below 1, or a lite agent is not controlled or has a STUN or TURN server.</exception>
+    /// <exception cref="ArgumentNullException"><see cref="Gathering"/> is null.</exception>
     public void Validate()
     {
         if (Ta <= TimeSpan.Zero) throw new ArgumentException("Ta must be positive.");

@@ -8,9 +8,16 @@ namespace Peerway.Nat.Ice;
 /// <summary>RFC 8445 §5.1.1: candidate types.</summary>
 public enum IceCandidateType
 {
+    /// <summary>RFC 8445 §5.1.1.1: an address of a local interface.</summary>
     Host,
+
+    /// <summary>RFC 8445 §5.1.1.2: the address a NAT maps the host candidate to, learnt from a STUN server.</summary>
     ServerReflexive,
+
+    /// <summary>RFC 8445 §7.2.5.3.1: an address learnt from a connectivity check, not signalled.</summary>
     PeerReflexive,
+
+    /// <summary>RFC 8445 §5.1.1.2: a relayed transport address on a TURN server.</summary>
     Relay,
 }
 

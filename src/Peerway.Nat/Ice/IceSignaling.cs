@@ -8,6 +8,7 @@ namespace Peerway.Nat.Ice;
 /// </summary>
 public interface ISignalingChannel
 {
+    /// <summary>Sends one line to the peer.</summary>
     Task SendAsync(string message, CancellationToken cancellationToken = default);
 
     /// <summary>Begins delivering the peer's messages to <paramref name="onMessage"/>. Call once.</summary>
@@ -66,6 +67,7 @@ public sealed class IceSignalingLink : IAsyncDisposable
     /// <summary>Sends still under way.</summary>
     internal int PendingSends => _sends.Count;
 
+    /// <summary>Stops trickling the agent's candidates and waits for the sends under way.</summary>
     public async ValueTask DisposeAsync()
     {
         _agent.LocalCandidateGathered -= OnCandidateGathered;

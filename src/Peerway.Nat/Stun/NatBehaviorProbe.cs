@@ -12,8 +12,13 @@ public enum NatBehavior
     /// <summary>The mapped address equals the local address: no NAT on the path.</summary>
     NoNat,
 
+    /// <summary>RFC 4787 §4.1/§5: the NAT's behaviour does not depend on the remote address or port.</summary>
     EndpointIndependent,
+
+    /// <summary>The NAT's behaviour depends on the remote IP address but not its port.</summary>
     AddressDependent,
+
+    /// <summary>The NAT's behaviour depends on the remote IP address and port (the most restrictive).</summary>
     AddressAndPortDependent,
 }
 
@@ -25,6 +30,7 @@ public sealed record NatBehaviorReport(
     NatBehavior Mapping,
     NatBehavior Filtering)
 {
+    /// <summary>A lower-case description of <paramref name="behavior"/> for logs and the CLI.</summary>
     public static string Describe(NatBehavior behavior) => behavior switch
     {
         NatBehavior.NoNat => "no NAT (endpoint-independent)",
@@ -46,6 +52,18 @@ public static class NatBehaviorProbe
     private const uint ChangeIpAndPort = 0x06;
     private const uint ChangePortOnly = 0x02;
 
+    /// <summary>
+    /// Runs the RFC 5780 mapping tests on one socket and the filtering tests on another, both from <paramref name="newSocket"/>
+    /// (each is disposed at the end). Without OTHER-ADDRESS in the first response, mapping and filtering are
+    /// <see cref="NatBehavior.Unknown"/> (unless there is no NAT).
+    /// </summary>
+    /// <param name="newSocket">Creates an unconnected socket for each test family.</param>
+    /// <param name="server">The STUN server's primary address.</param>
+    /// <param name="time">Clock for the retransmission timers.</param>
+    /// <param name="options">Retransmission parameters of each transaction.</param>
+    /// <param name="cancellationToken">Cancels the probe.</param>
+    /// <exception cref="TimeoutException">The server did not answer a plain Binding request.</exception>
+    /// <exception cref="InvalidOperationException">The server answered with an error or without a mapped address.</exception>
     public static async Task<NatBehaviorReport> RunAsync(
         Func<IDatagramSocket> newSocket, IPEndPoint server, TimeProvider time, StunClientOptions options, CancellationToken cancellationToken = default)
     {

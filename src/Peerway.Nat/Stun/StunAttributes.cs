@@ -10,7 +10,10 @@ namespace Peerway.Nat.Stun;
 /// <summary>RFC 8489 §18.5: password algorithms for long-term credentials.</summary>
 public enum StunPasswordAlgorithm : ushort
 {
+    /// <summary>RFC 8489 §18.5: MD5 of "username:realm:password" (the RFC 5389 key).</summary>
     Md5 = 0x0001,
+
+    /// <summary>RFC 8489 §18.5: SHA-256 of "username:realm:password".</summary>
     Sha256 = 0x0002,
 }
 
@@ -42,6 +45,10 @@ public static class StunAttributes
         return true;
     }
 
+    /// <summary>
+    /// RFC 8489 §14.2: reads an XOR-MAPPED-ADDRESS style value (8 bytes IPv4, 20 bytes IPv6) and undoes the XOR
+    /// with the magic cookie and <paramref name="transactionId"/> (12 bytes). False if either length is wrong.
+    /// </summary>
     public static bool TryReadXorAddress(ReadOnlySpan<byte> value, ReadOnlySpan<byte> transactionId, out IPEndPoint? endPoint)
     {
         endPoint = null;
@@ -52,12 +59,20 @@ public static class StunAttributes
         return TryReadAddress(copy[..value.Length], out endPoint);
     }
 
+    /// <summary>
+    /// Reads the first attribute of <paramref name="type"/> as an XOR-ed address (XOR-MAPPED-ADDRESS, XOR-PEER-ADDRESS,
+    /// XOR-RELAYED-ADDRESS); false if it is absent or malformed.
+    /// </summary>
     public static bool TryGetXorAddress(this StunMessage message, ushort type, out IPEndPoint? endPoint)
     {
         endPoint = null;
         return message.TryGet(type, out var a) && TryReadXorAddress(message.GetValue(a), message.TransactionId, out endPoint);
     }
 
+    /// <summary>
+    /// Reads the first attribute of <paramref name="type"/> as a plain address (MAPPED-ADDRESS, OTHER-ADDRESS,
+    /// RESPONSE-ORIGIN, ALTERNATE-SERVER); false if it is absent or malformed.
+    /// </summary>
     public static bool TryGetAddress(this StunMessage message, ushort type, out IPEndPoint? endPoint)
     {
         endPoint = null;
@@ -77,6 +92,7 @@ public static class StunAttributes
         return true;
     }
 
+    /// <summary>Reads ERROR-CODE (RFC 8489 §14.8); false if it is absent or malformed.</summary>
     public static bool TryGetErrorCode(this StunMessage message, out int code, out string reason)
     {
         code = 0;
@@ -93,6 +109,7 @@ public static class StunAttributes
         return true;
     }
 
+    /// <summary>Reads a 4-byte big-endian attribute (LIFETIME, PRIORITY, CHANGE-REQUEST); false if it is absent or not 4 bytes.</summary>
     public static bool TryGetUInt32(this StunMessage message, ushort type, out uint value)
     {
         value = 0;
@@ -101,6 +118,7 @@ public static class StunAttributes
         return true;
     }
 
+    /// <summary>Reads an 8-byte big-endian attribute (ICE-CONTROLLING, ICE-CONTROLLED, RESERVATION-TOKEN); false if it is absent or not 8 bytes.</summary>
     public static bool TryGetUInt64(this StunMessage message, ushort type, out ulong value)
     {
         value = 0;

@@ -22,6 +22,8 @@ public sealed record StunClientOptions
     /// <summary>Bound on concurrent transactions (RFC 8489 §6.2 asks clients to limit outstanding transactions).</summary>
     public int MaxOutstanding { get; init; } = 1024;
 
+    /// <summary>Checks the options.</summary>
+    /// <exception cref="ArgumentException">Rto is not positive, Rc is outside 1..16, Rm outside 1..64, or MaxOutstanding below 1.</exception>
     public void Validate()
     {
         if (Rto <= TimeSpan.Zero) throw new ArgumentException("Rto must be positive.");
@@ -57,6 +59,13 @@ public sealed partial class StunClient : IDisposable
     private readonly Lock _lock = new();
     private bool _disposed;
 
+    /// <summary>Starts receiving on <paramref name="socket"/>, which the client then owns (disposes).</summary>
+    /// <param name="socket">The socket requests are sent and responses received on.</param>
+    /// <param name="time">Clock for the retransmission timers.</param>
+    /// <param name="options">Retransmission parameters; validated here.</param>
+    /// <param name="unhandled">Receives datagrams that are not a response to an outstanding transaction; null drops them.</param>
+    /// <param name="log">Logger; null logs nothing.</param>
+    /// <exception cref="ArgumentException"><paramref name="options"/> is invalid.</exception>
     public StunClient(IDatagramSocket socket, TimeProvider time, StunClientOptions options, DatagramHandler? unhandled = null, ILogger<StunClient>? log = null)
     {
         ArgumentNullException.ThrowIfNull(socket);
@@ -71,10 +80,13 @@ public sealed partial class StunClient : IDisposable
         _socket.Start(OnDatagram);
     }
 
+    /// <summary>The socket the client sends and receives on (owned by the client).</summary>
     public IDatagramSocket Socket => _socket;
 
+    /// <summary>The socket's local address.</summary>
     public IPEndPoint LocalEndPoint => _socket.LocalEndPoint;
 
+    /// <summary>A new random 12-byte transaction id (RFC 8489 §6: from a cryptographically random source).</summary>
     public static byte[] NewTransactionId() => RandomNumberGenerator.GetBytes(StunLimits.TransactionIdSize);
 
     /// <summary>Sends a prepared request (its bytes 8-19 are the transaction id) and awaits the response.</summary>
@@ -149,6 +161,7 @@ public sealed partial class StunClient : IDisposable
     [LoggerMessage(Level = LogLevel.Debug, Message = "STUN transaction to {Server} timed out after {Attempts} requests")]
     private partial void LogTimeout(IPEndPoint server, int attempts);
 
+    /// <summary>Fails the outstanding transactions with <see cref="ObjectDisposedException"/> and disposes the socket.</summary>
     public void Dispose()
     {
         List<TransactionKey> keys;

@@ -5,8 +5,13 @@ namespace Peerway.Nat.Stun;
 /// <summary>Result of looking for one frame at the start of a stream buffer.</summary>
 public enum StunFrameStatus
 {
+    /// <summary>A whole frame is in the buffer; its length is in the out parameter.</summary>
     Complete,
+
+    /// <summary>The buffer holds only the start of a frame: read more bytes.</summary>
     NeedMore,
+
+    /// <summary>The buffer does not start with a STUN message or ChannelData message: the stream is not STUN.</summary>
     Invalid,
 }
 
@@ -16,6 +21,11 @@ public enum StunFrameStatus
 /// </summary>
 public static class StunFraming
 {
+    /// <summary>
+    /// Finds the length of the frame at the start of <paramref name="buffer"/>: a STUN message (first two bits 00) or
+    /// ChannelData (01), padded to 4 bytes over a stream. <paramref name="frameLength"/> is set when the header was
+    /// read, also with <see cref="StunFrameStatus.NeedMore"/>; it is 0 when fewer than 4 bytes are present or the frame is invalid.
+    /// </summary>
     public static StunFrameStatus TryGetFrameLength(ReadOnlySpan<byte> buffer, out int frameLength)
     {
         frameLength = 0;

@@ -5,14 +5,31 @@ namespace Peerway.Nat.Stun;
 /// <summary>Why bytes are not a STUN message (RFC 8489 §6.3 checks).</summary>
 public enum StunDecodeError
 {
+    /// <summary>The bytes are a well-formed STUN message.</summary>
     None,
+
+    /// <summary>Shorter than the 20-byte header.</summary>
     TooShort,
+
+    /// <summary>The first two bits are not zero, so this is not STUN (RFC 7983 demultiplexing).</summary>
     NotStun,
+
+    /// <summary>Bytes 4-7 are not the magic cookie 0x2112A442.</summary>
     BadMagicCookie,
+
+    /// <summary>The header's length is not a multiple of 4.</summary>
     LengthNotAligned,
+
+    /// <summary>The header's length differs from the number of bytes after the header.</summary>
     LengthMismatch,
+
+    /// <summary>An attribute's header or padded value runs past the end of the message.</summary>
     AttributeOverrun,
+
+    /// <summary>More than <see cref="StunLimits.MaxAttributes"/> attributes.</summary>
     TooManyAttributes,
+
+    /// <summary>An attribute follows FINGERPRINT (RFC 8489 §14.7: FINGERPRINT is the last attribute).</summary>
     FingerprintNotLast,
 }
 
@@ -41,10 +58,13 @@ public sealed class StunMessage
     /// <summary>The message bytes (header and attributes, exactly the message length).</summary>
     public byte[] Raw { get; }
 
+    /// <summary>The method (bits M0-M11 of the message type).</summary>
     public StunMethod Method { get; }
 
+    /// <summary>The class (bits C0-C1 of the message type).</summary>
     public StunClass Class { get; }
 
+    /// <summary>The 12-byte transaction id (bytes 8-19 of <see cref="Raw"/>).</summary>
     public ReadOnlySpan<byte> TransactionId => Raw.AsSpan(8, StunLimits.TransactionIdSize);
 
     /// <summary>Attributes in wire order; those after MESSAGE-INTEGRITY other than MI-SHA256/FINGERPRINT are dropped
@@ -60,8 +80,10 @@ public sealed class StunMessage
     /// <summary>Index into <see cref="Attributes"/> of FINGERPRINT, or -1.</summary>
     public int FingerprintIndex { get; }
 
+    /// <summary>The value bytes of <paramref name="attribute"/> (unpadded), a slice of <see cref="Raw"/>.</summary>
     public ReadOnlySpan<byte> GetValue(StunAttribute attribute) => Raw.AsSpan(attribute.Offset, attribute.Length);
 
+    /// <summary>Finds the first attribute of <paramref name="type"/> in <see cref="Attributes"/>; false if there is none.</summary>
     public bool TryGet(ushort type, out StunAttribute attribute)
     {
         foreach (var a in _attributes)
@@ -77,6 +99,7 @@ public sealed class StunMessage
         return false;
     }
 
+    /// <summary>Whether the message carries an attribute of <paramref name="type"/> (one in <see cref="Attributes"/>).</summary>
     public bool Has(ushort type) => TryGet(type, out _);
 
     /// <summary>
@@ -96,6 +119,7 @@ public sealed class StunMessage
         return (ushort)((m & 0x000F) | ((c & 1) << 4) | ((m & 0x0070) << 1) | ((c & 2) << 7) | ((m & 0x0F80) << 2));
     }
 
+    /// <summary>RFC 8489 §5: splits a 16-bit message type into method and class (the inverse of <see cref="EncodeType"/>).</summary>
     public static (StunMethod Method, StunClass Class) DecodeType(ushort type)
     {
         var m = (type & 0x000F) | ((type & 0x00E0) >> 1) | ((type & 0x3E00) >> 2);

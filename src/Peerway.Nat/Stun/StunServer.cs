@@ -23,6 +23,8 @@ public sealed record StunServerOptions
     /// <summary>Requests a source may send at once before the per-second rate applies.</summary>
     public int RateLimitBurst { get; init; } = 40;
 
+    /// <summary>Checks the options.</summary>
+    /// <exception cref="ArgumentException">Software is longer than 127 characters, MaxRequestsPerIpPerSecond is negative or not finite, or RateLimitBurst is below 1.</exception>
     public void Validate()
     {
         if (Software is { Length: > 127 }) throw new ArgumentException("SOFTWARE is limited to 127 characters (RFC 8489 §14.14).");
@@ -62,6 +64,15 @@ public sealed partial class StunServer : IDisposable
     private long _dropped;
     private long _rateLimited;
 
+    /// <summary>
+    /// Creates a server on one socket, or on four for RFC 5780 (see the class remarks for their order). It owns the sockets
+    /// and receives nothing until <see cref="Start"/>.
+    /// </summary>
+    /// <param name="sockets">One socket, or four: primary, alternate port, alternate IP, alternate IP and port.</param>
+    /// <param name="options">Server options; validated here.</param>
+    /// <param name="log">Logger; null logs nothing.</param>
+    /// <param name="time">Clock for the rate limiter; null is <see cref="TimeProvider.System"/>.</param>
+    /// <exception cref="ArgumentException">Not 1 or 4 sockets, or <paramref name="options"/> is invalid.</exception>
     public StunServer(IReadOnlyList<IDatagramSocket> sockets, StunServerOptions options, ILogger<StunServer>? log = null, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(sockets);
@@ -75,8 +86,10 @@ public sealed partial class StunServer : IDisposable
         if (options.MaxRequestsPerIpPerSecond > 0) _limiter = new RateLimiter(options.MaxRequestsPerIpPerSecond, options.RateLimitBurst);
     }
 
+    /// <summary>True with four sockets: the server honours CHANGE-REQUEST and sends OTHER-ADDRESS (RFC 5780).</summary>
     public bool SupportsBehaviorDiscovery => _sockets.Count == 4;
 
+    /// <summary>Requests answered so far (success and error responses).</summary>
     public long Answered => Interlocked.Read(ref _answered);
 
     /// <summary>Datagrams that were not a well-formed STUN request (discarded, RFC 8489 §6.3).</summary>
@@ -85,8 +98,10 @@ public sealed partial class StunServer : IDisposable
     /// <summary>UDP requests left unanswered because their source exceeded <see cref="StunServerOptions.MaxRequestsPerIpPerSecond"/>.</summary>
     public long RateLimited => Interlocked.Read(ref _rateLimited);
 
+    /// <summary>The local address of the first (primary) socket.</summary>
     public IPEndPoint PrimaryEndPoint => _sockets[0].LocalEndPoint;
 
+    /// <summary>Starts receiving on every socket.</summary>
     public void Start()
     {
         for (var i = 0; i < _sockets.Count; i++)
@@ -248,6 +263,7 @@ public sealed partial class StunServer : IDisposable
     [LoggerMessage(Level = LogLevel.Debug, Message = "STUN error {Code} for {Method}")]
     private partial void LogError(int code, StunMethod method);
 
+    /// <summary>Disposes the sockets.</summary>
     public void Dispose()
     {
         foreach (var s in _sockets) s.Dispose();

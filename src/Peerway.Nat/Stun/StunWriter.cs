@@ -17,6 +17,11 @@ public ref struct StunWriter
     private readonly Span<byte> _buffer;
     private int _length;
 
+    /// <summary>
+    /// Starts a message of <paramref name="method"/> and <paramref name="cls"/> in <paramref name="buffer"/>: writes the
+    /// 20-byte header with the magic cookie and <paramref name="transactionId"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="transactionId"/> is not 12 bytes, or <paramref name="buffer"/> is shorter than 20.</exception>
     public StunWriter(Span<byte> buffer, StunMethod method, StunClass cls, ReadOnlySpan<byte> transactionId)
     {
         if (transactionId.Length != StunLimits.TransactionIdSize) throw new ArgumentException("A transaction id is 12 bytes.", nameof(transactionId));
@@ -32,6 +37,7 @@ public ref struct StunWriter
     /// <summary>Bytes written so far (a complete message at every step).</summary>
     public readonly int Length => _length;
 
+    /// <summary>The message written so far (a slice of the caller's buffer, <see cref="Length"/> bytes).</summary>
     public readonly ReadOnlySpan<byte> Written => _buffer[.._length];
 
     private readonly ReadOnlySpan<byte> TransactionId => _buffer.Slice(8, StunLimits.TransactionIdSize);
@@ -54,18 +60,28 @@ public ref struct StunWriter
         return value;
     }
 
+    /// <summary>Appends an attribute with <paramref name="value"/> as its value (padded to 4 bytes).</summary>
+    /// <exception cref="InvalidOperationException">The message does not fit the buffer.</exception>
     public void Add(ushort type, ReadOnlySpan<byte> value) => value.CopyTo(Reserve(type, value.Length));
 
+    /// <summary>Appends an attribute whose value is <paramref name="value"/> in UTF-8 (USERNAME, REALM, NONCE, SOFTWARE).</summary>
+    /// <exception cref="InvalidOperationException">The message does not fit the buffer.</exception>
     public void AddUtf8(ushort type, string value)
     {
         var bytes = Encoding.UTF8.GetByteCount(value);
         Encoding.UTF8.GetBytes(value, Reserve(type, bytes));
     }
 
+    /// <summary>Appends a 4-byte big-endian attribute (LIFETIME, PRIORITY, CHANGE-REQUEST).</summary>
+    /// <exception cref="InvalidOperationException">The message does not fit the buffer.</exception>
     public void AddUInt32(ushort type, uint value) => BinaryPrimitives.WriteUInt32BigEndian(Reserve(type, 4), value);
 
+    /// <summary>Appends an 8-byte big-endian attribute (ICE-CONTROLLING, ICE-CONTROLLED, RESERVATION-TOKEN).</summary>
+    /// <exception cref="InvalidOperationException">The message does not fit the buffer.</exception>
     public void AddUInt64(ushort type, ulong value) => BinaryPrimitives.WriteUInt64BigEndian(Reserve(type, 8), value);
 
+    /// <summary>Appends an attribute with an empty value (USE-CANDIDATE, DONT-FRAGMENT).</summary>
+    /// <exception cref="InvalidOperationException">The message does not fit the buffer.</exception>
     public void AddFlag(ushort type) => Reserve(type, 0);
 
     /// <summary>RFC 8489 §14.1: MAPPED-ADDRESS layout (also OTHER-ADDRESS, RESPONSE-ORIGIN, ALTERNATE-SERVER).</summary>

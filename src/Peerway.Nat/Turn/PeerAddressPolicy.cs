@@ -25,12 +25,22 @@ public sealed class PeerAddressPolicy
     private readonly IReadOnlyList<IPNetwork> _allowed;
     private readonly IReadOnlyList<IPNetwork> _denied;
 
+    /// <summary>
+    /// Creates a policy: <paramref name="denied"/> ranges are refused first, then <paramref name="allowed"/> ranges are
+    /// accepted, then the built-in reserved ranges are refused.
+    /// </summary>
+    /// <param name="allowed">Ranges accepted although reserved (e.g. a lab's private network).</param>
+    /// <param name="denied">Ranges always refused.</param>
     public PeerAddressPolicy(IReadOnlyList<IPNetwork> allowed, IReadOnlyList<IPNetwork> denied)
     {
         _allowed = allowed;
         _denied = denied;
     }
 
+    /// <summary>
+    /// Whether the relay may send to or receive from <paramref name="address"/> (an IPv4-mapped IPv6 address is
+    /// checked as IPv4). False for addresses that are not IPv4 or IPv6.
+    /// </summary>
     public bool IsAllowed(IPAddress address)
     {
         if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();

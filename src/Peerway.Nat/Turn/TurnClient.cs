@@ -12,23 +12,28 @@ public sealed record TurnCredentials(string Username, string Password);
 /// <summary>A TURN error response (RFC 8656 §19 codes).</summary>
 public sealed class TurnException : Exception
 {
+    /// <summary>An error response: <paramref name="code"/> (RFC 8656 §19) and the server's reason phrase.</summary>
     public TurnException(int code, string reason) : base($"TURN error {code} {reason}".TrimEnd())
     {
         Code = code;
     }
 
+    /// <summary>Creates an exception with the default message and <see cref="Code"/> 0.</summary>
     public TurnException()
     {
     }
 
+    /// <summary>Creates an exception with <paramref name="message"/> and <see cref="Code"/> 0.</summary>
     public TurnException(string message) : base(message)
     {
     }
 
+    /// <summary>Creates an exception with <paramref name="message"/> caused by <paramref name="innerException"/>, and <see cref="Code"/> 0.</summary>
     public TurnException(string message, Exception innerException) : base(message, innerException)
     {
     }
 
+    /// <summary>The STUN/TURN error code of the response (see <see cref="StunErrorCode"/>); 0 when the error was not a response.</summary>
     public int Code { get; }
 }
 
@@ -73,14 +78,19 @@ public sealed class TurnClient : IDisposable
         _stun = new StunClient(socket, time, options ?? new StunClientOptions(), OnDatagram);
     }
 
+    /// <summary>The TURN server's address.</summary>
     public IPEndPoint Server => _server;
 
+    /// <summary>The local socket's address.</summary>
     public IPEndPoint LocalEndPoint => _stun.LocalEndPoint;
 
+    /// <summary>The relayed transport address (XOR-RELAYED-ADDRESS); null until <see cref="AllocateAsync"/> succeeds.</summary>
     public IPEndPoint? RelayedAddress { get; private set; }
 
+    /// <summary>This client's server-reflexive address as the TURN server saw it (XOR-MAPPED-ADDRESS); null until allocated.</summary>
     public IPEndPoint? MappedAddress { get; private set; }
 
+    /// <summary>The allocation's lifetime granted by the last Allocate or Refresh (LIFETIME); zero before.</summary>
     public TimeSpan Lifetime { get; private set; }
 
     /// <summary>RFC 8656 §7.1: Allocate with REQUESTED-TRANSPORT UDP; returns the relayed transport address.</summary>
@@ -285,5 +295,6 @@ public sealed class TurnClient : IDisposable
         _onOther?.Invoke(datagram, remote);
     }
 
+    /// <summary>Disposes the socket and fails the requests under way; does not delete the allocation (it expires on the server).</summary>
     public void Dispose() => _stun.Dispose();
 }

@@ -12,6 +12,7 @@ namespace Peerway.Nat.Turn;
 /// <summary>Creates the relay sockets of allocations (real UDP ports in a range, or virtual ones in tests).</summary>
 public interface IRelaySocketFactory
 {
+    /// <summary>Whether relay sockets of <paramref name="family"/> can be created (440 Address Family not Supported if not).</summary>
     bool Supports(AddressFamily family);
 
     /// <summary>A new socket bound to a relay address, or null when none is free.</summary>
@@ -30,6 +31,7 @@ public sealed class TurnServerStats
     internal long RateLimitedValue;
     internal long StrangersLimitedValue;
 
+    /// <summary>STUN requests received (all methods, authenticated or not).</summary>
     public long Requests => Interlocked.Read(ref RequestsValue);
 
     /// <summary>Error responses sent.</summary>
@@ -41,8 +43,10 @@ public sealed class TurnServerStats
     /// <summary>Answers to unauthenticated requests not sent because they would be larger than the request.</summary>
     public long AmplificationDrops => Interlocked.Read(ref AmplificationDropsValue);
 
+    /// <summary>Datagrams relayed from clients to peers (Send indications and ChannelData).</summary>
     public long RelayedToPeer => Interlocked.Read(ref RelayedToPeerValue);
 
+    /// <summary>Datagrams relayed from peers to clients (Data indications and ChannelData).</summary>
     public long RelayedToClient => Interlocked.Read(ref RelayedToClientValue);
 
     /// <summary>Packets dropped by the per-allocation bandwidth cap.</summary>
@@ -98,6 +102,13 @@ public sealed partial class TurnServer : IDisposable
     private ITimer? _sweep;
     private bool _disposed;
 
+    /// <summary>Creates a server; it owns <paramref name="listeners"/> and receives nothing until <see cref="Start"/>.</summary>
+    /// <param name="listeners">The UDP sockets clients send to.</param>
+    /// <param name="relays">Creates the relay socket of each allocation.</param>
+    /// <param name="time">Clock for lifetimes, nonces and the sweep timer.</param>
+    /// <param name="options">Server options; validated here.</param>
+    /// <param name="log">Logger; null logs nothing.</param>
+    /// <exception cref="ArgumentException"><paramref name="options"/> is invalid.</exception>
     public TurnServer(IReadOnlyList<IDatagramSocket> listeners, IRelaySocketFactory relays, TimeProvider time, TurnServerOptions options, ILogger<TurnServer>? log = null)
     {
         ArgumentNullException.ThrowIfNull(listeners);
@@ -115,8 +126,10 @@ public sealed partial class TurnServer : IDisposable
         if (options.MaxUnauthenticatedPerIpPerSecond > 0) _strangers = new RateLimiter(options.MaxUnauthenticatedPerIpPerSecond, options.UnauthenticatedBurst);
     }
 
+    /// <summary>The server's counters.</summary>
     public TurnServerStats Stats { get; } = new();
 
+    /// <summary>Allocations currently live.</summary>
     public int AllocationCount
     {
         get
@@ -125,6 +138,7 @@ public sealed partial class TurnServer : IDisposable
         }
     }
 
+    /// <summary>Starts receiving on every listener and the sweep of expired allocations, permissions and channels.</summary>
     public void Start()
     {
         for (var i = 0; i < _listeners.Count; i++)
@@ -650,6 +664,7 @@ public sealed partial class TurnServer : IDisposable
     [LoggerMessage(Level = LogLevel.Information, Message = "TURN allocation for {Client}: relay {Relay} (user {User})")]
     private partial void LogAllocated(IPEndPoint client, IPEndPoint relay, string user);
 
+    /// <summary>Deletes every allocation (closing its relay socket), stops the sweep and disposes the listeners.</summary>
     public void Dispose()
     {
         lock (_gate)

@@ -17,6 +17,7 @@ public sealed record TurnServerOptions
     /// <summary>RFC 8656 §7.2: default allocation lifetime 10 minutes; at most 1 hour.</summary>
     public TimeSpan DefaultLifetime { get; init; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>RFC 8656 §7.2: requested lifetimes are cut to this; 1 hour by default.</summary>
     public TimeSpan MaxLifetime { get; init; } = TimeSpan.FromHours(1);
 
     /// <summary>RFC 8656 §9: permissions last 300 s.</summary>
@@ -46,6 +47,7 @@ public sealed record TurnServerOptions
     /// <summary>How often expired allocations, permissions and channels are swept.</summary>
     public TimeSpan SweepInterval { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>SOFTWARE attribute in responses (RFC 8489 §14.14); null leaves it out.</summary>
     public string? Software { get; init; } = "Peerway";
 
     /// <summary>Binding answers and 401/438 challenges sent over UDP per second per source IP (token bucket); 0: no
@@ -56,6 +58,8 @@ public sealed record TurnServerOptions
     /// <summary>Unauthenticated answers a source may get at once before the per-second rate applies.</summary>
     public int UnauthenticatedBurst { get; init; } = 40;
 
+    /// <summary>Checks the options.</summary>
+    /// <exception cref="ArgumentException">A value is out of range, or there are neither users nor a shared secret.</exception>
     public void Validate()
     {
         if (string.IsNullOrEmpty(Realm) || System.Text.Encoding.UTF8.GetByteCount(Realm) > 127) throw new ArgumentException("Realm must be 1..127 bytes.");
