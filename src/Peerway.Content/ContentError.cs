@@ -3,6 +3,7 @@ namespace Peerway.Content;
 /// <summary>Why content-layer input (dag-pb, UnixFS, CAR, a block) was rejected. <see cref="None"/> is success.</summary>
 public enum ContentError
 {
+    /// <summary>No error.</summary>
     None = 0,
     /// <summary>The input ended inside a field.</summary>
     Truncated,

@@ -13,6 +13,7 @@ namespace Peerway.Content;
 /// </summary>
 public static class ContentRouting
 {
+    /// <summary>The DHT key of <paramref name="cid"/>: SHA-1 of its multihash bytes, so a CIDv0 and its CIDv1 have the same key.</summary>
     public static NodeId DhtKey(Cid cid)
     {
         ArgumentNullException.ThrowIfNull(cid);

@@ -28,6 +28,7 @@ public readonly struct NodeId : IEquatable<NodeId>, IComparable<NodeId>
         _c = c;
     }
 
+    /// <summary>The all-zero id (the default value).</summary>
     public static NodeId Zero => default;
 
     /// <summary>The largest id (all bits set).</summary>
@@ -84,6 +85,8 @@ public readonly struct NodeId : IEquatable<NodeId>, IComparable<NodeId>
         return new NodeId(h);
     }
 
+    /// <summary>Writes the 20 bytes, big-endian, into <paramref name="destination"/>; throws <see cref="ArgumentOutOfRangeException"/>
+    /// when it is shorter than <see cref="Length"/>.</summary>
     public void WriteTo(Span<byte> destination)
     {
         BinaryPrimitives.WriteUInt64BigEndian(destination, _a);
@@ -91,6 +94,7 @@ public readonly struct NodeId : IEquatable<NodeId>, IComparable<NodeId>
         BinaryPrimitives.WriteUInt32BigEndian(destination[16..], _c);
     }
 
+    /// <summary>The 20 bytes, big-endian, in a new array.</summary>
     public byte[] ToArray()
     {
         var b = new byte[Length];
@@ -101,6 +105,7 @@ public readonly struct NodeId : IEquatable<NodeId>, IComparable<NodeId>
     /// <summary>Kademlia §2.1: d(x, y) = x XOR y, read as an unsigned integer.</summary>
     public NodeId Xor(NodeId other) => new(_a ^ other._a, _b ^ other._b, _c ^ other._c);
 
+    /// <summary>The XOR distance (<see cref="Xor"/>).</summary>
     public static NodeId operator ^(NodeId x, NodeId y) => x.Xor(y);
 
     /// <summary>Number of leading zero bits (160 for <see cref="Zero"/>).</summary>
@@ -154,6 +159,7 @@ public readonly struct NodeId : IEquatable<NodeId>, IComparable<NodeId>
     /// <summary>True when this id is closer to <paramref name="target"/> than <paramref name="other"/> is.</summary>
     public bool IsCloserTo(NodeId target, NodeId other) => (this ^ target).CompareTo(other ^ target) < 0;
 
+    /// <summary>Compares as 160-bit unsigned big-endian integers; with XOR distances, orders by closeness (Kademlia §2.1).</summary>
     public int CompareTo(NodeId other)
     {
         var r = _a.CompareTo(other._a);
@@ -162,22 +168,31 @@ public readonly struct NodeId : IEquatable<NodeId>, IComparable<NodeId>
         return r != 0 ? r : _c.CompareTo(other._c);
     }
 
+    /// <summary>True when all 160 bits are equal.</summary>
     public bool Equals(NodeId other) => _a == other._a && _b == other._b && _c == other._c;
 
+    /// <summary>True when <paramref name="obj"/> is a <see cref="NodeId"/> equal to this one.</summary>
     public override bool Equals([NotNullWhen(true)] object? obj) => obj is NodeId other && Equals(other);
 
+    /// <summary>A hash of the 160 bits.</summary>
     public override int GetHashCode() => HashCode.Combine(_a, _b, _c);
 
+    /// <summary>True when all 160 bits are equal.</summary>
     public static bool operator ==(NodeId left, NodeId right) => left.Equals(right);
 
+    /// <summary>True when any bit differs.</summary>
     public static bool operator !=(NodeId left, NodeId right) => !left.Equals(right);
 
+    /// <summary>Unsigned 160-bit comparison (<see cref="CompareTo"/>).</summary>
     public static bool operator <(NodeId left, NodeId right) => left.CompareTo(right) < 0;
 
+    /// <summary>Unsigned 160-bit comparison (<see cref="CompareTo"/>).</summary>
     public static bool operator >(NodeId left, NodeId right) => left.CompareTo(right) > 0;
 
+    /// <summary>Unsigned 160-bit comparison (<see cref="CompareTo"/>).</summary>
     public static bool operator <=(NodeId left, NodeId right) => left.CompareTo(right) <= 0;
 
+    /// <summary>Unsigned 160-bit comparison (<see cref="CompareTo"/>).</summary>
     public static bool operator >=(NodeId left, NodeId right) => left.CompareTo(right) >= 0;
 
     /// <summary>40 lower-case hex digits.</summary>
@@ -203,6 +218,7 @@ public readonly struct NodeId : IEquatable<NodeId>, IComparable<NodeId>
         return true;
     }
 
+    /// <summary>Parses 40 hex digits (either case); throws <see cref="FormatException"/> otherwise.</summary>
     public static NodeId ParseHex(string hex) =>
         TryParseHex(hex, out var id) ? id : throw new FormatException($"'{hex}' is not 40 hex digits.");
 }

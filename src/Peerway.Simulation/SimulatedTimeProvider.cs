@@ -14,14 +14,21 @@ public sealed class SimulatedTimeProvider : TimeProvider
 
     internal SimulatedTimeProvider(SimulationScheduler scheduler) => _scheduler = scheduler;
 
+    /// <summary>Returns <see cref="Epoch"/> plus the scheduler's virtual time.</summary>
     public override DateTimeOffset GetUtcNow() => Epoch.AddTicks(_scheduler.NowTicks);
 
+    /// <summary>Returns the scheduler's virtual time, in <see cref="TimeSpan"/> ticks since the start of the run.</summary>
     public override long GetTimestamp() => _scheduler.NowTicks;
 
+    /// <summary><see cref="TimeSpan.TicksPerSecond"/>: a timestamp is a virtual <see cref="TimeSpan"/> tick count.</summary>
     public override long TimestampFrequency => TimeSpan.TicksPerSecond;
 
+    /// <summary>UTC, so that local times are the same on every machine.</summary>
     public override TimeZoneInfo LocalTimeZone => TimeZoneInfo.Utc;
 
+    /// <summary>Creates a timer whose firings are events of the scheduler, run on the scheduler thread at virtual times.
+    /// <see cref="Timeout.InfiniteTimeSpan"/> as <paramref name="dueTime"/> leaves it stopped, as <paramref name="period"/> makes it
+    /// fire once. Throws <see cref="ArgumentOutOfRangeException"/> for other negative spans.</summary>
     public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
     {
         ArgumentNullException.ThrowIfNull(callback);

@@ -22,6 +22,9 @@ public sealed class SimulationNetwork
     private readonly List<SimulationSocket?> _sockets = [];
     private readonly Stack<Datagram> _pool = new();
 
+    /// <summary>Creates an empty network on <paramref name="scheduler"/>. <paramref name="latency"/> <see langword="null"/>: the
+    /// default <see cref="LatencyModel"/>. <paramref name="lossRate"/> is the probability, in [0, 1), that a datagram is
+    /// dropped; otherwise <see cref="ArgumentOutOfRangeException"/>.</summary>
     public SimulationNetwork(SimulationScheduler scheduler, LatencyModel? latency = null, double lossRate = 0)
     {
         _scheduler = scheduler ?? throw new ArgumentNullException(nameof(scheduler));
@@ -31,15 +34,20 @@ public sealed class SimulationNetwork
         LossRate = lossRate;
     }
 
+    /// <summary>Probability, in [0, 1), that a datagram to a live host is dropped on the link (drawn from the scheduler's
+    /// <see cref="SimulationScheduler.Random"/>).</summary>
     public double LossRate { get; }
 
+    /// <summary>The scheduler whose events deliver the datagrams.</summary>
     public SimulationScheduler Scheduler => _scheduler;
 
     /// <summary>Hosts created so far (live or closed).</summary>
     public int HostCount => _sockets.Count;
 
+    /// <summary>Datagrams sent by open sockets (delivered, lost or unreachable).</summary>
     public long DatagramsSent { get; private set; }
 
+    /// <summary>Datagrams handed to a started, open socket's handler.</summary>
     public long DatagramsDelivered { get; private set; }
 
     /// <summary>Lost on the link (<see cref="LossRate"/>).</summary>
@@ -48,8 +56,11 @@ public sealed class SimulationNetwork
     /// <summary>Sent to a host that is gone (closed socket) or never existed.</summary>
     public long DatagramsUnreachable { get; private set; }
 
+    /// <summary>Payload bytes of <see cref="DatagramsSent"/> (no IP or UDP header).</summary>
     public long BytesSent { get; private set; }
 
+    /// <summary>The address of host <paramref name="host"/>: 11.0.0.0 plus <paramref name="host"/>. Throws
+    /// <see cref="ArgumentOutOfRangeException"/> when <paramref name="host"/> is negative or past the 11.0.0.0–99.255.255.255 range.</summary>
     public static IPAddress AddressOf(int host)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(host);
@@ -168,16 +179,23 @@ public sealed class SimulationSocket : Peerway.Net.IDatagramSocket
     /// <summary>The host number (its address is <see cref="SimulationNetwork.AddressOf"/>(Host)).</summary>
     public int Host { get; }
 
+    /// <summary>The host's address (<see cref="SimulationNetwork.AddressOf"/>) and <see cref="SimulationNetwork.Port"/>.</summary>
     public IPEndPoint LocalEndPoint { get; }
 
+    /// <summary>True once <see cref="Dispose"/> has run: sends are dropped and datagrams to the host count as unreachable.</summary>
     public bool IsClosed => _closed;
 
+    /// <summary>Payload bytes sent since creation or <see cref="ResetCounters"/>.</summary>
     public long BytesSent { get; private set; }
 
+    /// <summary>Datagrams sent since creation or <see cref="ResetCounters"/>.</summary>
     public long DatagramsSent { get; private set; }
 
+    /// <summary>Payload bytes delivered to the handler since creation or <see cref="ResetCounters"/>.</summary>
     public long BytesReceived { get; private set; }
 
+    /// <summary>Sets the handler that receives datagrams, on the scheduler thread. Datagrams that arrive before it is set
+    /// are counted as unreachable. Throws <see cref="InvalidOperationException"/> when called twice.</summary>
     public void Start(Peerway.Net.DatagramHandler handler)
     {
         ArgumentNullException.ThrowIfNull(handler);
@@ -185,6 +203,8 @@ public sealed class SimulationSocket : Peerway.Net.IDatagramSocket
         _handler = handler;
     }
 
+    /// <summary>Sends <paramref name="datagram"/> to <paramref name="remote"/>; it arrives after the network's latency unless lost
+    /// or unreachable. A closed socket drops it without counting it.</summary>
     public void Send(ReadOnlySpan<byte> datagram, IPEndPoint remote)
     {
         ArgumentNullException.ThrowIfNull(remote);
@@ -211,6 +231,7 @@ public sealed class SimulationSocket : Peerway.Net.IDatagramSocket
         return true;
     }
 
+    /// <summary>Closes the socket and removes the host from the network. Idempotent.</summary>
     public void Dispose()
     {
         if (_closed) return;

@@ -34,6 +34,7 @@ public sealed class SimulationScheduler : Peerway.Net.IDeliveryScheduler
     private long _threadViolations;
     private long _faults;
 
+    /// <summary>Creates a scheduler at virtual time zero whose <see cref="Random"/> is seeded with <paramref name="seed"/>.</summary>
     public SimulationScheduler(int seed)
     {
         _seed = seed;
@@ -53,6 +54,7 @@ public sealed class SimulationScheduler : Peerway.Net.IDeliveryScheduler
     /// <summary>Virtual time since the start, in <see cref="TimeSpan"/> ticks.</summary>
     public long NowTicks { get; private set; }
 
+    /// <summary>Virtual time since the start (<see cref="NowTicks"/> as a <see cref="TimeSpan"/>).</summary>
     public TimeSpan Now => TimeSpan.FromTicks(NowTicks);
 
     /// <summary>Events run so far.</summary>
@@ -71,6 +73,7 @@ public sealed class SimulationScheduler : Peerway.Net.IDeliveryScheduler
     /// <summary>Events that threw; the first is kept in <see cref="FirstFault"/>.</summary>
     public long Faults => _faults;
 
+    /// <summary>The first exception an event threw (<see langword="null"/>: none); see <see cref="Faults"/>.</summary>
     public Exception? FirstFault { get; private set; }
 
     /// <summary>When true (the default), an event that throws stops the run by rethrowing.</summary>

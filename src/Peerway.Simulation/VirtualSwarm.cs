@@ -20,6 +20,8 @@ public sealed record VirtualSwarmOptions
     /// <summary>Port every peer's <see cref="VirtualSwarmPeer.ListenEndPoint"/> uses.</summary>
     public int Port { get; init; } = 6881;
 
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> when <see cref="Port"/> is outside [1, 65535], <see cref="ArgumentNullException"/>
+    /// when <see cref="Network"/> is null, and what <see cref="LatencyModel.Validate"/> throws for <see cref="Latency"/>.</summary>
     public void Validate()
     {
         Latency?.Validate();
@@ -45,6 +47,7 @@ public sealed class VirtualSwarmPeer
     /// <summary>The transport the peer's engine dials and listens with.</summary>
     public IStreamTransport Transport => Endpoint;
 
+    /// <summary>The peer's endpoint on <see cref="VirtualSwarm.Network"/> (the same object as <see cref="Transport"/>).</summary>
     public VirtualStreamEndpoint Endpoint { get; }
 
     /// <summary>Its upload and download rates (<see cref="double.PositiveInfinity"/>: unlimited).</summary>
@@ -66,6 +69,8 @@ public sealed class VirtualSwarm
     private readonly VirtualSwarmOptions _options;
     private readonly List<VirtualSwarmPeer> _peers = [];
 
+    /// <summary>Creates an empty swarm; <paramref name="options"/> <see langword="null"/>: the defaults. Throws what
+    /// <see cref="VirtualSwarmOptions.Validate"/> throws.</summary>
     public VirtualSwarm(VirtualSwarmOptions? options = null)
     {
         _options = options ?? new VirtualSwarmOptions();
@@ -79,13 +84,16 @@ public sealed class VirtualSwarm
         Network = new VirtualStreamNetwork(Scheduler, Scheduler.Time, networkOptions);
     }
 
+    /// <summary>The scheduler every peer's connections, timers and <see cref="RunEach"/> work run on.</summary>
     public SimulationScheduler Scheduler { get; }
 
     /// <summary>The virtual clock to give every engine.</summary>
     public TimeProvider Time => Scheduler.Time;
 
+    /// <summary>The stream network the peers' endpoints belong to.</summary>
     public VirtualStreamNetwork Network { get; }
 
+    /// <summary>The peers added so far, in order of <see cref="AddPeer"/>.</summary>
     public IReadOnlyList<VirtualSwarmPeer> Peers => _peers;
 
     /// <summary>Adds a peer with <paramref name="capacity"/> (bytes per second; <see cref="double.PositiveInfinity"/>:

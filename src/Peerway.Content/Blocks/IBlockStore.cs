@@ -9,6 +9,7 @@ namespace Peerway.Content.Blocks;
 /// </summary>
 public interface IBlockStore
 {
+    /// <summary>True when the store holds a block for <paramref name="cid"/> (not verified: <see cref="TryGet"/> verifies).</summary>
     bool Has(Cid cid);
 
     /// <summary>Returns the verified block, <see cref="ContentError.NotFound"/>, or <see cref="ContentError.HashMismatch"/>.</summary>
@@ -24,6 +25,7 @@ public interface IBlockStore
 /// <summary>Checks a block against a CID (sha2-256 or identity multihash).</summary>
 public static class BlockVerifier
 {
+    /// <summary>True when <paramref name="block"/> hashes to <paramref name="cid"/>'s multihash (for identity, equals its digest).</summary>
     public static bool Verify(Cid cid, ReadOnlySpan<byte> block)
     {
         ArgumentNullException.ThrowIfNull(cid);
@@ -37,6 +39,7 @@ public sealed class MemoryBlockStore : IBlockStore
     private readonly Dictionary<Multihash, byte[]> _blocks = [];
     private readonly Lock _gate = new();
 
+    /// <summary>Number of blocks stored (a CIDv0 and its CIDv1 share one entry: blocks are keyed by multihash).</summary>
     public int Count
     {
         get
@@ -48,6 +51,7 @@ public sealed class MemoryBlockStore : IBlockStore
         }
     }
 
+    /// <summary>True when a block is stored under <paramref name="cid"/>'s multihash.</summary>
     public bool Has(Cid cid)
     {
         ArgumentNullException.ThrowIfNull(cid);
@@ -57,6 +61,8 @@ public sealed class MemoryBlockStore : IBlockStore
         }
     }
 
+    /// <summary>Returns the stored block after checking it against <paramref name="cid"/>: <see cref="ContentError.None"/>,
+    /// <see cref="ContentError.NotFound"/>, or <see cref="ContentError.HashMismatch"/> (then <paramref name="block"/> is null).</summary>
     public ContentError TryGet(Cid cid, out byte[]? block)
     {
         ArgumentNullException.ThrowIfNull(cid);
@@ -79,6 +85,7 @@ public sealed class MemoryBlockStore : IBlockStore
         return ContentError.None;
     }
 
+    /// <summary>Stores a copy of <paramref name="block"/> under <paramref name="cid"/>'s multihash, replacing any block there.</summary>
     public void Put(Cid cid, ReadOnlySpan<byte> block)
     {
         ArgumentNullException.ThrowIfNull(cid);
@@ -102,16 +109,20 @@ public sealed class MemoryBlockStore : IBlockStore
 /// <summary>Discards blocks (for computing CIDs only, like <c>ipfs add --only-hash</c>).</summary>
 public sealed class NullBlockStore : IBlockStore
 {
+    /// <summary>False: <see cref="Put"/> discards blocks.</summary>
     public bool KeepsBlocks => false;
 
+    /// <summary>False: nothing is ever stored.</summary>
     public bool Has(Cid cid) => false;
 
+    /// <summary><see cref="ContentError.NotFound"/>, always.</summary>
     public ContentError TryGet(Cid cid, out byte[]? block)
     {
         block = null;
         return ContentError.NotFound;
     }
 
+    /// <summary>Discards the block.</summary>
     public void Put(Cid cid, ReadOnlySpan<byte> block)
     {
     }

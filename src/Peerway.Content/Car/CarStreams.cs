@@ -13,6 +13,7 @@ public sealed class CarReader
 {
     private readonly Stream _stream;
 
+    /// <summary>A reader of <paramref name="stream"/> (not disposed by the reader).</summary>
     public CarReader(Stream stream)
     {
         ArgumentNullException.ThrowIfNull(stream);
@@ -156,6 +157,10 @@ public static class DagWalker
     /// <summary>Bound on blocks visited in one walk.</summary>
     public const long MaxBlocks = 100_000_000;
 
+    /// <summary>Calls <paramref name="visit"/> with each block of the DAG under <paramref name="root"/>, depth-first, pre-order, each
+    /// CID once, after verifying it. On success <see cref="ContentResult.Bytes"/> is the number of blocks visited (not bytes).
+    /// Fails with the store's error, a decoding error, or <see cref="ContentError.TooLarge"/> past <see cref="MaxBlocks"/> blocks
+    /// or <see cref="UnixFsExporter.MaxDepth"/> levels, naming the block in <see cref="ContentResult.At"/>.</summary>
     public static async Task<ContentResult> WalkAsync(
         IBlockStore store, Cid root, Func<Cid, byte[], CancellationToken, ValueTask> visit, CancellationToken cancellationToken)
     {

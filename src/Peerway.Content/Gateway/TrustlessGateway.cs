@@ -12,15 +12,19 @@ public sealed record GatewayRequest(string Method, string Path, string? Query, s
 /// <summary>A response: status, headers, and a body writer (null for no body).</summary>
 public sealed class GatewayResponse
 {
+    /// <summary>The HTTP status code (200, 304, 400, 404, 405, 500 or 502).</summary>
     public required int Status { get; init; }
 
+    /// <summary>The Content-Type header value.</summary>
     public required string ContentType { get; init; }
 
+    /// <summary>Further response headers (ETag, Cache-Control, X-Ipfs-Roots, …); empty by default.</summary>
     public IReadOnlyDictionary<string, string> Headers { get; init; } = new Dictionary<string, string>();
 
     /// <summary>Known body length, when known in advance.</summary>
     public long? ContentLength { get; init; }
 
+    /// <summary>Writes the body to the response stream; null: no body.</summary>
     public Func<Stream, CancellationToken, Task>? WriteBody { get; init; }
 }
 
@@ -32,7 +36,9 @@ public sealed class GatewayResponse
 /// </summary>
 public sealed class TrustlessGateway
 {
+    /// <summary>Media type of a single raw block (Trustless Gateway spec).</summary>
     public const string RawType = "application/vnd.ipld.raw";
+    /// <summary>Media type of a CAR (Trustless Gateway spec); a request may add parameters, a response states them (<see cref="CarResponseType"/>).</summary>
     public const string CarType = "application/vnd.ipld.car";
 
     /// <summary>Trustless Gateway spec: a CAR response states version, order and duplicates.</summary>
@@ -43,6 +49,7 @@ public sealed class TrustlessGateway
     private readonly IBlockStore _store;
     private readonly UnixFsExporter _exporter;
 
+    /// <summary>A gateway serving the blocks of <paramref name="store"/> (read and verified on each request).</summary>
     public TrustlessGateway(IBlockStore store)
     {
         ArgumentNullException.ThrowIfNull(store);
@@ -50,6 +57,9 @@ public sealed class TrustlessGateway
         _exporter = new UnixFsExporter(store);
     }
 
+    /// <summary>Answers <paramref name="request"/>: 405 unless GET or HEAD, 404 outside /ipfs/ or for absent content, 400 for an
+    /// invalid CID, path or format, 502 when the path cannot be resolved in the stored DAG, 500 when a stored block fails
+    /// verification or decoding, 304 when If-None-Match holds the ETag.</summary>
     public GatewayResponse Handle(GatewayRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);

@@ -9,8 +9,10 @@ namespace Peerway.Content.Hashing;
 /// </summary>
 public readonly record struct Sha256Choice(Sha256Path Path, long MultiBufferTicks, long PlatformTicks)
 {
+    /// <summary>What the whole choice took, warm-up and JIT included, in Stopwatch ticks.</summary>
     public long CostTicks { get; init; }
 
+    /// <summary>The chosen path and its timings in milliseconds, for logs.</summary>
     public override string ToString() => MultiBufferTicks == 0
         ? $"{Describe(Path)} (no AVX-512 F/BW: not measured)"
         : $"{Describe(Path)} (16 x {Sha256PathChooser.SampleMessageLength / 1024} KiB, fastest of {Sha256PathChooser.Rounds} rounds: " +

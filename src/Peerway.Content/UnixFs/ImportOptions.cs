@@ -27,10 +27,14 @@ public sealed record ImportOptions
     /// <summary>Raw leaves; null means "true for CIDv1, false for CIDv0" (kubo: --cid-version=1 implies --raw-leaves).</summary>
     public bool? RawLeaves { get; init; }
 
+    /// <summary>Bytes per leaf chunk, 1 to <see cref="MaxChunkSize"/> (fixed-size chunker; default <see cref="DefaultChunkSize"/>).</summary>
     public int ChunkSize { get; init; } = DefaultChunkSize;
 
+    /// <summary>Links per node of a file's balanced DAG, 2 to 8192 (default <see cref="DefaultMaxLinksPerNode"/>).</summary>
     public int MaxLinksPerNode { get; init; } = DefaultMaxLinksPerNode;
 
+    /// <summary>Estimated size of a directory's links, in bytes, above which it is HAMT-sharded; positive (default
+    /// <see cref="DefaultShardSplitThresholdBytes"/>).</summary>
     public int ShardSplitThresholdBytes { get; init; } = DefaultShardSplitThresholdBytes;
 
     /// <summary>Leaves hashed concurrently (the DAG and CIDs do not depend on it). Default: the processor count, at most 8.</summary>
@@ -51,6 +55,8 @@ public sealed record ImportOptions
     /// <summary>The effective raw-leaves setting.</summary>
     public bool UseRawLeaves => RawLeaves ?? CidVersion == 1;
 
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> for a value outside its documented range, or for
+    /// <see cref="Sha256Path.MultiBuffer"/> on a CPU without AVX-512 F and BW.</summary>
     public void Validate()
     {
         if (CidVersion is not (0 or 1))

@@ -5,11 +5,17 @@ namespace Peerway.Content.UnixFs;
 /// <summary>UnixFS spec, <c>enum DataType { Raw = 0; Directory = 1; File = 2; Metadata = 3; Symlink = 4; HAMTShard = 5; }</c>.</summary>
 public enum UnixFsType
 {
+    /// <summary>File bytes in a dag-pb node (leaves of older importers); read like <see cref="File"/>.</summary>
     Raw = 0,
+    /// <summary>A directory whose entries are the node's links.</summary>
     Directory = 1,
+    /// <summary>A file, or an inner node of a file's DAG.</summary>
     File = 2,
+    /// <summary>Metadata (not written by the importer).</summary>
     Metadata = 3,
+    /// <summary>A symbolic link; <see cref="UnixFsData.Data"/> holds its target (not written by the importer).</summary>
     Symlink = 4,
+    /// <summary>A HAMT-sharded directory (a node of a hash array mapped trie of entries).</summary>
     HamtShard = 5,
 }
 
@@ -36,20 +42,28 @@ public sealed record UnixFsData
     private const int ModeField = 7;
     private const int MtimeField = 8;
 
+    /// <summary>Field 1: the node's type.</summary>
     public required UnixFsType Type { get; init; }
 
+    /// <summary>Field 2: file bytes held in this node, a symlink target, or a HAMT bitfield; null when absent.</summary>
     public ReadOnlyMemory<byte>? Data { get; init; }
 
+    /// <summary>Field 3: total bytes of the file under this node; null when absent.</summary>
     public ulong? FileSize { get; init; }
 
+    /// <summary>Field 4: the file bytes under each link of this node, in link order.</summary>
     public IReadOnlyList<ulong> BlockSizes { get; init; } = [];
 
+    /// <summary>Field 5: the HAMT's hash function (a multicodec: 0x22 murmur3-x64-64); null when absent.</summary>
     public ulong? HashType { get; init; }
 
+    /// <summary>Field 6: the HAMT's fanout (children per node); null when absent.</summary>
     public ulong? Fanout { get; init; }
 
+    /// <summary>Field 7: POSIX permission bits; null when absent.</summary>
     public uint? Mode { get; init; }
 
+    /// <summary>Field 8: modification time; null when absent.</summary>
     public UnixTime? Mtime { get; init; }
 
     /// <summary>Encodes this message in field order.</summary>

@@ -7,12 +7,16 @@ namespace Peerway.Content.UnixFs;
 /// <summary>The outcome of reading content: an error (and the block where it occurred) or success.</summary>
 public sealed record ContentResult(ContentError Error, Cid? At, ulong Bytes)
 {
+    /// <summary>True when <see cref="Error"/> is <see cref="ContentError.None"/>.</summary>
     public bool Ok => Error == ContentError.None;
 
+    /// <summary>A success that read <paramref name="bytes"/>.</summary>
     public static ContentResult Success(ulong bytes) => new(ContentError.None, null, bytes);
 
+    /// <summary>A failure with <paramref name="error"/> at block <paramref name="at"/> (null: not tied to a block).</summary>
     public static ContentResult Fail(ContentError error, Cid? at) => new(error, at, 0);
 
+    /// <summary>"ok (N bytes)" or "Error at CID", for logs.</summary>
     public override string ToString() => Ok ? $"ok ({Bytes} bytes)" : $"{Error} at {At}";
 }
 
@@ -22,8 +26,10 @@ public sealed record DirectoryLink(string Name, Cid Cid, ulong Tsize);
 /// <summary>A decoded node of a UnixFS DAG (the block already verified against its CID).</summary>
 public sealed record UnixFsNode(Cid Cid, byte[] Block, PbNode? Pb, UnixFsData? Data)
 {
+    /// <summary>True for a raw block (no dag-pb node, so no UnixFS data).</summary>
     public bool IsRaw => Pb is null;
 
+    /// <summary>True for a directory or a HAMT-sharded directory.</summary>
     public bool IsDirectory => Data?.Type is UnixFsType.Directory or UnixFsType.HamtShard;
 }
 
@@ -41,6 +47,7 @@ public sealed class UnixFsExporter
 
     private readonly IBlockStore _store;
 
+    /// <summary>An exporter reading blocks from <paramref name="store"/>.</summary>
     public UnixFsExporter(IBlockStore store)
     {
         ArgumentNullException.ThrowIfNull(store);

@@ -20,6 +20,8 @@ public sealed partial class UnixFsImporter
     private readonly IBlockStore _store;
     private readonly ImportOptions _options;
 
+    /// <summary>An importer writing blocks to <paramref name="store"/>; throws what <see cref="ImportOptions.Validate"/> throws for
+    /// <paramref name="options"/>.</summary>
     public UnixFsImporter(IBlockStore store, ImportOptions options)
     {
         ArgumentNullException.ThrowIfNull(store);

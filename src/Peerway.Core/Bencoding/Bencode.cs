@@ -76,6 +76,7 @@ public static class Bencode
         return buffer.WrittenSpan.ToArray();
     }
 
+    /// <summary>Writes <paramref name="value"/> canonically to <paramref name="output"/> (see <see cref="Encode"/>).</summary>
     public static void Write(IBufferWriter<byte> output, BValue value)
     {
         ArgumentNullException.ThrowIfNull(output);
@@ -112,19 +113,24 @@ public static class Bencode
 /// <summary>Thrown only by the throwing convenience <see cref="Bencode.Decode"/>.</summary>
 public sealed class BencodeException : Exception
 {
+    /// <summary>Invalid bencode, for <paramref name="error"/>.</summary>
     public BencodeException(BencodeError error) : base($"Invalid bencode: {error}.") => Error = error;
 
+    /// <summary>Invalid bencode, with <see cref="Error"/> <see cref="BencodeError.UnexpectedByte"/>.</summary>
     public BencodeException() : this(BencodeError.UnexpectedByte)
     {
     }
 
+    /// <summary>Invalid bencode described by <paramref name="message"/>; <see cref="Error"/> is <see cref="BencodeError.None"/>.</summary>
     public BencodeException(string message) : base(message)
     {
     }
 
+    /// <summary>Invalid bencode described by <paramref name="message"/>, caused by <paramref name="innerException"/>; <see cref="Error"/> is <see cref="BencodeError.None"/>.</summary>
     public BencodeException(string message, Exception innerException) : base(message, innerException)
     {
     }
 
+    /// <summary>Why the input was rejected (<see cref="BencodeError.None"/> when built from a message only).</summary>
     public BencodeError Error { get; }
 }

@@ -3,6 +3,7 @@ namespace Peerway.Core.Bencoding;
 /// <summary>Why a bencoded input was rejected. <see cref="None"/> means success.</summary>
 public enum BencodeError
 {
+    /// <summary>No error.</summary>
     None = 0,
     /// <summary>The input ended inside a value.</summary>
     Truncated,

@@ -5,11 +5,17 @@ namespace Peerway.Core.Bencoding;
 /// <summary>The kind of the next value a <see cref="BencodeReader"/> will read.</summary>
 public enum BencodeToken
 {
+    /// <summary>End of input, an error, or a byte that cannot start a value.</summary>
     None,
+    /// <summary>An integer ('i').</summary>
     Integer,
+    /// <summary>A byte string (a length digit).</summary>
     String,
+    /// <summary>A list ('l').</summary>
     List,
+    /// <summary>A dictionary ('d').</summary>
     Dictionary,
+    /// <summary>The end of the open list or dictionary ('e').</summary>
     End,
 }
 
@@ -30,6 +36,8 @@ public ref struct BencodeReader
     // Last key read in each open dictionary, for the ordering check; depth is bounded by MaxDepth (≤ 64 levels tracked).
     private KeyStack _keys;
 
+    /// <summary>A reader over <paramref name="data"/>; <paramref name="limits"/> <see langword="null"/>: <see cref="BencodeLimits.Default"/>.
+    /// Input longer than <see cref="BencodeLimits.MaxInputLength"/> sets <see cref="Error"/> to <see cref="BencodeError.InputTooLarge"/> at once.</summary>
     public BencodeReader(ReadOnlySpan<byte> data, BencodeLimits? limits = null)
     {
         _data = data;
@@ -41,12 +49,16 @@ public ref struct BencodeReader
         Error = data.Length > _limits.MaxInputLength ? BencodeError.InputTooLarge : BencodeError.None;
     }
 
+    /// <summary>The first error met (<see cref="BencodeError.None"/>: none so far); once set, every read fails.</summary>
     public BencodeError Error { get; private set; }
 
+    /// <summary>Offset of the next byte to read in the input.</summary>
     public readonly int Position => _pos;
 
+    /// <summary>Number of lists and dictionaries open (0 at top level).</summary>
     public readonly int Depth => _depth;
 
+    /// <summary>True when every byte of the input has been consumed.</summary>
     public readonly bool AtEndOfInput => _pos >= _data.Length;
 
     private bool Fail(BencodeError error)
@@ -76,6 +88,8 @@ public ref struct BencodeReader
         return true;
     }
 
+    /// <summary>Reads an integer (BEP 3: "i&lt;digits&gt;e"), rejecting leading zeros, "-0" and values outside <see cref="long"/>.
+    /// False (with <see cref="Error"/> set) otherwise, including when the next value is not an integer.</summary>
     public bool TryReadInteger(out long value)
     {
         value = 0;
@@ -120,6 +134,9 @@ public ref struct BencodeReader
         return true;
     }
 
+    /// <summary>Reads a byte string (BEP 3: "&lt;length&gt;:&lt;bytes&gt;"); <paramref name="value"/> is a slice of the input, not a copy.
+    /// False (with <see cref="Error"/> set) on a leading zero, a length over <see cref="BencodeLimits.MaxStringLength"/>,
+    /// truncation, or when the next value is not a string.</summary>
     public bool TryReadString(out ReadOnlySpan<byte> value)
     {
         value = default;
@@ -163,8 +180,13 @@ public ref struct BencodeReader
         return true;
     }
 
+    /// <summary>Consumes the 'l' that opens a list; read its items, then <see cref="TryReadEnd"/>. False (with <see cref="Error"/>
+    /// set) when the next value is not a list or it would exceed <see cref="BencodeLimits.MaxDepth"/>.</summary>
     public bool TryEnterList() => TryEnter((byte)'l');
 
+    /// <summary>Consumes the 'd' that opens a dictionary; read <see cref="TryReadKey"/> and a value per entry, then
+    /// <see cref="TryReadEnd"/>. False (with <see cref="Error"/> set) when the next value is not a dictionary or it would
+    /// exceed <see cref="BencodeLimits.MaxDepth"/>.</summary>
     public bool TryEnterDictionary()
     {
         if (!TryEnter((byte)'d')) return false;

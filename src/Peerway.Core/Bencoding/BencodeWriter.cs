@@ -9,6 +9,7 @@ namespace Peerway.Core.Bencoding;
 /// </summary>
 public static class BencodeWriter
 {
+    /// <summary>Copies <paramref name="bytes"/> as they are (list and dictionary markers, pre-encoded values).</summary>
     public static void WriteRaw(IBufferWriter<byte> output, ReadOnlySpan<byte> bytes)
     {
         ArgumentNullException.ThrowIfNull(output);
@@ -16,6 +17,7 @@ public static class BencodeWriter
         output.Advance(bytes.Length);
     }
 
+    /// <summary>Writes "i&lt;value&gt;e" in canonical form (no leading zeros, no "-0").</summary>
     public static void WriteInteger(IBufferWriter<byte> output, long value)
     {
         ArgumentNullException.ThrowIfNull(output);
@@ -26,6 +28,7 @@ public static class BencodeWriter
         output.Advance(n + 2);
     }
 
+    /// <summary>Writes "&lt;length&gt;:&lt;bytes&gt;".</summary>
     public static void WriteString(IBufferWriter<byte> output, ReadOnlySpan<byte> value)
     {
         ArgumentNullException.ThrowIfNull(output);
@@ -46,6 +49,7 @@ public static class BencodeWriter
         return n + 2;
     }
 
+    /// <summary>Writes "&lt;length&gt;:&lt;bytes&gt;" into <paramref name="destination"/>; returns bytes written, or -1 when it does not fit.</summary>
     public static int WriteString(Span<byte> destination, ReadOnlySpan<byte> value)
     {
         if (!Utf8Formatter.TryFormat(value.Length, destination, out var n)) return -1;

@@ -25,6 +25,8 @@ public enum OutputConflict
 /// </summary>
 public sealed class OutputConflictException : IOException
 {
+    /// <summary>An entry at <paramref name="path"/> of the kind <paramref name="conflict"/>, described by <paramref name="message"/>
+    /// (<see cref="For"/> builds the standard message).</summary>
     public OutputConflictException(string path, OutputConflict conflict, string message)
         : base(message)
     {
@@ -32,16 +34,20 @@ public sealed class OutputConflictException : IOException
         Conflict = conflict;
     }
 
+    /// <summary>A conflict at an unnamed path, <see cref="OutputConflict.Exists"/>.</summary>
     public OutputConflictException()
         : this("", OutputConflict.Exists, "the output path is in use")
     {
     }
 
+    /// <summary>A conflict at an unnamed path, <see cref="OutputConflict.Exists"/>, described by <paramref name="message"/>.</summary>
     public OutputConflictException(string message)
         : this("", OutputConflict.Exists, message)
     {
     }
 
+    /// <summary>A conflict at an unnamed path caused by <paramref name="innerException"/>; <see cref="Conflict"/> keeps its
+    /// default value, <see cref="OutputConflict.SymbolicLink"/>, so prefer the other constructors.</summary>
     public OutputConflictException(string message, Exception innerException)
         : base(message, innerException)
     {
@@ -51,6 +57,7 @@ public sealed class OutputConflictException : IOException
     /// <summary>The path as the caller named it.</summary>
     public string Path { get; }
 
+    /// <summary>What was found on the path; only <see cref="OutputConflict.DoesNotFit"/> can be resolved by consent to overwrite.</summary>
     public OutputConflict Conflict { get; }
 
     /// <summary>The standard message for a path whose entry is not the kind of file system object expected.</summary>

@@ -163,6 +163,7 @@ public sealed partial class OutputDirectory : IDisposable
         };
     }
 
+    /// <summary>Closes the directory handle (there is none on the fallback path outside Linux). Idempotent.</summary>
     public void Dispose() => _handle?.Dispose();
 
     /// <summary>Outside Linux: inspect each component (lstat-like) before opening it by path.</summary>

@@ -30,11 +30,13 @@ public sealed class Cid : IEquatable<Cid>
         _bytes = bytes;
     }
 
+    /// <summary>The CID version: 0 (bare sha2-256 multihash, implied dag-pb) or 1.</summary>
     public int Version { get; }
 
     /// <summary>The content multicodec (dag-pb for every CIDv0).</summary>
     public ulong Codec { get; }
 
+    /// <summary>The multihash of the content.</summary>
     public Multihash Multihash { get; }
 
     /// <summary>The binary CID.</summary>
@@ -208,10 +210,13 @@ public sealed class Cid : IEquatable<Cid>
     public override string ToString() =>
         Version == 0 ? Multibase.EncodeBase58Raw(_bytes) : Multibase.EncodeBase32(_bytes);
 
+    /// <summary>True when <paramref name="other"/> has the same binary form (a CIDv0 never equals its CIDv1).</summary>
     public bool Equals(Cid? other) => other is not null && _bytes.AsSpan().SequenceEqual(other._bytes);
 
+    /// <summary>True when <paramref name="obj"/> is a <see cref="Cid"/> with the same binary form.</summary>
     public override bool Equals(object? obj) => Equals(obj as Cid);
 
+    /// <summary>A hash of the binary form, consistent with <see cref="Equals(Cid?)"/>.</summary>
     public override int GetHashCode()
     {
         var hash = default(HashCode);

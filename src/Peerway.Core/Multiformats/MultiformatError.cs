@@ -3,6 +3,7 @@ namespace Peerway.Core.Multiformats;
 /// <summary>Why a multiformat value (varint, multihash, multibase, CID) was rejected. <see cref="None"/> is success.</summary>
 public enum MultiformatError
 {
+    /// <summary>No error.</summary>
     None = 0,
     /// <summary>The input ended inside a value.</summary>
     Truncated,

@@ -156,10 +156,13 @@ public sealed class Multihash : IEquatable<Multihash>
         return digest.SequenceEqual(Digest);
     }
 
+    /// <summary>True when <paramref name="other"/> has the same binary form (code, length and digest).</summary>
     public bool Equals(Multihash? other) => other is not null && _bytes.AsSpan().SequenceEqual(other._bytes);
 
+    /// <summary>True when <paramref name="obj"/> is a <see cref="Multihash"/> with the same binary form.</summary>
     public override bool Equals(object? obj) => Equals(obj as Multihash);
 
+    /// <summary>A hash of the binary form, consistent with <see cref="Equals(Multihash?)"/>.</summary>
     public override int GetHashCode()
     {
         var hash = default(HashCode);
@@ -167,5 +170,6 @@ public sealed class Multihash : IEquatable<Multihash>
         return hash.ToHashCode();
     }
 
+    /// <summary>The binary form (code, length, digest) as lower-case hex.</summary>
     public override string ToString() => Convert.ToHexStringLower(_bytes);
 }

@@ -191,20 +191,20 @@ public sealed class RtcDataChannel
     /// <summary>Completes when the channel is closed (both directions reset).</summary>
     public Task Closed => _closed.Task;
 
-    /// <summary>Sends <paramref name="text"/> as one UTF-8 text message (PPID 51, or 56 when empty); waits while <see cref="BufferedAmount"/> is at or above <see cref="BufferedAmountHighThreshold"/>. Throws <see cref="ArgumentException"/> when larger than the negotiated max-message-size, <see cref="InvalidOperationException"/> when the channel is not open.</summary>
     /// <summary>Sends <paramref name="text"/> as one text message; see <see cref="SendAsync(string, CancellationToken)"/>.</summary>
     public ValueTask SendAsync(string text) => SendAsync(text, CancellationToken.None);
 
+    /// <summary>Sends <paramref name="text"/> as one UTF-8 text message (PPID 51, or 56 when empty); waits while <see cref="BufferedAmount"/> is at or above <see cref="BufferedAmountHighThreshold"/>. Throws <see cref="ArgumentException"/> when larger than the negotiated max-message-size, <see cref="InvalidOperationException"/> when the channel is not open.</summary>
     public ValueTask SendAsync(string text, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(text);
         return SendAsync(Encoding.UTF8.GetBytes(text), text.Length == 0 ? Ppid.StringEmpty : Ppid.String, cancellationToken);
     }
 
-    /// <summary>Sends <paramref name="data"/> as one binary message (PPID 53, or 57 when empty); waits while <see cref="BufferedAmount"/> is at or above <see cref="BufferedAmountHighThreshold"/>. Throws <see cref="ArgumentException"/> when larger than the negotiated max-message-size, <see cref="InvalidOperationException"/> when the channel is not open.</summary>
     /// <summary>Sends <paramref name="data"/> as one binary message; see <see cref="SendAsync(ReadOnlyMemory{byte}, CancellationToken)"/>.</summary>
     public ValueTask SendAsync(ReadOnlyMemory<byte> data) => SendAsync(data, CancellationToken.None);
 
+    /// <summary>Sends <paramref name="data"/> as one binary message (PPID 53, or 57 when empty); waits while <see cref="BufferedAmount"/> is at or above <see cref="BufferedAmountHighThreshold"/>. Throws <see cref="ArgumentException"/> when larger than the negotiated max-message-size, <see cref="InvalidOperationException"/> when the channel is not open.</summary>
     public ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken) =>
         SendAsync(data, data.Length == 0 ? Ppid.BinaryEmpty : Ppid.Binary, cancellationToken);
 
