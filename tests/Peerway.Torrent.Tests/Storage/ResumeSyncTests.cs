@@ -36,6 +36,8 @@ public sealed class ResumeSyncTests : IDisposable
 
     private string DataFile => Path.Combine(Dl, "f.bin");
 
+    private string ResumeFile(TorrentInfo info) => Path.Combine(Dl, TorrentStorage.ResumeDirectory, info.InfoHash + ".resume");
+
     private TorrentStorage Open(TorrentInfo info, TimeSpan? interval = null) =>
         TorrentStorage.Open(info, Dl, create: true, time: _time, dataSyncInterval: interval ?? TimeSpan.FromSeconds(30));
 
@@ -92,7 +94,7 @@ public sealed class ResumeSyncTests : IDisposable
         }
 
         // Another boot: every unsynced piece is hashed again, and the one whose bytes were lost is not kept.
-        RewriteBootId(Path.Combine(Dl, TorrentStorage.ResumeDirectory, info.InfoHash + ".resume"), "00000000-0000-0000-0000-000000000000");
+        RewriteBootId(ResumeFile(info), "00000000-0000-0000-0000-000000000000");
         using (var storage = Open(info))
         {
             Assert.Equal(4, storage.PiecesRechecked);
@@ -125,7 +127,7 @@ public sealed class ResumeSyncTests : IDisposable
             Assert.Equal([3], bits!.SetIndices());
         }
 
-        RewriteBootId(Path.Combine(Dl, TorrentStorage.ResumeDirectory, info.InfoHash + ".resume"), "another-boot");
+        RewriteBootId(ResumeFile(info), "another-boot");
         using (var storage = Open(info))
         {
             Assert.Equal(1, storage.PiecesRechecked);
@@ -146,7 +148,7 @@ public sealed class ResumeSyncTests : IDisposable
             Assert.Null(Record(storage)["unsynced"]);
         }
 
-        RewriteBootId(Path.Combine(Dl, TorrentStorage.ResumeDirectory, info.InfoHash + ".resume"), "another-boot");
+        RewriteBootId(ResumeFile(info), "another-boot");
         using (var storage = Open(info, TimeSpan.Zero))
         {
             Assert.Equal(0, storage.PiecesRechecked);
